@@ -1,0 +1,1 @@
+"""Pure box functions: formats, IoU, clipping, area and box coders."""

@@ -1,0 +1,1 @@
+"""Data layer: TF OD API tf.train.Example codec, label maps, TFRecords, converters, input pipeline."""

@@ -1,0 +1,1 @@
+"""Datasets for tests and quick experiments: synthetic shapes and bundled real samples."""

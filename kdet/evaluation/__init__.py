@@ -1,0 +1,1 @@
+"""Evaluation: COCO metrics (pycocotools) and Pascal VOC AP."""

@@ -1,0 +1,1 @@
+"""Detection layers: anchor generators and multi-class NMS."""

@@ -1,0 +1,1 @@
+"""Target assignment: matcher, sampler, target assigner and hard-negative miner."""
