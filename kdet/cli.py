@@ -1,0 +1,131 @@
+"""The `kdet` command line.
+
+`kdet convert {voc,coco,csv} INPUT --output OUT` converts annotated images to TFRecords of
+TF OD API `tf.train.Example`s. Later commands (train, eval, export, predict, zoo) hang off the
+same parser.
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hides the C++ start-up banner TensorFlow prints on import (CUDA probe, oneDNN notice).
+
+    `TF_CPP_MIN_LOG_LEVEL` cannot silence it because it is written before absl logging is
+    initialized, so the file descriptor itself is redirected for the duration of the import.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _add_convert_parser(subparsers):
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert annotated images (Pascal VOC, COCO JSON, CSV) to TFRecords",
+        description=(
+            "Convert annotated images to sharded TFRecords of tf.train.Example with the TF Object "
+            "Detection API keys. With no --label_map, one is derived from the class names and "
+            "written next to the output as label_map.pbtxt."
+        ),
+    )
+    parser.add_argument(
+        "source",
+        choices=("voc", "coco", "csv"),
+        help="annotation format: 'voc' (a folder of Pascal VOC XML files), 'coco' (a COCO "
+        "instances JSON file) or 'csv' (columns image_path,xmin,ymin,xmax,ymax,label in pixels)",
+    )
+    parser.add_argument("input", help="the VOC XML folder, COCO JSON file or CSV file")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output TFRecord path; with --num_shards N > 1 the files are OUTPUT-0000i-of-0000N",
+    )
+    parser.add_argument(
+        "--image_dir",
+        default=None,
+        help="folder with the images (default: next to the annotation files)",
+    )
+    parser.add_argument(
+        "--label_map",
+        default=None,
+        help="label map .pbtxt; class names not in it are bad input (default: derive one)",
+    )
+    parser.add_argument("--num_shards", type=int, default=1, help="number of output files")
+    parser.add_argument(
+        "--on_error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="bad image or annotation: skip that image and count it in the summary (default), "
+        "or stop with an error and write nothing",
+    )
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=_run_convert)
+
+
+def _run_convert(args):
+    from kdet.data import converters
+
+    convert = {
+        "voc": converters.convert_voc,
+        "coco": converters.convert_coco,
+        "csv": converters.convert_csv,
+    }[args.source]
+    if args.num_shards < 1:
+        raise ValueError(f"--num_shards must be at least 1, got {args.num_shards}")
+    summary = convert(
+        args.input,
+        args.output,
+        image_dir=args.image_dir,
+        label_map=args.label_map,
+        num_shards=args.num_shards,
+        on_error=args.on_error,
+        progress=not args.no_progress,
+    )
+    print(summary)
+    return 0
+
+
+def build_parser():
+    """Returns the `kdet` argument parser."""
+    from kdet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="kdet",
+        description="kdet: Keras 3 object detection (Faster R-CNN, SSD) the TF OD API way.",
+    )
+    parser.add_argument("--version", action="version", version=f"kdet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    _add_convert_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `kdet` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with _quiet_native_stderr():
+        import tensorflow  # noqa: F401
+    from kdet.data.errors import DataError
+
+    try:
+        return args.run(args)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        # Bad paths, configs or data are the user's to fix: one clear line, no stack trace.
+        print(f"kdet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The `kdet` command line: `kdet convert` end to end on the bundled real data."""
+
+import subprocess
+import sys
+
+import pytest
+
+from kdet import cli
+
+
+def test_convert_voc_writes_records_label_map_and_summary(data_dir, tmp_path, capsys):
+    output = tmp_path / "out" / "trees.record"
+    code = cli.main(
+        ["convert", "voc", str(data_dir / "deepforest"), "--output", str(output), "--no_progress"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert output.exists()
+    assert (tmp_path / "out" / "label_map.pbtxt").exists()
+    # The summary names each class with its box count: 61 Tree (OSBS_029), 9 Alive + 28 Dead.
+    for name, count in (("Tree", 61), ("Alive", 9), ("Dead", 28)):
+        assert any(name in line and str(count) in line for line in printed.splitlines()), printed
+
+
+def test_convert_sharded_csv(data_dir, tmp_path, capsys):
+    output = tmp_path / "trees.record"
+    code = cli.main(
+        [
+            "convert", "csv", str(data_dir / "deepforest" / "OSBS_029.csv"),
+            "--output", str(output), "--num_shards", "2", "--no_progress",
+        ]
+    )
+    assert code == 0
+    shards = sorted(p.name for p in tmp_path.glob("trees.record-*"))
+    assert shards == ["trees.record-00000-of-00002", "trees.record-00001-of-00002"]
+
+
+def test_bad_path_is_one_clear_line_not_a_traceback(tmp_path):
+    missing = tmp_path / "no_such_dir"
+    result = subprocess.run(
+        [sys.executable, "-m", "kdet.cli", "convert", "voc", str(missing), "--output",
+         str(tmp_path / "x.record")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and str(missing) in error_lines[0]
+    assert not (tmp_path / "x.record").exists()
+
+
+def test_help_lists_convert_and_its_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["convert", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for flag in ("--output", "--image_dir", "--label_map", "--num_shards", "--on_error"):
+        assert flag in help_text
