@@ -1,1 +1,15 @@
 """Detection layers: anchor generators and multi-class NMS."""
+
+from kdet.layers.anchor_generator import AnchorGenerator
+from kdet.layers.grid_anchor_generator import GridAnchorGenerator
+from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.layers.multiscale_grid_anchor_generator import MultiscaleGridAnchorGenerator
+from kdet.layers.ssd_anchor_generator import SSDAnchorGenerator
+
+__all__ = [
+    "AnchorGenerator",
+    "GridAnchorGenerator",
+    "MultiClassNonMaxSuppression",
+    "MultiscaleGridAnchorGenerator",
+    "SSDAnchorGenerator",
+]
