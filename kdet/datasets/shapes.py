@@ -132,24 +132,24 @@ def _check_num_classes(num_classes):
 def _textured_backgrounds(rng, base_colours, image_size):
     """float32 `[N, 3, S, S]` backgrounds: base colour plus upsampled random grids."""
     # Channels-first until the end: the texture matmuls produce it without a transpose copy.
-    images = base_colours[:, :, None, None].astype(np.float32)
+    images = np.empty((len(base_colours), 3, image_size, image_size), np.float32)
+    images[:] = base_colours[:, :, None, None]
     for grid_size, amplitude in _TEXTURE_OCTAVES:
         grid = amplitude * rng.standard_normal(
             (len(base_colours), 3, grid_size, grid_size), dtype=np.float32
         )
         # Separable bilinear upsampling as two matmuls: much faster than resizing per image.
         upsample = _linear_interpolation_matrix(grid_size, image_size)
-        images = images + upsample @ grid @ upsample.T
+        images += upsample @ grid @ upsample.T
     return images
 
 
 def _linear_interpolation_matrix(grid_size, image_size):
     """float32 `[image_size, grid_size]` weights of linear interpolation at pixel centres."""
     positions = (np.arange(image_size) + 0.5) / image_size * (grid_size - 1)
-    return np.stack(
-        [np.interp(positions, np.arange(grid_size), np.eye(grid_size)[j]) for j in range(grid_size)],
-        axis=1,
-    ).astype(np.float32)
+    grid = np.arange(grid_size)
+    columns = [np.interp(positions, grid, one_hot) for one_hot in np.eye(grid_size)]
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 def _free_slot(rng, placed, image_size, min_size, max_size):

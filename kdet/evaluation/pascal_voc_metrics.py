@@ -1,0 +1,205 @@
+"""Pascal VOC average precision, as the TF Object Detection API's Pascal evaluators compute it."""
+
+import collections
+
+import numpy as np
+
+from kdet.evaluation.per_image import detections_per_image
+from kdet.evaluation.per_image import groundtruth_per_image
+
+
+def compute_pascal_voc_metrics(
+    groundtruth,
+    detections,
+    iou_threshold=0.5,
+    use_07_metric=False,
+    weighted=False,
+    label_map=None,
+    return_curves=False,
+):
+    """Computes Pascal VOC per-class average precision and its mean.
+
+    Follows the TF OD API `PascalDetectionEvaluator` (`pascal_voc_detection_metrics`):
+    - per image and class, detections are taken in decreasing confidence; each is matched to
+      the ground-truth box it overlaps most (IoU without the VOC devkit's +1 pixel). It is a
+      true positive if that IoU is >= `iou_threshold` and the box is not yet matched, a false
+      positive otherwise (a duplicate is a false positive). Detections whose best box is
+      `difficult` are ignored, and difficult boxes are not counted as ground truth;
+    - detections with an empty box (`y_max <= y_min` or `x_max <= x_min`) are dropped;
+    - per class, all images pooled, precision and recall follow the confidence order (equal
+      confidences keep image order), and AP is the area under the precision/recall curve
+      made monotone (precision at recall r = the best precision at any recall >= r), or with
+      `use_07_metric` the mean of that envelope at the 11 recalls 0, 0.1, …, 1 (VOC2007);
+    - a class without ground truth has AP NaN and is left out of the mean; a class with
+      ground truth but no detections has AP 0.
+
+    Args:
+        groundtruth: one entry per image: a list of dicts `{"boxes": [N, 4] yxyx in pixels,
+            "labels": [N] 1-based}` with optional `"difficult": [N]` bool, or a batched dict
+            `{"boxes": [B, N, 4], "labels": [B, N]}` padded with -1 rows. See
+            `groundtruth_per_image`.
+        detections: one entry per image, in the same order: a list of dicts `{"boxes":
+            [K, 4] yxyx in pixels, "labels": [K], "confidences": [K]}`, or the batched
+            predictions dict. See `detections_per_image`.
+        iou_threshold: float. IoU at which a detection matches a box. Defaults to `0.5`.
+        use_07_metric: bool. Use the VOC2007 11-point AP. Defaults to `False`.
+        weighted: bool. Report the TF OD API `weighted_pascal_voc_detection_metrics`: the
+            mean AP is the AP of the detections of all classes with ground truth pooled into
+            one ranking (so frequent classes weigh more), and keys start with
+            `WeightedPascalBoxes`. Defaults to `False`.
+        label_map: dict `{label id: name}`. The classes evaluated and their names. When None,
+            the labels found in `groundtruth` and `detections`, named by their id. Detections
+            of other labels are ignored.
+        return_curves: bool. Also return the precision/recall curves. Defaults to `False`.
+
+    Returns:
+        An ordered dict of floats: `PascalBoxes_Precision/mAP@0.5IOU`, then
+        `PascalBoxes_PerformanceByCategory/AP@0.5IOU/<name>` per class (the number is
+        `iou_threshold`; the prefix is `WeightedPascalBoxes` when `weighted`). With
+        `return_curves`, a tuple `(metrics, curves)` where `curves[label_id]` is a dict of
+        float64 arrays `"precision"`, `"recall"` and `"confidences"` (one entry per counted
+        detection, by decreasing confidence) and the int `"num_groundtruth"`.
+
+    Example:
+    >>> gt = [{"boxes": [[0, 0, 10, 10]], "labels": [1]}]
+    >>> dt = [{"boxes": [[0, 0, 10, 9], [20, 20, 30, 30]], "labels": [1, 1],
+    ...        "confidences": [0.9, 0.8]}]
+    >>> kdet.evaluation.compute_pascal_voc_metrics(gt, dt)["PascalBoxes_Precision/mAP@0.5IOU"]
+    1.0
+
+    Reference:
+        Everingham et al., [The Pascal Visual Object Classes (VOC) Challenge](
+        https://doi.org/10.1007/s11263-009-0275-4).
+    """
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"`iou_threshold` must be in (0, 1], got {iou_threshold}.")
+    groundtruth = groundtruth_per_image(groundtruth)
+    detections = detections_per_image(detections)
+    if len(groundtruth) != len(detections):
+        raise ValueError(
+            f"Got ground truth for {len(groundtruth)} images but detections for "
+            f"{len(detections)}; expected one entry per image in both."
+        )
+    if label_map is None:
+        labels = np.concatenate(
+            [image["labels"] for image in groundtruth + detections] + [np.zeros(0, int)]
+        )
+        label_map = {int(label): str(label) for label in np.unique(labels)}
+
+    confidences = collections.defaultdict(list)
+    is_true_positive = collections.defaultdict(list)
+    num_groundtruth = collections.Counter()
+    for gt, dt in zip(groundtruth, detections):
+        difficult = gt.get("difficult", np.zeros(len(gt["labels"]))).astype(bool)
+        for label in np.intersect1d(np.union1d(gt["labels"], dt["labels"]), list(label_map)):
+            in_gt, in_dt = gt["labels"] == label, dt["labels"] == label
+            num_groundtruth[label] += int(np.sum(~difficult[in_gt]))
+            kept_confidences, kept_true_positive = _match_single_class(
+                dt["boxes"][in_dt],
+                dt["confidences"][in_dt],
+                gt["boxes"][in_gt],
+                difficult[in_gt],
+                iou_threshold,
+            )
+            confidences[label].append(kept_confidences)
+            is_true_positive[label].append(kept_true_positive)
+
+    curves = {
+        label: _precision_recall(
+            confidences[label], is_true_positive[label], num_groundtruth[label]
+        )
+        for label in sorted(label_map)
+    }
+    average_precisions = {
+        label: _average_precision(curve, use_07_metric) for label, curve in curves.items()
+    }
+    if weighted:
+        # As in the TF OD API, classes without ground truth stay out of the pool.
+        counted = [label for label in curves if num_groundtruth[label] > 0]
+        pooled = _precision_recall(
+            [c for label in counted for c in confidences[label]],
+            [t for label in counted for t in is_true_positive[label]],
+            sum(num_groundtruth[label] for label in counted),
+        )
+        mean_ap = _average_precision(pooled, use_07_metric)
+    else:
+        defined = [ap for ap in average_precisions.values() if not np.isnan(ap)]
+        mean_ap = float(np.mean(defined)) if defined else float("nan")
+
+    prefix = "WeightedPascalBoxes" if weighted else "PascalBoxes"
+    metrics = collections.OrderedDict()
+    metrics[f"{prefix}_Precision/mAP@{iou_threshold}IOU"] = mean_ap
+    for label, average_precision in average_precisions.items():
+        name = f"{prefix}_PerformanceByCategory/AP@{iou_threshold}IOU/{label_map[label]}"
+        metrics[name] = average_precision
+    return (metrics, curves) if return_curves else metrics
+
+
+def _match_single_class(boxes, confidences, gt_boxes, gt_difficult, iou_threshold):
+    """Greedy matching of one image's detections of one class, by decreasing confidence.
+
+    Returns the confidences and true-positive flags of the detections that count, i.e. all
+    but those whose best-overlapping ground truth is difficult.
+    """
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    order = np.argsort(-confidences[valid], kind="stable")
+    boxes, confidences = boxes[valid][order], confidences[valid][order]
+    is_true_positive = np.zeros(len(boxes), bool)
+    counts = np.ones(len(boxes), bool)
+    if len(gt_boxes):
+        iou = _pairwise_iou(boxes, gt_boxes)
+        best = np.argmax(iou, axis=1)
+        is_matched = np.zeros(len(gt_boxes), bool)
+        for i, j in enumerate(best):
+            if iou[i, j] < iou_threshold:
+                continue
+            if gt_difficult[j]:
+                counts[i] = False
+            elif not is_matched[j]:
+                is_true_positive[i] = is_matched[j] = True
+    return confidences[counts], is_true_positive[counts]
+
+
+def _pairwise_iou(boxes1, boxes2):
+    """IoU of float64 `[N, 4]` and `[M, 4]` yxyx boxes → `[N, M]`.
+
+    Host-side numpy twin of the box IoU, for metrics over whole datasets outside TF.
+    """
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    top_left = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    union = area1[:, None] + area2[None, :] - intersection
+    return intersection / np.maximum(union, np.finfo(np.float64).tiny)
+
+
+def _precision_recall(confidences, is_true_positive, num_groundtruth):
+    """Precision/recall curve of pooled per-image results (lists of arrays), by confidence."""
+    confidences = np.concatenate(confidences + [np.zeros(0)])
+    is_true_positive = np.concatenate(is_true_positive + [np.zeros(0, bool)])
+    order = np.argsort(-confidences, kind="stable")
+    true_positives = np.cumsum(is_true_positive[order])
+    precision = true_positives / np.arange(1, len(order) + 1)
+    recall = true_positives / max(num_groundtruth, 1)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "confidences": confidences[order],
+        "num_groundtruth": num_groundtruth,
+    }
+
+
+def _average_precision(curve, use_07_metric):
+    """Area under the monotone precision envelope; NaN when there is no ground truth."""
+    if curve["num_groundtruth"] == 0:
+        return float("nan")
+    precision, recall = curve["precision"], curve["recall"]
+    if use_07_metric:
+        return float(
+            np.mean([np.max(precision[recall >= t], initial=0.0) for t in np.linspace(0, 1, 11)])
+        )
+    recall = np.concatenate([[0.0], recall, [1.0]])
+    envelope = np.maximum.accumulate(np.concatenate([[0.0], precision, [0.0]])[::-1])[::-1]
+    steps = np.flatnonzero(recall[1:] != recall[:-1]) + 1
+    return float(np.sum((recall[steps] - recall[steps - 1]) * envelope[steps]))

@@ -1,0 +1,118 @@
+"""Ground truth and detections as per-image numpy dicts, the form the metrics read."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+_GROUNDTRUTH_EXTRAS = ("iscrowd", "area", "difficult")
+# Keys sliced per image out of a batched dict; anything else in it is left alone.
+_BATCHED_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
+_BATCHED_KEYS += _GROUNDTRUTH_EXTRAS
+
+
+def groundtruth_per_image(groundtruth):
+    """Splits ground truth into one numpy dict per image, without the padding rows.
+
+    Args:
+        groundtruth: either a list (one entry per image) of dicts `{"boxes": [N, 4] yxyx,
+            "labels": [N]}`, or one batched dict `{"boxes": [B, N, 4], "labels": [B, N]}`
+            padded with -1 rows (`"classes"` is accepted for `"labels"`). Optional per-box
+            keys `"iscrowd"`, `"area"`, `"difficult"` (`[N]`, or `[B, N]` when batched) are
+            kept. Numpy arrays, tensors or lists.
+
+    Returns:
+        A list of dicts `{"boxes": float64 [n, 4], "labels": int64 [n], ...}` with the rows
+        whose label is -1 removed.
+
+    Example:
+    >>> y = {"boxes": [[[0, 0, 10, 10], [-1, -1, -1, -1]]], "labels": [[2, -1]]}
+    >>> kdet.evaluation.groundtruth_per_image(y)[0]["labels"]
+    array([2])
+    """
+    result = []
+    for index, image in enumerate(_unbatch(groundtruth, "groundtruth")):
+        boxes, labels = _boxes_and_labels(image, f"groundtruth[{index}]")
+        keep = labels != -1
+        entry = {"boxes": boxes[keep], "labels": labels[keep]}
+        for key in _GROUNDTRUTH_EXTRAS:
+            if key in image:
+                entry[key] = np.asarray(image[key]).reshape(-1)[keep]
+        result.append(entry)
+    return result
+
+
+def detections_per_image(detections):
+    """Splits detections into one numpy dict per image, without the padding rows.
+
+    Args:
+        detections: either a list (one entry per image) of dicts `{"boxes": [K, 4] yxyx,
+            "labels": [K], "confidences": [K]}`, or one batched predictions dict
+            `{"boxes": [B, K, 4], "labels": [B, K], "confidences": [B, K],
+            "num_detections": [B]}` as kdet detectors return it (`"num_detections"` is
+            optional; rows with label -1 are padding either way). Numpy arrays, tensors or
+            lists.
+
+    Returns:
+        A list of dicts `{"boxes": float64 [k, 4], "labels": int64 [k],
+        "confidences": float64 [k]}`.
+
+    Example:
+    >>> predictions = {"boxes": [[[0, 0, 10, 10], [0, 0, 5, 5]]], "labels": [[1, 3]],
+    ...                "confidences": [[0.9, 0.2]], "num_detections": [1]}
+    >>> kdet.evaluation.detections_per_image(predictions)[0]["confidences"]
+    array([0.9])
+    """
+    result = []
+    for index, image in enumerate(_unbatch(detections, "detections")):
+        where = f"detections[{index}]"
+        boxes, labels = _boxes_and_labels(image, where)
+        if "confidences" not in image:
+            raise KeyError(f"{where} has no 'confidences'; got keys {sorted(image)}.")
+        confidences = np.asarray(image["confidences"], np.float64).reshape(-1)
+        if confidences.shape != labels.shape:
+            raise ValueError(
+                f"{where}: 'confidences' has {confidences.size} entries but 'labels' has "
+                f"{labels.size}; expected one per box."
+            )
+        keep = labels != -1
+        if "num_detections" in image:
+            keep &= np.arange(labels.size) < int(image["num_detections"])
+        result.append(
+            {"boxes": boxes[keep], "labels": labels[keep], "confidences": confidences[keep]}
+        )
+    return result
+
+
+def _unbatch(data, what):
+    if not isinstance(data, Mapping):
+        return list(data)
+    boxes = np.asarray(data["boxes"]) if "boxes" in data else None
+    if boxes is None or boxes.ndim != 3:
+        raise ValueError(
+            f"A dict of {what} must be batched, with 'boxes' of shape [batch, num_boxes, 4]; "
+            f"got {None if boxes is None else boxes.shape}. Pass a list of per-image dicts "
+            "for unbatched data."
+        )
+    arrays = {key: np.asarray(value) for key, value in data.items() if key in _BATCHED_KEYS}
+    return [{key: value[b] for key, value in arrays.items()} for b in range(len(boxes))]
+
+
+def _boxes_and_labels(image, where):
+    labels = image.get("labels", image.get("classes"))
+    if labels is None or "boxes" not in image:
+        raise KeyError(
+            f"{where} needs 'boxes' and 'labels' (or 'classes'); got keys {sorted(image)}."
+        )
+    boxes = np.asarray(image["boxes"], np.float64).reshape(-1, 4)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if len(boxes) != len(labels):
+        raise ValueError(
+            f"{where} has {len(boxes)} boxes but {len(labels)} labels; expected one per box."
+        )
+    invalid = labels[(labels < 1) & (labels != -1)]
+    if invalid.size:
+        raise ValueError(
+            f"{where} has label ids {sorted(set(invalid.tolist()))}; expected 1-based ids "
+            "(0 is the background) or -1 for padding."
+        )
+    return boxes, labels
