@@ -1,0 +1,303 @@
+"""Shared steps of the dataset converters: find and check images and boxes, apply the label map
+policy and the error policy, write the records."""
+
+import dataclasses
+import io
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from kdet.data.converters.conversion_summary import ConversionSummary
+from kdet.data.errors import DataError
+from kdet.data.label_map import name_to_id
+from kdet.data.label_map import read_label_map
+from kdet.data.label_map import validate_label_map
+from kdet.data.label_map import write_label_map
+from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
+from kdet.data.tf_example import create_tf_example
+from kdet.data.tf_example import image_format_of
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# Annotation tools often round a box edge on the image border one pixel out (VOC boxes are
+# 1-based, xmax == width + 1 happens); such boxes are clipped, anything further out is an error.
+CLIP_TOLERANCE_PX = 1.0
+LABEL_MAP_FILENAME = "label_map.pbtxt"
+ON_ERROR_CHOICES = ("skip", "raise")
+
+
+@dataclasses.dataclass
+class AnnotatedImage:
+    """One image and its boxes as read from the annotation source, not yet checked."""
+
+    source: str  # names the image in messages, e.g. "a.xml" or "train.csv rows 2-5"
+    image_path: str
+    boxes: np.ndarray  # float64 [num_boxes, 4], xyxy in pixels
+    names: list  # class name per box
+    box_sources: list  # per box, where it came from, e.g. "a.xml object 3" or "train.csv row 7"
+    source_id: str
+    size: tuple | None = None  # (height, width) the annotation declares, if any
+    extras: dict = dataclasses.field(default_factory=dict)  # per-box create_tf_example kwargs
+
+
+def check_on_error(on_error):
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+
+
+def handle_error(on_error, source, error, summary):
+    """Applies the error policy to one bad image: raise, or record it and warn."""
+    if on_error == "raise":
+        raise error
+    summary.skipped.append((source, str(error)))
+    tqdm.write(f"WARNING: skipped {source}: {error}", file=sys.stderr)
+
+
+class ImageFinder:
+    """Finds an image file by name, falling back to a file with the same stem and a common image
+    extension (`.jpg .jpeg .png .bmp .gif`, any case) when the named file is missing."""
+
+    def __init__(self):
+        self._stems = {}  # folder → {stem: [file names]}, listed once per folder
+
+    def find(self, folder, name, source, notes):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+        folder, stem = os.path.dirname(path), os.path.splitext(os.path.basename(name))[0]
+        candidates = self._same_stem(folder, stem)
+        if not candidates:
+            raise DataError(
+                f"{source}: image file {path} does not exist (nor a file with the same name and "
+                f"one of the extensions {' '.join(IMAGE_EXTENSIONS)})"
+            )
+        found = os.path.join(folder, candidates[0])
+        notes.append((source, f"{source}: image {name} not found; used {found}"))
+        return found
+
+    def _same_stem(self, folder, stem):
+        """Image files named `stem.<extension>` in `folder`, in `IMAGE_EXTENSIONS` order."""
+        if folder not in self._stems:
+            stems = {}
+            if os.path.isdir(folder or "."):
+                for file_name in os.listdir(folder or "."):
+                    file_stem, extension = os.path.splitext(file_name)
+                    if extension.lower() in IMAGE_EXTENSIONS:
+                        rank = IMAGE_EXTENSIONS.index(extension.lower())
+                        stems.setdefault(file_stem, []).append((rank, file_name))
+            self._stems[folder] = {key: [n for _, n in sorted(v)] for key, v in stems.items()}
+        return self._stems[folder].get(stem, [])
+
+
+def read_image(path, source):
+    """Reads an image file and checks that it fully decodes.
+
+    Returns:
+        `(encoded bytes, image/format value, height, width)`.
+    """
+    with open(path, "rb") as file:
+        encoded = file.read()
+    return (encoded, *check_encoded_image(encoded, f"{source}: image {path}"))
+
+
+def check_encoded_image(encoded, what):
+    """Decodes encoded image bytes completely (Pillow) to catch truncated or corrupt files.
+
+    Returns:
+        `(image/format value, height, width)`.
+    """
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(encoded))
+        image.load()
+        image_format = image_format_of(encoded)
+    # Pillow signals broken files with many exception types (OSError, SyntaxError, struct.error…).
+    except Exception as error:  # noqa: BLE001
+        raise DataError(f"{what} cannot be decoded (truncated or corrupt?): {error}") from error
+    width, height = image.size
+    return image_format, height, width
+
+
+def check_boxes(boxes, height, width, box_sources):
+    """Checks pixel boxes against the image and clips those out by at most 1 px.
+
+    Args:
+        boxes: float array `[num_boxes, 4]`, `xyxy` in pixels.
+        height, width: int. The real image size.
+        box_sources: list of str naming each box in error messages.
+
+    Returns:
+        `(clipped boxes, number of boxes that were clipped)`.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    limits = np.array([width, height, width, height], dtype=np.float64)
+    clipped = np.clip(boxes, 0.0, limits)
+    for box, clipped_box, where in zip(boxes, clipped, box_sources):
+        box_text = "box (xmin, ymin, xmax, ymax) = (" + ", ".join(f"{v:g}" for v in box) + ")"
+        if not np.all(np.isfinite(box)):
+            raise DataError(f"{where}: {box_text} is not finite")
+        if np.max(np.abs(box - clipped_box)) > CLIP_TOLERANCE_PX:
+            raise DataError(
+                f"{where}: {box_text} lies outside the "
+                f"{width}x{height} image; expected 0 <= xmin < xmax <= {width} and "
+                f"0 <= ymin < ymax <= {height} (at most {CLIP_TOLERANCE_PX:g} px out)"
+            )
+        if clipped_box[0] >= clipped_box[2] or clipped_box[1] >= clipped_box[3]:
+            raise DataError(
+                f"{where}: {box_text} is empty or inverted; "
+                "expected xmin < xmax and ymin < ymax"
+            )
+    num_clipped = int(np.sum(np.any(clipped != boxes, axis=-1)))
+    return clipped, num_clipped
+
+
+def lookup_labels(names, label_map, name_ids, box_sources):
+    """Returns the label-map id of each class name; unknown names are a `DataError`."""
+    ids = []
+    for name, where in zip(names, box_sources):
+        if name not in name_ids:
+            known = list(label_map.values())
+            shown = ", ".join(repr(n) for n in known[:20]) + (" …" if len(known) > 20 else "")
+            raise DataError(
+                f"{where}: class {name!r} is not in the label map; expected one of {shown}"
+            )
+        ids.append(name_ids[name])
+    return ids
+
+
+def make_example(encoded, image_format, height, width, boxes, ids, names, box_sources, **kwargs):
+    """Checks `xyxy` pixel boxes and builds the `tf.train.Example` with normalized boxes.
+
+    Returns:
+        `(tf.train.Example, number of clipped boxes)`.
+    """
+    boxes, num_clipped = check_boxes(boxes, height, width, box_sources)
+    # The TF OD API dataset tools divide pixel coordinates by the image size, no +1/-1 offset.
+    xmin, ymin, xmax, ymax = (boxes / [width, height, width, height]).T
+    example = create_tf_example(
+        encoded,
+        height,
+        width,
+        np.stack([ymin, xmin, ymax, xmax], axis=-1),
+        ids,
+        names,
+        image_format=image_format,
+        **kwargs,
+    )
+    return example, num_clipped
+
+
+def resolve_label_map(label_map, derived, output_path):
+    """Applies the label map policy.
+
+    A given label map (path or dict) is used as is. Otherwise the one derived from the data is
+    used and written as `label_map.pbtxt` next to the output — unless a different one is already
+    there, which would silently renumber classes of records converted earlier.
+
+    Returns:
+        `(label map dict, path to write the derived label map to or None, path for the summary)`.
+    """
+    if isinstance(label_map, dict):
+        return validate_label_map(label_map, "the label_map argument"), None, None
+    if label_map is not None:
+        return read_label_map(label_map), None, os.fspath(label_map)
+    derived = validate_label_map(derived, "the label map derived from the data")
+    if not derived:
+        return derived, None, None
+    path = os.path.join(os.path.dirname(os.fspath(output_path)), LABEL_MAP_FILENAME)
+    if not os.path.exists(path):
+        return derived, path, path
+    try:
+        existing = read_label_map(path)
+    except DataError as error:
+        raise DataError(
+            f"{path} already exists and is not a valid label map ({error}); remove it, or pass "
+            "label_map= to use another label map"
+        ) from error
+    if existing != derived:
+        raise DataError(
+            f"{path} already exists with a different label map {existing}; the data gives "
+            f"{derived}. Pass label_map={path!r} to convert with the existing one, or remove it"
+        )
+    return derived, None, path
+
+
+def write_annotations(
+    annotations,
+    output_path,
+    label_map,
+    derived_label_map,
+    num_shards,
+    on_error,
+    progress,
+    summary,
+):
+    """Checks each annotated image, writes the good ones atomically and completes `summary`.
+
+    Args:
+        annotations: list of `AnnotatedImage`.
+        output_path: the TFRecord output (prefix when sharded).
+        label_map: the user's label map (path, dict) or None.
+        derived_label_map: dict `{id: name}` to use (and write) when `label_map` is None.
+        num_shards, on_error, progress: as in the converters.
+        summary: the `ConversionSummary` that already holds what parsing skipped or noted.
+
+    Returns:
+        `summary`, filled in.
+    """
+    label_map, label_map_to_write, summary.label_map_path = resolve_label_map(
+        label_map, derived_label_map, output_path
+    )
+    summary.label_map = label_map
+    summary.boxes_per_class = {}
+    name_ids = name_to_id(label_map)
+    with ShardedTFRecordWriter(output_path, num_shards) as writer:
+        for annotation in tqdm(annotations, disable=not progress, unit="image", desc="convert"):
+            try:
+                example = _example_of(annotation, label_map, name_ids, summary)
+            except DataError as error:
+                handle_error(on_error, annotation.source, error, summary)
+                continue
+            writer.write(example.SerializeToString())
+            summary.num_images += 1
+            for name in annotation.names:
+                summary.boxes_per_class[name] = summary.boxes_per_class.get(name, 0) + 1
+    summary.output_paths = writer.paths
+    if label_map_to_write:
+        write_label_map(label_map, label_map_to_write)
+    return summary
+
+
+def _example_of(annotation, label_map, name_ids, summary):
+    encoded, image_format, height, width = read_image(annotation.image_path, annotation.source)
+    if annotation.size is not None and tuple(annotation.size) != (height, width):
+        declared_height, declared_width = annotation.size
+        raise DataError(
+            f"{annotation.source}: the annotation gives the image size {declared_width}x"
+            f"{declared_height} (width x height) but {annotation.image_path} is {width}x{height}"
+        )
+    ids = lookup_labels(annotation.names, label_map, name_ids, annotation.box_sources)
+    example, num_clipped = make_example(
+        encoded,
+        image_format,
+        height,
+        width,
+        annotation.boxes,
+        ids,
+        annotation.names,
+        annotation.box_sources,
+        filename=os.path.basename(annotation.image_path),
+        source_id=annotation.source_id,
+        **annotation.extras,
+    )
+    if num_clipped:
+        summary.notes.append(
+            (
+                annotation.source,
+                f"{annotation.source}: clipped {num_clipped} box(es) lying at most "
+                f"{CLIP_TOLERANCE_PX:g} px outside the image",
+            )
+        )
+    return example

@@ -1,0 +1,198 @@
+"""COCO instances JSON → TFRecords of TF OD API `tf.train.Example`s."""
+
+import collections
+import json
+import numbers
+import os
+
+import numpy as np
+
+from kdet.data.converters._common import AnnotatedImage
+from kdet.data.converters._common import ImageFinder
+from kdet.data.converters._common import check_on_error
+from kdet.data.converters._common import handle_error
+from kdet.data.converters._common import write_annotations
+from kdet.data.converters.conversion_summary import ConversionSummary
+from kdet.data.errors import DataError
+from kdet.data.label_map import validate_label_map
+
+
+def convert_coco(
+    json_path,
+    output_path,
+    image_dir=None,
+    label_map=None,
+    num_shards=1,
+    on_error="skip",
+    progress=True,
+):
+    """Converts a COCO instances JSON file to TFRecords like the TF OD API's
+    `create_coco_tf_record.py`.
+
+    One record per entry of `images`, in file order, images without annotations included (zero
+    boxes). Boxes (`bbox`, `[x, y, width, height]` in pixels) are stored normalized; `iscrowd`
+    goes to `image/object/is_crowd` and `area` to `image/object/area`. Crowd boxes are kept with
+    their flag, as the TF OD API does. `image/source_id` is the COCO image id, which COCO
+    evaluation matches on. The COCO category ids are the label ids and the category names the
+    class names (the TF OD API's 90-id COCO label map), unless `label_map` is given.
+
+    Images are checked as in `convert_voc`: they must decode completely and have the JSON
+    `width`/`height`; boxes at most 1 px outside the image are clipped, others (and empty
+    boxes) make the image bad. Unlike the TF OD API script, which silently drops such
+    annotations, the whole image is skipped (or the conversion stops), so no image is written
+    with some of its objects missing.
+
+    Args:
+        json_path: str or path-like. The COCO instances JSON (`images`, `categories`,
+            optionally `annotations`).
+        output_path: str or path-like. The TFRecord file, or the shard prefix when
+            `num_shards > 1`.
+        image_dir: str or path-like. Folder the `file_name`s are relative to; defaults to the
+            JSON file's folder.
+        label_map: a `.pbtxt` path or a dict `{id: name}`: category names are looked up in it.
+            Defaults to `None`: the JSON `categories` are the label map, written as
+            `label_map.pbtxt` next to `output_path`.
+        num_shards: int. Number of output files. Defaults to `1`.
+        on_error: `"skip"` or `"raise"`, see `convert_voc`. Defaults to `"skip"`.
+        progress: bool. Show a progress bar. Defaults to `True`.
+
+    Returns:
+        A `ConversionSummary`.
+
+    Raises:
+        DataError: with `on_error="raise"` for any bad image or annotation; always when the
+            JSON itself is unreadable or lacks `images`/`categories`.
+
+    Example:
+    >>> summary = kdet.data.convert_coco("annotations/instances_val2017.json",
+    ...                                  "out/coco_val.record", image_dir="val2017",
+    ...                                  num_shards=10)
+    """
+    check_on_error(on_error)
+    json_path = os.fspath(json_path)
+    data = _load_json(json_path)
+    categories = _categories(data, json_path)
+    image_ids = _image_ids(data, json_path)
+    by_image = _annotations_by_image(data, json_path)
+    image_folder = os.fspath(image_dir) if image_dir is not None else os.path.dirname(json_path)
+    summary = ConversionSummary()
+    finder = ImageFinder()
+    annotations = []
+    for index, image in enumerate(data["images"]):
+        source = f"{json_path} images[{index}]"
+        try:
+            annotations.append(
+                _read_image_entry(
+                    image, by_image, categories, image_folder, finder, source, json_path,
+                    summary.notes,
+                )
+            )
+        except DataError as error:
+            handle_error(on_error, source, error, summary)
+    orphans = sum(len(entries) for key, entries in by_image.items() if key not in image_ids)
+    if orphans:
+        summary.notes.append(
+            (json_path, f"{json_path}: ignored {orphans} annotation(s) of image ids not in images")
+        )
+    return write_annotations(
+        annotations,
+        output_path,
+        label_map,
+        categories,
+        num_shards,
+        on_error,
+        progress,
+        summary,
+    )
+
+
+def _load_json(json_path):
+    try:
+        with open(json_path, encoding="utf-8") as file:
+            data = json.load(file)
+    except FileNotFoundError:
+        raise DataError(f"{json_path} does not exist; expected a COCO instances JSON") from None
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{json_path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    if not (
+        isinstance(data, dict)
+        and all(isinstance(data.get(key), list) for key in ("images", "categories"))
+        and isinstance(data.get("annotations", []), list)
+    ):
+        raise DataError(
+            f"{json_path}: expected a COCO instances JSON object with the lists 'images', "
+            "'categories' and (optionally) 'annotations'"
+        )
+    return data
+
+
+def _categories(data, json_path):
+    label_map = {}
+    for index, category in enumerate(data["categories"]):
+        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+            raise DataError(f"{json_path} categories[{index}]: expected {{'id': …, 'name': …}}")
+        label_map[category["id"]] = category["name"]
+    return validate_label_map(label_map, f"{json_path} categories")
+
+
+def _image_ids(data, json_path):
+    counts = collections.Counter(
+        str(image.get("id")) for image in data["images"] if isinstance(image, dict)
+    )
+    duplicates = sorted(image_id for image_id, count in counts.items() if count > 1)
+    if duplicates:
+        raise DataError(f"{json_path}: image ids {duplicates[:10]} appear more than once in images")
+    return set(counts)
+
+
+def _annotations_by_image(data, json_path):
+    by_image = collections.defaultdict(list)
+    for index, annotation in enumerate(data.get("annotations", [])):
+        if not isinstance(annotation, dict) or "image_id" not in annotation:
+            raise DataError(f"{json_path} annotations[{index}]: expected an object with image_id")
+        by_image[str(annotation["image_id"])].append((index, annotation))
+    return by_image
+
+
+def _number(value, where, key):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataError(f"{where}: '{key}' is {value!r}; expected a number")
+    return float(value)
+
+
+def _read_image_entry(image, by_image, categories, image_folder, finder, source, json_path, notes):
+    if not isinstance(image, dict):
+        raise DataError(f"{source}: expected an object with id, file_name, width, height")
+    missing = [key for key in ("id", "file_name", "width", "height") if key not in image]
+    if missing:
+        raise DataError(f"{source}: missing {', '.join(repr(key) for key in missing)}")
+    source_id = str(image["id"])
+    boxes, names, box_sources, is_crowd, area = [], [], [], [], []
+    for index, annotation in by_image.get(source_id, []):
+        where = f"{json_path} annotations[{index}] (id {annotation.get('id')})"
+        bbox = annotation.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise DataError(f"{where}: 'bbox' is {bbox!r}; expected [x, y, width, height]")
+        x, y, width, height = (_number(value, where, "bbox") for value in bbox)
+        category_id = annotation.get("category_id")
+        if not isinstance(category_id, int) or category_id not in categories:
+            raise DataError(
+                f"{where}: category_id {category_id!r} is not the id of an entry of categories"
+            )
+        boxes.append([x, y, x + width, y + height])
+        names.append(categories[category_id])
+        box_sources.append(f"{where} ({names[-1]})")
+        is_crowd.append(int(_number(annotation.get("iscrowd", 0), where, "iscrowd")))
+        area.append(_number(annotation.get("area", width * height), where, "area"))
+    return AnnotatedImage(
+        source=f"{source} (id {source_id}, {image['file_name']})",
+        image_path=finder.find(image_folder, image["file_name"], source, notes),
+        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        names=names,
+        box_sources=box_sources,
+        source_id=source_id,
+        size=tuple(int(_number(image[key], source, key)) for key in ("height", "width")),
+        extras={"is_crowd": is_crowd, "area": area},
+    )

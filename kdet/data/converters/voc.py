@@ -1,0 +1,157 @@
+"""Pascal VOC XML annotations → TFRecords of TF OD API `tf.train.Example`s."""
+
+import os
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+
+from kdet.data.converters._common import AnnotatedImage
+from kdet.data.converters._common import ImageFinder
+from kdet.data.converters._common import check_on_error
+from kdet.data.converters._common import handle_error
+from kdet.data.converters._common import write_annotations
+from kdet.data.converters.conversion_summary import ConversionSummary
+from kdet.data.errors import DataError
+from kdet.data.label_map import label_map_from_names
+
+_BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
+
+
+def convert_voc(
+    xml_dir,
+    output_path,
+    image_dir=None,
+    label_map=None,
+    num_shards=1,
+    on_error="skip",
+    progress=True,
+):
+    """Converts Pascal VOC XML annotations to TFRecords like the TF OD API's
+    `create_pascal_tf_record.py`.
+
+    Each XML file (sorted by name) becomes one record: the image named by `<filename>` (stored as
+    is, not re-encoded), its `<object>` boxes normalized by the image size, the class name and
+    label-map id, and the VOC `difficult`, `truncated` and `pose` (as `image/object/view`) flags.
+    When the named image is missing, a file with the same stem and a common image extension is
+    used instead and the summary notes it (the bundled DeepForest XML names `OSBS_029.tif` for
+    `OSBS_029.png`).
+
+    Every image is checked before it is written: it must decode completely and match the XML
+    `<size>`; boxes must satisfy `0 <= xmin < xmax <= width`, `0 <= ymin < ymax <= height`
+    (boxes at most 1 px outside are clipped and noted); class names must be in the label map.
+
+    Args:
+        xml_dir: str or path-like. A folder of `.xml` files, or one `.xml` file.
+        output_path: str or path-like. The TFRecord file, or the shard prefix when
+            `num_shards > 1` (`OUT-00000-of-00004`, …).
+        image_dir: str or path-like. Folder of the images; defaults to each XML file's folder.
+        label_map: a `.pbtxt` path or a dict `{id: name}`. Defaults to `None`: ids 1..K are given
+            to the sorted class names and the label map is written as `label_map.pbtxt` next to
+            `output_path` (an existing, different one there is an error rather than overwritten).
+        num_shards: int. Number of output files. Defaults to `1`.
+        on_error: `"skip"` (leave the bad image out, record it in `summary.skipped` and warn) or
+            `"raise"` (raise `kdet.data.DataError`; no output file is left). Defaults to `"skip"`.
+        progress: bool. Show a progress bar. Defaults to `True`.
+
+    Returns:
+        A `ConversionSummary`; `print(summary)` shows the per-class table.
+
+    Raises:
+        DataError: with `on_error="raise"` for any bad image or annotation; always when
+            `xml_dir` has no XML file or the label map is invalid.
+
+    Example:
+    >>> summary = kdet.data.convert_voc("VOC2012/Annotations", "out/voc.record",
+    ...                                 image_dir="VOC2012/JPEGImages", num_shards=4)
+    >>> print(summary)
+    """
+    check_on_error(on_error)
+    summary = ConversionSummary()
+    finder = ImageFinder()
+    annotations = []
+    for xml_path in _xml_files(os.fspath(xml_dir)):
+        folder = os.fspath(image_dir) if image_dir is not None else os.path.dirname(xml_path)
+        try:
+            annotations.append(_read_voc_xml(xml_path, folder, finder, summary.notes))
+        except DataError as error:
+            handle_error(on_error, xml_path, error, summary)
+    derived_label_map = label_map_from_names(name for a in annotations for name in a.names)
+    return write_annotations(
+        annotations,
+        output_path,
+        label_map,
+        derived_label_map,
+        num_shards,
+        on_error,
+        progress,
+        summary,
+    )
+
+
+def _xml_files(xml_dir):
+    if os.path.isfile(xml_dir):
+        return [xml_dir]
+    if not os.path.isdir(xml_dir):
+        raise DataError(f"{xml_dir} does not exist; expected a folder of VOC .xml files")
+    names = sorted(name for name in os.listdir(xml_dir) if name.lower().endswith(".xml"))
+    if not names:
+        raise DataError(f"{xml_dir} has no .xml files; expected Pascal VOC annotations")
+    return [os.path.join(xml_dir, name) for name in names]
+
+
+def _child_text(element, tag, where, default=None):
+    child = element.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        if default is not None:
+            return default
+        raise DataError(f"{where}: missing <{tag}>")
+    return child.text.strip()
+
+
+def _child_number(element, tag, where, default=None):
+    text = _child_text(element, tag, where, default)
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"{where}: <{tag}> is {text!r}; expected a number") from None
+
+
+def _read_voc_xml(xml_path, image_folder, finder, notes):
+    """Parses one VOC XML file into an `AnnotatedImage` (boxes are checked later)."""
+    try:
+        root = ElementTree.parse(xml_path).getroot()
+    except ElementTree.ParseError as error:
+        line, column = error.position
+        raise DataError(
+            f"{xml_path}: malformed XML at line {line}, column {column + 1}: {error.msg}"
+        ) from None
+    if root.tag != "annotation":
+        raise DataError(f"{xml_path}: the root element is <{root.tag}>; expected <annotation>")
+    filename = _child_text(root, "filename", xml_path)
+    size = None
+    if root.find("size") is not None:
+        size_element = root.find("size")
+        size = tuple(int(_child_number(size_element, tag, xml_path)) for tag in ("height", "width"))
+    boxes, names, box_sources = [], [], []
+    difficult, truncated, views = [], [], []
+    for index, element in enumerate(root.findall("object"), start=1):
+        where = f"{xml_path} object {index}"
+        names.append(_child_text(element, "name", where))
+        bndbox = element.find("bndbox")
+        if bndbox is None:
+            raise DataError(f"{where}: missing <bndbox>")
+        boxes.append([_child_number(bndbox, tag, where) for tag in _BOX_TAGS])
+        box_sources.append(f"{where} ({names[-1]})")
+        difficult.append(int(_child_number(element, "difficult", where, default="0")))
+        truncated.append(int(_child_number(element, "truncated", where, default="0")))
+        views.append(_child_text(element, "pose", where, default="Unspecified"))
+    return AnnotatedImage(
+        source=xml_path,
+        image_path=finder.find(image_folder, filename, xml_path, notes),
+        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        names=names,
+        box_sources=box_sources,
+        source_id=filename,
+        size=size,
+        extras={"difficult": difficult, "truncated": truncated, "view": views},
+    )
