@@ -3,10 +3,11 @@
 import importlib.resources
 import json
 import pathlib
-import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 from PIL import Image
+
+from kdet.data.converters.voc import read_voc_xml
 
 DEEPFOREST_LABEL_MAP = {1: "Tree", 2: "Alive", 3: "Dead"}
 QUOKKA_LABEL_MAP = {1: "animal"}
@@ -89,16 +90,8 @@ def _load_image(path):
 
 def _read_voc_boxes(path):
     """Boxes (yxyx pixels) and class names of the `<object>`s of a Pascal VOC XML file."""
-    boxes, class_names = [], []
-    for obj in ElementTree.parse(path).getroot().iter("object"):
-        fields = [obj.findtext(f"bndbox/{k}") for k in ("ymin", "xmin", "ymax", "xmax")]
-        if obj.findtext("name") is None or None in fields:
-            raise ValueError(
-                f"{path}: an <object> lacks <name> or one of <bndbox>/<ymin|xmin|ymax|xmax>."
-            )
-        boxes.append([float(v) for v in fields])
-        class_names.append(obj.findtext("name").strip())
-    return boxes, class_names
+    annotation = read_voc_xml(path)
+    return annotation["boxes"][:, [1, 0, 3, 2]], annotation["names"]
 
 
 def _annotations(boxes, class_names, label_map, source):

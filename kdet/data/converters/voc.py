@@ -116,8 +116,21 @@ def _child_number(element, tag, where, default=None):
         raise DataError(f"{where}: <{tag}> is {text!r}; expected a number") from None
 
 
-def _read_voc_xml(xml_path, image_folder, finder, notes):
-    """Parses one VOC XML file into an `AnnotatedImage` (boxes are checked later)."""
+def read_voc_xml(xml_path):
+    """Parses one Pascal VOC XML annotation file.
+
+    Args:
+        xml_path: str or path-like.
+
+    Returns:
+        A dict: `"filename"` (the `<filename>`), `"size"` (`(height, width)` or None),
+        `"boxes"` float64 `[num_objects, 4]` `xyxy` pixels as written, `"names"` (class names),
+        `"difficult"`, `"truncated"` (ints) and `"views"` (the `<pose>` strings).
+
+    Raises:
+        DataError: naming the file and object for malformed XML or missing/non-numeric fields.
+    """
+    xml_path = os.fspath(xml_path)
     try:
         root = ElementTree.parse(xml_path).getroot()
     except ElementTree.ParseError as error:
@@ -127,31 +140,48 @@ def _read_voc_xml(xml_path, image_folder, finder, notes):
         ) from None
     if root.tag != "annotation":
         raise DataError(f"{xml_path}: the root element is <{root.tag}>; expected <annotation>")
-    filename = _child_text(root, "filename", xml_path)
     size = None
     if root.find("size") is not None:
         size_element = root.find("size")
         size = tuple(int(_child_number(size_element, tag, xml_path)) for tag in ("height", "width"))
-    boxes, names, box_sources = [], [], []
-    difficult, truncated, views = [], [], []
+    annotation = {
+        "filename": _child_text(root, "filename", xml_path),
+        "size": size,
+        "boxes": [],
+        "names": [],
+        "difficult": [],
+        "truncated": [],
+        "views": [],
+    }
     for index, element in enumerate(root.findall("object"), start=1):
         where = f"{xml_path} object {index}"
-        names.append(_child_text(element, "name", where))
+        annotation["names"].append(_child_text(element, "name", where))
         bndbox = element.find("bndbox")
         if bndbox is None:
             raise DataError(f"{where}: missing <bndbox>")
-        boxes.append([_child_number(bndbox, tag, where) for tag in _BOX_TAGS])
-        box_sources.append(f"{where} ({names[-1]})")
-        difficult.append(int(_child_number(element, "difficult", where, default="0")))
-        truncated.append(int(_child_number(element, "truncated", where, default="0")))
-        views.append(_child_text(element, "pose", where, default="Unspecified"))
+        annotation["boxes"].append([_child_number(bndbox, tag, where) for tag in _BOX_TAGS])
+        annotation["difficult"].append(int(_child_number(element, "difficult", where, "0")))
+        annotation["truncated"].append(int(_child_number(element, "truncated", where, "0")))
+        annotation["views"].append(_child_text(element, "pose", where, default="Unspecified"))
+    annotation["boxes"] = np.asarray(annotation["boxes"], dtype=np.float64).reshape(-1, 4)
+    return annotation
+
+
+def _read_voc_xml(xml_path, image_folder, finder, notes):
+    """Parses one VOC XML file into an `AnnotatedImage` (boxes are checked later)."""
+    annotation = read_voc_xml(xml_path)
+    names = annotation["names"]
     return AnnotatedImage(
         source=xml_path,
-        image_path=finder.find(image_folder, filename, xml_path, notes),
-        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        image_path=finder.find(image_folder, annotation["filename"], xml_path, notes),
+        boxes=annotation["boxes"],
         names=names,
-        box_sources=box_sources,
-        source_id=filename,
-        size=size,
-        extras={"difficult": difficult, "truncated": truncated, "view": views},
+        box_sources=[f"{xml_path} object {i} ({name})" for i, name in enumerate(names, start=1)],
+        source_id=annotation["filename"],
+        size=annotation["size"],
+        extras={
+            "difficult": annotation["difficult"],
+            "truncated": annotation["truncated"],
+            "view": annotation["views"],
+        },
     )
