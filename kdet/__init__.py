@@ -7,7 +7,18 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBPACKAGES = ("boxes", "data", "datasets", "evaluation", "layers", "targets")
+_SUBPACKAGES = (
+    "boxes",
+    "data",
+    "datasets",
+    "evaluation",
+    "feature_extractors",
+    "layers",
+    "losses",
+    "models",
+    "targets",
+    "visualization",
+)
 
 
 def __getattr__(name):

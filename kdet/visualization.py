@@ -1,0 +1,269 @@
+"""Draws detections and ground truth on images, and plots galleries for notebooks.
+
+`keras.visualization.draw_bounding_boxes` / `plot_bounding_box_gallery` are not used: on
+Keras 3.15 they need OpenCV (`cv2`), which kdet does not depend on, have no score threshold,
+caption only ids present in `class_mapping`, draw every box of a call in one colour, and plot
+through pyplot's global state. Drawing here uses Pillow, and galleries build a bare
+`matplotlib.figure.Figure`, so no pyplot backend is chosen or changed.
+"""
+
+import math
+
+import keras
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
+_DRAWN_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
+# tab10 without its grey, so no class colour blends into grey backgrounds or padding.
+_PALETTE = tuple(
+    tuple(int(round(255 * c)) for c in rgb)
+    for i, rgb in enumerate(matplotlib.colormaps["tab10"].colors)
+    if i != 7
+)
+
+
+def draw_detections(
+    image,
+    detections,
+    label_map=None,
+    score_threshold=0.5,
+    bounding_box_format="yxyx",
+    color=None,
+    line_thickness=2,
+    font_size=None,
+):
+    """Draws boxes with "name score" captions on one image.
+
+    Works for predictions and for ground truth: without `"confidences"` every valid box is
+    drawn and its caption is the class name alone. Padding rows (label -1, or rows past
+    `num_detections`) and boxes scoring under `score_threshold` are skipped. The input image is
+    left unchanged.
+
+    Args:
+        image: uint8 or float `[height, width, 3]` (or `[1, height, width, 3]`), pixel values
+            0..255.
+        detections: dict for this image, unbatched or batched with batch 1:
+            - `"boxes"`: float `[num_boxes, 4]` in `bounding_box_format`, padded with -1.
+            - `"labels"` (or `"classes"`): int `[num_boxes]` label-map ids, padded with -1.
+            - `"confidences"` (optional): float `[num_boxes]`.
+            - `"num_detections"` (optional): int scalar, the number of valid rows.
+        label_map: dict `{id: name}`. Ids missing from it are captioned with the id. Defaults
+            to `None` (captions show ids).
+        score_threshold: float. Boxes with a confidence below this are not drawn; ignored
+            when `detections` has no `"confidences"`. Defaults to `0.5`.
+        bounding_box_format: str. A Keras box format name (`"yxyx"`, `"xyxy"`, `"xywh"`,
+            `"rel_yxyx"`, …). Defaults to `"yxyx"` (pixels of `image`).
+        color: RGB tuple for every box, or `None` for a distinct colour per class. Defaults to
+            `None`.
+        line_thickness: int. Box line width in pixels, drawn inside the box. Defaults to `2`.
+        font_size: int. Caption size in pixels, or `None` to scale with the image (at least
+            10). Defaults to `None`.
+
+    Returns:
+        uint8 numpy array `[height, width, 3]`.
+
+    Example:
+    ```python
+    image, y = kdet.datasets.quokka()
+    drawn = kdet.visualization.draw_detections(image, y, label_map={1: "animal"})
+    kdet.visualization.save_image(drawn, "quokka_boxes.png")
+    ```
+    """
+    pixels = _to_uint8_image(image)
+    height, width = pixels.shape[:2]
+    boxes, labels, confidences = _valid_boxes(
+        detections, score_threshold, bounding_box_format, height, width
+    )
+    canvas = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=font_size or max(10, round(min(height, width) / 30)))
+    label_map = label_map or {}
+    # Lowest scores first, so the most confident boxes and captions end up on top.
+    for i in np.argsort(confidences, kind="stable"):
+        box_color = tuple(color) if color is not None else _class_color(labels[i])
+        x1, y1, x2, y2 = _pixel_corners(boxes[i], height, width)
+        draw.rectangle((x1, y1, x2, y2), outline=box_color, width=line_thickness)
+        caption = str(label_map.get(labels[i], labels[i]))
+        if "confidences" in detections:
+            caption += f" {confidences[i]:.2f}"
+        _draw_caption(draw, caption, (x1, y1), box_color, font)
+    return np.asarray(canvas)
+
+
+def plot_detections(
+    images,
+    predictions=None,
+    y_true=None,
+    label_map=None,
+    score_threshold=0.5,
+    bounding_box_format="yxyx",
+    cols=None,
+    figsize=None,
+    path=None,
+):
+    """Plots a batch with its predictions, and its ground truth side by side when given.
+
+    With `y_true`, each image gets two panels, "ground truth" then "predictions", drawn with
+    the same per-class colours so matching classes are easy to spot. The figure is a bare
+    `matplotlib.figure.Figure` rendered with Agg: it does not touch pyplot's current backend,
+    displays when it is the last value of a notebook cell, and works headless.
+
+    Args:
+        images: uint8 or float `[batch, height, width, 3]`, pixel values 0..255.
+        predictions: kdet's predictions dict, `"boxes"` `[batch, max_detections, 4]` in
+            `bounding_box_format`, `"labels"` `[batch, max_detections]`, `"confidences"`
+            `[batch, max_detections]`, optional `"num_detections"` `[batch]`; padded with -1.
+            `None` plots only `y_true`. Defaults to `None`.
+        y_true: ground truth dict, `"boxes"` `[batch, num_boxes, 4]` in
+            `bounding_box_format` and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded
+            with -1. Defaults to `None`.
+        label_map: dict `{id: name}` for captions. Defaults to `None` (captions show ids).
+        score_threshold: float. Predictions below this are not drawn. Defaults to `0.5`.
+        bounding_box_format: str. Keras box format of both dicts. Defaults to `"yxyx"`.
+        cols: int. Images per row (each takes two panels when both dicts are given).
+            Defaults to `min(batch, 4)`, or `min(batch, 2)` with both dicts.
+        figsize: `(width, height)` in inches. Defaults to 4 inches per panel width.
+        path: str or path. When given, the figure is also saved there as a PNG.
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes per panel.
+
+    Example:
+    ```python
+    detections = model.predict(images)
+    kdet.visualization.plot_detections(images, detections, y_true=y, label_map=label_map)
+    ```
+    """
+    if predictions is None and y_true is None:
+        raise ValueError("plot_detections needs `predictions`, `y_true` or both; got neither.")
+    images = np.asarray(keras.ops.convert_to_numpy(images))
+    if images.ndim != 4:
+        raise ValueError(
+            f"`images` must be batched, shape [batch, height, width, 3]; got {images.shape}."
+        )
+    panels = [
+        (title, dicts)
+        for title, dicts in (("ground truth", y_true), ("predictions", predictions))
+        if dicts is not None
+    ]
+    batch, height, width = images.shape[:3]
+    cols = cols or max(1, min(batch, 4 // len(panels)))
+    rows = max(1, math.ceil(batch / cols))
+    grid_cols = cols * len(panels)
+    panel_width = 4.0
+    figsize = figsize or (grid_cols * panel_width, rows * (panel_width * height / width + 0.4))
+    figure = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(figure)
+    for b in range(batch):
+        for p, (title, dicts) in enumerate(panels):
+            axes = figure.add_subplot(rows, grid_cols, b * len(panels) + p + 1)
+            drawn = draw_detections(
+                images[b],
+                {key: value[b] for key, value in dicts.items() if key in _DRAWN_KEYS},
+                label_map=label_map,
+                score_threshold=score_threshold,
+                bounding_box_format=bounding_box_format,
+            )
+            axes.imshow(drawn)
+            axes.set_title(f"{b}: {title}", fontsize=10)
+            axes.axis("off")
+    if path is not None:
+        figure.savefig(path, format="png")
+    return figure
+
+
+def save_image(image, path):
+    """Saves an image, e.g. the output of `draw_detections`, with Pillow.
+
+    Args:
+        image: uint8 or float `[height, width, 3]`, pixel values 0..255.
+        path: str or path; the extension picks the format (`.png`, `.jpg`, …).
+    """
+    Image.fromarray(_to_uint8_image(image)).save(path)
+
+
+def _to_uint8_image(image):
+    pixels = np.asarray(keras.ops.convert_to_numpy(image))
+    if pixels.ndim == 4 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim != 3 or pixels.shape[-1] != 3:
+        raise ValueError(
+            f"`image` must be RGB, shape [height, width, 3]; got shape {pixels.shape}."
+        )
+    if pixels.dtype == np.uint8:
+        return pixels.copy()
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def _valid_boxes(detections, score_threshold, bounding_box_format, height, width):
+    """Returns `xyxy` pixel boxes, int labels and confidences of the rows to draw."""
+    label_key = "labels" if "labels" in detections else "classes"
+    if "boxes" not in detections or label_key not in detections:
+        raise ValueError(
+            "`detections` must have `boxes` and `labels` (or `classes`); "
+            f"got keys {sorted(detections)}."
+        )
+    arrays = {
+        key: np.asarray(keras.ops.convert_to_numpy(detections[key]))
+        for key in _DRAWN_KEYS
+        if key in detections
+    }
+    if arrays["boxes"].ndim == 3:
+        if arrays["boxes"].shape[0] != 1:
+            raise ValueError(
+                "draw_detections takes one image; got a batch of "
+                f"{arrays['boxes'].shape[0]} (boxes shape {arrays['boxes'].shape}). "
+                "Use plot_detections for batches."
+            )
+        arrays = {key: value[0] for key, value in arrays.items()}
+    labels = arrays[label_key].astype(np.int64)
+    boxes = arrays["boxes"]
+    keep = labels >= 0
+    if "confidences" in arrays:
+        confidences = arrays["confidences"].astype(np.float32)
+        keep &= confidences >= score_threshold
+    else:
+        confidences = np.ones(len(labels), np.float32)
+    if "num_detections" in arrays:
+        keep &= np.arange(len(labels)) < int(arrays["num_detections"])
+    boxes = keras.ops.convert_to_numpy(
+        keras.utils.bounding_boxes.convert_format(
+            boxes[keep].astype(np.float32),
+            bounding_box_format,
+            "xyxy",
+            height=height,
+            width=width,
+        )
+    )
+    return boxes, labels[keep], confidences[keep]
+
+
+def _pixel_corners(box, height, width):
+    # Clipped to the last pixel, so a box touching the image border keeps a visible edge.
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    return (
+        int(np.clip(x1, 0, width - 1)),
+        int(np.clip(y1, 0, height - 1)),
+        int(np.clip(x2, 0, width - 1)),
+        int(np.clip(y2, 0, height - 1)),
+    )
+
+
+def _class_color(label):
+    return _PALETTE[int(label) % len(_PALETTE)]
+
+
+def _draw_caption(draw, caption, corner, box_color, font):
+    """Draws `caption` on a filled box-coloured tag above the box, or inside it at the top."""
+    left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
+    text_width, text_height = right - left + 4, bottom - top + 4
+    x, y = corner
+    y = y - text_height if y >= text_height else y
+    draw.rectangle((x, y, x + text_width - 1, y + text_height - 1), fill=box_color)
+    # Black on light colours, white on dark ones (ITU-R BT.601 luma).
+    luma = 0.299 * box_color[0] + 0.587 * box_color[1] + 0.114 * box_color[2]
+    text_color = (0, 0, 0) if luma > 140 else (255, 255, 255)
+    draw.text((x + 2 - left, y + 2 - top), caption, fill=text_color, font=font)
