@@ -1,0 +1,25 @@
+"""Feature extractors: the pluggable bodies of SSD and Faster R-CNN, and their registry."""
+
+from kdet.feature_extractors.fpn import FeaturePyramid
+from kdet.feature_extractors.registry import available_feature_extractors
+from kdet.feature_extractors.registry import build_feature_extractor
+from kdet.feature_extractors.registry import get_feature_extractor_class
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_mobilenet_v2_fpn_feature_extractor import (
+    SSDMobileNetV2FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
+    SSDResNet50V1FPNFeatureExtractor,
+)
+
+__all__ = [
+    "FeaturePyramid",
+    "SSDFeatureExtractor",
+    "SSDMobileNetV2FPNFeatureExtractor",
+    "SSDResNet50V1FPNFeatureExtractor",
+    "available_feature_extractors",
+    "build_feature_extractor",
+    "get_feature_extractor_class",
+    "register_feature_extractor",
+]

@@ -1,0 +1,50 @@
+"""Base class of SSD feature extractors."""
+
+import keras
+import tensorflow as tf
+
+# Stands in for unknown spatial dimensions when a forward pass builds the weights.
+_BUILD_IMAGE_SIZE = 64
+
+
+class SSDFeatureExtractor(keras.layers.Layer):
+    """Turns preprocessed images into the list of feature maps an SSD box predictor reads.
+
+    The TF OD API `SSDKerasFeatureExtractor` contract in Keras terms. A subclass implements:
+    - `preprocess(images)`: float32 `[batch, height, width, 3]` raw pixels in 0..255 → the
+      normalized input its body expects (MobileNet: `x * 2 / 255 - 1`);
+    - `call(images, training=None)`: preprocessed images → list of feature maps
+      `[batch, h_i, w_i, c_i]`, finest first, one per anchor-generator layer;
+    - `get_config()`, with every constructor argument.
+    Register it with `kdet.feature_extractors.register_feature_extractor(name)` so configs and
+    the zoo can name it.
+
+    Args:
+        backbone_weights: `None` (random init) or `"imagenet"` (the `keras.applications`
+            ImageNet classification weights of the body; downloaded on first use, so online
+            only). Defaults to `None`.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(self, backbone_weights=None, **kwargs):
+        super().__init__(**kwargs)
+        if backbone_weights not in (None, "imagenet"):
+            raise ValueError(
+                f"backbone_weights must be None or 'imagenet', got {backbone_weights!r}"
+            )
+        self.backbone_weights = backbone_weights
+
+    def preprocess(self, images):
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        # Sublayers create their weights on their first call, so a forward pass on zeros builds
+        # all of them; this also rebuilds a saved user-defined extractor without a `build`.
+        # Subclasses that know their sublayers' shapes override it with explicit builds.
+        shape = [1] + [dim or _BUILD_IMAGE_SIZE for dim in input_shape[1:3]] + [input_shape[3]]
+        self.call(tf.zeros(shape))
+
+    def get_config(self):
+        config = super().get_config()
+        config["backbone_weights"] = self.backbone_weights
+        return config

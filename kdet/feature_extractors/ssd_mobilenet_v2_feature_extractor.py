@@ -1,0 +1,166 @@
+"""MobileNetV2 SSD feature extractor: layer_15 expansion, layer_19 and four extra layers."""
+
+import keras
+
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+
+# Depths of the four extra feature maps built on top of layer_19 (TF OD API feature_map_layout).
+EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
+# The TF OD API ssd_mobilenet_v2 conv_hyperparams: batch_norm decay 0.9997, epsilon 0.001, and
+# truncated_normal_initializer stddev 0.03.
+_BATCH_NORM_MOMENTUM = 0.9997
+_BATCH_NORM_EPSILON = 1e-3
+_KERNEL_STDDEV = 0.03
+
+
+@register_feature_extractor("ssd_mobilenet_v2")
+class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
+    """MobileNetV2 body plus four extra layers: the six feature maps of SSD MobileNetV2.
+
+    The body is `keras.applications.MobileNetV2` with TF "SAME" padding on its stride-2
+    convolutions (see below). Its feature maps are `block_13_expand_relu` (TF OD API
+    `layer_15/expansion_output`, 576 channels at depth multiplier 1) and `out_relu`
+    (`layer_19`, 1280 channels). Four extra layers follow, of depths 512, 256, 256 and 128, each
+    a 1x1 convolution to half the depth and a stride-2 3x3 convolution (depthwise 3x3 + 1x1
+    with `use_depthwise`), every convolution followed by batch norm and ReLU6. At 300x300 the
+    maps are 19, 10, 5, 3, 2 and 1 pixels wide. This is the TF OD API
+    `SSDMobileNetV2KerasFeatureExtractor` with `KerasMultiResolutionFeatureMaps`.
+
+    The extra layers carry the TF OD API names (`layer_19_1_Conv2d_2_1x1_256_conv`,
+    `layer_19_2_Conv2d_2_3x3_s2_512_depthwise_conv`, ..., each with its `_batchnorm`), so
+    `kdet.zoo.tf_od_api_converter` loads TF OD API weights by name.
+
+    `keras.applications.MobileNetV2` pads its stride-2 depthwise convolutions by `(0, 1)` on a
+    dynamic input size, which equals "SAME" only on even sizes: at 300x300 it would give
+    18x18 instead of 19x19 maps. The body here drops those `ZeroPadding2D` layers and uses
+    "same" padding instead, which matches the TF OD API graphs at every input size.
+
+    Args:
+        depth_multiplier: float. Width multiplier of the body (`alpha` of
+            `keras.applications.MobileNetV2`) and of the extra layers. Defaults to `1.0`.
+        min_depth: int. Lower bound on the depth of the extra layers. Defaults to `16`.
+        use_depthwise: bool. Build the stride-2 extra convolutions as depthwise 3x3 + 1x1
+            (the `ssd_mobilenet_v2_coco` layout) instead of a plain 3x3 convolution. Defaults
+            to `True`.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to `None`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Example:
+    ```python
+    extractor = kdet.feature_extractors.SSDMobileNetV2FeatureExtractor()
+    images = extractor.preprocess(tf.zeros([1, 300, 300, 3]))
+    [f.shape[1] for f in extractor(images)]  # [19, 10, 5, 3, 2, 1]
+    ```
+
+    Reference:
+        [Sandler et al., 2018](https://arxiv.org/abs/1801.04381); TF OD API
+        `object_detection/models/ssd_mobilenet_v2_keras_feature_extractor.py`.
+    """
+
+    def __init__(
+        self,
+        depth_multiplier=1.0,
+        min_depth=16,
+        use_depthwise=True,
+        backbone_weights=None,
+        **kwargs,
+    ):
+        super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.use_depthwise = use_depthwise
+        self.body = _mobilenet_v2_body(depth_multiplier, backbone_weights)
+        self.extra_layers = [
+            self._extra_layer(index, depth)
+            for index, depth in enumerate(EXTRA_LAYER_DEPTHS, start=2)
+        ]
+
+    def _depth(self, depth):
+        return max(int(depth * self.depth_multiplier), self.min_depth)
+
+    def _extra_layer(self, index, depth):
+        """One extra feature map: 1x1 conv to half depth, then a stride-2 3x3 conv."""
+        reduce_name = f"layer_19_1_Conv2d_{index}_1x1_{self._depth(depth // 2)}"
+        layers = _conv_bn_relu6(reduce_name, 1, self._depth(depth // 2))
+        downsample_name = f"layer_19_2_Conv2d_{index}_3x3_s2_{self._depth(depth)}"
+        if self.use_depthwise:
+            layers += _conv_bn_relu6(f"{downsample_name}_depthwise", 3, strides=2)
+            layers += _conv_bn_relu6(downsample_name, 1, self._depth(depth))
+        else:
+            layers += _conv_bn_relu6(downsample_name, 3, self._depth(depth), strides=2)
+        return keras.Sequential(layers, name=f"layer_19_Conv2d_{index}")
+
+    def build(self, input_shape):
+        _, feature_shape = self.body.compute_output_shape(input_shape)
+        for extra_layer in self.extra_layers:
+            extra_layer.build(feature_shape)
+            feature_shape = extra_layer.compute_output_shape(feature_shape)
+
+    def preprocess(self, images):
+        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
+
+    def call(self, images, training=None):
+        feature_maps = list(self.body(images, training=training))
+        for extra_layer in self.extra_layers:
+            feature_maps.append(extra_layer(feature_maps[-1], training=training))
+        return feature_maps
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "use_depthwise": self.use_depthwise,
+            }
+        )
+        return config
+
+
+def _conv_bn_relu6(name, kernel_size, filters=None, strides=1):
+    """`[conv, batch norm, ReLU6]` named `{name}_conv`, `{name}_batchnorm`, `{name}`.
+
+    `filters=None` makes the convolution depthwise.
+    """
+    initializer = keras.initializers.TruncatedNormal(stddev=_KERNEL_STDDEV)
+    conv_kwargs = {"strides": strides, "padding": "same", "use_bias": False, "name": f"{name}_conv"}
+    if filters is None:
+        conv = keras.layers.DepthwiseConv2D(
+            kernel_size, depthwise_initializer=initializer, **conv_kwargs
+        )
+    else:
+        conv = keras.layers.Conv2D(
+            filters, kernel_size, kernel_initializer=initializer, **conv_kwargs
+        )
+    return [
+        conv,
+        keras.layers.BatchNormalization(
+            momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=f"{name}_batchnorm"
+        ),
+        keras.layers.ReLU(6.0, name=name),
+    ]
+
+
+def _mobilenet_v2_body(depth_multiplier, weights):
+    """`keras.applications.MobileNetV2`, "same" padded → `[block_13_expand_relu, out_relu]`."""
+    mobilenet = keras.applications.MobileNetV2(
+        input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
+    )
+    # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both.
+    def same_padding(layer):
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            return keras.layers.Identity(name=layer.name)
+        config = layer.get_config()
+        if config.get("padding") == "valid":
+            config["padding"] = "same"
+        return layer.__class__.from_config(config)
+
+    body = keras.models.clone_model(mobilenet, clone_function=same_padding)
+    if weights is not None:
+        body.set_weights(mobilenet.get_weights())
+    return keras.Model(
+        body.input,
+        [body.get_layer("block_13_expand_relu").output, body.get_layer("out_relu").output],
+        name="MobilenetV2",
+    )

@@ -1,0 +1,152 @@
+"""MobileNetV2 FPN (FPNLite) SSD feature extractor: pyramid levels 3..7 on a MobileNetV2 body."""
+
+import keras
+
+from kdet.feature_extractors.fpn import FeaturePyramid
+from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import _mobilenet_v2_body
+
+# Backbone map of each pyramid level: TF OD API layer_4, layer_7, layer_14 and layer_19.
+LEVEL_ENDPOINTS = {2: "block_2_add", 3: "block_5_add", 4: "block_12_add", 5: "out_relu"}
+
+
+@register_feature_extractor("ssd_mobilenet_v2_fpn")
+class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
+    """MobileNetV2 body with a feature pyramid: SSD MobileNetV2 FPN and FPNLite.
+
+    The body is the "same"-padded `keras.applications.MobileNetV2` of
+    `SSDMobileNetV2FeatureExtractor`; levels 2..5 read `block_2_add`, `block_5_add`,
+    `block_12_add` and `out_relu` (TF OD API `layer_4`, `layer_7`, `layer_14`, `layer_19`,
+    strides 4..32). A `kdet.feature_extractors.FeaturePyramid` of depth
+    `max(additional_layer_depth * depth_multiplier, min_depth)` turns levels
+    `fpn_min_level..5` into a pyramid and adds stride-2 layers up to `fpn_max_level`. With
+    `use_depthwise` (FPNLite, the `ssd_mobilenet_v2_fpnlite` configs) the pyramid's 3x3
+    convolutions are separable and the body's last 1x1 convolution `Conv_1` has 256 instead of
+    1280 filters, as in the TF OD API. A 320x320 input gives maps of 40, 20, 10, 5 and 3 pixels.
+
+    `depth_multiplier` scales the body like `alpha` of `keras.applications.MobileNetV2`, and
+    `Conv_1` by the TF OD API rule (only below 1); `min_depth` bounds the pyramid depth only
+    (the TF OD API also bounds the body's layers, which changes it below depth multiplier 0.5).
+
+    Args:
+        depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
+            `1.0`.
+        min_depth: int. Lower bound on the pyramid depth. Defaults to `16`.
+        fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `3`.
+        fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
+            Defaults to `7`.
+        additional_layer_depth: int. Channels of the pyramid maps before the depth
+            multiplier. Defaults to `128` (the FPNLite configs; the TF OD API default is 256).
+        use_depthwise: bool. FPNLite: separable pyramid convolutions and a 256-filter
+            `Conv_1`. Defaults to `True`.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
+            `use_depthwise` the narrower `Conv_1` starts from random weights. Defaults to
+            `None`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Example:
+    ```python
+    extractor = kdet.feature_extractors.SSDMobileNetV2FPNFeatureExtractor()
+    images = extractor.preprocess(tf.zeros([1, 320, 320, 3]))
+    [f.shape[1] for f in extractor(images)]  # [40, 20, 10, 5, 3]
+    ```
+
+    Reference:
+        [Lin et al., 2017](https://arxiv.org/abs/1612.03144); TF OD API
+        `object_detection/models/ssd_mobilenet_v2_fpn_keras_feature_extractor.py`.
+    """
+
+    def __init__(
+        self,
+        depth_multiplier=1.0,
+        min_depth=16,
+        fpn_min_level=3,
+        fpn_max_level=7,
+        additional_layer_depth=128,
+        use_depthwise=True,
+        backbone_weights=None,
+        **kwargs,
+    ):
+        super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.fpn_min_level = fpn_min_level
+        self.fpn_max_level = fpn_max_level
+        self.additional_layer_depth = additional_layer_depth
+        self.use_depthwise = use_depthwise
+        self.body = _mobilenet_v2_fpn_body(
+            depth_multiplier,
+            use_depthwise,
+            backbone_weights,
+            backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level),
+        )
+        self.feature_pyramid = FeaturePyramid(
+            fpn_min_level,
+            fpn_max_level,
+            depth=max(int(additional_layer_depth * depth_multiplier), min_depth),
+            use_depthwise=use_depthwise,
+            # The FPNLite configs' conv_hyperparams initializer.
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            name="feature_pyramid",
+        )
+
+    def build(self, input_shape):
+        self.feature_pyramid.build([tuple(output.shape) for output in self.body.outputs])
+
+    def preprocess(self, images):
+        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
+
+    def call(self, images, training=None):
+        return self.feature_pyramid(
+            keras.tree.flatten(self.body(images, training=training)), training=training
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "fpn_min_level": self.fpn_min_level,
+                "fpn_max_level": self.fpn_max_level,
+                "additional_layer_depth": self.additional_layer_depth,
+                "use_depthwise": self.use_depthwise,
+            }
+        )
+        return config
+
+
+def _mobilenet_v2_fpn_body(depth_multiplier, use_depthwise, weights, endpoints):
+    """The MobileNetV2 body with outputs `endpoints` and the TF OD API `Conv_1` width."""
+    body = _mobilenet_v2_body(depth_multiplier, weights)
+    outputs = [
+        _out_relu(body, depth_multiplier, use_depthwise)
+        if name == "out_relu"
+        else body.get_layer(name).output
+        for name in endpoints
+    ]
+    return keras.Model(body.input, outputs, name="MobilenetV2")
+
+
+def _out_relu(body, depth_multiplier, use_depthwise):
+    """`out_relu`, rebuilt where the TF OD API `Conv_1` width differs from Keras's."""
+    filters = 256 if use_depthwise else 1280
+    if depth_multiplier < 1.0:
+        filters = _round_to_multiple_of_8(filters * depth_multiplier)
+    if body.get_layer("Conv_1").filters == filters:
+        return body.get_layer("out_relu").output
+    features = body.get_layer("block_16_project_BN").output
+    features = keras.layers.Conv2D(filters, 1, use_bias=False, name="Conv_1")(features)
+    # Keras MobileNetV2's batch norm settings, like the rest of the body.
+    features = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(
+        features
+    )
+    return keras.layers.ReLU(6.0, name="out_relu")(features)
+
+
+def _round_to_multiple_of_8(value):
+    """MobileNet channel rounding: nearest multiple of 8, at least 8 and 90% of `value`."""
+    rounded = max(8, int(value + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * value else rounded

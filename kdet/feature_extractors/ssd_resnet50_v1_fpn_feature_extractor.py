@@ -1,0 +1,102 @@
+"""ResNet50 V1 FPN SSD feature extractor: the RetinaNet body, pyramid levels 3..7."""
+
+import keras
+
+from kdet.feature_extractors.fpn import FeaturePyramid
+from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+
+# Backbone map of each pyramid level: the outputs of ResNet blocks 1..4 (C2..C5).
+LEVEL_ENDPOINTS = {
+    2: "conv2_block3_out",
+    3: "conv3_block4_out",
+    4: "conv4_block6_out",
+    5: "conv5_block3_out",
+}
+# TF OD API resnet_v1 preprocessing: ImageNet channel means, RGB order.
+CHANNEL_MEANS = (123.68, 116.779, 103.939)
+
+
+@register_feature_extractor("ssd_resnet50_v1_fpn")
+class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
+    """ResNet50 V1 body with a feature pyramid: the RetinaNet feature extractor.
+
+    The body is `keras.applications.ResNet50`; levels 2..5 read `conv2_block3_out`,
+    `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5, strides 4..32). A
+    `kdet.feature_extractors.FeaturePyramid` of depth `additional_layer_depth` turns levels
+    `fpn_min_level..5` into a pyramid with plain 3x3 convolutions and adds stride-2 layers up
+    to `fpn_max_level` (P6, P7). A 640x640 input gives maps of 80, 40, 20, 10 and 5 pixels.
+    This is the TF OD API `SSDResNet50V1FpnKerasFeatureExtractor` (`ssd_resnet50_v1_fpn_keras`,
+    the RetinaNet50 configs).
+
+    `preprocess` subtracts the ImageNet channel means in RGB order, the TF OD API rule its
+    checkpoints were trained with. The `keras.applications` ImageNet weights were trained on
+    BGR inputs ("caffe" preprocessing), so with `backbone_weights="imagenet"` the first layer
+    sees its colour channels swapped until fine-tuning adapts it.
+
+    Args:
+        fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `3`.
+        fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
+            Defaults to `7`.
+        additional_layer_depth: int. Channels of every pyramid map. Defaults to `256`.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
+            `None`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Example:
+    ```python
+    extractor = kdet.feature_extractors.SSDResNet50V1FPNFeatureExtractor()
+    images = extractor.preprocess(tf.zeros([1, 640, 640, 3]))
+    [f.shape[1] for f in extractor(images)]  # [80, 40, 20, 10, 5]
+    ```
+
+    Reference:
+        [Lin et al., 2017](https://arxiv.org/abs/1708.02002); TF OD API
+        `object_detection/models/ssd_resnet_v1_fpn_keras_feature_extractor.py`.
+    """
+
+    def __init__(
+        self,
+        fpn_min_level=3,
+        fpn_max_level=7,
+        additional_layer_depth=256,
+        backbone_weights=None,
+        **kwargs,
+    ):
+        super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.fpn_min_level = fpn_min_level
+        self.fpn_max_level = fpn_max_level
+        self.additional_layer_depth = additional_layer_depth
+        resnet = keras.applications.ResNet50(
+            input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+        )
+        endpoints = backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level)
+        self.body = keras.Model(
+            resnet.input, [resnet.get_layer(name).output for name in endpoints], name="ResNet50"
+        )
+        self.feature_pyramid = FeaturePyramid(
+            fpn_min_level, fpn_max_level, depth=additional_layer_depth, name="feature_pyramid"
+        )
+
+    def build(self, input_shape):
+        self.feature_pyramid.build([tuple(output.shape) for output in self.body.outputs])
+
+    def preprocess(self, images):
+        return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
+
+    def call(self, images, training=None):
+        return self.feature_pyramid(
+            keras.tree.flatten(self.body(images, training=training)), training=training
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "fpn_min_level": self.fpn_min_level,
+                "fpn_max_level": self.fpn_max_level,
+                "additional_layer_depth": self.additional_layer_depth,
+            }
+        )
+        return config

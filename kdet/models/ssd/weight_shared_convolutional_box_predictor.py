@@ -1,0 +1,274 @@
+"""RetinaNet-style SSD box predictor: one convolutional tower shared by every pyramid level."""
+
+import keras
+import tensorflow as tf
+
+# TF OD API conv_hyperparams of the weight-shared predictor in its RetinaNet and FPNLite
+# configs: random_normal_initializer stddev 0.01, batch_norm decay 0.997 and epsilon 0.001.
+_KERNEL_STDDEV = 0.01
+_BATCH_NORM_MOMENTUM = 0.997
+_BATCH_NORM_EPSILON = 1e-3
+
+
+@keras.saving.register_keras_serializable(package="kdet")
+class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
+    """Box and class predictions from every feature map with one set of convolution weights.
+
+    A box tower and a class tower (one shared tower with `share_prediction_tower`) of
+    `num_layers_before_predictor` 3x3 convolutions of `depth` channels, each followed by batch
+    norm and ReLU6, then a box convolution (`num_anchors_per_location * box_code_size`
+    outputs) and a class convolution (`num_anchors_per_location * (num_classes + 1)` outputs,
+    bias initialised to `class_prediction_bias_init`, optional dropout before it). The
+    convolutions are the same layers on every feature map; only the batch norms are per map,
+    since activation statistics differ between levels (TF OD API
+    `WeightSharedConvolutionalBoxPredictor`). Every feature map must therefore have the same
+    channels and the same number of anchors per location, as with
+    `kdet.layers.MultiscaleGridAnchorGenerator`.
+
+    Predictions of one map are ordered row-major over `(y, x)`, then by anchor within the
+    location, and maps follow each other finest first: the order of the anchor generators.
+
+    Args:
+        num_classes: int. Object classes, background excluded.
+        num_anchors_per_location: int, or a list of equal ints, one per feature map (what
+            `anchor_generator.num_anchors_per_location()` returns).
+        depth: int. Channels of the tower convolutions. Defaults to `256`.
+        num_layers_before_predictor: int. Convolutions in each tower. Defaults to `4`.
+        kernel_size: int. Kernel size of the tower and predictor convolutions. Defaults to `3`.
+        use_depthwise: bool. Separable (depthwise + pointwise) convolutions everywhere, as in
+            FPNLite. Defaults to `False`.
+        apply_batch_norm: bool. Batch norm (per feature map) after each tower convolution;
+            without it the convolutions get a bias. Defaults to `True`.
+        share_prediction_tower: bool. One tower feeds both predictor convolutions. Defaults to
+            `False`.
+        class_prediction_bias_init: float. Initial bias of the class logits; -4.6 makes the
+            initial foreground probability about 0.01, the focal-loss prior. Defaults to `-4.6`.
+        use_dropout: bool. Dropout before the class convolution. Defaults to `False`.
+        dropout_keep_probability: float in (0, 1]. Kept fraction with `use_dropout`. Defaults
+            to `0.8`.
+        box_code_size: int. Numbers per box encoding. Defaults to `4`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call args:
+        feature_maps: list of float tensors `[batch, h_i, w_i, channels]`, finest first.
+
+    Returns:
+        `(box_encodings, class_logits)`: float32 `[batch, num_anchors, box_code_size]` and
+        float32 `[batch, num_anchors, num_classes + 1]` with background in column 0, where
+        `num_anchors = sum(h_i * w_i) * num_anchors_per_location`.
+
+    Example:
+    ```python
+    predictor = kdet.models.ssd.WeightSharedConvolutionalBoxPredictor(
+        num_classes=3, num_anchors_per_location=6, depth=32
+    )
+    feature_maps = [tf.zeros([2, s, s, 64]) for s in (16, 8, 4, 2, 1)]
+    box_encodings, class_logits = predictor(feature_maps)
+    box_encodings.shape, class_logits.shape  # (2, 2046, 4), (2, 2046, 4)
+    ```
+
+    Reference:
+        [Lin et al., 2017](https://arxiv.org/abs/1708.02002); TF OD API
+        `object_detection/predictors/convolutional_keras_box_predictor.py`.
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        num_anchors_per_location,
+        depth=256,
+        num_layers_before_predictor=4,
+        kernel_size=3,
+        use_depthwise=False,
+        apply_batch_norm=True,
+        share_prediction_tower=False,
+        class_prediction_bias_init=-4.6,
+        use_dropout=False,
+        dropout_keep_probability=0.8,
+        box_code_size=4,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_anchors_per_location, int):
+            num_anchors_per_location = [int(n) for n in num_anchors_per_location]
+            if len(set(num_anchors_per_location)) != 1:
+                raise ValueError(
+                    "WeightSharedConvolutionalBoxPredictor shares its predictor convolutions "
+                    "across feature maps, so every map needs the same number of anchors per "
+                    f"location; got num_anchors_per_location={num_anchors_per_location}."
+                )
+        if use_depthwise and kernel_size == 1:
+            raise ValueError("use_depthwise needs kernel_size > 1; got kernel_size=1.")
+        if not 0.0 < dropout_keep_probability <= 1.0:
+            raise ValueError(
+                f"dropout_keep_probability must be in (0, 1]; got {dropout_keep_probability}."
+            )
+        self.num_classes = num_classes
+        self.num_anchors_per_location = num_anchors_per_location
+        self.depth = depth
+        self.num_layers_before_predictor = num_layers_before_predictor
+        self.kernel_size = kernel_size
+        self.use_depthwise = use_depthwise
+        self.apply_batch_norm = apply_batch_norm
+        self.share_prediction_tower = share_prediction_tower
+        self.class_prediction_bias_init = class_prediction_bias_init
+        self.use_dropout = use_dropout
+        self.dropout_keep_probability = dropout_keep_probability
+        self.box_code_size = box_code_size
+
+        self._anchors = (
+            num_anchors_per_location
+            if isinstance(num_anchors_per_location, int)
+            else num_anchors_per_location[0]
+        )
+        tower_names = ["prediction"] if share_prediction_tower else ["box", "class"]
+        self.tower_convs = {
+            name: [
+                self._conv(depth, f"{name}_tower_conv_{index}", use_bias=not apply_batch_norm)
+                for index in range(num_layers_before_predictor)
+            ]
+            for name in tower_names
+        }
+        self.box_predictor_conv = self._conv(
+            self._anchors * box_code_size, "box_predictor", use_bias=True
+        )
+        self.class_predictor_conv = self._conv(
+            self._anchors * (num_classes + 1),
+            "class_predictor",
+            use_bias=True,
+            bias_initializer=keras.initializers.Constant(class_prediction_bias_init),
+        )
+        self.dropout = (
+            keras.layers.Dropout(1.0 - dropout_keep_probability) if use_dropout else None
+        )
+
+    def build(self, feature_maps_shape):
+        shapes = list(feature_maps_shape)
+        if not shapes or any(not isinstance(s, (tuple, list)) or len(s) != 4 for s in shapes):
+            raise ValueError(
+                f"{type(self).__name__} expects a non-empty list of 4-D feature maps "
+                f"[batch, height, width, channels]; got shapes {shapes}."
+            )
+        channels = [shape[-1] for shape in shapes]
+        if len(set(channels)) != 1 or channels[0] is None:
+            raise ValueError(
+                f"{type(self).__name__} shares its convolutions across feature maps, so every "
+                f"map needs the same, known number of channels; got channels {channels}."
+            )
+        if not isinstance(self.num_anchors_per_location, int) and len(
+            self.num_anchors_per_location
+        ) != len(shapes):
+            raise ValueError(
+                f"{type(self).__name__} got {len(shapes)} feature maps but "
+                f"num_anchors_per_location has {len(self.num_anchors_per_location)} entries."
+            )
+        # One batch norm per tower layer and feature map: statistics differ between levels.
+        self.tower_batch_norms = {}
+        if self.apply_batch_norm:
+            self.tower_batch_norms = {
+                name: [self._batch_norms(name, level) for level in range(len(shapes))]
+                for name in self.tower_convs
+            }
+        input_shape = (None, None, None, channels[0])
+        tower_shape = (
+            (None, None, None, self.depth) if self.num_layers_before_predictor else input_shape
+        )
+        for name, convs in self.tower_convs.items():
+            shape = input_shape
+            for conv in convs:
+                conv.build(shape)
+                shape = tower_shape
+            for batch_norms in self.tower_batch_norms.get(name, []):
+                for batch_norm in batch_norms:
+                    batch_norm.build(tower_shape)
+        self.box_predictor_conv.build(tower_shape)
+        self.class_predictor_conv.build(tower_shape)
+
+    def call(self, feature_maps, training=None):
+        box_encodings = []
+        class_logits = []
+        for level, features in enumerate(feature_maps):
+            if self.share_prediction_tower:
+                box_features = self._tower("prediction", level, features, training)
+                class_features = box_features
+            else:
+                box_features = self._tower("box", level, features, training)
+                class_features = self._tower("class", level, features, training)
+            if self.dropout is not None:
+                class_features = self.dropout(class_features, training=training)
+            box_encodings.append(
+                _flatten_anchors(self.box_predictor_conv(box_features), self.box_code_size)
+            )
+            class_logits.append(
+                _flatten_anchors(self.class_predictor_conv(class_features), self.num_classes + 1)
+            )
+        return (
+            keras.ops.cast(keras.ops.concatenate(box_encodings, axis=1), "float32"),
+            keras.ops.cast(keras.ops.concatenate(class_logits, axis=1), "float32"),
+        )
+
+    def _tower(self, name, level, features, training):
+        for index, conv in enumerate(self.tower_convs[name]):
+            features = conv(features)
+            if self.apply_batch_norm:
+                features = self.tower_batch_norms[name][level][index](features, training=training)
+            features = keras.ops.relu6(features)
+        return features
+
+    def _batch_norms(self, tower_name, level):
+        return [
+            keras.layers.BatchNormalization(
+                momentum=_BATCH_NORM_MOMENTUM,
+                epsilon=_BATCH_NORM_EPSILON,
+                name=f"{tower_name}_tower_batchnorm_{index}_level_{level}",
+            )
+            for index in range(self.num_layers_before_predictor)
+        ]
+
+    def _conv(self, filters, name, use_bias, bias_initializer="zeros"):
+        """A "same"-padded convolution, separable with `use_depthwise`."""
+        if self.use_depthwise:
+            return keras.layers.SeparableConv2D(
+                filters,
+                self.kernel_size,
+                padding="same",
+                use_bias=use_bias,
+                depthwise_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
+                pointwise_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
+                bias_initializer=bias_initializer,
+                name=name,
+            )
+        return keras.layers.Conv2D(
+            filters,
+            self.kernel_size,
+            padding="same",
+            use_bias=use_bias,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
+            bias_initializer=bias_initializer,
+            name=name,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "num_anchors_per_location": self.num_anchors_per_location,
+                "depth": self.depth,
+                "num_layers_before_predictor": self.num_layers_before_predictor,
+                "kernel_size": self.kernel_size,
+                "use_depthwise": self.use_depthwise,
+                "apply_batch_norm": self.apply_batch_norm,
+                "share_prediction_tower": self.share_prediction_tower,
+                "class_prediction_bias_init": self.class_prediction_bias_init,
+                "use_dropout": self.use_dropout,
+                "dropout_keep_probability": self.dropout_keep_probability,
+                "box_code_size": self.box_code_size,
+            }
+        )
+        return config
+
+
+def _flatten_anchors(predictions, code_size):
+    """`[batch, h, w, anchors * code_size]` → `[batch, h * w * anchors, code_size]`."""
+    return tf.reshape(predictions, [tf.shape(predictions)[0], -1, code_size])

