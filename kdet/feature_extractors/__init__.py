@@ -6,6 +6,9 @@ from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.feature_extractors.registry import get_feature_extractor_class
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
+    SSDMobileNetV2FeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobilenet_v2_fpn_feature_extractor import (
     SSDMobileNetV2FPNFeatureExtractor,
 )
@@ -16,6 +19,7 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 __all__ = [
     "FeaturePyramid",
     "SSDFeatureExtractor",
+    "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
     "SSDResNet50V1FPNFeatureExtractor",
     "available_feature_extractors",

@@ -2,6 +2,7 @@
 
 import keras
 
+from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 
@@ -70,7 +71,12 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.use_depthwise = use_depthwise
-        self.body = _mobilenet_v2_body(depth_multiplier, backbone_weights)
+        body = mobilenet_v2_body(depth_multiplier, backbone_weights)
+        self.body = keras.Model(
+            body.input,
+            [body.get_layer(name).output for name in ("block_13_expand_relu", "out_relu")],
+            name="MobilenetV2",
+        )
         self.extra_layers = [
             self._extra_layer(index, depth)
             for index, depth in enumerate(EXTRA_LAYER_DEPTHS, start=2)
@@ -140,27 +146,3 @@ def _conv_bn_relu6(name, kernel_size, filters=None, strides=1):
         ),
         keras.layers.ReLU(6.0, name=name),
     ]
-
-
-def _mobilenet_v2_body(depth_multiplier, weights):
-    """`keras.applications.MobileNetV2`, "same" padded → `[block_13_expand_relu, out_relu]`."""
-    mobilenet = keras.applications.MobileNetV2(
-        input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
-    )
-    # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both.
-    def same_padding(layer):
-        if isinstance(layer, keras.layers.ZeroPadding2D):
-            return keras.layers.Identity(name=layer.name)
-        config = layer.get_config()
-        if config.get("padding") == "valid":
-            config["padding"] = "same"
-        return layer.__class__.from_config(config)
-
-    body = keras.models.clone_model(mobilenet, clone_function=same_padding)
-    if weights is not None:
-        body.set_weights(mobilenet.get_weights())
-    return keras.Model(
-        body.input,
-        [body.get_layer("block_13_expand_relu").output, body.get_layer("out_relu").output],
-        name="MobilenetV2",
-    )

@@ -6,7 +6,7 @@ from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
-from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import _mobilenet_v2_body
+from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 
 # Backbone map of each pyramid level: TF OD API layer_4, layer_7, layer_14 and layer_19.
 LEVEL_ENDPOINTS = {2: "block_2_add", 3: "block_5_add", 4: "block_12_add", 5: "out_relu"}
@@ -120,7 +120,7 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
 
 def _mobilenet_v2_fpn_body(depth_multiplier, use_depthwise, weights, endpoints):
     """The MobileNetV2 body with outputs `endpoints` and the TF OD API `Conv_1` width."""
-    body = _mobilenet_v2_body(depth_multiplier, weights)
+    body = mobilenet_v2_body(depth_multiplier, weights)
     outputs = [
         _out_relu(body, depth_multiplier, use_depthwise)
         if name == "out_relu"

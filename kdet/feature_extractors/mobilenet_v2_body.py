@@ -1,0 +1,38 @@
+"""The MobileNetV2 body shared by kdet's MobileNet feature extractors."""
+
+import keras
+
+
+def mobilenet_v2_body(depth_multiplier=1.0, weights=None):
+    """`keras.applications.MobileNetV2` without its top, with TF "SAME" padding everywhere.
+
+    Keras pads its stride-2 convolutions by `(0, 1)` for unknown input sizes, which equals TF
+    "SAME" padding only on even sizes: at 300×300 it would give 18×18 / 9×9 maps instead of the
+    TF OD API's 19×19 / 10×10. The model is cloned with "same" padding instead; layer names
+    (and so weight conversion from TF OD API graphs) are unchanged.
+
+    Args:
+        depth_multiplier: float. MobileNetV2 `alpha`. Defaults to `1.0`.
+        weights: `None` or `"imagenet"` (downloaded by Keras on first use). Defaults to `None`.
+
+    Returns:
+        A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized) to
+        `out_relu`; other endpoints are reachable with `get_layer(name).output`.
+    """
+    mobilenet = keras.applications.MobileNetV2(
+        input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
+    )
+
+    # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both.
+    def same_padding(layer):
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            return keras.layers.Identity(name=layer.name)
+        config = layer.get_config()
+        if config.get("padding") == "valid":
+            config["padding"] = "same"
+        return layer.__class__.from_config(config)
+
+    body = keras.models.clone_model(mobilenet, clone_function=same_padding)
+    if weights is not None:
+        body.set_weights(mobilenet.get_weights())
+    return body
