@@ -1,6 +1,7 @@
 """kdet: a Keras 3 object-detection model zoo in the TF Object Detection API tradition.
 
-Subpackages are imported on first use, so `kdet --help` starts without loading TensorFlow.
+Subpackages and the public classes are imported on first use, so `kdet --help` starts without
+loading TensorFlow.
 """
 
 import importlib
@@ -18,14 +19,19 @@ _SUBPACKAGES = (
     "models",
     "targets",
     "visualization",
+    "zoo",
 )
+# Public classes at the top level → the module defining them.
+_CLASSES = {"ObjectDetector": "kdet.models", "SSD": "kdet.models"}
 
 
 def __getattr__(name):
     if name in _SUBPACKAGES:
         return importlib.import_module(f"kdet.{name}")
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name]), name)
     raise AttributeError(f"module 'kdet' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBPACKAGES))
+    return sorted(list(globals()) + list(_SUBPACKAGES) + list(_CLASSES))
