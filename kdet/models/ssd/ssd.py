@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kdet.boxes.box_ops import clip_boxes
 from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
+from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.layers.image_resizer import from_padded_frame
 from kdet.layers.image_resizer import to_padded_frame
@@ -47,8 +48,9 @@ class SSD(ObjectDetector):
 
     Args:
         num_classes: int. Object classes, background excluded.
-        feature_extractor: an `kdet.feature_extractors.SSDFeatureExtractor` (a Keras layer
-            whose `call` returns feature maps finest first, with a `preprocess` method).
+        feature_extractor: a `kdet.feature_extractors.SSDFeatureExtractor` (a Keras layer
+            whose `call` returns feature maps finest first, with a `preprocess` method), or the
+            registered name of one (e.g. `"ssd_mobilenet_v2"`), built with its defaults.
         image_resizer: `kdet.layers.FixedShapeResizer` or `KeepAspectRatioResizer`.
             Defaults to `FixedShapeResizer(300, 300)`.
         anchor_generator: `kdet.layers.SSDAnchorGenerator` or
@@ -125,6 +127,8 @@ class SSD(ObjectDetector):
             raise ValueError(
                 f"score_converter must be one of {SCORE_CONVERTERS}, got {score_converter!r}"
             )
+        if isinstance(feature_extractor, str):
+            feature_extractor = build_feature_extractor(feature_extractor)
         self.feature_extractor = feature_extractor
         self.image_resizer = image_resizer or FixedShapeResizer(300, 300)
         self.anchor_generator = anchor_generator or SSDAnchorGenerator()

@@ -102,6 +102,13 @@ def test_zero_box_images_give_zero_localization_loss_and_no_nan():
     assert np.isfinite(logs["classification_loss"]) and logs["classification_loss"] > 0
 
 
+def test_feature_extractor_by_registered_name():
+    model = SSD(num_classes=3, feature_extractor="test_tiny_ssd",
+                image_resizer=FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+                anchor_generator=SSDAnchorGenerator(num_layers=2))
+    assert isinstance(model.feature_extractor, TinySSDFeatureExtractor)
+
+
 def test_classes_alias_and_bad_groundtruth_error():
     images, y = _shapes(2)
     model = _tiny_ssd()
