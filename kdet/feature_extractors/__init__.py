@@ -1,5 +1,6 @@
 """Feature extractors: the pluggable bodies of SSD and Faster R-CNN, and their registry."""
 
+from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeatureExtractor
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.registry import available_feature_extractors
 from kdet.feature_extractors.registry import build_feature_extractor
@@ -17,6 +18,7 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 )
 
 __all__ = [
+    "FasterRCNNFeatureExtractor",
     "FeaturePyramid",
     "SSDFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",

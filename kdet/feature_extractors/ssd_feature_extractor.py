@@ -28,10 +28,7 @@ class SSDFeatureExtractor(keras.layers.Layer):
 
     def __init__(self, backbone_weights=None, **kwargs):
         super().__init__(**kwargs)
-        if backbone_weights not in (None, "imagenet"):
-            raise ValueError(
-                f"backbone_weights must be None or 'imagenet', got {backbone_weights!r}"
-            )
+        check_backbone_weights(backbone_weights)
         self.backbone_weights = backbone_weights
 
     def preprocess(self, images):
@@ -48,3 +45,9 @@ class SSDFeatureExtractor(keras.layers.Layer):
         config = super().get_config()
         config["backbone_weights"] = self.backbone_weights
         return config
+
+
+def check_backbone_weights(backbone_weights):
+    """Rejects `backbone_weights` other than `None` and `"imagenet"`."""
+    if backbone_weights not in (None, "imagenet"):
+        raise ValueError(f"backbone_weights must be None or 'imagenet', got {backbone_weights!r}")
