@@ -46,6 +46,9 @@ class ObjectDetector(keras.Model):
 
     #: Names of the losses `compute_losses` returns, in order (subclasses set it).
     loss_names = ()
+    #: Constructor arguments holding objects (layers, anchor generators, …): `get_config`
+    #: serializes them with Keras and `from_config` revives them (subclasses set it).
+    component_names = ()
 
     def __init__(self, num_classes, bounding_box_format="yxyx", **kwargs):
         super().__init__(**kwargs)
@@ -182,8 +185,27 @@ class ObjectDetector(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def get_config(self):
-        return {
+        config = {
             **super().get_config(),
             "num_classes": self.num_classes,
             "bounding_box_format": self.bounding_box_format,
         }
+        for name in self.component_names:
+            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in cls.component_names:
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+def static_or_dynamic_hw(tensor):
+    """`(height, width)` of a `[B, H, W, C]` tensor: Python ints when static, else tensors."""
+    dynamic = tf.shape(tensor)
+    return tuple(
+        tensor.shape[axis] if tensor.shape[axis] is not None else dynamic[axis]
+        for axis in (1, 2)
+    )

@@ -15,6 +15,7 @@ from kdet.losses.weighted_sigmoid_classification_loss import WeightedSigmoidClas
 from kdet.losses.weighted_smooth_l1_localization_loss import WeightedSmoothL1LocalizationLoss
 from kdet.models.distribution import global_normalizer
 from kdet.models.object_detector import ObjectDetector
+from kdet.models.object_detector import static_or_dynamic_hw
 from kdet.models.ssd.convolutional_box_predictor import ConvolutionalBoxPredictor
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.hard_example_miner import HardExampleMiner
@@ -22,18 +23,6 @@ from kdet.targets.target_assigner import TargetAssigner
 
 SCORE_CONVERTERS = ("sigmoid", "softmax")
 
-# Constructor arguments holding objects, serialized with Keras and revived in `from_config`.
-_COMPONENTS = (
-    "feature_extractor",
-    "image_resizer",
-    "anchor_generator",
-    "box_predictor",
-    "box_coder",
-    "matcher",
-    "classification_loss",
-    "localization_loss",
-    "hard_example_miner",
-)
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -96,6 +85,17 @@ class SSD(ObjectDetector):
     """
 
     loss_names = ("localization_loss", "classification_loss")
+    component_names = (
+        "feature_extractor",
+        "image_resizer",
+        "anchor_generator",
+        "box_predictor",
+        "box_coder",
+        "matcher",
+        "classification_loss",
+        "localization_loss",
+        "hard_example_miner",
+    )
 
     def __init__(
         self,
@@ -176,8 +176,8 @@ class SSD(ObjectDetector):
 
     def _anchors(self, features, resized):
         """Anchors of every feature map, concatenated: float32 `[num_anchors, 4]` rel_yxyx."""
-        feature_map_shapes = [_static_or_dynamic_hw(feature) for feature in features]
-        height, width = _static_or_dynamic_hw(resized)
+        feature_map_shapes = [static_or_dynamic_hw(feature) for feature in features]
+        height, width = static_or_dynamic_hw(resized)
         return tf.concat(
             self.anchor_generator.generate(feature_map_shapes, height, width), axis=0
         )
@@ -233,7 +233,7 @@ class SSD(ObjectDetector):
         return {**detections, "labels": tf.where(labels >= 0, labels + 1, labels)}
 
     def get_config(self):
-        config = {
+        return {
             **super().get_config(),
             "classification_weight": self.classification_weight,
             "localization_weight": self.localization_weight,
@@ -246,22 +246,4 @@ class SSD(ObjectDetector):
             "max_detections_per_class": self.max_detections_per_class,
             "max_detections": self.max_detections,
         }
-        for name in _COMPONENTS:
-            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
-        return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in _COMPONENTS:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
-
-
-def _static_or_dynamic_hw(tensor):
-    """`(height, width)` of a `[B, H, W, C]` tensor: Python ints when static, else tensors."""
-    dynamic = tf.shape(tensor)
-    return tuple(
-        tensor.shape[axis] if tensor.shape[axis] is not None else dynamic[axis]
-        for axis in (1, 2)
-    )
