@@ -22,7 +22,7 @@ _SUBPACKAGES = (
     "zoo",
 )
 # Public classes at the top level → the module defining them.
-_CLASSES = {"ObjectDetector": "kdet.models", "SSD": "kdet.models"}
+_CLASSES = {"FasterRCNN": "kdet.models", "ObjectDetector": "kdet.models", "SSD": "kdet.models"}
 
 
 def __getattr__(name):

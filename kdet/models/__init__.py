@@ -1,6 +1,7 @@
 """Detection meta-architectures on the shared `ObjectDetector` base."""
 
+from kdet.models.faster_rcnn import FasterRCNN
 from kdet.models.object_detector import ObjectDetector
 from kdet.models.ssd import SSD
 
-__all__ = ["ObjectDetector", "SSD"]
+__all__ = ["FasterRCNN", "ObjectDetector", "SSD"]
