@@ -22,3 +22,15 @@ DATA_DIR = pathlib.Path(__file__).resolve().parents[1] / "kdet" / "datasets" / "
 def data_dir():
     """The bundled real sample data (deepforest tiles, quokka)."""
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def two_replica_strategy():
+    """One MirroredStrategy over the two logical CPUs, shared by all parity tests.
+
+    Separate MirroredStrategy objects in one process can collide on collective-op instance
+    keys ("Shape mismatch in the collective instance"), so every test uses this one.
+    """
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

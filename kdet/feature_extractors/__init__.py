@@ -1,6 +1,30 @@
 """Feature extractors: the pluggable bodies of SSD and Faster R-CNN, and their registry."""
 
 from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeatureExtractor
+from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
+    FasterRCNNFPNFeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_mobilenet_v2_feature_extractor import (
+    FasterRCNNMobileNetV2FeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_mobilenet_v2_fpn_feature_extractor import (
+    FasterRCNNMobileNetV2FPNFeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
+    FasterRCNNResNet50FPNFeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
+    FasterRCNNResNet50FeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
+    FasterRCNNResNet101FeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
+    FasterRCNNResNetFeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
+    FasterRCNNSplitBodyFeatureExtractor,
+)
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.registry import available_feature_extractors
 from kdet.feature_extractors.registry import build_feature_extractor
@@ -19,6 +43,14 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 
 __all__ = [
     "FasterRCNNFeatureExtractor",
+    "FasterRCNNFPNFeatureExtractor",
+    "FasterRCNNMobileNetV2FeatureExtractor",
+    "FasterRCNNMobileNetV2FPNFeatureExtractor",
+    "FasterRCNNResNet50FPNFeatureExtractor",
+    "FasterRCNNResNet50FeatureExtractor",
+    "FasterRCNNResNet101FeatureExtractor",
+    "FasterRCNNResNetFeatureExtractor",
+    "FasterRCNNSplitBodyFeatureExtractor",
     "FeaturePyramid",
     "SSDFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",

@@ -90,11 +90,13 @@ def restore_layers_by_name(target, source):
     if not isinstance(source, keras.layers.Layer):
         source = keras.saving.load_model(source, compile=False)
     source_layers = {layer.name: layer for layer in _weighted_layers(source)}
-    restored = []
-    for layer in _weighted_layers(target):
-        match = source_layers.get(layer.name)
-        if match is None:
-            continue
+    pairs = [
+        (layer, source_layers[layer.name])
+        for layer in _weighted_layers(target)
+        if layer.name in source_layers
+    ]
+    # Every pair is checked before any weight is set, so a mismatch restores nothing.
+    for layer, match in pairs:
         theirs = [w.shape for w in match.weights]
         ours = [w.shape for w in layer.weights]
         if theirs != ours:
@@ -102,8 +104,9 @@ def restore_layers_by_name(target, source):
                 f"layer {layer.name!r}: the checkpoint has weights of shapes {theirs}, this "
                 f"model {ours}; is it the same architecture?"
             )
+    for layer, match in pairs:
         layer.set_weights(match.get_weights())
-        restored.append(layer.name)
+    restored = [layer.name for layer, _ in pairs]
     if not restored:
         raise ValueError(
             f"no layer of {source.name!r} matches a layer of {target.name!r} by name; expected "

@@ -28,6 +28,16 @@ def register_feature_extractor(name):
                 f"feature extractor name {name!r} is already registered to "
                 f"{_FEATURE_EXTRACTORS[name].__module__}.{_FEATURE_EXTRACTORS[name].__name__}"
             )
+        keras_name = f"kdet>{cls.__name__}"
+        existing = keras.saving.get_registered_object(keras_name)
+        if existing is not None and existing is not cls:
+            # Saved models name classes "kdet>ClassName": two classes with one name would
+            # silently load as the wrong one.
+            raise ValueError(
+                f"a different class is already registered for Keras serialization as "
+                f"{keras_name!r} ({existing.__module__}); give {cls.__module__}.{cls.__name__} "
+                "another class name"
+            )
         cls = keras.saving.register_keras_serializable(package="kdet")(cls)
         cls.registered_name = name
         _FEATURE_EXTRACTORS[name] = cls

@@ -285,7 +285,8 @@ class FasterRCNN(ObjectDetector):
         else:
             crops = self._roi_cropper(maps[0], rois)
         batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
-        crops = tf.reshape(crops, tf.concat([[batch * num_rois], tf.shape(crops)[2:]], axis=0))
+        # The crop size is static (fully connected box classifiers are built from it).
+        crops = tf.reshape(crops, [-1, *crops.shape[2:]])
         box_features = self.feature_extractor.extract_box_classifier_features(
             crops, training=training
         )

@@ -150,14 +150,13 @@ def _one_step(strategy, initial_weights, images, y):
     return history.history, model.get_weights()
 
 
-def test_one_and_two_replicas_give_the_same_losses_and_weights():
+def test_one_and_two_replicas_give_the_same_losses_and_weights(two_replica_strategy):
     images, y = _shapes(8, seed=3)
     reference = _tiny_ssd()
     reference.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
     initial = reference.get_weights()
     single_logs, single_weights = _one_step(tf.distribute.get_strategy(), initial, images, y)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert mirrored.num_replicas_in_sync == 2
+    mirrored = two_replica_strategy
     double_logs, double_weights = _one_step(mirrored, initial, images, y)
     for name in ("loss", "localization_loss", "classification_loss"):
         np.testing.assert_allclose(double_logs[name], single_logs[name], rtol=1e-4)

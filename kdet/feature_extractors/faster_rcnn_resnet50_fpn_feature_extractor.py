@@ -1,0 +1,80 @@
+"""ResNet50 FPN Faster R-CNN feature extractor: pyramid levels 2..6, two fc layers per RoI."""
+
+import keras
+
+from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
+    FasterRCNNFPNFeatureExtractor,
+)
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_ENDPOINTS
+
+
+@register_feature_extractor("faster_rcnn_resnet50_fpn")
+class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
+    """ResNet50 V1 with a feature pyramid (TF OD API `faster_rcnn_resnet50_fpn_keras`).
+
+    The body is `keras.applications.ResNet50`; levels 2..5 read `conv2_block3_out`,
+    `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5). A plain (not
+    separable) `kdet.feature_extractors.FeaturePyramid` turns levels `fpn_min_level..5` into
+    pyramid maps of `additional_layer_depth` channels and adds stride-2 layers up to
+    `fpn_max_level`; with the defaults P2..P5 feed the RPN and the RoI crops, P6 the RPN only
+    (as in FPN and torchvision). A 128x128 input gives maps of 32, 16, 8, 4 and 2 pixels. The
+    box classifier is two fully connected layers of 1024 units on the flattened 7x7 crops, see
+    `FasterRCNNFPNFeatureExtractor`.
+
+    `preprocess` subtracts the ImageNet channel means in RGB order (the TF OD API resnet_v1
+    rule); the `keras.applications` ImageNet weights expect BGR, see
+    `FasterRCNNResNet50FeatureExtractor`.
+
+    Args:
+        fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `2`.
+        fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
+            Defaults to `6`.
+        additional_layer_depth: int. Channels of every pyramid map. Defaults to `256`.
+        batch_norm_trainable: bool. Train the batch norms in batch-statistics mode. Defaults
+            to `False` (inference mode, the TF OD API default).
+        first_stage_features_stride: int. 8 or 16, unused by the pyramid. Defaults to `16`.
+        backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
+            on first use). Defaults to `None`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Example:
+    ```python
+    extractor = kdet.feature_extractors.build_feature_extractor("faster_rcnn_resnet50_fpn")
+    maps = extractor.extract_proposal_features(extractor.preprocess(tf.zeros([1, 128, 128, 3])))
+    [m.shape[1] for m in maps]  # [32, 16, 8, 4, 2]
+    extractor.extract_box_classifier_features(tf.zeros([5, 7, 7, 256]))  # [5, 1024]
+    ```
+
+    Reference:
+        [Lin et al., 2017](https://arxiv.org/abs/1612.03144); TF OD API
+        `object_detection/models/faster_rcnn_resnet_v1_fpn_keras_feature_extractor.py`.
+    """
+
+    def __init__(
+        self,
+        fpn_min_level=2,
+        fpn_max_level=6,
+        additional_layer_depth=256,
+        batch_norm_trainable=False,
+        first_stage_features_stride=16,
+        backbone_weights=None,
+        **kwargs,
+    ):
+        super().__init__(
+            fpn_min_level,
+            fpn_max_level,
+            additional_layer_depth,
+            batch_norm_trainable=batch_norm_trainable,
+            first_stage_features_stride=first_stage_features_stride,
+            backbone_weights=backbone_weights,
+            **kwargs,
+        )
+        resnet = keras.applications.ResNet50(
+            input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+        )
+        self.attach_body(resnet, LEVEL_ENDPOINTS)
+
+    def preprocess(self, images):
+        return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)

@@ -1,0 +1,78 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kdet.feature_extractors import build_feature_extractor
+from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
+    FasterRCNNResNet50FPNFeatureExtractor,
+)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return build_feature_extractor("faster_rcnn_resnet50_fpn")
+
+
+def test_tf_od_api_defaults_levels_2_to_6_of_depth_256(extractor):
+    assert type(extractor) is FasterRCNNResNet50FPNFeatureExtractor
+    assert extractor.is_fpn
+    assert (extractor.fpn_min_level, extractor.fpn_max_level) == (2, 6)
+    assert extractor.additional_layer_depth == 256
+    feature_maps = extractor.extract_proposal_features(
+        extractor.preprocess(tf.zeros([2, 64, 64, 3]))
+    )
+    assert [tuple(f.shape) for f in feature_maps] == [
+        (2, 16, 16, 256), (2, 8, 8, 256), (2, 4, 4, 256), (2, 2, 2, 256), (2, 1, 1, 256),
+    ]
+    # C2..C5 feed a plain (not separable) pyramid; P6 is one stride-2 layer on P5.
+    assert [o.shape[-1] for o in extractor.body.outputs] == [256, 512, 1024, 2048]
+    assert not extractor.feature_pyramid.use_depthwise
+    assert len(extractor.feature_pyramid.extra_blocks) == 1
+
+
+def test_box_classifier_is_two_relu_fc_layers_of_1024(extractor):
+    crops = tf.random.normal([3, 7, 7, 256], seed=1)
+    box_features = extractor.extract_box_classifier_features(crops)
+    assert tuple(box_features.shape) == (3, 1024)
+    fc1, fc2 = extractor.box_classifier.layers[1:]
+    assert tuple(fc1.kernel.shape) == (7 * 7 * 256, 1024)
+    assert tuple(fc2.kernel.shape) == (1024, 1024)
+    expected = np.maximum(np.reshape(crops, [3, -1]) @ fc1.kernel + fc1.bias, 0.0)
+    expected = np.maximum(expected @ fc2.kernel + fc2.bias, 0.0)
+    np.testing.assert_allclose(box_features, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_restore_from_resnet50_loads_the_body_only(extractor):
+    reference = keras.applications.ResNet50(
+        input_shape=(None, None, 3), include_top=False, weights=None
+    )
+    rng = np.random.default_rng(0)
+    for variable in reference.weights:
+        variable.assign(variable + rng.normal(0.0, 0.01, variable.shape).astype("float32"))
+    restored = extractor.restore_from_classification_checkpoint(reference)
+    assert restored == sorted(layer.name for layer in reference.layers if layer.weights)
+    images = tf.random.uniform([1, 64, 64, 3], -100.0, 100.0, seed=2)
+    endpoints = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
+    expected = keras.Model(
+        reference.input, [reference.get_layer(name).output for name in endpoints]
+    )(images)
+    for got, want in zip(extractor.body(images), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_config_round_trip_and_stride_check():
+    custom = FasterRCNNResNet50FPNFeatureExtractor(
+        fpn_min_level=3, fpn_max_level=5, additional_layer_depth=32,
+        batch_norm_trainable=True, first_stage_features_stride=8,
+    )
+    assert [tuple(f.shape[1:]) for f in custom(tf.zeros([1, 64, 64, 3]))] == [
+        (8, 8, 32), (4, 4, 32), (2, 2, 32),
+    ]
+    config = custom.get_config()
+    restored = FasterRCNNResNet50FPNFeatureExtractor.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    with pytest.raises(ValueError, match="must be 8 or 16"):
+        FasterRCNNResNet50FPNFeatureExtractor(first_stage_features_stride=32)

@@ -1,0 +1,107 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kdet.feature_extractors import build_feature_extractor
+from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
+    FasterRCNNResNet50FeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
+    FasterRCNNResNet101FeatureExtractor,
+)
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    return build_feature_extractor("faster_rcnn_resnet50")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """A keras.applications ResNet50 with weights of its own, BN statistics included."""
+    model = keras.applications.ResNet50(
+        input_shape=(None, None, 3), include_top=False, weights=None
+    )
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        variable.assign(variable + rng.normal(0.0, 0.01, variable.shape).astype("float32"))
+    return model
+
+
+def test_registered_names_build_the_classes(resnet50):
+    assert type(resnet50) is FasterRCNNResNet50FeatureExtractor
+    assert not resnet50.is_fpn
+    assert resnet50.first_stage_features_stride == 16
+
+
+def test_preprocess_subtracts_rgb_channel_means(resnet50):
+    images = tf.constant([[[[123.68, 116.779, 103.939], [0.0, 0.0, 255.0]]]])
+    np.testing.assert_allclose(
+        resnet50.preprocess(images)[0, 0],
+        [[0.0, 0.0, 0.0], [-123.68, -116.779, 151.061]],
+        atol=1e-4,
+    )
+    assert resnet50.preprocess(tf.zeros([1, 2, 2, 3], tf.uint8)).dtype == tf.float32
+
+
+def test_stage_4_proposal_features_and_stage_5_on_crops(resnet50):
+    features = resnet50.extract_proposal_features(tf.zeros([2, 64, 96, 3]))
+    assert tuple(features.shape) == (2, 4, 6, 1024)
+    box_features = resnet50.extract_box_classifier_features(tf.zeros([5, 7, 7, 1024]))
+    assert tuple(box_features.shape) == (5, 4, 4, 2048)
+    assert resnet50.proposal_body.layers[-1].name == "conv4_block6_out"
+    assert resnet50.box_classifier_body.layers[1].name == "conv5_block1_1_conv"
+    assert resnet50.box_classifier_body.layers[-1].name == "conv5_block3_out"
+    # Every layer of the body sits in exactly one of the two stages.
+    first = {layer.name for layer in resnet50.proposal_body.layers if layer.weights}
+    second = {layer.name for layer in resnet50.box_classifier_body.layers if layer.weights}
+    assert not first & second
+    assert all(name.startswith("conv5_") for name in second)
+
+
+def test_restore_from_classification_model_loads_both_stages(resnet50, reference):
+    extractor = resnet50
+    images = extractor.preprocess(tf.random.uniform([1, 64, 64, 3], maxval=255.0, seed=1))
+    conv4, conv5 = keras.Model(
+        reference.input,
+        [reference.get_layer(name).output for name in ("conv4_block6_out", "conv5_block3_out")],
+    )(images)
+    assert not np.allclose(extractor.extract_proposal_features(images), conv4)
+
+    restored = extractor.restore_from_classification_checkpoint(reference)
+
+    assert restored == sorted(layer.name for layer in reference.layers if layer.weights)
+    assert len(restored) == 106
+    features = extractor.extract_proposal_features(images)
+    np.testing.assert_allclose(features, conv4, rtol=1e-5, atol=1e-5)
+    # Stage 5 on the whole stage-4 map (one "crop" per image) is the full model's stage 5.
+    np.testing.assert_allclose(
+        extractor.extract_box_classifier_features(features), conv5, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_resnet101_cuts_after_conv4_block23():
+    extractor = build_feature_extractor("faster_rcnn_resnet101")
+    assert type(extractor) is FasterRCNNResNet101FeatureExtractor
+    features = extractor.extract_proposal_features(tf.zeros([1, 64, 64, 3]))
+    assert tuple(features.shape) == (1, 4, 4, 1024)
+    assert extractor.proposal_body.layers[-1].name == "conv4_block23_out"
+    box_features = extractor.extract_box_classifier_features(tf.zeros([2, 7, 7, 1024]))
+    assert tuple(box_features.shape) == (2, 4, 4, 2048)
+
+
+def test_config_round_trip_and_stride_check(resnet50):
+    config = resnet50.get_config()
+    assert (config["batch_norm_trainable"], config["first_stage_features_stride"]) == (False, 16)
+    revived = keras.saving.deserialize_keras_object(
+        json.loads(json.dumps(keras.saving.serialize_keras_object(resnet50)))
+    )
+    assert type(revived) is FasterRCNNResNet50FeatureExtractor
+    assert revived.get_config() == config
+    with pytest.raises(ValueError, match="first_stage_features_stride must be 16; got 8"):
+        FasterRCNNResNet50FeatureExtractor(first_stage_features_stride=8)
+    with pytest.raises(ValueError, match="backbone_weights"):
+        FasterRCNNResNet50FeatureExtractor(backbone_weights="coco")
