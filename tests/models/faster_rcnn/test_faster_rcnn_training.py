@@ -1,0 +1,127 @@
+"""kdet.FasterRCNN learns: trained from scratch on synthetic shapes, it finds unseen shapes.
+
+The recipe of `tests/models/ssd/test_ssd_training.py` (a compact extractor written with the
+public API, Adam 1e-3, fresh 128 px images) for the two-stage model. It trains for about two
+minutes on this 2-core CPU (27-32 s per epoch when the machine is otherwise idle, up to 6.5
+minutes when it is heavily shared). Measured with this recipe, held-out COCO mAP@0.5 (3 shape
+classes) ended at 0.970 and 0.968 for seeds 0 and 1 (0.95 after 3 epochs, 0.52-0.69 after
+1); see `_MIN_MAP_50`.
+"""
+
+import keras
+import pytest
+
+import kdet.datasets
+from kdet.evaluation import compute_coco_metrics
+from kdet.feature_extractors import FasterRCNNFeatureExtractor
+from kdet.feature_extractors import register_feature_extractor
+from kdet.layers import GridAnchorGenerator
+from kdet.layers.fixed_shape_resizer import FixedShapeResizer
+from kdet.models.faster_rcnn import FasterRCNN
+
+IMAGE_SIZE = 128
+NUM_CLASSES = 3
+MAX_BOXES = 4
+NUM_TRAIN_IMAGES = 4096
+EPOCHS = 4
+BATCH_SIZE = 16
+NUM_EVAL_IMAGES = 128
+EVAL_SEED = 99999
+# Well below the lowest mAP@0.5 measured over seeds (see the module docstring).
+_MIN_MAP_50 = 0.8
+
+
+@register_feature_extractor("test_compact_faster_rcnn")
+class CompactFasterRCNNFeatureExtractor(FasterRCNNFeatureExtractor):
+    """Conv-BN-ReLU stages: a stride-8 map (16x16 at 128 px) for the RPN; two more per RoI.
+
+    Batch norm momentum 0.9 for the same reason as the SSD test's extractor: the moving
+    statistics must catch up with the batch statistics within a few hundred steps.
+    """
+
+    def __init__(self, width=32, **kwargs):
+        kwargs.setdefault("first_stage_features_stride", 8)
+        super().__init__(**kwargs)
+        self.width = width
+        self.body = keras.Sequential(
+            _conv_bn_relu(width // 2, 2)
+            + _conv_bn_relu(width, 2)
+            + _conv_bn_relu(width, 1)
+            + _conv_bn_relu(2 * width, 2)
+            + _conv_bn_relu(2 * width, 1)
+        )
+        self.head = keras.Sequential(_conv_bn_relu(4 * width, 2) + _conv_bn_relu(4 * width, 1))
+
+    def preprocess(self, images):
+        return images / 127.5 - 1.0
+
+    def extract_proposal_features(self, images, training=None):
+        return self.body(images, training=training)
+
+    def extract_box_classifier_features(self, crops, training=None):
+        return self.head(crops, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+def _conv_bn_relu(filters, strides):
+    return [
+        keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.ReLU(),
+    ]
+
+
+def _shapes_faster_rcnn():
+    return FasterRCNN(
+        num_classes=NUM_CLASSES,
+        feature_extractor=CompactFasterRCNNFeatureExtractor(),
+        image_resizer=FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+        # Shapes are 10..77 px: anchors of 16, 32 and 64 px (x aspect ratios 0.5..2, those of
+        # the shapes) centred on the stride-8 cells.
+        first_stage_anchor_generator=GridAnchorGenerator(
+            scales=(0.5, 1.0, 2.0),
+            aspect_ratios=(0.5, 1.0, 2.0),
+            base_anchor_size=(32, 32),
+            anchor_stride=(8, 8),
+            anchor_offset=(4, 4),
+        ),
+        # At most 4 shapes per image: 64 proposals and 32 sampled RoIs are plenty, and keep
+        # the second stage (which runs on every RoI) cheap.
+        first_stage_box_predictor_depth=64,
+        first_stage_max_proposals=64,
+        first_stage_minibatch_size=128,
+        second_stage_batch_size=32,
+        initial_crop_size=8,
+    )
+
+
+def _train_and_evaluate(seed):
+    """Trains `_shapes_faster_rcnn()` from scratch; returns `(history, held-out COCO metrics)`."""
+    keras.utils.set_random_seed(seed)
+    images, y = kdet.datasets.shapes(
+        NUM_TRAIN_IMAGES, IMAGE_SIZE, seed=seed, max_boxes=MAX_BOXES, num_classes=NUM_CLASSES
+    )
+    model = _shapes_faster_rcnn()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=10.0))
+    history = model.fit(images, y, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=0)
+    eval_images, eval_y = kdet.datasets.shapes(
+        NUM_EVAL_IMAGES, IMAGE_SIZE, seed=EVAL_SEED, max_boxes=MAX_BOXES, num_classes=NUM_CLASSES
+    )
+    predictions = model.predict(eval_images, batch_size=32, verbose=0)
+    metrics = compute_coco_metrics(
+        eval_y, predictions, label_map=kdet.datasets.shapes_label_map(NUM_CLASSES)
+    )
+    return history.history, metrics
+
+
+@pytest.mark.large
+def test_faster_rcnn_trained_from_scratch_detects_held_out_shapes():
+    losses, metrics = _train_and_evaluate(seed=0)
+    # Measured last/first epoch ratios: 0.44 for the total, 0.60-0.62 for the second-stage
+    # box loss (which grows in epoch 2 as the RPN finds more positive RoIs), 0.15-0.4 others.
+    assert losses["loss"][-1] < 0.6 * losses["loss"][0], losses["loss"]
+    for name in FasterRCNN.loss_names:
+        assert losses[name][-1] < 0.8 * losses[name][0], (name, losses[name])
+    assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] >= _MIN_MAP_50, metrics
