@@ -1,0 +1,132 @@
+"""Fine-tunes a COCO-initialized `kdet.FasterRCNN` (MobileNetV2) into a tree-crown detector.
+
+The protocol of `ssd_deepforest_finetune.py`, whose data and evaluation functions it reuses, so
+the two numbers sit side by side: train on random crops of the bundled deepforest tile
+`OSBS_029` (61 "Tree" boxes), report Pascal VOC AP@0.5 on the held-out tile `SOAP_061` (37
+boxes, "Alive" and "Dead" both counted as "Tree"), on the whole tile and on overlapping
+200x200 tiles. The model is `kdet.FasterRCNN(num_classes=1,
+feature_extractor="faster_rcnn_mobilenet_v2")` at 300x300; its MobileNetV2 body starts from the
+COCO-trained body of the zoo's `ssd_mobilenet_v2_coco` (restored by layer name), its RPN and
+box classifier heads from their initializers.
+
+Run: `python benchmarks/faster_rcnn_deepforest_finetune.py` (about 9 minutes on a loaded 2-core
+CPU; `--optimizer adam --learning_rate 2e-4` for the Adam row). See `benchmarks/README.md` for
+the recorded results: so far this recipe does NOT give a useful tree detector (AP@0.5 <= 0.04;
+the RPN learns, the box classifier stays near its prior). Needs `kdet[zoo]`.
+"""
+
+import argparse
+import time
+
+import keras
+
+import kdet
+import kdet.zoo
+from kdet.layers import GridAnchorGenerator
+from kdet.layers.fixed_shape_resizer import FixedShapeResizer
+from ssd_deepforest_finetune import MODEL_SIZE
+from ssd_deepforest_finetune import evaluate
+from ssd_deepforest_finetune import training_dataset
+
+# Trees are 15..80 px in the tile, 20..160 px once a training crop is upscaled to 300x300:
+# anchors of 16..128 px at the stride-16 feature map, where the TF OD API default (base 256,
+# scales 0.25..2, i.e. 64..512 px) would miss the small crowns.
+ANCHOR_GENERATOR = GridAnchorGenerator(
+    scales=(0.25, 0.5, 1.0, 2.0),
+    aspect_ratios=(0.5, 1.0, 2.0),
+    base_anchor_size=(64, 64),
+    anchor_stride=(16, 16),
+    anchor_offset=(8, 8),
+)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="training steps")
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument(
+        "--learning_rate", type=float, default=0.01, help="peak (after warm-up)"
+    )
+    parser.add_argument("--warmup_steps", type=int, default=20)
+    parser.add_argument("--eval_every", type=int, default=50, help="steps between evals")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def build_model():
+    """Faster R-CNN MobileNetV2 at 300x300, its body restored from the COCO SSD's."""
+    model = kdet.FasterRCNN(
+        num_classes=1,
+        feature_extractor="faster_rcnn_mobilenet_v2",
+        image_resizer=FixedShapeResizer(MODEL_SIZE, MODEL_SIZE),
+        first_stage_anchor_generator=ANCHOR_GENERATOR,
+        first_stage_max_proposals=100,
+        second_stage_batch_size=32,
+    )
+    coco_body = kdet.zoo.load("ssd_mobilenet_v2_coco").feature_extractor.body
+    restored = model.feature_extractor.restore_from_classification_checkpoint(coco_body)
+    print(f"restored {len(restored)} MobileNetV2 layers from ssd_mobilenet_v2_coco", flush=True)
+    return model
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Evaluates on SOAP_061 after every "epoch" (of `eval_every` steps) and logs time."""
+
+    def __init__(self):
+        super().__init__()
+        self.training_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.training_seconds += time.perf_counter() - self._start
+        ap = evaluate(self.model)
+        losses = ", ".join(f"{name} {logs[name]:.3f}" for name in self.model.loss_names)
+        print(
+            f"epoch {epoch + 1}: loss {logs['loss']:.3f} ({losses}), AP@0.5 full "
+            f"{ap['full']:.3f}, tiled {ap['tiled']:.3f}, training time so far "
+            f"{self.training_seconds:.0f} s",
+            flush=True,
+        )
+
+
+def main():
+    args = parse_args()
+    keras.utils.set_random_seed(args.seed)
+    start = time.perf_counter()
+    model = build_model()
+    ap = evaluate(model)
+    print(f"before (new heads): AP@0.5 full {ap['full']:.3f}, tiled {ap['tiled']:.3f}", flush=True)
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0,
+        args.steps - args.warmup_steps,
+        warmup_target=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+    )
+    if args.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=10.0)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, global_clipnorm=10.0)
+    model.compile(optimizer=optimizer)
+    callback = EvaluationCallback()
+    model.fit(
+        training_dataset(args.batch_size, args.seed),
+        epochs=args.steps // args.eval_every,
+        steps_per_epoch=args.eval_every,
+        callbacks=[callback],
+        verbose=0,
+    )
+    steps = args.steps // args.eval_every * args.eval_every
+    print(
+        f"fine-tuned {steps} steps of batch {args.batch_size} in {callback.training_seconds:.0f}"
+        f" s ({callback.training_seconds / steps:.2f} s/step); total run time "
+        f"{time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
