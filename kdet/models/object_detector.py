@@ -202,6 +202,16 @@ class ObjectDetector(keras.Model):
         return cls(**config)
 
 
+def to_label_ids(detections):
+    """NMS output with 0-based class columns → the same dict with 1-based label-map ids.
+
+    Scores given to NMS have the background column removed, so column `k` is label id `k + 1`;
+    padding rows (label -1) stay -1.
+    """
+    labels = detections["labels"]
+    return {**detections, "labels": tf.where(labels >= 0, labels + 1, labels)}
+
+
 def static_or_dynamic_hw(tensor):
     """`(height, width)` of a `[B, H, W, C]` tensor: Python ints when static, else tensors."""
     dynamic = tf.shape(tensor)

@@ -22,6 +22,7 @@ from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
 from kdet.models.faster_rcnn.rpn_head import RPNHead
 from kdet.models.object_detector import ObjectDetector
 from kdet.models.object_detector import static_or_dynamic_hw
+from kdet.models.object_detector import to_label_ids
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.balanced_positive_negative_sampler import BalancedPositiveNegativeSampler
 from kdet.targets.target_assigner import TargetAssigner
@@ -409,9 +410,7 @@ class FasterRCNN(ObjectDetector):
         scores = tf.nn.softmax(tf.cast(outputs["class_logits"], tf.float32))[..., 1:]
         valid = tf.reduce_any(proposals >= 0.0, axis=-1)
         scores = scores * tf.cast(valid, tf.float32)[..., None]
-        detections = self._non_max_suppression(boxes, scores)
-        labels = detections["labels"]
-        return {**detections, "labels": tf.where(labels >= 0, labels + 1, labels)}
+        return to_label_ids(self._non_max_suppression(boxes, scores))
 
     def get_config(self):
         return {

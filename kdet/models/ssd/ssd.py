@@ -16,6 +16,7 @@ from kdet.losses.weighted_smooth_l1_localization_loss import WeightedSmoothL1Loc
 from kdet.models.distribution import global_normalizer
 from kdet.models.object_detector import ObjectDetector
 from kdet.models.object_detector import static_or_dynamic_hw
+from kdet.models.object_detector import to_label_ids
 from kdet.models.ssd.convolutional_box_predictor import ConvolutionalBoxPredictor
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.hard_example_miner import HardExampleMiner
@@ -227,10 +228,7 @@ class SSD(ObjectDetector):
             scores = tf.sigmoid(logits)
         else:
             scores = tf.nn.softmax(logits)
-        detections = self._non_max_suppression(boxes, scores[..., 1:])
-        # NMS labels are 0-based columns of the background-free scores: ids are 1-based.
-        labels = detections["labels"]
-        return {**detections, "labels": tf.where(labels >= 0, labels + 1, labels)}
+        return to_label_ids(self._non_max_suppression(boxes, scores[..., 1:]))
 
     def get_config(self):
         return {
