@@ -25,8 +25,11 @@ import kdet.zoo
 from kdet.layers import GridAnchorGenerator
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from ssd_deepforest_finetune import MODEL_SIZE
+from ssd_deepforest_finetune import EvaluationCallback
 from ssd_deepforest_finetune import evaluate
+from ssd_deepforest_finetune import format_ap
 from ssd_deepforest_finetune import training_dataset
+from ssd_deepforest_finetune import training_tiles
 
 # Trees are 15..80 px in the tile, 20..160 px once a training crop is upscaled to 300x300:
 # anchors of 16..128 px at the stride-16 feature map, where the TF OD API default (base 256,
@@ -51,6 +54,11 @@ def parse_args():
     parser.add_argument("--warmup_steps", type=int, default=20)
     parser.add_argument("--eval_every", type=int, default=50, help="steps between evals")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--deepforest_wheel",
+        help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
+        "(pip download deepforest==2.1.0 --no-deps -d DIR)",
+    )
     return parser.parse_args()
 
 
@@ -70,35 +78,13 @@ def build_model():
     return model
 
 
-class EvaluationCallback(keras.callbacks.Callback):
-    """Evaluates on SOAP_061 after every "epoch" (of `eval_every` steps) and logs time."""
-
-    def __init__(self):
-        super().__init__()
-        self.training_seconds = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.training_seconds += time.perf_counter() - self._start
-        ap = evaluate(self.model)
-        losses = ", ".join(f"{name} {logs[name]:.3f}" for name in self.model.loss_names)
-        print(
-            f"epoch {epoch + 1}: loss {logs['loss']:.3f} ({losses}), AP@0.5 full "
-            f"{ap['full']:.3f}, tiled {ap['tiled']:.3f}, training time so far "
-            f"{self.training_seconds:.0f} s",
-            flush=True,
-        )
-
-
 def main():
     args = parse_args()
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     model = build_model()
     ap = evaluate(model)
-    print(f"before (new heads): AP@0.5 full {ap['full']:.3f}, tiled {ap['tiled']:.3f}", flush=True)
+    print(f"before (new heads): AP@0.5: {format_ap(ap)}", flush=True)
 
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0,
@@ -113,7 +99,7 @@ def main():
     model.compile(optimizer=optimizer)
     callback = EvaluationCallback()
     model.fit(
-        training_dataset(args.batch_size, args.seed),
+        training_dataset(args.batch_size, args.seed, training_tiles(args.deepforest_wheel)),
         epochs=args.steps // args.eval_every,
         steps_per_epoch=args.eval_every,
         callbacks=[callback],

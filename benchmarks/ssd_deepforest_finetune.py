@@ -15,15 +15,20 @@ are in `benchmarks/README.md`). Needs `kdet[zoo]` (the TF OD API frozen graph).
 """
 
 import argparse
+import io
+import tempfile
 import time
+import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 import kdet.datasets
 import kdet.zoo
 from kdet.data.augmentation import build_augmentation
+from kdet.data.converters.voc import read_voc_xml
 from kdet.data.input_pipeline import pad_groundtruth
 from kdet.data.input_pipeline import resize_image_and_boxes
 from kdet.evaluation import compute_pascal_voc_metrics
@@ -53,6 +58,11 @@ AUGMENTATION = [
     ("random_adjust_brightness", {"max_delta": 0.1}),
     "random_adjust_contrast",
 ]
+# The Yellowstone images of the deepforest wheel (`--deepforest_wheel`): 279 + 574 "Tree" boxes.
+YELLOWSTONE_IMAGES = (
+    "2019_YELL_2_541000_4977000_image_crop",
+    "2019_YELL_2_528000_4978000_image_crop2",
+)
 # Overlapping eval tiles: a tree (at most 80 px) lies whole in at least one tile.
 TILE_SIZE = 200
 TILE_STRIDE = 100
@@ -67,19 +77,78 @@ def parse_args():
     parser.add_argument("--warmup_steps", type=int, default=30)
     parser.add_argument("--eval_every", type=int, default=100, help="steps between evals")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--deepforest_wheel",
+        help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
+        "(pip download deepforest==2.1.0 --no-deps -d DIR)",
+    )
     return parser.parse_args()
 
 
-def training_dataset(batch_size, seed):
-    """Endless batches of augmented OSBS_029 crops: 300x300 images, yxyx pixel boxes."""
+def training_tiles(deepforest_wheel=None):
+    """The training tiles: `[(uint8 [400, 400, 3] image, float32 [n, 4] yxyx pixel boxes)]`.
+
+    `OSBS_029` alone by default. With `deepforest_wheel` (the `deepforest==2.1.0` wheel from
+    PyPI: `pip download deepforest==2.1.0 --no-deps -d DIR`) also the 400x400 tiles of its two
+    Yellowstone images (`2019_YELL_2_*`, 853 "Tree" boxes): a tree is kept in a tile when at least
+    half of it lies inside, clipped to the tile.
+    """
     image, y = kdet.datasets.deepforest("OSBS_029")
-    height, width = image.shape[:2]
-    boxes = y["boxes"] / np.array([height, width, height, width], np.float32)
-    labels = np.ones(len(boxes), np.int32)
+    tiles = [(image, y["boxes"])]
+    if deepforest_wheel:
+        for image, boxes in _wheel_images(deepforest_wheel, YELLOWSTONE_IMAGES):
+            tiles += _tiles_of(image, boxes)
+    return tiles
+
+
+def _wheel_images(wheel_path, names):
+    """`(uint8 image, yxyx pixel boxes)` of the named deepforest data files in a wheel."""
+    with zipfile.ZipFile(wheel_path) as wheel, tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            xml_path = wheel.extract(f"deepforest/data/{name}.xml", folder)
+            boxes = read_voc_xml(xml_path)["boxes"][:, [1, 0, 3, 2]].astype(np.float32)
+            with Image.open(io.BytesIO(wheel.read(f"deepforest/data/{name}.png"))) as image:
+                yield np.asarray(image.convert("RGB")), boxes
+
+
+def _tiles_of(image, boxes, size=400):
+    tiles = []
+    for top in range(0, image.shape[0] - size + 1, size):
+        for left in range(0, image.shape[1] - size + 1, size):
+            shifted = boxes - np.array([top, left, top, left], np.float32)
+            clipped = np.clip(shifted, 0, size)
+            area = np.prod(shifted[:, 2:] - shifted[:, :2], axis=1)
+            inside = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1)
+            keep = inside >= 0.5 * area
+            if keep.any():
+                tiles.append((image[top : top + size, left : left + size], clipped[keep]))
+    return tiles
+
+
+def training_dataset(batch_size, seed, tiles):
+    """Endless batches of augmented crops of `tiles`: 300x300 images, yxyx pixel boxes.
+
+    Each example picks a tile uniformly at random, then augments it (`AUGMENTATION`).
+    """
+    images = np.stack([image for image, _ in tiles])
+    counts = np.array([len(boxes) for _, boxes in tiles], np.int32)
+    boxes = np.full((len(tiles), counts.max(), 4), -1, np.float32)
+    for index, (image, tile_boxes) in enumerate(tiles):
+        height, width = image.shape[:2]
+        boxes[index, : len(tile_boxes)] = tile_boxes / np.array([height, width, height, width])
+    images, counts, boxes = tf.constant(images), tf.constant(counts), tf.constant(boxes)
     augment = build_augmentation(AUGMENTATION)
 
     def example(example_seed):
-        crop, crop_boxes, crop_labels = augment(image, boxes, labels, seed=example_seed)
+        index = tf.random.stateless_uniform(
+            [], tf.random.experimental.stateless_fold_in(example_seed, 1), 0, len(tiles), tf.int32
+        )
+        count = tf.gather(counts, index)
+        tile_boxes = tf.gather(boxes, index)[:count]
+        labels = tf.ones([count], tf.int32)
+        crop, crop_boxes, crop_labels = augment(
+            tf.gather(images, index), tile_boxes, labels, seed=example_seed
+        )
         crop, crop_boxes, _ = resize_image_and_boxes(crop, crop_boxes, (MODEL_SIZE, MODEL_SIZE))
         crop_boxes, crop_labels = pad_groundtruth(crop_boxes * MODEL_SIZE, crop_labels, MAX_BOXES)
         # Padding rows stay -1: scaling made them -300.
@@ -182,10 +251,10 @@ class EvaluationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.training_seconds += time.perf_counter() - self._start
         ap = evaluate(self.model)
+        losses = ", ".join(f"{name} {logs[name]:.3f}" for name in self.model.loss_names)
         print(
-            f"step {(epoch + 1) * self.params['steps']}: loss {logs['loss']:.3f} (localization "
-            f"{logs['localization_loss']:.3f}, classification {logs['classification_loss']:.3f})"
-            f", training time {self.training_seconds:.0f} s; AP@0.5: {format_ap(ap)}",
+            f"step {(epoch + 1) * self.params['steps']}: loss {logs['loss']:.3f} ({losses}), "
+            f"training time {self.training_seconds:.0f} s; AP@0.5: {format_ap(ap)}",
             flush=True,
         )
 
@@ -215,7 +284,7 @@ def main():
     )
     callback = EvaluationCallback()
     model.fit(
-        training_dataset(args.batch_size, args.seed),
+        training_dataset(args.batch_size, args.seed, training_tiles(args.deepforest_wheel)),
         epochs=args.steps // args.eval_every,
         steps_per_epoch=args.eval_every,
         callbacks=[callback],

@@ -8,6 +8,7 @@ from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_ENDPOINTS
+from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 @register_feature_extractor("faster_rcnn_resnet50_fpn")
@@ -71,8 +72,10 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
-        resnet = keras.applications.ResNet50(
-            input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+        resnet = clone_with_fused_batch_norm(
+            keras.applications.ResNet50(
+                input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+            )
         )
         self.attach_body(resnet, LEVEL_ENDPOINTS)
 

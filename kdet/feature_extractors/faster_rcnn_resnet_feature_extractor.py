@@ -7,6 +7,7 @@ from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
 )
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
+from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
@@ -49,8 +50,8 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
-        body = self.resnet(
-            input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+        body = clone_with_fused_batch_norm(
+            self.resnet(input_shape=(None, None, 3), include_top=False, weights=backbone_weights)
         )
         self.split_body(body, self.proposal_endpoint)
 

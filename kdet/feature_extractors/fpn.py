@@ -2,6 +2,8 @@
 
 import keras
 
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+
 # TF OD API conv_hyperparams of the FPN configs (RetinaNet, FPNLite): batch_norm decay 0.997,
 # epsilon 0.001.
 _BATCH_NORM_MOMENTUM = 0.997
@@ -192,7 +194,7 @@ class FeaturePyramid(keras.layers.Layer):
             )
         layers += [
             conv,
-            keras.layers.BatchNormalization(
+            FusedBatchNormalization(
                 momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=f"{name}_batchnorm"
             ),
             keras.layers.Activation(self.activation, name=name),

@@ -2,6 +2,8 @@
 
 import keras
 
+from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
+
 
 def mobilenet_v2_body(depth_multiplier=1.0, weights=None):
     """`keras.applications.MobileNetV2` without its top, with TF "SAME" padding everywhere.
@@ -9,7 +11,8 @@ def mobilenet_v2_body(depth_multiplier=1.0, weights=None):
     Keras pads its stride-2 convolutions by `(0, 1)` for unknown input sizes, which equals TF
     "SAME" padding only on even sizes: at 300×300 it would give 18×18 / 9×9 maps instead of the
     TF OD API's 19×19 / 10×10. The model is cloned with "same" padding instead; layer names
-    (and so weight conversion from TF OD API graphs) are unchanged.
+    (and so weight conversion from TF OD API graphs) are unchanged. Its batch norms are
+    `kdet.layers.FusedBatchNormalization` (TF's fused kernel; same weights).
 
     Args:
         depth_multiplier: float. MobileNetV2 `alpha`. Defaults to `1.0`.
@@ -32,7 +35,4 @@ def mobilenet_v2_body(depth_multiplier=1.0, weights=None):
             config["padding"] = "same"
         return layer.__class__.from_config(config)
 
-    body = keras.models.clone_model(mobilenet, clone_function=same_padding)
-    if weights is not None:
-        body.set_weights(mobilenet.get_weights())
-    return body
+    return clone_with_fused_batch_norm(mobilenet, clone_function=same_padding)

@@ -5,6 +5,7 @@ import keras
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 
 # Depths of the four extra feature maps built on top of layer_19 (TF OD API feature_map_layout).
 EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
@@ -141,7 +142,7 @@ def _conv_bn_relu6(name, kernel_size, filters=None, strides=1):
         )
     return [
         conv,
-        keras.layers.BatchNormalization(
+        FusedBatchNormalization(
             momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=f"{name}_batchnorm"
         ),
         keras.layers.ReLU(6.0, name=name),

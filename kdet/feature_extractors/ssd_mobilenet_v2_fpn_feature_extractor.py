@@ -7,6 +7,7 @@ from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 
 # Backbone map of each pyramid level: TF OD API layer_4, layer_7, layer_14 and layer_19.
 LEVEL_ENDPOINTS = {2: "block_2_add", 3: "block_5_add", 4: "block_12_add", 5: "out_relu"}
@@ -140,7 +141,7 @@ def _out_relu(body, depth_multiplier, use_depthwise):
     features = body.get_layer("block_16_project_BN").output
     features = keras.layers.Conv2D(filters, 1, use_bias=False, name="Conv_1")(features)
     # Keras MobileNetV2's batch norm settings, like the rest of the body.
-    features = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(
+    features = FusedBatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(
         features
     )
     return keras.layers.ReLU(6.0, name="out_relu")(features)

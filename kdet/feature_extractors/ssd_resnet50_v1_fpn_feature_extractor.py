@@ -6,6 +6,7 @@ from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 # Backbone map of each pyramid level: the outputs of ResNet blocks 1..4 (C2..C5).
 LEVEL_ENDPOINTS = {
@@ -68,8 +69,10 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
         self.fpn_min_level = fpn_min_level
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
-        resnet = keras.applications.ResNet50(
-            input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+        resnet = clone_with_fused_batch_norm(
+            keras.applications.ResNet50(
+                input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+            )
         )
         endpoints = backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level)
         self.body = keras.Model(

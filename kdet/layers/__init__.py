@@ -1,8 +1,10 @@
-"""Detection layers: resizers, anchor generators, NMS, RPN proposals and RoI cropping."""
+"""Detection layers: resizers, anchor generators, NMS, RPN proposals, RoI cropping, batch norm."""
 
 from kdet.layers.anchor_generator import AnchorGenerator
 from kdet.layers.crop_and_resize_roi_pooler import CropAndResizeRoIPooler
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 from kdet.layers.grid_anchor_generator import GridAnchorGenerator
 from kdet.layers.image_resizer import ImageResizer
 from kdet.layers.keep_aspect_ratio_resizer import KeepAspectRatioResizer
@@ -16,6 +18,7 @@ __all__ = [
     "AnchorGenerator",
     "CropAndResizeRoIPooler",
     "FixedShapeResizer",
+    "FusedBatchNormalization",
     "GridAnchorGenerator",
     "ImageResizer",
     "KeepAspectRatioResizer",
@@ -24,4 +27,5 @@ __all__ = [
     "MultiscaleGridAnchorGenerator",
     "ProposalGenerator",
     "SSDAnchorGenerator",
+    "clone_with_fused_batch_norm",
 ]

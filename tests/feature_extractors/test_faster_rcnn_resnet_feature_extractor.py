@@ -76,10 +76,10 @@ def test_restore_from_classification_model_loads_both_stages(resnet50, reference
     assert restored == sorted(layer.name for layer in reference.layers if layer.weights)
     assert len(restored) == 106
     features = extractor.extract_proposal_features(images)
-    np.testing.assert_allclose(features, conv4, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(features, conv4, rtol=1e-4, atol=1e-4)
     # Stage 5 on the whole stage-4 map (one "crop" per image) is the full model's stage 5.
     np.testing.assert_allclose(
-        extractor.extract_box_classifier_features(features), conv5, rtol=1e-5, atol=1e-5
+        extractor.extract_box_classifier_features(features), conv5, rtol=1e-4, atol=1e-4
     )
 
 

@@ -116,7 +116,7 @@ def test_chelsea_is_a_cat(coco):
 
 
 def test_second_load_reads_the_checked_cache(coco, cache_dir, monkeypatch):
-    cached = cache_dir / NAME / f"{SSD_MOBILENET_V2_COCO_SHA256}.weights.h5"
+    cached = zoo.cached_weights_path(kdet.zoo.get_entry(NAME), coco, cache_dir)
     assert cache.checksum_path(cached).read_text().split()[0] == cache.file_sha256(cached)
 
     def no_conversion(entry, model):
@@ -129,7 +129,7 @@ def test_second_load_reads_the_checked_cache(coco, cache_dir, monkeypatch):
 
 
 def test_a_damaged_cache_is_converted_again(coco, cache_dir):
-    cached = cache_dir / NAME / f"{SSD_MOBILENET_V2_COCO_SHA256}.weights.h5"
+    cached = zoo.cached_weights_path(kdet.zoo.get_entry(NAME), coco, cache_dir)
     with open(cached, "r+b") as file:
         file.seek(1 << 20)
         file.write(b"\x00" * 64)

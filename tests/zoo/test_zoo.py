@@ -201,7 +201,8 @@ def test_first_load_converts_and_caches_then_reads_the_cache(tiny_zoo, tmp_path)
     assert tiny_zoo.calls == 1
     expected = _pretrained_values(model)
     _assert_weights_equal(model, expected)
-    cached = tmp_path / "cache" / TINY / f"{'ab' * 32}.weights.h5"
+    (cached,) = (tmp_path / "cache" / TINY).glob(f"{'ab' * 32}-*.weights.h5")
+    assert cached == zoo.cached_weights_path(kdet.zoo.get_entry(TINY), model, tmp_path / "cache")
     recorded = (tmp_path / "cache" / TINY / f"{cached.name}.sha256").read_text()
     assert recorded == f"{hashlib.sha256(cached.read_bytes()).hexdigest()}  {cached.name}\n"
     assert sorted(path.name for path in cached.parent.iterdir()) == [
@@ -217,7 +218,7 @@ def test_first_load_converts_and_caches_then_reads_the_cache(tiny_zoo, tmp_path)
 
 def test_damaged_or_unchecked_cache_files_are_rebuilt_with_a_warning(tiny_zoo, tmp_path):
     kdet.zoo.load(TINY, cache_dir=tmp_path)
-    cached = tmp_path / TINY / f"{'ab' * 32}.weights.h5"
+    (cached,) = (tmp_path / TINY).glob(f"{'ab' * 32}-*.weights.h5")
     cached.write_bytes(cached.read_bytes()[:-100])
     with pytest.warns(UserWarning, match=r"records [0-9a-f]{64}: it is damaged or incomplete"):
         model = kdet.zoo.load(TINY, cache_dir=tmp_path)
@@ -229,6 +230,24 @@ def test_damaged_or_unchecked_cache_files_are_rebuilt_with_a_warning(tiny_zoo, t
     with pytest.warns(UserWarning, match="is missing: it is damaged or incomplete"):
         kdet.zoo.load(TINY, cache_dir=tmp_path)
     assert tiny_zoo.calls == 3 and cache.is_verified(cached)
+
+
+def test_a_model_of_another_layout_gets_its_own_cache_file(tiny_zoo, tmp_path):
+    # Keras names `.weights.h5` groups after layer classes and only warns on a mismatch, so a
+    # file cached by a kdet whose layers differed must not be loaded into today's model.
+    def model(batch_norm):
+        inputs = keras.Input((4, 4, 3))
+        return keras.Model(inputs, batch_norm(name="bn")(keras.layers.Conv2D(2, 1)(inputs)))
+
+    entry = kdet.zoo.get_entry(TINY)
+    keras_bn = zoo.cached_weights_path(entry, model(keras.layers.BatchNormalization), tmp_path)
+    fused_bn = zoo.cached_weights_path(entry, model(kdet.layers.FusedBatchNormalization), tmp_path)
+    assert keras_bn.parent == fused_bn.parent == tmp_path / TINY
+    assert keras_bn.name.startswith("ab" * 32) and fused_bn.name.startswith("ab" * 32)
+    assert keras_bn != fused_bn
+    assert zoo.cached_weights_path(entry, model(keras.layers.BatchNormalization), tmp_path) == (
+        keras_bn
+    )
 
 
 def test_an_unwritable_cache_only_warns(tiny_zoo, tmp_path):

@@ -2,6 +2,8 @@
 
 import keras
 
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+
 # The TF OD API ssd_mobilenet_v2 conv_hyperparams: batch_norm decay 0.9997, epsilon 0.001, and
 # truncated_normal_initializer stddev 0.03.
 _BATCH_NORM_MOMENTUM = 0.9997
@@ -237,6 +239,6 @@ def _kernel_initializer():
 
 
 def _batch_norm(name):
-    return keras.layers.BatchNormalization(
+    return FusedBatchNormalization(
         momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=name
     )

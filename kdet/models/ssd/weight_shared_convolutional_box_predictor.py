@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+
 # TF OD API conv_hyperparams of the weight-shared predictor in its RetinaNet and FPNLite
 # configs: random_normal_initializer stddev 0.01, batch_norm decay 0.997 and epsilon 0.001.
 _KERNEL_STDDEV = 0.01
@@ -217,7 +219,7 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
 
     def _batch_norms(self, tower_name, level):
         return [
-            keras.layers.BatchNormalization(
+            FusedBatchNormalization(
                 momentum=_BATCH_NORM_MOMENTUM,
                 epsilon=_BATCH_NORM_EPSILON,
                 name=f"{tower_name}_tower_batchnorm_{index}_level_{level}",
