@@ -42,6 +42,7 @@ from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
     convert_variables_to_constants_v2,
 )
 
+from kdet.export import FrozenDetector  # noqa: E402
 from kdet.feature_extractors import SSDMobileNetV2FeatureExtractor  # noqa: E402
 from kdet.layers import FixedShapeResizer  # noqa: E402
 from kdet.layers import SSDAnchorGenerator  # noqa: E402
@@ -312,7 +313,10 @@ def inference(args):
             tf.TensorSpec([None, None, None, 3], tf.uint8)
         )
     )
-    _check_parity(session, detect, photos(2, PHOTO_HEIGHT, PHOTO_WIDTH))
+    frozen_detector = FrozenDetector(model)
+    parity_photos = photos(2, PHOTO_HEIGHT, PHOTO_WIDTH)
+    _check_parity(session, "tf.function(model.detect)", detect, parity_photos)
+    _check_parity(session, "FrozenDetector", frozen_detector, parity_photos)
     if args.xla:
         # The whole `detect` does not compile (NMS); the network alone does.
         _check_xla_detect(model, photos(1, PHOTO_HEIGHT, PHOTO_WIDTH))
@@ -340,9 +344,10 @@ def inference(args):
             "kdet `tf.function(model.detect)`, score_threshold=1e-8": timed(
                 lambda: detect_low_threshold(tensor)["num_detections"].numpy()
             ),
-            "kdet frozen `detect` (convert_variables_to_constants_v2)": timed(
+            "kdet `detect` with constant weights, batch norms not folded": timed(
                 lambda: [output.numpy() for output in frozen(tensor)]
             ),
+            "kdet `kdet.export.FrozenDetector(model)`": timed(lambda: frozen_detector(images)),
         }
         if args.xla:
             cases["kdet network `jit_compile=True` + `tf.function(postprocess)`"] = timed(
@@ -368,10 +373,10 @@ def inference(args):
                  "b8 wall ms/img", "vs graph", "b8 CPU ms/img", "vs graph"], rows)
 
 
-def _check_parity(session, detect, images):
-    """Prints how far kdet's detections are from the graph's on the same photos."""
+def _check_parity(session, name, detect, images):
+    """Prints how far kdet's detections (`detect(images)`) are from the graph's."""
     boxes, scores, classes, counts = session.run(GRAPH_OUTPUTS, {"image_tensor:0": images})
-    detections = {key: value.numpy() for key, value in detect(tf.constant(images)).items()}
+    detections = {key: np.asarray(value) for key, value in detect(images).items()}
     for index in range(len(images)):
         count = int(counts[index])
         same_count = count == detections["num_detections"][index]
@@ -387,7 +392,7 @@ def _check_parity(session, detect, images):
                 scores[index, :count] - detections["confidences"][index, :count]
             ).max(initial=0.0)
         print(
-            f"parity, photo {PHOTOS[index]}: graph {count} detections, kdet "
+            f"parity, {name}, photo {PHOTOS[index]}: graph {count} detections, kdet "
             f"{detections['num_detections'][index]}; same labels: {same_labels}; max |box "
             f"diff| {box_gap:.2e}, max |score diff| {score_gap:.2e}",
             flush=True,

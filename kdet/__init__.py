@@ -13,6 +13,7 @@ _SUBPACKAGES = (
     "data",
     "datasets",
     "evaluation",
+    "export",
     "feature_extractors",
     "layers",
     "losses",

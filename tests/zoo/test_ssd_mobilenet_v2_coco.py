@@ -9,6 +9,7 @@ import skimage.data
 import tensorflow as tf
 from PIL import Image
 
+import kdet.export
 import kdet.zoo
 from kdet.zoo import cache
 from kdet.zoo import zoo
@@ -113,6 +114,17 @@ def test_chelsea_is_a_cat(coco):
     assert detections["confidences"][0, 0] == pytest.approx(0.91, abs=0.01)
     y1, x1, y2, x2 = detections["boxes"][0, 0]
     np.testing.assert_allclose([x1, y1, x2, y2], [8, 0, 407, 296], atol=2)
+
+
+def test_the_frozen_zoo_model_gives_the_models_detections(coco):
+    photos = np.stack([skimage.data.chelsea(), skimage.data.chelsea()[:, ::-1]])
+    frozen = kdet.export.FrozenDetector(coco)(photos)
+    detections = coco.predict_on_batch(photos)
+    np.testing.assert_array_equal(frozen["num_detections"], detections["num_detections"])
+    np.testing.assert_array_equal(frozen["labels"][:, :5], detections["labels"][:, :5])
+    np.testing.assert_allclose(frozen["confidences"], detections["confidences"], atol=1e-4)
+    np.testing.assert_allclose(frozen["boxes"][:, :5], detections["boxes"][:, :5], atol=0.05)
+    assert (frozen["labels"][:, 0] == 17).all()
 
 
 def test_second_load_reads_the_checked_cache(coco, cache_dir, monkeypatch):
