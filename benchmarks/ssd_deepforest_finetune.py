@@ -78,6 +78,11 @@ def parse_args():
     parser.add_argument("--eval_every", type=int, default=100, help="steps between evals")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--freeze_batch_norm",
+        action="store_true",
+        help="keep every batch norm in inference mode with its COCO statistics",
+    )
+    parser.add_argument(
         "--deepforest_wheel",
         help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
         "(pip download deepforest==2.1.0 --no-deps -d DIR)",
@@ -270,6 +275,10 @@ def main():
     del coco_model
 
     model = kdet.zoo.load("ssd_mobilenet_v2_coco", num_classes=1)
+    if args.freeze_batch_norm:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
     ap = evaluate(model)
     print(f"before, num_classes=1 (new class head): AP@0.5: {format_ap(ap)}", flush=True)
 

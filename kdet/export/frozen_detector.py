@@ -15,9 +15,10 @@ class FrozenDetector:
     The TF OD API exported its models as frozen graphs; this is kdet's equivalent, for serving
     and for latency. On CPU, TensorFlow's oneDNN kernels keep pre-arranged copies of constant
     convolution filters, where variables are re-read every call, and folding removes the batch
-    norms: `benchmarks/ssd_speed.py` measured kdet's SSD MobileNetV2 at ~0.85× the TF OD API
-    frozen graph's time per image this way, against 1.2–1.6× for `tf.function(model.detect)` at
-    batch 1. The detector is a snapshot: later changes to the model's weights do not reach it.
+    norms: `benchmarks/ssd_speed.py` measured kdet's SSD MobileNetV2 this way at 0.91–0.96× the
+    TF OD API frozen graph's time per image, against 1.04–1.34× for `tf.function(model.detect)`
+    (`benchmarks/README.md`). The detector is a snapshot: later changes to the model's weights
+    do not reach it.
 
     Call it like `model.predict_on_batch`: `frozen(images)` with `images` `[B, H, W, 3]` (any
     size, cast to the dtype it was frozen for) returns the predictions dict as numpy arrays:

@@ -50,31 +50,22 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         channels = inputs.shape[-1]
         gamma = self.gamma.value if self.scale else tf.ones((channels,), "float32")
         beta = self.beta.value if self.center else tf.zeros((channels,), "float32")
-        if training and self.trainable:
-            # With `exponential_avg_factor`, the kernel takes the moving statistics and returns
-            # them updated: moving * momentum + batch * (1 - momentum).
-            outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs,
-                gamma,
-                beta,
-                mean=self.moving_mean.value,
-                variance=self.moving_variance.value,
-                epsilon=self.epsilon,
-                is_training=True,
-                exponential_avg_factor=1.0 - self.momentum,
-            )
+        update_statistics = bool(training) and self.trainable
+        # In training, with `exponential_avg_factor` the kernel takes the moving statistics and
+        # returns them updated: moving * momentum + batch * (1 - momentum).
+        outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs,
+            gamma,
+            beta,
+            mean=self.moving_mean.value,
+            variance=self.moving_variance.value,
+            epsilon=self.epsilon,
+            is_training=update_statistics,
+            exponential_avg_factor=1.0 - self.momentum if update_statistics else 1.0,
+        )
+        if update_statistics:
             self.moving_mean.assign(moving_mean)
             self.moving_variance.assign(moving_variance)
-        else:
-            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs,
-                gamma,
-                beta,
-                mean=self.moving_mean.value,
-                variance=self.moving_variance.value,
-                epsilon=self.epsilon,
-                is_training=False,
-            )
         return tf.cast(outputs, self.compute_dtype)
 
 
