@@ -20,6 +20,7 @@ _SUBPACKAGES = (
     "losses",
     "models",
     "targets",
+    "training",
     "visualization",
     "zoo",
 )
