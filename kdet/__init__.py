@@ -21,6 +21,7 @@ _SUBPACKAGES = (
     "models",
     "targets",
     "training",
+    "utils",
     "visualization",
     "zoo",
 )

@@ -13,9 +13,9 @@ import warnings
 import keras
 
 from kdet.zoo import tf_od_api_converter
-from kdet.zoo.cache import is_verified
+from kdet.utils.verified_files import is_verified
+from kdet.utils.verified_files import write_verified
 from kdet.zoo.cache import resolve_cache_dir
-from kdet.zoo.cache import write_verified
 from kdet.zoo.zoo_entry import METADATA_FILE
 from kdet.zoo.zoo_entry import ZooEntry
 

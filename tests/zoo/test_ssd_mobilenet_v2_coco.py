@@ -11,7 +11,7 @@ from PIL import Image
 
 import kdet.export
 import kdet.zoo
-from kdet.zoo import cache
+from kdet.utils import verified_files
 from kdet.zoo import zoo
 from kdet.zoo.tf_od_api_converter import SSD_MOBILENET_V2_COCO_SHA256
 from kdet.zoo.tf_od_api_converter import locate_ssd_mobilenet_v2_coco_graph
@@ -129,7 +129,7 @@ def test_the_frozen_zoo_model_gives_the_models_detections(coco):
 
 def test_second_load_reads_the_checked_cache(coco, cache_dir, monkeypatch):
     cached = zoo.cached_weights_path(kdet.zoo.get_entry(NAME), coco, cache_dir)
-    assert cache.checksum_path(cached).read_text().split()[0] == cache.file_sha256(cached)
+    assert verified_files.checksum_path(cached).read_text().split()[0] == verified_files.file_sha256(cached)
 
     def no_conversion(entry, model):
         raise AssertionError("the cached weights should have been used")
@@ -147,7 +147,7 @@ def test_a_damaged_cache_is_converted_again(coco, cache_dir):
         file.write(b"\x00" * 64)
     with pytest.warns(UserWarning, match="damaged or incomplete"):
         again = kdet.zoo.load(NAME, cache_dir=cache_dir)
-    assert cache.is_verified(cached)
+    assert verified_files.is_verified(cached)
     np.testing.assert_array_equal(again.weights[-1], coco.weights[-1])
 
 

@@ -22,6 +22,7 @@ from kdet.models.ssd import SSD
 from kdet.models.ssd import ConvolutionalBoxPredictor
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.hard_example_miner import HardExampleMiner
+from kdet.utils import verified_files
 from kdet.zoo import cache
 from kdet.zoo import tf_od_api_converter
 from kdet.zoo import zoo
@@ -224,12 +225,12 @@ def test_damaged_or_unchecked_cache_files_are_rebuilt_with_a_warning(tiny_zoo, t
         model = kdet.zoo.load(TINY, cache_dir=tmp_path)
     assert tiny_zoo.calls == 2
     _assert_weights_equal(model, _pretrained_values(model))
-    assert cache.is_verified(cached)
+    assert verified_files.is_verified(cached)
 
-    cache.checksum_path(cached).unlink()
+    verified_files.checksum_path(cached).unlink()
     with pytest.warns(UserWarning, match="is missing: it is damaged or incomplete"):
         kdet.zoo.load(TINY, cache_dir=tmp_path)
-    assert tiny_zoo.calls == 3 and cache.is_verified(cached)
+    assert tiny_zoo.calls == 3 and verified_files.is_verified(cached)
 
 
 def test_a_model_of_another_layout_gets_its_own_cache_file(tiny_zoo, tmp_path):
@@ -275,12 +276,12 @@ def test_write_verified_leaves_nothing_behind_when_writing_fails(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        cache.write_verified(path, fail)
+        verified_files.write_verified(path, fail)
     assert list(path.parent.iterdir()) == []
-    assert not cache.is_verified(path)
-    cache.write_verified(path, lambda temp_path: temp_path.write_bytes(b"weights"))
-    assert path.read_bytes() == b"weights" and cache.is_verified(path)
-    assert cache.file_sha256(path) == hashlib.sha256(b"weights").hexdigest()
+    assert not verified_files.is_verified(path)
+    verified_files.write_verified(path, lambda temp_path: temp_path.write_bytes(b"weights"))
+    assert path.read_bytes() == b"weights" and verified_files.is_verified(path)
+    assert verified_files.file_sha256(path) == hashlib.sha256(b"weights").hexdigest()
 
 
 def test_url_weights_are_downloaded_once_and_checked(tmp_path, monkeypatch):
@@ -290,7 +291,7 @@ def test_url_weights_are_downloaded_once_and_checked(tmp_path, monkeypatch):
     FakeConversion()(None, source_model)
     published = tmp_path / "published.weights.h5"
     source_model.save_weights(published)
-    sha256 = cache.file_sha256(published)
+    sha256 = verified_files.file_sha256(published)
     metadata = {"label_map": "labels.pbtxt", "weights": {"source": "url", "sha256": sha256}}
     metadata["weights"]["url"] = published.as_uri()
     (directory / "metadata.json").write_text(json.dumps(metadata))
