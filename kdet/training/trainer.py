@@ -1,0 +1,234 @@
+"""Training for a number of steps into a model directory: checkpoints, TensorBoard, resume.
+
+`train` is what `kdet train` runs: `model.fit` on an endless dataset, a checkpoint every
+`checkpoint_every_n` steps, TensorBoard scalars, and a restart that resumes from the newest
+intact checkpoint. The step count is the optimizer's `iterations`, which checkpoints carry.
+
+Layout of a model directory:
+
+- `ckpt-<step>.weights.h5` (+ `.sha256`): model and optimizer state, written atomically;
+  the newest `max_to_keep` are kept.
+- `train/`: TensorBoard event files (losses and learning rate by step).
+"""
+
+import logging
+import pathlib
+import re
+import time
+import warnings
+
+import keras
+import tensorflow as tf
+
+from kdet.utils.verified_files import checksum_path
+from kdet.utils.verified_files import is_verified
+from kdet.utils.verified_files import write_verified
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+
+
+def checkpoint_path(model_dir, step):
+    """`<model_dir>/ckpt-<step>.weights.h5`."""
+    return pathlib.Path(model_dir) / f"ckpt-{step}.weights.h5"
+
+
+def list_checkpoints(model_dir):
+    """`[(step, path)]` of the checkpoint files in `model_dir`, oldest first (not checked)."""
+    model_dir = pathlib.Path(model_dir)
+    found = []
+    if model_dir.is_dir():
+        for path in model_dir.iterdir():
+            match = _CHECKPOINT_PATTERN.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(model_dir):
+    """The newest checkpoint of `model_dir` whose sha256 matches, or `None`.
+
+    A damaged or incomplete newer file is skipped with a warning (see `is_verified`).
+
+    Returns:
+        `(step, path)` or `None`.
+    """
+    for step, path in reversed(list_checkpoints(model_dir)):
+        if is_verified(path):
+            return step, path
+    return None
+
+
+def restore_checkpoint(model, path, input_shape):
+    """Loads model and optimizer state from a checkpoint into `model` (built if needed).
+
+    Args:
+        model: a compiled `kdet.models.ObjectDetector`.
+        path: a `ckpt-<step>.weights.h5` file.
+        input_shape: the image batch shape to build the model with, e.g. `(None, 320, 320, 3)`.
+    """
+    if not model.built:
+        model.build(input_shape)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+
+
+class CheckpointEveryNSteps(keras.callbacks.Callback):
+    """Saves `ckpt-<step>.weights.h5` every `every_n` steps and at `num_steps`, then stops there.
+
+    Files are written atomically with a sha256 next to them; only the newest `max_to_keep`
+    stay. `step` is the optimizer's `iterations`, so numbering continues after a resume.
+
+    Args:
+        model_dir: folder of the checkpoints.
+        every_n: int, steps between checkpoints.
+        num_steps: int, the step at which training stops.
+        max_to_keep: int. Defaults to 7 (the TF OD API's `checkpoint_max_to_keep`).
+    """
+
+    def __init__(self, model_dir, every_n, num_steps, max_to_keep=7):
+        super().__init__()
+        self.model_dir = pathlib.Path(model_dir)
+        self.every_n = every_n
+        self.num_steps = num_steps
+        self.max_to_keep = max_to_keep
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations)
+        if step % self.every_n == 0 or step >= self.num_steps:
+            self.save(step)
+        if step >= self.num_steps:
+            self.model.stop_training = True
+
+    def save(self, step):
+        path = checkpoint_path(self.model_dir, step)
+        if not is_verified(path):
+            write_verified(path, self.model.save_weights)
+        for _, old in list_checkpoints(self.model_dir)[: -self.max_to_keep]:
+            old.unlink(missing_ok=True)
+            checksum_path(old).unlink(missing_ok=True)
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """Writes losses and the learning rate to TensorBoard every `every_n` steps.
+
+    The losses are their means over the steps since the last write (Keras reports running
+    means since the start of the epoch; the window mean is recovered from two of them). The
+    step is the optimizer's `iterations`, so curves continue across resumed runs, where Keras's
+    `TensorBoard` callback numbers batches from 0 in every `fit` call.
+
+    Args:
+        log_dir: folder of the event files.
+        every_n: int. Defaults to 100.
+    """
+
+    def __init__(self, log_dir, every_n=100):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.every_n = every_n
+        self._writer = None
+        self._last = (0, {})
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        self._last = (0, {})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = (0, {})
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations)
+        if step % self.every_n:
+            return
+        seen, logs = batch + 1, logs or {}
+        last_seen, last_logs = self._last
+        with self._writer.as_default(step=step):
+            for name, running_mean in logs.items():
+                total = seen * float(running_mean) - last_seen * last_logs.get(name, 0.0)
+                tf.summary.scalar(f"losses/{name}", total / (seen - last_seen))
+            tf.summary.scalar("learning_rate", float(self.model.optimizer.learning_rate))
+        self._last = (seen, {name: float(value) for name, value in logs.items()})
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+
+def train(
+    model,
+    dataset,
+    model_dir,
+    num_steps,
+    checkpoint_every_n=1000,
+    max_to_keep=7,
+    log_every_n=100,
+    callbacks=(),
+    verbose="auto",
+):
+    """Trains a compiled detector to `num_steps` steps, resuming from `model_dir` if it can.
+
+    If `model_dir` holds an intact checkpoint, model and optimizer state are restored from the
+    newest one and training continues from its step; at `num_steps` or beyond nothing is
+    trained. Otherwise training starts at step 0.
+
+    Args:
+        model: a compiled `kdet.models.ObjectDetector`, built or not.
+        dataset: a `tf.data.Dataset` of `(images, {"boxes", "labels"})` batches that does not
+            run out (`.repeat()`), e.g. from `kdet.data.read_tfrecords`.
+        model_dir: str or path-like; created if needed.
+        num_steps: int, the total number of training steps.
+        checkpoint_every_n: int. Defaults to 1000.
+        max_to_keep: int, checkpoints kept. Defaults to 7.
+        log_every_n: int, steps between TensorBoard scalars. Defaults to 100.
+        callbacks: more Keras callbacks for `fit`.
+        verbose: `fit`'s `verbose` (progress bar with the named losses). Defaults to `"auto"`.
+
+    Returns:
+        A dict: `"start_step"`, `"final_step"`, `"seconds"`, `"checkpoint"` (path of the last
+        checkpoint) and `"losses"` (the named losses averaged over this call's steps, empty if
+        nothing ran).
+
+    Example:
+    ```python
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    summary = kdet.training.train(model, dataset.repeat(), "runs/shapes", num_steps=2000)
+    ```
+    """
+    model_dir = pathlib.Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    latest = latest_checkpoint(model_dir)
+    start_step = 0
+    if latest is not None:
+        restore_checkpoint(model, latest[1], dataset.element_spec[0].shape)
+        start_step = int(model.optimizer.iterations)
+        if start_step != latest[0]:
+            warnings.warn(
+                f"{latest[1]} holds optimizer step {start_step}; continuing from there.",
+                stacklevel=2,
+            )
+        logger.info("Resuming from %s (step %d).", latest[1], start_step)
+    begin = time.perf_counter()
+    losses = {}
+    if start_step < num_steps:
+        history = model.fit(
+            dataset,
+            epochs=1,
+            steps_per_epoch=num_steps - start_step,
+            callbacks=[
+                CheckpointEveryNSteps(model_dir, checkpoint_every_n, num_steps, max_to_keep),
+                ScalarLogger(model_dir / "train", log_every_n),
+                *callbacks,
+            ],
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles; Keras would only warn
+        )
+        losses = {name: values[-1] for name, values in history.history.items()}
+    final = latest_checkpoint(model_dir)
+    return {
+        "start_step": start_step,
+        "final_step": int(model.optimizer.iterations),
+        "seconds": time.perf_counter() - begin,
+        "checkpoint": None if final is None else final[1],
+        "losses": losses,
+    }

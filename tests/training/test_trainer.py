@@ -1,0 +1,137 @@
+"""kdet.training.train: checkpoints every N steps, TensorBoard scalars, resume after a crash."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kdet
+from kdet.training import trainer
+from kdet.utils import verified_files
+
+IMAGE_SIZE = 64
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+class _CrashAtStep(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == self.step:
+            raise _Crash(f"simulated crash at step {self.step}")
+
+
+@kdet.feature_extractors.register_feature_extractor("test_trainer_tiny")
+class _TinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stem = keras.Sequential(
+            [keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
+             for _ in range(3)]
+        )
+        self.top = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
+
+    def preprocess(self, images):
+        return images / 127.5 - 1.0
+
+    def call(self, images, training=None):
+        features = self.stem(images)
+        return [features, self.top(features)]
+
+
+def _model(weights=None):
+    model = kdet.SSD(
+        num_classes=2,
+        feature_extractor="test_trainer_tiny",
+        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
+    )
+    model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    if weights is not None:
+        model.set_weights(weights)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    return model
+
+
+def _dataset():
+    """One batch, repeated: every step sees the same data, so a resumed run can match."""
+    images, y = kdet.datasets.shapes(4, IMAGE_SIZE, num_classes=2, max_boxes=3, seed=1)
+    return tf.data.Dataset.from_tensors((images.astype("float32"), y)).repeat()
+
+
+def _scalars(log_dir):
+    scalars = {}
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = float(
+                    tf.make_ndarray(value.tensor)
+                )
+    return scalars
+
+
+def test_train_checkpoints_every_n_steps_logs_scalars_and_stops_at_num_steps(tmp_path):
+    model = _model()
+    summary = trainer.train(
+        model, _dataset(), tmp_path, num_steps=6, checkpoint_every_n=2, max_to_keep=2,
+        log_every_n=2, verbose=0,
+    )
+    assert (summary["start_step"], summary["final_step"]) == (0, 6)
+    assert int(model.optimizer.iterations) == 6
+    assert [step for step, _ in trainer.list_checkpoints(tmp_path)] == [4, 6]
+    assert summary["checkpoint"] == trainer.checkpoint_path(tmp_path, 6)
+    assert verified_files.is_verified(summary["checkpoint"])
+    assert not (tmp_path / "ckpt-2.weights.h5.sha256").exists()
+    assert set(summary["losses"]) == {"loss", "localization_loss", "classification_loss"}
+
+    scalars = _scalars(tmp_path / "train")
+    assert set(scalars["losses/loss"]) == {2, 4, 6}
+    assert scalars["learning_rate"] == pytest.approx({2: 0.01, 4: 0.01, 6: 0.01})
+    assert all(np.isfinite(value) for value in scalars["losses/loss"].values())
+    # Window means over the three windows average to the run's mean loss.
+    assert np.mean(list(scalars["losses/loss"].values())) == pytest.approx(
+        summary["losses"]["loss"], rel=1e-4
+    )
+
+
+def test_a_crashed_run_resumes_from_its_last_checkpoint_and_ends_where_an_unbroken_one_does(
+    tmp_path,
+):
+    initial = _model().get_weights()
+    unbroken = _model(initial)
+    trainer.train(unbroken, _dataset(), tmp_path / "unbroken", num_steps=6,
+                  checkpoint_every_n=2, verbose=0)
+
+    crashed = _model(initial)
+    with pytest.raises(_Crash):
+        trainer.train(crashed, _dataset(), tmp_path / "run", num_steps=6, checkpoint_every_n=2,
+                      callbacks=[_CrashAtStep(5)], verbose=0)
+    assert [step for step, _ in trainer.list_checkpoints(tmp_path / "run")] == [2, 4]
+
+    resumed = _model()  # fresh weights: everything must come from the checkpoint
+    summary = trainer.train(resumed, _dataset(), tmp_path / "run", num_steps=6,
+                            checkpoint_every_n=2, verbose=0)
+    assert (summary["start_step"], summary["final_step"]) == (4, 6)
+    for ours, reference in zip(resumed.weights, unbroken.weights, strict=True):
+        np.testing.assert_allclose(ours, reference, atol=1e-5, err_msg=ours.path)
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path):
+    trainer.train(_model(), _dataset(), tmp_path, num_steps=4, checkpoint_every_n=2, verbose=0)
+    newest = trainer.checkpoint_path(tmp_path, 4)
+    newest.write_bytes(newest.read_bytes()[:-64])
+    with pytest.warns(UserWarning, match="damaged or incomplete"):
+        assert trainer.latest_checkpoint(tmp_path) == (2, trainer.checkpoint_path(tmp_path, 2))
+
+
+def test_a_finished_run_trains_no_further(tmp_path):
+    trainer.train(_model(), _dataset(), tmp_path, num_steps=2, checkpoint_every_n=2, verbose=0)
+    model = _model()
+    summary = trainer.train(model, _dataset(), tmp_path, num_steps=2, checkpoint_every_n=2,
+                            verbose=0)
+    assert (summary["start_step"], summary["final_step"], summary["losses"]) == (2, 2, {})
