@@ -203,6 +203,84 @@ def _run_zoo(args):
     return 0
 
 
+def _add_train_parser(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from a TF OD API pipeline.config",
+        description="Train the model of a TF OD API pipeline.config (its model, train_config and "
+        "train_input_reader) into a model directory: a checkpoint every --checkpoint_every_n "
+        "steps, TensorBoard logs in MODEL_DIR/train, and a restart resumes from the newest "
+        "intact checkpoint. Flag names follow the TF OD API's model_main_tf2.py.",
+    )
+    parser.add_argument(
+        "--pipeline_config_path", required=True, help="the pipeline.config file (protobuf text)"
+    )
+    parser.add_argument(
+        "--model_dir", required=True, help="folder for checkpoints and logs (created if needed)"
+    )
+    parser.add_argument(
+        "--num_train_steps",
+        type=int,
+        help="total training steps; overrides train_config.num_steps",
+    )
+    parser.add_argument(
+        "--checkpoint_every_n", type=int, default=1000, help="steps between checkpoints"
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi_worker"),
+        default="default",
+        help="tf.distribute strategy: default (one device), mirrored (all local GPUs, or the "
+        "CPU), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--num_gpus", type=int, help="with --strategy mirrored: use the first N GPUs"
+    )
+    parser.set_defaults(run=_run_train)
+
+
+def _distribution_strategy(name, num_gpus):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        gpus = [f"/gpu:{index}" for index in range(num_gpus)] if num_gpus else None
+        return tf.distribute.MirroredStrategy(gpus)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _run_train(args):
+    from kdet.configs import load_pipeline
+    from kdet.configs import train_dataset
+    from kdet.training import train
+
+    strategy = _distribution_strategy(args.strategy, args.num_gpus)
+    with strategy.scope():
+        pipeline = load_pipeline(args.pipeline_config_path)
+        if pipeline.optimizer is None:
+            raise ValueError(f"{args.pipeline_config_path}: no train_config; it is needed to train")
+        pipeline.model.compile(optimizer=pipeline.optimizer)
+    num_steps = args.num_train_steps or pipeline.train.num_steps
+    if num_steps <= 0:
+        raise ValueError(
+            f"{args.pipeline_config_path}: train_config.num_steps is 0 (no limit); pass "
+            "--num_train_steps"
+        )
+    dataset = train_dataset(pipeline)
+    summary = train(
+        pipeline.model, dataset, args.model_dir, num_steps, args.checkpoint_every_n
+    )
+    losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
+    print(
+        f"trained steps {summary['start_step']}..{summary['final_step']} in "
+        f"{summary['seconds']:.0f} s on {strategy.num_replicas_in_sync} replica(s)"
+        + (f"; mean losses: {losses}" if losses else " (already at --num_train_steps)")
+        + f"; checkpoint: {summary['checkpoint']}"
+    )
+    return 0
+
+
 def build_parser():
     """Returns the `kdet` argument parser."""
     from kdet import __version__
@@ -216,6 +294,7 @@ def build_parser():
     subparsers.required = True
     _add_convert_parser(subparsers)
     _add_predict_parser(subparsers)
+    _add_train_parser(subparsers)
     _add_zoo_parser(subparsers)
     return parser
 

@@ -1,1 +1,8 @@
-"""Pipeline configs: TF OD API pipeline.config files and kdet's own YAML configs."""
+"""Pipeline configs: TF OD API pipeline.config files read into kdet models and training."""
+
+from kdet.configs.pipeline import Pipeline
+from kdet.configs.pipeline import load_pipeline
+from kdet.configs.pipeline import train_dataset
+from kdet.configs.text_format import ConfigError
+
+__all__ = ["ConfigError", "Pipeline", "load_pipeline", "train_dataset"]

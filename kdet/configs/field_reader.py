@@ -274,7 +274,8 @@ class Fixed(Spec):
 
 class Switch(Bool):
     """An implementation switch of the TF OD API (e.g. `use_matmul_crop_and_resize`): both
-    values compute the same thing, so either is accepted. Reads as a bool.
+    values compute the same thing, so either is accepted. Reads as a bool, `default` (the
+    TF OD API default) when absent.
     """
 
     def __init__(self, default=False):

@@ -1,0 +1,149 @@
+"""A whole TF OD API `pipeline.config`: the model, its training and its input pipelines.
+
+`load_pipeline(path)` reads a `TrainEvalPipelineConfig` text file and builds everything
+`kdet train` needs; `train_dataset(pipeline)` makes the training `tf.data` pipeline from its
+`train_input_reader`. Build inside `strategy.scope()` to train on several devices.
+
+Example:
+```python
+with tf.distribute.MirroredStrategy().scope():
+    pipeline = kdet.configs.load_pipeline("faster_rcnn_resnet101_pets.config")
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+kdet.training.train(pipeline.model, kdet.configs.train_dataset(pipeline), "runs/pets",
+                    num_steps=pipeline.train.num_steps)
+```
+"""
+
+import dataclasses
+
+from kdet.configs.field_reader import Node
+from kdet.configs.field_reader import Repeated
+from kdet.configs.field_reader import SubMessage
+from kdet.configs.field_reader import read
+from kdet.configs.model_builder import build_model
+from kdet.configs.text_format import parse_file
+from kdet.configs.train_builder import build_input_reader_arguments
+from kdet.configs.train_builder import build_training
+from kdet.data.input_pipeline import read_tfrecords
+from kdet.layers import FixedShapeResizer
+from kdet.layers import KeepAspectRatioResizer
+
+# `pipeline.proto` (TrainEvalPipelineConfig). `eval_config` is kept for `kdet eval`.
+_PIPELINE = {
+    "model": SubMessage(required=True),
+    "train_config": SubMessage(),
+    "train_input_reader": SubMessage(),
+    "eval_config": SubMessage(),
+    "eval_input_reader": Repeated(SubMessage()),
+}
+
+# Training settings kdet reads but cannot apply yet: an error rather than a silent no-op.
+_NOT_YET = {
+    "fine_tune_checkpoint": "restoring TF1 checkpoints is not supported; load a kdet zoo "
+    "model or checkpoint from Python instead",
+    "freeze_variables": "freezing variables by regex is not supported yet",
+    "update_trainable_variables": "choosing trainable variables by regex is not supported yet",
+    "use_bfloat16": "use `kdet train --mixed_precision` instead",
+}
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """What a pipeline.config builds.
+
+    Attributes:
+        source: the config file.
+        model: the `kdet.SSD` or `kdet.FasterRCNN` of `model { … }`, not compiled.
+        optimizer: the Keras optimizer of `train_config`, or None without one.
+        train: `kdet.configs.train_builder.TrainSettings`, or None without `train_config`.
+        train_input: `read_tfrecords` arguments of `train_input_reader`, or None.
+        eval_inputs: `read_tfrecords` arguments of each `eval_input_reader`.
+        eval_config: the `Node` of `eval_config` (for `kdet eval`), or None.
+    """
+
+    source: str
+    model: object
+    optimizer: object
+    train: object
+    train_input: dict
+    eval_inputs: list
+    eval_config: object
+
+
+def load_pipeline(path):
+    """Reads a TF OD API pipeline.config and builds its model, optimizer and settings.
+
+    Args:
+        path: str or path-like, a protobuf text file (`TrainEvalPipelineConfig`).
+
+    Returns:
+        A `Pipeline`.
+
+    Raises:
+        kdet.configs.ConfigError: naming the file, line and column of a parse error, an unknown
+            or unsupported field, or a bad value.
+    """
+    root = parse_file(path)
+    fields = read(Node(root, "pipeline"), _PIPELINE)
+    # Messages are re-rooted so that errors name `train_config.x`, not `pipeline.train_config.x`.
+    model = build_model(fields["model"].message)
+    optimizer, train = None, None
+    if fields.has("train_config"):
+        node = Node(fields["train_config"].message, "train_config")
+        optimizer, train = build_training(node)
+        _reject_not_yet_supported(node, train)
+    train_input = None
+    if fields.has("train_input_reader"):
+        train_input = build_input_reader_arguments(
+            Node(fields["train_input_reader"].message, "train_input_reader")
+        )
+    eval_inputs = [
+        build_input_reader_arguments(Node(message, "eval_input_reader"))
+        for message in fields["eval_input_reader"]
+    ]
+    eval_config = fields["eval_config"] if fields.has("eval_config") else None
+    return Pipeline(str(path), model, optimizer, train, train_input, eval_inputs, eval_config)
+
+
+def _reject_not_yet_supported(node, train):
+    for name, why in _NOT_YET.items():
+        value = getattr(train, name)
+        if value:
+            field = next(field for field in node.message.fields if field.name == name)
+            raise node.error(f"'{node.path}.{name}' is set, but {why}", field)
+
+
+def train_dataset(pipeline, seed=None):
+    """The training `tf.data` pipeline of `train_input_reader` and `train_config`.
+
+    Batches of `train_config.batch_size` (the global batch; `fit` splits it across replicas),
+    augmented with `data_augmentation_options`, resized to the model's input size (a
+    `keep_aspect_ratio_resizer` pads to `max_dimension` squares, keeping the aspect ratio), and
+    repeated as `num_epochs` says (0: forever).
+
+    Args:
+        pipeline: a `Pipeline` with `train_config` and `train_input_reader`.
+        seed: optional int for a reproducible pipeline.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, {"boxes", "labels"})`.
+    """
+    if pipeline.train is None or pipeline.train_input is None:
+        missing = "train_config" if pipeline.train is None else "train_input_reader"
+        raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
+    resizer = pipeline.model.image_resizer
+    if isinstance(resizer, FixedShapeResizer):
+        size, pad = (resizer.height, resizer.width), False
+    elif isinstance(resizer, KeepAspectRatioResizer):
+        size, pad = (resizer.max_dimension, resizer.max_dimension), True
+    else:
+        raise ValueError(f"{pipeline.source}: no input size for {type(resizer).__name__}")
+    return read_tfrecords(
+        **pipeline.train_input,
+        batch_size=pipeline.train.batch_size,
+        image_size=size,
+        pad_to_aspect_ratio=pad,
+        augmentation=pipeline.train.augmentation or None,
+        drop_remainder=True,
+        seed=seed,
+    )

@@ -1,0 +1,172 @@
+"""A whole pipeline.config: load_pipeline, train_dataset and `kdet train` with resume."""
+
+import keras
+import numpy as np
+import pytest
+
+import kdet
+from kdet import cli
+from kdet.configs import ConfigError
+from kdet.configs import load_pipeline
+from kdet.configs import train_dataset
+from kdet.data.converters import create_example_from_arrays
+from kdet.data.converters import write_tfrecord
+from kdet.training import trainer
+
+IMAGE_SIZE = 64
+LABEL_MAP = {1: "square", 2: "circle"}
+
+
+@kdet.feature_extractors.register_feature_extractor("test_pipeline_tiny")
+class _TinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
+    """Maps at 1/8 and 1/16 of the input: enough for a config-driven training test."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stem = keras.Sequential(
+            [keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
+             for _ in range(3)]
+        )
+        self.top = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
+
+    def preprocess(self, images):
+        return images / 127.5 - 1.0
+
+    def call(self, images, training=None):
+        features = self.stem(images)
+        return [features, self.top(features)]
+
+
+# A pipeline.config in the TF OD API format, for the tiny extractor above.
+CONFIG = """
+model {
+  ssd {
+    num_classes: 2
+    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
+    feature_extractor { type: "test_pipeline_tiny" }
+    box_coder { faster_rcnn_box_coder { y_scale: 10.0 x_scale: 10.0 height_scale: 5.0
+                                        width_scale: 5.0 } }
+    matcher { argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 } }
+    similarity_calculator { iou_similarity { } }
+    anchor_generator {
+      ssd_anchor_generator { num_layers: 2 min_scale: 0.2 max_scale: 0.6
+                             aspect_ratios: 1.0 aspect_ratios: 2.0 aspect_ratios: 0.5 }
+    }
+    box_predictor {
+      convolutional_box_predictor {
+        kernel_size: 3
+        conv_hyperparams {
+          activation: RELU_6
+          regularizer { l2_regularizer { weight: 0.0 } }
+          initializer { truncated_normal_initializer { stddev: 0.03 } }
+          batch_norm { train: true scale: true center: true decay: 0.9997 epsilon: 0.001 }
+        }
+      }
+    }
+    loss {
+      classification_loss { weighted_sigmoid { } }
+      localization_loss { weighted_smooth_l1 { } }
+    }
+    post_processing {
+      batch_non_max_suppression { score_threshold: 0.01 iou_threshold: 0.6
+                                  max_detections_per_class: 20 max_total_detections: 20 }
+      score_converter: SIGMOID
+    }
+  }
+}
+train_config {
+  batch_size: 4
+  num_steps: 4
+  optimizer {
+    momentum_optimizer {
+      learning_rate { constant_learning_rate { learning_rate: 0.01 } }
+      momentum_optimizer_value: 0.9
+    }
+    use_moving_average: false
+  }
+  data_augmentation_options { random_horizontal_flip { } }
+}
+train_input_reader {
+  tf_record_input_reader { input_path: "RECORDS" }
+  label_map_path: "LABEL_MAP"
+}
+"""
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    images, y = kdet.datasets.shapes(8, IMAGE_SIZE, num_classes=2, max_boxes=3, seed=3)
+    examples = []
+    for image, boxes, labels in zip(images, y["boxes"], y["labels"]):
+        keep = labels > 0
+        examples.append(
+            create_example_from_arrays(image, boxes[keep], labels[keep], LABEL_MAP,
+                                       box_format="yxyx")
+        )
+    write_tfrecord(examples, tmp_path / "train.record")
+    (tmp_path / "label_map.pbtxt").write_text(
+        "item { id: 1 name: 'square' }\nitem { id: 2 name: 'circle' }\n"
+    )
+    text = CONFIG.replace("RECORDS", str(tmp_path / "train.record"))
+    text = text.replace("LABEL_MAP", str(tmp_path / "label_map.pbtxt"))
+    path = tmp_path / "pipeline.config"
+    path.write_text(text)
+    return path
+
+
+def test_load_pipeline_builds_model_optimizer_and_dataset(config_path):
+    pipeline = load_pipeline(config_path)
+    assert isinstance(pipeline.model, kdet.SSD) and pipeline.model.num_classes == 2
+    assert isinstance(pipeline.optimizer, keras.optimizers.SGD)
+    assert (pipeline.train.batch_size, pipeline.train.num_steps) == (4, 4)
+    images, y = next(iter(train_dataset(pipeline, seed=0)))
+    assert images.shape == (4, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert y["boxes"].shape == (4, 100, 4) and y["labels"].shape == (4, 100)
+    labels = y["labels"].numpy()
+    assert set(np.unique(labels)) <= {-1, 1, 2} and (labels > 0).any()
+
+
+def test_kdet_train_trains_checkpoints_and_resumes(config_path, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    argv = ["train", "--pipeline_config_path", str(config_path), "--model_dir", str(model_dir),
+            "--checkpoint_every_n", "2"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "trained steps 0..4" in out and "ckpt-4.weights.h5" in out
+    assert [step for step, _ in trainer.list_checkpoints(model_dir)] == [2, 4]
+    assert list((model_dir / "train").glob("events.out.tfevents.*"))
+
+    assert cli.main([*argv, "--num_train_steps", "6"]) == 0
+    assert "trained steps 4..6" in capsys.readouterr().out
+    assert [step for step, _ in trainer.list_checkpoints(model_dir)][-1] == 6
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("num_classes: 2", "num_clases: 2"),
+         r"pipeline.config:4:5: 'model.ssd.num_clases' is not a field kdet supports "
+         r"\(did you mean 'num_classes'\?\)"),
+        (("  batch_size: 4", "  batch_size: 4\n  freeze_variables: '.*FeatureExtractor.*'"),
+         r"pipeline.config:39:3: 'train_config.freeze_variables' is set, but freezing"),
+        (("train_input_reader {", "train_input_reader {{"),
+         r"pipeline.config:49:21: expected a field name"),
+    ],
+)
+def test_config_errors_are_one_line_with_file_line_and_column(
+    config_path, tmp_path, capsys, edit, message
+):
+    config_path.write_text(config_path.read_text().replace(*edit))
+    with pytest.raises(ConfigError, match=message):
+        load_pipeline(config_path)
+    argv = ["train", "--pipeline_config_path", str(config_path), "--model_dir", str(tmp_path)]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("kdet train: error: ") and error.count("\n") == 1
+
+
+def test_missing_config_file_is_a_one_line_error(tmp_path, capsys):
+    argv = ["train", "--pipeline_config_path", str(tmp_path / "nope.config"), "--model_dir",
+            str(tmp_path)]
+    assert cli.main(argv) == 2
+    assert "nope.config: no such file" in capsys.readouterr().err
