@@ -100,3 +100,59 @@ def test_config_round_trip():
     assert type(revived) is TinyFasterRCNNFeatureExtractor
     assert revived.get_config() == extractor.get_config()
     assert revived.filters == 6
+
+
+# A TF OD API pipeline.config naming the user's extractor by its registered type.
+PIPELINE_CONFIG = """
+model {
+  faster_rcnn {
+    num_classes: 2
+    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
+    feature_extractor { type: 'tiny_faster_rcnn_test' first_stage_features_stride: 16 }
+    first_stage_anchor_generator {
+      grid_anchor_generator {
+        scales: [0.5, 1.0] aspect_ratios: [0.5, 1.0, 2.0] height_stride: 16 width_stride: 16
+      }
+    }
+    first_stage_box_predictor_conv_hyperparams {
+      op: CONV
+      regularizer { l2_regularizer { weight: 0.0 } }
+      initializer { truncated_normal_initializer { stddev: 0.01 } }
+    }
+    first_stage_nms_iou_threshold: 0.7
+    first_stage_max_proposals: 20
+    initial_crop_size: 8
+    maxpool_kernel_size: 2
+    maxpool_stride: 2
+    second_stage_batch_size: 16
+    second_stage_box_predictor {
+      mask_rcnn_box_predictor {
+        use_dropout: false
+        fc_hyperparams {
+          op: FC
+          regularizer { l2_regularizer { weight: 0.0 } }
+          initializer { variance_scaling_initializer { factor: 1.0 uniform: true mode: FAN_AVG } }
+        }
+      }
+    }
+    second_stage_post_processing {
+      batch_non_max_suppression {
+        score_threshold: 0.0 iou_threshold: 0.6 max_detections_per_class: 20
+        max_total_detections: 20
+      }
+      score_converter: SOFTMAX
+    }
+  }
+}
+"""
+
+
+def test_a_pipeline_config_builds_and_trains_the_user_extractor_by_type():
+    model = kdet.configs.model_builder.build_model_from_text(PIPELINE_CONFIG, "user.config")
+    assert isinstance(model, kdet.FasterRCNN)
+    assert type(model.feature_extractor) is TinyFasterRCNNFeatureExtractor
+    images, y = kdet.datasets.shapes(4, 64, num_classes=2, max_boxes=3, seed=5)
+    model.compile()
+    history = model.fit(images, y, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.predict(images[:1], verbose=0)["boxes"].shape == (1, 20, 4)
