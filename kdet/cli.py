@@ -252,7 +252,9 @@ def _distribution_strategy(name, num_gpus):
 
 def _run_train(args):
     from kdet.configs import load_pipeline
+    from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
+    from kdet.training import latest_checkpoint
     from kdet.training import train
 
     strategy = _distribution_strategy(args.strategy, args.num_gpus)
@@ -261,6 +263,11 @@ def _run_train(args):
         if pipeline.optimizer is None:
             raise ValueError(f"{args.pipeline_config_path}: no train_config; it is needed to train")
         pipeline.model.compile(optimizer=pipeline.optimizer)
+        # A new run starts from the fine-tune checkpoint; a resumed one from its own.
+        if latest_checkpoint(args.model_dir) is None:
+            restored = restore_fine_tune_checkpoint(pipeline)
+            if restored is not None:
+                print(f"initialized from {restored}")
     num_steps = args.num_train_steps or pipeline.train.num_steps
     if num_steps <= 0:
         raise ValueError(

@@ -2,7 +2,14 @@
 
 from kdet.configs.pipeline import Pipeline
 from kdet.configs.pipeline import load_pipeline
+from kdet.configs.pipeline import restore_fine_tune_checkpoint
 from kdet.configs.pipeline import train_dataset
 from kdet.configs.text_format import ConfigError
 
-__all__ = ["ConfigError", "Pipeline", "load_pipeline", "train_dataset"]
+__all__ = [
+    "ConfigError",
+    "Pipeline",
+    "load_pipeline",
+    "restore_fine_tune_checkpoint",
+    "train_dataset",
+]

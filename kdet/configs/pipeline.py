@@ -15,6 +15,9 @@ kdet.training.train(pipeline.model, kdet.configs.train_dataset(pipeline), "runs/
 """
 
 import dataclasses
+import pathlib
+
+import keras
 
 from kdet.configs.field_reader import Node
 from kdet.configs.field_reader import Repeated
@@ -27,6 +30,7 @@ from kdet.configs.train_builder import build_training
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
 from kdet.layers import KeepAspectRatioResizer
+from kdet.training.trainer import latest_checkpoint
 
 # `pipeline.proto` (TrainEvalPipelineConfig). `eval_config` is kept for `kdet eval`.
 _PIPELINE = {
@@ -39,8 +43,6 @@ _PIPELINE = {
 
 # Training settings kdet reads but cannot apply yet: an error rather than a silent no-op.
 _NOT_YET = {
-    "fine_tune_checkpoint": "restoring TF1 checkpoints is not supported; load a kdet zoo "
-    "model or checkpoint from Python instead",
     "freeze_variables": "freezing variables by regex is not supported yet",
     "update_trainable_variables": "choosing trainable variables by regex is not supported yet",
     "use_bfloat16": "use `kdet train --mixed_precision` instead",
@@ -113,6 +115,77 @@ def _reject_not_yet_supported(node, train):
             raise node.error(f"'{node.path}.{name}' is set, but {why}", field)
 
 
+def input_size(model):
+    """`((height, width), pad)`: the image size `train_dataset` resizes to for `model`.
+
+    A `fixed_shape_resizer`'s size, unpadded; a `keep_aspect_ratio_resizer` pads to
+    `max_dimension` squares, keeping the aspect ratio.
+    """
+    resizer = model.image_resizer
+    if isinstance(resizer, FixedShapeResizer):
+        return (resizer.height, resizer.width), False
+    if isinstance(resizer, KeepAspectRatioResizer):
+        return (resizer.max_dimension, resizer.max_dimension), True
+    raise ValueError(f"no training input size for {type(resizer).__name__}")
+
+
+def restore_fine_tune_checkpoint(pipeline):
+    """Starts the model from `train_config.fine_tune_checkpoint`, as its type says.
+
+    - `"detection"`: a kdet checkpoint (`ckpt-<step>.weights.h5`, or a model directory, whose
+      newest checkpoint is used) of a detector with the same architecture: every weight whose
+      shape matches is restored (a different `num_classes` leaves the class heads new).
+    - `"classification"`: a Keras classification model file (`.keras`) whose layers share the
+      feature extractor's names (e.g. a `keras.applications` model), restored with the
+      extractor's `restore_from_classification_checkpoint`.
+
+    TF OD API checkpoints (`model.ckpt`, TF1 or TF2 object graphs) cannot be read; convert a
+    frozen graph with `kdet.zoo` or start from a zoo model in Python instead.
+
+    Args:
+        pipeline: a `Pipeline` with `train_config`.
+
+    Returns:
+        The checkpoint path used, or None when `fine_tune_checkpoint` is empty.
+
+    Raises:
+        ValueError: naming the config and the checkpoint, for a missing or unreadable one.
+    """
+    path_text = pipeline.train.fine_tune_checkpoint if pipeline.train else ""
+    if not path_text:
+        return None
+    path = pathlib.Path(path_text)
+    where = f"{pipeline.source}: train_config.fine_tune_checkpoint {path_text!r}"
+    if pipeline.train.fine_tune_checkpoint_type == "classification":
+        if path.suffix != ".keras" or not path.is_file():
+            raise ValueError(
+                f"{where}: a classification checkpoint must be an existing Keras model file "
+                "(.keras) whose layer names match the feature extractor's"
+            )
+        extractor = pipeline.model.feature_extractor
+        restore = getattr(extractor, "restore_from_classification_checkpoint", None)
+        if restore is None:
+            raise ValueError(
+                f"{where}: {type(extractor).__name__} has no "
+                "restore_from_classification_checkpoint"
+            )
+        restore(keras.models.load_model(path))
+        return path
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        path = None if latest is None else latest[1]
+    if path is None or not path.name.endswith(".weights.h5") or not path.is_file():
+        raise ValueError(
+            f"{where}: not a kdet checkpoint (a ckpt-<step>.weights.h5 file or a model "
+            "directory holding one); TF OD API checkpoints (model.ckpt) cannot be read"
+        )
+    if not pipeline.model.built:
+        (height, width), _ = input_size(pipeline.model)
+        pipeline.model.build((None, height, width, 3))
+    pipeline.model.load_weights(path, skip_mismatch=True)
+    return path
+
+
 def train_dataset(pipeline, seed=None):
     """The training `tf.data` pipeline of `train_input_reader` and `train_config`.
 
@@ -131,13 +204,7 @@ def train_dataset(pipeline, seed=None):
     if pipeline.train is None or pipeline.train_input is None:
         missing = "train_config" if pipeline.train is None else "train_input_reader"
         raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
-    resizer = pipeline.model.image_resizer
-    if isinstance(resizer, FixedShapeResizer):
-        size, pad = (resizer.height, resizer.width), False
-    elif isinstance(resizer, KeepAspectRatioResizer):
-        size, pad = (resizer.max_dimension, resizer.max_dimension), True
-    else:
-        raise ValueError(f"{pipeline.source}: no input size for {type(resizer).__name__}")
+    size, pad = input_size(pipeline.model)
     return read_tfrecords(
         **pipeline.train_input,
         batch_size=pipeline.train.batch_size,

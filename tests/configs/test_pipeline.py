@@ -8,6 +8,7 @@ import kdet
 from kdet import cli
 from kdet.configs import ConfigError
 from kdet.configs import load_pipeline
+from kdet.configs import restore_fine_tune_checkpoint
 from kdet.configs import train_dataset
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
@@ -170,3 +171,43 @@ def test_missing_config_file_is_a_one_line_error(tmp_path, capsys):
             str(tmp_path)]
     assert cli.main(argv) == 2
     assert "nope.config: no such file" in capsys.readouterr().err
+
+
+def _fine_tune_config(config_path, checkpoint, num_classes=3):
+    text = config_path.read_text().replace("num_classes: 2", f"num_classes: {num_classes}")
+    text = text.replace(
+        "  batch_size: 4",
+        f"  batch_size: 4\n  fine_tune_checkpoint: '{checkpoint}'\n"
+        "  fine_tune_checkpoint_type: 'detection'",
+    )
+    path = config_path.with_name("fine_tune.config")
+    path.write_text(text)
+    return path
+
+
+def test_detection_fine_tune_checkpoint_restores_every_matching_weight(config_path, tmp_path):
+    assert cli.main(["train", "--pipeline_config_path", str(config_path), "--model_dir",
+                     str(tmp_path / "first")]) == 0
+    trained = load_pipeline(config_path).model
+    trained.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    trained.load_weights(trainer.checkpoint_path(tmp_path / "first", 4))
+
+    pipeline = load_pipeline(_fine_tune_config(config_path, tmp_path / "first"))
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    assert restore_fine_tune_checkpoint(pipeline) == trainer.checkpoint_path(tmp_path / "first", 4)
+    for ours, theirs in zip(pipeline.model.feature_extractor.weights,
+                            trained.feature_extractor.weights, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    predictor = pipeline.model.box_predictor.weights
+    same_shape = [w for w, t in zip(predictor, trained.box_predictor.weights)
+                  if w.shape == t.shape]
+    assert 0 < len(same_shape) < len(predictor)  # box heads restored, class heads new (3 + 1)
+
+
+def test_a_tf_checkpoint_is_a_clear_error_when_training_starts(config_path, tmp_path, capsys):
+    path = _fine_tune_config(config_path, "PATH/model.ckpt")
+    argv = ["train", "--pipeline_config_path", str(path), "--model_dir", str(tmp_path / "m")]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "fine_tune_checkpoint 'PATH/model.ckpt': not a kdet checkpoint" in error
+    assert "TF OD API checkpoints (model.ckpt) cannot be read" in error
