@@ -239,6 +239,62 @@ def _add_train_parser(subparsers):
     parser.set_defaults(run=_run_train)
 
 
+def _add_lr_sweep_parser(subparsers):
+    parser = subparsers.add_parser(
+        "lr_sweep",
+        help="learning-rate range test for a pipeline.config",
+        description="Train a copy of the pipeline.config's model for at most --num_steps steps "
+        "with a learning rate growing exponentially from --min_lr to --max_lr (stopping when "
+        "the loss diverges), save the loss-vs-rate plot and the numbers to MODEL_DIR, and print "
+        "a suggested learning rate.",
+    )
+    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config file")
+    parser.add_argument(
+        "--model_dir", required=True, help="where lr_sweep.png and lr_sweep.json are written"
+    )
+    parser.add_argument("--min_lr", type=float, default=1e-6, help="first learning rate")
+    parser.add_argument("--max_lr", type=float, default=1.0, help="last learning rate")
+    parser.add_argument("--num_steps", type=int, default=100, help="steps at most")
+    parser.set_defaults(run=_run_lr_sweep)
+
+
+def _run_lr_sweep(args):
+    import json
+    import pathlib
+
+    from kdet.configs import load_pipeline
+    from kdet.configs import train_dataset
+    from kdet.training import lr_sweep
+    from kdet.training import plot_lr_sweep
+
+    pipeline = load_pipeline(args.pipeline_config_path)
+    if pipeline.optimizer is None:
+        raise ValueError(f"{args.pipeline_config_path}: no train_config; it is needed to train")
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    result = lr_sweep(
+        pipeline.model,
+        train_dataset(pipeline).repeat(),
+        min_lr=args.min_lr,
+        max_lr=args.max_lr,
+        num_steps=args.num_steps,
+    )
+    model_dir = pathlib.Path(args.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    plot_lr_sweep(result, model_dir / "lr_sweep.png")
+    (model_dir / "lr_sweep.json").write_text(json.dumps(result, indent=1))
+    suggested = result["suggested_learning_rate"]
+    ended = "stopped when the loss diverged" if result["diverged"] else "did not diverge"
+    print(
+        f"ran {len(result['losses'])} steps from {args.min_lr:g} to "
+        f"{result['learning_rates'][-1]:.3g} ({ended}); plot: {model_dir / 'lr_sweep.png'}\n"
+        f"suggested learning rate: {suggested:.3g}; put it in the config as the base rate of "
+        "train_config.optimizer's learning_rate, e.g. learning_rate { constant_learning_rate "
+        f"{{ learning_rate: {suggested:.3g} }} }} (or initial_learning_rate / "
+        "learning_rate_base of a schedule)"
+    )
+    return 0
+
+
 def _distribution_strategy(name, num_gpus):
     import tensorflow as tf
 
@@ -302,6 +358,7 @@ def build_parser():
     _add_convert_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_train_parser(subparsers)
+    _add_lr_sweep_parser(subparsers)
     _add_zoo_parser(subparsers)
     return parser
 

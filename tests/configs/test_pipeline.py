@@ -1,4 +1,6 @@
-"""A whole pipeline.config: load_pipeline, train_dataset and `kdet train` with resume."""
+"""A whole pipeline.config: load_pipeline, train_dataset, `kdet train` with resume, lr_sweep."""
+
+import json
 
 import keras
 import numpy as np
@@ -211,3 +213,16 @@ def test_a_tf_checkpoint_is_a_clear_error_when_training_starts(config_path, tmp_
     error = capsys.readouterr().err
     assert "fine_tune_checkpoint 'PATH/model.ckpt': not a kdet checkpoint" in error
     assert "TF OD API checkpoints (model.ckpt) cannot be read" in error
+
+
+def test_kdet_lr_sweep_writes_plot_and_numbers_and_prints_a_suggestion(
+    config_path, tmp_path, capsys
+):
+    argv = ["lr_sweep", "--pipeline_config_path", str(config_path), "--model_dir",
+            str(tmp_path / "sweep"), "--min_lr", "1e-4", "--max_lr", "1.0", "--num_steps", "6"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "suggested learning rate: " in out and "constant_learning_rate" in out
+    assert (tmp_path / "sweep" / "lr_sweep.png").is_file()
+    result = json.loads((tmp_path / "sweep" / "lr_sweep.json").read_text())
+    assert len(result["learning_rates"]) == len(result["losses"]) <= 6
