@@ -17,13 +17,22 @@ default, as it does to the TF OD API (e.g. `convolutional_box_predictor { }` has
 Fields kdet cannot change are accepted only with kdet's value (`box_code_size: 4`,
 `iou_similarity {}`, `encode_background_as_zeros: false`, batch norm decay, epsilon and
 initializers equal to those of the kdet layer, `first_stage_nms_score_threshold: 0.0`, ...).
-Weight regularizers are accepted only with weight 0.0: kdet's layers take no kernel regularizer,
-so regularization is not configurable yet (the TF OD API configs' 0.00004 is rejected, not
-dropped). Implementation switches whose values compute the same thing
+Implementation switches whose values compute the same thing
 (`use_matmul_crop_and_resize`, `use_static_shapes`, `inplace_batchnorm_update`,
 `use_matmul_gather`, the deprecated `anchorwise_output`) are accepted with either value.
 
 Mappings to note:
+- A hyperparams `regularizer` becomes the `kernel_regularizer` of the layers it configures:
+  `l2_regularizer { weight: w }` → `keras.regularizers.L2(0.5 * w)` (the weight is TF1 slim's,
+  `w * sum(x²) / 2`; the TF OD API's Keras builder halves it too), `l1_regularizer` → `L1(w)`,
+  weight 0.0 → none. Feature extractor `conv_hyperparams` go to the SSD extractor's
+  convolutions, backbone included (the TF OD API regularizes the backbone with its own weight,
+  4e-5 for MobileNetV2, the sample configs' value), or to a Faster R-CNN FPN extractor's
+  pyramid; box predictor `conv_hyperparams` to the SSD box predictor;
+  `first_stage_box_predictor_conv_hyperparams` to the RPN head
+  (`first_stage_box_predictor_kernel_regularizer`); `fc_hyperparams` to `BoxClassifierHead`.
+  `regularize_depthwise: true` regularizes the depthwise kernels too (the field's documented
+  meaning); layers without depthwise convolutions take either value.
 - `resize_method: BILINEAR` (the default) is kdet's `"legacy_bilinear"`: the TF OD API resizes
   with TF1 `resize_images`; `AREA` is `"area"`; `NEAREST_NEIGHBOR` and `BICUBIC` are rejected,
   since kdet's versions sample at pixel centres and the TF OD API's do not.
@@ -147,7 +156,9 @@ _FEATURE_PYRAMID_HYPERPARAMS = _Hyperparams(
     "kdet's FeaturePyramid", _truncated_normal(0.03), batch_norm=_FPN_BATCH_NORM
 )
 # Feature extractor type → the layers `conv_hyperparams` describes (the ones kdet adds to the
-# backbone). Other extractors, yours included, take no `conv_hyperparams`.
+# backbone; its regularizer also goes to the backbone of SSD extractors). Each of these
+# extractors takes `kernel_regularizer`. Other extractors, yours included, take no
+# `conv_hyperparams`.
 _EXTRACTOR_HYPERPARAMS = {
     "ssd_mobilenet_v2": _Hyperparams(
         "kdet's ssd_mobilenet_v2 extra layers",
@@ -187,21 +198,41 @@ _INITIALIZER_SCHEMAS = {
     },
 }
 _ACTIVATION = Enum(("NONE", "RELU", "RELU_6", "SWISH"), default="RELU")
-_NO_REGULARIZER = (
-    "kdet's layers take no kernel regularizer, so weight regularization is not configurable "
-    "yet"
-)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LayerHyperparams:
+    """What a `Hyperparams` message sets for its kdet layer beyond the values `_Hyperparams`
+    fixes: whether it has `batch_norm`, and the layer's regularization arguments."""
+
+    batch_norm: bool = False
+    kernel_regularizer: object = None
+    regularize_depthwise: bool = False
+
+    def regularization(self, takes_regularize_depthwise=True):
+        """`kernel_regularizer` (and `regularize_depthwise`) arguments of the layer.
+
+        A layer without depthwise convolutions takes no `regularize_depthwise`: either value
+        of the field then means the same, as in the TF OD API.
+        """
+        arguments = {"kernel_regularizer": self.kernel_regularizer}
+        if takes_regularize_depthwise:
+            arguments["regularize_depthwise"] = self.regularize_depthwise
+        return arguments
 
 
 def _read_hyperparams(node, spec):
     """Reads a TF OD API `Hyperparams` message (`conv_hyperparams`, `fc_hyperparams`).
 
-    Only the values of the kdet layer described by `spec` are accepted. `regularize_depthwise`
-    takes either value: with zero regularization it changes nothing.
+    Only the initializer, activation and batch norm values of the kdet layer described by
+    `spec` are accepted; the regularizer and `regularize_depthwise` become its arguments.
+    `node` None (the message is absent) reads as no batch norm and no regularizer.
 
     Returns:
-        bool. Whether the message sets `batch_norm`.
+        A `_LayerHyperparams`.
     """
+    if node is None:
+        return _LayerHyperparams()
     activation = _ACTIVATION if spec.activation == _UNUSED else Fixed(_ACTIVATION, spec.activation)
     fields = read(
         node,
@@ -211,21 +242,48 @@ def _read_hyperparams(node, spec):
             "initializer": SubMessage(),
             "activation": activation,
             "batch_norm": SubMessage(),
-            "regularize_depthwise": Switch(),
+            "regularize_depthwise": Bool(default=False),
             "force_use_bias": Fixed(Bool(default=False), False),
         },
     )
+    kernel_regularizer = None
     if fields.has("regularizer"):
-        _read_regularizer(fields["regularizer"])
+        kernel_regularizer = _read_regularizer(fields["regularizer"])
     if fields.has("initializer"):
         _read_initializer(fields["initializer"], spec)
-    return _read_batch_norm(fields, spec)
+    return _LayerHyperparams(
+        batch_norm=_read_batch_norm(fields, spec),
+        kernel_regularizer=kernel_regularizer,
+        regularize_depthwise=fields["regularize_depthwise"],
+    )
 
 
 def _read_regularizer(node):
-    """Reads a TF OD API `Regularizer`: `l1_regularizer` / `l2_regularizer` of weight 0.0."""
+    """Reads a TF OD API `Regularizer` → the Keras kernel regularizer it means.
+
+    Returns:
+        `keras.regularizers.L1(w)` for `l1_regularizer { weight: w }`,
+        `keras.regularizers.L2(0.5 * w)` for `l2_regularizer { weight: w }`, or None for weight
+        0.0 (it would add nothing).
+    """
     chosen = read_one_of(node, ("l1_regularizer", "l2_regularizer"))
-    read(chosen, {"weight": Fixed(Float(default=1.0), 0.0, _NO_REGULARIZER)})
+    fields = read(chosen, {"weight": Float(default=1.0)})
+    weight = fields["weight"]
+    if weight < 0.0:
+        raise fields.error(
+            "weight",
+            f"'{fields.path('weight')}' is {show(weight)}, but a regularization weight must not "
+            "be negative",
+        )
+    if weight == 0.0:
+        return None
+    if chosen.name == "l1_regularizer":
+        return keras.regularizers.L1(weight)
+    # The weight means TF1 slim's l2_regularizer(w): w * tf.nn.l2_loss(x) = w * sum(x²) / 2,
+    # while Keras's L2(l) is l * sum(x²). The TF OD API's Keras hyperparams builder
+    # (object_detection/builders/hyperparams_builder.py, _build_keras_regularizer) builds
+    # tf.keras.regularizers.l2(weight * 0.5) for the same reason.
+    return keras.regularizers.L2(0.5 * weight)
 
 
 def _read_initializer(node, spec):
@@ -342,7 +400,7 @@ _OVERRIDE_BASE_HYPERPARAMS = Fixed(
     Bool(default=False),
     False,
     "kdet's backbones keep their own batch norm and initializer settings; conv_hyperparams "
-    "describe the layers kdet adds to them",
+    "describe the layers kdet adds to them (and regularize SSD backbones)",
 )
 _SSD_FEATURE_EXTRACTOR_SCHEMA = {
     "type": String(required=True),
@@ -415,7 +473,8 @@ def _build_feature_extractor(node, base_class, schema):
                 f"settings of the '{name}' feature extractor, so it cannot honour them; leave "
                 "conv_hyperparams out",
             )
-        _read_hyperparams(fields["conv_hyperparams"], _EXTRACTOR_HYPERPARAMS[name])
+        hyperparams = _read_hyperparams(fields["conv_hyperparams"], _EXTRACTOR_HYPERPARAMS[name])
+        kwargs.update(hyperparams.regularization("regularize_depthwise" in accepted))
     return _construct(node, extractor_class, **kwargs)
 
 
@@ -705,11 +764,10 @@ def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_locati
             "but kdet's tower has one fixed depth: set them equal",
         )
     num_layers = fields["num_layers_before_predictor"]
-    if fields.has("conv_hyperparams"):
-        uses_batch_norm = fields["use_depthwise"] or (depth > 0 and num_layers > 0)
-        _read_hyperparams(
-            fields["conv_hyperparams"], _convolutional_box_predictor_hyperparams(uses_batch_norm)
-        )
+    uses_batch_norm = fields["use_depthwise"] or (depth > 0 and num_layers > 0)
+    hyperparams = _read_hyperparams(
+        fields["conv_hyperparams"], _convolutional_box_predictor_hyperparams(uses_batch_norm)
+    )
     return _construct(
         node,
         ConvolutionalBoxPredictor,
@@ -722,6 +780,7 @@ def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_locati
         use_dropout=fields["use_dropout"],
         dropout_keep_probability=fields["dropout_keep_probability"],
         class_prediction_bias_init=fields["class_prediction_bias_init"],
+        **hyperparams.regularization(),
     )
 
 
@@ -747,16 +806,14 @@ def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_locati
         },
     )
     num_layers = fields["num_layers_before_predictor"]
-    apply_batch_norm = False
-    if fields.has("conv_hyperparams"):
-        has_tower = num_layers > 0
-        spec = _Hyperparams(
-            "kdet's WeightSharedConvolutionalBoxPredictor",
-            _random_normal(0.01),
-            activation="RELU_6" if has_tower else _UNUSED,
-            batch_norm=_BatchNorm(0.997, 1e-3, required=False) if has_tower else _UNUSED,
-        )
-        apply_batch_norm = _read_hyperparams(fields["conv_hyperparams"], spec)
+    has_tower = num_layers > 0
+    spec = _Hyperparams(
+        "kdet's WeightSharedConvolutionalBoxPredictor",
+        _random_normal(0.01),
+        activation="RELU_6" if has_tower else _UNUSED,
+        batch_norm=_BatchNorm(0.997, 1e-3, required=False) if has_tower else _UNUSED,
+    )
+    hyperparams = _read_hyperparams(fields["conv_hyperparams"], spec)
     return _construct(
         node,
         WeightSharedConvolutionalBoxPredictor,
@@ -766,11 +823,12 @@ def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_locati
         num_layers_before_predictor=num_layers,
         kernel_size=fields["kernel_size"],
         use_depthwise=fields["use_depthwise"],
-        apply_batch_norm=apply_batch_norm,
+        apply_batch_norm=hyperparams.batch_norm,
         share_prediction_tower=fields["share_prediction_tower"],
         class_prediction_bias_init=fields["class_prediction_bias_init"],
         use_dropout=fields["use_dropout"],
         dropout_keep_probability=fields["dropout_keep_probability"],
+        **hyperparams.regularization(),
     )
 
 
@@ -1114,14 +1172,15 @@ def _build_mask_rcnn_box_predictor(node, num_classes):
             ),
         },
     )
-    if fields.has("fc_hyperparams"):
-        _read_hyperparams(fields["fc_hyperparams"], _BOX_CLASSIFIER_HYPERPARAMS)
+    hyperparams = _read_hyperparams(fields["fc_hyperparams"], _BOX_CLASSIFIER_HYPERPARAMS)
     return _construct(
         node,
         BoxClassifierHead,
         num_classes=num_classes,
         use_dropout=fields["use_dropout"],
         dropout_keep_probability=fields["dropout_keep_probability"],
+        # Dense layers: no depthwise kernels for regularize_depthwise to change.
+        **hyperparams.regularization(takes_regularize_depthwise=False),
     )
 
 
@@ -1162,8 +1221,9 @@ def _build_faster_rcnn(node):
         FasterRCNNFeatureExtractor,
         _FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA,
     )
-    if fields.has("first_stage_box_predictor_conv_hyperparams"):
-        _read_hyperparams(fields["first_stage_box_predictor_conv_hyperparams"], _RPN_HYPERPARAMS)
+    rpn_hyperparams = _read_hyperparams(
+        fields["first_stage_box_predictor_conv_hyperparams"], _RPN_HYPERPARAMS
+    )
     if fields.has("second_stage_classification_loss"):
         _read_second_stage_classification_loss(fields["second_stage_classification_loss"])
     scalars = {
@@ -1192,6 +1252,8 @@ def _build_faster_rcnn(node):
         first_stage_anchor_generator=_build_first_stage_anchor_generator(
             fields["first_stage_anchor_generator"], extractor
         ),
+        # The RPN head has no depthwise kernels for regularize_depthwise to change.
+        first_stage_box_predictor_kernel_regularizer=rpn_hyperparams.kernel_regularizer,
         second_stage_box_predictor=_build_second_stage_box_predictor(
             fields["second_stage_box_predictor"], num_classes
         ),

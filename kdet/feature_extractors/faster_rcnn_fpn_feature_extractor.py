@@ -38,6 +38,12 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
             for FPN either: the pyramid levels set the strides. Defaults to `16`.
         backbone_weights: `None` or `"imagenet"`, see `FasterRCNNFeatureExtractor`. Defaults
             to `None`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            pyramid's convolution kernels, or `None`: the TF OD API `conv_hyperparams`
+            regularizer, which there too applies to the pyramid only (not to the body nor to
+            the box classifier). Defaults to `None`.
+        regularize_depthwise: bool. Regularize the depthwise kernels of a separable pyramid
+            too (TF OD API `regularize_depthwise`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Reference:
@@ -55,6 +61,8 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
         batch_norm_trainable=False,
         first_stage_features_stride=16,
         backbone_weights=None,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
         **kwargs,
     ):
         if first_stage_features_stride not in (8, 16):
@@ -71,6 +79,8 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
         self.batch_norm_trainable = batch_norm_trainable
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
         self.box_classifier = keras.Sequential(
             [
                 keras.layers.Flatten(name="box_classifier_flatten"),
@@ -104,6 +114,8 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
             self.fpn_max_level,
             depth=self.additional_layer_depth,
             use_depthwise=use_depthwise,
+            kernel_regularizer=self.kernel_regularizer,
+            regularize_depthwise=self.regularize_depthwise,
             name="feature_pyramid",
         )
 
@@ -127,6 +139,8 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
                 "fpn_max_level": self.fpn_max_level,
                 "additional_layer_depth": self.additional_layer_depth,
                 "batch_norm_trainable": self.batch_norm_trainable,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config

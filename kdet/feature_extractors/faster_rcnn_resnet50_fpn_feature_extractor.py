@@ -38,7 +38,8 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
         first_stage_features_stride: int. 8 or 16, unused by the pyramid. Defaults to `16`.
         backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
             on first use). Defaults to `None`.
-        **kwargs: passed to `keras.layers.Layer`.
+        **kwargs: `kernel_regularizer` and `regularize_depthwise` of the pyramid, see
+            `FasterRCNNFPNFeatureExtractor`, and `keras.layers.Layer` arguments.
 
     Example:
     ```python

@@ -42,6 +42,12 @@ class FeaturePyramid(keras.layers.Layer):
         kernel_initializer: Keras initializer (name, config dict or instance) of every
             convolution kernel; each layer gets its own copy. Defaults to `None`, meaning
             `TruncatedNormal(stddev=0.03)` (the TF OD API RetinaNet conv_hyperparams).
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of every
+            convolution kernel (the pointwise ones of separable convolutions), or `None`: the
+            TF OD API `conv_hyperparams` regularizer. Biases are not regularized. Defaults to
+            `None`.
+        regularize_depthwise: bool. Regularize the depthwise kernels of the separable
+            convolutions too (TF OD API `regularize_depthwise`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call args:
@@ -73,6 +79,8 @@ class FeaturePyramid(keras.layers.Layer):
         use_explicit_padding=False,
         activation="relu6",
         kernel_initializer=None,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,6 +100,8 @@ class FeaturePyramid(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or keras.initializers.TruncatedNormal(stddev=0.03)
         )
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
 
     def build(self, input_shape):
         shapes = self._level_list(input_shape)
@@ -112,6 +122,7 @@ class FeaturePyramid(keras.layers.Layer):
                 self.depth,
                 1,
                 kernel_initializer=self._fresh_initializer(),
+                kernel_regularizer=self.kernel_regularizer,
                 name=f"projection_{level}",
             )
             for level in range(self.min_level, top_level + 1)
@@ -180,6 +191,10 @@ class FeaturePyramid(keras.layers.Layer):
                 use_bias=False,
                 depthwise_initializer=self._fresh_initializer(),
                 pointwise_initializer=self._fresh_initializer(),
+                depthwise_regularizer=(
+                    self.kernel_regularizer if self.regularize_depthwise else None
+                ),
+                pointwise_regularizer=self.kernel_regularizer,
                 name=f"{name}_depthwise_conv",
             )
         else:
@@ -190,6 +205,7 @@ class FeaturePyramid(keras.layers.Layer):
                 padding=padding,
                 use_bias=False,
                 kernel_initializer=self._fresh_initializer(),
+                kernel_regularizer=self.kernel_regularizer,
                 name=f"{name}_conv",
             )
         layers += [
@@ -212,6 +228,8 @@ class FeaturePyramid(keras.layers.Layer):
                 "use_explicit_padding": self.use_explicit_padding,
                 "activation": self.activation,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config

@@ -2,21 +2,29 @@
 
 import keras
 
+from kdet.feature_extractors.kernel_regularization import regularize_kernels
 from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
-def mobilenet_v2_body(depth_multiplier=1.0, weights=None):
+def mobilenet_v2_body(
+    depth_multiplier=1.0, weights=None, kernel_regularizer=None, regularize_depthwise=False
+):
     """`keras.applications.MobileNetV2` without its top, with TF "SAME" padding everywhere.
 
     Keras pads its stride-2 convolutions by `(0, 1)` for unknown input sizes, which equals TF
     "SAME" padding only on even sizes: at 300×300 it would give 18×18 / 9×9 maps instead of the
     TF OD API's 19×19 / 10×10. The model is cloned with "same" padding instead; layer names
     (and so weight conversion from TF OD API graphs) are unchanged. Its batch norms are
-    `kdet.layers.FusedBatchNormalization` (TF's fused kernel; same weights).
+    `kdet.layers.FusedBatchNormalization` (TF's fused kernel; same weights). With
+    `kernel_regularizer` the clone's convolution kernels are regularized (see
+    `kdet.feature_extractors.kernel_regularization.regularize_kernels`).
 
     Args:
         depth_multiplier: float. MobileNetV2 `alpha`. Defaults to `1.0`.
         weights: `None` or `"imagenet"` (downloaded by Keras on first use). Defaults to `None`.
+        kernel_regularizer: a `keras.regularizers.Regularizer` for the kernels of the 1x1
+            and full convolutions, or `None`. Defaults to `None`.
+        regularize_depthwise: bool. Also regularize the depthwise kernels. Defaults to `False`.
 
     Returns:
         A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized) to
@@ -27,12 +35,12 @@ def mobilenet_v2_body(depth_multiplier=1.0, weights=None):
     )
 
     # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both.
-    def same_padding(layer):
+    def same_padding_regularized(layer):
         if isinstance(layer, keras.layers.ZeroPadding2D):
             return keras.layers.Identity(name=layer.name)
-        config = layer.get_config()
+        config = regularize_kernels(layer.get_config(), kernel_regularizer, regularize_depthwise)
         if config.get("padding") == "valid":
             config["padding"] = "same"
         return layer.__class__.from_config(config)
 
-    return clone_with_fused_batch_norm(mobilenet, clone_function=same_padding)
+    return clone_with_fused_batch_norm(mobilenet, clone_function=same_padding_regularized)

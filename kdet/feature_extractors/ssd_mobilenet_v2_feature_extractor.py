@@ -46,6 +46,14 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
             (the `ssd_mobilenet_v2_coco` layout) instead of a plain 3x3 convolution. Defaults
             to `True`.
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to `None`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            convolution kernels of the body and the extra layers, or `None`: the
+            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-5)` for
+            `l2_regularizer { weight: 0.00004 }` in `ssd_mobilenet_v2_coco.config`. (The TF
+            OD API regularizes the body with its own L2 weight 4e-5, the same in that config.)
+            Defaults to `None`.
+        regularize_depthwise: bool. Regularize the depthwise kernels too (TF OD API
+            `regularize_depthwise`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Example:
@@ -66,13 +74,19 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         min_depth=16,
         use_depthwise=True,
         backbone_weights=None,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.use_depthwise = use_depthwise
-        body = mobilenet_v2_body(depth_multiplier, backbone_weights)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
+        body = mobilenet_v2_body(
+            depth_multiplier, backbone_weights, self.kernel_regularizer, regularize_depthwise
+        )
         self.body = keras.Model(
             body.input,
             [body.get_layer(name).output for name in ("block_13_expand_relu", "out_relu")],
@@ -88,14 +102,22 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
 
     def _extra_layer(self, index, depth):
         """One extra feature map: 1x1 conv to half depth, then a stride-2 3x3 conv."""
+        regularizer = self.kernel_regularizer
         reduce_name = f"layer_19_1_Conv2d_{index}_1x1_{self._depth(depth // 2)}"
-        layers = _conv_bn_relu6(reduce_name, 1, self._depth(depth // 2))
+        layers = _conv_bn_relu6(reduce_name, 1, self._depth(depth // 2), regularizer=regularizer)
         downsample_name = f"layer_19_2_Conv2d_{index}_3x3_s2_{self._depth(depth)}"
         if self.use_depthwise:
-            layers += _conv_bn_relu6(f"{downsample_name}_depthwise", 3, strides=2)
-            layers += _conv_bn_relu6(downsample_name, 1, self._depth(depth))
+            depthwise_regularizer = regularizer if self.regularize_depthwise else None
+            layers += _conv_bn_relu6(
+                f"{downsample_name}_depthwise", 3, strides=2, regularizer=depthwise_regularizer
+            )
+            layers += _conv_bn_relu6(
+                downsample_name, 1, self._depth(depth), regularizer=regularizer
+            )
         else:
-            layers += _conv_bn_relu6(downsample_name, 3, self._depth(depth), strides=2)
+            layers += _conv_bn_relu6(
+                downsample_name, 3, self._depth(depth), strides=2, regularizer=regularizer
+            )
         return keras.Sequential(layers, name=f"layer_19_Conv2d_{index}")
 
     def build(self, input_shape):
@@ -120,25 +142,34 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
                 "depth_multiplier": self.depth_multiplier,
                 "min_depth": self.min_depth,
                 "use_depthwise": self.use_depthwise,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config
 
 
-def _conv_bn_relu6(name, kernel_size, filters=None, strides=1):
+def _conv_bn_relu6(name, kernel_size, filters=None, strides=1, regularizer=None):
     """`[conv, batch norm, ReLU6]` named `{name}_conv`, `{name}_batchnorm`, `{name}`.
 
-    `filters=None` makes the convolution depthwise.
+    `filters=None` makes the convolution depthwise. `regularizer` regularizes its kernel.
     """
     initializer = keras.initializers.TruncatedNormal(stddev=_KERNEL_STDDEV)
     conv_kwargs = {"strides": strides, "padding": "same", "use_bias": False, "name": f"{name}_conv"}
     if filters is None:
         conv = keras.layers.DepthwiseConv2D(
-            kernel_size, depthwise_initializer=initializer, **conv_kwargs
+            kernel_size,
+            depthwise_initializer=initializer,
+            depthwise_regularizer=regularizer,
+            **conv_kwargs,
         )
     else:
         conv = keras.layers.Conv2D(
-            filters, kernel_size, kernel_initializer=initializer, **conv_kwargs
+            filters,
+            kernel_size,
+            kernel_initializer=initializer,
+            kernel_regularizer=regularizer,
+            **conv_kwargs,
         )
     return [
         conv,

@@ -45,6 +45,12 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
             `use_depthwise` the narrower `Conv_1` starts from random weights. Defaults to
             `None`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            convolution kernels of the body and the pyramid, or `None`: the TF OD API
+            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * w)` for
+            `l2_regularizer { weight: w }`. Defaults to `None`.
+        regularize_depthwise: bool. Regularize the depthwise kernels too (TF OD API
+            `regularize_depthwise`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Example:
@@ -68,6 +74,8 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
         additional_layer_depth=128,
         use_depthwise=True,
         backbone_weights=None,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
@@ -77,11 +85,15 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
         self.use_depthwise = use_depthwise
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
         self.body = _mobilenet_v2_fpn_body(
             depth_multiplier,
             use_depthwise,
             backbone_weights,
             backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level),
+            self.kernel_regularizer,
+            regularize_depthwise,
         )
         self.feature_pyramid = FeaturePyramid(
             fpn_min_level,
@@ -90,6 +102,8 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
             use_depthwise=use_depthwise,
             # The FPNLite configs' conv_hyperparams initializer.
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            kernel_regularizer=self.kernel_regularizer,
+            regularize_depthwise=regularize_depthwise,
             name="feature_pyramid",
         )
 
@@ -114,16 +128,20 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
                 "fpn_max_level": self.fpn_max_level,
                 "additional_layer_depth": self.additional_layer_depth,
                 "use_depthwise": self.use_depthwise,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config
 
 
-def _mobilenet_v2_fpn_body(depth_multiplier, use_depthwise, weights, endpoints):
+def _mobilenet_v2_fpn_body(
+    depth_multiplier, use_depthwise, weights, endpoints, kernel_regularizer, regularize_depthwise
+):
     """The MobileNetV2 body with outputs `endpoints` and the TF OD API `Conv_1` width."""
-    body = mobilenet_v2_body(depth_multiplier, weights)
+    body = mobilenet_v2_body(depth_multiplier, weights, kernel_regularizer, regularize_depthwise)
     outputs = [
-        _out_relu(body, depth_multiplier, use_depthwise)
+        _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer)
         if name == "out_relu"
         else body.get_layer(name).output
         for name in endpoints
@@ -131,7 +149,7 @@ def _mobilenet_v2_fpn_body(depth_multiplier, use_depthwise, weights, endpoints):
     return keras.Model(body.input, outputs, name="MobilenetV2")
 
 
-def _out_relu(body, depth_multiplier, use_depthwise):
+def _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer):
     """`out_relu`, rebuilt where the TF OD API `Conv_1` width differs from Keras's."""
     filters = 256 if use_depthwise else 1280
     if depth_multiplier < 1.0:
@@ -139,7 +157,9 @@ def _out_relu(body, depth_multiplier, use_depthwise):
     if body.get_layer("Conv_1").filters == filters:
         return body.get_layer("out_relu").output
     features = body.get_layer("block_16_project_BN").output
-    features = keras.layers.Conv2D(filters, 1, use_bias=False, name="Conv_1")(features)
+    features = keras.layers.Conv2D(
+        filters, 1, use_bias=False, kernel_regularizer=kernel_regularizer, name="Conv_1"
+    )(features)
     # Keras MobileNetV2's batch norm settings, like the rest of the body.
     features = FusedBatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(
         features

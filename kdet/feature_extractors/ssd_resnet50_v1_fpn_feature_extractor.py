@@ -1,9 +1,12 @@
 """ResNet50 V1 FPN SSD feature extractor: the RetinaNet body, pyramid levels 3..7."""
 
+import functools
+
 import keras
 
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.kernel_regularization import regularized_clone
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
@@ -43,6 +46,10 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
         additional_layer_depth: int. Channels of every pyramid map. Defaults to `256`.
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
             `None`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            convolution kernels of the body and the pyramid, or `None`: the TF OD API
+            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-4)` for
+            `l2_regularizer { weight: 0.0004 }`. Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Example:
@@ -63,23 +70,32 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
         fpn_max_level=7,
         additional_layer_depth=256,
         backbone_weights=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
         self.fpn_min_level = fpn_min_level
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         resnet = clone_with_fused_batch_norm(
             keras.applications.ResNet50(
                 input_shape=(None, None, 3), include_top=False, weights=backbone_weights
-            )
+            ),
+            clone_function=functools.partial(
+                regularized_clone, kernel_regularizer=self.kernel_regularizer
+            ),
         )
         endpoints = backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level)
         self.body = keras.Model(
             resnet.input, [resnet.get_layer(name).output for name in endpoints], name="ResNet50"
         )
         self.feature_pyramid = FeaturePyramid(
-            fpn_min_level, fpn_max_level, depth=additional_layer_depth, name="feature_pyramid"
+            fpn_min_level,
+            fpn_max_level,
+            depth=additional_layer_depth,
+            kernel_regularizer=self.kernel_regularizer,
+            name="feature_pyramid",
         )
 
     def build(self, input_shape):
@@ -100,6 +116,7 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
                 "fpn_min_level": self.fpn_min_level,
                 "fpn_max_level": self.fpn_max_level,
                 "additional_layer_depth": self.additional_layer_depth,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
             }
         )
         return config

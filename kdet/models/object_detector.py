@@ -12,6 +12,9 @@ contract with groundtruth passed explicitly:
   normalizer that is global across replicas (`kdet.models.distribution`);
 - `postprocess(outputs)`: decode + score conversion + NMS → boxes in `rel_yxyx` of the input
   images, 1-based labels, confidences, num_detections.
+
+Weight regularization losses of the layers (`kernel_regularizer`s) join the total loss and are
+reported as `regularization_loss` by models that have any.
 """
 
 import keras
@@ -19,10 +22,14 @@ import tensorflow as tf
 
 from kdet.boxes.box_ops import convert_format
 from kdet.boxes.box_ops import is_padding
+from kdet.models.distribution import first_local_values
+from kdet.models.distribution import is_multi_worker
 from kdet.models.distribution import num_replicas
 
 # Any input size works; this one only creates the weights when a saved model is rebuilt.
 _BUILD_IMAGE_SIZE = 64
+# Name of the sum of the layers' regularization losses among the reported losses.
+REGULARIZATION_LOSS = "regularization_loss"
 
 
 class ObjectDetector(keras.Model):
@@ -58,6 +65,7 @@ class ObjectDetector(keras.Model):
         self.bounding_box_format = bounding_box_format
         self._total_loss_tracker = keras.metrics.Mean(name="loss")
         self._loss_trackers = [keras.metrics.Mean(name=name) for name in self.loss_names]
+        self._regularization_loss_tracker = keras.metrics.Mean(name=REGULARIZATION_LOSS)
 
     # -- what subclasses implement ---------------------------------------------------------
 
@@ -103,7 +111,14 @@ class ObjectDetector(keras.Model):
 
     @property
     def metrics(self):
-        return [self._total_loss_tracker, *self._loss_trackers]
+        trackers = [self._total_loss_tracker, *self._loss_trackers]
+        if self._has_weight_regularizers():
+            trackers.append(self._regularization_loss_tracker)
+        return trackers
+
+    def _has_weight_regularizers(self):
+        """Whether a trainable weight has a regularizer, i.e. `self.losses` has its loss."""
+        return any(weight.regularizer is not None for weight in self.trainable_weights)
 
     def train_step(self, data):
         images, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -171,7 +186,7 @@ class ObjectDetector(keras.Model):
         losses = self.compute_losses(outputs, gt_boxes, gt_labels)
         if self.losses:
             # Regularization is the same on every replica and Keras sums replica gradients.
-            losses["regularization_loss"] = tf.add_n(self.losses) / num_replicas()
+            losses[REGULARIZATION_LOSS] = tf.add_n(self.losses) / num_replicas()
         total = tf.add_n(list(losses.values()))
         return losses, total
 
@@ -180,9 +195,24 @@ class ObjectDetector(keras.Model):
         # times the replica count is the global loss, the same as on one device.
         replicas = num_replicas()
         self._total_loss_tracker.update_state(total * replicas)
-        for tracker in self._loss_trackers:
+        for tracker in self.metrics[1:]:
             tracker.update_state(losses[tracker.name] * replicas)
-        return {metric.name: metric.result() for metric in self.metrics}
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        if is_multi_worker(self.distribute_strategy):
+            # keras-team/keras#20585: Keras reduces multi-worker logs along axis 0.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # keras-team/keras#20585: under MultiWorkerMirroredStrategy Keras reduces the first
+        # batch across workers to build the model, which the collective strategy cannot do;
+        # this worker's own values build it just as well.
+        if iterator is None or not is_multi_worker(self.distribute_strategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = first_local_values(next(batches), self.distribute_strategy)
+            break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
 
     def get_config(self):
         config = {

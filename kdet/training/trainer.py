@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 
 
+def _optimizer_step(model):
+    # `.numpy()`: under a multi-worker strategy `iterations` is a MirroredVariable, which
+    # `int()` does not take.
+    return int(model.optimizer.iterations.numpy())
+
+
 def checkpoint_path(model_dir, step):
     """`<model_dir>/ckpt-<step>.weights.h5`."""
     return pathlib.Path(model_dir) / f"ckpt-{step}.weights.h5"
@@ -86,18 +92,20 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
         every_n: int, steps between checkpoints.
         num_steps: int, the step at which training stops.
         max_to_keep: int. Defaults to 7 (the TF OD API's `checkpoint_max_to_keep`).
+        write: bool. False on non-chief workers: they only stop at `num_steps`.
     """
 
-    def __init__(self, model_dir, every_n, num_steps, max_to_keep=7):
+    def __init__(self, model_dir, every_n, num_steps, max_to_keep=7, write=True):
         super().__init__()
         self.model_dir = pathlib.Path(model_dir)
         self.every_n = every_n
         self.num_steps = num_steps
         self.max_to_keep = max_to_keep
+        self.write = write
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
-        if step % self.every_n == 0 or step >= self.num_steps:
+        step = _optimizer_step(self.model)
+        if self.write and (step % self.every_n == 0 or step >= self.num_steps):
             self.save(step)
         if step >= self.num_steps:
             self.model.stop_training = True
@@ -139,7 +147,7 @@ class ScalarLogger(keras.callbacks.Callback):
         self._last = (0, {})
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = _optimizer_step(self.model)
         if step % self.every_n:
             return
         seen, logs = batch + 1, logs or {}
@@ -153,6 +161,26 @@ class ScalarLogger(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._writer.close()
+
+
+def is_chief(strategy=None):
+    """Whether this process writes checkpoints and logs: true but for non-chief workers.
+
+    Under `MultiWorkerMirroredStrategy` every worker trains, and the chief (task `chief`, or
+    `worker` 0 of a cluster without one) alone writes to the model directory, as in
+    `tf.distribute`'s multi-worker guide.
+
+    Args:
+        strategy: a `tf.distribute.Strategy`. Defaults to the current one.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def train(
@@ -170,7 +198,9 @@ def train(
 
     If `model_dir` holds an intact checkpoint, model and optimizer state are restored from the
     newest one and training continues from its step; at `num_steps` or beyond nothing is
-    trained. Otherwise training starts at step 0.
+    trained. Otherwise training starts at step 0. Build and compile the model under the
+    strategy's scope; with `MultiWorkerMirroredStrategy` every worker calls `train` with the
+    same (shared) `model_dir`, and only the chief writes to it (`is_chief`).
 
     Args:
         model: a compiled `kdet.models.ObjectDetector`, built or not.
@@ -196,12 +226,14 @@ def train(
     ```
     """
     model_dir = pathlib.Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    chief = is_chief()
+    if chief:
+        model_dir.mkdir(parents=True, exist_ok=True)
     latest = latest_checkpoint(model_dir)
     start_step = 0
     if latest is not None:
         restore_checkpoint(model, latest[1], dataset.element_spec[0].shape)
-        start_step = int(model.optimizer.iterations)
+        start_step = _optimizer_step(model)
         if start_step != latest[0]:
             warnings.warn(
                 f"{latest[1]} holds optimizer step {start_step}; continuing from there.",
@@ -216,8 +248,10 @@ def train(
             epochs=1,
             steps_per_epoch=num_steps - start_step,
             callbacks=[
-                CheckpointEveryNSteps(model_dir, checkpoint_every_n, num_steps, max_to_keep),
-                ScalarLogger(model_dir / "train", log_every_n),
+                CheckpointEveryNSteps(
+                    model_dir, checkpoint_every_n, num_steps, max_to_keep, write=chief
+                ),
+                *([ScalarLogger(model_dir / "train", log_every_n)] if chief else []),
                 *callbacks,
             ],
             verbose=verbose,
@@ -227,7 +261,7 @@ def train(
     final = latest_checkpoint(model_dir)
     return {
         "start_step": start_step,
-        "final_step": int(model.optimizer.iterations),
+        "final_step": _optimizer_step(model),
         "seconds": time.perf_counter() - begin,
         "checkpoint": None if final is None else final[1],
         "losses": losses,

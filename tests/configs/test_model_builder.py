@@ -17,8 +17,7 @@ from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse
 
 # Written for this test after the TF OD API `ssd_mobilenet_v2_coco.config`: its model block
-# with the same values, except the L2 regularizer weights (0.00004 there, see
-# `test_nonzero_l2_regularization_is_rejected`).
+# with the same values.
 SSD_MOBILENET_V2_COCO = """\
 # SSD with Mobilenet v2 configuration for MSCOCO Dataset.
 # Users should configure the fine_tune_checkpoint field in the train config as
@@ -82,7 +81,7 @@ model {
           activation: RELU_6,
           regularizer {
             l2_regularizer {
-              weight: 0.0  # 0.00004 in the TF OD API file
+              weight: 0.00004
             }
           }
           initializer {
@@ -110,7 +109,7 @@ model {
         activation: RELU_6,
         regularizer {
           l2_regularizer {
-            weight: 0.0  # 0.00004 in the TF OD API file
+            weight: 0.00004
           }
         }
         initializer {
@@ -442,14 +441,162 @@ def test_accepted_hyperparams_are_the_ones_the_kdet_layers_use():
         assert _initializer_config(head.layers[-1])["stddev"] == 0.03
 
 
-def test_nonzero_l2_regularization_is_rejected():
-    text = SSD_MOBILENET_V2_COCO.replace("weight: 0.0 ", "weight: 0.00004 ", 1)
-    message = _error(text)
-    assert message.startswith(_at(text, "weight: 0.00004"))
-    assert (
-        "'model.ssd.box_predictor.convolutional_box_predictor.conv_hyperparams.regularizer."
-        "l2_regularizer.weight' is 4e-05, but kdet uses 0.0: kdet's layers take no kernel "
-        "regularizer, so weight regularization is not configurable yet" in message
+def _regularizer_config(regularizer):
+    return regularizer and keras.regularizers.serialize(regularizer)
+
+
+def test_l2_regularizer_weight_is_halved_for_keras_on_the_layers_it_configures():
+    model = build_model_from_text(SSD_MOBILENET_V2_COCO)
+    expected = _regularizer_config(keras.regularizers.L2(0.5 * 0.00004))
+    extractor, predictor = model.feature_extractor, model.box_predictor
+    assert _regularizer_config(extractor.kernel_regularizer) == expected
+    assert _regularizer_config(predictor.kernel_regularizer) == expected
+    assert not extractor.regularize_depthwise and not predictor.regularize_depthwise
+    extra_layers = [layer for block in extractor.extra_layers for layer in block.layers]
+    convs = [layer for layer in extractor.body.layers + extra_layers if _is_conv(layer)]
+    convs += [head.layers[-1] for head in predictor.box_heads + predictor.class_heads]
+    # MobileNetV2: 35 convolutions and 17 depthwise; extra layers: 8 and 4; heads: 12.
+    assert len(convs) == (35 + 17) + (8 + 4) + 12
+    for conv in convs:
+        if isinstance(conv, keras.layers.DepthwiseConv2D):
+            assert conv.depthwise_regularizer is None
+        else:
+            assert _regularizer_config(conv.kernel_regularizer) == expected, conv.name
+
+
+def _is_conv(layer):
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+
+
+def test_regularize_depthwise_regularizes_the_depthwise_kernels():
+    extractor_hyperparams = SSD_MOBILENET_V2_COCO.index("feature_extractor {")
+    text = SSD_MOBILENET_V2_COCO[:extractor_hyperparams] + _replace(
+        SSD_MOBILENET_V2_COCO[extractor_hyperparams:],
+        "        activation: RELU_6,\n",
+        "        activation: RELU_6,\n        regularize_depthwise: true\n",
+    )
+    extractor = build_model_from_text(text).feature_extractor
+    assert extractor.regularize_depthwise
+    extra_layers = [layer for block in extractor.extra_layers for layer in block.layers]
+    depthwise = [
+        layer
+        for layer in extractor.body.layers + extra_layers
+        if isinstance(layer, keras.layers.DepthwiseConv2D)
+    ]
+    assert len(depthwise) == 17 + 4
+    for layer in depthwise:
+        assert layer.depthwise_regularizer.get_config() == {"l2": 0.5 * 0.00004}
+
+
+def test_regularization_loss_of_a_small_ssd_is_half_the_weight_times_the_squared_kernels():
+    text = _replace(
+        TINY_SSD,
+        "{ kernel_size: 3 use_dropout: false }",
+        "{\n"
+        "        kernel_size: 3 use_dropout: false\n"
+        "        conv_hyperparams {\n"
+        "          regularizer { l2_regularizer { weight: 0.004 } }\n"
+        "          initializer { truncated_normal_initializer { stddev: 0.03 } }\n"
+        "        }\n"
+        "      }",
+    )
+    model = build_model_from_text(text)
+    model.build((None, 64, 64, 3))
+    predictor = model.box_predictor
+    kernels = [head.layers[-1].kernel for head in predictor.box_heads + predictor.class_heads]
+    regularized = [w.path for w in model.trainable_weights if w.regularizer is not None]
+    assert sorted(regularized) == sorted(kernel.path for kernel in kernels)
+    squares = sum(float(np.sum(np.square(kernel.numpy()))) for kernel in kernels)
+    assert squares > 0
+    np.testing.assert_allclose(
+        float(keras.ops.sum(model.losses)), 0.5 * 0.004 * squares, rtol=1e-5
+    )
+
+
+def test_faster_rcnn_regularizers_go_to_the_rpn_and_box_classifier_heads():
+    text = _replace(
+        TINY_FASTER_RCNN,
+        "    first_stage_max_proposals: 20\n",
+        "    first_stage_max_proposals: 20\n"
+        "    first_stage_box_predictor_conv_hyperparams {\n"
+        "      regularizer { l2_regularizer { weight: 0.002 } }\n"
+        "      initializer { truncated_normal_initializer { stddev: 0.01 } }\n"
+        "    }\n",
+    )
+    text = _replace(
+        text,
+        "mask_rcnn_box_predictor { }",
+        "mask_rcnn_box_predictor {\n"
+        "      fc_hyperparams { op: FC regularizer { l1_regularizer { weight: 0.003 } } }\n"
+        "    }",
+    )
+    model = build_model_from_text(text)
+    rpn_head, box_head = model._rpn_head, model.second_stage_box_predictor
+    assert model.get_config()["first_stage_box_predictor_kernel_regularizer"] == (
+        _regularizer_config(keras.regularizers.L2(0.5 * 0.002))
+    )
+    assert rpn_head.kernel_regularizer.get_config() == {"l2": 0.5 * 0.002}
+    # Keras keeps an L1 factor as float32.
+    assert box_head.kernel_regularizer.get_config() == keras.regularizers.L1(0.003).get_config()
+    model.build((None, 64, 64, 3))
+    rpn_kernels = [
+        rpn_head.rpn_conv.kernel, rpn_head.box_predictor.kernel, rpn_head.class_predictor.kernel
+    ]  # fmt: skip
+    box_kernels = [box_head.class_predictor.kernel, box_head.box_predictor.kernel]
+    regularized = {w.path for w in model.trainable_weights if w.regularizer is not None}
+    assert regularized == {kernel.path for kernel in rpn_kernels + box_kernels}
+    expected = 0.5 * 0.002 * sum(float(np.sum(np.square(k.numpy()))) for k in rpn_kernels)
+    expected += 0.003 * sum(float(np.sum(np.abs(k.numpy()))) for k in box_kernels)
+    np.testing.assert_allclose(float(keras.ops.sum(model.losses)), expected, rtol=1e-5)
+
+
+def test_fpn_conv_hyperparams_regularize_the_pyramid():
+    text = _replace(
+        TINY_FASTER_RCNN,
+        "type: 'config_test_tiny_two_stage' first_stage_features_stride: 8",
+        "type: 'faster_rcnn_mobilenet_v2_fpn'\n"
+        "      fpn { min_level: 3 max_level: 6 additional_layer_depth: 16 }\n"
+        "      conv_hyperparams {\n"
+        "        activation: RELU_6 regularize_depthwise: true\n"
+        "        regularizer { l2_regularizer { weight: 0.0004 } }\n"
+        "        batch_norm { decay: 0.997 epsilon: 0.001 scale: true }\n"
+        "      }",
+    )
+    text = _replace(
+        text,
+        "grid_anchor_generator {\n"
+        "        height: 32 width: 32 height_stride: 8 width_stride: 8\n"
+        "        scales: [0.5, 1.0] aspect_ratios: [1.0]\n",
+        "multiscale_anchor_generator {\n"
+        "        min_level: 3 max_level: 6 aspect_ratios: [1.0] normalize_coordinates: false\n",
+    )
+    extractor = build_model_from_text(text).feature_extractor
+    assert extractor.kernel_regularizer.get_config() == {"l2": 0.5 * 0.0004}
+    assert extractor.regularize_depthwise
+    pyramid = extractor.feature_pyramid
+    assert pyramid.kernel_regularizer.get_config() == {"l2": 0.5 * 0.0004}
+    assert pyramid.regularize_depthwise and pyramid.use_depthwise
+    # The body stays unregularized, as in the TF OD API Faster R-CNN FPN extractors.
+    assert all(
+        getattr(layer, "kernel_regularizer", None) is None for layer in extractor.body.layers
+    )
+
+
+def test_zero_and_negative_regularizer_weights():
+    text = _replace(
+        TINY_FASTER_RCNN,
+        "    first_stage_max_proposals: 20\n",
+        "    first_stage_max_proposals: 20\n"
+        "    first_stage_box_predictor_conv_hyperparams {\n"
+        "      regularizer { l2_regularizer { weight: 0.0 } }\n"
+        "    }\n",
+    )
+    assert build_model_from_text(text)._rpn_head.kernel_regularizer is None
+    text = _replace(text, "weight: 0.0 ", "weight: -0.1 ")
+    assert _error(text) == (
+        f"{_at(text, 'weight')}'model.faster_rcnn.first_stage_box_predictor_conv_hyperparams."
+        "regularizer.l2_regularizer.weight' is -0.1, but a regularization weight must not be "
+        "negative"
     )
 
 

@@ -21,7 +21,7 @@ LABEL_MAP = {1: "square", 2: "circle"}
 
 
 @kdet.feature_extractors.register_feature_extractor("test_pipeline_tiny")
-class _TinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
+class _PipelineTinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
     """Maps at 1/8 and 1/16 of the input: enough for a config-driven training test."""
 
     def __init__(self, **kwargs):
@@ -60,7 +60,7 @@ model {
         kernel_size: 3
         conv_hyperparams {
           activation: RELU_6
-          regularizer { l2_regularizer { weight: 0.0 } }
+          regularizer { l2_regularizer { weight: 0.00004 } }
           initializer { truncated_normal_initializer { stddev: 0.03 } }
           batch_norm { train: true scale: true center: true decay: 0.9997 epsilon: 0.001 }
         }

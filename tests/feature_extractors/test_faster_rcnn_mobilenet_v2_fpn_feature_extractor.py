@@ -87,3 +87,27 @@ def test_gradients_reach_body_pyramid_and_box_classifier_under_tf_function(extra
     paths = [w.path for w in extractor.trainable_weights]
     assert not [path for path, g in zip(paths, grads) if g is None]
     assert "box_classifier/box_classifier_fc2/kernel" in paths
+
+
+def test_kernel_regularizer_reaches_the_pyramid_only_and_round_trips():
+    extractor = FasterRCNNMobileNetV2FPNFeatureExtractor(
+        depth_multiplier=0.35,
+        additional_layer_depth=16,
+        kernel_regularizer=keras.regularizers.L2(2e-4),
+        regularize_depthwise=True,
+    )
+    extractor.extract_proposal_features(tf.zeros([1, 64, 64, 3]))
+    extractor.extract_box_classifier_features(tf.zeros([1, 7, 7, 16]))
+    pyramid = extractor.feature_pyramid
+    assert pyramid.kernel_regularizer.get_config() == {"l2": 2e-4}
+    assert pyramid.regularize_depthwise and pyramid.use_depthwise
+    # As in the TF OD API FPN extractors: neither the body nor the box classifier.
+    regularized = [w for w in extractor.trainable_weights if w.regularizer is not None]
+    assert regularized == [w for w in pyramid.trainable_weights if "kernel" in w.name]
+    config = extractor.get_config()
+    restored = FasterRCNNMobileNetV2FPNFeatureExtractor.from_config(
+        json.loads(json.dumps(config))
+    )
+    assert restored.get_config() == config
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-4}
+    assert restored.regularize_depthwise

@@ -67,6 +67,7 @@ def test_config_round_trip_and_stride_check():
     custom = FasterRCNNResNet50FPNFeatureExtractor(
         fpn_min_level=3, fpn_max_level=5, additional_layer_depth=32,
         batch_norm_trainable=True, first_stage_features_stride=8,
+        kernel_regularizer=keras.regularizers.L1(1e-4),
     )
     assert [tuple(f.shape[1:]) for f in custom(tf.zeros([1, 64, 64, 3]))] == [
         (8, 8, 32), (4, 4, 32), (2, 2, 32),
@@ -74,5 +75,8 @@ def test_config_round_trip_and_stride_check():
     config = custom.get_config()
     restored = FasterRCNNResNet50FPNFeatureExtractor.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
+    assert restored.feature_pyramid.kernel_regularizer.get_config() == config[
+        "kernel_regularizer"
+    ]["config"]
     with pytest.raises(ValueError, match="must be 8 or 16"):
         FasterRCNNResNet50FPNFeatureExtractor(first_stage_features_stride=32)

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -158,10 +160,18 @@ def test_rejects_bad_levels():
 
 def test_config_and_saved_model_round_trip(tmp_path):
     pyramid = FeaturePyramid(
-        min_level=3, max_level=6, depth=8, use_depthwise=True, use_explicit_padding=True
+        min_level=3,
+        max_level=6,
+        depth=8,
+        use_depthwise=True,
+        use_explicit_padding=True,
+        kernel_regularizer=keras.regularizers.L2(2e-4),
+        regularize_depthwise=True,
     )
-    restored = FeaturePyramid.from_config(pyramid.get_config())
+    restored = FeaturePyramid.from_config(json.loads(json.dumps(pyramid.get_config())))
     assert restored.get_config() == pyramid.get_config()
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-4}
+    assert restored.regularize_depthwise
 
     inputs = [keras.Input((None, None, c)) for c in (4, 6, 8)]
     model = keras.Model(inputs, pyramid(inputs))
@@ -171,6 +181,34 @@ def test_config_and_saved_model_round_trip(tmp_path):
     maps = _backbone_maps()
     for a, b in zip(model(maps), loaded(maps)):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "use_depthwise, regularize_depthwise", [(False, False), (True, False), (True, True)]
+)
+def test_kernel_regularizer_on_every_convolution_kernel(use_depthwise, regularize_depthwise):
+    pyramid = FeaturePyramid(
+        min_level=3,
+        max_level=7,
+        depth=8,
+        use_depthwise=use_depthwise,
+        kernel_regularizer=keras.regularizers.L2(1e-3),
+        regularize_depthwise=regularize_depthwise,
+    )
+    pyramid(_backbone_maps())
+    kernels = [layer.kernel for layer in pyramid.lateral_convs]
+    for block in pyramid.smoothing_blocks + pyramid.extra_blocks:
+        conv = block.layers[0]
+        if use_depthwise:
+            kernels.append(conv.pointwise_kernel)
+            if regularize_depthwise:
+                kernels.append(conv.depthwise_kernel)
+        else:
+            kernels.append(conv.kernel)
+    regularized = [w for w in pyramid.trainable_weights if w.regularizer is not None]
+    assert sorted(w.path for w in regularized) == sorted(kernel.path for kernel in kernels)
+    expected = 1e-3 * sum(float(np.sum(np.square(kernel.numpy()))) for kernel in kernels)
+    np.testing.assert_allclose(float(keras.ops.sum(pyramid.losses)), expected, rtol=1e-5)
 
 
 def test_backbone_endpoints():

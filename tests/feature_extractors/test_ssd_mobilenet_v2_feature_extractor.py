@@ -155,3 +155,59 @@ def test_save_and_load_round_trip(tmp_path):
     for a, b in zip(model(images), loaded(images)):
         assert np.isfinite(a).all() and np.std(a) > 0
         np.testing.assert_array_equal(a, b)
+
+
+def _regularized_kernels(extractor):
+    """`{layer name: its kernel's regularizer}` of every convolution, body and extra layers."""
+    layers = extractor.body.layers + [
+        layer for block in extractor.extra_layers for layer in block.layers
+    ]
+    return {
+        layer.name: layer.kernel.regularizer
+        for layer in layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+    }
+
+
+@pytest.mark.parametrize("regularize_depthwise", [False, True])
+def test_kernel_regularizer_reaches_body_and_extra_layers(regularize_depthwise):
+    plain = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, min_depth=8, name="fe")
+    extractor = SSDMobileNetV2FeatureExtractor(
+        depth_multiplier=0.35,
+        min_depth=8,
+        kernel_regularizer=keras.regularizers.L2(2e-5),
+        regularize_depthwise=regularize_depthwise,
+        name="fe",
+    )
+    for model in (plain, extractor):
+        model.build((None, 64, 64, 3))
+    # Layer and weight names are unchanged: TF OD API weights and checkpoints load by name.
+    assert [w.path for w in extractor.weights] == [w.path for w in plain.weights]
+    assert set(_regularized_kernels(plain).values()) == {None}
+    regularizers = _regularized_kernels(extractor)
+    assert len(regularizers) == (35 + 17) + (8 + 4)
+    for name, regularizer in regularizers.items():
+        if "depthwise" in name and not regularize_depthwise:
+            assert regularizer is None, name
+        else:
+            assert regularizer.get_config() == {"l2": 2e-5}, name
+    regularized = [w for w in extractor.trainable_weights if w.regularizer is not None]
+    expected = 2e-5 * sum(float(np.sum(np.square(w.numpy()))) for w in regularized)
+    np.testing.assert_allclose(float(keras.ops.sum(extractor.losses)), expected, rtol=1e-5)
+    assert len(regularized) == (35 + 8) + (17 + 4 if regularize_depthwise else 0)
+
+
+def test_regularizer_config_round_trip():
+    extractor = SSDMobileNetV2FeatureExtractor(
+        depth_multiplier=0.35,
+        kernel_regularizer=keras.regularizers.L2(2e-5),
+        regularize_depthwise=True,
+    )
+    config = extractor.get_config()
+    assert config["kernel_regularizer"] == keras.regularizers.serialize(
+        keras.regularizers.L2(2e-5)
+    )
+    assert config["regularize_depthwise"] is True
+    restored = SSDMobileNetV2FeatureExtractor.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-5}

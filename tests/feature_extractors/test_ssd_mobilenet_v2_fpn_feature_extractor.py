@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -116,3 +118,26 @@ def test_saved_model_round_trip(tmp_path):
     batch = tf.random.uniform([1, 64, 64, 3], -1.0, 1.0)
     for a, b in zip(model(batch), loaded(batch)):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_kernel_regularizer_reaches_body_conv_1_and_pyramid_and_round_trips():
+    extractor = SSDMobileNetV2FPNFeatureExtractor(
+        depth_multiplier=0.35,
+        fpn_max_level=6,
+        kernel_regularizer=keras.regularizers.L2(2e-5),
+        regularize_depthwise=True,
+        name="fpnlite",
+    )
+    extractor.build((None, 64, 64, 3))
+    pyramid = extractor.feature_pyramid
+    assert pyramid.kernel_regularizer.get_config() == {"l2": 2e-5}
+    assert pyramid.regularize_depthwise
+    # The narrower TF OD API Conv_1, rebuilt outside the cloned Keras body, is regularized too.
+    assert extractor.body.get_layer("Conv_1").kernel.regularizer.get_config() == {"l2": 2e-5}
+    # With regularize_depthwise, every kernel (plain, depthwise and pointwise) and nothing else.
+    regularized = [w for w in extractor.trainable_weights if w.regularizer is not None]
+    assert regularized == [w for w in extractor.trainable_weights if "kernel" in w.name]
+    config = extractor.get_config()
+    restored = SSDMobileNetV2FPNFeatureExtractor.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-5}

@@ -1,3 +1,6 @@
+import json
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,3 +57,24 @@ def test_level_2_and_config_round_trip():
     assert [o.shape[-1] for o in extractor.body.outputs] == [256, 512, 1024]
     restored = SSDResNet50V1FPNFeatureExtractor.from_config(extractor.get_config())
     assert restored.get_config() == extractor.get_config()
+
+
+def test_kernel_regularizer_reaches_body_and_pyramid_with_names_kept():
+    plain = SSDResNet50V1FPNFeatureExtractor(additional_layer_depth=16, name="retinanet")
+    extractor = SSDResNet50V1FPNFeatureExtractor(
+        additional_layer_depth=16,
+        kernel_regularizer=keras.regularizers.L2(2e-4),
+        name="retinanet",
+    )
+    for model in (plain, extractor):
+        model.build((None, 64, 64, 3))
+    assert [w.path for w in extractor.weights] == [w.path for w in plain.weights]
+    regularized = [w for w in extractor.trainable_weights if w.regularizer is not None]
+    kernels = [w for w in extractor.trainable_weights if w.name == "kernel"]
+    assert regularized == kernels
+    assert len(kernels) == 53 + 3 + 2 + 2  # ResNet50 C3..C5, projections, smoothing, P6, P7
+    assert extractor.feature_pyramid.kernel_regularizer.get_config() == {"l2": 2e-4}
+    config = extractor.get_config()
+    restored = SSDResNet50V1FPNFeatureExtractor.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-4}

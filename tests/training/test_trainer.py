@@ -27,7 +27,7 @@ class _CrashAtStep(keras.callbacks.Callback):
 
 
 @kdet.feature_extractors.register_feature_extractor("test_trainer_tiny")
-class _TinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
+class _TrainerTinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.stem = keras.Sequential(

@@ -167,6 +167,10 @@ def test_coco_config_is_the_tf_od_api_ssd_mobilenet_v2_coco_config(coco_model):
     assert (extractor.depth_multiplier, extractor.min_depth, extractor.use_depthwise) == (
         1.0, 16, True
     )
+    # l2_regularizer { weight: 0.00004 } of the TF OD API config, as Keras L2(0.5 * weight).
+    assert extractor.kernel_regularizer.get_config() == {"l2": 2e-05}
+    assert model.box_predictor.kernel_regularizer.get_config() == {"l2": 2e-05}
+    assert not extractor.regularize_depthwise and not model.box_predictor.regularize_depthwise
     resizer = model.image_resizer
     assert (resizer.height, resizer.width, resizer.resize_method) == (300, 300, "legacy_bilinear")
     anchors = model.anchor_generator

@@ -25,6 +25,9 @@ class BoxClassifierHead(keras.layers.Layer):
         dropout_keep_probability: float in (0, 1]. Kept fraction with `use_dropout`. Defaults
             to `0.5`, the TF OD API default.
         box_code_size: int. Numbers per box encoding. Defaults to `4`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            kernels of both fully connected layers, or `None`: the regularizer of the TF OD
+            API `fc_hyperparams`. Biases are not regularized. Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -53,6 +56,7 @@ class BoxClassifierHead(keras.layers.Layer):
         use_dropout=False,
         dropout_keep_probability=0.5,
         box_code_size=4,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -66,11 +70,16 @@ class BoxClassifierHead(keras.layers.Layer):
         self.use_dropout = use_dropout
         self.dropout_keep_probability = dropout_keep_probability
         self.box_code_size = box_code_size
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.dropout = (
             keras.layers.Dropout(1.0 - dropout_keep_probability) if use_dropout else None
         )
-        self.class_predictor = _dense(num_classes + 1, "ClassPredictor_dense")
-        self.box_predictor = _dense(num_classes * box_code_size, "BoxEncodingPredictor_dense")
+        self.class_predictor = _dense(
+            num_classes + 1, "ClassPredictor_dense", self.kernel_regularizer
+        )
+        self.box_predictor = _dense(
+            num_classes * box_code_size, "BoxEncodingPredictor_dense", self.kernel_regularizer
+        )
 
     def build(self, input_shape):
         if len(input_shape) not in (2, 4) or input_shape[-1] is None:
@@ -100,16 +109,18 @@ class BoxClassifierHead(keras.layers.Layer):
                 "use_dropout": self.use_dropout,
                 "dropout_keep_probability": self.dropout_keep_probability,
                 "box_code_size": self.box_code_size,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
             }
         )
         return config
 
 
-def _dense(units, name):
+def _dense(units, name, kernel_regularizer):
     return keras.layers.Dense(
         units,
         kernel_initializer=keras.initializers.VarianceScaling(
             scale=1.0, mode="fan_avg", distribution="uniform"
         ),
+        kernel_regularizer=kernel_regularizer,
         name=name,
     )

@@ -60,6 +60,9 @@ class FasterRCNN(ObjectDetector):
             aspect_ratios=(0.5, 1, 2), scales_per_octave=1)` over its levels.
         first_stage_box_predictor_depth: int. Defaults to `512`.
         first_stage_box_predictor_kernel_size: int. Defaults to `3`.
+        first_stage_box_predictor_kernel_regularizer: `keras.regularizers.Regularizer` (or its
+            serialized form) of the RPN head's convolution kernels, or `None`: the regularizer
+            of the TF OD API `first_stage_box_predictor_conv_hyperparams`. Defaults to `None`.
         first_stage_nms_iou_threshold: float. Defaults to `0.7`.
         first_stage_max_proposals: int. Proposals kept per image. Defaults to `300`.
         first_stage_minibatch_size: int. Anchors sampled per image for the RPN losses.
@@ -122,6 +125,7 @@ class FasterRCNN(ObjectDetector):
         first_stage_anchor_generator=None,
         first_stage_box_predictor_depth=512,
         first_stage_box_predictor_kernel_size=3,
+        first_stage_box_predictor_kernel_regularizer=None,
         first_stage_nms_iou_threshold=0.7,
         first_stage_max_proposals=300,
         first_stage_minibatch_size=256,
@@ -157,6 +161,9 @@ class FasterRCNN(ObjectDetector):
         )
         self.first_stage_box_predictor_depth = first_stage_box_predictor_depth
         self.first_stage_box_predictor_kernel_size = first_stage_box_predictor_kernel_size
+        self.first_stage_box_predictor_kernel_regularizer = keras.regularizers.get(
+            first_stage_box_predictor_kernel_regularizer
+        )
         self.first_stage_nms_iou_threshold = first_stage_nms_iou_threshold
         self.first_stage_max_proposals = first_stage_max_proposals
         self.first_stage_minibatch_size = first_stage_minibatch_size
@@ -190,6 +197,7 @@ class FasterRCNN(ObjectDetector):
             num_anchors[0],
             depth=first_stage_box_predictor_depth,
             kernel_size=first_stage_box_predictor_kernel_size,
+            kernel_regularizer=self.first_stage_box_predictor_kernel_regularizer,
             name="rpn_head",
         )
         box_coder = FasterRcnnBoxCoder()
@@ -417,6 +425,9 @@ class FasterRCNN(ObjectDetector):
             **super().get_config(),
             "first_stage_box_predictor_depth": self.first_stage_box_predictor_depth,
             "first_stage_box_predictor_kernel_size": self.first_stage_box_predictor_kernel_size,
+            "first_stage_box_predictor_kernel_regularizer": keras.regularizers.serialize(
+                self.first_stage_box_predictor_kernel_regularizer
+            ),
             "first_stage_nms_iou_threshold": self.first_stage_nms_iou_threshold,
             "first_stage_max_proposals": self.first_stage_max_proposals,
             "first_stage_minibatch_size": self.first_stage_minibatch_size,

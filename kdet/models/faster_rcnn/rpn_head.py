@@ -35,6 +35,10 @@ class RPNHead(keras.layers.Layer):
             `first_stage_box_predictor_kernel_size`). Defaults to `3`.
         dilation_rate: int. Dilation of the RPN convolution (TF OD API
             `first_stage_atrous_rate`). Defaults to `1`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            kernels of the three convolutions, or `None`: the regularizer of the TF OD API
+            `first_stage_box_predictor_conv_hyperparams`. Biases are not regularized. Defaults
+            to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -60,7 +64,13 @@ class RPNHead(keras.layers.Layer):
     """
 
     def __init__(
-        self, num_anchors_per_location, depth=512, kernel_size=3, dilation_rate=1, **kwargs
+        self,
+        num_anchors_per_location,
+        depth=512,
+        kernel_size=3,
+        dilation_rate=1,
+        kernel_regularizer=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if not isinstance(num_anchors_per_location, int):
@@ -75,6 +85,7 @@ class RPNHead(keras.layers.Layer):
         self.depth = depth
         self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self._anchors = (
             num_anchors_per_location
             if isinstance(num_anchors_per_location, int)
@@ -84,13 +95,16 @@ class RPNHead(keras.layers.Layer):
             depth,
             kernel_size,
             "RPNConv",
+            self.kernel_regularizer,
             padding="same",
             dilation_rate=dilation_rate,
             activation="relu6",
         )
-        self.box_predictor = _conv(self._anchors * 4, 1, "BoxEncodingPredictor")
+        self.box_predictor = _conv(
+            self._anchors * 4, 1, "BoxEncodingPredictor", self.kernel_regularizer
+        )
         self.class_predictor = _conv(
-            self._anchors * NUM_OBJECTNESS_CLASSES, 1, "ClassPredictor"
+            self._anchors * NUM_OBJECTNESS_CLASSES, 1, "ClassPredictor", self.kernel_regularizer
         )
 
     def build(self, input_shape):
@@ -141,16 +155,18 @@ class RPNHead(keras.layers.Layer):
                 "depth": self.depth,
                 "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
             }
         )
         return config
 
 
-def _conv(filters, kernel_size, name, **kwargs):
+def _conv(filters, kernel_size, name, kernel_regularizer, **kwargs):
     return keras.layers.Conv2D(
         filters,
         kernel_size,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=_KERNEL_STDDEV),
+        kernel_regularizer=kernel_regularizer,
         name=name,
         **kwargs,
     )

@@ -46,6 +46,13 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
         box_code_size: int. Size of a box encoding. Defaults to `4`.
         class_prediction_bias_init: float. Initial bias of the class convolution; e.g.
             `-log((1 - p) / p)` starts every class at probability `p`. Defaults to `0.0`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            kernels of the tower and head convolutions, or `None`: the TF OD API
+            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-5)` for
+            `l2_regularizer { weight: 0.00004 }`. Biases are not regularized. Defaults to
+            `None`.
+        regularize_depthwise: bool. Regularize the kernels of the depthwise head convolutions
+            (`use_depthwise`) too (TF OD API `regularize_depthwise`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -82,6 +89,8 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
         dropout_keep_probability=0.8,
         box_code_size=4,
         class_prediction_bias_init=0.0,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,6 +109,8 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
         self.dropout_keep_probability = dropout_keep_probability
         self.box_code_size = box_code_size
         self.class_prediction_bias_init = class_prediction_bias_init
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
         use_tower = depth > 0 and num_layers_before_predictor > 0
         self.towers = []
         self.box_heads = []
@@ -134,6 +145,7 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                     1,
                     use_bias=False,
                     kernel_initializer=_kernel_initializer(),
+                    kernel_regularizer=self.kernel_regularizer,
                     name=name,
                 ),
                 _batch_norm(f"{name}_batchnorm"),
@@ -150,6 +162,7 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                     self.kernel_size,
                     padding="same",
                     kernel_initializer=_kernel_initializer(),
+                    kernel_regularizer=self.kernel_regularizer,
                     bias_initializer=bias_initializer,
                     name=name,
                 )
@@ -160,6 +173,9 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                 padding="same",
                 use_bias=False,
                 depthwise_initializer=_kernel_initializer(),
+                depthwise_regularizer=(
+                    self.kernel_regularizer if self.regularize_depthwise else None
+                ),
                 name=f"{name}_depthwise",
             ),
             _batch_norm(f"{name}_depthwise_batchnorm"),
@@ -168,6 +184,7 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                 filters,
                 1,
                 kernel_initializer=_kernel_initializer(),
+                kernel_regularizer=self.kernel_regularizer,
                 bias_initializer=bias_initializer,
                 name=name,
             ),
@@ -224,6 +241,8 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                 "dropout_keep_probability": self.dropout_keep_probability,
                 "box_code_size": self.box_code_size,
                 "class_prediction_bias_init": self.class_prediction_bias_init,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config

@@ -49,6 +49,13 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         dropout_keep_probability: float in (0, 1]. Kept fraction with `use_dropout`. Defaults
             to `0.8`.
         box_code_size: int. Numbers per box encoding. Defaults to `4`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            convolution kernels (the pointwise ones with `use_depthwise`), or `None`: the TF
+            OD API `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-4)`
+            for `l2_regularizer { weight: 0.0004 }`. Biases are not regularized. Defaults to
+            `None`.
+        regularize_depthwise: bool. With `use_depthwise`, regularize the depthwise kernels
+            too (TF OD API `regularize_depthwise`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call args:
@@ -88,6 +95,8 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         use_dropout=False,
         dropout_keep_probability=0.8,
         box_code_size=4,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -117,6 +126,8 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         self.use_dropout = use_dropout
         self.dropout_keep_probability = dropout_keep_probability
         self.box_code_size = box_code_size
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
 
         self._anchors = (
             num_anchors_per_location
@@ -237,6 +248,10 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
                 use_bias=use_bias,
                 depthwise_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
                 pointwise_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
+                depthwise_regularizer=(
+                    self.kernel_regularizer if self.regularize_depthwise else None
+                ),
+                pointwise_regularizer=self.kernel_regularizer,
                 bias_initializer=bias_initializer,
                 name=name,
             )
@@ -246,6 +261,7 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
             padding="same",
             use_bias=use_bias,
             kernel_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
+            kernel_regularizer=self.kernel_regularizer,
             bias_initializer=bias_initializer,
             name=name,
         )
@@ -266,6 +282,8 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
                 "use_dropout": self.use_dropout,
                 "dropout_keep_probability": self.dropout_keep_probability,
                 "box_code_size": self.box_code_size,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config

@@ -91,12 +91,26 @@ def test_rejects_bad_arguments():
         BoxClassifierHead(num_classes=2)(tf.zeros([2, 3, 8]))
 
 
+def test_kernel_regularizer_on_both_dense_kernels_not_the_biases():
+    head = BoxClassifierHead(num_classes=3, kernel_regularizer=keras.regularizers.L2(0.05))
+    head(_features([4, 16]))
+    kernels = [head.class_predictor.kernel, head.box_predictor.kernel]
+    assert [w for w in head.trainable_weights if w.regularizer is not None] == kernels
+    expected = 0.05 * sum(float(np.sum(np.square(kernel.numpy()))) for kernel in kernels)
+    np.testing.assert_allclose(float(keras.ops.sum(head.losses)), expected, rtol=1e-5)
+
+
 def test_config_round_trip():
     head = BoxClassifierHead(
-        num_classes=5, use_dropout=True, dropout_keep_probability=0.8, box_code_size=6
+        num_classes=5,
+        use_dropout=True,
+        dropout_keep_probability=0.8,
+        box_code_size=6,
+        kernel_regularizer=keras.regularizers.L1(1e-4),
     )
-    restored = BoxClassifierHead.from_config(head.get_config())
+    restored = BoxClassifierHead.from_config(json.loads(json.dumps(head.get_config())))
     assert restored.get_config() == head.get_config()
+    assert restored.kernel_regularizer.get_config() == head.kernel_regularizer.get_config()
     serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(head)))
     restored = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(restored, BoxClassifierHead)

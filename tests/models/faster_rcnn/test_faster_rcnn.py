@@ -177,3 +177,30 @@ def test_registered_extractors_train_one_step(name):
     logs = model.train_on_batch(images, y, return_dict=True)
     assert all(np.isfinite(v) for v in logs.values())
     assert model.predict(images, verbose=0)["boxes"].shape == (2, 100, 4)
+
+
+def test_regularized_heads_round_trip_and_report_the_regularization_loss():
+    model = _tiny_faster_rcnn(
+        first_stage_box_predictor_kernel_regularizer=keras.regularizers.L2(1e-3),
+        second_stage_box_predictor=kdet.models.faster_rcnn.BoxClassifierHead(
+            3, kernel_regularizer=keras.regularizers.L2(2e-3)
+        ),
+    )
+    config = json.loads(json.dumps(model.get_config()))
+    assert config["first_stage_box_predictor_kernel_regularizer"]["config"] == {"l2": 1e-3}
+    revived = kdet.FasterRCNN.from_config(config)
+    assert json.loads(json.dumps(revived.get_config())) == config
+    assert revived._rpn_head.kernel_regularizer.get_config() == {"l2": 1e-3}
+    images, y = _shapes(2)
+    model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    rpn = model._rpn_head
+    box = model.second_stage_box_predictor
+    rpn_kernels = [rpn.rpn_conv.kernel, rpn.box_predictor.kernel, rpn.class_predictor.kernel]
+    box_kernels = [box.class_predictor.kernel, box.box_predictor.kernel]
+    expected = 1e-3 * sum(float(np.sum(np.square(k.numpy()))) for k in rpn_kernels)
+    expected += 2e-3 * sum(float(np.sum(np.square(k.numpy()))) for k in box_kernels)
+    model.compile()
+    logs = model.train_on_batch(images, y, return_dict=True)
+    np.testing.assert_allclose(logs["regularization_loss"], expected, rtol=1e-5)
+    named = sum(logs[name] for name in kdet.FasterRCNN.loss_names)
+    np.testing.assert_allclose(logs["loss"], named + expected, rtol=1e-5)

@@ -132,10 +132,27 @@ def test_rejects_inconsistent_inputs():
         RPNHead(num_anchors_per_location=3)([tf.zeros([1, 4, 4, 2]), tf.zeros([1, 2, 2, 4])])
 
 
+def test_kernel_regularizer_on_the_three_kernels_not_the_biases():
+    head = RPNHead(num_anchors_per_location=3, depth=8, kernel_regularizer="l2")
+    head([_features([1, 4, 4, 6]), _features([1, 2, 2, 6], seed=1)])
+    kernels = [layer.kernel for layer in (head.rpn_conv, head.box_predictor, head.class_predictor)]
+    assert [w for w in head.trainable_weights if w.regularizer is not None] == kernels
+    # "l2" is keras.regularizers.L2() of factor 0.01; shared over the maps, counted once.
+    expected = 0.01 * sum(float(np.sum(np.square(kernel.numpy()))) for kernel in kernels)
+    np.testing.assert_allclose(float(keras.ops.sum(head.losses)), expected, rtol=1e-5)
+
+
 def test_config_round_trip():
-    head = RPNHead(num_anchors_per_location=[12, 12], depth=16, kernel_size=1, dilation_rate=2)
-    restored = RPNHead.from_config(head.get_config())
+    head = RPNHead(
+        num_anchors_per_location=[12, 12],
+        depth=16,
+        kernel_size=1,
+        dilation_rate=2,
+        kernel_regularizer=keras.regularizers.L2(1e-3),
+    )
+    restored = RPNHead.from_config(json.loads(json.dumps(head.get_config())))
     assert restored.get_config() == head.get_config()
+    assert restored.rpn_conv.kernel_regularizer.get_config() == {"l2": 1e-3}
     serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(head)))
     restored = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(restored, RPNHead)

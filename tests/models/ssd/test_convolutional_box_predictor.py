@@ -110,6 +110,34 @@ def test_tower_depthwise_heads_and_dropout():
     assert not np.allclose(train_logits, inference_logits)
 
 
+@pytest.mark.parametrize("regularize_depthwise", [False, True])
+def test_kernel_regularizer_on_tower_and_head_kernels(regularize_depthwise):
+    predictor = ConvolutionalBoxPredictor(
+        num_classes=2,
+        num_anchors_per_location=[3, 2],
+        num_layers_before_predictor=1,
+        depth=8,
+        use_depthwise=True,
+        kernel_regularizer=keras.regularizers.L2(0.01),
+        regularize_depthwise=regularize_depthwise,
+    )
+    predictor([tf.zeros([1, 4, 4, 6]), tf.zeros([1, 2, 2, 5])])
+    kernels, depthwise_kernels = [], []
+    for stack in predictor.towers + predictor.box_heads + predictor.class_heads:
+        for layer in stack.layers:
+            if isinstance(layer, keras.layers.DepthwiseConv2D):
+                depthwise_kernels.append(layer.kernel)
+            elif isinstance(layer, keras.layers.Conv2D):
+                kernels.append(layer.kernel)
+    assert (len(kernels), len(depthwise_kernels)) == (2 + 4, 4)
+    if regularize_depthwise:
+        kernels += depthwise_kernels
+    regularized = [w for w in predictor.trainable_weights if w.regularizer is not None]
+    assert sorted(w.path for w in regularized) == sorted(kernel.path for kernel in kernels)
+    expected = 0.01 * sum(float(np.sum(np.square(kernel.numpy()))) for kernel in kernels)
+    np.testing.assert_allclose(float(keras.ops.sum(predictor.losses)), expected, rtol=1e-5)
+
+
 def test_runs_under_tf_function_with_a_dynamic_batch():
     predictor = ConvolutionalBoxPredictor(num_classes=4, num_anchors_per_location=[2, 3])
 
@@ -148,11 +176,15 @@ def test_config_and_save_round_trip(tmp_path):
         dropout_keep_probability=0.6,
         box_code_size=5,
         class_prediction_bias_init=-2.0,
+        kernel_regularizer=keras.regularizers.L2(2e-5),
+        regularize_depthwise=True,
         name="predictor",
     )
     config = predictor.get_config()
     restored = ConvolutionalBoxPredictor.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-5}
+    assert restored.regularize_depthwise
 
     inputs = [keras.Input([4, 4, 3]), keras.Input([2, 2, 7])]
     model = keras.Model(inputs, predictor(inputs))

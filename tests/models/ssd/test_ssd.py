@@ -13,6 +13,7 @@ from kdet.feature_extractors import register_feature_extractor
 from kdet.layers import SSDAnchorGenerator
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.ssd import SSD
+from kdet.models.ssd import ConvolutionalBoxPredictor
 from kdet.targets import HardExampleMiner
 
 IMAGE_SIZE = 64
@@ -164,3 +165,33 @@ def test_one_and_two_replicas_give_the_same_losses_and_weights(two_replica_strat
     assert max(changed) > 1e-4  # the step did move the weights
     for single, double in zip(single_weights, double_weights):
         np.testing.assert_allclose(double, single, rtol=1e-4, atol=1e-5)
+
+
+def test_training_step_of_a_regularized_model_reports_its_regularization_loss():
+    images, y = _shapes(4)
+    anchor_generator = SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6)
+    predictor = ConvolutionalBoxPredictor(
+        num_classes=3,
+        num_anchors_per_location=anchor_generator.num_anchors_per_location(),
+        kernel_regularizer=keras.regularizers.L2(0.5 * 0.04),
+    )
+    model = _tiny_ssd(box_predictor=predictor)
+    model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    kernels = [w for w in model.trainable_weights if w.regularizer is not None]
+    assert len(kernels) == 4  # the box and class convolutions of both maps
+    expected = 0.5 * 0.04 * sum(float(np.sum(np.square(w.numpy()))) for w in kernels)
+    model.compile()
+    logs = model.train_on_batch(images, y, return_dict=True)
+    assert set(logs) == {
+        "loss", "localization_loss", "classification_loss", "regularization_loss"
+    }
+    np.testing.assert_allclose(logs["regularization_loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["loss"],
+        logs["localization_loss"] + logs["classification_loss"] + expected,
+        rtol=1e-5,
+    )
+    history = model.fit(images, y, batch_size=2, epochs=1, verbose=0)
+    assert history.history["regularization_loss"][0] > 0
+    evaluated = model.evaluate(images, y, batch_size=2, return_dict=True, verbose=0)
+    assert evaluated["regularization_loss"] > 0

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -115,6 +117,36 @@ def test_depthwise_convolutions_are_separable():
     )
 
 
+@pytest.mark.parametrize(
+    "use_depthwise, regularize_depthwise", [(False, False), (True, False), (True, True)]
+)
+def test_kernel_regularizer_on_the_shared_kernels(use_depthwise, regularize_depthwise):
+    predictor = WeightSharedConvolutionalBoxPredictor(
+        num_classes=2,
+        num_anchors_per_location=6,
+        depth=8,
+        num_layers_before_predictor=2,
+        use_depthwise=use_depthwise,
+        kernel_regularizer=keras.regularizers.L1(0.01),
+        regularize_depthwise=regularize_depthwise,
+    )
+    predictor(_feature_maps())
+    convs = [conv for convs in predictor.tower_convs.values() for conv in convs]
+    convs += [predictor.box_predictor_conv, predictor.class_predictor_conv]
+    if not use_depthwise:
+        kernels = [conv.kernel for conv in convs]
+    else:
+        kernels = [conv.pointwise_kernel for conv in convs]
+        if regularize_depthwise:
+            kernels += [conv.depthwise_kernel for conv in convs]
+    regularized = [w for w in predictor.trainable_weights if w.regularizer is not None]
+    assert sorted(w.path for w in regularized) == sorted(kernel.path for kernel in kernels)
+    # Shared over the five levels, each kernel is regularized once.
+    l1 = float(keras.regularizers.L1(0.01).l1)
+    expected = l1 * sum(float(np.sum(np.abs(kernel.numpy()))) for kernel in kernels)
+    np.testing.assert_allclose(float(keras.ops.sum(predictor.losses)), expected, rtol=1e-5)
+
+
 def test_dropout_only_in_training():
     predictor = WeightSharedConvolutionalBoxPredictor(
         num_classes=2, num_anchors_per_location=1, depth=8, apply_batch_norm=False,
@@ -174,9 +206,13 @@ def test_config_and_saved_model_round_trip(tmp_path):
         num_classes=3, num_anchors_per_location=[6] * 3, depth=8, num_layers_before_predictor=2,
         use_depthwise=True, share_prediction_tower=True, class_prediction_bias_init=-2.0,
         use_dropout=True, dropout_keep_probability=0.9, box_code_size=5,
+        kernel_regularizer=keras.regularizers.L2(2e-4), regularize_depthwise=True,
     )
-    restored = WeightSharedConvolutionalBoxPredictor.from_config(predictor.get_config())
-    assert restored.get_config() == predictor.get_config()
+    config = predictor.get_config()
+    restored = WeightSharedConvolutionalBoxPredictor.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    assert restored.kernel_regularizer.get_config() == {"l2": 2e-4}
+    assert restored.regularize_depthwise
 
     inputs = [keras.Input((s, s, 8)) for s in (4, 2, 1)]
     model = keras.Model(inputs, predictor(inputs))
