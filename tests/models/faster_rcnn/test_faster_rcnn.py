@@ -161,8 +161,11 @@ def test_one_and_two_replicas_give_the_same_losses_and_weights(two_replica_strat
     for name in single_logs:
         np.testing.assert_allclose(double_logs[name], single_logs[name], rtol=1e-4, atol=1e-6)
     assert max(np.abs(a - b).max() for a, b in zip(single_weights, initial)) > 1e-4
+    # 1e-4: run inside the full suite, weights of this one step differed by up to 3.3e-5 (in
+    # 19 of 216 values of one kernel) while alone they agree to 1e-5; the step moves weights by
+    # up to 3e-2 (median over tensors of the largest change: 3e-3).
     for single, double in zip(single_weights, double_weights):
-        np.testing.assert_allclose(double, single, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(double, single, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["faster_rcnn_mobilenet_v2", "faster_rcnn_resnet50_fpn"])
