@@ -1050,7 +1050,7 @@ _SSD_SCHEMA = {
         Bool(default=True), True, "kdet's SSD predicts a background column"
     ),
     "negative_class_weight": Fixed(Float(default=1.0), 1.0),
-    "freeze_batchnorm": Fixed(Bool(default=False), False, "kdet's SSD trains its batch norms"),
+    "freeze_batchnorm": Bool(default=False),
     "inplace_batchnorm_update": Switch(),
 }
 
@@ -1085,6 +1085,7 @@ def _build_ssd(node):
         anchor_generator=anchor_generator,
         normalize_loss_by_num_matches=fields["normalize_loss_by_num_matches"],
         normalize_loc_loss_by_codesize=fields["normalize_loc_loss_by_codesize"],
+        freeze_batchnorm=fields["freeze_batchnorm"],
         **components,
     )
 

@@ -25,6 +25,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
       kernel; everything else falls back to the Keras computation.
 
     Args:
+        frozen: bool. Always normalize with the moving statistics and never update them, even
+            when called with `training=True`, while `gamma` and `beta` stay trainable (the TF
+            OD API's `freeze_batchnorm`). Defaults to `False`.
         **kwargs: the arguments of `keras.layers.BatchNormalization`.
 
     Example:
@@ -33,6 +36,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     y = bn(x, training=True)  # x: [B, H, W, C] → y: [B, H, W, C]
     ```
     """
+
+    def __init__(self, frozen=False, **kwargs):
+        super().__init__(**kwargs)
+        self.frozen = frozen
 
     def _uses_fused_kernel(self, inputs, mask):
         return (
@@ -45,6 +52,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
+        training = training and not self.frozen
         if not self._uses_fused_kernel(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
@@ -67,6 +75,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             self.moving_mean.assign(moving_mean)
             self.moving_variance.assign(moving_variance)
         return tf.cast(outputs, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "frozen": self.frozen}
 
 
 def clone_with_fused_batch_norm(model, clone_function=None):

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from kdet.boxes.box_ops import convert_format
 from kdet.boxes.box_ops import is_padding
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 from kdet.models.distribution import first_local_values
 from kdet.models.distribution import is_multi_worker
 from kdet.models.distribution import num_replicas
@@ -41,6 +42,12 @@ class ObjectDetector(keras.Model):
         bounding_box_format: str. Keras box format of the groundtruth given to `fit` /
             `evaluate` and of the predicted boxes, in pixels of the given images (or a `rel_`
             format). Defaults to `"yxyx"`.
+        freeze_batchnorm: bool. Keep every batch norm in inference mode during training:
+            normalize with the moving statistics and never update them, while `gamma` and
+            `beta` still train (the TF OD API `freeze_batchnorm`, the usual fix for small
+            per-device batches). Applies to `kdet.layers.FusedBatchNormalization` (all of
+            kdet's nets); other `keras.layers.BatchNormalization` layers, e.g. of a user's
+            extractor, are frozen with `trainable = False`. Defaults to `False`.
         **kwargs: passed to `keras.Model`.
 
     Data contract:
@@ -57,12 +64,13 @@ class ObjectDetector(keras.Model):
     #: serializes them with Keras and `from_config` revives them (subclasses set it).
     component_names = ()
 
-    def __init__(self, num_classes, bounding_box_format="yxyx", **kwargs):
+    def __init__(self, num_classes, bounding_box_format="yxyx", freeze_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         self.num_classes = num_classes
         self.bounding_box_format = bounding_box_format
+        self.freeze_batchnorm = freeze_batchnorm
         self._total_loss_tracker = keras.metrics.Mean(name="loss")
         self._loss_trackers = [keras.metrics.Mean(name=name) for name in self.loss_names]
         self._regularization_loss_tracker = keras.metrics.Mean(name=REGULARIZATION_LOSS)
@@ -86,7 +94,17 @@ class ObjectDetector(keras.Model):
         height = input_shape[1] or _BUILD_IMAGE_SIZE
         width = input_shape[2] or _BUILD_IMAGE_SIZE
         self.call(tf.zeros([batch, height, width, 3]))
+        if self.freeze_batchnorm:
+            self._freeze_batch_norms()
         self.built = True
+
+    def _freeze_batch_norms(self):
+        """Puts every batch norm in inference mode for good (see `freeze_batchnorm`)."""
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer, FusedBatchNormalization):
+                layer.frozen = True
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
 
     def compile(self, optimizer=None, jit_compile=False, **kwargs):
         """Configures training; `optimizer=None` means `default_optimizer()`.
@@ -219,6 +237,7 @@ class ObjectDetector(keras.Model):
             **super().get_config(),
             "num_classes": self.num_classes,
             "bounding_box_format": self.bounding_box_format,
+            "freeze_batchnorm": self.freeze_batchnorm,
         }
         for name in self.component_names:
             config[name] = keras.saving.serialize_keras_object(getattr(self, name))

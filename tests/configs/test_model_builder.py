@@ -906,3 +906,10 @@ def test_pipeline_without_a_model():
     )
     with pytest.raises(ConfigError, match=r"^my\.config:1:1: "):
         build_model_from_text("", source="my.config")
+
+
+def test_ssd_freeze_batchnorm_reaches_the_model():
+    text = SSD_MOBILENET_V2_COCO.replace(
+        "num_classes: 90", "num_classes: 90\n    freeze_batchnorm: true"
+    )
+    assert build_model_from_text(text).freeze_batchnorm

@@ -14,7 +14,9 @@ def _pair(momentum=0.9, **kwargs):
     keras_bn.build((4, 5, 6, 7))
     fused_bn.build((4, 5, 6, 7))
     rng = np.random.default_rng(1)
-    weights = [w.numpy() + rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in keras_bn.weights]
+    weights = [
+        w.numpy() + rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in keras_bn.weights
+    ]
     keras_bn.set_weights(weights)
     fused_bn.set_weights(weights)
     return keras_bn, fused_bn
@@ -126,3 +128,21 @@ def test_clone_with_fused_batch_norm_applies_the_clone_function_to_other_layers(
     fused = clone_with_fused_batch_norm(model, clone_function=same_padding)
     assert fused.output.shape == (None, 8, 8, 2)
     assert type(fused.get_layer("bn")) is FusedBatchNormalization
+
+
+def test_a_frozen_layer_normalizes_with_moving_statistics_but_keeps_gamma_and_beta_trainable():
+    keras_bn, fused_bn = _pair()
+    fused_bn.frozen = True
+    x = _inputs()
+    statistics = [fused_bn.moving_mean.numpy(), fused_bn.moving_variance.numpy()]
+    with tf.GradientTape() as tape:
+        outputs = fused_bn(x, training=True)
+        loss = tf.reduce_sum(outputs * x)
+    np.testing.assert_allclose(outputs, keras_bn(x, training=False), atol=2e-6)
+    np.testing.assert_array_equal(fused_bn.moving_mean, statistics[0])
+    np.testing.assert_array_equal(fused_bn.moving_variance, statistics[1])
+    gradients = tape.gradient(loss, fused_bn.trainable_weights)
+    assert [w.name for w in fused_bn.trainable_weights] == ["gamma", "beta"]
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
+    revived = FusedBatchNormalization.from_config(fused_bn.get_config())
+    assert revived.frozen

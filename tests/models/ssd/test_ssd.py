@@ -195,3 +195,28 @@ def test_training_step_of_a_regularized_model_reports_its_regularization_loss():
     assert history.history["regularization_loss"][0] > 0
     evaluated = model.evaluate(images, y, batch_size=2, return_dict=True, verbose=0)
     assert evaluated["regularization_loss"] > 0
+
+
+def test_freeze_batchnorm_keeps_moving_statistics_and_trains_gamma():
+    model = SSD(
+        num_classes=3,
+        feature_extractor=kdet.feature_extractors.SSDMobileNetV2FeatureExtractor(
+            depth_multiplier=0.35
+        ),
+        image_resizer=FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+        freeze_batchnorm=True,
+    )
+    model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    batch_norms = [layer for layer in model._flatten_layers()
+                   if isinstance(layer, kdet.layers.FusedBatchNormalization)]
+    assert len(batch_norms) > 50 and all(layer.frozen for layer in batch_norms)
+    before = {id(w): w.numpy().copy() for layer in batch_norms for w in layer.weights}
+    images, y = _shapes(4)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.train_on_batch(images, y)
+    for layer in batch_norms:
+        for statistic in (layer.moving_mean, layer.moving_variance):
+            np.testing.assert_array_equal(statistic, before[id(statistic)])
+    assert any(np.abs(layer.gamma.numpy() - before[id(layer.gamma)]).max() > 0
+               for layer in batch_norms)
+    assert SSD.from_config(model.get_config()).freeze_batchnorm
