@@ -236,6 +236,12 @@ def _add_train_parser(subparsers):
     parser.add_argument(
         "--num_gpus", type=int, help="with --strategy mirrored: use the first N GPUs"
     )
+    parser.add_argument(
+        "--mixed_precision",
+        action="store_true",
+        help="train with Keras mixed precision: mixed_float16 on GPUs, mixed_bfloat16 otherwise "
+        "(train_config.use_bfloat16 asks for mixed_bfloat16)",
+    )
     parser.set_defaults(run=_run_train)
 
 
@@ -313,9 +319,14 @@ def _run_train(args):
     from kdet.training import latest_checkpoint
     from kdet.training import train
 
+    import tensorflow as tf
+
     strategy = _distribution_strategy(args.strategy, args.num_gpus)
+    policy = None
+    if args.mixed_precision:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
     with strategy.scope():
-        pipeline = load_pipeline(args.pipeline_config_path)
+        pipeline = load_pipeline(args.pipeline_config_path, dtype_policy=policy)
         if pipeline.optimizer is None:
             raise ValueError(f"{args.pipeline_config_path}: no train_config; it is needed to train")
         pipeline.model.compile(optimizer=pipeline.optimizer)

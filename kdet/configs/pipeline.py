@@ -14,6 +14,7 @@ kdet.training.train(pipeline.model, kdet.configs.train_dataset(pipeline), "runs/
 ```
 """
 
+import contextlib
 import dataclasses
 import pathlib
 
@@ -45,7 +46,6 @@ _PIPELINE = {
 _NOT_YET = {
     "freeze_variables": "freezing variables by regex is not supported yet",
     "update_trainable_variables": "choosing trainable variables by regex is not supported yet",
-    "use_bfloat16": "use `kdet train --mixed_precision` instead",
 }
 
 
@@ -72,11 +72,16 @@ class Pipeline:
     eval_config: object
 
 
-def load_pipeline(path):
+def load_pipeline(path, dtype_policy=None):
     """Reads a TF OD API pipeline.config and builds its model, optimizer and settings.
+
+    The model's layers are created under `dtype_policy`, or under `"mixed_bfloat16"` when
+    `train_config.use_bfloat16` is true (the TF OD API's bfloat16 training), else under
+    Keras's global policy; the global policy is left as it was.
 
     Args:
         path: str or path-like, a protobuf text file (`TrainEvalPipelineConfig`).
+        dtype_policy: optional Keras dtype policy name, e.g. `"mixed_float16"`.
 
     Returns:
         A `Pipeline`.
@@ -88,12 +93,15 @@ def load_pipeline(path):
     root = parse_file(path)
     fields = read(Node(root, "pipeline"), _PIPELINE)
     # Messages are re-rooted so that errors name `train_config.x`, not `pipeline.train_config.x`.
-    model = build_model(fields["model"].message)
     optimizer, train = None, None
     if fields.has("train_config"):
         node = Node(fields["train_config"].message, "train_config")
         optimizer, train = build_training(node)
         _reject_not_yet_supported(node, train)
+    if dtype_policy is None and train is not None and train.use_bfloat16:
+        dtype_policy = "mixed_bfloat16"
+    with _global_dtype_policy(dtype_policy):
+        model = build_model(fields["model"].message)
     train_input = None
     if fields.has("train_input_reader"):
         train_input = build_input_reader_arguments(
@@ -105,6 +113,20 @@ def load_pipeline(path):
     ]
     eval_config = fields["eval_config"] if fields.has("eval_config") else None
     return Pipeline(str(path), model, optimizer, train, train_input, eval_inputs, eval_config)
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(name):
+    """Keras's global dtype policy set to `name` (if given) while layers are created."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _reject_not_yet_supported(node, train):

@@ -67,8 +67,12 @@ class CropAndResizeRoIPooler(keras.layers.Layer):
     def call(self, features, rois):
         rois = tf.cast(rois, tf.float32)
         box_indices = tf.repeat(tf.range(tf.shape(rois)[0]), tf.shape(rois)[1])
+        # float32 in: `crop_and_resize` has no bfloat16 kernel (mixed_bfloat16 training).
         crops = tf.image.crop_and_resize(
-            features, tf.reshape(rois, [-1, 4]), box_indices, [self.crop_size, self.crop_size]
+            tf.cast(features, tf.float32),
+            tf.reshape(rois, [-1, 4]),
+            box_indices,
+            [self.crop_size, self.crop_size],
         )
         crops = tf.cast(crops, features.dtype)
         crops = tf.nn.max_pool2d(

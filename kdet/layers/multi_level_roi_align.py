@@ -155,8 +155,9 @@ class MultiLevelRoIAlign(keras.layers.Layer):
         num_samples = self.crop_size * self.sampling_ratio
         boxes = _sample_centre_rois(rois, num_samples) * tf.tile(scale, [1, 1, 2])
         box_indices = tf.range(tf.shape(rois)[0])[:, tf.newaxis] * num_levels + levels
+        # float32 in: `crop_and_resize` has no bfloat16 kernel (mixed_bfloat16 training).
         crops = tf.image.crop_and_resize(
-            stacked,
+            tf.cast(stacked, tf.float32),
             tf.reshape(boxes, [-1, 4]),
             tf.reshape(box_indices, [-1]),
             [num_samples, num_samples],

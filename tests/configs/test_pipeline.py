@@ -226,3 +226,21 @@ def test_kdet_lr_sweep_writes_plot_and_numbers_and_prints_a_suggestion(
     assert (tmp_path / "sweep" / "lr_sweep.png").is_file()
     result = json.loads((tmp_path / "sweep" / "lr_sweep.json").read_text())
     assert len(result["learning_rates"]) == len(result["losses"]) <= 6
+
+
+def test_use_bfloat16_builds_a_mixed_bfloat16_model_and_leaves_the_global_policy(config_path):
+    config_path.write_text(
+        config_path.read_text().replace("  batch_size: 4", "  batch_size: 4\n  use_bfloat16: true")
+    )
+    pipeline = load_pipeline(config_path)
+    assert keras.config.dtype_policy().name == "float32"
+    assert pipeline.model.box_predictor.dtype_policy.name == "mixed_bfloat16"
+    assert pipeline.model.feature_extractor.compute_dtype == "bfloat16"
+
+
+def test_kdet_train_mixed_precision(config_path, tmp_path, capsys):
+    argv = ["train", "--pipeline_config_path", str(config_path), "--model_dir",
+            str(tmp_path / "mixed"), "--num_train_steps", "2", "--mixed_precision"]
+    assert cli.main(argv) == 0
+    assert "trained steps 0..2" in capsys.readouterr().out
+    assert keras.config.dtype_policy().name == "float32"
