@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kdet
+import tiny_ssd_extractor  # noqa: F401  (registers the extractor the CONFIG names)
 from kdet import cli
 from kdet.configs import ConfigError
 from kdet.configs import load_pipeline
@@ -20,33 +21,13 @@ IMAGE_SIZE = 64
 LABEL_MAP = {1: "square", 2: "circle"}
 
 
-@kdet.feature_extractors.register_feature_extractor("test_pipeline_tiny")
-class _PipelineTinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
-    """Maps at 1/8 and 1/16 of the input: enough for a config-driven training test."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.stem = keras.Sequential(
-            [keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
-             for _ in range(3)]
-        )
-        self.top = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def call(self, images, training=None):
-        features = self.stem(images)
-        return [features, self.top(features)]
-
-
 # A pipeline.config in the TF OD API format, for the tiny extractor above.
 CONFIG = """
 model {
   ssd {
     num_classes: 2
     image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-    feature_extractor { type: "test_pipeline_tiny" }
+    feature_extractor { type: "test_tiny_two_map_ssd" }
     box_coder { faster_rcnn_box_coder { y_scale: 10.0 x_scale: 10.0 height_scale: 5.0
                                         width_scale: 5.0 } }
     matcher { argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 } }

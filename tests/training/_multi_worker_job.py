@@ -13,27 +13,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kdet  # noqa: E402
+import tiny_ssd_extractor  # noqa: E402  (tests/ is on PYTHONPATH)
 from kdet.training import train  # noqa: E402
 
 IMAGE_SIZE = 64
-
-
-@kdet.feature_extractors.register_feature_extractor("multi_worker_tiny")
-class _Tiny(kdet.feature_extractors.SSDFeatureExtractor):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.stem = keras.Sequential(
-            [keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
-             for _ in range(3)]
-        )
-        self.top = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def call(self, images, training=None):
-        features = self.stem(images)
-        return [features, self.top(features)]
 
 
 def main(model_dir, output_path, num_steps):
@@ -42,7 +25,7 @@ def main(model_dir, output_path, num_steps):
     with strategy.scope():
         model = kdet.SSD(
             num_classes=2,
-            feature_extractor="multi_worker_tiny",
+            feature_extractor=tiny_ssd_extractor.NAME,
             image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
             anchor_generator=kdet.layers.SSDAnchorGenerator(
                 num_layers=2, min_scale=0.2, max_scale=0.6

@@ -35,7 +35,9 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_pa
                 "TF_CONFIG": json.dumps(
                     {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
                 ),
-                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+                ),
                 "CUDA_VISIBLE_DEVICES": "",
             }
             processes.append(subprocess.Popen(

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kdet
+import tiny_ssd_extractor
 from kdet.training import trainer
 from kdet.utils import verified_files
 
@@ -26,28 +27,10 @@ class _CrashAtStep(keras.callbacks.Callback):
             raise _Crash(f"simulated crash at step {self.step}")
 
 
-@kdet.feature_extractors.register_feature_extractor("test_trainer_tiny")
-class _TrainerTinyExtractor(kdet.feature_extractors.SSDFeatureExtractor):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.stem = keras.Sequential(
-            [keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
-             for _ in range(3)]
-        )
-        self.top = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def call(self, images, training=None):
-        features = self.stem(images)
-        return [features, self.top(features)]
-
-
 def _model(weights=None):
     model = kdet.SSD(
         num_classes=2,
-        feature_extractor="test_trainer_tiny",
+        feature_extractor=tiny_ssd_extractor.NAME,
         image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
         anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
     )
