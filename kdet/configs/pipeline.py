@@ -28,6 +28,7 @@ from kdet.configs.model_builder import build_model
 from kdet.configs.text_format import parse_file
 from kdet.configs.train_builder import build_input_reader_arguments
 from kdet.configs.train_builder import build_training
+from kdet.configs.yaml_config import parse_yaml_file
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
 from kdet.layers import KeepAspectRatioResizer
@@ -73,14 +74,17 @@ class Pipeline:
 
 
 def load_pipeline(path, dtype_policy=None):
-    """Reads a TF OD API pipeline.config and builds its model, optimizer and settings.
+    """Reads a pipeline config and builds its model, optimizer and settings.
+
+    A TF OD API pipeline.config (protobuf text), or kdet's YAML form of it (`.yaml` / `.yml`,
+    see `kdet.configs.yaml_config`); both are read the same way.
 
     The model's layers are created under `dtype_policy`, or under `"mixed_bfloat16"` when
     `train_config.use_bfloat16` is true (the TF OD API's bfloat16 training), else under
     Keras's global policy; the global policy is left as it was.
 
     Args:
-        path: str or path-like, a protobuf text file (`TrainEvalPipelineConfig`).
+        path: str or path-like: a protobuf text file (`TrainEvalPipelineConfig`) or a YAML file.
         dtype_policy: optional Keras dtype policy name, e.g. `"mixed_float16"`.
 
     Returns:
@@ -90,7 +94,8 @@ def load_pipeline(path, dtype_policy=None):
         kdet.configs.ConfigError: naming the file, line and column of a parse error, an unknown
             or unsupported field, or a bad value.
     """
-    root = parse_file(path)
+    yaml_file = pathlib.Path(path).suffix.lower() in (".yaml", ".yml")
+    root = parse_yaml_file(path) if yaml_file else parse_file(path)
     fields = read(Node(root, "pipeline"), _PIPELINE)
     # Messages are re-rooted so that errors name `train_config.x`, not `pipeline.train_config.x`.
     optimizer, train = None, None

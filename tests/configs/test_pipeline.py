@@ -8,6 +8,7 @@ import pytest
 
 import kdet
 import tiny_ssd_extractor  # noqa: F401  (registers the extractor the CONFIG names)
+from keras_configs import without_names
 from kdet import cli
 from kdet.configs import ConfigError
 from kdet.configs import load_pipeline
@@ -225,3 +226,33 @@ def test_kdet_train_mixed_precision(config_path, tmp_path, capsys):
     assert cli.main(argv) == 0
     assert "trained steps 0..2" in capsys.readouterr().out
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_kdet_config_convert_writes_a_yaml_config_that_trains_the_same(config_path, tmp_path,
+                                                                      capsys):
+    yaml_path = tmp_path / "pipeline.yaml"
+    assert cli.main(["config", "convert", str(config_path), str(yaml_path)]) == 0
+    assert f"wrote {yaml_path}" in capsys.readouterr().out
+    text = yaml_path.read_text()
+    assert "score_converter: SIGMOID" in text and "num_classes: 2" in text
+    from_yaml, from_text = load_pipeline(yaml_path), load_pipeline(config_path)
+    assert without_names(from_yaml.model.get_config()) == without_names(
+        from_text.model.get_config()
+    )
+    assert from_yaml.train == from_text.train and from_yaml.train_input == from_text.train_input
+    assert type(from_yaml.optimizer) is type(from_text.optimizer)
+    argv = ["train", "--pipeline_config_path", str(yaml_path), "--model_dir",
+            str(tmp_path / "m"), "--num_train_steps", "2"]
+    assert cli.main(argv) == 0
+
+
+def test_yaml_config_errors_name_the_line_and_column(config_path, tmp_path):
+    yaml_path = tmp_path / "pipeline.yaml"
+    cli.main(["config", "convert", str(config_path), str(yaml_path)])
+    yaml_path.write_text(yaml_path.read_text().replace("num_classes: 2", "num_clases: 2"))
+    with pytest.raises(ConfigError, match=r"pipeline.yaml:4:17: 'model.ssd.num_clases' is not a "
+                       r"field kdet supports \(did you mean 'num_classes'\?\)"):
+        load_pipeline(yaml_path)
+    yaml_path.write_text("model:\n  ssd: {num_classes: [1\n")
+    with pytest.raises(ConfigError, match=r"pipeline.yaml:\d+:\d+: invalid YAML"):
+        load_pipeline(yaml_path)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import kdet.zoo
+from keras_configs import without_names
 from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
 from kdet.feature_extractors import SSDFeatureExtractor
 from kdet.feature_extractors import SSDMobileNetV2FeatureExtractor
@@ -375,3 +376,12 @@ def test_setup_cfg_lists_every_kdet_package_and_ships_the_zoo():
     assert {f"{COCO}/config.json", f"{COCO}/metadata.json", f"{COCO}/label_map.pbtxt"} <= set(files)
     unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
     assert not unshipped, f"setup.cfg [options.package_data] kdet._zoo misses {unshipped}"
+
+
+def test_every_zoo_entry_has_a_yaml_pipeline_config_that_builds_its_model():
+    for name in kdet.zoo.list():
+        entry = kdet.zoo.get_entry(name)
+        pipeline = kdet.configs.load_pipeline(entry.directory / "pipeline.yaml")
+        rebuilt = json.loads(json.dumps(keras.saving.serialize_keras_object(pipeline.model)))
+        assert without_names(rebuilt["config"]) == without_names(entry.config["config"]), name
+        assert pipeline.optimizer is not None and pipeline.train.batch_size > 0
