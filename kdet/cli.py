@@ -213,7 +213,9 @@ def _add_train_parser(subparsers):
         "intact checkpoint. Flag names follow the TF OD API's model_main_tf2.py.",
     )
     parser.add_argument(
-        "--pipeline_config_path", required=True, help="the pipeline.config file (protobuf text)"
+        "--pipeline_config_path",
+        required=True,
+        help="the TF OD API pipeline.config (protobuf text) or kdet YAML config (.yaml)",
     )
     parser.add_argument(
         "--model_dir", required=True, help="folder for checkpoints and logs (created if needed)"
@@ -254,7 +256,11 @@ def _add_lr_sweep_parser(subparsers):
         "the loss diverges), save the loss-vs-rate plot and the numbers to MODEL_DIR, and print "
         "a suggested learning rate.",
     )
-    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config file")
+    parser.add_argument(
+        "--pipeline_config_path",
+        required=True,
+        help="the TF OD API pipeline.config (protobuf text) or kdet YAML config (.yaml)",
+    )
     parser.add_argument(
         "--model_dir", required=True, help="where lr_sweep.png and lr_sweep.json are written"
     )
