@@ -7,9 +7,11 @@ classes, 128 px images) ended at 0.91-0.94 over 7 model/data seeds; see `_MIN_MA
 
 import keras
 import pytest
+from shapes_training import IMAGE_SIZE
+from shapes_training import NUM_CLASSES
+from shapes_training import conv_bn_relu
+from shapes_training import train_and_evaluate
 
-import kdet.datasets
-from kdet.evaluation import compute_coco_metrics
 from kdet.feature_extractors import SSDFeatureExtractor
 from kdet.feature_extractors import register_feature_extractor
 from kdet.layers import SSDAnchorGenerator
@@ -17,16 +19,6 @@ from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.ssd import SSD
 from kdet.targets import HardExampleMiner
 
-IMAGE_SIZE = 128
-NUM_CLASSES = 3
-MAX_BOXES = 4
-# Fresh synthetic images beat more epochs over fewer: 4096 images x 4 epochs reached a higher
-# mAP than 2048 x 6 or 512 x 20 in the same time.
-NUM_TRAIN_IMAGES = 4096
-EPOCHS = 4
-BATCH_SIZE = 16
-NUM_EVAL_IMAGES = 128
-EVAL_SEED = 99999
 # Well below the lowest mAP@0.5 measured over seeds (see the module docstring).
 _MIN_MAP_50 = 0.7
 
@@ -44,14 +36,14 @@ class CompactSSDFeatureExtractor(SSDFeatureExtractor):
         super().__init__(**kwargs)
         self.width = width
         self.stem = keras.Sequential(
-            _conv_bn_relu(width // 2, 2)
-            + _conv_bn_relu(width, 2)
-            + _conv_bn_relu(width, 1)
-            + _conv_bn_relu(2 * width, 2)
-            + _conv_bn_relu(2 * width, 1)
+            conv_bn_relu(width // 2, 2)
+            + conv_bn_relu(width, 2)
+            + conv_bn_relu(width, 1)
+            + conv_bn_relu(2 * width, 2)
+            + conv_bn_relu(2 * width, 1)
         )
         self.downsamplers = [
-            keras.Sequential(_conv_bn_relu(2 * width, 2) + _conv_bn_relu(2 * width, 1))
+            keras.Sequential(conv_bn_relu(2 * width, 2) + conv_bn_relu(2 * width, 1))
             for _ in range(2)
         ]
 
@@ -66,14 +58,6 @@ class CompactSSDFeatureExtractor(SSDFeatureExtractor):
 
     def get_config(self):
         return {**super().get_config(), "width": self.width}
-
-
-def _conv_bn_relu(filters, strides):
-    return [
-        keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(momentum=0.9),
-        keras.layers.ReLU(),
-    ]
 
 
 def _shapes_ssd():
@@ -97,29 +81,9 @@ def _shapes_ssd():
     )
 
 
-def _train_and_evaluate(seed):
-    """Trains `_shapes_ssd()` from scratch; returns `(history, held-out COCO metrics)`."""
-    keras.utils.set_random_seed(seed)
-    images, y = kdet.datasets.shapes(
-        NUM_TRAIN_IMAGES, IMAGE_SIZE, seed=seed, max_boxes=MAX_BOXES, num_classes=NUM_CLASSES
-    )
-    model = _shapes_ssd()
-    # Adam reached mAP@0.5 0.92 where the default SGD (momentum 0.9, lr 0.01) reached 0.84.
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=10.0))
-    history = model.fit(images, y, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=0)
-    eval_images, eval_y = kdet.datasets.shapes(
-        NUM_EVAL_IMAGES, IMAGE_SIZE, seed=EVAL_SEED, max_boxes=MAX_BOXES, num_classes=NUM_CLASSES
-    )
-    predictions = model.predict(eval_images, batch_size=32, verbose=0)
-    metrics = compute_coco_metrics(
-        eval_y, predictions, label_map=kdet.datasets.shapes_label_map(NUM_CLASSES)
-    )
-    return history.history, metrics
-
-
 @pytest.mark.large
 def test_ssd_trained_from_scratch_detects_held_out_shapes():
-    losses, metrics = _train_and_evaluate(seed=0)
+    losses, metrics = train_and_evaluate(_shapes_ssd, seed=0)
     assert losses["loss"][-1] < 0.5 * losses["loss"][0]
     assert losses["localization_loss"][-1] < 0.5 * losses["localization_loss"][0]
     assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] >= _MIN_MAP_50, metrics
