@@ -25,11 +25,11 @@ import kdet.zoo
 from kdet.layers import GridAnchorGenerator
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from ssd_deepforest_finetune import MODEL_SIZE
-from ssd_deepforest_finetune import EvaluationCallback
+from ssd_deepforest_finetune import add_training_arguments
 from ssd_deepforest_finetune import evaluate
+from ssd_deepforest_finetune import fine_tune
 from ssd_deepforest_finetune import format_ap
-from ssd_deepforest_finetune import training_dataset
-from ssd_deepforest_finetune import training_tiles
+from ssd_deepforest_finetune import warmup_cosine_schedule
 
 # Trees are 15..80 px in the tile, 20..160 px once a training crop is upscaled to 300x300:
 # anchors of 16..128 px at the stride-16 feature map, where the TF OD API default (base 256,
@@ -45,19 +45,10 @@ ANCHOR_GENERATOR = GridAnchorGenerator(
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=200, help="training steps")
-    parser.add_argument("--batch_size", type=int, default=4)
+    add_training_arguments(parser, steps=200, batch_size=4, warmup_steps=20, eval_every=50)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument(
         "--learning_rate", type=float, default=0.01, help="peak (after warm-up)"
-    )
-    parser.add_argument("--warmup_steps", type=int, default=20)
-    parser.add_argument("--eval_every", type=int, default=50, help="steps between evals")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--deepforest_wheel",
-        help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
-        "(pip download deepforest==2.1.0 --no-deps -d DIR)",
     )
     return parser.parse_args()
 
@@ -86,32 +77,12 @@ def main():
     ap = evaluate(model)
     print(f"before (new heads): AP@0.5: {format_ap(ap)}", flush=True)
 
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0,
-        args.steps - args.warmup_steps,
-        warmup_target=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-    )
+    schedule = warmup_cosine_schedule(args)
     if args.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=10.0)
     else:
         optimizer = keras.optimizers.Adam(schedule, global_clipnorm=10.0)
-    model.compile(optimizer=optimizer)
-    callback = EvaluationCallback()
-    model.fit(
-        training_dataset(args.batch_size, args.seed, training_tiles(args.deepforest_wheel)),
-        epochs=args.steps // args.eval_every,
-        steps_per_epoch=args.eval_every,
-        callbacks=[callback],
-        verbose=0,
-    )
-    steps = args.steps // args.eval_every * args.eval_every
-    print(
-        f"fine-tuned {steps} steps of batch {args.batch_size} in {callback.training_seconds:.0f}"
-        f" s ({callback.training_seconds / steps:.2f} s/step); total run time "
-        f"{time.perf_counter() - start:.0f} s",
-        flush=True,
-    )
+    fine_tune(model, optimizer, args, start)
 
 
 if __name__ == "__main__":

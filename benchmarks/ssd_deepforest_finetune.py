@@ -71,23 +71,30 @@ MERGE_IOU_THRESHOLD = 0.5
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="training steps")
-    parser.add_argument("--batch_size", type=int, default=8)
+    add_training_arguments(parser, steps=300, batch_size=8, warmup_steps=30, eval_every=100)
     parser.add_argument("--learning_rate", type=float, default=0.01)
-    parser.add_argument("--warmup_steps", type=int, default=30)
-    parser.add_argument("--eval_every", type=int, default=100, help="steps between evals")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--freeze_batch_norm",
         action="store_true",
         help="keep every batch norm in inference mode with its COCO statistics",
     )
+    return parser.parse_args()
+
+
+def add_training_arguments(parser, steps, batch_size, warmup_steps, eval_every):
+    """The arguments both deepforest fine-tuning scripts take, with their defaults."""
+    parser.add_argument("--steps", type=int, default=steps, help="training steps")
+    parser.add_argument("--batch_size", type=int, default=batch_size)
+    parser.add_argument("--warmup_steps", type=int, default=warmup_steps)
+    parser.add_argument(
+        "--eval_every", type=int, default=eval_every, help="steps between evals"
+    )
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--deepforest_wheel",
         help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
         "(pip download deepforest==2.1.0 --no-deps -d DIR)",
     )
-    return parser.parse_args()
 
 
 def training_tiles(deepforest_wheel=None):
@@ -282,15 +289,25 @@ def main():
     ap = evaluate(model)
     print(f"before, num_classes=1 (new class head): AP@0.5: {format_ap(ap)}", flush=True)
 
-    schedule = keras.optimizers.schedules.CosineDecay(
+    optimizer = keras.optimizers.SGD(
+        warmup_cosine_schedule(args), momentum=0.9, global_clipnorm=10.0
+    )
+    fine_tune(model, optimizer, args, start)
+
+
+def warmup_cosine_schedule(args):
+    """Linear warm-up to `--learning_rate` over `--warmup_steps`, then cosine decay to 0."""
+    return keras.optimizers.schedules.CosineDecay(
         0.0,
         args.steps - args.warmup_steps,
         warmup_target=args.learning_rate,
         warmup_steps=args.warmup_steps,
     )
-    model.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=10.0)
-    )
+
+
+def fine_tune(model, optimizer, args, start):
+    """Trains on the deepforest tiles, evaluating every `--eval_every` steps; prints the time."""
+    model.compile(optimizer=optimizer)
     callback = EvaluationCallback()
     model.fit(
         training_dataset(args.batch_size, args.seed, training_tiles(args.deepforest_wheel)),
