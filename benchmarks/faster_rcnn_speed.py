@@ -21,11 +21,9 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent),
 from ssd_speed import describe_machine  # noqa: E402
 from ssd_speed import photos  # noqa: E402
 from ssd_speed import print_table  # noqa: E402
+from ssd_speed import TorchWorker  # noqa: E402
 from ssd_speed import synthetic_groundtruth  # noqa: E402
 from ssd_speed import time_interleaved  # noqa: E402
 from ssd_speed import timed  # noqa: E402
@@ -145,37 +144,9 @@ for line in sys.stdin:
 """
 
 
-class TorchWorker:
-    """A torchvision detection model in a subprocess of another Python, timed per case."""
-
-    def __init__(self, python, spec):
-        self.process = subprocess.Popen(
-            [python, "-c", TORCH_WORKER, json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.info = self._read()
-
-    def _read(self):
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the torchvision worker exited; see its error above")
-        return json.loads(line)
-
-    def case(self, name):
-        """A case running `name` (`"train"` or a batch size) in the worker; its seconds."""
-
-        def run():
-            self.process.stdin.write(f"{name}\n")
-            self.process.stdin.flush()
-            return self._read()
-
-        return run
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
+def _torch_case(worker, request):
+    """A timed case: one `request` (`"train"` or a batch size) answered with its seconds."""
+    return lambda: worker.request(request)
 
 
 def build_kdet(name, training):
@@ -246,7 +217,7 @@ def benchmark(name, args):
             path = pathlib.Path(workdir) / "images.npy"
             np.save(path, images)
             for threads in args.torch_threads:
-                workers[threads] = TorchWorker(args.torch_python, {
+                workers[threads] = TorchWorker(args.torch_python, TORCH_WORKER, {
                     "model": model_name,
                     "kwargs": kwargs,
                     "num_classes": NUM_CLASSES + 1,
@@ -260,9 +231,9 @@ def benchmark(name, args):
             info = worker.info
             print(f"torch {info['torch']}, torchvision {info['torchvision']}, "
                   f"{info['threads']} threads, {model_name} {kwargs}", flush=True)
-            cases[f"torch {threads} train step, batch 2"] = worker.case("train")
+            cases[f"torch {threads} train step, batch 2"] = _torch_case(worker, "train")
             for batch_size in BATCH_SIZES:
-                cases[f"torch {threads} inference, batch {batch_size}"] = worker.case(batch_size)
+                cases[f"torch {threads} inference, batch {batch_size}"] = _torch_case(worker, batch_size)
     else:
         print("torchvision rows skipped: pass --torch_python or set $KDET_TORCH_PYTHON")
     try:

@@ -136,11 +136,20 @@ def time_interleaved(cases, rounds, warmup=2, verbose=True):
 
 
 class TorchWorker:
-    """torchvision `ssdlite320_mobilenet_v3_large` training in a subprocess of another Python."""
+    """A torchvision model in a subprocess of another Python, driven one line at a time.
 
-    def __init__(self, python, spec):
+    `script` prints a JSON line about itself once ready, then answers each request line on
+    stdin with one JSON line (the seconds it measured).
+
+    Args:
+        python: the Python with torch and torchvision.
+        script: the worker program (`python -c script spec`).
+        spec: JSON-able settings passed to the script as its argument.
+    """
+
+    def __init__(self, python, script, spec):
         self.process = subprocess.Popen(
-            [python, "-c", TORCH_WORKER, json.dumps(spec)],
+            [python, "-c", script, json.dumps(spec)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -153,11 +162,11 @@ class TorchWorker:
             raise RuntimeError("the torchvision worker exited; see its error above")
         return json.loads(line)
 
-    def train_step(self):
-        """One training step; returns the `(wall, cpu)` seconds the worker measured."""
-        self.process.stdin.write("step\n")
+    def request(self, message):
+        """Sends one request line; returns the worker's JSON answer."""
+        self.process.stdin.write(f"{message}\n")
         self.process.stdin.flush()
-        return tuple(self._read())
+        return self._read()
 
     def close(self):
         self.process.stdin.close()
@@ -178,7 +187,7 @@ def start_torch_worker(python, threads, images, boxes, labels):
         path = pathlib.Path(workdir) / "images.npy"
         np.save(path, images)
         # The worker has loaded the images once it reports its versions.
-        return TorchWorker(python, {
+        return TorchWorker(python, TORCH_WORKER, {
             "train_images": str(path),
             "boxes_xyxy": [b[v][:, [1, 0, 3, 2]].tolist() for b, v in zip(boxes, valid)],
             "labels": [l[v].tolist() for l, v in zip(labels, valid)],
@@ -464,7 +473,8 @@ def training(args):
             info = torch_worker.info
             print(f"torch {info['torch']}, torchvision {info['torchvision']}, "
                   f"{info['threads']} threads", flush=True)
-            cases[torch_name] = torch_worker.train_step
+            # One training step; the worker answers the `(wall, cpu)` seconds it measured.
+            cases[torch_name] = lambda: tuple(torch_worker.request("step"))
             gflops[torch_name] = info["gflops"]
         times = time_interleaved(cases, args.train_rounds)
     finally:
