@@ -270,19 +270,26 @@ def _add_lr_sweep_parser(subparsers):
     parser.set_defaults(run=_run_lr_sweep)
 
 
+def _compiled_pipeline(path, dtype_policy=None):
+    """The config's pipeline, its model compiled with the config's optimizer."""
+    from kdet.configs import load_pipeline
+
+    pipeline = load_pipeline(path, dtype_policy=dtype_policy)
+    if pipeline.optimizer is None:
+        raise ValueError(f"{path}: no train_config; it is needed to train")
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    return pipeline
+
+
 def _run_lr_sweep(args):
     import json
     import pathlib
 
-    from kdet.configs import load_pipeline
     from kdet.configs import train_dataset
     from kdet.training import lr_sweep
     from kdet.training import plot_lr_sweep
 
-    pipeline = load_pipeline(args.pipeline_config_path)
-    if pipeline.optimizer is None:
-        raise ValueError(f"{args.pipeline_config_path}: no train_config; it is needed to train")
-    pipeline.model.compile(optimizer=pipeline.optimizer)
+    pipeline = _compiled_pipeline(args.pipeline_config_path)
     result = lr_sweep(
         pipeline.model,
         train_dataset(pipeline).repeat(),
@@ -356,7 +363,6 @@ def _distribution_strategy(name, num_gpus):
 
 
 def _run_train(args):
-    from kdet.configs import load_pipeline
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
     from kdet.training import latest_checkpoint
@@ -369,10 +375,7 @@ def _run_train(args):
     if args.mixed_precision:
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
     with strategy.scope():
-        pipeline = load_pipeline(args.pipeline_config_path, dtype_policy=policy)
-        if pipeline.optimizer is None:
-            raise ValueError(f"{args.pipeline_config_path}: no train_config; it is needed to train")
-        pipeline.model.compile(optimizer=pipeline.optimizer)
+        pipeline = _compiled_pipeline(args.pipeline_config_path, dtype_policy=policy)
         # A new run starts from the fine-tune checkpoint; a resumed one from its own.
         if latest_checkpoint(args.model_dir) is None:
             restored = restore_fine_tune_checkpoint(pipeline)

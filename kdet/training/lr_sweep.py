@@ -11,6 +11,8 @@ import math
 import keras
 import numpy as np
 
+from kdet.training.trainer import mean_between
+
 
 @keras.saving.register_keras_serializable(package="kdet")
 class ExponentialRamp(keras.optimizers.schedules.LearningRateSchedule):
@@ -45,13 +47,13 @@ class _LossRecorder(keras.callbacks.Callback):
         self.divergence_factor = divergence_factor
         self.learning_rates, self.losses, self.smoothed = [], [], []
         self.diverged = False
-        self._seen, self._running_mean = 0, 0.0
+        self._running_mean = 0.0
         self._average = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         # Keras reports the running mean over the epoch; the step's own loss is recovered.
         mean = float(logs["loss"])
-        loss = (batch + 1) * mean - batch * self._running_mean if batch else mean
+        loss = mean_between(batch + 1, mean, batch, self._running_mean)
         self._running_mean = mean
         step = len(self.losses)
         self.learning_rates.append(float(self.schedule(step)))

@@ -119,6 +119,16 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
             checksum_path(old).unlink(missing_ok=True)
 
 
+def mean_between(seen, running_mean, earlier_seen, earlier_running_mean):
+    """A metric's mean over steps `earlier_seen + 1 .. seen` of an epoch.
+
+    Keras logs running means since the start of the epoch; two of them give the mean in
+    between: `(seen * mean_seen - earlier_seen * mean_earlier) / (seen - earlier_seen)`.
+    """
+    total = seen * running_mean - earlier_seen * earlier_running_mean
+    return total / (seen - earlier_seen)
+
+
 class ScalarLogger(keras.callbacks.Callback):
     """Writes losses and the learning rate to TensorBoard every `every_n` steps.
 
@@ -141,7 +151,6 @@ class ScalarLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
-        self._last = (0, {})
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last = (0, {})
@@ -154,8 +163,10 @@ class ScalarLogger(keras.callbacks.Callback):
         last_seen, last_logs = self._last
         with self._writer.as_default(step=step):
             for name, running_mean in logs.items():
-                total = seen * float(running_mean) - last_seen * last_logs.get(name, 0.0)
-                tf.summary.scalar(f"losses/{name}", total / (seen - last_seen))
+                window_mean = mean_between(
+                    seen, float(running_mean), last_seen, last_logs.get(name, 0.0)
+                )
+                tf.summary.scalar(f"losses/{name}", window_mean)
             tf.summary.scalar("learning_rate", float(self.model.optimizer.learning_rate))
         self._last = (seen, {name: float(value) for name, value in logs.items()})
 
