@@ -1,0 +1,86 @@
+"""The `kdet` command line: one module per command, registered in `build_parser`.
+
+- `kdet convert {voc,coco,csv} INPUT --output OUT` converts annotated images to TFRecords of
+  TF OD API `tf.train.Example`s.
+- `kdet predict IMAGE… --model NAME` detects objects in images with a zoo model (or a saved
+  `.keras` model) and writes annotated copies and a JSON of the detections.
+- `kdet train` / `kdet lr_sweep` train the model of a pipeline config, or sweep its learning
+  rate first.
+- `kdet config convert` writes a pipeline.config as kdet's YAML config.
+- `kdet zoo` lists the zoo models.
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+from kdet.cli.config import add_config_parser
+from kdet.cli.convert import add_convert_parser
+from kdet.cli.predict import add_predict_parser
+from kdet.cli.train import add_lr_sweep_parser
+from kdet.cli.train import add_train_parser
+from kdet.cli.zoo import add_zoo_parser
+
+# In the order `kdet --help` lists them.
+_COMMANDS = (
+    add_convert_parser,
+    add_predict_parser,
+    add_train_parser,
+    add_lr_sweep_parser,
+    add_config_parser,
+    add_zoo_parser,
+)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hides the C++ start-up banner TensorFlow prints on import (CUDA probe, oneDNN notice).
+
+    `TF_CPP_MIN_LOG_LEVEL` cannot silence it because it is written before absl logging is
+    initialized, so the file descriptor itself is redirected for the duration of the import.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def build_parser():
+    """Returns the `kdet` argument parser."""
+    from kdet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="kdet",
+        description="kdet: Keras 3 object detection (Faster R-CNN, SSD) the TF OD API way.",
+    )
+    parser.add_argument("--version", action="version", version=f"kdet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for add_parser in _COMMANDS:
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `kdet` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with _quiet_native_stderr():
+        import tensorflow as tf
+
+        # Device discovery prints a CUDA probe failure on machines without a GPU.
+        tf.config.list_physical_devices()
+    from kdet.data.errors import DataError
+
+    try:
+        return args.run(args)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        # Bad paths, configs or data are the user's to fix: one clear line, no stack trace.
+        print(f"kdet {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,68 @@
+"""`kdet convert`: annotated images (Pascal VOC, COCO JSON, CSV) to TFRecords."""
+
+
+def add_convert_parser(subparsers):
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert annotated images (Pascal VOC, COCO JSON, CSV) to TFRecords",
+        description=(
+            "Convert annotated images to sharded TFRecords of tf.train.Example with the TF Object "
+            "Detection API keys. With no --label_map, one is derived from the class names and "
+            "written next to the output as label_map.pbtxt."
+        ),
+    )
+    parser.add_argument(
+        "source",
+        choices=("voc", "coco", "csv"),
+        help="annotation format: 'voc' (a folder of Pascal VOC XML files), 'coco' (a COCO "
+        "instances JSON file) or 'csv' (columns image_path,xmin,ymin,xmax,ymax,label in pixels)",
+    )
+    parser.add_argument("input", help="the VOC XML folder, COCO JSON file or CSV file")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output TFRecord path; with --num_shards N > 1 the files are OUTPUT-0000i-of-0000N",
+    )
+    parser.add_argument(
+        "--image_dir",
+        default=None,
+        help="folder with the images (default: next to the annotation files)",
+    )
+    parser.add_argument(
+        "--label_map",
+        default=None,
+        help="label map .pbtxt; class names not in it are bad input (default: derive one)",
+    )
+    parser.add_argument("--num_shards", type=int, default=1, help="number of output files")
+    parser.add_argument(
+        "--on_error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="bad image or annotation: skip that image and count it in the summary (default), "
+        "or stop with an error and write nothing",
+    )
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=run_convert)
+
+
+def run_convert(args):
+    from kdet.data import converters
+
+    convert = {
+        "voc": converters.convert_voc,
+        "coco": converters.convert_coco,
+        "csv": converters.convert_csv,
+    }[args.source]
+    if args.num_shards < 1:
+        raise ValueError(f"--num_shards must be at least 1, got {args.num_shards}")
+    summary = convert(
+        args.input,
+        args.output,
+        image_dir=args.image_dir,
+        label_map=args.label_map,
+        num_shards=args.num_shards,
+        on_error=args.on_error,
+        progress=not args.no_progress,
+    )
+    print(summary)
+    return 0

@@ -1,0 +1,164 @@
+"""`kdet train` and `kdet lr_sweep`: train the model of a pipeline config, or sweep its
+learning rate first."""
+
+
+def add_train_parser(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from a TF OD API pipeline.config",
+        description="Train the model of a TF OD API pipeline.config (its model, train_config and "
+        "train_input_reader) into a model directory: a checkpoint every --checkpoint_every_n "
+        "steps, TensorBoard logs in MODEL_DIR/train, and a restart resumes from the newest "
+        "intact checkpoint. Flag names follow the TF OD API's model_main_tf2.py.",
+    )
+    parser.add_argument(
+        "--pipeline_config_path",
+        required=True,
+        help="the TF OD API pipeline.config (protobuf text) or kdet YAML config (.yaml)",
+    )
+    parser.add_argument(
+        "--model_dir", required=True, help="folder for checkpoints and logs (created if needed)"
+    )
+    parser.add_argument(
+        "--num_train_steps",
+        type=int,
+        help="total training steps; overrides train_config.num_steps",
+    )
+    parser.add_argument(
+        "--checkpoint_every_n", type=int, default=1000, help="steps between checkpoints"
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi_worker"),
+        default="default",
+        help="tf.distribute strategy: default (one device), mirrored (all local GPUs, or the "
+        "CPU), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--num_gpus", type=int, help="with --strategy mirrored: use the first N GPUs"
+    )
+    parser.add_argument(
+        "--mixed_precision",
+        action="store_true",
+        help="train with Keras mixed precision: mixed_float16 on GPUs, mixed_bfloat16 otherwise "
+        "(train_config.use_bfloat16 asks for mixed_bfloat16)",
+    )
+    parser.set_defaults(run=run_train)
+
+
+def add_lr_sweep_parser(subparsers):
+    parser = subparsers.add_parser(
+        "lr_sweep",
+        help="learning-rate range test for a pipeline.config",
+        description="Train a copy of the pipeline.config's model for at most --num_steps steps "
+        "with a learning rate growing exponentially from --min_lr to --max_lr (stopping when "
+        "the loss diverges), save the loss-vs-rate plot and the numbers to MODEL_DIR, and print "
+        "a suggested learning rate.",
+    )
+    parser.add_argument(
+        "--pipeline_config_path",
+        required=True,
+        help="the TF OD API pipeline.config (protobuf text) or kdet YAML config (.yaml)",
+    )
+    parser.add_argument(
+        "--model_dir", required=True, help="where lr_sweep.png and lr_sweep.json are written"
+    )
+    parser.add_argument("--min_lr", type=float, default=1e-6, help="first learning rate")
+    parser.add_argument("--max_lr", type=float, default=1.0, help="last learning rate")
+    parser.add_argument("--num_steps", type=int, default=100, help="steps at most")
+    parser.set_defaults(run=run_lr_sweep)
+
+
+def compiled_pipeline(path, dtype_policy=None):
+    """The config's pipeline, its model compiled with the config's optimizer."""
+    from kdet.configs import load_pipeline
+
+    pipeline = load_pipeline(path, dtype_policy=dtype_policy)
+    if pipeline.optimizer is None:
+        raise ValueError(f"{path}: no train_config; it is needed to train")
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    return pipeline
+
+
+def run_lr_sweep(args):
+    import json
+    import pathlib
+
+    from kdet.configs import train_dataset
+    from kdet.training import lr_sweep
+    from kdet.training import plot_lr_sweep
+
+    pipeline = compiled_pipeline(args.pipeline_config_path)
+    result = lr_sweep(
+        pipeline.model,
+        train_dataset(pipeline).repeat(),
+        min_lr=args.min_lr,
+        max_lr=args.max_lr,
+        num_steps=args.num_steps,
+    )
+    model_dir = pathlib.Path(args.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    plot_lr_sweep(result, model_dir / "lr_sweep.png")
+    (model_dir / "lr_sweep.json").write_text(json.dumps(result, indent=1))
+    suggested = result["suggested_learning_rate"]
+    ended = "stopped when the loss diverged" if result["diverged"] else "did not diverge"
+    print(
+        f"ran {len(result['losses'])} steps from {args.min_lr:g} to "
+        f"{result['learning_rates'][-1]:.3g} ({ended}); plot: {model_dir / 'lr_sweep.png'}\n"
+        f"suggested learning rate: {suggested:.3g}; put it in the config as the base rate of "
+        "train_config.optimizer's learning_rate, e.g. learning_rate { constant_learning_rate "
+        f"{{ learning_rate: {suggested:.3g} }} }} (or initial_learning_rate / "
+        "learning_rate_base of a schedule)"
+    )
+    return 0
+
+
+
+def distribution_strategy(name, num_gpus):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        gpus = [f"/gpu:{index}" for index in range(num_gpus)] if num_gpus else None
+        return tf.distribute.MirroredStrategy(gpus)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def run_train(args):
+    from kdet.configs import restore_fine_tune_checkpoint
+    from kdet.configs import train_dataset
+    from kdet.training import latest_checkpoint
+    from kdet.training import train
+
+    import tensorflow as tf
+
+    strategy = distribution_strategy(args.strategy, args.num_gpus)
+    policy = None
+    if args.mixed_precision:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    with strategy.scope():
+        pipeline = compiled_pipeline(args.pipeline_config_path, dtype_policy=policy)
+        # A new run starts from the fine-tune checkpoint; a resumed one from its own.
+        if latest_checkpoint(args.model_dir) is None:
+            restored = restore_fine_tune_checkpoint(pipeline)
+            if restored is not None:
+                print(f"initialized from {restored}")
+    num_steps = args.num_train_steps or pipeline.train.num_steps
+    if num_steps <= 0:
+        raise ValueError(
+            f"{args.pipeline_config_path}: train_config.num_steps is 0 (no limit); pass "
+            "--num_train_steps"
+        )
+    dataset = train_dataset(pipeline)
+    summary = train(
+        pipeline.model, dataset, args.model_dir, num_steps, args.checkpoint_every_n
+    )
+    losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
+    print(
+        f"trained steps {summary['start_step']}..{summary['final_step']} in "
+        f"{summary['seconds']:.0f} s on {strategy.num_replicas_in_sync} replica(s)"
+        + (f"; mean losses: {losses}" if losses else " (already at --num_train_steps)")
+        + f"; checkpoint: {summary['checkpoint']}"
+    )
+    return 0
