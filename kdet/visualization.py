@@ -1,5 +1,10 @@
 """Draws detections and ground truth on images, and plots galleries for notebooks.
 
+`draw_detections` draws one image, `draw_detection_gallery` tiles a batch into one image with
+ground truth and predictions overlaid in two colours, `plot_detections` puts a batch in a
+matplotlib figure with ground truth and predictions side by side. Charts of metrics and
+training logs are in `kdet.plots`.
+
 `keras.visualization.draw_bounding_boxes` / `plot_bounding_box_gallery` are not used: on
 Keras 3.15 they need OpenCV (`cv2`), which kdet does not depend on, have no score threshold,
 caption only ids present in `class_mapping`, draw every box of a call in one colour, and plot
@@ -7,6 +12,7 @@ through pyplot's global state. Drawing here uses Pillow, and galleries build a b
 `matplotlib.figure.Figure`, so no pyplot backend is chosen or changed.
 """
 
+import io
 import math
 
 import keras
@@ -17,12 +23,28 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 _DRAWN_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
+# Green and magenta: complementary, and told apart with the common colour-vision deficiencies.
+GROUNDTRUTH_COLOR = (0, 255, 0)
+PREDICTION_COLOR = (255, 0, 255)
 # tab10 without its grey, so no class colour blends into grey backgrounds or padding.
 _PALETTE = tuple(
     tuple(int(round(255 * c)) for c in rgb)
     for i, rgb in enumerate(matplotlib.colormaps["tab10"].colors)
     if i != 7
 )
+
+
+class _NotebookFigure(Figure):
+    """A `Figure` that Jupyter shows as a PNG when it ends a cell or is passed to `display`.
+
+    IPython renders a bare `Figure` as an image only after `%matplotlib inline` registered its
+    formatter; `_repr_png_` is IPython's own fallback hook, so no backend is needed.
+    """
+
+    def _repr_png_(self):
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
 
 
 def draw_detections(
@@ -34,6 +56,7 @@ def draw_detections(
     color=None,
     line_thickness=2,
     font_size=None,
+    captions=True,
 ):
     """Draws boxes with "name score" captions on one image.
 
@@ -61,6 +84,7 @@ def draw_detections(
         line_thickness: int. Box line width in pixels, drawn inside the box. Defaults to `2`.
         font_size: int. Caption size in pixels, or `None` to scale with the image (at least
             10). Defaults to `None`.
+        captions: bool. `False` draws the boxes alone. Defaults to `True`.
 
     Returns:
         uint8 numpy array `[height, width, 3]`.
@@ -86,10 +110,11 @@ def draw_detections(
         box_color = tuple(color) if color is not None else _class_color(labels[i])
         x1, y1, x2, y2 = _pixel_corners(boxes[i], height, width)
         draw.rectangle((x1, y1, x2, y2), outline=box_color, width=line_thickness)
-        caption = str(label_map.get(labels[i], labels[i]))
-        if "confidences" in detections:
-            caption += f" {confidences[i]:.2f}"
-        _draw_caption(draw, caption, (x1, y1), box_color, font)
+        if captions:
+            caption = str(label_map.get(labels[i], labels[i]))
+            if "confidences" in detections:
+                caption += f" {confidences[i]:.2f}"
+            _draw_caption(draw, caption, (x1, y1), box_color, font)
     return np.asarray(canvas)
 
 
@@ -137,13 +162,7 @@ def plot_detections(
     kdet.visualization.plot_detections(images, detections, y_true=y, label_map=label_map)
     ```
     """
-    if predictions is None and y_true is None:
-        raise ValueError("plot_detections needs `predictions`, `y_true` or both; got neither.")
-    images = np.asarray(keras.ops.convert_to_numpy(images))
-    if images.ndim != 4:
-        raise ValueError(
-            f"`images` must be batched, shape [batch, height, width, 3]; got {images.shape}."
-        )
+    images = _checked_batch(images, predictions, y_true, "plot_detections")
     panels = [
         (title, dicts)
         for title, dicts in (("ground truth", y_true), ("predictions", predictions))
@@ -155,14 +174,14 @@ def plot_detections(
     grid_cols = cols * len(panels)
     panel_width = 4.0
     figsize = figsize or (grid_cols * panel_width, rows * (panel_width * height / width + 0.4))
-    figure = Figure(figsize=figsize, layout="constrained")
+    figure = _NotebookFigure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(figure)
     for b in range(batch):
         for p, (title, dicts) in enumerate(panels):
             axes = figure.add_subplot(rows, grid_cols, b * len(panels) + p + 1)
             drawn = draw_detections(
                 images[b],
-                {key: value[b] for key, value in dicts.items() if key in _DRAWN_KEYS},
+                _image_detections(dicts, b),
                 label_map=label_map,
                 score_threshold=score_threshold,
                 bounding_box_format=bounding_box_format,
@@ -173,6 +192,86 @@ def plot_detections(
     if path is not None:
         figure.savefig(path, format="png")
     return figure
+
+
+def draw_detection_gallery(
+    images,
+    predictions=None,
+    y_true=None,
+    label_map=None,
+    score_threshold=0.5,
+    bounding_box_format="yxyx",
+    cols=None,
+    groundtruth_color=GROUNDTRUTH_COLOR,
+    prediction_color=PREDICTION_COLOR,
+    line_thickness=2,
+    spacing=4,
+):
+    """Tiles a batch into one image, ground truth and predictions drawn on each tile.
+
+    Ground-truth boxes are drawn first in `groundtruth_color`, without captions, then the
+    predictions over them in `prediction_color` with "name score" captions (`draw_detections`
+    both times), so a missed object shows as a lone ground-truth box and a false detection as
+    a lone prediction (`plot_detections` shows the ground-truth class names beside the
+    predictions). The result is a plain RGB array: save it with `save_image`, log it with
+    `kdet.plots.save_figure`, or show it in a notebook with `PIL.Image.fromarray(gallery)`.
+
+    Args:
+        images: uint8 or float `[batch, height, width, 3]`, pixel values 0..255.
+        predictions: kdet's predictions dict, `"boxes"` `[batch, max_detections, 4]` in
+            `bounding_box_format`, `"labels"` and `"confidences"` `[batch, max_detections]`,
+            optional `"num_detections"` `[batch]`; padded with -1. Defaults to `None`.
+        y_true: ground truth dict, `"boxes"` `[batch, num_boxes, 4]` in `bounding_box_format`
+            and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded with -1. Defaults to
+            `None`.
+        label_map: dict `{id: name}` for captions. Defaults to `None` (captions show ids).
+        score_threshold: float. Predictions below this are not drawn. Defaults to `0.5`.
+        bounding_box_format: str. Keras box format of both dicts. Defaults to `"yxyx"`.
+        cols: int. Tiles per row. Defaults to `min(batch, 4)`.
+        groundtruth_color: RGB tuple. Defaults to green `GROUNDTRUTH_COLOR`.
+        prediction_color: RGB tuple. Defaults to magenta `PREDICTION_COLOR`.
+        line_thickness: int. Box line width in pixels. Defaults to `2`.
+        spacing: int. White pixels between tiles. Defaults to `4`.
+
+    Returns:
+        uint8 numpy array `[rows * height + (rows - 1) * spacing,
+        cols * width + (cols - 1) * spacing, 3]`, `rows = ceil(batch / cols)`, tiles in batch
+        order row by row; cells past the batch stay white.
+
+    Example:
+    ```python
+    predictions = model.predict(images)
+    gallery = kdet.visualization.draw_detection_gallery(images, predictions, y, label_map)
+    kdet.visualization.save_image(gallery, "gallery.png")
+    ```
+    """
+    images = _checked_batch(images, predictions, y_true, "draw_detection_gallery")
+    batch, height, width = images.shape[:3]
+    cols = cols or min(batch, 4)
+    rows = math.ceil(batch / cols)
+    gallery = np.full(
+        (rows * height + (rows - 1) * spacing, cols * width + (cols - 1) * spacing, 3),
+        255,
+        np.uint8,
+    )
+    layers = [(y_true, groundtruth_color, False), (predictions, prediction_color, True)]
+    for b in range(batch):
+        tile = images[b]
+        for dicts, color, captions in layers:
+            if dicts is not None:
+                tile = draw_detections(
+                    tile,
+                    _image_detections(dicts, b),
+                    label_map=label_map,
+                    score_threshold=score_threshold,
+                    bounding_box_format=bounding_box_format,
+                    color=color,
+                    line_thickness=line_thickness,
+                    captions=captions,
+                )
+        top, left = (b // cols) * (height + spacing), (b % cols) * (width + spacing)
+        gallery[top : top + height, left : left + width] = tile
+    return gallery
 
 
 def save_image(image, path):
@@ -196,6 +295,23 @@ def _to_uint8_image(image):
     if pixels.dtype == np.uint8:
         return pixels.copy()
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def _checked_batch(images, predictions, y_true, caller):
+    """`images` as a numpy `[batch, height, width, 3]` array, once the arguments are checked."""
+    if predictions is None and y_true is None:
+        raise ValueError(f"{caller} needs `predictions`, `y_true` or both; got neither.")
+    images = np.asarray(keras.ops.convert_to_numpy(images))
+    if images.ndim != 4:
+        raise ValueError(
+            f"`images` must be batched, shape [batch, height, width, 3]; got {images.shape}."
+        )
+    return images
+
+
+def _image_detections(detections, index):
+    """The drawn entries of a batched detections dict for image `index`."""
+    return {key: value[index] for key, value in detections.items() if key in _DRAWN_KEYS}
 
 
 def _valid_boxes(detections, score_threshold, bounding_box_format, height, width):

@@ -1,3 +1,5 @@
+import io
+
 import matplotlib.figure
 import numpy as np
 import pytest
@@ -192,6 +194,15 @@ def test_plot_detections_predictions_only(tmp_path):
     assert titles == ["0: predictions", "1: predictions", "2: predictions"]
     with Image.open(path) as png:
         assert png.format == "PNG" and png.width > 100 and png.height > 100
+
+
+def test_plot_detections_figure_renders_as_png_in_notebooks():
+    # `_repr_png_` is the hook IPython calls on a cell's last value: without it, a bare Figure
+    # shows as "<Figure size …>" unless `%matplotlib inline` ran first.
+    images, predictions, _ = batch(num_images=2, num_boxes=2)
+    figure = visualization.plot_detections(images, predictions, figsize=(4, 2))
+    with Image.open(io.BytesIO(figure._repr_png_())) as png:
+        assert png.format == "PNG" and png.size == (400, 200)
 
 
 def test_plot_detections_puts_ground_truth_beside_predictions():
