@@ -17,6 +17,7 @@ import sys
 
 from kdet.cli.config import add_config_parser
 from kdet.cli.convert import add_convert_parser
+from kdet.cli.evaluate import add_evaluate_parser
 from kdet.cli.plot import add_plot_parser
 from kdet.cli.predict import add_predict_parser
 from kdet.cli.train import add_lr_sweep_parser
@@ -29,6 +30,7 @@ _COMMANDS = (
     add_predict_parser,
     add_train_parser,
     add_lr_sweep_parser,
+    add_evaluate_parser,
     add_plot_parser,
     add_config_parser,
     add_zoo_parser,

@@ -1,8 +1,9 @@
 """A whole TF OD API `pipeline.config`: the model, its training and its input pipelines.
 
 `load_pipeline(path)` reads a `TrainEvalPipelineConfig` text file and builds everything
-`kdet train` needs; `train_dataset(pipeline)` makes the training `tf.data` pipeline from its
-`train_input_reader`. Build inside `strategy.scope()` to train on several devices.
+`kdet train` and `kdet eval` need; `train_dataset(pipeline)` makes the training `tf.data`
+pipeline from its `train_input_reader`, `eval_dataset(pipeline)` the evaluation one from its
+`eval_input_reader`. Build inside `strategy.scope()` to train on several devices.
 
 Example:
 ```python
@@ -20,6 +21,7 @@ import pathlib
 
 import keras
 
+from kdet.configs.eval_builder import build_eval_settings
 from kdet.configs.field_reader import Node
 from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import SubMessage
@@ -33,8 +35,10 @@ from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
 from kdet.layers import KeepAspectRatioResizer
 from kdet.training.trainer import latest_checkpoint
+from kdet.training.variable_selection import VariableSelectionError
+from kdet.training.variable_selection import select_trainable
 
-# `pipeline.proto` (TrainEvalPipelineConfig). `eval_config` is kept for `kdet eval`.
+# `pipeline.proto` (TrainEvalPipelineConfig).
 _PIPELINE = {
     "model": SubMessage(required=True),
     "train_config": SubMessage(),
@@ -43,25 +47,21 @@ _PIPELINE = {
     "eval_input_reader": Repeated(SubMessage()),
 }
 
-# Training settings kdet reads but cannot apply yet: an error rather than a silent no-op.
-_NOT_YET = {
-    "freeze_variables": "freezing variables by regex is not supported yet",
-    "update_trainable_variables": "choosing trainable variables by regex is not supported yet",
-}
-
-
 @dataclasses.dataclass
 class Pipeline:
     """What a pipeline.config builds.
 
     Attributes:
         source: the config file.
-        model: the `kdet.SSD` or `kdet.FasterRCNN` of `model { … }`, not compiled.
+        model: the `kdet.SSD` or `kdet.FasterRCNN` of `model { … }`, not compiled; built,
+            with only the variables `train_config.freeze_variables` /
+            `update_trainable_variables` leave trainable, when the config sets them.
         optimizer: the Keras optimizer of `train_config`, or None without one.
         train: `kdet.configs.train_builder.TrainSettings`, or None without `train_config`.
         train_input: `read_tfrecords` arguments of `train_input_reader`, or None.
         eval_inputs: `read_tfrecords` arguments of each `eval_input_reader`.
-        eval_config: the `Node` of `eval_config` (for `kdet eval`), or None.
+        eval_config: `kdet.configs.eval_builder.EvalSettings` of `eval_config` (the TF OD API
+            defaults when the config has none).
     """
 
     source: str
@@ -83,6 +83,10 @@ def load_pipeline(path, dtype_policy=None):
     `train_config.use_bfloat16` is true (the TF OD API's bfloat16 training), else under
     Keras's global policy; the global policy is left as it was.
 
+    `train_config.freeze_variables` / `update_trainable_variables` (regexes, TF OD API
+    semantics) are applied to the model with `kdet.training.select_trainable`, so `kdet train`,
+    `kdet lr_sweep` and Python users train the same variables.
+
     Args:
         path: str or path-like: a protobuf text file (`TrainEvalPipelineConfig`) or a YAML file.
         dtype_policy: optional Keras dtype policy name, e.g. `"mixed_float16"`.
@@ -102,11 +106,12 @@ def load_pipeline(path, dtype_policy=None):
     if fields.has("train_config"):
         node = Node(fields["train_config"].message, "train_config")
         optimizer, train = build_training(node)
-        _reject_not_yet_supported(node, train)
     if dtype_policy is None and train is not None and train.use_bfloat16:
         dtype_policy = "mixed_bfloat16"
     with _global_dtype_policy(dtype_policy):
         model = build_model(fields["model"].message)
+        if train is not None:
+            _select_trainable_variables(model, node, train)
     train_input = None
     if fields.has("train_input_reader"):
         train_input = build_input_reader_arguments(
@@ -116,7 +121,9 @@ def load_pipeline(path, dtype_policy=None):
         build_input_reader_arguments(Node(message, "eval_input_reader"))
         for message in fields["eval_input_reader"]
     ]
-    eval_config = fields["eval_config"] if fields.has("eval_config") else None
+    eval_config = build_eval_settings(
+        Node(fields["eval_config"].message, "eval_config") if fields.has("eval_config") else None
+    )
     return Pipeline(str(path), model, optimizer, train, train_input, eval_inputs, eval_config)
 
 
@@ -134,12 +141,17 @@ def _global_dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-def _reject_not_yet_supported(node, train):
-    for name, why in _NOT_YET.items():
-        value = getattr(train, name)
-        if value:
-            field = next(field for field in node.message.fields if field.name == name)
-            raise node.error(f"'{node.path}.{name}' is set, but {why}", field)
+def _select_trainable_variables(model, node, train):
+    """Applies `freeze_variables` / `update_trainable_variables`, building the model for it."""
+    if not (train.freeze_variables or train.update_trainable_variables):
+        return
+    model.build((None, None, None, 3))
+    try:
+        select_trainable(model, train.freeze_variables, train.update_trainable_variables)
+    except VariableSelectionError as error:
+        fields = node.message.get(error.argument)
+        field = next((field for field in fields if field.value == error.regex), fields[0])
+        raise node.error(f"'{node.path}.{error.argument}': {error.problem}", field) from None
 
 
 def input_size(model):
@@ -240,4 +252,37 @@ def train_dataset(pipeline, seed=None):
         augmentation=pipeline.train.augmentation or None,
         drop_remainder=True,
         seed=seed,
+    )
+
+
+def eval_dataset(pipeline, index=0):
+    """The evaluation `tf.data` pipeline of an `eval_input_reader` and `eval_config`.
+
+    One pass over the records in file order (no shuffle, `num_epochs` 1 whatever the reader
+    says, as the TF OD API's evaluator forces), without augmentation, resized like
+    `train_dataset` (a `keep_aspect_ratio_resizer` pads to `max_dimension` squares), in
+    batches of `eval_config.batch_size`, the last one possibly smaller.
+
+    Args:
+        pipeline: a `Pipeline` with an `eval_input_reader`.
+        index: int, which `eval_input_reader` of the config. Defaults to `0`.
+
+    Returns:
+        A finite `tf.data.Dataset` of `(images, {"boxes", "labels"})`.
+
+    Raises:
+        ValueError: naming the config, when it has no `eval_input_reader` (at `index`).
+    """
+    if index >= len(pipeline.eval_inputs):
+        raise ValueError(
+            f"{pipeline.source}: no eval_input_reader"
+            + (f" number {index + 1}" if pipeline.eval_inputs else "")
+            + "; it is needed to evaluate"
+        )
+    size, pad = input_size(pipeline.model)
+    return read_tfrecords(
+        **{**pipeline.eval_inputs[index], "shuffle": False, "num_epochs": 1},
+        batch_size=pipeline.eval_config.batch_size,
+        image_size=size,
+        pad_to_aspect_ratio=pad,
     )

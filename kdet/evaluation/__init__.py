@@ -1,7 +1,12 @@
-"""Evaluation: COCO metrics (pycocotools) and Pascal VOC AP."""
+"""Evaluation: COCO metrics (pycocotools), Pascal VOC AP, and `COCOEvaluator`, which computes
+them for a detector over a dataset (from Python, as a `fit` callback, and for `kdet eval`)."""
 
 from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
 from kdet.evaluation.coco_metrics import compute_coco_metrics
+from kdet.evaluation.evaluator import CURVES_IOU_THRESHOLD
+from kdet.evaluation.evaluator import METRICS_SETS
+from kdet.evaluation.evaluator import COCOEvaluator
+from kdet.evaluation.evaluator import check_metrics_sets
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image

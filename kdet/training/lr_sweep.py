@@ -78,11 +78,12 @@ def lr_sweep(
 ):
     """Runs a learning-rate range test on a copy of a compiled kdet detector.
 
-    The copy (`from_config` + the model's weights) is compiled with the model's optimizer
-    class and settings but an `ExponentialRamp` learning rate, and trained for at most
-    `num_steps` steps; it stops early once the smoothed loss exceeds `divergence_factor` times
-    its minimum (or is not finite). The suggested rate is a tenth of the rate at the smoothed
-    loss's minimum: the loss still falls fast there and is far from diverging.
+    The copy (`from_config` + the model's weights, the same ones trainable) is compiled with
+    the model's optimizer class and settings but an `ExponentialRamp` learning rate, and
+    trained for at most `num_steps` steps; it stops early once the smoothed loss exceeds
+    `divergence_factor` times its minimum (or is not finite). The suggested rate is a tenth of
+    the rate at the smoothed loss's minimum: the loss still falls fast there and is far from
+    diverging.
 
     Args:
         model: a compiled `kdet.models.ObjectDetector`; its weights are not changed.
@@ -115,6 +116,10 @@ def lr_sweep(
     if not model.built:
         model.build((None, *input_shape[1:]))
     probe.set_weights(model.get_weights())
+    # Train what the model would train (e.g. after `select_trainable`): from_config does not
+    # carry which variables are frozen.
+    for weight, probe_weight in zip(model.weights, probe.weights):
+        probe_weight.trainable = weight.trainable
     schedule = ExponentialRamp(min_lr, max_lr, num_steps)
     settings = {**model.optimizer.get_config(), "learning_rate": schedule}
     for key in ("name", "iterations"):

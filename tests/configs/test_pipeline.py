@@ -133,7 +133,8 @@ def test_kdet_train_trains_checkpoints_and_resumes(config_path, tmp_path, capsys
          r"pipeline.config:4:5: 'model.ssd.num_clases' is not a field kdet supports "
          r"\(did you mean 'num_classes'\?\)"),
         (("  batch_size: 4", "  batch_size: 4\n  freeze_variables: '.*FeatureExtractor.*'"),
-         r"pipeline.config:39:3: 'train_config.freeze_variables' is set, but freezing"),
+         r"pipeline.config:39:3: 'train_config.freeze_variables': regex '\.\*FeatureExtractor"
+         r"\.\*' matches no trainable variable .* feature_extractor/stem/conv2d/kernel"),
         (("train_input_reader {", "train_input_reader {{"),
          r"pipeline.config:49:21: expected a field name"),
     ],
@@ -148,6 +149,23 @@ def test_config_errors_are_one_line_with_file_line_and_column(
     assert cli.main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("kdet train: error: ") and error.count("\n") == 1
+
+
+def test_freeze_variables_keep_the_matching_variables_from_training(config_path):
+    config_path.write_text(config_path.read_text().replace(
+        "  batch_size: 4", "  batch_size: 4\n  freeze_variables: '.*feature_extractor.*'"
+    ))
+    pipeline = load_pipeline(config_path)
+    names = kdet.training.variable_names(pipeline.model)
+    trainable = {id(variable) for variable in pipeline.model.trainable_variables}
+    assert trainable and all(
+        name.startswith("box_predictor/") for name, v in names.items() if id(v) in trainable
+    )
+    before = {name: v.numpy() for name, v in names.items()}
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    pipeline.model.fit(train_dataset(pipeline, seed=0), steps_per_epoch=2, verbose=0)
+    changed = {name for name, v in names.items() if not np.array_equal(v.numpy(), before[name])}
+    assert changed and all(name.startswith("box_predictor/") for name in changed)
 
 
 def test_missing_config_file_is_a_one_line_error(tmp_path, capsys):

@@ -1,0 +1,108 @@
+"""TF OD API `eval_config` → kdet's evaluation settings.
+
+Reads the `eval_config { … }` block of a pipeline.config (`eval.proto`) with the schema checks
+of `kdet.configs.field_reader`: a field kdet does not support is an error at its line, never
+ignored. `kdet eval` and `kdet.evaluation.COCOEvaluator` apply the settings.
+"""
+
+import dataclasses
+
+from kdet.configs.field_reader import Bool
+from kdet.configs.field_reader import Fixed
+from kdet.configs.field_reader import Float
+from kdet.configs.field_reader import Int
+from kdet.configs.field_reader import Node
+from kdet.configs.field_reader import Repeated
+from kdet.configs.field_reader import String
+from kdet.configs.field_reader import Switch
+from kdet.configs.field_reader import read
+from kdet.configs.text_format import Message
+from kdet.evaluation.evaluator import COCO_DETECTION_METRICS
+from kdet.evaluation.evaluator import check_metrics_sets
+
+# `eval.proto` fields kdet supports and their TF OD API defaults. `num_examples` and
+# `eval_interval_secs` have no default here: TF2's model_main_tf2 ignores them (it evaluates
+# the whole eval input and polls by its own flag), so kdet applies them only when set.
+_EVAL_CONFIG = {
+    "metrics_set": Repeated(String()),
+    "batch_size": Int(default=1, minimum=1),
+    "num_examples": Int(minimum=1),
+    "max_evals": Int(default=0, minimum=0),
+    "eval_interval_secs": Int(minimum=1),
+    "include_metrics_per_category": Bool(default=False),
+    "num_visualizations": Int(default=10, minimum=0),
+    "min_score_threshold": Float(default=0.5),
+    "max_num_boxes_to_visualize": Int(default=20, minimum=0),
+    "use_moving_averages": Fixed(
+        Bool(default=False),
+        False,
+        "kdet evaluates the checkpoint's trained weights; it keeps no separate moving averages "
+        "of them",
+    ),
+    # kdet's evaluator computes no losses and draws the images it evaluates, so these compute
+    # the same thing either way.
+    "use_dummy_loss_in_eval": Switch(default=False),
+    "retain_original_images": Switch(default=True),
+}
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    """What `eval_config` sets.
+
+    Attributes:
+        metrics_sets: tuple of TF OD API `metrics_set` names (`kdet.evaluation.METRICS_SETS`);
+            `("coco_detection_metrics",)` when the config names none, as in the TF OD API.
+        batch_size: int, images per evaluation batch.
+        num_examples: int, images evaluated per checkpoint, or None for the whole eval input.
+        max_evals: int, evaluations before `kdet eval` stops; 0 for no limit.
+        eval_interval_secs: int, seconds between checks for a new checkpoint, or None.
+        include_metrics_per_category: bool, add the COCO per-category mAP.
+        num_visualizations: int, images drawn to TensorBoard per evaluation.
+        min_score_threshold: float, the lowest score of a drawn detection.
+        max_num_boxes_to_visualize: int, detections drawn per image at most.
+    """
+
+    metrics_sets: tuple
+    batch_size: int
+    num_examples: int
+    max_evals: int
+    eval_interval_secs: int
+    include_metrics_per_category: bool
+    num_visualizations: int
+    min_score_threshold: float
+    max_num_boxes_to_visualize: int
+
+
+def build_eval_settings(node=None):
+    """`EvalSettings` from an `eval_config { … }` message (`eval.proto`).
+
+    Args:
+        node: the `Node` of the `eval_config` message, or None for a config without one (the
+            TF OD API defaults).
+
+    Returns:
+        An `EvalSettings`.
+
+    Raises:
+        ConfigError: for an unknown field (with a "did you mean" hint), a bad value, an
+            unknown `metrics_set`, or `use_moving_averages: true`.
+    """
+    node = node or Node(Message(), "eval_config")
+    fields = read(node, _EVAL_CONFIG)
+    for field in node.message.get("metrics_set"):
+        try:
+            check_metrics_sets(field.value)
+        except ValueError as error:
+            raise node.error(f"'{node.path}.metrics_set': {error}", field) from None
+    return EvalSettings(
+        metrics_sets=check_metrics_sets(fields["metrics_set"] or COCO_DETECTION_METRICS),
+        batch_size=fields["batch_size"],
+        num_examples=fields["num_examples"],
+        max_evals=fields["max_evals"],
+        eval_interval_secs=fields["eval_interval_secs"],
+        include_metrics_per_category=fields["include_metrics_per_category"],
+        num_visualizations=fields["num_visualizations"],
+        min_score_threshold=fields["min_score_threshold"],
+        max_num_boxes_to_visualize=fields["max_num_boxes_to_visualize"],
+    )

@@ -1,0 +1,321 @@
+"""`COCOEvaluator`: TF OD API detection metrics of a detector over a dataset.
+
+One class, used three ways: `evaluator.evaluate(model)` from Python, as a Keras callback that
+evaluates `self.model` during `fit`, and by `kdet eval` on each checkpoint of a model
+directory. The metrics are those of the TF OD API `eval_config.metrics_set`s, under their
+TF OD API names.
+"""
+
+import collections
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kdet.boxes import convert_format
+from kdet.data.label_map import read_label_map
+from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
+from kdet.evaluation.coco_metrics import compute_coco_metrics
+from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
+from kdet.evaluation.per_image import detections_per_image
+from kdet.evaluation.per_image import groundtruth_per_image
+from kdet.visualization import draw_detections
+
+# The TF OD API `eval_config.metrics_set` names kdet computes, in the order it reports them.
+COCO_DETECTION_METRICS = "coco_detection_metrics"
+PASCAL_VOC_DETECTION_METRICS = "pascal_voc_detection_metrics"
+WEIGHTED_PASCAL_VOC_DETECTION_METRICS = "weighted_pascal_voc_detection_metrics"
+METRICS_SETS = (
+    COCO_DETECTION_METRICS,
+    PASCAL_VOC_DETECTION_METRICS,
+    WEIGHTED_PASCAL_VOC_DETECTION_METRICS,
+)
+# The IoU of the per-class precision/recall curves, as in the Pascal VOC metrics.
+CURVES_IOU_THRESHOLD = 0.5
+
+
+def check_metrics_sets(metrics_sets):
+    """Checks TF OD API `metrics_set` names and returns them as a tuple.
+
+    Args:
+        metrics_sets: a name or a sequence of names from `METRICS_SETS`.
+
+    Returns:
+        tuple of str, without duplicates, in the given order.
+
+    Raises:
+        ValueError: for no name, or a name kdet does not support (the message lists the
+            supported ones).
+    """
+    names = (metrics_sets,) if isinstance(metrics_sets, str) else tuple(metrics_sets)
+    if not names:
+        raise ValueError(f"no metrics set given; expected some of {', '.join(METRICS_SETS)}")
+    for name in names:
+        if name not in METRICS_SETS:
+            raise ValueError(
+                f"unknown metrics set {name!r}; kdet supports {', '.join(METRICS_SETS)}"
+            )
+    return tuple(dict.fromkeys(names))
+
+
+class COCOEvaluator(keras.callbacks.Callback):
+    """Evaluates a detector on a dataset with the TF OD API detection metrics.
+
+    Runs `model.predict_on_batch` on the images of each batch, collects ground truth and
+    detections (padding rows dropped) and computes the selected `metrics_sets`:
+
+    - `"coco_detection_metrics"`: `compute_coco_metrics` (pycocotools), the 12
+      `DetectionBoxes_…` numbers, and `DetectionBoxes_PerformanceByCategory/mAP/<name>` with
+      `include_metrics_per_category`;
+    - `"pascal_voc_detection_metrics"`: `compute_pascal_voc_metrics`, `PascalBoxes_…` mAP and
+      per-class AP at IoU 0.5;
+    - `"weighted_pascal_voc_detection_metrics"`: the same with `weighted=True`,
+      `WeightedPascalBoxes_…`.
+
+    As a Keras callback (`model.fit(..., callbacks=[evaluator])`) it evaluates `self.model`
+    every `every_n_epochs` epochs, or every `every_n_steps` optimizer steps, and adds the
+    metrics to the epoch's `logs`, so they appear in the `History` under their names (the
+    latest evaluation of the epoch, with `every_n_steps`).
+
+    With `log_dir`, every evaluation also writes the metrics as TensorBoard scalars, and the
+    first `num_visualizations` images side by side (detections left, ground truth right) as
+    the images `eval_side_by_side_<i>`, as the TF OD API evaluator does.
+
+    Args:
+        dataset: a finite `tf.data.Dataset` (or any iterable) of batches `(images, y)`
+            (further elements are ignored), as `kdet.data.read_tfrecords` and
+            `kdet.configs.eval_dataset` make them: images `[batch, height, width, 3]` raw
+            pixels, `y = {"boxes": [batch, num_boxes, 4], "labels": [batch, num_boxes]}`
+            padded with -1 rows, boxes in the model's `bounding_box_format` in pixels of
+            `images` (the predictions come back in the same pixels).
+        label_map: dict `{label id: name}` or the path of a `.pbtxt` label map: the classes
+            evaluated and their names. When None, the labels found, named by their id.
+        metrics_sets: a name or a sequence of names from `METRICS_SETS` (TF OD API
+            `eval_config.metrics_set`). Defaults to `("coco_detection_metrics",)`.
+        include_metrics_per_category: bool. Add the COCO per-category mAP (TF OD API
+            `eval_config.include_metrics_per_category`). Defaults to `False`.
+        use_07_metric: bool. Pascal VOC AP (and the curves' AP) as the VOC2007 11-point
+            mean. Defaults to `False`.
+        num_examples: int or None. Evaluate only the first `num_examples` images. Required
+            for an endless dataset. Defaults to `None` (all).
+        every_n_epochs: int. As a callback: evaluate after every n-th epoch. Defaults to `1`.
+        every_n_steps: int or None. As a callback: evaluate every n optimizer steps instead
+            of by epochs. Defaults to `None`.
+        log_dir: str or path, or None. TensorBoard folder for the metrics and images.
+        num_visualizations: int. Images drawn to TensorBoard per evaluation (with
+            `log_dir`). Defaults to `10`.
+        min_score_threshold: float. Detections drawn must score at least this. Defaults to
+            `0.5`.
+        max_num_boxes_to_visualize: int. The most confident detections drawn per image.
+            Defaults to `20`.
+
+    Example:
+    ```python
+    dataset = kdet.data.read_tfrecords("val.record", batch_size=8, image_size=320,
+                                       shuffle=False, label_map="label_map.pbtxt")
+    evaluator = kdet.evaluation.COCOEvaluator(dataset, label_map="label_map.pbtxt")
+    evaluator.evaluate(model)["DetectionBoxes_Precision/mAP"]
+    model.fit(train, epochs=10, callbacks=[evaluator])  # metrics in the History
+    ```
+    """
+
+    def __init__(
+        self,
+        dataset,
+        label_map=None,
+        metrics_sets=(COCO_DETECTION_METRICS,),
+        include_metrics_per_category=False,
+        use_07_metric=False,
+        num_examples=None,
+        every_n_epochs=1,
+        every_n_steps=None,
+        log_dir=None,
+        num_visualizations=10,
+        min_score_threshold=0.5,
+        max_num_boxes_to_visualize=20,
+    ):
+        super().__init__()
+        if num_examples is not None and num_examples < 1:
+            raise ValueError(f"num_examples must be at least 1 or None, got {num_examples}")
+        if num_examples is None and _is_endless(dataset):
+            raise ValueError(
+                "the evaluation dataset repeats forever; pass a finite dataset or num_examples"
+            )
+        for name, value in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        self.dataset = dataset
+        self.label_map = (
+            read_label_map(label_map) if isinstance(label_map, (str, os.PathLike)) else label_map
+        )
+        self.metrics_sets = check_metrics_sets(metrics_sets)
+        self.include_metrics_per_category = include_metrics_per_category
+        self.use_07_metric = use_07_metric
+        self.num_examples = num_examples
+        self.every_n_epochs = every_n_epochs
+        self.every_n_steps = every_n_steps
+        self.log_dir = None if log_dir is None else str(log_dir)
+        self.num_visualizations = num_visualizations
+        self.min_score_threshold = min_score_threshold
+        self.max_num_boxes_to_visualize = max_num_boxes_to_visualize
+        self._writer = None
+        self._unlogged = None
+
+    def evaluate(self, model=None, return_curves=False, step=None):
+        """Runs the model over the dataset and computes the metrics.
+
+        Args:
+            model: a kdet detector (any Keras model whose `predict_on_batch` returns the kdet
+                predictions dict). Defaults to the callback's model.
+            return_curves: bool. Also return the per-class precision/recall curves at IoU
+                `CURVES_IOU_THRESHOLD` (from `compute_pascal_voc_metrics`). Defaults to
+                `False`.
+            step: int. The TensorBoard step (with `log_dir`). Defaults to the model's
+                optimizer `iterations`, or 0 for a model without an optimizer.
+
+        Returns:
+            An ordered dict `{metric name: float}`, the sets in the order given. With
+            `return_curves`, a tuple `(metrics, curves)`: `curves[class name]` is a dict with
+            float64 arrays `"precision"` and `"recall"` (one entry per detection, by
+            decreasing confidence) and the float `"average_precision"`, for each class with
+            ground truth in the evaluated images.
+
+        Raises:
+            ValueError: without a model, or if the dataset has no images.
+        """
+        model = self.model if model is None else model
+        if model is None:
+            raise ValueError("evaluate() needs a model (none given, and not used in fit)")
+        groundtruth, detections, images = self._detect(model)
+        metrics = collections.OrderedDict()
+        for name in self.metrics_sets:
+            metrics.update(self._metrics_set(name, groundtruth, detections))
+        if self.log_dir is not None:
+            self._write_summaries(
+                metrics,
+                [self._side_by_side(*sample) for sample in zip(images, detections, groundtruth)],
+                _optimizer_step(model) if step is None else step,
+            )
+        if return_curves:
+            return metrics, self._curves(groundtruth, detections)
+        return metrics
+
+    # -- Keras callback ------------------------------------------------------------------------
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_n_steps and _optimizer_step(self.model) % self.every_n_steps == 0:
+            self._unlogged = self.evaluate()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_steps is None and (epoch + 1) % self.every_n_epochs == 0:
+            self._unlogged = self.evaluate()
+        if self._unlogged is not None and logs is not None:
+            logs.update(self._unlogged)
+        self._unlogged = None
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _detect(self, model):
+        """Ground truth and detections per image (yxyx pixels), and the images to draw."""
+        box_format = getattr(model, "bounding_box_format", "yxyx")
+        num_drawn = self.num_visualizations if self.log_dir is not None else 0
+        groundtruth, detections, images = [], [], []
+        for batch in self.dataset:
+            batch_images, y = batch[0], batch[1]
+            if self.num_examples is not None:
+                keep = self.num_examples - len(groundtruth)
+                batch_images = batch_images[:keep]
+                y = {key: value[:keep] for key, value in y.items()}
+            predictions = model.predict_on_batch(batch_images)
+            y = {**y, "boxes": _to_yxyx(y["boxes"], box_format, batch_images)}
+            predictions = {
+                **predictions, "boxes": _to_yxyx(predictions["boxes"], box_format, batch_images)
+            }
+            groundtruth += groundtruth_per_image(y)
+            detections += detections_per_image(predictions)
+            wanted = max(num_drawn - len(images), 0)
+            images += list(keras.ops.convert_to_numpy(batch_images[:wanted]))
+            if self.num_examples is not None and len(groundtruth) >= self.num_examples:
+                break
+        if not groundtruth:
+            raise ValueError("the evaluation dataset has no images")
+        return groundtruth, detections, images
+
+    def _metrics_set(self, name, groundtruth, detections):
+        if name == COCO_DETECTION_METRICS:
+            metrics = compute_coco_metrics(groundtruth, detections, label_map=self.label_map)
+            if self.include_metrics_per_category:
+                return metrics
+            return collections.OrderedDict((key, metrics[key]) for key in COCO_METRIC_NAMES)
+        return compute_pascal_voc_metrics(
+            groundtruth,
+            detections,
+            use_07_metric=self.use_07_metric,
+            weighted=name == WEIGHTED_PASCAL_VOC_DETECTION_METRICS,
+            label_map=self.label_map,
+        )
+
+    def _curves(self, groundtruth, detections):
+        metrics, curves = compute_pascal_voc_metrics(
+            groundtruth,
+            detections,
+            iou_threshold=CURVES_IOU_THRESHOLD,
+            use_07_metric=self.use_07_metric,
+            label_map=self.label_map,
+            return_curves=True,
+        )
+        prefix = f"PascalBoxes_PerformanceByCategory/AP@{CURVES_IOU_THRESHOLD}IOU/"
+        names = self.label_map or {}
+        result = {}
+        for label, curve in curves.items():
+            if curve["num_groundtruth"] == 0:
+                continue  # no curve is defined, as the class is left out of the mAP
+            name = str(names.get(label, label))
+            result[name] = {
+                "precision": curve["precision"],
+                "recall": curve["recall"],
+                "average_precision": metrics[prefix + name],
+            }
+        return result
+
+    def _side_by_side(self, image, detections, groundtruth):
+        """uint8 `[height, 2 * width, 3]`: detections drawn left, ground truth right."""
+        top = np.argsort(-detections["confidences"], kind="stable")
+        top = top[: self.max_num_boxes_to_visualize]
+        drawn = draw_detections(
+            image,
+            {key: value[top] for key, value in detections.items()},
+            self.label_map,
+            score_threshold=self.min_score_threshold,
+        )
+        truth = draw_detections(image, groundtruth, self.label_map)
+        return np.concatenate([drawn, truth], axis=1)
+
+    def _write_summaries(self, metrics, images, step):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+            for index, image in enumerate(images):
+                tf.summary.image(f"eval_side_by_side_{index}", image[None])
+        self._writer.flush()
+
+
+def _is_endless(dataset):
+    cardinality = getattr(dataset, "cardinality", None)
+    return cardinality is not None and int(cardinality()) == tf.data.INFINITE_CARDINALITY
+
+
+def _optimizer_step(model):
+    optimizer = getattr(model, "optimizer", None)
+    return 0 if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
+def _to_yxyx(boxes, bounding_box_format, images):
+    """Boxes `[batch, num_boxes, 4]` in `bounding_box_format` of `images` → yxyx pixels."""
+    if bounding_box_format == "yxyx":
+        return boxes
+    height, width = images.shape[1:3]
+    return convert_format(boxes, bounding_box_format, "yxyx", height=height, width=width)
