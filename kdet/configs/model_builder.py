@@ -15,7 +15,7 @@ default, as it does to the TF OD API (e.g. `convolutional_box_predictor { }` has
 (`docs/ssd.md`, `docs/faster_rcnn.md`) say which kdet argument each field sets.
 
 Fields kdet cannot change are accepted only with kdet's value (`box_code_size: 4`,
-`iou_similarity {}`, `encode_background_as_zeros: false`, batch norm decay, epsilon and
+`iou_similarity {}`, `add_background_class: true`, batch norm decay, epsilon and
 initializers equal to those of the kdet layer, `first_stage_nms_score_threshold: 0.0`, ...).
 Implementation switches whose values compute the same thing
 (`use_matmul_crop_and_resize`, `use_static_shapes`, `inplace_batchnorm_update`,
@@ -38,10 +38,13 @@ Mappings to note:
   since kdet's versions sample at pixel centres and the TF OD API's do not.
 - Feature extractor `type` names a registered extractor (yours too); a TF2 name with a
   `_keras` suffix (`ssd_mobilenet_v2_fpn_keras`) names the kdet extractor without it. Each of
-  `depth_multiplier`, `min_depth`, `use_depthwise`, `batch_norm_trainable`,
+  `depth_multiplier`, `min_depth`, `use_depthwise`, `use_explicit_padding`,
+  `batch_norm_trainable`, `override_base_feature_extractor_hyperparams`,
   `first_stage_features_stride` and the `fpn` levels goes to the extractor when its
   constructor takes that argument, and is otherwise accepted only with its TF OD API default;
-  without `fpn { }` an FPN extractor keeps its own levels, as in the TF OD API.
+  without `fpn { }` an FPN extractor keeps its own levels, as in the TF OD API. With
+  `override_base_feature_extractor_hyperparams: true` the `conv_hyperparams` set up the
+  extractor's body too (its batch norm decay and initializer are then the ones checked).
 - Faster R-CNN FPN extractors crop with multilevel RoIAlign straight at the pooled size
   `(initial_crop_size - maxpool_kernel_size) // maxpool_stride + 1` (`roi_align_crop_size`)
   instead of cropping at `initial_crop_size` and max-pooling.
@@ -156,9 +159,10 @@ _FEATURE_PYRAMID_HYPERPARAMS = _Hyperparams(
     "kdet's FeaturePyramid", _truncated_normal(0.03), batch_norm=_FPN_BATCH_NORM
 )
 # Feature extractor type → the layers `conv_hyperparams` describes (the ones kdet adds to the
-# backbone; its regularizer also goes to the backbone of SSD extractors). Each of these
-# extractors takes `kernel_regularizer`. Other extractors, yours included, take no
-# `conv_hyperparams`.
+# backbone, and the backbone too for an extractor given
+# `override_base_feature_extractor_hyperparams: true`; its regularizer also goes to the
+# backbone of SSD extractors). Each of these extractors takes `kernel_regularizer`. Other
+# extractors, yours included, take no `conv_hyperparams`.
 _EXTRACTOR_HYPERPARAMS = {
     "ssd_mobilenet_v2": _Hyperparams(
         "kdet's ssd_mobilenet_v2 extra layers",
@@ -167,6 +171,12 @@ _EXTRACTOR_HYPERPARAMS = {
     ),
     "ssd_mobilenet_v2_fpn": _Hyperparams(
         "kdet's FPNLite FeaturePyramid", _random_normal(0.01), batch_norm=_FPN_BATCH_NORM
+    ),
+    "ssd_mobilenet_v1_fpn": _Hyperparams(
+        "kdet's ssd_mobilenet_v1_fpn FeaturePyramid (and body, with "
+        "override_base_feature_extractor_hyperparams)",
+        _random_normal(0.01),
+        batch_norm=_FPN_BATCH_NORM,
     ),
     "ssd_resnet50_v1_fpn": _FEATURE_PYRAMID_HYPERPARAMS,
     "faster_rcnn_resnet50_fpn": _FEATURE_PYRAMID_HYPERPARAMS,
@@ -396,12 +406,6 @@ def _build_image_resizer(node):
 
 # -- feature extractors ---------------------------------------------------------------------
 
-_OVERRIDE_BASE_HYPERPARAMS = Fixed(
-    Bool(default=False),
-    False,
-    "kdet's backbones keep their own batch norm and initializer settings; conv_hyperparams "
-    "describe the layers kdet adds to them (and regularize SSD backbones)",
-)
 _SSD_FEATURE_EXTRACTOR_SCHEMA = {
     "type": String(required=True),
     "depth_multiplier": Float(default=1.0),
@@ -411,9 +415,9 @@ _SSD_FEATURE_EXTRACTOR_SCHEMA = {
     "batch_norm_trainable": Bool(default=True),
     "fpn": SubMessage(),
     "conv_hyperparams": SubMessage(),
-    "override_base_feature_extractor_hyperparams": _OVERRIDE_BASE_HYPERPARAMS,
+    "override_base_feature_extractor_hyperparams": Bool(default=False),
     "pad_to_multiple": Fixed(Int(default=1), 1, "kdet does not pad the resized images"),
-    "use_explicit_padding": Fixed(Bool(default=False), False),
+    "use_explicit_padding": Bool(default=False),
 }
 _FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA = {
     "type": String(required=True),
@@ -421,15 +425,24 @@ _FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA = {
     "batch_norm_trainable": Bool(default=False),
     "fpn": SubMessage(),
     "conv_hyperparams": SubMessage(),
-    "override_base_feature_extractor_hyperparams": _OVERRIDE_BASE_HYPERPARAMS,
+    "override_base_feature_extractor_hyperparams": Bool(default=False),
 }
 # Scalar fields of each feature extractor message that become constructor arguments of the
 # same name.
 _EXTRACTOR_ARGUMENTS = {
     SSDFeatureExtractor: (
-        "depth_multiplier", "min_depth", "use_depthwise", "batch_norm_trainable"
+        "depth_multiplier",
+        "min_depth",
+        "use_depthwise",
+        "use_explicit_padding",
+        "batch_norm_trainable",
+        "override_base_feature_extractor_hyperparams",
     ),
-    FasterRCNNFeatureExtractor: ("first_stage_features_stride", "batch_norm_trainable"),
+    FasterRCNNFeatureExtractor: (
+        "first_stage_features_stride",
+        "batch_norm_trainable",
+        "override_base_feature_extractor_hyperparams",
+    ),
 }
 _FPN_SCHEMA = {
     "min_level": Int(default=3),
@@ -1043,9 +1056,7 @@ _SSD_SCHEMA = {
     "post_processing": SubMessage(required=True),
     "normalize_loss_by_num_matches": Bool(default=True),
     "normalize_loc_loss_by_codesize": Bool(default=False),
-    "encode_background_as_zeros": Fixed(
-        Bool(default=False), False, "kdet's SSD predicts a background column"
-    ),
+    "encode_background_as_zeros": Bool(default=False),
     "add_background_class": Fixed(
         Bool(default=True), True, "kdet's SSD predicts a background column"
     ),
@@ -1085,6 +1096,7 @@ def _build_ssd(node):
         anchor_generator=anchor_generator,
         normalize_loss_by_num_matches=fields["normalize_loss_by_num_matches"],
         normalize_loc_loss_by_codesize=fields["normalize_loc_loss_by_codesize"],
+        encode_background_as_zeros=fields["encode_background_as_zeros"],
         freeze_batchnorm=fields["freeze_batchnorm"],
         **components,
     )

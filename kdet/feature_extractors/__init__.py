@@ -31,6 +31,9 @@ from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.feature_extractors.registry import get_feature_extractor_class
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_mobilenet_v1_fpn_feature_extractor import (
+    SSDMobileNetV1FPNFeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
     SSDMobileNetV2FeatureExtractor,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "FasterRCNNSplitBodyFeatureExtractor",
     "FeaturePyramid",
     "SSDFeatureExtractor",
+    "SSDMobileNetV1FPNFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
     "SSDResNet50V1FPNFeatureExtractor",

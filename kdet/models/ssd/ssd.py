@@ -61,6 +61,10 @@ class SSD(ObjectDetector):
             anchors, summed over the global batch. Defaults to `True`.
         normalize_loc_loss_by_codesize: bool. Also divide the localization loss by 4.
             Defaults to `False`.
+        encode_background_as_zeros: bool. Give unmatched anchors an all-zero classification
+            target instead of a one in the background column, so that no anchor is trained
+            towards the background column (the TF OD API field of this name, set with a
+            focal loss in its RetinaNet configs). Defaults to `False`.
         score_converter: `"sigmoid"` or `"softmax"`. Defaults to `"sigmoid"`.
         logit_scale: float. Logits are divided by it before the score converter.
             Defaults to `1.0`.
@@ -114,6 +118,7 @@ class SSD(ObjectDetector):
         localization_weight=1.0,
         normalize_loss_by_num_matches=True,
         normalize_loc_loss_by_codesize=False,
+        encode_background_as_zeros=False,
         score_converter="sigmoid",
         logit_scale=1.0,
         score_threshold=1e-8,
@@ -145,6 +150,7 @@ class SSD(ObjectDetector):
         self.localization_weight = localization_weight
         self.normalize_loss_by_num_matches = normalize_loss_by_num_matches
         self.normalize_loc_loss_by_codesize = normalize_loc_loss_by_codesize
+        self.encode_background_as_zeros = encode_background_as_zeros
         self.score_converter = score_converter
         self.logit_scale = logit_scale
         self.score_threshold = score_threshold
@@ -191,7 +197,11 @@ class SSD(ObjectDetector):
         targets = self._target_assigner.assign(
             anchors, to_padded_frame(gt_boxes, outputs["scale"]), gt_labels
         )
-        class_targets = tf.one_hot(targets["cls_targets"], self.num_classes + 1)
+        depth = self.num_classes + 1
+        class_targets = tf.one_hot(targets["cls_targets"], depth)
+        if self.encode_background_as_zeros:
+            # Only unmatched anchors have a one there.
+            class_targets *= tf.one_hot(0, depth, on_value=0.0, off_value=1.0)
         classification_losses = self.classification_loss(
             outputs["class_logits"], class_targets, targets["cls_weights"]
         )
@@ -221,6 +231,17 @@ class SSD(ObjectDetector):
         }
 
     def postprocess(self, outputs):
+        return to_label_ids(self._non_max_suppression(*self.decode_boxes_and_scores(outputs)))
+
+    def decode_boxes_and_scores(self, outputs):
+        """Raw outputs of `call` → what non-max suppression takes (also what TFLite export
+        feeds TFLite's NMS).
+
+        Returns:
+            `(boxes, scores)`: float32 `[B, A, 4]` `rel_yxyx` of the input images, clipped to
+            them, and float32 `[B, A, num_classes]`, the score converter applied to
+            `logits / logit_scale`, background column removed.
+        """
         boxes = self.box_coder.decode(outputs["box_encodings"], outputs["anchors"])
         boxes = clip_boxes(from_padded_frame(boxes, outputs["scale"]))
         logits = tf.cast(outputs["class_logits"], tf.float32) / self.logit_scale
@@ -228,7 +249,7 @@ class SSD(ObjectDetector):
             scores = tf.sigmoid(logits)
         else:
             scores = tf.nn.softmax(logits)
-        return to_label_ids(self._non_max_suppression(boxes, scores[..., 1:]))
+        return boxes, scores[..., 1:]
 
     def get_config(self):
         return {
@@ -237,6 +258,7 @@ class SSD(ObjectDetector):
             "localization_weight": self.localization_weight,
             "normalize_loss_by_num_matches": self.normalize_loss_by_num_matches,
             "normalize_loc_loss_by_codesize": self.normalize_loc_loss_by_codesize,
+            "encode_background_as_zeros": self.encode_background_as_zeros,
             "score_converter": self.score_converter,
             "logit_scale": self.logit_scale,
             "score_threshold": self.score_threshold,

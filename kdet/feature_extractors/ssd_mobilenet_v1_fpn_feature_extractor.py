@@ -1,0 +1,197 @@
+"""MobileNetV1 FPN SSD feature extractor: pyramid levels 3..7 on a MobileNetV1 body."""
+
+import keras
+
+from kdet.feature_extractors.fpn import FeaturePyramid
+from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_body
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+
+# Backbone map of each pyramid level: TF OD API Conv2d_3, 5, 11 and 13_pointwise.
+LEVEL_ENDPOINTS = {
+    2: "conv_pw_3_relu",
+    3: "conv_pw_5_relu",
+    4: "conv_pw_11_relu",
+    5: "conv_pw_13_relu",
+}
+# TF OD API `_create_modified_mobilenet_config`: with use_depthwise, the last two pointwise
+# convolutions have 512 and 256 filters (before the depth multiplier) instead of 1024.
+DEPTHWISE_POINTWISE_FILTERS = {"conv_pw_12": 512, "conv_pw_13": 256}
+# conv_hyperparams of the TF OD API MobileNetV1 FPN configs: random_normal_initializer
+# stddev 0.01 and batch_norm decay 0.997 (FeaturePyramid's), epsilon 0.001. With
+# override_base_feature_extractor_hyperparams they set up the body too.
+_KERNEL_STDDEV = 0.01
+_OVERRIDE_BATCH_NORM_MOMENTUM = 0.997
+# The TF OD API's own MobileNetV1 settings otherwise (keras_models/mobilenet_v1.py).
+_BODY_KERNEL_STDDEV = 0.09
+_BODY_BATCH_NORM_MOMENTUM = 0.9997
+
+
+@register_feature_extractor("ssd_mobilenet_v1_fpn")
+class SSDMobileNetV1FPNFeatureExtractor(SSDFeatureExtractor):
+    """MobileNetV1 body with a feature pyramid: the SSD MobileNetV1 FPN (RetinaNet) extractor.
+
+    The body is `keras.applications.MobileNet` (`alpha=depth_multiplier`) with the TF OD API's
+    padding (see `kdet.feature_extractors.mobilenet_v1_body`); levels 2..5 read
+    `conv_pw_3_relu`, `conv_pw_5_relu`, `conv_pw_11_relu` and `conv_pw_13_relu` (TF OD API
+    `Conv2d_3_pointwise`, `_5_`, `_11_`, `_13_`, strides 4..32). A
+    `kdet.feature_extractors.FeaturePyramid` of depth
+    `max(additional_layer_depth * depth_multiplier, min_depth)` turns levels
+    `fpn_min_level..5` into a pyramid and adds stride-2 layers up to `fpn_max_level`. A
+    640x640 input gives maps of 80, 40, 20, 10 and 5 pixels. This is the TF OD API
+    `SSDMobileNetV1FpnKerasFeatureExtractor` (`ssd_mobilenet_v1_fpn_keras`, and the TF1 name
+    `ssd_mobilenet_v1_fpn` of the `ssd_mobilenet_v1_fpn_shared_box_predictor` configs).
+
+    The body's batch norms have momentum 0.9997 and its kernels start from
+    `TruncatedNormal(stddev=0.09)`, the TF OD API's MobileNetV1 settings; with
+    `override_base_feature_extractor_hyperparams` they take the pyramid's instead (momentum
+    0.997, `RandomNormal(stddev=0.01)`), as `conv_hyperparams` then set up the body too.
+    `kernel_regularizer` applies to all convolution kernels of the body (depthwise ones
+    included, as the TF OD API's body regularizes them) and to the pyramid's.
+
+    `min_depth` bounds the pyramid depth only, and `depth_multiplier` scales the body once, as
+    `keras.applications.MobileNet` does (the TF OD API's Keras body also bounds its layers by
+    `min_depth` and applies the multiplier a second time to most of them, which changes it
+    below depth multiplier 1).
+
+    Args:
+        depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
+            `1.0`.
+        min_depth: int. Lower bound on the pyramid depth. Defaults to `16`.
+        fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `3`.
+        fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
+            Defaults to `7`.
+        additional_layer_depth: int. Channels of the pyramid maps before the depth
+            multiplier. Defaults to `256`.
+        use_depthwise: bool. Separable pyramid convolutions, and `conv_pw_12` / `conv_pw_13`
+            of 512 / 256 filters instead of 1024, as in the TF OD API. Defaults to `False`.
+        use_explicit_padding: bool. One-pixel padding and "valid" convolutions instead of
+            "same" padding in the body's stride-2 convolutions and the pyramid's stride-2
+            layers (TF OD API `use_explicit_padding`). Defaults to `False`.
+        override_base_feature_extractor_hyperparams: bool. Give the body the pyramid's batch
+            norm momentum and kernel initializer (the TF OD API field of this name). Defaults
+            to `False`.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
+            `use_depthwise` the narrower `conv_dw_13`, `conv_pw_12` and `conv_pw_13` start
+            from random weights. Defaults to `None`.
+        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
+            convolution kernels of the body and the pyramid, or `None`: the TF OD API
+            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-5)` for
+            `l2_regularizer { weight: 0.00004 }`. Defaults to `None`.
+        regularize_depthwise: bool. Regularize the depthwise kernels of the pyramid's
+            separable convolutions too (TF OD API `regularize_depthwise`). Defaults to
+            `False`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Example:
+    ```python
+    extractor = kdet.feature_extractors.SSDMobileNetV1FPNFeatureExtractor()
+    images = extractor.preprocess(tf.zeros([1, 640, 640, 3]))
+    [f.shape[1] for f in extractor(images)]  # [80, 40, 20, 10, 5]
+    ```
+
+    Reference:
+        [Lin et al., 2017](https://arxiv.org/abs/1708.02002); TF OD API
+        `object_detection/models/ssd_mobilenet_v1_fpn_keras_feature_extractor.py`.
+    """
+
+    def __init__(
+        self,
+        depth_multiplier=1.0,
+        min_depth=16,
+        fpn_min_level=3,
+        fpn_max_level=7,
+        additional_layer_depth=256,
+        use_depthwise=False,
+        use_explicit_padding=False,
+        override_base_feature_extractor_hyperparams=False,
+        backbone_weights=None,
+        kernel_regularizer=None,
+        regularize_depthwise=False,
+        **kwargs,
+    ):
+        super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.fpn_min_level = fpn_min_level
+        self.fpn_max_level = fpn_max_level
+        self.additional_layer_depth = additional_layer_depth
+        self.use_depthwise = use_depthwise
+        self.use_explicit_padding = use_explicit_padding
+        self.override_base_feature_extractor_hyperparams = (
+            override_base_feature_extractor_hyperparams
+        )
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.regularize_depthwise = regularize_depthwise
+        pointwise_filters = None
+        if use_depthwise:
+            pointwise_filters = {
+                name: int(filters * depth_multiplier)
+                for name, filters in DEPTHWISE_POINTWISE_FILTERS.items()
+            }
+        body_initializer, body_momentum = _body_hyperparams(
+            override_base_feature_extractor_hyperparams
+        )
+        self.body = mobilenet_v1_body(
+            backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level),
+            depth_multiplier,
+            backbone_weights,
+            pointwise_filters=pointwise_filters,
+            use_explicit_padding=use_explicit_padding,
+            kernel_initializer=body_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            batch_norm_momentum=body_momentum,
+        )
+        self.feature_pyramid = FeaturePyramid(
+            fpn_min_level,
+            fpn_max_level,
+            depth=max(int(additional_layer_depth * depth_multiplier), min_depth),
+            use_depthwise=use_depthwise,
+            use_explicit_padding=use_explicit_padding,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
+            kernel_regularizer=self.kernel_regularizer,
+            regularize_depthwise=regularize_depthwise,
+            name="feature_pyramid",
+        )
+
+    def build(self, input_shape):
+        self.feature_pyramid.build([tuple(output.shape) for output in self.body.outputs])
+
+    def preprocess(self, images):
+        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
+
+    def call(self, images, training=None):
+        return self.feature_pyramid(
+            keras.tree.flatten(self.body(images, training=training)), training=training
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "fpn_min_level": self.fpn_min_level,
+                "fpn_max_level": self.fpn_max_level,
+                "additional_layer_depth": self.additional_layer_depth,
+                "use_depthwise": self.use_depthwise,
+                "use_explicit_padding": self.use_explicit_padding,
+                "override_base_feature_extractor_hyperparams": (
+                    self.override_base_feature_extractor_hyperparams
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "regularize_depthwise": self.regularize_depthwise,
+            }
+        )
+        return config
+
+
+def _body_hyperparams(override_base_feature_extractor_hyperparams):
+    """`(kernel initializer, batch norm momentum)` of the body: the TF OD API MobileNetV1's, or
+    the pyramid's with `override_base_feature_extractor_hyperparams`."""
+    if override_base_feature_extractor_hyperparams:
+        initializer = keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV)
+        return initializer, _OVERRIDE_BATCH_NORM_MOMENTUM
+    initializer = keras.initializers.TruncatedNormal(stddev=_BODY_KERNEL_STDDEV)
+    return initializer, _BODY_BATCH_NORM_MOMENTUM
