@@ -35,7 +35,9 @@ def add_train_parser(subparsers):
         "CPU), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG)",
     )
     parser.add_argument(
-        "--num_gpus", type=int, help="with --strategy mirrored: use the first N GPUs"
+        "--num_gpus",
+        type=int,
+        help="with --strategy mirrored: use the first N GPUs (default: all GPUs, or the CPU)",
     )
     parser.add_argument(
         "--mixed_precision",
@@ -114,15 +116,34 @@ def run_lr_sweep(args):
 
 
 
-def distribution_strategy(name, num_gpus):
+def distribution_strategy(name, num_gpus=None):
+    """The `tf.distribute` strategy `--strategy` names (see `add_train_parser`)."""
     import tensorflow as tf
 
     if name == "mirrored":
-        gpus = [f"/gpu:{index}" for index in range(num_gpus)] if num_gpus else None
-        return tf.distribute.MirroredStrategy(gpus)
+        return tf.distribute.MirroredStrategy(mirrored_devices(num_gpus))
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def mirrored_devices(num_gpus=None):
+    """The devices of `--strategy mirrored`: the first `num_gpus` GPUs, or all GPUs, or else
+    every logical CPU device (one unless the process split the CPU into several, as tests do).
+
+    `MirroredStrategy()` alone would take one CPU even where several logical CPUs exist.
+    """
+    import tensorflow as tf
+
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if num_gpus is not None:
+        if not 0 < num_gpus <= len(gpus):
+            raise ValueError(
+                f"--num_gpus {num_gpus}: this machine has {len(gpus)} GPU(s) visible to "
+                "TensorFlow; pass at most that many, or leave --num_gpus out"
+            )
+        return gpus[:num_gpus]
+    return gpus or [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
 def run_train(args):
