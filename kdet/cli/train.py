@@ -77,7 +77,10 @@ def compiled_pipeline(path, dtype_policy=None):
 
     pipeline = load_pipeline(path, dtype_policy=dtype_policy)
     if pipeline.optimizer is None:
-        raise ValueError(f"{path}: no train_config; it is needed to train")
+        raise ValueError(
+            f"{path}: no train_config; kdet needs it to train, and to read the optimizer state "
+            "that checkpoints hold"
+        )
     pipeline.model.compile(optimizer=pipeline.optimizer)
     return pipeline
 
