@@ -152,6 +152,7 @@ def mirrored_devices(num_gpus=None):
 def run_train(args):
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
+    from kdet.data.label_map import read_label_map
     from kdet.training import latest_checkpoint
     from kdet.training import train
 
@@ -175,8 +176,14 @@ def run_train(args):
             "--num_train_steps"
         )
     dataset = train_dataset(pipeline)
+    label_map = pipeline.train_input.get("label_map")
     summary = train(
-        pipeline.model, dataset, args.model_dir, num_steps, args.checkpoint_every_n
+        pipeline.model,
+        dataset,
+        args.model_dir,
+        num_steps,
+        args.checkpoint_every_n,
+        label_map=read_label_map(label_map) if label_map else None,
     )
     losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
     print(

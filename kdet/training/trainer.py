@@ -8,10 +8,15 @@ Layout of a model directory:
 
 - `ckpt-<step>.weights.h5` (+ `.sha256`): model and optimizer state, written atomically;
   the newest `max_to_keep` are kept.
-- `train/`: TensorBoard event files (losses and learning rate by step).
+- `train/`: TensorBoard event files: losses, learning rate and steps per second by step, and
+  a few training images with predicted and ground-truth boxes every `log_images_every_n` steps.
+
+A NaN or infinite loss stops training with `NonFiniteLossError` naming the step, before any
+checkpoint of the broken state is written.
 """
 
 import logging
+import math
 import pathlib
 import re
 import time
@@ -27,6 +32,7 @@ from kdet.utils.verified_files import write_verified
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+_LOGGED_IMAGES = 4  # training images drawn to TensorBoard
 
 
 def _optimizer_step(model):
@@ -119,6 +125,48 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
             checksum_path(old).unlink(missing_ok=True)
 
 
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or infinite loss (the message names the step)."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises `NonFiniteLossError` as soon as a logged loss is NaN or infinite.
+
+    Placed before `CheckpointEveryNSteps`, so the broken state is never saved and the newest
+    checkpoint in `model_dir` stays the last good one; the message names the step, the bad
+    losses and that checkpoint. (Keras's `TerminateOnNaN` only stops, silently for callers.)
+
+    Args:
+        model_dir: folder of the checkpoints, named in the message.
+    """
+
+    def __init__(self, model_dir):
+        super().__init__()
+        self.model_dir = pathlib.Path(model_dir)
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {
+            name: float(value)
+            for name, value in (logs or {}).items()
+            if not math.isfinite(float(value))
+        }
+        if not bad:
+            return
+        step = _optimizer_step(self.model)
+        latest = latest_checkpoint(self.model_dir)
+        kept = (
+            f"the last good checkpoint is {latest[1]} (step {latest[0]})"
+            if latest
+            else "no checkpoint was written"
+        )
+        losses = ", ".join(f"{name} is {value}" for name, value in bad.items())
+        raise NonFiniteLossError(
+            f"{losses} at step {step}: training stopped; {kept}. Lower the learning rate "
+            "(kdet lr_sweep suggests one), clip gradients (gradient_clipping_by_norm), or "
+            "check the data for degenerate boxes."
+        )
+
+
 def mean_between(seen, running_mean, earlier_seen, earlier_running_mean):
     """A metric's mean over steps `earlier_seen + 1 .. seen` of an epoch.
 
@@ -130,12 +178,13 @@ def mean_between(seen, running_mean, earlier_seen, earlier_running_mean):
 
 
 class ScalarLogger(keras.callbacks.Callback):
-    """Writes losses and the learning rate to TensorBoard every `every_n` steps.
+    """Writes losses, the learning rate and steps per second to TensorBoard every `every_n` steps.
 
     The losses are their means over the steps since the last write (Keras reports running
     means since the start of the epoch; the window mean is recovered from two of them). The
     step is the optimizer's `iterations`, so curves continue across resumed runs, where Keras's
-    `TensorBoard` callback numbers batches from 0 in every `fit` call.
+    `TensorBoard` callback numbers batches from 0 in every `fit` call. `steps_per_second` is
+    measured over the same window (wall time, data and callbacks included).
 
     Args:
         log_dir: folder of the event files.
@@ -148,12 +197,14 @@ class ScalarLogger(keras.callbacks.Callback):
         self.every_n = every_n
         self._writer = None
         self._last = (0, {})
+        self._last_time = None
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last = (0, {})
+        self._last_time = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         step = _optimizer_step(self.model)
@@ -161,6 +212,7 @@ class ScalarLogger(keras.callbacks.Callback):
             return
         seen, logs = batch + 1, logs or {}
         last_seen, last_logs = self._last
+        now = time.perf_counter()
         with self._writer.as_default(step=step):
             for name, running_mean in logs.items():
                 window_mean = mean_between(
@@ -168,7 +220,57 @@ class ScalarLogger(keras.callbacks.Callback):
                 )
                 tf.summary.scalar(f"losses/{name}", window_mean)
             tf.summary.scalar("learning_rate", float(self.model.optimizer.learning_rate))
+            tf.summary.scalar("steps_per_second", (seen - last_seen) / (now - self._last_time))
         self._last = (seen, {name: float(value) for name, value in logs.items()})
+        self._last_time = now
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+
+class TrainingImageLogger(keras.callbacks.Callback):
+    """Logs a few training images with predicted and ground-truth boxes every `every_n` steps.
+
+    The images are drawn with `kdet.visualization.draw_detection_gallery` (ground truth in
+    green, predictions in magenta with "name score") and written as the TensorBoard image
+    `train_images` at the optimizer step.
+
+    Args:
+        log_dir: folder of the event files.
+        images: `[N, H, W, 3]` training images (as the model gets them).
+        groundtruth: `{"boxes": [N, M, 4], "labels": [N, M]}` in the model's
+            `bounding_box_format`, padded with -1.
+        every_n: int, steps between images.
+        label_map: optional `{id: name}` for captions.
+    """
+
+    def __init__(self, log_dir, images, groundtruth, every_n, label_map=None):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.images = images
+        self.groundtruth = groundtruth
+        self.every_n = every_n
+        self.label_map = label_map
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _optimizer_step(self.model)
+        if step % self.every_n:
+            return
+        from kdet.visualization import draw_detection_gallery  # matplotlib-free, but heavy
+
+        gallery = draw_detection_gallery(
+            self.images,
+            self.model.predict_on_batch(self.images),
+            self.groundtruth,
+            label_map=self.label_map,
+            bounding_box_format=self.model.bounding_box_format,
+        )
+        with self._writer.as_default(step=step):
+            tf.summary.image("train_images", gallery[None])
 
     def on_train_end(self, logs=None):
         self._writer.close()
@@ -202,6 +304,8 @@ def train(
     checkpoint_every_n=1000,
     max_to_keep=7,
     log_every_n=100,
+    log_images_every_n=1000,
+    label_map=None,
     callbacks=(),
     verbose="auto",
 ):
@@ -222,6 +326,10 @@ def train(
         checkpoint_every_n: int. Defaults to 1000.
         max_to_keep: int, checkpoints kept. Defaults to 7.
         log_every_n: int, steps between TensorBoard scalars. Defaults to 100.
+        log_images_every_n: int or None, steps between TensorBoard images of the first
+            training images (at most 4) with predicted and ground-truth boxes; None: no images.
+            Defaults to 1000.
+        label_map: optional `{id: name}` for the image captions.
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s `verbose` (progress bar with the named losses). Defaults to `"auto"`.
 
@@ -229,6 +337,10 @@ def train(
         A dict: `"start_step"`, `"final_step"`, `"seconds"`, `"checkpoint"` (path of the last
         checkpoint) and `"losses"` (the named losses averaged over this call's steps, empty if
         nothing ran).
+
+    Raises:
+        NonFiniteLossError: a loss became NaN or infinite; the message names the step and the
+            newest checkpoint, which holds the last good state.
 
     Example:
     ```python
@@ -259,10 +371,12 @@ def train(
             epochs=1,
             steps_per_epoch=num_steps - start_step,
             callbacks=[
+                StopOnNonFiniteLoss(model_dir),  # first: a broken state is never saved
                 CheckpointEveryNSteps(
                     model_dir, checkpoint_every_n, num_steps, max_to_keep, write=chief
                 ),
-                *([ScalarLogger(model_dir / "train", log_every_n)] if chief else []),
+                *(_loggers(model, dataset, model_dir / "train", log_every_n,
+                           log_images_every_n, label_map) if chief else []),
                 *callbacks,
             ],
             verbose=verbose,
@@ -277,3 +391,14 @@ def train(
         "checkpoint": None if final is None else final[1],
         "losses": losses,
     }
+
+
+def _loggers(model, dataset, log_dir, log_every_n, log_images_every_n, label_map):
+    """The chief's TensorBoard callbacks: scalars, and images of the dataset's first batch."""
+    loggers = [ScalarLogger(log_dir, log_every_n)]
+    if log_images_every_n:
+        images, groundtruth = next(iter(dataset.unbatch().batch(_LOGGED_IMAGES).take(1)))
+        loggers.append(
+            TrainingImageLogger(log_dir, images, groundtruth, log_images_every_n, label_map)
+        )
+    return loggers

@@ -48,21 +48,24 @@ def _dataset():
 
 
 def _scalars(log_dir):
-    scalars = {}
-    for path in sorted(log_dir.glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, {})[event.step] = float(
-                    tf.make_ndarray(value.tensor)
-                )
-    return scalars
+    return {tag: dict(zip(*curve)) for tag, curve in kdet.plots.read_scalars(log_dir).items()}
+
+
+def _image_steps(log_dir, tag):
+    return sorted(
+        event.step
+        for path in log_dir.glob("events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+        if value.tag == tag
+    )
 
 
 def test_train_checkpoints_every_n_steps_logs_scalars_and_stops_at_num_steps(tmp_path):
     model = _model()
     summary = trainer.train(
         model, _dataset(), tmp_path, num_steps=6, checkpoint_every_n=2, max_to_keep=2,
-        log_every_n=2, verbose=0,
+        log_every_n=2, log_images_every_n=3, verbose=0,
     )
     assert (summary["start_step"], summary["final_step"]) == (0, 6)
     assert int(model.optimizer.iterations) == 6
@@ -76,6 +79,9 @@ def test_train_checkpoints_every_n_steps_logs_scalars_and_stops_at_num_steps(tmp
     assert set(scalars["losses/loss"]) == {2, 4, 6}
     assert scalars["learning_rate"] == pytest.approx({2: 0.01, 4: 0.01, 6: 0.01})
     assert all(np.isfinite(value) for value in scalars["losses/loss"].values())
+    assert set(scalars["steps_per_second"]) == {2, 4, 6}
+    assert all(value > 0 for value in scalars["steps_per_second"].values())
+    assert _image_steps(tmp_path / "train", "train_images") == [3, 6]
     # Window means over the three windows average to the run's mean loss.
     assert np.mean(list(scalars["losses/loss"].values())) == pytest.approx(
         summary["losses"]["loss"], rel=1e-4
@@ -118,3 +124,19 @@ def test_a_finished_run_trains_no_further(tmp_path):
     summary = trainer.train(model, _dataset(), tmp_path, num_steps=2, checkpoint_every_n=2,
                             verbose=0)
     assert (summary["start_step"], summary["final_step"], summary["losses"]) == (2, 2, {})
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path,
+):
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(1e12))  # diverges within a few steps
+    with pytest.raises(trainer.NonFiniteLossError, match=r"at step (\d+): training stopped") as info:
+        trainer.train(model, _dataset(), tmp_path, num_steps=50, checkpoint_every_n=1, verbose=0)
+    bad_step = int(info.value.args[0].split("at step ")[1].split(":")[0])
+    checkpoints = trainer.list_checkpoints(tmp_path)
+    assert checkpoints and checkpoints[-1][0] == bad_step - 1
+    assert f"the last good checkpoint is {checkpoints[-1][1]}" in str(info.value)
+    restored = _model()
+    restored.load_weights(checkpoints[-1][1])
+    assert all(np.isfinite(weight).all() for weight in restored.get_weights())

@@ -1,0 +1,69 @@
+"""`kdet train` killed with SIGKILL mid-run, then started again with the same command."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import tiny_pipeline
+from kdet.training import trainer
+from kdet.utils import verified_files
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# `kdet train` in a process of its own, with the tests' tiny extractor registered.
+_KDET = ("import sys, tiny_ssd_extractor; from kdet.cli import main; "
+         "sys.exit(main(sys.argv[1:]))")
+TIMEOUT_SECONDS = 240
+
+
+def _kdet_train(config, model_dir):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    return subprocess.Popen(
+        [sys.executable, "-c", _KDET, "train", "--pipeline_config_path", str(config),
+         "--model_dir", str(model_dir), "--checkpoint_every_n", "5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_sigkill_then_the_same_command_resumes_from_the_last_checkpoint(tmp_path):
+    config = tiny_pipeline.write_pipeline(tmp_path, num_steps=400)
+    model_dir = tmp_path / "model"
+    process = _kdet_train(config, model_dir)
+    try:
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while not trainer.list_checkpoints(model_dir) or (
+            trainer.list_checkpoints(model_dir)[-1][0] < 10
+        ):
+            assert process.poll() is None, process.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint at step 10 in time"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = trainer.list_checkpoints(model_dir)
+    assert all(verified_files.is_verified(path) for _, path in killed_at)
+    last_step = killed_at[-1][0]
+    assert last_step < 400  # killed mid-run
+
+    process = _kdet_train(config, model_dir)
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output[-3000:]
+    summary = output.strip().splitlines()[-1]
+    # The newest intact checkpoint at the kill (a half-written one never counts) is where the
+    # second run starts: no step trained twice, none skipped.
+    assert summary.startswith(f"trained steps {last_step}..400 in"), summary
+    steps = [step for step, _ in trainer.list_checkpoints(model_dir)]
+    assert steps[-1] == 400 and all(b - a == 5 for a, b in zip(steps, steps[1:]))
+    assert all(verified_files.is_verified(path) for _, path in trainer.list_checkpoints(model_dir))
