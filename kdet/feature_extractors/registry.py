@@ -14,6 +14,10 @@ _FEATURE_EXTRACTORS = {}
 def register_feature_extractor(name):
     """Class decorator: registers a feature extractor under `name` and for Keras serialization.
 
+    The same class defined again (a notebook cell run again after an edit, a reloaded module)
+    replaces the registered one; another class under a taken `name`, or with the class name of
+    another registered class, is an error.
+
     Example:
     ```python
     @kdet.feature_extractors.register_feature_extractor("my_ssd_extractor")
@@ -23,14 +27,14 @@ def register_feature_extractor(name):
     """
 
     def decorator(cls):
-        if name in _FEATURE_EXTRACTORS and _FEATURE_EXTRACTORS[name] is not cls:
+        if name in _FEATURE_EXTRACTORS and not _same_definition(_FEATURE_EXTRACTORS[name], cls):
             raise ValueError(
                 f"feature extractor name {name!r} is already registered to "
                 f"{_FEATURE_EXTRACTORS[name].__module__}.{_FEATURE_EXTRACTORS[name].__name__}"
             )
         keras_name = f"kdet>{cls.__name__}"
         existing = keras.saving.get_registered_object(keras_name)
-        if existing is not None and existing is not cls:
+        if existing is not None and not _same_definition(existing, cls):
             # Saved models name classes "kdet>ClassName": two classes with one name would
             # silently load as the wrong one.
             raise ValueError(
@@ -44,6 +48,12 @@ def register_feature_extractor(name):
         return cls
 
     return decorator
+
+
+def _same_definition(existing, cls):
+    """Whether `cls` is `existing` or its definition run again (a re-run notebook cell, a
+    reloaded module): the new class then replaces the old one."""
+    return (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
 
 
 def get_feature_extractor_class(name):
