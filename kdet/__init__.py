@@ -1,7 +1,9 @@
 """kdet: a Keras 3 object-detection model zoo in the TF Object Detection API tradition.
 
-Subpackages and the public classes are imported on first use, so `kdet --help` starts without
-loading TensorFlow.
+Subpackages are imported on first use, except the models and feature extractors: a saved
+`.keras` detector names its classes `kdet>SSD`, `kdet>SSDMobileNetV2FeatureExtractor`, …, and
+Keras finds them only once their modules ran, so `import kdet` registers them (and so loads
+TensorFlow) and `import kdet; keras.saving.load_model("model.keras")` works.
 """
 
 import importlib
@@ -40,3 +42,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + list(_SUBPACKAGES) + list(_CLASSES))
+
+
+importlib.import_module("kdet.models")
+importlib.import_module("kdet.feature_extractors")

@@ -167,6 +167,30 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         )
 
 
+class KeepTrainedWeights(keras.callbacks.Callback):
+    """Keeps the trained weights in the model when the optimizer averages them (`use_ema`).
+
+    Keras's `fit` ends by copying the optimizer's moving averages into the model. The TF OD API
+    (`use_moving_average`, on by default) kept the averages beside the model and evaluated and
+    exported the trained weights unless told otherwise; after a short run from scratch the
+    averages are still close to the initial weights. So kdet undoes the copy: the model ends
+    with the weights its final checkpoint holds; the averages stay in the optimizer.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._trained = None
+
+    def on_epoch_end(self, epoch, logs=None):  # before fit's copy
+        if self.model.optimizer.use_ema:
+            self._trained = [weight.numpy() for weight in self.model.trainable_weights]
+
+    def on_train_end(self, logs=None):  # after it
+        if self._trained is not None:
+            for weight, value in zip(self.model.trainable_weights, self._trained, strict=True):
+                weight.assign(value)
+
+
 def mean_between(seen, running_mean, earlier_seen, earlier_running_mean):
     """A metric's mean over steps `earlier_seen + 1 .. seen` of an epoch.
 
@@ -372,6 +396,7 @@ def train(
             steps_per_epoch=num_steps - start_step,
             callbacks=[
                 StopOnNonFiniteLoss(model_dir),  # first: a broken state is never saved
+                KeepTrainedWeights(),
                 CheckpointEveryNSteps(
                     model_dir, checkpoint_every_n, num_steps, max_to_keep, write=chief
                 ),

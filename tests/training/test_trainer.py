@@ -140,3 +140,18 @@ def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_goo
     restored = _model()
     restored.load_weights(checkpoints[-1][1])
     assert all(np.isfinite(weight).all() for weight in restored.get_weights())
+
+
+def test_with_moving_averages_the_model_ends_with_its_trained_weights(tmp_path):
+    # The TF OD API default use_moving_average: Keras's fit would end by copying the averages
+    # (decay 0.9999: still the initial weights) into the model.
+    initial = _model().get_weights()
+    model = _model(initial)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, use_ema=True,
+                                                 ema_momentum=0.9999))
+    summary = trainer.train(model, _dataset(), tmp_path, num_steps=4, verbose=0)
+    from_checkpoint = _model()
+    from_checkpoint.load_weights(summary["checkpoint"])
+    for ours, saved in zip(model.get_weights(), from_checkpoint.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, saved)
+    assert any(not np.allclose(ours, start) for ours, start in zip(model.get_weights(), initial))

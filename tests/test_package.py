@@ -1,0 +1,26 @@
+"""`import kdet` alone makes saved kdet models loadable."""
+
+import pathlib
+import subprocess
+import sys
+
+import kdet
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_keras_load_model_works_right_after_import_kdet(tmp_path):
+    model = kdet.SSD(num_classes=2, feature_extractor="ssd_mobilenet_v2",
+                     image_resizer=kdet.layers.FixedShapeResizer(64, 64))
+    model.build((None, 64, 64, 3))
+    model.save(tmp_path / "ssd.keras")
+    # A new process that imports nothing but kdet and keras.
+    code = ("import sys, keras, kdet; model = keras.saving.load_model(sys.argv[1], compile=False); "
+            "print(type(model).__name__, type(model.feature_extractor).__name__)")
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ssd.keras")],
+        env={"PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-2:] == ["SSD", "SSDMobileNetV2FeatureExtractor"]
