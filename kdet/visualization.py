@@ -23,8 +23,11 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 _DRAWN_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
-# Green and magenta: complementary, and told apart with the common colour-vision deficiencies.
+# The RGB colour of ground-truth boxes in drawings and galleries: green, which with the
+# predictions' magenta is complementary and told apart with the common colour-vision
+# deficiencies.
 GROUNDTRUTH_COLOR = (0, 255, 0)
+# The RGB colour of predicted boxes in drawings and galleries: magenta.
 PREDICTION_COLOR = (255, 0, 255)
 # tab10 without its grey, so no class colour blends into grey backgrounds or padding.
 _PALETTE = tuple(

@@ -9,6 +9,7 @@ threshold.
 import keras
 import tensorflow as tf
 
+# The coordinate value of padding rows: a box row whose four values are all -1.
 PADDING_VALUE = -1.0
 
 

@@ -9,7 +9,9 @@ from PIL import Image
 
 from kdet.data.converters.voc import read_voc_xml
 
+# The label map `{id: name}` of the `deepforest` tiles.
 DEEPFOREST_LABEL_MAP = {1: "Tree", 2: "Alive", 3: "Dead"}
+# The label map `{id: name}` of the `quokka` photo.
 QUOKKA_LABEL_MAP = {1: "animal"}
 _DEEPFOREST_NAMES = ("OSBS_029", "SOAP_061")
 

@@ -26,6 +26,7 @@ from kdet.visualization import draw_detections
 COCO_DETECTION_METRICS = "coco_detection_metrics"
 PASCAL_VOC_DETECTION_METRICS = "pascal_voc_detection_metrics"
 WEIGHTED_PASCAL_VOC_DETECTION_METRICS = "weighted_pascal_voc_detection_metrics"
+# The `metrics_sets` names `COCOEvaluator` accepts, in the order it reports them.
 METRICS_SETS = (
     COCO_DETECTION_METRICS,
     PASCAL_VOC_DETECTION_METRICS,

@@ -44,15 +44,19 @@ class FasterRCNNFeatureExtractor(keras.layers.Layer):
         self.backbone_weights = backbone_weights
 
     def preprocess(self, images):
+        """float32 `[batch, height, width, 3]` raw pixels 0..255 → the body's normalized input."""
         raise NotImplementedError
 
     def extract_proposal_features(self, images, training=None):
+        """Preprocessed images → the RPN's map `[batch, h, w, channels]` (FPN: list of levels)."""
         raise NotImplementedError
 
     def extract_box_classifier_features(self, crops, training=None):
+        """RoI crops `[num_rois, crop_h, crop_w, channels]` → features `[num_rois, ...]`."""
         raise NotImplementedError
 
     def call(self, images, training=None):
+        """`extract_proposal_features(images)`: what the layer computes when called."""
         return self.extract_proposal_features(images, training=training)
 
     def restore_from_classification_checkpoint(self, source):

@@ -32,6 +32,7 @@ class SSDFeatureExtractor(keras.layers.Layer):
         self.backbone_weights = backbone_weights
 
     def preprocess(self, images):
+        """float32 `[batch, height, width, 3]` raw pixels 0..255 → the body's normalized input."""
         raise NotImplementedError
 
     def build(self, input_shape):

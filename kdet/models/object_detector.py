@@ -78,12 +78,41 @@ class ObjectDetector(keras.Model):
     # -- what subclasses implement ---------------------------------------------------------
 
     def forward_train(self, images, gt_boxes, gt_labels, training):
+        """One forward pass that yields everything `compute_losses` reads.
+
+        Args:
+            images: `[batch, height, width, 3]`, raw pixel values 0..255.
+            gt_boxes: float32 `[batch, num_boxes, 4]` `rel_yxyx`, padding rows -1.
+            gt_labels: int32 `[batch, num_boxes]` label-map ids, -1 on padding rows.
+            training: bool, passed to the layers.
+
+        Returns:
+            A dict of tensors: the head outputs and whatever else the losses need.
+        """
         raise NotImplementedError
 
     def compute_losses(self, outputs, gt_boxes, gt_labels):
+        """The losses of a batch as `{name: scalar}`, one per name of `loss_names`.
+
+        Each loss is divided by a normalizer summed over replicas (`kdet.models.distribution`),
+        so that the gradients Keras sums over replicas match one device's.
+
+        Args:
+            outputs: the dict `forward_train` returned.
+            gt_boxes: float32 `[batch, num_boxes, 4]` `rel_yxyx`, padding rows -1.
+            gt_labels: int32 `[batch, num_boxes]` label-map ids, -1 on padding rows.
+        """
         raise NotImplementedError
 
     def postprocess(self, outputs):
+        """Raw outputs of `call` → the predictions dict, boxes `rel_yxyx` of the input images.
+
+        Returns:
+            `{"boxes": float32 [batch, max_detections, 4], "labels": int32 [batch,
+            max_detections] label-map ids, "confidences": float32 [batch, max_detections],
+            "num_detections": int32 [batch]}`; rows past `num_detections` have boxes and labels
+            -1 and confidence 0.
+        """
         raise NotImplementedError
 
     # -- Keras plumbing ---------------------------------------------------------------------
@@ -139,6 +168,7 @@ class ObjectDetector(keras.Model):
         return any(weight.regularizer is not None for weight in self.trainable_weights)
 
     def train_step(self, data):
+        """One optimizer step on `(images, y)`; returns the running mean of every loss."""
         images, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             losses, total = self._losses_and_total(images, y, training=True)
@@ -148,11 +178,13 @@ class ObjectDetector(keras.Model):
         return self._update_trackers(losses, total)
 
     def test_step(self, data):
+        """The same named losses as `train_step` on `(images, y)`, without training."""
         images, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         losses, total = self._losses_and_total(images, y, training=False)
         return self._update_trackers(losses, total)
 
     def predict_step(self, data):
+        """`detect` on the images of a batch: the predictions dict of the data contract."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.detect(images)
 

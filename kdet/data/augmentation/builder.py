@@ -14,6 +14,8 @@ from kdet.data.augmentation import crops
 from kdet.data.augmentation import geometric
 from kdet.data.augmentation import photometric
 
+# The augmentation ops `build_augmentation` knows, by TF OD API `preprocessor.proto` step
+# name: `{name: function(image, boxes, labels, ..., seed=None)}`.
 AUGMENTATION_OPS = {
     op.__name__: op
     for op in (
