@@ -6,6 +6,9 @@
   `.keras` model) and writes annotated copies and a JSON of the detections.
 - `kdet train` / `kdet lr_sweep` train the model of a pipeline config, or sweep its learning
   rate first.
+- `kdet eval` evaluates a model directory's checkpoints (COCO / Pascal VOC metrics).
+- `kdet export` writes a SavedModel with the TF OD API serving signature (and TFLite for SSD).
+- `kdet plot` draws training curves, precision-recall and AP-per-class charts as PNGs.
 - `kdet config convert` writes a pipeline.config as kdet's YAML config.
 - `kdet zoo` lists the zoo models.
 """
@@ -18,6 +21,7 @@ import sys
 from kdet.cli.config import add_config_parser
 from kdet.cli.convert import add_convert_parser
 from kdet.cli.evaluate import add_evaluate_parser
+from kdet.cli.export import add_export_parser
 from kdet.cli.plot import add_plot_parser
 from kdet.cli.predict import add_predict_parser
 from kdet.cli.train import add_lr_sweep_parser
@@ -31,6 +35,7 @@ _COMMANDS = (
     add_train_parser,
     add_lr_sweep_parser,
     add_evaluate_parser,
+    add_export_parser,
     add_plot_parser,
     add_config_parser,
     add_zoo_parser,

@@ -1,5 +1,11 @@
-"""Exporting trained detectors for inference."""
+"""Exporting trained detectors for inference: a SavedModel with the TF OD API's serving
+signature (`export_saved_model`), a TFLite model for SSD (`export_tflite`), and an in-process
+frozen graph (`FrozenDetector`)."""
 
 from kdet.export.frozen_detector import FrozenDetector
+from kdet.export.frozen_graph import FrozenGraph
+from kdet.export.saved_model import INPUT_TYPES
+from kdet.export.saved_model import export_saved_model
+from kdet.export.tflite import export_tflite
 
-__all__ = ["FrozenDetector"]
+__all__ = ["INPUT_TYPES", "FrozenDetector", "FrozenGraph", "export_saved_model", "export_tflite"]

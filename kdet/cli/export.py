@@ -1,0 +1,113 @@
+"""`kdet export`: a trained pipeline's model as a SavedModel (and a TFLite model for SSD), laid
+out as the TF OD API's `exporter_main_v2.py` lays it out."""
+
+# `kdet.export.INPUT_TYPES`, named here so that `kdet --help` does not import TensorFlow.
+INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
+# --tflite_quantization → `export_tflite`'s `quantization`.
+TFLITE_QUANTIZATIONS = {"float32": None, "dynamic_range": "dynamic_range"}
+
+
+def add_export_parser(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model as a SavedModel (and TFLite for SSD)",
+        description="Build the model of a pipeline config, restore the newest intact "
+        "checkpoint of --trained_checkpoint_dir (a 'kdet train' model directory), and write "
+        "to --output_directory, as the TF OD API's exporter_main_v2.py does: saved_model/ "
+        "(signature serving_default: input_tensor -> detection_boxes, detection_scores, "
+        "detection_classes, num_detections; non-max suppression included; loads with "
+        "tf.saved_model.load, no kdet needed), checkpoint/ (the restored checkpoint) and a "
+        "copy of the config (pipeline.config, or pipeline.yaml for a YAML config). With "
+        "--tflite, also model.tflite (SSD only).",
+    )
+    parser.add_argument(
+        "--pipeline_config_path",
+        required=True,
+        help="the TF OD API pipeline.config (protobuf text) or kdet YAML config (.yaml) the "
+        "model was trained with",
+    )
+    parser.add_argument(
+        "--trained_checkpoint_dir",
+        required=True,
+        help="the model directory of 'kdet train' (its newest intact ckpt-<step>.weights.h5 "
+        "is exported)",
+    )
+    parser.add_argument(
+        "--output_directory", required=True, help="where to write (created if needed)"
+    )
+    parser.add_argument(
+        "--input_type",
+        choices=INPUT_TYPES,
+        default="image_tensor",
+        help="what the SavedModel's input_tensor holds: image_tensor (uint8 [batch, height, "
+        "width, 3]), encoded_image_string_tensor (string [batch] of JPEG/PNG bytes) or "
+        "tf_example (string [batch] of serialized tf.train.Example); default image_tensor",
+    )
+    parser.add_argument(
+        "--tflite",
+        action="store_true",
+        help="also write OUTPUT_DIRECTORY/model.tflite (SSD with a fixed_shape_resizer; "
+        "uint8 [1, height, width, 3] input; post-processing by TFLite's built-in "
+        "TFLite_Detection_PostProcess op)",
+    )
+    parser.add_argument(
+        "--tflite_quantization",
+        choices=tuple(TFLITE_QUANTIZATIONS),
+        default="float32",
+        help="with --tflite: float32, or dynamic_range (int8 weights, about 4x smaller); "
+        "default float32",
+    )
+    parser.set_defaults(run=run_export)
+
+
+def run_export(args):
+    import pathlib
+    import shutil
+
+    from kdet.configs import load_pipeline
+    from kdet.configs.pipeline import input_size
+    from kdet.export import export_saved_model
+    from kdet.export import export_tflite
+    from kdet.training import latest_checkpoint
+    from kdet.training.trainer import restore_checkpoint
+    from kdet.utils.verified_files import checksum_path
+
+    checkpoint_dir = pathlib.Path(args.trained_checkpoint_dir)
+    if not checkpoint_dir.is_dir():
+        raise FileNotFoundError(f"--trained_checkpoint_dir {checkpoint_dir}: no such directory")
+    latest = latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        raise FileNotFoundError(
+            f"--trained_checkpoint_dir {checkpoint_dir}: no intact kdet checkpoint in it "
+            "(ckpt-<step>.weights.h5 with its .sha256, as 'kdet train' writes)"
+        )
+    step, checkpoint = latest
+    pipeline = load_pipeline(args.pipeline_config_path)
+    model = pipeline.model
+    # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
+    model.compile(optimizer=pipeline.optimizer)
+    (height, width), _ = input_size(model)
+    restore_checkpoint(model, checkpoint, (None, height, width, 3))
+
+    output = pathlib.Path(args.output_directory)
+    written = []
+    # First, so that a model TFLite cannot take fails before anything is written.
+    if args.tflite:
+        export_tflite(
+            model, output / "model.tflite", TFLITE_QUANTIZATIONS[args.tflite_quantization]
+        )
+        written.append("model.tflite")
+    export_saved_model(model, output / "saved_model", args.input_type)
+    (output / "checkpoint").mkdir(exist_ok=True)
+    for path in (checkpoint, checksum_path(checkpoint)):
+        shutil.copyfile(path, output / "checkpoint" / path.name)
+    config = pathlib.Path(args.pipeline_config_path)
+    yaml_config = config.suffix.lower() in (".yaml", ".yml")
+    config_copy = "pipeline.yaml" if yaml_config else "pipeline.config"
+    shutil.copyfile(config, output / config_copy)
+    written = ["saved_model/", "checkpoint/", config_copy, *written]
+    print(
+        f"exported {checkpoint.name} (step {step}) with input_type {args.input_type} to "
+        f"{output}: {', '.join(written)}"
+    )
+    return 0

@@ -1,0 +1,183 @@
+"""`export_tflite`: an SSD as a TFLite model whose non-max suppression is TFLite's own op."""
+
+import pathlib
+
+import tensorflow as tf
+
+from kdet.export.frozen_graph import FrozenGraph
+from kdet.layers.fixed_shape_resizer import FixedShapeResizer
+from kdet.models.ssd.ssd import SSD
+
+QUANTIZATIONS = (None, "dynamic_range")
+# The TFLite runtime's built-in custom op for SSD box decoding + NMS, and how many classes it
+# keeps per box in fast NMS (the TF OD API's value).
+DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
+_MAX_CLASSES_PER_DETECTION = 1
+
+
+def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True):
+    """Writes an SSD as a `.tflite` model that runs with the plain TFLite interpreter.
+
+    Non-max suppression is TFLite's built-in `TFLite_Detection_PostProcess` op, as in the
+    TF OD API's `export_tflite_graph_tf2.py`: a `tf.function` marked
+    `experimental_implements="TFLite_Detection_PostProcess …"` that the converter replaces with
+    the op. No Select-TF (Flex) ops are needed, so `tf.lite.Interpreter`, `ai_edge_litert` and
+    the mobile runtimes run the model as it is. The network before it is kdet's `FrozenGraph`
+    (weights as constants, batch norms folded): TFLite cannot run a graph that still reads
+    variables.
+
+    Unlike the TF OD API, the graph decodes the boxes itself (the model's own
+    `decode_boxes_and_scores`: box coder, padding taken out, boxes clipped to the image) and
+    hands the op boxes coded against unit anchors, which its decoding maps back unchanged. The
+    op's own decoding does not clip before suppression, so boxes crossing the image border
+    would suppress each other differently from the Keras model; this way the TFLite model's
+    detections are the Keras model's, for any box coder and image resizer.
+
+    The model has one signature, `serving_default`:
+
+    - input `input_tensor`: uint8 `[1, height, width, 3]`, raw RGB pixels (resized and
+      normalized inside, as the Keras model does);
+    - outputs, as `export_saved_model`'s: `detection_boxes` float32 `[1, max_detections, 4]`
+      normalized `[ymin, xmin, ymax, xmax]`, `detection_scores`, `detection_classes`
+      (label-map ids, 1-based; 0 past `num_detections`) and `num_detections` `[1]`.
+
+    The op applies the model's `score_threshold`, `iou_threshold`, `max_detections_per_class`
+    and `max_detections`.
+
+    Args:
+        model: a built `kdet.SSD` (Faster R-CNN is not supported: its proposal NMS and RoI
+            crops have no built-in TFLite ops; export it with `export_saved_model`).
+        path: the `.tflite` file to write (its folder is created if needed).
+        quantization: `None` (float32) or `"dynamic_range"` (weights stored as int8 and
+            dequantized on the fly or used by int8 kernels; activations stay float: about 4x
+            smaller, no calibration data needed). Defaults to `None`.
+        input_size: `(height, width)` of the images the TFLite model takes. Defaults to the
+            model's `FixedShapeResizer` size (required for other resizers).
+        use_regular_nms: bool. `True`: non-max suppression per class, as the Keras model does.
+            `False`: TFLite's fast NMS, which suppresses across classes using each box's best
+            class (the TF OD API's default; faster with many classes, but a box can then hide a
+            box of another class). Defaults to `True`.
+
+    Raises:
+        ValueError: for a model other than SSD, an unknown `quantization`, or a missing
+            `input_size`.
+
+    Example:
+    ```python
+    kdet.export.export_tflite(kdet.zoo.load("ssd_mobilenet_v2_coco"), "ssd.tflite")
+    detect = tf.lite.Interpreter("ssd.tflite").get_signature_runner()
+    detections = detect(input_tensor=image[np.newaxis])  # image: uint8 [300, 300, 3]
+    ```
+    """
+    _check_exportable(model, quantization)
+    height, width = input_size or _fixed_input_size(model)
+    input_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name="input_tensor")
+    frozen = FrozenGraph(
+        lambda images: model.decode_boxes_and_scores(model(images, training=False)), [input_spec]
+    )
+    num_anchors = frozen.output_structure[0].shape[1]
+    unit_anchors = tf.constant([[0.0, 0.0, 1.0, 1.0]] * num_anchors, name="anchors")
+    non_max_suppression = _detection_postprocess(model, use_regular_nms)
+
+    def detect(input_tensor):
+        boxes, scores = frozen.import_into_graph(input_tensor)
+        detection_boxes, classes, detection_scores, num_detections = non_max_suppression(
+            _unit_anchor_codes(boxes), scores, unit_anchors
+        )
+        valid = tf.range(model.max_detections)[tf.newaxis] < tf.cast(num_detections, tf.int32)
+        return {
+            "detection_boxes": detection_boxes,
+            "detection_scores": detection_scores,
+            # The op numbers classes from 0; label-map ids start at 1.
+            "detection_classes": tf.where(valid, classes + 1.0, 0.0),
+            "num_detections": num_detections,
+        }
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [tf.function(detect).get_concrete_function(input_spec)], tf.Module()
+    )
+    # A custom op to the converter, though every TFLite runtime has it built in.
+    converter.allow_custom_ops = True
+    if quantization == "dynamic_range":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(converter.convert())
+
+
+def _check_exportable(model, quantization):
+    if not isinstance(model, SSD):
+        raise ValueError(
+            f"TFLite export supports SSD models only; got {type(model).__name__}, whose "
+            "proposal NMS and RoI crops have no built-in TFLite ops. Export it as a SavedModel "
+            "with kdet.export.export_saved_model instead."
+        )
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+
+
+def _fixed_input_size(model):
+    resizer = model.image_resizer
+    if not isinstance(resizer, FixedShapeResizer):
+        raise ValueError(
+            f"TFLite models take one image size; the model's {type(resizer).__name__} has "
+            "none, so pass input_size=(height, width)"
+        )
+    return resizer.height, resizer.width
+
+
+def _unit_anchor_codes(boxes):
+    """`yxyx` boxes `[..., 4]` → the codes `TFLite_Detection_PostProcess` decodes back into
+    them against anchors `(y, x, h, w) = (0, 0, 1, 1)` with scales 1:
+    `[y_center, x_center, log(height), log(width)]` (an empty box's `-inf` decodes to 0)."""
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    return tf.stack(
+        [(ymin + ymax) / 2, (xmin + xmax) / 2, tf.math.log(ymax - ymin), tf.math.log(xmax - xmin)],
+        axis=-1,
+    )
+
+
+def _detection_postprocess(model, use_regular_nms):
+    """A `tf.function` that the TFLite converter replaces with `TFLite_Detection_PostProcess`.
+
+    It takes `(box_codes [1, A, 4], scores [1, A, num_classes], anchors [A, 4])`, codes and
+    anchors as `_unit_anchor_codes` makes them. `experimental_implements` names the op and its
+    attributes; the body is never run (TF has no such op), it only fixes the outputs: boxes,
+    classes, scores, num_detections, in the op's order.
+    """
+    attributes = {
+        "max_detections": model.max_detections,
+        "max_classes_per_detection": _MAX_CLASSES_PER_DETECTION,
+        "detections_per_class": model.max_detections_per_class,
+        "use_regular_nms": bool(use_regular_nms),
+        "nms_score_threshold": float(model.score_threshold),
+        "nms_iou_threshold": float(model.iou_threshold),
+        # Unit scales: the codes are the boxes' centres and log sizes themselves.
+        "y_scale": 1.0,
+        "x_scale": 1.0,
+        "h_scale": 1.0,
+        "w_scale": 1.0,
+        "num_classes": model.num_classes,
+    }
+    signature = " ".join(
+        [f'name: "{DETECTION_POSTPROCESS}"']
+        + [f'attr {{ key: "{key}" value {{ {_attr_value(value)} }} }}'
+           for key, value in attributes.items()]
+    )
+
+    @tf.function(experimental_implements=signature)
+    def postprocess(box_codes, scores, anchors):
+        del box_codes, scores, anchors
+        return tuple(tf.constant(0.0, name=name)
+                     for name in ("boxes", "classes", "scores", "num_detections"))
+
+    return postprocess
+
+
+def _attr_value(value):
+    """A Python value as the `AttrValue` text of `experimental_implements`."""
+    if isinstance(value, bool):
+        return f"b: {str(value).lower()}"
+    if isinstance(value, int):
+        return f"i: {value}"
+    return f"f: {value!r}"

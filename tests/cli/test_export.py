@@ -1,0 +1,205 @@
+"""`kdet export`: train 2 steps, export, serve the SavedModel where kdet cannot be imported."""
+
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kdet
+import tiny_ssd_extractor  # noqa: F401  (registers the extractor the CONFIG names)
+from kdet import cli
+from kdet.cli import export as export_command
+from kdet.configs import load_pipeline
+from kdet.data.converters import create_example_from_arrays
+from kdet.data.converters import write_tfrecord
+from kdet.training import latest_checkpoint
+from kdet.training.trainer import restore_checkpoint
+from kdet.utils.verified_files import is_verified
+from kdet_free_runner import run_without_kdet
+
+IMAGE_SIZE = 64
+LABEL_MAP = {1: "square", 2: "circle"}
+CONFIG = """
+model {
+  ssd {
+    num_classes: 2
+    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
+    feature_extractor { type: "test_tiny_two_map_ssd" }
+    box_coder { faster_rcnn_box_coder { y_scale: 10.0 x_scale: 10.0 height_scale: 5.0
+                                        width_scale: 5.0 } }
+    matcher { argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 } }
+    similarity_calculator { iou_similarity { } }
+    anchor_generator {
+      ssd_anchor_generator { num_layers: 2 min_scale: 0.2 max_scale: 0.6
+                             aspect_ratios: 1.0 aspect_ratios: 2.0 aspect_ratios: 0.5 }
+    }
+    box_predictor {
+      convolutional_box_predictor {
+        kernel_size: 3
+        conv_hyperparams {
+          activation: RELU_6
+          initializer { truncated_normal_initializer { stddev: 0.03 } }
+          batch_norm { train: true scale: true center: true decay: 0.9 epsilon: 0.001 }
+        }
+      }
+    }
+    loss {
+      classification_loss { weighted_sigmoid { } }
+      localization_loss { weighted_smooth_l1 { } }
+    }
+    post_processing {
+      batch_non_max_suppression { score_threshold: 0.01 iou_threshold: 0.6
+                                  max_detections_per_class: 20 max_total_detections: 20 }
+      score_converter: SIGMOID
+    }
+  }
+}
+train_config {
+  batch_size: 4
+  num_steps: 2
+  optimizer {
+    momentum_optimizer {
+      learning_rate { constant_learning_rate { learning_rate: 0.0005 } }
+      momentum_optimizer_value: 0.9
+    }
+  }
+}
+train_input_reader {
+  tf_record_input_reader { input_path: "RECORDS" }
+  label_map_path: "LABEL_MAP"
+}
+"""
+
+
+def _shapes(count, seed):
+    return kdet.datasets.shapes(count, IMAGE_SIZE, num_classes=2, max_boxes=3, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`(config path, model directory)` of the tiny config trained for 2 steps."""
+    root = tmp_path_factory.mktemp("trained")
+    images, y = _shapes(8, seed=3)
+    write_tfrecord(
+        [create_example_from_arrays(image, boxes[labels > 0], labels[labels > 0], LABEL_MAP,
+                                    box_format="yxyx")
+         for image, boxes, labels in zip(images, y["boxes"], y["labels"])],
+        root / "train.record",
+    )
+    (root / "label_map.pbtxt").write_text(
+        "item { id: 1 name: 'square' }\nitem { id: 2 name: 'circle' }\n"
+    )
+    config = root / "pipeline.config"
+    config.write_text(
+        CONFIG.replace("RECORDS", str(root / "train.record"))
+        .replace("LABEL_MAP", str(root / "label_map.pbtxt"))
+    )
+    model_dir = root / "model"
+    argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(model_dir)]
+    assert cli.main(argv) == 0
+    return config, model_dir
+
+
+def _restored_model(config, checkpoint):
+    pipeline = load_pipeline(config)
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    restore_checkpoint(pipeline.model, checkpoint, (None, IMAGE_SIZE, IMAGE_SIZE, 3))
+    return pipeline.model
+
+
+def _as_predictions(outputs):
+    """TF OD API outputs → kdet's predictions dict in pixels (zero padding → -1 padding)."""
+    valid = np.arange(outputs["detection_scores"].shape[1]) < outputs["num_detections"][:, None]
+    return {
+        "boxes": np.where(valid[..., None], outputs["detection_boxes"] * IMAGE_SIZE, -1.0),
+        "labels": np.where(valid, outputs["detection_classes"], -1).astype("int32"),
+        "confidences": outputs["detection_scores"],
+        "num_detections": outputs["num_detections"].astype("int32"),
+    }
+
+
+def _assert_same_detections(got, want):
+    np.testing.assert_array_equal(got["num_detections"], want["num_detections"])
+    np.testing.assert_array_equal(got["labels"], want["labels"])
+    np.testing.assert_allclose(got["confidences"], want["confidences"], atol=1e-4)
+    np.testing.assert_allclose(got["boxes"], want["boxes"], atol=1e-2)
+
+
+def test_export_writes_the_tf_od_api_layout_and_the_trained_models_detections(
+    trained, tmp_path, capsys
+):
+    config, model_dir = trained
+    output = tmp_path / "exported"
+    argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+            str(model_dir), "--output_directory", str(output), "--tflite"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "exported ckpt-2.weights.h5 (step 2)" in printed and str(output) in printed
+    assert (output / "saved_model" / "saved_model.pb").is_file()
+    assert (output / "pipeline.config").read_text() == config.read_text()
+    step, copied = latest_checkpoint(output / "checkpoint")
+    assert step == 2 and is_verified(copied)
+
+    checkpoint = latest_checkpoint(model_dir)[1]
+    model = _restored_model(config, checkpoint)
+    images = _shapes(2, seed=11)[0]
+    want = model.predict_on_batch(images)
+    assert want["num_detections"].min() > 0
+
+    (served,) = run_without_kdet([(output / "saved_model", images)], tmp_path)
+    _assert_same_detections(_as_predictions(served), want)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation
+        detect = tf.lite.Interpreter(str(output / "model.tflite")).get_signature_runner()
+    for index, image in enumerate(images):
+        lite = _as_predictions(detect(input_tensor=image[np.newaxis]))
+        _assert_same_detections(lite, {name: value[index : index + 1]
+                                       for name, value in want.items()})
+
+
+def test_encoded_image_input_type(trained, tmp_path):
+    config, model_dir = trained
+    output = tmp_path / "exported"
+    argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+            str(model_dir), "--output_directory", str(output),
+            "--input_type", "encoded_image_string_tensor"]
+    assert cli.main(argv) == 0
+    images = _shapes(2, seed=11)[0]
+    pngs = [tf.io.encode_png(image).numpy() for image in images]
+    served = tf.saved_model.load(str(output / "saved_model"))(tf.constant(pngs))
+    want = _restored_model(config, latest_checkpoint(model_dir)[1]).predict_on_batch(images)
+    _assert_same_detections(
+        _as_predictions({name: value.numpy() for name, value in served.items()}), want
+    )
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path / "missing", "no such directory"),
+    (lambda path: path, "no intact kdet checkpoint in it"),
+])
+def test_a_missing_or_empty_checkpoint_dir_is_one_clear_line(trained, tmp_path, capsys, make,
+                                                             message):
+    config, _ = trained
+    checkpoint_dir = make(tmp_path)
+    argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+            str(checkpoint_dir), "--output_directory", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("kdet export: error: --trained_checkpoint_dir")
+    assert str(checkpoint_dir) in line and message in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_every_flag_and_input_type(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for flag in ("--pipeline_config_path", "--trained_checkpoint_dir", "--output_directory",
+                 "--input_type", "--tflite", "--tflite_quantization", "dynamic_range"):
+        assert flag in help_text
+    assert set(export_command.INPUT_TYPES) == set(kdet.export.INPUT_TYPES)
+    for input_type in export_command.INPUT_TYPES:
+        assert input_type in help_text
