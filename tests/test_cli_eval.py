@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -93,6 +94,14 @@ def test_eval_of_the_newest_checkpoint_writes_metrics_curves_and_tensorboard(tra
     assert steps["PascalBoxes_Precision/mAP@0.5IOU"] == [4]
     assert steps["eval_side_by_side_0"] == steps["eval_side_by_side_1"] == [4]
     assert "eval_side_by_side_2" not in steps
+
+    # PNGs to look at: the curves and AP bars kdet plot draws, and the drawn images (two,
+    # each detections | ground truth at the model's 64x64).
+    for name in ("precision_recall", "average_precision"):
+        with Image.open(model_dir / "eval" / f"{name}.png") as png:
+            assert png.format == "PNG" and min(png.size) > 100
+    with Image.open(model_dir / "eval" / "detections.png") as png:
+        assert png.size == (2 * 64, 2 * 64)
 
 
 def test_continuous_eval_evaluates_each_checkpoint_once_and_stops(trained, tmp_path, capsys):

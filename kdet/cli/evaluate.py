@@ -155,11 +155,28 @@ def evaluate_checkpoint(pipeline, evaluator, step, path, eval_dir):
         {"step": step, "iou_threshold": CURVES_IOU_THRESHOLD, "classes": classes},
         indent=None,
     )
+    _save_plots(eval_dir, evaluator.last_visualizations)
     summary = ", ".join(
         f"{name} {metrics[name]:.4f}" for name in _SUMMARY_METRICS if name in metrics
     )
     print(f"step {step} ({path.name}, {seconds:.1f} s): {summary}", flush=True)
     return metrics
+
+
+def _save_plots(eval_dir, visualizations):
+    """Writes the PNGs of the last evaluation into `eval_dir`: `precision_recall.png` and
+    `average_precision.png` (as `kdet plot` draws them), and `detections.png` (the drawn
+    images, detections left and ground truth right, one above the other)."""
+    import numpy as np
+
+    from kdet import plots
+    from kdet.cli.plot import evaluation_figures
+    from kdet.visualization import save_image
+
+    for name, figure, _ in evaluation_figures(eval_dir / "precision_recall.json"):
+        plots.save_figure(figure, eval_dir / f"{name}.png")
+    if visualizations:
+        save_image(np.concatenate(visualizations, axis=0), eval_dir / "detections.png")
 
 
 def evaluate_continuously(pipeline, evaluator, checkpoint_dir, eval_dir, wait_interval, timeout):

@@ -111,6 +111,10 @@ class COCOEvaluator(keras.callbacks.Callback):
         max_num_boxes_to_visualize: int. The most confident detections drawn per image.
             Defaults to `20`.
 
+    Attributes:
+        last_visualizations: list of uint8 `[height, 2 * width, 3]` images of the last
+            evaluation (with `log_dir`): detections left, ground truth right.
+
     Example:
     ```python
     dataset = kdet.data.read_tfrecords("val.record", batch_size=8, image_size=320,
@@ -162,6 +166,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         self.max_num_boxes_to_visualize = max_num_boxes_to_visualize
         self._writer = None
         self._unlogged = None
+        self.last_visualizations = []
 
     def evaluate(self, model=None, return_curves=False, step=None):
         """Runs the model over the dataset and computes the metrics.
@@ -192,10 +197,13 @@ class COCOEvaluator(keras.callbacks.Callback):
         metrics = collections.OrderedDict()
         for name in self.metrics_sets:
             metrics.update(self._metrics_set(name, groundtruth, detections))
+        self.last_visualizations = [
+            self._side_by_side(*sample) for sample in zip(images, detections, groundtruth)
+        ]
         if self.log_dir is not None:
             self._write_summaries(
                 metrics,
-                [self._side_by_side(*sample) for sample in zip(images, detections, groundtruth)],
+                self.last_visualizations,
                 _optimizer_step(model) if step is None else step,
             )
         if return_curves:

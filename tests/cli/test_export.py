@@ -1,5 +1,7 @@
-"""`kdet export`: train 2 steps, export, serve the SavedModel where kdet cannot be imported."""
+"""`kdet export`: train 2 steps, evaluate, export, serve the SavedModel where kdet cannot be
+imported."""
 
+import json
 import warnings
 
 import numpy as np
@@ -7,69 +9,16 @@ import pytest
 import tensorflow as tf
 
 import kdet
-import tiny_ssd_extractor  # noqa: F401  (registers the extractor the CONFIG names)
+import tiny_pipeline
 from kdet import cli
 from kdet.cli import export as export_command
 from kdet.configs import load_pipeline
-from kdet.data.converters import create_example_from_arrays
-from kdet.data.converters import write_tfrecord
 from kdet.training import latest_checkpoint
 from kdet.training.trainer import restore_checkpoint
 from kdet.utils.verified_files import is_verified
 from kdet_free_runner import run_without_kdet
 
-IMAGE_SIZE = 64
-LABEL_MAP = {1: "square", 2: "circle"}
-CONFIG = """
-model {
-  ssd {
-    num_classes: 2
-    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-    feature_extractor { type: "test_tiny_two_map_ssd" }
-    box_coder { faster_rcnn_box_coder { y_scale: 10.0 x_scale: 10.0 height_scale: 5.0
-                                        width_scale: 5.0 } }
-    matcher { argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 } }
-    similarity_calculator { iou_similarity { } }
-    anchor_generator {
-      ssd_anchor_generator { num_layers: 2 min_scale: 0.2 max_scale: 0.6
-                             aspect_ratios: 1.0 aspect_ratios: 2.0 aspect_ratios: 0.5 }
-    }
-    box_predictor {
-      convolutional_box_predictor {
-        kernel_size: 3
-        conv_hyperparams {
-          activation: RELU_6
-          initializer { truncated_normal_initializer { stddev: 0.03 } }
-          batch_norm { train: true scale: true center: true decay: 0.9 epsilon: 0.001 }
-        }
-      }
-    }
-    loss {
-      classification_loss { weighted_sigmoid { } }
-      localization_loss { weighted_smooth_l1 { } }
-    }
-    post_processing {
-      batch_non_max_suppression { score_threshold: 0.01 iou_threshold: 0.6
-                                  max_detections_per_class: 20 max_total_detections: 20 }
-      score_converter: SIGMOID
-    }
-  }
-}
-train_config {
-  batch_size: 4
-  num_steps: 2
-  optimizer {
-    momentum_optimizer {
-      learning_rate { constant_learning_rate { learning_rate: 0.0005 } }
-      momentum_optimizer_value: 0.9
-    }
-  }
-}
-train_input_reader {
-  tf_record_input_reader { input_path: "RECORDS" }
-  label_map_path: "LABEL_MAP"
-}
-"""
+IMAGE_SIZE = tiny_pipeline.IMAGE_SIZE
 
 
 def _shapes(count, seed):
@@ -78,26 +27,16 @@ def _shapes(count, seed):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """`(config path, model directory)` of the tiny config trained for 2 steps."""
+    """`(config path, model directory)` of the tiny pipeline trained for 2 steps, evaluated."""
     root = tmp_path_factory.mktemp("trained")
-    images, y = _shapes(8, seed=3)
-    write_tfrecord(
-        [create_example_from_arrays(image, boxes[labels > 0], labels[labels > 0], LABEL_MAP,
-                                    box_format="yxyx")
-         for image, boxes, labels in zip(images, y["boxes"], y["labels"])],
-        root / "train.record",
-    )
-    (root / "label_map.pbtxt").write_text(
-        "item { id: 1 name: 'square' }\nitem { id: 2 name: 'circle' }\n"
-    )
-    config = root / "pipeline.config"
-    config.write_text(
-        CONFIG.replace("RECORDS", str(root / "train.record"))
-        .replace("LABEL_MAP", str(root / "label_map.pbtxt"))
-    )
+    config = tiny_pipeline.write_pipeline(root, num_steps=2)
+    config.write_text(config.read_text().replace("learning_rate: 0.00001", "learning_rate: 0.0005"))
     model_dir = root / "model"
-    argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(model_dir)]
-    assert cli.main(argv) == 0
+    argv = ["--pipeline_config_path", str(config), "--model_dir", str(model_dir)]
+    assert cli.main(["train", *argv]) == 0
+    # The TF OD API workflow: train, evaluate, export (the tests below), serve elsewhere.
+    assert cli.main(["eval", *argv]) == 0
+    assert "2" in json.loads((model_dir / "eval" / "metrics.json").read_text())
     return config, model_dir
 
 
