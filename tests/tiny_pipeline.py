@@ -1,4 +1,4 @@
-"""A tiny TF OD API pipeline.config with shapes TFRecords, for evaluation tests.
+"""A tiny TF OD API pipeline.config with shapes TFRecords, for the config, CLI and evaluation tests.
 
 `write_pipeline(folder, ...)` writes `train.record`, `eval.record` (PNG images, so that pixels
 survive the round trip), `label_map.pbtxt` and `pipeline.config` for an SSD with the tiny
@@ -52,12 +52,12 @@ train_config {
   num_steps: NUM_STEPS
   optimizer {
     momentum_optimizer {
-      learning_rate { constant_learning_rate { learning_rate: 0.00001 } }
+      learning_rate { constant_learning_rate { learning_rate: LEARNING_RATE } }
       momentum_optimizer_value: 0.9
     }
     use_moving_average: false
   }
-}
+TRAIN_CONFIG_EXTRA}
 train_input_reader {
   tf_record_input_reader { input_path: "FOLDER/train.record" }
   label_map_path: "FOLDER/label_map.pbtxt"
@@ -87,7 +87,8 @@ def shapes_examples(num_images, seed, image_size=IMAGE_SIZE):
 
 
 def write_pipeline(folder, eval_config="", num_steps=4, eval_input_reader=True,
-                   num_eval_images=6, eval_image_size=IMAGE_SIZE):
+                   num_eval_images=6, eval_image_size=IMAGE_SIZE, learning_rate=0.00001,
+                   train_config_extra=""):
     """Writes the records, label map and config into `folder`; returns the config's path.
 
     Args:
@@ -97,6 +98,10 @@ def write_pipeline(folder, eval_config="", num_steps=4, eval_input_reader=True,
         eval_input_reader: bool, whether the config has an `eval_input_reader`.
         num_eval_images: int, images in `eval.record`.
         eval_image_size: int, the size of the eval images (the model resizes to 64).
+        learning_rate: float, the constant learning rate (the default barely moves the
+            weights, so evaluations of a trained checkpoint stay meaningful).
+        train_config_extra: text placed at the end of `train_config { … }`, e.g.
+            `"data_augmentation_options { random_horizontal_flip { } }"`.
     """
     write_tfrecord(shapes_examples(8, seed=3)[2], folder / "train.record")
     write_tfrecord(shapes_examples(num_eval_images, 4, eval_image_size)[2], folder / "eval.record")
@@ -107,6 +112,8 @@ def write_pipeline(folder, eval_config="", num_steps=4, eval_input_reader=True,
     if eval_input_reader:
         text += _EVAL_INPUT_READER
     text = text.replace("NUM_STEPS", str(num_steps)).replace("FOLDER", str(folder))
+    text = text.replace("LEARNING_RATE", repr(float(learning_rate)))
+    text = text.replace("TRAIN_CONFIG_EXTRA", f"  {train_config_extra}\n" if train_config_extra else "")
     path = folder / "pipeline.config"
     path.write_text(text)
     return path

@@ -29,8 +29,7 @@ def _shapes(count, seed):
 def trained(tmp_path_factory):
     """`(config path, model directory)` of the tiny pipeline trained for 2 steps, evaluated."""
     root = tmp_path_factory.mktemp("trained")
-    config = tiny_pipeline.write_pipeline(root, num_steps=2)
-    config.write_text(config.read_text().replace("learning_rate: 0.00001", "learning_rate: 0.0005"))
+    config = tiny_pipeline.write_pipeline(root, num_steps=2, learning_rate=0.0005)
     model_dir = root / "model"
     argv = ["--pipeline_config_path", str(config), "--model_dir", str(model_dir)]
     assert cli.main(["train", *argv]) == 0

@@ -7,96 +7,24 @@ import numpy as np
 import pytest
 
 import kdet
-import tiny_ssd_extractor  # noqa: F401  (registers the extractor the CONFIG names)
+import tiny_pipeline
 from keras_configs import without_names
 from kdet import cli
 from kdet.configs import ConfigError
 from kdet.configs import load_pipeline
 from kdet.configs import restore_fine_tune_checkpoint
 from kdet.configs import train_dataset
-from kdet.data.converters import create_example_from_arrays
-from kdet.data.converters import write_tfrecord
 from kdet.training import trainer
 
-IMAGE_SIZE = 64
-LABEL_MAP = {1: "square", 2: "circle"}
-
-
-# A pipeline.config in the TF OD API format, for the tiny extractor above.
-CONFIG = """
-model {
-  ssd {
-    num_classes: 2
-    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-    feature_extractor { type: "test_tiny_two_map_ssd" }
-    box_coder { faster_rcnn_box_coder { y_scale: 10.0 x_scale: 10.0 height_scale: 5.0
-                                        width_scale: 5.0 } }
-    matcher { argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 } }
-    similarity_calculator { iou_similarity { } }
-    anchor_generator {
-      ssd_anchor_generator { num_layers: 2 min_scale: 0.2 max_scale: 0.6
-                             aspect_ratios: 1.0 aspect_ratios: 2.0 aspect_ratios: 0.5 }
-    }
-    box_predictor {
-      convolutional_box_predictor {
-        kernel_size: 3
-        conv_hyperparams {
-          activation: RELU_6
-          regularizer { l2_regularizer { weight: 0.00004 } }
-          initializer { truncated_normal_initializer { stddev: 0.03 } }
-          batch_norm { train: true scale: true center: true decay: 0.9997 epsilon: 0.001 }
-        }
-      }
-    }
-    loss {
-      classification_loss { weighted_sigmoid { } }
-      localization_loss { weighted_smooth_l1 { } }
-    }
-    post_processing {
-      batch_non_max_suppression { score_threshold: 0.01 iou_threshold: 0.6
-                                  max_detections_per_class: 20 max_total_detections: 20 }
-      score_converter: SIGMOID
-    }
-  }
-}
-train_config {
-  batch_size: 4
-  num_steps: 4
-  optimizer {
-    momentum_optimizer {
-      learning_rate { constant_learning_rate { learning_rate: 0.01 } }
-      momentum_optimizer_value: 0.9
-    }
-    use_moving_average: false
-  }
-  data_augmentation_options { random_horizontal_flip { } }
-}
-train_input_reader {
-  tf_record_input_reader { input_path: "RECORDS" }
-  label_map_path: "LABEL_MAP"
-}
-"""
+IMAGE_SIZE = tiny_pipeline.IMAGE_SIZE
 
 
 @pytest.fixture
 def config_path(tmp_path):
-    images, y = kdet.datasets.shapes(8, IMAGE_SIZE, num_classes=2, max_boxes=3, seed=3)
-    examples = []
-    for image, boxes, labels in zip(images, y["boxes"], y["labels"]):
-        keep = labels > 0
-        examples.append(
-            create_example_from_arrays(image, boxes[keep], labels[keep], LABEL_MAP,
-                                       box_format="yxyx")
-        )
-    write_tfrecord(examples, tmp_path / "train.record")
-    (tmp_path / "label_map.pbtxt").write_text(
-        "item { id: 1 name: 'square' }\nitem { id: 2 name: 'circle' }\n"
+    return tiny_pipeline.write_pipeline(
+        tmp_path, learning_rate=0.01, eval_input_reader=False,
+        train_config_extra="data_augmentation_options { random_horizontal_flip { } }",
     )
-    text = CONFIG.replace("RECORDS", str(tmp_path / "train.record"))
-    text = text.replace("LABEL_MAP", str(tmp_path / "label_map.pbtxt"))
-    path = tmp_path / "pipeline.config"
-    path.write_text(text)
-    return path
 
 
 def test_load_pipeline_builds_model_optimizer_and_dataset(config_path):
@@ -133,10 +61,10 @@ def test_kdet_train_trains_checkpoints_and_resumes(config_path, tmp_path, capsys
          r"pipeline.config:4:5: 'model.ssd.num_clases' is not a field kdet supports "
          r"\(did you mean 'num_classes'\?\)"),
         (("  batch_size: 4", "  batch_size: 4\n  freeze_variables: '.*FeatureExtractor.*'"),
-         r"pipeline.config:39:3: 'train_config.freeze_variables': regex '\.\*FeatureExtractor"
+         r"pipeline.config:37:3: 'train_config.freeze_variables': regex '\.\*FeatureExtractor"
          r"\.\*' matches no trainable variable .* feature_extractor/stem/conv2d/kernel"),
         (("train_input_reader {", "train_input_reader {{"),
-         r"pipeline.config:49:21: expected a field name"),
+         r"pipeline.config:47:21: expected a field name"),
     ],
 )
 def test_config_errors_are_one_line_with_file_line_and_column(

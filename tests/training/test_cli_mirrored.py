@@ -26,8 +26,7 @@ def _checkpoint_arrays(path):
 
 
 def test_kdet_train_mirrored_trains_on_two_replicas_and_checkpoints(tmp_path, capsys):
-    config = tiny_pipeline.write_pipeline(tmp_path, num_steps=3)
-    config.write_text(config.read_text().replace("learning_rate: 0.00001", "learning_rate: 0.001"))
+    config = tiny_pipeline.write_pipeline(tmp_path, num_steps=3, learning_rate=0.001)
     argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "m"),
             "--strategy", "mirrored", "--checkpoint_every_n", "1"]
     assert cli.main(argv) == 0
