@@ -28,6 +28,8 @@ from kdet.cli.train import add_lr_sweep_parser
 from kdet.cli.train import add_train_parser
 from kdet.cli.zoo import add_zoo_parser
 
+__all__ = ["build_parser", "main"]
+
 # In the order `kdet --help` lists them.
 _COMMANDS = (
     add_convert_parser,

@@ -80,10 +80,13 @@ def restore_checkpoint(model, path, input_shape):
         path: a `ckpt-<step>.weights.h5` file.
         input_shape: the image batch shape to build the model with, e.g. `(None, 320, 320, 3)`.
     """
-    if not model.built:
-        model.build(input_shape)
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    # In the scope of the strategy the model was made under (as Keras's own build does): a
+    # MirroredStrategy model refuses variables created outside it, so a resume would fail.
+    with model.distribute_strategy.scope():
+        if not model.built:
+            model.build(input_shape)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
 
 
@@ -202,7 +205,8 @@ def mean_between(seen, running_mean, earlier_seen, earlier_running_mean):
 
 
 class ScalarLogger(keras.callbacks.Callback):
-    """Writes losses, the learning rate and steps per second to TensorBoard every `every_n` steps.
+    """Writes losses, the learning rate and steps per second to TensorBoard every `every_n` steps
+    and at the last step.
 
     The losses are their means over the steps since the last write (Keras reports running
     means since the start of the epoch; the window mean is recovered from two of them). The
@@ -222,6 +226,7 @@ class ScalarLogger(keras.callbacks.Callback):
         self._writer = None
         self._last = (0, {})
         self._last_time = None
+        self._latest = None
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
@@ -231,10 +236,19 @@ class ScalarLogger(keras.callbacks.Callback):
         self._last_time = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        self._latest = (batch + 1, logs or {})
         step = _optimizer_step(self.model)
-        if step % self.every_n:
-            return
-        seen, logs = batch + 1, logs or {}
+        if step % self.every_n == 0:
+            self._write(step, *self._latest)
+
+    def on_train_end(self, logs=None):
+        # The last steps too, so that a run shorter than `every_n` still has its curves.
+        step = _optimizer_step(self.model)
+        if self._latest is not None and step % self.every_n:
+            self._write(step, *self._latest)
+        self._writer.close()
+
+    def _write(self, step, seen, logs):
         last_seen, last_logs = self._last
         now = time.perf_counter()
         with self._writer.as_default(step=step):
@@ -243,13 +257,11 @@ class ScalarLogger(keras.callbacks.Callback):
                     seen, float(running_mean), last_seen, last_logs.get(name, 0.0)
                 )
                 tf.summary.scalar(f"losses/{name}", window_mean)
-            tf.summary.scalar("learning_rate", float(self.model.optimizer.learning_rate))
+            learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            tf.summary.scalar("learning_rate", float(learning_rate))
             tf.summary.scalar("steps_per_second", (seen - last_seen) / (now - self._last_time))
         self._last = (seen, {name: float(value) for name, value in logs.items()})
         self._last_time = now
-
-    def on_train_end(self, logs=None):
-        self._writer.close()
 
 
 class TrainingImageLogger(keras.callbacks.Callback):

@@ -155,3 +155,9 @@ def test_with_moving_averages_the_model_ends_with_its_trained_weights(tmp_path):
     for ours, saved in zip(model.get_weights(), from_checkpoint.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, saved)
     assert any(not np.allclose(ours, start) for ours, start in zip(model.get_weights(), initial))
+
+
+def test_a_run_shorter_than_log_every_n_still_logs_its_last_step(tmp_path):
+    trainer.train(_model(), _dataset(), tmp_path, num_steps=3, log_every_n=100, verbose=0)
+    scalars = _scalars(tmp_path / "train")
+    assert set(scalars["losses/loss"]) == set(scalars["steps_per_second"]) == {3}
