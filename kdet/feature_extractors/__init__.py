@@ -31,6 +31,10 @@ from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.feature_extractors.registry import get_feature_extractor_class
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
+from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
+    SSDMobileNetFPNFeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobilenet_v1_fpn_feature_extractor import (
     SSDMobileNetV1FPNFeatureExtractor,
 )
@@ -56,6 +60,8 @@ __all__ = [
     "FasterRCNNSplitBodyFeatureExtractor",
     "FeaturePyramid",
     "SSDFeatureExtractor",
+    "SSDFPNFeatureExtractor",
+    "SSDMobileNetFPNFeatureExtractor",
     "SSDMobileNetV1FPNFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",

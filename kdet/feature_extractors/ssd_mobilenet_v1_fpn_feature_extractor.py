@@ -2,11 +2,12 @@
 
 import keras
 
-from kdet.feature_extractors.fpn import FeaturePyramid
-from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_body
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import PYRAMID_KERNEL_STDDEV
+from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
+    SSDMobileNetFPNFeatureExtractor,
+)
 
 # Backbone map of each pyramid level: TF OD API Conv2d_3, 5, 11 and 13_pointwise.
 LEVEL_ENDPOINTS = {
@@ -19,9 +20,8 @@ LEVEL_ENDPOINTS = {
 # convolutions have 512 and 256 filters (before the depth multiplier) instead of 1024.
 DEPTHWISE_POINTWISE_FILTERS = {"conv_pw_12": 512, "conv_pw_13": 256}
 # conv_hyperparams of the TF OD API MobileNetV1 FPN configs: random_normal_initializer
-# stddev 0.01 and batch_norm decay 0.997 (FeaturePyramid's), epsilon 0.001. With
-# override_base_feature_extractor_hyperparams they set up the body too.
-_KERNEL_STDDEV = 0.01
+# stddev 0.01 (PYRAMID_KERNEL_STDDEV) and batch_norm decay 0.997 (FeaturePyramid's), epsilon
+# 0.001. With override_base_feature_extractor_hyperparams they set up the body too.
 _OVERRIDE_BATCH_NORM_MOMENTUM = 0.997
 # The TF OD API's own MobileNetV1 settings otherwise (keras_models/mobilenet_v1.py).
 _BODY_KERNEL_STDDEV = 0.09
@@ -29,7 +29,7 @@ _BODY_BATCH_NORM_MOMENTUM = 0.9997
 
 
 @register_feature_extractor("ssd_mobilenet_v1_fpn")
-class SSDMobileNetV1FPNFeatureExtractor(SSDFeatureExtractor):
+class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     """MobileNetV1 body with a feature pyramid: the SSD MobileNetV1 FPN (RetinaNet) extractor.
 
     The body is `keras.applications.MobileNet` (`alpha=depth_multiplier`) with the TF OD API's
@@ -111,19 +111,22 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDFeatureExtractor):
         regularize_depthwise=False,
         **kwargs,
     ):
-        super().__init__(backbone_weights=backbone_weights, **kwargs)
-        self.depth_multiplier = depth_multiplier
-        self.min_depth = min_depth
-        self.fpn_min_level = fpn_min_level
-        self.fpn_max_level = fpn_max_level
-        self.additional_layer_depth = additional_layer_depth
-        self.use_depthwise = use_depthwise
+        super().__init__(
+            depth_multiplier,
+            min_depth,
+            fpn_min_level,
+            fpn_max_level,
+            additional_layer_depth,
+            use_depthwise,
+            backbone_weights=backbone_weights,
+            kernel_regularizer=kernel_regularizer,
+            regularize_depthwise=regularize_depthwise,
+            **kwargs,
+        )
         self.use_explicit_padding = use_explicit_padding
         self.override_base_feature_extractor_hyperparams = (
             override_base_feature_extractor_hyperparams
         )
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
         pointwise_filters = None
         if use_depthwise:
             pointwise_filters = {
@@ -133,8 +136,8 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDFeatureExtractor):
         body_initializer, body_momentum = _body_hyperparams(
             override_base_feature_extractor_hyperparams
         )
-        self.body = mobilenet_v1_body(
-            backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level),
+        body = mobilenet_v1_body(
+            self.body_endpoints(LEVEL_ENDPOINTS),
             depth_multiplier,
             backbone_weights,
             pointwise_filters=pointwise_filters,
@@ -143,45 +146,16 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDFeatureExtractor):
             kernel_regularizer=self.kernel_regularizer,
             batch_norm_momentum=body_momentum,
         )
-        self.feature_pyramid = FeaturePyramid(
-            fpn_min_level,
-            fpn_max_level,
-            depth=max(int(additional_layer_depth * depth_multiplier), min_depth),
-            use_depthwise=use_depthwise,
-            use_explicit_padding=use_explicit_padding,
-            kernel_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
-            kernel_regularizer=self.kernel_regularizer,
-            regularize_depthwise=regularize_depthwise,
-            name="feature_pyramid",
-        )
-
-    def build(self, input_shape):
-        self.feature_pyramid.build([tuple(output.shape) for output in self.body.outputs])
-
-    def preprocess(self, images):
-        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
-
-    def call(self, images, training=None):
-        return self.feature_pyramid(
-            keras.tree.flatten(self.body(images, training=training)), training=training
-        )
+        self.attach_body(body, use_explicit_padding=use_explicit_padding)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "fpn_min_level": self.fpn_min_level,
-                "fpn_max_level": self.fpn_max_level,
-                "additional_layer_depth": self.additional_layer_depth,
-                "use_depthwise": self.use_depthwise,
                 "use_explicit_padding": self.use_explicit_padding,
                 "override_base_feature_extractor_hyperparams": (
                     self.override_base_feature_extractor_hyperparams
                 ),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config
@@ -191,7 +165,7 @@ def _body_hyperparams(override_base_feature_extractor_hyperparams):
     """`(kernel initializer, batch norm momentum)` of the body: the TF OD API MobileNetV1's, or
     the pyramid's with `override_base_feature_extractor_hyperparams`."""
     if override_base_feature_extractor_hyperparams:
-        initializer = keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV)
+        initializer = keras.initializers.RandomNormal(stddev=PYRAMID_KERNEL_STDDEV)
         return initializer, _OVERRIDE_BATCH_NORM_MOMENTUM
     initializer = keras.initializers.TruncatedNormal(stddev=_BODY_KERNEL_STDDEV)
     return initializer, _BODY_BATCH_NORM_MOMENTUM

@@ -2,11 +2,11 @@
 
 import keras
 
-from kdet.feature_extractors.fpn import FeaturePyramid
-from kdet.feature_extractors.fpn import backbone_endpoints
-from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
+from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
+    SSDMobileNetFPNFeatureExtractor,
+)
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 
 # Backbone map of each pyramid level: TF OD API layer_4, layer_7, layer_14 and layer_19.
@@ -14,7 +14,7 @@ LEVEL_ENDPOINTS = {2: "block_2_add", 3: "block_5_add", 4: "block_12_add", 5: "ou
 
 
 @register_feature_extractor("ssd_mobilenet_v2_fpn")
-class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
+class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     """MobileNetV2 body with a feature pyramid: SSD MobileNetV2 FPN and FPNLite.
 
     The body is the "same"-padded `keras.applications.MobileNetV2` of
@@ -78,61 +78,27 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDFeatureExtractor):
         regularize_depthwise=False,
         **kwargs,
     ):
-        super().__init__(backbone_weights=backbone_weights, **kwargs)
-        self.depth_multiplier = depth_multiplier
-        self.min_depth = min_depth
-        self.fpn_min_level = fpn_min_level
-        self.fpn_max_level = fpn_max_level
-        self.additional_layer_depth = additional_layer_depth
-        self.use_depthwise = use_depthwise
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
-        self.body = _mobilenet_v2_fpn_body(
+        super().__init__(
+            depth_multiplier,
+            min_depth,
+            fpn_min_level,
+            fpn_max_level,
+            additional_layer_depth,
+            use_depthwise,
+            backbone_weights=backbone_weights,
+            kernel_regularizer=kernel_regularizer,
+            regularize_depthwise=regularize_depthwise,
+            **kwargs,
+        )
+        body = _mobilenet_v2_fpn_body(
             depth_multiplier,
             use_depthwise,
             backbone_weights,
-            backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level),
+            self.body_endpoints(LEVEL_ENDPOINTS),
             self.kernel_regularizer,
             regularize_depthwise,
         )
-        self.feature_pyramid = FeaturePyramid(
-            fpn_min_level,
-            fpn_max_level,
-            depth=max(int(additional_layer_depth * depth_multiplier), min_depth),
-            use_depthwise=use_depthwise,
-            # The FPNLite configs' conv_hyperparams initializer.
-            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            kernel_regularizer=self.kernel_regularizer,
-            regularize_depthwise=regularize_depthwise,
-            name="feature_pyramid",
-        )
-
-    def build(self, input_shape):
-        self.feature_pyramid.build([tuple(output.shape) for output in self.body.outputs])
-
-    def preprocess(self, images):
-        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
-
-    def call(self, images, training=None):
-        return self.feature_pyramid(
-            keras.tree.flatten(self.body(images, training=training)), training=training
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "fpn_min_level": self.fpn_min_level,
-                "fpn_max_level": self.fpn_max_level,
-                "additional_layer_depth": self.additional_layer_depth,
-                "use_depthwise": self.use_depthwise,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
-            }
-        )
-        return config
+        self.attach_body(body)
 
 
 def _mobilenet_v2_fpn_body(

@@ -4,11 +4,9 @@ import functools
 
 import keras
 
-from kdet.feature_extractors.fpn import FeaturePyramid
-from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.kernel_regularization import regularized_clone
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
 from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 # Backbone map of each pyramid level: the outputs of ResNet blocks 1..4 (C2..C5).
@@ -23,7 +21,7 @@ CHANNEL_MEANS = (123.68, 116.779, 103.939)
 
 
 @register_feature_extractor("ssd_resnet50_v1_fpn")
-class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
+class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
     """ResNet50 V1 body with a feature pyramid: the RetinaNet feature extractor.
 
     The body is `keras.applications.ResNet50`; levels 2..5 read `conv2_block3_out`,
@@ -73,11 +71,15 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
         kernel_regularizer=None,
         **kwargs,
     ):
-        super().__init__(backbone_weights=backbone_weights, **kwargs)
-        self.fpn_min_level = fpn_min_level
-        self.fpn_max_level = fpn_max_level
-        self.additional_layer_depth = additional_layer_depth
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        super().__init__(
+            fpn_min_level,
+            fpn_max_level,
+            additional_layer_depth,
+            backbone_weights=backbone_weights,
+            kernel_regularizer=kernel_regularizer,
+            **kwargs,
+        )
+        endpoints = self.body_endpoints(LEVEL_ENDPOINTS)
         resnet = clone_with_fused_batch_norm(
             keras.applications.ResNet50(
                 input_shape=(None, None, 3), include_top=False, weights=backbone_weights
@@ -86,37 +88,8 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFeatureExtractor):
                 regularized_clone, kernel_regularizer=self.kernel_regularizer
             ),
         )
-        endpoints = backbone_endpoints(LEVEL_ENDPOINTS, fpn_min_level, fpn_max_level)
-        self.body = keras.Model(
-            resnet.input, [resnet.get_layer(name).output for name in endpoints], name="ResNet50"
-        )
-        self.feature_pyramid = FeaturePyramid(
-            fpn_min_level,
-            fpn_max_level,
-            depth=additional_layer_depth,
-            kernel_regularizer=self.kernel_regularizer,
-            name="feature_pyramid",
-        )
-
-    def build(self, input_shape):
-        self.feature_pyramid.build([tuple(output.shape) for output in self.body.outputs])
+        outputs = [resnet.get_layer(name).output for name in endpoints]
+        self.attach_body(keras.Model(resnet.input, outputs, name="ResNet50"))
 
     def preprocess(self, images):
         return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
-
-    def call(self, images, training=None):
-        return self.feature_pyramid(
-            keras.tree.flatten(self.body(images, training=training)), training=training
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "fpn_min_level": self.fpn_min_level,
-                "fpn_max_level": self.fpn_max_level,
-                "additional_layer_depth": self.additional_layer_depth,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-            }
-        )
-        return config
