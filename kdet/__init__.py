@@ -45,5 +45,8 @@ def __dir__():
     return sorted(list(globals()) + list(_SUBPACKAGES) + list(_CLASSES))
 
 
-importlib.import_module("kdet.models")
-importlib.import_module("kdet.feature_extractors")
+from kdet.utils.native_stderr import native_stderr_hidden as _native_stderr_hidden  # noqa: E402
+
+with _native_stderr_hidden():  # TensorFlow's C++ start-up banner, not errors: those propagate
+    importlib.import_module("kdet.models")
+    importlib.import_module("kdet.feature_extractors")

@@ -178,10 +178,13 @@ def plot_training_curves(curves, figsize=None):
         # The total first, then by name: the legend's order does not depend on the logs'.
         for name in sorted(curves[group], key=lambda name: (name != _TOTAL_LOSS, name)):
             steps, values = curves[group][name]
+            # A lone point (a run shorter than its logging interval) shows only as a marker.
+            marker = "o" if group == "metrics" or len(steps) == 1 else None
             if group == "losses" and name == _TOTAL_LOSS:
-                axes.plot(steps, values, color="black", linewidth=2, label="total", zorder=3)
+                axes.plot(steps, values, color="black", linewidth=2, marker=marker, label="total",
+                          zorder=3)
             else:
-                axes.plot(steps, values, marker="o" if group == "metrics" else None, label=name)
+                axes.plot(steps, values, marker=marker, label=name)
         if group == "metrics":
             axes.set_ylim(0.0, 1.0)
         if group == "learning_rate":

@@ -130,6 +130,16 @@ def test_plot_training_curves_leaves_out_groups_with_nothing_logged(tmp_path):
     assert [a.get_title() for a in figure.axes] == ["training losses"]
 
 
+def test_a_run_that_logged_one_step_is_drawn_as_markers(tmp_path):
+    # A line through one point draws nothing: kdet train with fewer steps than log_every_n.
+    scalars = {"losses/loss": {3: 2.0}, "losses/a_loss": {3: 1.5}, "learning_rate": {3: 0.1}}
+    plot_logs.write_scalars(tmp_path / "train", scalars)
+    figure = plots.plot_training_curves(plots.read_training_curves(tmp_path))
+    lines = [line for axes in figure.axes for line in axes.lines]
+    assert [line.get_label() for line in lines] == ["total", "a_loss", "learning_rate"]
+    assert all(line.get_marker() == "o" for line in lines)
+
+
 def test_average_precision_bars_are_sorted_best_first_with_the_mean(tmp_path):
     figure = plots.plot_average_precision(
         {"dog": 0.3, "cat": 0.9, "fish": float("nan"), "bird": 0.5, "ant": 0.5}

@@ -14,8 +14,6 @@
 """
 
 import argparse
-import contextlib
-import os
 import sys
 
 from kdet.cli.config import add_config_parser
@@ -27,6 +25,7 @@ from kdet.cli.predict import add_predict_parser
 from kdet.cli.train import add_lr_sweep_parser
 from kdet.cli.train import add_train_parser
 from kdet.cli.zoo import add_zoo_parser
+from kdet.utils.native_stderr import native_stderr_hidden
 
 __all__ = ["build_parser", "main"]
 
@@ -42,24 +41,6 @@ _COMMANDS = (
     add_config_parser,
     add_zoo_parser,
 )
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Hides the C++ start-up banner TensorFlow prints on import (CUDA probe, oneDNN notice).
-
-    `TF_CPP_MIN_LOG_LEVEL` cannot silence it because it is written before absl logging is
-    initialized, so the file descriptor itself is redirected for the duration of the import.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def build_parser():
@@ -82,7 +63,7 @@ def main(argv=None):
     """Entry point of the `kdet` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    with _quiet_native_stderr():
+    with native_stderr_hidden():
         import tensorflow as tf
 
         # Device discovery prints a CUDA probe failure on machines without a GPU.

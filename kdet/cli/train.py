@@ -121,11 +121,19 @@ def run_lr_sweep(args):
 
 def distribution_strategy(name, num_gpus=None):
     """The `tf.distribute` strategy `--strategy` names (see `add_train_parser`)."""
+    import os
+
     import tensorflow as tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(mirrored_devices(num_gpus))
     if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            # MultiWorkerMirroredStrategy would quietly train this process alone.
+            raise ValueError(
+                "--strategy multi_worker needs TF_CONFIG (the cluster and this worker's task) "
+                "set on every worker; see docs/training.md"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 

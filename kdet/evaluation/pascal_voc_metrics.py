@@ -1,6 +1,7 @@
 """Pascal VOC average precision, as the TF Object Detection API's Pascal evaluators compute it."""
 
 import collections
+import numbers
 
 import numpy as np
 
@@ -71,6 +72,12 @@ def compute_pascal_voc_metrics(
         Everingham et al., [The Pascal Visual Object Classes (VOC) Challenge](
         https://doi.org/10.1007/s11263-009-0275-4).
     """
+    if not isinstance(iou_threshold, numbers.Real):
+        # A label map passed third, as `compute_coco_metrics` takes it, lands here.
+        raise TypeError(
+            "`iou_threshold` (the third argument) must be a number, got a "
+            f"{type(iou_threshold).__name__}; pass a label map as `label_map=`."
+        )
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"`iou_threshold` must be in (0, 1], got {iou_threshold}.")
     groundtruth = groundtruth_per_image(groundtruth)

@@ -152,6 +152,19 @@ class ObjectDetector(keras.Model):
         optimizer = self.default_optimizer() if optimizer is None else optimizer
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
+    def compile_from_config(self, config):
+        """Compiles a loaded `.keras` model as it was saved, optimizer state included.
+
+        Keras calls this from `keras.saving.load_model`; its own version only warns for a model
+        that overrides `compile`, so a loaded detector would come back uncompiled.
+
+        Args:
+            config: the dict `get_compile_config()` saved.
+        """
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def default_optimizer(self):
         """SGD with momentum 0.9, learning rate 0.01 and gradient norm clipping at 10."""
         return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, global_clipnorm=10.0)

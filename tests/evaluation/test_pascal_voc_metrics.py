@@ -186,3 +186,10 @@ def test_mismatched_image_counts():
 def test_bad_iou_threshold():
     with pytest.raises(ValueError, match="iou_threshold"):
         compute_pascal_voc_metrics([], [], iou_threshold=0.0)
+
+
+def test_a_label_map_passed_third_is_a_clear_error():
+    # compute_coco_metrics takes the label map third; here the third argument is iou_threshold.
+    groundtruth, detections = _hand_built_case()
+    with pytest.raises(TypeError, match=r"iou_threshold.*a dict; pass a label map as `label_map=`"):
+        compute_pascal_voc_metrics(groundtruth, detections, {1: "cat", 2: "dog"})

@@ -1,4 +1,4 @@
-"""`kdet train --strategy mirrored` on the two logical CPUs of the test process (see conftest).
+"""`kdet train --strategy mirrored` on two logical CPUs, in a process of its own.
 
 That one and two replicas give the same losses and weights is tested on the models themselves
 (`tests/models/*/test_*.py`, `two_replica_strategy`); here the command line must really train
@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 import tiny_pipeline
-from kdet import cli
+from kdet_process import run_kdet
 
 
 def _checkpoint_arrays(path):
@@ -25,12 +25,13 @@ def _checkpoint_arrays(path):
     return arrays
 
 
-def test_kdet_train_mirrored_trains_on_two_replicas_and_checkpoints(tmp_path, capsys):
+def test_kdet_train_mirrored_trains_on_two_replicas_and_checkpoints(tmp_path):
     config = tiny_pipeline.write_pipeline(tmp_path, num_steps=3, learning_rate=0.001)
-    argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "m"),
-            "--strategy", "mirrored", "--checkpoint_every_n", "1"]
-    assert cli.main(argv) == 0
-    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    code, output = run_kdet(
+        ["train", "--pipeline_config_path", config, "--model_dir", tmp_path / "m",
+         "--strategy", "mirrored", "--checkpoint_every_n", "1"], logical_cpus=2)
+    assert code == 0, output[-3000:]
+    summary = output.strip().splitlines()[-1]
     assert summary.startswith("trained steps 0..3 in") and "on 2 replica(s)" in summary
 
     first, last = (_checkpoint_arrays(tmp_path / "m" / f"ckpt-{step}.weights.h5")
@@ -42,11 +43,11 @@ def test_kdet_train_mirrored_trains_on_two_replicas_and_checkpoints(tmp_path, ca
         assert np.abs(last[name] - first[name]).max() > 0, name
 
 
-def test_num_gpus_without_gpus_is_a_one_line_error(tmp_path, capsys):
+def test_num_gpus_without_gpus_is_a_one_line_error(tmp_path):
     config = tiny_pipeline.write_pipeline(tmp_path)
-    argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "m"),
-            "--strategy", "mirrored", "--num_gpus", "2"]
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("kdet train: error: --num_gpus 2: this machine has 0 GPU(s)")
-    assert "\n" not in err
+    code, output = run_kdet(
+        ["train", "--pipeline_config_path", config, "--model_dir", tmp_path / "m",
+         "--strategy", "mirrored", "--num_gpus", "2"])
+    assert code == 2
+    assert output.strip().splitlines()[-1].startswith(
+        "kdet train: error: --num_gpus 2: this machine has 0 GPU(s)")

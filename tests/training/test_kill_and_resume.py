@@ -1,31 +1,19 @@
 """`kdet train` killed with SIGKILL mid-run, then started again with the same command."""
 
-import os
-import pathlib
 import signal
-import subprocess
-import sys
 import time
 
 import tiny_pipeline
+from kdet_process import start_kdet
 from kdet.training import trainer
 from kdet.utils import verified_files
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-# `kdet train` in a process of its own, with the tests' tiny extractor registered.
-_KDET = ("import sys, tiny_ssd_extractor; from kdet.cli import main; "
-         "sys.exit(main(sys.argv[1:]))")
 TIMEOUT_SECONDS = 240
 
 
 def _kdet_train(config, model_dir):
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
-    return subprocess.Popen(
-        [sys.executable, "-c", _KDET, "train", "--pipeline_config_path", str(config),
-         "--model_dir", str(model_dir), "--checkpoint_every_n", "5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    return start_kdet(["train", "--pipeline_config_path", config, "--model_dir", model_dir,
+                       "--checkpoint_every_n", "5"])
 
 
 def test_sigkill_then_the_same_command_resumes_from_the_last_checkpoint(tmp_path):

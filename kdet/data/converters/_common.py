@@ -219,7 +219,8 @@ def resolve_label_map(label_map, derived, output_path):
     if existing != derived:
         raise DataError(
             f"{path} already exists with a different label map {existing}; the data gives "
-            f"{derived}. Pass label_map={path!r} to convert with the existing one, or remove it"
+            f"{derived}. Convert with the existing one (kdet convert --label_map {path}, or "
+            f"label_map={str(path)!r} in Python), or remove it"
         )
     return derived, None, path
 
