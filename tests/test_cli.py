@@ -2,13 +2,19 @@
 
 import importlib.util
 import json
+import os
+import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
+import kdet
 from kdet import cli
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_convert_voc_writes_records_label_map_and_summary(data_dir, tmp_path, capsys):
@@ -85,3 +91,27 @@ def test_predict_missing_image_is_one_clear_line(tmp_path, capsys):
     code = cli.main(["predict", str(tmp_path / "nope.jpg"), "--output_dir", str(tmp_path)])
     assert code == 2
     assert "nope.jpg" in capsys.readouterr().err
+
+
+def test_predict_with_a_model_of_an_unregistered_extractor_is_one_line(tmp_path):
+    import tiny_ssd_extractor
+
+    model = kdet.SSD(
+        num_classes=2, feature_extractor=tiny_ssd_extractor.NAME,
+        image_resizer=kdet.layers.FixedShapeResizer(64, 64),
+        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
+    )
+    model.build((None, 64, 64, 3))
+    model.save(tmp_path / "custom.keras")
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(image)
+    # A new process, where nothing registered the tests' extractor.
+    result = subprocess.run(
+        [sys.executable, "-m", "kdet.cli", "predict", str(image), "--model",
+         str(tmp_path / "custom.keras"), "--output_dir", str(tmp_path / "out")],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kdet predict: error: ")
+    assert "after importing the module that registers it" in lines[0]

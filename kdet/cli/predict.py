@@ -49,7 +49,16 @@ def run_predict(args):
     if args.model.endswith(".keras"):
         import keras
 
-        model = keras.saving.load_model(args.model)
+        if not pathlib.Path(args.model).is_file():
+            raise FileNotFoundError(f"no such model file: {args.model}")
+        try:
+            model = keras.saving.load_model(args.model)
+        except TypeError as error:  # Keras: a class it cannot locate
+            raise ValueError(
+                f"{args.model} cannot be loaded here ({str(error).splitlines()[0]}); a model "
+                "with a feature extractor of your own loads only in Python, after importing the "
+                "module that registers it"
+            ) from None
         label_map = {}
     else:
         model = kdet.zoo.load(args.model)

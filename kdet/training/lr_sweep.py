@@ -36,6 +36,11 @@ class ExponentialRamp(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"min_lr": self.min_lr, "max_lr": self.max_lr, "num_steps": self.num_steps}
 
+# The smoothed loss of the first steps averages only a few batches, whose losses can differ 3x
+# at a learning rate of 0 (e.g. per-batch box counts without `normalize_loss_by_num_matches`):
+# a rise there is noise, not divergence. A non-finite loss stops the sweep at any step.
+_STEPS_BEFORE_DIVERGENCE_CHECK = 10
+
 
 class _LossRecorder(keras.callbacks.Callback):
     """Records (learning rate, loss) per step; stops once the smoothed loss diverges."""
@@ -62,7 +67,9 @@ class _LossRecorder(keras.callbacks.Callback):
         self._average = self.smoothing * self._average + (1 - self.smoothing) * loss
         smoothed = self._average / (1 - self.smoothing ** (step + 1))
         self.smoothed.append(smoothed)
-        if not math.isfinite(loss) or smoothed > self.divergence_factor * min(self.smoothed):
+        rising = (step >= _STEPS_BEFORE_DIVERGENCE_CHECK
+                  and smoothed > self.divergence_factor * min(self.smoothed))
+        if not math.isfinite(loss) or rising:
             self.diverged = True
             self.model.stop_training = True
 
@@ -81,9 +88,9 @@ def lr_sweep(
     The copy (`from_config` + the model's weights, the same ones trainable) is compiled with
     the model's optimizer class and settings but an `ExponentialRamp` learning rate, and
     trained for at most `num_steps` steps; it stops early once the smoothed loss exceeds
-    `divergence_factor` times its minimum (or is not finite). The suggested rate is a tenth of
-    the rate at the smoothed loss's minimum: the loss still falls fast there and is far from
-    diverging.
+    `divergence_factor` times its minimum (checked from the 11th step on) or is not finite.
+    The suggested rate is a tenth of the rate at the smoothed loss's minimum: the loss still
+    falls fast there and is far from diverging.
 
     Args:
         model: a compiled `kdet.models.ObjectDetector`; its weights are not changed.

@@ -63,3 +63,20 @@ def test_bad_range_and_uncompiled_model_are_errors():
     )
     with pytest.raises(ValueError, match="compiled model"):
         lr_sweep(model, _dataset())
+
+
+def test_noise_in_the_first_steps_is_not_divergence():
+    from kdet.training.lr_sweep import ExponentialRamp
+    from kdet.training.lr_sweep import _LossRecorder
+
+    class Model:
+        stop_training = False
+
+    recorder = _LossRecorder(ExponentialRamp(1e-6, 1.0, 100), smoothing=0.9, divergence_factor=4.0)
+    recorder.set_model(Model())
+    losses = [300.0, 3000.0, 290.0] + [280.0] * 9 + [1e5]  # noisy start, then a real blow-up
+    for batch, _ in enumerate(losses):
+        recorder.on_train_batch_end(batch, {"loss": np.mean(losses[: batch + 1])})
+        if batch < 12:
+            assert not recorder.model.stop_training, batch
+    assert recorder.model.stop_training and recorder.diverged
