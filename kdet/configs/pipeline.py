@@ -268,7 +268,9 @@ def eval_dataset(pipeline, index=0):
         index: int, which `eval_input_reader` of the config. Defaults to `0`.
 
     Returns:
-        A finite `tf.data.Dataset` of `(images, {"boxes", "labels"})`.
+        A finite `tf.data.Dataset` of `(images, {"boxes", "labels", "difficult"})`
+        (`difficult`: the records' `image/object/difficult` flags, which the Pascal VOC
+        metrics ignore; see `read_tfrecords`).
 
     Raises:
         ValueError: naming the config, when it has no `eval_input_reader` (at `index`).
@@ -285,4 +287,5 @@ def eval_dataset(pipeline, index=0):
         batch_size=pipeline.eval_config.batch_size,
         image_size=size,
         pad_to_aspect_ratio=pad,
+        include_difficult=True,
     )

@@ -71,6 +71,13 @@ def pad_groundtruth(boxes, labels, max_num_boxes):
     return tf.ensure_shape(boxes, [max_num_boxes, 4]), tf.ensure_shape(labels, [max_num_boxes])
 
 
+def _pad_flags(flags, max_num_boxes):
+    """int32 `[max_num_boxes]`: per-box flags as `pad_groundtruth` pads their boxes, with 0."""
+    flags = tf.cast(flags, tf.int32)[:max_num_boxes]
+    flags = tf.pad(flags, [[0, max_num_boxes - tf.shape(flags)[0]]])
+    return tf.ensure_shape(flags, [max_num_boxes])
+
+
 def resize_image_and_boxes(image, boxes, image_size, pad_to_aspect_ratio=False, method="bilinear"):
     """Resizes one image to `image_size`; `rel_yxyx` boxes follow.
 
@@ -152,6 +159,7 @@ def read_tfrecords(
     drop_remainder=False,
     seed=None,
     return_metadata=False,
+    include_difficult=False,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -198,6 +206,10 @@ def read_tfrecords(
             `"original_image_shape"` (int32 `[2]`, decoded size) and `"true_image_shape"` (int32
             `[2]`, the image content inside the output, without padding), as a third element.
 
+        include_difficult: bool. Also return `"difficult"`: int32 `[batch, max_num_boxes]`,
+            1 for boxes marked `image/object/difficult`, padded with 0, for evaluation (the
+            Pascal VOC metrics ignore difficult boxes, as the TF OD API's do). Needs
+            `augmentation=None`. Defaults to `False`.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -221,6 +233,11 @@ def read_tfrecords(
     if isinstance(label_map, (str, os.PathLike)):
         label_map = read_label_map(label_map)
     augment = _as_augmentation(augmentation)
+    if include_difficult and augment is not None:
+        raise ValueError(
+            "include_difficult=True is for evaluation data: augmentation would have to carry "
+            "the flags through crops; pass augmentation=None"
+        )
     deterministic = not shuffle or seed is not None
 
     dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -248,6 +265,7 @@ def read_tfrecords(
         original_image_shape = tf.shape(image)[:2]
         known = labels >= 0
         boxes, labels = tf.boolean_mask(boxes, known), tf.boolean_mask(labels, known)
+        difficult = tf.boolean_mask(example["difficult"], known)
         if augment is not None:
             if seed is None:
                 image, boxes, labels = augment(image, boxes, labels)
@@ -272,6 +290,8 @@ def read_tfrecords(
             "true_image_shape": true_image_shape,
         }
         y = {"boxes": boxes, "labels": labels}
+        if include_difficult:
+            y["difficult"] = _pad_flags(difficult, max_num_boxes)
         return (image, y, metadata) if return_metadata else (image, y)
 
     dataset = dataset.map(parse, num_parallel_calls=num_parallel_calls, deterministic=deterministic)

@@ -227,3 +227,41 @@ def test_callback_every_n_steps(tmp_path):
     assert history.history["DetectionBoxes_Precision/mAP"] == pytest.approx(
         [events["DetectionBoxes_Precision/mAP"][3], events["DetectionBoxes_Precision/mAP"][6]]
     )
+
+
+def test_difficult_boxes_are_left_out_of_the_pascal_voc_metrics(model, tmp_path):
+    # Every circle is marked difficult: the TF OD API's Pascal evaluator then has no circle to
+    # count (AP NaN), while the COCO metrics count them all.
+    images, y = kdet.datasets.shapes(6, IMAGE_SIZE, num_classes=2, max_boxes=3, seed=5)
+    examples = []
+    for image, boxes, labels in zip(images, y["boxes"], y["labels"]):
+        real = labels > 0
+        encoded = kdet.data.encode_image(image, "png")
+        examples.append(kdet.data.create_tf_example(
+            encoded, IMAGE_SIZE, IMAGE_SIZE, boxes[real] / IMAGE_SIZE, labels[real],
+            [LABEL_MAP[int(label)] for label in labels[real]],
+            difficult=(labels[real] == 2).astype("int64"),
+        ))
+    kdet.data.write_tfrecord(examples, tmp_path / "eval.record")
+    dataset = kdet.data.read_tfrecords(tmp_path / "eval.record", batch_size=3, shuffle=False,
+                                       include_difficult=True)
+    flags = np.concatenate([batch_y["difficult"].numpy() for _, batch_y in dataset])
+    labels = np.concatenate([batch_y["labels"].numpy() for _, batch_y in dataset])
+    np.testing.assert_array_equal(flags, (labels == 2).astype("int32"))
+    assert (labels == 2).any() and (labels == 1).any()
+
+    metrics = COCOEvaluator(dataset, label_map=LABEL_MAP, metrics_sets=(
+        "pascal_voc_detection_metrics", "coco_detection_metrics")).evaluate(model)
+    assert np.isnan(metrics["PascalBoxes_PerformanceByCategory/AP@0.5IOU/circle"])
+    groundtruth, detections = _ground_truth_and_detections(model, dataset)
+    for image, image_flags in zip(groundtruth, flags.reshape(6, -1)):
+        image["difficult"] = image_flags[: len(image["labels"])].astype(bool)
+    by_hand = compute_pascal_voc_metrics(groundtruth, detections, label_map=LABEL_MAP)
+    assert metrics["PascalBoxes_Precision/mAP@0.5IOU"] == by_hand["PascalBoxes_Precision/mAP@0.5IOU"]
+
+
+def test_include_difficult_refuses_augmentation(tmp_path):
+    kdet.data.write_tfrecord([], tmp_path / "empty.record")
+    with pytest.raises(ValueError, match="augmentation=None"):
+        kdet.data.read_tfrecords(tmp_path / "empty.record", include_difficult=True,
+                                 augmentation=[{"random_horizontal_flip": {}}])
