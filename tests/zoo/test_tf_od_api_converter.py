@@ -184,12 +184,6 @@ def test_weight_maps_need_built_layers_and_known_extractors():
         feature_extractor_weight_map(ConvolutionalBoxPredictor(1, [1]))
 
 
-def test_missing_package_gives_an_install_hint(monkeypatch):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(FileNotFoundError, match=r'pip install "kdet\[zoo\]"'):
-        locate_ssd_mobilenet_v2_coco_graph()
-
-
 def test_checksum_mismatch_is_reported(graph_path, monkeypatch):
     monkeypatch.setattr(tf_od_api_converter, "SSD_MOBILENET_V2_COCO_SHA256", "0" * 64)
     with pytest.raises(ValueError, match="has sha256 2a8d8a89"):
