@@ -20,6 +20,7 @@ from kdet.evaluation.coco_metrics import compute_coco_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image
+from kdet.training.trainer import optimizer_step
 from kdet.visualization import draw_detections
 
 # The TF OD API `eval_config.metrics_set` names kdet computes, in the order it reports them.
@@ -204,7 +205,7 @@ class COCOEvaluator(keras.callbacks.Callback):
             self._write_summaries(
                 metrics,
                 self.last_visualizations,
-                _optimizer_step(model) if step is None else step,
+                optimizer_step(model) if step is None else step,
             )
         if return_curves:
             return metrics, self._curves(groundtruth, detections)
@@ -213,7 +214,7 @@ class COCOEvaluator(keras.callbacks.Callback):
     # -- Keras callback ------------------------------------------------------------------------
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_n_steps and _optimizer_step(self.model) % self.every_n_steps == 0:
+        if self.every_n_steps and optimizer_step(self.model) % self.every_n_steps == 0:
             self._unlogged = self.evaluate()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -315,11 +316,6 @@ class COCOEvaluator(keras.callbacks.Callback):
 def _is_endless(dataset):
     cardinality = getattr(dataset, "cardinality", None)
     return cardinality is not None and int(cardinality()) == tf.data.INFINITE_CARDINALITY
-
-
-def _optimizer_step(model):
-    optimizer = getattr(model, "optimizer", None)
-    return 0 if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations))
 
 
 def _to_yxyx(boxes, bounding_box_format, images):

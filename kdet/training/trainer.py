@@ -35,10 +35,14 @@ _CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 _LOGGED_IMAGES = 4  # training images drawn to TensorBoard
 
 
-def _optimizer_step(model):
+def optimizer_step(model):
+    """The optimizer's `iterations` as an int (the training step); 0 without an optimizer."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return 0
     # `.numpy()`: under a multi-worker strategy `iterations` is a MirroredVariable, which
-    # `int()` does not take.
-    return int(model.optimizer.iterations.numpy())
+    # `int()` cannot convert.
+    return int(optimizer.iterations.numpy())
 
 
 def checkpoint_path(model_dir, step):
@@ -113,7 +117,7 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
         self.write = write
 
     def on_train_batch_end(self, batch, logs=None):
-        step = _optimizer_step(self.model)
+        step = optimizer_step(self.model)
         if self.write and (step % self.every_n == 0 or step >= self.num_steps):
             self.save(step)
         if step >= self.num_steps:
@@ -155,7 +159,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         }
         if not bad:
             return
-        step = _optimizer_step(self.model)
+        step = optimizer_step(self.model)
         latest = latest_checkpoint(self.model_dir)
         kept = (
             f"the last good checkpoint is {latest[1]} (step {latest[0]})"
@@ -237,13 +241,13 @@ class ScalarLogger(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._latest = (batch + 1, logs or {})
-        step = _optimizer_step(self.model)
+        step = optimizer_step(self.model)
         if step % self.every_n == 0:
             self._write(step, *self._latest)
 
     def on_train_end(self, logs=None):
         # The last steps too, so that a run shorter than `every_n` still has its curves.
-        step = _optimizer_step(self.model)
+        step = optimizer_step(self.model)
         if self._latest is not None and step % self.every_n:
             self._write(step, *self._latest)
         self._writer.close()
@@ -293,7 +297,7 @@ class TrainingImageLogger(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = _optimizer_step(self.model)
+        step = optimizer_step(self.model)
         if step % self.every_n:
             return
         from kdet.visualization import draw_detection_gallery  # matplotlib-free, but heavy
@@ -392,7 +396,7 @@ def train(
     start_step = 0
     if latest is not None:
         restore_checkpoint(model, latest[1], dataset.element_spec[0].shape)
-        start_step = _optimizer_step(model)
+        start_step = optimizer_step(model)
         if start_step != latest[0]:
             warnings.warn(
                 f"{latest[1]} holds optimizer step {start_step}; continuing from there.",
@@ -423,7 +427,7 @@ def train(
     final = latest_checkpoint(model_dir)
     return {
         "start_step": start_step,
-        "final_step": _optimizer_step(model),
+        "final_step": optimizer_step(model),
         "seconds": time.perf_counter() - begin,
         "checkpoint": None if final is None else final[1],
         "losses": losses,
