@@ -16,6 +16,8 @@ are in `benchmarks/README.md`). Needs `kdet[zoo]` (the TF OD API frozen graph).
 
 import argparse
 import io
+import json
+import pathlib
 import tempfile
 import time
 import zipfile
@@ -94,6 +96,11 @@ def add_training_arguments(parser, steps, batch_size, warmup_steps, eval_every):
         "--deepforest_wheel",
         help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
         "(pip download deepforest==2.1.0 --no-deps -d DIR)",
+    )
+    parser.add_argument(
+        "--save_dir",
+        help="write the fine-tuned model here: config.json (keras.saving."
+        "serialize_keras_object) and model.weights.h5, the files of a zoo entry",
     )
 
 
@@ -318,12 +325,24 @@ def fine_tune(model, optimizer, args, start):
         shuffle=False,
     )
     steps = args.steps // args.eval_every * args.eval_every
+    if args.save_dir:
+        save_model(model, args.save_dir)
     print(
         f"fine-tuned {steps} steps of batch {args.batch_size} in {callback.training_seconds:.0f}"
         f" s ({callback.training_seconds / steps:.2f} s/step); total run time "
         f"{time.perf_counter() - start:.0f} s",
         flush=True,
     )
+
+
+def save_model(model, folder):
+    """Writes `config.json` and `model.weights.h5` of `model` into `folder`."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "config.json", "w", encoding="utf-8") as file:
+        json.dump(keras.saving.serialize_keras_object(model), file, indent=2)
+    model.save_weights(folder / "model.weights.h5")
+    print(f"saved the fine-tuned model in {folder}", flush=True)
 
 
 if __name__ == "__main__":

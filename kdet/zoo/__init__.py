@@ -5,6 +5,8 @@
   weights, converted once and cached (`$KDET_CACHE_DIR`, else `~/.cache/kdet`).
 - `kdet.zoo.get_entry(name)`: its `ZooEntry`: metadata (metrics, licence, weight source),
   `label_map` `{id: name}`, config.
+- `kdet.zoo.write_zoo_entry(model, directory, label_map, metadata)`: a trained model as a zoo
+  folder with its (float16) weights inside.
 - `kdet.zoo.tf_od_api_converter`: TF OD API frozen graph → kdet weights.
 
 Example:
@@ -16,10 +18,11 @@ names = [label_map[int(i)] for i in detections["labels"][0] if i > 0]
 ```
 """
 
+from kdet.zoo.entry_writer import write_zoo_entry
 from kdet.zoo.zoo import get_entry
 from kdet.zoo.zoo import list_models as list  # noqa: A004 (the `kdet.zoo.list()` API)
 from kdet.zoo.zoo import load
 from kdet.zoo.zoo_entry import ZooEntry
 
 # `list` stays out of `__all__`: a star import would shadow the builtin.
-__all__ = ["ZooEntry", "get_entry", "load"]
+__all__ = ["ZooEntry", "get_entry", "load", "write_zoo_entry"]

@@ -13,6 +13,7 @@ import warnings
 import keras
 
 from kdet.zoo import tf_od_api_converter
+from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import is_verified
 from kdet.utils.verified_files import write_verified
 from kdet.zoo.cache import resolve_cache_dir
@@ -83,6 +84,9 @@ def load(name, num_classes=None, cache_dir=None):
       `url` is the original download, for reference.
     - `{"source": "url", "url", "sha256"}`: a `.weights.h5` file downloaded once with
       `keras.utils.get_file`, which checks its sha256, into the same place.
+    - `{"source": "file", "path", "sha256", "dtype"}`: a `.weights.h5` file shipped in the
+      entry's folder (written by `kdet.zoo.write_zoo_entry`, float16 by default), checked
+      against its sha256 and loaded as it is; nothing is cached.
 
     A cached file whose sha256 does not match is converted or downloaded again. A cache that
     cannot be written only costs a warning: the weights are converted again next time.
@@ -136,10 +140,13 @@ def _load_pretrained_weights(entry, model, cache_dir):
     if source == "url":
         model.load_weights(_download(entry, cache_dir))
         return
+    if source == "file":
+        model.load_weights(_packaged_weights(entry))
+        return
     if source not in _CONVERTERS:
         raise ValueError(
             f"{entry.directory / METADATA_FILE}: unknown weights source {source!r}; expected "
-            f"one of {sorted(['url', *_CONVERTERS])}."
+            f"one of {sorted(['file', 'url', *_CONVERTERS])}."
         )
     path = cached_weights_path(entry, model, cache_dir)
     if is_verified(path):
@@ -194,6 +201,24 @@ def _download(entry, cache_dir):
         cache_dir=cache_dir,
         cache_subdir=entry.name,
     )
+
+
+def _packaged_weights(entry):
+    """The `.weights.h5` file in the entry's folder, checked against its sha256."""
+    path = entry.directory / entry.weights["path"]
+    expected = entry.weights["sha256"]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}, the weights of zoo model {entry.name} named in its {METADATA_FILE}, is "
+            "missing; reinstall kdet."
+        )
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ValueError(
+            f"{path} has sha256 {actual}, but {entry.directory / METADATA_FILE} records "
+            f"{expected}: the file is damaged or was replaced; reinstall kdet."
+        )
+    return path
 
 
 def _convert_tf_od_api_frozen_graph(entry, model):
