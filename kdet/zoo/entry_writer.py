@@ -62,7 +62,9 @@ def write_zoo_entry(model, directory, label_map, metadata, weights_dtype="float1
     if directory.exists():
         raise FileExistsError(f"{directory} already exists; write the zoo entry to a new folder.")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    temp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent))
+    temp_dir = pathlib.Path(
+        tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent)
+    )
     try:
         with open(temp_dir / CONFIG_FILE, "w", encoding="utf-8") as file:
             json.dump(_architecture_config(model), file, indent=2)

@@ -1,6 +1,5 @@
 """kdet.zoo.write_zoo_entry and the "file" weights source: a trained model as a zoo folder."""
 
-import json
 
 import h5py
 import keras
@@ -11,10 +10,8 @@ import kdet.zoo
 from kdet.data.errors import DataError
 from kdet.utils.verified_files import file_sha256
 from kdet.zoo import zoo
-from test_zoo import TINY
 from test_zoo import TINY_SIZE
 from test_zoo import FakeConversion
-from test_zoo import _pretrained_values
 from test_zoo import _write_entry
 
 LABEL_MAP = {1: "a", 2: "b", 3: "c"}
@@ -92,7 +89,8 @@ def test_values_beyond_float16_stay_float32(trained, zoo_dir):
     kdet.zoo.write_zoo_entry(trained, zoo_dir / "big", LABEL_MAP, {})
     model = kdet.zoo.load("big")
     np.testing.assert_array_equal(model.feature_extractor.weights[0], kernel)
-    np.testing.assert_allclose(model.feature_extractor.weights[1], trained.feature_extractor.weights[1], rtol=1e-3)
+    bias, trained_bias = model.feature_extractor.weights[1], trained.feature_extractor.weights[1]
+    np.testing.assert_allclose(bias, trained_bias, rtol=1e-3)
 
 
 def test_damaged_or_missing_packaged_weights_are_clear_errors(trained, zoo_dir):
