@@ -208,20 +208,10 @@ def detect_full(model, image, class_agnostic=False):
 
 def detect_tiled(model, image, class_agnostic=False):
     """Detections on overlapping 200x200 tiles, mapped back to the tile and merged by NMS."""
-    starts = range(0, image.shape[0] - TILE_SIZE + 1, TILE_STRIDE)
-    corners = [(top, left) for top in starts for left in starts]
-    tiles = np.stack([image[t : t + TILE_SIZE, l : l + TILE_SIZE] for t, l in corners])
-    predictions = model.predict(tiles, batch_size=len(tiles), verbose=0)
-    boxes, confidences = [], []
-    for index, (top, left) in enumerate(corners):
-        trees = _as_trees(predictions, index, class_agnostic)
-        boxes.append(trees["boxes"] + np.array([top, left, top, left], np.float32))
-        confidences.append(trees["confidences"])
-    boxes, confidences = np.concatenate(boxes), np.concatenate(confidences)
-    keep = tf.image.non_max_suppression(
-        boxes, confidences, max_output_size=300, iou_threshold=MERGE_IOU_THRESHOLD
-    ).numpy()
-    return [{"boxes": boxes[keep], "labels": np.ones(len(keep)), "confidences": confidences[keep]}]
+    predictions = model.predict_tiled(
+        image, TILE_SIZE, stride=TILE_STRIDE, iou_threshold=MERGE_IOU_THRESHOLD
+    )
+    return [_as_trees(predictions, 0, class_agnostic)]
 
 
 def _as_trees(predictions, index, class_agnostic):

@@ -28,6 +28,19 @@ def add_predict_parser(subparsers):
     parser.add_argument(
         "--score_threshold", type=float, default=0.5, help="lowest score shown (default 0.5)"
     )
+    parser.add_argument(
+        "--tile_size",
+        type=int,
+        default=None,
+        help="detect on overlapping tiles of this many pixels, merged by NMS (for large "
+        "aerial scenes; see ObjectDetector.predict_tiled); default: the whole image at once",
+    )
+    parser.add_argument(
+        "--tile_stride",
+        type=int,
+        default=None,
+        help="pixels between tile starts (default: half the tile size)",
+    )
     parser.set_defaults(run=run_predict)
 
 
@@ -71,7 +84,10 @@ def run_predict(args):
     for path in paths:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        detections = model.predict_on_batch(pixels[np.newaxis])
+        if args.tile_size:
+            detections = model.predict_tiled(pixels, args.tile_size, stride=args.tile_stride)
+        else:
+            detections = model.predict_on_batch(pixels[np.newaxis])
         count = int(detections["num_detections"][0])
         keep = [i for i in range(count) if detections["confidences"][0, i] >= args.score_threshold]
         found = [

@@ -26,6 +26,7 @@ from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 from kdet.models.distribution import first_local_values
 from kdet.models.distribution import is_multi_worker
 from kdet.models.distribution import num_replicas
+from kdet.models.tiled_prediction import predict_tiled
 
 # Any input size works; this one only creates the weights when a saved model is rebuilt.
 _BUILD_IMAGE_SIZE = 64
@@ -200,6 +201,31 @@ class ObjectDetector(keras.Model):
         """`detect` on the images of a batch: the predictions dict of the data contract."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.detect(images)
+
+    def predict_tiled(self, image, tile_size, stride=None, iou_threshold=0.5, batch_size=8):
+        """Detects objects in one large image from overlapping tiles, merged by NMS.
+
+        For scenes much larger than the model's input (aerial tiles, say): see
+        `kdet.models.tiled_prediction.predict_tiled` for the tiling and the merge.
+
+        Args:
+            image: `[height, width, 3]`, raw pixel values 0..255.
+            tile_size: int or `(height, width)` in pixels.
+            stride: optional int or `(height, width)`. Defaults to half the tile size.
+            iou_threshold: float. Per-class NMS threshold of the merge. Defaults to `0.5`.
+            batch_size: int. Tiles per `predict` batch. Defaults to `8`.
+
+        Returns:
+            The predictions dict for a batch of one image (`[1, K, ...]`, no padding), boxes in
+            pixels of `image`.
+
+        Example:
+        ```python
+        trees = kdet.zoo.load("faster_rcnn_mobilenet_v2_deepforest")
+        detections = trees.predict_tiled(scene, tile_size=200, stride=100)
+        ```
+        """
+        return predict_tiled(self, image, tile_size, stride, iou_threshold, batch_size)
 
     # -- shared steps -------------------------------------------------------------------------
 

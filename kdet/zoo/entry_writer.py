@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-import tempfile
 
 import h5py
 import keras
@@ -22,6 +21,7 @@ from kdet.utils.verified_files import file_sha256
 from kdet.zoo.zoo_entry import CONFIG_FILE
 from kdet.zoo.zoo_entry import METADATA_FILE
 from kdet.zoo.zoo_entry import ZooEntry
+from kdet.zoo.zoo_entry import nested_dicts
 
 WEIGHTS_FILE = "model.weights.h5"
 LABEL_MAP_FILE = "label_map.pbtxt"
@@ -62,9 +62,9 @@ def write_zoo_entry(model, directory, label_map, metadata, weights_dtype="float1
     if directory.exists():
         raise FileExistsError(f"{directory} already exists; write the zoo entry to a new folder.")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    temp_dir = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent)
-    )
+    temp_dir = directory.with_name(f".tmp-{os.getpid()}-{directory.name}")
+    shutil.rmtree(temp_dir, ignore_errors=True)  # left by a killed run of this process id
+    temp_dir.mkdir()
     try:
         with open(temp_dir / CONFIG_FILE, "w", encoding="utf-8") as file:
             json.dump(_architecture_config(model), file, indent=2)
@@ -94,15 +94,16 @@ def write_zoo_entry(model, directory, label_map, metadata, weights_dtype="float1
 
 
 def _architecture_config(model):
-    """The model's Keras config without how it was compiled and built for training.
+    """The model's Keras config without how it (and each sublayer) was compiled and built.
 
     A zoo entry is an architecture: `ZooEntry.build` builds it for any image size, and the
     user compiles it for fine-tuning (a stored training optimizer would also make
     `load_weights` warn that the file has no optimizer state).
     """
     config = keras.saving.serialize_keras_object(model)
-    config.pop("build_config", None)
     config.pop("compile_config", None)
+    for nested in nested_dicts(config):
+        nested.pop("build_config", None)
     return config
 
 

@@ -77,11 +77,11 @@ class ZooEntry:
         config = self.config
         if num_classes is not None:
             config = copy.deepcopy(config)
-            for nested in _nested_dicts(config):
+            for nested in nested_dicts(config):
                 if "num_classes" in nested:
                     nested["num_classes"] = num_classes
         # Keras finds `kdet>…` classes only once their modules have registered them.
-        for nested in _nested_dicts(config):
+        for nested in nested_dicts(config):
             module = nested.get("module")
             if isinstance(module, str) and module.startswith("kdet."):
                 importlib.import_module(module)
@@ -101,7 +101,7 @@ def _read_json(path):
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
-def _nested_dicts(config):
+def nested_dicts(config):
     """Every dict inside a nested JSON-like config, the config itself first."""
     if isinstance(config, dict):
         yield config
@@ -111,4 +111,4 @@ def _nested_dicts(config):
     else:
         return
     for child in children:
-        yield from _nested_dicts(child)
+        yield from nested_dicts(child)
