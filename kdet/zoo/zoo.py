@@ -37,7 +37,7 @@ def list_models():
     """Names of the zoo models, sorted; exported as `kdet.zoo.list()`.
 
     Returns:
-        list of str, e.g. `["ssd_mobilenet_v2_coco"]`.
+        list of str, e.g. `["faster_rcnn_mobilenet_v2_deepforest", "ssd_mobilenet_v2_coco"]`.
     """
     if not ZOO_DIR.is_dir():
         raise FileNotFoundError(
