@@ -11,9 +11,16 @@
 - `kdet plot` draws training curves, precision-recall and AP-per-class charts as PNGs.
 - `kdet config convert` writes a pipeline.config as kdet's YAML config.
 - `kdet zoo` lists the zoo models.
+
+Every command takes `--import MODULE` (repeatable): a module imported first, e.g. the one that
+registers your own feature extractor, so that a pipeline config can name it.
 """
 
 import argparse
+import importlib
+import importlib.util
+import os
+import pathlib
 import sys
 
 from kdet.cli.config import add_config_parser
@@ -56,6 +63,17 @@ def build_parser():
     subparsers.required = True
     for add_parser in _COMMANDS:
         add_parser(subparsers)
+    for command_parser in subparsers.choices.values():
+        command_parser.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import this Python module (a name importable from the current folder or "
+            "PYTHONPATH, or a .py file) first, e.g. the one that registers your feature "
+            "extractor; repeatable",
+        )
     return parser
 
 
@@ -71,8 +89,38 @@ def main(argv=None):
     from kdet.data.errors import DataError
 
     try:
+        for module in args.imports:
+            _import_user_module(module)
         return args.run(args)
     except (DataError, FileNotFoundError, ValueError) as error:
         # Bad paths, configs or data are the user's to fix: one clear line, no stack trace.
         print(f"kdet {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _import_user_module(module):
+    """Imports `--import MODULE`: a module name (the current folder first) or a `.py` file.
+
+    Raises:
+        ValueError: naming the module, when it cannot be found.
+    """
+    if module.endswith(".py"):
+        path = pathlib.Path(module)
+        if not path.is_file():
+            raise ValueError(f"--import {module}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = loaded
+        spec.loader.exec_module(loaded)
+        return loaded
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module.split(".")[0]:
+            raise  # the module itself imports something missing: its own traceback says what
+        raise ValueError(
+            f"--import {module}: no module named {module!r} in the current folder or on "
+            "PYTHONPATH (or give the path of its .py file)"
+        ) from None
