@@ -5,6 +5,8 @@ out as the TF OD API's `exporter_main_v2.py` lays it out."""
 INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
 # --tflite_quantization → `export_tflite`'s `quantization`.
 TFLITE_QUANTIZATIONS = {"float32": None, "dynamic_range": "dynamic_range"}
+# What `kdet export` writes into --output_directory; an earlier export's copies are replaced.
+EXPORT_ENTRIES = ("saved_model", "checkpoint", "pipeline.config", "pipeline.yaml", "model.tflite")
 
 
 def add_export_parser(subparsers):
@@ -61,6 +63,7 @@ def add_export_parser(subparsers):
 
 
 def run_export(args):
+    import os
     import pathlib
     import shutil
 
@@ -90,24 +93,47 @@ def run_export(args):
     restore_checkpoint(model, checkpoint, (None, height, width, 3))
 
     output = pathlib.Path(args.output_directory)
-    written = []
-    # First, so that a model TFLite cannot take fails before anything is written.
-    if args.tflite:
-        export_tflite(
-            model, output / "model.tflite", TFLITE_QUANTIZATIONS[args.tflite_quantization]
-        )
-        written.append("model.tflite")
-    export_saved_model(model, output / "saved_model", args.input_type)
-    (output / "checkpoint").mkdir(exist_ok=True)
-    for path in (checkpoint, checksum_path(checkpoint)):
-        shutil.copyfile(path, output / "checkpoint" / path.name)
     config = pathlib.Path(args.pipeline_config_path)
     yaml_config = config.suffix.lower() in (".yaml", ".yml")
     config_copy = "pipeline.yaml" if yaml_config else "pipeline.config"
-    shutil.copyfile(config, output / config_copy)
+    # Everything is written into a staging folder beside the output first, then moved in place
+    # of what an earlier export left there (a model.tflite this export does not write
+    # included); other files of the output folder stay.
+    staging = output.parent / f".{output.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    written = []
+    try:
+        # First, so that a model TFLite cannot take fails before anything is written.
+        if args.tflite:
+            export_tflite(
+                model, staging / "model.tflite", TFLITE_QUANTIZATIONS[args.tflite_quantization]
+            )
+            written.append("model.tflite")
+        export_saved_model(model, staging / "saved_model", args.input_type)
+        (staging / "checkpoint").mkdir()
+        for path in (checkpoint, checksum_path(checkpoint)):
+            shutil.copyfile(path, staging / "checkpoint" / path.name)
+        shutil.copyfile(config, staging / config_copy)
+        output.mkdir(parents=True, exist_ok=True)
+        for name in EXPORT_ENTRIES:
+            _remove(output / name)
+            if (staging / name).exists():
+                os.replace(staging / name, output / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     written = ["saved_model/", "checkpoint/", config_copy, *written]
     print(
         f"exported {checkpoint.name} (step {step}) with input_type {args.input_type} to "
         f"{output}: {', '.join(written)}"
     )
     return 0
+
+
+def _remove(path):
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

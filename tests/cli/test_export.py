@@ -97,13 +97,25 @@ def test_export_writes_the_tf_od_api_layout_and_the_trained_models_detections(
                                        for name, value in want.items()})
 
 
-def test_encoded_image_input_type(trained, tmp_path):
+def test_encoded_image_input_type_over_an_earlier_export(trained, tmp_path):
     config, model_dir = trained
     output = tmp_path / "exported"
+    # An earlier export (with --tflite, from a YAML config) and a file of the user's.
+    (output / "saved_model").mkdir(parents=True)
+    (output / "saved_model" / "stale.pb").write_text("old")
+    (output / "model.tflite").write_text("old")
+    (output / "pipeline.yaml").write_text("old")
+    (output / "notes.txt").write_text("mine")
     argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
             str(model_dir), "--output_directory", str(output),
             "--input_type", "encoded_image_string_tensor"]
     assert cli.main(argv) == 0
+    assert sorted(path.name for path in output.iterdir()) == [
+        "checkpoint", "notes.txt", "pipeline.config", "saved_model"
+    ]
+    assert not (output / "saved_model" / "stale.pb").exists()
+    assert (output / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".exported.tmp-*"))
     images = _shapes(2, seed=11)[0]
     pngs = [tf.io.encode_png(image).numpy() for image in images]
     served = tf.saved_model.load(str(output / "saved_model"))(tf.constant(pngs))
