@@ -115,3 +115,15 @@ def test_predict_with_a_model_of_an_unregistered_extractor_is_one_line(tmp_path)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kdet predict: error: ")
     assert "after importing the module that registers it" in lines[0]
+
+
+def test_convert_class_map(data_dir, tmp_path, capsys):
+    output = tmp_path / "trees.record"
+    argv = ["convert", "voc", str(data_dir / "deepforest"), "--output", str(output),
+            "--no_progress", "--class_map", "Alive=Tree, Dead=Tree"]
+    assert cli.main(argv) == 0
+    assert any("Tree" in line and "98" in line for line in capsys.readouterr().out.splitlines())
+    assert (tmp_path / "label_map.pbtxt").read_text().count("item") == 1
+    for bad, message in (("Alive", "expected OLD=NEW pairs"), ("Alive=a,Alive=b", "mapped twice")):
+        assert cli.main([*argv[:-1], bad]) == 2
+        assert message in capsys.readouterr().err

@@ -33,6 +33,13 @@ def add_convert_parser(subparsers):
         default=None,
         help="label map .pbtxt; class names not in it are bad input (default: derive one)",
     )
+    parser.add_argument(
+        "--class_map",
+        default=None,
+        metavar="OLD=NEW,...",
+        help="rename classes before the label map applies, e.g. 'Alive=Tree,Dead=Tree' "
+        "merges two classes; 'Unsure=' leaves that class's boxes out",
+    )
     parser.add_argument("--num_shards", type=int, default=1, help="number of output files")
     parser.add_argument(
         "--on_error",
@@ -63,6 +70,24 @@ def run_convert(args):
         num_shards=args.num_shards,
         on_error=args.on_error,
         progress=not args.no_progress,
+        class_map=_parse_class_map(args.class_map) if args.class_map else None,
     )
     print(summary)
     return 0
+
+
+def _parse_class_map(text):
+    """`--class_map 'Alive=Tree,Dead=Tree,Unsure='` → `{"Alive": "Tree", "Dead": "Tree",
+    "Unsure": None}`."""
+    class_map = {}
+    for pair in text.split(","):
+        old, equals, new = (part.strip() for part in pair.partition("="))
+        if not equals or not old:
+            raise ValueError(
+                f"--class_map {text!r}: expected OLD=NEW pairs separated by commas (NEW empty "
+                f"to leave OLD's boxes out); got {pair!r}"
+            )
+        if old in class_map:
+            raise ValueError(f"--class_map {text!r}: {old!r} is mapped twice")
+        class_map[old] = new or None
+    return class_map

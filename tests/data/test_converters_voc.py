@@ -295,3 +295,31 @@ def test_summary_format(data_dir, tmp_path):
         "Notes (1):",
         f"  - {summary.notes[0][1]}",
     ]
+
+
+def test_class_map_merges_and_drops_classes(data_dir, tmp_path):
+    folder = data_dir / "deepforest"
+    merged = convert_voc(folder, tmp_path / "merged" / "trees.record", progress=False,
+                         class_map={"Alive": "Tree", "Dead": "Tree"})
+    assert read_label_map(tmp_path / "merged" / "label_map.pbtxt") == {1: "Tree"}
+    assert merged.boxes_per_class == {"Tree": 98}
+    soap = decode_all(merged.output_paths)[1]
+    assert soap["texts"].astype(str).tolist() == ["Tree"] * 37
+    assert soap["labels"].tolist() == [1] * 37
+
+    # Dropping Dead keeps the 9 Alive boxes of SOAP_061, with their own flags and coordinates.
+    dropped = convert_voc(folder, tmp_path / "dropped" / "trees.record", progress=False,
+                          class_map={"Dead": None})
+    assert dropped.boxes_per_class == {"Tree": 61, "Alive": 9}
+    assert read_label_map(tmp_path / "dropped" / "label_map.pbtxt") == {1: "Alive", 2: "Tree"}
+    soap = decode_all(dropped.output_paths)[1]
+    boxes, names = xml_boxes(folder / "SOAP_061.xml")
+    alive = [index for index, name in enumerate(names) if name == "Alive"]
+    np.testing.assert_allclose(soap["boxes"], boxes[alive][:, [1, 0, 3, 2]] / 400.0, rtol=1e-6)
+    assert soap["difficult"].tolist() == [0] * 9
+
+    with pytest.raises(DataError, match=r"class_map renames \['Daed'\], which no box has; the "
+                       r"classes in the data are \['Alive', 'Dead', 'Tree'\]"):
+        convert_voc(folder, tmp_path / "typo" / "trees.record", progress=False,
+                    class_map={"Daed": "Tree"})
+    assert not (tmp_path / "typo").exists()

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
+from kdet.data.label_map import label_map_from_names
 from kdet.data.label_map import name_to_id
 from kdet.data.label_map import read_label_map
 from kdet.data.label_map import validate_label_map
@@ -234,6 +235,7 @@ def write_annotations(
     on_error,
     progress,
     summary,
+    class_map=None,
 ):
     """Checks each annotated image, writes the good ones atomically and completes `summary`.
 
@@ -244,10 +246,15 @@ def write_annotations(
         derived_label_map: dict `{id: name}` to use (and write) when `label_map` is None.
         num_shards, on_error, progress: as in the converters.
         summary: the `ConversionSummary` that already holds what parsing skipped or noted.
+        class_map: optional dict, see `apply_class_map`; the derived label map is then
+            derived from the new names.
 
     Returns:
         `summary`, filled in.
     """
+    if class_map:
+        annotations = apply_class_map(annotations, class_map)
+        derived_label_map = label_map_from_names(n for a in annotations for n in a.names)
     label_map, label_map_to_write, summary.label_map_path = resolve_label_map(
         label_map, derived_label_map, output_path
     )
@@ -269,6 +276,47 @@ def write_annotations(
     if label_map_to_write:
         write_label_map(label_map, label_map_to_write)
     return summary
+
+
+def apply_class_map(annotations, class_map):
+    """Renames classes, merging or dropping them, before the label map is applied.
+
+    Args:
+        annotations: list of `AnnotatedImage`.
+        class_map: dict `{class name in the data: new name, or None to leave its boxes out}`;
+            classes it does not name keep their names.
+
+    Returns:
+        list of `AnnotatedImage` with the new names (and without the dropped boxes).
+
+    Raises:
+        DataError: when `class_map` names a class that no box has (a typo would otherwise
+            silently keep the old name).
+    """
+    present = {name for annotation in annotations for name in annotation.names}
+    unknown = sorted(set(class_map) - present)
+    if unknown:
+        raise DataError(
+            f"class_map renames {unknown}, which no box has; the classes in the data are "
+            f"{sorted(present)}"
+        )
+    mapped = []
+    for annotation in annotations:
+        names = [class_map.get(name, name) for name in annotation.names]
+        keep = [index for index, name in enumerate(names) if name is not None]
+        mapped.append(
+            dataclasses.replace(
+                annotation,
+                boxes=np.asarray(annotation.boxes, np.float64).reshape(-1, 4)[keep],
+                names=[names[index] for index in keep],
+                box_sources=[annotation.box_sources[index] for index in keep],
+                extras={
+                    key: [values[index] for index in keep]
+                    for key, values in annotation.extras.items()
+                },
+            )
+        )
+    return mapped
 
 
 def _example_of(annotation, label_map, name_ids, summary):

@@ -25,6 +25,7 @@ def convert_coco(
     num_shards=1,
     on_error="skip",
     progress=True,
+    class_map=None,
 ):
     """Converts a COCO instances JSON file to TFRecords like the TF OD API's
     `create_coco_tf_record.py`.
@@ -55,6 +56,11 @@ def convert_coco(
         num_shards: int. Number of output files. Defaults to `1`.
         on_error: `"skip"` or `"raise"`, see `convert_voc`. Defaults to `"skip"`.
         progress: bool. Show a progress bar. Defaults to `True`.
+        class_map: optional dict `{class name: new name, or None}`: merges classes (`{"Alive":
+            "Tree", "Dead": "Tree"}`) or leaves a class's boxes out (`{"Unsure": None}`) before
+            the label map is applied; classes it does not name keep their names, and a name
+            no box has is an error. The derived label map then numbers the new names 1..K
+            in sorted order instead of keeping the COCO category ids. Defaults to `None`.
 
     Returns:
         A `ConversionSummary`.
@@ -103,6 +109,7 @@ def convert_coco(
         on_error,
         progress,
         summary,
+        class_map,
     )
 
 

@@ -27,6 +27,7 @@ def convert_csv(
     num_shards=1,
     on_error="skip",
     progress=True,
+    class_map=None,
 ):
     """Converts a CSV of boxes (one row per box) to TFRecords.
 
@@ -47,6 +48,10 @@ def convert_csv(
         num_shards: int. Number of output files. Defaults to `1`.
         on_error: `"skip"` or `"raise"`, see `convert_voc`. Defaults to `"skip"`.
         progress: bool. Show a progress bar. Defaults to `True`.
+        class_map: optional dict `{class name: new name, or None}`: merges classes (`{"Alive":
+            "Tree", "Dead": "Tree"}`) or leaves a class's boxes out (`{"Unsure": None}`) before
+            the label map is applied; classes it does not name keep their names, and a name
+            no box has is an error. Defaults to `None`.
 
     Returns:
         A `ConversionSummary`.
@@ -84,6 +89,7 @@ def convert_csv(
         on_error,
         progress,
         summary,
+        class_map,
     )
 
 

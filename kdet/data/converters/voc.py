@@ -25,6 +25,7 @@ def convert_voc(
     num_shards=1,
     on_error="skip",
     progress=True,
+    class_map=None,
 ):
     """Converts Pascal VOC XML annotations to TFRecords like the TF OD API's
     `create_pascal_tf_record.py`.
@@ -52,6 +53,10 @@ def convert_voc(
         on_error: `"skip"` (leave the bad image out, record it in `summary.skipped` and warn) or
             `"raise"` (raise `kdet.data.DataError`; no output file is left). Defaults to `"skip"`.
         progress: bool. Show a progress bar. Defaults to `True`.
+        class_map: optional dict `{class name: new name, or None}`: merges classes (`{"Alive":
+            "Tree", "Dead": "Tree"}`) or leaves a class's boxes out (`{"Unsure": None}`) before
+            the label map is applied; classes it does not name keep their names, and a name
+            no box has is an error. Defaults to `None`.
 
     Returns:
         A `ConversionSummary`; `print(summary)` shows the per-class table.
@@ -85,6 +90,7 @@ def convert_voc(
         on_error,
         progress,
         summary,
+        class_map,
     )
 
 
