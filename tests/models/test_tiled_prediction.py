@@ -92,3 +92,19 @@ def test_bad_arguments_are_named():
     pair = r"stride must be a positive int or \(height, width\); got \(1, 2, 3\)"
     with pytest.raises(ValueError, match=pair):
         model.predict_tiled(np.zeros([8, 8, 3]), tile_size=4, stride=(1, 2, 3))
+
+
+def test_no_detection_in_any_tile_gives_an_empty_result():
+    import tiny_ssd_extractor
+
+    model = kdet.SSD(
+        num_classes=2, feature_extractor=tiny_ssd_extractor.NAME,
+        image_resizer=kdet.layers.FixedShapeResizer(64, 64),
+        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
+        score_threshold=1.0,  # no sigmoid score passes
+    )
+    # Taller than a tile, narrower than one: 3 tiles of 40x30.
+    tiled = model.predict_tiled(np.zeros([100, 30, 3], "uint8"), tile_size=40, stride=30)
+    assert tiled["num_detections"].tolist() == [0]
+    assert tiled["boxes"].shape == (1, 0, 4)
+    assert tiled["labels"].shape == tiled["confidences"].shape == (1, 0)
