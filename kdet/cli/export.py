@@ -5,8 +5,9 @@ out as the TF OD API's `exporter_main_v2.py` lays it out."""
 INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
 # --tflite_quantization → `export_tflite`'s `quantization`.
 TFLITE_QUANTIZATIONS = {"float32": None, "dynamic_range": "dynamic_range"}
-# What `kdet export` writes into --output_directory; an earlier export's copies are replaced.
-EXPORT_ENTRIES = ("saved_model", "checkpoint", "pipeline.config", "pipeline.yaml", "model.tflite")
+# Lists, in --output_directory, the entries an export wrote, so that the next export into the
+# same folder replaces them (and removes a model.tflite it does not write again).
+MANIFEST = ".kdet_export.json"
 
 
 def add_export_parser(subparsers):
@@ -96,15 +97,14 @@ def run_export(args):
     config = pathlib.Path(args.pipeline_config_path)
     yaml_config = config.suffix.lower() in (".yaml", ".yml")
     config_copy = "pipeline.yaml" if yaml_config else "pipeline.config"
-    # Everything is written into a staging folder beside the output first, then moved in place
-    # of what an earlier export left there (a model.tflite this export does not write
-    # included); other files of the output folder stay.
-    staging = output.parent / f".{output.name}.tmp-{os.getpid()}"
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    staging = output / f".kdet-export.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging.mkdir()
     written = []
     try:
-        # First, so that a model TFLite cannot take fails before anything is written.
+        # First, so that a model TFLite cannot take fails before anything else is written.
         if args.tflite:
             export_tflite(
                 model, staging / "model.tflite", TFLITE_QUANTIZATIONS[args.tflite_quantization]
@@ -115,11 +115,11 @@ def run_export(args):
         for path in (checkpoint, checksum_path(checkpoint)):
             shutil.copyfile(path, staging / "checkpoint" / path.name)
         shutil.copyfile(config, staging / config_copy)
-        output.mkdir(parents=True, exist_ok=True)
-        for name in EXPORT_ENTRIES:
-            _remove(output / name)
-            if (staging / name).exists():
-                os.replace(staging / name, output / name)
+        _swap_in(output, staging, ["saved_model", "checkpoint", config_copy, *written], config)
+    except BaseException:
+        if created:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     written = ["saved_model/", "checkpoint/", config_copy, *written]
@@ -128,6 +128,53 @@ def run_export(args):
         f"{output}: {', '.join(written)}"
     )
     return 0
+
+
+def _swap_in(output, staging, entries, config):
+    """Moves the staged export `entries` into `output`, in place of an earlier export's.
+
+    The earlier export's entries (listed in its `MANIFEST`: also a `model.tflite` this export
+    does not write) are moved aside first and deleted only once every new entry is in place; if
+    a move fails, they are put back. Other files of `output`, and the `config` being exported,
+    stay.
+    """
+    import json
+    import os
+    import shutil
+
+    stale = set(entries) | set(_read_manifest(output / MANIFEST))
+    stale = {name for name in stale if (output / name).resolve() != config.resolve()}
+    aside = output / f".kdet-export.old-{os.getpid()}"
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir()
+    moved_aside, moved_in = [], []
+    try:
+        for name in sorted(stale):
+            if os.path.lexists(output / name):
+                os.replace(output / name, aside / name)
+                moved_aside.append(name)
+        for name in entries:
+            os.replace(staging / name, output / name)
+            moved_in.append(name)
+        (staging / MANIFEST).write_text(json.dumps({"entries": entries}) + "\n")
+        os.replace(staging / MANIFEST, output / MANIFEST)
+    except BaseException:
+        for name in moved_in:
+            _remove(output / name)
+        for name in moved_aside:
+            os.replace(aside / name, output / name)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _read_manifest(path):
+    import json
+
+    try:
+        return json.loads(path.read_text())["entries"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _remove(path):

@@ -2,6 +2,8 @@
 imported."""
 
 import json
+import os
+import pathlib
 import warnings
 
 import numpy as np
@@ -97,25 +99,33 @@ def test_export_writes_the_tf_od_api_layout_and_the_trained_models_detections(
                                        for name, value in want.items()})
 
 
+def _earlier_export(output):
+    """An earlier export (with --tflite, from a YAML config) and a file of the user's."""
+    (output / "saved_model").mkdir(parents=True)
+    (output / "saved_model" / "stale.pb").write_text("old")
+    for name in ("model.tflite", "pipeline.yaml", "checkpoint"):
+        (output / name).write_text("old")
+    (output / "notes.txt").write_text("mine")
+    entries = ["saved_model", "checkpoint", "pipeline.yaml", "model.tflite"]
+    (output / ".kdet_export.json").write_text(json.dumps({"entries": entries}))
+
+
 def test_encoded_image_input_type_over_an_earlier_export(trained, tmp_path):
     config, model_dir = trained
     output = tmp_path / "exported"
-    # An earlier export (with --tflite, from a YAML config) and a file of the user's.
-    (output / "saved_model").mkdir(parents=True)
-    (output / "saved_model" / "stale.pb").write_text("old")
-    (output / "model.tflite").write_text("old")
-    (output / "pipeline.yaml").write_text("old")
-    (output / "notes.txt").write_text("mine")
+    _earlier_export(output)
     argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
             str(model_dir), "--output_directory", str(output),
             "--input_type", "encoded_image_string_tensor"]
     assert cli.main(argv) == 0
     assert sorted(path.name for path in output.iterdir()) == [
-        "checkpoint", "notes.txt", "pipeline.config", "saved_model"
+        ".kdet_export.json", "checkpoint", "notes.txt", "pipeline.config", "saved_model"
     ]
     assert not (output / "saved_model" / "stale.pb").exists()
     assert (output / "notes.txt").read_text() == "mine"
-    assert not list(tmp_path.glob(".exported.tmp-*"))
+    assert json.loads((output / ".kdet_export.json").read_text()) == {
+        "entries": ["saved_model", "checkpoint", "pipeline.config"]
+    }
     images = _shapes(2, seed=11)[0]
     pngs = [tf.io.encode_png(image).numpy() for image in images]
     served = tf.saved_model.load(str(output / "saved_model"))(tf.constant(pngs))
@@ -123,6 +133,31 @@ def test_encoded_image_input_type_over_an_earlier_export(trained, tmp_path):
     _assert_same_detections(
         _as_predictions({name: value.numpy() for name, value in served.items()}), want
     )
+
+
+def test_a_failed_swap_puts_the_earlier_export_back(trained, tmp_path, monkeypatch):
+    config, model_dir = trained
+    output = tmp_path / "exported"
+    _earlier_export(output)
+    (output / "model.tflite").write_text("mine, not listed")
+    (output / ".kdet_export.json").write_text(json.dumps({"entries": ["saved_model"]}))
+    before = {path.name: path.is_dir() for path in output.iterdir()}
+    replace = os.replace
+
+    def failing_replace(source, target):  # moving the new checkpoint/ in fails
+        if pathlib.Path(target) == output / "checkpoint" and ".kdet-export.tmp" in str(source):
+            raise OSError("disk full")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+            str(model_dir), "--output_directory", str(output)]
+    with pytest.raises(OSError, match="disk full"):
+        cli.main(argv)
+    assert {path.name: path.is_dir() for path in output.iterdir()} == before
+    assert (output / "saved_model" / "stale.pb").read_text() == "old"
+    assert (output / "checkpoint").read_text() == "old"
+    assert (output / "model.tflite").read_text() == "mine, not listed"
 
 
 @pytest.mark.parametrize("make, message", [
