@@ -2,9 +2,9 @@
 
 Takes the `--save_dir` folder of `faster_rcnn_deepforest_finetune.py` or
 `ssd_deepforest_finetune.py` (`config.json` + `model.weights.h5` of the trained model) and a
-pipeline config (YAML or TF OD API text) whose model block describes the same architecture.
-Builds the model from the pipeline config, loads the trained weights into it (by layer, so the
-two configs may differ in what holds no weights: the resize method, training-only switches),
+kdet YAML pipeline config whose model block describes the same architecture. Builds the model
+from the pipeline config, copies the trained weights into it (in order, weight by weight, so
+the two configs may differ in what holds no weights: the resize method, training-only switches),
 measures the benchmark's AP@0.5 numbers with that model, and writes the entry with
 `kdet.zoo.write_zoo_entry`: `config.json`, float16 `model.weights.h5`, `label_map.pbtxt`,
 `metadata.json` (the measured metrics, the training command) and a copy of the pipeline config
@@ -34,7 +34,9 @@ from ssd_deepforest_finetune import format_ap
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trained", required=True, help="a benchmark's --save_dir folder")
-    parser.add_argument("--pipeline", required=True, help="pipeline config of the architecture")
+    parser.add_argument(
+        "--pipeline", required=True, help="kdet YAML pipeline config of the architecture"
+    )
     parser.add_argument("--output", required=True, help="the new zoo entry folder")
     parser.add_argument("--training_command", required=True, help="how the model was trained")
     parser.add_argument(
@@ -45,6 +47,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if not args.pipeline.endswith((".yaml", ".yml")):
+        raise SystemExit(f"--pipeline {args.pipeline}: expected a kdet YAML config (.yaml)")
     model = kdet.configs.load_pipeline(args.pipeline).model
     model.build((None, None, None, 3))
     trained = keras.saving.deserialize_keras_object(

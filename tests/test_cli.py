@@ -114,7 +114,7 @@ def test_predict_with_a_model_of_an_unregistered_extractor_is_one_line(tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kdet predict: error: ")
-    assert "after importing the module that registers it" in lines[0]
+    assert "after importing the module that registers it: add --import MODULE" in lines[0]
 
 
 def test_convert_class_map(data_dir, tmp_path, capsys):

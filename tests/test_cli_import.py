@@ -56,7 +56,18 @@ def test_a_missing_module_is_one_clear_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith(missing_file)
 
 
+def test_dotted_names_and_taken_names_are_one_clear_line(tmp_path, capsys):
+    assert cli.main(["zoo", "--import", "kdet.no_such_module"]) == 2
+    assert "no module named 'kdet.no_such_module' in the current folder" in capsys.readouterr().err
+    (tmp_path / "json.py").write_text("")
+    assert cli.main(["zoo", "--import", str(tmp_path / "json.py")]) == 2
+    assert "the module name 'json' is already taken by" in capsys.readouterr().err
+
+
 def test_every_command_takes_import():
     parser = cli.build_parser()
-    for name, command in parser._subparsers._group_actions[0].choices.items():
+    commands = parser._subparsers._group_actions[0].choices
+    for name, command in commands.items():
         assert "--import" in command.format_help(), name
+    config_commands = commands["config"]._subparsers._group_actions[0].choices
+    assert "--import" in config_commands["convert"].format_help()

@@ -18,7 +18,6 @@ registers your own feature extractor, so that a pipeline config can name it.
 
 import argparse
 import importlib
-import importlib.util
 import os
 import pathlib
 import sys
@@ -63,7 +62,7 @@ def build_parser():
     subparsers.required = True
     for add_parser in _COMMANDS:
         add_parser(subparsers)
-    for command_parser in subparsers.choices.values():
+    for command_parser in _command_parsers(parser):
         command_parser.add_argument(
             "--import",
             dest="imports",
@@ -75,6 +74,15 @@ def build_parser():
             "extractor; repeatable",
         )
     return parser
+
+
+def _command_parsers(parser):
+    """The parsers of every command, nested ones (`kdet config convert`) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command_parser in action.choices.values():
+                yield command_parser
+                yield from _command_parsers(command_parser)
 
 
 def main(argv=None):
@@ -101,26 +109,36 @@ def main(argv=None):
 def _import_user_module(module):
     """Imports `--import MODULE`: a module name (the current folder first) or a `.py` file.
 
+    A `.py` file is imported under its stem, with its folder on `sys.path` (so it can import
+    its neighbours); a stem that names another module already imported is refused.
+
     Raises:
-        ValueError: naming the module, when it cannot be found.
+        ValueError: naming the module, when it cannot be found or its name is taken.
     """
     if module.endswith(".py"):
-        path = pathlib.Path(module)
+        path = pathlib.Path(module).resolve()
         if not path.is_file():
             raise ValueError(f"--import {module}: no such file")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = loaded
-        spec.loader.exec_module(loaded)
-        return loaded
+        loaded = sys.modules.get(path.stem)
+        if loaded is not None:
+            if pathlib.Path(getattr(loaded, "__file__", "") or "").resolve() == path:
+                return loaded
+            raise ValueError(
+                f"--import {module}: the module name {path.stem!r} is already taken by "
+                f"{getattr(loaded, '__file__', None) or 'a built-in module'}; rename the file"
+            )
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+        return importlib.import_module(path.stem)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
-        if error.name != module.split(".")[0]:
+        parts = module.split(".")
+        if error.name not in {".".join(parts[:end]) for end in range(1, len(parts) + 1)}:
             raise  # the module itself imports something missing: its own traceback says what
         raise ValueError(
-            f"--import {module}: no module named {module!r} in the current folder or on "
+            f"--import {module}: no module named {error.name!r} in the current folder or on "
             "PYTHONPATH (or give the path of its .py file)"
         ) from None

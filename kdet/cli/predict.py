@@ -55,6 +55,10 @@ def run_predict(args):
     from kdet import visualization
     from kdet.data.label_map import read_label_map
 
+    if args.tile_size is not None and args.tile_size < 1:
+        raise ValueError(f"--tile_size must be a positive number of pixels; got {args.tile_size}")
+    if args.tile_stride is not None and args.tile_size is None:
+        raise ValueError("--tile_stride needs --tile_size")
     paths = [pathlib.Path(path) for path in args.images]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
@@ -69,8 +73,8 @@ def run_predict(args):
         except TypeError as error:  # Keras: a class it cannot locate
             raise ValueError(
                 f"{args.model} cannot be loaded here ({str(error).splitlines()[0]}); a model "
-                "with a feature extractor of your own loads only in Python, after importing the "
-                "module that registers it"
+                "with a feature extractor of your own loads after importing the module that "
+                "registers it: add --import MODULE"
             ) from None
         label_map = {}
     else:
@@ -84,7 +88,7 @@ def run_predict(args):
     for path in paths:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        if args.tile_size:
+        if args.tile_size is not None:
             detections = model.predict_tiled(pixels, args.tile_size, stride=args.tile_stride)
         else:
             detections = model.predict_on_batch(pixels[np.newaxis])

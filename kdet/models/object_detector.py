@@ -217,7 +217,7 @@ class ObjectDetector(keras.Model):
 
         Returns:
             The predictions dict for a batch of one image (`[1, K, ...]`, no padding), boxes in
-            pixels of `image`.
+            `bounding_box_format` for `image`.
 
         Example:
         ```python

@@ -26,17 +26,22 @@ def predict_tiled(model, image, tile_size, stride=None, iou_threshold=0.5, batch
         model: a `kdet.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`).
         image: `[height, width, 3]` array, raw pixel values 0..255 (uint8 or float).
         tile_size: int or `(height, width)`, tile size in pixels.
-        stride: optional int or `(height, width)`, pixels between tile starts. Defaults to
-            half the tile size.
+        stride: optional int or `(height, width)`, pixels between tile starts, at most the
+            tile size. Defaults to half the tile size.
         iou_threshold: float. Detections of one class overlapping more than this are merged
             into the highest-scoring one. Defaults to `0.5`.
         batch_size: int. Tiles per `model.predict` batch. Defaults to `8`.
 
     Returns:
         The predictions dict for a batch of one image, every merged detection kept, sorted by
-        confidence: `{"boxes": float32 [1, K, 4] in the model's bounding_box_format, in pixels
-        of `image`, "labels": int32 [1, K], "confidences": float32 [1, K],
-        "num_detections": int32 [1]}` (no padding: `K` is `num_detections[0]`).
+        confidence: `{"boxes": float32 [1, K, 4] in the model's bounding_box_format for
+        `image` (pixels of `image`, or fractions of its size for a `rel_` format),
+        "labels": int32 [1, K], "confidences": float32 [1, K], "num_detections": int32 [1]}`
+        (no padding: `K` is `num_detections[0]`).
+
+    Raises:
+        ValueError: for an image that is not `[height, width, 3]`, or a stride larger than
+            the tile.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
@@ -48,28 +53,37 @@ def predict_tiled(model, image, tile_size, stride=None, iou_threshold=0.5, batch
         max(tile_h // 2, 1),
         max(tile_w // 2, 1),
     )
+    if stride_h > tile_h or stride_w > tile_w:
+        raise ValueError(
+            f"stride {stride!r} is larger than tile_size {tile_size!r}: pixels between the "
+            "tiles would never be seen"
+        )
     height, width = image.shape[:2]
     corners = [
         (top, left)
         for top in _tile_starts(height, tile_h, stride_h)
         for left in _tile_starts(width, tile_w, stride_w)
     ]
-    tiles = np.stack([image[top : top + tile_h, left : left + tile_w] for top, left in corners])
-    predictions = model.predict(tiles, batch_size=batch_size, verbose=0)
-
+    # Tiles are cut a batch at a time: a large scene would not fit in memory as one stack.
     boxes, labels, confidences = [], [], []
-    for index, (top, left) in enumerate(corners):
-        count = predictions["num_detections"][index]
-        tile_boxes = convert_format(
-            predictions["boxes"][index, :count],
-            model.bounding_box_format,
-            "yxyx",
-            height=tiles.shape[1],
-            width=tiles.shape[2],
-        ).numpy()
-        boxes.append(tile_boxes + np.array([top, left, top, left], np.float32))
-        labels.append(predictions["labels"][index, :count])
-        confidences.append(predictions["confidences"][index, :count])
+    for first in range(0, len(corners), batch_size):
+        batch_corners = corners[first : first + batch_size]
+        tiles = np.stack(
+            [image[top : top + tile_h, left : left + tile_w] for top, left in batch_corners]
+        )
+        predictions = model.predict_on_batch(tiles)
+        for index, (top, left) in enumerate(batch_corners):
+            count = predictions["num_detections"][index]
+            tile_boxes = convert_format(
+                predictions["boxes"][index, :count],
+                model.bounding_box_format,
+                "yxyx",
+                height=tiles.shape[1],
+                width=tiles.shape[2],
+            ).numpy()
+            boxes.append(tile_boxes + np.array([top, left, top, left], np.float32))
+            labels.append(np.asarray(predictions["labels"][index, :count]))
+            confidences.append(np.asarray(predictions["confidences"][index, :count]))
     boxes, labels = np.concatenate(boxes), np.concatenate(labels).astype(np.int32)
     confidences = np.concatenate(confidences).astype(np.float32)
 

@@ -43,7 +43,12 @@ def list_models():
         raise FileNotFoundError(
             f"kdet's zoo folder {ZOO_DIR} is missing; reinstall kdet (pip install kdet)."
         )
-    return sorted(path.name for path in ZOO_DIR.iterdir() if (path / METADATA_FILE).is_file())
+    # Hidden folders are left out: `write_zoo_entry` stages a new entry in one.
+    return sorted(
+        path.name
+        for path in ZOO_DIR.iterdir()
+        if not path.name.startswith(".") and (path / METADATA_FILE).is_file()
+    )
 
 
 def get_entry(name):

@@ -92,6 +92,8 @@ def test_bad_arguments_are_named():
     pair = r"stride must be a positive int or \(height, width\); got \(1, 2, 3\)"
     with pytest.raises(ValueError, match=pair):
         model.predict_tiled(np.zeros([8, 8, 3]), tile_size=4, stride=(1, 2, 3))
+    with pytest.raises(ValueError, match="stride 5 is larger than tile_size 4: pixels between"):
+        model.predict_tiled(np.zeros([8, 8, 3]), tile_size=4, stride=5)
 
 
 def test_no_detection_in_any_tile_gives_an_empty_result():

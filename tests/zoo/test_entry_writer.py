@@ -117,3 +117,11 @@ def test_nothing_is_overwritten_or_left_half_written(trained, zoo_dir):
     assert sorted(p.name for p in zoo_dir.iterdir()) == ["trees"]
     with pytest.raises(ValueError, match="weights_dtype must be 'float16' or 'float32'"):
         kdet.zoo.write_zoo_entry(trained, zoo_dir / "bf16", LABEL_MAP, {}, weights_dtype="bf16")
+
+
+def test_a_staged_entry_left_by_a_killed_run_is_not_listed(trained, zoo_dir):
+    kdet.zoo.write_zoo_entry(trained, zoo_dir / "trees", LABEL_MAP, {})
+    staged = zoo_dir / ".tmp-123-other"
+    staged.mkdir()
+    (staged / "metadata.json").write_text("{}")
+    assert kdet.zoo.list() == ["trees"]

@@ -70,3 +70,13 @@ def test_kdet_predict_finds_trees_on_tiles(data_dir, tmp_path, capsys):
     # Detections from the lower right tiles are mapped back there.
     assert (boxes[:, 0] > 250).any() and (boxes[:, 1] > 250).any()
     assert (tmp_path / "OSBS_029_detections.jpg").is_file()
+
+
+def test_kdet_predict_tile_options_are_checked(data_dir, tmp_path, capsys):
+    image = str(data_dir / "deepforest" / "OSBS_029.png")
+    for flags, message in ((["--tile_size", "0"], "--tile_size must be a positive number"),
+                           (["--tile_stride", "100"], "--tile_stride needs --tile_size")):
+        assert cli.main(["predict", image, "--model", NAME, "--output_dir", str(tmp_path),
+                         *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
