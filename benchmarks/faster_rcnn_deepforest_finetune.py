@@ -26,10 +26,10 @@ from kdet.layers import GridAnchorGenerator
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from ssd_deepforest_finetune import MODEL_SIZE
 from ssd_deepforest_finetune import add_training_arguments
+from ssd_deepforest_finetune import build_optimizer
 from ssd_deepforest_finetune import evaluate
 from ssd_deepforest_finetune import fine_tune
 from ssd_deepforest_finetune import format_ap
-from ssd_deepforest_finetune import warmup_cosine_schedule
 
 # Trees are 15..80 px in the tile, 20..160 px once a training crop is upscaled to 300x300:
 # anchors of 16..128 px at the stride-16 feature map, where the TF OD API default (base 256,
@@ -46,7 +46,6 @@ ANCHOR_GENERATOR = GridAnchorGenerator(
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_training_arguments(parser, steps=200, batch_size=4, warmup_steps=20, eval_every=50)
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument(
         "--learning_rate", type=float, default=0.01, help="peak (after warm-up)"
     )
@@ -77,12 +76,7 @@ def main():
     ap = evaluate(model)
     print(f"before (new heads): AP@0.5: {format_ap(ap)}", flush=True)
 
-    schedule = warmup_cosine_schedule(args)
-    if args.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=10.0)
-    else:
-        optimizer = keras.optimizers.Adam(schedule, global_clipnorm=10.0)
-    fine_tune(model, optimizer, args, start)
+    fine_tune(model, build_optimizer(args), args, start)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ MERGE_IOU_THRESHOLD = 0.5
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_training_arguments(parser, steps=300, batch_size=8, warmup_steps=30, eval_every=100)
-    parser.add_argument("--learning_rate", type=float, default=0.01)
+    parser.add_argument(
+        "--learning_rate", type=float, default=0.01, help="peak (after warm-up)"
+    )
     parser.add_argument(
         "--freeze_batch_norm",
         action="store_true",
@@ -92,6 +94,7 @@ def add_training_arguments(parser, steps, batch_size, warmup_steps, eval_every):
         "--eval_every", type=int, default=eval_every, help="steps between evals"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument(
         "--deepforest_wheel",
         help="also train on the Yellowstone images of this deepforest==2.1.0 wheel "
@@ -286,10 +289,16 @@ def main():
     ap = evaluate(model)
     print(f"before, num_classes=1 (new class head): AP@0.5: {format_ap(ap)}", flush=True)
 
-    optimizer = keras.optimizers.SGD(
-        warmup_cosine_schedule(args), momentum=0.9, global_clipnorm=10.0
-    )
-    fine_tune(model, optimizer, args, start)
+    fine_tune(model, build_optimizer(args), args, start)
+
+
+def build_optimizer(args):
+    """`--optimizer` (SGD with momentum 0.9, or Adam) on the warm-up + cosine schedule, clipped
+    to global norm 10."""
+    schedule = warmup_cosine_schedule(args)
+    if args.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=10.0)
+    return keras.optimizers.Adam(schedule, global_clipnorm=10.0)
 
 
 def warmup_cosine_schedule(args):
