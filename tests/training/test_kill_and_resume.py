@@ -4,6 +4,7 @@ import signal
 import time
 
 import tiny_pipeline
+from kdet_process import run_kdet
 from kdet_process import start_kdet
 from kdet.training import trainer
 from kdet.utils import verified_files
@@ -11,15 +12,15 @@ from kdet.utils import verified_files
 TIMEOUT_SECONDS = 240
 
 
-def _kdet_train(config, model_dir):
-    return start_kdet(["train", "--pipeline_config_path", config, "--model_dir", model_dir,
-                       "--checkpoint_every_n", "5"])
+def _train_args(config, model_dir):
+    return ["train", "--pipeline_config_path", config, "--model_dir", model_dir,
+            "--checkpoint_every_n", "5"]
 
 
 def test_sigkill_then_the_same_command_resumes_from_the_last_checkpoint(tmp_path):
     config = tiny_pipeline.write_pipeline(tmp_path, num_steps=400)
     model_dir = tmp_path / "model"
-    process = _kdet_train(config, model_dir)
+    process = start_kdet(_train_args(config, model_dir))
     try:
         deadline = time.monotonic() + TIMEOUT_SECONDS
         while not trainer.list_checkpoints(model_dir) or (
@@ -40,14 +41,8 @@ def test_sigkill_then_the_same_command_resumes_from_the_last_checkpoint(tmp_path
     last_step = killed_at[-1][0]
     assert last_step < 400  # killed mid-run
 
-    process = _kdet_train(config, model_dir)
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, output[-3000:]
+    returncode, output = run_kdet(_train_args(config, model_dir), timeout=TIMEOUT_SECONDS)
+    assert returncode == 0, output[-3000:]
     summary = output.strip().splitlines()[-1]
     # The newest intact checkpoint at the kill (a half-written one never counts) is where the
     # second run starts: no step trained twice, none skipped.
