@@ -293,15 +293,25 @@ class ObjectDetector(keras.Model):
         return logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # keras-team/keras#20585: under MultiWorkerMirroredStrategy Keras reduces the first
-        # batch across workers to build the model, which the collective strategy cannot do;
-        # this worker's own values build it just as well.
-        if iterator is None or not is_multi_worker(self.distribute_strategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            data_batch = first_local_values(next(batches), self.distribute_strategy)
-            break
-        return super()._maybe_symbolic_build(data_batch=data_batch)
+        # Builds the whole model from the first batch before the first step. Without a
+        # distribution strategy Keras defers building to the tracing of `train_step`, which
+        # runs `forward_train`, not `call`: a Faster R-CNN then never becomes `built`, so
+        # `save_weights` fails and `.keras` files load without its trained heads.
+        if iterator is not None and (
+            not self.built or is_multi_worker(self.distribute_strategy)
+        ):
+            # keras-team/keras#20585: under MultiWorkerMirroredStrategy Keras reduces the first
+            # batch across workers to build the model, which the collective strategy cannot
+            # do; this worker's own values build it just as well.
+            for _, _, batches in iterator:
+                data_batch = first_local_values(next(batches), self.distribute_strategy)
+                break
+            iterator = None
+        if data_batch is not None and not self.built:
+            images, _, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
+            with self.distribute_strategy.scope():
+                self.build(tuple(images.shape))
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_config(self):
         config = {
