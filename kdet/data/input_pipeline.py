@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from kdet.boxes import convert_format
 from kdet.data.augmentation import build_augmentation
+from kdet.data.errors import DataError
 from kdet.data.label_map import read_label_map
 from kdet.data.tf_example import decode_tf_example
 
@@ -45,6 +46,33 @@ def list_input_files(input_paths):
     if not files:
         raise ValueError("input_paths is empty; expected a TFRecord path or glob pattern")
     return sorted(files)
+
+
+def check_has_records(files):
+    """Raises a `DataError` naming `files` unless they hold at least one record.
+
+    Reads at most one record (empty files are skipped at no cost), so it is cheap; without it,
+    a dataset over empty files that repeats forever waits for its first element forever.
+
+    Args:
+        files: list of str, TFRecord files (from `list_input_files`).
+
+    Raises:
+        DataError: if every file is empty, or the first record cannot be read.
+    """
+    shown = ", ".join(files[:5]) + (f" … ({len(files)} files)" if len(files) > 5 else "")
+    try:
+        for _ in tf.data.TFRecordDataset(files).take(1):
+            return
+    except tf.errors.OpError as error:
+        raise DataError(
+            f"{shown}: cannot read the first record ({error.message}); expected TFRecord files"
+        ) from None
+    raise DataError(
+        f"{shown}: no record in {'this file' if len(files) == 1 else 'these files'}; expected "
+        "TFRecord files of tf.train.Example (was it written by a conversion that wrote no "
+        "image?)"
+    )
 
 
 def pad_groundtruth(boxes, labels, max_num_boxes):
@@ -220,6 +248,8 @@ def read_tfrecords(
 
     Raises:
         ValueError: if a path or pattern matches no file.
+        DataError: if the files hold no record (a dataset of them would never yield one; one
+            repeated forever would wait forever).
 
     Example:
     >>> dataset = read_tfrecords("train-*.tfrecord", batch_size=32, image_size=(320, 320),
@@ -228,6 +258,8 @@ def read_tfrecords(
     >>> model.fit(dataset, epochs=10)
     """
     files = list_input_files(input_paths)
+    if tf.executing_eagerly():  # not inside a tf.function, where reading a record cannot run
+        check_has_records(files)
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     if isinstance(label_map, (str, os.PathLike)):

@@ -62,20 +62,33 @@ class ImageFinder:
     def __init__(self):
         self._stems = {}  # folder → {stem: [file names]}, listed once per folder
 
-    def find(self, folder, name, source, notes):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-        folder, stem = os.path.dirname(path), os.path.splitext(os.path.basename(name))[0]
-        candidates = self._same_stem(folder, stem)
-        if not candidates:
-            raise DataError(
-                f"{source}: image file {path} does not exist (nor a file with the same name and "
-                f"one of the extensions {' '.join(IMAGE_EXTENSIONS)})"
-            )
-        found = os.path.join(folder, candidates[0])
-        notes.append((source, f"{source}: image {name} not found; used {found}"))
-        return found
+    def find(self, folders, name, source, notes):
+        """The path of image `name` in the first of `folders` (a folder or a list) holding it.
+
+        The exact name is looked for in every folder before the same-stem fallback is tried
+        (folder by folder); a fallback is recorded in `notes`.
+
+        Raises:
+            DataError: naming `source` and every path tried.
+        """
+        folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+        paths = [os.path.join(folder, name) for folder in folders]
+        for path in paths:
+            if os.path.isfile(path):
+                return path
+        stem = os.path.splitext(os.path.basename(name))[0]
+        for path in paths:
+            folder = os.path.dirname(path)
+            candidates = self._same_stem(folder, stem)
+            if candidates:
+                found = os.path.join(folder, candidates[0])
+                notes.append((source, f"{source}: image {name} not found; used {found}"))
+                return found
+        tried = " or ".join(paths)
+        raise DataError(
+            f"{source}: image file {tried} does not exist (nor a file with the same name and "
+            f"one of the extensions {' '.join(IMAGE_EXTENSIONS)})"
+        )
 
     def _same_stem(self, folder, stem):
         """Image files named `stem.<extension>` in `folder`, in `IMAGE_EXTENSIONS` order."""
@@ -236,8 +249,14 @@ def write_annotations(
     progress,
     summary,
     class_map=None,
+    input_path=None,
+    image_hint="",
 ):
     """Checks each annotated image, writes the good ones atomically and completes `summary`.
+
+    A conversion that writes no image is a `DataError` (naming `input_path`, why the first
+    image was skipped and `image_hint`): no record file is written and files already at the
+    output paths are left as they are.
 
     Args:
         annotations: list of `AnnotatedImage`.
@@ -248,6 +267,9 @@ def write_annotations(
         summary: the `ConversionSummary` that already holds what parsing skipped or noted.
         class_map: optional dict, see `apply_class_map`; the derived label map is then
             derived from the new names.
+        input_path: the annotations converted (a folder, JSON or CSV file), for messages.
+        image_hint: str, where the converter looked for the images and how to point it
+            elsewhere, added to the error when nothing is written.
 
     Returns:
         `summary`, filled in.
@@ -272,10 +294,33 @@ def write_annotations(
             summary.num_images += 1
             for name in annotation.names:
                 summary.boxes_per_class[name] = summary.boxes_per_class.get(name, 0) + 1
+        if summary.num_images == 0:  # leaving the block through the error writes nothing
+            raise _nothing_written(input_path, output_path, summary, image_hint)
     summary.output_paths = writer.paths
     if label_map_to_write:
         write_label_map(label_map, label_map_to_write)
     return summary
+
+
+def image_folder_hint(image_folder, annotations):
+    """What the error of an empty conversion says about the image folder of COCO or CSV input."""
+    return (
+        f"Looked for the images in {image_folder or '.'} (--image_dir, image_dir= in Python; "
+        f"default: the folder of {annotations})."
+    )
+
+
+def _nothing_written(input_path, output_path, summary, image_hint):
+    """The `DataError` of a conversion in which every image was skipped (or none was found)."""
+    skipped = summary.skipped
+    if skipped:
+        why = f"all {len(skipped)} image(s) were skipped; the first because: {skipped[0][1]}"
+    else:
+        why = "it annotates no image"
+    return DataError(
+        f"{input_path}: no image converted, so nothing was written to {os.fspath(output_path)} "
+        f"({why}). {image_hint}".rstrip()
+    )
 
 
 def apply_class_map(annotations, class_map):

@@ -11,6 +11,7 @@ from kdet.data.converters._common import AnnotatedImage
 from kdet.data.converters._common import ImageFinder
 from kdet.data.converters._common import check_on_error
 from kdet.data.converters._common import handle_error
+from kdet.data.converters._common import image_folder_hint
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
@@ -110,6 +111,8 @@ def convert_coco(
         progress,
         summary,
         class_map,
+        input_path=json_path,
+        image_hint=image_folder_hint(image_folder, "the JSON file"),
     )
 
 

@@ -50,7 +50,7 @@ class ConversionSummary:
         lines = [
             f"Wrote {self.num_images} images with {self.num_boxes} boxes to "
             f"{len(paths)} file(s): {where}",
-            f"Label map: {self.label_map_path or '(given as a dict)'}",
+            f"Label map: {self._label_map_text()}",
         ]
         names = list(self.label_map.values()) + sorted(
             set(self.boxes_per_class) - set(self.label_map.values())
@@ -71,6 +71,13 @@ class ConversionSummary:
                 if len(entries) > _MAX_LISTED:
                     lines.append(f"  … and {len(entries) - _MAX_LISTED} more")
         return "\n".join(lines)
+
+    def _label_map_text(self):
+        if self.label_map_path:
+            return self.label_map_path
+        # Without a path the label map was given as a dict, or none was given and no box has
+        # a class to derive one from (then the label map is empty).
+        return "(given as a dict)" if self.label_map else "none (no box has a class)"
 
     def __str__(self):
         return self.format()

@@ -10,6 +10,7 @@ from kdet.data.converters._common import AnnotatedImage
 from kdet.data.converters._common import ImageFinder
 from kdet.data.converters._common import check_on_error
 from kdet.data.converters._common import handle_error
+from kdet.data.converters._common import image_folder_hint
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
@@ -90,6 +91,8 @@ def convert_csv(
         progress,
         summary,
         class_map,
+        input_path=csv_path,
+        image_hint=image_folder_hint(image_folder, "the CSV file"),
     )
 
 

@@ -45,7 +45,9 @@ def convert_voc(
         xml_dir: str or path-like. A folder of `.xml` files, or one `.xml` file.
         output_path: str or path-like. The TFRecord file, or the shard prefix when
             `num_shards > 1` (`OUT-00000-of-00004`, …).
-        image_dir: str or path-like. Folder of the images; defaults to each XML file's folder.
+        image_dir: str or path-like. Folder of the images. Defaults to `None`: each XML file's
+            folder, then its sibling `JPEGImages/` (the Pascal VOC layout, `Annotations/` and
+            `JPEGImages/` side by side).
         label_map: a `.pbtxt` path or a dict `{id: name}`. Defaults to `None`: ids 1..K are given
             to the sorted class names and the label map is written as `label_map.pbtxt` next to
             `output_path` (an existing, different one there is an error rather than overwritten).
@@ -63,7 +65,8 @@ def convert_voc(
 
     Raises:
         DataError: with `on_error="raise"` for any bad image or annotation; always when
-            `xml_dir` has no XML file or the label map is invalid.
+            `xml_dir` has no XML file, the label map is invalid, or no image could be
+            converted (nothing is written then).
 
     Example:
     >>> summary = kdet.data.convert_voc("VOC2012/Annotations", "out/voc.record",
@@ -75,9 +78,12 @@ def convert_voc(
     finder = ImageFinder()
     annotations = []
     for xml_path in _xml_files(os.fspath(xml_dir)):
-        folder = os.fspath(image_dir) if image_dir is not None else os.path.dirname(xml_path)
+        if image_dir is None:
+            folders = _default_image_folders(xml_path)
+        else:
+            folders = [os.fspath(image_dir)]
         try:
-            annotations.append(_read_voc_xml(xml_path, folder, finder, summary.notes))
+            annotations.append(_read_voc_xml(xml_path, folders, finder, summary.notes))
         except DataError as error:
             handle_error(on_error, xml_path, error, summary)
     derived_label_map = label_map_from_names(name for a in annotations for name in a.names)
@@ -91,7 +97,24 @@ def convert_voc(
         progress,
         summary,
         class_map,
+        input_path=os.fspath(xml_dir),
+        image_hint=(
+            f"Looked for the images in {image_dir}; pass the folder that holds them as "
+            "--image_dir (image_dir= in Python)."
+            if image_dir is not None
+            else "Without --image_dir (image_dir= in Python) the images are looked for next to "
+            "the XML files and in their sibling JPEGImages/ folder (the Pascal VOC layout); pass "
+            "--image_dir IMAGES when they are elsewhere."
+        ),
     )
+
+
+def _default_image_folders(xml_path):
+    """Where an XML file's image is looked for without `image_dir`: the XML file's folder, then
+    the Pascal VOC layout's `JPEGImages/` beside it (`VOC2012/Annotations/x.xml` →
+    `VOC2012/JPEGImages/`)."""
+    folder = os.path.dirname(xml_path)
+    return [folder, os.path.normpath(os.path.join(folder, os.pardir, "JPEGImages"))]
 
 
 def _xml_files(xml_dir):
@@ -173,13 +196,13 @@ def read_voc_xml(xml_path):
     return annotation
 
 
-def _read_voc_xml(xml_path, image_folder, finder, notes):
+def _read_voc_xml(xml_path, image_folders, finder, notes):
     """Parses one VOC XML file into an `AnnotatedImage` (boxes are checked later)."""
     annotation = read_voc_xml(xml_path)
     names = annotation["names"]
     return AnnotatedImage(
         source=xml_path,
-        image_path=finder.find(image_folder, annotation["filename"], xml_path, notes),
+        image_path=finder.find(image_folders, annotation["filename"], xml_path, notes),
         boxes=annotation["boxes"],
         names=names,
         box_sources=[f"{xml_path} object {i} ({name})" for i, name in enumerate(names, start=1)],
