@@ -14,6 +14,7 @@ through pyplot's global state. Drawing here uses Pillow, and galleries build a b
 
 import io
 import math
+import pathlib
 
 import keras
 import matplotlib
@@ -282,9 +283,12 @@ def save_image(image, path):
 
     Args:
         image: uint8 or float `[height, width, 3]`, pixel values 0..255.
-        path: str or path; the extension picks the format (`.png`, `.jpg`, …).
+        path: str or path; the extension picks the format (`.png`, `.jpg`, …). Missing
+            parent folders are created.
     """
-    Image.fromarray(_to_uint8_image(image)).save(path)
+    pixels = _to_uint8_image(image)
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
 
 
 def _to_uint8_image(image):

@@ -1,0 +1,332 @@
+"""A detector from whatever a user has: a zoo name, a `.keras` file, a `kdet train` model
+directory or checkpoint, a `kdet export` folder or a SavedModel.
+
+`load_detector` finds out which one a source is and returns a `LoadedDetector`, whose `detect`
+gives the same per-image result for all of them: boxes `yxyx` in pixels of the image, label-map
+ids, confidences, no padding.
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+
+# File names `load_detector` looks for next to a checkpoint or an exported model.
+CONFIG_NAMES = ("pipeline.config", "pipeline.yaml", "pipeline.yml")
+DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
+_SOURCES = (
+    "a zoo model name (see 'kdet zoo'), a .keras file, a 'kdet train' model directory (or one "
+    "of its ckpt-<step>.weights.h5 files), a 'kdet export' folder or a SavedModel folder"
+)
+
+
+class LoadedDetector:
+    """A detector ready to run on single images, with its label map and where it came from.
+
+    Args:
+        detect_batch: callable taking uint8 `[1, height, width, 3]` and returning
+            `(boxes yxyx pixels [K, 4], labels [K], confidences [K])` numpy arrays, no padding.
+        label_map: dict `{id: name}` (empty: detections are named by id).
+        description: str, what was loaded, for messages.
+        keras_model: the `kdet.models.ObjectDetector`, or None for a SavedModel (then
+            `detect` has no tiling).
+    """
+
+    def __init__(self, detect_batch, label_map, description, keras_model=None):
+        self._detect_batch = detect_batch
+        self.label_map = dict(label_map or {})
+        self.description = description
+        self.keras_model = keras_model
+
+    def detect(self, image, tile_size=None, tile_stride=None):
+        """Detects objects in one image.
+
+        Args:
+            image: uint8 `[height, width, 3]`, RGB.
+            tile_size: optional int: detect on overlapping tiles of this many pixels, merged by
+                NMS (`ObjectDetector.predict_tiled`); Keras models only.
+            tile_stride: optional int, pixels between tile starts (default half a tile).
+
+        Returns:
+            dict of numpy arrays for this image, without padding, best first: `"boxes"` float
+            `[K, 4]` `yxyx` in pixels of `image`, `"labels"` int `[K]` label-map ids,
+            `"confidences"` float `[K]`.
+        """
+        if tile_size is None:
+            boxes, labels, confidences = self._detect_batch(image[np.newaxis])
+        elif self.keras_model is None:
+            raise ValueError(
+                f"tiling (--tile_size) needs a Keras model; {self.description} is a SavedModel: "
+                "use the .keras file, 'kdet train' model directory or zoo name it came from"
+            )
+        else:
+            tiled = self.keras_model.predict_tiled(image, tile_size, stride=tile_stride)
+            boxes, labels, confidences = _valid_rows(
+                self.keras_model, tiled, image.shape[0], image.shape[1]
+            )
+        return {"boxes": boxes, "labels": labels, "confidences": confidences}
+
+    def name(self, label):
+        """The label map's name of a label id, or the id as a string."""
+        return self.label_map.get(int(label), str(int(label)))
+
+
+def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
+    """Loads a detector from a zoo name or a file or folder kdet wrote.
+
+    | `source` | what is loaded | label map |
+    | --- | --- | --- |
+    | zoo name, e.g. `"ssd_mobilenet_v2_coco"` | `kdet.zoo.load(source)` | the zoo entry's |
+    | `model.keras` | `keras.saving.load_model` | none |
+    | `kdet train` model directory | its newest intact `ckpt-<step>.weights.h5`, in the model of its config | the config's |
+    | `ckpt-<step>.weights.h5` | that checkpoint, in the model of its config | the config's |
+    | `kdet export` folder | its `saved_model/` | the config's |
+    | a SavedModel folder (`saved_model.pb`) | `tf.saved_model.load`, `serving_default` | the config's next to it, if any |
+
+    The config of a checkpoint or model directory is `pipeline_config`, or else a
+    `pipeline.config` / `pipeline.yaml` in the folder (or, for a SavedModel, beside it);
+    its label map is `train_input_reader.label_map_path` (or the first `eval_input_reader`'s).
+
+    Args:
+        source: str or path-like. Defaults to `"ssd_mobilenet_v2_coco"`.
+        label_map: optional `{id: name}` or `.pbtxt` path, used instead of the source's own.
+        pipeline_config: optional path of the pipeline.config / YAML config the model was
+            trained with (needed for a model directory that holds none).
+
+    Returns:
+        A `LoadedDetector`.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the source and what was expected.
+
+    Example:
+    ```python
+    detector = kdet.inference.load_detector("runs/my_ssd", pipeline_config="my/pipeline.config")
+    found = detector.detect(image)   # {"boxes" yxyx pixels, "labels", "confidences"}
+    ```
+    """
+    from kdet.data.label_map import read_label_map
+
+    path = pathlib.Path(source)
+    config = pathlib.Path(pipeline_config) if pipeline_config is not None else None
+    if config is not None and not config.is_file():
+        raise FileNotFoundError(f"pipeline config {config}: no such file")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            detector = _load_saved_model(path, config or _config_beside(path.parent, path))
+        elif (path / "saved_model" / "saved_model.pb").is_file():
+            detector = _load_saved_model(path / "saved_model", config or _config_beside(path))
+        else:
+            detector = _load_model_directory(path, config)
+    elif path.is_file():
+        if path.name.endswith(".weights.h5"):
+            detector = _load_checkpoint(path, None, _required_config(path.parent, config, path))
+        elif path.suffix == ".keras":
+            detector = _load_keras_file(path)
+        else:
+            raise ValueError(f"model {source}: not a model file; expected {_SOURCES}")
+    elif _looks_like_a_path(str(source)):
+        raise FileNotFoundError(f"model {source}: no such file or folder; expected {_SOURCES}")
+    else:
+        detector = _load_zoo_model(str(source))
+    if label_map is not None:
+        detector.label_map = label_map if isinstance(label_map, dict) else read_label_map(label_map)
+    return detector
+
+
+def _looks_like_a_path(text):
+    return "/" in text or "\\" in text or text.endswith((".keras", ".h5", ".pb", ".config"))
+
+
+def _load_zoo_model(name):
+    import kdet.zoo
+
+    try:
+        entry = kdet.zoo.get_entry(name)
+    except ValueError as error:
+        raise ValueError(f"{error} The model may also be {_SOURCES}.") from None
+    model = kdet.zoo.load(name)
+    return LoadedDetector(_keras_detect(model), entry.label_map, f"zoo model {name}", model)
+
+
+def _load_keras_file(path):
+    import keras
+
+    try:
+        model = keras.saving.load_model(path)
+    except TypeError as error:  # Keras: a class it cannot locate
+        raise ValueError(
+            f"{path} cannot be loaded here ({str(error).splitlines()[0]}); a model with a "
+            "feature extractor of your own loads after importing the module that registers "
+            "it: add --import MODULE"
+        ) from None
+    return LoadedDetector(_keras_detect(model), {}, str(path), model)
+
+
+def _load_model_directory(path, config):
+    from kdet.training import latest_checkpoint
+    from kdet.training.trainer import list_checkpoints
+
+    if not list_checkpoints(path):
+        raise ValueError(f"model {path}: a folder, but not a model; expected {_SOURCES}")
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise ValueError(
+            f"model {path}: no intact checkpoint in it (ckpt-<step>.weights.h5 with its "
+            ".sha256, as 'kdet train' writes)"
+        )
+    step, checkpoint = latest
+    return _load_checkpoint(checkpoint, step, _required_config(path, config, path))
+
+
+def _load_checkpoint(checkpoint, step, config):
+    """The model of `config` with `checkpoint`'s weights (as `kdet export` restores them)."""
+    from kdet.configs import load_pipeline
+    from kdet.configs.pipeline import input_size
+    from kdet.training.trainer import restore_checkpoint
+
+    pipeline = load_pipeline(config)
+    model = pipeline.model
+    # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
+    model.compile(optimizer=pipeline.optimizer)
+    (height, width), _ = input_size(model)
+    restore_checkpoint(model, checkpoint, (None, height, width, 3))
+    at_step = f" (step {step})" if step is not None else ""
+    return LoadedDetector(
+        _keras_detect(model),
+        _config_label_map(config),
+        f"{checkpoint}{at_step} with {config}",
+        model,
+    )
+
+
+def _required_config(folder, config, source):
+    config = config or _config_beside(folder)
+    if config is None:
+        raise FileNotFoundError(
+            f"model {source}: no {' or '.join(CONFIG_NAMES)} in {folder}; pass "
+            "--pipeline_config_path (the config it was trained with)"
+        )
+    return config
+
+
+def _config_beside(*folders):
+    for folder in folders:
+        for name in CONFIG_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _config_label_map(config):
+    """`{id: name}` of the label map a config's input readers name, or {} (with a warning)."""
+    from kdet.configs.text_format import parse_file
+    from kdet.configs.yaml_config import parse_yaml_file
+    from kdet.data.label_map import read_label_map
+
+    if config is None:
+        return {}
+    yaml_file = pathlib.Path(config).suffix.lower() in (".yaml", ".yml")
+    root = parse_yaml_file(config) if yaml_file else parse_file(config)
+    readers = [field.value for field in root.fields if field.name.endswith("_input_reader")]
+    readers.sort(key=lambda reader: reader is not root.first("train_input_reader"))
+    names = [reader.first("label_map_path") for reader in readers if hasattr(reader, "first")]
+    path = next((name for name in names if name), None)
+    if path is None:
+        return {}
+    if not pathlib.Path(path).is_file():
+        print(
+            f"WARNING: {config} names the label map {path}, which does not exist here: "
+            "detections are named by class id (pass --label_map to name them)",
+            file=sys.stderr,
+        )
+        return {}
+    return read_label_map(path)
+
+
+def _keras_detect(model):
+    def detect_batch(images):
+        detections = model.predict_on_batch(images)
+        return _valid_rows(model, detections, images.shape[1], images.shape[2])
+
+    return detect_batch
+
+
+def _valid_rows(model, detections, height, width):
+    """A Keras detector's batch-of-one predictions dict → `(boxes yxyx px, labels, scores)`."""
+    from kdet.boxes import convert_format
+
+    count = int(np.asarray(detections["num_detections"])[0])
+    boxes = np.asarray(detections["boxes"])[0, :count]
+    if model.bounding_box_format != "yxyx":
+        boxes = np.asarray(
+            convert_format(boxes, model.bounding_box_format, "yxyx", height=height, width=width)
+        )
+    labels = np.asarray(detections["labels"])[0, :count].astype(np.int64)
+    confidences = np.asarray(detections["confidences"])[0, :count].astype(np.float32)
+    return boxes.astype(np.float32), labels, confidences
+
+
+def _load_saved_model(path, config):
+    """A TF OD API–signature SavedModel (`kdet export`'s, or the TF OD API exporter's)."""
+    import tensorflow as tf
+
+    try:
+        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    except (KeyError, OSError, ValueError) as error:
+        raise ValueError(
+            f"model {path}: a SavedModel kdet cannot run ({str(error).splitlines()[0]}); "
+            "expected the serving_default signature of 'kdet export' or the TF OD API exporter"
+        ) from None
+    inputs = serve.structured_input_signature[1]
+    outputs = set(serve.structured_outputs)
+    wanted = {"detection_boxes", "detection_scores", "detection_classes", "num_detections"}
+    if len(inputs) != 1 or not wanted <= outputs:
+        raise ValueError(
+            f"model {path}: its serving_default signature takes {sorted(inputs)} and gives "
+            f"{sorted(outputs)}; expected one input and the TF OD API outputs {sorted(wanted)}"
+        )
+    (input_name, spec), = inputs.items()
+    encode = _saved_model_input_encoder(serve, spec)
+
+    def detect_batch(images):
+        outputs = serve(**{input_name: encode(images)})
+        count = int(outputs["num_detections"].numpy()[0])
+        height, width = images.shape[1:3]
+        boxes = outputs["detection_boxes"].numpy()[0, :count] * [height, width, height, width]
+        labels = outputs["detection_classes"].numpy()[0, :count].astype(np.int64)
+        confidences = outputs["detection_scores"].numpy()[0, :count].astype(np.float32)
+        valid = labels > 0
+        return boxes[valid].astype(np.float32), labels[valid], confidences[valid]
+
+    return LoadedDetector(detect_batch, _config_label_map(config), f"SavedModel {path}")
+
+
+def _saved_model_input_encoder(serve, spec):
+    """uint8 `[1, H, W, 3]` → what the signature's input takes: the image, PNG bytes, or a
+    serialized `tf.train.Example` (the three `kdet export --input_type`s)."""
+    import tensorflow as tf
+
+    if spec.dtype != tf.string:
+        return lambda images: tf.constant(images, spec.dtype)
+    if _parses_tf_examples(serve):
+        from kdet.data.converters import create_example_from_arrays
+
+        def encode_example(images):
+            example = create_example_from_arrays(
+                images[0], np.zeros((0, 4)), [], {}, image_format="png"
+            )
+            return tf.constant([example.SerializeToString()])
+
+        return encode_example
+    return lambda images: tf.constant([tf.io.encode_png(images[0]).numpy()])
+
+
+def _parses_tf_examples(serve):
+    """Whether a concrete function's graph (or a function it calls) parses `tf.train.Example`s."""
+    graph = serve.graph.as_graph_def()
+    nodes = list(graph.node)
+    for function in graph.library.function:
+        nodes.extend(function.node_def)
+    return any(node.op.startswith("ParseExample") or node.op.startswith("ParseSingleExample")
+               for node in nodes)
