@@ -74,6 +74,7 @@ def run_export(args):
     from kdet.export import export_tflite
     from kdet.training import latest_checkpoint
     from kdet.training.trainer import restore_checkpoint
+    from kdet.utils.progress import StageLog
     from kdet.utils.verified_files import checksum_path
 
     checkpoint_dir = pathlib.Path(args.trained_checkpoint_dir)
@@ -86,11 +87,14 @@ def run_export(args):
             "(ckpt-<step>.weights.h5 with its .sha256, as 'kdet train' writes)"
         )
     step, checkpoint = latest
+    log = StageLog("kdet export")  # stage lines on stderr: the export takes seconds
+    log(f"building the model of {args.pipeline_config_path}")
     pipeline = load_pipeline(args.pipeline_config_path)
     model = pipeline.model
     # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
     model.compile(optimizer=pipeline.optimizer)
     (height, width), _ = input_size(model)
+    log(f"restoring {checkpoint} (step {step})")
     restore_checkpoint(model, checkpoint, (None, height, width, 3))
 
     output = pathlib.Path(args.output_directory)
@@ -107,10 +111,15 @@ def run_export(args):
         # First, so that a model TFLite cannot take fails before anything else is written.
         if args.tflite:
             export_tflite(
-                model, staging / "model.tflite", TFLITE_QUANTIZATIONS[args.tflite_quantization]
+                model,
+                staging / "model.tflite",
+                TFLITE_QUANTIZATIONS[args.tflite_quantization],
+                progress=log.nested("TFLite"),
             )
             written.append("model.tflite")
-        export_saved_model(model, staging / "saved_model", args.input_type)
+        export_saved_model(
+            model, staging / "saved_model", args.input_type, progress=log.nested("SavedModel")
+        )
         (staging / "checkpoint").mkdir()
         for path in (checkpoint, checksum_path(checkpoint)):
             shutil.copyfile(path, staging / "checkpoint" / path.name)

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.utils.progress import stage_log
 
 
 class FrozenDetector:
@@ -23,6 +24,8 @@ class FrozenDetector:
     Args:
         model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`).
         dtype: the image dtype the graph takes. Defaults to `"uint8"` (photos).
+        progress: bool. Report the stages of the build (seconds for a detector: tracing,
+            weights to constants, folding batch norms) on stderr. Defaults to `True`.
 
     Example:
     ```python
@@ -31,14 +34,19 @@ class FrozenDetector:
     ```
     """
 
-    def __init__(self, model, dtype="uint8"):
+    def __init__(self, model, dtype="uint8", progress=True):
         self.dtype = tf.dtypes.as_dtype(dtype)
+        log = stage_log(progress, "Freezing the detector")
         frozen = FrozenGraph(
-            model.detect, [tf.TensorSpec([None, None, None, 3], self.dtype, name="images")]
+            model.detect,
+            [tf.TensorSpec([None, None, None, 3], self.dtype, name="images")],
+            progress=log,
         )
         self.graph_def = frozen.graph_def
         self._output_structure = frozen.output_structure
+        log("loading the frozen graph")
         self._function = frozen.as_function()
+        log.done()
 
     def __call__(self, images):
         images = tf.convert_to_tensor(images)

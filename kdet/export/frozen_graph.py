@@ -9,6 +9,8 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from tensorflow.python.tools.optimize_for_inference_lib import fold_batch_norms
 from tensorflow.python.util import deprecation
 
+from kdet.utils.progress import stage_log
+
 
 class FrozenGraph:
     """A function of tensors traced into one `GraphDef` with no variables left in it.
@@ -22,6 +24,9 @@ class FrozenGraph:
         function: a Python function of tensors returning a nest (dict, tuple) of tensors, e.g.
             `model.detect`.
         input_signature: list of `tf.TensorSpec`, one per argument of `function`.
+        progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
+            stages (tracing, weights to constants, folding batch norms) on stderr; the latter
+            two take seconds for a detector. Defaults to `False`.
 
     Attributes:
         graph_def: the frozen `tf.compat.v1.GraphDef`.
@@ -40,11 +45,15 @@ class FrozenGraph:
     ```
     """
 
-    def __init__(self, function, input_signature):
+    def __init__(self, function, input_signature, progress=False):
+        log = stage_log(progress, "Freezing the graph")
+        log("tracing")
         concrete = tf.function(function).get_concrete_function(*input_signature)
+        log("weights to constants")
         frozen = convert_variables_to_constants_v2(concrete)
         self.input_names = [tensor.name for tensor in frozen.inputs]
         self.output_names = [tensor.name for tensor in frozen.outputs]
+        log("folding batch norms")
         folded = fold_batch_norms(_inline_constant_reads(frozen.graph.as_graph_def()))
         # Inlining and folding leave the former constants unused: drop them (half the size).
         # `extract_sub_graph` is a TF1 API that warns about it; it is what pruning a GraphDef is.
@@ -53,6 +62,7 @@ class FrozenGraph:
                 folded, sorted({name.split(":")[0] for name in self.output_names})
             )
         self.output_structure = concrete.structured_outputs
+        log.done()
 
     def import_into_graph(self, *inputs, name="frozen"):
         """Adds the frozen graph to the graph being traced, fed with `inputs`.

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from kdet.data.tf_example import decode_tf_example
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.utils.progress import stage_log
 
 #: The `input_type`s of the TF OD API's `exporter_main_v2.py`, with what `input_tensor` holds.
 INPUT_TYPES = {
@@ -13,7 +14,7 @@ INPUT_TYPES = {
 }
 
 
-def export_saved_model(model, output_directory, input_type="image_tensor"):
+def export_saved_model(model, output_directory, input_type="image_tensor", progress=True):
     """Writes a detector as a SavedModel that serves like a TF OD API exported model.
 
     The `serving_default` signature (also the loaded object's `__call__`) takes `input_tensor`
@@ -49,6 +50,9 @@ def export_saved_model(model, output_directory, input_type="image_tensor"):
         output_directory: where the SavedModel is written (created if needed).
         input_type: one of `"image_tensor"`, `"encoded_image_string_tensor"`, `"tf_example"`.
             Defaults to `"image_tensor"`.
+        progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
+            stages (tracing, weights to constants, folding batch norms, writing; seconds each
+            for a detector) on stderr. Defaults to `True`.
 
     Raises:
         ValueError: for an unknown `input_type`.
@@ -63,10 +67,13 @@ def export_saved_model(model, output_directory, input_type="image_tensor"):
     """
     if input_type not in INPUT_TYPES:
         raise ValueError(f"input_type must be one of {sorted(INPUT_TYPES)}; got {input_type!r}")
+    log = stage_log(progress, "Exporting a SavedModel")
     frozen = FrozenGraph(
         lambda images: model.postprocess(model(images, training=False)),
         [INPUT_TYPES["image_tensor"]],
+        progress=log,
     )
+    log("writing")
     if input_type == "image_tensor":
         serve = _serving_function_of_images(frozen)
     elif input_type == "encoded_image_string_tensor":
@@ -78,6 +85,7 @@ def export_saved_model(model, output_directory, input_type="image_tensor"):
     # A concrete function, not a `tf.function`: saving would trace a `tf.function` once more.
     module.__call__ = tf.function(_with_shape_check(serve, spec)).get_concrete_function(spec)
     tf.saved_model.save(module, str(output_directory), signatures=module.__call__)
+    log.done()
 
 
 def _with_shape_check(serve, spec):

@@ -7,6 +7,7 @@ import tensorflow as tf
 from kdet.export.frozen_graph import FrozenGraph
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.ssd.ssd import SSD
+from kdet.utils.progress import stage_log
 
 QUANTIZATIONS = (None, "dynamic_range")
 # The TFLite runtime's built-in custom op for SSD box decoding + NMS, and how many classes it
@@ -15,7 +16,8 @@ DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
 _MAX_CLASSES_PER_DETECTION = 1
 
 
-def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True):
+def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True,
+                  progress=True):
     """Writes an SSD as a `.tflite` model that runs with the plain TFLite interpreter.
 
     Non-max suppression is TFLite's built-in `TFLite_Detection_PostProcess` op, as in the
@@ -57,6 +59,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             `False`: TFLite's fast NMS, which suppresses across classes using each box's best
             class (the TF OD API's default; faster with many classes, but a box can then hide a
             box of another class). Defaults to `True`.
+        progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
+            stages (freezing the network, converting) on stderr. Defaults to `True`.
 
     Raises:
         ValueError: for a model other than SSD, an unknown `quantization`, or a missing
@@ -72,8 +76,11 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     _check_exportable(model, quantization)
     height, width = input_size or _fixed_input_size(model)
     input_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name="input_tensor")
+    log = stage_log(progress, "Exporting a TFLite model")
     frozen = FrozenGraph(
-        lambda images: model.decode_boxes_and_scores(model(images, training=False)), [input_spec]
+        lambda images: model.decode_boxes_and_scores(model(images, training=False)),
+        [input_spec],
+        progress=log,
     )
     num_anchors = frozen.output_structure[0].shape[1]
     unit_anchors = tf.constant([[0.0, 0.0, 1.0, 1.0]] * num_anchors, name="anchors")
@@ -102,7 +109,9 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    log("converting")
     path.write_bytes(converter.convert())
+    log.done()
 
 
 def _check_exportable(model, quantization):

@@ -13,6 +13,7 @@ import warnings
 import keras
 
 from kdet.zoo import tf_od_api_converter
+from kdet.utils.progress import StageLog
 from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import is_verified
 from kdet.utils.verified_files import write_verified
@@ -75,7 +76,7 @@ def get_entry(name):
     return ZooEntry(ZOO_DIR / name)
 
 
-def load(name, num_classes=None, cache_dir=None):
+def load(name, num_classes=None, cache_dir=None, progress=True):
     """Builds a zoo model and loads its pretrained weights.
 
     The weights come from the entry's `metadata.json` `weights` field:
@@ -94,7 +95,8 @@ def load(name, num_classes=None, cache_dir=None):
       against its sha256 and loaded as it is; nothing is cached.
 
     A cached file whose sha256 does not match is converted or downloaded again. A cache that
-    cannot be written only costs a warning: the weights are converted again next time.
+    cannot be written only costs a warning: the weights are converted again next time. The
+    conversion takes seconds: with `progress`, it says so on stderr, stage by stage.
 
     With a `num_classes` other than the entry's, the model is built again with `num_classes`
     (every `num_classes` field of its config) and gets every pretrained weight whose shape does
@@ -109,6 +111,8 @@ def load(name, num_classes=None, cache_dir=None):
             `None` keeps the pretrained classes. Defaults to `None`.
         cache_dir: optional str or path-like. Defaults to `$KDET_CACHE_DIR`, else
             `~/.cache/kdet`.
+        progress: bool. Report a first-use conversion's stages on stderr (a download
+            draws Keras's bar either way). Defaults to `True`.
 
     Returns:
         The built Keras model (e.g. a `kdet.SSD`), ready for `predict`, or for `compile` and
@@ -124,7 +128,7 @@ def load(name, num_classes=None, cache_dir=None):
     """
     entry = get_entry(name)
     model = entry.build()
-    _load_pretrained_weights(entry, model, resolve_cache_dir(cache_dir))
+    _load_pretrained_weights(entry, model, resolve_cache_dir(cache_dir), progress)
     if num_classes is None or num_classes == entry.num_classes:
         return model
     fine_tune_model = entry.build(num_classes)
@@ -139,7 +143,7 @@ def load(name, num_classes=None, cache_dir=None):
     return fine_tune_model
 
 
-def _load_pretrained_weights(entry, model, cache_dir):
+def _load_pretrained_weights(entry, model, cache_dir, progress=True):
     weights = entry.weights
     source = weights.get("source")
     if source == "url":
@@ -157,7 +161,10 @@ def _load_pretrained_weights(entry, model, cache_dir):
     if is_verified(path):
         model.load_weights(path)
         return
-    _CONVERTERS[source](entry, model)
+    log = StageLog(f"kdet.zoo: {entry.name}", enabled=progress)
+    log(f"first use: converting the pretrained weights (cached in {path.parent})")
+    _CONVERTERS[source](entry, model, log)
+    log("caching the weights")
     try:
         write_verified(path, model.save_weights)
     except OSError as error:
@@ -167,6 +174,7 @@ def _load_pretrained_weights(entry, model, cache_dir):
             "$KDET_CACHE_DIR.",
             stacklevel=3,
         )
+    log.done()
 
 
 def cached_weights_path(entry, model, cache_dir):
@@ -226,8 +234,9 @@ def _packaged_weights(entry):
     return path
 
 
-def _convert_tf_od_api_frozen_graph(entry, model):
-    """Loads the SSD MobileNetV2 frozen graph of the `tf_od_api_converter` into `model`."""
+def _convert_tf_od_api_frozen_graph(entry, model, log):
+    """Loads the SSD MobileNetV2 frozen graph of the `tf_od_api_converter` into `model`,
+    reporting its stages to the `StageLog` `log`."""
     sha256 = entry.weights["sha256"]
     if sha256 != tf_od_api_converter.SSD_MOBILENET_V2_COCO_SHA256:
         raise ValueError(
@@ -235,13 +244,15 @@ def _convert_tf_od_api_frozen_graph(entry, model):
             "frozen graph of ssd_mobilenet_v2_coco_2018_03_29 only (sha256 "
             f"{tf_od_api_converter.SSD_MOBILENET_V2_COCO_SHA256}); got sha256 {sha256}."
         )
-    constants = tf_od_api_converter.read_frozen_graph_constants(
-        tf_od_api_converter.locate_ssd_mobilenet_v2_coco_graph()
-    )
+    graph = tf_od_api_converter.locate_ssd_mobilenet_v2_coco_graph()
+    log(f"reading the TF OD API frozen graph {graph}")
+    constants = tf_od_api_converter.read_frozen_graph_constants(graph)
+    log("assigning the weights")
     tf_od_api_converter.load_ssd_weights(constants, model.feature_extractor, model.box_predictor)
 
 
 # Weight sources converted into a model and then cached; "url" sources are downloaded instead.
+# Each converter is called as `converter(entry, model, log)`, `log` a `StageLog` for its stages.
 _CONVERTERS = {"tf_od_api_frozen_graph": _convert_tf_od_api_frozen_graph}
 
 

@@ -74,8 +74,19 @@ def test_export_writes_the_tf_od_api_layout_and_the_trained_models_detections(
     argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
             str(model_dir), "--output_directory", str(output), "--tflite"]
     assert cli.main(argv) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "exported ckpt-2.weights.h5 (step 2)" in printed and str(output) in printed
+    # The export takes seconds: each stage is announced on stderr as it begins.
+    stages = [line.split(" (")[0] for line in captured.err.splitlines()]
+    assert stages == [
+        f"kdet export: building the model of {config}", "kdet export: restoring "
+        f"{latest_checkpoint(model_dir)[1]}",
+        *(f"kdet export: TFLite: {stage}" for stage in (
+            "tracing", "weights to constants", "folding batch norms", "converting")),
+        *(f"kdet export: SavedModel: {stage}" for stage in (
+            "tracing", "weights to constants", "folding batch norms", "writing")),
+    ]
     assert (output / "saved_model" / "saved_model.pb").is_file()
     assert (output / "pipeline.config").read_text() == config.read_text()
     step, copied = latest_checkpoint(output / "checkpoint")

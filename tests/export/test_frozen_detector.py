@@ -29,9 +29,19 @@ def test_ssd_frozen_detections_equal_the_models_with_batch_norms_folded():
     assert_same_detections(got, model.predict_on_batch(images))
 
 
-def test_frozen_graph_holds_each_weight_once():
+def test_frozen_graph_holds_each_weight_once_and_the_build_reports_its_stages(capsys):
     model = _ssd()
     frozen = FrozenDetector(model)
+    # Seconds for a real detector: each stage is announced on stderr as it begins.
+    stages = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
+    assert stages == [
+        f"Freezing the detector: {stage}" for stage in (
+            "tracing", "weights to constants", "folding batch norms", "loading the frozen graph",
+            "done",
+        )
+    ]
+    FrozenDetector(model, progress=False)
+    assert capsys.readouterr().err == ""
     constant_bytes = sum(
         len(node.attr["value"].tensor.tensor_content)
         for node in frozen.graph_def.node if node.op == "Const"

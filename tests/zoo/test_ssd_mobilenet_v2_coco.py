@@ -131,7 +131,7 @@ def test_second_load_reads_the_checked_cache(coco, cache_dir, monkeypatch):
     cached = zoo.cached_weights_path(kdet.zoo.get_entry(NAME), coco, cache_dir)
     assert verified_files.checksum_path(cached).read_text().split()[0] == verified_files.file_sha256(cached)
 
-    def no_conversion(entry, model):
+    def no_conversion(entry, model, log):
         raise AssertionError("the cached weights should have been used")
 
     monkeypatch.setitem(zoo._CONVERTERS, "tf_od_api_frozen_graph", no_conversion)

@@ -65,8 +65,10 @@ class FakeConversion:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, entry, model):
+    def __call__(self, entry, model, log=None):
         self.calls += 1
+        if log is not None:
+            log("faking")
         for weight, value in zip(model.weights, _pretrained_values(model)):
             weight.assign(value)
 
@@ -202,9 +204,19 @@ def test_coco_config_is_the_tf_od_api_ssd_mobilenet_v2_coco_config(coco_model):
     assert (model.max_detections_per_class, model.max_detections) == (100, 100)
 
 
-def test_first_load_converts_and_caches_then_reads_the_cache(tiny_zoo, tmp_path):
+def test_first_load_converts_and_caches_then_reads_the_cache(tiny_zoo, tmp_path, capsys):
     model = kdet.zoo.load(TINY, cache_dir=tmp_path / "cache")
     assert tiny_zoo.calls == 1
+    # The conversion says what it does while it runs (it takes seconds for a real model).
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (
+        f"kdet.zoo: {TINY}: first use: converting the pretrained weights (cached in "
+        f"{tmp_path / 'cache' / TINY})"
+    )
+    assert [line.split(" (")[0] for line in lines[1:]] == [
+        f"kdet.zoo: {TINY}: faking", f"kdet.zoo: {TINY}: caching the weights",
+        f"kdet.zoo: {TINY}: done",
+    ]
     expected = _pretrained_values(model)
     _assert_weights_equal(model, expected)
     (cached,) = (tmp_path / "cache" / TINY).glob(f"{'ab' * 32}-*.weights.h5")
@@ -218,6 +230,7 @@ def test_first_load_converts_and_caches_then_reads_the_cache(tiny_zoo, tmp_path)
     again = kdet.zoo.load(TINY, cache_dir=tmp_path / "cache")
     assert tiny_zoo.calls == 1
     _assert_weights_equal(again, expected)
+    assert capsys.readouterr().err == ""  # nothing to report when the cache is read
     detections = again.predict(np.zeros([1, 40, 48, 3], "uint8"), verbose=0)
     assert detections["boxes"].shape == (1, 100, 4)
 
@@ -256,12 +269,13 @@ def test_a_model_of_another_layout_gets_its_own_cache_file(tiny_zoo, tmp_path):
     )
 
 
-def test_an_unwritable_cache_only_warns(tiny_zoo, tmp_path):
+def test_an_unwritable_cache_only_warns(tiny_zoo, tmp_path, capsys):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     with pytest.warns(UserWarning, match=r"could not be cached in .*file/tiny_ssd"):
-        model = kdet.zoo.load(TINY, cache_dir=not_a_folder)
+        model = kdet.zoo.load(TINY, cache_dir=not_a_folder, progress=False)
     _assert_weights_equal(model, _pretrained_values(model))
+    assert tiny_zoo.calls == 1 and capsys.readouterr().err == ""
 
 
 def test_cache_dir_is_the_argument_then_the_environment_then_home(monkeypatch, tmp_path):
