@@ -136,7 +136,9 @@ def evaluate_checkpoint(pipeline, evaluator, step, path, eval_dir):
     (height, width), _ = input_size(pipeline.model)
     restore_checkpoint(pipeline.model, path, (None, height, width, 3))
     begin = time.perf_counter()
-    metrics, curves = evaluator.evaluate(pipeline.model, return_curves=True, step=step)
+    metrics, curves = evaluator.evaluate(
+        pipeline.model, return_curves=True, step=step, progress=True
+    )
     seconds = time.perf_counter() - begin
     metrics_path = eval_dir / "metrics.json"
     history = _read_json(metrics_path) if metrics_path.exists() else {}

@@ -21,6 +21,7 @@ from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image
 from kdet.training.trainer import optimizer_step
+from kdet.utils.progress import progress_bar
 from kdet.visualization import draw_detections
 
 # The TF OD API `eval_config.metrics_set` names kdet computes, in the order it reports them.
@@ -169,7 +170,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         self._unlogged = None
         self.last_visualizations = []
 
-    def evaluate(self, model=None, return_curves=False, step=None):
+    def evaluate(self, model=None, return_curves=False, step=None, progress=False):
         """Runs the model over the dataset and computes the metrics.
 
         Args:
@@ -180,6 +181,8 @@ class COCOEvaluator(keras.callbacks.Callback):
                 `False`.
             step: int. The TensorBoard step (with `log_dir`). Defaults to the model's
                 optimizer `iterations`, or 0 for a model without an optimizer.
+            progress: bool. Draw a bar of the images detected on stderr once detecting
+                takes more than a second (it goes when done). Defaults to `False`.
 
         Returns:
             An ordered dict `{metric name: float}`, the sets in the order given. With
@@ -194,7 +197,10 @@ class COCOEvaluator(keras.callbacks.Callback):
         model = self.model if model is None else model
         if model is None:
             raise ValueError("evaluate() needs a model (none given, and not used in fit)")
-        groundtruth, detections, images = self._detect(model)
+        description = "evaluating" if step is None else f"evaluating step {step}"
+        with progress_bar(description=description, unit="image", total=self.num_examples,
+                          enabled=progress) as bar:
+            groundtruth, detections, images = self._detect(model, bar.update)
         metrics = collections.OrderedDict()
         for name in self.metrics_sets:
             metrics.update(self._metrics_set(name, groundtruth, detections))
@@ -226,8 +232,9 @@ class COCOEvaluator(keras.callbacks.Callback):
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _detect(self, model):
-        """Ground truth and detections per image (yxyx pixels), and the images to draw."""
+    def _detect(self, model, detected=lambda count: None):
+        """Ground truth and detections per image (yxyx pixels), and the images to draw;
+        `detected(count)` is called after each batch with its number of images."""
         box_format = getattr(model, "bounding_box_format", "yxyx")
         num_drawn = self.num_visualizations if self.log_dir is not None else 0
         groundtruth, detections, images = [], [], []
@@ -242,8 +249,10 @@ class COCOEvaluator(keras.callbacks.Callback):
             predictions = {
                 **predictions, "boxes": _to_yxyx(predictions["boxes"], box_format, batch_images)
             }
-            groundtruth += groundtruth_per_image(y)
+            batch_groundtruth = groundtruth_per_image(y)
+            groundtruth += batch_groundtruth
             detections += detections_per_image(predictions)
+            detected(len(batch_groundtruth))
             wanted = max(num_drawn - len(images), 0)
             images += list(keras.ops.convert_to_numpy(batch_images[:wanted]))
             if self.num_examples is not None and len(groundtruth) >= self.num_examples:

@@ -122,6 +122,28 @@ def test_num_examples_evaluates_the_first_images(model, tmp_path):
     assert [metrics[name] for name in COCO_METRIC_NAMES] == by_hand.stats.tolist()
 
 
+def test_progress_is_a_bar_of_the_images_detected_when_asked(model, capsys, monkeypatch):
+    from kdet.evaluation import evaluator as evaluator_module
+    from kdet.utils.progress import progress_bar
+
+    bars = []
+
+    def recorded_bar(*args, **kwargs):
+        # The bar waits a second before it shows (short evaluations stay quiet): not here.
+        bars.append(progress_bar(*args, **{**kwargs, "delay": 0}))
+        return bars[-1]
+
+    monkeypatch.setattr(evaluator_module, "progress_bar", recorded_bar)
+    evaluator = COCOEvaluator(_dataset(), label_map=LABEL_MAP, num_examples=5)
+    quiet = evaluator.evaluate(model)
+    assert capsys.readouterr().err == "" and bars[0].disable
+    assert evaluator.evaluate(model, step=7, progress=True) == quiet
+    assert "evaluating step 7:" in capsys.readouterr().err
+    assert (bars[1].desc, bars[1].n, bars[1].total, bars[1].unit) == (
+        "evaluating step 7", 5, 5, "image"
+    )
+
+
 def test_pascal_voc_sets_by_name_and_curves(model):
     groundtruth, detections = _ground_truth_and_detections(model, _dataset())
     sets = ("pascal_voc_detection_metrics", "weighted_pascal_voc_detection_metrics")
