@@ -150,7 +150,7 @@ def _predict_video(detector, input_file, run, name, score_threshold, tile_size, 
     frames, seen = [], {}
     with VideoReader(input_file.path) as video:
         bar = tqdm(total=video.num_frames or None, desc=input_file.key, unit="frame",
-                   disable=not progress, file=sys.stderr, leave=False)
+                   disable=not progress, file=sys.stderr)
         try:
             with VideoWriter(run.staged(f"{name}.mp4"), video.fps) as writer:
                 for index, seconds, pixels in video:
