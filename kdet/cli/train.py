@@ -28,6 +28,13 @@ def add_train_parser(subparsers):
         "--checkpoint_every_n", type=int, default=1000, help="steps between checkpoints"
     )
     parser.add_argument(
+        "--log_every_n",
+        type=_positive_int,
+        default=100,
+        help="steps between TensorBoard loss and learning-rate points (the mean over those "
+        "steps; the last step is always logged): the resolution of 'kdet plot' curves",
+    )
+    parser.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multi_worker"),
         default="default",
@@ -69,6 +76,15 @@ def add_lr_sweep_parser(subparsers):
     parser.add_argument("--max_lr", type=float, default=1.0, help="last learning rate")
     parser.add_argument("--num_steps", type=int, default=100, help="steps at most")
     parser.set_defaults(run=run_lr_sweep)
+
+
+def _positive_int(text):
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of steps >= 1, got {text}")
+    return value
 
 
 def compiled_pipeline(path, dtype_policy=None):
@@ -191,6 +207,7 @@ def run_train(args):
         args.model_dir,
         num_steps,
         args.checkpoint_every_n,
+        log_every_n=args.log_every_n,
         label_map=read_label_map(label_map) if label_map else None,
     )
     losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
