@@ -19,6 +19,7 @@ _SUBPACKAGES = (
     "evaluation",
     "export",
     "feature_extractors",
+    "inference",
     "layers",
     "losses",
     "models",
