@@ -47,7 +47,9 @@ def __dir__():
 
 
 from kdet.utils.native_stderr import native_stderr_hidden as _native_stderr_hidden  # noqa: E402
+from kdet.utils.native_stderr import quiet_tensorflow_start as _quiet_tensorflow_start  # noqa: E402
 
+_quiet_tensorflow_start()  # no TensorFlow C++ banner, CUDA probe or info lines
 with _native_stderr_hidden():  # TensorFlow's C++ start-up banner, not errors: those propagate
     importlib.import_module("kdet.models")
     importlib.import_module("kdet.feature_extractors")

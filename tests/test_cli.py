@@ -127,3 +127,28 @@ def test_convert_class_map(data_dir, tmp_path, capsys):
     for bad, message in (("Alive", "expected OLD=NEW pairs"), ("Alive=a,Alive=b", "mapped twice")):
         assert cli.main([*argv[:-1], bad]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_train_logs_every_n_steps_with_no_tensorflow_or_keras_noise(tmp_path):
+    import re
+
+    import tiny_pipeline
+
+    config = tiny_pipeline.write_pipeline(tmp_path, num_steps=10)
+    # The console script's way in, with TensorFlow's own log level (conftest quiets it here).
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    result = subprocess.run(
+        [sys.executable, "-m", "kdet.cli", "train", "--import", "tiny_ssd_extractor",
+         "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "run"),
+         "--log_every_n", "5"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained steps 0..10" in result.stdout
+    # No TensorFlow C++ lines (`I0000 …`, `E0000 … cuInit`, absl's notice) or Python warnings.
+    noise = [line for line in result.stderr.splitlines()
+             if re.match(r"[IWEF]\d{4} ", line) or "Warning" in line or "WARNING" in line]
+    assert not noise, result.stderr[-3000:]
+    steps, _ = kdet.plots.read_scalars(tmp_path / "run" / "train")["losses/loss"]
+    assert steps.tolist() == [5, 10]

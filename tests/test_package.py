@@ -1,6 +1,7 @@
-"""`import kdet` alone makes saved kdet models loadable."""
+"""`import kdet` alone makes saved kdet models loadable, and starts TensorFlow quietly."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -14,8 +15,9 @@ def test_keras_load_model_works_right_after_import_kdet(tmp_path):
                      image_resizer=kdet.layers.FixedShapeResizer(64, 64))
     model.build((None, 64, 64, 3))
     model.save(tmp_path / "ssd.keras")
-    # A new process that imports nothing but kdet and keras.
-    code = ("import sys, keras, kdet; model = keras.saving.load_model(sys.argv[1], compile=False); "
+    # A new process that imports nothing but kdet and keras, and runs the model once.
+    code = ("import sys, kdet, keras; model = keras.saving.load_model(sys.argv[1], compile=False); "
+            "model.predict_on_batch(keras.ops.zeros((1, 64, 64, 3))); "
             "print(type(model).__name__, type(model.feature_extractor).__name__)")
     result = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "ssd.keras")],
@@ -24,3 +26,6 @@ def test_keras_load_model_works_right_after_import_kdet(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["SSD", "SSDMobileNetV2FeatureExtractor"]
+    # `import kdet` starts TensorFlow quietly: no C++ banner, CUDA probe (`E0000 … cuInit`) or
+    # info lines, though TF_CPP_MIN_LOG_LEVEL is not set here.
+    assert not re.findall(r"^[IWEF]\d{4} .*", result.stderr, re.MULTILINE), result.stderr[-3000:]

@@ -31,7 +31,7 @@ from kdet.cli.predict import add_predict_parser
 from kdet.cli.train import add_lr_sweep_parser
 from kdet.cli.train import add_train_parser
 from kdet.cli.zoo import add_zoo_parser
-from kdet.utils.native_stderr import native_stderr_hidden
+from kdet.utils.native_stderr import quiet_tensorflow_start
 
 __all__ = ["build_parser", "main"]
 
@@ -89,11 +89,7 @@ def main(argv=None):
     """Entry point of the `kdet` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    with native_stderr_hidden():
-        import tensorflow as tf
-
-        # Device discovery prints a CUDA probe failure on machines without a GPU.
-        tf.config.list_physical_devices()
+    quiet_tensorflow_start()  # no TensorFlow C++ banner, CUDA probe or info lines
     from kdet.data.errors import DataError
 
     try:
