@@ -94,7 +94,7 @@ def run_export(args):
     # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
     model.compile(optimizer=pipeline.optimizer)
     (height, width), _ = input_size(model)
-    log(f"restoring {checkpoint} (step {step})")
+    log(f"restoring step {step}: {checkpoint}")
     restore_checkpoint(model, checkpoint, (None, height, width, 3))
 
     output = pathlib.Path(args.output_directory)

@@ -80,8 +80,8 @@ def test_export_writes_the_tf_od_api_layout_and_the_trained_models_detections(
     # The export takes seconds: each stage is announced on stderr as it begins.
     stages = [line.split(" (")[0] for line in captured.err.splitlines()]
     assert stages == [
-        f"kdet export: building the model of {config}", "kdet export: restoring "
-        f"{latest_checkpoint(model_dir)[1]}",
+        f"kdet export: building the model of {config}",
+        f"kdet export: restoring step 2: {latest_checkpoint(model_dir)[1]}",
         *(f"kdet export: TFLite: {stage}" for stage in (
             "tracing", "weights to constants", "folding batch norms", "converting")),
         *(f"kdet export: SavedModel: {stage}" for stage in (
