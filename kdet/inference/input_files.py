@@ -76,7 +76,9 @@ def collect_inputs(arguments):
             paths.append(path)
         elif path.is_dir():
             found = sorted(entry for entry in path.iterdir() if _is_media_file(entry))
-            paths.extend(found) if found else empty.append(f"folder {argument}")
+            if not found:
+                empty.append(f"folder {argument}")
+            paths.extend(found)
         elif any(character in argument for character in _GLOB_CHARACTERS):
             matches = sorted(pathlib.Path(p) for p in glob.glob(argument, recursive=True))
             found = [match for match in matches if _is_media_file(match)]

@@ -94,8 +94,8 @@ def predict_to_folder(
         `detections.json`), `"videos"` (`{key: number of frames}`), `"skipped"` (list of str).
 
     Raises:
-        UnreadableInputError: with `strict`, for a file that cannot be decoded.
-        ValueError: when every input was skipped (nothing is written then).
+        ValueError: with `strict`, naming a file that cannot be decoded; without it, when
+            every input was skipped. Nothing is written then.
     """
     names = _output_names(inputs)
     run = RunFolder(output_dir, overwrite=overwrite)
