@@ -108,6 +108,7 @@ def run_predict(args):
     found = collect_inputs(args.inputs)
     inputs = readable_inputs(found, strict=args.strict, allow_large_images=args.allow_large_images)
     detector = load_detector(args.model, args.label_map, args.pipeline_config_path)
+    print(f"model: {detector.description}")
     result = predict_to_folder(
         detector,
         inputs,

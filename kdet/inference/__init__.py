@@ -2,6 +2,8 @@
 
 - `load_detector(source)`: a `LoadedDetector` from a zoo name, a `.keras` file, a `kdet train`
   model directory or checkpoint, a `kdet export` folder or a SavedModel.
+- `restored_model(config, checkpoint)`: a pipeline config's model with a `kdet train`
+  checkpoint's weights.
 - `collect_inputs(arguments)`: image and video files from paths, folders and glob patterns,
   each with a unique key.
 - `read_image(path)`: one image as RGB, with clear errors for unreadable or over-large files.
@@ -17,6 +19,7 @@ from kdet.inference.input_files import collect_inputs
 from kdet.inference.input_files import read_image
 from kdet.inference.loaded_detector import LoadedDetector
 from kdet.inference.loaded_detector import load_detector
+from kdet.inference.loaded_detector import restored_model
 from kdet.inference.prediction_run import predict_to_folder
 from kdet.inference.prediction_run import readable_inputs
 from kdet.inference.run_folder import RunFolder
@@ -33,4 +36,5 @@ __all__ = [
     "predict_to_folder",
     "read_image",
     "readable_inputs",
+    "restored_model",
 ]

@@ -179,8 +179,16 @@ def _load_model_directory(path, config):
     return _load_checkpoint(checkpoint, step, _required_config(path, config, path))
 
 
-def _load_checkpoint(checkpoint, step, config):
-    """The model of `config` with `checkpoint`'s weights (as `kdet export` restores them)."""
+def restored_model(config, checkpoint):
+    """The model of a pipeline config with a `kdet train` checkpoint's weights.
+
+    Args:
+        config: path of the pipeline.config / YAML config the checkpoint was trained with.
+        checkpoint: a `ckpt-<step>.weights.h5` file.
+
+    Returns:
+        The compiled, built `kdet.models.ObjectDetector`.
+    """
     from kdet.configs import load_pipeline
     from kdet.configs.pipeline import input_size
     from kdet.training.trainer import restore_checkpoint
@@ -191,6 +199,11 @@ def _load_checkpoint(checkpoint, step, config):
     model.compile(optimizer=pipeline.optimizer)
     (height, width), _ = input_size(model)
     restore_checkpoint(model, checkpoint, (None, height, width, 3))
+    return model
+
+
+def _load_checkpoint(checkpoint, step, config):
+    model = restored_model(config, checkpoint)
     at_step = f" (step {step})" if step is not None else ""
     return LoadedDetector(
         _keras_detect(model),
