@@ -163,6 +163,8 @@ def test_a_train_model_dir_its_checkpoint_and_its_export_give_the_same_detection
     assert "--pipeline_config_path" in error
     assert _run(image, "--pipeline_config_path", config, model=model_dir,
                 output=tmp_path / "dir") == 0
+    assert f"model: {model_dir / 'ckpt-1.weights.h5'} (step 1) with {config}" \
+        in capsys.readouterr().out
     from_dir = _results(tmp_path / "dir")["shape1.png"]
     assert from_dir and {d["name"] for d in from_dir} <= NAMES  # the config's label map
     # A checkpoint file, its config beside it.
@@ -171,6 +173,14 @@ def test_a_train_model_dir_its_checkpoint_and_its_export_give_the_same_detection
     shutil.copyfile(config, copy / "pipeline.config")
     assert _run(image, model=copy / "ckpt-1.weights.h5", output=tmp_path / "ckpt") == 0
     assert _results(tmp_path / "ckpt")["shape1.png"] == from_dir
+    # A config whose label map is not here: a warning, and classes by id.
+    text = config.read_text().replace("label_map.pbtxt", "moved.pbtxt")
+    (copy / "pipeline.config").write_text(text)
+    assert _run(image, model=copy, output=tmp_path / "moved") == 0
+    assert "moved.pbtxt, which does not exist here: detections are named by class id" \
+        in capsys.readouterr().err
+    assert [d["name"] for d in _results(tmp_path / "moved")["shape1.png"]] \
+        == [str(d["label"]) for d in from_dir]
     # The export folder and its saved_model/: the same detections, named by the config.
     for model in (exported, exported / "saved_model"):
         output = tmp_path / model.name
