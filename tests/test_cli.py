@@ -152,3 +152,27 @@ def test_train_logs_every_n_steps_with_no_tensorflow_or_keras_noise(tmp_path):
     assert not noise, result.stderr[-3000:]
     steps, _ = kdet.plots.read_scalars(tmp_path / "run" / "train")["losses/loss"]
     assert steps.tolist() == [5, 10]
+
+
+def test_train_from_a_fine_tune_checkpoint_does_not_warn_of_the_optimizer_it_skips(tmp_path):
+    import warnings
+
+    import tiny_pipeline
+
+    first = tiny_pipeline.write_pipeline(tmp_path, num_steps=1)
+    argv = ["train", "--pipeline_config_path", str(first), "--model_dir", str(tmp_path / "a")]
+    assert cli.main(argv) == 0
+    (tmp_path / "b").mkdir()
+    config = tiny_pipeline.write_pipeline(
+        tmp_path / "b", num_steps=1,
+        train_config_extra=f'fine_tune_checkpoint: "{tmp_path / "a"}" '
+        'fine_tune_checkpoint_type: "detection"',
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "b")]
+        assert cli.main(argv) == 0
+    # A fine-tune starts a new optimizer: Keras's warning that it skipped the checkpoint's
+    # optimizer state is expected, and kdet does not pass it on.
+    messages = [str(warning.message) for warning in caught]
+    assert not [text for text in messages if "optimizer" in text], messages

@@ -174,6 +174,8 @@ def mirrored_devices(num_gpus=None):
 
 
 def run_train(args):
+    import warnings
+
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
     from kdet.data.label_map import read_label_map
@@ -190,7 +192,13 @@ def run_train(args):
         pipeline = compiled_pipeline(args.pipeline_config_path, dtype_policy=policy)
         # A new run starts from the fine-tune checkpoint; a resumed one from its own.
         if latest_checkpoint(args.model_dir) is None:
-            restored = restore_fine_tune_checkpoint(pipeline)
+            with warnings.catch_warnings():
+                # A fine-tune starts a new optimizer: Keras skipping the checkpoint's optimizer
+                # state (a UserWarning) is what is meant, not a problem to report.
+                warnings.filterwarnings(
+                    "ignore", "Skipping variable loading for optimizer", UserWarning
+                )
+                restored = restore_fine_tune_checkpoint(pipeline)
             if restored is not None:
                 print(f"initialized from {restored}")
     num_steps = args.num_train_steps or pipeline.train.num_steps
