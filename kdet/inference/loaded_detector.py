@@ -122,16 +122,26 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
         if path.name.endswith(".weights.h5"):
             detector = _load_checkpoint(path, None, _required_config(path.parent, config, path))
         elif path.suffix == ".keras":
+            _refuse_config(config, source)
             detector = _load_keras_file(path)
         else:
             raise ValueError(f"model {source}: not a model file; expected {_SOURCES}")
     elif _looks_like_a_path(str(source)):
         raise FileNotFoundError(f"model {source}: no such file or folder; expected {_SOURCES}")
     else:
+        _refuse_config(config, source)
         detector = _load_zoo_model(str(source))
     if label_map is not None:
         detector.label_map = label_map if isinstance(label_map, dict) else read_label_map(label_map)
     return detector
+
+
+def _refuse_config(config, source):
+    if config is not None:
+        raise ValueError(
+            f"model {source} has its own configuration: a pipeline config ({config}) is for a "
+            "'kdet train' model directory or checkpoint, or a SavedModel (its label map)"
+        )
 
 
 def _looks_like_a_path(text):

@@ -224,6 +224,11 @@ def test_a_model_that_is_none_of_these_is_one_clear_line(tmp_path, capsys):
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and message in error[0], error
     assert "a 'kdet export' folder or a SavedModel folder" in error[0]
+    # A zoo model has its own config: a pipeline config given with it is a mistake.
+    assert _run(image, "--pipeline_config_path", image, model="ssd_mobilenet_v2_coco",
+                output=tmp_path / "out") == 2
+    assert "has its own configuration" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_images_over_the_pixel_limit_are_one_line_or_decoded_with_a_flag(
