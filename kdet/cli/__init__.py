@@ -49,6 +49,26 @@ _COMMANDS = (
 )
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Ends each option's help with its default, `(default: 1000)`, unless the help already
+    says it; options without a value (flags) and without a default explain themselves."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or action.required
+            or action.nargs == 0  # flags: --no_progress, --help, --version
+            or default in (None, argparse.SUPPRESS)
+            or default == []
+            or "(default" in text
+            or "default:" in text
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser():
     """Returns the `kdet` argument parser."""
     from kdet import __version__
@@ -63,6 +83,7 @@ def build_parser():
     for add_parser in _COMMANDS:
         add_parser(subparsers)
     for command_parser in _command_parsers(parser):
+        command_parser.formatter_class = DefaultsHelpFormatter
         command_parser.add_argument(
             "--import",
             dest="imports",

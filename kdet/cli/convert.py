@@ -26,7 +26,8 @@ def add_convert_parser(subparsers):
     parser.add_argument(
         "--image_dir",
         default=None,
-        help="folder with the images (default: next to the annotation files)",
+        help="folder with the images (default: next to the annotation files; for VOC also "
+        "the sibling JPEGImages/ folder of the Pascal VOC layout)",
     )
     parser.add_argument(
         "--label_map",
@@ -38,7 +39,8 @@ def add_convert_parser(subparsers):
         default=None,
         metavar="OLD=NEW,...",
         help="rename classes before the label map applies, e.g. 'Alive=Tree,Dead=Tree' "
-        "merges two classes; 'Unsure=' leaves that class's boxes out",
+        "merges two classes; 'Unsure=' leaves that class's boxes out (default: none, every "
+        "class keeps its name)",
     )
     parser.add_argument("--num_shards", type=int, default=1, help="number of output files")
     parser.add_argument(
@@ -46,7 +48,8 @@ def add_convert_parser(subparsers):
         choices=("skip", "raise"),
         default="skip",
         help="bad image or annotation: skip that image and count it in the summary (default), "
-        "or stop with an error and write nothing",
+        "or stop with an error and write nothing; a conversion in which no image is left is "
+        "an error either way",
     )
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run_convert)

@@ -45,7 +45,8 @@ def add_evaluate_parser(subparsers):
     parser.add_argument(
         "--checkpoint_dir",
         help="evaluate each new checkpoint of this folder as it appears (usually the --model_dir "
-        "of a running kdet train)",
+        "of a running kdet train; default: none, the newest checkpoint of --model_dir is "
+        "evaluated once)",
     )
     parser.add_argument(
         "--wait_interval",

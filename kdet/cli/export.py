@@ -44,7 +44,7 @@ def add_export_parser(subparsers):
         default="image_tensor",
         help="what the SavedModel's input_tensor holds: image_tensor (uint8 [batch, height, "
         "width, 3]), encoded_image_string_tensor (string [batch] of JPEG/PNG bytes) or "
-        "tf_example (string [batch] of serialized tf.train.Example); default image_tensor",
+        "tf_example (string [batch] of serialized tf.train.Example)",
     )
     parser.add_argument(
         "--tflite",
@@ -57,8 +57,7 @@ def add_export_parser(subparsers):
         "--tflite_quantization",
         choices=tuple(TFLITE_QUANTIZATIONS),
         default="float32",
-        help="with --tflite: float32, or dynamic_range (int8 weights, about 4x smaller); "
-        "default float32",
+        help="with --tflite: float32, or dynamic_range (int8 weights, about 4x smaller)",
     )
     parser.set_defaults(run=run_export)
 

@@ -22,7 +22,8 @@ def add_train_parser(subparsers):
     parser.add_argument(
         "--num_train_steps",
         type=int,
-        help="total training steps; overrides train_config.num_steps",
+        help="total training steps; overrides train_config.num_steps (default: "
+        "train_config.num_steps)",
     )
     parser.add_argument(
         "--checkpoint_every_n", type=int, default=1000, help="steps between checkpoints"
@@ -176,6 +177,8 @@ def mirrored_devices(num_gpus=None):
 def run_train(args):
     import warnings
 
+    from kdet.configs import check_config_paths
+    from kdet.configs import check_train_dataset
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
     from kdet.data.label_map import read_label_map
@@ -190,6 +193,8 @@ def run_train(args):
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
     with strategy.scope():
         pipeline = compiled_pipeline(args.pipeline_config_path, dtype_policy=policy)
+        # Path typos are reported at their config line before any weights are restored.
+        check_config_paths(pipeline, "train_input_reader")
         # A new run starts from the fine-tune checkpoint; a resumed one from its own.
         if latest_checkpoint(args.model_dir) is None:
             with warnings.catch_warnings():
@@ -200,7 +205,7 @@ def run_train(args):
                 )
                 restored = restore_fine_tune_checkpoint(pipeline)
             if restored is not None:
-                print(f"initialized from {restored}")
+                print(restored, flush=True)
     num_steps = args.num_train_steps or pipeline.train.num_steps
     if num_steps <= 0:
         raise ValueError(
@@ -208,6 +213,7 @@ def run_train(args):
             "--num_train_steps"
         )
     dataset = train_dataset(pipeline)
+    check_train_dataset(pipeline, dataset)
     label_map = pipeline.train_input.get("label_map")
     summary = train(
         pipeline.model,
@@ -218,6 +224,8 @@ def run_train(args):
         log_every_n=args.log_every_n,
         label_map=read_label_map(label_map) if label_map else None,
     )
+    if summary["final_step"] < num_steps:
+        _keep_and_report_ran_out(pipeline, args, summary["final_step"], num_steps)
     losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
     print(
         f"trained steps {summary['start_step']}..{summary['final_step']} in "
@@ -226,3 +234,20 @@ def run_train(args):
         + f"; checkpoint: {summary['checkpoint']}"
     )
     return 0
+
+
+def _keep_and_report_ran_out(pipeline, args, step, num_steps):
+    """A finite training input (num_epochs > 0) ran out before num_steps: the steps done are
+    checkpointed (only every --checkpoint_every_n steps would be), then it is an error."""
+    from kdet.configs.pipeline import train_input_ran_out
+    from kdet.training.trainer import CheckpointEveryNSteps
+    from kdet.training.trainer import checkpoint_path
+    from kdet.training.trainer import is_chief
+
+    checkpoint = None
+    if is_chief() and step > 0:
+        saver = CheckpointEveryNSteps(args.model_dir, args.checkpoint_every_n, num_steps)
+        saver.set_model(pipeline.model)
+        saver.save(step)
+        checkpoint = checkpoint_path(args.model_dir, step)
+    raise train_input_ran_out(pipeline, step, num_steps, checkpoint)

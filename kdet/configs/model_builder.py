@@ -501,7 +501,13 @@ def _feature_extractor_class(fields, base_class):
     try:
         extractor_class = get_feature_extractor_class(name)
     except ValueError as error:
-        raise fields.error("type", f"'{fields.path('type')}': {error}") from None
+        raise fields.error(
+            "type",
+            f"'{fields.path('type')}': {error}. A feature extractor of your own is registered "
+            "when the module defining it is imported: kdet train --import MODULE (a module "
+            "name or a .py file; every kdet command takes it), or import it in Python before "
+            "loading the config",
+        ) from None
     if not issubclass(extractor_class, base_class):
         family = [n for n in registered if issubclass(get_feature_extractor_class(n), base_class)]
         raise fields.error(

@@ -27,10 +27,13 @@ from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import read
 from kdet.configs.model_builder import build_model
+from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse_file
 from kdet.configs.train_builder import build_input_reader_arguments
 from kdet.configs.train_builder import build_training
 from kdet.configs.yaml_config import parse_yaml_file
+from kdet.data.errors import DataError
+from kdet.data.input_pipeline import list_input_files
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
 from kdet.layers import KeepAspectRatioResizer
@@ -62,6 +65,8 @@ class Pipeline:
         eval_inputs: `read_tfrecords` arguments of each `eval_input_reader`.
         eval_config: `kdet.configs.eval_builder.EvalSettings` of `eval_config` (the TF OD API
             defaults when the config has none).
+        config_paths: the `ConfigPath` of every file the config names (input paths, label
+            maps, the fine-tune checkpoint), checked by `check_config_paths`.
     """
 
     source: str
@@ -71,6 +76,7 @@ class Pipeline:
     train_input: dict
     eval_inputs: list
     eval_config: object
+    config_paths: list = dataclasses.field(default_factory=list)
 
 
 def load_pipeline(path, dtype_policy=None):
@@ -124,7 +130,123 @@ def load_pipeline(path, dtype_policy=None):
     eval_config = build_eval_settings(
         Node(fields["eval_config"].message, "eval_config") if fields.has("eval_config") else None
     )
-    return Pipeline(str(path), model, optimizer, train, train_input, eval_inputs, eval_config)
+    return Pipeline(
+        str(path), model, optimizer, train, train_input, eval_inputs, eval_config,
+        config_paths=_config_paths(root),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigPath:
+    """A file a pipeline config names, and where it names it.
+
+    Attributes:
+        section: `"train_config"`, `"train_input_reader"` or `"eval_input_reader"`.
+        index: int, which `eval_input_reader` (0 otherwise).
+        field: the dotted field, e.g. `"train_input_reader.tf_record_input_reader.input_path"`.
+        value: the path (or glob pattern, or `zoo:NAME`) as written.
+        kind: `"records"`, `"label_map"` or `"checkpoint"`.
+        source, line, column: where the field is written.
+    """
+
+    section: str
+    index: int
+    field: str
+    value: str
+    kind: str
+    source: str
+    line: int
+    column: int
+
+    def error(self, problem):
+        """A `ConfigError` at this field: `source:line:column: 'field' 'value': problem`."""
+        return ConfigError.at(
+            self.source, self.line, self.column, f"'{self.field}' {self.value!r}: {problem}"
+        )
+
+
+# The fields of each section that name files: (field path in the section, kind).
+_PATH_FIELDS = {
+    "train_config": (("fine_tune_checkpoint", "checkpoint"),),
+    "train_input_reader": (
+        ("tf_record_input_reader.input_path", "records"),
+        ("label_map_path", "label_map"),
+    ),
+}
+_PATH_FIELDS["eval_input_reader"] = _PATH_FIELDS["train_input_reader"]
+
+
+def _config_paths(root):
+    """The `ConfigPath` of every path field of the (already checked) config tree `root`."""
+    paths, counts = [], {}
+    for section in root.fields:
+        if section.name not in _PATH_FIELDS:
+            continue
+        index = counts.get(section.name, 0)
+        counts[section.name] = index + 1
+        for dotted, kind in _PATH_FIELDS[section.name]:
+            *parents, name = dotted.split(".")
+            messages = [section.value]
+            for parent in parents:
+                messages = [f.value for m in messages for f in m.fields if f.name == parent]
+            paths += [
+                ConfigPath(section.name, index, f"{section.name}.{dotted}", field.value, kind,
+                           message.source, field.line, field.column)
+                for message in messages
+                for field in message.fields
+                if field.name == name and field.value
+            ]
+    return paths
+
+
+def check_config_paths(pipeline, section, index=0):
+    """Checks that the files a section of the config names exist, before anything is loaded.
+
+    Input paths (globs) must match a file, label maps must exist, and the fine-tune checkpoint
+    must be an existing file or folder (or a TF checkpoint prefix, which restoring refuses
+    with its own message) or `zoo:NAME` of a zoo model.
+
+    Args:
+        pipeline: a `Pipeline`.
+        section: `"train_config"`, `"train_input_reader"` or `"eval_input_reader"`.
+        index: int, which `eval_input_reader`. Defaults to `0`.
+
+    Raises:
+        ConfigError: `config:line:column: 'field' 'value': problem` for the first path that
+            names nothing.
+    """
+    import tensorflow as tf
+
+    for entry in pipeline.config_paths:
+        if (entry.section, entry.index) != (section, index):
+            continue
+        if entry.kind == "records" and not tf.io.gfile.glob(entry.value):
+            raise entry.error(
+                "no file matches it; expected TFRecord files (kdet convert writes them)"
+            )
+        if entry.kind == "label_map" and not tf.io.gfile.exists(entry.value):
+            raise entry.error("no such file; expected a .pbtxt label map")
+        if entry.kind == "checkpoint":
+            _check_checkpoint_path(entry)
+
+
+def _check_checkpoint_path(entry):
+    if entry.value.startswith(_ZOO_PREFIX):
+        from kdet import zoo
+
+        try:
+            zoo.get_entry(entry.value[len(_ZOO_PREFIX):])
+        except ValueError as error:
+            raise entry.error(str(error)) from None
+        return
+    path = pathlib.Path(entry.value)
+    if not (path.exists() or path.with_name(path.name + ".index").exists()):
+        raise entry.error(
+            "no such file or folder; expected a kdet checkpoint (a ckpt-<step>.weights.h5 file "
+            "or a model directory holding one), a Keras model file (.keras) for "
+            f"fine_tune_checkpoint_type 'classification', or a zoo model as {_ZOO_PREFIX}NAME "
+            "(kdet zoo lists them); TF OD API checkpoints (model.ckpt) cannot be read"
+        )
 
 
 @contextlib.contextmanager
@@ -168,9 +290,62 @@ def input_size(model):
     raise ValueError(f"no training input size for {type(resizer).__name__}")
 
 
+_ZOO_PREFIX = "zoo:"
+
+
+@dataclasses.dataclass
+class FineTuneRestore:
+    """What `restore_fine_tune_checkpoint` restored.
+
+    `str()` is the one line `kdet train` prints, e.g. `initialized from zoo:ssd_mobilenet_v2_coco
+    (detection): restored 262 weights; 4 kept their initial values (the shapes differ, e.g.
+    with another num_classes): box_predictor/…/BoxPredictor_0_ClassPredictor/kernel, …`.
+
+    Attributes:
+        checkpoint: the checkpoint used: a `pathlib.Path`, or `"zoo:NAME"`.
+        checkpoint_type: `"detection"` or `"classification"`.
+        restored: names (`kdet.training.variable_names`) of the restored weights (of the
+            restored layers for a `"classification"` restore from the zoo), or None when the
+            restore does not tell them (a `.weights.h5` or `.keras` checkpoint).
+        shape_differs: names of the weights left as they were because the checkpoint's have
+            another shape (e.g. the class heads with another `num_classes`).
+        missing: names of the weights the checkpoint has no value for.
+        unit: what `restored` counts: `"weights"` or `"feature extractor layers"`.
+    """
+
+    checkpoint: object
+    checkpoint_type: str
+    restored: list = None
+    shape_differs: list = dataclasses.field(default_factory=list)
+    missing: list = dataclasses.field(default_factory=list)
+    unit: str = "weights"
+
+    def __str__(self):
+        text = f"initialized from {self.checkpoint} ({self.checkpoint_type})"
+        if self.restored is None:
+            return text
+        text += f": restored {len(self.restored)} {self.unit}"
+        for names, why in (
+            (self.shape_differs, "the shapes differ, e.g. with another num_classes"),
+            (self.missing, "not in the checkpoint"),
+        ):
+            if names:
+                shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+                text += f"; {len(names)} kept their initial values ({why}): {shown}"
+        return text
+
+
 def restore_fine_tune_checkpoint(pipeline):
     """Starts the model from `train_config.fine_tune_checkpoint`, as its type says.
 
+    - `"zoo:NAME"`: the weights of a zoo model (`kdet.zoo.load(NAME)`). Type `"detection"`
+      restores every weight whose name and shape match
+      (`kdet.training.variable_selection.copy_matching_weights`): the feature extractor and the
+      box heads; with another `num_classes` the class heads keep their initial values; no
+      match at all is an error (another architecture). Type `"classification"` (the TF OD API
+      default without `fine_tune_checkpoint_type`) restores the feature extractor's layers by
+      name, as from a classification model, so a zoo model's body can start another
+      architecture (the COCO SSD's MobileNetV2 in a Faster R-CNN MobileNetV2).
     - `"detection"`: a kdet checkpoint (`ckpt-<step>.weights.h5`, or a model directory, whose
       newest checkpoint is used) of a detector with the same architecture: every weight whose
       shape matches is restored (a different `num_classes` leaves the class heads new).
@@ -178,51 +353,114 @@ def restore_fine_tune_checkpoint(pipeline):
       feature extractor's names (e.g. a `keras.applications` model), restored with the
       extractor's `restore_from_classification_checkpoint`.
 
-    TF OD API checkpoints (`model.ckpt`, TF1 or TF2 object graphs) cannot be read; convert a
-    frozen graph with `kdet.zoo` or start from a zoo model in Python instead.
+    TF OD API checkpoints (`model.ckpt`, TF1 or TF2 object graphs) cannot be read; start from
+    a zoo model (`zoo:NAME`) instead.
 
     Args:
         pipeline: a `Pipeline` with `train_config`.
 
     Returns:
-        The checkpoint path used, or None when `fine_tune_checkpoint` is empty.
+        A `FineTuneRestore` (print it for a one-line account), or None when
+        `fine_tune_checkpoint` is empty.
 
     Raises:
-        ValueError: naming the config and the checkpoint, for a missing or unreadable one.
+        ConfigError: at the config's `fine_tune_checkpoint` line, for a path that does not
+            exist, an unknown zoo model, a checkpoint kdet cannot read, or a zoo model none of
+            whose weights fit.
     """
     path_text = pipeline.train.fine_tune_checkpoint if pipeline.train else ""
     if not path_text:
         return None
+    check_config_paths(pipeline, "train_config")
+    where = _checkpoint_path_entry(pipeline)
+    checkpoint_type = pipeline.train.fine_tune_checkpoint_type
+    if path_text.startswith(_ZOO_PREFIX):
+        return _restore_zoo_model(pipeline, path_text[len(_ZOO_PREFIX):], where)
     path = pathlib.Path(path_text)
-    where = f"{pipeline.source}: train_config.fine_tune_checkpoint {path_text!r}"
-    if pipeline.train.fine_tune_checkpoint_type == "classification":
+    if checkpoint_type == "classification":
         if path.suffix != ".keras" or not path.is_file():
-            raise ValueError(
-                f"{where}: a classification checkpoint must be an existing Keras model file "
-                "(.keras) whose layer names match the feature extractor's"
+            raise where.error(
+                "a classification checkpoint must be an existing Keras model file (.keras) "
+                f"whose layer names match the feature extractor's, or a zoo model as "
+                f"{_ZOO_PREFIX}NAME"
             )
         extractor = pipeline.model.feature_extractor
         restore = getattr(extractor, "restore_from_classification_checkpoint", None)
         if restore is None:
-            raise ValueError(
-                f"{where}: {type(extractor).__name__} has no "
-                "restore_from_classification_checkpoint"
+            raise where.error(
+                f"{type(extractor).__name__} has no restore_from_classification_checkpoint"
             )
         restore(keras.models.load_model(path))
-        return path
+        return FineTuneRestore(path, checkpoint_type)
     if path.is_dir():
         latest = latest_checkpoint(path)
         path = None if latest is None else latest[1]
     if path is None or not path.name.endswith(".weights.h5") or not path.is_file():
-        raise ValueError(
-            f"{where}: not a kdet checkpoint (a ckpt-<step>.weights.h5 file or a model "
-            "directory holding one); TF OD API checkpoints (model.ckpt) cannot be read"
+        raise where.error(
+            "not a kdet checkpoint (a ckpt-<step>.weights.h5 file or a model directory holding "
+            f"one) nor a zoo model ({_ZOO_PREFIX}NAME); TF OD API checkpoints (model.ckpt) "
+            "cannot be read"
         )
-    if not pipeline.model.built:
-        (height, width), _ = input_size(pipeline.model)
-        pipeline.model.build((None, height, width, 3))
+    _build(pipeline.model)
     pipeline.model.load_weights(path, skip_mismatch=True)
-    return path
+    return FineTuneRestore(path, checkpoint_type)
+
+
+def _checkpoint_path_entry(pipeline):
+    """The `ConfigPath` of `train_config.fine_tune_checkpoint`."""
+    for entry in pipeline.config_paths:
+        if entry.kind == "checkpoint":
+            return entry
+    # A `Pipeline` made by hand has no field positions.
+    value = pipeline.train.fine_tune_checkpoint
+    field = "train_config.fine_tune_checkpoint"
+    return ConfigPath("train_config", 0, field, value, "checkpoint", pipeline.source, 1, 1)
+
+
+def _build(model):
+    """Builds `model` for its training input size, if it is not built yet."""
+    if not model.built:
+        (height, width), _ = input_size(model)
+        model.build((None, height, width, 3))
+
+
+def _restore_zoo_model(pipeline, name, where):
+    """Copies the weights of zoo model `name` into the pipeline's model (see
+    `restore_fine_tune_checkpoint`)."""
+    from kdet import zoo
+    from kdet.feature_extractors.faster_rcnn_feature_extractor import restore_layers_by_name
+    from kdet.training.variable_selection import copy_matching_weights
+
+    checkpoint_type = pipeline.train.fine_tune_checkpoint_type
+    model = pipeline.model
+    _build(model)
+    source = zoo.load(name)
+    checkpoint = f"{_ZOO_PREFIX}{name}"
+    if checkpoint_type == "classification":
+        # By layer name, as from a classification model: the zoo model's body may sit in
+        # another architecture (the COCO SSD's MobileNetV2 in a Faster R-CNN).
+        extractor = model.feature_extractor
+        restore = getattr(extractor, "restore_from_classification_checkpoint", None)
+        try:
+            if restore is None:
+                layers = restore_layers_by_name(extractor, source.feature_extractor)
+            else:
+                layers = restore(source.feature_extractor)
+        except ValueError as error:
+            raise where.error(
+                f"zoo model {name}'s feature extractor does not fit: {error}"
+            ) from None
+        return FineTuneRestore(checkpoint, checkpoint_type, layers, unit="feature extractor layers")
+    result = copy_matching_weights(source, model)
+    if not result["restored"]:
+        raise where.error(
+            f"none of the weights of zoo model {name} ({type(source).__name__}, feature "
+            f"extractor {type(source.feature_extractor).__name__}) fits the config's "
+            f"{type(model).__name__} (feature extractor {type(model.feature_extractor).__name__})"
+            f"; use fine_tune_checkpoint_type 'classification' to start from its feature "
+            "extractor's layers, or a zoo model of the same architecture"
+        )
+    return FineTuneRestore(checkpoint, checkpoint_type, **result)
 
 
 def train_dataset(pipeline, seed=None):
@@ -243,6 +481,7 @@ def train_dataset(pipeline, seed=None):
     if pipeline.train is None or pipeline.train_input is None:
         missing = "train_config" if pipeline.train is None else "train_input_reader"
         raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
+    check_config_paths(pipeline, "train_input_reader")
     size, pad = input_size(pipeline.model)
     return read_tfrecords(
         **pipeline.train_input,
@@ -252,6 +491,45 @@ def train_dataset(pipeline, seed=None):
         augmentation=pipeline.train.augmentation or None,
         drop_remainder=True,
         seed=seed,
+    )
+
+
+def check_train_dataset(pipeline, dataset):
+    """Raises a `DataError` if a finite training dataset has no batch at all.
+
+    Only a training input with `num_epochs` > 0 can: too few records for one full batch
+    (`train_dataset` drops a smaller last batch). Reads the first batch, so it costs what
+    starting the training costs anyway; an input that repeats forever is not read.
+
+    Args:
+        pipeline: a `Pipeline` with `train_input_reader`.
+        dataset: its `train_dataset`.
+    """
+    if pipeline.train_input["num_epochs"] and next(iter(dataset.take(1)), None) is None:
+        raise DataError(
+            f"{pipeline.source}: train_input_reader gives no batch: {_train_input_text(pipeline)}"
+            "; set num_epochs: 0 to repeat the records (the TF OD API default), or lower "
+            "train_config.batch_size"
+        )
+
+
+def train_input_ran_out(pipeline, step, num_steps, checkpoint=None):
+    """The `DataError` for a training input that ran out at `step`, before `num_steps`
+    (`checkpoint`: where the steps done were saved, if they were)."""
+    saved = f" (the model at step {step} is saved: {checkpoint})" if checkpoint else ""
+    return DataError(
+        f"{pipeline.source}: train_input_reader ran out of data at step {step} of {num_steps}"
+        f"{saved}: {_train_input_text(pipeline)}; set num_epochs: 0 to repeat the records (the "
+        "TF OD API default), or train fewer steps (--num_train_steps)"
+    )
+
+
+def _train_input_text(pipeline):
+    files = list_input_files(pipeline.train_input["input_paths"])
+    shown = ", ".join(files[:3]) + (f" … ({len(files)} files)" if len(files) > 3 else "")
+    return (
+        f"num_epochs: {pipeline.train_input['num_epochs']} over {shown} in batches of "
+        f"{pipeline.train.batch_size} (a last, smaller batch is dropped)"
     )
 
 
@@ -281,6 +559,7 @@ def eval_dataset(pipeline, index=0):
             + (f" number {index + 1}" if pipeline.eval_inputs else "")
             + "; it is needed to evaluate"
         )
+    check_config_paths(pipeline, "eval_input_reader", index)
     size, pad = input_size(pipeline.model)
     return read_tfrecords(
         **{**pipeline.eval_inputs[index], "shuffle": False, "num_epochs": 1},

@@ -140,6 +140,51 @@ def select_trainable(model, freeze_variables=(), update_trainable_variables=()):
     return kept
 
 
+def copy_matching_weights(source, target, prefixes=("",)):
+    """Copies the weights of `source` into the weights of `target` with the same name and shape.
+
+    Weights pair up by their `variable_names` name, so the two models may differ in anything
+    but the names of the parts they share: another `num_classes` (the class heads then differ
+    in shape and keep their initial values, as a TF OD API `"detection"` restore does), input
+    size or post-processing.
+
+    Args:
+        source: a built Keras model, e.g. a zoo model from `kdet.zoo.load`.
+        target: a built Keras model, e.g. the model of a pipeline config.
+        prefixes: iterable of str; only `target` weights whose name starts with one of them
+            are copied, e.g. `("feature_extractor/",)` for a TF OD API `"classification"`
+            restore. Defaults to every weight.
+
+    Returns:
+        A dict of lists of `target` weight names: `"restored"`, `"shape_differs"` (left as
+        they were: the source weight of that name has another shape) and `"missing"` (left
+        as they were: the source has no weight of that name, or the name is outside
+        `prefixes`).
+
+    Example:
+    ```python
+    from kdet.training.variable_selection import copy_matching_weights
+
+    model.build((None, 300, 300, 3))
+    result = copy_matching_weights(kdet.zoo.load("ssd_mobilenet_v2_coco"), model)
+    len(result["restored"]), result["shape_differs"]  # the class head differs with num_classes
+    ```
+    """
+    prefixes = tuple(prefixes)
+    pretrained = variable_names(source)
+    result = {"restored": [], "shape_differs": [], "missing": []}
+    for name, weight in variable_names(target).items():
+        other = pretrained.get(name) if name.startswith(prefixes) else None
+        if other is None:
+            result["missing"].append(name)
+        elif tuple(other.shape) != tuple(weight.shape):
+            result["shape_differs"].append(name)
+        else:
+            weight.assign(keras.ops.cast(other, weight.dtype))
+            result["restored"].append(name)
+    return result
+
+
 def _named_weights(layer, path, top):
     """Yields `(name, variable)` for `layer`'s own weights, then its sublayers', depth first.
 

@@ -124,7 +124,8 @@ def test_detection_fine_tune_checkpoint_restores_every_matching_weight(config_pa
 
     pipeline = load_pipeline(_fine_tune_config(config_path, tmp_path / "first"))
     pipeline.model.compile(optimizer=pipeline.optimizer)
-    assert restore_fine_tune_checkpoint(pipeline) == trainer.checkpoint_path(tmp_path / "first", 4)
+    restored = restore_fine_tune_checkpoint(pipeline)
+    assert restored.checkpoint == trainer.checkpoint_path(tmp_path / "first", 4)
     for ours, theirs in zip(pipeline.model.feature_extractor.weights,
                             trained.feature_extractor.weights, strict=True):
         np.testing.assert_array_equal(ours, theirs)
@@ -139,8 +140,17 @@ def test_a_tf_checkpoint_is_a_clear_error_when_training_starts(config_path, tmp_
     argv = ["train", "--pipeline_config_path", str(path), "--model_dir", str(tmp_path / "m")]
     assert cli.main(argv) == 2
     error = capsys.readouterr().err
-    assert "fine_tune_checkpoint 'PATH/model.ckpt': not a kdet checkpoint" in error
+    assert "fine_tune.config:37:3: 'train_config.fine_tune_checkpoint' 'PATH/model.ckpt': no " \
+        "such file or folder; expected a kdet checkpoint" in error
     assert "TF OD API checkpoints (model.ckpt) cannot be read" in error
+
+    # An existing TF checkpoint (its .index file) is refused for what it is.
+    (tmp_path / "tf").mkdir()
+    (tmp_path / "tf" / "model.ckpt.index").write_bytes(b"")
+    path = _fine_tune_config(config_path, tmp_path / "tf" / "model.ckpt")
+    assert cli.main([*argv[:-1], str(tmp_path / "m2")]) == 2
+    error = capsys.readouterr().err
+    assert "model.ckpt': not a kdet checkpoint" in error
 
 
 def test_kdet_lr_sweep_writes_plot_and_numbers_and_prints_a_suggestion(
