@@ -29,3 +29,30 @@ def test_keras_load_model_works_right_after_import_kdet(tmp_path):
     # `import kdet` starts TensorFlow quietly: no C++ banner, CUDA probe (`E0000 … cuInit`) or
     # info lines, though TF_CPP_MIN_LOG_LEVEL is not set here.
     assert not re.findall(r"^[IWEF]\d{4} .*", result.stderr, re.MULTILINE), result.stderr[-3000:]
+
+
+def _install_requires():
+    """setup.cfg's `install_requires`, one requirement per line (comments dropped)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    lines = config["options"]["install_requires"].splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def _version(text):
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+def test_keras_floor_excludes_the_mirrored_strategy_regressions_and_is_installed():
+    # Keras 3.7-3.9 train with NaN losses under MirroredStrategy (keras-team/keras#21061,
+    # #21072); 3.10 fixed it, and kdet's mirrored and multi-worker training rely on it.
+    (keras_requirement,) = [line for line in _install_requires()
+                            if re.match(r"keras\s*[<>=!~]", line)]
+    floor = re.fullmatch(r"keras\s*>=\s*([\d.]+)", keras_requirement)
+    assert floor, f"expected keras>=X.Y in setup.cfg, got {keras_requirement!r}"
+    assert _version(floor[1]) >= (3, 10)
+    import keras
+
+    assert _version(keras.__version__) >= _version(floor[1])
