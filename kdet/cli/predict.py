@@ -108,7 +108,6 @@ def run_predict(args):
     found = collect_inputs(args.inputs)
     inputs = readable_inputs(found, strict=args.strict, allow_large_images=args.allow_large_images)
     detector = load_detector(args.model, args.label_map, args.pipeline_config_path)
-    print(f"model: {detector.description}")
     result = predict_to_folder(
         detector,
         inputs,
@@ -124,5 +123,8 @@ def run_predict(args):
     written = len(result["images"]) + len(result["videos"])
     skipped = len(found) - len(inputs) + len(result["skipped"])
     skipped = f"; skipped {skipped} (see the warnings above)" if skipped else ""
-    print(f"Detections of {written} file(s) written to {result['folder']}{skipped}")
+    print(
+        f"Detections of {written} file(s) by {detector.description} written to "
+        f"{result['folder']}{skipped}"
+    )
     return 0

@@ -163,7 +163,7 @@ def test_a_train_model_dir_its_checkpoint_and_its_export_give_the_same_detection
     assert "--pipeline_config_path" in error
     assert _run(image, "--pipeline_config_path", config, model=model_dir,
                 output=tmp_path / "dir") == 0
-    assert f"model: {model_dir / 'ckpt-1.weights.h5'} (step 1) with {config}" \
+    assert f"file(s) by {model_dir / 'ckpt-1.weights.h5'} (step 1) with {config} written" \
         in capsys.readouterr().out
     from_dir = _results(tmp_path / "dir")["shape1.png"]
     assert from_dir and {d["name"] for d in from_dir} <= NAMES  # the config's label map
