@@ -2,6 +2,7 @@
 
 from kdet.models.faster_rcnn import FasterRCNN
 from kdet.models.object_detector import ObjectDetector
+from kdet.models.results import Results
 from kdet.models.ssd import SSD
 
-__all__ = ["FasterRCNN", "ObjectDetector", "SSD"]
+__all__ = ["FasterRCNN", "ObjectDetector", "Results", "SSD"]

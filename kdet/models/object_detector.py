@@ -26,6 +26,12 @@ from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 from kdet.models.distribution import first_local_values
 from kdet.models.distribution import is_multi_worker
 from kdet.models.distribution import num_replicas
+from kdet.models.groundtruth_checks import checked_before
+from kdet.models.groundtruth_checks import groundtruth_errors_as_value_errors
+from kdet.models.groundtruth_checks import with_nonfinite_loss_guard
+from kdet.models.results import detect_images
+from kdet.models.results import predict_groups
+from kdet.models.results import rgb_images
 from kdet.models.tiled_prediction import predict_tiled
 
 # Any input size works; this one only creates the weights when a saved model is rebuilt.
@@ -181,9 +187,31 @@ class ObjectDetector(keras.Model):
         """Whether a trainable weight has a regularizer, i.e. `self.losses` has its loss."""
         return any(weight.regularizer is not None for weight in self.trainable_weights)
 
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, stopping with a clear error on bad ground truth or a NaN loss.
+
+        The ground truth of the first steps is checked (`kdet.models.groundtruth_checks`): a
+        bad batch raises `GroundtruthError` (a `ValueError`) saying what is wrong and what was
+        expected. A NaN or infinite loss raises `kdet.training.NonFiniteLossError` naming the
+        step and the losses, as in `kdet train`, unless `callbacks` has its own NaN callback
+        (e.g. `keras.callbacks.TerminateOnNaN()` to stop quietly).
+        """
+        if len(args) > 5:  # callbacks given by position
+            args = (*args[:5], with_nonfinite_loss_guard(args[5]), *args[6:])
+        else:
+            kwargs["callbacks"] = with_nonfinite_loss_guard(kwargs.get("callbacks"))
+        with groundtruth_errors_as_value_errors():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """`keras.Model.evaluate`; bad ground truth raises `GroundtruthError` (see `fit`)."""
+        with groundtruth_errors_as_value_errors():
+            return super().evaluate(*args, **kwargs)
+
     def train_step(self, data):
         """One optimizer step on `(images, y)`; returns the running mean of every loss."""
         images, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images = self._groundtruth_checked(images, y, step=self.optimizer.iterations)
         with tf.GradientTape() as tape:
             losses, total = self._losses_and_total(images, y, training=True)
             scaled_total = self.optimizer.scale_loss(total)
@@ -194,13 +222,81 @@ class ObjectDetector(keras.Model):
     def test_step(self, data):
         """The same named losses as `train_step` on `(images, y)`, without training."""
         images, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images = self._groundtruth_checked(images, y)
         losses, total = self._losses_and_total(images, y, training=False)
         return self._update_trackers(losses, total)
 
+    def _groundtruth_checked(self, images, y, step=None):
+        """`images` after the checks of `y` (`groundtruth_checks.checked_before`).
+
+        Training checks its first steps (`step`: the optimizer's iterations), evaluation every
+        batch. Not under XLA (`jit_compile`), which has no string ops for the message.
+        """
+        if getattr(self, "jit_compile", False):
+            return images
+        return checked_before(images, y, self.num_classes, self.bounding_box_format, step)
+
     def predict_step(self, data):
-        """`detect` on the images of a batch: the predictions dict of the data contract."""
+        """`detect` on the images of a batch (grayscale and RGBA made RGB): the predictions dict."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.detect(images)
+        return self.detect(rgb_images(images, f"{type(self).__name__}.predict"))
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """`keras.Model.predict` that also takes single images, lists and grayscale / RGBA.
+
+        Args:
+            x: images `[batch, height, width, 3]` (raw pixel values 0..255), a dataset of them,
+                or: one image `[height, width, 3]` (a batch axis is added: the result has
+                batch 1); a list of images of any sizes (each size is predicted as its own
+                batch; rows come back in the order given, boxes in pixels of their own image);
+                grayscale `[height, width]`, `[..., 1]` and RGBA `[..., 4]` images (made RGB,
+                alpha dropped, as `kdet predict` does). Other shapes raise a `ValueError`
+                naming `[batch, height, width, 3]`.
+            batch_size, verbose, steps, callbacks: as in `keras.Model.predict`.
+
+        Returns:
+            The predictions dict: `{"boxes": [N, max_detections, 4] in bounding_box_format,
+            "labels", "confidences", "num_detections"}`, padded past `num_detections`. For
+            one `Results` per image without padding, with names, `draw()` and `save()`, use
+            `detect_images`.
+        """
+        return predict_groups(
+            super().predict,
+            x,
+            f"{type(self).__name__}.predict",
+            batch_size=batch_size,
+            verbose=verbose,
+            steps=steps,
+            callbacks=callbacks,
+        )
+
+    def predict_on_batch(self, x):
+        """`keras.Model.predict_on_batch`, taking the images `predict` takes (see there)."""
+        return predict_groups(super().predict_on_batch, x, f"{type(self).__name__}.predict")
+
+    def detect_images(self, images, label_map=None, score_threshold=None, batch_size=None):
+        """Detects objects in images of any sizes: one `kdet.models.Results` per image.
+
+        Args:
+            images: one image `[height, width, 3]`, a batch, or a list of images of any sizes
+                (grayscale and RGBA are converted, as in `predict`).
+            label_map: optional dict `{id: name}` or `.pbtxt` path, for `Results.names`.
+            score_threshold: optional float; detections scoring below it are left out.
+            batch_size: optional int, passed to `predict`.
+
+        Returns:
+            A list of `Results` in the order given: `.boxes` `[K, 4]` in bounding_box_format
+            (pixels of that image), `.labels`, `.names`, `.scores` (no padding), `.draw()`,
+            `.save(path)`, `.to_dict()`.
+
+        Example:
+        ```python
+        results = model.detect_images([photo, other_photo], label_map={1: "cat"})
+        print(results[0].names, results[0].scores)
+        results[0].save("runs/photo_detections.jpg")
+        ```
+        """
+        return detect_images(self, images, label_map, score_threshold, batch_size)
 
     def predict_tiled(self, image, tile_size, stride=None, iou_threshold=0.5, batch_size=8):
         """Detects objects in one large image from overlapping tiles, merged by NMS.

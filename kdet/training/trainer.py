@@ -142,14 +142,16 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     Placed before `CheckpointEveryNSteps`, so the broken state is never saved and the newest
     checkpoint in `model_dir` stays the last good one; the message names the step, the bad
     losses and that checkpoint. (Keras's `TerminateOnNaN` only stops, silently for callers.)
+    `ObjectDetector.fit` adds one without a `model_dir` unless its callbacks have one.
 
     Args:
-        model_dir: folder of the checkpoints, named in the message.
+        model_dir: folder of the checkpoints, named in the message; `None` (plain `fit`): no
+            checkpoint is named. Defaults to `None`.
     """
 
-    def __init__(self, model_dir):
+    def __init__(self, model_dir=None):
         super().__init__()
-        self.model_dir = pathlib.Path(model_dir)
+        self.model_dir = None if model_dir is None else pathlib.Path(model_dir)
 
     def on_train_batch_end(self, batch, logs=None):
         bad = {
@@ -160,15 +162,17 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if not bad:
             return
         step = optimizer_step(self.model)
-        latest = latest_checkpoint(self.model_dir)
-        kept = (
-            f"the last good checkpoint is {latest[1]} (step {latest[0]})"
-            if latest
-            else "no checkpoint was written"
-        )
+        kept = ""
+        if self.model_dir is not None:
+            latest = latest_checkpoint(self.model_dir)
+            kept = (
+                f"; the last good checkpoint is {latest[1]} (step {latest[0]})"
+                if latest
+                else "; no checkpoint was written"
+            )
         losses = ", ".join(f"{name} is {value}" for name, value in bad.items())
         raise NonFiniteLossError(
-            f"{losses} at step {step}: training stopped; {kept}. Lower the learning rate "
+            f"{losses} at step {step}: training stopped{kept}. Lower the learning rate "
             "(kdet lr_sweep suggests one), clip gradients (gradient_clipping_by_norm), or "
             "check the data for degenerate boxes."
         )
