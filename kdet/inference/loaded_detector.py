@@ -7,6 +7,7 @@ ids, confidences, no padding.
 """
 
 import pathlib
+import re
 import sys
 
 import numpy as np
@@ -107,6 +108,8 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
     """
     from kdet.data.label_map import read_label_map
 
+    if label_map is not None and not isinstance(label_map, dict):
+        label_map = read_label_map(label_map)  # before the (slower) model: its errors first
     path = pathlib.Path(source)
     config = pathlib.Path(pipeline_config) if pipeline_config is not None else None
     if config is not None and not config.is_file():
@@ -120,7 +123,10 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
             detector = _load_model_directory(path, config)
     elif path.is_file():
         if path.name.endswith(".weights.h5"):
-            detector = _load_checkpoint(path, None, _required_config(path.parent, config, path))
+            step = re.fullmatch(r"ckpt-(\d+)\.weights\.h5", path.name)
+            detector = _load_checkpoint(
+                path, step and int(step.group(1)), _required_config(path.parent, config, path)
+            )
         elif path.suffix == ".keras":
             _refuse_config(config, source)
             detector = _load_keras_file(path)
@@ -132,7 +138,7 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
         _refuse_config(config, source)
         detector = _load_zoo_model(str(source))
     if label_map is not None:
-        detector.label_map = label_map if isinstance(label_map, dict) else read_label_map(label_map)
+        detector.label_map = dict(label_map)
     return detector
 
 
