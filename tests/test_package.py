@@ -31,13 +31,14 @@ def test_keras_load_model_works_right_after_import_kdet(tmp_path):
     assert not re.findall(r"^[IWEF]\d{4} .*", result.stderr, re.MULTILINE), result.stderr[-3000:]
 
 
-def _install_requires():
-    """setup.cfg's `install_requires`, one requirement per line (comments dropped)."""
+def _requirements(section="options", key="install_requires"):
+    """A requirement list of setup.cfg (`install_requires`, or an extra of
+    `options.extras_require`), one requirement per line, comments dropped."""
     import configparser
 
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg")
-    lines = config["options"]["install_requires"].splitlines()
+    lines = config[section][key].splitlines()
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
@@ -48,7 +49,7 @@ def _version(text):
 def test_keras_floor_excludes_the_mirrored_strategy_regressions_and_is_installed():
     # Keras 3.7-3.9 train with NaN losses under MirroredStrategy (keras-team/keras#21061,
     # #21072); 3.10 fixed it, and kdet's mirrored and multi-worker training rely on it.
-    (keras_requirement,) = [line for line in _install_requires()
+    (keras_requirement,) = [line for line in _requirements()
                             if re.match(r"keras\s*[<>=!~]", line)]
     floor = re.fullmatch(r"keras\s*>=\s*([\d.]+)", keras_requirement)
     assert floor, f"expected keras>=X.Y in setup.cfg, got {keras_requirement!r}"
@@ -56,3 +57,10 @@ def test_keras_floor_excludes_the_mirrored_strategy_regressions_and_is_installed
     import keras
 
     assert _version(keras.__version__) >= _version(floor[1])
+
+
+def test_the_notebooks_extra_installs_jupyter_and_the_readme_says_how_to_open_them():
+    extra = _requirements("options.extras_require", "notebooks")
+    assert [line for line in extra if re.match(r"(notebook|jupyterlab)\b", line)], extra
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install ".[zoo,notebooks]" && jupyter notebook notebooks/' in readme
