@@ -1,6 +1,7 @@
 """export_tflite: SSD with TFLite's built-in post-processing op, run by the plain interpreter."""
 
 import importlib.util
+import pathlib
 import warnings
 
 import numpy as np
@@ -142,3 +143,13 @@ def test_zoo_ssd_mobilenet_v2_coco_finds_what_the_keras_model_finds(
     if quantization == "dynamic_range":
         float_size = sum(4 * int(np.prod(weight.shape)) for weight in model.weights)
         assert (tmp_path / "coco.tflite").stat().st_size < 0.3 * float_size
+
+
+def test_docs_count_the_photos_the_quantization_was_measured_on():
+    data = pathlib.Path(kdet.datasets.__path__[0]) / "data"
+    in_photos = [name for name in PHOTOS if name.startswith("photos/")]
+    assert len(in_photos) == len(list((data / "photos").glob("*.jpg")))
+    docs = pathlib.Path(__file__).resolve().parents[2] / "docs" / "export.md"
+    text = " ".join(docs.read_text().split())
+    assert (f"On {len(PHOTOS)} bundled photos (the {len(in_photos)} of "
+            "`kdet/datasets/data/photos/` and `quokka.jpg`)") in text
