@@ -2,8 +2,9 @@
 
 - `kdet convert {voc,coco,csv} INPUT --output OUT` converts annotated images to TFRecords of
   TF OD API `tf.train.Example`s.
-- `kdet predict IMAGE… --model NAME` detects objects in images with a zoo model (or a saved
-  `.keras` model) and writes annotated copies and a JSON of the detections.
+- `kdet predict INPUT… --model MODEL` detects objects in images, folders, glob patterns and
+  videos with a zoo model, a `.keras` file, a `kdet train` model directory or a `kdet export`
+  SavedModel, and writes annotated copies and JSON of the detections to a new run folder.
 - `kdet train` / `kdet lr_sweep` train the model of a pipeline config, or sweep its learning
   rate first.
 - `kdet eval` evaluates a model directory's checkpoints (COCO / Pascal VOC metrics).
