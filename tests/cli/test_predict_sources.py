@@ -127,6 +127,9 @@ def test_a_video_gives_an_annotated_video_and_per_frame_json(keras_model, tmp_pa
     # The boxes are drawn: the annotated frames differ from the input's.
     assert np.abs(frames[2].astype(float) - images[2]).mean() > 5
     assert _results(output) == {}
+    assert cli.main([*argv, "--overwrite", "--no_progress"]) == 0
+    assert "frame" not in capsys.readouterr().err
+    assert len(json.loads((output / "clip_detections.json").read_text())["frames"]) == 5
 
 
 def test_a_file_that_is_no_video_is_skipped_by_name(keras_model, tmp_path, capsys):
