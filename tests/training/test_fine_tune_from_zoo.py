@@ -1,6 +1,7 @@
 """`fine_tune_checkpoint: "zoo:NAME"`: a pipeline config starts from a zoo model's weights."""
 
 import importlib.util
+import pathlib
 import warnings
 
 import numpy as np
@@ -112,3 +113,28 @@ def test_faster_rcnn_detection_restore_from_its_zoo_model(tmp_path):
     )
     for name in restored.restored:
         np.testing.assert_array_equal(ours[name].numpy(), pretrained[name].numpy(), err_msg=name)
+
+
+@pytest.mark.large
+def test_the_readme_faster_rcnn_recipe_runs_from_pretrained_weights_and_counts_steps(
+    data_dir, tmp_path
+):
+    """The README's "Faster R-CNN, trained on your data with fit" block, as written but for
+    the record path and the number of steps."""
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("Faster R-CNN, trained on your data with `fit`", 1)[1]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'kdet.zoo.load("faster_rcnn_mobilenet_v2_deepforest", num_classes=3)' in code
+    assert ".repeat()" in code and "steps_per_epoch=" in code
+    kdet.data.convert_voc(data_dir / "deepforest", tmp_path / "train.record", progress=False)
+    code = code.replace('"out/train.record*"', repr(str(tmp_path / "train.record*")))
+    code = code.replace("epochs=10, steps_per_epoch=100", "epochs=1, steps_per_epoch=2")
+    code = code.replace("model.fit(", "history = model.fit(")
+    images = np.zeros((1, 200, 240, 3), np.uint8)
+    namespace = {"kdet": kdet, "images": images}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. Keras's "ran out of data"
+        warnings.filterwarnings("ignore", "`shuffle=True` was passed", UserWarning)
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert int(namespace["model"].optimizer.iterations.numpy()) == 2
+    assert namespace["detections"]["boxes"].shape == (1, 100, 4)
