@@ -34,6 +34,15 @@ def test_voc_layout_finds_the_sibling_jpegimages_without_image_dir(voc_layout, t
     assert sum(1 for _ in tf.data.TFRecordDataset(summary.output_paths)) == 2
 
 
+def test_the_voc_root_instead_of_its_annotations_folder_says_which_folder(voc_layout, tmp_path):
+    with pytest.raises(DataError) as info:
+        convert_voc(voc_layout, tmp_path / "out.record", progress=False)
+    assert str(info.value) == (
+        f"{voc_layout} has no .xml files; expected Pascal VOC annotations (the Pascal VOC "
+        f"layout keeps them in {voc_layout / 'Annotations'}: convert that folder)"
+    )
+
+
 def test_no_image_found_is_an_error_and_writes_nothing(voc_layout, tmp_path):
     os.rename(voc_layout / "JPEGImages", voc_layout / "images")
     output = tmp_path / "out" / "train.record"

@@ -124,7 +124,13 @@ def _xml_files(xml_dir):
         raise DataError(f"{xml_dir} does not exist; expected a folder of VOC .xml files")
     names = sorted(name for name in os.listdir(xml_dir) if name.lower().endswith(".xml"))
     if not names:
-        raise DataError(f"{xml_dir} has no .xml files; expected Pascal VOC annotations")
+        annotations = os.path.join(xml_dir, "Annotations")
+        hint = (
+            f" (the Pascal VOC layout keeps them in {annotations}: convert that folder)"
+            if os.path.isdir(annotations)
+            else ""
+        )
+        raise DataError(f"{xml_dir} has no .xml files; expected Pascal VOC annotations{hint}")
     return [os.path.join(xml_dir, name) for name in names]
 
 
