@@ -33,6 +33,7 @@ from kdet.configs.train_builder import build_input_reader_arguments
 from kdet.configs.train_builder import build_training
 from kdet.configs.yaml_config import parse_yaml_file
 from kdet.data.errors import DataError
+from kdet.data.input_pipeline import check_has_records
 from kdet.data.input_pipeline import list_input_files
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
@@ -202,9 +203,10 @@ def _config_paths(root):
 def check_config_paths(pipeline, section, index=0):
     """Checks that the files a section of the config names exist, before anything is loaded.
 
-    Input paths (globs) must match a file, label maps must exist, and the fine-tune checkpoint
-    must be an existing file or folder (or a TF checkpoint prefix, which restoring refuses
-    with its own message) or `zoo:NAME` of a zoo model.
+    Input paths (globs) must match a file, and the files must hold a record (one is read);
+    label maps must exist; the fine-tune checkpoint must be an existing file or folder (or a
+    TF checkpoint prefix, which restoring refuses with its own message) or `zoo:NAME` of a zoo
+    model.
 
     Args:
         pipeline: a `Pipeline`.
@@ -213,21 +215,29 @@ def check_config_paths(pipeline, section, index=0):
 
     Raises:
         ConfigError: `config:line:column: 'field' 'value': problem` for the first path that
-            names nothing.
+            names nothing (or records without a single example).
     """
     import tensorflow as tf
 
+    records = []
     for entry in pipeline.config_paths:
         if (entry.section, entry.index) != (section, index):
             continue
-        if entry.kind == "records" and not tf.io.gfile.glob(entry.value):
-            raise entry.error(
-                "no file matches it; expected TFRecord files (kdet convert writes them)"
-            )
+        if entry.kind == "records":
+            if not tf.io.gfile.glob(entry.value):
+                raise entry.error(
+                    "no file matches it; expected TFRecord files (kdet convert writes them)"
+                )
+            records.append(entry)
         if entry.kind == "label_map" and not tf.io.gfile.exists(entry.value):
             raise entry.error("no such file; expected a .pbtxt label map")
         if entry.kind == "checkpoint":
             _check_checkpoint_path(entry)
+    if records:
+        try:
+            check_has_records(list_input_files([entry.value for entry in records]))
+        except DataError as error:
+            raise records[0].error(str(error)) from None
 
 
 def _check_checkpoint_path(entry):

@@ -14,7 +14,6 @@ from kdet.configs import ConfigError
 from kdet.configs import eval_dataset
 from kdet.configs import load_pipeline
 from kdet.configs import train_dataset
-from kdet.data.errors import DataError
 from kdet.training import trainer
 
 
@@ -80,6 +79,11 @@ def test_paths_are_checked_before_any_weights_are_restored(
     assert _train(config_path, tmp_path) == 2
     assert "'train_input_reader.tf_record_input_reader.input_path'" in capsys.readouterr().err
 
+    # Records without an example, too.
+    tf.io.TFRecordWriter(str(tmp_path / "trian.record")).close()
+    assert _train(config_path, tmp_path) == 2
+    assert f"{tmp_path / 'trian.record'}: no record in this file" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize(
     "checkpoint, problem",
@@ -113,12 +117,17 @@ def test_a_missing_eval_file_names_the_config_line(config_path, tmp_path, capsys
     assert f"pipeline.config:{position}: {field}" in capsys.readouterr().err
 
 
-def test_empty_training_records_are_an_error_not_a_hang(config_path, tmp_path):
+def test_empty_records_are_an_error_at_the_input_path_not_a_hang(config_path, tmp_path):
     tf.io.TFRecordWriter(str(tmp_path / "train.record")).close()
-    with pytest.raises(DataError, match=f"{re.escape(str(tmp_path / 'train.record'))}: no record"):
+    field = "'train_input_reader.tf_record_input_reader.input_path'"
+    with pytest.raises(ConfigError) as info:
         train_dataset(load_pipeline(config_path))  # num_epochs 0: it would repeat forever
+    assert str(info.value).startswith(
+        f"{config_path}:{_position(config_path, 'input_path')}: {field}"
+    )
+    assert f"{tmp_path / 'train.record'}: no record in this file" in str(info.value)
     tf.io.TFRecordWriter(str(tmp_path / "eval.record")).close()
-    with pytest.raises(DataError, match=f"{re.escape(str(tmp_path / 'eval.record'))}: no record"):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'eval.record'}: no record")):
         eval_dataset(load_pipeline(config_path))
 
 
