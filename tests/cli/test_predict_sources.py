@@ -5,6 +5,7 @@ SavedModels; images over Pillow's limit get one line and a flag."""
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -34,6 +35,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def keras_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("keras")
+    keras.utils.set_random_seed(0)  # the same weights whatever ran before
     model = load_pipeline(tiny_pipeline.write_pipeline(root)).model
     model.build((None, SIZE, SIZE, 3))
     model.save(root / "tiny.keras")
