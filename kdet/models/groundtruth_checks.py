@@ -253,7 +253,8 @@ def with_nonfinite_loss_guard(callbacks):
     The guard of `kdet train` (`kdet.training.trainer.StopOnNonFiniteLoss`), so that `fit`
     stops on a NaN or infinite loss with an error naming the step and the losses. Callbacks
     that already have one (`kdet.training.train`'s own, or Keras's `TerminateOnNaN`, which
-    stops quietly) are left as they are.
+    stops quietly, or any callback with a true `stops_on_nonfinite_loss` attribute, such as
+    `kdet.training.lr_sweep`'s) are left as they are.
 
     Args:
         callbacks: `None`, a list of Keras callbacks or a `keras.callbacks.CallbackList`.
@@ -266,6 +267,7 @@ def with_nonfinite_loss_guard(callbacks):
     callbacks = list(callbacks or [])
     if any(
         isinstance(callback, (StopOnNonFiniteLoss, keras.callbacks.TerminateOnNaN))
+        or getattr(callback, "stops_on_nonfinite_loss", False)
         for callback in callbacks
     ):
         return callbacks

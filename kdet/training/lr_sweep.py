@@ -45,6 +45,9 @@ _STEPS_BEFORE_DIVERGENCE_CHECK = 10
 class _LossRecorder(keras.callbacks.Callback):
     """Records (learning rate, loss) per step; stops once the smoothed loss diverges."""
 
+    # A NaN loss ends the sweep quietly: `ObjectDetector.fit` adds no NaN guard of its own.
+    stops_on_nonfinite_loss = True
+
     def __init__(self, schedule, smoothing, divergence_factor):
         super().__init__()
         self.schedule = schedule

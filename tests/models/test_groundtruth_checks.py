@@ -209,7 +209,7 @@ def test_a_nan_loss_stops_fit_naming_the_step_and_the_losses(images):
     y = {"boxes": BOXES, "labels": LABELS}
     data = tf.data.Dataset.from_tensor_slices((images, y)).batch(2).repeat()
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step (\d+): training stopped\."):
-        model.fit(data, steps_per_epoch=10, verbose=0)
+        model.fit(data, steps_per_epoch=10, verbose=0, shuffle=False)
     assert int(model.optimizer.iterations) < 10
 
 
@@ -219,8 +219,18 @@ def test_a_nan_callback_of_the_user_replaces_the_guard(images):
     y = {"boxes": BOXES, "labels": LABELS}
     data = tf.data.Dataset.from_tensor_slices((images, y)).batch(2).repeat()
     history = model.fit(
-        data, steps_per_epoch=10, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()]
+        data, steps_per_epoch=10, verbose=0, shuffle=False,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
     )
     assert not np.isfinite(history.history["loss"][-1])
     callbacks = groundtruth_checks.with_nonfinite_loss_guard(None)
     assert [type(callback).__name__ for callback in callbacks] == ["StopOnNonFiniteLoss"]
+
+
+def test_lr_sweep_still_ends_quietly_on_a_nan_loss(images):
+    model = _tiny_ssd()
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    y = {"boxes": BOXES, "labels": LABELS}
+    data = tf.data.Dataset.from_tensor_slices((images, y)).batch(2).repeat()
+    result = kdet.training.lr_sweep(model, data, min_lr=1e10, max_lr=1e12, num_steps=10)
+    assert not np.isfinite(result["losses"][-1])
