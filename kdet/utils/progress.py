@@ -20,6 +20,9 @@ class StageLog:
     Args:
         title: str, what the task is, e.g. `"Freezing the detector"`; every line starts with it.
         enabled: bool. `False` prints nothing. Defaults to `True`.
+        header: str or None. A first line, printed with the first stage: a task that fails
+            before its first stage (a missing input, checked first) then prints nothing but its
+            error. Defaults to `None`.
 
     Example:
     ```python
@@ -31,9 +34,10 @@ class StageLog:
     ```
     """
 
-    def __init__(self, title, enabled=True):
+    def __init__(self, title, enabled=True, header=None):
         self.title = title
         self.enabled = bool(enabled)
+        self._header = header
         self._start = time.perf_counter()
         self._nested = False
 
@@ -57,8 +61,12 @@ class StageLog:
         return log
 
     def _print(self, text):
-        if self.enabled:
-            tqdm.write(f"{self.title}: {text}", file=sys.stderr)
+        if not self.enabled:
+            return
+        if self._header is not None:
+            header, self._header = self._header, None
+            self._print(header)
+        tqdm.write(f"{self.title}: {text}", file=sys.stderr)
 
 
 def stage_log(progress, title):

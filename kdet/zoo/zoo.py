@@ -161,8 +161,13 @@ def _load_pretrained_weights(entry, model, cache_dir, progress=True):
     if is_verified(path):
         model.load_weights(path)
         return
-    log = StageLog(f"kdet.zoo: {entry.name}", enabled=progress)
-    log(f"first use: converting the pretrained weights (cached in {path.parent})")
+    # The first line waits for the converter's first stage: a converter that cannot start (its
+    # package missing) says only why.
+    log = StageLog(
+        f"kdet.zoo: {entry.name}",
+        enabled=progress,
+        header=f"first use: converting the pretrained weights (cached in {path.parent})",
+    )
     _CONVERTERS[source](entry, model, log)
     log("caching the weights")
     try:
