@@ -283,7 +283,13 @@ def test_difficult_boxes_are_left_out_of_the_pascal_voc_metrics(model, tmp_path)
 
 
 def test_include_difficult_refuses_augmentation(tmp_path):
-    kdet.data.write_tfrecord([], tmp_path / "empty.record")
+    # One real example: read_tfrecords refuses a file without any before it looks further.
+    image = np.zeros([IMAGE_SIZE, IMAGE_SIZE, 3], "uint8")
+    example = kdet.data.create_tf_example(
+        kdet.data.encode_image(image, "png"), IMAGE_SIZE, IMAGE_SIZE,
+        np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([1]), ["square"],
+    )
+    kdet.data.write_tfrecord([example], tmp_path / "one.record")
     with pytest.raises(ValueError, match="augmentation=None"):
-        kdet.data.read_tfrecords(tmp_path / "empty.record", include_difficult=True,
+        kdet.data.read_tfrecords(tmp_path / "one.record", include_difficult=True,
                                  augmentation=[{"random_horizontal_flip": {}}])
