@@ -159,9 +159,15 @@ def test_train_from_a_fine_tune_checkpoint_does_not_warn_of_the_optimizer_it_ski
 
     import tiny_pipeline
 
-    first = tiny_pipeline.write_pipeline(tmp_path, num_steps=1)
-    argv = ["train", "--pipeline_config_path", str(first), "--model_dir", str(tmp_path / "a")]
-    assert cli.main(argv) == 0
+    from kdet.utils.verified_files import write_verified
+
+    # A checkpoint as kdet train writes it, optimizer state included.
+    pipeline = kdet.configs.load_pipeline(tiny_pipeline.write_pipeline(tmp_path, num_steps=1))
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    pipeline.model.build((None, tiny_pipeline.IMAGE_SIZE, tiny_pipeline.IMAGE_SIZE, 3))
+    pipeline.optimizer.build(pipeline.model.trainable_variables)
+    (tmp_path / "a").mkdir()
+    write_verified(tmp_path / "a" / "ckpt-1.weights.h5", pipeline.model.save_weights)
     (tmp_path / "b").mkdir()
     config = tiny_pipeline.write_pipeline(
         tmp_path / "b", num_steps=1,
