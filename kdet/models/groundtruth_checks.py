@@ -107,9 +107,11 @@ def check_groundtruth(
         width=image_width,
     )
     ymin, xmin, ymax, xmax = tf.unstack(corners, axis=-1)
-    image_size = tf.strings.format("{}x{}", (tf.cast(height, tf.int32), tf.cast(width, tf.int32)))
-    where = "" if step is None else tf.strings.format(" at training step {}", (step,))
     name = describe_format(bounding_box_format)
+
+    # Messages are made inside the failing branch only: string ops cost nothing on good data.
+    def image_size():
+        return tf.strings.format("{}x{}", (tf.cast(height, tf.int32), tf.cast(width, tf.int32)))
 
     def row_text(index):
         b, n = index[0], index[1]
@@ -118,7 +120,9 @@ def check_groundtruth(
             (boxes[b, n], labels[b, n], b, n),
             summarize=-1,
         )
-        return tf.strings.join([text, where])
+        if step is None:
+            return text
+        return tf.strings.join([text, tf.strings.format(" at training step {}", (step,))])
 
     checks = []  # (bool [batch, num_boxes] rows that fail, row index -> message)
     checks.append((
@@ -153,7 +157,7 @@ def check_groundtruth(
                 row_text(i),
                 f": boxes look normalized (every coordinate of the batch is within "
                 f"{_NORMALIZED_LIMIT}) but bounding_box_format is {name} and the images are ",
-                image_size,
+                image_size(),
                 ": build the model with bounding_box_format='rel_"
                 f"{bounding_box_format}' or multiply the boxes by the image size.",
             ]),
@@ -178,7 +182,7 @@ def check_groundtruth(
             lambda i: tf.strings.join([
                 row_text(i),
                 ": box lies far outside the ",
-                image_size,
+                image_size(),
                 f" image; boxes must be {name} of the images given to the model (after any "
                 "resizing).",
             ]),
