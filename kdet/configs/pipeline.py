@@ -18,6 +18,8 @@ kdet.training.train(pipeline.model, kdet.configs.train_dataset(pipeline), "runs/
 import contextlib
 import dataclasses
 import pathlib
+import re
+import warnings
 
 import keras
 
@@ -316,7 +318,7 @@ class FineTuneRestore:
         checkpoint_type: `"detection"` or `"classification"`.
         restored: names (`kdet.training.variable_names`) of the restored weights (of the
             restored layers for a `"classification"` restore from the zoo), or None when the
-            restore does not tell them (a `.weights.h5` or `.keras` checkpoint).
+            restore does not tell them (a `.keras` classification model).
         shape_differs: names of the weights left as they were because the checkpoint's have
             another shape (e.g. the class heads with another `num_classes`).
         missing: names of the weights the checkpoint has no value for.
@@ -412,8 +414,52 @@ def restore_fine_tune_checkpoint(pipeline):
             "cannot be read"
         )
     _build(pipeline.model)
-    pipeline.model.load_weights(path, skip_mismatch=True)
-    return FineTuneRestore(path, checkpoint_type)
+    return _restore_weights_file(pipeline.model, path, checkpoint_type)
+
+
+def _restore_weights_file(model, path, checkpoint_type):
+    """`model.load_weights(path, skip_mismatch=True)`, told as a `FineTuneRestore`.
+
+    Keras warns about what a fine-tune expects: the checkpoint's optimizer state is not
+    loaded (the fine-tune starts a new optimizer) and layers whose weights have other shapes
+    (the class heads, with another `num_classes`) are skipped. Those two warnings become the
+    `FineTuneRestore`'s account; any other warning is passed on.
+    """
+    from kdet.training.variable_selection import variable_names
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path, skip_mismatch=True)
+    skipped_layers = []
+    for warning in caught:
+        text = str(warning.message)
+        if text.startswith("Skipping variable loading for optimizer"):
+            continue
+        listed = _SKIPPED_LAYERS.search(text)
+        if listed:
+            skipped_layers += re.findall(r"name=([^,>\s]+)", listed.group(1))
+            continue
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    skipped_ids = {
+        id(weight)
+        for layer in model._flatten_layers(include_self=False)
+        if layer.name in skipped_layers
+        for weight in layer.weights
+    }
+    names = variable_names(model)
+    return FineTuneRestore(
+        path,
+        checkpoint_type,
+        restored=[name for name, weight in names.items() if id(weight) not in skipped_ids],
+        shape_differs=[name for name, weight in names.items() if id(weight) in skipped_ids],
+    )
+
+
+# Keras's `load_weights(skip_mismatch=True)` warning: "A total of N objects could not be
+# loaded. … List of objects that could not be loaded:\n[<Conv2D name=…, built=True>, …]".
+_SKIPPED_LAYERS = re.compile(r"could not be loaded.*List of objects that could not be loaded:"
+                             r"\s*\[(.*)\]", re.DOTALL)
 
 
 def _checkpoint_path_entry(pipeline):

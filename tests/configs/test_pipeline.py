@@ -1,6 +1,7 @@
 """A whole pipeline.config: load_pipeline, train_dataset, `kdet train` with resume, lr_sweep."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -124,8 +125,20 @@ def test_detection_fine_tune_checkpoint_restores_every_matching_weight(config_pa
 
     pipeline = load_pipeline(_fine_tune_config(config_path, tmp_path / "first"))
     pipeline.model.compile(optimizer=pipeline.optimizer)
-    restored = restore_fine_tune_checkpoint(pipeline)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        restored = restore_fine_tune_checkpoint(pipeline)
+    # Keras's skipped-optimizer and skipped-layer warnings are told by kdet's one line.
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
     assert restored.checkpoint == trainer.checkpoint_path(tmp_path / "first", 4)
+    class_heads = [name for name in kdet.training.variable_names(pipeline.model)
+                   if "ClassPredictor" in name]
+    assert sorted(restored.shape_differs) == sorted(class_heads) and len(class_heads) == 4
+    assert len(restored.restored) + 4 == len(pipeline.model.weights)
+    assert str(restored).startswith(
+        f"initialized from {restored.checkpoint} (detection): restored "
+        f"{len(restored.restored)} weights; 4 kept their initial values (the shapes differ"
+    )
     for ours, theirs in zip(pipeline.model.feature_extractor.weights,
                             trained.feature_extractor.weights, strict=True):
         np.testing.assert_array_equal(ours, theirs)
