@@ -533,6 +533,10 @@ def train_dataset(pipeline, seed=None):
 
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes", "labels"})`.
+
+    Raises:
+        ConfigError: at the config line of an `input_path` that matches no file or whose files
+            hold no record, or of a missing `label_map_path` (see `check_config_paths`).
     """
     if pipeline.train is None or pipeline.train_input is None:
         missing = "train_config" if pipeline.train is None else "train_input_reader"
@@ -608,6 +612,8 @@ def eval_dataset(pipeline, index=0):
 
     Raises:
         ValueError: naming the config, when it has no `eval_input_reader` (at `index`).
+        ConfigError: at the config line of a path that names nothing, or of records without a
+            single example (see `check_config_paths`).
     """
     if index >= len(pipeline.eval_inputs):
         raise ValueError(
