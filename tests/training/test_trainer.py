@@ -147,11 +147,14 @@ def test_with_moving_averages_the_model_ends_with_its_trained_weights(tmp_path):
     # (decay 0.9999: still the initial weights) into the model.
     initial = _model().get_weights()
     model = _model(initial)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, use_ema=True,
-                                                 ema_momentum=0.9999))
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9, use_ema=True, ema_momentum=0.9999)
+    model.compile(optimizer=optimizer)
     summary = trainer.train(model, _dataset(), tmp_path, num_steps=4, verbose=0)
+    # Restored as a resume does, with the same optimizer (its averages included).
     from_checkpoint = _model()
-    from_checkpoint.load_weights(summary["checkpoint"])
+    from_checkpoint.compile(optimizer=keras.optimizers.SGD.from_config(optimizer.get_config()))
+    trainer.restore_checkpoint(from_checkpoint, summary["checkpoint"],
+                              (None, IMAGE_SIZE, IMAGE_SIZE, 3))
     for ours, saved in zip(model.get_weights(), from_checkpoint.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, saved)
     assert any(not np.allclose(ours, start) for ours, start in zip(model.get_weights(), initial))
