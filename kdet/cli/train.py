@@ -175,8 +175,6 @@ def mirrored_devices(num_gpus=None):
 
 
 def run_train(args):
-    import warnings
-
     from kdet.configs import check_config_paths
     from kdet.configs import check_train_dataset
     from kdet.configs import restore_fine_tune_checkpoint
@@ -197,13 +195,7 @@ def run_train(args):
         check_config_paths(pipeline, "train_input_reader")
         # A new run starts from the fine-tune checkpoint; a resumed one from its own.
         if latest_checkpoint(args.model_dir) is None:
-            with warnings.catch_warnings():
-                # A fine-tune starts a new optimizer: Keras skipping the checkpoint's optimizer
-                # state (a UserWarning) is what is meant, not a problem to report.
-                warnings.filterwarnings(
-                    "ignore", "Skipping variable loading for optimizer", UserWarning
-                )
-                restored = restore_fine_tune_checkpoint(pipeline)
+            restored = restore_fine_tune_checkpoint(pipeline)
             if restored is not None:
                 print(restored, flush=True)
     num_steps = args.num_train_steps or pipeline.train.num_steps
