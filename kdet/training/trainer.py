@@ -26,7 +26,9 @@ import keras
 import tensorflow as tf
 
 from kdet.utils.verified_files import checksum_path
-from kdet.utils.verified_files import is_verified
+from kdet.utils.verified_files import checksum_status
+from kdet.utils.verified_files import record_sha256
+from kdet.utils.verified_files import recorded_sha256
 from kdet.utils.verified_files import write_verified
 
 logger = logging.getLogger(__name__)
@@ -63,16 +65,72 @@ def list_checkpoints(model_dir):
 
 
 def latest_checkpoint(model_dir):
-    """The newest checkpoint of `model_dir` whose sha256 matches, or `None`.
+    """The newest usable checkpoint of `model_dir`, or `None`.
 
-    A damaged or incomplete newer file is skipped with a warning (see `is_verified`).
+    A checkpoint is usable when it matches its recorded sha256. One whose `.sha256` is
+    missing, empty or unreadable (e.g. only the `.weights.h5` files were copied) is checked
+    instead by reading every array of it (`weights_file_error`): if that works it is used,
+    with a warning, and its checksum is recorded again; if not it is skipped with a warning.
+    A newer file that does not match its recorded sha256 is skipped with a warning. Skipped
+    files stay where they are (the rotation of `CheckpointEveryNSteps` never deletes them).
 
     Returns:
         `(step, path)` or `None`.
     """
     for step, path in reversed(list_checkpoints(model_dir)):
-        if is_verified(path):
+        status = checksum_status(path)
+        if status == "verified":
             return step, path
+        if status == "damaged":
+            warnings.warn(
+                f"{path} does not match the sha256 in {checksum_path(path).name}: it is damaged "
+                "or incomplete and is skipped (left in place).",
+                stacklevel=2,
+            )
+            continue
+        if status != "unrecorded":
+            continue
+        error = weights_file_error(path)
+        if error is not None:
+            warnings.warn(
+                f"{path} has no readable {checksum_path(path).name} and cannot be read "
+                f"({error}): it is skipped (left in place).",
+                stacklevel=2,
+            )
+            continue
+        warnings.warn(
+            f"{path} has no readable {checksum_path(path).name}; every array in it was read, "
+            "so it is used and its checksum is recorded again.",
+            stacklevel=2,
+        )
+        try:
+            record_sha256(path)
+        except OSError:  # a read-only model_dir still resumes, evaluates and exports
+            pass
+        return step, path
+    return None
+
+
+def weights_file_error(path):
+    """Why a `.weights.h5` file cannot be read, or `None` if every array in it reads.
+
+    The check behind using a checkpoint that has no sha256: a truncated or overwritten HDF5
+    file fails to open or to read some array.
+    """
+    import h5py
+
+    arrays = []
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(
+                lambda name, item: arrays.append(item[()])
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+    except Exception as error:  # h5py raises OSError, KeyError, RuntimeError, …
+        return f"{type(error).__name__}: {error}"
+    if not arrays:
+        return "it holds no weights"
     return None
 
 
@@ -125,9 +183,22 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
 
     def save(self, step):
         path = checkpoint_path(self.model_dir, step)
-        if not is_verified(path):
+        if checksum_status(path) != "verified":
             write_verified(path, self.model.save_weights)
-        for _, old in list_checkpoints(self.model_dir)[: -self.max_to_keep]:
+        self._rotate(step)
+
+    def _rotate(self, newest_step):
+        """Deletes all but the newest `max_to_keep` checkpoints up to `newest_step`.
+
+        Only checkpoints with a recorded sha256 (written by this class) are deleted: one
+        without (copied, or its checksum lost) and any of a higher step stay.
+        """
+        rotated = [
+            path
+            for step, path in list_checkpoints(self.model_dir)
+            if step <= newest_step and recorded_sha256(path) is not None
+        ]
+        for old in rotated[: -self.max_to_keep]:
             old.unlink(missing_ok=True)
             checksum_path(old).unlink(missing_ok=True)
 

@@ -8,9 +8,11 @@ half-written or damaged file. kdet's zoo cache and training checkpoints use them
 import hashlib
 import os
 import pathlib
+import re
 import warnings
 
 _CHUNK_BYTES = 1 << 20
+_SHA256_HEX = re.compile(rb"[0-9a-fA-F]{64}")
 
 
 def file_sha256(path):
@@ -28,11 +30,61 @@ def checksum_path(path):
     return path.with_name(path.name + ".sha256")
 
 
+def recorded_sha256(path):
+    """The sha256 recorded in `<path>.sha256`, or `None` if it is missing or unreadable.
+
+    An empty file, one that is not text, or one whose first word is not 64 hex digits records
+    nothing (it is treated as missing, never as an error).
+
+    Args:
+        path: str or path-like, a file written by `write_verified`.
+
+    Returns:
+        str (lowercase hex) or `None`.
+    """
+    try:
+        words = checksum_path(path).read_bytes().split()
+    except FileNotFoundError:
+        return None
+    if not words or not _SHA256_HEX.fullmatch(words[0]):
+        return None
+    return words[0].decode("ascii").lower()
+
+
+def checksum_status(path):
+    """How `path` stands against the sha256 recorded next to it.
+
+    Returns:
+        `"verified"` (it matches), `"damaged"` (a sha256 is recorded and does not match),
+        `"unrecorded"` (the `.sha256` is missing, empty or unreadable) or `"missing"` (no
+        file at `path`).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return "missing"
+    expected = recorded_sha256(path)
+    if expected is None:
+        return "unrecorded"
+    return "verified" if file_sha256(path) == expected else "damaged"
+
+
+def record_sha256(path):
+    """(Re)writes `<path>.sha256` for the file as it is now, atomically."""
+    path = pathlib.Path(path)
+    temp_checksum = checksum_path(path.with_name(f".tmp-{os.getpid()}-{path.name}"))
+    try:
+        _write_synced(temp_checksum, f"{file_sha256(path)}  {path.name}\n".encode())
+        os.replace(temp_checksum, checksum_path(path))
+    finally:
+        temp_checksum.unlink(missing_ok=True)
+
+
 def is_verified(path):
     """Whether `path` exists and matches the sha256 recorded next to it.
 
-    A file that exists but does not match, or has no checksum, gets a warning: it is damaged
-    or incomplete, and the caller rebuilds it (`write_verified` replaces it).
+    A file that exists but does not match, or whose checksum is missing, empty or unreadable,
+    gets a warning: it is damaged or incomplete, and the caller rebuilds it (`write_verified`
+    replaces it). For files that must not be rebuilt (checkpoints) use `checksum_status`.
 
     Args:
         path: str or path-like, a file written by `write_verified`.
@@ -41,20 +93,45 @@ def is_verified(path):
         bool.
     """
     path = pathlib.Path(path)
-    if not path.exists():
-        return False
+    status = checksum_status(path)
+    if status in ("verified", "missing"):
+        return status == "verified"
     checksum = checksum_path(path)
-    expected = checksum.read_text().split()[0] if checksum.exists() else None
-    actual = file_sha256(path)
-    if actual == expected:
-        return True
     warnings.warn(
-        f"Cached file {path} has sha256 {actual}, but {checksum} "
-        + (f"records {expected}" if expected else "is missing")
+        f"Cached file {path} has sha256 {file_sha256(path)}, but {checksum} "
+        + (f"records {recorded_sha256(path)}" if status == "damaged" else "records none")
         + ": it is damaged or incomplete and will be rebuilt.",
         stacklevel=2,
     )
     return False
+
+
+def _write_synced(path, data):
+    """Writes bytes to `path` and flushes them to disk before returning."""
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def fsync_file(path):
+    """Flushes a written file's content to disk (before a rename publishes it)."""
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
+def fsync_folder(path):
+    """Flushes a folder's entries (a rename into it) to disk; a no-op where unsupported."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def write_verified(path, write):
@@ -63,7 +140,8 @@ def write_verified(path, write):
     `write(temp_path)` writes the content to a temporary name in the same folder (it keeps the
     suffixes of `path`, e.g. `.weights.h5`, which Keras requires). The temporary file is renamed
     to `path` only once complete and its checksum is in place, so readers see either no file or
-    a complete one with its `<path>.sha256`.
+    a complete one with its `<path>.sha256`. Both are flushed to disk (fsync) before the
+    renames, and the folder after them, so a power loss cannot publish a partial file.
 
     Args:
         path: str or path-like. The file to create; its folder is created if needed.
@@ -78,9 +156,11 @@ def write_verified(path, write):
     temp_checksum = checksum_path(temp_path)
     try:
         write(temp_path)
-        temp_checksum.write_text(f"{file_sha256(temp_path)}  {path.name}\n")
+        fsync_file(temp_path)
+        _write_synced(temp_checksum, f"{file_sha256(temp_path)}  {path.name}\n".encode())
         os.replace(temp_checksum, checksum_path(path))
         os.replace(temp_path, path)
+        fsync_folder(path.parent)
     finally:
         temp_path.unlink(missing_ok=True)
         temp_checksum.unlink(missing_ok=True)
