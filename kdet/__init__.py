@@ -4,6 +4,10 @@ Subpackages are imported on first use, except the models and feature extractors:
 `.keras` detector names its classes `kdet>SSD`, `kdet>SSDMobileNetV2FeatureExtractor`, …, and
 Keras finds them only once their modules ran, so `import kdet` registers them (and so loads
 TensorFlow) and `import kdet; keras.saving.load_model("model.keras")` works.
+
+`import kdet` (and the `kdet` command) starts TensorFlow quietly: its C++ start-up banner and
+CUDA probe are hidden, and its C++ log level is `TF_CPP_MIN_LOG_LEVEL=2` (errors only) unless
+set before; set `TF_CPP_MIN_LOG_LEVEL=0` to see TensorFlow's info and warning lines.
 """
 
 import importlib
