@@ -30,6 +30,12 @@ def add_convert_parser(subparsers):
         "the sibling JPEGImages/ folder of the Pascal VOC layout)",
     )
     parser.add_argument(
+        "--allow_outside_image_dir",
+        action="store_true",
+        help="read images that annotations name with an absolute path or a path going up out "
+        "of the image folder with '..' (default: such an image is bad input, see --on_error)",
+    )
+    parser.add_argument(
         "--label_map",
         default=None,
         help="label map .pbtxt; class names not in it are bad input (default: derive one)",
@@ -74,6 +80,7 @@ def run_convert(args):
         on_error=args.on_error,
         progress=not args.no_progress,
         class_map=_parse_class_map(args.class_map) if args.class_map else None,
+        allow_outside_image_dir=args.allow_outside_image_dir,
     )
     print(summary)
     return 0

@@ -4,6 +4,7 @@ policy and the error policy, write the records."""
 import dataclasses
 import io
 import os
+import re
 import sys
 
 import numpy as np
@@ -57,9 +58,16 @@ def handle_error(on_error, source, error, summary):
 
 class ImageFinder:
     """Finds an image file by name, falling back to a file with the same stem and a common image
-    extension (`.jpg .jpeg .png .bmp .gif`, any case) when the named file is missing."""
+    extension (`.jpg .jpeg .png .bmp .gif`, any case) when the named file is missing.
 
-    def __init__(self):
+    Names are confined to the image folder: an absolute name, or one whose `..` parts lead out
+    of the folder, is a `DataError` unless `allow_outside_image_dir=True`. The check is on the
+    name the annotation gives (the untrusted part); symlinks inside the folder are followed,
+    since whoever laid out the folder made them (dataset caches store files as symlinks).
+    """
+
+    def __init__(self, allow_outside_image_dir=False):
+        self.allow_outside_image_dir = allow_outside_image_dir
         self._stems = {}  # folder → {stem: [file names]}, listed once per folder
 
     def find(self, folders, name, source, notes):
@@ -69,9 +77,12 @@ class ImageFinder:
         (folder by folder); a fallback is recorded in `notes`.
 
         Raises:
-            DataError: naming `source` and every path tried.
+            DataError: naming `source` and every path tried, or the name when it is not a
+                non-empty string or leads outside the folder(s).
         """
         folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+        folders = [os.fspath(folder) for folder in folders]
+        self._check_name(name, folders, source)
         paths = [os.path.join(folder, name) for folder in folders]
         for path in paths:
             if os.path.isfile(path):
@@ -89,6 +100,26 @@ class ImageFinder:
             f"{source}: image file {tried} does not exist (nor a file with the same name and "
             f"one of the extensions {' '.join(IMAGE_EXTENSIONS)})"
         )
+
+    def _check_name(self, name, folders, source):
+        if not isinstance(name, str) or not name.strip():
+            raise DataError(
+                f"{source}: the image file name is {name!r}; expected a non-empty string"
+            )
+        if "\0" in name:
+            raise DataError(f"{source}: the image file name {name!r} contains a NUL character")
+        if self.allow_outside_image_dir:
+            return
+        normalized = os.path.normpath(name)
+        if os.path.isabs(name) or os.path.splitdrive(name)[0] or normalized == os.pardir or (
+            normalized.startswith(os.pardir + os.sep)
+        ):
+            where = " or ".join(folder or "." for folder in folders)
+            raise DataError(
+                f"{source}: the image path {name!r} leads outside the image folder {where} (an "
+                "absolute path or one going up with '..'); pass --allow_outside_image_dir "
+                "(allow_outside_image_dir=True in Python) to read images from anywhere"
+            )
 
     def _same_stem(self, folder, stem):
         """Image files named `stem.<extension>` in `folder`, in `IMAGE_EXTENSIONS` order."""
@@ -131,7 +162,29 @@ def check_encoded_image(encoded, what):
     except Exception as error:  # noqa: BLE001
         raise DataError(f"{what} cannot be decoded (truncated or corrupt?): {error}") from error
     width, height = image.size
+    check_tensorflow_decodes(encoded, what, height, width)
     return image_format, height, width
+
+
+def check_tensorflow_decodes(encoded, what, height, width):
+    """Decodes the bytes as `read_tfrecords` will (TensorFlow, 3 channels): some files Pillow
+    reads, TensorFlow does not (a 1-bit BMP), and a record must never fail only in training."""
+    import tensorflow as tf
+
+    try:
+        shape = tf.io.decode_image(encoded, channels=3, expand_animations=False).shape
+    except (tf.errors.OpError, ValueError) as error:
+        reason = getattr(error, "message", str(error))  # without TensorFlow's node names:
+        reason = " ".join(re.sub(r"\{\{function_node [^}]*\}\}|\[Op:\w+\]", "", reason).split())
+        raise DataError(
+            f"{what} cannot be decoded by TensorFlow ({reason}), so training could not read "
+            "it; save it as PNG or JPEG (TensorFlow does not read a 1-bit BMP, for example)"
+        ) from None
+    if tuple(shape[:2]) != (height, width):
+        raise DataError(
+            f"{what}: TensorFlow decodes it as {shape[1]}x{shape[0]} but Pillow as "
+            f"{width}x{height} (width x height); save it as PNG or JPEG"
+        )
 
 
 def check_boxes(boxes, height, width, box_sources):
@@ -284,13 +337,22 @@ def write_annotations(
     summary.boxes_per_class = {}
     name_ids = name_to_id(label_map)
     with ShardedTFRecordWriter(output_path, num_shards) as writer:
+        if writer.removed_leftovers:
+            summary.notes.append(
+                (
+                    os.fspath(output_path),
+                    f"removed {len(writer.removed_leftovers)} temporary file(s) that killed "
+                    f"conversions to {os.fspath(output_path)} left: "
+                    + ", ".join(os.path.basename(path) for path in writer.removed_leftovers),
+                )
+            )
         for annotation in tqdm(annotations, disable=not progress, unit="image", desc="convert"):
             try:
                 example = _example_of(annotation, label_map, name_ids, summary)
             except DataError as error:
                 handle_error(on_error, annotation.source, error, summary)
                 continue
-            writer.write(example.SerializeToString())
+            writer.write(example)
             summary.num_images += 1
             for name in annotation.names:
                 summary.boxes_per_class[name] = summary.boxes_per_class.get(name, 0) + 1

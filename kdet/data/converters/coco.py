@@ -27,6 +27,7 @@ def convert_coco(
     on_error="skip",
     progress=True,
     class_map=None,
+    allow_outside_image_dir=False,
 ):
     """Converts a COCO instances JSON file to TFRecords like the TF OD API's
     `create_coco_tf_record.py`.
@@ -62,6 +63,8 @@ def convert_coco(
             the label map is applied; classes it does not name keep their names, and a name
             no box has is an error. The derived label map then numbers the new names 1..K
             in sorted order instead of keeping the COCO category ids. Defaults to `None`.
+        allow_outside_image_dir: bool. Read images whose `file_name` is absolute or leads out
+            of `image_dir` with `..`. Defaults to `False`: such an image is bad input.
 
     Returns:
         A `ConversionSummary`.
@@ -83,7 +86,7 @@ def convert_coco(
     by_image = _annotations_by_image(data, json_path)
     image_folder = os.fspath(image_dir) if image_dir is not None else os.path.dirname(json_path)
     summary = ConversionSummary()
-    finder = ImageFinder()
+    finder = ImageFinder(allow_outside_image_dir)
     annotations = []
     for index, image in enumerate(data["images"]):
         source = f"{json_path} images[{index}]"
@@ -126,6 +129,16 @@ def _load_json(json_path):
         raise DataError(
             f"{json_path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
+    except RecursionError:
+        raise DataError(
+            f"{json_path}: the JSON is nested too deeply for Python's parser; expected a COCO "
+            "instances JSON (a few levels of objects and lists)"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{json_path}: not UTF-8 text (byte {error.start}: {error.reason}); expected a COCO "
+            "instances JSON"
+        ) from None
     if not (
         isinstance(data, dict)
         and all(isinstance(data.get(key), list) for key in ("images", "categories"))
@@ -167,9 +180,16 @@ def _annotations_by_image(data, json_path):
 
 
 def _number(value, where, key):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise DataError(f"{where}: '{key}' is {value!r}; expected a number")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise DataError(f"{where}: '{key}' is {value!r}; expected a finite number")
     return float(value)
+
+
+def _integer(value, where, key):
+    number = _number(value, where, key)
+    if number != int(number):
+        raise DataError(f"{where}: '{key}' is {value!r}; expected a whole number")
+    return int(number)
 
 
 def _read_image_entry(image, by_image, categories, image_folder, finder, source, json_path, notes):
@@ -179,6 +199,8 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
     if missing:
         raise DataError(f"{source}: missing {', '.join(repr(key) for key in missing)}")
     source_id = str(image["id"])
+    source = f"{source} (id {source_id})"
+    size = tuple(_integer(image[key], source, key) for key in ("height", "width"))
     boxes, names, box_sources, is_crowd, area = [], [], [], [], []
     for index, annotation in by_image.get(source_id, []):
         where = f"{json_path} annotations[{index}] (id {annotation.get('id')})"
@@ -194,15 +216,16 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
         boxes.append([x, y, x + width, y + height])
         names.append(categories[category_id])
         box_sources.append(f"{where} ({names[-1]})")
-        is_crowd.append(int(_number(annotation.get("iscrowd", 0), where, "iscrowd")))
+        is_crowd.append(_integer(annotation.get("iscrowd", 0), where, "iscrowd"))
         area.append(_number(annotation.get("area", width * height), where, "area"))
+    image_path = finder.find(image_folder, image["file_name"], f"{source} 'file_name'", notes)
     return AnnotatedImage(
-        source=f"{source} (id {source_id}, {image['file_name']})",
-        image_path=finder.find(image_folder, image["file_name"], source, notes),
+        source=f"{source[:-1]}, {image['file_name']})",
+        image_path=image_path,
         boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         names=names,
         box_sources=box_sources,
         source_id=source_id,
-        size=tuple(int(_number(image[key], source, key)) for key in ("height", "width")),
+        size=size,
         extras={"is_crowd": is_crowd, "area": area},
     )

@@ -29,6 +29,7 @@ def convert_csv(
     on_error="skip",
     progress=True,
     class_map=None,
+    allow_outside_image_dir=False,
 ):
     """Converts a CSV of boxes (one row per box) to TFRecords.
 
@@ -53,6 +54,8 @@ def convert_csv(
             "Tree", "Dead": "Tree"}`) or leaves a class's boxes out (`{"Unsure": None}`) before
             the label map is applied; classes it does not name keep their names, and a name
             no box has is an error. Defaults to `None`.
+        allow_outside_image_dir: bool. Read images whose `image_path` is absolute or leads
+            out of `image_dir` with `..`. Defaults to `False`: such an image is bad input.
 
     Returns:
         A `ConversionSummary`.
@@ -70,7 +73,7 @@ def convert_csv(
     csv_path = os.fspath(csv_path)
     image_folder = os.fspath(image_dir) if image_dir is not None else os.path.dirname(csv_path)
     summary = ConversionSummary()
-    finder = ImageFinder()
+    finder = ImageFinder(allow_outside_image_dir)
     annotations = []
     for image_path, rows in _rows_by_image(csv_path).items():
         source = f"{csv_path} rows of {image_path!r} (first at line {rows[0][0]})"
@@ -111,8 +114,14 @@ def _rows_by_image(csv_path):
             )
         reader.fieldnames = columns
         groups = {}
-        for row in reader:
-            groups.setdefault((row["image_path"] or "").strip(), []).append((reader.line_num, row))
+        try:
+            for row in reader:
+                key = (row["image_path"] or "").strip()
+                groups.setdefault(key, []).append((reader.line_num, row))
+        except csv.Error as error:
+            raise DataError(
+                f"{csv_path} line {reader.line_num + 1}: {error}; expected a CSV of boxes"
+            ) from None
     return groups
 
 

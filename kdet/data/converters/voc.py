@@ -26,6 +26,7 @@ def convert_voc(
     on_error="skip",
     progress=True,
     class_map=None,
+    allow_outside_image_dir=False,
 ):
     """Converts Pascal VOC XML annotations to TFRecords like the TF OD API's
     `create_pascal_tf_record.py`.
@@ -59,6 +60,9 @@ def convert_voc(
             "Tree", "Dead": "Tree"}`) or leaves a class's boxes out (`{"Unsure": None}`) before
             the label map is applied; classes it does not name keep their names, and a name
             no box has is an error. Defaults to `None`.
+        allow_outside_image_dir: bool. Read images the XML names with an absolute path or a
+            path leading out of the image folder with `..`. Defaults to `False`: such an image
+            is bad input (skipped or raised, naming the XML file and the path).
 
     Returns:
         A `ConversionSummary`; `print(summary)` shows the per-class table.
@@ -75,7 +79,7 @@ def convert_voc(
     """
     check_on_error(on_error)
     summary = ConversionSummary()
-    finder = ImageFinder()
+    finder = ImageFinder(allow_outside_image_dir)
     annotations = []
     for xml_path in _xml_files(os.fspath(xml_dir)):
         if image_dir is None:
@@ -151,6 +155,14 @@ def _child_number(element, tag, where, default=None):
         raise DataError(f"{where}: <{tag}> is {text!r}; expected a number") from None
 
 
+def _child_integer(element, tag, where, default=None):
+    value = _child_number(element, tag, where, default)
+    if not np.isfinite(value) or value != int(value):
+        raise DataError(f"{where}: <{tag}> is {_child_text(element, tag, where, default)!r}; "
+                        "expected a whole number")
+    return int(value)
+
+
 def read_voc_xml(xml_path):
     """Parses one Pascal VOC XML annotation file.
 
@@ -178,7 +190,9 @@ def read_voc_xml(xml_path):
     size = None
     if root.find("size") is not None:
         size_element = root.find("size")
-        size = tuple(int(_child_number(size_element, tag, xml_path)) for tag in ("height", "width"))
+        size = tuple(
+            _child_integer(size_element, tag, f"{xml_path} <size>") for tag in ("height", "width")
+        )
     annotation = {
         "filename": _child_text(root, "filename", xml_path),
         "size": size,
@@ -195,8 +209,8 @@ def read_voc_xml(xml_path):
         if bndbox is None:
             raise DataError(f"{where}: missing <bndbox>")
         annotation["boxes"].append([_child_number(bndbox, tag, where) for tag in _BOX_TAGS])
-        annotation["difficult"].append(int(_child_number(element, "difficult", where, "0")))
-        annotation["truncated"].append(int(_child_number(element, "truncated", where, "0")))
+        annotation["difficult"].append(_child_integer(element, "difficult", where, "0"))
+        annotation["truncated"].append(_child_integer(element, "truncated", where, "0"))
         annotation["views"].append(_child_text(element, "pose", where, default="Unspecified"))
     annotation["boxes"] = np.asarray(annotation["boxes"], dtype=np.float64).reshape(-1, 4)
     return annotation
