@@ -17,6 +17,7 @@ checkpoint of the broken state is written.
 
 import logging
 import math
+import os
 import pathlib
 import re
 import time
@@ -210,19 +211,26 @@ class NonFiniteLossError(ValueError):
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Raises `NonFiniteLossError` as soon as a logged loss is NaN or infinite.
 
-    Placed before `CheckpointEveryNSteps`, so the broken state is never saved and the newest
-    checkpoint in `model_dir` stays the last good one; the message names the step, the bad
-    losses and that checkpoint. (Keras's `TerminateOnNaN` only stops, silently for callers.)
+    Placed before `CheckpointEveryNSteps`, so the broken state is never saved. The loss of step
+    `k` comes from the weights after `k - 1` updates, so the checkpoint of step `k - 1` (saved
+    before its weights were ever evaluated) holds weights that gave the non-finite loss: it is
+    set aside as `diverged-ckpt-<step>.weights.h5` (kept, never resumed from), as is any newer
+    one and any whose weights are not all finite. The message names the step, the bad losses
+    and the last good checkpoint (finite weights that gave a finite loss), which a re-run
+    resumes from. (Keras's `TerminateOnNaN` only stops, silently for callers.)
     `ObjectDetector.fit` adds one without a `model_dir` unless its callbacks have one.
 
     Args:
         model_dir: folder of the checkpoints, named in the message; `None` (plain `fit`): no
             checkpoint is named. Defaults to `None`.
+        write: bool. Whether this process may set checkpoints aside (the chief). Defaults to
+            `True`.
     """
 
-    def __init__(self, model_dir=None):
+    def __init__(self, model_dir=None, write=True):
         super().__init__()
         self.model_dir = None if model_dir is None else pathlib.Path(model_dir)
+        self.write = write
 
     def on_train_batch_end(self, batch, logs=None):
         bad = {
@@ -235,18 +243,63 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         step = optimizer_step(self.model)
         kept = ""
         if self.model_dir is not None:
-            latest = latest_checkpoint(self.model_dir)
+            good, set_aside = self._last_good_checkpoint(step)
             kept = (
-                f"; the last good checkpoint is {latest[1]} (step {latest[0]})"
-                if latest
-                else "; no checkpoint was written"
+                f"; the last good checkpoint is {good[1]} (step {good[0]}: finite weights "
+                "that gave a finite loss), which a re-run resumes from"
+                if good
+                else "; no checkpoint with finite weights that gave a finite loss was written"
             )
+            if set_aside:
+                kept += (
+                    f"; set aside (kept, never resumed from): {', '.join(set_aside)}"
+                )
         losses = ", ".join(f"{name} is {value}" for name, value in bad.items())
         raise NonFiniteLossError(
             f"{losses} at step {step}: training stopped{kept}. Lower the learning rate "
             "(kdet lr_sweep suggests one), clip gradients (gradient_clipping_by_norm), or "
             "check the data for degenerate boxes."
         )
+
+    def _last_good_checkpoint(self, step):
+        """`((step, path) or None, [names set aside])` after a non-finite loss at `step`."""
+        set_aside = []
+        for checkpoint_step, path in list_checkpoints(self.model_dir):
+            if checkpoint_step >= step - 1 and self.write:
+                set_aside.append(_set_aside(path))
+        while True:
+            latest = latest_checkpoint(self.model_dir)
+            if latest is None or finite_weights(latest[1]):
+                return latest, set_aside
+            if not self.write:
+                return None, set_aside
+            set_aside.append(_set_aside(latest[1]))
+
+
+def finite_weights(path):
+    """Whether every floating-point array of a `.weights.h5` file is finite."""
+    import h5py
+    import numpy as np
+
+    finite = [True]
+
+    def check(name, item):
+        if isinstance(item, h5py.Dataset) and item.dtype.kind == "f":
+            finite[0] = finite[0] and bool(np.isfinite(item[()]).all())
+
+    with h5py.File(path, "r") as file:
+        file.visititems(check)
+    return finite[0]
+
+
+def _set_aside(path):
+    """Renames a checkpoint (and its `.sha256`) to `diverged-<name>`; returns the new name."""
+    target = path.with_name(f"diverged-{path.name}")
+    checksum = checksum_path(path)
+    if checksum.exists():
+        os.replace(checksum, checksum_path(target))
+    os.replace(path, target)
+    return target.name
 
 
 class KeepTrainedWeights(keras.callbacks.Callback):
@@ -486,7 +539,7 @@ def train(
             epochs=1,
             steps_per_epoch=num_steps - start_step,
             callbacks=[
-                StopOnNonFiniteLoss(model_dir),  # first: a broken state is never saved
+                StopOnNonFiniteLoss(model_dir, write=chief),  # first: a broken state is never saved
                 KeepTrainedWeights(),
                 CheckpointEveryNSteps(
                     model_dir, checkpoint_every_n, num_steps, max_to_keep, write=chief

@@ -126,20 +126,39 @@ def test_a_finished_run_trains_no_further(tmp_path):
     assert (summary["start_step"], summary["final_step"], summary["losses"]) == (2, 2, {})
 
 
-def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(
-    tmp_path,
-):
+class _SpikeAt(keras.optimizers.schedules.LearningRateSchedule):
+    """0.01, except a learning rate of 1e12 for the update of step `spike` (1-based)."""
+
+    def __init__(self, spike):
+        self.spike = spike
+
+    def __call__(self, step):  # `step`: updates done before this one
+        return tf.where(tf.equal(step + 1, self.spike), 1e12, 0.01)
+
+
+def test_a_non_finite_loss_names_a_checkpoint_whose_weights_gave_a_finite_loss(tmp_path):
+    # The update of step 3 blows the weights up; ckpt-3 is saved before any loss is computed
+    # from them; step 4's loss (from ckpt-3's weights) is the first non-finite one.
     model = _model()
-    model.compile(optimizer=keras.optimizers.SGD(1e12))  # diverges within a few steps
+    model.compile(optimizer=keras.optimizers.SGD(_SpikeAt(3)))
     with pytest.raises(trainer.NonFiniteLossError, match=r"at step (\d+): training stopped") as info:
-        trainer.train(model, _dataset(), tmp_path, num_steps=50, checkpoint_every_n=1, verbose=0)
+        trainer.train(model, _dataset(), tmp_path, num_steps=8, checkpoint_every_n=1, verbose=0)
     bad_step = int(info.value.args[0].split("at step ")[1].split(":")[0])
-    checkpoints = trainer.list_checkpoints(tmp_path)
-    assert checkpoints and checkpoints[-1][0] == bad_step - 1
-    assert f"the last good checkpoint is {checkpoints[-1][1]}" in str(info.value)
-    restored = _model()
-    restored.load_weights(checkpoints[-1][1])
-    assert all(np.isfinite(weight).all() for weight in restored.get_weights())
+    assert bad_step == 4
+    good = trainer.checkpoint_path(tmp_path, 2)
+    assert f"the last good checkpoint is {good} (step 2" in str(info.value)
+    assert "diverged-ckpt-3.weights.h5" in str(info.value)
+    # ckpt-3 is kept under another name; the newest checkpoint, resumed from, is ckpt-2.
+    assert (tmp_path / "diverged-ckpt-3.weights.h5").is_file()
+    assert trainer.latest_checkpoint(tmp_path) == (2, good)
+    assert trainer.finite_weights(good)
+
+    resumed = _model()
+    resumed.compile(optimizer=keras.optimizers.SGD(_SpikeAt(-1)))  # the same state, no spike
+    summary = trainer.train(resumed, _dataset(), tmp_path, num_steps=6, checkpoint_every_n=2,
+                            verbose=0)
+    assert (summary["start_step"], summary["final_step"]) == (2, 6)
+    assert all(np.isfinite(value) for value in summary["losses"].values())
 
 
 def test_with_moving_averages_the_model_ends_with_its_trained_weights(tmp_path):
