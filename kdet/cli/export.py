@@ -5,9 +5,9 @@ out as the TF OD API's `exporter_main_v2.py` lays it out."""
 INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
 # --tflite_quantization → `export_tflite`'s `quantization`.
 TFLITE_QUANTIZATIONS = {"float32": None, "dynamic_range": "dynamic_range"}
-# Lists, in --output_directory, the entries an export wrote, so that the next export into the
-# same folder replaces them (and removes a model.tflite it does not write again).
-MANIFEST = ".kdet_export.json"
+# `kdet.export.DEFAULT_MAX_IMAGE_PIXELS`, named here so that `kdet --help` does not import
+# TensorFlow (a test checks that they agree).
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 def add_export_parser(subparsers):
@@ -59,18 +59,44 @@ def add_export_parser(subparsers):
         default="float32",
         help="with --tflite: float32, or dynamic_range (int8 weights, about 4x smaller)",
     )
+    parser.add_argument(
+        "--max_image_pixels",
+        type=_positive_int,
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        help="with --input_type encoded_image_string_tensor or tf_example: the SavedModel "
+        "refuses an image of more pixels (width x height, read from the file's header before "
+        "decoding) with an InvalidArgumentError, so that a small crafted file cannot make it "
+        f"decode gigabytes (default {DEFAULT_MAX_IMAGE_PIXELS}, Pillow's DecompressionBomb "
+        "limit: ~1.4 GB of serving memory)",
+    )
     parser.set_defaults(run=run_export)
 
 
+def _positive_int(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number; got {text!r}")
+    return value
+
+
 def run_export(args):
-    import os
     import pathlib
     import shutil
+    import sys
 
     from kdet.configs import load_pipeline
     from kdet.configs.pipeline import input_size
     from kdet.export import export_saved_model
     from kdet.export import export_tflite
+    from kdet.export.export_folder import discard_staging
+    from kdet.export.export_folder import publish_export
+    from kdet.export.export_folder import recover_export_folder
+    from kdet.export.export_folder import staging_folder
     from kdet.training import latest_checkpoint
     from kdet.training.trainer import restore_checkpoint
     from kdet.utils.progress import StageLog
@@ -102,8 +128,13 @@ def run_export(args):
     config_copy = "pipeline.yaml" if yaml_config else "pipeline.config"
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
-    staging = output / f".kdet-export.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    # An earlier export killed during its swap is completed first; what killed runs left goes.
+    try:
+        recover_export_folder(output)
+    except RuntimeError as error:  # another export is publishing into the folder
+        print(f"kdet export: error: {error}", file=sys.stderr)
+        return 2
+    staging = staging_folder(output)
     staging.mkdir()
     written = []
     try:
@@ -117,19 +148,24 @@ def run_export(args):
             )
             written.append("model.tflite")
         export_saved_model(
-            model, staging / "saved_model", args.input_type, progress=log.nested("SavedModel")
+            model,
+            staging / "saved_model",
+            args.input_type,
+            progress=log.nested("SavedModel"),
+            max_image_pixels=args.max_image_pixels,
         )
         (staging / "checkpoint").mkdir()
         for path in (checkpoint, checksum_path(checkpoint)):
             shutil.copyfile(path, staging / "checkpoint" / path.name)
         shutil.copyfile(config, staging / config_copy)
-        _swap_in(output, staging, ["saved_model", "checkpoint", config_copy, *written], config)
+        publish_export(output, staging, ["saved_model", "checkpoint", config_copy, *written],
+                       keep=[config])
     except BaseException:
         if created:
             shutil.rmtree(output, ignore_errors=True)
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(output, staging)
     written = ["saved_model/", "checkpoint/", config_copy, *written]
     print(
         f"exported {checkpoint.name} (step {step}) with input_type {args.input_type} to "
@@ -137,58 +173,3 @@ def run_export(args):
     )
     return 0
 
-
-def _swap_in(output, staging, entries, config):
-    """Moves the staged export `entries` into `output`, in place of an earlier export's.
-
-    The earlier export's entries (listed in its `MANIFEST`: also a `model.tflite` this export
-    does not write) are moved aside first and deleted only once every new entry is in place; if
-    a move fails, they are put back. Other files of `output`, and the `config` being exported,
-    stay.
-    """
-    import json
-    import os
-    import shutil
-
-    stale = set(entries) | set(_read_manifest(output / MANIFEST))
-    stale = {name for name in stale if (output / name).resolve() != config.resolve()}
-    aside = output / f".kdet-export.old-{os.getpid()}"
-    shutil.rmtree(aside, ignore_errors=True)
-    aside.mkdir()
-    moved_aside, moved_in = [], []
-    try:
-        for name in sorted(stale):
-            if os.path.lexists(output / name):
-                os.replace(output / name, aside / name)
-                moved_aside.append(name)
-        for name in entries:
-            os.replace(staging / name, output / name)
-            moved_in.append(name)
-        (staging / MANIFEST).write_text(json.dumps({"entries": entries}) + "\n")
-        os.replace(staging / MANIFEST, output / MANIFEST)
-    except BaseException:
-        for name in moved_in:
-            _remove(output / name)
-        for name in moved_aside:
-            os.replace(aside / name, output / name)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _read_manifest(path):
-    import json
-
-    try:
-        return json.loads(path.read_text())["entries"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-
-
-def _remove(path):
-    import shutil
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()

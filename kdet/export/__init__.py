@@ -4,8 +4,18 @@ frozen graph (`FrozenDetector`)."""
 
 from kdet.export.frozen_detector import FrozenDetector
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.export.saved_model import DEFAULT_MAX_IMAGE_PIXELS
 from kdet.export.saved_model import INPUT_TYPES
+from kdet.export.saved_model import encoded_image_size
 from kdet.export.saved_model import export_saved_model
 from kdet.export.tflite import export_tflite
 
-__all__ = ["INPUT_TYPES", "FrozenDetector", "FrozenGraph", "export_saved_model", "export_tflite"]
+__all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "INPUT_TYPES",
+    "FrozenDetector",
+    "FrozenGraph",
+    "encoded_image_size",
+    "export_saved_model",
+    "export_tflite",
+]

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from kdet.data.tf_example import decode_tf_example
+from kdet.data.tf_example import IMAGE_ENCODED
 from kdet.export.frozen_graph import FrozenGraph
 from kdet.utils.progress import stage_log
 
@@ -12,9 +12,18 @@ INPUT_TYPES = {
     "encoded_image_string_tensor": tf.TensorSpec([None], tf.string, name="input_tensor"),
     "tf_example": tf.TensorSpec([None], tf.string, name="input_tensor"),
 }
+#: The default `max_image_pixels`: Pillow's `Image.MAX_IMAGE_PIXELS` (its decompression-bomb
+#: warning), about 1.4 GB of serving memory for one image (~15 bytes per pixel, measured).
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
-def export_saved_model(model, output_directory, input_type="image_tensor", progress=True):
+def export_saved_model(
+    model,
+    output_directory,
+    input_type="image_tensor",
+    progress=True,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+):
     """Writes a detector as a SavedModel that serves like a TF OD API exported model.
 
     The `serving_default` signature (also the loaded object's `__call__`) takes `input_tensor`
@@ -35,6 +44,13 @@ def export_saved_model(model, output_directory, input_type="image_tensor", progr
 
     Rows past `num_detections` are zeros (class 0 is the background id, never a detection).
 
+    The string input types read each image's width and height from its header (JPEG, PNG,
+    GIF, BMP, WebP) before decoding it, and refuse an image of more than `max_image_pixels`
+    pixels with an `InvalidArgumentError` ("input_tensor: image of 12000x12000 pixels is over
+    the export's limit of 89478485 pixels (max_image_pixels)"): a 17.6 KB PNG of 12000×12000
+    pixels would otherwise cost 2.2 GB to serve. A batch of 0 images is refused at the input
+    for `image_tensor` ("input_tensor: a batch of 0 images").
+
     The weights are stored as constants of the serving graph (kdet's `FrozenGraph`, as in
     `FrozenDetector`), not as variables: the graph is then a snapshot that runs without Keras,
     kdet or a checkpoint; batch norms are folded into the convolutions; and on CPU TensorFlow's
@@ -53,9 +69,12 @@ def export_saved_model(model, output_directory, input_type="image_tensor", progr
         progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
             stages (tracing, weights to constants, folding batch norms, writing; seconds each
             for a detector) on stderr. Defaults to `True`.
+        max_image_pixels: int, the most pixels (width × height) an image given as a file
+            (`"encoded_image_string_tensor"`, `"tf_example"`) may have; `None` for no limit.
+            Defaults to `DEFAULT_MAX_IMAGE_PIXELS` (89 478 485, Pillow's limit).
 
     Raises:
-        ValueError: for an unknown `input_type`.
+        ValueError: for an unknown `input_type` or a `max_image_pixels` below 1.
 
     Example:
     ```python
@@ -67,6 +86,12 @@ def export_saved_model(model, output_directory, input_type="image_tensor", progr
     """
     if input_type not in INPUT_TYPES:
         raise ValueError(f"input_type must be one of {sorted(INPUT_TYPES)}; got {input_type!r}")
+    if max_image_pixels is not None and not (
+        isinstance(max_image_pixels, int) and max_image_pixels >= 1
+    ):
+        raise ValueError(
+            f"max_image_pixels must be a positive int or None; got {max_image_pixels!r}"
+        )
     log = stage_log(progress, "Exporting a SavedModel")
     frozen = FrozenGraph(
         lambda images: model.postprocess(model(images, training=False)),
@@ -76,10 +101,11 @@ def export_saved_model(model, output_directory, input_type="image_tensor", progr
     log("writing")
     if input_type == "image_tensor":
         serve = _serving_function_of_images(frozen)
-    elif input_type == "encoded_image_string_tensor":
-        serve = _serving_function_of_strings(frozen, _decode_image)
     else:
-        serve = _serving_function_of_strings(frozen, _image_of_tf_example)
+        encoded_image = _encoded_image_of_tf_example if input_type == "tf_example" else None
+        serve = _serving_function_of_strings(
+            frozen, lambda serialized: _decode_image(serialized, max_image_pixels, encoded_image)
+        )
     spec = INPUT_TYPES[input_type]
     module = tf.Module()
     # A concrete function, not a `tf.function`: saving would trace a `tf.function` once more.
@@ -106,14 +132,18 @@ def _serving_function_of_images(frozen):
     """`input_tensor` uint8 `[B, H, W, 3]` → the TF OD API outputs, the batch in one run."""
 
     def serve(input_tensor):
-        size = tf.shape(input_tensor)[1:3]
-        with tf.control_dependencies(
-            [
+        shape = tf.shape(input_tensor)
+        with tf.name_scope("check_input_tensor"):
+            checks = [
                 tf.debugging.assert_positive(
-                    size, message="input_tensor: images must be at least 1x1 pixels"
-                )
+                    shape[:1],
+                    message="input_tensor: a batch of 0 images; expected at least 1 image",
+                ),
+                tf.debugging.assert_positive(
+                    shape[1:3], message="input_tensor: images must be at least 1x1 pixels"
+                ),
             ]
-        ):
+        with tf.control_dependencies(checks):
             input_tensor = tf.identity(input_tensor)
         return _tf_od_api_outputs(frozen.import_into_graph(input_tensor))
 
@@ -141,15 +171,111 @@ def _serving_function_of_strings(frozen, decode):
     return serve
 
 
-def _decode_image(encoded):
-    """JPEG/PNG/GIF/BMP bytes (scalar string) → uint8 `[height, width, 3]`."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+def _decode_image(serialized, max_image_pixels, encoded_image=None):
+    """JPEG/PNG/GIF/BMP/WebP bytes (scalar string) → uint8 `[height, width, 3]`.
+
+    The size is read from the header first; an image over `max_image_pixels` fails before
+    any pixel is decoded. `encoded_image(serialized)` gives the bytes (default: `serialized`).
+    """
+    encoded = serialized if encoded_image is None else encoded_image(serialized)
+    checks = []
+    if max_image_pixels is not None:
+        height, width = tf.unstack(encoded_image_size(encoded))
+        checks.append(
+            tf.debugging.Assert(
+                height * width <= max_image_pixels,
+                [
+                    tf.strings.format(
+                        "input_tensor: image of {}x{} pixels (width x height) is over the "
+                        "export's limit of {} pixels (max_image_pixels)",
+                        (width, height, tf.constant(max_image_pixels, tf.int64)),
+                    )
+                ],
+            )
+        )
+    with tf.control_dependencies(checks):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def _image_of_tf_example(serialized):
-    """A serialized TF OD API `tf.train.Example` → its uint8 `[height, width, 3]` image."""
-    return decode_tf_example(serialized)["image"]
+def _encoded_image_of_tf_example(serialized):
+    """The `image/encoded` bytes of a serialized TF OD API `tf.train.Example`."""
+    feature = {IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string)}
+    return tf.io.parse_single_example(serialized, feature)[IMAGE_ENCODED]
+
+
+def encoded_image_size(encoded):
+    """`[height, width]` (int64) of a JPEG, PNG, GIF, BMP or WebP file, from its header only.
+
+    Graph-friendly; reads no pixel data, so a crafted file cannot make it allocate. What
+    `tf.io.decode_image` would decode to is this size (GIF: the logical screen; BMP: the
+    absolute height of a top-down bitmap).
+
+    Args:
+        encoded: scalar string tensor, the file's bytes.
+
+    Returns:
+        int64 `[2]`.
+
+    Raises:
+        tf.errors.InvalidArgumentError: when run on bytes of another format ("input_tensor:
+            Unknown image file format …") or a JPEG without a readable frame header.
+    """
+    # 32 bytes cover every header read below; zero padding keeps short inputs sliceable (a
+    # truncated header reads as a small size, and the decoder then rejects the file).
+    header = tf.io.decode_raw(tf.strings.substr(encoded + b"\0" * 32, 0, 32), tf.uint8)
+    header = tf.cast(header, tf.int64)
+
+    def number(start, length, big_endian=False):
+        places = range(length - 1, -1, -1) if big_endian else range(length)
+        return tf.add_n(
+            [header[start + index] * (256**place) for index, place in enumerate(places)]
+        )
+
+    def starts_with(magic, at=0):
+        return tf.reduce_all(header[at : at + len(magic)] == list(magic))
+
+    def webp():
+        chunk = tf.strings.substr(encoded + b"\0" * 32, 12, 4)
+        vp8l = number(21, 4)
+        return tf.case(
+            [
+                (tf.equal(chunk, b"VP8L"),
+                 lambda: tf.stack([(vp8l // 2**14) % 2**14 + 1, vp8l % 2**14 + 1])),
+                (tf.equal(chunk, b"VP8X"), lambda: tf.stack([number(27, 3) + 1,
+                                                             number(24, 3) + 1])),
+            ],
+            default=lambda: tf.stack([number(28, 2) % 2**14, number(26, 2) % 2**14]),
+        )
+
+    def unknown():
+        with tf.control_dependencies(
+            [
+                tf.debugging.Assert(
+                    False,
+                    ["input_tensor: Unknown image file format: one of JPEG, PNG, GIF, BMP, "
+                     "WebP required (the export reads the image size from the header)"],
+                )
+            ]
+        ):
+            return tf.zeros([2], tf.int64)
+
+    return tf.case(
+        [
+            (starts_with(b"\xff\xd8\xff"),
+             lambda: tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64)),
+            (starts_with(b"\x89PNG\r\n\x1a\n"),
+             lambda: tf.stack([number(20, 4, True), number(16, 4, True)])),
+            (starts_with(b"GIF8"), lambda: tf.stack([number(8, 2), number(6, 2)])),
+            # BMP: signed 32-bit width and height; a negative height is a top-down bitmap.
+            (starts_with(b"BM"),
+             lambda: tf.abs(tf.stack([number(22, 4), number(18, 4)]) - tf.cast(
+                 tf.stack([header[25], header[21]]) >= 128, tf.int64) * 2**32)),
+            (starts_with(b"RIFF") & starts_with(b"WEBP", at=8), webp),
+        ],
+        default=unknown,
+        exclusive=False,
+    )
 
 
 def _tf_od_api_outputs(detections):
