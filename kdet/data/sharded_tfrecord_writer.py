@@ -255,10 +255,10 @@ class ShardedTFRecordWriter:
                 moved_aside.append((os.path.join(self._folder, name), aside))
             for temp_path, path in zip(self._temp_paths, self.paths):
                 os.replace(temp_path, path)
-                placed.append((path, temp_path))
+                placed.append((temp_path, path))
         except BaseException as error:
             try:
-                for source, target in reversed(placed + moved_aside):
+                for source, target in reversed(moved_aside + placed):
                     os.replace(target, source)
             except BaseException as restore_error:
                 # Leave every file and the journal: the next writer of this output completes

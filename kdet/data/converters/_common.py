@@ -82,7 +82,7 @@ class ImageFinder:
         """
         folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
         folders = [os.fspath(folder) for folder in folders]
-        self._check_name(name, folders, source)
+        name = self._checked_name(name, folders, source)
         paths = [os.path.join(folder, name) for folder in folders]
         for path in paths:
             if os.path.isfile(path):
@@ -101,16 +101,18 @@ class ImageFinder:
             f"one of the extensions {' '.join(IMAGE_EXTENSIONS)})"
         )
 
-    def _check_name(self, name, folders, source):
+    def _checked_name(self, name, folders, source):
+        """`name`, normalized (what is read is what was checked: `a/../b` is `b` even when `a`
+        is a symlink); a `DataError` when it is not a file name inside the folder(s)."""
         if not isinstance(name, str) or not name.strip():
             raise DataError(
                 f"{source}: the image file name is {name!r}; expected a non-empty string"
             )
         if "\0" in name:
             raise DataError(f"{source}: the image file name {name!r} contains a NUL character")
-        if self.allow_outside_image_dir:
-            return
         normalized = os.path.normpath(name)
+        if self.allow_outside_image_dir:
+            return normalized
         if os.path.isabs(name) or os.path.splitdrive(name)[0] or normalized == os.pardir or (
             normalized.startswith(os.pardir + os.sep)
         ):
@@ -120,6 +122,7 @@ class ImageFinder:
                 "absolute path or one going up with '..'); pass --allow_outside_image_dir "
                 "(allow_outside_image_dir=True in Python) to read images from anywhere"
             )
+        return normalized
 
     def _same_stem(self, folder, stem):
         """Image files named `stem.<extension>` in `folder`, in `IMAGE_EXTENSIONS` order."""
