@@ -22,7 +22,6 @@ from kdet.data.converters import convert_voc
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.errors import DataError
 from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
-from kdet.data.sharded_tfrecord_writer import remove_leftovers
 from kdet.data.sharded_tfrecord_writer import shard_paths
 from test_converters_voc import write_png
 from test_converters_voc import write_voc
@@ -132,7 +131,7 @@ def test_when_putting_back_fails_too_the_next_writer_completes_the_new_output(
             write_output(output, 2, b"new")
     assert f"the next conversion to {output} completes it" in str(info.value)
     # A later run (another process) rolls the publication forward from its journal.
-    removed = remove_leftovers(output)
+    removed = sharded_tfrecord_writer.remove_leftovers(output)
     assert any(".trees.record.publish-" in path for path in removed)
     assert sorted(os.listdir(tmp_path)) == [
         "trees.record-00000-of-00002", "trees.record-00001-of-00002"
@@ -211,7 +210,7 @@ def test_a_killed_publication_is_completed_or_dropped_by_the_next_conversion(dat
     # Killed after moving the first old shard aside and putting the first new shard in.
     os.replace(f"{output}-00000-of-00003", f"{tmp_path}/.trees.record-00000-of-00003.old-{pid}")
     os.replace(f"{tmp_path}/.trees.record-00000-of-00002.tmp-{pid}", new[0])
-    remove_leftovers(output)
+    sharded_tfrecord_writer.remove_leftovers(output)
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(path) for path in new]
     assert records(new) == [b"killed-0", b"killed-1"]
 
