@@ -46,9 +46,10 @@ def export_saved_model(
 
     The string input types read each image's width and height from its header (JPEG, PNG,
     GIF, BMP, WebP) before decoding it, and refuse an image of more than `max_image_pixels`
-    pixels with an `InvalidArgumentError` ("input_tensor: image of 12000x12000 pixels is over
-    the export's limit of 89478485 pixels (max_image_pixels)"): a 17.6 KB PNG of 12000×12000
-    pixels would otherwise cost 2.2 GB to serve. A batch of 0 images is refused at the input
+    pixels with an `InvalidArgumentError` ("input_tensor: image of 12000x12000 pixels (width x
+    height) is over the limit of 89478485 pixels this model was exported with
+    (max_image_pixels)"): a 17.6 KB PNG of 12000×12000 pixels would otherwise cost 2.2 GB to
+    serve. A batch of 0 images is refused at the input
     for `image_tensor` ("input_tensor: a batch of 0 images").
 
     The weights are stored as constants of the serving graph (kdet's `FrozenGraph`, as in
@@ -186,8 +187,8 @@ def _decode_image(serialized, max_image_pixels, encoded_image=None):
                 height * width <= max_image_pixels,
                 [
                     tf.strings.format(
-                        "input_tensor: image of {}x{} pixels (width x height) is over the "
-                        "export's limit of {} pixels (max_image_pixels)",
+                        "input_tensor: image of {}x{} pixels (width x height) is over the limit "
+                        "of {} pixels this model was exported with (max_image_pixels)",
                         (width, height, tf.constant(max_image_pixels, tf.int64)),
                     )
                 ],

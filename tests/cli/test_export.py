@@ -3,7 +3,9 @@ imported."""
 
 import json
 import os
-import pathlib
+import signal
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -15,10 +17,12 @@ import tiny_pipeline
 from kdet import cli
 from kdet.cli import export as export_command
 from kdet.configs import load_pipeline
+from kdet.export import export_folder
 from kdet.training import latest_checkpoint
 from kdet.training.trainer import restore_checkpoint
 from kdet.utils.verified_files import is_verified
 from kdet_free_runner import run_without_kdet
+from kdet_process import start_kdet
 
 IMAGE_SIZE = tiny_pipeline.IMAGE_SIZE
 
@@ -127,7 +131,8 @@ def test_encoded_image_input_type_over_an_earlier_export(trained, tmp_path):
     _earlier_export(output)
     argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
             str(model_dir), "--output_directory", str(output),
-            "--input_type", "encoded_image_string_tensor"]
+            "--input_type", "encoded_image_string_tensor",
+            "--max_image_pixels", str(IMAGE_SIZE * IMAGE_SIZE)]
     assert cli.main(argv) == 0
     assert sorted(path.name for path in output.iterdir()) == [
         ".kdet_export.json", "checkpoint", "notes.txt", "pipeline.config", "saved_model"
@@ -144,6 +149,11 @@ def test_encoded_image_input_type_over_an_earlier_export(trained, tmp_path):
     _assert_same_detections(
         _as_predictions({name: value.numpy() for name, value in served.items()}), want
     )
+    one_row_more = tf.io.encode_png(tf.zeros([IMAGE_SIZE + 1, IMAGE_SIZE, 3], tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=(
+        f"image of {IMAGE_SIZE}x{IMAGE_SIZE + 1} pixels .* over the limit of "
+        f"{IMAGE_SIZE * IMAGE_SIZE} pixels this model was exported with")):
+        tf.saved_model.load(str(output / "saved_model"))(tf.stack([one_row_more]))
 
 
 def test_a_failed_swap_puts_the_earlier_export_back(trained, tmp_path, monkeypatch):
@@ -153,22 +163,124 @@ def test_a_failed_swap_puts_the_earlier_export_back(trained, tmp_path, monkeypat
     (output / "model.tflite").write_text("mine, not listed")
     (output / ".kdet_export.json").write_text(json.dumps({"entries": ["saved_model"]}))
     before = {path.name: path.is_dir() for path in output.iterdir()}
-    replace = os.replace
 
-    def failing_replace(source, target):  # moving the new checkpoint/ in fails
-        if pathlib.Path(target) == output / "checkpoint" and ".kdet-export.tmp" in str(source):
-            raise OSError("disk full")
-        return replace(source, target)
+    def failing(move):
+        def move_or_fail(source, target):  # moving the new checkpoint/ in fails
+            if output / "checkpoint" in (source, target) and ".kdet-export.tmp" in str(source):
+                raise OSError("disk full")
+            return move(source, target)
 
-    monkeypatch.setattr(os, "replace", failing_replace)
+        return move_or_fail
+
+    for name in ("_exchange", "_rename"):
+        monkeypatch.setattr(export_folder, name, failing(getattr(export_folder, name)))
     argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
             str(model_dir), "--output_directory", str(output)]
-    with pytest.raises(OSError, match="disk full"):
-        cli.main(argv)
+    args = cli.build_parser().parse_args(argv)
+    with pytest.raises(OSError, match="disk full"):  # `kdet` prints it as one line
+        args.run(args)
     assert {path.name: path.is_dir() for path in output.iterdir()} == before
     assert (output / "saved_model" / "stale.pb").read_text() == "old"
     assert (output / "checkpoint").read_text() == "old"
     assert (output / "model.tflite").read_text() == "mine, not listed"
+
+
+def _export_argv(config, model_dir, output, *flags):
+    return ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+            str(model_dir), "--output_directory", str(output), *flags]
+
+
+def _assert_a_usable_export(output, step):
+    assert latest_checkpoint(output / "checkpoint")[0] == step
+    assert (output / "pipeline.config").is_file()
+    detections = tf.saved_model.load(str(output / "saved_model"))(
+        tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)
+    )
+    assert detections["detection_boxes"].shape[0] == 1
+
+
+def test_kill_9_during_the_swap_leaves_a_usable_export_and_the_next_export_completes_it(
+    trained, tmp_path
+):
+    """The report's reproduction: SIGKILL the moment the swap begins."""
+    config, model_dir = trained
+    output = tmp_path / "exported"
+    assert cli.main(_export_argv(config, model_dir, output)) == 0
+    for attempt in range(3):  # the swap lasts milliseconds: catch it, or try again
+        process = start_kdet(_export_argv(config, model_dir, output))
+        swap = {f".kdet-export.old-{process.pid}", f".kdet-export.journal-{process.pid}.json"}
+        try:
+            while process.poll() is None:
+                if swap & set(os.listdir(output)):
+                    process.send_signal(signal.SIGKILL)
+                    break
+            process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if process.returncode == -signal.SIGKILL:
+            break
+    assert process.returncode == -signal.SIGKILL
+    _assert_a_usable_export(output, 2)
+
+    assert cli.main(_export_argv(config, model_dir, output)) == 0
+    assert sorted(path.name for path in output.iterdir()) == [
+        ".kdet_export.json", "checkpoint", "pipeline.config", "saved_model"
+    ]
+    _assert_a_usable_export(output, 2)
+
+
+def test_leftovers_of_killed_exports_are_removed(trained, tmp_path):
+    config, model_dir = trained
+    output = tmp_path / "exported"
+    _earlier_export(output)
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    running = os.getppid()
+    for name in (f".kdet-export.tmp-{finished.pid}", f".kdet-export.old-{finished.pid}",
+                 f".kdet-export.tmp-{running}"):
+        (output / name / "saved_model").mkdir(parents=True)
+        (output / name / "saved_model" / "saved_model.pb").write_bytes(b"x" * 1000)
+    assert cli.main(_export_argv(config, model_dir, output)) == 0
+    assert sorted(path.name for path in output.iterdir()) == [
+        f".kdet-export.tmp-{running}", ".kdet_export.json", "checkpoint", "notes.txt",
+        "pipeline.config", "saved_model"
+    ]
+
+
+def test_a_crafted_manifest_never_moves_files_from_outside_the_output_folder(
+    trained, tmp_path, recwarn
+):
+    """The report's reproduction: `{"entries": ["../victim.txt"]}`, and an absolute path."""
+    config, model_dir = trained
+    output = tmp_path / "out"
+    output.mkdir()
+    (tmp_path / "victim.txt").write_text("precious")
+    (output / "notes.txt").write_text("mine")
+    entries = ["../victim.txt", str(tmp_path / "victim.txt"), "notes.txt"]
+    (output / ".kdet_export.json").write_text(json.dumps({"entries": entries}))
+    assert cli.main(_export_argv(config, model_dir, output)) == 0
+    assert (tmp_path / "victim.txt").read_text() == "precious"
+    assert (output / "notes.txt").read_text() == "mine"
+    assert sorted(path.name for path in output.iterdir()) == [
+        ".kdet_export.json", "checkpoint", "notes.txt", "pipeline.config", "saved_model"
+    ]
+    messages = [str(warning.message) for warning in recwarn]
+    for entry in entries:
+        assert any(f"entry {entry!r} ignored" in message for message in messages), entry
+
+
+def test_another_running_export_into_the_folder_is_one_clear_line(trained, tmp_path, capsys):
+    config, model_dir = trained
+    output = tmp_path / "out"
+    output.mkdir()
+    running = os.getppid()
+    (output / f".kdet-export.journal-{running}.json").write_text("{}")
+    assert cli.main(_export_argv(config, model_dir, output)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith(f"kdet export: error: {output}: another kdet export (process "
+                           f"{running}) is publishing into this folder")
 
 
 @pytest.mark.parametrize("make, message", [
@@ -194,8 +306,10 @@ def test_help_lists_every_flag_and_input_type(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     for flag in ("--pipeline_config_path", "--trained_checkpoint_dir", "--output_directory",
-                 "--input_type", "--tflite", "--tflite_quantization", "dynamic_range"):
+                 "--input_type", "--tflite", "--tflite_quantization", "dynamic_range",
+                 "--max_image_pixels"):
         assert flag in help_text
     assert set(export_command.INPUT_TYPES) == set(kdet.export.INPUT_TYPES)
+    assert export_command.DEFAULT_MAX_IMAGE_PIXELS == kdet.export.DEFAULT_MAX_IMAGE_PIXELS
     for input_type in export_command.INPUT_TYPES:
         assert input_type in help_text
