@@ -433,3 +433,41 @@ def test_a_nul_in_an_image_name_is_bad_input_not_a_crash(tmp_path):
     summary = convert_csv(csv_path, tmp_path / "x.record", progress=False)
     assert summary.num_images == 1
     assert "the image file name 'b\\x00.png' contains a NUL character" in summary.skipped[0][1]
+
+
+# --- Rows of section 1 that were notes: EXIF orientation, reproducible bytes ------------------
+
+
+def write_rotated_jpeg(path, height=32, width=48):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.new("RGB", (width, height), (200, 10, 10)).save(path, exif=exif.tobytes())
+
+
+def test_exif_orientation_is_noted_and_named_in_a_swapped_size(tmp_path):
+    write_rotated_jpeg(tmp_path / "a.jpg")
+    write_voc(tmp_path / "a.xml", "a.jpg", [("cat", 1, 2, 30, 20)], size=(32, 48))
+    write_rotated_jpeg(tmp_path / "b.jpg")
+    write_voc(tmp_path / "b.xml", "b.jpg", [("cat", 1, 2, 20, 30)], size=(48, 32))  # as shown
+    summary = convert_voc(tmp_path, tmp_path / "out" / "x.record", progress=False)
+    assert summary.num_images == 1
+    exif = ("has EXIF orientation 6, which TensorFlow ignores: its boxes are taken in the "
+            "stored pixel orientation (48x32), not as photo viewers show it")
+    assert summary.notes == [
+        (str(tmp_path / "a.xml"), f"{tmp_path / 'a.xml'}: image {tmp_path / 'a.jpg'} {exif}")
+    ]
+    assert summary.skipped[0][1] == (
+        f"{tmp_path / 'b.xml'}: the annotation gives the image size 32x48 (width x height) but "
+        f"{tmp_path / 'b.jpg'} is 48x32; the image {exif}, so annotate the stored pixels (or "
+        "save it rotated)"
+    )
+
+
+def test_records_are_serialized_in_a_deterministic_field_order(data_dir, tmp_path):
+    """The same conversion gives the same bytes in every process (the feature map is otherwise
+    serialized in hash order, which changes with PYTHONHASHSEED)."""
+    summary = convert_voc(data_dir / "deepforest", tmp_path / "trees.record", progress=False)
+    stored = records(summary.output_paths)
+    assert len(stored) == 2
+    for record in stored:
+        assert tf.train.Example.FromString(record).SerializeToString(deterministic=True) == record

@@ -429,13 +429,44 @@ def apply_class_map(annotations, class_map):
     return mapped
 
 
+def exif_orientation(encoded):
+    """The EXIF orientation tag of encoded image bytes (1, the stored orientation, if none)."""
+    from PIL import Image
+
+    try:
+        return int(Image.open(io.BytesIO(encoded)).getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001  (a damaged EXIF block: the pixels were checked already)
+        return 1
+
+
+_EXIF_ORIENTATION = 0x0112
+_EXIF_NOTE = (
+    "has EXIF orientation {orientation}, which TensorFlow ignores: its boxes are taken in the "
+    "stored pixel orientation ({width}x{height}), not as photo viewers show it"
+)
+
+
 def _example_of(annotation, label_map, name_ids, summary):
     encoded, image_format, height, width = read_image(annotation.image_path, annotation.source)
+    orientation = exif_orientation(encoded)
     if annotation.size is not None and tuple(annotation.size) != (height, width):
         declared_height, declared_width = annotation.size
+        exif = ""
+        if orientation in (5, 6, 7, 8) and tuple(annotation.size) == (width, height):
+            exif = _EXIF_NOTE.format(orientation=orientation, width=width, height=height)
+            exif = f"; the image {exif}, so annotate the stored pixels (or save it rotated)"
         raise DataError(
             f"{annotation.source}: the annotation gives the image size {declared_width}x"
             f"{declared_height} (width x height) but {annotation.image_path} is {width}x{height}"
+            f"{exif}"
+        )
+    if orientation != 1:
+        summary.notes.append(
+            (
+                annotation.source,
+                f"{annotation.source}: image {annotation.image_path} "
+                + _EXIF_NOTE.format(orientation=orientation, width=width, height=height),
+            )
         )
     ids = lookup_labels(annotation.names, label_map, name_ids, annotation.box_sources)
     example, num_clipped = make_example(
