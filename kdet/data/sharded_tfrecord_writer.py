@@ -131,8 +131,12 @@ def _finish_publication(folder, journal_path, pid):
         with open(journal_path, encoding="utf-8") as file:
             journal = json.load(file)
         new, old = list(journal["new"]), list(journal["old"])
+        written = os.stat(journal_path).st_mtime
     except (OSError, ValueError, KeyError, TypeError):
         return  # written only partly: the process died before it moved any file
+    base = os.path.basename(journal_path)[1 : -len(f".publish-{pid}")]
+    if any(os.stat(path).st_mtime > written for path in output_files(os.path.join(folder, base))):
+        return  # a later run published this output since (possible if the pid was reused)
     for name in new:
         temp = os.path.join(folder, _temp_name(name, "tmp", pid))
         if os.path.exists(temp):
@@ -173,6 +177,11 @@ class ShardedTFRecordWriter:
         if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
             raise ValueError(f"num_shards must be an integer >= 1, got {num_shards!r}")
         self.output_path = os.fspath(output_path)
+        if not os.path.basename(self.output_path) or os.path.isdir(self.output_path):
+            raise ValueError(
+                f"the output {self.output_path} is a folder; expected the path of a record "
+                f"file, e.g. {os.path.join(self.output_path, 'train.record')}"
+            )
         self.num_shards = num_shards
         self.paths = shard_paths(self.output_path, num_shards)
         self.num_records = 0

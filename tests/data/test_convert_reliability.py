@@ -235,8 +235,10 @@ def voc_with(folder, stem, size="<width>48</width><height>32</height>", difficul
 
 
 VOC_BAD = {
-    "difficult nan": (dict(difficult="nan"), "object 1: <difficult> is 'nan'; expected a whole number"),
-    "difficult 1.5": (dict(difficult="1.5"), "object 1: <difficult> is '1.5'; expected a whole number"),
+    "difficult nan": (dict(difficult="nan"),
+                      "object 1: <difficult> is 'nan'; expected a whole number"),
+    "difficult 1.5": (dict(difficult="1.5"),
+                      "object 1: <difficult> is '1.5'; expected a whole number"),
     "width nan": (dict(size="<width>nan</width><height>32</height>"),
                   "<size>: <width> is 'nan'; expected a whole number"),
     "width inf": (dict(size="<width>inf</width><height>32</height>"),
@@ -471,3 +473,29 @@ def test_records_are_serialized_in_a_deterministic_field_order(data_dir, tmp_pat
     assert len(stored) == 2
     for record in stored:
         assert tf.train.Example.FromString(record).SerializeToString(deterministic=True) == record
+
+
+def test_a_journal_older_than_the_output_is_dropped_not_replayed(tmp_path, monkeypatch):
+    """A later run published the output after the killed one (its pid was alive then): the
+    killed run's shards must not come back over the newer output."""
+    output = tmp_path / "trees.record"
+    pid = dead_pid()
+    with tf.io.TFRecordWriter(f"{tmp_path}/.trees.record.tmp-{pid}") as writer:
+        writer.write(b"killed")
+    journal = tmp_path / f".trees.record.publish-{pid}"
+    journal.write_text(json.dumps({"new": ["trees.record"], "old": []}))
+    os.utime(journal, (time.time() - 60, time.time() - 60))
+    with monkeypatch.context() as patch:  # the later run: the pid then belonged to a live process
+        patch.setattr(sharded_tfrecord_writer, "_abandoned", lambda path, pid: False)
+        write_output(output, 1, b"later")
+    assert len(sharded_tfrecord_writer.remove_leftovers(output)) == 2
+    assert os.listdir(tmp_path) == ["trees.record"]
+    assert records(str(output)) == [b"later-0", b"later-1"]
+
+
+@pytest.mark.parametrize("name", ["folder", "folder/"])
+def test_an_output_that_is_a_folder_is_refused_before_anything_is_written(tmp_path, name):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="is a folder; expected the path of a record file"):
+        ShardedTFRecordWriter(f"{tmp_path}/{name}")
+    assert os.listdir(tmp_path / "folder") == [] and os.listdir(tmp_path) == ["folder"]
