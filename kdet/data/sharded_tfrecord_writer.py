@@ -52,12 +52,17 @@ def output_files(output_path):
     ['out/train.record-00000-of-00002', 'out/train.record-00001-of-00002']
     """
     folder, base = _split(output_path)
-    pattern = re.compile(re.escape(base) + f"(?:{_SHARD_SUFFIX})?")
+    own_name = _own_name_pattern(base).fullmatch
     return [
         os.path.join(folder, name)
         for name in sorted(_listdir(folder))
-        if pattern.fullmatch(name) and not os.path.isdir(os.path.join(folder, name))
+        if own_name(name) and not os.path.isdir(os.path.join(folder, name))
     ]
+
+
+def _own_name_pattern(base):
+    """Matches `base` and its shard names `base-0000i-of-0000N`."""
+    return re.compile(re.escape(base) + f"(?:{_SHARD_SUFFIX})?")
 
 
 def remove_leftovers(output_path):
@@ -127,6 +132,10 @@ def _temp_name(name, kind, pid):
 
 def _finish_publication(folder, journal_path, pid):
     """Completes the publication of a killed process from its journal (rolls it forward)."""
+    base = os.path.basename(journal_path)[1 : -len(f".publish-{pid}")]
+    # Only names of this output's files are acted on: the journal is data in a folder that
+    # others may write to, and must not make kdet move or delete anything else.
+    own_name = _own_name_pattern(base).fullmatch
     try:
         with open(journal_path, encoding="utf-8") as file:
             journal = json.load(file)
@@ -134,7 +143,8 @@ def _finish_publication(folder, journal_path, pid):
         written = os.stat(journal_path).st_mtime
     except (OSError, ValueError, KeyError, TypeError):
         return  # written only partly: the process died before it moved any file
-    base = os.path.basename(journal_path)[1 : -len(f".publish-{pid}")]
+    if not all(isinstance(name, str) and own_name(name) for name in new + old):
+        return
     if any(os.stat(path).st_mtime > written for path in output_files(os.path.join(folder, base))):
         return  # a later run published this output since (possible if the pid was reused)
     for name in new:

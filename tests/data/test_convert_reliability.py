@@ -499,3 +499,18 @@ def test_an_output_that_is_a_folder_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(ValueError, match="is a folder; expected the path of a record file"):
         ShardedTFRecordWriter(f"{tmp_path}/{name}")
     assert os.listdir(tmp_path / "folder") == [] and os.listdir(tmp_path) == ["folder"]
+
+
+def test_a_crafted_journal_moves_or_deletes_nothing_outside_the_output(tmp_path):
+    (tmp_path / "out").mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    pid = dead_pid()
+    (tmp_path / "out" / f".trees.record.tmp-{pid}").write_text("x")
+    (tmp_path / "out" / f".trees.record.publish-{pid}").write_text(json.dumps(
+        {"new": ["trees.record"], "old": ["../victim.txt", "notes.txt"]}
+    ))
+    sharded_tfrecord_writer.remove_leftovers(tmp_path / "out" / "trees.record")
+    assert victim.read_text() == "precious"
+    assert os.listdir(tmp_path / "out") == ["notes.txt"]
