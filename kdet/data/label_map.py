@@ -21,6 +21,8 @@ import re
 from typing import NamedTuple
 
 from kdet.data.errors import DataError
+from kdet.utils.verified_files import fsync_file
+from kdet.utils.verified_files import fsync_folder
 
 # Fields of the TF OD API `StringIntLabelMapItem` proto that kdet does not use: skipped on read.
 _IGNORED_FIELDS = ("keypoints", "frequency", "instance_count", "ancestor_ids", "descendant_ids")
@@ -312,7 +314,9 @@ def write_label_map(label_map, path, display_names=None):
     try:
         with open(temp_path, "w", encoding="utf-8") as file:
             file.write(text)
+        fsync_file(temp_path)
         os.replace(temp_path, path)
+        fsync_folder(folder or ".")
     finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)

@@ -514,3 +514,15 @@ def test_a_crafted_journal_moves_or_deletes_nothing_outside_the_output(tmp_path)
     sharded_tfrecord_writer.remove_leftovers(tmp_path / "out" / "trees.record")
     assert victim.read_text() == "precious"
     assert os.listdir(tmp_path / "out") == ["notes.txt"]
+
+
+def test_the_label_map_is_fsynced_before_its_rename(tmp_path, monkeypatch):
+    from kdet.data import label_map
+
+    events = []
+    real_replace = os.replace
+    monkeypatch.setattr(label_map, "fsync_file", lambda path: events.append("fsync"))
+    monkeypatch.setattr(label_map, "fsync_folder", lambda path: events.append("folder"))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b)))
+    label_map.write_label_map({1: "cat"}, tmp_path / "label_map.pbtxt")
+    assert events == ["fsync", "replace", "folder"]
