@@ -130,7 +130,8 @@ def run_export(args):
     output.mkdir(parents=True, exist_ok=True)
     # An earlier export killed during its swap is completed first; what killed runs left goes.
     try:
-        recover_export_folder(output)
+        for line in recover_export_folder(output):
+            log(f"{output}: {line}")
     except RuntimeError as error:  # another export is publishing into the folder
         print(f"kdet export: error: {error}", file=sys.stderr)
         return 2

@@ -122,13 +122,14 @@ def publish_export(output, staging, entries, keep=()):
     unless a kill-proof journal still needs it (then the next export completes the swap).
 
     Args:
-        output: pathlib.Path, the output folder.
-        staging: pathlib.Path, `staging_folder(output)`, holding `entries`.
+        output: str or path-like, the output folder.
+        staging: str or path-like, `staging_folder(output)`, holding `entries`.
         entries: list of names in `staging` (from `EXPORT_ENTRIES`); the manifest listing them
             is written and swapped in last.
         keep: paths that must stay even if the earlier manifest lists them (the config being
             exported from).
     """
+    output, staging = pathlib.Path(output), pathlib.Path(staging)
     keep = {pathlib.Path(path).resolve() for path in keep}
     stale = [
         name
@@ -174,13 +175,17 @@ def recover_export_folder(output):
     that is gone is deleted. Names of running processes, and everything else, stay.
 
     Args:
-        output: pathlib.Path, an export's output folder.
+        output: str or path-like, an export's output folder.
+
+    Returns:
+        list of str: one line per thing done, for the user.
 
     Raises:
         RuntimeError: another `kdet export` (its pid is alive) is publishing into `output`.
     """
+    output, done = pathlib.Path(output), []
     if not output.is_dir():
-        return
+        return done
     for path in sorted(output.iterdir()):
         match = _LEFTOVER.fullmatch(path.name)
         if not match or match.group(1) != "journal" or match.group(4):
@@ -194,7 +199,7 @@ def recover_export_folder(output):
         try:
             journal = json.loads(path.read_text())
             _check_journal(journal)
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             warnings.warn(f"{path}: unreadable export journal ({error}); removed", stacklevel=2)
             path.unlink()
             continue
@@ -207,10 +212,16 @@ def recover_export_folder(output):
             if os.path.lexists(output / name):
                 _move_aside(output, journal, name)
         _finish(output, pid, journal)
+        done.append(f"completed the export that process {pid} was publishing when it ended")
+    leftovers = []
     for path in sorted(output.iterdir()):
         match = _LEFTOVER.fullmatch(path.name)
         if match and not _other_process_alive(int(match.group(2))):
             _remove(path)
+            leftovers.append(path.name)
+    if leftovers:
+        done.append(f"removed what ended exports left: {', '.join(leftovers)}")
+    return done
 
 
 def discard_staging(output, staging):
@@ -238,11 +249,14 @@ def _check_journal(journal):
 def _write_journal(output, pid, journal):
     path = _journal_path(output, pid)
     temp = path.with_name(path.name + ".tmp")
-    with open(temp, "w") as file:
-        json.dump(journal, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w") as file:
+            json.dump(journal, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
     fsync_folder(output)
 
 
@@ -305,7 +319,7 @@ try:
     _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                            ctypes.c_uint]
-except (AttributeError, OSError):  # not Linux, or a C library before glibc 2.28
+except (AttributeError, OSError, TypeError):  # not Linux, or a C library before glibc 2.28
     _renameat2 = None
 
 
@@ -333,6 +347,8 @@ def _other_process_alive(pid):
     """
     if pid == os.getpid():
         return False
+    if os.name == "nt":  # os.kill(pid, 0) would stop the process there: assume it runs
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

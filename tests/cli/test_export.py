@@ -231,7 +231,7 @@ def test_kill_9_during_the_swap_leaves_a_usable_export_and_the_next_export_compl
     _assert_a_usable_export(output, 2)
 
 
-def test_leftovers_of_killed_exports_are_removed(trained, tmp_path):
+def test_leftovers_of_killed_exports_are_removed(trained, tmp_path, capsys):
     config, model_dir = trained
     output = tmp_path / "exported"
     _earlier_export(output)
@@ -247,6 +247,9 @@ def test_leftovers_of_killed_exports_are_removed(trained, tmp_path):
         f".kdet-export.tmp-{running}", ".kdet_export.json", "checkpoint", "notes.txt",
         "pipeline.config", "saved_model"
     ]
+    assert (f"kdet export: {output}: removed what ended exports left: "
+            f".kdet-export.old-{finished.pid}, .kdet-export.tmp-{finished.pid}"
+            in capsys.readouterr().err)
 
 
 def test_a_crafted_manifest_never_moves_files_from_outside_the_output_folder(

@@ -150,7 +150,8 @@ def test_a_kill_at_any_step_leaves_a_usable_export_and_the_next_run_completes_it
         journal = any(path.name.startswith(".kdet-export.journal-") and
                       path.name.endswith(".json") for path in output.iterdir())
 
-        recover_export_folder(output)
+        done = recover_export_folder(output)
+        assert ("completed the export that process" in " ".join(done)) == journal, step
         finished = sorted(path.name for path in output.iterdir())
         if journal or state["pipeline.config"] == new["pipeline.config"]:
             rolled_forward += 1
