@@ -113,13 +113,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     quiet_tensorflow_start()  # no TensorFlow C++ banner, CUDA probe or info lines
     from kdet.data.errors import DataError
+    from kdet.utils.folder_lock import FolderLockedError
 
     try:
         for module in args.imports:
             _import_user_module(module)
         return args.run(args)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        # Bad paths, configs or data are the user's to fix: one clear line, no stack trace.
+    except (DataError, OSError, ValueError, FolderLockedError) as error:
+        # Bad paths, configs or data, a full disk, a folder in use: the user's to fix, so one
+        # clear line, no stack trace.
         print(f"kdet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
 from kdet.training.lr_sweep import lr_sweep
 from kdet.training.lr_sweep import plot_lr_sweep
+from kdet.training.trainer import CheckpointWriteError
 from kdet.training.trainer import NonFiniteLossError
 from kdet.training.trainer import latest_checkpoint
 from kdet.training.trainer import train
@@ -15,6 +16,7 @@ from kdet.training.variable_selection import select_trainable
 from kdet.training.variable_selection import variable_names
 
 __all__ = [
+    "CheckpointWriteError",
     "CosineDecayWithWarmup",
     "ExponentialDecayWithBurnin",
     "NonFiniteLossError",

@@ -20,21 +20,25 @@ import math
 import os
 import pathlib
 import re
+import shutil
 import time
 import warnings
 
 import keras
 import tensorflow as tf
 
+from kdet.utils.folder_lock import folder_lock
 from kdet.utils.verified_files import checksum_path
 from kdet.utils.verified_files import checksum_status
 from kdet.utils.verified_files import record_sha256
 from kdet.utils.verified_files import recorded_sha256
+from kdet.utils.verified_files import remove_dead_runs_files
 from kdet.utils.verified_files import write_verified
 
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+_LOCK_FILE = ".kdet-train.lock"
 _LOGGED_IMAGES = 4  # training images drawn to TensorBoard
 
 
@@ -185,8 +189,40 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
     def save(self, step):
         path = checkpoint_path(self.model_dir, step)
         if checksum_status(path) != "verified":
-            write_verified(path, self.model.save_weights)
+            self._check_free_space(path)
+            try:
+                write_verified(path, self.model.save_weights)
+            except OSError as error:
+                raise CheckpointWriteError(self._write_failure(path, error)) from None
         self._rotate(step)
+
+    def _needed_bytes(self):
+        """Bytes a checkpoint takes: the newest one's size, or the variables' size + 10%."""
+        newest = list_checkpoints(self.model_dir)
+        if newest:
+            return newest[-1][1].stat().st_size
+        variables = [*self.model.weights, *self.model.optimizer.variables]
+        return int(1.1 * sum(v.numpy().nbytes for v in variables)) + (1 << 20)
+
+    def _check_free_space(self, path):
+        """Stops before writing a checkpoint the disk has no room for (h5py fails badly then)."""
+        needed = self._needed_bytes()
+        if shutil.disk_usage(self.model_dir).free < needed:
+            raise CheckpointWriteError(self._write_failure(path, None, needed))
+
+    def _write_failure(self, path, error, needed=None):
+        needed = self._needed_bytes() if needed is None else needed
+        free = shutil.disk_usage(self.model_dir).free
+        latest = latest_checkpoint(self.model_dir)
+        reason = "not enough free space" if error is None else (error.strerror or str(error))
+        return (
+            f"cannot write checkpoint {path.name} in {self.model_dir}: {reason} (a checkpoint "
+            f"takes about {needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are free). Nothing was "
+            "lost: "
+            + (f"re-running resumes from {latest[1].name} (step {latest[0]})" if latest
+               else "no checkpoint had been written yet")
+            + " once there is room."
+        )
 
     def _rotate(self, newest_step):
         """Deletes all but the newest `max_to_keep` checkpoints up to `newest_step`.
@@ -202,6 +238,13 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
         for old in rotated[: -self.max_to_keep]:
             old.unlink(missing_ok=True)
             checksum_path(old).unlink(missing_ok=True)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, …); the message names folder and space."""
+
+    def __str__(self):
+        return self.args[0]
 
 
 class NonFiniteLossError(ValueError):
@@ -506,9 +549,16 @@ def train(
         checkpoint) and `"losses"` (the named losses averaged over this call's steps, empty if
         nothing ran).
 
+    Only one `train` runs on a `model_dir` at a time: it holds the folder's lock
+    (`.kdet-train.lock`, dropped when the process ends, even by `kill -9`), and first removes
+    the temporary files of earlier runs that were killed while writing a checkpoint.
+
     Raises:
         NonFiniteLossError: a loss became NaN or infinite; the message names the step and the
-            newest checkpoint, which holds the last good state.
+            last good checkpoint.
+        FolderLockedError: another process is training into `model_dir` (named).
+        CheckpointWriteError: a checkpoint could not be written (e.g. the disk is full); the
+            message names the folder, the space needed and the newest checkpoint.
 
     Example:
     ```python
@@ -516,10 +566,24 @@ def train(
     summary = kdet.training.train(model, dataset.repeat(), "runs/shapes", num_steps=2000)
     ```
     """
+    settings = dict(
+        checkpoint_every_n=checkpoint_every_n, max_to_keep=max_to_keep, log_every_n=log_every_n,
+        log_images_every_n=log_images_every_n, label_map=label_map, callbacks=callbacks,
+        verbose=verbose,
+    )
     model_dir = pathlib.Path(model_dir)
-    chief = is_chief()
-    if chief:
-        model_dir.mkdir(parents=True, exist_ok=True)
+    chief = is_chief(model.distribute_strategy)  # the strategy the model was built under
+    if not chief:
+        return _train(model, dataset, model_dir, num_steps, chief, **settings)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(model_dir, _LOCK_FILE, "kdet train"):
+        remove_dead_runs_files(model_dir)
+        return _train(model, dataset, model_dir, num_steps, chief, **settings)
+
+
+def _train(model, dataset, model_dir, num_steps, chief, checkpoint_every_n, max_to_keep,
+           log_every_n, log_images_every_n, label_map, callbacks, verbose):
+    """`train` once `model_dir` is this process's (see there)."""
     latest = latest_checkpoint(model_dir)
     start_step = 0
     if latest is not None:

@@ -165,3 +165,37 @@ def write_verified(path, write):
         temp_path.unlink(missing_ok=True)
         temp_checksum.unlink(missing_ok=True)
     return path
+
+
+_TEMP_NAME = re.compile(r"^\.tmp-(\d+)-")
+
+
+def remove_dead_runs_files(folder):
+    """Removes the temporary files `write_verified` left in `folder` in runs that died.
+
+    A run killed while writing leaves `.tmp-<pid>-<name>` (and its `.sha256`); those of a pid
+    that is no longer running are removed. Returns the names removed.
+    """
+    removed = []
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMP_NAME.match(path.name)
+        if match and path.is_file() and not _is_running(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return sorted(removed)
+
+
+def _is_running(pid):
+    """Whether a process with this pid exists (this one included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
