@@ -118,8 +118,8 @@ def fsync_tree(folder):
 def publish_export(output, staging, entries, keep=()):
     """Swaps the staged `entries` into `output` in place of the earlier export's.
 
-    See the module docstring for the steps. `staging` is removed in the end, whatever happens,
-    unless a kill-proof journal still needs it (then the next export completes the swap).
+    See the module docstring for the steps. Once the swap is done, or undone after an error,
+    `staging` is removed; `discard_staging` removes it after an error before the swap began.
 
     Args:
         output: str or path-like, the output folder.
@@ -130,6 +130,9 @@ def publish_export(output, staging, entries, keep=()):
             exported from).
     """
     output, staging = pathlib.Path(output), pathlib.Path(staging)
+    if not set(entries) <= EXPORT_ENTRIES - {MANIFEST}:
+        raise ValueError(f"entries must be among {sorted(EXPORT_ENTRIES - {MANIFEST})}; got "
+                         f"{entries!r}")
     keep = {pathlib.Path(path).resolve() for path in keep}
     stale = [
         name
@@ -155,12 +158,9 @@ def publish_export(output, staging, entries, keep=()):
             if os.path.lexists(output / name):
                 done.append(_move_aside(output, journal, name))
     except BaseException:
-        try:
-            for undo in reversed(done):
-                undo()
-        except BaseException:
-            # The journal stays: the next export completes the swap.
-            raise
+        # Should an undo fail too, the journal stays and the next export completes the swap.
+        for undo in reversed(done):
+            undo()
         _finish(output, pid, journal)
         raise
     _finish(output, pid, journal)
