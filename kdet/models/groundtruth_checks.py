@@ -131,17 +131,17 @@ def check_groundtruth(
             row_text(i), ": box coordinates must be finite numbers; got NaN or inf."
         ]),
     ))
+    ids = f"ids 1..{num_classes}" if num_classes > 1 else "id 1"
     checks.append((
         real & ((labels < 1) | (labels > num_classes)),
         lambda i: tf.strings.join([
             row_text(i),
-            f": labels must be label-map ids 1..{num_classes} (0 is background, -1 marks "
-            "padding rows)",
+            f": labels must be label-map {ids} (0 is background, -1 marks padding rows)",
             tf.where(
                 labels[i[0], i[1]] == 0,
                 "; got 0: 0-based class indices? Add 1 (objects labelled 0 are trained as "
                 "background).",
-                f"; got a label outside 1..{num_classes}: is num_classes={num_classes} right?",
+                f"; got another label: is num_classes={num_classes} right?",
             ),
         ]),
     ))

@@ -57,8 +57,8 @@ def _mistakes():
 EXPECTED_MESSAGES = {
     "zero_based_labels": r"label 0 .*labels must be label-map ids 1\.\.2 \(0 is background.*"
     r"0-based class indices\? Add 1",
-    "labels_above_num_classes": r"label 3 .*labels must be label-map ids 1\.\.2.*"
-    r"is num_classes=2 right\?",
+    "labels_above_num_classes": r"label 3 .*labels must be label-map ids 1\.\.2 .*got another "
+    r"label: is num_classes=2 right\?",
     "normalized_boxes": r"boxes look normalized .* but bounding_box_format is 'yxyx' "
     r"\(\[ymin, xmin, ymax, xmax\] in pixels\) and the images are 64x64: build the model with "
     r"bounding_box_format='rel_yxyx' or multiply the boxes by the image size",
@@ -97,6 +97,12 @@ def test_other_formats_and_units_are_checked_in_their_own_terms():
         _check(np.where(np.arange(4) == 0, np.nan, BOXES).astype(np.float32), LABELS)
     with pytest.raises(GroundtruthError, match="at training step 7"):
         _check(BOXES, LABELS - 1, step=tf.constant(7, tf.int64))
+
+
+def test_one_class_models_name_their_one_id():
+    with pytest.raises(GroundtruthError, match=r"label 2 .*labels must be label-map id 1 \(0 is "
+                       r"background.*is num_classes=1 right\?"):
+        _check(BOXES, LABELS, num_classes=1)
 
 
 def test_other_tensorflow_errors_pass_through_unchanged():
