@@ -215,11 +215,14 @@ def test_a_killed_publication_is_completed_or_dropped_by_the_next_conversion(dat
     assert records(new) == [b"killed-0", b"killed-1"]
 
     (tmp_path / f".trees.record.tmp-{pid}").write_bytes(b"half a record")
+    (tmp_path / f".label_map.pbtxt.tmp-{pid}").write_bytes(b"item {")
     summary = convert_voc(data_dir / "deepforest", output, progress=False)
     assert sorted(os.listdir(tmp_path)) == ["label_map.pbtxt", "trees.record"]
     assert summary.num_images == 2
-    assert any(f"removed 1 temporary file(s) that killed conversions to {output}" in message
-               for _, message in summary.notes)
+    assert summary.notes[-1] == (str(output), (
+        f"removed 2 temporary file(s) that killed conversions to {output} left: "
+        f".trees.record.tmp-{pid}, .label_map.pbtxt.tmp-{pid}"
+    ))
 
 
 # --- Item 7: one bad entry is skipped, named by file and field --------------------------------

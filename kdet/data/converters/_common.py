@@ -18,6 +18,7 @@ from kdet.data.label_map import read_label_map
 from kdet.data.label_map import validate_label_map
 from kdet.data.label_map import write_label_map
 from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
+from kdet.data.sharded_tfrecord_writer import remove_leftovers
 from kdet.data.tf_example import create_tf_example
 from kdet.data.tf_example import image_format_of
 
@@ -340,13 +341,16 @@ def write_annotations(
     summary.boxes_per_class = {}
     name_ids = name_to_id(label_map)
     with ShardedTFRecordWriter(output_path, num_shards) as writer:
-        if writer.removed_leftovers:
+        removed = writer.removed_leftovers + remove_leftovers(
+            os.path.join(os.path.dirname(os.fspath(output_path)), LABEL_MAP_FILENAME)
+        )
+        if removed:
             summary.notes.append(
                 (
                     os.fspath(output_path),
-                    f"removed {len(writer.removed_leftovers)} temporary file(s) that killed "
-                    f"conversions to {os.fspath(output_path)} left: "
-                    + ", ".join(os.path.basename(path) for path in writer.removed_leftovers),
+                    f"removed {len(removed)} temporary file(s) that killed conversions to "
+                    f"{os.fspath(output_path)} left: "
+                    + ", ".join(os.path.basename(path) for path in removed),
                 )
             )
         for annotation in tqdm(annotations, disable=not progress, unit="image", desc="convert"):
