@@ -151,44 +151,42 @@ def read_image(path, source):
 
 
 def check_encoded_image(encoded, what):
-    """Decodes encoded image bytes completely (Pillow) to catch truncated or corrupt files.
+    """Checks that encoded image bytes decode completely, the way training will read them.
+
+    Pillow identifies the format and size (and refuses decompression bombs before anything is
+    decoded); then TensorFlow decodes the whole image as `read_tfrecords` does
+    (`tf.io.decode_image(..., channels=3)`), which catches truncated or corrupt files and the
+    variants Pillow reads and TensorFlow does not (a 1-bit BMP), so a record never fails only
+    in training.
 
     Returns:
         `(image/format value, height, width)`.
     """
+    import tensorflow as tf
     from PIL import Image
 
     try:
-        image = Image.open(io.BytesIO(encoded))
-        image.load()
+        width, height = Image.open(io.BytesIO(encoded)).size
         image_format = image_format_of(encoded)
     # Pillow signals broken files with many exception types (OSError, SyntaxError, struct.error…).
     except Exception as error:  # noqa: BLE001
         raise DataError(f"{what} cannot be decoded (truncated or corrupt?): {error}") from error
-    width, height = image.size
-    check_tensorflow_decodes(encoded, what, height, width)
-    return image_format, height, width
-
-
-def check_tensorflow_decodes(encoded, what, height, width):
-    """Decodes the bytes as `read_tfrecords` will (TensorFlow, 3 channels): some files Pillow
-    reads, TensorFlow does not (a 1-bit BMP), and a record must never fail only in training."""
-    import tensorflow as tf
-
     try:
         shape = tf.io.decode_image(encoded, channels=3, expand_animations=False).shape
     except (tf.errors.OpError, ValueError) as error:
         reason = getattr(error, "message", str(error))  # without TensorFlow's node names:
         reason = " ".join(re.sub(r"\{\{function_node [^}]*\}\}|\[Op:\w+\]", "", reason).split())
         raise DataError(
-            f"{what} cannot be decoded by TensorFlow ({reason}), so training could not read "
-            "it; save it as PNG or JPEG (TensorFlow does not read a 1-bit BMP, for example)"
+            f"{what} cannot be decoded (truncated or corrupt?) by TensorFlow, which reads it in "
+            f"training: {reason}. If the file is fine, save it as PNG or JPEG (TensorFlow does "
+            "not read every variant, e.g. a 1-bit BMP)"
         ) from None
     if tuple(shape[:2]) != (height, width):
         raise DataError(
             f"{what}: TensorFlow decodes it as {shape[1]}x{shape[0]} but Pillow as "
             f"{width}x{height} (width x height); save it as PNG or JPEG"
         )
+    return image_format, height, width
 
 
 def check_boxes(boxes, height, width, box_sources):
@@ -438,7 +436,10 @@ def exif_orientation(encoded):
     from PIL import Image
 
     try:
-        return int(Image.open(io.BytesIO(encoded)).getexif().get(_EXIF_ORIENTATION, 1))
+        image = Image.open(io.BytesIO(encoded))
+        if "exif" not in image.info:  # read from the header (a PNG's getexif() decodes it all)
+            return 1
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001  (a damaged EXIF block: the pixels were checked already)
         return 1
 
