@@ -200,6 +200,10 @@ class ObjectDetector(keras.Model):
             args = (*args[:5], with_nonfinite_loss_guard(args[5]), *args[6:])
         else:
             kwargs["callbacks"] = with_nonfinite_loss_guard(kwargs.get("callbacks"))
+        x = args[0] if args else kwargs.get("x")
+        if isinstance(x, tf.data.Dataset) and len(args) <= 8:
+            # A dataset shuffles itself; Keras would only warn that `shuffle=True` is ignored.
+            kwargs.setdefault("shuffle", False)
         with groundtruth_errors_as_value_errors():
             return super().fit(*args, **kwargs)
 

@@ -9,6 +9,7 @@ random RPN weights (boxes off by up to 105 px).
 """
 
 import pathlib
+import warnings
 
 import keras
 import numpy as np
@@ -148,3 +149,14 @@ def test_kdet_train_checkpoints_a_faster_rcnn_trained_from_scratch(tmp_path):
     restored.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
     restored.load_weights(summary["checkpoint"])
     _assert_same_weights(restored, model)
+
+
+def test_fit_on_a_dataset_passes_on_no_shuffle_warning():
+    images, y = _shapes()
+    dataset = tf.data.Dataset.from_tensor_slices((images, y)).batch(2)
+    model = _tiny_ssd()
+    model.compile()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(dataset, epochs=1, verbose=0)
+    assert [str(w.message) for w in caught if "shuffle" in str(w.message)] == []
