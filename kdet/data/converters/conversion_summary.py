@@ -17,8 +17,9 @@ class ConversionSummary:
         boxes_per_class: dict `{class name: number of boxes written}`.
         skipped: list of `(source, reason)` for the images left out (`on_error="skip"`); the
             reason is the full error message.
-        notes: list of `(source, message)` for things fixed on the way that are not errors: an
-            image found under another extension, boxes clipped by at most 1 px.
+        notes: list of `(source, message)` for things fixed or noticed on the way that are not
+            errors: an image found under another extension, boxes clipped by at most 1 px, an
+            EXIF orientation TensorFlow ignores, temporary files of killed runs removed.
         output_paths: list of str. The TFRecord files written.
         label_map_path: str or None. The label map that goes with the records: the one given,
             or the one derived from the data and written next to the output; None when the label
