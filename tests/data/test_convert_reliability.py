@@ -530,3 +530,11 @@ def test_the_label_map_is_fsynced_before_its_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b)))
     label_map.write_label_map({1: "cat"}, tmp_path / "label_map.pbtxt")
     assert events == ["fsync", "replace", "folder"]
+
+
+def test_coco_json_that_is_not_utf8_names_the_file(tmp_path):
+    json_path = tmp_path / "latin1.json"
+    json_path.write_bytes('{"images": [], "categories": [{"id": 1, "name": "caf\xe9"}]}'.encode(
+        "latin-1"))
+    with pytest.raises(DataError, match=f"{json_path}: not UTF-8 text"):
+        convert_coco(json_path, tmp_path / "x.record", progress=False)

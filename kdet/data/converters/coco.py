@@ -199,8 +199,8 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
     if missing:
         raise DataError(f"{source}: missing {', '.join(repr(key) for key in missing)}")
     source_id = str(image["id"])
-    source = f"{source} (id {source_id})"
-    size = tuple(_integer(image[key], source, key) for key in ("height", "width"))
+    entry = f"{source} (id {source_id})"
+    size = tuple(_integer(image[key], entry, key) for key in ("height", "width"))
     boxes, names, box_sources, is_crowd, area = [], [], [], [], []
     for index, annotation in by_image.get(source_id, []):
         where = f"{json_path} annotations[{index}] (id {annotation.get('id')})"
@@ -218,9 +218,9 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
         box_sources.append(f"{where} ({names[-1]})")
         is_crowd.append(_integer(annotation.get("iscrowd", 0), where, "iscrowd"))
         area.append(_number(annotation.get("area", width * height), where, "area"))
-    image_path = finder.find(image_folder, image["file_name"], f"{source} 'file_name'", notes)
+    image_path = finder.find(image_folder, image["file_name"], f"{entry} 'file_name'", notes)
     return AnnotatedImage(
-        source=f"{source[:-1]}, {image['file_name']})",
+        source=f"{source} (id {source_id}, {image['file_name']})",
         image_path=image_path,
         boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         names=names,

@@ -38,11 +38,11 @@ def convert_voc(
     used instead and the summary notes it (the bundled DeepForest XML names `OSBS_029.tif` for
     `OSBS_029.png`).
 
-    Every image is checked before it is written: it must decode completely (in Pillow, and in
-    TensorFlow as `read_tfrecords` decodes it) and match the XML `<size>`; the `<filename>` must
-    stay inside the image folder (see `allow_outside_image_dir`); sizes and flags must be whole
-    numbers, coordinates finite; boxes must satisfy `0 <= xmin < xmax <= width`, `0 <= ymin < ymax <= height`
-    (boxes at most 1 px outside are clipped and noted); class names must be in the label map.
+    Every image is checked before it is written: TensorFlow must decode it completely, as
+    `read_tfrecords` will, and it must match the XML `<size>`; the `<filename>` must stay inside
+    the image folder (see `allow_outside_image_dir`); sizes and flags must be whole numbers;
+    boxes must satisfy `0 <= xmin < xmax <= width`, `0 <= ymin < ymax <= height` (boxes at most
+    1 px outside are clipped and noted); class names must be in the label map.
 
     Args:
         xml_dir: str or path-like. A folder of `.xml` files, or one `.xml` file.
