@@ -165,11 +165,56 @@ def _load_zoo_model(name):
     return LoadedDetector(_keras_detect(model), entry.label_map, f"zoo model {name}", model)
 
 
+def check_keras_file(path):
+    """Raises a one-line `ValueError` naming `path` unless it is an intact `.keras` archive.
+
+    Keras reports a `.keras` file that is not a zip archive (truncated, empty, text) as "File
+    not found", and one whose contents are damaged with a `zipfile.BadZipFile` traceback; this
+    check reads the archive's directory and every member's CRC first.
+
+    Args:
+        path: path of the `.keras` file.
+
+    Raises:
+        ValueError: not a zip archive, no `config.json` in it, or a damaged member.
+    """
+    import zipfile
+    import zlib
+
+    path = pathlib.Path(path)
+    size = path.stat().st_size
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a Keras model file (not a zip archive: truncated, {size} bytes, "
+            "or not a .keras file model.save wrote?)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"{path} is damaged (the zip archive cannot be read: {error})") from None
+    if damaged is not None:
+        raise ValueError(f"{path} is damaged (zip CRC check failed for {damaged})")
+    if "config.json" not in names:
+        raise ValueError(
+            f"{path} is not a Keras model file (a zip archive without config.json; it holds "
+            f"{', '.join(sorted(names)[:5]) or 'nothing'})"
+        )
+
+
 def _load_keras_file(path):
+    import zipfile
+    import zlib
+
     import keras
 
+    check_keras_file(path)
     try:
-        model = keras.saving.load_model(path)
+        # safe_mode (Keras's default, named here on purpose): Lambda layers are refused.
+        model = keras.saving.load_model(path, safe_mode=True)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # changed since the check
+        raise ValueError(f"{path} is damaged ({error})") from None
     except TypeError as error:  # Keras: a class it cannot locate
         raise ValueError(
             f"{path} cannot be loaded here ({str(error).splitlines()[0]}); a model with a "
