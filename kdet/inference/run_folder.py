@@ -10,6 +10,11 @@ A run never mixes its results with an earlier run's:
 Outputs are written to a staging folder inside and moved into place by `commit` only once the
 whole run succeeded; `discard` (a failure, `strict` stopping at a bad file, Ctrl-C) leaves the
 folder as it was, and removes it if the run created it.
+
+Nothing is written through a symbolic link in the folder: outputs are created in the staging
+folder (a fresh real folder) and renamed over the names in `folder`, which replaces a link
+itself, never its target; links in the way are moved aside and deleted as links. A manifest
+that is a link is not trusted.
 """
 
 import json
@@ -39,6 +44,17 @@ def numbered_folder(requested):
         number += 1
         candidate = base.with_name(f"{base.name}{number}")
     return candidate
+
+
+def _fresh_folder(path):
+    """An empty real folder at `path`: a link or file there is removed (a link as a link, its
+    target untouched), a folder a killed run left emptied."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    path.mkdir()
+    return path
 
 
 class RunFolder:
@@ -74,9 +90,7 @@ class RunFolder:
             self.folder = numbered_folder(requested)
         self._created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._staging = self.folder / f".kdet-predict.tmp-{os.getpid()}"
-        shutil.rmtree(self._staging, ignore_errors=True)
-        self._staging.mkdir()
+        self._staging = _fresh_folder(self.folder / f".kdet-predict.tmp-{os.getpid()}")
 
     def staged(self, name):
         """The staging path of output file `name` (a plain file name)."""
@@ -91,9 +105,7 @@ class RunFolder:
         entries = sorted(entry.name for entry in self._staging.iterdir())
         (self._staging / MANIFEST).write_text(json.dumps({"entries": entries}) + "\n")
         stale = set(self._earlier_outputs()) | set(entries)
-        aside = self.folder / f".kdet-predict.old-{os.getpid()}"
-        shutil.rmtree(aside, ignore_errors=True)
-        aside.mkdir()
+        aside = _fresh_folder(self.folder / f".kdet-predict.old-{os.getpid()}")
         moved_aside, moved_in = [], []
         # detections.json last: a reader that finds it finds the images it lists.
         order = sorted(entries, key=lambda name: name == DETECTIONS_JSON) + [MANIFEST]
@@ -126,8 +138,11 @@ class RunFolder:
 
     def _earlier_outputs(self):
         """Names of the files an earlier kdet run wrote in `folder`."""
+        manifest = self.folder / MANIFEST
+        if manifest.is_symlink():  # not written by kdet: whatever it points to is not read
+            return []
         try:
-            entries = json.loads((self.folder / MANIFEST).read_text())["entries"]
+            entries = json.loads(manifest.read_text())["entries"]
             # Plain names only: nothing outside the folder is ever touched.
             return [
                 name for name in entries

@@ -111,8 +111,15 @@ def _victims(tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "notes.txt").write_text("precious notes\n")
-    (victim / "data.json").write_text('{"precious": true}\n')
+    # Shaped like a manifest: trusted, it would make --overwrite delete the user's mine.txt.
+    (victim / "data.json").write_text('{"entries": ["mine.txt"]}\n')
     return victim
+
+
+def _unchanged(victim):
+    assert (victim / "notes.txt").read_text() == "precious notes\n"
+    assert (victim / "data.json").read_text() == '{"entries": ["mine.txt"]}\n'
+    assert sorted(path.name for path in victim.iterdir()) == ["data.json", "notes.txt"]
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -123,20 +130,25 @@ def test_nothing_is_written_through_symlinks_in_the_output_folder(
     victim = _victims(tmp_path)
     output = tmp_path / "out"
     output.mkdir()
+    (output / "mine.txt").write_text("the user's own file\n")
     os.symlink("../victim/notes.txt", output / "chelsea_detections.jpg")
     os.symlink("../victim/data.json", output / "detections.json")
     os.symlink("../victim/data.json", output / ".kdet_predict.json")
+    # Links with the names of this process's staging and set-aside folders.
+    pid = os.getpid()
+    os.symlink("../victim", output / f".kdet-predict.tmp-{pid}")
+    os.symlink("../victim", output / f".kdet-predict.old-{pid}")
     flags = ["--overwrite"] if overwrite else []
-    assert _predict(model, image, output, *flags) == 0
-    assert (victim / "notes.txt").read_text() == "precious notes\n"
-    assert (victim / "data.json").read_text() == '{"precious": true}\n'
+    assert _predict(model, image, output, *flags) == 0, capsys.readouterr().err
+    _unchanged(victim)
     written = output if overwrite else tmp_path / "out2"
     assert f"written to {written}" in capsys.readouterr().out
-    for name in ("chelsea_detections.jpg", "detections.json"):
-        assert not (written / name).is_symlink()
+    for name in ("chelsea_detections.jpg", "detections.json", ".kdet_predict.json"):
+        assert (written / name).is_file() and not (written / name).is_symlink()
     assert list(json.loads((written / "detections.json").read_text())) == ["chelsea.jpg"]
-    # Run again with --overwrite over the real files of a run: the victims stay untouched.
+    assert (output / "mine.txt").read_text() == "the user's own file\n"
+    # Again with --overwrite, over the files of a finished run.
     assert _predict(model, image, output, "--overwrite") == 0
-    assert (victim / "notes.txt").read_text() == "precious notes\n"
-    assert (victim / "data.json").read_text() == '{"precious": true}\n'
-    assert sorted(path.name for path in victim.iterdir()) == ["data.json", "notes.txt"]
+    _unchanged(victim)
+    assert (output / "mine.txt").read_text() == "the user's own file\n"
+    assert not [path for path in output.iterdir() if path.name.startswith(".kdet-predict.")]
