@@ -17,6 +17,7 @@ import time
 
 import tensorflow as tf
 
+from kdet.utils.processes import process_exists
 from kdet.utils.verified_files import fsync_file
 from kdet.utils.verified_files import fsync_folder
 
@@ -117,13 +118,7 @@ def _abandoned(path, pid):
             return True
     except FileNotFoundError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, OSError):
-        return False  # a live process of another user (or a pid that cannot be asked)
-    return False
+    return not process_exists(pid)
 
 
 def _temp_name(name, kind, pid):

@@ -34,6 +34,7 @@ import re
 import shutil
 import warnings
 
+from kdet.utils.processes import process_exists
 from kdet.utils.verified_files import fsync_file
 from kdet.utils.verified_files import fsync_folder
 
@@ -345,17 +346,7 @@ def _other_process_alive(pid):
 
     This process's own names are leftovers too: its exports run one after the other.
     """
-    if pid == os.getpid():
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would stop the process there: assume it runs
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return pid != os.getpid() and process_exists(pid)
 
 
 def _remove(path):

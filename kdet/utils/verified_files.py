@@ -11,6 +11,8 @@ import pathlib
 import re
 import warnings
 
+from kdet.utils.processes import process_exists
+
 _CHUNK_BYTES = 1 << 20
 _SHA256_HEX = re.compile(rb"[0-9a-fA-F]{64}")
 
@@ -182,20 +184,9 @@ def remove_dead_runs_files(folder):
         return removed
     for path in folder.iterdir():
         match = _TEMP_NAME.match(path.name)
-        if match and path.is_file() and not _is_running(int(match.group(1))):
+        pid = int(match.group(1)) if match else None
+        if match and path.is_file() and pid != os.getpid() and not process_exists(pid):
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return sorted(removed)
 
-
-def _is_running(pid):
-    """Whether a process with this pid exists (this one included)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
