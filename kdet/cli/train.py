@@ -9,7 +9,11 @@ def add_train_parser(subparsers):
         description="Train the model of a TF OD API pipeline.config (its model, train_config and "
         "train_input_reader) into a model directory: a checkpoint every --checkpoint_every_n "
         "steps, TensorBoard logs in MODEL_DIR/train, and a restart resumes from the newest "
-        "intact checkpoint. Flag names follow the TF OD API's model_main_tf2.py.",
+        "intact checkpoint. A copy of the config is kept in MODEL_DIR (pipeline.config, or "
+        "pipeline.yaml for a YAML config), so that 'kdet predict --model MODEL_DIR', 'kdet "
+        "eval' and 'kdet export' find it; a different one already there is kept as "
+        "pipeline.previous-<n>.config with a warning. Flag names follow the TF OD API's "
+        "model_main_tf2.py.",
     )
     parser.add_argument(
         "--pipeline_config_path",
@@ -215,6 +219,7 @@ def run_train(args):
         args.checkpoint_every_n,
         log_every_n=args.log_every_n,
         label_map=read_label_map(label_map) if label_map else None,
+        callbacks=[config_copy_callback(args.pipeline_config_path, args.model_dir)],
     )
     if summary["final_step"] < num_steps:
         _keep_and_report_ran_out(pipeline, args, summary["final_step"], num_steps)
@@ -226,6 +231,97 @@ def run_train(args):
         + f"; checkpoint: {summary['checkpoint']}"
     )
     return 0
+
+
+def config_copy_name(config):
+    """The name of a config's copy in a model directory: `pipeline.yaml` for a YAML config,
+    else `pipeline.config` (what `kdet export` writes; `kdet predict` looks for both)."""
+    import pathlib
+
+    yaml_config = pathlib.Path(config).suffix.lower() in (".yaml", ".yml")
+    return "pipeline.yaml" if yaml_config else "pipeline.config"
+
+
+def save_pipeline_config(config, model_dir, warn=None):
+    """Copies a pipeline config into a model directory, atomically (as the TF OD API's
+    model_main does), so that the checkpoints there can be loaded without naming it.
+
+    The copy is `config_copy_name(config)`. A config already there with the same content is
+    left as it is. A different one (and any other `pipeline.config` / `pipeline.yaml` /
+    `pipeline.yml` there, which readers would pick first) is renamed
+    `pipeline.previous-<n>.<suffix>` (first free n), with a warning: never lost, never read
+    instead of the new one.
+
+    Args:
+        config: path of the pipeline.config / YAML config being trained.
+        model_dir: the model directory (must exist).
+        warn: callable taking one line; defaults to printing `WARNING: …` to stderr.
+
+    Returns:
+        `pathlib.Path` of the copy.
+    """
+    import os
+    import pathlib
+    import sys
+
+    from kdet.inference.loaded_detector import CONFIG_NAMES
+    from kdet.utils.verified_files import fsync_file
+    from kdet.utils.verified_files import fsync_folder
+
+    if warn is None:
+        def warn(line):
+            print(f"WARNING: {line}", file=sys.stderr, flush=True)
+
+    config, model_dir = pathlib.Path(config), pathlib.Path(model_dir)
+    target = model_dir / config_copy_name(config)
+    content = config.read_bytes()
+    up_to_date = False
+    for name in CONFIG_NAMES:
+        existing = model_dir / name
+        if not os.path.lexists(existing):
+            continue
+        if existing.is_file() and not existing.is_symlink() and (
+            os.path.samefile(existing, config) or existing.read_bytes() == content
+        ):
+            up_to_date = up_to_date or existing == target
+            continue
+        number = 1
+        while os.path.lexists(model_dir / f"pipeline.previous-{number}{existing.suffix}"):
+            number += 1
+        aside = model_dir / f"pipeline.previous-{number}{existing.suffix}"
+        os.replace(existing, aside)
+        warn(
+            f"{existing} was a different config from {config} (the one trained now): kept "
+            f"as {aside}; {target} is now a copy of {config}"
+        )
+    if up_to_date:
+        return target
+    # The `.tmp-<pid>-` name is one that the next kdet train removes if this one is killed.
+    temp = model_dir / f".tmp-{os.getpid()}-{target.name}"
+    try:
+        temp.write_bytes(content)
+        fsync_file(temp)
+        os.replace(temp, target)
+        fsync_folder(model_dir)
+    finally:
+        temp.unlink(missing_ok=True)
+    return target
+
+
+def config_copy_callback(config, model_dir):
+    """A Keras callback running `save_pipeline_config(config, model_dir)` when training begins:
+    inside `kdet.training.train`, so under the model directory's lock (a run the lock stops
+    never replaces the running one's copy), and on the chief only."""
+    import keras
+
+    from kdet.training.trainer import is_chief
+
+    class SavePipelineConfig(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if is_chief(self.model.distribute_strategy):
+                save_pipeline_config(config, model_dir)
+
+    return SavePipelineConfig()
 
 
 def _keep_and_report_ran_out(pipeline, args, step, num_steps):

@@ -161,20 +161,27 @@ def test_a_train_model_dir_its_checkpoint_and_its_export_give_the_same_detection
 ):
     config, model_dir, exported = trained
     image = shapes_folder / "shape1.png"
-    # The model directory holds no config: it must be named, and the error says how.
-    assert _run(image, model=model_dir, output=tmp_path / "none") == 2
-    error = capsys.readouterr().err
-    assert f"no pipeline.config or pipeline.yaml or pipeline.yml in {model_dir}" in error
-    assert "--pipeline_config_path" in error
-    assert _run(image, "--pipeline_config_path", config, model=model_dir,
-                output=tmp_path / "dir") == 0
-    assert f"file(s) by {model_dir / 'ckpt-1.weights.h5'} (step 1) with {config} written" \
-        in capsys.readouterr().out
+    # kdet train kept a copy of its config in the model directory: no flag needed.
+    assert (model_dir / "pipeline.config").read_bytes() == config.read_bytes()
+    assert _run(image, model=model_dir, output=tmp_path / "dir") == 0
+    assert (f"file(s) by {model_dir / 'ckpt-1.weights.h5'} (step 1) with "
+            f"{model_dir / 'pipeline.config'} written") in capsys.readouterr().out
     from_dir = _results(tmp_path / "dir")["shape1.png"]
     assert from_dir and {d["name"] for d in from_dir} <= NAMES  # the config's label map
-    # A checkpoint file, its config beside it.
+    # A model directory without a config (an older kdet's): it must be named, and the error
+    # says how.
     copy = tmp_path / "copy"
     shutil.copytree(model_dir, copy)
+    (copy / "pipeline.config").unlink()
+    assert _run(image, model=copy, output=tmp_path / "none") == 2
+    error = capsys.readouterr().err
+    assert f"no pipeline.config or pipeline.yaml or pipeline.yml in {copy}" in error
+    assert "--pipeline_config_path" in error
+    assert _run(image, "--pipeline_config_path", config, model=copy,
+                output=tmp_path / "flag") == 0
+    assert f"(step 1) with {config} written" in capsys.readouterr().out
+    assert _results(tmp_path / "flag")["shape1.png"] == from_dir
+    # A checkpoint file, its config beside it.
     shutil.copyfile(config, copy / "pipeline.config")
     assert _run(image, model=copy / "ckpt-1.weights.h5", output=tmp_path / "ckpt") == 0
     assert _results(tmp_path / "ckpt")["shape1.png"] == from_dir
@@ -197,6 +204,37 @@ def test_a_train_model_dir_its_checkpoint_and_its_export_give_the_same_detection
         np.testing.assert_allclose([d["box_yxyx"] for d in from_export],
                                    [d["box_yxyx"] for d in from_dir], atol=0.3)
     capsys.readouterr()
+
+
+def test_train_keeps_one_copy_of_its_config_and_sets_a_different_one_aside(
+    trained, shapes_folder, tmp_path, capsys
+):
+    config, model_dir, _ = trained
+    model_dir = shutil.copytree(model_dir, tmp_path / "model")
+    # Resumed with another config (a YAML one, with another learning rate): the earlier copy
+    # is kept under another name with a warning, and the new one is what predict finds.
+    yaml_config = tmp_path / "changed.yaml"
+    assert cli.main(["config", "convert", str(config), str(yaml_config)]) == 0
+    yaml_config.write_text(yaml_config.read_text().replace("0.0005", "0.0004"))
+    capsys.readouterr()
+    assert cli.main(["train", "--pipeline_config_path", str(yaml_config), "--model_dir",
+                     str(model_dir), "--num_train_steps", "2"]) == 0
+    error = capsys.readouterr().err
+    assert (f"WARNING: {model_dir / 'pipeline.config'} was a different config from "
+            f"{yaml_config} (the one trained now): kept as "
+            f"{model_dir / 'pipeline.previous-1.config'}") in error
+    assert (model_dir / "pipeline.previous-1.config").read_bytes() == config.read_bytes()
+    assert (model_dir / "pipeline.yaml").read_bytes() == yaml_config.read_bytes()
+    assert not (model_dir / "pipeline.config").exists()
+    assert not [path for path in model_dir.iterdir() if path.name.startswith(".tmp-")]
+    assert _run(shapes_folder / "shape1.png", model=model_dir, output=tmp_path / "out") == 0
+    assert f"(step 2) with {model_dir / 'pipeline.yaml'} written" in capsys.readouterr().out
+    # The same config again: no warning, nothing renamed.
+    assert cli.main(["train", "--pipeline_config_path", str(yaml_config), "--model_dir",
+                     str(model_dir), "--num_train_steps", "3"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+    assert sorted(path.name for path in model_dir.glob("pipeline*")) == [
+        "pipeline.previous-1.config", "pipeline.yaml"]
 
 
 def test_savedmodels_of_string_inputs_run_too(trained, shapes_folder, tmp_path, capsys):
