@@ -89,16 +89,15 @@ def run_export(args):
     import shutil
     import sys
 
-    from kdet.configs import load_pipeline
-    from kdet.configs.pipeline import input_size
+    from kdet.cli.train import config_copy_name
     from kdet.export import export_saved_model
     from kdet.export import export_tflite
     from kdet.export.export_folder import discard_staging
     from kdet.export.export_folder import publish_export
     from kdet.export.export_folder import recover_export_folder
     from kdet.export.export_folder import staging_folder
+    from kdet.inference import restored_model
     from kdet.training import latest_checkpoint
-    from kdet.training.trainer import restore_checkpoint
     from kdet.utils.progress import StageLog
     from kdet.utils.verified_files import checksum_path
 
@@ -113,19 +112,11 @@ def run_export(args):
         )
     step, checkpoint = latest
     log = StageLog("kdet export")  # stage lines on stderr: the export takes seconds
-    log(f"building the model of {args.pipeline_config_path}")
-    pipeline = load_pipeline(args.pipeline_config_path)
-    model = pipeline.model
-    # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
-    model.compile(optimizer=pipeline.optimizer)
-    (height, width), _ = input_size(model)
-    log(f"restoring step {step}: {checkpoint}")
-    restore_checkpoint(model, checkpoint, (None, height, width, 3))
+    model = restored_model(args.pipeline_config_path, checkpoint, step, progress=log)
 
     output = pathlib.Path(args.output_directory)
     config = pathlib.Path(args.pipeline_config_path)
-    yaml_config = config.suffix.lower() in (".yaml", ".yml")
-    config_copy = "pipeline.yaml" if yaml_config else "pipeline.config"
+    config_copy = config_copy_name(config)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     # An earlier export killed during its swap is completed first; what killed runs left goes.

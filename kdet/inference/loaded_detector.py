@@ -240,12 +240,18 @@ def _load_model_directory(path, config):
     return _load_checkpoint(checkpoint, step, _required_config(path, config, path))
 
 
-def restored_model(config, checkpoint):
+def restored_model(config, checkpoint, step=None, progress=None):
     """The model of a pipeline config with a `kdet train` checkpoint's weights.
+
+    What `kdet predict`, `kdet export` and `load_detector` load a checkpoint with.
 
     Args:
         config: path of the pipeline.config / YAML config the checkpoint was trained with.
         checkpoint: a `ckpt-<step>.weights.h5` file.
+        step: optional int, the checkpoint's step, named in the progress line.
+        progress: optional callable taking one line, called before the model is built
+            (`"building the model of CONFIG"`) and before the weights are restored
+            (`"restoring step STEP: CHECKPOINT"`).
 
     Returns:
         The compiled, built `kdet.models.ObjectDetector`.
@@ -254,17 +260,20 @@ def restored_model(config, checkpoint):
     from kdet.configs.pipeline import input_size
     from kdet.training.trainer import restore_checkpoint
 
+    progress = progress or (lambda line: None)
+    progress(f"building the model of {config}")
     pipeline = load_pipeline(config)
     model = pipeline.model
     # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
     model.compile(optimizer=pipeline.optimizer)
     (height, width), _ = input_size(model)
+    progress(f"restoring {'' if step is None else f'step {step}: '}{checkpoint}")
     restore_checkpoint(model, checkpoint, (None, height, width, 3))
     return model
 
 
 def _load_checkpoint(checkpoint, step, config):
-    model = restored_model(config, checkpoint)
+    model = restored_model(config, checkpoint, step)
     at_step = f" (step {step})" if step is not None else ""
     return LoadedDetector(
         _keras_detect(model),
@@ -329,16 +338,18 @@ def _keras_detect(model):
 def _valid_rows(model, detections, height, width):
     """A Keras detector's batch-of-one predictions dict → `(boxes yxyx px, labels, scores)`."""
     from kdet.boxes import convert_format
+    from kdet.models import Results
 
-    count = int(np.asarray(detections["num_detections"])[0])
-    boxes = np.asarray(detections["boxes"])[0, :count]
-    if model.bounding_box_format != "yxyx":
+    (found,) = Results.from_predictions(
+        detections, bounding_box_format=model.bounding_box_format
+    )
+    boxes = found.boxes
+    if found.bounding_box_format != "yxyx":
         boxes = np.asarray(
-            convert_format(boxes, model.bounding_box_format, "yxyx", height=height, width=width)
+            convert_format(boxes, found.bounding_box_format, "yxyx", height=height, width=width),
+            np.float32,
         )
-    labels = np.asarray(detections["labels"])[0, :count].astype(np.int64)
-    confidences = np.asarray(detections["confidences"])[0, :count].astype(np.float32)
-    return boxes.astype(np.float32), labels, confidences
+    return boxes, found.labels, found.scores
 
 
 def _load_saved_model(path, config):
