@@ -27,16 +27,21 @@ def _av():
 
 def check_video(path):
     """Opens a video's container: raises `UnreadableInputError` unless it has a video stream."""
-    av = _av()
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise UnreadableInputError(path, "no video stream in the file")
-    except (av.error.FFmpegError, OSError) as error:
-        raise UnreadableInputError(path, f"not a video FFmpeg can read ({error})") from None
+    VideoReader(path).close()
 
 
-class VideoReader:
+class _ClosedOnExit:
+    """`with` support for a class with a `close()` method."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+class VideoReader(_ClosedOnExit):
     """The frames of a video file's first video stream, as RGB arrays.
 
     Args:
@@ -86,15 +91,8 @@ class VideoReader:
     def close(self):
         self._container.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc_info):
-        self.close()
-        return False
-
-
-class VideoWriter:
+class VideoWriter(_ClosedOnExit):
     """Writes RGB frames as an H.264 MP4 (MPEG-4 Part 2 where FFmpeg lacks libx264).
 
     Frames of odd width or height are padded by one edge pixel: the YUV 4:2:0 pixel format
@@ -130,10 +128,3 @@ class VideoWriter:
         if self._size is not None:
             self._container.mux(self._stream.encode(None))
         self._container.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-        return False

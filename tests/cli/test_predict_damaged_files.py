@@ -14,23 +14,17 @@ from PIL import Image
 
 import tiny_pipeline
 from kdet import cli
-from kdet.configs import load_pipeline
 
 SIZE = tiny_pipeline.IMAGE_SIZE
 
 
 @pytest.fixture(scope="module")
-def keras_model(tmp_path_factory):
-    """A tiny untrained SSD saved as `.keras`, and an image to run it on."""
-    root = tmp_path_factory.mktemp("model")
-    keras.utils.set_random_seed(0)
-    model = load_pipeline(tiny_pipeline.write_pipeline(root)).model
-    model.build((None, SIZE, SIZE, 3))
-    model.save(root / "tiny.keras")
-    image = root / "chelsea.jpg"
+def keras_model(tiny_keras_model, tmp_path_factory):
+    """The tiny `.keras` model, and an image to run it on."""
+    image = tmp_path_factory.mktemp("image") / "chelsea.jpg"
     pixels = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(image)
-    return root / "tiny.keras", image
+    return tiny_keras_model[0], image
 
 
 def _predict(model, image, output, *flags):

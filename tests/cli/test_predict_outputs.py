@@ -4,7 +4,6 @@ interrupted runs that leave earlier results as they were."""
 
 import json
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,22 +12,15 @@ import kdet
 import tiny_pipeline
 from kdet import cli
 from kdet import visualization
-from kdet.configs import load_pipeline
 from kdet.inference import prediction_run
 
 SIZE = tiny_pipeline.IMAGE_SIZE
 
 
 @pytest.fixture(scope="module")
-def keras_model(tmp_path_factory):
+def keras_model(tiny_keras_model):
     """A tiny untrained SSD (the tiny pipeline's, 64 px, 2 classes) saved as `.keras`."""
-    root = tmp_path_factory.mktemp("model")
-    keras.utils.set_random_seed(0)  # the same weights whatever ran before
-    model = load_pipeline(tiny_pipeline.write_pipeline(root)).model
-    model.build((None, SIZE, SIZE, 3))
-    path = root / "tiny.keras"
-    model.save(path)
-    return path
+    return tiny_keras_model[0]
 
 
 def _image(path, seed=0, size=SIZE):

@@ -5,14 +5,12 @@ SavedModels; images over Pillow's limit get one line and a flag."""
 import json
 import shutil
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 import tiny_pipeline
 from kdet import cli
-from kdet.configs import load_pipeline
 
 SIZE = tiny_pipeline.IMAGE_SIZE
 NAMES = set(tiny_pipeline.LABEL_MAP.values())
@@ -33,13 +31,8 @@ def trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def keras_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("keras")
-    keras.utils.set_random_seed(0)  # the same weights whatever ran before
-    model = load_pipeline(tiny_pipeline.write_pipeline(root)).model
-    model.build((None, SIZE, SIZE, 3))
-    model.save(root / "tiny.keras")
-    return root / "tiny.keras", root / "label_map.pbtxt"
+def keras_model(tiny_keras_model):
+    return tiny_keras_model
 
 
 @pytest.fixture(scope="module")
