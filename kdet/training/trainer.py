@@ -217,7 +217,7 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
         reason = "not enough free space" if error is None else (error.strerror or str(error))
         return (
             f"cannot write checkpoint {path.name} in {self.model_dir}: {reason} (a checkpoint "
-            f"takes about {needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are free). Nothing was "
+            f"takes about {_size(needed)}, {_size(free)} are free). Nothing was "
             "lost: "
             + (f"re-running resumes from {latest[1].name} (step {latest[0]})" if latest
                else "no checkpoint had been written yet")
@@ -238,6 +238,11 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
         for old in rotated[: -self.max_to_keep]:
             old.unlink(missing_ok=True)
             checksum_path(old).unlink(missing_ok=True)
+
+
+def _size(num_bytes):
+    """`"12.3 MB"`, or `"45 KB"` below a megabyte."""
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e6 else f"{num_bytes / 1e3:.0f} KB"
 
 
 class CheckpointWriteError(OSError):

@@ -72,7 +72,7 @@ def test_a_full_disk_stops_with_one_line_before_writing_and_keeps_the_older_chec
         _train(tmp_path, num_steps=4)
     message = str(info.value)
     assert "cannot write checkpoint ckpt-4.weights.h5 in" in message
-    assert "not enough free space" in message and "0.0 MB are free" in message
+    assert "not enough free space" in message and "1 KB are free" in message
     assert "re-running resumes from ckpt-2.weights.h5 (step 2)" in message
     assert [step for step, _ in trainer.list_checkpoints(tmp_path)] == [2]
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".tmp-")] == []
