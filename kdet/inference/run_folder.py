@@ -30,7 +30,8 @@ DETECTIONS_JSON = "detections.json"
 
 def numbered_folder(requested):
     """`requested` if it does not exist or is an empty folder, else the first free
-    `<requested>2`, `<requested>3`, … (free: missing or empty).
+    `<requested>2`, `<requested>3`, … (free: missing or empty; a numbered name that is a
+    symbolic link is never free, wherever it points).
 
     Raises:
         ValueError: if `requested` is a file.
@@ -40,7 +41,11 @@ def numbered_folder(requested):
         raise ValueError(f"output folder {requested}: a file is in the way")
     base = requested if requested.name else requested.resolve()
     candidate, number = requested, 1
-    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+    while os.path.lexists(candidate) and (
+        not candidate.is_dir()
+        or any(candidate.iterdir())
+        or (candidate != requested and candidate.is_symlink())
+    ):
         number += 1
         candidate = base.with_name(f"{base.name}{number}")
     return candidate

@@ -132,10 +132,15 @@ def test_nothing_is_written_through_symlinks_in_the_output_folder(
     pid = os.getpid()
     os.symlink("../victim", output / f".kdet-predict.tmp-{pid}")
     os.symlink("../victim", output / f".kdet-predict.old-{pid}")
+    # Numbered folders that are links: to an empty folder elsewhere, and dangling.
+    (tmp_path / "empty").mkdir()
+    os.symlink("empty", tmp_path / "out2")
+    os.symlink("nowhere", tmp_path / "out3")
     flags = ["--overwrite"] if overwrite else []
     assert _predict(model, image, output, *flags) == 0, capsys.readouterr().err
     _unchanged(victim)
-    written = output if overwrite else tmp_path / "out2"
+    assert not any((tmp_path / "empty").iterdir())
+    written = output if overwrite else tmp_path / "out4"
     assert f"written to {written}" in capsys.readouterr().out
     for name in ("chelsea_detections.jpg", "detections.json", ".kdet_predict.json"):
         assert (written / name).is_file() and not (written / name).is_symlink()
