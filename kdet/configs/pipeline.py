@@ -29,6 +29,7 @@ from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import read
 from kdet.configs.model_builder import build_model
+from kdet.configs.model_builder import check_architecture
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse_file
 from kdet.configs.train_builder import build_input_reader_arguments
@@ -109,6 +110,8 @@ def load_pipeline(path, dtype_policy=None):
     """
     yaml_file = pathlib.Path(path).suffix.lower() in (".yaml", ".yml")
     root = parse_yaml_file(path) if yaml_file else parse_file(path)
+    # A model kdet does not have yet is the first error, before any field complaint.
+    check_architecture(root)
     fields = read(Node(root, "pipeline"), _PIPELINE)
     # Messages are re-rooted so that errors name `train_config.x`, not `pipeline.train_config.x`.
     optimizer, train = None, None
