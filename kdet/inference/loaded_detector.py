@@ -63,7 +63,7 @@ class LoadedDetector:
         else:
             tiled = self.keras_model.predict_tiled(image, tile_size, stride=tile_stride)
             boxes, labels, confidences = _valid_rows(
-                self.keras_model, tiled, image.shape[0], image.shape[1]
+                tiled, self.keras_model.bounding_box_format, image.shape[0], image.shape[1]
             )
         return {"boxes": boxes, "labels": labels, "confidences": confidences}
 
@@ -330,23 +330,25 @@ def _config_label_map(config):
 def _keras_detect(model):
     def detect_batch(images):
         detections = model.predict_on_batch(images)
-        return _valid_rows(model, detections, images.shape[1], images.shape[2])
+        return _valid_rows(
+            detections, model.bounding_box_format, images.shape[1], images.shape[2]
+        )
 
     return detect_batch
 
 
-def _valid_rows(model, detections, height, width):
-    """A Keras detector's batch-of-one predictions dict → `(boxes yxyx px, labels, scores)`."""
+def _valid_rows(detections, bounding_box_format, height, width):
+    """A batch-of-one predictions dict (`"boxes"` in `bounding_box_format`, `"labels"`,
+    `"confidences"`, `"num_detections"`) → `(boxes yxyx px, labels, scores)` of its valid rows
+    (`kdet.models.Results.from_predictions`)."""
     from kdet.boxes import convert_format
     from kdet.models import Results
 
-    (found,) = Results.from_predictions(
-        detections, bounding_box_format=model.bounding_box_format
-    )
+    (found,) = Results.from_predictions(detections, bounding_box_format=bounding_box_format)
     boxes = found.boxes
-    if found.bounding_box_format != "yxyx":
+    if bounding_box_format != "yxyx":
         boxes = np.asarray(
-            convert_format(boxes, found.bounding_box_format, "yxyx", height=height, width=width),
+            convert_format(boxes, bounding_box_format, "yxyx", height=height, width=width),
             np.float32,
         )
     return boxes, found.labels, found.scores
@@ -376,13 +378,17 @@ def _load_saved_model(path, config):
 
     def detect_batch(images):
         outputs = serve(**{input_name: encode(images)})
-        count = int(outputs["num_detections"].numpy()[0])
-        height, width = images.shape[1:3]
-        boxes = outputs["detection_boxes"].numpy()[0, :count] * [height, width, height, width]
-        labels = outputs["detection_classes"].numpy()[0, :count].astype(np.int64)
-        confidences = outputs["detection_scores"].numpy()[0, :count].astype(np.float32)
-        valid = labels > 0
-        return boxes[valid].astype(np.float32), labels[valid], confidences[valid]
+        boxes, labels, confidences = _valid_rows(
+            {
+                "boxes": outputs["detection_boxes"],  # normalized, as the TF OD API's
+                "labels": outputs["detection_classes"].numpy().astype(np.int64),
+                "confidences": outputs["detection_scores"],
+                "num_detections": outputs["num_detections"].numpy().astype(np.int64),
+            },
+            "rel_yxyx", images.shape[1], images.shape[2],
+        )
+        valid = labels > 0  # 0: no class (padding of some exporters)
+        return boxes[valid], labels[valid], confidences[valid]
 
     return LoadedDetector(detect_batch, _config_label_map(config), f"SavedModel {path}")
 
