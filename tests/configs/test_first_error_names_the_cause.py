@@ -1,0 +1,162 @@
+"""A config that needs what kdet does not have yet says so first.
+
+TF OD API sample configs (copies in tests/data/tfod_configs/, see its README for source and
+licence) that need CenterNet, DeepMAC, R-FCN, Mask R-CNN, Context R-CNN or a feature extractor
+kdet has not: `load_pipeline` names that, at the field that asks for it, before any other
+complaint (they all have other fields kdet refuses: a `train_config` learning rate schedule, a
+`graph_rewriter`, an unquoted `fine_tune_checkpoint`, `add_background_class: false`, …).
+The checks run before any model is built, so these tests only parse.
+"""
+
+import pathlib
+import re
+
+import pytest
+
+from kdet.configs import ConfigError
+from kdet.configs import load_pipeline
+from kdet.configs.model_builder import build_model_from_text
+from kdet.configs.model_builder import check_architecture
+from kdet.configs.text_format import parse
+from kdet.configs.text_format import parse_file
+from kdet.configs.yaml_config import to_yaml
+from kdet.feature_extractors import registry
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
+
+
+def _position(path, pattern):
+    """`line:column` of the first match of `pattern` (the field name) in the file."""
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = re.search(pattern, line)
+        if match:
+            return f"{number}:{match.start() + 1}"
+    raise AssertionError(f"{pattern!r} not in {path}")
+
+
+# config → (regex of the field's line, its dotted path, texts the error must hold)
+CASES = {
+    "centernet_hourglass104_512x512_coco17_tpu-8.config": (
+        r"center_net \{", "model.center_net", ["CenterNet is not in kdet yet (issue 18)"],
+    ),
+    "center_net_deepmac_512x512_voc_only_tpu-32.config": (
+        r"center_net \{", "model.center_net",
+        ["CenterNet is not in kdet yet (issue 18)",
+         "DeepMAC instance masks (deepmac_mask_estimation, issue 19)"],
+    ),
+    "rfcn_resnet101_coco.config": (
+        r"rfcn_box_predictor \{", "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor",
+        ["R-FCN is not in kdet yet (issue 19)"],
+    ),
+    "mask_rcnn_inception_v2_coco.config": (
+        r"number_of_stages: 3", "model.faster_rcnn.number_of_stages",
+        ["instance masks (Mask R-CNN)", "not in kdet yet (issue 19)",
+         "feature extractor 'faster_rcnn_inception_v2' (Inception v2)"],
+    ),
+    "context_rcnn_resnet101_snapshot_serengeti.config": (
+        r"context_config \{", "model.faster_rcnn.context_config",
+        ["Context R-CNN (attention over context features) is not in kdet yet (issue 19)"],
+    ),
+    "ssd_efficientdet_d0_512x512_coco17_tpu-8.config": (
+        r"type: 'ssd_efficientnet", "model.ssd.feature_extractor.type",
+        ["feature extractor 'ssd_efficientnet-b0_bifpn_keras' (EfficientDet: EfficientNet-B0 "
+         "with BiFPN) is not in kdet yet (issue 17)", "ssd_mobilenet_v2"],
+    ),
+    "ssd_mobilenet_v1_0.75_depth_quantized_300x300_coco14_sync.config": (
+        r"type: 'ssd_mobilenet_v1'", "model.ssd.feature_extractor.type",
+        ["feature extractor 'ssd_mobilenet_v1' (MobileNet v1) is not in kdet yet (issue 17)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_load_pipeline_names_the_missing_architecture_first(name):
+    path = CONFIGS / name
+    pattern, field, texts = CASES[name]
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{_position(path, pattern)}: '{field}'")
+    for text in texts:
+        assert text in message
+    assert "\n" not in message
+
+
+def test_build_model_names_the_missing_architecture_too():
+    path = CONFIGS / "rfcn_resnet101_coco.config"
+    with pytest.raises(ConfigError, match=r"rfcn_box_predictor': R-FCN is not in kdet yet"):
+        build_model_from_text(path.read_text(), source=str(path))
+
+
+def test_yaml_configs_are_checked_first_too(tmp_path):
+    yaml_path = tmp_path / "efficientdet.yaml"
+    config = CONFIGS / "ssd_efficientdet_d0_512x512_coco17_tpu-8.config"
+    yaml_path.write_text(to_yaml(parse_file(config)))
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(yaml_path)
+    line = _position(yaml_path, r"type: ").split(":")[0]
+    assert str(caught.value).startswith(f"{yaml_path}:{line}:")
+    assert "feature extractor 'ssd_efficientnet-b0_bifpn_keras' (EfficientDet" in str(caught.value)
+
+
+def test_a_config_kdet_builds_passes_the_check():
+    # mask_rcnn_box_predictor is also the box-only second stage: no masks asked for.
+    check_architecture(parse_file(CONFIGS / "faster_rcnn_resnet50_pets.config"))
+
+
+def test_an_extractor_registered_under_a_tf_od_api_name_is_found(monkeypatch):
+    path = CONFIGS / "ssd_mobilenet_v1_0.75_depth_quantized_300x300_coco14_sync.config"
+    with pytest.raises(ConfigError, match="'ssd_mobilenet_v1' .MobileNet v1. is not in kdet yet"):
+        check_architecture(parse_file(path))
+    # A user's own extractor registered as ssd_mobilenet_v1 (here kdet's MobileNetV2 class).
+    monkeypatch.setitem(registry._FEATURE_EXTRACTORS, "ssd_mobilenet_v1",
+                        registry.get_feature_extractor_class("ssd_mobilenet_v2"))
+    check_architecture(parse_file(path))
+
+
+def _model(text):
+    return parse(f"model {{ {text} }} train_config {{ bogus_field: 1 }}", "inline.config")
+
+
+@pytest.mark.parametrize(
+    "text, field, cause",
+    [
+        ("faster_rcnn { second_stage_box_predictor { mask_rcnn_box_predictor { "
+         "predict_instance_masks: true } } }",
+         "model.faster_rcnn.second_stage_box_predictor.mask_rcnn_box_predictor."
+         "predict_instance_masks' is true: instance masks (Mask R-CNN)", None),
+        ("faster_rcnn { second_stage_mask_prediction_loss_weight: 4.0 }",
+         "model.faster_rcnn.second_stage_mask_prediction_loss_weight' configures instance masks "
+         "(Mask R-CNN)", None),
+        ("ssd { mask_head_config { mask_height: 15 } }",
+         "model.ssd.mask_head_config' configures instance masks (an SSD mask head)", None),
+        ("detr { }", "model.detr': DETR is not in kdet (not planned)", None),
+        ("center_net { keypoint_estimation_task { task_name: 'human_pose' } }",
+         "model.center_net': CenterNet is not in kdet yet (issue 18)",
+         "also needs keypoints (keypoint_estimation_task, issue 18)"),
+        ("faster_rcnn { feature_extractor { type: 'faster_rcnn_nas' } "
+         "second_stage_box_predictor { rfcn_box_predictor { } } }",
+         "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor': R-FCN",
+         "also needs feature extractor 'faster_rcnn_nas' (NASNet-A), issue 17"),
+    ],
+)
+def test_each_kind_of_missing_model_is_named(text, field, cause):
+    with pytest.raises(ConfigError) as caught:
+        check_architecture(_model(text))
+    message = str(caught.value)
+    assert re.match(r"inline\.config:1:\d+: '", message) and field in message
+    if cause:
+        assert cause in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "faster_rcnn { second_stage_box_predictor { mask_rcnn_box_predictor { "
+        "predict_instance_masks: false } } number_of_stages: 2 }",
+        "ssd { feature_extractor { type: 'ssd_mobilenet_v2_keras' } }",
+        "ssd { feature_extractor { type: 'my_own_unregistered_extractor' } }",
+    ],
+)
+def test_what_kdet_has_or_does_not_know_is_left_to_the_field_checks(text):
+    check_architecture(_model(text))
