@@ -31,6 +31,7 @@ import math
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import Identifier
 from kdet.configs.text_format import Message
+from kdet.configs.text_format import Word
 
 # The default of a spec without one: the field then reads as None.
 _NO_DEFAULT = object()
@@ -169,11 +170,14 @@ class Bool(Spec):
 
 
 class String(Spec):
-    """A quoted string field."""
+    """A string field: quoted, or a plain word of a YAML config (a YAML plain scalar is a
+    string); a bare word of protobuf text format is refused, as protobuf refuses it."""
 
     expected = "a quoted string"
 
     def convert(self, value):
+        if isinstance(value, Word):
+            return str(value)
         if isinstance(value, Identifier) or not isinstance(value, str):
             raise _WrongType
         return value

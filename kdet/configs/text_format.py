@@ -55,6 +55,19 @@ class Identifier(str):
         return f"Identifier({str.__repr__(self)})"
 
 
+class Word(Identifier):
+    """A plain (unquoted) word of a YAML config, e.g. `SIGMOID` or `ssd_mobilenet_v2`.
+
+    YAML reads a plain scalar as a string, so a `Word` is both: the name of an enum value for
+    an enum field, and the string itself for a string field (`type: ssd_mobilenet_v2`). A bare
+    word of protobuf text format is an `Identifier` only, which string fields refuse, as
+    protobuf does.
+    """
+
+    def __repr__(self):
+        return f"Word({str.__repr__(self)})"
+
+
 @dataclasses.dataclass(frozen=True)
 class Field:
     """One `name: value` or `name { ... }` entry: `value` is a `Message` or a Python scalar.

@@ -21,7 +21,8 @@ train_input_reader:
 ```
 
 A repeated field is a list; a message is a mapping (`{}` when empty). Enum values (`SIGMOID`,
-`RELU_6`) are plain words; strings are quoted, as in pipeline.config. `to_yaml` writes a parsed
+`RELU_6`) are plain words; a string may be quoted or not (`type: ssd_mobilenet_v2`: YAML reads
+a plain scalar as a string), while in pipeline.config strings are quoted. `to_yaml` writes a parsed
 pipeline.config this way (`kdet config convert`), and `parse_yaml` reads it back into the same
 `Message` tree, with line and column numbers for error messages.
 """
@@ -36,6 +37,7 @@ from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import Field
 from kdet.configs.text_format import Identifier
 from kdet.configs.text_format import Message
+from kdet.configs.text_format import Word
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INDENT = "  "
@@ -109,7 +111,7 @@ def _value(node, source):
     if tag in ("int", "float", "bool"):
         return yaml.safe_load(yaml.serialize(node))
     if node.style is None and _IDENTIFIER.match(node.value):
-        return Identifier(node.value)
+        return Word(node.value)
     return node.value
 
 
