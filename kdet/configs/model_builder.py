@@ -50,6 +50,11 @@ Mappings to note:
   instead of cropping at `initial_crop_size` and max-pooling.
 - The TF OD API does not add the groundtruth boxes to the second-stage proposals, so models
   built here pass `add_groundtruth_to_proposals=False`.
+
+Before any field is read, `check_architecture` refuses a config that needs what kdet does not
+have yet (CenterNet, R-FCN, Context R-CNN, instance masks, a TF OD API feature extractor such as
+EfficientDet's), naming it: that is the first error of such a config, not a field that only
+follows from it.
 """
 
 import dataclasses
@@ -1374,8 +1379,9 @@ def _issue(issue):
     return f"issue {issue}" if issue else "not planned"
 
 
-def _yet(issue):
-    return "yet " if issue else ""
+def _not_in_kdet(issue, verb="is"):
+    """`is not in kdet yet (issue N)`, or `is not in kdet (not planned)` without an issue."""
+    return f"{verb} not in kdet {'yet ' if issue else ''}({_issue(issue)})"
 
 
 def _model_gaps(node):
@@ -1387,13 +1393,13 @@ def _model_gaps(node):
             what, issue = _MISSING_META_ARCHITECTURES[field.name]
             gaps.append(_Gap(
                 0, node.message.source, field,
-                f"'{path}': {what} is not in kdet {_yet(issue)}({_issue(issue)}); kdet builds "
-                "ssd and faster_rcnn models",
+                f"'{path}': {what} {_not_in_kdet(issue)}; kdet builds ssd and faster_rcnn "
+                "models",
                 f"{what} ({_issue(issue)})",
             ))
             if field.name == "center_net" and isinstance(field.value, Message):
                 gaps += _center_net_gaps(Node(field.value, path))
-        elif field.name in _FEATURE_EXTRACTOR_BASES and isinstance(field.value, Message):
+        elif field.name in _MODEL_BUILDERS and isinstance(field.value, Message):
             child = Node(field.value, path)
             gaps += _two_stage_variant_gaps(child) if field.name == "faster_rcnn" else []
             gaps += _mask_gaps(child, "Mask R-CNN" if field.name == "faster_rcnn" else
@@ -1403,14 +1409,14 @@ def _model_gaps(node):
 
 
 def _center_net_gaps(node):
+    """The tasks of a `center_net { … }` message beyond boxes (keypoints, masks, …)."""
     gaps = []
     for field in node.message.fields:
         if field.name in _CENTER_NET_TASKS:
             what, issue = _CENTER_NET_TASKS[field.name]
             gaps.append(_Gap(
                 1, node.message.source, field,
-                f"'{node.path}.{field.name}': CenterNet {what} are not in kdet {_yet(issue)}"
-                f"({_issue(issue)})",
+                f"'{node.path}.{field.name}': CenterNet {what} {_not_in_kdet(issue, 'are')}",
                 f"{what} ({field.name}, {_issue(issue)})",
             ))
     return gaps
