@@ -292,10 +292,12 @@ def _select_trainable_variables(model, node, train):
 
 
 def input_size(model):
-    """`((height, width), pad)`: the image size `train_dataset` resizes to for `model`.
+    """`((height, width), pad)`: the size of `model`'s network input, e.g. to build it.
 
-    A `fixed_shape_resizer`'s size, unpadded; a `keep_aspect_ratio_resizer` pads to
-    `max_dimension` squares, keeping the aspect ratio.
+    A `fixed_shape_resizer`'s size, unpadded; a `keep_aspect_ratio_resizer`'s largest,
+    `max_dimension` squares (padded). `train_dataset` / `eval_dataset` resize to a
+    `fixed_shape_resizer`'s size; a `keep_aspect_ratio_resizer` resizes each image itself
+    (see `resized_input_arguments`).
     """
     resizer = model.image_resizer
     if isinstance(resizer, FixedShapeResizer):
@@ -303,6 +305,21 @@ def input_size(model):
     if isinstance(resizer, KeepAspectRatioResizer):
         return (resizer.max_dimension, resizer.max_dimension), True
     raise ValueError(f"no training input size for {type(resizer).__name__}")
+
+
+def resized_input_arguments(model):
+    """The `read_tfrecords` arguments that resize images for `model` as its resizer does.
+
+    A `fixed_shape_resizer`: `image_size` (every image stretched to it; the model's own
+    resize of that size changes nothing). A `keep_aspect_ratio_resizer`: `image_resizer`, the
+    model's resizer itself, run on each image in `tf.data` (TF OD API `resize_to_range`, the
+    scale `predict` and export use), the images going to the model with their
+    `true_image_shape` so it does not resize them again and knows where the content lies.
+    """
+    resizer = model.image_resizer
+    if isinstance(resizer, FixedShapeResizer):
+        return {"image_size": (resizer.height, resizer.width)}
+    return {"image_resizer": resizer}
 
 
 _ZOO_PREFIX = "zoo:"
@@ -526,16 +543,19 @@ def train_dataset(pipeline, seed=None):
     """The training `tf.data` pipeline of `train_input_reader` and `train_config`.
 
     Batches of `train_config.batch_size` (the global batch; `fit` splits it across replicas),
-    augmented with `data_augmentation_options`, resized to the model's input size (a
-    `keep_aspect_ratio_resizer` pads to `max_dimension` squares, keeping the aspect ratio), and
-    repeated as `num_epochs` says (0: forever).
+    augmented with `data_augmentation_options`, resized for the model (see
+    `resized_input_arguments`: a `keep_aspect_ratio_resizer` model gets each image resized by
+    its own resizer, as in `predict`, with its `true_image_shape`), and repeated as
+    `num_epochs` says (0: forever).
 
     Args:
         pipeline: a `Pipeline` with `train_config` and `train_input_reader`.
         seed: optional int for a reproducible pipeline.
 
     Returns:
-        A `tf.data.Dataset` of `(images, {"boxes", "labels"})`.
+        A `tf.data.Dataset` of `(images, {"boxes", "labels"})`; for a
+        `keep_aspect_ratio_resizer`, images is `{"resized_images", "true_image_shape"}` (see
+        `kdet.data.read_tfrecords`'s `image_resizer`).
 
     Raises:
         ConfigError: at the config line of an `input_path` that matches no file or whose files
@@ -545,12 +565,10 @@ def train_dataset(pipeline, seed=None):
         missing = "train_config" if pipeline.train is None else "train_input_reader"
         raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
     check_config_paths(pipeline, "train_input_reader")
-    size, pad = input_size(pipeline.model)
     return read_tfrecords(
         **pipeline.train_input,
+        **resized_input_arguments(pipeline.model),
         batch_size=pipeline.train.batch_size,
-        image_size=size,
-        pad_to_aspect_ratio=pad,
         augmentation=pipeline.train.augmentation or None,
         drop_remainder=True,
         seed=seed,
@@ -601,8 +619,9 @@ def eval_dataset(pipeline, index=0):
 
     One pass over the records in file order (no shuffle, `num_epochs` 1 whatever the reader
     says, as the TF OD API's evaluator forces), without augmentation, resized like
-    `train_dataset` (a `keep_aspect_ratio_resizer` pads to `max_dimension` squares), in
-    batches of `eval_config.batch_size`, the last one possibly smaller.
+    `train_dataset` (a `keep_aspect_ratio_resizer` model gets each image resized by its own
+    resizer, with its `true_image_shape`), in batches of `eval_config.batch_size`, the last
+    one possibly smaller.
 
     Args:
         pipeline: a `Pipeline` with an `eval_input_reader`.
@@ -625,11 +644,9 @@ def eval_dataset(pipeline, index=0):
             + "; it is needed to evaluate"
         )
     check_config_paths(pipeline, "eval_input_reader", index)
-    size, pad = input_size(pipeline.model)
     return read_tfrecords(
         **{**pipeline.eval_inputs[index], "shuffle": False, "num_epochs": 1},
+        **resized_input_arguments(pipeline.model),
         batch_size=pipeline.eval_config.batch_size,
-        image_size=size,
-        pad_to_aspect_ratio=pad,
         include_difficult=True,
     )

@@ -16,6 +16,8 @@ from kdet.data.augmentation import build_augmentation
 from kdet.data.errors import DataError
 from kdet.data.label_map import read_label_map
 from kdet.data.tf_example import decode_tf_example
+from kdet.layers.image_resizer import RESIZED_IMAGES
+from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
 
 # The TF OD API reads each shard through an 8 MB buffer.
 _READ_BUFFER_BYTES = 8 * 1000 * 1000
@@ -188,6 +190,7 @@ def read_tfrecords(
     seed=None,
     return_metadata=False,
     include_difficult=False,
+    image_resizer=None,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -238,6 +241,17 @@ def read_tfrecords(
             1 for boxes marked `image/object/difficult`, padded with 0, for evaluation (the
             Pascal VOC metrics ignore difficult boxes, as the TF OD API's do). Needs
             `augmentation=None`. Defaults to `False`.
+        image_resizer: a `kdet.layers.ImageResizer`, usually the model's own
+            `model.image_resizer`, instead of `image_size`: each image is resized with its
+            `resize` (the very function the model's `preprocess` runs on raw images, so `fit`,
+            `evaluate` and `predict` feed the network the same pixels) after augmentation, and
+            the images become a dict `{"resized_images": float32 [batch, H, W, 3],
+            "true_image_shape": int32 [batch, 2]}` that detectors take as already resized
+            (`ObjectDetector.resize_inputs`; the TF OD API's `true_image_shape`). Images
+            padded by the resizer (`pad_to_max_dimension`) batch as they are; others are
+            zero-padded bottom/right to the largest of their batch, the model clipping to each
+            true shape. Boxes are in pixels of each image's content (which the padding does
+            not move), or relative to it for `rel_*` formats.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -257,6 +271,10 @@ def read_tfrecords(
     ...                                        {"ssd_random_crop": {}}])
     >>> model.fit(dataset, epochs=10)
     """
+    if image_resizer is not None and (image_size is not None or pad_to_aspect_ratio):
+        raise ValueError(
+            "read_tfrecords: pass image_resizer or image_size (with pad_to_aspect_ratio), not both"
+        )
     files = list_input_files(input_paths)
     if tf.executing_eagerly():  # not inside a tf.function, where reading a record cannot run
         check_has_records(files)
@@ -304,13 +322,16 @@ def read_tfrecords(
             else:
                 element_seed = tf.stack([tf.constant(seed, tf.int64), position])
                 image, boxes, labels = augment(image, boxes, labels, seed=element_seed)
-        if image_size is None:
+        if image_resizer is not None:
+            image, true_image_shape = image_resizer.resize_one(image)
+        elif image_size is None:
             true_image_shape = tf.shape(image)[:2]
         else:
             image, boxes, true_image_shape = resize_image_and_boxes(
                 image, boxes, image_size, pad_to_aspect_ratio, resize_method
             )
-        output_shape = tf.shape(image)[:2]
+        # Pixels of the content: padding lies bottom/right, so it moves no box.
+        output_shape = true_image_shape if image_resizer is not None else tf.shape(image)[:2]
         boxes = convert_format(
             boxes, "rel_yxyx", bounding_box_format, height=output_shape[0], width=output_shape[1]
         )
@@ -324,10 +345,15 @@ def read_tfrecords(
         y = {"boxes": boxes, "labels": labels}
         if include_difficult:
             y["difficult"] = _pad_flags(difficult, max_num_boxes)
+        if image_resizer is not None:
+            image = {RESIZED_IMAGES: image, TRUE_IMAGE_SHAPE: true_image_shape}
         return (image, y, metadata) if return_metadata else (image, y)
 
     dataset = dataset.map(parse, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    if batch_size:
+    if batch_size and image_resizer is not None:
+        # Each image to the largest of its batch (a no-op for resizers that pad to one size).
+        dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
+    elif batch_size:
         if image_size is None:
             dataset = dataset.scan(tf.constant([-1, -1]), _check_equal_sizes)
         dataset = dataset.batch(

@@ -89,9 +89,11 @@ class COCOEvaluator(keras.callbacks.Callback):
         dataset: a finite `tf.data.Dataset` (or any iterable) of batches `(images, y)`
             (further elements are ignored), as `kdet.data.read_tfrecords` and
             `kdet.configs.eval_dataset` make them: images `[batch, height, width, 3]` raw
-            pixels, `y = {"boxes": [batch, num_boxes, 4], "labels": [batch, num_boxes]}`
-            padded with -1 rows, boxes in the model's `bounding_box_format` in pixels of
-            `images` (the predictions come back in the same pixels).
+            pixels (or the dict of resized images and `true_image_shape` that
+            `eval_dataset` gives for a `keep_aspect_ratio_resizer` model), `y = {"boxes":
+            [batch, num_boxes, 4], "labels": [batch, num_boxes]}` padded with -1 rows, boxes
+            in the model's `bounding_box_format` in pixels of `images` (of each resized
+            image's content, for the dict; the predictions come back in the same pixels).
         label_map: dict `{label id: name}` or the path of a `.pbtxt` label map: the classes
             evaluated and their names. When None, the labels found, named by their id.
         metrics_sets: a name or a sequence of names from `METRICS_SETS` (TF OD API
@@ -242,7 +244,7 @@ class COCOEvaluator(keras.callbacks.Callback):
             batch_images, y = batch[0], batch[1]
             if self.num_examples is not None:
                 keep = self.num_examples - len(groundtruth)
-                batch_images = batch_images[:keep]
+                batch_images = _first_images(batch_images, keep)
                 y = {key: value[:keep] for key, value in y.items()}
             predictions = model.predict_on_batch(batch_images)
             y = {**y, "boxes": _to_yxyx(y["boxes"], box_format, batch_images)}
@@ -254,7 +256,7 @@ class COCOEvaluator(keras.callbacks.Callback):
             detections += detections_per_image(predictions)
             detected(len(batch_groundtruth))
             wanted = max(num_drawn - len(images), 0)
-            images += list(keras.ops.convert_to_numpy(batch_images[:wanted]))
+            images += _drawable_images(batch_images, wanted)
             if self.num_examples is not None and len(groundtruth) >= self.num_examples:
                 break
         if not groundtruth:
@@ -328,8 +330,35 @@ def _is_endless(dataset):
 
 
 def _to_yxyx(boxes, bounding_box_format, images):
-    """Boxes `[batch, num_boxes, 4]` in `bounding_box_format` of `images` → yxyx pixels."""
+    """Boxes `[batch, num_boxes, 4]` in `bounding_box_format` of `images` → yxyx pixels.
+
+    `images` may be the dict of resized images and true shapes detectors take (see
+    `kdet.models.ObjectDetector.resize_inputs`): pixels are then those of each content."""
     if bounding_box_format == "yxyx":
         return boxes
+    if isinstance(images, dict):
+        from kdet.models.object_detector import convert_boxes_of_images
+
+        return convert_boxes_of_images(boxes, bounding_box_format, "yxyx", images)
     height, width = images.shape[1:3]
     return convert_format(boxes, bounding_box_format, "yxyx", height=height, width=width)
+
+
+def _first_images(images, count):
+    """The first `count` images of a batch (or of each entry of a dict of resized images)."""
+    if isinstance(images, dict):
+        return {key: value[:count] for key, value in images.items()}
+    return images[:count]
+
+
+def _drawable_images(images, count):
+    """The first `count` images of a batch as numpy arrays; resized images without their
+    padding (their true shape)."""
+    if not isinstance(images, dict):
+        return list(keras.ops.convert_to_numpy(images[:count]))
+    from kdet.layers.image_resizer import RESIZED_IMAGES
+    from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
+
+    resized = keras.ops.convert_to_numpy(images[RESIZED_IMAGES][:count])
+    shapes = keras.ops.convert_to_numpy(images[TRUE_IMAGE_SHAPE][:count])
+    return [image[:height, :width] for image, (height, width) in zip(resized, shapes)]

@@ -40,8 +40,9 @@ class ProposalGenerator(keras.layers.Layer):
         box_encodings: float `[batch, num_anchors, 4]`, RPN box encodings.
         objectness_logits: float `[batch, num_anchors, 2]`, background and object logits.
         anchors: float `[num_anchors, 4]`, `rel_yxyx` of the padded input.
-        window: optional float `[2]`, the `(height, width)` fraction of the padded input the
-            image content fills (the image resizer's second output); proposals are clipped to
+        window: optional float `[2]`, or per image `[batch, 2]`, the `(height, width)`
+            fraction of the padded input the image content fills (from the true image
+            shapes, `ObjectDetector.resize_inputs`); proposals are clipped to
             `[0, 0, height, width]`. Defaults to `(1, 1)`, the whole input. Pass Python
             floats as a keyword (Keras layers take only tensors positionally).
 
@@ -101,6 +102,10 @@ class ProposalGenerator(keras.layers.Layer):
         boxes = self.box_coder.decode(box_encodings, tf.cast(anchors, tf.float32))
         if window is not None:
             window = tf.cast(window, tf.float32)
+        if window is not None and window.shape.rank == 2:
+            # One window per image (the TF OD API's true_image_shapes): clip to [0, h] x [0, w].
+            boxes = tf.clip_by_value(boxes, 0.0, tf.tile(window, [1, 2])[:, None, :])
+        elif window is not None:
             # clip_boxes' pixel mode clips to [0, height] x [0, width], any unit.
             boxes = clip_boxes(boxes, height=window[0], width=window[1])
         else:

@@ -23,6 +23,9 @@ import tensorflow as tf
 from kdet.boxes.box_ops import convert_format
 from kdet.boxes.box_ops import is_padding
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+from kdet.layers.image_resizer import RESIZED_IMAGES
+from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
+from kdet.layers.image_resizer import content_fraction
 from kdet.models.distribution import first_local_values
 from kdet.models.distribution import is_multi_worker
 from kdet.models.distribution import num_replicas
@@ -58,7 +61,10 @@ class ObjectDetector(keras.Model):
         **kwargs: passed to `keras.Model`.
 
     Data contract:
-        x: images `[batch, height, width, 3]`, raw pixel values 0..255 (uint8 or float).
+        x: images `[batch, height, width, 3]`, raw pixel values 0..255 (uint8 or float); or
+            images already resized by the model's `image_resizer` with their true shapes,
+            `{"resized_images", "true_image_shape"}` (see `resize_inputs`; what
+            `kdet.configs.train_dataset` gives for a `keep_aspect_ratio_resizer`).
         y: `{"boxes": [batch, num_boxes, 4], "labels": [batch, num_boxes]}` padded with -1
             rows (`"classes"` is accepted for `"labels"`).
         predictions: `{"boxes": [batch, max_detections, 4], "labels", "confidences",
@@ -122,10 +128,41 @@ class ObjectDetector(keras.Model):
         """
         raise NotImplementedError
 
+    # -- inputs -----------------------------------------------------------------------------
+
+    def resize_inputs(self, inputs):
+        """The network's input: the images resized by `image_resizer`, and where they lie.
+
+        The one place the network's input is made (TF OD API `preprocess`), for every path:
+        `call`, `fit`, `evaluate`, `predict` and export.
+
+        Args:
+            inputs: raw images `[batch, height, width, 3]` (0..255; all the same size), resized
+                here with `image_resizer.resize`; or a dict of `"resized_images"` `[batch,
+                padded_h, padded_w, 3]`, images already resized by this model's
+                `image_resizer` and padded bottom/right to one size, and `"true_image_shape"`
+                int32 `[batch, 2]`, each image's content size (what `kdet.data.read_tfrecords(
+                image_resizer=model.image_resizer)` and `kdet.configs.train_dataset` /
+                `eval_dataset` give for a `KeepAspectRatioResizer`; the TF OD API's
+                `true_image_shape`).
+
+        Returns:
+            `(resized, scale)`: float32 `[batch, padded_h, padded_w, 3]` and float32 `[batch,
+            2]`, the `(height, width)` fraction of the padded frame each image's content fills.
+        """
+        if isinstance(inputs, dict):
+            resized = tf.cast(inputs[RESIZED_IMAGES], tf.float32)
+            true_image_shape = inputs[TRUE_IMAGE_SHAPE]
+        else:
+            resized, true_image_shape = self.image_resizer.resize(inputs)
+        return resized, content_fraction(true_image_shape, resized)
+
     # -- Keras plumbing ---------------------------------------------------------------------
 
     def build(self, input_shape):
         # A forward pass creates every sublayer's weights, e.g. before loading a saved model.
+        if isinstance(input_shape, dict):
+            input_shape = input_shape[RESIZED_IMAGES]
         batch = input_shape[0] or 1
         height = input_shape[1] or _BUILD_IMAGE_SIZE
         width = input_shape[2] or _BUILD_IMAGE_SIZE
@@ -238,11 +275,19 @@ class ObjectDetector(keras.Model):
         """
         if getattr(self, "jit_compile", False):
             return images
+        if isinstance(images, dict):
+            # Pixel boxes lie in the content, inside the padded frame the check bounds them by.
+            checked = checked_before(
+                images[RESIZED_IMAGES], y, self.num_classes, self.bounding_box_format, step
+            )
+            return {**images, RESIZED_IMAGES: checked}
         return checked_before(images, y, self.num_classes, self.bounding_box_format, step)
 
     def predict_step(self, data):
         """`detect` on the images of a batch (grayscale and RGBA made RGB): the predictions dict."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(images, dict):
+            return self.detect(images)
         return self.detect(rgb_images(images, f"{type(self).__name__}.predict"))
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -333,24 +378,27 @@ class ObjectDetector(keras.Model):
         """Runs inference and post-processing on a batch of raw images.
 
         Args:
-            images: `[batch, height, width, 3]`, raw pixel values 0..255.
+            images: `[batch, height, width, 3]`, raw pixel values 0..255, or the dict of
+                resized images and true shapes `resize_inputs` takes.
 
         Returns:
-            The predictions dict, boxes in `bounding_box_format` in pixels of `images`,
-            labels as 1-based label-map ids.
+            The predictions dict, boxes in `bounding_box_format` in pixels of `images` (of each
+            resized image's content, for a dict), labels as 1-based label-map ids.
         """
-        images = tf.convert_to_tensor(images)
+        if not isinstance(images, dict):
+            images = tf.convert_to_tensor(images)
         detections = self.postprocess(self(images, training=False))
-        boxes = detections["boxes"]
-        if self.bounding_box_format != "rel_yxyx":
-            shape = tf.shape(images)
-            boxes = convert_format(
-                boxes, "rel_yxyx", self.bounding_box_format, height=shape[1], width=shape[2]
-            )
+        boxes = convert_boxes_of_images(
+            detections["boxes"], "rel_yxyx", self.bounding_box_format, images
+        )
         return {**detections, "boxes": boxes}
 
     def groundtruth_to_relative(self, images, y):
         """Groundtruth of the data contract → `(gt_boxes rel_yxyx [B, N, 4], gt_labels [B, N])`.
+
+        Pixel boxes are in pixels of `images`; for a dict of resized images (see
+        `resize_inputs`), of each image's content (`true_image_shape`), and `rel_yxyx` is then
+        relative to the content, i.e. to the original photo.
 
         Padding rows stay -1; labels of padding rows are forced to -1.
         """
@@ -362,10 +410,7 @@ class ObjectDetector(keras.Model):
             )
         labels = y["labels"] if "labels" in y else y["classes"]
         boxes = tf.cast(y["boxes"], tf.float32)
-        shape = tf.shape(images)
-        boxes = convert_format(
-            boxes, self.bounding_box_format, "rel_yxyx", height=shape[1], width=shape[2]
-        )
+        boxes = convert_boxes_of_images(boxes, self.bounding_box_format, "rel_yxyx", images)
         labels = tf.where(is_padding(boxes), -1, tf.cast(labels, tf.int32))
         return boxes, labels
 
@@ -409,6 +454,8 @@ class ObjectDetector(keras.Model):
             iterator = None
         if data_batch is not None and not self.built:
             images, _, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
+            if isinstance(images, dict):
+                images = images[RESIZED_IMAGES]
             with self.distribute_strategy.scope():
                 self.build(tuple(images.shape))
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
@@ -449,3 +496,43 @@ def static_or_dynamic_hw(tensor):
         tensor.shape[axis] if tensor.shape[axis] is not None else dynamic[axis]
         for axis in (1, 2)
     )
+
+
+def convert_boxes_of_images(boxes, source, target, images):
+    """Converts `[batch, N, 4]` boxes between Keras formats, pixels being those of `images`.
+
+    Args:
+        boxes: float `[batch, num_boxes, 4]` in `source`, padded with -1 rows.
+        source, target: Keras box format names.
+        images: `[batch, height, width, 3]`, or a dict with `"resized_images"` and
+            `"true_image_shape"` int32 `[batch, 2]`: pixels are then those of each image's
+            content (its true shape), relative formats relative to it.
+
+    Returns:
+        float32 `[batch, num_boxes, 4]` in `target`; padding rows stay -1.
+    """
+    if source == target:
+        return tf.cast(boxes, tf.float32)
+    if not isinstance(images, dict):
+        shape = tf.shape(images)
+        return convert_format(boxes, source, target, height=shape[1], width=shape[2])
+    relative = (source.startswith("rel_"), target.startswith("rel_"))
+    if relative[0] == relative[1]:
+        return _convert_same_unit(boxes, source, target)
+    # One size per image: through yxyx pixels and rel_yxyx, scaled image by image.
+    sizes = tf.cast(tf.tile(images[TRUE_IMAGE_SHAPE], [1, 2]), tf.float32)[:, None, :]
+    if relative[0]:
+        boxes = _convert_same_unit(boxes, source, "rel_yxyx")
+        pixels = tf.where(is_padding(boxes)[..., None], boxes, boxes * sizes)
+        return _convert_same_unit(pixels, "yxyx", target)
+    boxes = _convert_same_unit(boxes, source, "yxyx")
+    relative_boxes = tf.where(is_padding(boxes)[..., None], boxes, boxes / sizes)
+    return _convert_same_unit(relative_boxes, "rel_yxyx", target)
+
+
+def _convert_same_unit(boxes, source, target):
+    """`convert_format` between two pixel or two relative formats (no image size matters;
+    Keras asks for one with relative formats all the same)."""
+    if source == target:
+        return tf.cast(boxes, tf.float32)
+    return convert_format(boxes, source, target, height=1, width=1)

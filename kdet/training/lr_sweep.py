@@ -11,6 +11,7 @@ import math
 import keras
 import numpy as np
 
+from kdet.layers.image_resizer import image_part
 from kdet.training.trainer import mean_between
 
 
@@ -121,7 +122,7 @@ def lr_sweep(
     if getattr(model, "optimizer", None) is None:
         raise ValueError("lr_sweep needs a compiled model (its optimizer is copied)")
     probe = type(model).from_config(model.get_config())
-    input_shape = dataset.element_spec[0].shape
+    input_shape = image_part(dataset.element_spec[0]).shape
     probe.build((None, *input_shape[1:]))
     if not model.built:
         model.build((None, *input_shape[1:]))

@@ -27,6 +27,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from kdet.layers.image_resizer import image_part
 from kdet.utils.folder_lock import folder_lock
 from kdet.utils.verified_files import checksum_path
 from kdet.utils.verified_files import checksum_status
@@ -478,8 +479,10 @@ class TrainingImageLogger(keras.callbacks.Callback):
             return
         from kdet.visualization import draw_detection_gallery  # matplotlib-free, but heavy
 
+        # Resized images (keep_aspect_ratio_resizer inputs) are drawn with their padding,
+        # which lies bottom/right of the pixels the boxes are in.
         gallery = draw_detection_gallery(
-            self.images,
+            image_part(self.images),
             self.model.predict_on_batch(self.images),
             self.groundtruth,
             label_map=self.label_map,
@@ -592,7 +595,7 @@ def _train(model, dataset, model_dir, num_steps, chief, checkpoint_every_n, max_
     latest = latest_checkpoint(model_dir)
     start_step = 0
     if latest is not None:
-        restore_checkpoint(model, latest[1], dataset.element_spec[0].shape)
+        restore_checkpoint(model, latest[1], image_part(dataset.element_spec[0]).shape)
         start_step = optimizer_step(model)
         if start_step != latest[0]:
             warnings.warn(
@@ -635,7 +638,8 @@ def _loggers(model, dataset, log_dir, log_every_n, log_images_every_n, label_map
     """The chief's TensorBoard callbacks: scalars, and images of the dataset's first batch."""
     loggers = [ScalarLogger(log_dir, log_every_n)]
     if log_images_every_n:
-        images, groundtruth = next(iter(dataset.unbatch().batch(_LOGGED_IMAGES).take(1)))
+        # Padded: resized images (keep_aspect_ratio_resizer inputs) differ in size.
+        images, groundtruth = next(iter(dataset.unbatch().padded_batch(_LOGGED_IMAGES).take(1)))
         loggers.append(
             TrainingImageLogger(log_dir, images, groundtruth, log_images_every_n, label_map)
         )

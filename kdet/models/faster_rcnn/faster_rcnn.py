@@ -255,7 +255,7 @@ class FasterRCNN(ObjectDetector):
 
     def _first_stage(self, images, training):
         """Raw images → features, RPN outputs, anchors and proposals (no gradient)."""
-        resized, scale = self.image_resizer(images)
+        resized, scale = self.resize_inputs(images)
         features = self.feature_extractor.extract_proposal_features(
             self.feature_extractor.preprocess(resized), training=training
         )
@@ -310,9 +310,14 @@ class FasterRCNN(ObjectDetector):
     def call(self, images, training=None):
         """Raw images → proposals and their classification (inference graph).
 
+        `images`: raw `[B, H, W, 3]`, or resized ones with their true shapes (see
+        `ObjectDetector.resize_inputs`); proposals and detections are clipped to each image's
+        content window, as the TF OD API does with `true_image_shapes`.
+
         Returns a dict with `"proposals"` `[B, P, 4]` (rel_yxyx of the resized, padded frame,
         -1 padded), `"class_logits"` `[B, P, num_classes + 1]`, `"box_encodings"`
-        `[B, P, num_classes, 4]`, `"scale"` (content fraction of the frame) and the RPN outputs.
+        `[B, P, num_classes, 4]`, `"scale"` `[B, 2]` (content fraction of the frame per image)
+        and the RPN outputs.
         """
         first_stage = self._first_stage(images, training)
         second_stage = self._second_stage(first_stage, first_stage["proposals"], training)

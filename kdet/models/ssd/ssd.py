@@ -166,10 +166,12 @@ class SSD(ObjectDetector):
         )
 
     def call(self, images, training=None):
-        """Raw images `[B, H, W, 3]` → `{"box_encodings" [B, A, 4], "class_logits"
-        [B, A, num_classes + 1], "anchors" [A, 4] rel_yxyx of the resized frame, "scale" [2]}`.
+        """Raw images `[B, H, W, 3]` (or resized ones with their true shapes, see
+        `ObjectDetector.resize_inputs`) → `{"box_encodings" [B, A, 4], "class_logits"
+        [B, A, num_classes + 1], "anchors" [A, 4] rel_yxyx of the resized frame, "scale"
+        [B, 2]}` (the fraction of the frame each image's content fills).
         """
-        resized, scale = self.image_resizer(images)
+        resized, scale = self.resize_inputs(images)
         features = self.feature_extractor(
             self.feature_extractor.preprocess(resized), training=training
         )
