@@ -309,3 +309,13 @@ def test_padding_takes_the_per_channel_pad_value_and_round_trips():
     np.testing.assert_allclose(resized[40:], np.broadcast_to([10.0, 20.0, 30.0], (40, 80, 3)))
     again = kdet.layers.KeepAspectRatioResizer.from_config(resizer.get_config())
     assert again.per_channel_pad_value == (10.0, 20.0, 30.0)
+
+
+def test_eval_draws_each_resized_image_without_its_padding(pipeline, tmp_path):
+    evaluator = kdet.evaluation.COCOEvaluator(
+        eval_dataset(pipeline), label_map=LABEL_MAP, log_dir=tmp_path / "eval",
+        num_visualizations=2,
+    )
+    evaluator.evaluate(pipeline.model)
+    sizes = [image.shape for image in evaluator.last_visualizations]
+    assert sizes == [(40, 160, 3), (64, 96, 3)]
