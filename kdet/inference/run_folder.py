@@ -30,8 +30,9 @@ DETECTIONS_JSON = "detections.json"
 
 def numbered_folder(requested):
     """`requested` if it does not exist or is an empty folder, else the first free
-    `<requested>2`, `<requested>3`, … (free: missing or empty; a numbered name that is a
-    symbolic link is never free, wherever it points).
+    `<requested>2`, `<requested>3`, … (`<requested>-2`, … for a name ending in a digit; free:
+    missing or empty; a numbered name that is a symbolic link is never free, wherever it
+    points).
 
     Raises:
         ValueError: if `requested` is a file.
@@ -40,6 +41,8 @@ def numbered_folder(requested):
     if requested.exists() and not requested.is_dir():
         raise ValueError(f"output folder {requested}: a file is in the way")
     base = requested if requested.name else requested.resolve()
+    # `runs/m4` → `runs/m4-2`, not `runs/m42`.
+    separator = "-" if base.name[-1:].isdigit() else ""
     candidate, number = requested, 1
     while os.path.lexists(candidate) and (
         not candidate.is_dir()
@@ -47,7 +50,7 @@ def numbered_folder(requested):
         or (candidate != requested and candidate.is_symlink())
     ):
         number += 1
-        candidate = base.with_name(f"{base.name}{number}")
+        candidate = base.with_name(f"{base.name}{separator}{number}")
     return candidate
 
 

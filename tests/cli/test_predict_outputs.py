@@ -191,3 +191,13 @@ def test_unique_keys_take_folders_only_where_names_clash(tmp_path):
              tmp_path / "a" / "dog.jpg"]
     assert unique_keys(paths) == ["a/x/cat.jpg", "b/x/cat.jpg", "dog.jpg"]
     assert kdet.inference.InputFile  # the package is importable as kdet.inference
+
+
+def test_a_folder_name_ending_in_a_digit_gets_a_separated_number(tmp_path):
+    from kdet.inference.run_folder import numbered_folder
+
+    for name in ("m4", "runs"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "detections.json").write_text("{}")
+    assert numbered_folder(tmp_path / "m4") == tmp_path / "m4-2"
+    assert numbered_folder(tmp_path / "runs") == tmp_path / "runs2"

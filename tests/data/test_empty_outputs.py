@@ -6,6 +6,7 @@ import os
 
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from kdet import cli
 from kdet.data import read_tfrecords
@@ -121,3 +122,22 @@ def test_reading_empty_records_is_an_error_naming_the_files(tmp_path, num_epochs
     with pytest.raises(DataError) as info:
         read_tfrecords(str(tmp_path / "empty-*.record"), batch_size=2, num_epochs=num_epochs)
     assert f"{paths[0]}, {paths[1]}: no record in these files" in str(info.value)
+
+
+def test_the_image_folder_hint_comes_only_when_images_were_not_found(tmp_path):
+    # Every image is there, but its class is not in the label map: where the images are
+    # is not the problem, so the error does not send the user to --image_dir.
+    annotations = tmp_path / "Annotations"
+    annotations.mkdir()
+    images = tmp_path / "JPEGImages"
+    images.mkdir()
+    Image.new("RGB", (32, 32)).save(images / "a.jpg")
+    (annotations / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><size><width>32</width><height>32</height>"
+        "<depth>3</depth></size><object><name>Dead</name><bndbox><xmin>2</xmin><ymin>2</ymin>"
+        "<xmax>20</xmax><ymax>20</ymax></bndbox></object></annotation>"
+    )
+    with pytest.raises(DataError) as info:
+        convert_voc(annotations, tmp_path / "out" / "a.record", label_map={1: "Tree"})
+    assert "not in the label map" in str(info.value)
+    assert "--image_dir" not in str(info.value)

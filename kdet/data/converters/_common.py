@@ -98,8 +98,7 @@ class ImageFinder:
                 return found
         tried = " or ".join(paths)
         raise DataError(
-            f"{source}: image file {tried} does not exist (nor a file with the same name and "
-            f"one of the extensions {' '.join(IMAGE_EXTENSIONS)})"
+            f"{source}: image file {tried} {_NO_SUCH_IMAGE} {' '.join(IMAGE_EXTENSIONS)})"
         )
 
     def _checked_name(self, name, folders, source):
@@ -369,6 +368,10 @@ def write_annotations(
     return summary
 
 
+# How a skip for an image that cannot be found reads (the empty-conversion error looks for it).
+_NO_SUCH_IMAGE = "does not exist (nor a file with the same name and one of the extensions"
+
+
 def image_folder_hint(image_folder, annotations):
     """What the error of an empty conversion says about the image folder of COCO or CSV input."""
     return (
@@ -382,6 +385,8 @@ def _nothing_written(input_path, output_path, summary, image_hint):
     skipped = summary.skipped
     if skipped:
         why = f"all {len(skipped)} image(s) were skipped; the first because: {skipped[0][1]}"
+        if not any(_NO_SUCH_IMAGE in reason for _, reason in skipped):
+            image_hint = ""  # the images were found: where they are is not the problem
     else:
         why = "it annotates no image"
     return DataError(
