@@ -184,8 +184,10 @@ def run_train(args):
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
     from kdet.data.label_map import read_label_map
+    from kdet.configs.pipeline import train_input_ran_out
     from kdet.training import latest_checkpoint
     from kdet.training import train
+    from kdet.training.trainer import TrainingInputRanOutError
 
     import tensorflow as tf
 
@@ -211,18 +213,21 @@ def run_train(args):
     dataset = train_dataset(pipeline)
     check_train_dataset(pipeline, dataset)
     label_map = pipeline.train_input.get("label_map")
-    summary = train(
-        pipeline.model,
-        dataset,
-        args.model_dir,
-        num_steps,
-        args.checkpoint_every_n,
-        log_every_n=args.log_every_n,
-        label_map=read_label_map(label_map) if label_map else None,
-        callbacks=[config_copy_callback(args.pipeline_config_path, args.model_dir)],
-    )
-    if summary["final_step"] < num_steps:
-        _keep_and_report_ran_out(pipeline, args, summary["final_step"], num_steps)
+    try:
+        summary = train(
+            pipeline.model,
+            dataset,
+            args.model_dir,
+            num_steps,
+            args.checkpoint_every_n,
+            log_every_n=args.log_every_n,
+            label_map=read_label_map(label_map) if label_map else None,
+            callbacks=[config_copy_callback(args.pipeline_config_path, args.model_dir)],
+        )
+    except TrainingInputRanOutError as error:  # the same, said in the config's terms
+        raise train_input_ran_out(
+            pipeline, error.summary["final_step"], num_steps, error.summary["checkpoint"]
+        ) from None
     losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
     print(
         f"trained steps {summary['start_step']}..{summary['final_step']} in "
@@ -322,20 +327,3 @@ def config_copy_callback(config, model_dir):
                 save_pipeline_config(config, model_dir)
 
     return SavePipelineConfig()
-
-
-def _keep_and_report_ran_out(pipeline, args, step, num_steps):
-    """A finite training input (num_epochs > 0) ran out before num_steps: the steps done are
-    checkpointed (only every --checkpoint_every_n steps would be), then it is an error."""
-    from kdet.configs.pipeline import train_input_ran_out
-    from kdet.training.trainer import CheckpointEveryNSteps
-    from kdet.training.trainer import checkpoint_path
-    from kdet.training.trainer import is_chief
-
-    checkpoint = None
-    if is_chief() and step > 0:
-        saver = CheckpointEveryNSteps(args.model_dir, args.checkpoint_every_n, num_steps)
-        saver.set_model(pipeline.model)
-        saver.save(step)
-        checkpoint = checkpoint_path(args.model_dir, step)
-    raise train_input_ran_out(pipeline, step, num_steps, checkpoint)

@@ -10,6 +10,7 @@ from kdet.training.lr_sweep import lr_sweep
 from kdet.training.lr_sweep import plot_lr_sweep
 from kdet.training.trainer import CheckpointWriteError
 from kdet.training.trainer import NonFiniteLossError
+from kdet.training.trainer import TrainingInputRanOutError
 from kdet.training.trainer import latest_checkpoint
 from kdet.training.trainer import train
 from kdet.training.variable_selection import select_trainable
@@ -21,6 +22,7 @@ __all__ = [
     "ExponentialDecayWithBurnin",
     "NonFiniteLossError",
     "ManualStepping",
+    "TrainingInputRanOutError",
     "latest_checkpoint",
     "lr_sweep",
     "plot_lr_sweep",

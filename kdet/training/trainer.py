@@ -187,6 +187,13 @@ class CheckpointEveryNSteps(keras.callbacks.Callback):
         if step >= self.num_steps:
             self.model.stop_training = True
 
+    def on_train_end(self, logs=None):
+        # Training that ended before `num_steps` (the dataset ran out, a callback stopped it)
+        # keeps its last steps too.
+        step = optimizer_step(self.model)
+        if self.write and 0 < step < self.num_steps:
+            self.save(step)
+
     def save(self, step):
         path = checkpoint_path(self.model_dir, step)
         if checksum_status(path) != "verified":
@@ -565,6 +572,8 @@ def train(
         NonFiniteLossError: a loss became NaN or infinite; the message names the step and the
             last good checkpoint.
         FolderLockedError: another process is training into `model_dir` (named).
+        TrainingInputRanOutError: `dataset` ran out before `num_steps`; the steps done are
+            checkpointed (a callback that stops training early is not an error).
         CheckpointWriteError: a checkpoint could not be written (e.g. the disk is full); the
             message names the folder, the space needed and the newest checkpoint.
 
@@ -606,11 +615,10 @@ def _train(model, dataset, model_dir, num_steps, chief, checkpoint_every_n, max_
     begin = time.perf_counter()
     losses = {}
     if start_step < num_steps:
-        history = model.fit(
-            dataset,
-            epochs=1,
-            steps_per_epoch=num_steps - start_step,
-            callbacks=[
+        with warnings.catch_warnings():
+            # kdet says it itself, with the checkpoint of the steps done (below).
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = _fit(model, dataset, num_steps - start_step, verbose=verbose, callbacks=[
                 StopOnNonFiniteLoss(model_dir, write=chief),  # first: a broken state is never saved
                 KeepTrainedWeights(),
                 CheckpointEveryNSteps(
@@ -619,19 +627,48 @@ def _train(model, dataset, model_dir, num_steps, chief, checkpoint_every_n, max_
                 *(_loggers(model, dataset, model_dir / "train", log_every_n,
                            log_images_every_n, label_map) if chief else []),
                 *callbacks,
-            ],
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles; Keras would only warn
-        )
+            ])
         losses = {name: values[-1] for name, values in history.history.items()}
     final = latest_checkpoint(model_dir)
-    return {
+    summary = {
         "start_step": start_step,
         "final_step": optimizer_step(model),
         "seconds": time.perf_counter() - begin,
         "checkpoint": None if final is None else final[1],
         "losses": losses,
     }
+    if summary["final_step"] < num_steps and not model.stop_training:
+        raise TrainingInputRanOutError(summary, num_steps)
+    return summary
+
+
+def _fit(model, dataset, steps, callbacks, verbose):
+    """One epoch of `steps` steps (the dataset shuffles itself: Keras would only warn)."""
+    return model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks,
+                     verbose=verbose, shuffle=False)
+
+
+class TrainingInputRanOutError(ValueError):
+    """The training dataset ran out before `num_steps`; the steps done are checkpointed.
+
+    Attributes:
+        summary: the dict `train` would have returned (`"checkpoint"` holds the steps done).
+        num_steps: the steps asked for.
+    """
+
+    def __init__(self, summary, num_steps):
+        self.summary = summary
+        self.num_steps = num_steps
+        step = summary["final_step"]
+        saved = (
+            f" (the model at step {step} is saved: {summary['checkpoint']})"
+            if summary["checkpoint"] is not None
+            else ""
+        )
+        super().__init__(
+            f"the training dataset ran out of data at step {step} of {num_steps}{saved}; "
+            "repeat it (dataset.repeat()) or train fewer steps"
+        )
 
 
 def _loggers(model, dataset, log_dir, log_every_n, log_images_every_n, label_map):

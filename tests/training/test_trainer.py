@@ -183,3 +183,16 @@ def test_a_run_shorter_than_log_every_n_still_logs_its_last_step(tmp_path):
     trainer.train(_model(), _dataset(), tmp_path, num_steps=3, log_every_n=100, verbose=0)
     scalars = _scalars(tmp_path / "train")
     assert set(scalars["losses/loss"]) == set(scalars["steps_per_second"]) == {3}
+
+
+def test_a_dataset_that_runs_out_is_an_error_and_its_steps_are_checkpointed(tmp_path):
+    import warnings
+
+    finite = _dataset().take(3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(trainer.TrainingInputRanOutError, match="ran out of data at step 3 of 10"):
+            trainer.train(_model(), finite, tmp_path, num_steps=10, checkpoint_every_n=5,
+                          verbose=0)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]  # kdet says it once
+    assert [step for step, _ in trainer.list_checkpoints(tmp_path)] == [3]
