@@ -264,6 +264,12 @@ class NonFiniteLossError(ValueError):
     """Training produced a NaN or infinite loss (the message names the step)."""
 
 
+#: After a non-finite loss, a checkpoint whose weights gave a loss over this many times the
+#: lowest of the run's first `_REFERENCE_STEPS` losses counts as diverged.
+DIVERGENCE_FACTOR = 100.0
+_REFERENCE_STEPS = 5
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Raises `NonFiniteLossError` as soon as a logged loss is NaN or infinite.
 
@@ -271,8 +277,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     `k` comes from the weights after `k - 1` updates, so the checkpoint of step `k - 1` (saved
     before its weights were ever evaluated) holds weights that gave the non-finite loss: it is
     set aside as `diverged-ckpt-<step>.weights.h5` (kept, never resumed from), as is any newer
-    one and any whose weights are not all finite. The message names the step, the bad losses
-    and the last good checkpoint (finite weights that gave a finite loss), which a re-run
+    one, any whose weights are not all finite, and any of this run whose weights gave a
+    diverging loss (over `DIVERGENCE_FACTOR` times the lowest loss of the run's first
+    `_REFERENCE_STEPS` steps: finite weights of 1e8 are no better a start than NaNs). The
+    message names the step, the bad losses and the last good checkpoint, which a re-run
     resumes from. (Keras's `TerminateOnNaN` only stops, silently for callers.)
     `ObjectDetector.fit` adds one without a `model_dir` unless its callbacks have one.
 
@@ -287,24 +295,33 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         super().__init__()
         self.model_dir = None if model_dir is None else pathlib.Path(model_dir)
         self.write = write
+        self._loss_of_weights = {}  # step j → the loss the weights after j updates gave
+        self._running_mean = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._running_mean = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        bad = {
-            name: float(value)
-            for name, value in (logs or {}).items()
-            if not math.isfinite(float(value))
-        }
+        logs = logs or {}
+        step = optimizer_step(self.model)
+        if "loss" in logs:
+            # Logs hold the epoch's running mean; this batch's loss came from the weights
+            # after `step - 1` updates.
+            mean = float(logs["loss"])
+            self._loss_of_weights[step - 1] = (batch + 1) * mean - batch * self._running_mean
+            self._running_mean = mean
+        bad = {name: float(value) for name, value in logs.items() if not math.isfinite(float(value))}
         if not bad:
             return
-        step = optimizer_step(self.model)
         kept = ""
         if self.model_dir is not None:
             good, set_aside = self._last_good_checkpoint(step)
             kept = (
                 f"; the last good checkpoint is {good[1]} (step {good[0]}: finite weights "
-                "that gave a finite loss), which a re-run resumes from"
+                "that gave a finite, non-diverging loss), which a re-run resumes from"
                 if good
-                else "; no checkpoint with finite weights that gave a finite loss was written"
+                else "; no checkpoint with finite weights that gave a finite, non-diverging loss "
+            "was written (a re-run starts afresh)"
             )
             if set_aside:
                 kept += (
@@ -325,11 +342,20 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 set_aside.append(_set_aside(path))
         while True:
             latest = latest_checkpoint(self.model_dir)
-            if latest is None or finite_weights(latest[1]):
+            if latest is None or (not self._diverged(latest[0]) and finite_weights(latest[1])):
                 return latest, set_aside
             if not self.write:
                 return None, set_aside
             set_aside.append(_set_aside(latest[1]))
+
+    def _diverged(self, checkpoint_step):
+        """Whether this run saw the weights of `checkpoint_step` give a diverging loss."""
+        loss = self._loss_of_weights.get(checkpoint_step)
+        if loss is None:  # saved before this run: it trained on from them then
+            return False
+        first = sorted(self._loss_of_weights)[:_REFERENCE_STEPS]
+        reference = min(abs(self._loss_of_weights[step]) for step in first)
+        return not math.isfinite(loss) or abs(loss) > DIVERGENCE_FACTOR * max(reference, 1e-3)
 
 
 def finite_weights(path):

@@ -196,3 +196,29 @@ def test_a_dataset_that_runs_out_is_an_error_and_its_steps_are_checkpointed(tmp_
                           verbose=0)
     assert not [w for w in caught if "ran out of data" in str(w.message)]  # kdet says it once
     assert [step for step, _ in trainer.list_checkpoints(tmp_path)] == [3]
+
+
+def test_checkpoints_whose_weights_gave_a_diverging_loss_are_not_named_good(tmp_path):
+    # The report's case: finite but exploding weights (loss 1e4, 1e9 before the inf) are no
+    # start for a re-run; the last checkpoint whose weights gave an ordinary loss is.
+    model = _model()
+    for step in range(1, 5):
+        model.save_weights(trainer.checkpoint_path(tmp_path, step))
+        verified_files.record_sha256(trainer.checkpoint_path(tmp_path, step))
+    guard = trainer.StopOnNonFiniteLoss(tmp_path)
+    guard.set_model(model)
+    guard.on_epoch_begin(0)
+    batch_losses = [5.0, 6.0, 1e4, 1e9, float("inf")]  # from the weights of steps 0..4
+    running = 0.0
+    with pytest.raises(trainer.NonFiniteLossError) as info:
+        for batch, loss in enumerate(batch_losses):
+            running += (loss - running) / (batch + 1)
+            model.optimizer.iterations.assign(batch + 1)
+            guard.on_train_batch_end(batch, {"loss": running})
+    message = str(info.value)
+    assert "at step 5" in message
+    assert f"the last good checkpoint is {trainer.checkpoint_path(tmp_path, 1)} (step 1" in message
+    assert trainer.latest_checkpoint(tmp_path)[0] == 1
+    assert sorted(p.name for p in tmp_path.glob("diverged-*.h5")) == [
+        "diverged-ckpt-2.weights.h5", "diverged-ckpt-3.weights.h5", "diverged-ckpt-4.weights.h5"
+    ]
