@@ -30,3 +30,13 @@ class TinyTwoMapSSDExtractor(kdet.feature_extractors.SSDFeatureExtractor):
     def call(self, images, training=None):
         features = self.stem(images)
         return [features, self.top(features)]
+
+
+def tiny_ssd(num_classes=2, image_size=64):
+    """An SSD of this extractor for `image_size` images (two anchor layers), not built."""
+    return kdet.SSD(
+        num_classes=num_classes,
+        feature_extractor=NAME,
+        image_resizer=kdet.layers.FixedShapeResizer(image_size, image_size),
+        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
+    )

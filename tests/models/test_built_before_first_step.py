@@ -33,12 +33,7 @@ _ZOO_PIPELINE = (
 
 
 def _tiny_ssd():
-    return kdet.SSD(
-        num_classes=2,
-        feature_extractor=tiny_ssd_extractor.NAME,
-        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
-    )
+    return tiny_ssd_extractor.tiny_ssd(image_size=IMAGE_SIZE)
 
 
 def _tiny_faster_rcnn(extractor="faster_rcnn_mobilenet_v2"):

@@ -112,12 +112,7 @@ def test_other_tensorflow_errors_pass_through_unchanged():
 
 
 def _tiny_ssd():
-    return kdet.SSD(
-        num_classes=2,
-        feature_extractor=tiny_ssd_extractor.NAME,
-        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
-    )
+    return tiny_ssd_extractor.tiny_ssd(image_size=IMAGE_SIZE)
 
 
 @pytest.fixture(scope="module")

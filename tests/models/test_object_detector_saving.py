@@ -12,12 +12,7 @@ IMAGE_SIZE = 64
 
 
 def _tiny_ssd():
-    return kdet.SSD(
-        num_classes=2,
-        feature_extractor=tiny_ssd_extractor.NAME,
-        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
-    )
+    return tiny_ssd_extractor.tiny_ssd(image_size=IMAGE_SIZE)
 
 
 def _load_without_warnings(path):
