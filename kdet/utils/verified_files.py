@@ -101,7 +101,11 @@ def is_verified(path):
     checksum = checksum_path(path)
     warnings.warn(
         f"Cached file {path} has sha256 {file_sha256(path)}, but {checksum} "
-        + (f"records {recorded_sha256(path)}" if status == "damaged" else "records none")
+        + (
+            f"records {recorded_sha256(path)}"
+            if status == "damaged"
+            else "is missing" if not checksum.exists() else "records none"
+        )
         + ": it is damaged or incomplete and will be rebuilt.",
         stacklevel=2,
     )

@@ -94,6 +94,7 @@ train_config {
 train_input_reader {
   tf_record_input_reader { input_path: "FOLDER/photos.record" }
   label_map_path: "FOLDER/label_map.pbtxt"
+  shuffle: false  # every batch holds both photos (shuffled, one may come twice)
 }
 eval_config { batch_size: 2 }
 eval_input_reader {
