@@ -9,10 +9,10 @@ extractor is compared with an independent `resize_to_range` written from the TF 
 description (TF1 `resize_images`, bilinear, no half-pixel centres).
 """
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import test_model_builder  # noqa: F401  (registers config_test_tiny_two_stage)
 
 import kdet
 from kdet.configs import eval_dataset
@@ -27,34 +27,6 @@ PHOTOS = {(60, 120): [12.0, 30.0, 48.0, 90.0], (100, 75): [20.0, 10.0, 70.0, 60.
 LABEL_MAP = {1: "thing"}
 
 
-@kdet.feature_extractors.register_feature_extractor("keep_aspect_test_tiny_two_stage")
-class KeepAspectTestExtractor(kdet.feature_extractors.FasterRCNNFeatureExtractor):
-    """Stride-8 proposal features, one conv per RoI."""
-
-    def __init__(self, depth=4, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = depth
-        self.body = [
-            keras.layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")
-            for _ in range(3)
-        ]
-        self.head = keras.layers.Conv2D(depth, 3, padding="same", activation="relu")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def extract_proposal_features(self, images, training=None):
-        for layer in self.body:
-            images = layer(images)
-        return images
-
-    def extract_box_classifier_features(self, crops, training=None):
-        return self.head(crops)
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
-
-
 _CONFIG = """
 model {
   faster_rcnn {
@@ -62,7 +34,7 @@ model {
     image_resizer {
       keep_aspect_ratio_resizer { min_dimension: 48 max_dimension: 80 PAD }
     }
-    feature_extractor { type: 'keep_aspect_test_tiny_two_stage' first_stage_features_stride: 8 }
+    feature_extractor { type: 'config_test_tiny_two_stage' first_stage_features_stride: 8 }
     first_stage_anchor_generator {
       grid_anchor_generator {
         height: 32 width: 32 height_stride: 8 width_stride: 8
