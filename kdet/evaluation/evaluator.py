@@ -20,7 +20,7 @@ from kdet.evaluation.coco_metrics import compute_coco_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image
-from kdet.training.trainer import optimizer_step
+from kdet.utils.model_step import optimizer_step
 from kdet.utils.progress import progress_bar
 from kdet.visualization import draw_detections
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from kdet.layers.image_resizer import image_part
 from kdet.utils.folder_lock import folder_lock
+from kdet.utils.model_step import optimizer_step  # noqa: F401  (also kdet.training.trainer's)
 from kdet.utils.verified_files import checksum_path
 from kdet.utils.verified_files import checksum_status
 from kdet.utils.verified_files import record_sha256
@@ -41,16 +42,6 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 _LOCK_FILE = ".kdet-train.lock"
 _LOGGED_IMAGES = 4  # training images drawn to TensorBoard
-
-
-def optimizer_step(model):
-    """The optimizer's `iterations` as an int (the training step); 0 without an optimizer."""
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return 0
-    # `.numpy()`: under a multi-worker strategy `iterations` is a MirroredVariable, which
-    # `int()` cannot convert.
-    return int(optimizer.iterations.numpy())
 
 
 def checkpoint_path(model_dir, step):
