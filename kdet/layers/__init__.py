@@ -1,6 +1,7 @@
 """Detection layers: resizers, anchor generators, NMS, RPN proposals, RoI cropping, batch norm."""
 
 from kdet.layers.anchor_generator import AnchorGenerator
+from kdet.layers.conv_hyperparams import ConvHyperparams
 from kdet.layers.crop_and_resize_roi_pooler import CropAndResizeRoIPooler
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
@@ -16,6 +17,7 @@ from kdet.layers.ssd_anchor_generator import SSDAnchorGenerator
 
 __all__ = [
     "AnchorGenerator",
+    "ConvHyperparams",
     "CropAndResizeRoIPooler",
     "FixedShapeResizer",
     "FusedBatchNormalization",
