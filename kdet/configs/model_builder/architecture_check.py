@@ -1,0 +1,271 @@
+"""What kdet does not have yet: the first error of a config that needs it."""
+
+import dataclasses
+
+from kdet.configs.field_reader import Node
+from kdet.configs.model_builder.feature_extractor import KERAS_SUFFIX
+from kdet.configs.text_format import ConfigError
+from kdet.configs.text_format import Message
+from kdet.feature_extractors import FasterRCNNFeatureExtractor
+from kdet.feature_extractors import SSDFeatureExtractor
+from kdet.feature_extractors import available_feature_extractors
+from kdet.feature_extractors import get_feature_extractor_class
+
+_META_ARCHITECTURES = ("ssd", "faster_rcnn")
+
+# -- what kdet does not have yet --------------------------------------------------------------
+# A config that needs a meta-architecture, a feature extractor or a model output kdet does not
+# have yet fails with that fact first, at the field that asks for it, before any other field of
+# the config is read (`check_architecture`): a Mask R-CNN config says "instance masks", not that
+# `number_of_stages: 3` differs from kdet's value, nor that its learning rate schedule is refused.
+
+# The issues of the project that add them.
+_EXTRACTORS_ISSUE = 17
+_CENTER_NET_ISSUE = 18
+_TWO_STAGE_VARIANTS_ISSUE = 19
+
+# `model { … }` oneof fields of the TF OD API (`model.proto`, `center_net.proto`,
+# `detr.proto`) that kdet does not build: field → (what it is, the issue that adds it or None).
+_MISSING_META_ARCHITECTURES = {
+    "center_net": ("CenterNet", _CENTER_NET_ISSUE),
+    "detr": ("DETR", None),
+    "experimental_model": ("an experimental meta-architecture of the TF OD API's own registry",
+                           None),
+}
+# `center_net { … }` task fields → what they add to CenterNet and the issue that adds it.
+_CENTER_NET_TASKS = {
+    "keypoint_estimation_task": ("keypoints", _CENTER_NET_ISSUE),
+    "mask_estimation_task": ("instance masks", _TWO_STAGE_VARIANTS_ISSUE),
+    "deepmac_mask_estimation": ("DeepMAC instance masks", _TWO_STAGE_VARIANTS_ISSUE),
+    "densepose_estimation_task": ("DensePose", None),
+    "track_estimation_task": ("tracking", None),
+    "temporal_offset_task": ("temporal offsets", None),
+}
+# TF OD API feature extractor types (without the TF2 `_keras` suffix) that kdet has no
+# extractor for yet → what they are.
+_MISSING_FEATURE_EXTRACTORS = {
+    "ssd_mobilenet_v1": "MobileNet v1",
+    "embedded_ssd_mobilenet_v1": "MobileNet v1 for embedded devices",
+    "ssd_mobilenet_v1_ppn": "MobileNet v1 with a pooling pyramid",
+    "ssd_mobilenet_v2_mnasfpn": "MobileNet v2 with MnasFPN",
+    "ssd_mobilenet_v3_large": "MobileNet v3 Large",
+    "ssd_mobilenet_v3_small": "MobileNet v3 Small",
+    "ssd_mobilenet_edgetpu": "MobileNet EdgeTPU",
+    **{f"ssd_mobiledet_{kind}": f"MobileDet {kind.upper()}" for kind in ("cpu", "dsp", "gpu")},
+    "ssd_mobiledet_edgetpu": "MobileDet EdgeTPU",
+    "ssd_inception_v2": "Inception v2",
+    "ssd_inception_v3": "Inception v3",
+    "ssd_pnasnet": "PNASNet",
+    **{f"ssd_resnet{depth}_v1_fpn": f"ResNet-{depth} v1 FPN" for depth in (101, 152)},
+    **{f"ssd_resnet{depth}_v1_ppn": f"ResNet-{depth} v1 with a pooling pyramid"
+       for depth in (50, 101, 152)},
+    **{f"ssd_efficientnet-b{index}_bifpn": f"EfficientDet: EfficientNet-B{index} with BiFPN"
+       for index in range(8)},
+    "faster_rcnn_inception_v2": "Inception v2",
+    "faster_rcnn_inception_resnet_v2": "Inception-ResNet v2",
+    "faster_rcnn_nas": "NASNet-A",
+    "faster_rcnn_pnas": "PNASNet",
+    "faster_rcnn_resnet152": "ResNet-152 v1",
+    **{f"faster_rcnn_resnet{depth}_fpn": f"ResNet-{depth} v1 FPN" for depth in (101, 152)},
+}
+# The kdet model class of each meta-architecture, for "kdet's SSD feature extractors: …".
+_FEATURE_EXTRACTOR_BASES = {"ssd": SSDFeatureExtractor, "faster_rcnn": FasterRCNNFeatureExtractor}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Gap:
+    """Something a config needs that kdet does not have yet.
+
+    `rank` orders the gaps of one config for the error (0: meta-architecture, 1: a variant of
+    it or a model output, 2: a feature extractor); `field` is where the config asks for it,
+    `problem` the whole error text after `source:line:column:`, `short` how the error names it
+    when another gap comes first.
+    """
+
+    rank: int
+    source: str
+    field: object
+    problem: str
+    short: str
+
+
+def _issue(issue):
+    return f"issue {issue}" if issue else "not planned"
+
+
+def _not_in_kdet(issue, verb="is"):
+    """`is not in kdet yet (issue N)`, or `is not in kdet (not planned)` without an issue."""
+    return f"{verb} not in kdet {'yet ' if issue else ''}({_issue(issue)})"
+
+
+def _model_gaps(node):
+    """The `_Gap`s of the `model { … }` message of `node`, in the order errors name them."""
+    gaps = []
+    for field in node.message.fields:
+        path = f"{node.path}.{field.name}"
+        if field.name in _MISSING_META_ARCHITECTURES:
+            what, issue = _MISSING_META_ARCHITECTURES[field.name]
+            gaps.append(_Gap(
+                0, node.message.source, field,
+                f"'{path}': {what} {_not_in_kdet(issue)}; kdet builds ssd and faster_rcnn "
+                "models",
+                f"{what} ({_issue(issue)})",
+            ))
+            if field.name == "center_net" and isinstance(field.value, Message):
+                gaps += _center_net_gaps(Node(field.value, path))
+        elif field.name in _META_ARCHITECTURES and isinstance(field.value, Message):
+            child = Node(field.value, path)
+            gaps += _two_stage_variant_gaps(child) if field.name == "faster_rcnn" else []
+            gaps += _mask_gaps(child, "Mask R-CNN" if field.name == "faster_rcnn" else
+                               "an SSD mask head")
+            gaps += _feature_extractor_gaps(child, _FEATURE_EXTRACTOR_BASES[field.name])
+    return sorted(gaps, key=lambda gap: (gap.rank, gap.field.line, gap.field.column))
+
+
+def _center_net_gaps(node):
+    """The tasks of a `center_net { … }` message beyond boxes (keypoints, masks, …)."""
+    gaps = []
+    for field in node.message.fields:
+        if field.name in _CENTER_NET_TASKS:
+            what, issue = _CENTER_NET_TASKS[field.name]
+            gaps.append(_Gap(
+                1, node.message.source, field,
+                f"'{node.path}.{field.name}': CenterNet {what} {_not_in_kdet(issue, 'are')}",
+                f"{what} ({field.name}, {_issue(issue)})",
+            ))
+    return gaps
+
+
+def _two_stage_variant_gaps(node):
+    """R-FCN and Context R-CNN in a `faster_rcnn { … }` message."""
+    gaps = []
+    for field in node.message.fields:
+        path = f"{node.path}.{field.name}"
+        if field.name == "context_config":
+            gaps.append(_Gap(
+                1, node.message.source, field,
+                f"'{path}': Context R-CNN (attention over context features) is not in kdet yet "
+                f"(issue {_TWO_STAGE_VARIANTS_ISSUE})",
+                f"Context R-CNN (issue {_TWO_STAGE_VARIANTS_ISSUE})",
+            ))
+        if field.name == "second_stage_box_predictor" and isinstance(field.value, Message):
+            gaps += [
+                _Gap(
+                    1, node.message.source, predictor,
+                    f"'{path}.{predictor.name}': R-FCN is not in kdet yet (issue "
+                    f"{_TWO_STAGE_VARIANTS_ISSUE}); kdet's Faster R-CNN takes "
+                    "mask_rcnn_box_predictor (boxes only)",
+                    f"R-FCN (issue {_TWO_STAGE_VARIANTS_ISSUE})",
+                )
+                for predictor in field.value.fields
+                if predictor.name == "rfcn_box_predictor"
+            ]
+    return gaps
+
+
+def _mask_fields(node):
+    """`(path, field)` of every field of `node` and its messages that asks for instance
+    masks: `number_of_stages: 3`, `predict_instance_masks: true`, and the `*mask*` fields
+    that configure them (`mask_height`, `second_stage_mask_prediction_loss_weight`,
+    `mask_head_config`, …)."""
+    for field in node.message.fields:
+        path = f"{node.path}.{field.name}"
+        if field.name == "number_of_stages":
+            if field.value == 3:
+                yield path, field
+        elif field.name == "predict_instance_masks":
+            if field.value is not False and field.value != 0:
+                yield path, field
+        elif "mask" in field.name and field.name != "mask_rcnn_box_predictor":
+            # `mask_rcnn_box_predictor` is also the box-only second stage of Faster R-CNN.
+            yield path, field
+        elif isinstance(field.value, Message):
+            yield from _mask_fields(Node(field.value, path))
+
+
+def _mask_gaps(node, what):
+    """The first field (in file order) of `node` that asks for instance masks, as a gap."""
+    found = min(_mask_fields(node), key=lambda item: (item[1].line, item[1].column), default=None)
+    if found is None:
+        return []
+    path, field = found
+    issue = _TWO_STAGE_VARIANTS_ISSUE
+    if field.name == "number_of_stages":
+        problem = (f"'{path}' is 3: a third stage that predicts instance masks ({what}); instance "
+                   f"masks are not in kdet yet (issue {issue})")
+    elif field.name == "predict_instance_masks":
+        problem = f"'{path}' is true: instance masks ({what}) are not in kdet yet (issue {issue})"
+    else:
+        problem = (f"'{path}' configures instance masks ({what}), which are not in kdet yet "
+                   f"(issue {issue})")
+    return [_Gap(1, node.message.source, field, problem,
+                 f"instance masks ({what}, issue {issue})")]
+
+
+def _feature_extractor_gaps(node, base_class):
+    """The feature extractor `type` of `node`, when it is a TF OD API extractor kdet has not."""
+    extractors = [f.value for f in node.message.fields if f.name == "feature_extractor"]
+    if len(extractors) != 1 or not isinstance(extractors[0], Message):
+        return []
+    types = [f for f in extractors[0].fields if f.name == "type" and isinstance(f.value, str)]
+    if len(types) != 1:
+        return []
+    field = types[0]
+    name = str(field.value)
+    stem = name.removesuffix(KERAS_SUFFIX)
+    registered = available_feature_extractors()
+    if name in registered or stem in registered or stem not in _MISSING_FEATURE_EXTRACTORS:
+        return []
+    family = [
+        n for n in registered if issubclass(get_feature_extractor_class(n), base_class)
+    ]
+    meta_architecture = "SSD" if base_class is SSDFeatureExtractor else "Faster R-CNN"
+    what = f"feature extractor '{name}' ({_MISSING_FEATURE_EXTRACTORS[stem]})"
+    return [_Gap(
+        2, extractors[0].source, field,
+        f"'{node.path}.feature_extractor.type': {what} is not in kdet yet (issue "
+        f"{_EXTRACTORS_ISSUE}); kdet's {meta_architecture} feature extractors: "
+        f"{', '.join(family)} (and yours, once registered: kdet train --import MODULE)",
+        f"{what}, issue {_EXTRACTORS_ISSUE}",
+    )]
+
+
+def check_architecture(config):
+    """Raises a `ConfigError` if the config needs what kdet does not have yet.
+
+    That is a meta-architecture other than SSD and Faster R-CNN (`center_net`: CenterNet,
+    `detr`, `experimental_model`), a variant of one (R-FCN's `rfcn_box_predictor`, Context
+    R-CNN's `context_config`, instance masks: `number_of_stages: 3`, `predict_instance_masks:
+    true` and the `mask_*` fields), or a TF OD API feature extractor kdet has no
+    counterpart for (e.g. `ssd_efficientnet-b0_bifpn_keras`, EfficientDet; an extractor of
+    your own, once registered, is found). Nothing else is checked, so run this before reading
+    the rest of the config: the error then names the real cause, not a field that only
+    follows from it. `load_pipeline` and `build_model` do.
+
+    Args:
+        config: the root `Message` of a pipeline config (every `model` field is checked), or
+            the `Message` (or `Node`) of a `model { … }` block.
+
+    Raises:
+        ConfigError: `source:line:column: 'field': … is not in kdet yet (issue N)` at the
+            field that asks for it (the meta-architecture before its variants and outputs,
+            before the feature extractor); when the config needs several of them, the error
+            names the others too.
+    """
+    if isinstance(config, Node):
+        models = [config]
+    elif any(field.name in _META_ARCHITECTURES or field.name in _MISSING_META_ARCHITECTURES
+             for field in config.fields):
+        models = [Node(config, "model")]
+    else:
+        models = [Node(field.value, "model") for field in config.fields
+                  if field.name == "model" and isinstance(field.value, Message)]
+    for node in models:
+        gaps = _model_gaps(node)
+        if not gaps:
+            continue
+        first = gaps[0]
+        problem = first.problem
+        if len(gaps) > 1:
+            problem += "; the config also needs " + ", ".join(gap.short for gap in gaps[1:])
+        raise ConfigError.at(first.source, first.field.line, first.field.column, problem)

@@ -1,0 +1,201 @@
+"""The TF OD API `FasterRcnn` message → `kdet.FasterRCNN`."""
+
+from kdet.configs.field_reader import Bool
+from kdet.configs.field_reader import Fixed
+from kdet.configs.field_reader import Float
+from kdet.configs.field_reader import Int
+from kdet.configs.field_reader import SubMessage
+from kdet.configs.field_reader import Switch
+from kdet.configs.field_reader import read
+from kdet.configs.field_reader import read_one_of
+from kdet.configs.model_builder.common import construct
+from kdet.configs.model_builder.components import FASTER_RCNN_ANCHOR_GENERATORS
+from kdet.configs.model_builder.components import build_anchor_generator
+from kdet.configs.model_builder.components import build_image_resizer
+from kdet.configs.model_builder.feature_extractor import (
+    FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA,
+)
+from kdet.configs.model_builder.feature_extractor import build_feature_extractor
+from kdet.configs.model_builder.hyperparams import BOX_CLASSIFIER_HYPERPARAMS
+from kdet.configs.model_builder.hyperparams import RPN_HYPERPARAMS
+from kdet.configs.model_builder.hyperparams import read_hyperparams
+from kdet.configs.model_builder.losses import ANCHORWISE_OUTPUT
+from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
+from kdet.configs.model_builder.post_processing import read_faster_rcnn_post_processing
+from kdet.feature_extractors import FasterRCNNFeatureExtractor
+from kdet.models.faster_rcnn import BoxClassifierHead
+from kdet.models.faster_rcnn import FasterRCNN
+
+_FASTER_RCNN_SCHEMA = {
+    "num_classes": Int(required=True, minimum=1),
+    "number_of_stages": Fixed(Int(default=2), 2, "kdet builds the full two-stage model"),
+    "image_resizer": SubMessage(required=True),
+    "feature_extractor": SubMessage(required=True),
+    "first_stage_anchor_generator": SubMessage(required=True),
+    "first_stage_atrous_rate": Fixed(Int(default=1), 1),
+    "first_stage_box_predictor_conv_hyperparams": SubMessage(),
+    "first_stage_box_predictor_kernel_size": Int(default=3, minimum=1),
+    "first_stage_box_predictor_depth": Int(default=512, minimum=1),
+    "first_stage_minibatch_size": Int(default=256, minimum=1),
+    "first_stage_positive_balance_fraction": Float(default=0.5),
+    "first_stage_nms_score_threshold": Fixed(Float(default=0.0), 0.0),
+    "first_stage_nms_iou_threshold": Float(default=0.7),
+    "first_stage_max_proposals": Int(default=300, minimum=1),
+    "first_stage_localization_loss_weight": Float(default=1.0),
+    "first_stage_objectness_loss_weight": Float(default=1.0),
+    "initial_crop_size": Int(required=True, minimum=1),
+    "maxpool_kernel_size": Int(required=True, minimum=1),
+    "maxpool_stride": Int(required=True, minimum=1),
+    "second_stage_box_predictor": SubMessage(required=True),
+    "second_stage_batch_size": Int(default=64, minimum=1),
+    "second_stage_balance_fraction": Float(default=0.25),
+    "second_stage_post_processing": SubMessage(required=True),
+    "second_stage_localization_loss_weight": Float(default=1.0),
+    "second_stage_classification_loss_weight": Float(default=1.0),
+    "second_stage_classification_loss": SubMessage(),
+    "inplace_batchnorm_update": Switch(),
+    "use_matmul_crop_and_resize": Switch(),
+    "use_static_shapes": Switch(),
+}
+
+
+def _build_first_stage_anchor_generator(node, extractor):
+    """Reads `first_stage_anchor_generator`: a grid for single-map extractors, multiscale over
+    the pyramid levels for FPN extractors."""
+    chosen, generator = build_anchor_generator(node, FASTER_RCNN_ANCHOR_GENERATORS)
+    if not extractor.is_fpn:
+        if chosen.name != "grid_anchor_generator":
+            raise chosen.error(
+                f"'{chosen.path}' is set, but the feature extractor has one feature map: use "
+                "grid_anchor_generator"
+            )
+        return generator
+    levels = (extractor.fpn_min_level, extractor.fpn_max_level)
+    if chosen.name != "multiscale_anchor_generator" or levels != (
+        generator.min_level,
+        generator.max_level,
+    ):
+        raise chosen.error(
+            f"'{chosen.path}' does not match the FPN feature extractor: use "
+            f"multiscale_anchor_generator with min_level {levels[0]} and max_level {levels[1]}"
+        )
+    return generator
+
+
+def _read_second_stage_classification_loss(node):
+    """Reads `second_stage_classification_loss`: kdet's Faster R-CNN uses `weighted_softmax`."""
+    chosen = read_one_of(node, tuple(CLASSIFICATION_LOSSES))
+    if chosen.name != "weighted_softmax":
+        raise chosen.error(
+            f"'{chosen.path}' is set, but kdet's Faster R-CNN always uses weighted_softmax"
+        )
+    read(chosen, {"anchorwise_output": ANCHORWISE_OUTPUT, "logit_scale": Fixed(Float(1.0), 1.0)})
+
+
+def _build_mask_rcnn_box_predictor(node, num_classes):
+    """Reads a TF OD API `MaskRCNNBoxPredictor` (boxes only) → `BoxClassifierHead`."""
+    fields = read(
+        node,
+        {
+            "fc_hyperparams": SubMessage(),
+            "use_dropout": Bool(default=False),
+            "dropout_keep_probability": Float(default=0.5),
+            "box_code_size": Fixed(Int(default=4), 4),
+            "predict_instance_masks": Fixed(
+                Bool(default=False), False, "kdet's Faster R-CNN predicts no masks"
+            ),
+            "share_box_across_classes": Fixed(
+                Bool(default=False), False, "kdet predicts one box per class"
+            ),
+        },
+    )
+    hyperparams = read_hyperparams(fields["fc_hyperparams"], BOX_CLASSIFIER_HYPERPARAMS)
+    return construct(
+        node,
+        BoxClassifierHead,
+        num_classes=num_classes,
+        use_dropout=fields["use_dropout"],
+        dropout_keep_probability=fields["dropout_keep_probability"],
+        # Dense layers: no depthwise kernels for regularize_depthwise to change.
+        **hyperparams.regularization(takes_regularize_depthwise=False),
+    )
+
+
+def _build_second_stage_box_predictor(node, num_classes):
+    """Reads `second_stage_box_predictor` (`mask_rcnn_box_predictor` only)."""
+    chosen = read_one_of(node, ("mask_rcnn_box_predictor",))
+    return _build_mask_rcnn_box_predictor(chosen, num_classes)
+
+
+def _crop_arguments(fields, extractor):
+    """`initial_crop_size`, `maxpool_kernel_size`, `maxpool_stride` → `kdet.FasterRCNN`
+    arguments; FPN extractors RoIAlign straight at the pooled size."""
+    crop_size, kernel_size, stride = (
+        fields[name] for name in ("initial_crop_size", "maxpool_kernel_size", "maxpool_stride")
+    )
+    if kernel_size > crop_size:
+        raise fields.error(
+            "maxpool_kernel_size",
+            f"'{fields.path('maxpool_kernel_size')}' is {kernel_size}, larger than "
+            f"initial_crop_size {crop_size}",
+        )
+    crop = {
+        "initial_crop_size": crop_size,
+        "maxpool_kernel_size": kernel_size,
+        "maxpool_stride": stride,
+    }
+    if extractor.is_fpn:
+        crop["roi_align_crop_size"] = (crop_size - kernel_size) // stride + 1
+    return crop
+
+
+def build_faster_rcnn(node):
+    """Reads a TF OD API `FasterRcnn` message → `kdet.FasterRCNN`."""
+    fields = read(node, _FASTER_RCNN_SCHEMA)
+    num_classes = fields["num_classes"]
+    extractor = build_feature_extractor(
+        fields["feature_extractor"],
+        FasterRCNNFeatureExtractor,
+        FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA,
+    )
+    rpn_hyperparams = read_hyperparams(
+        fields["first_stage_box_predictor_conv_hyperparams"], RPN_HYPERPARAMS
+    )
+    if fields.has("second_stage_classification_loss"):
+        _read_second_stage_classification_loss(fields["second_stage_classification_loss"])
+    scalars = {
+        name: fields[name]
+        for name in (
+            "first_stage_box_predictor_depth",
+            "first_stage_box_predictor_kernel_size",
+            "first_stage_nms_iou_threshold",
+            "first_stage_max_proposals",
+            "first_stage_minibatch_size",
+            "first_stage_positive_balance_fraction",
+            "first_stage_localization_loss_weight",
+            "first_stage_objectness_loss_weight",
+            "second_stage_batch_size",
+            "second_stage_balance_fraction",
+            "second_stage_localization_loss_weight",
+            "second_stage_classification_loss_weight",
+        )
+    }
+    return construct(
+        node,
+        FasterRCNN,
+        num_classes=num_classes,
+        feature_extractor=extractor,
+        image_resizer=build_image_resizer(fields["image_resizer"]),
+        first_stage_anchor_generator=_build_first_stage_anchor_generator(
+            fields["first_stage_anchor_generator"], extractor
+        ),
+        # The RPN head has no depthwise kernels for regularize_depthwise to change.
+        first_stage_box_predictor_kernel_regularizer=rpn_hyperparams.kernel_regularizer,
+        second_stage_box_predictor=_build_second_stage_box_predictor(
+            fields["second_stage_box_predictor"], num_classes
+        ),
+        add_groundtruth_to_proposals=False,
+        **scalars,
+        **_crop_arguments(fields, extractor),
+        **read_faster_rcnn_post_processing(fields["second_stage_post_processing"]),
+    )

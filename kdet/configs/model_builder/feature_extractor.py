@@ -1,0 +1,166 @@
+"""TF OD API `SsdFeatureExtractor` / `FasterRcnnFeatureExtractor` messages → registered kdet
+feature extractors."""
+
+import inspect
+
+import keras
+
+from kdet.configs.field_reader import Bool
+from kdet.configs.field_reader import Fixed
+from kdet.configs.field_reader import Float
+from kdet.configs.field_reader import Int
+from kdet.configs.field_reader import String
+from kdet.configs.field_reader import SubMessage
+from kdet.configs.field_reader import read
+from kdet.configs.field_reader import same_value
+from kdet.configs.field_reader import show
+from kdet.configs.model_builder.common import construct
+from kdet.configs.model_builder.hyperparams import EXTRACTOR_HYPERPARAMS
+from kdet.configs.model_builder.hyperparams import read_hyperparams
+from kdet.feature_extractors import FasterRCNNFeatureExtractor
+from kdet.feature_extractors import SSDFeatureExtractor
+from kdet.feature_extractors import available_feature_extractors
+from kdet.feature_extractors import get_feature_extractor_class
+
+# -- feature extractors ---------------------------------------------------------------------
+
+SSD_FEATURE_EXTRACTOR_SCHEMA = {
+    "type": String(required=True),
+    "depth_multiplier": Float(default=1.0),
+    "min_depth": Int(default=16),
+    "use_depthwise": Bool(default=False),
+    # Field 6 of older ssd.proto versions (ssd_mobilenet_v2_coco.config sets it).
+    "batch_norm_trainable": Bool(default=True),
+    "fpn": SubMessage(),
+    "conv_hyperparams": SubMessage(),
+    "override_base_feature_extractor_hyperparams": Bool(default=False),
+    "pad_to_multiple": Fixed(Int(default=1), 1, "kdet does not pad the resized images"),
+    "use_explicit_padding": Bool(default=False),
+}
+FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA = {
+    "type": String(required=True),
+    "first_stage_features_stride": Int(default=16),
+    "batch_norm_trainable": Bool(default=False),
+    "fpn": SubMessage(),
+    "conv_hyperparams": SubMessage(),
+    "override_base_feature_extractor_hyperparams": Bool(default=False),
+}
+# Scalar fields of each feature extractor message that become constructor arguments of the
+# same name.
+_EXTRACTOR_ARGUMENTS = {
+    SSDFeatureExtractor: (
+        "depth_multiplier",
+        "min_depth",
+        "use_depthwise",
+        "use_explicit_padding",
+        "batch_norm_trainable",
+        "override_base_feature_extractor_hyperparams",
+    ),
+    FasterRCNNFeatureExtractor: (
+        "first_stage_features_stride",
+        "batch_norm_trainable",
+        "override_base_feature_extractor_hyperparams",
+    ),
+}
+_FPN_SCHEMA = {
+    "min_level": Int(default=3),
+    "max_level": Int(default=7),
+    "additional_layer_depth": Int(default=256, minimum=1),
+}
+_FPN_ARGUMENTS = {
+    "min_level": "fpn_min_level",
+    "max_level": "fpn_max_level",
+    "additional_layer_depth": "additional_layer_depth",
+}
+KERAS_SUFFIX = "_keras"
+
+
+def build_feature_extractor(node, base_class, schema):
+    """Reads a TF OD API `SsdFeatureExtractor` or `FasterRcnnFeatureExtractor` and builds the
+    registered extractor its `type` names, a subclass of `base_class`.
+    """
+    fields = read(node, schema)
+    name, extractor_class = _feature_extractor_class(fields, base_class)
+    accepted = _constructor_arguments(extractor_class)
+    kwargs = {}
+    for argument in _EXTRACTOR_ARGUMENTS[base_class]:
+        value, default = fields[argument], schema[argument].default
+        if argument in accepted:
+            kwargs[argument] = value
+        elif not same_value(value, default):
+            raise fields.error(
+                argument,
+                f"'{fields.path(argument)}' is {show(value)}, but the '{name}' feature "
+                f"extractor takes no {argument}; only {show(default)} (the TF OD API default) "
+                "is accepted",
+            )
+    if fields.has("fpn"):
+        kwargs.update(_read_fpn(fields["fpn"], name, accepted))
+    if fields.has("conv_hyperparams"):
+        if name not in EXTRACTOR_HYPERPARAMS:
+            raise fields.error(
+                "conv_hyperparams",
+                f"'{fields.path('conv_hyperparams')}' is set, but kdet does not know the layer "
+                f"settings of the '{name}' feature extractor, so it cannot honour them; leave "
+                "conv_hyperparams out",
+            )
+        hyperparams = read_hyperparams(fields["conv_hyperparams"], EXTRACTOR_HYPERPARAMS[name])
+        kwargs.update(hyperparams.regularization("regularize_depthwise" in accepted))
+    return construct(node, extractor_class, **kwargs)
+
+
+def _feature_extractor_class(fields, base_class):
+    """Returns `(name, class)` of the registered extractor the `type` field names."""
+    name = fields["type"]
+    registered = available_feature_extractors()
+    stem = name.removesuffix(KERAS_SUFFIX)
+    if name not in registered and stem in registered:
+        name = stem
+    try:
+        extractor_class = get_feature_extractor_class(name)
+    except ValueError as error:
+        raise fields.error(
+            "type",
+            f"'{fields.path('type')}': {error}. A feature extractor of your own is registered "
+            "when the module defining it is imported: kdet train --import MODULE (a module "
+            "name or a .py file; every kdet command takes it), or import it in Python before "
+            "loading the config",
+        ) from None
+    if not issubclass(extractor_class, base_class):
+        family = [n for n in registered if issubclass(get_feature_extractor_class(n), base_class)]
+        raise fields.error(
+            "type",
+            f"'{fields.path('type')}' is '{name}', which is not a subclass of "
+            f"{base_class.__name__}; '{fields.node.path}' takes one of {family}",
+        )
+    return name, extractor_class
+
+
+def _constructor_arguments(cls):
+    """The keyword arguments `cls(...)` takes, following `**kwargs` up to the Keras layer."""
+    names = set()
+    for klass in cls.__mro__:
+        if klass is keras.layers.Layer:
+            break
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def _read_fpn(node, extractor_name, accepted):
+    """Reads a TF OD API `FeaturePyramidNetworks` message → the extractor's FPN arguments."""
+    fields = read(node, _FPN_SCHEMA)
+    if not set(_FPN_ARGUMENTS.values()) <= accepted:
+        raise node.error(
+            f"'{node.path}' is set, but the '{extractor_name}' feature extractor has no feature "
+            f"pyramid (it takes no {', '.join(_FPN_ARGUMENTS.values())})"
+        )
+    return {argument: fields[name] for name, argument in _FPN_ARGUMENTS.items()}
