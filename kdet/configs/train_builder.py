@@ -28,6 +28,7 @@ from kdet.data.augmentation import build_augmentation
 from kdet.training.learning_rate_schedules import CosineDecayWithWarmup
 from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
+from kdet.training.variable_selection import FINE_TUNE_CHECKPOINT_TYPES
 
 # `train.proto` fields and their TF OD API defaults.
 _TRAIN_CONFIG = {
@@ -43,7 +44,8 @@ _TRAIN_CONFIG = {
     # restores `fine_tune_checkpoint`, whichever the version.
     "fine_tune_checkpoint_version": Enum(("V1", "V2"), default="V1"),
     "from_detection_checkpoint": Bool(default=False),
-    "load_all_detection_checkpoint_vars": Switch(),
+    # TF1's `restore_map`: a "detection" restore takes every weight, not the extractor's only.
+    "load_all_detection_checkpoint_vars": Bool(default=False),
     "freeze_variables": Repeated(String()),
     "update_trainable_variables": Repeated(String()),
     "use_bfloat16": Bool(default=False),
@@ -102,7 +104,8 @@ _LEARNING_RATES = {
         "hold_base_rate_steps": Int(default=0, minimum=0),
     },
 }
-_MANUAL_STEP = {"step": Int(required=True, minimum=1), "learning_rate": Float(default=0.002)}
+# `step` has no default in `optimizer.proto`: an unset step is 0, a rate from step 0 on.
+_MANUAL_STEP = {"step": Int(default=0, minimum=0), "learning_rate": Float(default=0.002)}
 
 # `input_reader.proto` fields kdet reads; `read_tfrecords` takes the same semantics.
 _INPUT_READER = {
@@ -132,11 +135,15 @@ class TrainSettings:
         num_steps: int, 0 for "no limit" (the TF OD API convention).
         augmentation: list of `(name, params)` steps for `kdet.data.augmentation`.
         fine_tune_checkpoint: str, "" for none.
-        fine_tune_checkpoint_type: `"classification"`, `"detection"` or "".
+        fine_tune_checkpoint_type: `"classification"`, `"detection"`, `"fine_tune"`,
+            `"full"` or "" (the variables each restores:
+            `kdet.training.variable_selection.fine_tune_prefixes`).
         freeze_variables: regexes of variables not to train.
         update_trainable_variables: regexes of the only variables to train ([] = all).
         use_bfloat16: bool, train under the `mixed_bfloat16` Keras policy.
         max_number_of_boxes: int, ground-truth rows per image.
+        load_all_detection_checkpoint_vars: bool, a `"detection"` restore takes every weight
+            (TF1 configs), not only the feature extractor's.
     """
 
     batch_size: int
@@ -148,6 +155,7 @@ class TrainSettings:
     update_trainable_variables: list
     use_bfloat16: bool
     max_number_of_boxes: int
+    load_all_detection_checkpoint_vars: bool = False
 
 
 def build_optimizer(node):
@@ -281,11 +289,11 @@ def build_training(node):
     checkpoint_type = fields["fine_tune_checkpoint_type"]
     if not checkpoint_type and fields["fine_tune_checkpoint"]:
         checkpoint_type = "detection" if fields["from_detection_checkpoint"] else "classification"
-    if checkpoint_type not in ("", "classification", "detection"):
+    if checkpoint_type and checkpoint_type not in FINE_TUNE_CHECKPOINT_TYPES:
         raise fields.error(
             "fine_tune_checkpoint_type",
             f"'{fields.path('fine_tune_checkpoint_type')}' is {checkpoint_type!r}; kdet "
-            "supports 'classification' and 'detection'",
+            f"supports {', '.join(map(repr, FINE_TUNE_CHECKPOINT_TYPES))}",
         )
     settings = TrainSettings(
         batch_size=fields["batch_size"],
@@ -296,6 +304,7 @@ def build_training(node):
         ],
         fine_tune_checkpoint=fields["fine_tune_checkpoint"],
         fine_tune_checkpoint_type=checkpoint_type,
+        load_all_detection_checkpoint_vars=fields["load_all_detection_checkpoint_vars"],
         freeze_variables=fields["freeze_variables"],
         update_trainable_variables=fields["update_trainable_variables"],
         use_bfloat16=fields["use_bfloat16"],

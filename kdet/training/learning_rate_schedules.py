@@ -20,18 +20,22 @@ def _step_as_float(step):
 class ExponentialDecayWithBurnin(keras.optimizers.schedules.LearningRateSchedule):
     """TF OD API `exponential_decay_learning_rate`.
 
-    `initial_learning_rate * decay_factor ** (step / decay_steps)` (the exponent floored when
-    `staircase`), never below `min_learning_rate`; during the first `burnin_steps` steps the
-    rate is `burnin_learning_rate` instead (`0` means `initial_learning_rate`).
+    During the first `burnin_steps` steps the rate is `burnin_learning_rate` (`0` means
+    `initial_learning_rate`); from step `burnin_steps` on it is `initial_learning_rate *
+    decay_factor ** ((step - burnin_steps) / decay_steps)`, the exponent floored when
+    `staircase`. Neither phase goes below `min_learning_rate`. This is the TF OD API's
+    `learning_schedules.exponential_decay_with_burnin` as its TF2 `optimizer_builder` calls it
+    (the decay counts the steps after the burn-in, although its docstring still says the
+    burn-in steps are included).
 
     Args:
         initial_learning_rate: float.
-        decay_steps: int. Steps per decay by `decay_factor` (burn-in steps included).
+        decay_steps: int. Steps per decay by `decay_factor`, counted after the burn-in.
         decay_factor: float.
         staircase: bool. Decay in steps rather than continuously. Defaults to `True`.
         burnin_learning_rate: float. Defaults to `0.0` (no separate burn-in rate).
         burnin_steps: int. Defaults to `0`.
-        min_learning_rate: float. Defaults to `0.0`.
+        min_learning_rate: float. The floor of the rate, burn-in included. Defaults to `0.0`.
 
     Example:
     ```python
@@ -60,13 +64,13 @@ class ExponentialDecayWithBurnin(keras.optimizers.schedules.LearningRateSchedule
 
     def __call__(self, step):
         step = _step_as_float(step)
-        exponent = step / self.decay_steps
+        exponent = (step - self.burnin_steps) / self.decay_steps
         if self.staircase:
             exponent = tf.floor(exponent)
         decayed = self.initial_learning_rate * tf.pow(self.decay_factor, exponent)
-        decayed = tf.maximum(decayed, self.min_learning_rate)
         burnin = self.burnin_learning_rate or self.initial_learning_rate
-        return tf.where(step < self.burnin_steps, burnin, decayed)
+        rate = tf.where(step < self.burnin_steps, burnin, decayed)
+        return tf.maximum(rate, self.min_learning_rate)
 
     def get_config(self):
         return {
@@ -86,12 +90,14 @@ class CosineDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
     Linear warm-up from `warmup_learning_rate` to `learning_rate_base` over `warmup_steps`,
     then `hold_base_rate_steps` steps at `learning_rate_base`, then half a cosine down to 0 at
-    `total_steps`, and 0 after it.
+    `total_steps`, and 0 after it. A hold that reaches past `total_steps` holds the base rate
+    until `total_steps`, as in the TF OD API.
 
     Args:
         learning_rate_base: float.
-        total_steps: int.
-        warmup_learning_rate: float. Defaults to `0.0`.
+        total_steps: int. At least `warmup_steps`.
+        warmup_learning_rate: float. At most `learning_rate_base` when `warmup_steps > 0`.
+            Defaults to `0.0`.
         warmup_steps: int. Defaults to `0`.
         hold_base_rate_steps: int. Defaults to `0`.
 
@@ -110,15 +116,15 @@ class CosineDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
         warmup_steps=0,
         hold_base_rate_steps=0,
     ):
-        if learning_rate_base < warmup_learning_rate:
+        # The TF OD API's two checks; the warm-up rate matters only with warm-up steps.
+        if warmup_steps > 0 and learning_rate_base < warmup_learning_rate:
             raise ValueError(
                 f"learning_rate_base ({learning_rate_base}) must be at least "
-                f"warmup_learning_rate ({warmup_learning_rate})."
+                f"warmup_learning_rate ({warmup_learning_rate}) when warmup_steps > 0."
             )
-        if total_steps < warmup_steps + hold_base_rate_steps:
+        if total_steps < warmup_steps:
             raise ValueError(
-                f"total_steps ({total_steps}) must be at least warmup_steps + "
-                f"hold_base_rate_steps ({warmup_steps} + {hold_base_rate_steps})."
+                f"total_steps ({total_steps}) must be at least warmup_steps ({warmup_steps})."
             )
         self.learning_rate_base = learning_rate_base
         self.total_steps = total_steps
@@ -152,11 +158,18 @@ class CosineDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
 class ManualStepping(keras.optimizers.schedules.LearningRateSchedule):
     """TF OD API `manual_step_learning_rate`: `rates[i]` from step `boundaries[i - 1]` on.
 
-    With `warmup`, the rate goes linearly from `rates[0]` to `rates[1]` over the steps before
-    `boundaries[0]`.
+    `rates[0]` (the config's `initial_learning_rate`) holds before `boundaries[0]`. A first
+    boundary of 0 (`schedule { step: 0 … }`, as in the TF OD API's Faster R-CNN sample
+    configs) means `rates[1]` from step 0: `rates[0]` is then never used. That is what those
+    configs were written for (the TF OD API of 2017); the TF OD API since 2018 refuses them
+    ("First step cannot be zero"), kdet runs them as written.
+
+    With `warmup`, the rate goes linearly from `rates[0]` at step 0 to `rates[1]` at
+    `boundaries[0]` (the TF OD API's warm-up); with a first boundary of 0 there is nothing to
+    warm up over and `warmup` changes nothing.
 
     Args:
-        boundaries: increasing positive ints, the steps where the rate changes.
+        boundaries: strictly increasing ints >= 0, the steps where the rate changes.
         rates: floats, one more than `boundaries`.
         warmup: bool. Defaults to `False`.
 
@@ -164,15 +177,17 @@ class ManualStepping(keras.optimizers.schedules.LearningRateSchedule):
     ```python
     # TF OD API: initial_learning_rate 0.0003, schedule { step: 900000 learning_rate: 3e-5 }
     schedule = ManualStepping([900000], [0.0003, 3e-5])
+    # schedule { step: 0 learning_rate: 3e-4 } schedule { step: 900000 learning_rate: 3e-5 }
+    schedule = ManualStepping([0, 900000], [0.0003, 0.0003, 3e-5])  # 3e-4 from step 0
     ```
     """
 
     def __init__(self, boundaries, rates, warmup=False):
         boundaries, rates = list(boundaries), list(rates)
-        if any(b <= 0 for b in boundaries) or any(
+        if any(b < 0 for b in boundaries) or any(
             later <= earlier for earlier, later in zip(boundaries, boundaries[1:])
         ):
-            raise ValueError(f"boundaries must increase from 1 on; got {boundaries}.")
+            raise ValueError(f"boundaries must increase strictly from 0 on; got {boundaries}.")
         if len(rates) != len(boundaries) + 1:
             raise ValueError(
                 f"rates needs one more value than boundaries; got {len(rates)} rates for "
@@ -184,11 +199,12 @@ class ManualStepping(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = _step_as_float(step)
+        # The number of boundaries reached: a boundary at 0 is reached from step 0 on.
         index = tf.reduce_sum(
             tf.cast(step >= tf.constant(self.boundaries, tf.float32), tf.int32)
         )
         rate = tf.gather(tf.constant(self.rates, tf.float32), index)
-        if self.warmup and self.boundaries:
+        if self.warmup and self.boundaries and self.boundaries[0] > 0:
             first = self.boundaries[0]
             warmup = self.rates[0] + (self.rates[1] - self.rates[0]) * step / first
             rate = tf.where(step < first, warmup, rate)

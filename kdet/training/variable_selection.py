@@ -18,8 +18,12 @@ layers per process). `variable_names` names every weight `<component>/<layer pat
 `select_trainable` applies the TF OD API's regexes to those names: Python `re.match` (anchored
 at the start of the name, not at its end), `update_trainable_variables` first (only matching
 variables train), then `freeze_variables` (matching variables do not train).
+
+`fine_tune_prefixes` says which of those names a TF OD API `fine_tune_checkpoint_type`
+restores; `copy_matching_weights` and `weights_kept` restore just them.
 """
 
+import contextlib
 import re
 
 import keras
@@ -140,7 +144,7 @@ def select_trainable(model, freeze_variables=(), update_trainable_variables=()):
     return kept
 
 
-def copy_matching_weights(source, target, prefixes=("",)):
+def copy_matching_weights(source, target, prefixes=("",), require_all=False):
     """Copies the weights of `source` into the weights of `target` with the same name and shape.
 
     Weights pair up by their `variable_names` name, so the two models may differ in anything
@@ -152,14 +156,20 @@ def copy_matching_weights(source, target, prefixes=("",)):
         source: a built Keras model, e.g. a zoo model from `kdet.zoo.load`.
         target: a built Keras model, e.g. the model of a pipeline config.
         prefixes: iterable of str; only `target` weights whose name starts with one of them
-            are copied, e.g. `("feature_extractor/",)` for a TF OD API `"classification"`
-            restore. Defaults to every weight.
+            are copied, e.g. `("feature_extractor/",)` for a TF OD API `"detection"` restore
+            (see `fine_tune_prefixes`). Defaults to every weight.
+        require_all: bool. Every `target` weight under `prefixes` must have a `source` weight
+            of its name and shape (the TF OD API `"full"` restore); else nothing is copied
+            and a `ValueError` names them. Defaults to `False`.
 
     Returns:
         A dict of lists of `target` weight names: `"restored"`, `"shape_differs"` (left as
         they were: the source weight of that name has another shape) and `"missing"` (left
         as they were: the source has no weight of that name, or the name is outside
         `prefixes`).
+
+    Raises:
+        ValueError: with `require_all`, when a weight under `prefixes` has no match.
 
     Example:
     ```python
@@ -173,6 +183,7 @@ def copy_matching_weights(source, target, prefixes=("",)):
     prefixes = tuple(prefixes)
     pretrained = variable_names(source)
     result = {"restored": [], "shape_differs": [], "missing": []}
+    pairs = []
     for name, weight in variable_names(target).items():
         other = pretrained.get(name) if name.startswith(prefixes) else None
         if other is None:
@@ -180,9 +191,114 @@ def copy_matching_weights(source, target, prefixes=("",)):
         elif tuple(other.shape) != tuple(weight.shape):
             result["shape_differs"].append(name)
         else:
-            weight.assign(keras.ops.cast(other, weight.dtype))
+            pairs.append((weight, other))
             result["restored"].append(name)
+    if require_all:
+        unmatched = [
+            name for name in result["missing"] + result["shape_differs"]
+            if name.startswith(prefixes)
+        ]
+        if unmatched:
+            raise ValueError(
+                f"{len(unmatched)} weights of {type(target).__name__} have no weight of the "
+                f"same name and shape in {type(source).__name__}: "
+                f"{', '.join(_examples(unmatched))}"
+            )
+    for weight, other in pairs:
+        weight.assign(keras.ops.cast(other, weight.dtype))
     return result
+
+
+# The TF OD API `train_config.fine_tune_checkpoint_type` values kdet reads, and what each
+# restores (its meta-architectures' `restore_from_objects`, TF2; `restore_map`, TF1).
+FINE_TUNE_CHECKPOINT_TYPES = ("classification", "detection", "fine_tune", "full")
+# Every component's weights live under these `variable_names` prefixes.
+_FEATURE_EXTRACTOR = "feature_extractor/"
+
+
+def fine_tune_prefixes(checkpoint_type, load_all_detection_checkpoint_vars=False):
+    """The `variable_names` prefixes a TF OD API `fine_tune_checkpoint_type` restores.
+
+    As the TF OD API meta-architectures' `restore_from_objects` (TF2) define the types, on
+    kdet's component names:
+
+    - `"classification"`: the feature extractor's classification body (kdet restores it by
+      layer name, see `restore_from_classification_checkpoint`; as a weight prefix,
+      `feature_extractor/`);
+    - `"detection"`: the whole feature extractor of a detection model: for SSD the body and
+      its extra layers or FPN, for Faster R-CNN both the proposal features and the box
+      classifier features (`feature_extractor/`); the box predictor, RPN head and box
+      classifier head keep their initial values. With `load_all_detection_checkpoint_vars`
+      (TF1 configs: the TF OD API's TF1 `restore_map`) every weight instead;
+    - `"fine_tune"`: the feature extractor of a checkpoint of a whole detection model (the TF
+      OD API's CenterNet type; the same weights as `"detection"`);
+    - `"full"`: every weight of the model.
+
+    Args:
+        checkpoint_type: one of `FINE_TUNE_CHECKPOINT_TYPES`.
+        load_all_detection_checkpoint_vars: bool. TF OD API TF1 flag: a `"detection"`
+            restore takes every weight. Defaults to `False`.
+
+    Returns:
+        A tuple of str prefixes for `copy_matching_weights(prefixes=…)`; `("",)` is every
+        weight.
+
+    Raises:
+        ValueError: for another `checkpoint_type`.
+
+    Example:
+    ```python
+    from kdet.training.variable_selection import copy_matching_weights, fine_tune_prefixes
+
+    copy_matching_weights(kdet.zoo.load("ssd_mobilenet_v2_coco"), model,
+                          prefixes=fine_tune_prefixes("detection"))  # the extractor only
+    ```
+    """
+    if checkpoint_type not in FINE_TUNE_CHECKPOINT_TYPES:
+        raise ValueError(
+            f"fine_tune_checkpoint_type {checkpoint_type!r} is not one of "
+            f"{', '.join(map(repr, FINE_TUNE_CHECKPOINT_TYPES))}"
+        )
+    if checkpoint_type == "full" or (
+        checkpoint_type == "detection" and load_all_detection_checkpoint_vars
+    ):
+        return ("",)
+    return (_FEATURE_EXTRACTOR,)
+
+
+@contextlib.contextmanager
+def weights_kept(model, prefixes):
+    """Puts back, on exit, the weights of `model` outside `prefixes`.
+
+    Restores a scope out of a whole-model checkpoint file: load it all inside the block
+    (`model.load_weights(path, skip_mismatch=True)`) and the weights outside the scope return
+    to the values they had before it.
+
+    Args:
+        model: a built Keras model.
+        prefixes: iterable of `variable_names` prefixes whose weights the block may change,
+            e.g. `fine_tune_prefixes("detection")`.
+
+    Yields:
+        A list of the names of the weights put back on exit (those outside `prefixes`).
+
+    Example:
+    ```python
+    with weights_kept(model, fine_tune_prefixes("detection")):
+        model.load_weights("runs/coco/ckpt-5000.weights.h5", skip_mismatch=True)
+    ```
+    """
+    prefixes = tuple(prefixes)
+    kept = {
+        name: (weight, keras.ops.convert_to_numpy(weight))
+        for name, weight in variable_names(model).items()
+        if not name.startswith(prefixes)
+    }
+    try:
+        yield list(kept)
+    finally:
+        for weight, value in kept.values():
+            weight.assign(value)
 
 
 def _named_weights(layer, path, top):

@@ -1,5 +1,7 @@
 """TF OD API train_config / input readers → optimizer, training settings, reader arguments."""
 
+import pathlib
+
 import keras
 import pytest
 
@@ -11,6 +13,8 @@ from kdet.configs.train_builder import build_training
 from kdet.training import CosineDecayWithWarmup
 from kdet.training import ExponentialDecayWithBurnin
 from kdet.training import ManualStepping
+
+SAMPLE_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
 
 # The train_config of the TF OD API ssd_mobilenet_v2_coco sample, written out for this test.
 SSD_TRAIN_CONFIG = """
@@ -105,6 +109,22 @@ def test_faster_rcnn_pets_style_train_config():
     assert settings.augmentation == [("random_adjust_brightness", {"max_delta": 0.2})]
 
 
+def test_manual_step_schedule_from_step_zero_of_the_sample_configs():
+    # faster_rcnn_resnet101_coco.config (a TF OD API sample), train_config as written.
+    config = SAMPLE_CONFIGS / "faster_rcnn_resnet101_coco.config"
+    root = parse(config.read_text(), str(config))
+    optimizer, _ = build_training(Node(root.first("train_config"), "train_config"))
+    schedule = optimizer._learning_rate
+    assert schedule.boundaries == [0, 900000, 1200000]
+    rates = [float(schedule(step)) for step in (0, 899999, 900000, 1200000)]
+    assert rates == pytest.approx([0.0003, 0.0003, 0.00003, 0.000003])
+    # An unset step is 0 (optimizer.proto has no default for it): a rate from step 0 on.
+    optimizer, _ = _training("""train_config { optimizer { momentum_optimizer { learning_rate {
+      manual_step_learning_rate { initial_learning_rate: 5.0 schedule { learning_rate: 0.1 } }
+    } } } }""")
+    assert float(optimizer._learning_rate(0)) == pytest.approx(0.1)
+
+
 def test_adam_with_cosine_decay_and_constant_rate():
     optimizer, _ = _training("""train_config { optimizer { adam_optimizer {
         learning_rate { cosine_decay_learning_rate { learning_rate_base: 0.04 total_steps: 1000
@@ -149,8 +169,8 @@ def test_adam_with_cosine_decay_and_constant_rate():
          r"pipeline.config:3:31: .*random_adjust_brightness'.*delta"),
         ("train_config { fine_tune_checkpoint_type: 'segmentation' optimizer {\n"
          "  momentum_optimizer { learning_rate { constant_learning_rate {} } } } }",
-         r"pipeline.config:1:16: .*'segmentation'; kdet supports 'classification' and "
-         r"'detection'"),
+         r"pipeline.config:1:16: .*'segmentation'; kdet supports 'classification', "
+         r"'detection', 'fine_tune', 'full'"),
         ("train_config { add_regularization_loss: false optimizer {\n"
          "  momentum_optimizer { learning_rate { constant_learning_rate {} } } } }",
          r"pipeline.config:1:16: 'train_config.add_regularization_loss' is false, but kdet uses "
