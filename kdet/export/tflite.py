@@ -7,9 +7,10 @@ import tensorflow as tf
 from kdet.export.frozen_graph import FrozenGraph
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.ssd.ssd import SSD
+from kdet.training.quantization import QuantizationAwareTraining
 from kdet.utils.progress import stage_log
 
-QUANTIZATIONS = (None, "dynamic_range")
+QUANTIZATIONS = (None, "dynamic_range", "int8")
 # The TFLite runtime's built-in custom op for SSD box decoding + NMS, and how many classes it
 # keeps per box in fast NMS (the TF OD API's value).
 DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
@@ -17,7 +18,7 @@ _MAX_CLASSES_PER_DETECTION = 1
 
 
 def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True,
-                  progress=True):
+                  progress=True, representative_images=None):
     """Writes an SSD as a `.tflite` model that runs with the plain TFLite interpreter.
 
     Non-max suppression is TFLite's built-in `TFLite_Detection_PostProcess` op, as in the
@@ -50,9 +51,14 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
         model: a built `kdet.SSD` (Faster R-CNN is not supported: its proposal NMS and RoI
             crops have no built-in TFLite ops; export it with `export_saved_model`).
         path: the `.tflite` file to write (its folder is created if needed).
-        quantization: `None` (float32) or `"dynamic_range"` (weights stored as int8 and
+        quantization: `None` (float32), `"dynamic_range"` (weights stored as int8 and
             dequantized on the fly or used by int8 kernels; activations stay float: about 4x
-            smaller, no calibration data needed). Defaults to `None`.
+            smaller, no calibration data needed) or `"int8"` (the network in int8: weights and
+            activations; the image normalization before it and the box decoding after it stay
+            float). A quantization-aware model (`kdet.training.quantization`, or a config's
+            `graph_rewriter { quantization { … } }`) is exported in int8 with the ranges it
+            learned, for `None` or `"int8"`; for any other model `"int8"` is post-training
+            quantization calibrated on `representative_images`. Defaults to `None`.
         input_size: `(height, width)` of the images the TFLite model takes. Defaults to the
             model's `FixedShapeResizer` size (required for other resizers).
         use_regular_nms: bool. `True`: non-max suppression per class, as the Keras model does.
@@ -61,10 +67,16 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             box of another class). Defaults to `True`.
         progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
             stages (freezing the network, converting) on stderr. Defaults to `True`.
+        representative_images: for `quantization="int8"` of a model that is not
+            quantization-aware: an iterable of images, each `[height, width, 3]` or
+            `[1, height, width, 3]` (uint8 or 0..255 floats; resized to `input_size` if they
+            differ), a few hundred typical ones (TFLite's advice), whose activations set the
+            int8 ranges. A `tf.data.Dataset` of images or of `(images, y)` batches works too.
 
     Raises:
-        ValueError: for a model other than SSD, an unknown `quantization`, or a missing
-            `input_size`.
+        ValueError: for a model other than SSD, an unknown `quantization`, a missing
+            `input_size`, a quantization-aware model exported with `"dynamic_range"` or with
+            other than 8 bits, or `"int8"` of another model without `representative_images`.
 
     Example:
     ```python
@@ -74,6 +86,7 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     ```
     """
     _check_exportable(model, quantization)
+    quantization = _int8_if_quantization_aware(model, quantization, representative_images)
     height, width = input_size or _fixed_input_size(model)
     input_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name="input_tensor")
     log = stage_log(progress, "Exporting a TFLite model")
@@ -105,8 +118,14 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     )
     # A custom op to the converter, though every TFLite runtime has it built in.
     converter.allow_custom_ops = True
-    if quantization == "dynamic_range":
+    if quantization in ("dynamic_range", "int8"):
+        # With fake-quantization ops in the graph (a quantization-aware model) the converter
+        # quantizes with their ranges; otherwise "int8" calibrates on the images.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8" and representative_images is not None:
+        converter.representative_dataset = _representative_dataset(
+            representative_images, height, width
+        )
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     log("converting")
@@ -123,6 +142,55 @@ def _check_exportable(model, quantization):
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+
+
+def _int8_if_quantization_aware(model, quantization, representative_images):
+    """The quantization to convert with: `"int8"` for a quantization-aware model."""
+    trained = QuantizationAwareTraining.of(model)
+    if trained is None:
+        if quantization == "int8" and representative_images is None:
+            raise ValueError(
+                'quantization="int8" needs representative_images to calibrate the activation '
+                "ranges of a model that was not trained quantization-aware (or train it with "
+                "kdet.training.quantization.QuantizationAwareTraining, a config's "
+                "graph_rewriter { quantization { … } })"
+            )
+        return quantization
+    if quantization not in (None, "int8"):
+        raise ValueError(
+            f"{model.name} is quantization-aware ({trained}): export it with "
+            f'quantization="int8" (or None), which uses its learned ranges; got {quantization!r}'
+        )
+    if (trained.weight_bits, trained.activation_bits) != (8, 8):
+        raise ValueError(
+            f"TFLite runs 8-bit integer models; {model.name} was trained for "
+            f"weight_bits={trained.weight_bits}, activation_bits={trained.activation_bits}"
+        )
+    if representative_images is not None:
+        raise ValueError(
+            f"{model.name} is quantization-aware: its int8 ranges are the learned ones, so "
+            "representative_images would not be used; leave them out"
+        )
+    return "int8"
+
+
+def _representative_dataset(images, height, width):
+    """A TFLite `representative_dataset`: a generator of `[uint8 [1, height, width, 3]]`."""
+
+    def generate():
+        for item in images:
+            if isinstance(item, (tuple, list)):  # (images, y) batches of a dataset
+                item = item[0]
+            batch = tf.convert_to_tensor(item)
+            batch = batch if batch.shape.rank == 4 else batch[tf.newaxis]
+            for image in tf.unstack(batch):
+                if tuple(image.shape[:2]) != (height, width):
+                    image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
+                pixels = tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255),
+                                 tf.uint8)
+                yield [pixels[tf.newaxis].numpy()]
+
+    return generate
 
 
 def _fixed_input_size(model):
