@@ -6,8 +6,10 @@
 - `read_precision_recall` reads `MODEL_DIR/eval/precision_recall.json`;
   `plot_precision_recall` draws its per-class curves and `plot_average_precision` the AP of
   each class as sorted bars.
+- `evaluation_figures` draws both charts of a `precision_recall.json`.
 - `save_figure` writes a figure (or an image such as
-  `kdet.visualization.draw_detection_gallery`'s) as a PNG and logs it to TensorBoard.
+  `kdet.visualization.draw_detection_gallery`'s) as a PNG and logs it to TensorBoard;
+  `save_model_dir_plots` writes every chart of a model directory (what `kdet plot` does).
 
 Drawing on images lives in `kdet.visualization`; this module holds the charts. As there, every
 figure is a `matplotlib.figure.Figure` on an Agg canvas, made without pyplot: no backend is
@@ -30,6 +32,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.util.tensor_util import make_ndarray
 
+from kdet.training import model_dir as model_dir_layout
 from kdet.visualization import _NotebookFigure
 from kdet.visualization import _to_uint8_image
 
@@ -111,8 +114,8 @@ def read_training_curves(model_dir):
     model_dir = pathlib.Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory")
-    train = read_scalars(model_dir / "train")
-    evaluation = read_scalars(model_dir / "eval")
+    train = read_scalars(model_dir_layout.train_dir(model_dir))
+    evaluation = read_scalars(model_dir_layout.eval_dir(model_dir))
     losses = {
         tag[len(_LOSS_PREFIX) :]: curve
         for tag, curve in train.items()
@@ -126,8 +129,9 @@ def read_training_curves(model_dir):
     learning_rate = {tag: curve for tag, curve in train.items() if tag == _LEARNING_RATE}
     if not losses and not learning_rate and not metrics:
         raise FileNotFoundError(
-            f"{model_dir}: no losses or learning rate in {model_dir / 'train'} and no mAP in "
-            f"{model_dir / 'eval'} (TensorBoard logs); train (kdet train) or evaluate "
+            f"{model_dir}: no losses or learning rate in {model_dir_layout.train_dir(model_dir)} "
+            f"and no mAP in {model_dir_layout.eval_dir(model_dir)} (TensorBoard logs); train "
+            "(kdet train) or evaluate "
             "(kdet eval) a model there first"
         )
     return {"losses": losses, "learning_rate": learning_rate, "metrics": metrics}
@@ -410,6 +414,76 @@ def save_figure(figure, path, log_dir=None, tag=None, step=0):
             tf.summary.image(tag or path.stem, image[tf.newaxis])
         writer.close()
     return path
+
+
+def evaluation_figures(path, log=print):
+    """The precision/recall curves and AP bars of a `precision_recall.json`.
+
+    Args:
+        path: str or path of a `precision_recall.json` (see `read_precision_recall`).
+        log: callable taking one line, told when there is nothing to draw. Defaults to `print`.
+
+    Returns:
+        `[(name, figure, step)]`: `("precision_recall", plot_precision_recall(...), step)` and
+        `("average_precision", plot_average_precision(...), step)`, `step` being the file's;
+        empty, with a note to `log`, when no class has ground truth (every AP undefined).
+
+    Example:
+    ```python
+    for name, figure, step in kdet.plots.evaluation_figures("runs/pets/eval/precision_recall.json"):
+        kdet.plots.save_figure(figure, f"runs/pets/{name}.png")
+    ```
+    """
+    result = read_precision_recall(path)
+    classes, iou, step = result["classes"], result["iou_threshold"], result["step"]
+    average_precisions = {name: curve["average_precision"] for name, curve in classes.items()}
+    if all(math.isnan(ap) for ap in average_precisions.values()):
+        log(f"no precision/recall plots: no class in {path} has ground truth")
+        return []
+    title = f"average precision per class at IoU {iou:g}, step {step}"
+    return [
+        ("precision_recall", plot_precision_recall(classes, iou), step),
+        ("average_precision", plot_average_precision(average_precisions, title), step),
+    ]
+
+
+def save_model_dir_plots(model_dir, output_dir=None, log=print):
+    """Writes the charts of a model directory as PNGs and logs them to TensorBoard.
+
+    `training_curves.png` (`plot_training_curves`) and, when `MODEL_DIR/eval/
+    precision_recall.json` exists, `precision_recall.png` and `average_precision.png`
+    (`evaluation_figures`). Each is also logged as a TensorBoard image in `MODEL_DIR/plots`,
+    at the last step its data has. What `kdet plot` does.
+
+    Args:
+        model_dir: str or path of a model directory (`kdet.training.model_dir`).
+        output_dir: str or path of the folder for the PNGs, created if needed. Defaults to
+            `model_dir`.
+        log: callable taking one line (see `evaluation_figures`). Defaults to `print`.
+
+    Returns:
+        list of the `pathlib.Path`s written.
+
+    Raises:
+        FileNotFoundError: see `read_training_curves`.
+
+    Example:
+    ```python
+    kdet.plots.save_model_dir_plots("runs/pets")  # runs/pets/training_curves.png, …
+    ```
+    """
+    model_dir = pathlib.Path(model_dir)
+    output_dir = pathlib.Path(output_dir) if output_dir is not None else model_dir
+    curves = read_training_curves(model_dir)
+    figures = [("training_curves", plot_training_curves(curves), last_step(curves))]
+    precision_recall = model_dir_layout.precision_recall_path(model_dir_layout.eval_dir(model_dir))
+    if precision_recall.exists():
+        figures += evaluation_figures(precision_recall, log=log)
+    log_dir = model_dir_layout.plots_dir(model_dir)
+    return [
+        save_figure(figure, output_dir / f"{name}.png", log_dir, step=step)
+        for name, figure, step in figures
+    ]
 
 
 def _new_figure(figsize):

@@ -89,7 +89,6 @@ def run_export(args):
     import shutil
     import sys
 
-    from kdet.cli.train import config_copy_name
     from kdet.export import export_saved_model
     from kdet.export import export_tflite
     from kdet.export.export_folder import discard_staging
@@ -98,6 +97,7 @@ def run_export(args):
     from kdet.export.export_folder import staging_folder
     from kdet.inference import restored_model
     from kdet.training import latest_checkpoint
+    from kdet.training.model_dir import config_copy_name
     from kdet.utils.progress import StageLog
     from kdet.utils.verified_files import checksum_path
 

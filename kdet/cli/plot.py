@@ -24,42 +24,12 @@ def add_plot_parser(subparsers):
 
 
 def run_plot(args):
-    import pathlib
-
     from kdet import plots
+    from kdet.training import model_dir as model_dir_layout
 
-    model_dir = pathlib.Path(args.model_dir)
-    output_dir = pathlib.Path(args.output_dir) if args.output_dir else model_dir
-    log_dir = model_dir / "plots"
-    curves = plots.read_training_curves(model_dir)
-    figures = [("training_curves", plots.plot_training_curves(curves), plots.last_step(curves))]
-    precision_recall_path = model_dir / "eval" / "precision_recall.json"
-    if precision_recall_path.exists():
-        figures += evaluation_figures(precision_recall_path)
-    for name, figure, step in figures:
-        path = plots.save_figure(figure, output_dir / f"{name}.png", log_dir, step=step)
+    written = plots.save_model_dir_plots(args.model_dir, args.output_dir)
+    for path in written:
         print(f"wrote {path}")
-    print(f"logged {len(figures)} image(s) to TensorBoard in {log_dir}")
+    log_dir = model_dir_layout.plots_dir(args.model_dir)
+    print(f"logged {len(written)} image(s) to TensorBoard in {log_dir}")
     return 0
-
-
-def evaluation_figures(path):
-    """`[(name, figure, step)]`: precision/recall curves and AP bars of a precision_recall.json.
-
-    Empty, with a note, when no class has ground truth (every AP undefined).
-    """
-    import math
-
-    from kdet import plots
-
-    result = plots.read_precision_recall(path)
-    classes, iou, step = result["classes"], result["iou_threshold"], result["step"]
-    average_precisions = {name: curve["average_precision"] for name, curve in classes.items()}
-    if all(math.isnan(ap) for ap in average_precisions.values()):
-        print(f"no precision/recall plots: no class in {path} has ground truth")
-        return []
-    title = f"average precision per class at IoU {iou:g}, step {step}"
-    return [
-        ("precision_recall", plots.plot_precision_recall(classes, iou), step),
-        ("average_precision", plots.plot_average_precision(average_precisions, title), step),
-    ]

@@ -1,5 +1,29 @@
 """`kdet train` and `kdet lr_sweep`: train the model of a pipeline config, or sweep its
-learning rate first."""
+learning rate first.
+
+The work is `kdet.configs.compiled_pipeline`, `kdet.training.distribution_strategy`,
+`kdet.training.train` (with `kdet.training.config_copy_callback`) and `kdet.training.lr_sweep`;
+this module maps the flags to their arguments.
+"""
+
+# Names that lived here before they moved into the library, still found here (lazily, so that
+# `kdet --help` does not import TensorFlow).
+_MOVED = {
+    "compiled_pipeline": "kdet.configs.pipeline",
+    "distribution_strategy": "kdet.training.distribution",
+    "mirrored_devices": "kdet.training.distribution",
+    "config_copy_name": "kdet.training.model_dir",
+    "save_pipeline_config": "kdet.training.config_copy",
+    "config_copy_callback": "kdet.training.config_copy",
+}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def add_train_parser(subparsers):
@@ -92,24 +116,11 @@ def _positive_int(text):
     return value
 
 
-def compiled_pipeline(path, dtype_policy=None):
-    """The config's pipeline, its model compiled with the config's optimizer."""
-    from kdet.configs import load_pipeline
-
-    pipeline = load_pipeline(path, dtype_policy=dtype_policy)
-    if pipeline.optimizer is None:
-        raise ValueError(
-            f"{path}: no train_config; kdet needs it to train, and to read the optimizer state "
-            "that checkpoints hold"
-        )
-    pipeline.model.compile(optimizer=pipeline.optimizer)
-    return pipeline
-
-
 def run_lr_sweep(args):
     import json
     import pathlib
 
+    from kdet.configs import compiled_pipeline
     from kdet.configs import train_dataset
     from kdet.training import lr_sweep
     from kdet.training import plot_lr_sweep
@@ -139,55 +150,19 @@ def run_lr_sweep(args):
     return 0
 
 
-
-def distribution_strategy(name, num_gpus=None):
-    """The `tf.distribute` strategy `--strategy` names (see `add_train_parser`)."""
-    import os
-
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(mirrored_devices(num_gpus))
-    if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            # MultiWorkerMirroredStrategy would quietly train this process alone.
-            raise ValueError(
-                "--strategy multi_worker needs TF_CONFIG (the cluster and this worker's task) "
-                "set on every worker; see docs/training.md"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def mirrored_devices(num_gpus=None):
-    """The devices of `--strategy mirrored`: the first `num_gpus` GPUs, or all GPUs, or else
-    every logical CPU device (one unless the process split the CPU into several, as tests do).
-
-    `MirroredStrategy()` alone would take one CPU even where several logical CPUs exist.
-    """
-    import tensorflow as tf
-
-    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
-    if num_gpus is not None:
-        if not 0 < num_gpus <= len(gpus):
-            raise ValueError(
-                f"--num_gpus {num_gpus}: this machine has {len(gpus)} GPU(s) visible to "
-                "TensorFlow; pass at most that many, or leave --num_gpus out"
-            )
-        return gpus[:num_gpus]
-    return gpus or [device.name for device in tf.config.list_logical_devices("CPU")]
-
-
 def run_train(args):
     from kdet.configs import check_config_paths
     from kdet.configs import check_train_dataset
+    from kdet.configs import compiled_pipeline
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
     from kdet.data.label_map import read_label_map
     from kdet.configs.pipeline import train_input_ran_out
+    from kdet.training import TrainingInputRanOutError
+    from kdet.training import config_copy_callback
+    from kdet.training import distribution_strategy
     from kdet.training import latest_checkpoint
     from kdet.training import train
-    from kdet.training.trainer import TrainingInputRanOutError
 
     import tensorflow as tf
 
@@ -237,93 +212,3 @@ def run_train(args):
     )
     return 0
 
-
-def config_copy_name(config):
-    """The name of a config's copy in a model directory: `pipeline.yaml` for a YAML config,
-    else `pipeline.config` (what `kdet export` writes; `kdet predict` looks for both)."""
-    import pathlib
-
-    yaml_config = pathlib.Path(config).suffix.lower() in (".yaml", ".yml")
-    return "pipeline.yaml" if yaml_config else "pipeline.config"
-
-
-def save_pipeline_config(config, model_dir, warn=None):
-    """Copies a pipeline config into a model directory, atomically (as the TF OD API's
-    model_main does), so that the checkpoints there can be loaded without naming it.
-
-    The copy is `config_copy_name(config)`. A config already there with the same content is
-    left as it is. A different one (and any other `pipeline.config` / `pipeline.yaml` /
-    `pipeline.yml` there, which readers would pick first) is renamed
-    `pipeline.previous-<n>.<suffix>` (first free n), with a warning: never lost, never read
-    instead of the new one.
-
-    Args:
-        config: path of the pipeline.config / YAML config being trained.
-        model_dir: the model directory (must exist).
-        warn: callable taking one line; defaults to printing `WARNING: …` to stderr.
-
-    Returns:
-        `pathlib.Path` of the copy.
-    """
-    import os
-    import pathlib
-    import sys
-
-    from kdet.inference.loaded_detector import CONFIG_NAMES
-    from kdet.utils.verified_files import fsync_file
-    from kdet.utils.verified_files import fsync_folder
-
-    if warn is None:
-        def warn(line):
-            print(f"WARNING: {line}", file=sys.stderr, flush=True)
-
-    config, model_dir = pathlib.Path(config), pathlib.Path(model_dir)
-    target = model_dir / config_copy_name(config)
-    content = config.read_bytes()
-    up_to_date = False
-    for name in CONFIG_NAMES:
-        existing = model_dir / name
-        if not os.path.lexists(existing):
-            continue
-        if existing.is_file() and not existing.is_symlink() and (
-            os.path.samefile(existing, config) or existing.read_bytes() == content
-        ):
-            up_to_date = up_to_date or existing == target
-            continue
-        number = 1
-        while os.path.lexists(model_dir / f"pipeline.previous-{number}{existing.suffix}"):
-            number += 1
-        aside = model_dir / f"pipeline.previous-{number}{existing.suffix}"
-        os.replace(existing, aside)
-        warn(
-            f"{existing} was a different config from {config} (the one trained now): kept "
-            f"as {aside}; {target} is now a copy of {config}"
-        )
-    if up_to_date:
-        return target
-    # The `.tmp-<pid>-` name is one that the next kdet train removes if this one is killed.
-    temp = model_dir / f".tmp-{os.getpid()}-{target.name}"
-    try:
-        temp.write_bytes(content)
-        fsync_file(temp)
-        os.replace(temp, target)
-        fsync_folder(model_dir)
-    finally:
-        temp.unlink(missing_ok=True)
-    return target
-
-
-def config_copy_callback(config, model_dir):
-    """A Keras callback running `save_pipeline_config(config, model_dir)` when training begins:
-    inside `kdet.training.train`, so under the model directory's lock (a run the lock stops
-    never replaces the running one's copy), and on the chief only."""
-    import keras
-
-    from kdet.training.trainer import is_chief
-
-    class SavePipelineConfig(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            if is_chief(self.model.distribute_strategy):
-                save_pipeline_config(config, model_dir)
-
-    return SavePipelineConfig()

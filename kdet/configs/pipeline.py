@@ -1,9 +1,12 @@
 """A whole TF OD API `pipeline.config`: the model, its training and its input pipelines.
 
 `load_pipeline(path)` reads a `TrainEvalPipelineConfig` text file and builds everything
-`kdet train` and `kdet eval` need; `train_dataset(pipeline)` makes the training `tf.data`
-pipeline from its `train_input_reader`, `eval_dataset(pipeline)` the evaluation one from its
-`eval_input_reader`. Build inside `strategy.scope()` to train on several devices.
+`kdet train` and `kdet eval` need (`compiled_pipeline(path)`: the same, its model compiled with
+the config's optimizer); `train_dataset(pipeline)` makes the training `tf.data` pipeline from
+its `train_input_reader`, `eval_dataset(pipeline)` the evaluation one from its
+`eval_input_reader`. `restore_pipeline_checkpoint(pipeline, checkpoint)` loads a `kdet train`
+checkpoint into the pipeline's model, `restored_pipeline(path, checkpoint)` does both steps.
+Build inside `strategy.scope()` to train on several devices.
 
 Example:
 ```python
@@ -41,7 +44,9 @@ from kdet.data.input_pipeline import list_input_files
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
 from kdet.layers import KeepAspectRatioResizer
+from kdet.training.model_dir import checkpoint_step
 from kdet.training.trainer import latest_checkpoint
+from kdet.training.trainer import restore_checkpoint
 from kdet.training.variable_selection import VariableSelectionError
 from kdet.training.variable_selection import select_trainable
 
@@ -140,6 +145,41 @@ def load_pipeline(path, dtype_policy=None):
         str(path), model, optimizer, train, train_input, eval_inputs, eval_config,
         config_paths=_config_paths(root),
     )
+
+
+def compiled_pipeline(path, dtype_policy=None):
+    """`load_pipeline(path, dtype_policy)`, its model compiled with the config's optimizer.
+
+    What training needs, and what restoring a `kdet train` checkpoint needs: checkpoints hold
+    the optimizer's state, which the config's optimizer takes. Call it inside
+    `strategy.scope()` to train on several devices.
+
+    Args:
+        path: str or path-like, a pipeline.config or YAML config.
+        dtype_policy: optional Keras dtype policy name (see `load_pipeline`).
+
+    Returns:
+        A `Pipeline` whose `model` is compiled.
+
+    Raises:
+        ValueError: naming the config, when it has no `train_config` (no optimizer).
+        kdet.configs.ConfigError: as `load_pipeline`.
+
+    Example:
+    ```python
+    pipeline = kdet.configs.compiled_pipeline("pets.config")
+    kdet.training.train(pipeline.model, kdet.configs.train_dataset(pipeline), "runs/pets",
+                        num_steps=pipeline.train.num_steps)
+    ```
+    """
+    pipeline = load_pipeline(path, dtype_policy=dtype_policy)
+    if pipeline.optimizer is None:
+        raise ValueError(
+            f"{path}: no train_config; kdet needs it to train, and to read the optimizer state "
+            "that checkpoints hold"
+        )
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    return pipeline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -496,8 +536,104 @@ def _checkpoint_path_entry(pipeline):
 def _build(model):
     """Builds `model` for its training input size, if it is not built yet."""
     if not model.built:
-        (height, width), _ = input_size(model)
-        model.build((None, height, width, 3))
+        model.build(_input_shape(model))
+
+
+def _input_shape(model):
+    """`(None, height, width, 3)`: the image batch shape `model` is built with."""
+    (height, width), _ = input_size(model)
+    return (None, height, width, 3)
+
+
+def restore_pipeline_checkpoint(pipeline, checkpoint):
+    """Loads a `kdet train` checkpoint (model and optimizer state) into the pipeline's model.
+
+    The model is built for its input size first (`input_size`), if it is not built yet, and
+    compiled with the config's optimizer if it is not compiled. Restoring again (another
+    checkpoint of the same training) replaces the weights.
+
+    Args:
+        pipeline: a `Pipeline` with `train_config`, e.g. from `compiled_pipeline`.
+        checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory: its newest intact
+            checkpoint (`kdet.training.latest_checkpoint`).
+
+    Returns:
+        `(step, path)`: the checkpoint's step (from its name; None for another name) and file.
+
+    Raises:
+        FileNotFoundError: a model directory without an intact checkpoint, or no such file.
+        ValueError: a pipeline without `train_config` (no optimizer to take the state).
+    """
+    step, path = _checkpoint_file(checkpoint)
+    model = pipeline.model
+    if getattr(model, "optimizer", None) is None:
+        if pipeline.optimizer is None:
+            raise ValueError(
+                f"{pipeline.source}: no train_config; kdet needs it to read the optimizer state "
+                "that checkpoints hold"
+            )
+        model.compile(optimizer=pipeline.optimizer)
+    restore_checkpoint(model, path, _input_shape(model))
+    return step, path
+
+
+def _checkpoint_file(checkpoint):
+    """`(step, path)` of a checkpoint file, or of a model directory's newest intact one."""
+    path = pathlib.Path(checkpoint)
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(
+                f"{path}: no intact checkpoint in it (ckpt-<step>.weights.h5 with its .sha256, "
+                "as 'kdet train' writes)"
+            )
+        return latest
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such file; expected a kdet checkpoint (ckpt-<step>.weights.h5) or a "
+            "model directory holding one"
+        )
+    return checkpoint_step(path), path
+
+
+def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=None):
+    """The pipeline of a config, its model holding a `kdet train` checkpoint's weights.
+
+    `compiled_pipeline(path)`, then `restore_pipeline_checkpoint(pipeline, checkpoint)`: what
+    `kdet eval`, `kdet export`, `kdet predict` and `kdet.inference.load_detector` load a
+    checkpoint with.
+
+    Args:
+        path: the pipeline.config / YAML config the checkpoint was trained with.
+        checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory (its newest intact
+            checkpoint).
+        step: optional int, the step named in the progress line (default: from the file name).
+        progress: optional callable taking one line, called before the model is built
+            (`"building the model of CONFIG"`) and before the weights are restored
+            (`"restoring step STEP: CHECKPOINT"`).
+        dtype_policy: optional Keras dtype policy name (see `load_pipeline`).
+
+    Returns:
+        A `Pipeline` whose model is compiled, built and restored.
+
+    Raises:
+        FileNotFoundError / ValueError / ConfigError: see `compiled_pipeline` and
+            `restore_pipeline_checkpoint`.
+
+    Example:
+    ```python
+    pipeline = kdet.configs.restored_pipeline("pets.config", "runs/pets")  # newest checkpoint
+    detections = pipeline.model.predict(images)
+    ```
+    """
+    progress = progress or (lambda line: None)
+    progress(f"building the model of {path}")
+    pipeline = compiled_pipeline(path, dtype_policy=dtype_policy)
+    found_step, file = _checkpoint_file(checkpoint)
+    step = found_step if step is None else step
+    progress(f"restoring {'' if step is None else f'step {step}: '}{file}")
+    restore_pipeline_checkpoint(pipeline, file)
+    return pipeline
 
 
 def _restore_zoo_model(pipeline, name, where):

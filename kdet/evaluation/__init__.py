@@ -1,7 +1,12 @@
 """Evaluation: COCO metrics (pycocotools), Pascal VOC AP, and `COCOEvaluator`, which computes
-them for a detector over a dataset (from Python, as a `fit` callback, and for `kdet eval`)."""
+them for a detector over a dataset (from Python, as a `fit` callback, and for `kdet eval`);
+`evaluate_checkpoint` / `evaluate_continuously` evaluate a model directory's checkpoints into
+its `eval/` folder, as `kdet eval` does."""
 
 from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
+from kdet.evaluation.checkpoint_evaluation import evaluate_checkpoint
+from kdet.evaluation.checkpoint_evaluation import evaluate_continuously
+from kdet.evaluation.checkpoint_evaluation import pipeline_evaluator
 from kdet.evaluation.coco_metrics import compute_coco_metrics
 from kdet.evaluation.evaluator import CURVES_IOU_THRESHOLD
 from kdet.evaluation.evaluator import METRICS_SETS

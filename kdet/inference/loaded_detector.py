@@ -12,8 +12,6 @@ import sys
 
 import numpy as np
 
-# File names `load_detector` looks for next to a checkpoint or an exported model.
-CONFIG_NAMES = ("pipeline.config", "pipeline.yaml", "pipeline.yml")
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
 _SOURCES = (
     "a zoo model name (see 'kdet zoo'), a .keras file, a 'kdet train' model directory (or one "
@@ -247,29 +245,21 @@ def restored_model(config, checkpoint, step=None, progress=None):
 
     Args:
         config: path of the pipeline.config / YAML config the checkpoint was trained with.
-        checkpoint: a `ckpt-<step>.weights.h5` file.
-        step: optional int, the checkpoint's step, named in the progress line.
+        checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory (its newest intact
+            checkpoint).
+        step: optional int, the checkpoint's step, named in the progress line (default: from
+            the file name).
         progress: optional callable taking one line, called before the model is built
             (`"building the model of CONFIG"`) and before the weights are restored
             (`"restoring step STEP: CHECKPOINT"`).
 
     Returns:
-        The compiled, built `kdet.models.ObjectDetector`.
+        The compiled, built `kdet.models.ObjectDetector`: the model of
+        `kdet.configs.restored_pipeline(config, checkpoint, step, progress)`.
     """
-    from kdet.configs import load_pipeline
-    from kdet.configs.pipeline import input_size
-    from kdet.training.trainer import restore_checkpoint
+    from kdet.configs import restored_pipeline
 
-    progress = progress or (lambda line: None)
-    progress(f"building the model of {config}")
-    pipeline = load_pipeline(config)
-    model = pipeline.model
-    # Checkpoints hold the optimizer's state too; the config's optimizer takes it.
-    model.compile(optimizer=pipeline.optimizer)
-    (height, width), _ = input_size(model)
-    progress(f"restoring {'' if step is None else f'step {step}: '}{checkpoint}")
-    restore_checkpoint(model, checkpoint, (None, height, width, 3))
-    return model
+    return restored_pipeline(config, checkpoint, step=step, progress=progress).model
 
 
 def _load_checkpoint(checkpoint, step, config):
@@ -284,6 +274,8 @@ def _load_checkpoint(checkpoint, step, config):
 
 
 def _required_config(folder, config, source):
+    from kdet.training.model_dir import CONFIG_NAMES
+
     config = config or _config_beside(folder)
     if config is None:
         raise FileNotFoundError(
@@ -294,11 +286,9 @@ def _required_config(folder, config, source):
 
 
 def _config_beside(*folders):
-    for folder in folders:
-        for name in CONFIG_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-    return None
+    from kdet.training.model_dir import config_beside
+
+    return config_beside(*folders)
 
 
 def _config_label_map(config):

@@ -1,8 +1,16 @@
 """Training: `train` into a model directory (checkpoints, TensorBoard, resume), the TF OD API
 learning-rate schedules, a learning-rate range test (`lr_sweep`), and the TF OD API's
 `freeze_variables` / `update_trainable_variables` over readable variable names
-(`variable_names`, `select_trainable`)."""
+(`variable_names`, `select_trainable`). Also the `tf.distribute` strategies of `kdet train
+--strategy` (`distribution_strategy`, `mirrored_devices`), the config copy a model directory
+keeps (`save_pipeline_config`, `config_copy_callback`), and the names of a model directory's
+files (`model_dir`)."""
 
+from kdet.training import model_dir
+from kdet.training.config_copy import config_copy_callback
+from kdet.training.config_copy import save_pipeline_config
+from kdet.training.distribution import distribution_strategy
+from kdet.training.distribution import mirrored_devices
 from kdet.training.learning_rate_schedules import CosineDecayWithWarmup
 from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
@@ -23,9 +31,14 @@ __all__ = [
     "NonFiniteLossError",
     "ManualStepping",
     "TrainingInputRanOutError",
+    "config_copy_callback",
+    "distribution_strategy",
     "latest_checkpoint",
     "lr_sweep",
+    "mirrored_devices",
+    "model_dir",
     "plot_lr_sweep",
+    "save_pipeline_config",
     "select_trainable",
     "train",
     "variable_names",

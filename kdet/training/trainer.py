@@ -4,7 +4,7 @@
 `checkpoint_every_n` steps, TensorBoard scalars, and a restart that resumes from the newest
 intact checkpoint. The step count is the optimizer's `iterations`, which checkpoints carry.
 
-Layout of a model directory:
+What it writes into the model directory (names: `kdet.training.model_dir`):
 
 - `ckpt-<step>.weights.h5` (+ `.sha256`): model and optimizer state, written atomically;
   the newest `max_to_keep` are kept.
@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import pathlib
-import re
 import shutil
 import time
 import warnings
@@ -28,8 +27,10 @@ import keras
 import tensorflow as tf
 
 from kdet.layers.image_resizer import image_part
+from kdet.training import model_dir as model_dir_layout
+from kdet.training.model_dir import checkpoint_path
 from kdet.utils.folder_lock import folder_lock
-from kdet.utils.model_step import optimizer_step  # noqa: F401  (also kdet.training.trainer's)
+from kdet.utils.model_step import optimizer_step
 from kdet.utils.verified_files import checksum_path
 from kdet.utils.verified_files import checksum_status
 from kdet.utils.verified_files import record_sha256
@@ -39,14 +40,8 @@ from kdet.utils.verified_files import write_verified
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 _LOCK_FILE = ".kdet-train.lock"
 _LOGGED_IMAGES = 4  # training images drawn to TensorBoard
-
-
-def checkpoint_path(model_dir, step):
-    """`<model_dir>/ckpt-<step>.weights.h5`."""
-    return pathlib.Path(model_dir) / f"ckpt-{step}.weights.h5"
 
 
 def list_checkpoints(model_dir):
@@ -55,9 +50,9 @@ def list_checkpoints(model_dir):
     found = []
     if model_dir.is_dir():
         for path in model_dir.iterdir():
-            match = _CHECKPOINT_PATTERN.match(path.name)
-            if match:
-                found.append((int(match.group(1)), path))
+            step = model_dir_layout.checkpoint_step(path)
+            if step is not None:
+                found.append((step, path))
     return sorted(found)
 
 
@@ -641,7 +636,7 @@ def _train(model, dataset, model_dir, num_steps, chief, checkpoint_every_n, max_
                 CheckpointEveryNSteps(
                     model_dir, checkpoint_every_n, num_steps, max_to_keep, write=chief
                 ),
-                *(_loggers(model, dataset, model_dir / "train", log_every_n,
+                *(_loggers(model, dataset, model_dir_layout.train_dir(model_dir), log_every_n,
                            log_images_every_n, label_map) if chief else []),
                 *callbacks,
             ])

@@ -1,0 +1,92 @@
+"""The layout of a model directory: the one place its file and folder names are spelled.
+
+A model directory is what `kdet train` (`kdet.training.train`) writes and `kdet eval`,
+`kdet plot`, `kdet export` and `kdet predict` read:
+
+| name | written by | what |
+| --- | --- | --- |
+| `ckpt-<step>.weights.h5` (+ `.sha256`) | `train` | model and optimizer state at a step |
+| `pipeline.config` / `pipeline.yaml` | `kdet train` | a copy of the config trained |
+| `train/` | `train` | TensorBoard logs: losses, learning rate, training images |
+| `eval/` | `evaluate_checkpoint` | TensorBoard logs of the metrics, `metrics.json`, `precision_recall.json`, PNGs |
+| `plots/` | `kdet plot` | TensorBoard images of the plots |
+
+Example:
+```python
+from kdet.training import model_dir
+model_dir.checkpoint_path("runs/pets", 2000)      # runs/pets/ckpt-2000.weights.h5
+model_dir.metrics_path(model_dir.eval_dir("runs/pets"))  # runs/pets/eval/metrics.json
+```
+"""
+
+import pathlib
+import re
+
+# `ckpt-<step>.weights.h5`, the checkpoint files; group 1 is the step.
+CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+# The names a config's copy may have, in the order readers look for them.
+CONFIG_NAMES = ("pipeline.config", "pipeline.yaml", "pipeline.yml")
+# The sub-folders and files.
+TRAIN_DIR = "train"
+EVAL_DIR = "eval"
+PLOTS_DIR = "plots"
+METRICS_FILE = "metrics.json"
+PRECISION_RECALL_FILE = "precision_recall.json"
+
+
+def checkpoint_name(step):
+    """`ckpt-<step>.weights.h5`."""
+    return f"ckpt-{step}.weights.h5"
+
+
+def checkpoint_path(model_dir, step):
+    """`<model_dir>/ckpt-<step>.weights.h5`, a `pathlib.Path`."""
+    return pathlib.Path(model_dir) / checkpoint_name(step)
+
+
+def checkpoint_step(path):
+    """The step of a `ckpt-<step>.weights.h5` path (int), or None for another name."""
+    match = CHECKPOINT_PATTERN.match(pathlib.Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def train_dir(model_dir):
+    """`<model_dir>/train`: the training's TensorBoard logs."""
+    return pathlib.Path(model_dir) / TRAIN_DIR
+
+
+def eval_dir(model_dir):
+    """`<model_dir>/eval`: the evaluation's TensorBoard logs, JSON results and PNGs."""
+    return pathlib.Path(model_dir) / EVAL_DIR
+
+
+def plots_dir(model_dir):
+    """`<model_dir>/plots`: TensorBoard images of `kdet plot`'s figures."""
+    return pathlib.Path(model_dir) / PLOTS_DIR
+
+
+def metrics_path(eval_folder):
+    """`<eval_folder>/metrics.json`: `{step: {metric: value}}` of every checkpoint evaluated."""
+    return pathlib.Path(eval_folder) / METRICS_FILE
+
+
+def precision_recall_path(eval_folder):
+    """`<eval_folder>/precision_recall.json`: the per-class curves of the last evaluation."""
+    return pathlib.Path(eval_folder) / PRECISION_RECALL_FILE
+
+
+def config_copy_name(config):
+    """The name of a config's copy in a model directory: `pipeline.yaml` for a YAML config,
+    else `pipeline.config` (what `kdet export` writes; `kdet predict` looks for both)."""
+    yaml_config = pathlib.Path(config).suffix.lower() in (".yaml", ".yml")
+    return "pipeline.yaml" if yaml_config else "pipeline.config"
+
+
+def config_beside(*folders):
+    """The first config copy (`CONFIG_NAMES`) found in `folders`, in order, or None."""
+    for folder in folders:
+        for name in CONFIG_NAMES:
+            path = pathlib.Path(folder) / name
+            if path.is_file():
+                return path
+    return None
