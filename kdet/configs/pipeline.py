@@ -31,6 +31,7 @@ from kdet.configs.field_reader import Node
 from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import read
+from kdet.configs.graph_rewriter_builder import apply_graph_rewriter
 from kdet.configs.model_builder import build_model
 from kdet.configs.model_builder import check_architecture
 from kdet.configs.text_format import ConfigError
@@ -57,6 +58,7 @@ _PIPELINE = {
     "train_input_reader": SubMessage(),
     "eval_config": SubMessage(),
     "eval_input_reader": Repeated(SubMessage()),
+    "graph_rewriter": SubMessage(),
 }
 
 @dataclasses.dataclass
@@ -127,6 +129,9 @@ def load_pipeline(path, dtype_policy=None):
         dtype_policy = "mixed_bfloat16"
     with _global_dtype_policy(dtype_policy):
         model = build_model(fields["model"].message)
+        if fields.has("graph_rewriter"):  # quantization-aware training
+            apply_graph_rewriter(Node(fields["graph_rewriter"].message, "graph_rewriter"),
+                                 model, (None, *input_size(model)[0], 3))
         if train is not None:
             _select_trainable_variables(model, node, train)
     train_input = None
