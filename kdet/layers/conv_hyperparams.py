@@ -13,6 +13,7 @@ BATCH_NORM_DEFAULTS = {
     "center": True,
     "scale": False,
     "train": True,
+    "synchronized": False,
 }
 
 
@@ -37,11 +38,13 @@ class ConvHyperparams:
         activation: `None`, `"relu"`, `"relu6"` or `"swish"`: applied after the batch norm
             (or the convolution). Defaults to `"relu"` (the proto default).
         batch_norm: `None` (no batch norm: convolutions keep their bias) or a dict with any
-            of `momentum`, `epsilon`, `center`, `scale`, `train` (missing keys take the TF OD
-            API defaults 0.999, 1e-3, True, False, True). `momentum` is the TF OD API
-            `decay`; `train: False` normalizes with the moving statistics and never updates
-            them (slim `is_training=False`), while beta and gamma stay trainable. Defaults to
-            `None`.
+            of `momentum`, `epsilon`, `center`, `scale`, `train`, `synchronized` (missing keys
+            take the TF OD API defaults 0.999, 1e-3, True, False, True, False). `momentum` is
+            the TF OD API `decay`; `train: False` normalizes with the moving statistics and
+            never updates them (slim `is_training=False`), while beta and gamma stay
+            trainable; `synchronized: True` (TF OD API `sync_batch_norm`) computes the batch
+            statistics over all replicas of a distribution strategy (the same on one device).
+            Defaults to `None`.
         force_use_bias: bool. Keep the convolution bias even before a centering batch norm
             (TF OD API `force_use_bias`). Defaults to `False`.
 
@@ -152,6 +155,7 @@ class ConvHyperparams:
             "epsilon": settings["epsilon"],
             "center": settings["center"],
             "scale": settings["scale"],
+            "synchronized": settings["synchronized"],
             **overrides,
         }
         return FusedBatchNormalization(
@@ -193,7 +197,7 @@ class ConvHyperparams:
         if "depthwise_regularizer" in config:
             config["depthwise_regularizer"] = regularizer if self.regularize_depthwise else None
         if "momentum" in config and "epsilon" in config and self.batch_norm is not None:
-            for key in ("momentum", "epsilon", "center", "scale"):
+            for key in ("momentum", "epsilon", "center", "scale", "synchronized"):
                 config[key] = self.batch_norm[key]
         return config
 

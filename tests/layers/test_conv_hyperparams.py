@@ -35,6 +35,9 @@ def test_layers_carry_the_hyperparams():
     assert isinstance(bn, FusedBatchNormalization)
     assert (bn.momentum, bn.epsilon, bn.center, bn.scale) == (0.97, 1e-5, True, True)
     assert bn.frozen  # train: false
+    assert not bn.synchronized
+    synced = ConvHyperparams(batch_norm={"synchronized": True}).batch_norm_layer()
+    assert synced.synchronized  # TF OD API sync_batch_norm
     relu6 = hyperparams.activation_layer()
     assert float(relu6(np.array([9.0], "float32"))[0]) == 6.0
 
