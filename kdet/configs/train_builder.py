@@ -23,8 +23,7 @@ from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
 from kdet.configs.field_reader import read_one_of
-from kdet.configs.text_format import Message
-from kdet.data.augmentation import build_augmentation
+from kdet.configs.preprocessor_builder import read_augmentation_step
 from kdet.training.learning_rate_schedules import CosineDecayWithWarmup
 from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
@@ -299,7 +298,7 @@ def build_training(node):
         batch_size=fields["batch_size"],
         num_steps=fields["num_steps"],
         augmentation=[
-            _augmentation_step(Node(message, fields.path("data_augmentation_options")))
+            read_augmentation_step(Node(message, fields.path("data_augmentation_options")))
             for message in fields["data_augmentation_options"]
         ],
         fine_tune_checkpoint=fields["fine_tune_checkpoint"],
@@ -311,32 +310,6 @@ def build_training(node):
         max_number_of_boxes=fields["max_number_of_boxes"],
     )
     return optimizer, settings
-
-
-def _augmentation_step(node):
-    """`(name, params)` from one `data_augmentation_options { op { … } }` message.
-
-    The op and parameter names are those of `preprocessor.proto`; `build_augmentation` checks
-    them, and its error is reported at the option's line.
-    """
-    if len(node.message.fields) != 1 or not isinstance(node.message.fields[0].value, Message):
-        raise node.error(f"'{node.path}' needs exactly one augmentation op {{ ... }}")
-    op = node.message.fields[0]
-    params = {}
-    for field in op.value.fields:
-        if isinstance(field.value, Message):
-            raise node.error(
-                f"'{node.path}.{op.name}.{field.name}': nested messages are not supported "
-                "by kdet's augmentation ops",
-                field,
-            )
-        params[field.name] = field.value
-    step = (op.name, params)
-    try:
-        build_augmentation([step])
-    except ValueError as error:
-        raise node.error(f"'{node.path}.{op.name}': {error}", op) from None
-    return step
 
 
 def build_input_reader_arguments(node):

@@ -166,7 +166,8 @@ def test_adam_with_cosine_decay_and_constant_rate():
         ("train_config { optimizer { momentum_optimizer { learning_rate {\n"
          "  constant_learning_rate {} } } }\n"
          "  data_augmentation_options { random_adjust_brightness { max_delta: 0.2 delta: 1 } } }",
-         r"pipeline.config:3:31: .*random_adjust_brightness'.*delta"),
+         r"pipeline.config:3:73: .*random_adjust_brightness.delta' is not a field kdet supports "
+         r"\(did you mean 'max_delta'\?\)"),
         ("train_config { fine_tune_checkpoint_type: 'segmentation' optimizer {\n"
          "  momentum_optimizer { learning_rate { constant_learning_rate {} } } } }",
          r"pipeline.config:1:16: .*'segmentation'; kdet supports 'classification', "

@@ -7,7 +7,14 @@ from kdet.data.augmentation import _common
 
 NO_BOXES = (tf.zeros([0, 4]), tf.zeros([0], tf.int32))
 # Ops whose output size is fixed by a parameter get a small one, to keep tests fast.
-SMALL = {"random_scale_crop_and_pad_to_square": {"output_size": 24}}
+SMALL = {
+    "random_scale_crop_and_pad_to_square": {"output_size": 24},
+    # Steps whose sizes or labels have no TF OD API default.
+    "resize_image": {"new_height": 10, "new_width": 14},
+    "random_resize_method": {"target_height": 10, "target_width": 14},
+    "drop_label_probabilistically": {"label": 2},
+    "remap_labels": {"original_labels": [2], "new_label": 1},
+}
 
 
 def marker_image(height, width, box):

@@ -71,3 +71,91 @@ def crop_boxes(boxes, labels, window, overlap_thresh=0.0, clip=True):
     if clip:
         new_boxes = tf.clip_by_value(new_boxes, 0.0, 1.0)
     return new_boxes, tf.boolean_mask(labels, keep)
+
+
+def uniform_tensor(seed, salt, shape, minval=0.0, maxval=1.0, dtype=tf.float32):
+    """A uniform draw of `shape` in `[minval, maxval)`, stateless when `seed` is given."""
+    if seed is None:
+        return tf.random.uniform(shape, minval, maxval, dtype=dtype)
+    return tf.random.stateless_uniform(shape, sub_seed(seed, salt), minval, maxval, dtype=dtype)
+
+
+def normal_tensor(seed, salt, shape, stddev):
+    """A zero-mean normal draw of `shape`, stateless when `seed` is given."""
+    if seed is None:
+        return tf.random.normal(shape, stddev=stddev)
+    return tf.random.stateless_normal(shape, sub_seed(seed, salt), stddev=stddev)
+
+
+def random_int(seed, salt, low, high):
+    """A uniform int32 scalar in `[low, high)`, or `low` when the range is empty."""
+    low = tf.cast(low, tf.int32)
+    high = tf.cast(high, tf.int32)
+    return tf.cond(
+        high > low,
+        lambda: uniform(seed, salt, low, tf.maximum(high, low + 1), tf.int32),
+        lambda: low,
+    )
+
+
+def maybe_skip(random_coef, seed, salt, transform, example):
+    """Applies `transform(*example)` unless a uniform draw falls below `random_coef`.
+
+    The TF OD API `random_coef` convention: the probability of returning the example unchanged.
+    A `random_coef` of 0 applies the transform without drawing (no `tf.cond`).
+    """
+    if random_coef <= 0.0:
+        return transform(*example)
+    apply = uniform(seed, salt) >= random_coef
+    return tf.cond(apply, lambda: transform(*example), lambda: tuple(example))
+
+
+def pad_window(offset, target_size, size):
+    """The `rel_yxyx` window that maps boxes of an image into its padded canvas.
+
+    Args:
+        offset: int32 `[2]`, where the image's top-left lands in the canvas.
+        target_size: int32 `[2]`, the canvas size.
+        size: int32 `[2]`, the image size.
+
+    Returns:
+        float32 `[4]`: the canvas in `rel_yxyx` of the image (use with `change_coordinate_frame`).
+    """
+    corners = tf.concat([-offset, target_size - offset], 0)
+    return tf.cast(corners, tf.float32) / tf.cast(tf.concat([size, size], 0), tf.float32)
+
+
+def pad_with_color(image, offset, target_size, color):
+    """Pads a float image to `target_size` at `offset`, filling the border with `color`.
+
+    Args:
+        image: float32 `[height, width, 3]`.
+        offset: int32 `[2]`.
+        target_size: int32 `[2]`.
+        color: float32 `[3]` (broadcastable).
+
+    Returns:
+        float32 `[target_height, target_width, 3]`.
+    """
+    # Pads (image - color) with zeros, so that adding the color back fills the border with it.
+    padded = tf.image.pad_to_bounding_box(
+        image - color, offset[0], offset[1], target_size[0], target_size[1]
+    )
+    return padded + color
+
+
+def check_pair(op, name, value):
+    """Returns a 2-sequence of floats, or raises a `ValueError` naming `op` and `name`."""
+    values = list(value)
+    if len(values) != 2:
+        raise ValueError(f"{op}: {name} needs 2 values (height, width ratios), got {values}")
+    return [float(v) for v in values]
+
+
+def check_color(op, pad_color):
+    """Returns `pad_color` as a float32 `[3]` constant, or None when unset."""
+    if pad_color is None or len(pad_color) == 0:
+        return None
+    if len(pad_color) != 3:
+        raise ValueError(f"{op}: pad_color needs 3 values (R, G, B in 0..255), got {pad_color}")
+    return tf.constant(list(pad_color), tf.float32)

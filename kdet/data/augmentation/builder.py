@@ -7,11 +7,15 @@ returns one function that applies them in order to a decoded example.
 """
 
 import difflib
+import functools
 import inspect
+
+import tensorflow as tf
 
 from kdet.data.augmentation import _common
 from kdet.data.augmentation import crops
 from kdet.data.augmentation import geometric
+from kdet.data.augmentation import labels
 from kdet.data.augmentation import photometric
 
 # The augmentation ops `build_augmentation` knows, by TF OD API `preprocessor.proto` step
@@ -23,9 +27,23 @@ AUGMENTATION_OPS = {
         geometric.random_vertical_flip,
         geometric.random_rotation90,
         geometric.random_pad_image,
+        geometric.random_absolute_pad_image,
+        geometric.random_image_scale,
+        geometric.random_resize_method,
+        geometric.resize_image,
+        geometric.random_downscale_to_target_pixels,
+        geometric.random_self_concat_image,
+        geometric.random_jitter_boxes,
         crops.random_crop_image,
+        crops.random_crop_pad_image,
+        crops.random_crop_to_aspect_ratio,
         crops.ssd_random_crop,
+        crops.ssd_random_crop_pad,
+        crops.ssd_random_crop_fixed_aspect_ratio,
+        crops.ssd_random_crop_pad_fixed_aspect_ratio,
+        crops.random_square_crop_by_scale,
         crops.random_scale_crop_and_pad_to_square,
+        photometric.random_pixel_value_scale,
         photometric.random_adjust_brightness,
         photometric.random_adjust_contrast,
         photometric.random_adjust_hue,
@@ -33,7 +51,43 @@ AUGMENTATION_OPS = {
         photometric.random_distort_color,
         photometric.random_rgb_to_gray,
         photometric.random_jpeg_quality,
+        photometric.random_black_patches,
+        photometric.random_patch_gaussian,
+        photometric.adjust_gamma,
+        labels.drop_label_probabilistically,
+        labels.remap_labels,
     )
+}
+
+# `preprocessor.proto` steps kdet refuses, and why: each would break the data contract of
+# kdet's input pipeline (raw 0..255 RGB images, normalized `rel_yxyx` boxes, labels) or needs
+# data kdet examples do not carry.
+REFUSED_STEPS = {
+    "normalize_image": (
+        "kdet models normalize raw 0..255 images in their own preprocess (the feature "
+        "extractor's normalization), so normalizing in the data pipeline would normalize twice; "
+        "remove the step"
+    ),
+    "subtract_channel_mean": (
+        "kdet models normalize raw 0..255 images in their own preprocess (the feature "
+        "extractor's normalization), so subtracting a mean in the data pipeline would shift "
+        "the values twice; remove the step"
+    ),
+    "scale_boxes_to_pixel_coordinates": (
+        "augmentation works on normalized rel_yxyx boxes, and kdet's input pipeline converts "
+        "them to the model's bounding_box_format in pixels itself; remove the step"
+    ),
+    "rgb_to_gray": (
+        "it makes a 1-channel image and kdet models take 3-channel RGB images; for the same "
+        "look use random_rgb_to_gray { probability: 1.0 }, which keeps 3 equal channels"
+    ),
+    "convert_class_logits_to_softmax": (
+        "it converts multiclass_scores (distillation soft labels), which kdet examples do not "
+        "carry"
+    ),
+    "autoaugment_image": (
+        "kdet does not implement the AutoAugment detection policies (v0..v3) yet"
+    ),
 }
 _EXAMPLE_ARGS = ("image", "boxes", "labels", "seed")
 
@@ -60,6 +114,8 @@ def _parse_step(step):
 
 
 def _validate(name, params):
+    if name in REFUSED_STEPS:
+        raise ValueError(f"kdet does not support the augmentation {name!r}: {REFUSED_STEPS[name]}")
     if name not in AUGMENTATION_OPS:
         raise ValueError(
             f"unknown augmentation {name!r}.{_did_you_mean(name, AUGMENTATION_OPS)} "
@@ -78,6 +134,44 @@ def _validate(name, params):
             )
 
 
+def _frozen(value):
+    """A hashable stand-in for a parameter value (lists and dicts of scalars)."""
+    if isinstance(value, dict):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _trace(name, frozen_params):
+    """Traces one step on symbolic inputs, so that bad values fail now, not in `tf.data`."""
+    params = dict(_PARAMS[(name, frozen_params)])
+    op = AUGMENTATION_OPS[name]
+    traced = tf.function(
+        lambda image, boxes, labels: op(image, boxes, labels, **params), autograph=False
+    )
+    traced.get_concrete_function(
+        tf.TensorSpec([None, None, 3], tf.uint8),
+        tf.TensorSpec([None, 4], tf.float32),
+        tf.TensorSpec([None], tf.int32),
+    )
+
+
+# The parameters of traced steps, by `(name, _frozen(params))` (lru_cache needs hashables).
+_PARAMS = {}
+
+
+def _check_values(name, params):
+    key = _frozen(params)
+    _PARAMS[(name, key)] = params
+    try:
+        _trace(name, key)
+    except (ValueError, TypeError) as error:
+        message = str(error)
+        raise ValueError(message if message.startswith(name) else f"{name}: {message}") from None
+
+
 def build_augmentation(options):
     """Builds one augmentation function from a list of TF OD API augmentation steps.
 
@@ -92,7 +186,9 @@ def build_augmentation(options):
         With an int `[2]` `seed` every step is stateless and the result reproducible.
 
     Raises:
-        ValueError: for an unknown step or parameter name (with the valid names).
+        ValueError: for an unknown step or parameter name (with the valid names), a step of
+            `REFUSED_STEPS` (with the reason), or a parameter value the op refuses (every step
+            is traced once on symbolic inputs, so this happens here, not inside `tf.data`).
 
     Example:
     >>> augment = build_augmentation([
@@ -110,6 +206,7 @@ def build_augmentation(options):
     steps = [_parse_step(step) for step in options]
     for name, params in steps:
         _validate(name, params)
+        _check_values(name, params)
 
     def augment(image, boxes, labels, seed=None):
         for index, (name, params) in enumerate(steps):

@@ -188,3 +188,146 @@ def random_jpeg_quality(
     keep = _common.uniform(seed, 0) < random_coef
     image = tf.cond(keep, lambda: image, lambda: _adjusted(image, reencode))
     return image, boxes, labels
+
+
+def random_pixel_value_scale(image, boxes, labels, minval=0.9, maxval=1.1, seed=None):
+    """Multiplies every pixel value by its own random factor in `[minval, maxval)`, then clips.
+
+    TF OD API `random_pixel_value_scale` (one factor per pixel and channel).
+
+    Args:
+        image, boxes, labels, seed: see the module docstring.
+        minval, maxval: float. Range of the factors. Default to `0.9`, `1.1`.
+
+    Returns:
+        `(image, boxes, labels)`.
+    """
+
+    def scale(x):
+        return _clip(x * _common.uniform_tensor(seed, 0, tf.shape(x), minval, maxval))
+
+    return _adjusted(image, scale), boxes, labels
+
+
+def adjust_gamma(image, boxes, labels, gamma=1.0, gain=1.0, seed=None):
+    """Gamma correction `gain * (x / 255) ** gamma * 255`, clipped (TF OD API `adjust_gamma`).
+
+    Args:
+        image, boxes, labels: see the module docstring.
+        gamma: float >= 0. Defaults to `1.0`.
+        gain: float. Defaults to `1.0`.
+        seed: unused (the op is deterministic); accepted like every op's.
+
+    Returns:
+        `(image, boxes, labels)`.
+    """
+    if gamma < 0:
+        raise ValueError(f"adjust_gamma: gamma must be >= 0, got {gamma}")
+
+    def correct(x):
+        return _clip(tf.image.adjust_gamma(x / 255.0, gamma, gain) * 255.0)
+
+    return _adjusted(image, correct), boxes, labels
+
+
+def random_black_patches(
+    image, boxes, labels, max_black_patches=10, probability=0.5, size_to_image_ratio=0.1, seed=None
+):
+    """Blacks out up to `max_black_patches` squares, each present with `probability`.
+
+    TF OD API `random_black_patches`: every patch has side
+    `int(size_to_image_ratio * min(height, width))` and its top-left corner at a uniform
+    fraction in `[0, 1 - size_to_image_ratio)` of the height and width. Boxes are unchanged.
+
+    Args:
+        image, boxes, labels, seed: see the module docstring.
+        max_black_patches: int. Number of patch draws. Defaults to `10`.
+        probability: float. Chance of each patch. Defaults to `0.5`.
+        size_to_image_ratio: float in (0, 1). Patch side / shorter image side. Defaults to `0.1`.
+
+    Returns:
+        `(image, boxes, labels)`.
+    """
+    if not 0.0 < size_to_image_ratio < 1.0:
+        raise ValueError(
+            "random_black_patches: size_to_image_ratio must be in (0, 1), got "
+            f"{size_to_image_ratio}"
+        )
+    if max_black_patches <= 0:
+        return image, boxes, labels
+    size = tf.shape(image)[:2]
+    float_size = tf.cast(size, tf.float32)
+    side = tf.cast(tf.reduce_min(float_size) * size_to_image_ratio, tf.int32)
+    present = _common.uniform_tensor(seed, 0, [max_black_patches]) <= probability
+    corners = tf.cast(
+        _common.uniform_tensor(seed, 1, [max_black_patches, 2], 0.0, 1.0 - size_to_image_ratio)
+        * float_size,
+        tf.int32,
+    )
+
+    def covered(axis):
+        # [patches, length]: whether each row (or column) lies in each patch.
+        positions = tf.range(size[axis])[tf.newaxis]
+        start = corners[:, axis : axis + 1]
+        return (positions >= start) & (positions < start + side)
+
+    inside = covered(0)[:, :, tf.newaxis] & covered(1)[:, tf.newaxis, :]
+    black = tf.reduce_any(inside & present[:, tf.newaxis, tf.newaxis], axis=0)
+    image = tf.where(black[:, :, tf.newaxis], tf.zeros_like(image), image)
+    return image, boxes, labels
+
+
+def random_patch_gaussian(
+    image,
+    boxes,
+    labels,
+    random_coef=0.0,
+    min_patch_size=1,
+    max_patch_size=250,
+    min_gaussian_stddev=0.0,
+    max_gaussian_stddev=1.0,
+    seed=None,
+):
+    """Adds Gaussian noise inside one random square patch (TF OD API `random_patch_gaussian`).
+
+    The patch side is drawn in `[min_patch_size, max_patch_size)`, its center uniformly over the
+    image (the patch may stick out), the noise standard deviation in
+    `[min_gaussian_stddev, max_gaussian_stddev)` on the 0..1 scale; the noisy pixels are clipped
+    to the value range. Lopes et al., "Improving Robustness Without Sacrificing Accuracy with
+    Patch Gaussian Augmentation", https://arxiv.org/abs/1906.02611.
+
+    Args:
+        image, boxes, labels, seed: see the module docstring.
+        random_coef: float. Probability of keeping the image unchanged. Defaults to `0.0`.
+        min_patch_size, max_patch_size: int, `1 <= min`. Defaults to `1`, `250`.
+        min_gaussian_stddev, max_gaussian_stddev: float. Defaults to `0.0`, `1.0`.
+
+    Returns:
+        `(image, boxes, labels)`.
+    """
+    if min_patch_size < 1:
+        raise ValueError(f"random_patch_gaussian: min_patch_size must be >= 1, got {min_patch_size}")
+
+    def patch(x):
+        size = tf.shape(x)[:2]
+        side = _common.random_int(seed, 1, min_patch_size, max_patch_size)
+        stddev = _common.uniform(seed, 2, min_gaussian_stddev, max_gaussian_stddev)
+        center = tf.stack(
+            [_common.random_int(seed, 3, 0, size[0]), _common.random_int(seed, 4, 0, size[1])]
+        )
+        # An even side puts the extra row/column before the center, as the TF OD API does.
+        start = center - side // 2
+
+        def covered(axis):
+            positions = tf.range(size[axis])
+            return (positions >= start[axis]) & (positions < start[axis] + side)
+
+        mask = covered(0)[:, tf.newaxis, tf.newaxis] & covered(1)[tf.newaxis, :, tf.newaxis]
+        noisy = tf.clip_by_value(
+            x / 255.0 + _common.normal_tensor(seed, 5, tf.shape(x), stddev), 0.0, 1.0
+        )
+        return tf.where(mask, noisy * 255.0, x)
+
+    do_it = _common.uniform(seed, 0) >= random_coef
+    image = tf.cond(do_it, lambda: _adjusted(image, patch), lambda: image)
+    return image, boxes, labels
