@@ -101,6 +101,19 @@ def pad_groundtruth(boxes, labels, max_num_boxes):
     return tf.ensure_shape(boxes, [max_num_boxes, 4]), tf.ensure_shape(labels, [max_num_boxes])
 
 
+# Verified image-level labels kept per image for evaluation (Open Images lists a few dozen).
+MAX_IMAGE_LABELS = 500
+
+
+def _pad_image_labels(image_labels):
+    """int32 `[MAX_IMAGE_LABELS]`: an image's verified labels, the unknown (-1) dropped,
+    padded with -1."""
+    image_labels = tf.boolean_mask(image_labels, image_labels >= 0)[:MAX_IMAGE_LABELS]
+    image_labels = tf.pad(image_labels, [[0, MAX_IMAGE_LABELS - tf.shape(image_labels)[0]]],
+                          constant_values=-1)
+    return tf.ensure_shape(image_labels, [MAX_IMAGE_LABELS])
+
+
 def _pad_flags(flags, max_num_boxes):
     """int32 `[max_num_boxes]`: per-box flags as `pad_groundtruth` pads their boxes, with 0."""
     flags = tf.cast(flags, tf.int32)[:max_num_boxes]
@@ -237,9 +250,13 @@ def read_tfrecords(
             `"original_image_shape"` (int32 `[2]`, decoded size) and `"true_image_shape"` (int32
             `[2]`, the image content inside the output, without padding), as a third element.
 
-        include_difficult: bool. Also return `"difficult"`: int32 `[batch, max_num_boxes]`,
-            1 for boxes marked `image/object/difficult`, padded with 0, for evaluation (the
-            Pascal VOC metrics ignore difficult boxes, as the TF OD API's do). Needs
+        include_difficult: bool. Also return, for evaluation, `"difficult"` and `"group_of"`:
+            int32 `[batch, max_num_boxes]`, 1 for boxes marked `image/object/difficult` (which
+            the Pascal VOC metrics ignore, as the TF OD API's do) or `image/object/group_of`
+            (Open Images group-of boxes, see `compute_open_images_metrics`), padded with 0;
+            and `"image_labels"`: int32 `[batch, MAX_IMAGE_LABELS]`, the verified image-level
+            labels (`image/class/label`, or `image/class/text` with a `label_map`; the Open
+            Images challenge metric reads them), padded with -1. Needs
             `augmentation=None`. Defaults to `False`.
         image_resizer: a `kdet.layers.ImageResizer`, usually the model's own
             `model.image_resizer`, instead of `image_size`: each image is resized with its
@@ -316,6 +333,7 @@ def read_tfrecords(
         known = labels >= 0
         boxes, labels = tf.boolean_mask(boxes, known), tf.boolean_mask(labels, known)
         difficult = tf.boolean_mask(example["difficult"], known)
+        group_of = tf.boolean_mask(example["group_of"], known)
         if augment is not None:
             if seed is None:
                 image, boxes, labels = augment(image, boxes, labels)
@@ -345,6 +363,8 @@ def read_tfrecords(
         y = {"boxes": boxes, "labels": labels}
         if include_difficult:
             y["difficult"] = _pad_flags(difficult, max_num_boxes)
+            y["group_of"] = _pad_flags(group_of, max_num_boxes)
+            y["image_labels"] = _pad_image_labels(example["image_labels"])
         if image_resizer is not None:
             image = {RESIZED_IMAGES: image, TRUE_IMAGE_SHAPE: true_image_shape}
         return (image, y, metadata) if return_metadata else (image, y)

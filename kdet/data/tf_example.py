@@ -30,6 +30,10 @@ DIFFICULT = "image/object/difficult"
 TRUNCATED = "image/object/truncated"
 VIEW = "image/object/view"
 IS_CROWD = "image/object/is_crowd"
+GROUP_OF = "image/object/group_of"
+# The verified image-level labels of an image (Open Images: classes checked present or absent).
+IMAGE_CLASS_LABEL = "image/class/label"
+IMAGE_CLASS_TEXT = "image/class/text"
 AREA = "image/object/area"
 WEIGHT = "image/object/weight"
 
@@ -55,6 +59,9 @@ _LIST_FEATURES = {
     TRUNCATED: tf.int64,
     VIEW: tf.string,
     IS_CROWD: tf.int64,
+    GROUP_OF: tf.int64,
+    IMAGE_CLASS_LABEL: tf.int64,
+    IMAGE_CLASS_TEXT: tf.string,
     AREA: tf.float32,
     WEIGHT: tf.float32,
 }
@@ -144,6 +151,9 @@ def create_tf_example(
     view=None,
     is_crowd=None,
     area=None,
+    group_of=None,
+    image_class_labels=None,
+    image_class_texts=None,
 ):
     """Builds a `tf.train.Example` with the TF OD API detection keys.
 
@@ -160,6 +170,10 @@ def create_tf_example(
         difficult, truncated, is_crowd: optional int arrays `[num_boxes]`.
         view: optional list of `num_boxes` strings (Pascal VOC `pose`).
         area: optional float array `[num_boxes]`, object area in pixels (COCO).
+        group_of: optional int array `[num_boxes]`, 1 for an Open Images group-of box.
+        image_class_labels: optional int array `[num_image_labels]`, the image's verified
+            image-level label ids (`image/class/label`).
+        image_class_texts: optional list of their class names (`image/class/text`).
 
     Returns:
         A `tf.train.Example`.
@@ -200,6 +214,7 @@ def create_tf_example(
         VIEW: (view, _bytes_list),
         IS_CROWD: (is_crowd, _int64_list),
         AREA: (area, _float_list),
+        GROUP_OF: (group_of, _int64_list),
     }
     for key, (values, make_feature) in optional.items():
         if values is None:
@@ -210,6 +225,10 @@ def create_tf_example(
                 f"{filename or 'image'}: {key} has {len(values)} values for {num_boxes} boxes"
             )
         feature[key] = make_feature(values)
+    if image_class_labels is not None:
+        feature[IMAGE_CLASS_LABEL] = _int64_list(np.asarray(image_class_labels).reshape(-1))
+    if image_class_texts is not None:
+        feature[IMAGE_CLASS_TEXT] = _bytes_list(list(image_class_texts))
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -243,7 +262,10 @@ def decode_tf_example(serialized, label_map=None):
         - `"boxes"`: float32 `[num_boxes, 4]`, `rel_yxyx`.
         - `"labels"`: int32 `[num_boxes]`, 1-based label-map ids.
         - `"texts"`: string `[num_boxes]` (empty when the record has no class texts).
-        - `"difficult"`, `"truncated"`, `"is_crowd"`: int32 `[num_boxes]` (0 when absent).
+        - `"difficult"`, `"truncated"`, `"is_crowd"`, `"group_of"`: int32 `[num_boxes]` (0
+          when absent).
+        - `"image_labels"`: int32 `[num_image_labels]`, the verified image-level labels
+          (`image/class/label`; from `image/class/text` with a `label_map`, as for boxes).
         - `"area"`: float32 `[num_boxes]` (-1 when absent).
         - `"weights"`: float32 `[num_boxes]` (1 when absent).
         - `"filename"`, `"source_id"`, `"key"`, `"format"`: string scalars.
@@ -276,6 +298,15 @@ def decode_tf_example(serialized, label_map=None):
             lambda: labels,
         )
 
+    image_labels = tf.cast(_dense(parsed, IMAGE_CLASS_LABEL, -1), tf.int32)
+    if label_map:
+        image_texts = _dense(parsed, IMAGE_CLASS_TEXT, "")
+        image_labels = tf.cond(
+            tf.size(image_texts) > 0,
+            lambda: tf.cast(_labels_from_text(image_texts, label_map), tf.int32),
+            lambda: image_labels,
+        )
+
     return {
         "image": image,
         "boxes": tf.cast(boxes, tf.float32),
@@ -284,6 +315,8 @@ def decode_tf_example(serialized, label_map=None):
         "difficult": per_box(DIFFICULT, 0, tf.int32),
         "truncated": per_box(TRUNCATED, 0, tf.int32),
         "is_crowd": per_box(IS_CROWD, 0, tf.int32),
+        "group_of": per_box(GROUP_OF, 0, tf.int32),
+        "image_labels": image_labels,
         "area": per_box(AREA, -1.0, tf.float32),
         "weights": per_box(WEIGHT, 1.0, tf.float32),
         "filename": parsed[IMAGE_FILENAME],

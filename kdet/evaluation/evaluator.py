@@ -17,6 +17,7 @@ from kdet.boxes import convert_format
 from kdet.data.label_map import read_label_map
 from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
 from kdet.evaluation.coco_metrics import compute_coco_metrics
+from kdet.evaluation.open_images_metrics import compute_open_images_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image
@@ -28,12 +29,41 @@ from kdet.visualization import draw_detections
 COCO_DETECTION_METRICS = "coco_detection_metrics"
 PASCAL_VOC_DETECTION_METRICS = "pascal_voc_detection_metrics"
 WEIGHTED_PASCAL_VOC_DETECTION_METRICS = "weighted_pascal_voc_detection_metrics"
+OID_V2_DETECTION_METRICS = "oid_V2_detection_metrics"
+OID_CHALLENGE_DETECTION_METRICS = "oid_challenge_detection_metrics"
 # The `metrics_sets` names `COCOEvaluator` accepts, in the order it reports them.
 METRICS_SETS = (
     COCO_DETECTION_METRICS,
     PASCAL_VOC_DETECTION_METRICS,
     WEIGHTED_PASCAL_VOC_DETECTION_METRICS,
+    OID_V2_DETECTION_METRICS,
+    OID_CHALLENGE_DETECTION_METRICS,
 )
+# Other names of the same sets: the TF OD API's deprecated ones (`open_images_V2_…`,
+# `oid_challenge_object_…`) and those of its 2017 releases (`coco_metrics`,
+# `pascal_voc_metrics`, `weighted_pascal_voc_metrics`, `open_images_metrics`), which sample
+# configs still use.
+METRICS_SET_ALIASES = {
+    "open_images_V2_detection_metrics": OID_V2_DETECTION_METRICS,
+    "open_images_metrics": OID_V2_DETECTION_METRICS,
+    "oid_challenge_object_detection_metrics": OID_CHALLENGE_DETECTION_METRICS,
+    "coco_metrics": COCO_DETECTION_METRICS,
+    "pascal_voc_metrics": PASCAL_VOC_DETECTION_METRICS,
+    "weighted_pascal_voc_metrics": WEIGHTED_PASCAL_VOC_DETECTION_METRICS,
+}
+# TF OD API metrics sets kdet cannot compute, and why.
+_UNSUPPORTED_METRICS_SETS = {
+    name: "kdet has no instance-mask models"
+    for name in (
+        "coco_mask_metrics",
+        "pascal_voc_instance_segmentation_metrics",
+        "weighted_pascal_voc_instance_segmentation_metrics",
+        "oid_challenge_segmentation_metrics",
+        "lvis_mask_metrics",
+        "coco_panoptic_metrics",
+    )
+}
+_UNSUPPORTED_METRICS_SETS["coco_keypoint_metrics"] = "kdet has no keypoint models"
 # The IoU of the per-class precision/recall curves, as in the Pascal VOC metrics.
 CURVES_IOU_THRESHOLD = 0.5
 
@@ -42,24 +72,32 @@ def check_metrics_sets(metrics_sets):
     """Checks TF OD API `metrics_set` names and returns them as a tuple.
 
     Args:
-        metrics_sets: a name or a sequence of names from `METRICS_SETS`.
+        metrics_sets: a name or a sequence of names from `METRICS_SETS` or
+            `METRICS_SET_ALIASES`.
 
     Returns:
-        tuple of str, without duplicates, in the given order.
+        tuple of str from `METRICS_SETS` (an alias replaced by its name), without
+        duplicates, in the given order.
 
     Raises:
-        ValueError: for no name, or a name kdet does not support (the message lists the
-            supported ones).
+        ValueError: for no name, a set kdet cannot compute (saying why), or a name kdet does
+            not know (the message lists the supported ones).
     """
     names = (metrics_sets,) if isinstance(metrics_sets, str) else tuple(metrics_sets)
     if not names:
         raise ValueError(f"no metrics set given; expected some of {', '.join(METRICS_SETS)}")
     for name in names:
-        if name not in METRICS_SETS:
+        if name in _UNSUPPORTED_METRICS_SETS:
             raise ValueError(
-                f"unknown metrics set {name!r}; kdet supports {', '.join(METRICS_SETS)}"
+                f"metrics set {name!r} is not computed by kdet: "
+                f"{_UNSUPPORTED_METRICS_SETS[name]}; kdet supports {', '.join(METRICS_SETS)}"
             )
-    return tuple(dict.fromkeys(names))
+        if name not in METRICS_SETS and name not in METRICS_SET_ALIASES:
+            raise ValueError(
+                f"unknown metrics set {name!r}; kdet supports {', '.join(METRICS_SETS)} "
+                f"(and the older names {', '.join(METRICS_SET_ALIASES)})"
+            )
+    return tuple(dict.fromkeys(METRICS_SET_ALIASES.get(name, name) for name in names))
 
 
 class COCOEvaluator(keras.callbacks.Callback):
@@ -74,7 +112,17 @@ class COCOEvaluator(keras.callbacks.Callback):
     - `"pascal_voc_detection_metrics"`: `compute_pascal_voc_metrics`, `PascalBoxes_…` mAP and
       per-class AP at IoU 0.5;
     - `"weighted_pascal_voc_detection_metrics"`: the same with `weighted=True`,
-      `WeightedPascalBoxes_…`.
+      `WeightedPascalBoxes_…`;
+    - `"oid_V2_detection_metrics"`: `compute_open_images_metrics`, `OpenImagesV2_…` mAP and
+      per-class AP at IoU 0.5, group-of boxes (`y["group_of"]`) excusing the detections
+      inside them;
+    - `"oid_challenge_detection_metrics"`: the same with `challenge=True`,
+      `OpenImagesDetectionChallenge_…`: a detected group-of box is one true positive, and
+      only classes with a box or a verified image-level label (`y["image_labels"]`) on an
+      image are judged there.
+
+    The older TF OD API names (`METRICS_SET_ALIASES`: `open_images_V2_detection_metrics`,
+    `open_images_metrics`, `coco_metrics`, …) select the same sets.
 
     As a Keras callback (`model.fit(..., callbacks=[evaluator])`) it evaluates `self.model`
     every `every_n_epochs` epochs, or every `every_n_steps` optimizer steps, and adds the
@@ -91,7 +139,9 @@ class COCOEvaluator(keras.callbacks.Callback):
             `kdet.configs.eval_dataset` make them: images `[batch, height, width, 3]` raw
             pixels (or the dict of resized images and `true_image_shape` that
             `eval_dataset` gives for a `keep_aspect_ratio_resizer` model), `y = {"boxes":
-            [batch, num_boxes, 4], "labels": [batch, num_boxes]}` padded with -1 rows, boxes
+            [batch, num_boxes, 4], "labels": [batch, num_boxes]}` padded with -1 rows (and
+            optionally `"difficult"`, `"group_of"` and `"image_labels"`, as
+            `read_tfrecords(include_difficult=True)` gives them), boxes
             in the model's `bounding_box_format` in pixels of `images` (of each resized
             image's content, for the dict; the predictions come back in the same pixels).
         label_map: dict `{label id: name}` or the path of a `.pbtxt` label map: the classes
@@ -269,6 +319,13 @@ class COCOEvaluator(keras.callbacks.Callback):
             if self.include_metrics_per_category:
                 return metrics
             return collections.OrderedDict((key, metrics[key]) for key in COCO_METRIC_NAMES)
+        if name in (OID_V2_DETECTION_METRICS, OID_CHALLENGE_DETECTION_METRICS):
+            return compute_open_images_metrics(
+                groundtruth,
+                detections,
+                challenge=name == OID_CHALLENGE_DETECTION_METRICS,
+                label_map=self.label_map,
+            )
         return compute_pascal_voc_metrics(
             groundtruth,
             detections,

@@ -72,6 +72,64 @@ def compute_pascal_voc_metrics(
         Everingham et al., [The Pascal Visual Object Classes (VOC) Challenge](
         https://doi.org/10.1007/s11263-009-0275-4).
     """
+    return evaluate_detections(
+        groundtruth,
+        detections,
+        prefix="WeightedPascalBoxes" if weighted else "PascalBoxes",
+        iou_threshold=iou_threshold,
+        use_07_metric=use_07_metric,
+        weighted=weighted,
+        label_map=label_map,
+        return_curves=return_curves,
+    )
+
+
+def evaluate_detections(
+    groundtruth,
+    detections,
+    prefix,
+    iou_threshold=0.5,
+    use_07_metric=False,
+    weighted=False,
+    label_map=None,
+    return_curves=False,
+    use_difficult=True,
+    use_group_of=False,
+    group_of_weight=0.0,
+    use_image_labels=False,
+):
+    """The TF OD API `ObjectDetectionEvaluation`: Pascal-style AP per class, and its mean.
+
+    The engine of `compute_pascal_voc_metrics` (difficult boxes) and
+    `kdet.evaluation.compute_open_images_metrics` (group-of boxes, verified image-level
+    labels); see those for the rules. Per image and class, detections in decreasing
+    confidence are first matched to the plain (not group-of) boxes as the Pascal VOC metrics
+    do; with `use_group_of`, a detection left a false positive whose area lies at least
+    `iou_threshold` inside a group-of box of its class (intersection over the detection's
+    area) is then not counted, and with `group_of_weight > 0` each group-of box that got such
+    a detection counts once, as a true positive of weight `group_of_weight` at the highest
+    confidence among them, and adds `group_of_weight` to the class's ground-truth count.
+
+    Args:
+        groundtruth: one entry per image (see `groundtruth_per_image`); read besides boxes and
+            labels: `"difficult"` (with `use_difficult`), `"group_of"` (with `use_group_of`),
+            `"image_labels"` (with `use_image_labels`).
+        detections: one entry per image, in the same order (see `detections_per_image`).
+        prefix: str, the metric names' prefix, e.g. `"PascalBoxes"`.
+        iou_threshold: float in (0, 1]. Defaults to `0.5`.
+        use_07_metric: bool. VOC2007 11-point AP. Defaults to `False`.
+        weighted: bool. The mean AP pools the detections of all classes. Defaults to `False`.
+        label_map: dict `{label id: name}` or None (the labels found).
+        return_curves: bool. Also return the curves. Defaults to `False`.
+        use_difficult: bool. Honour `"difficult"` flags. Defaults to `True`.
+        use_group_of: bool. Honour `"group_of"` flags. Defaults to `False`.
+        group_of_weight: float >= 0. Weight of a detected group-of box. Defaults to `0.0`.
+        use_image_labels: bool. Count only detections of a class with a box or a verified
+            image-level label (`"image_labels"`) in their image. Defaults to `False`.
+
+    Returns:
+        As `compute_pascal_voc_metrics`, the keys starting with `prefix`.
+    """
     if not isinstance(iou_threshold, numbers.Real):
         # A label map passed third, as `compute_coco_metrics` takes it, lands here.
         raise TypeError(
@@ -80,6 +138,8 @@ def compute_pascal_voc_metrics(
         )
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"`iou_threshold` must be in (0, 1], got {iou_threshold}.")
+    if group_of_weight < 0:
+        raise ValueError(f"`group_of_weight` must be at least 0, got {group_of_weight}.")
     groundtruth = groundtruth_per_image(groundtruth)
     detections = detections_per_image(detections)
     if len(groundtruth) != len(detections):
@@ -97,16 +157,27 @@ def compute_pascal_voc_metrics(
     is_true_positive = collections.defaultdict(list)
     num_groundtruth = collections.Counter()
     for gt, dt in zip(groundtruth, detections):
-        difficult = gt.get("difficult", np.zeros(len(gt["labels"]))).astype(bool)
+        no_flags = np.zeros(len(gt["labels"]), bool)
+        difficult = gt.get("difficult", no_flags).astype(bool) if use_difficult else no_flags
+        group_of = gt.get("group_of", no_flags).astype(bool) if use_group_of else no_flags
+        if use_image_labels:
+            # The TF OD API challenge metric: detections of a class neither verified on the
+            # image (positive or negative image-level label) nor boxed in it are not counted.
+            verified = np.union1d(gt.get("image_labels", np.zeros(0, int)), gt["labels"])
+            dt = {key: value[np.isin(dt["labels"], verified)] for key, value in dt.items()}
         for label in np.intersect1d(np.union1d(gt["labels"], dt["labels"]), list(label_map)):
             in_gt, in_dt = gt["labels"] == label, dt["labels"] == label
-            num_groundtruth[label] += int(np.sum(~difficult[in_gt]))
+            counted = ~difficult[in_gt]
+            num_groundtruth[label] += int(np.sum(counted & ~group_of[in_gt]))
+            num_groundtruth[label] += group_of_weight * int(np.sum(counted & group_of[in_gt]))
             kept_confidences, kept_true_positive = _match_single_class(
                 dt["boxes"][in_dt],
                 dt["confidences"][in_dt],
                 gt["boxes"][in_gt],
                 difficult[in_gt],
+                group_of[in_gt],
                 iou_threshold,
+                group_of_weight,
             )
             confidences[label].append(kept_confidences)
             is_true_positive[label].append(kept_true_positive)
@@ -133,7 +204,6 @@ def compute_pascal_voc_metrics(
         defined = [ap for ap in average_precisions.values() if not np.isnan(ap)]
         mean_ap = float(np.mean(defined)) if defined else float("nan")
 
-    prefix = "WeightedPascalBoxes" if weighted else "PascalBoxes"
     metrics = collections.OrderedDict()
     metrics[f"{prefix}_Precision/mAP@{iou_threshold}IOU"] = mean_ap
     for label, average_precision in average_precisions.items():
@@ -142,29 +212,57 @@ def compute_pascal_voc_metrics(
     return (metrics, curves) if return_curves else metrics
 
 
-def _match_single_class(boxes, confidences, gt_boxes, gt_difficult, iou_threshold):
-    """Greedy matching of one image's detections of one class, by decreasing confidence.
+def _match_single_class(
+    boxes, confidences, gt_boxes, gt_difficult, gt_group_of, iou_threshold, group_of_weight
+):
+    """Matching of one image's detections of one class, by decreasing confidence (the TF OD
+    API `PerImageEvaluation`, boxes).
 
-    Returns the confidences and true-positive flags of the detections that count, i.e. all
-    but those whose best-overlapping ground truth is difficult.
+    Returns the confidences and true-positive weights (float: 1 or 0, `group_of_weight` for
+    a detected group-of box) of what counts: the detections not matched to a difficult or a
+    group-of box, then one entry per detected group-of box when `group_of_weight > 0`.
     """
     valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     order = np.argsort(-confidences[valid], kind="stable")
     boxes, confidences = boxes[valid][order], confidences[valid][order]
     is_true_positive = np.zeros(len(boxes), bool)
-    counts = np.ones(len(boxes), bool)
-    if len(gt_boxes):
-        iou = _pairwise_iou(boxes, gt_boxes)
+    on_difficult = np.zeros(len(boxes), bool)
+    on_group_of = np.zeros(len(boxes), bool)
+    group_confidences = np.zeros(0)
+    plain_boxes, plain_difficult = gt_boxes[~gt_group_of], gt_difficult[~gt_group_of]
+    if len(boxes) and len(plain_boxes):
+        # 1. Plain boxes: the best-overlapping box of each detection, first come first served.
+        iou = _pairwise_iou(boxes, plain_boxes)
         best = np.argmax(iou, axis=1)
-        is_matched = np.zeros(len(gt_boxes), bool)
+        is_matched = np.zeros(len(plain_boxes), bool)
         for i, j in enumerate(best):
             if iou[i, j] < iou_threshold:
                 continue
-            if gt_difficult[j]:
-                counts[i] = False
+            if plain_difficult[j]:
+                on_difficult[i] = True
             elif not is_matched[j]:
                 is_true_positive[i] = is_matched[j] = True
-    return confidences[counts], is_true_positive[counts]
+    group_boxes = gt_boxes[gt_group_of]
+    if len(boxes) and len(group_boxes):
+        # 2. Group-of boxes take the other detections lying mostly inside them.
+        ioa = _pairwise_ioa(boxes, group_boxes)
+        best = np.argmax(ioa, axis=1)
+        group_confidences = np.zeros(len(group_boxes))
+        for i, j in enumerate(best):
+            if is_true_positive[i] or on_difficult[i] or ioa[i, j] < iou_threshold:
+                continue
+            on_group_of[i] = True
+            group_confidences[j] = max(group_confidences[j], confidences[i])
+        # Detected group-of boxes count only with a weight (else their detections just go).
+        group_confidences = group_confidences[(group_confidences > 0) & (group_of_weight > 0)]
+    counts = ~on_difficult & ~on_group_of
+    return (
+        np.concatenate([confidences[counts], group_confidences]),
+        np.concatenate([
+            is_true_positive[counts].astype(np.float64),
+            np.full(len(group_confidences), float(group_of_weight)),
+        ]),
+    )
 
 
 def _pairwise_iou(boxes1, boxes2):
@@ -181,14 +279,32 @@ def _pairwise_iou(boxes1, boxes2):
     return intersection / np.maximum(union, np.finfo(np.float64).tiny)
 
 
+def _pairwise_ioa(boxes, regions):
+    """Intersection over the area of each of `boxes`, float64 `[N, 4]` × `[M, 4]` yxyx →
+    `[N, M]`: how much of a detection lies inside a (group-of) box."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    top_left = np.maximum(boxes[:, None, :2], regions[None, :, :2])
+    bottom_right = np.minimum(boxes[:, None, 2:], regions[None, :, 2:])
+    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    return intersection / np.maximum(area[:, None], np.finfo(np.float64).tiny)
+
+
 def _precision_recall(confidences, is_true_positive, num_groundtruth):
-    """Precision/recall curve of pooled per-image results (lists of arrays), by confidence."""
+    """Precision/recall curve of pooled per-image results (lists of arrays), by confidence.
+
+    `is_true_positive` holds weights: an entry above 0 adds that much to the true positives,
+    one at 0 is a false positive (the TF OD API `compute_precision_recall`)."""
     confidences = np.concatenate(confidences + [np.zeros(0)])
-    is_true_positive = np.concatenate(is_true_positive + [np.zeros(0, bool)])
+    weights = np.concatenate(
+        [np.asarray(t, np.float64) for t in is_true_positive] + [np.zeros(0)]
+    )
     order = np.argsort(-confidences, kind="stable")
-    true_positives = np.cumsum(is_true_positive[order])
-    precision = true_positives / np.arange(1, len(order) + 1)
-    recall = true_positives / max(num_groundtruth, 1)
+    true_positives = np.cumsum(weights[order])
+    false_positives = np.cumsum(weights[order] <= 0)
+    precision = true_positives / np.maximum(true_positives + false_positives,
+                                            np.finfo(np.float64).tiny)
+    # The count may be fractional (weighted group-of boxes); 0 leaves the curve undefined.
+    recall = true_positives / (num_groundtruth if num_groundtruth > 0 else 1)
     return {
         "precision": precision,
         "recall": recall,

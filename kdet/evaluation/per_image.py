@@ -4,10 +4,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-_GROUNDTRUTH_EXTRAS = ("iscrowd", "area", "difficult")
+_GROUNDTRUTH_EXTRAS = ("iscrowd", "area", "difficult", "group_of")
+# Per image, not per box: the verified image-level labels (`image/class/label`).
+_IMAGE_LABELS = "image_labels"
 # Keys sliced per image out of a batched dict; anything else in it is left alone.
 _BATCHED_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
-_BATCHED_KEYS += _GROUNDTRUTH_EXTRAS
+_BATCHED_KEYS += _GROUNDTRUTH_EXTRAS + (_IMAGE_LABELS,)
 
 
 def groundtruth_per_image(groundtruth):
@@ -17,12 +19,13 @@ def groundtruth_per_image(groundtruth):
         groundtruth: either a list (one entry per image) of dicts `{"boxes": [N, 4] yxyx,
             "labels": [N]}`, or one batched dict `{"boxes": [B, N, 4], "labels": [B, N]}`
             padded with -1 rows (`"classes"` is accepted for `"labels"`). Optional per-box
-            keys `"iscrowd"`, `"area"`, `"difficult"` (`[N]`, or `[B, N]` when batched) are
-            kept. Numpy arrays, tensors or lists.
+            keys `"iscrowd"`, `"area"`, `"difficult"`, `"group_of"` (`[N]`, or `[B, N]` when
+            batched) are kept, and the per-image `"image_labels"` (`[L]`, or `[B, L]`
+            padded with -1: the verified image-level labels). Numpy arrays, tensors or lists.
 
     Returns:
         A list of dicts `{"boxes": float64 [n, 4], "labels": int64 [n], ...}` with the rows
-        whose label is -1 removed.
+        whose label is -1 removed (`"image_labels"`: int64 `[l]` without its -1 padding).
 
     Example:
     >>> y = {"boxes": [[[0, 0, 10, 10], [-1, -1, -1, -1]]], "labels": [[2, -1]]}
@@ -37,6 +40,9 @@ def groundtruth_per_image(groundtruth):
         for key in _GROUNDTRUTH_EXTRAS:
             if key in image:
                 entry[key] = np.asarray(image[key]).reshape(-1)[keep]
+        if _IMAGE_LABELS in image:
+            image_labels = np.asarray(image[_IMAGE_LABELS]).reshape(-1).astype(np.int64)
+            entry[_IMAGE_LABELS] = image_labels[image_labels != -1]
         result.append(entry)
     return result
 

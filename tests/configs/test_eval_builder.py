@@ -69,9 +69,11 @@ def test_no_eval_config_reads_as_the_tf_od_api_defaults():
          r"eval.config:2:1: 'eval_config.use_moving_averages' is true, but kdet uses false: "
          r"kdet evaluates the checkpoint's trained weights"),
         ('metrics_set: "coco_detection_metrics"\n  metrics_set: "coco_mask_metrics"',
-         r"eval.config:2:3: 'eval_config.metrics_set': unknown metrics set 'coco_mask_metrics'; "
-         r"kdet supports coco_detection_metrics, pascal_voc_detection_metrics, "
-         r"weighted_pascal_voc_detection_metrics"),
+         r"eval.config:2:3: 'eval_config.metrics_set': metrics set 'coco_mask_metrics' is not "
+         r"computed by kdet: kdet has no instance-mask models; kdet supports "
+         r"coco_detection_metrics, pascal_voc_detection_metrics, "
+         r"weighted_pascal_voc_detection_metrics, oid_V2_detection_metrics, "
+         r"oid_challenge_detection_metrics"),
         ("batch_size: 0", r"eval.config:1:1: 'eval_config.batch_size' is 0, but it must be at "
                           r"least 1"),
         ("save_graph: true", r"'eval_config.save_graph' is not a field kdet supports"),

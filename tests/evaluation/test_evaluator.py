@@ -185,9 +185,14 @@ def test_boxes_in_the_models_format_give_the_same_metrics(model):
 
 
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(ValueError, match=r"unknown metrics set 'coco_mask_metrics'; kdet supports "
+    with pytest.raises(ValueError, match=r"unknown metrics set 'coco_boxes'; kdet supports "
                        r"coco_detection_metrics, pascal_voc_detection_metrics, "
-                       r"weighted_pascal_voc_detection_metrics"):
+                       r"weighted_pascal_voc_detection_metrics, oid_V2_detection_metrics, "
+                       r"oid_challenge_detection_metrics \(and the older names "
+                       r"open_images_V2_detection_metrics, "):
+        COCOEvaluator(_dataset(), metrics_sets=["coco_boxes"])
+    with pytest.raises(ValueError, match=r"'coco_mask_metrics' is not computed by kdet: kdet "
+                                         r"has no instance-mask models"):
         COCOEvaluator(_dataset(), metrics_sets=["coco_mask_metrics"])
     with pytest.raises(ValueError, match="repeats forever; pass a finite dataset or num_examples"):
         COCOEvaluator(_dataset().repeat())
