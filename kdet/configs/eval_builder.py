@@ -30,6 +30,9 @@ _EVAL_CONFIG = {
     "max_evals": Int(default=0, minimum=0),
     "eval_interval_secs": Int(minimum=1),
     "include_metrics_per_category": Bool(default=False),
+    # The recall range of `precision_at_recall_detection_metrics`.
+    "recall_lower_bound": Float(default=0.0),
+    "recall_upper_bound": Float(default=1.0),
     "num_visualizations": Int(default=10, minimum=0),
     "min_score_threshold": Float(default=0.5),
     "max_num_boxes_to_visualize": Int(default=20, minimum=0),
@@ -61,6 +64,9 @@ class EvalSettings:
         num_visualizations: int, images drawn to TensorBoard per evaluation.
         min_score_threshold: float, the lowest score of a drawn detection.
         max_num_boxes_to_visualize: int, detections drawn per image at most.
+        recall_lower_bound: float, the lowest recall of
+            `precision_at_recall_detection_metrics`.
+        recall_upper_bound: float, its highest recall.
     """
 
     metrics_sets: tuple
@@ -72,6 +78,8 @@ class EvalSettings:
     num_visualizations: int
     min_score_threshold: float
     max_num_boxes_to_visualize: int
+    recall_lower_bound: float = 0.0
+    recall_upper_bound: float = 1.0
 
 
 def build_eval_settings(node=None):
@@ -95,6 +103,14 @@ def build_eval_settings(node=None):
             check_metrics_sets(field.value)
         except ValueError as error:
             raise node.error(f"'{node.path}.metrics_set': {error}", field) from None
+    lower, upper = fields["recall_lower_bound"], fields["recall_upper_bound"]
+    if not 0.0 <= lower <= upper <= 1.0:
+        name = "recall_lower_bound" if fields.has("recall_lower_bound") else "recall_upper_bound"
+        raise fields.error(
+            name,
+            f"'{node.path}.recall_lower_bound' ({lower}) and 'recall_upper_bound' ({upper}) "
+            "must satisfy 0 <= recall_lower_bound <= recall_upper_bound <= 1",
+        )
     return EvalSettings(
         metrics_sets=check_metrics_sets(fields["metrics_set"] or COCO_DETECTION_METRICS),
         batch_size=fields["batch_size"],
@@ -105,4 +121,6 @@ def build_eval_settings(node=None):
         num_visualizations=fields["num_visualizations"],
         min_score_threshold=fields["min_score_threshold"],
         max_num_boxes_to_visualize=fields["max_num_boxes_to_visualize"],
+        recall_lower_bound=lower,
+        recall_upper_bound=upper,
     )

@@ -19,6 +19,7 @@ from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
 from kdet.evaluation.coco_metrics import compute_coco_metrics
 from kdet.evaluation.open_images_metrics import compute_open_images_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
+from kdet.evaluation.pascal_voc_metrics import evaluate_detections
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image
 from kdet.utils.model_step import optimizer_step
@@ -31,6 +32,7 @@ PASCAL_VOC_DETECTION_METRICS = "pascal_voc_detection_metrics"
 WEIGHTED_PASCAL_VOC_DETECTION_METRICS = "weighted_pascal_voc_detection_metrics"
 OID_V2_DETECTION_METRICS = "oid_V2_detection_metrics"
 OID_CHALLENGE_DETECTION_METRICS = "oid_challenge_detection_metrics"
+PRECISION_AT_RECALL_DETECTION_METRICS = "precision_at_recall_detection_metrics"
 # The `metrics_sets` names `COCOEvaluator` accepts, in the order it reports them.
 METRICS_SETS = (
     COCO_DETECTION_METRICS,
@@ -38,6 +40,7 @@ METRICS_SETS = (
     WEIGHTED_PASCAL_VOC_DETECTION_METRICS,
     OID_V2_DETECTION_METRICS,
     OID_CHALLENGE_DETECTION_METRICS,
+    PRECISION_AT_RECALL_DETECTION_METRICS,
 )
 # Other names of the same sets: the TF OD API's deprecated ones (`open_images_V2_…`,
 # `oid_challenge_object_…`) and those of its 2017 releases (`coco_metrics`,
@@ -121,6 +124,11 @@ class COCOEvaluator(keras.callbacks.Callback):
       only classes with a box or a verified image-level label (`y["image_labels"]`) on an
       image are judged there.
 
+    - `"precision_at_recall_detection_metrics"`: the Pascal VOC AP over the part of each
+      precision/recall curve whose recall lies in [`recall_lower_bound`,
+      `recall_upper_bound`], `PrecisionAtRecallBoxes_Precision/mAP@0.5IOU` (with
+      `@[<lower>,<upper>]Recall` appended unless the range is [0, 1]) and per class.
+
     The older TF OD API names (`METRICS_SET_ALIASES`: `open_images_V2_detection_metrics`,
     `open_images_metrics`, `coco_metrics`, …) select the same sets.
 
@@ -152,6 +160,10 @@ class COCOEvaluator(keras.callbacks.Callback):
             `eval_config.include_metrics_per_category`). Defaults to `False`.
         use_07_metric: bool. Pascal VOC AP (and the curves' AP) as the VOC2007 11-point
             mean. Defaults to `False`.
+        recall_lower_bound, recall_upper_bound: floats, the recall range of
+            `"precision_at_recall_detection_metrics"` (TF OD API
+            `eval_config.recall_lower_bound` / `recall_upper_bound`). Defaults to `0.0` and
+            `1.0`.
         num_examples: int or None. Evaluate only the first `num_examples` images. Required
             for an endless dataset. Defaults to `None` (all).
         every_n_epochs: int. As a callback: evaluate after every n-th epoch. Defaults to `1`.
@@ -193,8 +205,15 @@ class COCOEvaluator(keras.callbacks.Callback):
         num_visualizations=10,
         min_score_threshold=0.5,
         max_num_boxes_to_visualize=20,
+        recall_lower_bound=0.0,
+        recall_upper_bound=1.0,
     ):
         super().__init__()
+        if not 0.0 <= recall_lower_bound <= recall_upper_bound <= 1.0:
+            raise ValueError(
+                "the recall bounds must satisfy 0 <= recall_lower_bound <= recall_upper_bound "
+                f"<= 1; got {recall_lower_bound} and {recall_upper_bound}"
+            )
         if num_examples is not None and num_examples < 1:
             raise ValueError(f"num_examples must be at least 1 or None, got {num_examples}")
         if num_examples is None and _is_endless(dataset):
@@ -218,6 +237,8 @@ class COCOEvaluator(keras.callbacks.Callback):
         self.num_visualizations = num_visualizations
         self.min_score_threshold = min_score_threshold
         self.max_num_boxes_to_visualize = max_num_boxes_to_visualize
+        self.recall_lower_bound = recall_lower_bound
+        self.recall_upper_bound = recall_upper_bound
         self._writer = None
         self._unlogged = None
         self.last_visualizations = []
@@ -325,6 +346,16 @@ class COCOEvaluator(keras.callbacks.Callback):
                 detections,
                 challenge=name == OID_CHALLENGE_DETECTION_METRICS,
                 label_map=self.label_map,
+            )
+        if name == PRECISION_AT_RECALL_DETECTION_METRICS:
+            return evaluate_detections(
+                groundtruth,
+                detections,
+                prefix="PrecisionAtRecallBoxes",
+                use_07_metric=self.use_07_metric,
+                label_map=self.label_map,
+                recall_lower_bound=self.recall_lower_bound,
+                recall_upper_bound=self.recall_upper_bound,
             )
         return compute_pascal_voc_metrics(
             groundtruth,

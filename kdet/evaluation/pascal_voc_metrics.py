@@ -97,6 +97,8 @@ def evaluate_detections(
     use_group_of=False,
     group_of_weight=0.0,
     use_image_labels=False,
+    recall_lower_bound=0.0,
+    recall_upper_bound=1.0,
 ):
     """The TF OD API `ObjectDetectionEvaluation`: Pascal-style AP per class, and its mean.
 
@@ -126,10 +128,20 @@ def evaluate_detections(
         group_of_weight: float >= 0. Weight of a detected group-of box. Defaults to `0.0`.
         use_image_labels: bool. Count only detections of a class with a box or a verified
             image-level label (`"image_labels"`) in their image. Defaults to `False`.
+        recall_lower_bound, recall_upper_bound: floats in [0, 1]. Each AP is the area under
+            the points of its curve whose recall lies in the range (the TF OD API
+            `precision_at_recall_detection_metrics`); the mean AP's name then ends in
+            `@[<lower>,<upper>]Recall`. Defaults to `0.0` and `1.0` (the whole curve).
 
     Returns:
         As `compute_pascal_voc_metrics`, the keys starting with `prefix`.
     """
+    if not 0.0 <= recall_lower_bound <= recall_upper_bound <= 1.0:
+        raise ValueError(
+            "the recall bounds must satisfy 0 <= recall_lower_bound <= recall_upper_bound <= 1; "
+            f"got {recall_lower_bound} and {recall_upper_bound}."
+        )
+    recall_bounds = (recall_lower_bound, recall_upper_bound)
     if not isinstance(iou_threshold, numbers.Real):
         # A label map passed third, as `compute_coco_metrics` takes it, lands here.
         raise TypeError(
@@ -189,7 +201,8 @@ def evaluate_detections(
         for label in sorted(label_map)
     }
     average_precisions = {
-        label: _average_precision(curve, use_07_metric) for label, curve in curves.items()
+        label: _average_precision(curve, use_07_metric, recall_bounds)
+        for label, curve in curves.items()
     }
     if weighted:
         # As in the TF OD API, classes without ground truth stay out of the pool.
@@ -199,13 +212,16 @@ def evaluate_detections(
             [t for label in counted for t in is_true_positive[label]],
             sum(num_groundtruth[label] for label in counted),
         )
-        mean_ap = _average_precision(pooled, use_07_metric)
+        mean_ap = _average_precision(pooled, use_07_metric, recall_bounds)
     else:
         defined = [ap for ap in average_precisions.values() if not np.isnan(ap)]
         mean_ap = float(np.mean(defined)) if defined else float("nan")
 
     metrics = collections.OrderedDict()
-    metrics[f"{prefix}_Precision/mAP@{iou_threshold}IOU"] = mean_ap
+    bounded = "" if recall_bounds == (0.0, 1.0) else (
+        f"@[{recall_lower_bound:.1f},{recall_upper_bound:.1f}]Recall"
+    )
+    metrics[f"{prefix}_Precision/mAP@{iou_threshold}IOU{bounded}"] = mean_ap
     for label, average_precision in average_precisions.items():
         name = f"{prefix}_PerformanceByCategory/AP@{iou_threshold}IOU/{label_map[label]}"
         metrics[name] = average_precision
@@ -313,11 +329,16 @@ def _precision_recall(confidences, is_true_positive, num_groundtruth):
     }
 
 
-def _average_precision(curve, use_07_metric):
-    """Area under the monotone precision envelope; NaN when there is no ground truth."""
+def _average_precision(curve, use_07_metric, recall_bounds=(0.0, 1.0)):
+    """Area under the monotone precision envelope; NaN when there is no ground truth.
+
+    Only the curve's points with a recall within `recall_bounds` count (the TF OD API keeps
+    those before computing the area)."""
     if curve["num_groundtruth"] == 0:
         return float("nan")
     precision, recall = curve["precision"], curve["recall"]
+    within = (recall >= recall_bounds[0]) & (recall <= recall_bounds[1])
+    precision, recall = precision[within], recall[within]
     if use_07_metric:
         return float(
             np.mean([np.max(precision[recall >= t], initial=0.0) for t in np.linspace(0, 1, 11)])
