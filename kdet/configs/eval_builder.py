@@ -30,6 +30,8 @@ _EVAL_CONFIG = {
     "max_evals": Int(default=0, minimum=0),
     "eval_interval_secs": Int(minimum=1),
     "include_metrics_per_category": Bool(default=False),
+    # A newer `eval.proto` field: with the one above, all 12 COCO numbers per category.
+    "all_metrics_per_category": Bool(default=False),
     # The recall range of `precision_at_recall_detection_metrics`.
     "recall_lower_bound": Float(default=0.0),
     "recall_upper_bound": Float(default=1.0),
@@ -61,6 +63,7 @@ class EvalSettings:
         max_evals: int, evaluations before `kdet eval` stops; 0 for no limit.
         eval_interval_secs: int, seconds between checks for a new checkpoint, or None.
         include_metrics_per_category: bool, add the COCO per-category mAP.
+        all_metrics_per_category: bool, with it, all 12 COCO numbers per category.
         num_visualizations: int, images drawn to TensorBoard per evaluation.
         min_score_threshold: float, the lowest score of a drawn detection.
         max_num_boxes_to_visualize: int, detections drawn per image at most.
@@ -80,6 +83,7 @@ class EvalSettings:
     max_num_boxes_to_visualize: int
     recall_lower_bound: float = 0.0
     recall_upper_bound: float = 1.0
+    all_metrics_per_category: bool = False
 
 
 def build_eval_settings(node=None):
@@ -123,4 +127,5 @@ def build_eval_settings(node=None):
         max_num_boxes_to_visualize=fields["max_num_boxes_to_visualize"],
         recall_lower_bound=lower,
         recall_upper_bound=upper,
+        all_metrics_per_category=fields["all_metrics_per_category"],
     )

@@ -31,9 +31,46 @@ COCO_METRIC_NAMES = tuple(
     )
 )
 _PER_CATEGORY_PREFIX = "DetectionBoxes_PerformanceByCategory/mAP/"
+# With `all_metrics_per_category`, the 12 numbers per category under the TF OD API's names
+# (`coco_tools.COCOEvalWrapper.ComputeMetrics`): `DetectionBoxes_<name> ByCategory/<category>`.
+COCO_PER_CATEGORY_METRIC_NAMES = tuple(
+    "DetectionBoxes_" + name
+    for name in (
+        "Precision mAP",
+        "Precision mAP@.50IOU",
+        "Precision mAP@.75IOU",
+        "Precision mAP (small)",
+        "Precision mAP (medium)",
+        "Precision mAP (large)",
+        "Recall AR@1",
+        "Recall AR@10",
+        "Recall AR@100",
+        "Recall AR@100 (small)",
+        "Recall AR@100 (medium)",
+        "Recall AR@100 (large)",
+    )
+)
+# How `COCOeval.summarize` computes its 12 `stats`: (precision or recall, IoU threshold or
+# None for all, area range, max detections).
+_SUMMARY = (
+    ("precision", None, "all", 100),
+    ("precision", 0.5, "all", 100),
+    ("precision", 0.75, "all", 100),
+    ("precision", None, "small", 100),
+    ("precision", None, "medium", 100),
+    ("precision", None, "large", 100),
+    ("recall", None, "all", 1),
+    ("recall", None, "all", 10),
+    ("recall", None, "all", 100),
+    ("recall", None, "small", 100),
+    ("recall", None, "medium", 100),
+    ("recall", None, "large", 100),
+)
 
 
-def compute_coco_metrics(groundtruth, detections, label_map=None, verbose=False):
+def compute_coco_metrics(
+    groundtruth, detections, label_map=None, verbose=False, all_metrics_per_category=False
+):
     """Computes the COCO box metrics (pycocotools `COCOeval`) of detections.
 
     Builds in-memory COCO ground-truth and result objects (boxes converted from `yxyx` to
@@ -59,11 +96,17 @@ def compute_coco_metrics(groundtruth, detections, label_map=None, verbose=False)
             None, the labels found in `groundtruth` and `detections`, named by their id.
         verbose: bool. Let pycocotools print its progress and summary table. Defaults to
             `False`.
+        all_metrics_per_category: bool. Also give each category all 12 numbers (TF OD API
+            `eval_config.all_metrics_per_category`): `DetectionBoxes_Precision mAP
+            ByCategory/<name>`, … (`COCO_PER_CATEGORY_METRIC_NAMES`), computed as
+            `COCOeval.summarize` computes its `stats` but from that category's slice of the
+            precision and recall arrays. Defaults to `False`.
 
     Returns:
         An ordered dict of floats: the 12 `COCO_METRIC_NAMES` (`DetectionBoxes_Precision/mAP`,
         …, `DetectionBoxes_Recall/AR@100 (large)`), then
-        `DetectionBoxes_PerformanceByCategory/mAP/<name>` per category.
+        `DetectionBoxes_PerformanceByCategory/mAP/<name>` per category (then, with
+        `all_metrics_per_category`, its 12 `… ByCategory/<name>` numbers).
 
     Example:
     >>> gt = [{"boxes": [[10, 10, 50, 50]], "labels": [1]}]
@@ -136,7 +179,32 @@ def compute_coco_metrics(groundtruth, detections, label_map=None, verbose=False)
         metrics[_PER_CATEGORY_PREFIX + label_map[category_id]] = (
             float(np.mean(defined)) if defined.size else -1.0
         )
+        if all_metrics_per_category:
+            for name, value in zip(COCO_PER_CATEGORY_METRIC_NAMES,
+                                   _category_summary(evaluation, k)):
+                metrics[f"{name} ByCategory/{label_map[category_id]}"] = value
     return metrics
+
+
+def _category_summary(evaluation, k):
+    """The 12 `COCOeval.summarize` numbers of the `k`-th category alone (-1 where undefined).
+
+    `eval["precision"]`: `[iou thresholds, recall points, categories, area ranges, max
+    detections]`; `eval["recall"]`: the same without the recall points."""
+    params = evaluation.params
+    values = []
+    for kind, iou, area, max_detections in _SUMMARY:
+        array = evaluation.eval[kind]
+        a = params.areaRngLbl.index(area)
+        m = params.maxDets.index(max_detections)
+        t = slice(None) if iou is None else np.flatnonzero(np.isclose(params.iouThrs, iou))
+        if kind == "precision":
+            chosen = array[t, :, k, a, m]
+        else:
+            chosen = array[t, k, a, m]
+        defined = chosen[chosen > -1]
+        values.append(float(np.mean(defined)) if defined.size else -1.0)
+    return values
 
 
 def _category_names(groundtruth, detections, label_map):

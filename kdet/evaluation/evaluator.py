@@ -111,7 +111,8 @@ class COCOEvaluator(keras.callbacks.Callback):
 
     - `"coco_detection_metrics"`: `compute_coco_metrics` (pycocotools), the 12
       `DetectionBoxes_…` numbers, and `DetectionBoxes_PerformanceByCategory/mAP/<name>` with
-      `include_metrics_per_category`;
+      `include_metrics_per_category` (and the 12 numbers per category with
+      `all_metrics_per_category` too);
     - `"pascal_voc_detection_metrics"`: `compute_pascal_voc_metrics`, `PascalBoxes_…` mAP and
       per-class AP at IoU 0.5;
     - `"weighted_pascal_voc_detection_metrics"`: the same with `weighted=True`,
@@ -158,6 +159,9 @@ class COCOEvaluator(keras.callbacks.Callback):
             `eval_config.metrics_set`). Defaults to `("coco_detection_metrics",)`.
         include_metrics_per_category: bool. Add the COCO per-category mAP (TF OD API
             `eval_config.include_metrics_per_category`). Defaults to `False`.
+        all_metrics_per_category: bool. With `include_metrics_per_category`, all 12 COCO
+            numbers per category (`DetectionBoxes_Precision mAP ByCategory/<name>`, …; TF
+            OD API `eval_config.all_metrics_per_category`). Defaults to `False`.
         use_07_metric: bool. Pascal VOC AP (and the curves' AP) as the VOC2007 11-point
             mean. Defaults to `False`.
         recall_lower_bound, recall_upper_bound: floats, the recall range of
@@ -207,6 +211,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         max_num_boxes_to_visualize=20,
         recall_lower_bound=0.0,
         recall_upper_bound=1.0,
+        all_metrics_per_category=False,
     ):
         super().__init__()
         if not 0.0 <= recall_lower_bound <= recall_upper_bound <= 1.0:
@@ -237,6 +242,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         self.num_visualizations = num_visualizations
         self.min_score_threshold = min_score_threshold
         self.max_num_boxes_to_visualize = max_num_boxes_to_visualize
+        self.all_metrics_per_category = all_metrics_per_category
         self.recall_lower_bound = recall_lower_bound
         self.recall_upper_bound = recall_upper_bound
         self._writer = None
@@ -336,7 +342,12 @@ class COCOEvaluator(keras.callbacks.Callback):
 
     def _metrics_set(self, name, groundtruth, detections):
         if name == COCO_DETECTION_METRICS:
-            metrics = compute_coco_metrics(groundtruth, detections, label_map=self.label_map)
+            metrics = compute_coco_metrics(
+                groundtruth,
+                detections,
+                label_map=self.label_map,
+                all_metrics_per_category=self.all_metrics_per_category,
+            )
             if self.include_metrics_per_category:
                 return metrics
             return collections.OrderedDict((key, metrics[key]) for key in COCO_METRIC_NAMES)
