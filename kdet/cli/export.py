@@ -1,5 +1,8 @@
 """`kdet export`: a trained pipeline's model as a SavedModel (and a TFLite model for SSD), laid
-out as the TF OD API's `exporter_main_v2.py` lays it out."""
+out as the TF OD API's `exporter_main_v2.py` lays it out.
+
+The work is `kdet.export.export_inference_graph`; this module maps the flags to its arguments.
+"""
 
 # `kdet.export.INPUT_TYPES`, named here so that `kdet --help` does not import TensorFlow.
 INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
@@ -86,20 +89,12 @@ def _positive_int(text):
 
 def run_export(args):
     import pathlib
-    import shutil
     import sys
 
-    from kdet.export import export_saved_model
-    from kdet.export import export_tflite
-    from kdet.export.export_folder import discard_staging
-    from kdet.export.export_folder import publish_export
-    from kdet.export.export_folder import recover_export_folder
-    from kdet.export.export_folder import staging_folder
-    from kdet.inference import restored_model
+    from kdet.export.export_folder import ExportInProgressError
+    from kdet.export.exporter import export_inference_graph
     from kdet.training import latest_checkpoint
-    from kdet.training.model_dir import config_copy_name
     from kdet.utils.progress import StageLog
-    from kdet.utils.verified_files import checksum_path
 
     checkpoint_dir = pathlib.Path(args.trained_checkpoint_dir)
     if not checkpoint_dir.is_dir():
@@ -110,58 +105,22 @@ def run_export(args):
             f"--trained_checkpoint_dir {checkpoint_dir}: no intact kdet checkpoint in it "
             "(ckpt-<step>.weights.h5 with its .sha256, as 'kdet train' writes)"
         )
-    step, checkpoint = latest
-    log = StageLog("kdet export")  # stage lines on stderr: the export takes seconds
-    model = restored_model(args.pipeline_config_path, checkpoint, step, progress=log)
-
-    output = pathlib.Path(args.output_directory)
-    config = pathlib.Path(args.pipeline_config_path)
-    config_copy = config_copy_name(config)
-    created = not output.exists()
-    output.mkdir(parents=True, exist_ok=True)
-    # An earlier export killed during its swap is completed first; what killed runs left goes.
     try:
-        for line in recover_export_folder(output):
-            log(f"{output}: {line}")
-    except RuntimeError as error:  # another export is publishing into the folder
+        result = export_inference_graph(
+            args.pipeline_config_path,
+            latest[1],
+            args.output_directory,
+            args.input_type,
+            tflite=args.tflite,
+            tflite_quantization=TFLITE_QUANTIZATIONS[args.tflite_quantization],
+            max_image_pixels=args.max_image_pixels,
+            progress=StageLog("kdet export"),  # stage lines on stderr: the export takes seconds
+        )
+    except ExportInProgressError as error:  # another export is publishing into the folder
         print(f"kdet export: error: {error}", file=sys.stderr)
         return 2
-    staging = staging_folder(output)
-    staging.mkdir()
-    written = []
-    try:
-        # First, so that a model TFLite cannot take fails before anything else is written.
-        if args.tflite:
-            export_tflite(
-                model,
-                staging / "model.tflite",
-                TFLITE_QUANTIZATIONS[args.tflite_quantization],
-                progress=log.nested("TFLite"),
-            )
-            written.append("model.tflite")
-        export_saved_model(
-            model,
-            staging / "saved_model",
-            args.input_type,
-            progress=log.nested("SavedModel"),
-            max_image_pixels=args.max_image_pixels,
-        )
-        (staging / "checkpoint").mkdir()
-        for path in (checkpoint, checksum_path(checkpoint)):
-            shutil.copyfile(path, staging / "checkpoint" / path.name)
-        shutil.copyfile(config, staging / config_copy)
-        publish_export(output, staging, ["saved_model", "checkpoint", config_copy, *written],
-                       keep=[config])
-    except BaseException:
-        if created:
-            shutil.rmtree(output, ignore_errors=True)
-        raise
-    finally:
-        discard_staging(output, staging)
-    written = ["saved_model/", "checkpoint/", config_copy, *written]
     print(
-        f"exported {checkpoint.name} (step {step}) with input_type {args.input_type} to "
-        f"{output}: {', '.join(written)}"
+        f"exported {result['checkpoint'].name} (step {result['step']}) with input_type "
+        f"{args.input_type} to {pathlib.Path(args.output_directory)}: {', '.join(result['written'])}"
     )
     return 0
-

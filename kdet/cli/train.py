@@ -1,9 +1,8 @@
 """`kdet train` and `kdet lr_sweep`: train the model of a pipeline config, or sweep its
 learning rate first.
 
-The work is `kdet.configs.compiled_pipeline`, `kdet.training.distribution_strategy`,
-`kdet.training.train` (with `kdet.training.config_copy_callback`) and `kdet.training.lr_sweep`;
-this module maps the flags to their arguments.
+The work is `kdet.training.train_pipeline` (with `kdet.training.distribution_strategy`) and
+`kdet.training.lr_sweep`; this module maps the flags to their arguments.
 """
 
 # Names that lived here before they moved into the library, still found here (lazily, so that
@@ -151,64 +150,30 @@ def run_lr_sweep(args):
 
 
 def run_train(args):
-    from kdet.configs import check_config_paths
-    from kdet.configs import check_train_dataset
-    from kdet.configs import compiled_pipeline
-    from kdet.configs import restore_fine_tune_checkpoint
-    from kdet.configs import train_dataset
-    from kdet.data.label_map import read_label_map
-    from kdet.configs.pipeline import train_input_ran_out
-    from kdet.training import TrainingInputRanOutError
-    from kdet.training import config_copy_callback
-    from kdet.training import distribution_strategy
-    from kdet.training import latest_checkpoint
-    from kdet.training import train
-
     import tensorflow as tf
+
+    from kdet.training import distribution_strategy
+    from kdet.training import train_pipeline
 
     strategy = distribution_strategy(args.strategy, args.num_gpus)
     policy = None
     if args.mixed_precision:
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-    with strategy.scope():
-        pipeline = compiled_pipeline(args.pipeline_config_path, dtype_policy=policy)
-        # Path typos are reported at their config line before any weights are restored.
-        check_config_paths(pipeline, "train_input_reader")
-        # A new run starts from the fine-tune checkpoint; a resumed one from its own.
-        if latest_checkpoint(args.model_dir) is None:
-            restored = restore_fine_tune_checkpoint(pipeline)
-            if restored is not None:
-                print(restored, flush=True)
-    num_steps = args.num_train_steps or pipeline.train.num_steps
-    if num_steps <= 0:
-        raise ValueError(
-            f"{args.pipeline_config_path}: train_config.num_steps is 0 (no limit); pass "
-            "--num_train_steps"
-        )
-    dataset = train_dataset(pipeline)
-    check_train_dataset(pipeline, dataset)
-    label_map = pipeline.train_input.get("label_map")
-    try:
-        summary = train(
-            pipeline.model,
-            dataset,
-            args.model_dir,
-            num_steps,
-            args.checkpoint_every_n,
-            log_every_n=args.log_every_n,
-            label_map=read_label_map(label_map) if label_map else None,
-            callbacks=[config_copy_callback(args.pipeline_config_path, args.model_dir)],
-        )
-    except TrainingInputRanOutError as error:  # the same, said in the config's terms
-        raise train_input_ran_out(
-            pipeline, error.summary["final_step"], num_steps, error.summary["checkpoint"]
-        ) from None
+    summary = train_pipeline(
+        args.pipeline_config_path,
+        args.model_dir,
+        num_steps=args.num_train_steps,
+        checkpoint_every_n=args.checkpoint_every_n,
+        log_every_n=args.log_every_n,
+        strategy=strategy,
+        dtype_policy=policy,
+        log=lambda line: print(line, flush=True),
+    )
     losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
     print(
         f"trained steps {summary['start_step']}..{summary['final_step']} in "
-        f"{summary['seconds']:.0f} s on {strategy.num_replicas_in_sync} replica(s)"
+        f"{summary['seconds']:.0f} s on {summary['replicas']} replica(s)"
         + (f"; mean losses: {losses}" if losses else " (already at --num_train_steps)")
         + f"; checkpoint: {summary['checkpoint']}"
     )
     return 0
-

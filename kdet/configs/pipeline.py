@@ -45,7 +45,7 @@ from kdet.data.input_pipeline import list_input_files
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.layers import FixedShapeResizer
 from kdet.layers import KeepAspectRatioResizer
-from kdet.training.model_dir import checkpoint_step
+from kdet.training.model_dir import resolve_checkpoint
 from kdet.training.trainer import latest_checkpoint
 from kdet.training.trainer import restore_checkpoint
 from kdet.training.variable_selection import VariableSelectionError
@@ -569,7 +569,7 @@ def restore_pipeline_checkpoint(pipeline, checkpoint):
         FileNotFoundError: a model directory without an intact checkpoint, or no such file.
         ValueError: a pipeline without `train_config` (no optimizer to take the state).
     """
-    step, path = _checkpoint_file(checkpoint)
+    step, path = resolve_checkpoint(checkpoint)
     model = pipeline.model
     if getattr(model, "optimizer", None) is None:
         if pipeline.optimizer is None:
@@ -580,25 +580,6 @@ def restore_pipeline_checkpoint(pipeline, checkpoint):
         model.compile(optimizer=pipeline.optimizer)
     restore_checkpoint(model, path, _input_shape(model))
     return step, path
-
-
-def _checkpoint_file(checkpoint):
-    """`(step, path)` of a checkpoint file, or of a model directory's newest intact one."""
-    path = pathlib.Path(checkpoint)
-    if path.is_dir():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(
-                f"{path}: no intact checkpoint in it (ckpt-<step>.weights.h5 with its .sha256, "
-                "as 'kdet train' writes)"
-            )
-        return latest
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such file; expected a kdet checkpoint (ckpt-<step>.weights.h5) or a "
-            "model directory holding one"
-        )
-    return checkpoint_step(path), path
 
 
 def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=None):
@@ -631,10 +612,10 @@ def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=N
     detections = pipeline.model.predict(images)
     ```
     """
+    found_step, file = resolve_checkpoint(checkpoint)  # a missing one before the slow build
     progress = progress or (lambda line: None)
     progress(f"building the model of {path}")
     pipeline = compiled_pipeline(path, dtype_policy=dtype_policy)
-    found_step, file = _checkpoint_file(checkpoint)
     step = found_step if step is None else step
     progress(f"restoring {'' if step is None else f'step {step}: '}{file}")
     restore_pipeline_checkpoint(pipeline, file)

@@ -1,7 +1,9 @@
 """Exporting trained detectors for inference: a SavedModel with the TF OD API's serving
 signature (`export_saved_model`), a TFLite model for SSD (`export_tflite`), and an in-process
-frozen graph (`FrozenDetector`)."""
+frozen graph (`FrozenDetector`); `export_inference_graph` exports a `kdet train` checkpoint
+into a folder as `kdet export` does."""
 
+from kdet.export.exporter import export_inference_graph
 from kdet.export.frozen_detector import FrozenDetector
 from kdet.export.frozen_graph import FrozenGraph
 from kdet.export.saved_model import DEFAULT_MAX_IMAGE_PIXELS
@@ -16,6 +18,7 @@ __all__ = [
     "FrozenDetector",
     "FrozenGraph",
     "encoded_image_size",
+    "export_inference_graph",
     "export_saved_model",
     "export_tflite",
 ]

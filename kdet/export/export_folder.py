@@ -50,6 +50,10 @@ _PREFIX = ".kdet-export."
 _LEFTOVER = re.compile(r"\.kdet-export\.(tmp|old|journal)-(\d+)(\.json(\.tmp)?)?")
 
 
+class ExportInProgressError(RuntimeError):
+    """Another live process is publishing an export into the same folder."""
+
+
 def staging_folder(output, pid=None):
     """`OUTPUT/.kdet-export.tmp-<pid>`: where the export of process `pid` is written first."""
     return pathlib.Path(output) / f"{_PREFIX}tmp-{os.getpid() if pid is None else pid}"
@@ -182,7 +186,8 @@ def recover_export_folder(output):
         list of str: one line per thing done, for the user.
 
     Raises:
-        RuntimeError: another `kdet export` (its pid is alive) is publishing into `output`.
+        ExportInProgressError: another `kdet export` (its pid is alive) is publishing into
+            `output`.
     """
     output, done = pathlib.Path(output), []
     if not output.is_dir():
@@ -193,7 +198,7 @@ def recover_export_folder(output):
             continue
         pid = int(match.group(2))
         if _other_process_alive(pid):
-            raise RuntimeError(
+            raise ExportInProgressError(
                 f"{output}: another kdet export (process {pid}) is publishing into this "
                 f"folder ({path.name}); wait for it to finish"
             )

@@ -1,4 +1,5 @@
-"""Training: `train` into a model directory (checkpoints, TensorBoard, resume), the TF OD API
+"""Training: `train` into a model directory (checkpoints, TensorBoard, resume), `train_pipeline`
+(a pipeline config trained as `kdet train` does), the TF OD API
 learning-rate schedules, a learning-rate range test (`lr_sweep`), and the TF OD API's
 `freeze_variables` / `update_trainable_variables` over readable variable names
 (`variable_names`, `select_trainable`). Also the `tf.distribute` strategies of `kdet train
@@ -16,6 +17,7 @@ from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
 from kdet.training.lr_sweep import lr_sweep
 from kdet.training.lr_sweep import plot_lr_sweep
+from kdet.training.pipeline_training import train_pipeline
 from kdet.training.trainer import CheckpointWriteError
 from kdet.training.trainer import NonFiniteLossError
 from kdet.training.trainer import TrainingInputRanOutError
@@ -41,5 +43,6 @@ __all__ = [
     "save_pipeline_config",
     "select_trainable",
     "train",
+    "train_pipeline",
     "variable_names",
 ]

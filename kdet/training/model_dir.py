@@ -90,3 +90,32 @@ def config_beside(*folders):
             if path.is_file():
                 return path
     return None
+
+
+def resolve_checkpoint(checkpoint):
+    """`(step, path)` of a checkpoint file, or of a model directory's newest intact checkpoint.
+
+    Args:
+        checkpoint: str or path: a `ckpt-<step>.weights.h5` file (step None for another name),
+            or a model directory (`kdet.training.latest_checkpoint`).
+
+    Raises:
+        FileNotFoundError: a model directory without an intact checkpoint, or no such file.
+    """
+    from kdet.training.trainer import latest_checkpoint
+
+    path = pathlib.Path(checkpoint)
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(
+                f"{path}: no intact checkpoint in it (ckpt-<step>.weights.h5 with its .sha256, "
+                "as 'kdet train' writes)"
+            )
+        return latest
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such file; expected a kdet checkpoint (ckpt-<step>.weights.h5) or a "
+            "model directory holding one"
+        )
+    return checkpoint_step(path), path

@@ -1,6 +1,8 @@
-"""`kdet eval`'s work called from Python: checkpoints of a model directory restored and
-evaluated into an eval folder (`kdet.evaluation.evaluate_checkpoint` /
-`evaluate_continuously`), and the library pieces the CLI modules used to hold."""
+"""The work of `kdet train`, `kdet eval`, `kdet plot` and `kdet export` called from Python on
+one tiny model directory: `kdet.training.train_pipeline`, checkpoints restored and evaluated
+into an eval folder (`kdet.evaluation.evaluate_checkpoint` / `evaluate_continuously`),
+`kdet.plots.save_model_dir_plots`, `kdet.export.export_inference_graph`, and the other library
+pieces the CLI modules used to hold."""
 
 import json
 import math
@@ -11,11 +13,12 @@ import pytest
 import tiny_pipeline
 from kdet import configs
 from kdet import evaluation
+from kdet import export
 from kdet import plots
 from kdet.cli import evaluate as evaluate_command
 from kdet.evaluation import checkpoint_evaluation
 from kdet.training import model_dir as layout
-from kdet.training import train
+from kdet.training import train_pipeline
 
 EVAL_CONFIG = """
 eval_config {
@@ -28,17 +31,20 @@ eval_config {
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """`(config, model_dir)`: 4 steps trained from Python, checkpoints at steps 2 and 4."""
+    """`(config, model_dir)`: 4 steps of `train_pipeline`, checkpoints at steps 2 and 4."""
     folder = tmp_path_factory.mktemp("checkpoint_evaluation")
     config = tiny_pipeline.write_pipeline(folder, eval_config=EVAL_CONFIG, num_steps=4,
                                           num_eval_images=3)
-    pipeline = configs.compiled_pipeline(config)
     model_dir = folder / "model"
-    train(pipeline.model, configs.train_dataset(pipeline), model_dir, 4, checkpoint_every_n=2,
-          log_images_every_n=None, verbose=0)
+    summary = train_pipeline(config, model_dir, checkpoint_every_n=2, verbose=0, log=None)
+    assert (summary["start_step"], summary["final_step"]) == (0, 4)
+    assert (summary["replicas"], summary["fine_tune"]) == (1, None)
+    assert summary["checkpoint"] == layout.checkpoint_path(model_dir, 4)
     assert [layout.checkpoint_name(2), layout.checkpoint_name(4)] == sorted(
         path.name for path in model_dir.glob("ckpt-*.weights.h5")
     )
+    # The config's copy, so that kdet eval / export / predict find it.
+    assert (model_dir / "pipeline.config").read_bytes() == config.read_bytes()
     return config, model_dir
 
 
@@ -119,11 +125,26 @@ def test_restored_pipeline_restores_the_newest_checkpoint(trained, tmp_path):
     assert configs.restore_pipeline_checkpoint(pipeline, layout.checkpoint_path(model_dir, 2)) \
         == (2, layout.checkpoint_path(model_dir, 2))
     assert pipeline.model.optimizer.iterations.numpy() == 2
+    # A pipeline whose model is not compiled yet gets the config's optimizer.
+    uncompiled = configs.load_pipeline(config)
+    configs.restore_pipeline_checkpoint(uncompiled, model_dir)
+    assert uncompiled.model.optimizer.iterations.numpy() == 4
 
     with pytest.raises(FileNotFoundError, match="no intact checkpoint in it"):
         configs.restored_pipeline(config, tmp_path)
     with pytest.raises(FileNotFoundError, match="ckpt-9.weights.h5: no such file"):
         configs.restore_pipeline_checkpoint(pipeline, tmp_path / "ckpt-9.weights.h5")
+
+
+def test_train_pipeline_resumes_and_needs_a_step_limit(trained, tmp_path):
+    config, model_dir = trained
+    summary = train_pipeline(config, model_dir, log=None)  # already at num_steps 4
+    assert (summary["start_step"], summary["final_step"], summary["losses"]) == (4, 4, {})
+    no_limit = tmp_path / "no_limit.config"
+    no_limit.write_text(config.read_text().replace("num_steps: 4", "num_steps: 0"))
+    with pytest.raises(ValueError, match="no_limit.config: train_config.num_steps is 0"):
+        train_pipeline(no_limit, tmp_path / "model", log=None)
+    assert not (tmp_path / "model").exists()
 
 
 def test_compiled_pipeline_needs_a_train_config(tmp_path):
@@ -150,6 +171,17 @@ def test_save_model_dir_plots_after_an_evaluation(trained, tmp_path):
     assert layout.plots_dir(model_dir).is_dir()
 
 
+def test_export_inference_graph_of_a_model_directory(trained, tmp_path):
+    config, model_dir = trained
+    result = export.export_inference_graph(config, model_dir, tmp_path / "out", progress=False)
+    assert result == {"step": 4, "checkpoint": layout.checkpoint_path(model_dir, 4),
+                      "written": ["saved_model/", "checkpoint/", "pipeline.config"]}
+    assert (tmp_path / "out" / "saved_model" / "saved_model.pb").is_file()
+    assert (tmp_path / "out" / "checkpoint" / "ckpt-4.weights.h5").read_bytes() == \
+        layout.checkpoint_path(model_dir, 4).read_bytes()
+    assert (tmp_path / "out" / "pipeline.config").read_bytes() == config.read_bytes()
+
+
 def test_model_dir_names():
     assert layout.checkpoint_step(layout.checkpoint_path("runs/a", 120)) == 120
     assert layout.checkpoint_step("diverged-ckpt-3.weights.h5") is None
@@ -162,3 +194,36 @@ def test_model_dir_names():
 
 def test_the_cli_default_wait_interval_is_the_librarys():
     assert evaluate_command._DEFAULT_WAIT_INTERVAL == checkpoint_evaluation.DEFAULT_WAIT_INTERVAL
+
+
+def test_distribution_strategy_names():
+    import tensorflow as tf
+
+    from kdet.training import distribution_strategy
+    from kdet.training import mirrored_devices
+
+    assert distribution_strategy("default") is tf.distribute.get_strategy()
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    assert mirrored_devices() == devices  # no GPU here: every logical CPU
+    with pytest.raises(ValueError, match="--strategy mirored: unknown; expected one of default"):
+        distribution_strategy("mirored")
+
+
+def test_save_pipeline_config_keeps_a_different_one_aside(tmp_path):
+    from kdet.training import save_pipeline_config
+
+    first, second = tmp_path / "a.config", tmp_path / "b.config"
+    first.write_text("model {}\n")
+    second.write_text("model { ssd {} }\n")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    warnings = []
+    assert save_pipeline_config(first, model_dir, warn=warnings.append) == \
+        model_dir / "pipeline.config"
+    assert save_pipeline_config(first, model_dir, warn=warnings.append) == \
+        model_dir / "pipeline.config"
+    assert warnings == []
+    save_pipeline_config(second, model_dir, warn=warnings.append)
+    assert (model_dir / "pipeline.config").read_text() == second.read_text()
+    assert (model_dir / "pipeline.previous-1.config").read_text() == first.read_text()
+    assert len(warnings) == 1 and "pipeline.previous-1.config" in warnings[0]

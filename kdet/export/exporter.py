@@ -1,0 +1,105 @@
+"""A trained checkpoint exported into a folder as the TF OD API's `exporter_main_v2.py` lays it
+out: what `kdet export` does, as one call (`exporter_lib_v2.export_inference_graph`).
+
+Example:
+```python
+kdet.export.export_inference_graph("pets.config", "runs/pets", "exported/pets")
+# exported/pets/saved_model/, checkpoint/, pipeline.config
+```
+"""
+
+import pathlib
+import shutil
+
+from kdet.export.export_folder import discard_staging
+from kdet.export.export_folder import publish_export
+from kdet.export.export_folder import recover_export_folder
+from kdet.export.export_folder import staging_folder
+from kdet.export.saved_model import DEFAULT_MAX_IMAGE_PIXELS
+from kdet.utils.progress import stage_log
+
+
+def export_inference_graph(config, checkpoint, output_directory, input_type="image_tensor",
+                           tflite=False, tflite_quantization=None,
+                           max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, progress=True):
+    """Restores a `kdet train` checkpoint into its config's model and exports it.
+
+    Writes into `output_directory` (created if needed): `saved_model/` (`export_saved_model`:
+    signature `serving_default`, `input_tensor` → `detection_boxes`, `detection_scores`,
+    `detection_classes`, `num_detections`), `checkpoint/` (the checkpoint and its `.sha256`), a
+    copy of the config (`pipeline.config`, or `pipeline.yaml` for a YAML config) and, with
+    `tflite`, `model.tflite` (`export_tflite`; SSD only, written first so that a model TFLite
+    cannot take fails before anything else). Everything is written to a staging folder and
+    swapped in at once (`kdet.export.export_folder.publish_export`): a failed or killed export
+    leaves the earlier one as it was; one killed during its swap is completed first.
+
+    Args:
+        config: str or path of the pipeline.config / YAML config the model was trained with.
+        checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory (its newest intact
+            checkpoint).
+        output_directory: str or path of the export folder.
+        input_type: the SavedModel's input, one of `INPUT_TYPES`. Defaults to
+            `"image_tensor"`.
+        tflite: bool, also write `model.tflite`. Defaults to `False`.
+        tflite_quantization: `export_tflite`'s `quantization` (None: float32).
+        max_image_pixels: int, the largest encoded image the SavedModel decodes (see
+            `export_saved_model`).
+        progress: bool, or a `kdet.utils.progress.StageLog` whose lines the stages become.
+            Defaults to `True` (lines on stderr).
+
+    Returns:
+        dict: `"step"` (int or None), `"checkpoint"` (the file exported) and `"written"` (the
+        entries written, e.g. `["saved_model/", "checkpoint/", "pipeline.config"]`).
+
+    Raises:
+        FileNotFoundError: no checkpoint (see `kdet.configs.restored_pipeline`).
+        kdet.export.export_folder.ExportInProgressError: another live process is publishing
+            into `output_directory`.
+    """
+    from kdet.configs import restored_pipeline
+    from kdet.export.saved_model import export_saved_model
+    from kdet.export.tflite import export_tflite
+    from kdet.training.model_dir import config_copy_name
+    from kdet.training.model_dir import resolve_checkpoint
+    from kdet.utils.verified_files import checksum_path
+
+    log = stage_log(progress, "Exporting")
+    step, checkpoint = resolve_checkpoint(checkpoint)
+    model = restored_pipeline(config, checkpoint, step, progress=log).model
+
+    output = pathlib.Path(output_directory)
+    config = pathlib.Path(config)
+    config_copy = config_copy_name(config)
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    # An earlier export killed during its swap is completed first; what killed runs left goes.
+    for line in recover_export_folder(output):
+        log(f"{output}: {line}")
+    staging = staging_folder(output)
+    staging.mkdir()
+    written = []
+    try:
+        if tflite:
+            export_tflite(model, staging / "model.tflite", tflite_quantization,
+                          progress=log.nested("TFLite"))
+            written.append("model.tflite")
+        export_saved_model(model, staging / "saved_model", input_type,
+                           progress=log.nested("SavedModel"), max_image_pixels=max_image_pixels)
+        (staging / "checkpoint").mkdir()
+        for path in (checkpoint, checksum_path(checkpoint)):
+            shutil.copyfile(path, staging / "checkpoint" / path.name)
+        shutil.copyfile(config, staging / config_copy)
+        publish_export(output, staging, ["saved_model", "checkpoint", config_copy, *written],
+                       keep=[config])
+    except BaseException:
+        if created:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    finally:
+        discard_staging(output, staging)
+    log.done()
+    return {
+        "step": step,
+        "checkpoint": checkpoint,
+        "written": ["saved_model/", "checkpoint/", config_copy, *written],
+    }
