@@ -1,5 +1,6 @@
 """`export_tflite`: an SSD as a TFLite model whose non-max suppression is TFLite's own op."""
 
+import contextlib
 import pathlib
 
 import tensorflow as tf
@@ -90,11 +91,12 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     height, width = input_size or _fixed_input_size(model)
     input_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name="input_tensor")
     log = stage_log(progress, "Exporting a TFLite model")
-    frozen = FrozenGraph(
-        lambda images: model.decode_boxes_and_scores(model(images, training=False)),
-        [input_spec],
-        progress=log,
-    )
+    with _quiet_batch_norm_folding(quantization == "int8"):
+        frozen = FrozenGraph(
+            lambda images: model.decode_boxes_and_scores(model(images, training=False)),
+            [input_spec],
+            progress=log,
+        )
     num_anchors = frozen.output_structure[0].shape[1]
     unit_anchors = tf.constant([[0.0, 0.0, 1.0, 1.0]] * num_anchors, name="anchors")
     non_max_suppression = _detection_postprocess(model, use_regular_nms)
@@ -142,6 +144,27 @@ def _check_exportable(model, quantization):
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+
+
+@contextlib.contextmanager
+def _quiet_batch_norm_folding(quiet):
+    """Silences TF's batch-norm folding warnings while freezing a fake-quantized network.
+
+    `FrozenGraph` folds a batch norm into the convolution before it when the convolution's
+    kernel is a constant; a fake-quantized kernel is not, so TF warns at every batch norm
+    ("Didn't find expected conv Constant input"). The TFLite converter folds those batch
+    norms into the int8 kernels itself.
+    """
+    if not quiet:
+        yield
+        return
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _int8_if_quantization_aware(model, quantization, representative_images):

@@ -55,6 +55,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+
 _PACKAGE = "kdet"
 
 
@@ -143,6 +145,10 @@ class QuantizationAwareTraining:
             if type(layer) not in _KERNEL_LAYERS and not quantize_outputs:
                 continue
             _switch(layer, self, quantize_inputs, quantize_outputs, model)
+        # `fit` / `evaluate` / `predict` keep the functions they traced: trace them anew.
+        for name in ("train_function", "test_function", "predict_function"):
+            if getattr(model, name, None) is not None:
+                setattr(model, name, None)
         return model
 
     @staticmethod
@@ -378,6 +384,11 @@ class FakeQuantBatchNormalization(_OutputFakeQuantized, keras.layers.BatchNormal
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class FakeQuantFusedBatchNormalization(_OutputFakeQuantized, FusedBatchNormalization):
+    """`kdet.layers.FusedBatchNormalization` with a fake-quantized output."""
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class FakeQuantReLU(_OutputFakeQuantized, keras.layers.ReLU):
     """`keras.layers.ReLU` with a fake-quantized output."""
 
@@ -406,11 +417,19 @@ _KERNEL_LAYERS = {
 _SUBCLASSES = {
     **_KERNEL_LAYERS,
     keras.layers.BatchNormalization: FakeQuantBatchNormalization,
+    FusedBatchNormalization: FakeQuantFusedBatchNormalization,
     keras.layers.ReLU: FakeQuantReLU,
     keras.layers.Activation: FakeQuantActivation,
     keras.layers.Add: FakeQuantAdd,
     keras.layers.Concatenate: FakeQuantConcatenate,
 }
+# Keras names the weights of layers held in lists (`Sequential`, functional models) by their
+# class name (`conv2d`, `conv2d_1`, …). Each subclass takes its base's name, so that a float
+# model's weights load into a quantization-aware one and back; the Keras registration keeps
+# the `FakeQuant…` name for serialization.
+for _base, _subclass in _SUBCLASSES.items():
+    _subclass.__name__ = _base.__name__
+
 # Layers that keep their input's quantization (a quantized input gives a quantized output).
 _PASS_THROUGH = (keras.layers.ZeroPadding2D, keras.layers.MaxPooling2D, keras.layers.Reshape,
                  keras.layers.UpSampling2D, keras.layers.Cropping2D, keras.layers.Dropout,
@@ -420,13 +439,22 @@ _FUSED_ACTIVATIONS = ("relu", "relu6", "linear")
 
 
 def _input_shape(model, input_shape):
-    if input_shape is not None:
-        return (1,) + tuple(input_shape[1:])
-    shape = getattr(model, "_build_shapes_dict", None) or {}
-    shape = next(iter(shape.values()), None)
-    if shape is None:
+    """The `(1, height, width, channels)` batch to run the model on once."""
+    if input_shape is None:
+        shape = getattr(model, "_build_shapes_dict", None) or {}
+        input_shape = next(iter(shape.values()), None)
+    if input_shape is None:
         raise ValueError(f"{model.name} is not built: pass input_shape=(batch, height, width, 3)")
-    return (1,) + tuple(shape[1:])
+    height, width, channels = input_shape[1:]
+    if height is None or width is None:
+        # A detector built for any image size resizes images itself: run it at its size.
+        resizer = getattr(model, "image_resizer", None)
+        size = getattr(resizer, "height", None) or getattr(resizer, "max_dimension", None)
+        if size is None:
+            raise ValueError(f"{model.name} takes images of any size: pass "
+                             "input_shape=(batch, height, width, channels) to run it on")
+        height, width = height or size, width or getattr(resizer, "width", size)
+    return (1, height, width, channels)
 
 
 def _leaf_layers(model):
@@ -489,7 +517,7 @@ def _place_quantizers(calls):
         readers = [reader for x in outputs for reader in consumers.get(id(x), [])]
 
         def folds(reader):
-            if kind in _KERNEL_LAYERS and type(reader) is keras.layers.BatchNormalization:
+            if kind in _KERNEL_LAYERS and isinstance(reader, keras.layers.BatchNormalization):
                 return True
             return _is_fused_activation(reader) and not _is_fused_activation(layer)
 
