@@ -3,6 +3,9 @@
 import keras
 import tensorflow as tf
 
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
+from kdet.layers.conv_hyperparams import ConvHyperparams
+
 
 @keras.saving.register_keras_serializable(package="kdet")
 class BoxClassifierHead(keras.layers.Layer):
@@ -12,11 +15,12 @@ class BoxClassifierHead(keras.layers.Layer):
     crops) are averaged over height and width first; flat features `[num_rois, depth]` (e.g.
     the two fully connected layers of an FPN box head) are used as they are. Optional dropout,
     then two fully connected layers: `num_classes + 1` class logits (column 0 background) and
-    `num_classes * box_code_size` box encodings, one box per object class. This is the TF OD
-    API `MaskRCNNKerasBoxPredictor` without masks (`mask_rcnn_box_predictor` in pipeline
-    configs), with its layer names (`ClassPredictor_dense`, `BoxEncodingPredictor_dense`) and
-    the `fc_hyperparams` initializer of its configs (variance scaling, factor 1, uniform,
-    fan average).
+    `num_classes * box_code_size` box encodings, one box per object class (or one box for all
+    classes with `share_box_across_classes`), each followed by a batch norm when
+    `fc_hyperparams` has one. This is the TF OD API `MaskRCNNKerasBoxPredictor` without masks
+    (`mask_rcnn_box_predictor` in pipeline configs), with its layer names
+    (`ClassPredictor_dense`, `BoxEncodingPredictor_dense`, `ClassPredictor_batchnorm`,
+    `BoxEncodingPredictor_batchnorm`).
 
     Args:
         num_classes: int. Object classes, background excluded.
@@ -25,9 +29,19 @@ class BoxClassifierHead(keras.layers.Layer):
         dropout_keep_probability: float in (0, 1]. Kept fraction with `use_dropout`. Defaults
             to `0.5`, the TF OD API default.
         box_code_size: int. Numbers per box encoding. Defaults to `4`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            kernels of both fully connected layers, or `None`: the regularizer of the TF OD
-            API `fc_hyperparams`. Biases are not regularized. Defaults to `None`.
+        share_box_across_classes: bool. Predict one box encoding per RoI, used for every
+            class (TF OD API `share_box_across_classes`). Defaults to `False`.
+        fc_hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of both fully
+            connected layers: the TF OD API `fc_hyperparams`. Its initializer and regularizer
+            go to both kernels (biases are not regularized; as the TF OD API's slim predictor
+            does; its Keras predictor leaves its dense layers at Keras defaults), its batch
+            norm follows each dense layer (which then has a bias only with
+            `force_use_bias`). Its `activation` is not used: the predictions are linear, as in
+            the TF OD API. `None`: `BoxClassifierHead.default_fc_hyperparams()`, variance
+            scaling (factor 1, uniform, fan average: the value of every TF OD API sample
+            config), no regularizer, no batch norm.
+        kernel_regularizer: a regularizer replacing the one of `fc_hyperparams` (the argument
+            of `.keras` files written before `fc_hyperparams` existed). Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -36,7 +50,8 @@ class BoxClassifierHead(keras.layers.Layer):
 
     Returns:
         `(class_logits, box_encodings)`: float32 `[num_rois, num_classes + 1]` and float32
-        `[num_rois, num_classes, box_code_size]`, row `k` of the boxes for class id `k + 1`.
+        `[num_rois, num_boxes, box_code_size]`, row `k` of the boxes for class id `k + 1`
+        (`num_boxes` is `num_classes`, or 1 with `share_box_across_classes`).
 
     Example:
     ```python
@@ -56,6 +71,8 @@ class BoxClassifierHead(keras.layers.Layer):
         use_dropout=False,
         dropout_keep_probability=0.5,
         box_code_size=4,
+        share_box_across_classes=False,
+        fc_hyperparams=None,
         kernel_regularizer=None,
         **kwargs,
     ):
@@ -70,16 +87,44 @@ class BoxClassifierHead(keras.layers.Layer):
         self.use_dropout = use_dropout
         self.dropout_keep_probability = dropout_keep_probability
         self.box_code_size = box_code_size
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.share_box_across_classes = bool(share_box_across_classes)
+        self.num_boxes = 1 if self.share_box_across_classes else num_classes
+        self.fc_hyperparams = conv_hyperparams_lib.with_legacy_regularization(
+            conv_hyperparams_lib.get(fc_hyperparams) or self.default_fc_hyperparams(),
+            kernel_regularizer=kernel_regularizer,
+        )
+        hyperparams = self.fc_hyperparams
         self.dropout = (
             keras.layers.Dropout(1.0 - dropout_keep_probability) if use_dropout else None
         )
-        self.class_predictor = _dense(
-            num_classes + 1, "ClassPredictor_dense", self.kernel_regularizer
+        self.class_predictor = keras.layers.Dense(
+            num_classes + 1, name="ClassPredictor_dense", **hyperparams.conv_kwargs()
         )
-        self.box_predictor = _dense(
-            num_classes * box_code_size, "BoxEncodingPredictor_dense", self.kernel_regularizer
+        self.class_batch_norm = hyperparams.batch_norm_layer(name="ClassPredictor_batchnorm")
+        self.box_predictor = keras.layers.Dense(
+            self.num_boxes * box_code_size,
+            name="BoxEncodingPredictor_dense",
+            **hyperparams.conv_kwargs(),
         )
+        self.box_batch_norm = hyperparams.batch_norm_layer(
+            name="BoxEncodingPredictor_batchnorm"
+        )
+
+    @staticmethod
+    def default_fc_hyperparams():
+        """The `fc_hyperparams` of a `BoxClassifierHead` built without them: variance
+        scaling (factor 1, uniform, fan average), no regularizer, no batch norm."""
+        return ConvHyperparams(
+            kernel_initializer=keras.initializers.VarianceScaling(
+                scale=1.0, mode="fan_avg", distribution="uniform"
+            ),
+            activation=None,
+        )
+
+    @property
+    def kernel_regularizer(self):
+        """The regularizer of both kernels (`fc_hyperparams.kernel_regularizer`)."""
+        return self.fc_hyperparams.kernel_regularizer
 
     def build(self, input_shape):
         if len(input_shape) not in (2, 4) or input_shape[-1] is None:
@@ -89,6 +134,9 @@ class BoxClassifierHead(keras.layers.Layer):
             )
         self.class_predictor.build((None, input_shape[-1]))
         self.box_predictor.build((None, input_shape[-1]))
+        if self.class_batch_norm is not None:
+            self.class_batch_norm.build((None, self.num_classes + 1))
+            self.box_batch_norm.build((None, self.num_boxes * self.box_code_size))
 
     def call(self, features, training=None):
         if len(features.shape) == 4:
@@ -96,9 +144,11 @@ class BoxClassifierHead(keras.layers.Layer):
         if self.dropout is not None:
             features = self.dropout(features, training=training)
         class_logits = self.class_predictor(features)
-        box_encodings = tf.reshape(
-            self.box_predictor(features), [-1, self.num_classes, self.box_code_size]
-        )
+        box_encodings = self.box_predictor(features)
+        if self.class_batch_norm is not None:
+            class_logits = self.class_batch_norm(class_logits, training=training)
+            box_encodings = self.box_batch_norm(box_encodings, training=training)
+        box_encodings = tf.reshape(box_encodings, [-1, self.num_boxes, self.box_code_size])
         return tf.cast(class_logits, tf.float32), tf.cast(box_encodings, tf.float32)
 
     def get_config(self):
@@ -109,18 +159,9 @@ class BoxClassifierHead(keras.layers.Layer):
                 "use_dropout": self.use_dropout,
                 "dropout_keep_probability": self.dropout_keep_probability,
                 "box_code_size": self.box_code_size,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "share_box_across_classes": self.share_box_across_classes,
+                "fc_hyperparams": keras.saving.serialize_keras_object(self.fc_hyperparams),
             }
         )
         return config
 
-
-def _dense(units, name, kernel_regularizer):
-    return keras.layers.Dense(
-        units,
-        kernel_initializer=keras.initializers.VarianceScaling(
-            scale=1.0, mode="fan_avg", distribution="uniform"
-        ),
-        kernel_regularizer=kernel_regularizer,
-        name=name,
-    )

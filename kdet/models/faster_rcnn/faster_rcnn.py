@@ -6,6 +6,7 @@ import tensorflow as tf
 from kdet.boxes.box_ops import clip_boxes
 from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
 from kdet.feature_extractors.registry import build_feature_extractor
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
 from kdet.layers.crop_and_resize_roi_pooler import CropAndResizeRoIPooler
 from kdet.layers.grid_anchor_generator import GridAnchorGenerator
 from kdet.layers.image_resizer import from_padded_frame
@@ -60,9 +61,20 @@ class FasterRCNN(ObjectDetector):
             aspect_ratios=(0.5, 1, 2), scales_per_octave=1)` over its levels.
         first_stage_box_predictor_depth: int. Defaults to `512`.
         first_stage_box_predictor_kernel_size: int. Defaults to `3`.
-        first_stage_box_predictor_kernel_regularizer: `keras.regularizers.Regularizer` (or its
-            serialized form) of the RPN head's convolution kernels, or `None`: the regularizer
-            of the TF OD API `first_stage_box_predictor_conv_hyperparams`. Defaults to `None`.
+        first_stage_box_predictor_conv_hyperparams: a `kdet.layers.ConvHyperparams` of the RPN
+            head's convolutions (see `RPNHead`: initializer, regularizer, batch norm; the
+            activation is always ReLU6), or `None` for `RPNHead.default_conv_hyperparams()`.
+        first_stage_box_predictor_kernel_regularizer: a regularizer replacing the one of
+            `first_stage_box_predictor_conv_hyperparams` (the argument of `.keras` files
+            written before it existed). Defaults to `None`.
+        first_stage_atrous_rate: int. Dilation of the RPN convolution (TF OD API
+            `first_stage_atrous_rate`; the extractor's own atrous layers follow from its
+            `first_stage_features_stride`). Defaults to `1`.
+        clip_anchors_to_image: bool. Clip the anchors to the (padded) input before target
+            assignment and decoding (TF OD API `clip_anchors_to_image`). `False` keeps the
+            anchors as generated, also those reaching past the input. Defaults to `False`.
+        first_stage_nms_score_threshold: float. Proposals whose object probability is at or
+            below it are dropped before NMS. Defaults to `0.0`.
         first_stage_nms_iou_threshold: float. Defaults to `0.7`.
         first_stage_max_proposals: int. Proposals kept per image. Defaults to `300`.
         first_stage_minibatch_size: int. Anchors sampled per image for the RPN losses.
@@ -125,7 +137,11 @@ class FasterRCNN(ObjectDetector):
         first_stage_anchor_generator=None,
         first_stage_box_predictor_depth=512,
         first_stage_box_predictor_kernel_size=3,
+        first_stage_box_predictor_conv_hyperparams=None,
         first_stage_box_predictor_kernel_regularizer=None,
+        first_stage_atrous_rate=1,
+        clip_anchors_to_image=False,
+        first_stage_nms_score_threshold=0.0,
         first_stage_nms_iou_threshold=0.7,
         first_stage_max_proposals=300,
         first_stage_minibatch_size=256,
@@ -161,9 +177,16 @@ class FasterRCNN(ObjectDetector):
         )
         self.first_stage_box_predictor_depth = first_stage_box_predictor_depth
         self.first_stage_box_predictor_kernel_size = first_stage_box_predictor_kernel_size
-        self.first_stage_box_predictor_kernel_regularizer = keras.regularizers.get(
-            first_stage_box_predictor_kernel_regularizer
+        self.first_stage_box_predictor_conv_hyperparams = (
+            conv_hyperparams_lib.with_legacy_regularization(
+                conv_hyperparams_lib.get(first_stage_box_predictor_conv_hyperparams)
+                or RPNHead.default_conv_hyperparams(),
+                kernel_regularizer=first_stage_box_predictor_kernel_regularizer,
+            )
         )
+        self.first_stage_atrous_rate = first_stage_atrous_rate
+        self.clip_anchors_to_image = bool(clip_anchors_to_image)
+        self.first_stage_nms_score_threshold = first_stage_nms_score_threshold
         self.first_stage_nms_iou_threshold = first_stage_nms_iou_threshold
         self.first_stage_max_proposals = first_stage_max_proposals
         self.first_stage_minibatch_size = first_stage_minibatch_size
@@ -197,7 +220,8 @@ class FasterRCNN(ObjectDetector):
             num_anchors[0],
             depth=first_stage_box_predictor_depth,
             kernel_size=first_stage_box_predictor_kernel_size,
-            kernel_regularizer=self.first_stage_box_predictor_kernel_regularizer,
+            dilation_rate=first_stage_atrous_rate,
+            conv_hyperparams=self.first_stage_box_predictor_conv_hyperparams,
             name="rpn_head",
         )
         box_coder = FasterRcnnBoxCoder()
@@ -205,6 +229,7 @@ class FasterRCNN(ObjectDetector):
         self._proposal_generator = ProposalGenerator(
             max_proposals=first_stage_max_proposals,
             nms_iou_threshold=first_stage_nms_iou_threshold,
+            score_threshold=first_stage_nms_score_threshold,
             box_coder=box_coder,
         )
         if feature_extractor.is_fpn:
@@ -267,6 +292,8 @@ class FasterRCNN(ObjectDetector):
             ),
             axis=0,
         )
+        if self.clip_anchors_to_image:
+            anchors = clip_boxes(anchors)
         proposals = self._proposal_generator(
             tf.stop_gradient(rpn_box_encodings),
             tf.stop_gradient(rpn_objectness_logits),
@@ -302,9 +329,14 @@ class FasterRCNN(ObjectDetector):
         class_logits, box_encodings = self.second_stage_box_predictor(
             box_features, training=training
         )
+        # One box per class, or one for all classes (`share_box_across_classes`): broadcast.
+        box_encodings = tf.reshape(box_encodings, [batch, num_rois, -1, 4])
+        box_encodings = tf.broadcast_to(
+            box_encodings, [batch, num_rois, self.num_classes, 4]
+        )
         return {
             "class_logits": tf.reshape(class_logits, [batch, num_rois, self.num_classes + 1]),
-            "box_encodings": tf.reshape(box_encodings, [batch, num_rois, self.num_classes, 4]),
+            "box_encodings": box_encodings,
         }
 
     def call(self, images, training=None):
@@ -430,9 +462,12 @@ class FasterRCNN(ObjectDetector):
             **super().get_config(),
             "first_stage_box_predictor_depth": self.first_stage_box_predictor_depth,
             "first_stage_box_predictor_kernel_size": self.first_stage_box_predictor_kernel_size,
-            "first_stage_box_predictor_kernel_regularizer": keras.regularizers.serialize(
-                self.first_stage_box_predictor_kernel_regularizer
+            "first_stage_box_predictor_conv_hyperparams": keras.saving.serialize_keras_object(
+                self.first_stage_box_predictor_conv_hyperparams
             ),
+            "first_stage_atrous_rate": self.first_stage_atrous_rate,
+            "clip_anchors_to_image": self.clip_anchors_to_image,
+            "first_stage_nms_score_threshold": self.first_stage_nms_score_threshold,
             "first_stage_nms_iou_threshold": self.first_stage_nms_iou_threshold,
             "first_stage_max_proposals": self.first_stage_max_proposals,
             "first_stage_minibatch_size": self.first_stage_minibatch_size,

@@ -3,9 +3,9 @@
 import keras
 import tensorflow as tf
 
-# TF OD API Faster R-CNN configs: first_stage_box_predictor_conv_hyperparams use a
-# truncated_normal_initializer with stddev 0.01 for the RPN convolution and both predictors.
-_KERNEL_STDDEV = 0.01
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
+from kdet.layers.conv_hyperparams import ConvHyperparams
+
 # Objectness logits per anchor: background, object (the TF OD API two-class softmax).
 NUM_OBJECTNESS_CLASSES = 2
 
@@ -14,8 +14,9 @@ NUM_OBJECTNESS_CLASSES = 2
 class RPNHead(keras.layers.Layer):
     """Box encodings and objectness logits for every anchor of one or more feature maps.
 
-    A `kernel_size` x `kernel_size` convolution of `depth` channels with ReLU6 (TF OD API
-    `FirstStageRPNFeatures`), then two 1x1 convolutions: `num_anchors_per_location * 4` box
+    A `kernel_size` x `kernel_size` convolution of `depth` channels, batch norm if
+    `conv_hyperparams` has one, then ReLU6 (TF OD API `FirstStageRPNFeatures`), then two 1x1
+    convolutions with a bias: `num_anchors_per_location * 4` box
     encodings and `num_anchors_per_location * 2` objectness logits, background first. Given a
     list of feature maps (an FPN pyramid), the same three convolutions run on every map, as in
     FPN. Predictions of one map are ordered row-major over `(y, x)`, then by anchor within the
@@ -35,9 +36,18 @@ class RPNHead(keras.layers.Layer):
             `first_stage_box_predictor_kernel_size`). Defaults to `3`.
         dilation_rate: int. Dilation of the RPN convolution (TF OD API
             `first_stage_atrous_rate`). Defaults to `1`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            kernels of the three convolutions, or `None`: the regularizer of the TF OD API
-            `first_stage_box_predictor_conv_hyperparams`. Biases are not regularized. Defaults
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of the three
+            convolutions: the TF OD API `first_stage_box_predictor_conv_hyperparams`. Its
+            initializer and regularizer go to all three kernels (biases are not regularized),
+            its batch norm (`RPNBatchNorm`) follows the RPN convolution only, which then has
+            a bias only with `force_use_bias`; the two predictors always keep their bias. As in
+            the TF OD API, its `activation` is not used: the RPN convolution is always
+            followed by ReLU6, the predictors by nothing. `None`: the default
+            `RPNHead.default_conv_hyperparams()`, truncated normal kernels of stddev 0.01 (the
+            value of every TF OD API Faster R-CNN sample config), no regularizer, no batch
+            norm.
+        kernel_regularizer: a regularizer replacing the one of `conv_hyperparams` (the
+            argument of `.keras` files written before `conv_hyperparams` existed). Defaults
             to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
@@ -69,6 +79,7 @@ class RPNHead(keras.layers.Layer):
         depth=512,
         kernel_size=3,
         dilation_rate=1,
+        conv_hyperparams=None,
         kernel_regularizer=None,
         **kwargs,
     ):
@@ -85,27 +96,51 @@ class RPNHead(keras.layers.Layer):
         self.depth = depth
         self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.conv_hyperparams = conv_hyperparams_lib.with_legacy_regularization(
+            conv_hyperparams_lib.get(conv_hyperparams) or self.default_conv_hyperparams(),
+            kernel_regularizer=kernel_regularizer,
+        )
+        hyperparams = self.conv_hyperparams
         self._anchors = (
             num_anchors_per_location
             if isinstance(num_anchors_per_location, int)
             else num_anchors_per_location[0]
         )
-        self.rpn_conv = _conv(
+        self.rpn_conv = keras.layers.Conv2D(
             depth,
             kernel_size,
-            "RPNConv",
-            self.kernel_regularizer,
             padding="same",
             dilation_rate=dilation_rate,
+            name="RPNConv",
+            **hyperparams.conv_kwargs(),
+        )
+        self.rpn_batch_norm = hyperparams.batch_norm_layer(name="RPNBatchNorm")
+        self.box_predictor = keras.layers.Conv2D(
+            self._anchors * 4,
+            1,
+            name="BoxEncodingPredictor",
+            **hyperparams.conv_kwargs(use_bias=True),
+        )
+        self.class_predictor = keras.layers.Conv2D(
+            self._anchors * NUM_OBJECTNESS_CLASSES,
+            1,
+            name="ClassPredictor",
+            **hyperparams.conv_kwargs(use_bias=True),
+        )
+
+    @staticmethod
+    def default_conv_hyperparams():
+        """The `conv_hyperparams` of an `RPNHead` built without them: truncated normal
+        kernels of stddev 0.01, no regularizer, no batch norm (activation unused: ReLU6)."""
+        return ConvHyperparams(
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
             activation="relu6",
         )
-        self.box_predictor = _conv(
-            self._anchors * 4, 1, "BoxEncodingPredictor", self.kernel_regularizer
-        )
-        self.class_predictor = _conv(
-            self._anchors * NUM_OBJECTNESS_CLASSES, 1, "ClassPredictor", self.kernel_regularizer
-        )
+
+    @property
+    def kernel_regularizer(self):
+        """The regularizer of the three kernels (`conv_hyperparams.kernel_regularizer`)."""
+        return self.conv_hyperparams.kernel_regularizer
 
     def build(self, input_shape):
         shapes = _as_shape_list(input_shape)
@@ -117,6 +152,8 @@ class RPNHead(keras.layers.Layer):
                 f"same, known number of channels; got shapes {shapes}."
             )
         self.rpn_conv.build((None, None, None, channels.pop()))
+        if self.rpn_batch_norm is not None:
+            self.rpn_batch_norm.build((None, None, None, self.depth))
         self.box_predictor.build((None, None, None, self.depth))
         self.class_predictor.build((None, None, None, self.depth))
 
@@ -128,6 +165,9 @@ class RPNHead(keras.layers.Layer):
         objectness_logits = []
         for features in feature_maps:
             features = self.rpn_conv(features)
+            if self.rpn_batch_norm is not None:
+                features = self.rpn_batch_norm(features, training=training)
+            features = tf.nn.relu6(features)
             box_encodings.append(_flatten_anchors(self.box_predictor(features), 4))
             objectness_logits.append(
                 _flatten_anchors(self.class_predictor(features), NUM_OBJECTNESS_CLASSES)
@@ -155,21 +195,10 @@ class RPNHead(keras.layers.Layer):
                 "depth": self.depth,
                 "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
             }
         )
         return config
-
-
-def _conv(filters, kernel_size, name, kernel_regularizer, **kwargs):
-    return keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=_KERNEL_STDDEV),
-        kernel_regularizer=kernel_regularizer,
-        name=name,
-        **kwargs,
-    )
 
 
 def _as_shape_list(input_shape):

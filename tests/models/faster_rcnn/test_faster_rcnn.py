@@ -190,7 +190,10 @@ def test_regularized_heads_round_trip_and_report_the_regularization_loss():
         ),
     )
     config = json.loads(json.dumps(model.get_config()))
-    assert config["first_stage_box_predictor_kernel_regularizer"]["config"] == {"l2": 1e-3}
+    # The legacy regularizer argument is folded into the RPN hyperparams it belongs to.
+    rpn_hyperparams = config["first_stage_box_predictor_conv_hyperparams"]["config"]
+    assert rpn_hyperparams["kernel_regularizer"]["config"] == {"l2": 1e-3}
+    assert "first_stage_box_predictor_kernel_regularizer" not in config
     revived = kdet.FasterRCNN.from_config(config)
     assert json.loads(json.dumps(revived.get_config())) == config
     assert revived._rpn_head.kernel_regularizer.get_config() == {"l2": 1e-3}

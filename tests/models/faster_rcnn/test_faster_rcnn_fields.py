@@ -1,0 +1,158 @@
+"""FasterRCNN arguments of TF OD API `faster_rcnn` fields: the built model holds and applies
+them (hyperparams of both heads, atrous RPN, anchor clipping, proposal score threshold, a box
+shared across classes)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kdet
+from kdet.layers import ConvHyperparams
+from kdet.models.faster_rcnn import BoxClassifierHead
+from kdet.models.faster_rcnn import RPNHead
+from test_faster_rcnn import IMAGE_SIZE
+from test_faster_rcnn import _shapes
+from test_faster_rcnn import _tiny_faster_rcnn
+
+_RPN_HYPERPARAMS = ConvHyperparams(
+    kernel_initializer=keras.initializers.RandomNormal(stddev=0.05),
+    kernel_regularizer=keras.regularizers.L2(0.5 * 4e-4),
+    activation="relu",  # not used: the RPN convolution is always ReLU6
+    batch_norm={"momentum": 0.97, "epsilon": 1e-4, "scale": True, "train": False},
+)
+_FC_HYPERPARAMS = ConvHyperparams(
+    kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+    kernel_regularizer=keras.regularizers.L1(3e-4),
+    activation=None,
+    batch_norm={"momentum": 0.9, "epsilon": 1e-2},
+)
+
+
+def _check_heads_hold_the_hyperparams(model):
+    rpn = model._rpn_head
+    assert rpn.rpn_conv.dilation_rate == (2, 2)
+    # Centering batch norm after the RPN conv: no bias there; the predictors keep theirs.
+    assert rpn.rpn_conv.use_bias is False
+    assert rpn.box_predictor.use_bias and rpn.class_predictor.use_bias
+    norm = rpn.rpn_batch_norm
+    assert norm.name == "RPNBatchNorm"
+    assert (norm.momentum, norm.epsilon) == pytest.approx((0.97, 1e-4))
+    assert norm.center and norm.scale
+    assert norm.frozen  # batch_norm.train: false
+    for conv in (rpn.rpn_conv, rpn.box_predictor, rpn.class_predictor):
+        assert isinstance(conv.kernel_initializer, keras.initializers.RandomNormal)
+        assert conv.kernel_initializer.stddev == 0.05
+        assert conv.kernel_regularizer.get_config()["l2"] == pytest.approx(0.5 * 4e-4)
+    head = model.second_stage_box_predictor
+    assert head.share_box_across_classes
+    for dense, norm in [
+        (head.class_predictor, head.class_batch_norm),
+        (head.box_predictor, head.box_batch_norm),
+    ]:
+        assert isinstance(dense.kernel_initializer, keras.initializers.TruncatedNormal)
+        assert dense.kernel_initializer.stddev == 0.02
+        assert dense.kernel_regularizer.get_config()["l1"] == pytest.approx(3e-4)
+        assert dense.use_bias is False and dense.activation is keras.activations.linear
+        assert (norm.momentum, norm.epsilon) == pytest.approx((0.9, 1e-2))
+        assert norm.center and not norm.scale
+    assert head.box_batch_norm.name == "BoxEncodingPredictor_batchnorm"
+    assert head.box_predictor.units == 4  # one box for all classes
+
+
+def test_heads_hold_and_round_trip_their_hyperparams(tmp_path):
+    model = _tiny_faster_rcnn(
+        first_stage_box_predictor_conv_hyperparams=_RPN_HYPERPARAMS,
+        first_stage_atrous_rate=2,
+        second_stage_box_predictor=BoxClassifierHead(
+            3, share_box_across_classes=True, fc_hyperparams=_FC_HYPERPARAMS
+        ),
+    )
+    _check_heads_hold_the_hyperparams(model)
+    config = json.loads(json.dumps(model.get_config()))
+    revived = kdet.FasterRCNN.from_config(config)
+    _check_heads_hold_the_hyperparams(revived)
+    images, y = _shapes(2)
+    model.compile()
+    logs = model.train_on_batch(images, y, return_dict=True)
+    assert all(np.isfinite(value) for value in logs.values())
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    _check_heads_hold_the_hyperparams(loaded)
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0)["boxes"], model.predict(images, verbose=0)["boxes"],
+        atol=1e-5,
+    )
+
+
+def test_rpn_activation_is_relu6_whatever_the_hyperparams_say():
+    head = RPNHead(1, depth=1, kernel_size=1, conv_hyperparams=ConvHyperparams(activation=None))
+    features = tf.constant([[[[-3.0], [2.0], [9.0]]]])
+    head(features)
+    head.rpn_conv.kernel.assign(np.ones([1, 1, 1, 1], np.float32))
+    head.rpn_conv.bias.assign(np.zeros([1], np.float32))
+    head.box_predictor.kernel.assign(np.ones([1, 1, 1, 4], np.float32))
+    head.box_predictor.bias.assign(np.zeros([4], np.float32))
+    box_encodings, _ = head(features)
+    np.testing.assert_allclose(box_encodings[0, :, 0], [0.0, 2.0, 6.0])
+
+
+def test_a_shared_box_is_every_class_box():
+    model = _tiny_faster_rcnn(
+        second_stage_box_predictor=BoxClassifierHead(3, share_box_across_classes=True)
+    )
+    images, y = _shapes(2)
+    outputs = model(images)
+    assert outputs["box_encodings"].shape[2] == 3
+    np.testing.assert_array_equal(
+        outputs["box_encodings"][:, :, 0], outputs["box_encodings"][:, :, 2]
+    )
+    model.compile()
+    logs = model.train_on_batch(images, y, return_dict=True)
+    assert np.isfinite(logs["box_classifier_box_loss"])
+
+
+def test_clip_anchors_to_image():
+    images, _ = _shapes(1)
+    unclipped = _tiny_faster_rcnn()._first_stage(images, training=False)["anchors"]
+    # 64-pixel anchors at stride 8 reach past a 64-pixel image.
+    assert float(tf.reduce_min(unclipped)) < 0.0 and float(tf.reduce_max(unclipped)) > 1.0
+    model = _tiny_faster_rcnn(clip_anchors_to_image=True)
+    clipped = model._first_stage(images, training=False)["anchors"]
+    np.testing.assert_allclose(clipped, tf.clip_by_value(unclipped, 0.0, 1.0))
+    assert model.get_config()["clip_anchors_to_image"] is True
+
+
+def test_first_stage_nms_score_threshold_drops_proposals():
+    images, _ = _shapes(1)
+    # Freshly initialized, the RPN scores every box about 0.5.
+    kept = _tiny_faster_rcnn()._first_stage(images, training=False)["proposals"]
+    assert bool(tf.reduce_any(kept >= 0.0))
+    model = _tiny_faster_rcnn(first_stage_nms_score_threshold=0.9)
+    dropped = model._first_stage(images, training=False)["proposals"]
+    np.testing.assert_array_equal(dropped, -1.0)
+    assert model._proposal_generator.score_threshold == 0.9
+
+
+def test_configs_written_before_conv_hyperparams_still_load():
+    model = _tiny_faster_rcnn()
+    config = json.loads(json.dumps(model.get_config()))
+    del config["first_stage_box_predictor_conv_hyperparams"]
+    config["first_stage_box_predictor_kernel_regularizer"] = {
+        "module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.01},
+        "registered_name": None,
+    }
+    head = config["second_stage_box_predictor"]["config"]
+    del head["fc_hyperparams"], head["share_box_across_classes"]
+    head["kernel_regularizer"] = None
+    revived = kdet.FasterRCNN.from_config(config)
+    assert revived._rpn_head.conv_hyperparams == RPNHead.default_conv_hyperparams().replace(
+        kernel_regularizer=keras.regularizers.L2(0.01)
+    )
+    assert revived.second_stage_box_predictor.fc_hyperparams == (
+        BoxClassifierHead.default_fc_hyperparams()
+    )
+    revived.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
