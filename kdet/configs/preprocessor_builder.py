@@ -18,6 +18,7 @@ from kdet.configs.field_reader import Node
 from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import read
+from kdet.configs.text_format import Identifier
 from kdet.configs.text_format import Message
 from kdet.data.augmentation import REFUSED_STEPS
 from kdet.data.augmentation import build_augmentation
@@ -215,6 +216,8 @@ def read_augmentation_step(node):
                 _operation(Node(message, values.path(name)), _OPERATION_SCHEMAS[step.name])
                 for message in values[name]
             ]
+        elif isinstance(values[name], Identifier):  # an enum name: plain text for the op
+            params[name] = str(values[name])
         else:
             params[name] = values[name]
     try:

@@ -110,9 +110,8 @@ def test_ssd_operations_read_with_proto_defaults():
             "pad_color_b": 0.0,
         }
     ]
-    assert read_one("random_jitter_boxes { jitter_mode: SHRINK }") == (
-        "random_jitter_boxes", {"jitter_mode": "SHRINK"}
-    )
+    name, params = read_one("random_jitter_boxes { jitter_mode: SHRINK }")
+    assert params == {"jitter_mode": "SHRINK"} and type(params["jitter_mode"]) is str
 
 
 @pytest.mark.parametrize(
