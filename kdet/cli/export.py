@@ -7,7 +7,7 @@ The work is `kdet.export.export_inference_graph`; this module maps the flags to 
 # `kdet.export.INPUT_TYPES`, named here so that `kdet --help` does not import TensorFlow.
 INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
 # --tflite_quantization → `export_tflite`'s `quantization`.
-TFLITE_QUANTIZATIONS = {"float32": None, "dynamic_range": "dynamic_range"}
+TFLITE_QUANTIZATIONS = {"float32": None, "dynamic_range": "dynamic_range", "int8": "int8"}
 # `kdet.export.DEFAULT_MAX_IMAGE_PIXELS`, named here so that `kdet --help` does not import
 # TensorFlow (a test checks that they agree).
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
@@ -60,7 +60,9 @@ def add_export_parser(subparsers):
         "--tflite_quantization",
         choices=tuple(TFLITE_QUANTIZATIONS),
         default="float32",
-        help="with --tflite: float32, or dynamic_range (int8 weights, about 4x smaller)",
+        help="with --tflite: float32, dynamic_range (int8 weights, about 4x smaller), or int8 "
+        "(weights and activations, with the ranges learned by a config's graph_rewriter "
+        "{ quantization { } }; such a config exports int8 with float32 too)",
     )
     parser.add_argument(
         "--max_image_pixels",
@@ -119,8 +121,9 @@ def run_export(args):
     except ExportInProgressError as error:  # another export is publishing into the folder
         print(f"kdet export: error: {error}", file=sys.stderr)
         return 2
+    output = pathlib.Path(args.output_directory)
     print(
         f"exported {result['checkpoint'].name} (step {result['step']}) with input_type "
-        f"{args.input_type} to {pathlib.Path(args.output_directory)}: {', '.join(result['written'])}"
+        f"{args.input_type} to {output}: {', '.join(result['written'])}"
     )
     return 0
