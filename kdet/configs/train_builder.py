@@ -45,6 +45,9 @@ _TRAIN_CONFIG = {
     "from_detection_checkpoint": Bool(default=False),
     # TF1's `restore_map`: a "detection" restore takes every weight, not the extractor's only.
     "load_all_detection_checkpoint_vars": Bool(default=False),
+    # Restore the checkpoint's optimizer slots too (a field of the quantized SSDLite sample
+    # configs): kdet's fine-tune restore starts a new optimizer, so only false is honoured.
+    "load_all_optimizer_checkpoint_vars": Bool(default=False),
     "freeze_variables": Repeated(String()),
     "update_trainable_variables": Repeated(String()),
     "use_bfloat16": Bool(default=False),
@@ -293,6 +296,13 @@ def build_training(node):
             "fine_tune_checkpoint_type",
             f"'{fields.path('fine_tune_checkpoint_type')}' is {checkpoint_type!r}; kdet "
             f"supports {', '.join(map(repr, FINE_TUNE_CHECKPOINT_TYPES))}",
+        )
+    if fields["load_all_optimizer_checkpoint_vars"]:
+        raise fields.error(
+            "load_all_optimizer_checkpoint_vars",
+            f"'{fields.path('load_all_optimizer_checkpoint_vars')}' is true, but kdet's "
+            "fine-tune restore loads no optimizer state: training starts a new optimizer "
+            "(set it to false or remove it)",
         )
     settings = TrainSettings(
         batch_size=fields["batch_size"],

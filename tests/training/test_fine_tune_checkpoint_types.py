@@ -153,3 +153,16 @@ def test_keras_round_trip_of_a_restored_model_is_unaffected(tmp_path):
     target.save(path)
     loaded = keras.models.load_model(path)
     assert _equal(_values(loaded), _values(target), _values(target))
+
+
+def test_load_all_optimizer_checkpoint_vars_false_is_what_kdet_does_true_is_an_error():
+    # ssdlite_mobilenet_v2_coco_quantize.config sets it to False.
+    settings = _settings('fine_tune_checkpoint: "x" fine_tune_checkpoint_type: "detection"\n'
+                         "load_all_optimizer_checkpoint_vars: False")
+    assert settings.fine_tune_checkpoint_type == "detection"
+    from kdet.configs.text_format import ConfigError
+
+    with pytest.raises(ConfigError, match=r"pipeline.config:3:1: 'train_config."
+                                          r"load_all_optimizer_checkpoint_vars' is true, but "
+                                          r"kdet's fine-tune restore loads no optimizer state"):
+        _settings("fine_tune_checkpoint: \"x\"\nload_all_optimizer_checkpoint_vars: true")
