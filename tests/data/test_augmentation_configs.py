@@ -139,3 +139,39 @@ def test_ssd_operations_read_with_proto_defaults():
 def test_errors_point_at_the_config_line(text, match):
     with pytest.raises(ConfigError, match=match):
         read_one(text)
+
+
+def test_sample_config_steps_feed_read_tfrecords(tmp_path):
+    # The CenterNet samples' chain, plus steps that change the number of boxes and the labels.
+    from test_input_pipeline import write_shards
+
+    from kdet.data.input_pipeline import read_tfrecords
+
+    message = parse(
+        """
+        data_augmentation_options { random_horizontal_flip { } }
+        data_augmentation_options { random_square_crop_by_scale { scale_min: 0.6 scale_max: 1.3 } }
+        data_augmentation_options { random_absolute_pad_image {
+          max_height_padding: 20 max_width_padding: 20 pad_color: [0, 0, 0] } }
+        data_augmentation_options { random_self_concat_image {
+          concat_vertical_probability: 1.0 concat_horizontal_probability: 0.0 } }
+        data_augmentation_options { remap_labels { original_labels: [2, 3] new_label: 1 } }
+        """,
+        "pipeline.config",
+    )
+    dataset = read_tfrecords(
+        write_shards(tmp_path, num_shards=1, per_shard=4),
+        batch_size=4,
+        image_size=(40, 40),
+        max_num_boxes=10,
+        shuffle=False,
+        augmentation=steps_of(message),
+        seed=3,
+        bounding_box_format="rel_yxyx",
+    )
+    images, y = next(iter(dataset))
+    assert images.shape == (4, 40, 40, 3)
+    labels = y["labels"].numpy()
+    assert set(labels[labels >= 0].tolist()) <= {1}
+    # Record k holds k % 4 boxes before augmentation; self-concatenation at most doubles them.
+    assert (labels >= 0).sum(axis=1).max() <= 6
