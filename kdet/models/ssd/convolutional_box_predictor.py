@@ -2,13 +2,19 @@
 
 import keras
 
-from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
+from kdet.layers.conv_hyperparams import ConvHyperparams
 
-# The TF OD API ssd_mobilenet_v2 conv_hyperparams: batch_norm decay 0.9997, epsilon 0.001, and
-# truncated_normal_initializer stddev 0.03.
-_BATCH_NORM_MOMENTUM = 0.9997
-_BATCH_NORM_EPSILON = 1e-3
-_KERNEL_STDDEV = 0.03
+
+def default_conv_hyperparams():
+    """The `ConvolutionalBoxPredictor` default: the box predictor `conv_hyperparams` of the TF
+    OD API `ssd_mobilenet_v2_coco` config (truncated normal stddev 0.03, batch norm decay
+    0.9997, epsilon 0.001, scale true, ReLU6), no regularizer."""
+    return ConvHyperparams(
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.03),
+        activation="relu6",
+        batch_norm={"momentum": 0.9997, "epsilon": 1e-3, "scale": True},
+    )
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -16,11 +22,16 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
     """Box encodings and class logits for every anchor of every feature map, no weight sharing.
 
     Feature map `i` gets its own optional tower of `num_layers_before_predictor` 1x1
-    convolutions of `depth` channels (batch norm + ReLU6), then two parallel heads: a box
-    convolution with `num_anchors_per_location[i] * box_code_size` outputs and a class
-    convolution with `num_anchors_per_location[i] * (num_classes + 1)` outputs, both
-    `kernel_size` x `kernel_size` with bias (or, with `use_depthwise`, a depthwise
-    `kernel_size` convolution + batch norm + ReLU6 followed by a 1x1 convolution). The outputs
+    convolutions of `depth` channels (each followed by the batch norm and activation of
+    `conv_hyperparams`), then two parallel heads: a box convolution with
+    `num_anchors_per_location[i] * box_code_size` outputs and a class convolution with
+    `num_anchors_per_location[i] * num_class_slots` outputs, both `kernel_size` x
+    `kernel_size` with bias (or, with `use_depthwise`, a depthwise `kernel_size` convolution +
+    batch norm + activation followed by a 1x1 convolution). As in the TF OD API, every kernel
+    takes the initializer and regularizer of `conv_hyperparams` (depthwise kernels its
+    regularizer only with `regularize_depthwise`); the head convolutions always have a bias and
+    no activation; the tower and depthwise convolutions have a bias only without a centering
+    batch norm (or with `force_use_bias`). The outputs
     are flattened row-major over `(y, x)` and then by anchor within a location, and concatenated
     over the feature maps, the order of `kdet.layers.SSDAnchorGenerator`. This is the TF OD API
     `ConvolutionalBoxPredictor` (`convolutional_box_predictor` in pipeline configs).
@@ -46,13 +57,18 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
         box_code_size: int. Size of a box encoding. Defaults to `4`.
         class_prediction_bias_init: float. Initial bias of the class convolution; e.g.
             `-log((1 - p) / p)` starts every class at probability `p`. Defaults to `0.0`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            kernels of the tower and head convolutions, or `None`: the TF OD API
-            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-5)` for
-            `l2_regularizer { weight: 0.00004 }`. Biases are not regularized. Defaults to
-            `None`.
-        regularize_depthwise: bool. Regularize the kernels of the depthwise head convolutions
-            (`use_depthwise`) too (TF OD API `regularize_depthwise`). Defaults to `False`.
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (the TF OD API `conv_hyperparams`
+            of the predictor: initializer, regularizer, `regularize_depthwise`, activation and
+            batch norm of the towers and depthwise heads, `force_use_bias`), or `None` for
+            `default_conv_hyperparams()`: truncated normal stddev 0.03, batch norm momentum
+            0.9997, epsilon 0.001 with scale, ReLU6, no regularizer. Biases are never
+            regularized.
+        add_background_class: bool. Predict a background column first (`num_classes + 1`
+            class outputs per anchor), or only the `num_classes` object columns (TF OD API
+            `add_background_class: false`). Defaults to `True`.
+        kernel_regularizer, regularize_depthwise: older arguments, folded into
+            `conv_hyperparams` (`kdet.layers.conv_hyperparams.with_legacy_regularization`);
+            `.keras` files and zoo configs saved with them still load.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -61,7 +77,8 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
 
     Returns:
         `(box_encodings, class_logits)`: float32 `[batch, num_anchors, box_code_size]` and
-        float32 `[batch, num_anchors, num_classes + 1]`, column 0 the background, where
+        float32 `[batch, num_anchors, num_classes + 1]`, column 0 the background (only
+        `num_classes` columns without `add_background_class`), where
         `num_anchors = sum(height_i * width_i * num_anchors_per_location[i])`.
 
     Example:
@@ -89,8 +106,10 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
         dropout_keep_probability=0.8,
         box_code_size=4,
         class_prediction_bias_init=0.0,
+        conv_hyperparams=None,
+        add_background_class=True,
         kernel_regularizer=None,
-        regularize_depthwise=False,
+        regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -109,8 +128,13 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
         self.dropout_keep_probability = dropout_keep_probability
         self.box_code_size = box_code_size
         self.class_prediction_bias_init = class_prediction_bias_init
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
+        self.conv_hyperparams = conv_hyperparams_lib.with_legacy_regularization(
+            conv_hyperparams_lib.get(conv_hyperparams) or default_conv_hyperparams(),
+            kernel_regularizer,
+            regularize_depthwise,
+        )
+        self.add_background_class = bool(add_background_class)
+        self.num_class_slots = num_classes + int(self.add_background_class)
         use_tower = depth > 0 and num_layers_before_predictor > 0
         self.towers = []
         self.box_heads = []
@@ -130,65 +154,63 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                 class_head.append(keras.layers.Dropout(1.0 - dropout_keep_probability))
             class_head += self._head(
                 f"{scope}_ClassPredictor",
-                num_anchors * (num_classes + 1),
+                num_anchors * self.num_class_slots,
                 keras.initializers.Constant(class_prediction_bias_init),
             )
             self.class_heads.append(keras.Sequential(class_head, name=f"{scope}_class_head"))
+
+    @property
+    def kernel_regularizer(self):
+        """The kernel regularizer of `conv_hyperparams` (or None)."""
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        """Whether depthwise kernels are regularized too (`conv_hyperparams`)."""
+        return self.conv_hyperparams.regularize_depthwise
+
+    def _normalized(self, name):
+        """The batch norm and activation layers after a tower or depthwise convolution (the
+        ones `conv_hyperparams` has)."""
+        hyperparams = self.conv_hyperparams
+        layers = [
+            hyperparams.batch_norm_layer(name=f"{name}_batchnorm"),
+            hyperparams.activation_layer(name=f"{name}_activation"),
+        ]
+        return [layer for layer in layers if layer is not None]
 
     def _tower(self, scope):
         layers = []
         for index in range(self.num_layers_before_predictor):
             name = f"{scope}_Conv2d_{index}_1x1_{self.depth}"
-            layers += [
+            layers.append(
                 keras.layers.Conv2D(
-                    self.depth,
-                    1,
-                    use_bias=False,
-                    kernel_initializer=_kernel_initializer(),
-                    kernel_regularizer=self.kernel_regularizer,
-                    name=name,
-                ),
-                _batch_norm(f"{name}_batchnorm"),
-                keras.layers.ReLU(6.0, name=f"{name}_activation"),
-            ]
+                    self.depth, 1, name=name, **self.conv_hyperparams.conv_kwargs()
+                )
+            )
+            layers += self._normalized(name)
         return layers
 
     def _head(self, name, filters, bias_initializer="zeros"):
-        """The prediction convolution, preceded by depthwise conv + BN + ReLU6 if depthwise."""
+        """The prediction convolution, preceded by depthwise conv + batch norm + activation
+        with `use_depthwise`."""
+        prediction = keras.layers.Conv2D(
+            filters,
+            self.kernel_size if not self.use_depthwise else 1,
+            padding="same",
+            bias_initializer=bias_initializer,
+            name=name,
+            **self.conv_hyperparams.conv_kwargs(use_bias=True),
+        )
         if not self.use_depthwise:
-            return [
-                keras.layers.Conv2D(
-                    filters,
-                    self.kernel_size,
-                    padding="same",
-                    kernel_initializer=_kernel_initializer(),
-                    kernel_regularizer=self.kernel_regularizer,
-                    bias_initializer=bias_initializer,
-                    name=name,
-                )
-            ]
-        return [
-            keras.layers.DepthwiseConv2D(
-                self.kernel_size,
-                padding="same",
-                use_bias=False,
-                depthwise_initializer=_kernel_initializer(),
-                depthwise_regularizer=(
-                    self.kernel_regularizer if self.regularize_depthwise else None
-                ),
-                name=f"{name}_depthwise",
-            ),
-            _batch_norm(f"{name}_depthwise_batchnorm"),
-            keras.layers.ReLU(6.0, name=f"{name}_depthwise_activation"),
-            keras.layers.Conv2D(
-                filters,
-                1,
-                kernel_initializer=_kernel_initializer(),
-                kernel_regularizer=self.kernel_regularizer,
-                bias_initializer=bias_initializer,
-                name=name,
-            ),
-        ]
+            return [prediction]
+        depthwise = keras.layers.DepthwiseConv2D(
+            self.kernel_size,
+            padding="same",
+            name=f"{name}_depthwise",
+            **self.conv_hyperparams.depthwise_conv_kwargs(),
+        )
+        return [depthwise, *self._normalized(f"{name}_depthwise"), prediction]
 
     def _check_num_feature_maps(self, num_feature_maps):
         if num_feature_maps != len(self.num_anchors_per_location):
@@ -219,7 +241,7 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
             )
             class_logits.append(
                 _flatten_anchors(
-                    self.class_heads[index](features, training=training), self.num_classes + 1
+                    self.class_heads[index](features, training=training), self.num_class_slots
                 )
             )
         return (
@@ -241,8 +263,8 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                 "dropout_keep_probability": self.dropout_keep_probability,
                 "box_code_size": self.box_code_size,
                 "class_prediction_bias_init": self.class_prediction_bias_init,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "add_background_class": self.add_background_class,
             }
         )
         return config
@@ -252,12 +274,3 @@ def _flatten_anchors(predictions, code_size):
     """`[batch, h, w, k * code_size]` → `[batch, h * w * k, code_size]`, anchors row-major."""
     return keras.ops.reshape(predictions, (keras.ops.shape(predictions)[0], -1, code_size))
 
-
-def _kernel_initializer():
-    return keras.initializers.TruncatedNormal(stddev=_KERNEL_STDDEV)
-
-
-def _batch_norm(name):
-    return FusedBatchNormalization(
-        momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=name
-    )

@@ -3,13 +3,22 @@
 import keras
 import tensorflow as tf
 
-from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
+from kdet.layers.conv_hyperparams import ConvHyperparams
 
-# TF OD API conv_hyperparams of the weight-shared predictor in its RetinaNet and FPNLite
-# configs: random_normal_initializer stddev 0.01, batch_norm decay 0.997 and epsilon 0.001.
-_KERNEL_STDDEV = 0.01
-_BATCH_NORM_MOMENTUM = 0.997
-_BATCH_NORM_EPSILON = 1e-3
+CLASS_SCORE_CONVERTERS = ("identity", "sigmoid")
+
+
+def default_conv_hyperparams():
+    """The `WeightSharedConvolutionalBoxPredictor` default: the predictor `conv_hyperparams`
+    of the TF OD API RetinaNet and FPNLite configs (random normal stddev 0.01, batch norm
+    decay 0.997, epsilon 0.001, scale true), no regularizer. The towers use ReLU6 whatever the
+    activation, as in the TF OD API."""
+    return ConvHyperparams(
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+        activation="relu6",
+        batch_norm={"momentum": 0.997, "epsilon": 1e-3, "scale": True},
+    )
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -17,10 +26,11 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
     """Box and class predictions from every feature map with one set of convolution weights.
 
     A box tower and a class tower (one shared tower with `share_prediction_tower`) of
-    `num_layers_before_predictor` 3x3 convolutions of `depth` channels, each followed by batch
-    norm and ReLU6, then a box convolution (`num_anchors_per_location * box_code_size`
-    outputs) and a class convolution (`num_anchors_per_location * (num_classes + 1)` outputs,
-    bias initialised to `class_prediction_bias_init`, optional dropout before it). The
+    `num_layers_before_predictor` 3x3 convolutions of `depth` channels, each followed by the
+    batch norm of `conv_hyperparams` (when it has one) and ReLU6, then a box convolution
+    (`num_anchors_per_location * box_code_size` outputs) and a class convolution
+    (`num_anchors_per_location * num_class_slots` outputs, bias initialised to
+    `class_prediction_bias_init`, optional dropout before it). The
     convolutions are the same layers on every feature map; only the batch norms are per map,
     since activation statistics differ between levels (TF OD API
     `WeightSharedConvolutionalBoxPredictor`). Every feature map must therefore have the same
@@ -29,6 +39,16 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
 
     Predictions of one map are ordered row-major over `(y, x)`, then by anchor within the
     location, and maps follow each other finest first: the order of the anchor generators.
+
+    `conv_hyperparams` as the TF OD API applies it here: every kernel takes its initializer
+    and regularizer (depthwise kernels the regularizer with `regularize_depthwise`); the tower
+    activation is always ReLU6 (the TF OD API ignores `activation` in this predictor); tower
+    convolutions have a bias exactly when there is no batch norm (`force_use_bias` is not
+    read, as in the TF OD API); predictor convolutions always have one. Two details of the TF
+    OD API's Keras version are not copied: with `use_depthwise` it gives the pointwise kernels
+    the Keras defaults (glorot uniform, no regularizer) and always regularizes the depthwise
+    ones, a side effect of how it passes keyword arguments to `SeparableConv2D`; kdet applies
+    `conv_hyperparams` to both kernels as described above.
 
     Args:
         num_classes: int. Object classes, background excluded.
@@ -39,8 +59,11 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         kernel_size: int. Kernel size of the tower and predictor convolutions. Defaults to `3`.
         use_depthwise: bool. Separable (depthwise + pointwise) convolutions everywhere, as in
             FPNLite. Defaults to `False`.
-        apply_batch_norm: bool. Batch norm (per feature map) after each tower convolution;
-            without it the convolutions get a bias. Defaults to `True`.
+        apply_batch_norm: bool or None. Batch norm (per feature map) after each tower
+            convolution, with the settings of `conv_hyperparams`; without it the convolutions
+            get a bias. `None`: exactly when `conv_hyperparams` has a batch norm (the TF OD
+            API rule); `False` drops the batch norm of `conv_hyperparams`. Defaults to
+            `None`.
         share_prediction_tower: bool. One tower feeds both predictor convolutions. Defaults to
             `False`.
         class_prediction_bias_init: float. Initial bias of the class logits; -4.6 makes the
@@ -49,13 +72,21 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         dropout_keep_probability: float in (0, 1]. Kept fraction with `use_dropout`. Defaults
             to `0.8`.
         box_code_size: int. Numbers per box encoding. Defaults to `4`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            convolution kernels (the pointwise ones with `use_depthwise`), or `None`: the TF
-            OD API `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-4)`
-            for `l2_regularizer { weight: 0.0004 }`. Biases are not regularized. Defaults to
-            `None`.
-        regularize_depthwise: bool. With `use_depthwise`, regularize the depthwise kernels
-            too (TF OD API `regularize_depthwise`). Defaults to `False`.
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (the TF OD API `conv_hyperparams`
+            of the predictor), or `None` for `default_conv_hyperparams()`: random normal
+            stddev 0.01, batch norm momentum 0.997, epsilon 0.001 with scale, no regularizer.
+            Biases are never regularized.
+        box_encodings_clip_range: `(min, max)` or None. Clip the box encodings to this range
+            (TF OD API `box_encodings_clip_range`). Defaults to `None`.
+        class_score_converter: `"identity"` or `"sigmoid"`: applied to the class predictions
+            inside the predictor (TF OD API `WeightSharedConvolutionalBoxPredictor
+            .score_converter`; the model's own score converter then acts on its output).
+            Defaults to `"identity"`.
+        add_background_class: bool. Predict a background column first (`num_classes + 1`
+            class outputs), or only the object columns (TF OD API
+            `add_background_class: false`). Defaults to `True`.
+        kernel_regularizer, regularize_depthwise: older arguments, folded into
+            `conv_hyperparams`; `.keras` files saved with them still load.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call args:
@@ -63,7 +94,8 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
 
     Returns:
         `(box_encodings, class_logits)`: float32 `[batch, num_anchors, box_code_size]` and
-        float32 `[batch, num_anchors, num_classes + 1]` with background in column 0, where
+        float32 `[batch, num_anchors, num_class_slots]` with background in column 0 (no
+        background column without `add_background_class`), where
         `num_anchors = sum(h_i * w_i) * num_anchors_per_location`.
 
     Example:
@@ -89,14 +121,18 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         num_layers_before_predictor=4,
         kernel_size=3,
         use_depthwise=False,
-        apply_batch_norm=True,
+        apply_batch_norm=None,
         share_prediction_tower=False,
         class_prediction_bias_init=-4.6,
         use_dropout=False,
         dropout_keep_probability=0.8,
         box_code_size=4,
+        conv_hyperparams=None,
+        box_encodings_clip_range=None,
+        class_score_converter="identity",
+        add_background_class=True,
         kernel_regularizer=None,
-        regularize_depthwise=False,
+        regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,20 +150,48 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
             raise ValueError(
                 f"dropout_keep_probability must be in (0, 1]; got {dropout_keep_probability}."
             )
+        if class_score_converter not in CLASS_SCORE_CONVERTERS:
+            raise ValueError(
+                f"class_score_converter must be one of {CLASS_SCORE_CONVERTERS}; got "
+                f"{class_score_converter!r}"
+            )
+        if box_encodings_clip_range is not None:
+            box_encodings_clip_range = tuple(float(v) for v in box_encodings_clip_range)
+            if len(box_encodings_clip_range) != 2 or not (
+                box_encodings_clip_range[0] < box_encodings_clip_range[1]
+            ):
+                raise ValueError(
+                    "box_encodings_clip_range must be (min, max) with min < max; got "
+                    f"{box_encodings_clip_range}"
+                )
+        hyperparams = conv_hyperparams_lib.with_legacy_regularization(
+            conv_hyperparams_lib.get(conv_hyperparams) or default_conv_hyperparams(),
+            kernel_regularizer,
+            regularize_depthwise,
+        )
+        if apply_batch_norm is False:
+            hyperparams = hyperparams.replace(batch_norm=None)
+        elif apply_batch_norm and hyperparams.batch_norm is None:
+            raise ValueError(
+                "apply_batch_norm=True needs conv_hyperparams with a batch_norm; got "
+                f"{hyperparams}"
+            )
+        self.conv_hyperparams = hyperparams
+        self.box_encodings_clip_range = box_encodings_clip_range
+        self.class_score_converter = class_score_converter
+        self.add_background_class = bool(add_background_class)
+        self.num_class_slots = num_classes + int(self.add_background_class)
         self.num_classes = num_classes
         self.num_anchors_per_location = num_anchors_per_location
         self.depth = depth
         self.num_layers_before_predictor = num_layers_before_predictor
         self.kernel_size = kernel_size
         self.use_depthwise = use_depthwise
-        self.apply_batch_norm = apply_batch_norm
         self.share_prediction_tower = share_prediction_tower
         self.class_prediction_bias_init = class_prediction_bias_init
         self.use_dropout = use_dropout
         self.dropout_keep_probability = dropout_keep_probability
         self.box_code_size = box_code_size
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
 
         self._anchors = (
             num_anchors_per_location
@@ -137,7 +201,7 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         tower_names = ["prediction"] if share_prediction_tower else ["box", "class"]
         self.tower_convs = {
             name: [
-                self._conv(depth, f"{name}_tower_conv_{index}", use_bias=not apply_batch_norm)
+                self._conv(depth, f"{name}_tower_conv_{index}", use_bias=not self.apply_batch_norm)
                 for index in range(num_layers_before_predictor)
             ]
             for name in tower_names
@@ -146,7 +210,7 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
             self._anchors * box_code_size, "box_predictor", use_bias=True
         )
         self.class_predictor_conv = self._conv(
-            self._anchors * (num_classes + 1),
+            self._anchors * self.num_class_slots,
             "class_predictor",
             use_bias=True,
             bias_initializer=keras.initializers.Constant(class_prediction_bias_init),
@@ -213,12 +277,15 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
                 _flatten_anchors(self.box_predictor_conv(box_features), self.box_code_size)
             )
             class_logits.append(
-                _flatten_anchors(self.class_predictor_conv(class_features), self.num_classes + 1)
+                _flatten_anchors(self.class_predictor_conv(class_features), self.num_class_slots)
             )
-        return (
-            keras.ops.cast(keras.ops.concatenate(box_encodings, axis=1), "float32"),
-            keras.ops.cast(keras.ops.concatenate(class_logits, axis=1), "float32"),
-        )
+        box_encodings = tf.cast(tf.concat(box_encodings, axis=1), tf.float32)
+        class_logits = tf.cast(tf.concat(class_logits, axis=1), tf.float32)
+        if self.box_encodings_clip_range is not None:
+            box_encodings = tf.clip_by_value(box_encodings, *self.box_encodings_clip_range)
+        if self.class_score_converter == "sigmoid":
+            class_logits = tf.sigmoid(class_logits)
+        return box_encodings, class_logits
 
     def _tower(self, name, level, features, training):
         for index, conv in enumerate(self.tower_convs[name]):
@@ -228,12 +295,25 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
             features = keras.ops.relu6(features)
         return features
 
+    @property
+    def apply_batch_norm(self):
+        """Whether the towers have batch norm (`conv_hyperparams` has one)."""
+        return self.conv_hyperparams.batch_norm is not None
+
+    @property
+    def kernel_regularizer(self):
+        """The kernel regularizer of `conv_hyperparams` (or None)."""
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        """Whether depthwise kernels are regularized too (`conv_hyperparams`)."""
+        return self.conv_hyperparams.regularize_depthwise
+
     def _batch_norms(self, tower_name, level):
         return [
-            FusedBatchNormalization(
-                momentum=_BATCH_NORM_MOMENTUM,
-                epsilon=_BATCH_NORM_EPSILON,
-                name=f"{tower_name}_tower_batchnorm_{index}_level_{level}",
+            self.conv_hyperparams.batch_norm_layer(
+                name=f"{tower_name}_tower_batchnorm_{index}_level_{level}"
             )
             for index in range(self.num_layers_before_predictor)
         ]
@@ -245,25 +325,17 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
                 filters,
                 self.kernel_size,
                 padding="same",
-                use_bias=use_bias,
-                depthwise_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
-                pointwise_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
-                depthwise_regularizer=(
-                    self.kernel_regularizer if self.regularize_depthwise else None
-                ),
-                pointwise_regularizer=self.kernel_regularizer,
                 bias_initializer=bias_initializer,
                 name=name,
+                **self.conv_hyperparams.separable_conv_kwargs(use_bias=use_bias),
             )
         return keras.layers.Conv2D(
             filters,
             self.kernel_size,
             padding="same",
-            use_bias=use_bias,
-            kernel_initializer=keras.initializers.RandomNormal(stddev=_KERNEL_STDDEV),
-            kernel_regularizer=self.kernel_regularizer,
             bias_initializer=bias_initializer,
             name=name,
+            **self.conv_hyperparams.conv_kwargs(use_bias=use_bias),
         )
 
     def get_config(self):
@@ -276,14 +348,19 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
                 "num_layers_before_predictor": self.num_layers_before_predictor,
                 "kernel_size": self.kernel_size,
                 "use_depthwise": self.use_depthwise,
-                "apply_batch_norm": self.apply_batch_norm,
                 "share_prediction_tower": self.share_prediction_tower,
                 "class_prediction_bias_init": self.class_prediction_bias_init,
                 "use_dropout": self.use_dropout,
                 "dropout_keep_probability": self.dropout_keep_probability,
                 "box_code_size": self.box_code_size,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "box_encodings_clip_range": (
+                    None
+                    if self.box_encodings_clip_range is None
+                    else list(self.box_encodings_clip_range)
+                ),
+                "class_score_converter": self.class_score_converter,
+                "add_background_class": self.add_background_class,
             }
         )
         return config
