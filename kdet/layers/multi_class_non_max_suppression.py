@@ -1,28 +1,55 @@
-"""Batched per-class non-max suppression into kdet's padded predictions dict."""
+"""Batched non-max suppression (per class or class-agnostic, hard or soft) into kdet's padded
+predictions dict."""
 
 import keras
 import tensorflow as tf
 
 
+SCORE_CONVERTERS = ("identity", "sigmoid", "softmax")
+
+
 @keras.saving.register_keras_serializable(package="kdet")
 class MultiClassNonMaxSuppression(keras.layers.Layer):
-    """Per-class non-max suppression over a batch, padded to a fixed number of detections.
+    """Non-max suppression over a batch, padded to a fixed number of detections: the TF OD
+    API `post_processing` message (`batch_non_max_suppression`, `score_converter`,
+    `logit_scale`) as one layer.
 
-    Each class is suppressed on its own (boxes of different classes never suppress each other),
-    then the survivors of all classes are ranked by score and the best `max_detections` are
-    kept. Scores must already be probabilities (sigmoid or softmax) with any background column
-    removed by the caller; the layer does no score conversion or box decoding. Runs as one
-    `tf.image.combined_non_max_suppression` op, so it works batched under `tf.function`.
+    Per-class NMS (the default): each class is suppressed on its own (boxes of different
+    classes never suppress each other), then the survivors of all classes are ranked by score
+    and the best `max_detections` are kept. Class-agnostic NMS (`use_class_agnostic_nms`):
+    each box takes its best class and score, and boxes suppress each other whatever their
+    class (TF OD API `class_agnostic_non_max_suppression`). With `soft_nms_sigma > 0`,
+    a box overlapping a selected one has its score decayed by
+    `exp(-0.5 * iou² / soft_nms_sigma)` (Gaussian soft-NMS, TF's
+    `tf.image.non_max_suppression_with_scores`) and is dropped once its decayed score falls
+    to `score_threshold` or below; a box whose IoU reaches `iou_threshold` is still removed
+    outright, so pure soft-NMS sets `iou_threshold: 1.0`, as the TF OD API advises.
+
+    `call` takes scores that are already probabilities, with any background column removed
+    by the caller; `convert_scores` turns raw logits into them with `score_converter` and
+    `logit_scale`, as the TF OD API's post-processing does before NMS. Hard per-class NMS
+    runs as one `tf.image.combined_non_max_suppression` op; the other modes run TF's
+    single-image NMS op under `tf.map_fn`: all modes work batched under `tf.function`.
 
     Args:
-        score_threshold: float. Boxes scoring at or below this are dropped before NMS.
-            Defaults to `1e-8`.
+        score_threshold: float. Boxes scoring at or below this are dropped. Defaults to
+            `0.0` (the TF OD API default).
         iou_threshold: float. A box is suppressed when its IoU with a higher-scoring box of the
-            same class exceeds this. Defaults to `0.6`.
-        max_detections_per_class: int. Detections kept per class and image. Defaults to `100`.
+            same class (any class with `use_class_agnostic_nms`) exceeds this. Defaults to
+            `0.6`.
+        max_detections_per_class: int. Detections kept per class and image (not used by
+            class-agnostic NMS, as in the TF OD API). Defaults to `100`.
         max_detections: int. Detections kept per image, over all classes. Defaults to `100`.
         clip_boxes: bool. Clip the output boxes to `[0, 1]`; only meaningful for normalized
             boxes, keep `False` for pixel boxes. Defaults to `False`.
+        use_class_agnostic_nms: bool. Class-agnostic NMS (see above). Defaults to `False`.
+        max_classes_per_detection: int. Classes kept per box by class-agnostic NMS; only `1`
+            (the TF OD API refuses more too). Defaults to `1`.
+        soft_nms_sigma: float ≥ 0. Gaussian soft-NMS sigma; `0.0` is hard NMS. Defaults to
+            `0.0`.
+        score_converter: `"identity"`, `"sigmoid"` or `"softmax"`: what `convert_scores`
+            applies to `logits / logit_scale`. Defaults to `"identity"`.
+        logit_scale: float, non-zero. Defaults to `1.0`.
 
     Call arguments:
         boxes: float `[batch, num_boxes, 4]` shared by all classes, or
@@ -36,7 +63,8 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
           padded with -1.
         - `"labels"`: int32 `[batch, max_detections]`, the 0-based class column of `scores`,
           padded with -1.
-        - `"confidences"`: float32 `[batch, max_detections]`, padded with 0.
+        - `"confidences"`: float32 `[batch, max_detections]` (decayed scores with soft-NMS),
+          padded with 0.
         - `"num_detections"`: int32 `[batch]`, the number of valid rows.
 
     Example:
@@ -50,24 +78,59 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
 
     Reference:
         TF OD API `object_detection/core/post_processing.py`
-        (`batch_multiclass_non_max_suppression`).
+        (`batch_multiclass_non_max_suppression`, `class_agnostic_non_max_suppression`);
+        soft-NMS: [Bodla et al., 2017](https://arxiv.org/abs/1704.04503).
     """
 
     def __init__(
         self,
-        score_threshold=1e-8,
+        score_threshold=0.0,
         iou_threshold=0.6,
         max_detections_per_class=100,
         max_detections=100,
         clip_boxes=False,
+        use_class_agnostic_nms=False,
+        max_classes_per_detection=1,
+        soft_nms_sigma=0.0,
+        score_converter="identity",
+        logit_scale=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if max_classes_per_detection != 1:
+            raise ValueError(
+                "max_classes_per_detection must be 1: class-agnostic NMS keeps one class per "
+                "box (the TF OD API refuses more as well); got "
+                f"{max_classes_per_detection}"
+            )
+        if soft_nms_sigma < 0.0:
+            raise ValueError(f"soft_nms_sigma must be >= 0; got {soft_nms_sigma}")
+        if score_converter not in SCORE_CONVERTERS:
+            raise ValueError(
+                f"score_converter must be one of {SCORE_CONVERTERS}; got {score_converter!r}"
+            )
+        if logit_scale == 0.0:
+            raise ValueError("logit_scale must not be 0: logits are divided by it")
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.max_detections_per_class = max_detections_per_class
         self.max_detections = max_detections
         self.clip_boxes = clip_boxes
+        self.use_class_agnostic_nms = bool(use_class_agnostic_nms)
+        self.max_classes_per_detection = max_classes_per_detection
+        self.soft_nms_sigma = float(soft_nms_sigma)
+        self.score_converter = score_converter
+        self.logit_scale = float(logit_scale)
+
+    def convert_scores(self, logits):
+        """Raw class logits `[..., num_classes]` → scores: `score_converter` of
+        `logits / logit_scale` (float32, same shape; softmax over the last axis)."""
+        logits = tf.cast(logits, tf.float32) / self.logit_scale
+        if self.score_converter == "sigmoid":
+            return tf.sigmoid(logits)
+        if self.score_converter == "softmax":
+            return tf.nn.softmax(logits)
+        return logits
 
     def call(self, boxes, scores):
         boxes = tf.cast(boxes, tf.float32)
@@ -83,25 +146,148 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
             raise ValueError(
                 f"scores must be [batch, num_boxes, num_classes]; got shape {scores.shape}."
             )
-        nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = (
-            tf.image.combined_non_max_suppression(
-                boxes,
-                scores,
-                max_output_size_per_class=self.max_detections_per_class,
-                max_total_size=self.max_detections,
-                iou_threshold=self.iou_threshold,
-                score_threshold=self.score_threshold,
-                clip_boxes=self.clip_boxes,
+        if self.use_class_agnostic_nms:
+            nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = self._class_agnostic(
+                boxes, scores
             )
-        )
-        # The op pads with zeros, which read as real boxes of class 0; kdet pads with -1.
+        elif self.soft_nms_sigma > 0.0:
+            nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = self._soft_per_class(
+                boxes, scores
+            )
+        else:
+            nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = (
+                tf.image.combined_non_max_suppression(
+                    boxes,
+                    scores,
+                    max_output_size_per_class=self.max_detections_per_class,
+                    max_total_size=self.max_detections,
+                    iou_threshold=self.iou_threshold,
+                    score_threshold=self.score_threshold,
+                    clip_boxes=self.clip_boxes,
+                )
+            )
+        # The ops pad with zeros, which read as real boxes of class 0; kdet pads with -1.
         valid = tf.range(self.max_detections)[tf.newaxis, :] < num_detections[:, tf.newaxis]
         return {
             "boxes": tf.where(valid[..., tf.newaxis], nmsed_boxes, -1.0),
             "labels": tf.where(valid, tf.cast(nmsed_classes, tf.int32), -1),
             "confidences": tf.where(valid, nmsed_scores, 0.0),
-            "num_detections": num_detections,
+            "num_detections": tf.cast(num_detections, tf.int32),
         }
+
+    def _select(self, boxes, scores, max_output_size):
+        """Single-image NMS (soft with `soft_nms_sigma`) of `boxes [n, 4]`, `scores [n]`.
+
+        Returns:
+            `(indices [max_output_size] int32, scores [max_output_size], count)`, the
+            selected ones first in decreasing (decayed) score, padded with 0.
+        """
+        indices, selected_scores = tf.image.non_max_suppression_with_scores(
+            boxes,
+            scores,
+            max_output_size,
+            iou_threshold=self.iou_threshold,
+            score_threshold=self.score_threshold,
+            soft_nms_sigma=self.soft_nms_sigma,
+        )
+        count = tf.shape(indices)[0]
+        padding = [[0, max_output_size - count]]
+        return tf.pad(indices, padding), tf.pad(selected_scores, padding), count
+
+    def _finish(self, boxes):
+        return tf.clip_by_value(boxes, 0.0, 1.0) if self.clip_boxes else boxes
+
+    def _class_agnostic(self, boxes, scores):
+        """Best class per box, then one NMS over all boxes of an image."""
+        classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        best_scores = tf.reduce_max(scores, axis=-1)
+        if boxes.shape[2] != 1:
+            # Per-class boxes: each box keeps the one of its best class.
+            boxes = tf.gather(boxes, classes[..., tf.newaxis], axis=2, batch_dims=2)
+        boxes = boxes[:, :, 0, :]
+        size = self.max_detections
+
+        def one_image(inputs):
+            image_boxes, image_scores, image_classes = inputs
+            # The op needs max_output_size <= num_boxes only for its padding; pad ourselves.
+            indices, selected, count = self._select(image_boxes, image_scores, size)
+            return (
+                tf.gather(image_boxes, indices),
+                selected,
+                tf.gather(image_classes, indices),
+                count,
+            )
+
+        nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = tf.map_fn(
+            one_image,
+            (boxes, best_scores, classes),
+            fn_output_signature=(
+                tf.TensorSpec([size, 4], tf.float32),
+                tf.TensorSpec([size], tf.float32),
+                tf.TensorSpec([size], tf.int32),
+                tf.TensorSpec([], tf.int32),
+            ),
+        )
+        return self._finish(nmsed_boxes), nmsed_scores, nmsed_classes, num_detections
+
+    def _soft_per_class(self, boxes, scores):
+        """Soft-NMS of every class of every image, then the best `max_detections` of each
+        image over its classes."""
+        per_class = self.max_detections_per_class
+        num_classes = tf.shape(scores)[2]
+        shared_boxes = boxes.shape[2] == 1
+
+        def one_class(inputs):
+            class_boxes, class_scores = inputs
+            indices, selected, count = self._select(class_boxes, class_scores, per_class)
+            valid = tf.range(per_class) < count
+            return tf.gather(class_boxes, indices), tf.where(valid, selected, -1.0)
+
+        def one_image(inputs):
+            image_boxes, image_scores = inputs  # [n, q, 4], [n, c]
+            class_scores = tf.transpose(image_scores)  # [c, n]
+            if shared_boxes:
+                class_boxes = tf.tile(
+                    tf.transpose(image_boxes, [1, 0, 2]), [num_classes, 1, 1]
+                )
+            else:
+                class_boxes = tf.transpose(image_boxes, [1, 0, 2])  # [c, n, 4]
+            kept_boxes, kept_scores = tf.map_fn(
+                one_class,
+                (class_boxes, class_scores),
+                fn_output_signature=(
+                    tf.TensorSpec([per_class, 4], tf.float32),
+                    tf.TensorSpec([per_class], tf.float32),
+                ),
+            )
+            kept_classes = tf.repeat(tf.range(num_classes), per_class)
+            kept_boxes = tf.reshape(kept_boxes, [-1, 4])
+            kept_scores = tf.reshape(kept_scores, [-1])
+            # Pad so that top_k always finds max_detections candidates.
+            kept_scores = tf.pad(kept_scores, [[0, self.max_detections]], constant_values=-1.0)
+            kept_boxes = tf.pad(kept_boxes, [[0, self.max_detections], [0, 0]])
+            kept_classes = tf.pad(kept_classes, [[0, self.max_detections]])
+            best, order = tf.math.top_k(kept_scores, k=self.max_detections)
+            count = tf.reduce_sum(tf.cast(best >= 0.0, tf.int32))
+            return (
+                tf.gather(kept_boxes, order),
+                tf.maximum(best, 0.0),
+                tf.gather(kept_classes, order),
+                count,
+            )
+
+        size = self.max_detections
+        nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = tf.map_fn(
+            one_image,
+            (boxes, scores),
+            fn_output_signature=(
+                tf.TensorSpec([size, 4], tf.float32),
+                tf.TensorSpec([size], tf.float32),
+                tf.TensorSpec([size], tf.int32),
+                tf.TensorSpec([], tf.int32),
+            ),
+        )
+        return self._finish(nmsed_boxes), nmsed_scores, nmsed_classes, num_detections
 
     def get_config(self):
         config = super().get_config()
@@ -112,6 +298,11 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                 "max_detections_per_class": self.max_detections_per_class,
                 "max_detections": self.max_detections,
                 "clip_boxes": self.clip_boxes,
+                "use_class_agnostic_nms": self.use_class_agnostic_nms,
+                "max_classes_per_detection": self.max_classes_per_detection,
+                "soft_nms_sigma": self.soft_nms_sigma,
+                "score_converter": self.score_converter,
+                "logit_scale": self.logit_scale,
             }
         )
         return config

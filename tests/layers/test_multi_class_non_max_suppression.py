@@ -111,3 +111,118 @@ def test_config_round_trip():
     restored = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(restored, MultiClassNonMaxSuppression)
     assert restored.max_detections == 9 and restored.clip_boxes is True
+
+
+# -- class-agnostic NMS, soft-NMS, score conversion (TF OD API post_processing) --------------
+
+IOU_01 = 81.0 / 119.0  # IoU of BOXES[0] and BOXES[1]
+
+
+def test_class_agnostic_nms_lets_boxes_of_different_classes_suppress_each_other():
+    scores = [[[0.9, 0.1], [0.2, 0.8], [0.3, 0.05]]]
+    per_class = _nms([BOXES], scores, max_detections=4)
+    assert per_class["num_detections"].tolist() == [4]
+    agnostic = _nms([BOXES], scores, max_detections=4, use_class_agnostic_nms=True)
+    # Box 1 (best class 1, 0.8) overlaps box 0 (best class 0, 0.9) above 0.6 IoU: removed.
+    assert agnostic["num_detections"].tolist() == [2]
+    np.testing.assert_allclose(agnostic["confidences"][0], [0.9, 0.3, 0.0, 0.0], atol=1e-7)
+    assert agnostic["labels"][0].tolist() == [0, 0, -1, -1]
+    np.testing.assert_allclose(agnostic["boxes"][0, :2], [BOXES[0], BOXES[2]])
+    np.testing.assert_array_equal(agnostic["boxes"][0, 2:], -1.0)
+
+
+def test_class_agnostic_nms_takes_the_box_of_the_best_class():
+    # Per-class boxes [1, 2, 2, 4]: box 0 class 1 wins, so its class-1 box is returned.
+    boxes = [[[[0.0, 0.0, 1.0, 1.0], [5.0, 5.0, 6.0, 6.0]], [[2.0, 2.0, 3.0, 3.0]] * 2]]
+    scores = [[[0.1, 0.9], [0.7, 0.2]]]
+    out = _nms(boxes, scores, max_detections=3, use_class_agnostic_nms=True)
+    assert out["labels"][0].tolist() == [1, 0, -1]
+    np.testing.assert_allclose(out["boxes"][0, :2], [[5.0, 5.0, 6.0, 6.0], [2.0, 2.0, 3.0, 3.0]])
+
+
+def test_soft_nms_decays_overlapping_scores_instead_of_removing_them():
+    scores = [[[0.9], [0.8], [0.5]]]
+    hard = _nms([BOXES], scores, max_detections=4)
+    assert hard["num_detections"].tolist() == [2]
+    soft = _nms([BOXES], scores, max_detections=4, iou_threshold=1.0, soft_nms_sigma=0.5)
+    decayed = 0.8 * np.exp(-0.5 * IOU_01**2 / 0.5)
+    assert soft["num_detections"].tolist() == [3]
+    np.testing.assert_allclose(soft["confidences"][0], [0.9, decayed, 0.5, 0.0], rtol=1e-5)
+    assert soft["labels"][0].tolist() == [0, 0, 0, -1]
+    np.testing.assert_allclose(soft["boxes"][0, :3], BOXES)
+    # A decayed score at or below score_threshold drops the box.
+    cut = _nms(
+        [BOXES], [[[0.9], [0.8], [0.6]]], max_detections=4, iou_threshold=1.0,
+        soft_nms_sigma=0.5, score_threshold=0.55,
+    )
+    assert cut["num_detections"].tolist() == [2]  # box 1 decayed to 0.503
+    np.testing.assert_allclose(cut["confidences"][0, :2], [0.9, 0.6])
+
+
+def test_soft_nms_per_class_ranks_all_classes_and_keeps_max_detections():
+    # Two images; class 1 of image 0 has two overlapping boxes, soft-NMS keeps both.
+    scores = [
+        [[0.9, 0.6], [0.1, 0.7], [0.05, 0.02]],
+        [[0.0, 0.0], [0.0, 0.0], [0.0, 0.3]],
+    ]
+    out = _nms(
+        [BOXES, BOXES], scores, max_detections=3, max_detections_per_class=2,
+        iou_threshold=1.0, soft_nms_sigma=0.5,
+    )
+    decayed = 0.6 * np.exp(-0.5 * IOU_01**2 / 0.5)
+    assert out["num_detections"].tolist() == [3, 1]
+    np.testing.assert_allclose(out["confidences"][0], [0.9, 0.7, decayed], rtol=1e-5)
+    assert out["labels"].tolist() == [[0, 1, 1], [1, -1, -1]]
+    np.testing.assert_allclose(out["boxes"][1, 0], BOXES[2])
+    np.testing.assert_array_equal(out["boxes"][1, 1:], -1.0)
+    np.testing.assert_array_equal(out["confidences"][1, 1:], 0.0)
+
+
+@pytest.mark.parametrize(
+    "mode", [{"use_class_agnostic_nms": True}, {"soft_nms_sigma": 0.3, "iou_threshold": 1.0}]
+)
+def test_other_modes_run_batched_under_tf_function(mode):
+    layer = MultiClassNonMaxSuppression(max_detections=5, max_detections_per_class=3, **mode)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None, 2])]
+    )
+    def run(boxes, scores):
+        return layer(boxes, scores)
+
+    scores = tf.constant([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.05]]] * 2)
+    out = run(tf.constant([BOXES, BOXES]), scores)
+    assert out["boxes"].shape == (2, 5, 4) and out["labels"].shape == (2, 5)
+    eager = layer(tf.constant([BOXES, BOXES]), scores)
+    for key in eager:
+        np.testing.assert_allclose(out[key], eager[key])
+
+
+def test_convert_scores_applies_the_score_converter_to_scaled_logits():
+    logits = tf.constant([[[2.0, -1.0, 0.5]]])
+    identity = MultiClassNonMaxSuppression().convert_scores(logits)
+    np.testing.assert_allclose(identity, logits)
+    sigmoid = MultiClassNonMaxSuppression(score_converter="sigmoid", logit_scale=2.0)
+    np.testing.assert_allclose(sigmoid.convert_scores(logits), tf.sigmoid(logits / 2.0))
+    softmax = MultiClassNonMaxSuppression(score_converter="softmax", logit_scale=0.5)
+    np.testing.assert_allclose(
+        softmax.convert_scores(logits), tf.nn.softmax(logits / 0.5), rtol=1e-6
+    )
+
+
+def test_new_arguments_round_trip_and_bad_ones_are_refused():
+    layer = MultiClassNonMaxSuppression(
+        score_threshold=0.1, use_class_agnostic_nms=True, soft_nms_sigma=0.4,
+        score_converter="softmax", logit_scale=3.0,
+    )
+    config = json.loads(json.dumps(layer.get_config()))
+    restored = MultiClassNonMaxSuppression.from_config(config)
+    assert restored.get_config() == layer.get_config()
+    assert (restored.use_class_agnostic_nms, restored.soft_nms_sigma) == (True, 0.4)
+    assert (restored.score_converter, restored.logit_scale) == ("softmax", 3.0)
+    with pytest.raises(ValueError, match="max_classes_per_detection must be 1"):
+        MultiClassNonMaxSuppression(use_class_agnostic_nms=True, max_classes_per_detection=2)
+    with pytest.raises(ValueError, match="soft_nms_sigma"):
+        MultiClassNonMaxSuppression(soft_nms_sigma=-1.0)
+    with pytest.raises(ValueError, match="score_converter"):
+        MultiClassNonMaxSuppression(score_converter="tanh")
