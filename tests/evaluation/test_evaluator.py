@@ -188,7 +188,8 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"unknown metrics set 'coco_boxes'; kdet supports "
                        r"coco_detection_metrics, pascal_voc_detection_metrics, "
                        r"weighted_pascal_voc_detection_metrics, oid_V2_detection_metrics, "
-                       r"oid_challenge_detection_metrics \(and the older names "
+                       r"oid_challenge_detection_metrics, precision_at_recall_detection_metrics "
+                       r"\(and the older names "
                        r"open_images_V2_detection_metrics, "):
         COCOEvaluator(_dataset(), metrics_sets=["coco_boxes"])
     with pytest.raises(ValueError, match=r"'coco_mask_metrics' is not computed by kdet: kdet "
