@@ -430,7 +430,8 @@ def evaluation_figures(path, log=print):
 
     Example:
     ```python
-    for name, figure, step in kdet.plots.evaluation_figures("runs/pets/eval/precision_recall.json"):
+    path = "runs/pets/eval/precision_recall.json"
+    for name, figure, step in kdet.plots.evaluation_figures(path):
         kdet.plots.save_figure(figure, f"runs/pets/{name}.png")
     ```
     """

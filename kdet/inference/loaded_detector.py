@@ -7,7 +7,6 @@ ids, confidences, no padding.
 """
 
 import pathlib
-import re
 import sys
 
 import numpy as np
@@ -121,9 +120,10 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
             detector = _load_model_directory(path, config)
     elif path.is_file():
         if path.name.endswith(".weights.h5"):
-            step = re.fullmatch(r"ckpt-(\d+)\.weights\.h5", path.name)
+            from kdet.training.model_dir import checkpoint_step
+
             detector = _load_checkpoint(
-                path, step and int(step.group(1)), _required_config(path.parent, config, path)
+                path, checkpoint_step(path), _required_config(path.parent, config, path)
             )
         elif path.suffix == ".keras":
             _refuse_config(config, source)

@@ -8,8 +8,10 @@ A model directory is what `kdet train` (`kdet.training.train`) writes and `kdet 
 | `ckpt-<step>.weights.h5` (+ `.sha256`) | `train` | model and optimizer state at a step |
 | `pipeline.config` / `pipeline.yaml` | `kdet train` | a copy of the config trained |
 | `train/` | `train` | TensorBoard logs: losses, learning rate, training images |
-| `eval/` | `evaluate_checkpoint` | TensorBoard logs of the metrics, `metrics.json`, `precision_recall.json`, PNGs |
+| `eval/` | `evaluate_checkpoint` | metrics (TensorBoard, `metrics.json`), curves, PNGs |
 | `plots/` | `kdet plot` | TensorBoard images of the plots |
+| `diverged-ckpt-<step>.weights.h5` | `train` | a checkpoint set aside after a NaN loss |
+| `.kdet-train.lock` | `train` | held while a process trains into the folder |
 
 Example:
 ```python
@@ -26,6 +28,10 @@ import re
 CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 # The names a config's copy may have, in the order readers look for them.
 CONFIG_NAMES = ("pipeline.config", "pipeline.yaml", "pipeline.yml")
+# A checkpoint set aside after a non-finite loss: this prefix + its name (never resumed from).
+DIVERGED_PREFIX = "diverged-"
+# The lock a training holds on its model directory.
+LOCK_FILE = ".kdet-train.lock"
 # The sub-folders and files.
 TRAIN_DIR = "train"
 EVAL_DIR = "eval"

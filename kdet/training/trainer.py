@@ -40,7 +40,6 @@ from kdet.utils.verified_files import write_verified
 
 logger = logging.getLogger(__name__)
 
-_LOCK_FILE = ".kdet-train.lock"
 _LOGGED_IMAGES = 4  # training images drawn to TensorBoard
 
 
@@ -362,7 +361,7 @@ def finite_weights(path):
 
 def _set_aside(path):
     """Renames a checkpoint (and its `.sha256`) to `diverged-<name>`; returns the new name."""
-    target = path.with_name(f"diverged-{path.name}")
+    target = path.with_name(f"{model_dir_layout.DIVERGED_PREFIX}{path.name}")
     checksum = checksum_path(path)
     if checksum.exists():
         os.replace(checksum, checksum_path(target))
@@ -605,7 +604,7 @@ def train(
     if not chief:
         return _train(model, dataset, model_dir, num_steps, chief, **settings)
     model_dir.mkdir(parents=True, exist_ok=True)
-    with folder_lock(model_dir, _LOCK_FILE, "kdet train"):
+    with folder_lock(model_dir, model_dir_layout.LOCK_FILE, "kdet train"):
         remove_dead_runs_files(model_dir)
         return _train(model, dataset, model_dir, num_steps, chief, **settings)
 
