@@ -1,0 +1,131 @@
+"""pipeline.config `graph_rewriter { quantization { … } }`: quantization-aware training of the SSD."""
+
+import pathlib
+import re
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kdet
+import tiny_pipeline
+from kdet import cli
+from kdet.configs import ConfigError
+from kdet.configs import load_pipeline
+from kdet.configs.field_reader import Node
+from kdet.configs.graph_rewriter_builder import apply_graph_rewriter
+from kdet.configs.graph_rewriter_builder import build_graph_rewriter
+from kdet.configs.text_format import parse
+from kdet.configs.text_format import parse_file
+from kdet.training import trainer
+from kdet.training.quantization import QuantizationAwareTraining
+
+SAMPLES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfod_configs" / "samples"
+# The TF OD API's quantized SSD MobileNetV2 samples, and their `graph_rewriter` values.
+QUANTIZED_SAMPLES = {
+    "ssd_mobilenet_v2_quantized_300x300_coco.config": 48000,
+    "ssdlite_mobilenet_v2_coco_quantize.config": 0,
+    "facessd_mobilenet_v2_quantized_320x320_open_image_v4.config": 500000,
+    "ssd_mobilenet_v2_fpnlite_quantized_shared_box_predictor_256x256_depthmultiplier_75_coco14_sync.config": 30000,
+}
+
+
+def _config_with(folder, graph_rewriter, **kwargs):
+    path = tiny_pipeline.write_pipeline(folder, **kwargs)
+    path.write_text(path.read_text() + graph_rewriter)
+    return path
+
+
+def _rewriter(text):
+    return build_graph_rewriter(Node(parse(text, "rewriter.config"), "graph_rewriter"))
+
+
+def test_the_config_values_are_applied_to_the_model(tmp_path):
+    config = _config_with(tmp_path, "graph_rewriter { quantization { delay: 7 "
+                                    "weight_bits: 8 activation_bits: 8 symmetric: true } }")
+    model = load_pipeline(config).model
+    assert QuantizationAwareTraining.of(model) == QuantizationAwareTraining(delay=7)
+    assert all(layer.fake_quant.delay == 7 for layer in model._flatten_layers()
+               if hasattr(layer, "fake_quant"))
+    assert _rewriter("quantization { }") == QuantizationAwareTraining(delay=500000)
+    assert _rewriter("") is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("quantization { dela: 3 }",
+     "rewriter.config:1:16: 'graph_rewriter.quantization.dela' is not a field kdet supports "
+     "(did you mean 'delay'?)"),
+    ("quantization {\n  weight_bits: 17 }",
+     "rewriter.config:2:3: 'graph_rewriter.quantization.weight_bits' is 17, but fake "
+     "quantization simulates at most 16 bits"),
+    ("quantization { activation_bits: 1 }", "activation_bits"),
+    ("pruning { }", "'graph_rewriter.pruning' is not a field kdet supports"),
+])
+def test_bad_fields_are_errors_at_their_line(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _rewriter(text)
+
+
+def test_faster_rcnn_is_refused_with_the_reason():
+    model = kdet.FasterRCNN(num_classes=2, feature_extractor="faster_rcnn_mobilenet_v2")
+    node = Node(parse("quantization { delay: 0 }", "frcnn.config"), "graph_rewriter")
+    with pytest.raises(ConfigError, match=r"frcnn.config:1:1: 'graph_rewriter.quantization' .*"
+                                          r"SSD models only .*FasterRCNN"):
+        apply_graph_rewriter(node, model, (None, 64, 64, 3))
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZED_SAMPLES))
+def test_the_quantized_sample_configs_graph_rewriters_read(name):
+    message = parse_file(SAMPLES / name).first("graph_rewriter")
+    assert build_graph_rewriter(Node(message, "graph_rewriter")) == QuantizationAwareTraining(
+        delay=QUANTIZED_SAMPLES[name])
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", sorted(QUANTIZED_SAMPLES))
+def test_the_quantized_sample_configs_build_quantization_aware(name):
+    try:
+        model = load_pipeline(SAMPLES / name).model
+    except ConfigError as error:
+        if "graph_rewriter" in str(error):
+            raise
+        pytest.skip(f"another field of the config is not in kdet yet: {error}")
+    assert QuantizationAwareTraining.of(model) == QuantizationAwareTraining(
+        delay=QUANTIZED_SAMPLES[name])
+    layers = [layer for layer in model._flatten_layers() if hasattr(layer, "fake_quant")]
+    # The backbone's first convolution quantizes the network input; the convolutions after
+    # an upsampling + addition (FPN) or a `keras.ops.relu6` (weight-shared predictor) theirs.
+    assert [layer for layer in layers if layer.name == "Conv1"][0].fake_quant.quantize_inputs
+    assert sum(layer.fake_quant.quantize_outputs for layer in layers) > 50
+
+
+@pytest.mark.large
+def test_kdet_train_trains_quantization_aware_and_kdet_export_writes_an_int8_tflite(tmp_path):
+    config = _config_with(tmp_path, "graph_rewriter { quantization { delay: 2 } }", num_steps=3,
+                          learning_rate=0.01)
+    model_dir = tmp_path / "model"
+    assert cli.main(["train", "--pipeline_config_path", str(config), "--model_dir",
+                     str(model_dir), "--checkpoint_every_n", "3"]) == 0
+    (step, checkpoint), = trainer.list_checkpoints(model_dir)
+    pipeline = load_pipeline(config)
+    pipeline.model.compile(optimizer=pipeline.optimizer)
+    trainer.restore_checkpoint(pipeline.model, checkpoint, (None, 64, 64, 3))
+    ranges = [float(weight) for layer in pipeline.model._flatten_layers()
+              if hasattr(layer, "fake_quant") for weight in layer.fake_quant.weights]
+    assert step == 3 and int(pipeline.model.optimizer.iterations) == 3
+    assert len(ranges) > 8 and not set(ranges) <= {-6.0, 6.0}  # learned in training
+
+    assert cli.main(["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+                     str(model_dir), "--output_directory", str(tmp_path / "exported"),
+                     "--tflite"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(str(tmp_path / "exported" / "model.tflite"))
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    convolutions = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert convolutions and all(tensors[op["outputs"][0]]["dtype"] == np.int8
+                                for op in convolutions)
+    image = tiny_pipeline.shapes_examples(1, seed=9)[0]
+    result = interpreter.get_signature_runner()(input_tensor=image)
+    assert result["num_detections"].shape == (1,)
