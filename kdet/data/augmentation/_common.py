@@ -153,9 +153,12 @@ def check_pair(op, name, value):
 
 
 def check_color(op, pad_color):
-    """Returns `pad_color` as a float32 `[3]` constant, or None when unset."""
-    if pad_color is None or len(pad_color) == 0:
+    """Returns `pad_color` (3 numbers, or a `[3]` tensor) as float32 `[3]`, None when unset."""
+    if pad_color is None:
         return None
-    if len(pad_color) != 3:
+    color = tf.cast(tf.convert_to_tensor(pad_color), tf.float32)
+    if color.shape.rank == 1 and color.shape[0] == 0:
+        return None
+    if color.shape != (3,):
         raise ValueError(f"{op}: pad_color needs 3 values (R, G, B in 0..255), got {pad_color}")
-    return tf.constant(list(pad_color), tf.float32)
+    return color

@@ -7,7 +7,6 @@ returns one function that applies them in order to a decoded example.
 """
 
 import difflib
-import functools
 import inspect
 
 import tensorflow as tf
@@ -143,10 +142,8 @@ def _frozen(value):
     return value
 
 
-@functools.lru_cache(maxsize=256)
-def _trace(name, frozen_params):
+def _trace(name, params):
     """Traces one step on symbolic inputs, so that bad values fail now, not in `tf.data`."""
-    params = dict(_PARAMS[(name, frozen_params)])
     op = AUGMENTATION_OPS[name]
     traced = tf.function(
         lambda image, boxes, labels: op(image, boxes, labels, **params), autograph=False
@@ -158,18 +155,25 @@ def _trace(name, frozen_params):
     )
 
 
-# The parameters of traced steps, by `(name, _frozen(params))` (lru_cache needs hashables).
-_PARAMS = {}
+# Steps already traced, by `(name, _frozen(params))`: building the same step again is free.
+_TRACED = set()
 
 
 def _check_values(name, params):
-    key = _frozen(params)
-    _PARAMS[(name, key)] = params
     try:
-        _trace(name, key)
+        key = (name, _frozen(params))
+        hash(key)
+    except TypeError:  # e.g. a tensor parameter: trace without remembering it
+        key = None
+    if key is not None and key in _TRACED:
+        return
+    try:
+        _trace(name, params)
     except (ValueError, TypeError) as error:
         message = str(error)
         raise ValueError(message if message.startswith(name) else f"{name}: {message}") from None
+    if key is not None:
+        _TRACED.add(key)
 
 
 def build_augmentation(options):
