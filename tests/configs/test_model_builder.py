@@ -532,7 +532,8 @@ def test_faster_rcnn_regularizers_go_to_the_rpn_and_box_classifier_heads():
     )
     model = build_model_from_text(text)
     rpn_head, box_head = model._rpn_head, model.second_stage_box_predictor
-    assert model.get_config()["first_stage_box_predictor_kernel_regularizer"] == (
+    rpn_hyperparams = model.get_config()["first_stage_box_predictor_conv_hyperparams"]
+    assert rpn_hyperparams["config"]["kernel_regularizer"] == (
         _regularizer_config(keras.regularizers.L2(0.5 * 0.002))
     )
     assert rpn_head.kernel_regularizer.get_config() == {"l2": 0.5 * 0.002}

@@ -16,9 +16,7 @@ from kdet.configs.model_builder.feature_extractor import (
     FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA,
 )
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
-from kdet.configs.model_builder.hyperparams import BOX_CLASSIFIER_HYPERPARAMS
-from kdet.configs.model_builder.hyperparams import RPN_HYPERPARAMS
-from kdet.configs.model_builder.hyperparams import read_hyperparams
+from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.configs.model_builder.losses import ANCHORWISE_OUTPUT
 from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
 from kdet.configs.model_builder.post_processing import read_faster_rcnn_post_processing
@@ -26,19 +24,23 @@ from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import FasterRCNN
 
+_MASKS_REASON = "instance masks are not in kdet yet (issue 19)"
 _FASTER_RCNN_SCHEMA = {
     "num_classes": Int(required=True, minimum=1),
     "number_of_stages": Fixed(Int(default=2), 2, "kdet builds the full two-stage model"),
+    "first_stage_only": Fixed(
+        Bool(default=False), False, "kdet builds the full two-stage model"
+    ),
     "image_resizer": SubMessage(required=True),
     "feature_extractor": SubMessage(required=True),
     "first_stage_anchor_generator": SubMessage(required=True),
-    "first_stage_atrous_rate": Fixed(Int(default=1), 1),
+    "first_stage_atrous_rate": Int(default=1, minimum=1),
     "first_stage_box_predictor_conv_hyperparams": SubMessage(),
     "first_stage_box_predictor_kernel_size": Int(default=3, minimum=1),
     "first_stage_box_predictor_depth": Int(default=512, minimum=1),
     "first_stage_minibatch_size": Int(default=256, minimum=1),
     "first_stage_positive_balance_fraction": Float(default=0.5),
-    "first_stage_nms_score_threshold": Fixed(Float(default=0.0), 0.0),
+    "first_stage_nms_score_threshold": Float(default=0.0),
     "first_stage_nms_iou_threshold": Float(default=0.7),
     "first_stage_max_proposals": Int(default=300, minimum=1),
     "first_stage_localization_loss_weight": Float(default=1.0),
@@ -53,9 +55,32 @@ _FASTER_RCNN_SCHEMA = {
     "second_stage_localization_loss_weight": Float(default=1.0),
     "second_stage_classification_loss_weight": Float(default=1.0),
     "second_stage_classification_loss": SubMessage(),
+    "second_stage_mask_prediction_loss_weight": Float(default=1.0),
+    "hard_example_miner": SubMessage(),
+    "clip_anchors_to_image": Bool(default=False),
+    "resize_masks": Bool(default=True),
+    "return_raw_detections_during_predict": Fixed(
+        Bool(default=False),
+        False,
+        "kdet's predict returns the post-processed detections; the raw second-stage outputs "
+        "are model(images)['box_encodings'] / ['class_logits']",
+    ),
+    "output_final_box_features": Fixed(
+        Bool(default=False), False, "kdet's detections carry no box features"
+    ),
+    "output_final_box_rpn_features": Fixed(
+        Bool(default=False), False, "kdet's detections carry no box features"
+    ),
+    # Implementation choices of the TF OD API that compute the same detections: kdet always
+    # runs with static shapes, gathers and samples with fixed-size ops and updates batch norm
+    # statistics in the layer.
     "inplace_batchnorm_update": Switch(),
     "use_matmul_crop_and_resize": Switch(),
+    "use_matmul_gather_in_matcher": Switch(),
+    "use_static_balanced_label_sampler": Switch(),
     "use_static_shapes": Switch(),
+    "use_static_shapes_for_eval": Switch(),
+    "use_partitioned_nms_in_first_stage": Switch(default=True),
 }
 
 
@@ -92,32 +117,43 @@ def _read_second_stage_classification_loss(node):
     read(chosen, {"anchorwise_output": ANCHORWISE_OUTPUT, "logit_scale": Fixed(Float(1.0), 1.0)})
 
 
+_MASK_RCNN_BOX_PREDICTOR_SCHEMA = {
+    "fc_hyperparams": SubMessage(),
+    "use_dropout": Bool(default=False),
+    "dropout_keep_probability": Float(default=0.5),
+    "box_code_size": Fixed(
+        Int(default=4), 4, "the Faster R-CNN box coder encodes a box in 4 numbers"
+    ),
+    "share_box_across_classes": Bool(default=False),
+    "predict_instance_masks": Fixed(Bool(default=False), False, _MASKS_REASON),
+    "predict_keypoints": Fixed(
+        Bool(default=False), False, "the TF OD API does not predict keypoints here either"
+    ),
+    # Fields of the mask head only (the TF OD API builds none without predict_instance_masks):
+    # read, then unused.
+    "conv_hyperparams": SubMessage(),
+    "mask_prediction_conv_depth": Int(default=256, minimum=0),
+    "mask_height": Int(default=15, minimum=1),
+    "mask_width": Int(default=15, minimum=1),
+    "mask_prediction_num_conv_layers": Int(default=2, minimum=1),
+    "masks_are_class_agnostic": Bool(default=False),
+    "convolve_then_upsample_masks": Bool(default=False),
+}
+
+
 def _build_mask_rcnn_box_predictor(node, num_classes):
     """Reads a TF OD API `MaskRCNNBoxPredictor` (boxes only) → `BoxClassifierHead`."""
-    fields = read(
-        node,
-        {
-            "fc_hyperparams": SubMessage(),
-            "use_dropout": Bool(default=False),
-            "dropout_keep_probability": Float(default=0.5),
-            "box_code_size": Fixed(Int(default=4), 4),
-            "predict_instance_masks": Fixed(
-                Bool(default=False), False, "kdet's Faster R-CNN predicts no masks"
-            ),
-            "share_box_across_classes": Fixed(
-                Bool(default=False), False, "kdet predicts one box per class"
-            ),
-        },
-    )
-    hyperparams = read_hyperparams(fields["fc_hyperparams"], BOX_CLASSIFIER_HYPERPARAMS)
+    fields = read(node, _MASK_RCNN_BOX_PREDICTOR_SCHEMA)
+    # Checked like any Hyperparams message; only a mask head would use them.
+    read_conv_hyperparams(fields["conv_hyperparams"])
     return construct(
         node,
         BoxClassifierHead,
         num_classes=num_classes,
         use_dropout=fields["use_dropout"],
         dropout_keep_probability=fields["dropout_keep_probability"],
-        # Dense layers: no depthwise kernels for regularize_depthwise to change.
-        **hyperparams.regularization(takes_regularize_depthwise=False),
+        share_box_across_classes=fields["share_box_across_classes"],
+        fc_hyperparams=read_conv_hyperparams(fields["fc_hyperparams"], dense=True),
     )
 
 
@@ -158,9 +194,13 @@ def build_faster_rcnn(node):
         FasterRCNNFeatureExtractor,
         FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA,
     )
-    rpn_hyperparams = read_hyperparams(
-        fields["first_stage_box_predictor_conv_hyperparams"], RPN_HYPERPARAMS
-    )
+    if fields.has("hard_example_miner"):
+        raise fields.error(
+            "hard_example_miner",
+            f"'{fields.path('hard_example_miner')}' is set, but kdet's Faster R-CNN samples "
+            "second_stage_batch_size RoIs per image (balanced by second_stage_balance_fraction); "
+            "hard example mining over all proposals is not in kdet yet",
+        )
     if fields.has("second_stage_classification_loss"):
         _read_second_stage_classification_loss(fields["second_stage_classification_loss"])
     scalars = {
@@ -168,6 +208,8 @@ def build_faster_rcnn(node):
         for name in (
             "first_stage_box_predictor_depth",
             "first_stage_box_predictor_kernel_size",
+            "first_stage_atrous_rate",
+            "first_stage_nms_score_threshold",
             "first_stage_nms_iou_threshold",
             "first_stage_max_proposals",
             "first_stage_minibatch_size",
@@ -178,6 +220,7 @@ def build_faster_rcnn(node):
             "second_stage_balance_fraction",
             "second_stage_localization_loss_weight",
             "second_stage_classification_loss_weight",
+            "clip_anchors_to_image",
         )
     }
     return construct(
@@ -189,8 +232,9 @@ def build_faster_rcnn(node):
         first_stage_anchor_generator=_build_first_stage_anchor_generator(
             fields["first_stage_anchor_generator"], extractor
         ),
-        # The RPN head has no depthwise kernels for regularize_depthwise to change.
-        first_stage_box_predictor_kernel_regularizer=rpn_hyperparams.kernel_regularizer,
+        first_stage_box_predictor_conv_hyperparams=read_conv_hyperparams(
+            fields["first_stage_box_predictor_conv_hyperparams"]
+        ),
         second_stage_box_predictor=_build_second_stage_box_predictor(
             fields["second_stage_box_predictor"], num_classes
         ),
