@@ -6,8 +6,10 @@ from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeat
 from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
     batch_norm_training,
 )
+from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 
 # Width of the two fully connected layers of the box classifier (TF OD API, FPN paper).
 BOX_CLASSIFIER_UNITS = 1024
@@ -24,8 +26,14 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
     and applies two ReLU fully connected layers of 1024 units → `[num_rois, 1024]`; the crop
     size must be static.
 
-    A subclass builds its classification body in `__init__`, hands it to `attach_body` with
-    the layer name of each backbone level, and implements `preprocess` and `get_config`.
+    `conv_hyperparams` (the TF OD API `conv_hyperparams` of the feature extractor) set up the
+    pyramid only, as in the TF OD API: neither the body (unless
+    `override_base_feature_extractor_hyperparams`) nor the box classifier, whose dense layers
+    the TF OD API builds with Keras defaults too.
+
+    A subclass builds its classification body in `__init__` (set up with `body_hyperparams`
+    when not None), hands it to `attach_body` with the layer name of each backbone level, and
+    implements `preprocess` and `get_config`.
 
     Args:
         fpn_min_level: int. Finest pyramid level; must be a backbone level.
@@ -38,12 +46,17 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
             for FPN either: the pyramid levels set the strides. Defaults to `16`.
         backbone_weights: `None` or `"imagenet"`, see `FasterRCNNFeatureExtractor`. Defaults
             to `None`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            pyramid's convolution kernels, or `None`: the TF OD API `conv_hyperparams`
-            regularizer, which there too applies to the pyramid only (not to the body nor to
-            the box classifier). Defaults to `None`.
-        regularize_depthwise: bool. Regularize the depthwise kernels of a separable pyramid
-            too (TF OD API `regularize_depthwise`). Defaults to `False`.
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of the pyramid, or
+            `None` for `kdet.feature_extractors.fpn.DEFAULT_CONV_HYPERPARAMS`
+            (`TruncatedNormal(stddev=0.03)`, batch norm momentum 0.997, epsilon 1e-3 with
+            scale, ReLU6, no regularizer). Defaults to `None`.
+        override_base_feature_extractor_hyperparams: bool. Set up the body with
+            `conv_hyperparams` too (TF OD API field of this name). Defaults to `False`.
+        kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
+            argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
+            `None`.
+        regularize_depthwise: bool replacing that of `conv_hyperparams`, or `None`. Defaults
+            to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Reference:
@@ -61,8 +74,10 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
         batch_norm_trainable=False,
         first_stage_features_stride=16,
         backbone_weights=None,
+        conv_hyperparams=None,
+        override_base_feature_extractor_hyperparams=False,
         kernel_regularizer=None,
-        regularize_depthwise=False,
+        regularize_depthwise=None,
         **kwargs,
     ):
         if first_stage_features_stride not in (8, 16):
@@ -79,8 +94,12 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
         self.batch_norm_trainable = batch_norm_trainable
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
+        self.conv_hyperparams = extractor_hyperparams(
+            conv_hyperparams, DEFAULT_CONV_HYPERPARAMS, kernel_regularizer, regularize_depthwise
+        )
+        self.override_base_feature_extractor_hyperparams = bool(
+            override_base_feature_extractor_hyperparams
+        )
         self.box_classifier = keras.Sequential(
             [
                 keras.layers.Flatten(name="box_classifier_flatten"),
@@ -93,6 +112,22 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
             ],
             name="box_classifier",
         )
+
+    @property
+    def kernel_regularizer(self):
+        """The regularizer of `conv_hyperparams` (the pyramid's kernels)."""
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        return self.conv_hyperparams.regularize_depthwise
+
+    @property
+    def body_hyperparams(self):
+        """`conv_hyperparams` with `override_base_feature_extractor_hyperparams`, else None."""
+        if self.override_base_feature_extractor_hyperparams:
+            return self.conv_hyperparams
+        return None
 
     def attach_body(self, classification_model, level_endpoints, use_depthwise=False):
         """Sets `body` (the backbone maps the pyramid reads) and `feature_pyramid`.
@@ -114,8 +149,7 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
             self.fpn_max_level,
             depth=self.additional_layer_depth,
             use_depthwise=use_depthwise,
-            kernel_regularizer=self.kernel_regularizer,
-            regularize_depthwise=self.regularize_depthwise,
+            conv_hyperparams=self.conv_hyperparams,
             name="feature_pyramid",
         )
 
@@ -139,8 +173,10 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
                 "fpn_max_level": self.fpn_max_level,
                 "additional_layer_depth": self.additional_layer_depth,
                 "batch_norm_trainable": self.batch_norm_trainable,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "override_base_feature_extractor_hyperparams": (
+                    self.override_base_feature_extractor_hyperparams
+                ),
             }
         )
         return config

@@ -40,8 +40,10 @@ class FasterRCNNMobileNetV2FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
         first_stage_features_stride: int. 8 or 16, unused by the pyramid. Defaults to `16`.
         backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
             on first use). Defaults to `None`.
-        **kwargs: `kernel_regularizer` and `regularize_depthwise` of the pyramid, see
-            `FasterRCNNFPNFeatureExtractor`, and `keras.layers.Layer` arguments.
+        **kwargs: `conv_hyperparams` and `override_base_feature_extractor_hyperparams` (see
+            `FasterRCNNFPNFeatureExtractor`; with the override the body is set up as
+            `kdet.feature_extractors.mobilenet_v2_body` describes) and `keras.layers.Layer`
+            arguments.
 
     Example:
     ```python
@@ -80,7 +82,9 @@ class FasterRCNNMobileNetV2FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
         self.depth_multiplier = depth_multiplier
         self.use_depthwise = use_depthwise
         self.attach_body(
-            mobilenet_v2_body(depth_multiplier, backbone_weights),
+            mobilenet_v2_body(
+                depth_multiplier, backbone_weights, hyperparams=self.body_hyperparams
+            ),
             LEVEL_ENDPOINTS,
             use_depthwise=use_depthwise,
         )

@@ -5,10 +5,10 @@ import keras
 from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
     FasterRCNNFPNFeatureExtractor,
 )
+from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_ENDPOINTS
-from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 @register_feature_extractor("faster_rcnn_resnet50_fpn")
@@ -38,8 +38,10 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
         first_stage_features_stride: int. 8 or 16, unused by the pyramid. Defaults to `16`.
         backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
             on first use). Defaults to `None`.
-        **kwargs: `kernel_regularizer` and `regularize_depthwise` of the pyramid, see
-            `FasterRCNNFPNFeatureExtractor`, and `keras.layers.Layer` arguments.
+        **kwargs: `conv_hyperparams` and `override_base_feature_extractor_hyperparams` (see
+            `FasterRCNNFPNFeatureExtractor`; with the override every kernel, batch norm and
+            ReLU of the body is set up by `conv_hyperparams`, as the TF OD API's
+            `keras_models/resnet_v1.py` does) and `keras.layers.Layer` arguments.
 
     Example:
     ```python
@@ -73,10 +75,12 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
-        resnet = clone_with_fused_batch_norm(
+        resnet = clone_body(
             keras.applications.ResNet50(
                 input_shape=(None, None, 3), include_top=False, weights=backbone_weights
-            )
+            ),
+            hyperparams=self.body_hyperparams,
+            keep_weights=backbone_weights is not None,
         )
         self.attach_body(resnet, LEVEL_ENDPOINTS)
 

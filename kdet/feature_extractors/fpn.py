@@ -2,12 +2,50 @@
 
 import keras
 
-from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
+from kdet.layers.conv_hyperparams import ConvHyperparams
 
-# TF OD API conv_hyperparams of the FPN configs (RetinaNet, FPNLite): batch_norm decay 0.997,
-# epsilon 0.001.
-_BATCH_NORM_MOMENTUM = 0.997
-_BATCH_NORM_EPSILON = 1e-3
+# The `FeaturePyramid` default: the TF OD API RetinaNet conv_hyperparams
+# (truncated_normal_initializer stddev 0.03, RELU_6, batch_norm decay 0.997, epsilon 0.001,
+# scale true).
+DEFAULT_CONV_HYPERPARAMS = ConvHyperparams(
+    kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.03),
+    activation="relu6",
+    batch_norm={"momentum": 0.997, "epsilon": 1e-3, "center": True, "scale": True},
+)
+
+
+def pyramid_hyperparams(
+    conv_hyperparams=None,
+    default=DEFAULT_CONV_HYPERPARAMS,
+    activation=None,
+    kernel_initializer=None,
+    kernel_regularizer=None,
+    regularize_depthwise=None,
+):
+    """The `ConvHyperparams` of a pyramid: `conv_hyperparams` (or `default`), with the
+    arguments of components saved before `conv_hyperparams` existed folded in.
+
+    Args:
+        conv_hyperparams: a `ConvHyperparams`, its config, or None (`default`).
+        default: the `ConvHyperparams` used when `conv_hyperparams` is None.
+        activation, kernel_initializer, kernel_regularizer, regularize_depthwise: the old
+            separate arguments, or None (absent).
+
+    Returns:
+        A `ConvHyperparams`.
+    """
+    hyperparams = conv_hyperparams_lib.get(conv_hyperparams) or default
+    changes = {}
+    if activation is not None:
+        changes["activation"] = activation
+    if kernel_initializer is not None:
+        changes["kernel_initializer"] = keras.initializers.get(kernel_initializer)
+    if changes:
+        hyperparams = hyperparams.replace(**changes)
+    return conv_hyperparams_lib.with_legacy_regularization(
+        hyperparams, kernel_regularizer, regularize_depthwise
+    )
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -20,8 +58,11 @@ class FeaturePyramid(keras.layers.Layer):
     convolution (separable with `use_depthwise`, the FPNLite head), batch norm and the
     activation. Levels `k + 1..max_level` are stride-2 3x3 convolutions (again separable with
     `use_depthwise`) + batch norm + activation, each on the level below, starting from the
-    projected level `k`. Projections have a bias and no activation; all outputs have `depth`
-    channels. This is the TF OD API `KerasFpnTopDownFeatureMaps` plus the coarse layers of its
+    projected level `k`. Projections have a bias and no batch norm nor activation (as in the
+    TF OD API, whatever `conv_hyperparams` say); all outputs have `depth` channels.
+    `conv_hyperparams` (the TF OD API `conv_hyperparams` of the feature extractor) give every
+    convolution its initializer and regularizer and the smoothing and extra layers their batch
+    norm (none without `batch_norm`: the convolutions then keep a bias) and activation. This is the TF OD API `KerasFpnTopDownFeatureMaps` plus the coarse layers of its
     SSD FPN extractors; like the Keras version (not the slim one) the top-down pathway carries
     the smoothed map down to the next level.
 
@@ -37,17 +78,20 @@ class FeaturePyramid(keras.layers.Layer):
         use_explicit_padding: bool. Pad the stride-2 extra layers by one pixel on every side
             and convolve with "valid" padding (TF OD API `use_explicit_padding`), instead of
             "same" padding. On stride-1 layers the two agree. Defaults to `False`.
-        activation: str. Keras activation after each batch norm. Defaults to `"relu6"` (the
-            `RELU_6` of the TF OD API RetinaNet and FPNLite configs).
-        kernel_initializer: Keras initializer (name, config dict or instance) of every
-            convolution kernel; each layer gets its own copy. Defaults to `None`, meaning
-            `TruncatedNormal(stddev=0.03)` (the TF OD API RetinaNet conv_hyperparams).
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of every
-            convolution kernel (the pointwise ones of separable convolutions), or `None`: the
-            TF OD API `conv_hyperparams` regularizer. Biases are not regularized. Defaults to
-            `None`.
-        regularize_depthwise: bool. Regularize the depthwise kernels of the separable
-            convolutions too (TF OD API `regularize_depthwise`). Defaults to `False`.
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
+            `DEFAULT_CONV_HYPERPARAMS`: `TruncatedNormal(stddev=0.03)` kernels, no
+            regularizer, batch norm momentum 0.997, epsilon 1e-3 with scale, ReLU6 (the TF
+            OD API RetinaNet conv_hyperparams). Each layer gets its own initializer copy.
+            Defaults to `None`.
+        activation: `"relu"`, `"relu6"`, `"swish"` or `None`: replaces the activation of
+            `conv_hyperparams` (the argument of pyramids saved before `conv_hyperparams`).
+            Defaults to `None` (keep it).
+        kernel_initializer: a Keras initializer replacing that of `conv_hyperparams`, or
+            `None` (keep it). Defaults to `None`.
+        kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams`, or
+            `None` (keep it). Defaults to `None`.
+        regularize_depthwise: bool replacing that of `conv_hyperparams`, or `None` (keep
+            it). Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call args:
@@ -77,10 +121,11 @@ class FeaturePyramid(keras.layers.Layer):
         depth,
         use_depthwise=False,
         use_explicit_padding=False,
-        activation="relu6",
+        conv_hyperparams=None,
+        activation=None,
         kernel_initializer=None,
         kernel_regularizer=None,
-        regularize_depthwise=False,
+        regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -96,12 +141,30 @@ class FeaturePyramid(keras.layers.Layer):
         self.depth = depth
         self.use_depthwise = use_depthwise
         self.use_explicit_padding = use_explicit_padding
-        self.activation = activation
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or keras.initializers.TruncatedNormal(stddev=0.03)
+        self.conv_hyperparams = pyramid_hyperparams(
+            conv_hyperparams,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            regularize_depthwise=regularize_depthwise,
         )
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
+
+    @property
+    def activation(self):
+        """The activation after each batch norm (`conv_hyperparams.activation`)."""
+        return self.conv_hyperparams.activation
+
+    @property
+    def kernel_initializer(self):
+        return self.conv_hyperparams.kernel_initializer
+
+    @property
+    def kernel_regularizer(self):
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        return self.conv_hyperparams.regularize_depthwise
 
     def build(self, input_shape):
         shapes = self._level_list(input_shape)
@@ -121,9 +184,8 @@ class FeaturePyramid(keras.layers.Layer):
             keras.layers.Conv2D(
                 self.depth,
                 1,
-                kernel_initializer=self._fresh_initializer(),
-                kernel_regularizer=self.kernel_regularizer,
                 name=f"projection_{level}",
+                **self.conv_hyperparams.conv_kwargs(use_bias=True),
             )
             for level in range(self.min_level, top_level + 1)
         ]
@@ -170,11 +232,6 @@ class FeaturePyramid(keras.layers.Layer):
             )
         return [by_level[level] for level in expected]
 
-    def _fresh_initializer(self):
-        # An unseeded Keras initializer draws its seed once, so a shared instance would give
-        # every layer of the same shape identical weights.
-        return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
-
     def _conv_block(self, name, strides):
         """3x3 convolution (separable with `use_depthwise`), batch norm and activation."""
         padding = "same"
@@ -182,20 +239,15 @@ class FeaturePyramid(keras.layers.Layer):
         if self.use_explicit_padding and strides > 1:
             padding = "valid"
             layers.append(keras.layers.ZeroPadding2D(1, name=f"{name}_padding"))
+        hyperparams = self.conv_hyperparams
         if self.use_depthwise:
             conv = keras.layers.SeparableConv2D(
                 self.depth,
                 3,
                 strides=strides,
                 padding=padding,
-                use_bias=False,
-                depthwise_initializer=self._fresh_initializer(),
-                pointwise_initializer=self._fresh_initializer(),
-                depthwise_regularizer=(
-                    self.kernel_regularizer if self.regularize_depthwise else None
-                ),
-                pointwise_regularizer=self.kernel_regularizer,
                 name=f"{name}_depthwise_conv",
+                **hyperparams.separable_conv_kwargs(),
             )
         else:
             conv = keras.layers.Conv2D(
@@ -203,19 +255,15 @@ class FeaturePyramid(keras.layers.Layer):
                 3,
                 strides=strides,
                 padding=padding,
-                use_bias=False,
-                kernel_initializer=self._fresh_initializer(),
-                kernel_regularizer=self.kernel_regularizer,
                 name=f"{name}_conv",
+                **hyperparams.conv_kwargs(),
             )
         layers += [
             conv,
-            FusedBatchNormalization(
-                momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=f"{name}_batchnorm"
-            ),
-            keras.layers.Activation(self.activation, name=name),
+            hyperparams.batch_norm_layer(name=f"{name}_batchnorm"),
+            hyperparams.activation_layer(name=name),
         ]
-        return keras.Sequential(layers, name=name)
+        return keras.Sequential([layer for layer in layers if layer is not None], name=name)
 
     def get_config(self):
         config = super().get_config()
@@ -226,10 +274,7 @@ class FeaturePyramid(keras.layers.Layer):
                 "depth": self.depth,
                 "use_depthwise": self.use_depthwise,
                 "use_explicit_padding": self.use_explicit_padding,
-                "activation": self.activation,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
             }
         )
         return config

@@ -1,6 +1,9 @@
-"""Kernel regularization of the convolutions in kdet's feature extractors and their bodies."""
+"""Kernel regularization and `override_base_feature_extractor_hyperparams` of the
+convolutions in kdet's feature extractors and their bodies."""
 
 import keras
+
+from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 def regularize_kernels(config, kernel_regularizer, regularize_depthwise=False):
@@ -56,3 +59,81 @@ def regularized_clone(layer, kernel_regularizer, regularize_depthwise=False):
     """
     config = regularize_kernels(layer.get_config(), kernel_regularizer, regularize_depthwise)
     return layer.__class__.from_config(config)
+
+
+def _is_relu(layer):
+    """Whether `layer` is a body activation layer: a `ReLU` or an `Activation("relu")`."""
+    if isinstance(layer, keras.layers.ReLU):
+        return True
+    return isinstance(layer, keras.layers.Activation) and layer.get_config().get(
+        "activation"
+    ) in ("relu", "relu6")
+
+
+def hyperparams_clone(layer, hyperparams, clone_function=None):
+    """The copy of one body layer under `override_base_feature_extractor_hyperparams`.
+
+    As the TF OD API's Keras bodies (`keras_models/mobilenet_v1.py`, `mobilenet_v2.py`,
+    `resnet_v1.py`) build their layers when given `conv_hyperparams`: each batch norm becomes
+    `hyperparams.batch_norm_layer` (an identity without `batch_norm`), each ReLU / ReLU6 /
+    `Activation("relu")` becomes `hyperparams.activation_layer` (an identity for `NONE`), and
+    convolutions take the initializer and regularizer of `hyperparams`
+    (`ConvHyperparams.layer_config_overrides`). Layer names are kept; a convolution keeps its
+    `use_bias`, as the bodies pass their own.
+
+    Args:
+        layer: a Keras layer of the body being cloned.
+        hyperparams: a `kdet.layers.ConvHyperparams`.
+        clone_function: optional function from `layer` to its copy (padding changes, ...),
+            applied before the hyperparams. Defaults to rebuilding it from its config.
+
+    Returns:
+        A new, unbuilt layer.
+    """
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return hyperparams.batch_norm_layer(name=layer.name) or keras.layers.Identity(
+            name=layer.name
+        )
+    if _is_relu(layer):
+        return hyperparams.activation_layer(name=layer.name) or keras.layers.Identity(
+            name=layer.name
+        )
+    copy = clone_function(layer) if clone_function else layer.__class__.from_config(
+        layer.get_config()
+    )
+    if isinstance(copy, keras.layers.ZeroPadding2D | keras.layers.Identity):
+        return copy
+    return copy.__class__.from_config(hyperparams.layer_config_overrides(copy.get_config()))
+
+
+def clone_body(model, clone_function=None, hyperparams=None, keep_weights=False):
+    """A copy of a `keras.applications` body, with `hyperparams` set up in it if given.
+
+    Without `hyperparams` this is `kdet.layers.clone_with_fused_batch_norm(model,
+    clone_function)` (weights kept). With them every layer goes through `hyperparams_clone`;
+    the copy keeps the weights of `model` (layer by layer, where the shapes agree) only with
+    `keep_weights` (ImageNet weights), else its kernels are drawn anew from the hyperparams'
+    initializer.
+
+    Args:
+        model: a functional `keras.Model`.
+        clone_function: optional per-layer copy function (see `hyperparams_clone`).
+        hyperparams: a `kdet.layers.ConvHyperparams`, or None.
+        keep_weights: bool. Copy the weights of `model` into the hyperparams copy. Defaults
+            to `False`.
+
+    Returns:
+        A new functional `keras.Model` with the same layer names.
+    """
+    if hyperparams is None:
+        return clone_with_fused_batch_norm(model, clone_function=clone_function)
+    copy = keras.models.clone_model(
+        model,
+        clone_function=lambda layer: hyperparams_clone(layer, hyperparams, clone_function),
+    )
+    if keep_weights:
+        for layer in copy.layers:
+            weights = model.get_layer(layer.name).get_weights() if layer.weights else []
+            if weights and [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+                layer.set_weights(weights)
+    return copy

@@ -4,9 +4,9 @@ import functools
 
 import keras
 
+from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularize_kernels
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
-from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 def mobilenet_v1_body(
@@ -18,6 +18,7 @@ def mobilenet_v1_body(
     kernel_initializer=None,
     kernel_regularizer=None,
     batch_norm_momentum=0.99,
+    hyperparams=None,
 ):
     """`keras.applications.MobileNet` without its top, laid out as the TF OD API's Keras body.
 
@@ -50,6 +51,13 @@ def mobilenet_v1_body(
             or `None`. Defaults to `None`.
         batch_norm_momentum: float. Momentum of the batch norms (TF OD API `decay`); their
             epsilon is Keras's 1e-3, the TF OD API's. Defaults to `0.99` (Keras's).
+        hyperparams: a `kdet.layers.ConvHyperparams` setting up the body instead of
+            `kernel_initializer`, `kernel_regularizer` and `batch_norm_momentum`
+            (`override_base_feature_extractor_hyperparams`), as the TF OD API's
+            `keras_models/mobilenet_v1.py` does with `conv_hyperparams`: every kernel,
+            depthwise ones included, takes their initializer and regularizer, every batch
+            norm theirs (none without `batch_norm`), every ReLU6 their activation. Defaults to
+            `None`.
 
     Returns:
         A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized, in
@@ -66,19 +74,24 @@ def mobilenet_v1_body(
     )
     if pointwise_filters:
         mobilenet = _with_pointwise_filters(mobilenet, pointwise_filters)
-    body = clone_with_fused_batch_norm(
+    if hyperparams is not None:
+        hyperparams = hyperparams.replace(regularize_depthwise=True)
+    body = clone_body(
         mobilenet,
         clone_function=functools.partial(
             _detection_layer,
             kernel_regularizer=kernel_regularizer,
             use_explicit_padding=use_explicit_padding,
         ),
+        hyperparams=hyperparams,
+        keep_weights=weights is not None,
     )
-    for layer in body.layers:
-        if isinstance(layer, FusedBatchNormalization):
-            layer.momentum = batch_norm_momentum
-    if weights is None and kernel_initializer is not None:
-        _draw_kernels(body, kernel_initializer)
+    if hyperparams is None:
+        for layer in body.layers:
+            if isinstance(layer, FusedBatchNormalization):
+                layer.momentum = batch_norm_momentum
+        if weights is None and kernel_initializer is not None:
+            _draw_kernels(body, kernel_initializer)
     features = keras.Model(
         body.input, [body.get_layer(name).output for name in endpoints], name="MobilenetV1"
     )

@@ -2,12 +2,16 @@
 
 import keras
 
+from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularize_kernels
-from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 def mobilenet_v2_body(
-    depth_multiplier=1.0, weights=None, kernel_regularizer=None, regularize_depthwise=False
+    depth_multiplier=1.0,
+    weights=None,
+    kernel_regularizer=None,
+    regularize_depthwise=False,
+    hyperparams=None,
 ):
     """`keras.applications.MobileNetV2` without its top, with TF "SAME" padding everywhere.
 
@@ -25,6 +29,8 @@ def mobilenet_v2_body(
         kernel_regularizer: a `keras.regularizers.Regularizer` for the kernels of the 1x1
             and full convolutions, or `None`. Defaults to `None`.
         regularize_depthwise: bool. Also regularize the depthwise kernels. Defaults to `False`.
+        hyperparams: a `kdet.layers.ConvHyperparams`, or `None` (Keras's MobileNetV2
+            settings). Defaults to `None`.
 
     Returns:
         A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized) to
@@ -43,4 +49,11 @@ def mobilenet_v2_body(
             config["padding"] = "same"
         return layer.__class__.from_config(config)
 
-    return clone_with_fused_batch_norm(mobilenet, clone_function=same_padding_regularized)
+    if hyperparams is not None:
+        hyperparams = hyperparams.replace(regularize_depthwise=True)
+    return clone_body(
+        mobilenet,
+        clone_function=same_padding_regularized,
+        hyperparams=hyperparams,
+        keep_weights=weights is not None,
+    )

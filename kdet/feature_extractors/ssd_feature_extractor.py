@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kdet.layers import conv_hyperparams as conv_hyperparams_lib
+
 # Stands in for unknown spatial dimensions when a forward pass builds the weights.
 _BUILD_IMAGE_SIZE = 64
 
@@ -52,3 +54,14 @@ def check_backbone_weights(backbone_weights):
     """Rejects `backbone_weights` other than `None` and `"imagenet"`."""
     if backbone_weights not in (None, "imagenet"):
         raise ValueError(f"backbone_weights must be None or 'imagenet', got {backbone_weights!r}")
+
+
+def extractor_hyperparams(conv_hyperparams, default, kernel_regularizer=None, regularize_depthwise=None):
+    """The `ConvHyperparams` of an extractor: `conv_hyperparams` (a `ConvHyperparams`, its
+    config or Keras serialization) or `default` when None, with the `kernel_regularizer` /
+    `regularize_depthwise` arguments of extractors saved before `conv_hyperparams` existed
+    folded in (None: absent)."""
+    hyperparams = conv_hyperparams_lib.get(conv_hyperparams) or default
+    return conv_hyperparams_lib.with_legacy_regularization(
+        hyperparams, kernel_regularizer, regularize_depthwise
+    )

@@ -2,9 +2,11 @@
 
 import keras
 
+from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 
 
 class SSDFPNFeatureExtractor(SSDFeatureExtractor):
@@ -18,9 +20,11 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
     `kdet.layers.MultiscaleGridAnchorGenerator` with the same levels.
 
     A subclass builds its body in `__init__`: a functional `keras.Model` from preprocessed
-    images to the maps named by `body_endpoints(level_endpoints)`, finest first. It hands the
-    body to `attach_body` with its own `FeaturePyramid` settings, implements `preprocess`, and
-    adds its own constructor arguments to `get_config`.
+    images to the maps named by `body_endpoints(level_endpoints)`, finest first, set up with
+    `body_hyperparams` (`conv_hyperparams` with `override_base_feature_extractor_hyperparams`,
+    else None: the body's own settings). It hands the body to `attach_body` with its own
+    `FeaturePyramid` settings, implements `preprocess`, and adds its own constructor arguments
+    to `get_config`. Its class attribute `DEFAULT_CONV_HYPERPARAMS` is the pyramid's default.
 
     Args:
         fpn_min_level: int. Finest pyramid level; must be a level of the body.
@@ -29,10 +33,16 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
         additional_layer_depth: int. Channels of the pyramid maps (see `pyramid_depth`).
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
             `None`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            convolution kernels of the body and the pyramid, or `None`: the TF OD API
-            `conv_hyperparams` regularizer. The subclass hands it to its body. Defaults to
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of the pyramid, or
+            `None` for the class's `DEFAULT_CONV_HYPERPARAMS`. Its regularizer also goes to
+            the body. Defaults to `None`.
+        override_base_feature_extractor_hyperparams: bool. Set up the body with
+            `conv_hyperparams` too (TF OD API field of this name). Defaults to `False`.
+        kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
+            argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
             `None`.
+        regularize_depthwise: bool replacing that of `conv_hyperparams`, or `None`. Defaults
+            to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Reference:
@@ -40,20 +50,49 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
         `object_detection/models/feature_map_generators.py` (`KerasFpnTopDownFeatureMaps`).
     """
 
+    DEFAULT_CONV_HYPERPARAMS = DEFAULT_CONV_HYPERPARAMS
+
     def __init__(
         self,
         fpn_min_level,
         fpn_max_level,
         additional_layer_depth,
         backbone_weights=None,
+        conv_hyperparams=None,
+        override_base_feature_extractor_hyperparams=False,
         kernel_regularizer=None,
+        regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
         self.fpn_min_level = fpn_min_level
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.conv_hyperparams = extractor_hyperparams(
+            conv_hyperparams,
+            self.DEFAULT_CONV_HYPERPARAMS,
+            kernel_regularizer,
+            regularize_depthwise,
+        )
+        self.override_base_feature_extractor_hyperparams = bool(
+            override_base_feature_extractor_hyperparams
+        )
+
+    @property
+    def kernel_regularizer(self):
+        """The regularizer of `conv_hyperparams` (pyramid and body kernels)."""
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        return self.conv_hyperparams.regularize_depthwise
+
+    @property
+    def body_hyperparams(self):
+        """`conv_hyperparams` with `override_base_feature_extractor_hyperparams`, else None."""
+        if self.override_base_feature_extractor_hyperparams:
+            return self.conv_hyperparams
+        return None
 
     @property
     def pyramid_depth(self):
@@ -78,15 +117,15 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
             body: functional `keras.Model` from preprocessed images `[batch, height, width, 3]`
                 to the list of the maps of `body_endpoints(...)`, finest first.
             **pyramid_options: further `FeaturePyramid` arguments (`use_depthwise`,
-                `kernel_initializer`, ...). Its levels, depth (`pyramid_depth`) and
-                `kernel_regularizer` are the extractor's.
+                `use_explicit_padding`). Its levels, depth (`pyramid_depth`) and
+                `conv_hyperparams` are the extractor's.
         """
         self.body = body
         self.feature_pyramid = FeaturePyramid(
             self.fpn_min_level,
             self.fpn_max_level,
             depth=self.pyramid_depth,
-            kernel_regularizer=self.kernel_regularizer,
+            conv_hyperparams=self.conv_hyperparams,
             name="feature_pyramid",
             **pyramid_options,
         )
@@ -107,7 +146,10 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
                 "fpn_min_level": self.fpn_min_level,
                 "fpn_max_level": self.fpn_max_level,
                 "additional_layer_depth": self.additional_layer_depth,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "override_base_feature_extractor_hyperparams": (
+                    self.override_base_feature_extractor_hyperparams
+                ),
             }
         )
         return config

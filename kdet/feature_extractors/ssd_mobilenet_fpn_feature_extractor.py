@@ -2,11 +2,15 @@
 
 import keras
 
+from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
 
-# conv_hyperparams initializer of the TF OD API MobileNet FPN and FPNLite configs:
-# random_normal_initializer stddev 0.01.
-PYRAMID_KERNEL_STDDEV = 0.01
+# The pyramid's default conv_hyperparams: those of the TF OD API MobileNet FPN and FPNLite
+# configs (random_normal_initializer stddev 0.01, RELU_6, batch_norm decay 0.997, epsilon
+# 0.001, scale true), without their regularizer.
+MOBILENET_FPN_CONV_HYPERPARAMS = DEFAULT_CONV_HYPERPARAMS.replace(
+    kernel_initializer=keras.initializers.RandomNormal(stddev=0.01)
+)
 
 
 class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
@@ -15,9 +19,10 @@ class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
     What the TF OD API MobileNetV1 and MobileNetV2 FPN extractors share on top of
     `SSDFPNFeatureExtractor`: the body takes MobileNet inputs (`preprocess` maps pixels 0..255
     to -1..1), the pyramid has `max(additional_layer_depth * depth_multiplier, min_depth)`
-    channels, optionally separable 3x3 convolutions (`use_depthwise`), and kernels drawn from
-    `RandomNormal(stddev=0.01)`. A subclass builds its MobileNet body (scaled by
-    `depth_multiplier`, its kernels regularized by `kernel_regularizer`) as
+    channels, optionally separable 3x3 convolutions (`use_depthwise`), and by default
+    (`MOBILENET_FPN_CONV_HYPERPARAMS`) kernels drawn from `RandomNormal(stddev=0.01)`. A
+    subclass builds its MobileNet body (scaled by `depth_multiplier`, its kernels regularized
+    by the `conv_hyperparams` regularizer, or set up by `body_hyperparams`) as
     `SSDFPNFeatureExtractor` describes and hands it to `attach_body`.
 
     Args:
@@ -31,12 +36,11 @@ class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
         use_depthwise: bool. Separable 3x3 pyramid convolutions (depthwise 3x3 + pointwise).
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
             `None`.
-        kernel_regularizer: see `SSDFPNFeatureExtractor`. Defaults to `None`.
-        regularize_depthwise: bool. Regularize the depthwise kernels of the pyramid's
-            separable convolutions too (TF OD API `regularize_depthwise`). Defaults to
-            `False`.
-        **kwargs: passed to `keras.layers.Layer`.
+        **kwargs: `conv_hyperparams`, `override_base_feature_extractor_hyperparams` (see
+            `SSDFPNFeatureExtractor`) and `keras.layers.Layer` arguments.
     """
+
+    DEFAULT_CONV_HYPERPARAMS = MOBILENET_FPN_CONV_HYPERPARAMS
 
     def __init__(
         self,
@@ -47,8 +51,6 @@ class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
         additional_layer_depth,
         use_depthwise,
         backbone_weights=None,
-        kernel_regularizer=None,
-        regularize_depthwise=False,
         **kwargs,
     ):
         super().__init__(
@@ -56,13 +58,11 @@ class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
             fpn_max_level,
             additional_layer_depth,
             backbone_weights=backbone_weights,
-            kernel_regularizer=kernel_regularizer,
             **kwargs,
         )
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.use_depthwise = use_depthwise
-        self.regularize_depthwise = regularize_depthwise
 
     @property
     def pyramid_depth(self):
@@ -77,13 +77,7 @@ class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
             body: see `SSDFPNFeatureExtractor.attach_body`.
             **pyramid_options: further `FeaturePyramid` arguments (`use_explicit_padding`).
         """
-        super().attach_body(
-            body,
-            use_depthwise=self.use_depthwise,
-            kernel_initializer=keras.initializers.RandomNormal(stddev=PYRAMID_KERNEL_STDDEV),
-            regularize_depthwise=self.regularize_depthwise,
-            **pyramid_options,
-        )
+        super().attach_body(body, use_depthwise=self.use_depthwise, **pyramid_options)
 
     def preprocess(self, images):
         return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
@@ -95,7 +89,6 @@ class SSDMobileNetFPNFeatureExtractor(SSDFPNFeatureExtractor):
                 "depth_multiplier": self.depth_multiplier,
                 "min_depth": self.min_depth,
                 "use_depthwise": self.use_depthwise,
-                "regularize_depthwise": self.regularize_depthwise,
             }
         )
         return config

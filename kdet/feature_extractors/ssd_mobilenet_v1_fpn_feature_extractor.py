@@ -4,7 +4,6 @@ import keras
 
 from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_body
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import PYRAMID_KERNEL_STDDEV
 from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
     SSDMobileNetFPNFeatureExtractor,
 )
@@ -19,11 +18,8 @@ LEVEL_ENDPOINTS = {
 # TF OD API `_create_modified_mobilenet_config`: with use_depthwise, the last two pointwise
 # convolutions have 512 and 256 filters (before the depth multiplier) instead of 1024.
 DEPTHWISE_POINTWISE_FILTERS = {"conv_pw_12": 512, "conv_pw_13": 256}
-# conv_hyperparams of the TF OD API MobileNetV1 FPN configs: random_normal_initializer
-# stddev 0.01 (PYRAMID_KERNEL_STDDEV) and batch_norm decay 0.997 (FeaturePyramid's), epsilon
-# 0.001. With override_base_feature_extractor_hyperparams they set up the body too.
-_OVERRIDE_BATCH_NORM_MOMENTUM = 0.997
-# The TF OD API's own MobileNetV1 settings otherwise (keras_models/mobilenet_v1.py).
+# The TF OD API's own MobileNetV1 settings without override_base_feature_extractor_hyperparams
+# (keras_models/mobilenet_v1.py).
 _BODY_KERNEL_STDDEV = 0.09
 _BODY_BATCH_NORM_MOMENTUM = 0.9997
 
@@ -45,10 +41,11 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
 
     The body's batch norms have momentum 0.9997 and its kernels start from
     `TruncatedNormal(stddev=0.09)`, the TF OD API's MobileNetV1 settings; with
-    `override_base_feature_extractor_hyperparams` they take the pyramid's instead (momentum
-    0.997, `RandomNormal(stddev=0.01)`), as `conv_hyperparams` then set up the body too.
-    `kernel_regularizer` applies to all convolution kernels of the body (depthwise ones
-    included, as the TF OD API's body regularizes them) and to the pyramid's.
+    `override_base_feature_extractor_hyperparams` the body is set up by `conv_hyperparams`
+    instead (initializer, regularizer, batch norm, activation; see
+    `kdet.feature_extractors.mobilenet_v1_body`). The `conv_hyperparams` regularizer applies
+    to all convolution kernels of the body (depthwise ones included, as the TF OD API's body
+    regularizes them) and to the pyramid's.
 
     `min_depth` bounds the pyramid depth only, and `depth_multiplier` scales the body once, as
     `keras.applications.MobileNet` does (the TF OD API's Keras body also bounds its layers by
@@ -69,20 +66,19 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         use_explicit_padding: bool. One-pixel padding and "valid" convolutions instead of
             "same" padding in the body's stride-2 convolutions and the pyramid's stride-2
             layers (TF OD API `use_explicit_padding`). Defaults to `False`.
-        override_base_feature_extractor_hyperparams: bool. Give the body the pyramid's batch
-            norm momentum and kernel initializer (the TF OD API field of this name). Defaults
-            to `False`.
+        override_base_feature_extractor_hyperparams: bool. Set up the body with
+            `conv_hyperparams` (the TF OD API field of this name). Defaults to `False`.
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
             `use_depthwise` the narrower `conv_dw_13`, `conv_pw_12` and `conv_pw_13` start
             from random weights. Defaults to `None`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            convolution kernels of the body and the pyramid, or `None`: the TF OD API
-            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-5)` for
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of the pyramid, or
+            `None` for `MOBILENET_FPN_CONV_HYPERPARAMS` (`RandomNormal(stddev=0.01)`, batch
+            norm momentum 0.997, epsilon 1e-3 with scale, ReLU6, no regularizer); e.g. a
+            regularizer `keras.regularizers.L2(0.5 * 4e-5)` for
             `l2_regularizer { weight: 0.00004 }`. Defaults to `None`.
-        regularize_depthwise: bool. Regularize the depthwise kernels of the pyramid's
-            separable convolutions too (TF OD API `regularize_depthwise`). Defaults to
-            `False`.
-        **kwargs: passed to `keras.layers.Layer`.
+        **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
+            `conv_hyperparams`, the arguments of extractors saved before it) and
+            `keras.layers.Layer` arguments.
 
     Example:
     ```python
@@ -107,8 +103,7 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         use_explicit_padding=False,
         override_base_feature_extractor_hyperparams=False,
         backbone_weights=None,
-        kernel_regularizer=None,
-        regularize_depthwise=False,
+        conv_hyperparams=None,
         **kwargs,
     ):
         super().__init__(
@@ -119,32 +114,29 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             additional_layer_depth,
             use_depthwise,
             backbone_weights=backbone_weights,
-            kernel_regularizer=kernel_regularizer,
-            regularize_depthwise=regularize_depthwise,
+            conv_hyperparams=conv_hyperparams,
+            override_base_feature_extractor_hyperparams=(
+                override_base_feature_extractor_hyperparams
+            ),
             **kwargs,
         )
         self.use_explicit_padding = use_explicit_padding
-        self.override_base_feature_extractor_hyperparams = (
-            override_base_feature_extractor_hyperparams
-        )
         pointwise_filters = None
         if use_depthwise:
             pointwise_filters = {
                 name: int(filters * depth_multiplier)
                 for name, filters in DEPTHWISE_POINTWISE_FILTERS.items()
             }
-        body_initializer, body_momentum = _body_hyperparams(
-            override_base_feature_extractor_hyperparams
-        )
         body = mobilenet_v1_body(
             self.body_endpoints(LEVEL_ENDPOINTS),
             depth_multiplier,
             backbone_weights,
             pointwise_filters=pointwise_filters,
             use_explicit_padding=use_explicit_padding,
-            kernel_initializer=body_initializer,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=_BODY_KERNEL_STDDEV),
             kernel_regularizer=self.kernel_regularizer,
-            batch_norm_momentum=body_momentum,
+            batch_norm_momentum=_BODY_BATCH_NORM_MOMENTUM,
+            hyperparams=self.body_hyperparams,
         )
         self.attach_body(body, use_explicit_padding=use_explicit_padding)
 
@@ -153,19 +145,6 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         config.update(
             {
                 "use_explicit_padding": self.use_explicit_padding,
-                "override_base_feature_extractor_hyperparams": (
-                    self.override_base_feature_extractor_hyperparams
-                ),
             }
         )
         return config
-
-
-def _body_hyperparams(override_base_feature_extractor_hyperparams):
-    """`(kernel initializer, batch norm momentum)` of the body: the TF OD API MobileNetV1's, or
-    the pyramid's with `override_base_feature_extractor_hyperparams`."""
-    if override_base_feature_extractor_hyperparams:
-        initializer = keras.initializers.RandomNormal(stddev=PYRAMID_KERNEL_STDDEV)
-        return initializer, _OVERRIDE_BATCH_NORM_MOMENTUM
-    initializer = keras.initializers.TruncatedNormal(stddev=_BODY_KERNEL_STDDEV)
-    return initializer, _BODY_BATCH_NORM_MOMENTUM

@@ -5,15 +5,19 @@ import keras
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
-from kdet.layers.fused_batch_normalization import FusedBatchNormalization
+from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
+from kdet.layers.conv_hyperparams import ConvHyperparams
 
 # Depths of the four extra feature maps built on top of layer_19 (TF OD API feature_map_layout).
 EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
-# The TF OD API ssd_mobilenet_v2 conv_hyperparams: batch_norm decay 0.9997, epsilon 0.001, and
-# truncated_normal_initializer stddev 0.03.
-_BATCH_NORM_MOMENTUM = 0.9997
-_BATCH_NORM_EPSILON = 1e-3
-_KERNEL_STDDEV = 0.03
+# The default conv_hyperparams: those of the TF OD API ssd_mobilenet_v2 configs
+# (truncated_normal_initializer stddev 0.03, RELU_6, batch_norm decay 0.9997, epsilon 0.001,
+# scale true), without their regularizer.
+DEFAULT_CONV_HYPERPARAMS = ConvHyperparams(
+    kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.03),
+    activation="relu6",
+    batch_norm={"momentum": 0.9997, "epsilon": 1e-3, "center": True, "scale": True},
+)
 
 
 @register_feature_extractor("ssd_mobilenet_v2")
@@ -28,6 +32,15 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
     with `use_depthwise`), every convolution followed by batch norm and ReLU6. At 300x300 the
     maps are 19, 10, 5, 3, 2 and 1 pixels wide. This is the TF OD API
     `SSDMobileNetV2KerasFeatureExtractor` with `KerasMultiResolutionFeatureMaps`.
+
+    `conv_hyperparams` (the TF OD API `conv_hyperparams` of the feature extractor) set up the
+    extra layers: kernel initializer and regularizer, batch norm and activation. The body keeps
+    Keras's MobileNetV2 settings (batch norm momentum 0.999, epsilon 1e-3, ReLU6), its kernels
+    regularized by the `conv_hyperparams` regularizer (depthwise ones with
+    `regularize_depthwise`): the TF OD API regularizes its body with a fixed L2 weight 4e-5
+    (depthwise kernels too), the weight of every sample config. With
+    `override_base_feature_extractor_hyperparams` the body takes `conv_hyperparams` too (see
+    `kdet.feature_extractors.mobilenet_v2_body`), as in the TF OD API.
 
     The extra layers carry the TF OD API names (`layer_19_1_Conv2d_2_1x1_256_conv`,
     `layer_19_2_Conv2d_2_3x3_s2_512_depthwise_conv`, ..., each with its `_batchnorm`), so
@@ -46,14 +59,18 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
             (the `ssd_mobilenet_v2_coco` layout) instead of a plain 3x3 convolution. Defaults
             to `True`.
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to `None`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            convolution kernels of the body and the extra layers, or `None`: the
-            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-5)` for
-            `l2_regularizer { weight: 0.00004 }` in `ssd_mobilenet_v2_coco.config`. (The TF
-            OD API regularizes the body with its own L2 weight 4e-5, the same in that config.)
-            Defaults to `None`.
-        regularize_depthwise: bool. Regularize the depthwise kernels too (TF OD API
-            `regularize_depthwise`). Defaults to `False`.
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
+            `DEFAULT_CONV_HYPERPARAMS` (`TruncatedNormal(stddev=0.03)`, batch norm momentum
+            0.9997, epsilon 1e-3 with scale, ReLU6, no regularizer). Its regularizer, e.g.
+            `keras.regularizers.L2(0.5 * 4e-5)` for `l2_regularizer { weight: 0.00004 }`,
+            also goes to the body. Defaults to `None`.
+        override_base_feature_extractor_hyperparams: bool. Set up the body with
+            `conv_hyperparams` too. Defaults to `False`.
+        kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
+            argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
+            `None`.
+        regularize_depthwise: bool replacing that of `conv_hyperparams`, or `None`. Defaults
+            to `None`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Example:
@@ -74,18 +91,29 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         min_depth=16,
         use_depthwise=True,
         backbone_weights=None,
+        conv_hyperparams=None,
+        override_base_feature_extractor_hyperparams=False,
         kernel_regularizer=None,
-        regularize_depthwise=False,
+        regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.use_depthwise = use_depthwise
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.regularize_depthwise = regularize_depthwise
+        self.conv_hyperparams = extractor_hyperparams(
+            conv_hyperparams, DEFAULT_CONV_HYPERPARAMS, kernel_regularizer, regularize_depthwise
+        )
+        self.override_base_feature_extractor_hyperparams = bool(
+            override_base_feature_extractor_hyperparams
+        )
+        hyperparams = self.conv_hyperparams
         body = mobilenet_v2_body(
-            depth_multiplier, backbone_weights, self.kernel_regularizer, regularize_depthwise
+            depth_multiplier,
+            backbone_weights,
+            hyperparams.kernel_regularizer,
+            hyperparams.regularize_depthwise,
+            hyperparams=hyperparams if self.override_base_feature_extractor_hyperparams else None,
         )
         self.body = keras.Model(
             body.input,
@@ -97,27 +125,29 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
             for index, depth in enumerate(EXTRA_LAYER_DEPTHS, start=2)
         ]
 
+    @property
+    def kernel_regularizer(self):
+        """The regularizer of `conv_hyperparams`."""
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        return self.conv_hyperparams.regularize_depthwise
+
     def _depth(self, depth):
         return max(int(depth * self.depth_multiplier), self.min_depth)
 
     def _extra_layer(self, index, depth):
         """One extra feature map: 1x1 conv to half depth, then a stride-2 3x3 conv."""
-        regularizer = self.kernel_regularizer
+        hyperparams = self.conv_hyperparams
         reduce_name = f"layer_19_1_Conv2d_{index}_1x1_{self._depth(depth // 2)}"
-        layers = _conv_bn_relu6(reduce_name, 1, self._depth(depth // 2), regularizer=regularizer)
+        layers = _conv_block(hyperparams, reduce_name, 1, self._depth(depth // 2))
         downsample_name = f"layer_19_2_Conv2d_{index}_3x3_s2_{self._depth(depth)}"
         if self.use_depthwise:
-            depthwise_regularizer = regularizer if self.regularize_depthwise else None
-            layers += _conv_bn_relu6(
-                f"{downsample_name}_depthwise", 3, strides=2, regularizer=depthwise_regularizer
-            )
-            layers += _conv_bn_relu6(
-                downsample_name, 1, self._depth(depth), regularizer=regularizer
-            )
+            layers += _conv_block(hyperparams, f"{downsample_name}_depthwise", 3, strides=2)
+            layers += _conv_block(hyperparams, downsample_name, 1, self._depth(depth))
         else:
-            layers += _conv_bn_relu6(
-                downsample_name, 3, self._depth(depth), strides=2, regularizer=regularizer
-            )
+            layers += _conv_block(hyperparams, downsample_name, 3, self._depth(depth), strides=2)
         return keras.Sequential(layers, name=f"layer_19_Conv2d_{index}")
 
     def build(self, input_shape):
@@ -142,39 +172,33 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
                 "depth_multiplier": self.depth_multiplier,
                 "min_depth": self.min_depth,
                 "use_depthwise": self.use_depthwise,
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "regularize_depthwise": self.regularize_depthwise,
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "override_base_feature_extractor_hyperparams": (
+                    self.override_base_feature_extractor_hyperparams
+                ),
             }
         )
         return config
 
 
-def _conv_bn_relu6(name, kernel_size, filters=None, strides=1, regularizer=None):
-    """`[conv, batch norm, ReLU6]` named `{name}_conv`, `{name}_batchnorm`, `{name}`.
+def _conv_block(hyperparams, name, kernel_size, filters=None, strides=1):
+    """`[conv, batch norm, activation]` named `{name}_conv`, `{name}_batchnorm`, `{name}`.
 
-    `filters=None` makes the convolution depthwise. `regularizer` regularizes its kernel.
+    `filters=None` makes the convolution depthwise. `hyperparams` (a `ConvHyperparams`) set up
+    all three; without batch norm or activation those layers are left out.
     """
-    initializer = keras.initializers.TruncatedNormal(stddev=_KERNEL_STDDEV)
-    conv_kwargs = {"strides": strides, "padding": "same", "use_bias": False, "name": f"{name}_conv"}
+    conv_kwargs = {"strides": strides, "padding": "same", "name": f"{name}_conv"}
     if filters is None:
         conv = keras.layers.DepthwiseConv2D(
-            kernel_size,
-            depthwise_initializer=initializer,
-            depthwise_regularizer=regularizer,
-            **conv_kwargs,
+            kernel_size, **conv_kwargs, **hyperparams.depthwise_conv_kwargs()
         )
     else:
         conv = keras.layers.Conv2D(
-            filters,
-            kernel_size,
-            kernel_initializer=initializer,
-            kernel_regularizer=regularizer,
-            **conv_kwargs,
+            filters, kernel_size, **conv_kwargs, **hyperparams.conv_kwargs()
         )
-    return [
+    layers = [
         conv,
-        FusedBatchNormalization(
-            momentum=_BATCH_NORM_MOMENTUM, epsilon=_BATCH_NORM_EPSILON, name=f"{name}_batchnorm"
-        ),
-        keras.layers.ReLU(6.0, name=name),
+        hyperparams.batch_norm_layer(name=f"{name}_batchnorm"),
+        hyperparams.activation_layer(name=name),
     ]
+    return [layer for layer in layers if layer is not None]

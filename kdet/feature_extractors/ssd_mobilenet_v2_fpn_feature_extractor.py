@@ -2,6 +2,7 @@
 
 import keras
 
+from kdet.feature_extractors.kernel_regularization import hyperparams_clone
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
@@ -27,6 +28,12 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     convolutions are separable and the body's last 1x1 convolution `Conv_1` has 256 instead of
     1280 filters, as in the TF OD API. A 320x320 input gives maps of 40, 20, 10, 5 and 3 pixels.
 
+    `conv_hyperparams` set up the pyramid; their regularizer also goes to the body's kernels
+    (depthwise ones with `regularize_depthwise`; the TF OD API body has its own fixed L2 weight
+    4e-5, the one of the sample configs). With `override_base_feature_extractor_hyperparams`
+    (the `ssd_mobilenet_v2_fpnlite` configs) the body is set up with `conv_hyperparams` as
+    the TF OD API does: see `kdet.feature_extractors.mobilenet_v2_body`.
+
     `depth_multiplier` scales the body like `alpha` of `keras.applications.MobileNetV2`, and
     `Conv_1` by the TF OD API rule (only below 1); `min_depth` bounds the pyramid depth only
     (the TF OD API also bounds the body's layers, which changes it below depth multiplier 0.5).
@@ -45,13 +52,16 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
             `use_depthwise` the narrower `Conv_1` starts from random weights. Defaults to
             `None`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            convolution kernels of the body and the pyramid, or `None`: the TF OD API
-            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * w)` for
-            `l2_regularizer { weight: w }`. Defaults to `None`.
-        regularize_depthwise: bool. Regularize the depthwise kernels too (TF OD API
-            `regularize_depthwise`). Defaults to `False`.
-        **kwargs: passed to `keras.layers.Layer`.
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
+            `MOBILENET_FPN_CONV_HYPERPARAMS` (`RandomNormal(stddev=0.01)`, batch norm momentum
+            0.997, epsilon 1e-3 with scale, ReLU6, no regularizer); e.g. a regularizer
+            `keras.regularizers.L2(0.5 * w)` for `l2_regularizer { weight: w }`. Defaults to
+            `None`.
+        override_base_feature_extractor_hyperparams: bool. Set up the body with
+            `conv_hyperparams` too. Defaults to `False`.
+        **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
+            `conv_hyperparams`, the arguments of extractors saved before it) and
+            `keras.layers.Layer` arguments.
 
     Example:
     ```python
@@ -74,8 +84,8 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         additional_layer_depth=128,
         use_depthwise=True,
         backbone_weights=None,
-        kernel_regularizer=None,
-        regularize_depthwise=False,
+        conv_hyperparams=None,
+        override_base_feature_extractor_hyperparams=False,
         **kwargs,
     ):
         super().__init__(
@@ -86,8 +96,10 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             additional_layer_depth,
             use_depthwise,
             backbone_weights=backbone_weights,
-            kernel_regularizer=kernel_regularizer,
-            regularize_depthwise=regularize_depthwise,
+            conv_hyperparams=conv_hyperparams,
+            override_base_feature_extractor_hyperparams=(
+                override_base_feature_extractor_hyperparams
+            ),
             **kwargs,
         )
         body = _mobilenet_v2_fpn_body(
@@ -96,18 +108,27 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             backbone_weights,
             self.body_endpoints(LEVEL_ENDPOINTS),
             self.kernel_regularizer,
-            regularize_depthwise,
+            self.regularize_depthwise,
+            self.body_hyperparams,
         )
         self.attach_body(body)
 
 
 def _mobilenet_v2_fpn_body(
-    depth_multiplier, use_depthwise, weights, endpoints, kernel_regularizer, regularize_depthwise
+    depth_multiplier,
+    use_depthwise,
+    weights,
+    endpoints,
+    kernel_regularizer,
+    regularize_depthwise,
+    hyperparams=None,
 ):
     """The MobileNetV2 body with outputs `endpoints` and the TF OD API `Conv_1` width."""
-    body = mobilenet_v2_body(depth_multiplier, weights, kernel_regularizer, regularize_depthwise)
+    body = mobilenet_v2_body(
+        depth_multiplier, weights, kernel_regularizer, regularize_depthwise, hyperparams
+    )
     outputs = [
-        _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer)
+        _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer, hyperparams)
         if name == "out_relu"
         else body.get_layer(name).output
         for name in endpoints
@@ -115,22 +136,28 @@ def _mobilenet_v2_fpn_body(
     return keras.Model(body.input, outputs, name="MobilenetV2")
 
 
-def _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer):
-    """`out_relu`, rebuilt where the TF OD API `Conv_1` width differs from Keras's."""
+def _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer, hyperparams=None):
+    """`out_relu`, rebuilt where the TF OD API `Conv_1` width differs from Keras's (set up
+    like the rest of the body: by `hyperparams` when given)."""
     filters = 256 if use_depthwise else 1280
     if depth_multiplier < 1.0:
         filters = _round_to_multiple_of_8(filters * depth_multiplier)
     if body.get_layer("Conv_1").filters == filters:
         return body.get_layer("out_relu").output
     features = body.get_layer("block_16_project_BN").output
-    features = keras.layers.Conv2D(
-        filters, 1, use_bias=False, kernel_regularizer=kernel_regularizer, name="Conv_1"
-    )(features)
-    # Keras MobileNetV2's batch norm settings, like the rest of the body.
-    features = FusedBatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(
-        features
-    )
-    return keras.layers.ReLU(6.0, name="out_relu")(features)
+    layers = [
+        keras.layers.Conv2D(
+            filters, 1, use_bias=False, kernel_regularizer=kernel_regularizer, name="Conv_1"
+        ),
+        # Keras MobileNetV2's batch norm settings, like the rest of the body.
+        FusedBatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn"),
+        keras.layers.ReLU(6.0, name="out_relu"),
+    ]
+    for layer in layers:
+        if hyperparams is not None:
+            layer = hyperparams_clone(layer, hyperparams)
+        features = layer(features)
+    return features
 
 
 def _round_to_multiple_of_8(value):

@@ -4,10 +4,10 @@ import functools
 
 import keras
 
+from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularized_clone
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
-from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 # Backbone map of each pyramid level: the outputs of ResNet blocks 1..4 (C2..C5).
 LEVEL_ENDPOINTS = {
@@ -32,6 +32,15 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
     This is the TF OD API `SSDResNet50V1FpnKerasFeatureExtractor` (`ssd_resnet50_v1_fpn_keras`,
     the RetinaNet50 configs).
 
+    `conv_hyperparams` set up the pyramid (default `kdet.feature_extractors.fpn.
+    DEFAULT_CONV_HYPERPARAMS`, the RetinaNet configs' values without their regularizer); their
+    regularizer also goes to the body's kernels (the TF OD API body has its own L2 weight
+    1e-4 otherwise). With `override_base_feature_extractor_hyperparams` (the RetinaNet
+    configs) the body is set up as the TF OD API's `keras_models/resnet_v1.py` does with
+    `conv_hyperparams`: every kernel takes their initializer and regularizer, every batch
+    norm theirs (none without `batch_norm`), and every ReLU (`Activation` layer) their
+    activation, e.g. ReLU6 for `activation: RELU_6`.
+
     `preprocess` subtracts the ImageNet channel means in RGB order, the TF OD API rule its
     checkpoints were trained with. The `keras.applications` ImageNet weights were trained on
     BGR inputs ("caffe" preprocessing), so with `backbone_weights="imagenet"` the first layer
@@ -44,11 +53,13 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         additional_layer_depth: int. Channels of every pyramid map. Defaults to `256`.
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
             `None`.
-        kernel_regularizer: `keras.regularizers.Regularizer` (or its serialized form) of the
-            convolution kernels of the body and the pyramid, or `None`: the TF OD API
-            `conv_hyperparams` regularizer, e.g. `keras.regularizers.L2(0.5 * 4e-4)` for
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
+            the default above; e.g. a regularizer `keras.regularizers.L2(0.5 * 4e-4)` for
             `l2_regularizer { weight: 0.0004 }`. Defaults to `None`.
-        **kwargs: passed to `keras.layers.Layer`.
+        override_base_feature_extractor_hyperparams: bool. Set up the body with
+            `conv_hyperparams` too. Defaults to `False`.
+        **kwargs: `kernel_regularizer` (replacing that of `conv_hyperparams`, the argument of
+            extractors saved before it) and `keras.layers.Layer` arguments.
 
     Example:
     ```python
@@ -68,7 +79,8 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         fpn_max_level=7,
         additional_layer_depth=256,
         backbone_weights=None,
-        kernel_regularizer=None,
+        conv_hyperparams=None,
+        override_base_feature_extractor_hyperparams=False,
         **kwargs,
     ):
         super().__init__(
@@ -76,17 +88,22 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
             fpn_max_level,
             additional_layer_depth,
             backbone_weights=backbone_weights,
-            kernel_regularizer=kernel_regularizer,
+            conv_hyperparams=conv_hyperparams,
+            override_base_feature_extractor_hyperparams=(
+                override_base_feature_extractor_hyperparams
+            ),
             **kwargs,
         )
         endpoints = self.body_endpoints(LEVEL_ENDPOINTS)
-        resnet = clone_with_fused_batch_norm(
+        resnet = clone_body(
             keras.applications.ResNet50(
                 input_shape=(None, None, 3), include_top=False, weights=backbone_weights
             ),
             clone_function=functools.partial(
                 regularized_clone, kernel_regularizer=self.kernel_regularizer
             ),
+            hyperparams=self.body_hyperparams,
+            keep_weights=backbone_weights is not None,
         )
         outputs = [resnet.get_layer(name).output for name in endpoints]
         self.attach_body(keras.Model(resnet.input, outputs, name="ResNet50"))

@@ -152,9 +152,14 @@ def test_gradients_reach_body_and_pyramid(extractor):
 def test_config_round_trip(case):
     extractor = case.cls(**case.custom)
     config = extractor.get_config()
-    expected = dict(case.custom)
-    expected["kernel_regularizer"] = keras.regularizers.serialize(expected["kernel_regularizer"])
+    legacy = ("kernel_regularizer", "regularize_depthwise")
+    expected = {name: value for name, value in case.custom.items() if name not in legacy}
     assert {name: config[name] for name in expected} == expected
+    # The old regularization arguments are folded into conv_hyperparams.
+    hyperparams = keras.saving.deserialize_keras_object(config["conv_hyperparams"])
+    regularizer = case.custom["kernel_regularizer"]
+    assert hyperparams.kernel_regularizer.get_config() == regularizer.get_config()
+    assert hyperparams.regularize_depthwise == case.custom.get("regularize_depthwise", False)
     restored = case.cls.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
     assert _sizes(restored.body.outputs) == _sizes(extractor.body.outputs)
@@ -224,7 +229,8 @@ def test_a_user_defined_fpn_extractor_needs_only_its_body(tmp_path):
     feature_maps = extractor(extractor.preprocess(tf.zeros([2, 32, 32, 3])))
     # Levels 1..3 from the body, level 4 a stride-2 layer of the pyramid.
     assert _sizes(feature_maps) == [(16, 16, 8), (8, 8, 8), (4, 4, 8), (2, 2, 8)]
-    assert extractor.feature_pyramid.kernel_regularizer is extractor.kernel_regularizer
+    assert extractor.feature_pyramid.conv_hyperparams == extractor.conv_hyperparams
+    assert extractor.feature_pyramid.kernel_regularizer.get_config() == {"l2": 1e-3}
     config = extractor.get_config()
     assert {name: config[name] for name in ("fpn_min_level", "fpn_max_level")} == {
         "fpn_min_level": 1,

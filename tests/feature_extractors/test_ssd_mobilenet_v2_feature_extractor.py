@@ -204,10 +204,10 @@ def test_regularizer_config_round_trip():
         regularize_depthwise=True,
     )
     config = extractor.get_config()
-    assert config["kernel_regularizer"] == keras.regularizers.serialize(
-        keras.regularizers.L2(2e-5)
-    )
-    assert config["regularize_depthwise"] is True
+    # The old arguments are folded into conv_hyperparams.
+    hyperparams = keras.saving.deserialize_keras_object(config["conv_hyperparams"])
+    assert hyperparams.kernel_regularizer.get_config() == {"l2": 2e-5}
+    assert hyperparams.regularize_depthwise is True
     restored = SSDMobileNetV2FeatureExtractor.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
     assert restored.kernel_regularizer.get_config() == {"l2": 2e-5}

@@ -6,7 +6,6 @@ import inspect
 import keras
 
 from kdet.configs.field_reader import Bool
-from kdet.configs.field_reader import Fixed
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
 from kdet.configs.field_reader import String
@@ -15,8 +14,7 @@ from kdet.configs.field_reader import read
 from kdet.configs.field_reader import same_value
 from kdet.configs.field_reader import show
 from kdet.configs.model_builder.common import construct
-from kdet.configs.model_builder.hyperparams import EXTRACTOR_HYPERPARAMS
-from kdet.configs.model_builder.hyperparams import read_hyperparams
+from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.feature_extractors import SSDFeatureExtractor
 from kdet.feature_extractors import available_feature_extractors
@@ -34,7 +32,7 @@ SSD_FEATURE_EXTRACTOR_SCHEMA = {
     "fpn": SubMessage(),
     "conv_hyperparams": SubMessage(),
     "override_base_feature_extractor_hyperparams": Bool(default=False),
-    "pad_to_multiple": Fixed(Int(default=1), 1, "kdet does not pad the resized images"),
+    "pad_to_multiple": Int(default=1, minimum=1),
     "use_explicit_padding": Bool(default=False),
 }
 FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA = {
@@ -53,6 +51,7 @@ _EXTRACTOR_ARGUMENTS = {
         "min_depth",
         "use_depthwise",
         "use_explicit_padding",
+        "pad_to_multiple",
         "batch_norm_trainable",
         "override_base_feature_extractor_hyperparams",
     ),
@@ -75,9 +74,25 @@ _FPN_ARGUMENTS = {
 KERAS_SUFFIX = "_keras"
 
 
+# Why an argument the extractor does not take can only have its TF OD API default.
+_NOT_TAKEN_REASONS = {
+    "pad_to_multiple": (
+        "its preprocessed images are not padded (the TF OD API pads them bottom/right to a "
+        "multiple inside the extractor; an extractor of your own that takes pad_to_multiple "
+        "receives it)"
+    ),
+}
+
+
 def build_feature_extractor(node, base_class, schema):
     """Reads a TF OD API `SsdFeatureExtractor` or `FasterRcnnFeatureExtractor` and builds the
     registered extractor its `type` names, a subclass of `base_class`.
+
+    Each field becomes the constructor argument of the same name when the extractor takes it
+    (kdet's, or yours): `conv_hyperparams` as a `kdet.layers.ConvHyperparams`
+    (`read_conv_hyperparams`), `fpn` as `fpn_min_level`, `fpn_max_level`,
+    `additional_layer_depth`, the scalars as they are. An extractor that does not take one
+    accepts only its TF OD API default (an absent `conv_hyperparams`).
     """
     fields = read(node, schema)
     name, extractor_class = _feature_extractor_class(fields, base_class)
@@ -88,24 +103,25 @@ def build_feature_extractor(node, base_class, schema):
         if argument in accepted:
             kwargs[argument] = value
         elif not same_value(value, default):
+            reason = _NOT_TAKEN_REASONS.get(argument)
             raise fields.error(
                 argument,
                 f"'{fields.path(argument)}' is {show(value)}, but the '{name}' feature "
                 f"extractor takes no {argument}; only {show(default)} (the TF OD API default) "
-                "is accepted",
+                "is accepted" + (f": {reason}" if reason else ""),
             )
     if fields.has("fpn"):
         kwargs.update(_read_fpn(fields["fpn"], name, accepted))
-    if fields.has("conv_hyperparams"):
-        if name not in EXTRACTOR_HYPERPARAMS:
+    hyperparams = read_conv_hyperparams(fields["conv_hyperparams"])
+    if hyperparams is not None:
+        if "conv_hyperparams" not in accepted:
             raise fields.error(
                 "conv_hyperparams",
-                f"'{fields.path('conv_hyperparams')}' is set, but kdet does not know the layer "
-                f"settings of the '{name}' feature extractor, so it cannot honour them; leave "
-                "conv_hyperparams out",
+                f"'{fields.path('conv_hyperparams')}' is set, but the '{name}' feature "
+                "extractor takes no conv_hyperparams (it adds no layers they would set up, as "
+                "in the TF OD API); leave conv_hyperparams out",
             )
-        hyperparams = read_hyperparams(fields["conv_hyperparams"], EXTRACTOR_HYPERPARAMS[name])
-        kwargs.update(hyperparams.regularization("regularize_depthwise" in accepted))
+        kwargs["conv_hyperparams"] = hyperparams
     return construct(node, extractor_class, **kwargs)
 
 
