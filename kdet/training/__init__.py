@@ -7,7 +7,7 @@ learning-rate schedules, a learning-rate range test (`lr_sweep`), and the TF OD 
 keeps (`save_pipeline_config`, `config_copy_callback`), and the names of a model directory's
 files (`model_dir`)."""
 
-from kdet.training import model_dir
+from kdet.training import model_dir  # noqa: F401  (kdet.training.model_dir: the layout's names)
 from kdet.training.config_copy import config_copy_callback
 from kdet.training.config_copy import save_pipeline_config
 from kdet.training.distribution import distribution_strategy
@@ -38,7 +38,6 @@ __all__ = [
     "latest_checkpoint",
     "lr_sweep",
     "mirrored_devices",
-    "model_dir",
     "plot_lr_sweep",
     "save_pipeline_config",
     "select_trainable",

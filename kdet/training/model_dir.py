@@ -32,11 +32,15 @@ CONFIG_NAMES = ("pipeline.config", "pipeline.yaml", "pipeline.yml")
 DIVERGED_PREFIX = "diverged-"
 # The lock a training holds on its model directory.
 LOCK_FILE = ".kdet-train.lock"
-# The sub-folders and files.
+# The training's TensorBoard logs.
 TRAIN_DIR = "train"
+# The evaluation's TensorBoard logs, JSON results and PNGs.
 EVAL_DIR = "eval"
+# `kdet plot`'s TensorBoard images.
 PLOTS_DIR = "plots"
+# In the eval folder: `{step: {metric: value}}` of every checkpoint evaluated.
 METRICS_FILE = "metrics.json"
+# In the eval folder: the per-class precision/recall curves of the last checkpoint evaluated.
 PRECISION_RECALL_FILE = "precision_recall.json"
 
 
