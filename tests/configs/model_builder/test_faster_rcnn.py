@@ -1,0 +1,242 @@
+"""The TF OD API `faster_rcnn` message → `kdet.FasterRCNN`: every value a config sets is held
+by the built model, or refused with the reason."""
+
+import json
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+import kdet
+from kdet.configs.model_builder import build_model_from_text
+from kdet.configs.text_format import ConfigError
+from kdet.models.faster_rcnn import BoxClassifierHead
+from kdet.models.faster_rcnn import RPNHead
+
+_CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "data" / "tfod_configs"
+
+
+@kdet.feature_extractors.register_feature_extractor("faster_rcnn_builder_test_tiny")
+class _TinyTwoStageExtractor(kdet.feature_extractors.FasterRCNNFeatureExtractor):
+    """Stride-8 proposal features, one convolution per RoI."""
+
+    def __init__(self, depth=8, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+        self.body = [
+            keras.layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")
+            for _ in range(3)
+        ]
+        self.head = keras.layers.Conv2D(2 * depth, 3, padding="same", activation="relu")
+
+    def preprocess(self, images):
+        return images / 127.5 - 1.0
+
+    def extract_proposal_features(self, images, training=None):
+        for layer in self.body:
+            images = layer(images)
+        return images
+
+    def extract_box_classifier_features(self, crops, training=None):
+        return self.head(crops)
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth}
+
+
+_TINY = """\
+model {
+  faster_rcnn {
+    num_classes: 2
+    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
+    feature_extractor { type: 'faster_rcnn_builder_test_tiny' first_stage_features_stride: 8 }
+    first_stage_anchor_generator {
+      grid_anchor_generator {
+        height: 32 width: 32 height_stride: 8 width_stride: 8
+        scales: [0.5, 1.0] aspect_ratios: [1.0]
+      }
+    }
+    first_stage_max_proposals: 20
+    initial_crop_size: 6
+    maxpool_kernel_size: 2
+    maxpool_stride: 2
+    second_stage_box_predictor { mask_rcnn_box_predictor { } }
+    second_stage_batch_size: 8
+    second_stage_post_processing {
+      batch_non_max_suppression { max_total_detections: 10 }
+      score_converter: SOFTMAX
+    }
+  }
+}
+"""
+
+
+def _with(text, old, new):
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def _with_fields(fields):
+    anchor = "    first_stage_max_proposals: 20\n"
+    return _with(_TINY, anchor, anchor + fields)
+
+
+def _error(text):
+    with pytest.raises(ConfigError) as raised:
+        build_model_from_text(text)
+    return str(raised.value)
+
+
+def test_absent_hyperparams_are_the_heads_defaults():
+    model = build_model_from_text(_TINY)
+    assert model._rpn_head.conv_hyperparams == RPNHead.default_conv_hyperparams()
+    box_head = model.second_stage_box_predictor
+    assert box_head.fc_hyperparams == BoxClassifierHead.default_fc_hyperparams()
+    assert not box_head.share_box_across_classes
+    assert model.clip_anchors_to_image is False
+    assert model.first_stage_atrous_rate == 1
+    assert model.first_stage_nms_score_threshold == 0.0
+
+
+_NON_DEFAULT_FIELDS = """\
+    first_stage_atrous_rate: 2
+    first_stage_nms_score_threshold: 0.25
+    clip_anchors_to_image: true
+    use_static_shapes: true
+    use_matmul_crop_and_resize: true
+    use_matmul_gather_in_matcher: true
+    use_static_balanced_label_sampler: true
+    first_stage_box_predictor_conv_hyperparams {
+      op: CONV
+      activation: NONE
+      regularizer { l1_regularizer { weight: 0.001 } }
+      initializer { random_normal_initializer { mean: 0.1 stddev: 0.02 } }
+      batch_norm { decay: 0.95 epsilon: 0.0001 scale: true train: false }
+    }
+"""
+_NON_DEFAULT_BOX_PREDICTOR = """mask_rcnn_box_predictor {
+      use_dropout: true
+      dropout_keep_probability: 0.75
+      share_box_across_classes: true
+      fc_hyperparams {
+        op: FC
+        regularizer { l2_regularizer { weight: 0.0004 } }
+        initializer { variance_scaling_initializer { factor: 2.0 uniform: false mode: FAN_IN } }
+        batch_norm { decay: 0.9 center: false }
+      }
+    }"""
+
+
+def _check_non_default_values(model):
+    rpn = model._rpn_head
+    assert rpn.rpn_conv.dilation_rate == (2, 2)
+    for conv in (rpn.rpn_conv, rpn.box_predictor, rpn.class_predictor):
+        initializer = conv.kernel_initializer
+        assert isinstance(initializer, keras.initializers.RandomNormal)
+        assert (initializer.mean, initializer.stddev) == pytest.approx((0.1, 0.02))
+        assert conv.kernel_regularizer.get_config()["l1"] == pytest.approx(0.001)
+    assert not rpn.rpn_conv.use_bias  # a centering batch norm follows
+    norm = rpn.rpn_batch_norm
+    assert (norm.momentum, norm.epsilon) == pytest.approx((0.95, 1e-4))
+    assert norm.center and norm.scale and norm.frozen
+    head = model.second_stage_box_predictor
+    assert head.share_box_across_classes and head.box_predictor.units == 4
+    assert head.use_dropout and head.dropout_keep_probability == 0.75
+    for dense, norm in [
+        (head.class_predictor, head.class_batch_norm),
+        (head.box_predictor, head.box_batch_norm),
+    ]:
+        initializer = dense.kernel_initializer
+        assert isinstance(initializer, keras.initializers.VarianceScaling)
+        assert (initializer.scale, initializer.mode, initializer.distribution) == (
+            2.0, "fan_in", "truncated_normal"
+        )  # fmt: skip
+        assert dense.kernel_regularizer.get_config()["l2"] == pytest.approx(0.5 * 0.0004)
+        assert dense.use_bias  # the batch norm does not center
+        assert norm.momentum == pytest.approx(0.9) and not norm.center and not norm.scale
+    assert model.clip_anchors_to_image is True
+    assert model._proposal_generator.score_threshold == pytest.approx(0.25)
+
+
+def test_non_default_values_are_held_by_the_layers_and_round_trip(tmp_path):
+    text = _with(_with_fields(_NON_DEFAULT_FIELDS), "mask_rcnn_box_predictor { }",
+                 _NON_DEFAULT_BOX_PREDICTOR)  # fmt: skip
+    model = build_model_from_text(text)
+    _check_non_default_values(model)
+    config = json.loads(json.dumps(model.get_config()))
+    _check_non_default_values(kdet.FasterRCNN.from_config(config))
+    images = np.random.default_rng(0).uniform(0, 255, [1, 64, 64, 3]).astype("float32")
+    expected = model.predict(images, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    _check_non_default_values(loaded)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0)["boxes"], expected["boxes"])
+
+
+def test_refused_fields_say_why():
+    message = _error(_with_fields("    hard_example_miner { num_hard_examples: 64 }\n"))
+    assert "'model.faster_rcnn.hard_example_miner' is set, but kdet's Faster R-CNN samples" in (
+        message
+    )
+    assert message.startswith("<string>:")
+    message = _error(_with_fields("    output_final_box_features: true\n"))
+    assert "'model.faster_rcnn.output_final_box_features' is true, but kdet uses false" in message
+    message = _error(
+        _with(_TINY, "mask_rcnn_box_predictor { }", "mask_rcnn_box_predictor { box_code_size: 6 }")
+    )
+    assert "box coder encodes a box in 4 numbers" in message
+    message = _error(
+        _with_fields("    first_stage_box_predictor_conv_hyperparams { op: FC }\n")
+    )
+    assert "'model.faster_rcnn.first_stage_box_predictor_conv_hyperparams.op' is FC" in message
+
+
+def test_mask_head_hyperparams_without_masks_change_nothing():
+    text = _with(
+        _TINY,
+        "mask_rcnn_box_predictor { }",
+        "mask_rcnn_box_predictor { conv_hyperparams { op: CONV activation: NONE } }",
+    )
+    assert _unnamed(build_model_from_text(text).get_config()) == _unnamed(
+        build_model_from_text(_TINY).get_config()
+    )
+
+
+def _unnamed(config):
+    """A config without its (unique, numbered) layer names."""
+    if isinstance(config, dict):
+        return {key: _unnamed(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, list):
+        return [_unnamed(value) for value in config]
+    return config
+
+
+def test_mask_fields_name_instance_masks():
+    message = _error(_with_fields("    resize_masks: false\n"))
+    assert "'model.faster_rcnn.resize_masks' configures instance masks" in message
+    assert "not in kdet yet (issue 19)" in message
+
+
+def _read_model_block(name):
+    return build_model_from_text((_CONFIGS / name).read_text(), name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "faster_rcnn_resnet50_v1_640x640_coco17_tpu-8.config",
+        "faster_rcnn_resnet50_v1_fpn_640x640_coco17_tpu-8.config",
+    ],
+)
+def test_tf2_configs_build_with_their_values(name):
+    model = _read_model_block(name)
+    assert model.clip_anchors_to_image is True
+    rpn_hyperparams = model._rpn_head.conv_hyperparams
+    assert rpn_hyperparams.kernel_initializer.get_config()["stddev"] == pytest.approx(0.01)
+    assert rpn_hyperparams.kernel_regularizer is None  # l2 weight 0.0
+    head = model.second_stage_box_predictor
+    # tf2/faster_rcnn_resnet50_v1_640x640 shares one box across classes, the FPN one does not.
+    assert head.share_box_across_classes is ("fpn" not in name)
+    assert head.fc_hyperparams.kernel_initializer.get_config()["mode"] == "fan_avg"
