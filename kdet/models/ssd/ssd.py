@@ -22,8 +22,23 @@ from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.hard_example_miner import HardExampleMiner
 from kdet.targets.target_assigner import TargetAssigner
 
-SCORE_CONVERTERS = ("sigmoid", "softmax")
+# The `non_max_suppression` arguments older `kdet.SSD` configs (and `.keras` files) carry as
+# model arguments.
+_LEGACY_POST_PROCESSING_ARGUMENTS = (
+    "score_converter",
+    "logit_scale",
+    "score_threshold",
+    "iou_threshold",
+    "max_detections_per_class",
+    "max_detections",
+)
 
+
+def default_non_max_suppression():
+    """`kdet.SSD`'s default post-processing: sigmoid scores, the TF OD API
+    `BatchNonMaxSuppression` defaults (score threshold 0.0, IoU 0.6, 100 per class, 100 in
+    total)."""
+    return MultiClassNonMaxSuppression(score_converter="sigmoid")
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -33,8 +48,10 @@ class SSD(ObjectDetector):
     Expresses the TF OD API `ssd { … }` config block: the image resizer, the feature
     extractor, the anchor generator, the box predictor, the box coder, the matcher (IoU
     similarity), the classification and localization losses and their weights, hard example
-    mining, the score converter and post-processing. Components left as `None` get the
-    defaults of the TF OD API `ssd_mobilenet_v2_coco` config, listed below.
+    mining, and post-processing (score converter and NMS). Components left as `None` get the
+    defaults of the TF OD API `ssd_mobilenet_v2_coco` config, listed below; the scalar
+    defaults are those of `ssd.proto` (an omitted config field and an omitted argument mean
+    the same).
 
     Args:
         num_classes: int. Object classes, background excluded.
@@ -47,7 +64,8 @@ class SSD(ObjectDetector):
             `MultiscaleGridAnchorGenerator`, one anchor grid per feature map. Defaults to
             `SSDAnchorGenerator()` (6 layers, scales 0.2..0.95, ratios 1, 2, 1/2, 3, 1/3).
         box_predictor: a layer mapping the feature maps to `(box_encodings [B, A, 4],
-            class_logits [B, A, num_classes + 1])`, background in column 0. Defaults to
+            class_logits [B, A, num_classes + 1])`, background in column 0 (`[B, A,
+            num_classes]` without `add_background_class`). Defaults to
             `ConvolutionalBoxPredictor(num_classes, anchors per location, kernel_size=3)`.
         box_coder: Defaults to `FasterRcnnBoxCoder((10, 10, 5, 5))`.
         matcher: Defaults to `ArgmaxMatcher(0.5, 0.5, force_match_for_each_row=True)`.
@@ -55,6 +73,11 @@ class SSD(ObjectDetector):
         localization_loss: Defaults to `WeightedSmoothL1LocalizationLoss()`.
         hard_example_miner: a `kdet.targets.HardExampleMiner`, or `None` for no mining (use
             it with a focal loss). Defaults to `None`.
+        non_max_suppression: a `kdet.layers.MultiClassNonMaxSuppression`, the TF OD API
+            `post_processing` message: score converter and `logit_scale` (applied to the class
+            logits, background column included, before it is dropped), then per-class or
+            class-agnostic, hard or soft NMS. Defaults to `default_non_max_suppression()`:
+            sigmoid, score threshold 0.0, IoU 0.6, 100 detections per class and in total.
         classification_weight: float. Defaults to `1.0`.
         localization_weight: float. Defaults to `1.0`.
         normalize_loss_by_num_matches: bool. Divide both losses by the number of positive
@@ -65,14 +88,17 @@ class SSD(ObjectDetector):
             target instead of a one in the background column, so that no anchor is trained
             towards the background column (the TF OD API field of this name, set with a
             focal loss in its RetinaNet configs). Defaults to `False`.
-        score_converter: `"sigmoid"` or `"softmax"`. Defaults to `"sigmoid"`.
-        logit_scale: float. Logits are divided by it before the score converter.
-            Defaults to `1.0`.
-        score_threshold: float. Defaults to `1e-8`.
-        iou_threshold: float. NMS IoU threshold. Defaults to `0.6`.
-        max_detections_per_class: int. Defaults to `100`.
-        max_detections: int. Defaults to `100`.
+        add_background_class: bool. `False`: the box predictor has no background column,
+            unmatched anchors get all-zero classification targets and every class column is
+            a score (TF OD API `add_background_class: false`, its EfficientDet configs; use a
+            sigmoid score converter). Defaults to `True`.
+        negative_class_weight: float. Classification weight of unmatched (negative) anchors
+            (TF OD API `negative_class_weight`). Defaults to `1.0`.
         bounding_box_format: see `ObjectDetector`. Defaults to `"yxyx"`.
+        score_converter, logit_scale, score_threshold, iou_threshold,
+            max_detections_per_class, max_detections: older arguments, applied to
+            `non_max_suppression` (the model keeps them as read-only properties); configs and
+            `.keras` files of models saved with them still load.
 
     Example:
     ```python
@@ -100,6 +126,7 @@ class SSD(ObjectDetector):
         "classification_loss",
         "localization_loss",
         "hard_example_miner",
+        "non_max_suppression",
     )
 
     def __init__(
@@ -114,33 +141,67 @@ class SSD(ObjectDetector):
         classification_loss=None,
         localization_loss=None,
         hard_example_miner=None,
+        non_max_suppression=None,
         classification_weight=1.0,
         localization_weight=1.0,
         normalize_loss_by_num_matches=True,
         normalize_loc_loss_by_codesize=False,
         encode_background_as_zeros=False,
-        score_converter="sigmoid",
-        logit_scale=1.0,
-        score_threshold=1e-8,
-        iou_threshold=0.6,
-        max_detections_per_class=100,
-        max_detections=100,
+        add_background_class=True,
+        negative_class_weight=1.0,
         bounding_box_format="yxyx",
+        score_converter=None,
+        logit_scale=None,
+        score_threshold=None,
+        iou_threshold=None,
+        max_detections_per_class=None,
+        max_detections=None,
         **kwargs,
     ):
         super().__init__(num_classes, bounding_box_format=bounding_box_format, **kwargs)
-        if score_converter not in SCORE_CONVERTERS:
-            raise ValueError(
-                f"score_converter must be one of {SCORE_CONVERTERS}, got {score_converter!r}"
+        legacy = {
+            name: value
+            for name, value in zip(
+                _LEGACY_POST_PROCESSING_ARGUMENTS,
+                (
+                    score_converter,
+                    logit_scale,
+                    score_threshold,
+                    iou_threshold,
+                    max_detections_per_class,
+                    max_detections,
+                ),
             )
+            if value is not None
+        }
+        if legacy and non_max_suppression is not None:
+            raise ValueError(
+                f"pass either non_max_suppression or {sorted(legacy)}, not both: they are "
+                "the same settings"
+            )
+        if non_max_suppression is None:
+            non_max_suppression = MultiClassNonMaxSuppression(
+                **{**default_non_max_suppression().get_config(), **legacy}
+            )
+        self.non_max_suppression = non_max_suppression
         if isinstance(feature_extractor, str):
             feature_extractor = build_feature_extractor(feature_extractor)
         self.feature_extractor = feature_extractor
         self.image_resizer = image_resizer or FixedShapeResizer(300, 300)
         self.anchor_generator = anchor_generator or SSDAnchorGenerator()
+        self.add_background_class = bool(add_background_class)
         self.box_predictor = box_predictor or ConvolutionalBoxPredictor(
-            num_classes, self.anchor_generator.num_anchors_per_location(), kernel_size=3
+            num_classes,
+            self.anchor_generator.num_anchors_per_location(),
+            kernel_size=3,
+            add_background_class=self.add_background_class,
         )
+        predicts_background = getattr(self.box_predictor, "add_background_class", True)
+        if predicts_background != self.add_background_class:
+            raise ValueError(
+                f"add_background_class is {self.add_background_class} but the box predictor's "
+                f"add_background_class is {predicts_background}: build it with the same value"
+            )
         self.box_coder = box_coder or FasterRcnnBoxCoder()
         self.matcher = matcher or ArgmaxMatcher(0.5, 0.5, force_match_for_each_row=True)
         self.classification_loss = classification_loss or WeightedSigmoidClassificationLoss()
@@ -151,25 +212,26 @@ class SSD(ObjectDetector):
         self.normalize_loss_by_num_matches = normalize_loss_by_num_matches
         self.normalize_loc_loss_by_codesize = normalize_loc_loss_by_codesize
         self.encode_background_as_zeros = encode_background_as_zeros
-        self.score_converter = score_converter
-        self.logit_scale = logit_scale
-        self.score_threshold = score_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections_per_class = max_detections_per_class
-        self.max_detections = max_detections
+        self.negative_class_weight = negative_class_weight
         self._target_assigner = TargetAssigner(self.matcher, self.box_coder)
-        self._non_max_suppression = MultiClassNonMaxSuppression(
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-            max_detections_per_class=max_detections_per_class,
-            max_detections=max_detections,
-        )
+
+    # The post-processing settings, as the model arguments they were before
+    # `non_max_suppression` (TFLite export and older code read them here).
+    score_converter = property(lambda self: self.non_max_suppression.score_converter)
+    logit_scale = property(lambda self: self.non_max_suppression.logit_scale)
+    score_threshold = property(lambda self: self.non_max_suppression.score_threshold)
+    iou_threshold = property(lambda self: self.non_max_suppression.iou_threshold)
+    max_detections_per_class = property(
+        lambda self: self.non_max_suppression.max_detections_per_class
+    )
+    max_detections = property(lambda self: self.non_max_suppression.max_detections)
 
     def call(self, images, training=None):
         """Raw images `[B, H, W, 3]` (or resized ones with their true shapes, see
         `ObjectDetector.resize_inputs`) → `{"box_encodings" [B, A, 4], "class_logits"
-        [B, A, num_classes + 1], "anchors" [A, 4] rel_yxyx of the resized frame, "scale"
-        [B, 2]}` (the fraction of the frame each image's content fills).
+        [B, A, num_classes + 1] (`num_classes` without `add_background_class`), "anchors"
+        [A, 4] rel_yxyx of the resized frame, "scale" [B, 2]}` (the fraction of the frame
+        each image's content fills).
         """
         resized, scale = self.resize_inputs(images)
         features = self.feature_extractor(
@@ -201,11 +263,21 @@ class SSD(ObjectDetector):
         )
         depth = self.num_classes + 1
         class_targets = tf.one_hot(targets["cls_targets"], depth)
-        if self.encode_background_as_zeros:
+        if not self.add_background_class:
+            # No background column: unmatched anchors have all-zero targets.
+            class_targets = class_targets[..., 1:]
+        elif self.encode_background_as_zeros:
             # Only unmatched anchors have a one there.
             class_targets *= tf.one_hot(0, depth, on_value=0.0, off_value=1.0)
+        class_weights = targets["cls_weights"]
+        if self.negative_class_weight != 1.0:
+            # Unmatched anchors: counted in the classification loss, not regressed.
+            negative = (targets["reg_weights"] == 0.0) & (class_weights > 0.0)
+            class_weights = tf.where(
+                negative, self.negative_class_weight * class_weights, class_weights
+            )
         classification_losses = self.classification_loss(
-            outputs["class_logits"], class_targets, targets["cls_weights"]
+            outputs["class_logits"], class_targets, class_weights
         )
         localization_losses = self.localization_loss(
             outputs["box_encodings"], targets["reg_targets"], targets["reg_weights"]
@@ -233,7 +305,7 @@ class SSD(ObjectDetector):
         }
 
     def postprocess(self, outputs):
-        return to_label_ids(self._non_max_suppression(*self.decode_boxes_and_scores(outputs)))
+        return to_label_ids(self.non_max_suppression(*self.decode_boxes_and_scores(outputs)))
 
     def decode_boxes_and_scores(self, outputs):
         """Raw outputs of `call` → what non-max suppression takes (also what TFLite export
@@ -241,17 +313,16 @@ class SSD(ObjectDetector):
 
         Returns:
             `(boxes, scores)`: float32 `[B, A, 4]` `rel_yxyx` of the input images, clipped to
-            them, and float32 `[B, A, num_classes]`, the score converter applied to
-            `logits / logit_scale`, background column removed.
+            them, and float32 `[B, A, num_classes]`: the score converter of
+            `non_max_suppression` applied to `logits / logit_scale`, then the background
+            column (if any) removed.
         """
         boxes = self.box_coder.decode(outputs["box_encodings"], outputs["anchors"])
         boxes = clip_boxes(from_padded_frame(boxes, outputs["scale"]))
-        logits = tf.cast(outputs["class_logits"], tf.float32) / self.logit_scale
-        if self.score_converter == "sigmoid":
-            scores = tf.sigmoid(logits)
-        else:
-            scores = tf.nn.softmax(logits)
-        return boxes, scores[..., 1:]
+        scores = self.non_max_suppression.convert_scores(outputs["class_logits"])
+        if self.add_background_class:
+            scores = scores[..., 1:]
+        return boxes, scores
 
     def get_config(self):
         return {
@@ -261,11 +332,13 @@ class SSD(ObjectDetector):
             "normalize_loss_by_num_matches": self.normalize_loss_by_num_matches,
             "normalize_loc_loss_by_codesize": self.normalize_loc_loss_by_codesize,
             "encode_background_as_zeros": self.encode_background_as_zeros,
-            "score_converter": self.score_converter,
-            "logit_scale": self.logit_scale,
-            "score_threshold": self.score_threshold,
-            "iou_threshold": self.iou_threshold,
-            "max_detections_per_class": self.max_detections_per_class,
-            "max_detections": self.max_detections,
+            "add_background_class": self.add_background_class,
+            "negative_class_weight": self.negative_class_weight,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before `non_max_suppression` carry its settings as model arguments.
+        config = {"non_max_suppression": None, **config}
+        return super().from_config(config)
 
