@@ -219,14 +219,12 @@ def test_use_explicit_padding_and_use_depthwise_reach_the_extractor():
 
 
 def test_body_fields_of_extractors_that_do_not_take_them_are_errors():
-    # kdet's FPNLite takes the same conv_hyperparams but keeps its body's own settings.
+    # kdet's FPNLite takes the same conv_hyperparams and the override (its body then gets the
+    # config's batch norm decay 0.997), but not use_explicit_padding.
     text = _replace(CONFIG, "'ssd_mobilenet_v1_fpn_keras'", "'ssd_mobilenet_v2_fpn'")
-    assert _error(text) == (
-        f"{_at(text, 'override_base')}'model.ssd.feature_extractor."
-        "override_base_feature_extractor_hyperparams' is true, but the 'ssd_mobilenet_v2_fpn' "
-        "feature extractor takes no override_base_feature_extractor_hyperparams; only false "
-        "(the TF OD API default) is accepted"
-    )
+    model = build_model_from_text(text)
+    body = model.feature_extractor.body
+    assert body.get_layer("bn_Conv1").momentum == pytest.approx(0.997)
     text = _replace(
         text,
         "override_base_feature_extractor_hyperparams: true",
@@ -239,7 +237,7 @@ def test_body_fields_of_extractors_that_do_not_take_them_are_errors():
     )
 
 
-def test_conv_hyperparams_must_describe_the_kdet_layers():
+def test_conv_hyperparams_values_are_applied_to_the_pyramid_and_body():
     text = _replace(
         CONFIG,
         "        initializer { random_normal_initializer { stddev: 0.01 mean: 0.0 } }\n"
@@ -247,11 +245,11 @@ def test_conv_hyperparams_must_describe_the_kdet_layers():
         "        initializer { random_normal_initializer { stddev: 0.01 mean: 0.0 } }\n"
         "        batch_norm { scale: true, decay: 0.9997",
     )
-    message = _error(text)
-    assert message.endswith(
-        "'model.ssd.feature_extractor.conv_hyperparams.batch_norm.decay' is 0.9997, but kdet "
-        "uses 0.997"
-    )
+    extractor = build_model_from_text(text).feature_extractor
+    pyramid = extractor.feature_pyramid
+    assert pyramid.conv_hyperparams.batch_norm["momentum"] == pytest.approx(0.9997)
+    # override_base_feature_extractor_hyperparams: true sets up the body with them too.
+    assert extractor.body.get_layer("conv1_bn").momentum == pytest.approx(0.9997)
 
 
 def test_load_pipeline_builds_model_optimizer_and_settings(tmp_path):

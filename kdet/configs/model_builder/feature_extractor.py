@@ -10,6 +10,7 @@ from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
 from kdet.configs.field_reader import String
 from kdet.configs.field_reader import SubMessage
+from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
 from kdet.configs.field_reader import same_value
 from kdet.configs.field_reader import show
@@ -34,6 +35,11 @@ SSD_FEATURE_EXTRACTOR_SCHEMA = {
     "override_base_feature_extractor_hyperparams": Bool(default=False),
     "pad_to_multiple": Int(default=1, minimum=1),
     "use_explicit_padding": Bool(default=False),
+    "bifpn": SubMessage(),
+    # A TF OD API export switch (a placeholder instead of the preprocessing ops): the
+    # extractor computes the same either way.
+    "replace_preprocessor_with_placeholder": Switch(default=False),
+    "num_layers": Int(default=6, minimum=1),
 }
 FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA = {
     "type": String(required=True),
@@ -52,6 +58,7 @@ _EXTRACTOR_ARGUMENTS = {
         "use_depthwise",
         "use_explicit_padding",
         "pad_to_multiple",
+        "num_layers",
         "batch_norm_trainable",
         "override_base_feature_extractor_hyperparams",
     ),
@@ -76,6 +83,10 @@ KERAS_SUFFIX = "_keras"
 
 # Why an argument the extractor does not take can only have its TF OD API default.
 _NOT_TAKEN_REASONS = {
+    "num_layers": (
+        "kdet's SSD extractors have their fixed number of feature maps (6 for ssd_mobilenet_v2, "
+        "the FPN levels for the FPN extractors)"
+    ),
     "pad_to_multiple": (
         "its preprocessed images are not padded (the TF OD API pads them bottom/right to a "
         "multiple inside the extractor; an extractor of your own that takes pad_to_multiple "
@@ -110,6 +121,12 @@ def build_feature_extractor(node, base_class, schema):
                 f"extractor takes no {argument}; only {show(default)} (the TF OD API default) "
                 "is accepted" + (f": {reason}" if reason else ""),
             )
+    if "bifpn" in schema and fields.has("bifpn"):
+        raise fields.error(
+            "bifpn",
+            f"'{fields.path('bifpn')}' is set, but a bidirectional feature pyramid (BiFPN, "
+            "EfficientDet) is not in kdet yet (issue 17)",
+        )
     if fields.has("fpn"):
         kwargs.update(_read_fpn(fields["fpn"], name, accepted))
     hyperparams = read_conv_hyperparams(fields["conv_hyperparams"])

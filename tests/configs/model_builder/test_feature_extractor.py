@@ -186,3 +186,13 @@ def test_an_extractor_that_takes_none_refuses_only_non_default_values():
     with pytest.raises(ConfigError, match=r"'ssd_mobilenet_v2' feature extractor takes no "
                        r"pad_to_multiple"):
         _build(f"type: 'ssd_mobilenet_v2' {HYPERPARAMS} pad_to_multiple: 32")
+
+
+def test_other_ssd_feature_extractor_fields():
+    # An export switch: either value computes the same.
+    _build("type: 'test_d3_takes_none' replace_preprocessor_with_placeholder: true")
+    _build("type: 'test_d3_takes_none' num_layers: 6")
+    with pytest.raises(ConfigError, match=r"takes no num_layers; only 6 .*fixed number"):
+        _build("type: 'test_d3_takes_none' num_layers: 4")
+    with pytest.raises(ConfigError, match=r"fe.config:1:28: .*BiFPN.*not in kdet yet"):
+        _build("type: 'test_d3_takes_none' bifpn { min_level: 3 }")
