@@ -8,7 +8,16 @@ from kdet.boxes.box_ops import is_padding
 # `x_in = x_out * in / out`, not at pixel centres as `tf.image.resize` does. Models converted
 # from TF OD API graphs were trained with it; any other resize shifts their scores by up to 0.15.
 LEGACY_BILINEAR = "legacy_bilinear"
-RESIZE_METHODS = ("bilinear", LEGACY_BILINEAR, "nearest", "bicubic", "area")
+# TF1's `ResizeNearestNeighbor` and `ResizeBicubic` with the same sampling: the TF OD API's
+# `NEAREST_NEIGHBOR` and `BICUBIC` resize methods.
+LEGACY_NEAREST = "legacy_nearest"
+LEGACY_BICUBIC = "legacy_bicubic"
+_LEGACY_OPS = {
+    LEGACY_BILINEAR: tf.raw_ops.ResizeBilinear,
+    LEGACY_NEAREST: tf.raw_ops.ResizeNearestNeighbor,
+    LEGACY_BICUBIC: tf.raw_ops.ResizeBicubic,
+}
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", *_LEGACY_OPS)
 # Keys of the dict of already resized images (and their content sizes) detectors also take,
 # see `ObjectDetector.resize_inputs`; the TF OD API's `image` and `true_image_shape`.
 RESIZED_IMAGES = "resized_images"
@@ -26,10 +35,11 @@ def resize_images(images, size, method):
     Returns:
         float32 `[batch, size[0], size[1], channels]`.
     """
-    if method == LEGACY_BILINEAR:
-        return tf.raw_ops.ResizeBilinear(
+    if method in _LEGACY_OPS:
+        resized = _LEGACY_OPS[method](
             images=images, size=tf.stack(size), align_corners=False, half_pixel_centers=False
         )
+        return tf.cast(resized, tf.float32)
     return tf.image.resize(images, size, method=method)
 
 
@@ -46,8 +56,10 @@ class ImageResizer:
     axis (see `to_padded_frame` / `from_padded_frame`).
 
     Args:
-        resize_method: one of `"bilinear"`, `"legacy_bilinear"` (TF1 `ResizeBilinear`, as in
-            TF OD API graphs), `"nearest"`, `"bicubic"`, `"area"`.
+        resize_method: one of `"bilinear"`, `"nearest"`, `"bicubic"`, `"area"`, or
+            `"legacy_bilinear"`, `"legacy_nearest"`, `"legacy_bicubic"` (TF1 `ResizeBilinear`,
+            `ResizeNearestNeighbor`, `ResizeBicubic` without half-pixel centres, as in TF OD
+            API graphs).
     """
 
     def __init__(self, resize_method="bilinear"):

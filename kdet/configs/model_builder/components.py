@@ -15,7 +15,9 @@ from kdet.configs.field_reader import read_one_of
 from kdet.configs.model_builder.common import construct
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.layers.grid_anchor_generator import GridAnchorGenerator
+from kdet.layers.image_resizer import LEGACY_BICUBIC
 from kdet.layers.image_resizer import LEGACY_BILINEAR
+from kdet.layers.image_resizer import LEGACY_NEAREST
 from kdet.layers.keep_aspect_ratio_resizer import KeepAspectRatioResizer
 from kdet.layers.multiscale_grid_anchor_generator import MultiscaleGridAnchorGenerator
 from kdet.layers.ssd_anchor_generator import SSDAnchorGenerator
@@ -23,16 +25,23 @@ from kdet.targets.argmax_matcher import ArgmaxMatcher
 
 # -- image resizers -------------------------------------------------------------------------
 
+# The TF OD API resizes with TF1 `resize_images` (no half-pixel centres): kdet's `legacy_*`
+# methods run the same TF ops; TF1 and TF2 `AREA` are one op.
 _RESIZE_METHOD = Enum(
-    {"BILINEAR": LEGACY_BILINEAR, "AREA": "area"},
+    {
+        "BILINEAR": LEGACY_BILINEAR,
+        "NEAREST_NEIGHBOR": LEGACY_NEAREST,
+        "BICUBIC": LEGACY_BICUBIC,
+        "AREA": "area",
+    },
     default="BILINEAR",
-    unsupported=dict.fromkeys(
-        ("NEAREST_NEIGHBOR", "BICUBIC"),
-        "the TF OD API resizes with TF1 resize_images (no half-pixel centres), which kdet "
-        "reproduces for BILINEAR and AREA only",
-    ),
 )
-_GRAYSCALE = Fixed(Bool(default=False), False, "kdet models take RGB images")
+_GRAYSCALE = Fixed(
+    Bool(default=False),
+    False,
+    "kdet's feature extractors take 3-channel images (the TF OD API feeds a 1-channel image "
+    "to a network built for it)",
+)
 
 
 def _build_fixed_shape_resizer(node):
@@ -59,8 +68,12 @@ def _build_keep_aspect_ratio_resizer(node):
             "resize_method": _RESIZE_METHOD,
             "pad_to_max_dimension": Bool(default=False),
             "convert_to_grayscale": _GRAYSCALE,
+            "per_channel_pad_value": Repeated(Float()),
         },
     )
+    pad_value = {}
+    if fields["per_channel_pad_value"]:
+        pad_value["per_channel_pad_value"] = fields["per_channel_pad_value"]
     return construct(
         node,
         KeepAspectRatioResizer,
@@ -68,6 +81,7 @@ def _build_keep_aspect_ratio_resizer(node):
         max_dimension=fields["max_dimension"],
         pad_to_max_dimension=fields["pad_to_max_dimension"],
         resize_method=fields["resize_method"],
+        **pad_value,
     )
 
 
