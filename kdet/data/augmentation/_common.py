@@ -125,23 +125,45 @@ def pad_window(offset, target_size, size):
     return tf.cast(corners, tf.float32) / tf.cast(tf.concat([size, size], 0), tf.float32)
 
 
-def pad_with_color(image, offset, target_size, color):
-    """Pads a float image to `target_size` at `offset`, filling the border with `color`.
+def place(image, offset, target_size, fill=None):
+    """Puts an image on a `target_size` canvas at `offset`, the rest filled with `fill`.
+
+    Built by concatenating the image with filled blocks: on this CPU that is several times
+    faster than `tf.image.pad_to_bounding_box` or a `tf.where` over the canvas.
 
     Args:
-        image: float32 `[height, width, 3]`.
-        offset: int32 `[2]`.
-        target_size: int32 `[2]`.
-        color: float32 `[3]` (broadcastable).
+        image: `[height, width, channels]`, any dtype.
+        offset: int32 `[2]`, at least 0.
+        target_size: int32 `[2]`, at least `offset + size`.
+        fill: None (zeros) or float32 `[channels]` in 0..255, rounded for integer images.
 
     Returns:
-        float32 `[target_height, target_width, 3]`.
+        `[target_height, target_width, channels]` in the image's dtype.
     """
-    # Pads (image - color) with zeros, so that adding the color back fills the border with it.
-    padded = tf.image.pad_to_bounding_box(
-        image - color, offset[0], offset[1], target_size[0], target_size[1]
+    shape = tf.shape(image)
+    if fill is None:
+        pixel = tf.zeros([shape[2]], image.dtype)
+    else:
+        pixel = restore_dtype(tf.cast(fill, tf.float32), image.dtype)
+
+    def block(height, width):
+        return tf.broadcast_to(pixel, tf.stack([height, width, shape[2]]))
+
+    right = target_size[1] - offset[1] - shape[1]
+    middle = tf.concat([block(shape[0], offset[1]), image, block(shape[0], right)], axis=1)
+    bottom = target_size[0] - offset[0] - shape[0]
+    return tf.concat(
+        [block(offset[0], target_size[1]), middle, block(bottom, target_size[1])], axis=0
     )
-    return padded + color
+
+
+def paste(image, patch, begin):
+    """Replaces the pixels of `image` under `patch` (placed at int32 `[2]` `begin`, inside it)."""
+    end = begin + tf.shape(patch)[:2]
+    middle = tf.concat(
+        [image[begin[0] : end[0], : begin[1]], patch, image[begin[0] : end[0], end[1] :]], axis=1
+    )
+    return tf.concat([image[: begin[0]], middle, image[end[0] :]], axis=0)
 
 
 def check_pair(op, name, value):

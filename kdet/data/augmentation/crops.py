@@ -375,7 +375,6 @@ def random_crop_pad_image(
     max_ratio = _common.check_pair("random_crop_pad_image", "max_padded_size_ratio",
                                    max_padded_size_ratio)
     color = _common.check_color("random_crop_pad_image", pad_color)
-    dtype = image.dtype
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     cropped, boxes, labels = random_crop_image(
         image,
@@ -394,9 +393,9 @@ def random_crop_pad_image(
     min_size = tf.cast(size * min_ratio, tf.int32)
     max_size = tf.cast(size * max_ratio, tf.int32)
     padded, boxes = geometric._pad(
-        _common.to_float(cropped), boxes, min_size, max_size, color, _common.sub_seed(seed, 1)
+        cropped, boxes, min_size, max_size, color, _common.sub_seed(seed, 1)
     )
-    return _common.restore_dtype(padded, dtype), boxes, labels
+    return padded, boxes, labels
 
 
 def _crop_pad_operation(
@@ -544,7 +543,7 @@ def random_square_crop_by_scale(
     end = tf.minimum(corner + side, size)
     cropped = image[begin[0] : end[0], begin[1] : end[1]]
     offset = begin - corner
-    padded = tf.image.pad_to_bounding_box(cropped, offset[0], offset[1], side, side)
+    padded = _common.place(cropped, offset, tf.stack([side, side]))
     window = tf.cast(tf.concat([corner, corner + side], 0), tf.float32) / tf.cast(
         tf.concat([size, size], 0), tf.float32
     )

@@ -103,7 +103,7 @@ def _size_pair(name, height, width, default):
 
 
 def _pad(image, boxes, min_size, max_size, pad_color, seed):
-    """TF OD API `random_pad_image` on a float image with int32 `[2]` size bounds.
+    """TF OD API `random_pad_image` with int32 `[2]` size bounds, in the image's dtype.
 
     The canvas size is drawn in `[min_size, max_size)` per side (each bound at least the image
     size; `max_size` itself when the range is empty) and the image lands at an offset drawn in
@@ -127,8 +127,9 @@ def _pad(image, boxes, min_size, max_size, pad_color, seed):
             _common.random_int(seed, 3, 0, target[1] - size[1]),
         ]
     )
-    color = tf.reduce_mean(image, axis=[0, 1]) if pad_color is None else pad_color
-    padded = _common.pad_with_color(image, offset, target, color)
+    if pad_color is None:
+        pad_color = tf.reduce_mean(_common.to_float(image), axis=[0, 1])
+    padded = _common.place(image, offset, target, pad_color)
     window = _common.pad_window(offset, target, size)
     return padded, _common.change_coordinate_frame(boxes, window)
 
@@ -165,14 +166,12 @@ def random_pad_image(
     >>> image, boxes, labels = random_pad_image(image, boxes, labels, max_image_height=256,
     ...                                         max_image_width=256)
     """
-    dtype = image.dtype
-    image = _common.to_float(image)
     size = tf.shape(image)[:2]
     min_size = _size_pair("min", min_image_height, min_image_width, size)
     max_size = _size_pair("max", max_image_height, max_image_width, 2 * size)
     color = _common.check_color("random_pad_image", pad_color)
     padded, boxes = _pad(image, boxes, min_size, max_size, color, seed)
-    return _common.restore_dtype(padded, dtype), boxes, labels
+    return padded, boxes, labels
 
 
 def random_absolute_pad_image(
@@ -203,13 +202,11 @@ def random_absolute_pad_image(
     ...     image, boxes, labels, max_height_padding=200, max_width_padding=200,
     ...     pad_color=[0, 0, 0])
     """
-    dtype = image.dtype
-    image = _common.to_float(image)
     size = tf.shape(image)[:2]
     padding = tf.constant([max_height_padding or 1, max_width_padding or 1], tf.int32)
     color = _common.check_color("random_absolute_pad_image", pad_color)
     padded, boxes = _pad(image, boxes, size, size + padding, color, seed)
-    return _common.restore_dtype(padded, dtype), boxes, labels
+    return padded, boxes, labels
 
 
 def random_pad_to_aspect_ratio(
@@ -247,8 +244,6 @@ def random_pad_to_aspect_ratio(
                                    max_padded_size_ratio)
     if aspect_ratio <= 0:
         raise ValueError(f"random_pad_to_aspect_ratio: aspect_ratio must be > 0, got {aspect_ratio}")
-    dtype = image.dtype
-    image = _common.to_float(image)
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     height, width = size[0], size[1]
     target_height = tf.where(width / height <= aspect_ratio, height, width / aspect_ratio)
@@ -264,13 +259,9 @@ def random_pad_to_aspect_ratio(
     scale = min_scale + (max_scale - min_scale) * _common.uniform(seed, 0)
     canvas = tf.cast(tf.round(scale * tf.stack([target_height, target_width])), tf.int32)
     canvas = tf.maximum(canvas, tf.shape(image)[:2])
-    padded = tf.image.pad_to_bounding_box(image, 0, 0, canvas[0], canvas[1])
+    padded = _common.place(image, tf.zeros([2], tf.int32), canvas)
     window = _common.pad_window(tf.zeros([2], tf.int32), canvas, tf.shape(image)[:2])
-    return (
-        _common.restore_dtype(padded, dtype),
-        _common.change_coordinate_frame(boxes, window),
-        labels,
-    )
+    return padded, _common.change_coordinate_frame(boxes, window), labels
 
 
 # TF OD API `ResizeImage.Method` names → `tf.image.resize` methods.

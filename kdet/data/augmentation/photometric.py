@@ -271,9 +271,11 @@ def random_black_patches(
         start = corners[:, axis : axis + 1]
         return (positions >= start) & (positions < start + side)
 
-    inside = covered(0)[:, :, tf.newaxis] & covered(1)[:, tf.newaxis, :]
-    black = tf.reduce_any(inside & present[:, tf.newaxis, tf.newaxis], axis=0)
-    image = tf.where(black[:, :, tf.newaxis], tf.zeros_like(image), image)
+    # Rows x columns of the present patches: a [height, width] count, > 0 where any covers.
+    rows = tf.cast(covered(0) & present[:, tf.newaxis], tf.float32)
+    black = tf.matmul(rows, tf.cast(covered(1), tf.float32), transpose_a=True) > 0.0
+    # A multiply, not a tf.where: several times faster on a uint8 image here.
+    image = image * tf.cast(~black, image.dtype)[:, :, tf.newaxis]
     return image, boxes, labels
 
 
@@ -308,8 +310,8 @@ def random_patch_gaussian(
     if min_patch_size < 1:
         raise ValueError(f"random_patch_gaussian: min_patch_size must be >= 1, got {min_patch_size}")
 
-    def patch(x):
-        size = tf.shape(x)[:2]
+    def patch():
+        size = tf.shape(image)[:2]
         side = _common.random_int(seed, 1, min_patch_size, max_patch_size)
         stddev = _common.uniform(seed, 2, min_gaussian_stddev, max_gaussian_stddev)
         center = tf.stack(
@@ -317,17 +319,16 @@ def random_patch_gaussian(
         )
         # An even side puts the extra row/column before the center, as the TF OD API does.
         start = center - side // 2
-
-        def covered(axis):
-            positions = tf.range(size[axis])
-            return (positions >= start[axis]) & (positions < start[axis] + side)
-
-        mask = covered(0)[:, tf.newaxis, tf.newaxis] & covered(1)[tf.newaxis, :, tf.newaxis]
+        # Only the part of the patch inside the image gets noise (drawn for that part alone).
+        begin = tf.maximum(start, 0)
+        end = tf.minimum(start + side, size)
+        region = _common.to_float(image[begin[0] : end[0], begin[1] : end[1]])
         noisy = tf.clip_by_value(
-            x / 255.0 + _common.normal_tensor(seed, 5, tf.shape(x), stddev), 0.0, 1.0
+            region / 255.0 + _common.normal_tensor(seed, 5, tf.shape(region), stddev), 0.0, 1.0
         )
-        return tf.where(mask, noisy * 255.0, x)
+        noisy = _common.restore_dtype(noisy * 255.0, image.dtype)
+        return _common.paste(image, noisy, begin)
 
     do_it = _common.uniform(seed, 0) >= random_coef
-    image = tf.cond(do_it, lambda: _adjusted(image, patch), lambda: image)
+    image = tf.cond(do_it, patch, lambda: image)
     return image, boxes, labels
