@@ -785,17 +785,6 @@ def test_batch_norm_left_at_a_tf_od_api_default_is_applied():
     assert batch_norms and not any(layer.scale for layer in batch_norms)
 
 
-def test_unsupported_enum_value():
-    text = _replace(TINY_SSD, "width: 64 }", "width: 64 resize_method: NEAREST_NEIGHBOR }")
-    message = _error(text)
-    assert message.startswith(_at(text, "resize_method"))
-    assert message.endswith(
-        "'model.ssd.image_resizer.fixed_shape_resizer.resize_method' is NEAREST_NEIGHBOR, but "
-        "kdet does not support it: the TF OD API resizes with TF1 resize_images (no half-pixel "
-        "centres), which kdet reproduces for BILINEAR and AREA only"
-    )
-
-
 def test_default_score_converter_identity_is_rejected_at_the_message():
     text = _replace(TINY_SSD, "      score_converter: SIGMOID\n", "")
     assert _error(text) == (
