@@ -8,7 +8,6 @@ ignored. `kdet eval` and `kdet.evaluation.COCOEvaluator` apply the settings.
 import dataclasses
 
 from kdet.configs.field_reader import Bool
-from kdet.configs.field_reader import Fixed
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
 from kdet.configs.field_reader import Node
@@ -38,12 +37,8 @@ _EVAL_CONFIG = {
     "num_visualizations": Int(default=10, minimum=0),
     "min_score_threshold": Float(default=0.5),
     "max_num_boxes_to_visualize": Int(default=20, minimum=0),
-    "use_moving_averages": Fixed(
-        Bool(default=False),
-        False,
-        "kdet evaluates the checkpoint's trained weights; it keeps no separate moving averages "
-        "of them",
-    ),
+    # Evaluate the optimizer's moving averages of the weights (`COCOEvaluator`).
+    "use_moving_averages": Bool(default=False),
     # kdet's evaluator computes no losses and draws the images it evaluates, so these compute
     # the same thing either way.
     "use_dummy_loss_in_eval": Switch(default=False),
@@ -64,6 +59,8 @@ class EvalSettings:
         eval_interval_secs: int, seconds between checks for a new checkpoint, or None.
         include_metrics_per_category: bool, add the COCO per-category mAP.
         all_metrics_per_category: bool, with it, all 12 COCO numbers per category.
+        use_moving_averages: bool, evaluate the moving averages of the weights that the
+            optimizer keeps (`train_config.optimizer.use_moving_average`).
         num_visualizations: int, images drawn to TensorBoard per evaluation.
         min_score_threshold: float, the lowest score of a drawn detection.
         max_num_boxes_to_visualize: int, detections drawn per image at most.
@@ -84,6 +81,7 @@ class EvalSettings:
     recall_lower_bound: float = 0.0
     recall_upper_bound: float = 1.0
     all_metrics_per_category: bool = False
+    use_moving_averages: bool = False
 
 
 def build_eval_settings(node=None):
@@ -98,7 +96,7 @@ def build_eval_settings(node=None):
 
     Raises:
         ConfigError: for an unknown field (with a "did you mean" hint), a bad value, an
-            unknown `metrics_set`, or `use_moving_averages: true`.
+            unknown `metrics_set`, or recall bounds out of order.
     """
     node = node or Node(Message(), "eval_config")
     fields = read(node, _EVAL_CONFIG)
@@ -128,4 +126,5 @@ def build_eval_settings(node=None):
         recall_lower_bound=lower,
         recall_upper_bound=upper,
         all_metrics_per_category=fields["all_metrics_per_category"],
+        use_moving_averages=fields["use_moving_averages"],
     )

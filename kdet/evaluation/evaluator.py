@@ -7,6 +7,7 @@ TF OD API names.
 """
 
 import collections
+import contextlib
 import os
 
 import keras
@@ -162,6 +163,11 @@ class COCOEvaluator(keras.callbacks.Callback):
         all_metrics_per_category: bool. With `include_metrics_per_category`, all 12 COCO
             numbers per category (`DetectionBoxes_Precision mAP ByCategory/<name>`, …; TF
             OD API `eval_config.all_metrics_per_category`). Defaults to `False`.
+        use_moving_averages: bool. Evaluate the moving averages of the trained weights that
+            the model's optimizer keeps (`use_ema`; TF OD API `use_moving_average` in
+            `train_config`, `eval_config.use_moving_averages`): they replace the trainable
+            weights while the images are detected, and the trained weights come back after.
+            Defaults to `False`.
         use_07_metric: bool. Pascal VOC AP (and the curves' AP) as the VOC2007 11-point
             mean. Defaults to `False`.
         recall_lower_bound, recall_upper_bound: floats, the recall range of
@@ -212,6 +218,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         recall_lower_bound=0.0,
         recall_upper_bound=1.0,
         all_metrics_per_category=False,
+        use_moving_averages=False,
     ):
         super().__init__()
         if not 0.0 <= recall_lower_bound <= recall_upper_bound <= 1.0:
@@ -243,6 +250,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         self.min_score_threshold = min_score_threshold
         self.max_num_boxes_to_visualize = max_num_boxes_to_visualize
         self.all_metrics_per_category = all_metrics_per_category
+        self.use_moving_averages = use_moving_averages
         self.recall_lower_bound = recall_lower_bound
         self.recall_upper_bound = recall_upper_bound
         self._writer = None
@@ -271,14 +279,19 @@ class COCOEvaluator(keras.callbacks.Callback):
             ground truth in the evaluated images.
 
         Raises:
-            ValueError: without a model, or if the dataset has no images.
+            ValueError: without a model, if the dataset has no images, or with
+                `use_moving_averages` when the model's optimizer keeps no averages.
         """
         model = self.model if model is None else model
         if model is None:
             raise ValueError("evaluate() needs a model (none given, and not used in fit)")
         description = "evaluating" if step is None else f"evaluating step {step}"
-        with progress_bar(description=description, unit="image", total=self.num_examples,
-                          enabled=progress) as bar:
+        weights = (
+            moving_average_weights(model) if self.use_moving_averages
+            else contextlib.nullcontext()
+        )
+        with weights, progress_bar(description=description, unit="image",
+                                   total=self.num_examples, enabled=progress) as bar:
             groundtruth, detections, images = self._detect(model, bar.update)
         metrics = collections.OrderedDict()
         for name in self.metrics_sets:
@@ -421,6 +434,43 @@ class COCOEvaluator(keras.callbacks.Callback):
             for index, image in enumerate(images):
                 tf.summary.image(f"eval_side_by_side_{index}", image[None])
         self._writer.flush()
+
+
+@contextlib.contextmanager
+def moving_average_weights(model):
+    """Within the block, `model`'s trainable weights are the moving averages its optimizer keeps.
+
+    The TF OD API evaluates with `eval_config.use_moving_averages` this way (its TF2 loop swaps
+    the optimizer's averages in). The trained values come back on exit.
+
+    Args:
+        model: a Keras model whose optimizer has `use_ema=True` and is built (trained, or
+            restored from a checkpoint, which holds the averages).
+
+    Raises:
+        ValueError: when the optimizer keeps no moving averages.
+
+    Example:
+    ```python
+    with moving_average_weights(model):
+        predictions = model.predict(images)
+    ```
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "use_ema", False) or not optimizer.built:
+        raise ValueError(
+            "use_moving_averages needs the moving averages of the weights: the model's "
+            "optimizer must average them (use_ema=True; the TF OD API's use_moving_average: "
+            "true) and hold them (trained, or restored from a checkpoint)"
+        )
+    variables = model.trainable_variables
+    trained = [keras.ops.convert_to_numpy(variable) for variable in variables]
+    optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, trained, strict=True):
+            variable.assign(value)
 
 
 def _is_endless(dataset):

@@ -38,6 +38,9 @@ def _settings(text):
          dict(num_examples=8000, max_evals=10)),
         ('metrics_set: "coco_detection_metrics" num_examples: 1101', dict(num_examples=1101)),
         ('metrics_set: "coco_detection_metrics" use_moving_averages: false', {}),
+        # embedded_ssd_mobilenet_v1_coco.config, facessd_mobilenet_v2_quantized_…_v4.config.
+        ('metrics_set: "coco_detection_metrics" use_moving_averages: true',
+         dict(use_moving_averages=True)),
         ('metrics_set: "pascal_voc_detection_metrics" '
          'metrics_set: "weighted_pascal_voc_detection_metrics" batch_size: 8 '
          "include_metrics_per_category: true eval_interval_secs: 60 num_visualizations: 4 "
@@ -65,9 +68,6 @@ def test_no_eval_config_reads_as_the_tf_od_api_defaults():
         ("num_exmples: 10",
          r"eval.config:1:1: 'eval_config.num_exmples' is not a field kdet supports "
          r"\(did you mean 'num_examples'\?\)"),
-        ("batch_size: 2\nuse_moving_averages: true",
-         r"eval.config:2:1: 'eval_config.use_moving_averages' is true, but kdet uses false: "
-         r"kdet evaluates the checkpoint's trained weights"),
         ('metrics_set: "coco_detection_metrics"\n  metrics_set: "coco_mask_metrics"',
          r"eval.config:2:3: 'eval_config.metrics_set': metrics set 'coco_mask_metrics' is not "
          r"computed by kdet: kdet has no instance-mask models; kdet supports "
