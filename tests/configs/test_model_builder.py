@@ -9,6 +9,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kdet
 from kdet.configs.model_builder import build_model
@@ -765,7 +766,8 @@ def test_restating_field_with_another_value():
     text = _replace(TINY_SSD, "kernel_size: 3", "kernel_size: 3 box_code_size: 5")
     assert _error(text) == (
         f"{_at(text, 'box_code_size')}'model.ssd.box_predictor.convolutional_box_predictor."
-        "box_code_size' is 5, but kdet uses 4"
+        "box_code_size' is 5, but kdet uses 4: kdet's SSD box coder (faster_rcnn_box_coder) "
+        "encodes a box in 4 numbers"
     )
 
 
@@ -785,13 +787,20 @@ def test_batch_norm_left_at_a_tf_od_api_default_is_applied():
     assert batch_norms and not any(layer.scale for layer in batch_norms)
 
 
-def test_default_score_converter_identity_is_rejected_at_the_message():
+def test_default_score_converter_identity_is_applied():
+    # The TF OD API default IDENTITY: the class logits are the scores (no longer refused).
     text = _replace(TINY_SSD, "      score_converter: SIGMOID\n", "")
-    assert _error(text) == (
-        f"{_at_brace(text, 'post_processing')}'model.ssd.post_processing' does not set "
-        "'score_converter' (TF OD API default IDENTITY), but kdet does not support it: kdet's "
-        "SSD turns logits into scores with SIGMOID or SOFTMAX"
-    )
+    model = build_model_from_text(text)
+    assert model.non_max_suppression.score_converter == "identity"
+    logits = tf.constant([[[0.5, -2.0, 3.0, 1.0]]])
+    outputs = {
+        "box_encodings": tf.zeros([1, 1, 4]),
+        "class_logits": logits,
+        "anchors": tf.constant([[0.1, 0.1, 0.5, 0.5]]),
+        "scale": tf.ones([1, 2]),
+    }
+    _, scores = model.decode_boxes_and_scores(outputs)
+    np.testing.assert_allclose(scores, logits[..., 1:])
 
 
 @pytest.mark.parametrize(
@@ -808,8 +817,8 @@ def test_default_score_converter_identity_is_rejected_at_the_message():
          "'model.ssd.image_resizer.fixed_shape_resizer.height' expects an integer, got the "
          "number 6.4"),
         ("score_converter: SIGMOID", "score_converter: 'SIGMOID'", "score_converter",
-         "'model.ssd.post_processing.score_converter' expects one of SIGMOID, SOFTMAX, "
-         "IDENTITY, got the string 'SIGMOID'"),
+         "'model.ssd.post_processing.score_converter' expects one of IDENTITY, SIGMOID, "
+         "SOFTMAX, got the string 'SIGMOID'"),
         ("image_resizer {", "image_resizer: 300 image_resizer_x {", "image_resizer",
          "'model.ssd.image_resizer' expects a message: name { ... }, got the number 300"),
     ],

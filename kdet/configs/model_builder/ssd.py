@@ -1,6 +1,7 @@
 """The TF OD API `Ssd` message and its box predictors → `kdet.SSD`."""
 
 from kdet.configs.field_reader import Bool
+from kdet.configs.field_reader import Enum
 from kdet.configs.field_reader import Fixed
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
@@ -17,42 +18,28 @@ from kdet.configs.model_builder.components import build_matcher
 from kdet.configs.model_builder.components import read_similarity_calculator
 from kdet.configs.model_builder.feature_extractor import SSD_FEATURE_EXTRACTOR_SCHEMA
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
-from kdet.configs.model_builder.hyperparams import UNUSED
-from kdet.configs.model_builder.hyperparams import BatchNorm
-from kdet.configs.model_builder.hyperparams import Hyperparams
-from kdet.configs.model_builder.hyperparams import random_normal
-from kdet.configs.model_builder.hyperparams import read_hyperparams
-from kdet.configs.model_builder.hyperparams import truncated_normal
+from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.configs.model_builder.losses import build_ssd_loss
-from kdet.configs.model_builder.post_processing import read_ssd_post_processing
+from kdet.configs.model_builder.post_processing import build_ssd_non_max_suppression
 from kdet.feature_extractors import SSDFeatureExtractor
 from kdet.models.ssd import SSD
 from kdet.models.ssd import ConvolutionalBoxPredictor
 from kdet.models.ssd import WeightSharedConvolutionalBoxPredictor
 
 
-def _convolutional_box_predictor_hyperparams(uses_batch_norm):
-    """`ConvolutionalBoxPredictor` layer settings: batch norm and ReLU6 exist only in its
-    towers and depthwise heads."""
-    if not uses_batch_norm:
-        return Hyperparams(
-            "kdet's ConvolutionalBoxPredictor",
-            truncated_normal(0.03),
-            activation=UNUSED,
-            batch_norm=UNUSED,
-        )
-    return Hyperparams(
-        "kdet's ConvolutionalBoxPredictor",
-        truncated_normal(0.03),
-        batch_norm=BatchNorm(decay=0.9997, epsilon=1e-3),
-    )
+_BOX_CODE_SIZE = Fixed(
+    Int(default=4), 4, "kdet's SSD box coder (faster_rcnn_box_coder) encodes a box in 4 numbers"
+)
 
 
-def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_location):
+def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_location, background):
     """Reads a TF OD API `ConvolutionalBoxPredictor` → `ConvolutionalBoxPredictor`.
 
-    Its tower depth is TF OD API `max(min(channels, max_depth), min_depth)`, one fixed depth
-    in kdet: `min_depth` and `max_depth` must be equal.
+    `conv_hyperparams` is applied as the TF OD API applies it (initializer and regularizer of
+    every kernel; batch norm and activation after the tower and depthwise convolutions); an
+    absent one gives kdet's default. Its tower depth is TF OD API
+    `max(min(channels, max_depth), min_depth)`, one fixed depth in kdet: `min_depth` and
+    `max_depth` must be equal.
     """
     fields = read(
         node,
@@ -64,9 +51,12 @@ def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_locati
             "use_dropout": Bool(default=True),
             "dropout_keep_probability": Float(default=0.8),
             "kernel_size": Int(default=1, minimum=1),
-            "box_code_size": Fixed(Int(default=4), 4),
+            "box_code_size": _BOX_CODE_SIZE,
             "apply_sigmoid_to_scores": Fixed(
-                Bool(default=False), False, "scores are converted in post_processing"
+                Bool(default=False),
+                False,
+                "kdet's ConvolutionalBoxPredictor outputs logits; scores are converted by "
+                "post_processing.score_converter",
             ),
             "class_prediction_bias_init": Float(default=0.0),
             "use_depthwise": Bool(default=False),
@@ -79,32 +69,41 @@ def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_locati
             f"'{fields.node.path}' has min_depth {fields['min_depth']} and max_depth {depth}, "
             "but kdet's tower has one fixed depth: set them equal",
         )
-    num_layers = fields["num_layers_before_predictor"]
-    uses_batch_norm = fields["use_depthwise"] or (depth > 0 and num_layers > 0)
-    hyperparams = read_hyperparams(
-        fields["conv_hyperparams"], _convolutional_box_predictor_hyperparams(uses_batch_norm)
-    )
     return construct(
         node,
         ConvolutionalBoxPredictor,
         num_classes=num_classes,
         num_anchors_per_location=num_anchors_per_location,
         kernel_size=fields["kernel_size"],
-        num_layers_before_predictor=num_layers,
+        num_layers_before_predictor=fields["num_layers_before_predictor"],
         depth=depth,
         use_depthwise=fields["use_depthwise"],
         use_dropout=fields["use_dropout"],
         dropout_keep_probability=fields["dropout_keep_probability"],
         class_prediction_bias_init=fields["class_prediction_bias_init"],
-        **hyperparams.regularization(),
+        conv_hyperparams=read_conv_hyperparams(fields["conv_hyperparams"]),
+        add_background_class=background,
     )
 
 
-def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_location):
+def _read_clip_range(node):
+    """Reads a `BoxEncodingsClipRange` → `(min, max)`."""
+    fields = read(node, {"min": Float(required=True), "max": Float(required=True)})
+    if not fields["min"] < fields["max"]:
+        raise fields.error(
+            "max",
+            f"'{node.path}' has min {fields['min']} and max {fields['max']}: min must be "
+            "below max",
+        )
+    return fields["min"], fields["max"]
+
+
+def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_location, background):
     """Reads a TF OD API `WeightSharedConvolutionalBoxPredictor` → kdet's.
 
     As in the TF OD API, the towers have batch norm exactly when `conv_hyperparams` sets
-    `batch_norm`.
+    `batch_norm` (or `sync_batch_norm`), and their activation is ReLU6 whatever
+    `conv_hyperparams.activation` says.
     """
     fields = read(
         node,
@@ -113,38 +112,35 @@ def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_locati
             "num_layers_before_predictor": Int(default=0, minimum=0),
             "depth": Int(default=0, minimum=0),
             "kernel_size": Int(default=3, minimum=1),
-            "box_code_size": Fixed(Int(default=4), 4),
+            "box_code_size": _BOX_CODE_SIZE,
             "class_prediction_bias_init": Float(default=0.0),
             "use_dropout": Bool(default=False),
             "dropout_keep_probability": Float(default=0.8),
             "share_prediction_tower": Bool(default=False),
             "use_depthwise": Bool(default=False),
+            "score_converter": Enum({"IDENTITY": "identity", "SIGMOID": "sigmoid"},
+                                    default="IDENTITY"),
+            "box_encodings_clip_range": SubMessage(),
         },
     )
-    num_layers = fields["num_layers_before_predictor"]
-    has_tower = num_layers > 0
-    spec = Hyperparams(
-        "kdet's WeightSharedConvolutionalBoxPredictor",
-        random_normal(0.01),
-        activation="RELU_6" if has_tower else UNUSED,
-        batch_norm=BatchNorm(0.997, 1e-3, required=False) if has_tower else UNUSED,
-    )
-    hyperparams = read_hyperparams(fields["conv_hyperparams"], spec)
+    clip_range = fields["box_encodings_clip_range"]
     return construct(
         node,
         WeightSharedConvolutionalBoxPredictor,
         num_classes=num_classes,
         num_anchors_per_location=num_anchors_per_location,
         depth=fields["depth"],
-        num_layers_before_predictor=num_layers,
+        num_layers_before_predictor=fields["num_layers_before_predictor"],
         kernel_size=fields["kernel_size"],
         use_depthwise=fields["use_depthwise"],
-        apply_batch_norm=hyperparams.batch_norm,
         share_prediction_tower=fields["share_prediction_tower"],
         class_prediction_bias_init=fields["class_prediction_bias_init"],
         use_dropout=fields["use_dropout"],
         dropout_keep_probability=fields["dropout_keep_probability"],
-        **hyperparams.regularization(),
+        conv_hyperparams=read_conv_hyperparams(fields["conv_hyperparams"]),
+        box_encodings_clip_range=None if clip_range is None else _read_clip_range(clip_range),
+        class_score_converter=fields["score_converter"],
+        add_background_class=background,
     )
 
 
@@ -154,11 +150,11 @@ _SSD_BOX_PREDICTORS = {
 }
 
 
-def _build_ssd_box_predictor(node, num_classes, anchor_generator):
+def _build_ssd_box_predictor(node, num_classes, anchor_generator, add_background_class):
     """Reads a TF OD API `BoxPredictor` (a oneof) → an SSD box predictor."""
     chosen = read_one_of(node, tuple(_SSD_BOX_PREDICTORS))
     return _SSD_BOX_PREDICTORS[chosen.name](
-        chosen, num_classes, anchor_generator.num_anchors_per_location()
+        chosen, num_classes, anchor_generator.num_anchors_per_location(), add_background_class
     )
 
 # -- the meta-architectures -------------------------------------------------------------------
@@ -177,12 +173,29 @@ _SSD_SCHEMA = {
     "normalize_loss_by_num_matches": Bool(default=True),
     "normalize_loc_loss_by_codesize": Bool(default=False),
     "encode_background_as_zeros": Bool(default=False),
-    "add_background_class": Fixed(
-        Bool(default=True), True, "kdet's SSD predicts a background column"
-    ),
-    "negative_class_weight": Fixed(Float(default=1.0), 1.0),
+    "add_background_class": Bool(default=True),
+    "negative_class_weight": Float(default=1.0),
     "freeze_batchnorm": Bool(default=False),
     "inplace_batchnorm_update": Switch(),
+    "explicit_background_class": Fixed(
+        Bool(default=False),
+        False,
+        "it is for ground truth whose class scores include a background column "
+        "(multiclass_scores), which kdet's inputs do not carry",
+    ),
+    "use_confidences_as_targets": Fixed(
+        Bool(default=False),
+        False,
+        "it trains on ground-truth confidences (multiclass_scores), which kdet's inputs do "
+        "not carry",
+    ),
+    # Read by the TF OD API only with use_confidences_as_targets.
+    "implicit_example_weight": Float(default=1.0),
+    "return_raw_detections_during_predict": Fixed(
+        Bool(default=False),
+        False,
+        "kdet's predictions are the post-processed detections only",
+    ),
 }
 
 
@@ -197,12 +210,13 @@ def build_ssd(node):
     components = {
         "image_resizer": build_image_resizer(fields["image_resizer"]),
         "box_predictor": _build_ssd_box_predictor(
-            fields["box_predictor"], num_classes, anchor_generator
+            fields["box_predictor"], num_classes, anchor_generator,
+            fields["add_background_class"],
         ),
         "box_coder": build_box_coder(fields["box_coder"]),
         "matcher": build_matcher(fields["matcher"]),
         **build_ssd_loss(fields["loss"]),
-        **read_ssd_post_processing(fields["post_processing"]),
+        "non_max_suppression": build_ssd_non_max_suppression(fields["post_processing"]),
     }
     # The extractor last: it is the slow part to build.
     extractor = build_feature_extractor(
@@ -217,6 +231,8 @@ def build_ssd(node):
         normalize_loss_by_num_matches=fields["normalize_loss_by_num_matches"],
         normalize_loc_loss_by_codesize=fields["normalize_loc_loss_by_codesize"],
         encode_background_as_zeros=fields["encode_background_as_zeros"],
+        add_background_class=fields["add_background_class"],
+        negative_class_weight=fields["negative_class_weight"],
         freeze_batchnorm=fields["freeze_batchnorm"],
         **components,
     )
