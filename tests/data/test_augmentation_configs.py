@@ -48,13 +48,17 @@ def test_every_sample_config_block_reads_and_runs():
     steps = steps_of(parse_file(CONFIGS / "data_augmentation_options.txt"))
     assert len(steps) == 22  # the distinct blocks of the 115 sample configs
     names = {name for name, _ in steps}
-    assert {"random_square_crop_by_scale", "random_absolute_pad_image",
-            "ssd_random_crop_fixed_aspect_ratio", "random_scale_crop_and_pad_to_square"} <= names
-    assert ("random_absolute_pad_image",
-            {"max_height_padding": 200, "max_width_padding": 200, "pad_color": [0.0, 0.0, 0.0]}
-            ) in steps
-    assert ("random_horizontal_flip",
-            {"keypoint_flip_permutation": [1, 0, 2, 3, 5, 4]}) in steps
+    assert {
+        "random_square_crop_by_scale",
+        "random_absolute_pad_image",
+        "ssd_random_crop_fixed_aspect_ratio",
+        "random_scale_crop_and_pad_to_square",
+    } <= names
+    assert (
+        "random_absolute_pad_image",
+        {"max_height_padding": 200, "max_width_padding": 200, "pad_color": [0.0, 0.0, 0.0]},
+    ) in steps
+    assert ("random_horizontal_flip", {"keypoint_flip_permutation": [1, 0, 2, 3, 5, 4]}) in steps
     image = tf.fill([24, 32, 3], tf.constant(90, tf.uint8))
     boxes, labels = tf.constant([[0.2, 0.2, 0.8, 0.7]]), tf.constant([1])
     for name, params in steps:
@@ -117,23 +121,37 @@ def test_ssd_operations_read_with_proto_defaults():
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("normalize_image { original_minval: 0 original_maxval: 255 }",
-         r"pipeline.config:1:29: '.*normalize_image': kdet does not support this step: kdet "
-         r"models normalize raw 0..255 images"),
+        (
+            "normalize_image { original_minval: 0 original_maxval: 255 }",
+            r"pipeline.config:1:29: '.*normalize_image': kdet does not support this step: kdet "
+            r"models normalize raw 0..255 images",
+        ),
         ("rgb_to_gray { }", r"pipeline.config:1:29: .*random_rgb_to_gray \{ probability: 1.0 \}"),
-        ("random_sqare_crop_by_scale { }",
-         r"pipeline.config:1:29: .*did you mean 'random_square_crop_by_scale'"),
-        ("random_square_crop_by_scale { scale_mn: 0.5 }",
-         r"pipeline.config:1:59: .*scale_mn' is not a field kdet supports"),
-        ("random_jitter_boxes { jitter_mode: WOBBLE }",
-         r"pipeline.config:1:51: .*jitter_mode' expects one of DEFAULT"),
+        (
+            "random_sqare_crop_by_scale { }",
+            r"pipeline.config:1:29: .*did you mean 'random_square_crop_by_scale'",
+        ),
+        (
+            "random_square_crop_by_scale { scale_mn: 0.5 }",
+            r"pipeline.config:1:59: .*scale_mn' is not a field kdet supports",
+        ),
+        (
+            "random_jitter_boxes { jitter_mode: WOBBLE }",
+            r"pipeline.config:1:51: .*jitter_mode' expects one of DEFAULT",
+        ),
         # An operation without an area range means max_area 0 to the TF OD API: refused.
-        ("ssd_random_crop { operations { min_aspect_ratio: 0.5 max_aspect_ratio: 2 } }",
-         r"pipeline.config:1:29: .*ssd_random_crop': .*max_area > 0"),
-        ("resize_image { new_height: 10 }",
-         r"pipeline.config:1:29: .*new_height and new_width must be set"),
-        ("drop_label_probabilistically { drop_probability: 0.5 }",
-         r"pipeline.config:1:58: .*missing the required field 'label'"),
+        (
+            "ssd_random_crop { operations { min_aspect_ratio: 0.5 max_aspect_ratio: 2 } }",
+            r"pipeline.config:1:29: .*ssd_random_crop': .*max_area > 0",
+        ),
+        (
+            "resize_image { new_height: 10 }",
+            r"pipeline.config:1:29: .*new_height and new_width must be set",
+        ),
+        (
+            "drop_label_probabilistically { drop_probability: 0.5 }",
+            r"pipeline.config:1:58: .*missing the required field 'label'",
+        ),
     ],
 )
 def test_errors_point_at_the_config_line(text, match):

@@ -163,8 +163,11 @@ def test_crop_pad_sizes_follow_the_padded_size_ratios_of_the_input():
 def test_ssd_random_crop_pad_keeps_boxes_on_their_pixels():
     box = [0.25, 0.25, 0.75, 0.75]
     for image, boxes, labels in in_dataset(
-        augmentation.ssd_random_crop_pad, marker_image(16, 16, box), tf.constant([box]),
-        tf.constant([2]), SEEDS,
+        augmentation.ssd_random_crop_pad,
+        marker_image(16, 16, box),
+        tf.constant([box]),
+        tf.constant([2]),
+        SEEDS,
     ):
         assert image.shape[0] <= 32 and image.shape[1] <= 32
         if len(boxes):
@@ -173,8 +176,12 @@ def test_ssd_random_crop_pad_keeps_boxes_on_their_pixels():
 
 def test_pad_to_aspect_ratio_hand_checked_and_ssd_variant_holds_the_ratio():
     image, boxes, _ = augmentation.random_pad_to_aspect_ratio(
-        tf.fill([10, 20, 3], 255.0), tf.constant([[0.0, 0.0, 1.0, 1.0]]), tf.constant([1]),
-        aspect_ratio=1.0, min_padded_size_ratio=(1.0, 1.0), max_padded_size_ratio=(1.0, 1.0),
+        tf.fill([10, 20, 3], 255.0),
+        tf.constant([[0.0, 0.0, 1.0, 1.0]]),
+        tf.constant([1]),
+        aspect_ratio=1.0,
+        min_padded_size_ratio=(1.0, 1.0),
+        max_padded_size_ratio=(1.0, 1.0),
     )
     assert image.shape == (20, 20, 3)
     np.testing.assert_allclose(boxes, [[0.0, 0.0, 0.5, 1.0]])
@@ -203,13 +210,24 @@ def test_ssd_crop_operations_from_a_config_must_form_valid_ranges():
     ("mode", "check"),
     [
         ("DEFAULT", lambda new, old, size: np.all(np.abs(new - old) <= 0.05 * size / 2 + 1e-6)),
-        ("EXPAND", lambda new, old, size: np.all(new[:2] <= old[:2]) and np.all(new[2:] >= old[2:])),
-        ("SHRINK", lambda new, old, size: np.all(new[:2] >= old[:2]) and np.all(new[2:] <= old[2:])),
+        (
+            "EXPAND",
+            lambda new, old, size: np.all(new[:2] <= old[:2]) and np.all(new[2:] >= old[2:]),
+        ),
+        (
+            "SHRINK",
+            lambda new, old, size: np.all(new[:2] >= old[:2]) and np.all(new[2:] <= old[2:]),
+        ),
         (
             "EXPAND_SYMMETRIC_XY",
-            lambda new, old, size: np.allclose(new[:2] + new[2:], old[:2] + old[2:], atol=1e-6)
-            and np.isclose((new[2] - new[0]) / (old[2] - old[0]),
-                           (new[3] - new[1]) / (old[3] - old[1]), atol=1e-5),
+            lambda new, old, size: (
+                np.allclose(new[:2] + new[2:], old[:2] + old[2:], atol=1e-6)
+                and np.isclose(
+                    (new[2] - new[0]) / (old[2] - old[0]),
+                    (new[3] - new[1]) / (old[3] - old[1]),
+                    atol=1e-5,
+                )
+            ),
         ),
     ],
 )
@@ -218,8 +236,13 @@ def test_jitter_boxes_modes(mode, check):
     size = np.concatenate([old[:, 2:] - old[:, :2]] * 2, axis=1)
     changed = False
     for _, boxes, labels in in_dataset(
-        augmentation.random_jitter_boxes, tf.zeros([4, 4, 3], tf.uint8), tf.constant(old),
-        tf.constant([1, 2]), SEEDS[:4], ratio=0.05, jitter_mode=mode,
+        augmentation.random_jitter_boxes,
+        tf.zeros([4, 4, 3], tf.uint8),
+        tf.constant(old),
+        tf.constant([1, 2]),
+        SEEDS[:4],
+        ratio=0.05,
+        jitter_mode=mode,
     ):
         for new_box, old_box, box_size in zip(boxes, old, size):
             assert check(new_box, old_box, box_size)
@@ -231,8 +254,13 @@ def test_jitter_boxes_modes(mode, check):
 def test_black_patches_are_squares_of_the_ratio_and_probability_zero_is_identity():
     white = tf.fill([16, 16, 3], tf.constant(255, tf.uint8))
     for image, _, _ in in_dataset(
-        augmentation.random_black_patches, white, *NO_BOXES, SEEDS[:4],
-        max_black_patches=1, probability=1.0, size_to_image_ratio=0.25,
+        augmentation.random_black_patches,
+        white,
+        *NO_BOXES,
+        SEEDS[:4],
+        max_black_patches=1,
+        probability=1.0,
+        size_to_image_ratio=0.25,
     ):
         rows, cols = np.nonzero(image[..., 0] == 0)
         assert rows.size == 16 and np.ptp(rows) == 3 and np.ptp(cols) == 3
@@ -244,8 +272,14 @@ def test_black_patches_are_squares_of_the_ratio_and_probability_zero_is_identity
 def test_patch_gaussian_changes_only_one_square_patch():
     image = tf.fill([24, 24, 3], 128.0)
     for out, _, _ in in_dataset(
-        augmentation.random_patch_gaussian, image, *NO_BOXES, SEEDS[:4],
-        min_patch_size=4, max_patch_size=8, min_gaussian_stddev=0.2, max_gaussian_stddev=0.3,
+        augmentation.random_patch_gaussian,
+        image,
+        *NO_BOXES,
+        SEEDS[:4],
+        min_patch_size=4,
+        max_patch_size=8,
+        min_gaussian_stddev=0.2,
+        max_gaussian_stddev=0.3,
     ):
         rows, cols = np.nonzero(np.any(out != 128.0, axis=-1))
         assert rows.size > 0 and np.ptp(rows) < 8 and np.ptp(cols) < 8
@@ -256,23 +290,30 @@ def test_patch_gaussian_changes_only_one_square_patch():
 
 def test_pixel_value_scale_factors_stay_in_range_per_pixel():
     image = tf.fill([8, 8, 3], 100.0)
-    out, *_ = augmentation.random_pixel_value_scale(image, *NO_BOXES, minval=0.5, maxval=0.6,
-                                                    seed=(0, 1))
+    out, *_ = augmentation.random_pixel_value_scale(
+        image, *NO_BOXES, minval=0.5, maxval=0.6, seed=(0, 1)
+    )
     out = out.numpy()
     assert 50.0 <= out.min() and out.max() < 60.0 and np.unique(out).size > 10
 
 
 def test_adjust_gamma_hand_checked():
-    out, *_ = augmentation.adjust_gamma(tf.constant([[[0.0, 127.5, 255.0]]]), *NO_BOXES,
-                                        gamma=2.0, gain=1.0)
+    out, *_ = augmentation.adjust_gamma(
+        tf.constant([[[0.0, 127.5, 255.0]]]), *NO_BOXES, gamma=2.0, gain=1.0
+    )
     np.testing.assert_allclose(out, [[[0.0, 63.75, 255.0]]], rtol=1e-5)
 
 
 def test_image_scale_keeps_the_aspect_ratio_and_the_range():
     sizes = set()
     for image, boxes, _ in in_dataset(
-        augmentation.random_image_scale, tf.zeros([10, 20, 3], tf.uint8), tf.constant([[0.1] * 4]),
-        tf.constant([1]), SEEDS, min_scale_ratio=0.5, max_scale_ratio=2.0,
+        augmentation.random_image_scale,
+        tf.zeros([10, 20, 3], tf.uint8),
+        tf.constant([[0.1] * 4]),
+        tf.constant([1]),
+        SEEDS,
+        min_scale_ratio=0.5,
+        max_scale_ratio=2.0,
     ):
         height, width = image.shape[:2]
         assert 5 <= height < 20 and abs(width - 2 * height) <= 1
@@ -283,11 +324,18 @@ def test_image_scale_keeps_the_aspect_ratio_and_the_range():
 
 def test_resize_steps_give_the_target_size():
     image = marker_image(8, 8, [0.0, 0.0, 0.5, 0.5])
-    out, *_ = augmentation.resize_image(image, *NO_BOXES, new_height=4, new_width=6,
-                                        method="NEAREST_NEIGHBOR")
+    out, *_ = augmentation.resize_image(
+        image, *NO_BOXES, new_height=4, new_width=6, method="NEAREST_NEIGHBOR"
+    )
     assert out.shape == (4, 6, 3) and set(np.unique(out.numpy())) == {0, 255}
-    for out, _, _ in in_dataset(augmentation.random_resize_method, image, *NO_BOXES, SEEDS[:3],
-                                target_height=5, target_width=7):
+    for out, _, _ in in_dataset(
+        augmentation.random_resize_method,
+        image,
+        *NO_BOXES,
+        SEEDS[:3],
+        target_height=5,
+        target_width=7,
+    ):
         assert out.shape == (5, 7, 3)
     with pytest.raises(ValueError, match="new_height and new_width"):
         augmentation.resize_image(image, *NO_BOXES)
@@ -308,12 +356,17 @@ def test_downscale_to_target_pixels_hand_checked():
 def test_self_concat_repeats_the_image_and_its_boxes():
     box = [0.0, 0.0, 0.5, 0.5]
     image, boxes, labels = augmentation.random_self_concat_image(
-        marker_image(8, 8, box), tf.constant([box]), tf.constant([6]),
-        concat_vertical_probability=1.0, concat_horizontal_probability=1.0,
+        marker_image(8, 8, box),
+        tf.constant([box]),
+        tf.constant([6]),
+        concat_vertical_probability=1.0,
+        concat_horizontal_probability=1.0,
     )
     assert image.shape == (16, 16, 3) and labels.numpy().tolist() == [6] * 4
     for y, x in ((0, 0), (8, 0), (0, 8), (8, 8)):
-        assert {tuple(b) for b in np.round(boxes.numpy() * 16).astype(int)} >= {(y, x, y + 4, x + 4)}
+        assert {tuple(b) for b in np.round(boxes.numpy() * 16).astype(int)} >= {
+            (y, x, y + 4, x + 4)
+        }
         assert np.all(image.numpy()[y : y + 4, x : x + 4] == 255)
 
 

@@ -81,8 +81,7 @@ REFUSED_STEPS = {
         "look use random_rgb_to_gray { probability: 1.0 }, which keeps 3 equal channels"
     ),
     "convert_class_logits_to_softmax": (
-        "it converts multiclass_scores (distillation soft labels), which kdet examples do not "
-        "carry"
+        "it converts multiclass_scores (distillation soft labels), which kdet examples do not carry"
     ),
     "autoaugment_image": (
         "kdet does not implement the AutoAugment detection policies (v0..v3) yet"

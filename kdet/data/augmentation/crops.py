@@ -86,8 +86,7 @@ def _checked_operations(op, operations, defaults):
         unknown = set(operation) - set(defaults[0])
         if unknown:
             raise ValueError(
-                f"{op}: unknown operation field(s) {sorted(unknown)}; expected "
-                f"{list(defaults[0])}"
+                f"{op}: unknown operation field(s) {sorted(unknown)}; expected {list(defaults[0])}"
             )
     return operations
 
@@ -96,9 +95,7 @@ def _apply_one_of(operations, function, example, seed):
     """Applies `function(*example, **operation)` for one operation drawn uniformly."""
     choice = _common.uniform(seed, 0, 0, len(operations), tf.int32)
     branches = [
-        lambda operation=operation: function(
-            *example, seed=_common.sub_seed(seed, 1), **operation
-        )
+        lambda operation=operation: function(*example, seed=_common.sub_seed(seed, 1), **operation)
         for operation in operations
     ]
     return tf.switch_case(choice, branches)
@@ -270,13 +267,13 @@ def random_crop_to_aspect_ratio(
     >>> image, boxes, labels = random_crop_to_aspect_ratio(image, boxes, labels, 1.0)
     """
     if aspect_ratio <= 0:
-        raise ValueError(f"random_crop_to_aspect_ratio: aspect_ratio must be > 0, got {aspect_ratio}")
+        raise ValueError(
+            f"random_crop_to_aspect_ratio: aspect_ratio must be > 0, got {aspect_ratio}"
+        )
     size = tf.shape(image)[:2]
     height, width = tf.cast(size[0], tf.float32), tf.cast(size[1], tf.float32)
     wider = width / height > aspect_ratio
-    target_height = tf.where(
-        wider, size[0], tf.cast(tf.round(width / aspect_ratio), tf.int32)
-    )
+    target_height = tf.where(wider, size[0], tf.cast(tf.round(width / aspect_ratio), tf.int32))
     target_width = tf.where(wider, tf.cast(tf.round(height * aspect_ratio), tf.int32), size[1])
     target_height = tf.clip_by_value(target_height, 1, size[0])
     target_width = tf.clip_by_value(target_width, 1, size[1])
@@ -370,10 +367,12 @@ def random_crop_pad_image(
     Returns:
         `(image, boxes, labels)`: the padded crop and its boxes in `rel_yxyx` of it.
     """
-    min_ratio = _common.check_pair("random_crop_pad_image", "min_padded_size_ratio",
-                                   min_padded_size_ratio)
-    max_ratio = _common.check_pair("random_crop_pad_image", "max_padded_size_ratio",
-                                   max_padded_size_ratio)
+    min_ratio = _common.check_pair(
+        "random_crop_pad_image", "min_padded_size_ratio", min_padded_size_ratio
+    )
+    max_ratio = _common.check_pair(
+        "random_crop_pad_image", "max_padded_size_ratio", max_padded_size_ratio
+    )
     color = _common.check_color("random_crop_pad_image", pad_color)
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     cropped, boxes, labels = random_crop_image(
@@ -486,7 +485,9 @@ def _crop_border(max_border, size):
     if max_border <= 0:
         return tf.constant(0, tf.int32)
     border = tf.constant(float(max_border))
-    exponent = tf.math.ceil(tf.math.log(2.0 * border / tf.cast(size, tf.float32)) / tf.math.log(2.0))
+    exponent = tf.math.ceil(
+        tf.math.log(2.0 * border / tf.cast(size, tf.float32)) / tf.math.log(2.0)
+    )
     divisor = tf.clip_by_value(tf.pow(2.0, exponent), 1.0, border)
     return max_border // tf.cast(divisor, tf.int32)
 

@@ -238,12 +238,16 @@ def random_pad_to_aspect_ratio(
         `(image, boxes, labels)`: the padded image (its content at the top-left) and the boxes in
         `rel_yxyx` of it.
     """
-    min_ratio = _common.check_pair("random_pad_to_aspect_ratio", "min_padded_size_ratio",
-                                   min_padded_size_ratio)
-    max_ratio = _common.check_pair("random_pad_to_aspect_ratio", "max_padded_size_ratio",
-                                   max_padded_size_ratio)
+    min_ratio = _common.check_pair(
+        "random_pad_to_aspect_ratio", "min_padded_size_ratio", min_padded_size_ratio
+    )
+    max_ratio = _common.check_pair(
+        "random_pad_to_aspect_ratio", "max_padded_size_ratio", max_padded_size_ratio
+    )
     if aspect_ratio <= 0:
-        raise ValueError(f"random_pad_to_aspect_ratio: aspect_ratio must be > 0, got {aspect_ratio}")
+        raise ValueError(
+            f"random_pad_to_aspect_ratio: aspect_ratio must be > 0, got {aspect_ratio}"
+        )
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     height, width = size[0], size[1]
     target_height = tf.where(width / height <= aspect_ratio, height, width / aspect_ratio)
@@ -280,8 +284,9 @@ def _resized(image, size, method):
     return _common.restore_dtype(tf.clip_by_value(resized, 0.0, 255.0), dtype)
 
 
-def resize_image(image, boxes, labels, new_height=None, new_width=None, method="BILINEAR",
-                 seed=None):
+def resize_image(
+    image, boxes, labels, new_height=None, new_width=None, method="BILINEAR", seed=None
+):
     """Resizes the image to `[new_height, new_width]` (aspect ratio not kept); boxes unchanged.
 
     TF OD API `resize_image` as an augmentation step: the model's own image resizer still runs
@@ -307,7 +312,9 @@ def resize_image(image, boxes, labels, new_height=None, new_width=None, method="
         )
     method = str(method).upper()
     if method not in RESIZE_METHODS:
-        raise ValueError(f"resize_image: method must be one of {list(RESIZE_METHODS)}, got {method!r}")
+        raise ValueError(
+            f"resize_image: method must be one of {list(RESIZE_METHODS)}, got {method!r}"
+        )
     return _resized(image, [new_height, new_width], RESIZE_METHODS[method]), boxes, labels
 
 
@@ -484,8 +491,9 @@ def random_jitter_boxes(image, boxes, labels, ratio=0.05, jitter_mode="DEFAULT",
     """
     mode = str(jitter_mode).upper()
     if mode not in JITTER_MODES:
-        raise ValueError(f"random_jitter_boxes: jitter_mode must be one of {JITTER_MODES}, got "
-                         f"{jitter_mode!r}")
+        raise ValueError(
+            f"random_jitter_boxes: jitter_mode must be one of {JITTER_MODES}, got {jitter_mode!r}"
+        )
     if mode.startswith("SHRINK"):
         low, high = -ratio, 0.0
     elif mode.startswith("EXPAND"):

@@ -12,8 +12,7 @@ import tensorflow as tf
 from kdet.data.augmentation import _common
 
 
-def drop_label_probabilistically(image, boxes, labels, label=None, drop_probability=1.0,
-                                 seed=None):
+def drop_label_probabilistically(image, boxes, labels, label=None, drop_probability=1.0, seed=None):
     """Drops each box of class `label` (with its label) with probability `drop_probability`.
 
     TF OD API `drop_label_probabilistically`: one draw per box, so some boxes of the class may

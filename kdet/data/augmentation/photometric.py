@@ -308,7 +308,9 @@ def random_patch_gaussian(
         `(image, boxes, labels)`.
     """
     if min_patch_size < 1:
-        raise ValueError(f"random_patch_gaussian: min_patch_size must be >= 1, got {min_patch_size}")
+        raise ValueError(
+            f"random_patch_gaussian: min_patch_size must be >= 1, got {min_patch_size}"
+        )
 
     def patch():
         size = tf.shape(image)[:2]
