@@ -387,6 +387,8 @@ class FineTuneRestore:
         shape_differs: names of the weights left as they were because the checkpoint's have
             another shape (e.g. the class heads with another `num_classes`).
         missing: names of the weights the checkpoint has no value for.
+        outside_type: names of the weights the `fine_tune_checkpoint_type` does not restore
+            (`"fine_tune"`: all but the feature extractor's).
         unit: what `restored` counts: `"weights"` or `"feature extractor layers"`.
     """
 
@@ -396,6 +398,7 @@ class FineTuneRestore:
     shape_differs: list = dataclasses.field(default_factory=list)
     missing: list = dataclasses.field(default_factory=list)
     unit: str = "weights"
+    outside_type: list = dataclasses.field(default_factory=list)
 
     def __str__(self):
         text = f"initialized from {self.checkpoint} ({self.checkpoint_type})"
@@ -405,6 +408,7 @@ class FineTuneRestore:
         for names, why in (
             (self.shape_differs, "the shapes differ, e.g. with another num_classes"),
             (self.missing, "not in the checkpoint"),
+            (self.outside_type, f"a {self.checkpoint_type!r} restore leaves them"),
         ):
             if names:
                 shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
@@ -429,6 +433,11 @@ def restore_fine_tune_checkpoint(pipeline):
     - `"classification"`: a Keras classification model file (`.keras`) whose layers share the
       feature extractor's names (e.g. a `keras.applications` model), restored with the
       extractor's `restore_from_classification_checkpoint`.
+
+    - `"fine_tune"`: as `"detection"`, but only the feature extractor's weights (the TF OD
+      API's type for a whole detection model's extractor); `"full"`: as `"detection"`, but
+      every weight must be restored, else a `ConfigError`
+      (`kdet.training.variable_selection.fine_tune_prefixes`).
 
     TF OD API checkpoints (`model.ckpt`, TF1 or TF2 object graphs) cannot be read; start from
     a zoo model (`zoo:NAME`) instead.
@@ -479,11 +488,41 @@ def restore_fine_tune_checkpoint(pipeline):
             "cannot be read"
         )
     _build(pipeline.model)
-    return _restore_weights_file(pipeline.model, path, checkpoint_type)
+    restore = _restore_weights_file(
+        pipeline.model, path, checkpoint_type, _restore_prefixes(pipeline.train)
+    )
+    _check_full_restore(restore, where)
+    return restore
 
 
-def _restore_weights_file(model, path, checkpoint_type):
-    """`model.load_weights(path, skip_mismatch=True)`, told as a `FineTuneRestore`.
+def _restore_prefixes(train):
+    """The `variable_names` prefixes a fine-tune restores. kdet's `"detection"` restores every
+    weight of matching name and shape (the TF OD API's TF1 detection restore with
+    `load_all_detection_checkpoint_vars`), the other types as `fine_tune_prefixes` says."""
+    from kdet.training.variable_selection import fine_tune_prefixes
+
+    if train.fine_tune_checkpoint_type == "detection":
+        return ("",)
+    return fine_tune_prefixes(
+        train.fine_tune_checkpoint_type, train.load_all_detection_checkpoint_vars
+    )
+
+
+def _check_full_restore(restore, where):
+    """A `"full"` restore that left weights as they were is a `ConfigError` at `where`."""
+    unrestored = restore.shape_differs + restore.missing
+    if restore.checkpoint_type == "full" and unrestored:
+        raise where.error(
+            f"fine_tune_checkpoint_type 'full' restores every weight, but {len(unrestored)} "
+            f"have no value of their shape in the checkpoint: {', '.join(unrestored[:3])}"
+            + (", …" if len(unrestored) > 3 else "")
+            + "; use 'detection' to keep those initial values"
+        )
+
+
+def _restore_weights_file(model, path, checkpoint_type, prefixes=("",)):
+    """`model.load_weights(path, skip_mismatch=True)`, told as a `FineTuneRestore`; weights
+    outside `prefixes` keep their values.
 
     Keras warns about what a fine-tune expects: the checkpoint's optimizer state is not
     loaded (the fine-tune starts a new optimizer) and layers whose weights have other shapes
@@ -491,8 +530,9 @@ def _restore_weights_file(model, path, checkpoint_type):
     `FineTuneRestore`'s account; any other warning is passed on.
     """
     from kdet.training.variable_selection import variable_names
+    from kdet.training.variable_selection import weights_kept
 
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, weights_kept(model, prefixes) as kept:
         warnings.simplefilter("always")
         model.load_weights(path, skip_mismatch=True)
     skipped_layers = []
@@ -512,12 +552,15 @@ def _restore_weights_file(model, path, checkpoint_type):
         if layer.name in skipped_layers
         for weight in layer.weights
     }
-    names = variable_names(model)
+    outside = set(kept)
+    names = {name: weight for name, weight in variable_names(model).items()
+             if name not in outside}
     return FineTuneRestore(
         path,
         checkpoint_type,
         restored=[name for name, weight in names.items() if id(weight) not in skipped_ids],
         shape_differs=[name for name, weight in names.items() if id(weight) in skipped_ids],
+        outside_type=kept,
     )
 
 
@@ -649,7 +692,10 @@ def _restore_zoo_model(pipeline, name, where):
                 f"zoo model {name}'s feature extractor does not fit: {error}"
             ) from None
         return FineTuneRestore(checkpoint, checkpoint_type, layers, unit="feature extractor layers")
-    result = copy_matching_weights(source, model)
+    prefixes = _restore_prefixes(pipeline.train)
+    result = copy_matching_weights(source, model, prefixes)
+    outside = [name for name in result["missing"] if not name.startswith(prefixes)]
+    result["missing"] = [name for name in result["missing"] if name.startswith(prefixes)]
     if not result["restored"]:
         raise where.error(
             f"none of the weights of zoo model {name} ({type(source).__name__}, feature "
@@ -658,7 +704,9 @@ def _restore_zoo_model(pipeline, name, where):
             f"; use fine_tune_checkpoint_type 'classification' to start from its feature "
             "extractor's layers, or a zoo model of the same architecture"
         )
-    return FineTuneRestore(checkpoint, checkpoint_type, **result)
+    restore = FineTuneRestore(checkpoint, checkpoint_type, outside_type=outside, **result)
+    _check_full_restore(restore, where)
+    return restore
 
 
 def train_dataset(pipeline, seed=None):

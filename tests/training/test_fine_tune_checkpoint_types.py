@@ -166,3 +166,52 @@ def test_load_all_optimizer_checkpoint_vars_false_is_what_kdet_does_true_is_an_e
                                           r"load_all_optimizer_checkpoint_vars' is true, but "
                                           r"kdet's fine-tune restore loads no optimizer state"):
         _settings("fine_tune_checkpoint: \"x\"\nload_all_optimizer_checkpoint_vars: true")
+
+
+def _checkpoint_and_config(tmp_path, checkpoint_type, num_classes=None):
+    """A kdet checkpoint of the tiny pipeline's model, and a config fine-tuning from it."""
+    import tiny_pipeline
+    from kdet.utils.verified_files import write_verified
+
+    source = kdet.configs.load_pipeline(tiny_pipeline.write_pipeline(tmp_path, num_steps=1))
+    source.model.build((None, tiny_pipeline.IMAGE_SIZE, tiny_pipeline.IMAGE_SIZE, 3))
+    (tmp_path / "a").mkdir()
+    write_verified(tmp_path / "a" / "ckpt-1.weights.h5", source.model.save_weights)
+    (tmp_path / "b").mkdir()
+    config = tiny_pipeline.write_pipeline(
+        tmp_path / "b", num_steps=1,
+        train_config_extra=f'fine_tune_checkpoint: "{tmp_path / "a"}" '
+        f'fine_tune_checkpoint_type: "{checkpoint_type}"',
+    )
+    if num_classes is not None:
+        config.write_text(config.read_text().replace(
+            f"num_classes: {len(tiny_pipeline.LABEL_MAP)}", f"num_classes: {num_classes}"))
+    return source.model, kdet.configs.load_pipeline(config)
+
+
+def test_pipeline_fine_tune_type_restores_the_feature_extractor_only(tmp_path):
+    source, pipeline = _checkpoint_and_config(tmp_path, "fine_tune")
+    pipeline.model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))  # the tiny pipeline's size
+    before = _values(pipeline.model)
+    restore = kdet.configs.restore_fine_tune_checkpoint(pipeline)
+    after, pretrained = _values(pipeline.model), _values(source)
+    assert restore.restored and all(n.startswith("feature_extractor/") for n in restore.restored)
+    assert restore.outside_type and all(n.startswith("box_predictor/")
+                                        for n in restore.outside_type)
+    assert _equal(after, pretrained, restore.restored)
+    assert _equal(after, before, restore.outside_type)
+    assert "kept their initial values (a 'fine_tune' restore leaves them)" in str(restore)
+
+
+def test_pipeline_full_type_needs_every_weight(tmp_path):
+    source, pipeline = _checkpoint_and_config(tmp_path, "full")
+    restore = kdet.configs.restore_fine_tune_checkpoint(pipeline)
+    assert not restore.shape_differs and not restore.missing and not restore.outside_type
+    assert _equal(_values(pipeline.model), _values(source), _values(source))
+
+    (tmp_path / "x").mkdir()
+    _, other_classes = _checkpoint_and_config(tmp_path / "x", "full", num_classes=5)
+    with pytest.raises(kdet.configs.ConfigError, match=r"fine_tune_checkpoint_type 'full' "
+                                                       r"restores every weight, but 4 have no "
+                                                       r"value of their shape"):
+        kdet.configs.restore_fine_tune_checkpoint(other_classes)
