@@ -8,7 +8,10 @@ from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
 from kdet.configs.field_reader import read_one_of
 from kdet.configs.model_builder.common import construct
+from kdet.configs.field_reader import Bool
+from kdet.losses import BootstrappedSigmoidClassificationLoss
 from kdet.losses import SigmoidFocalClassificationLoss
+from kdet.losses import WeightedL1LocalizationLoss
 from kdet.losses import WeightedL2LocalizationLoss
 from kdet.losses import WeightedSigmoidClassificationLoss
 from kdet.losses import WeightedSmoothL1LocalizationLoss
@@ -42,6 +45,30 @@ def _build_weighted_sigmoid_focal(node):
     return SigmoidFocalClassificationLoss(gamma=fields["gamma"], alpha=fields["alpha"])
 
 
+def _build_bootstrapped_sigmoid(node):
+    """Reads a TF OD API `BootstrappedSigmoidClassificationLoss` (`alpha`, `hard_bootstrap`)."""
+    fields = read(
+        node,
+        {
+            "anchorwise_output": ANCHORWISE_OUTPUT,
+            "alpha": Float(required=True),
+            "hard_bootstrap": Bool(default=False),
+        },
+    )
+    return construct(
+        node,
+        BootstrappedSigmoidClassificationLoss,
+        alpha=fields["alpha"],
+        hard_bootstrap=fields["hard_bootstrap"],
+    )
+
+
+def _build_l1(node):
+    """Reads a TF OD API `L1LocalizationLoss` (no fields)."""
+    read(node, {})
+    return WeightedL1LocalizationLoss()
+
+
 def _build_weighted_smooth_l1(node):
     """Reads a TF OD API `WeightedSmoothL1LocalizationLoss` (`delta`)."""
     fields = read(node, {"anchorwise_output": ANCHORWISE_OUTPUT, "delta": Float(default=1.0)})
@@ -58,10 +85,12 @@ CLASSIFICATION_LOSSES = {
     "weighted_sigmoid": _build_weighted_sigmoid,
     "weighted_softmax": _build_weighted_softmax,
     "weighted_sigmoid_focal": _build_weighted_sigmoid_focal,
+    "bootstrapped_sigmoid": _build_bootstrapped_sigmoid,
 }
 _LOCALIZATION_LOSSES = {
     "weighted_smooth_l1": _build_weighted_smooth_l1,
     "weighted_l2": _build_weighted_l2,
+    "l1_localization_loss": _build_l1,
 }
 _HARD_EXAMPLE_LOSS_TYPES = {"BOTH": "both", "CLASSIFICATION": "cls", "LOCALIZATION": "loc"}
 
