@@ -45,9 +45,12 @@ _TRAIN_CONFIG = {
     "from_detection_checkpoint": Bool(default=False),
     # TF1's `restore_map`: a "detection" restore takes every weight, not the extractor's only.
     "load_all_detection_checkpoint_vars": Bool(default=False),
-    # Restore the checkpoint's optimizer slots too (a field of the quantized SSDLite sample
-    # configs): kdet's fine-tune restore starts a new optimizer, so only false is honoured.
+    # Fine-tune restore options of the quantized SSDLite sample configs: restore the
+    # checkpoint's optimizer slots, its moving averages, its step. kdet's fine-tune starts a new
+    # optimizer (step 0, averages of the restored weights), so only false is honoured.
     "load_all_optimizer_checkpoint_vars": Bool(default=False),
+    "load_all_moving_average_checkpoint_vars": Bool(default=False),
+    "include_global_step": Bool(default=False),
     "freeze_variables": Repeated(String()),
     "update_trainable_variables": Repeated(String()),
     "use_bfloat16": Bool(default=False),
@@ -61,6 +64,12 @@ _TRAIN_CONFIG = {
         Bool(default=True), True, "kdet adds the layers' regularization losses to the total loss"
     ),
     "retain_original_images": Switch(),
+}
+# Fine-tune restore options kdet honours only as false, and what a true one would restore.
+_FINE_TUNE_STARTS_NEW = {
+    "load_all_optimizer_checkpoint_vars": "optimizer state",
+    "load_all_moving_average_checkpoint_vars": "moving averages",
+    "include_global_step": "step count",
 }
 # Fields of a distributed TF1 setup that kdet's `tf.distribute` training does not need.
 _NOTICE_ONLY = ("sync_replicas", "replicas_to_aggregate", "startup_delay_steps")
@@ -125,6 +134,12 @@ _INPUT_READER = {
     "max_number_of_boxes": Int(default=100, minimum=1),
     "load_instance_masks": Bool(default=False),
     "use_display_name": Bool(default=False),
+    # Deprecated TF1 queue settings, read and not used: the TF OD API's tf.data reader
+    # ignores them too.
+    "queue_capacity": Int(default=2000, minimum=0),
+    "min_after_dequeue": Int(default=1000, minimum=0),
+    "prefetch_size": Int(default=512, minimum=0),
+    "num_parallel_map_calls": Int(default=64, minimum=0),
 }
 
 
@@ -297,13 +312,13 @@ def build_training(node):
             f"'{fields.path('fine_tune_checkpoint_type')}' is {checkpoint_type!r}; kdet "
             f"supports {', '.join(map(repr, FINE_TUNE_CHECKPOINT_TYPES))}",
         )
-    if fields["load_all_optimizer_checkpoint_vars"]:
-        raise fields.error(
-            "load_all_optimizer_checkpoint_vars",
-            f"'{fields.path('load_all_optimizer_checkpoint_vars')}' is true, but kdet's "
-            "fine-tune restore loads no optimizer state: training starts a new optimizer "
-            "(set it to false or remove it)",
-        )
+    for name, what in _FINE_TUNE_STARTS_NEW.items():
+        if fields[name]:
+            raise fields.error(
+                name,
+                f"'{fields.path(name)}' is true, but kdet's fine-tune restore loads no {what}: "
+                "training starts a new optimizer (set it to false or remove it)",
+            )
     settings = TrainSettings(
         batch_size=fields["batch_size"],
         num_steps=fields["num_steps"],

@@ -158,7 +158,9 @@ def test_keras_round_trip_of_a_restored_model_is_unaffected(tmp_path):
 def test_load_all_optimizer_checkpoint_vars_false_is_what_kdet_does_true_is_an_error():
     # ssdlite_mobilenet_v2_coco_quantize.config sets it to False.
     settings = _settings('fine_tune_checkpoint: "x" fine_tune_checkpoint_type: "detection"\n'
-                         "load_all_optimizer_checkpoint_vars: False")
+                         "load_all_optimizer_checkpoint_vars: False\n"
+                         "load_all_moving_average_checkpoint_vars: False\n"
+                         "include_global_step: False")
     assert settings.fine_tune_checkpoint_type == "detection"
     from kdet.configs.text_format import ConfigError
 
@@ -166,6 +168,9 @@ def test_load_all_optimizer_checkpoint_vars_false_is_what_kdet_does_true_is_an_e
                                           r"load_all_optimizer_checkpoint_vars' is true, but "
                                           r"kdet's fine-tune restore loads no optimizer state"):
         _settings("fine_tune_checkpoint: \"x\"\nload_all_optimizer_checkpoint_vars: true")
+    with pytest.raises(ConfigError, match=r"'train_config.include_global_step' is true, but "
+                                          r"kdet's fine-tune restore loads no step count"):
+        _settings("include_global_step: true")
 
 
 def _checkpoint_and_config(tmp_path, checkpoint_type, num_classes=None):
