@@ -61,6 +61,23 @@ def regularized_clone(layer, kernel_regularizer, regularize_depthwise=False):
     return layer.__class__.from_config(config)
 
 
+@keras.saving.register_keras_serializable(package="kdet")
+class NoBatchNorm(keras.layers.Layer):
+    """The identity, standing in for a body's batch norm when the hyperparams it is set up
+    with have no `batch_norm` (the TF OD API builds an identity there too). Takes the batch
+    norm's call arguments.
+
+    Call args:
+        inputs: any tensor; returned unchanged.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def _is_relu(layer):
     """Whether `layer` is a body activation layer: a `ReLU` or an `Activation("relu")`."""
     if isinstance(layer, keras.layers.ReLU):
@@ -75,7 +92,7 @@ def hyperparams_clone(layer, hyperparams, clone_function=None):
 
     As the TF OD API's Keras bodies (`keras_models/mobilenet_v1.py`, `mobilenet_v2.py`,
     `resnet_v1.py`) build their layers when given `conv_hyperparams`: each batch norm becomes
-    `hyperparams.batch_norm_layer` (an identity without `batch_norm`), each ReLU / ReLU6 /
+    `hyperparams.batch_norm_layer` (a `NoBatchNorm` identity without `batch_norm`), each ReLU / ReLU6 /
     `Activation("relu")` becomes `hyperparams.activation_layer` (an identity for `NONE`), and
     convolutions take the initializer and regularizer of `hyperparams`
     (`ConvHyperparams.layer_config_overrides`). Layer names are kept; a convolution keeps its
@@ -91,9 +108,7 @@ def hyperparams_clone(layer, hyperparams, clone_function=None):
         A new, unbuilt layer.
     """
     if isinstance(layer, keras.layers.BatchNormalization):
-        return hyperparams.batch_norm_layer(name=layer.name) or keras.layers.Identity(
-            name=layer.name
-        )
+        return hyperparams.batch_norm_layer(name=layer.name) or NoBatchNorm(name=layer.name)
     if _is_relu(layer):
         return hyperparams.activation_layer(name=layer.name) or keras.layers.Identity(
             name=layer.name

@@ -196,3 +196,34 @@ def test_other_ssd_feature_extractor_fields():
         _build("type: 'test_d3_takes_none' num_layers: 4")
     with pytest.raises(ConfigError, match=r"fe.config:1:28: .*BiFPN.*not in kdet yet"):
         _build("type: 'test_d3_takes_none' bifpn { min_level: 3 }")
+
+
+def test_resnet_body_override_replaces_every_relu_and_batch_norm():
+    extractor = _build(
+        f"type: 'ssd_resnet50_v1_fpn_keras' {HYPERPARAMS}"
+        "override_base_feature_extractor_hyperparams: true "
+        "fpn { min_level: 3 max_level: 5 additional_layer_depth: 16 }"
+    )
+    body = extractor.body
+    activations = [layer for layer in body.layers if isinstance(layer, keras.layers.Activation)]
+    assert len(activations) == 49  # every ReLU of ResNet50, block outputs included
+    assert {layer.get_config()["activation"] for layer in activations} <= {"swish", "silu"}
+    for layer in _batch_norms(body):
+        _check_batch_norm(layer)
+    conv = body.get_layer("conv2_block1_1_conv")
+    assert conv.kernel_regularizer.get_config() == pytest.approx({"l1": 0.003})
+    assert conv.kernel_initializer.get_config()["stddev"] == pytest.approx(0.05)
+
+
+def test_override_without_batch_norm_or_activation_leaves_them_out_of_the_body():
+    extractor = _build(
+        "type: 'ssd_mobilenet_v2' depth_multiplier: 0.35 "
+        "conv_hyperparams { activation: NONE } override_base_feature_extractor_hyperparams: true"
+    )
+    body = extractor.body
+    assert not _batch_norms(body)
+    assert not [layer for layer in body.layers if isinstance(layer, keras.layers.ReLU)]
+    assert body.get_layer("Conv1").use_bias is False  # the body's own choice, as in the TF OD API
+    maps = extractor(tf.random.uniform([1, 64, 64, 3], -1.0, 1.0, seed=2))
+    assert [tuple(m.shape[1:3]) for m in maps][:2] == [(4, 4), (2, 2)]
+    assert float(tf.reduce_min(maps[0])) < 0.0  # no activation: negative features pass
