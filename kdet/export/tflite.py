@@ -1,6 +1,7 @@
 """`export_tflite`: an SSD as a TFLite model whose non-max suppression is TFLite's own op."""
 
 import contextlib
+import math
 import pathlib
 
 import tensorflow as tf
@@ -194,6 +195,14 @@ def _int8_if_quantization_aware(model, quantization, representative_images):
             f"{model.name} is quantization-aware: its int8 ranges are the learned ones, so "
             "representative_images would not be used; leave them out"
         )
+    for layer in model._flatten_layers(include_self=False):
+        state = getattr(layer, "fake_quant", None)
+        values = [float(weight) for weight in state.weights] if state is not None else []
+        if not all(math.isfinite(value) for value in values):
+            raise ValueError(
+                f"the learned int8 ranges of layer {layer.name!r} are not finite ({values}): "
+                "training diverged; export an earlier checkpoint"
+            )
     return "int8"
 
 

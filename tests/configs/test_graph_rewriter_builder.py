@@ -102,8 +102,7 @@ def test_the_quantized_sample_configs_build_quantization_aware(name):
 
 @pytest.mark.large
 def test_kdet_train_trains_quantization_aware_and_kdet_export_writes_an_int8_tflite(tmp_path):
-    config = _config_with(tmp_path, "graph_rewriter { quantization { delay: 2 } }", num_steps=3,
-                          learning_rate=0.01)
+    config = _config_with(tmp_path, "graph_rewriter { quantization { delay: 2 } }", num_steps=3)
     model_dir = tmp_path / "model"
     assert cli.main(["train", "--pipeline_config_path", str(config), "--model_dir",
                      str(model_dir), "--checkpoint_every_n", "3"]) == 0
