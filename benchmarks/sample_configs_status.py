@@ -14,7 +14,14 @@ needs them. This script calls none of those, so a missing file never is the firs
 A config whose model builds is counted as building (its weights are created on the first call,
 so building it costs only the Keras layer objects).
 
+With `--train`, every config that builds also runs as `tests/configs/test_sample_configs.py`
+runs a few of them: its paths replaced by a tiny record (nothing else changed), a batch of its
+`train_dataset` (the config's batch size, augmentation and resizer), one training step of the
+full-size model on the first image of that batch, and a prediction; the table then gives the
+seconds each part took (on a config copy in a temporary folder).
+
 Usage: python benchmarks/sample_configs_status.py [FOLDER ...] [--per-config] [--width 240]
+           [--train]
 """
 
 import argparse
@@ -23,6 +30,7 @@ import os
 import pathlib
 import re
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,6 +39,12 @@ import keras  # noqa: E402
 
 from kdet.configs import ConfigError  # noqa: E402
 from kdet.configs import load_pipeline  # noqa: E402
+from kdet.configs import train_dataset  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "configs"))
+from test_sample_configs import train_step_and_predict  # noqa: E402
+from test_sample_configs import with_paths  # noqa: E402
+from test_sample_configs import write_inputs  # noqa: E402
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_FOLDERS = [
@@ -85,6 +99,46 @@ def cause(status, text):
     return f"field in {section}: {rest.rsplit('.', 1)[-1] or section}"
 
 
+def train_and_predict(path, inputs, folder):
+    """`(text, seconds)`: how the config's batch, training step and prediction went."""
+    copy = pathlib.Path(folder) / path.name
+    copy.write_text(with_paths(path.read_text(), *inputs))
+    times = {}
+    try:
+        start = time.perf_counter()
+        pipeline = load_pipeline(copy)
+        times["load"] = time.perf_counter() - start
+        start = time.perf_counter()
+        next(iter(train_dataset(pipeline, seed=1)))
+        times["batch"] = time.perf_counter() - start
+        start = time.perf_counter()
+        losses, _ = train_step_and_predict(pipeline)
+        times["step+predict"] = time.perf_counter() - start
+    except Exception as error:  # noqa: BLE001 - the table records whatever stops the config
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}", times
+    finally:
+        keras.backend.clear_session()
+    loss = sum(value for key, value in losses.items() if key == "loss" or key.endswith("_loss"))
+    return f"trains (loss {loss:.3g}) and predicts", times
+
+
+def run_training(paths, rows):
+    """Prints the `--train` table of the configs of `rows` that build."""
+    print("| config | batch size | load s | batch s | step + predict s | result |")
+    print("|---|---:|---:|---:|---:|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = write_inputs(pathlib.Path(folder))
+        for path, (_, reason, _) in zip(paths, rows):
+            if reason != BUILDS:
+                continue
+            text, times = train_and_predict(path, inputs, folder)
+            batch_size = re.search(r"batch_size:\s*(\d+)", path.read_text())
+            cells = [f"{times[key]:.0f}" if key in times else "-"
+                     for key in ("load", "batch", "step+predict")]
+            print(f"| {path.parent.name}/{path.name} | {batch_size.group(1) if batch_size else '-'} "
+                  f"| {' | '.join(cells)} | {text} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=pathlib.Path, default=DEFAULT_FOLDERS)
@@ -92,6 +146,8 @@ def main():
                         help="also print one table row per config")
     parser.add_argument("--width", type=int, default=240,
                         help="longest first error shown per config (characters)")
+    parser.add_argument("--train", action="store_true",
+                        help="also train a step and predict with every config that builds")
     args = parser.parse_args()
     paths = sorted(p for folder in args.folders for p in folder.glob("*.config"))
     if not paths:
@@ -126,6 +182,9 @@ def main():
         print("|---|---:|")
         for (name, what), count in sorted(extractors.items(), key=lambda item: (-item[1], item[0])):
             print(f"| `{name}` ({what}) | {count} |")
+    if args.train:
+        print()
+        run_training(paths, rows)
 
 
 if __name__ == "__main__":
