@@ -17,10 +17,11 @@ from kdet.configs.model_builder.feature_extractor import (
 )
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
 from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
-from kdet.configs.model_builder.losses import ANCHORWISE_OUTPUT
 from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
 from kdet.configs.model_builder.post_processing import read_faster_rcnn_post_processing
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
+from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.losses import WeightedSoftmaxClassificationLoss
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import FasterRCNN
 
@@ -109,13 +110,20 @@ def _build_first_stage_anchor_generator(node, extractor):
 
 
 def _read_second_stage_classification_loss(node):
-    """Reads `second_stage_classification_loss`: kdet's Faster R-CNN uses `weighted_softmax`."""
+    """Reads `second_stage_classification_loss` (absent: `weighted_softmax`, the TF OD API
+    default) → the box classifier's class loss."""
+    if node is None:
+        return WeightedSoftmaxClassificationLoss()
     chosen = read_one_of(node, tuple(CLASSIFICATION_LOSSES))
-    if chosen.name != "weighted_softmax":
-        raise chosen.error(
-            f"'{chosen.path}' is set, but kdet's Faster R-CNN always uses weighted_softmax"
-        )
-    read(chosen, {"anchorwise_output": ANCHORWISE_OUTPUT, "logit_scale": Fixed(Float(1.0), 1.0)})
+    return CLASSIFICATION_LOSSES[chosen.name](chosen)
+
+
+def _build_second_stage_non_max_suppression(node):
+    """Reads `second_stage_post_processing` → `MultiClassNonMaxSuppression` (softmax scores)."""
+    arguments = read_faster_rcnn_post_processing(node)
+    return construct(
+        node, MultiClassNonMaxSuppression, **{"score_converter": "softmax", **arguments}
+    )
 
 
 _MASK_RCNN_BOX_PREDICTOR_SCHEMA = {
@@ -198,8 +206,6 @@ def build_faster_rcnn(node):
             "second_stage_batch_size RoIs per image (balanced by second_stage_balance_fraction); "
             "hard example mining over all proposals is not in kdet yet",
         )
-    if fields.has("second_stage_classification_loss"):
-        _read_second_stage_classification_loss(fields["second_stage_classification_loss"])
     scalars = {
         name: fields[name]
         for name in (
@@ -236,7 +242,12 @@ def build_faster_rcnn(node):
             fields["second_stage_box_predictor"], num_classes
         ),
         add_groundtruth_to_proposals=False,
+        second_stage_classification_loss=_read_second_stage_classification_loss(
+            fields["second_stage_classification_loss"]
+        ),
+        second_stage_non_max_suppression=_build_second_stage_non_max_suppression(
+            fields["second_stage_post_processing"]
+        ),
         **scalars,
         **_crop_arguments(fields, extractor),
-        **read_faster_rcnn_post_processing(fields["second_stage_post_processing"]),
     )

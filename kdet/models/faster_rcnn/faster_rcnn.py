@@ -30,6 +30,21 @@ from kdet.targets.target_assigner import TargetAssigner
 
 # The largest FPN level RoIs are cropped from (higher levels only feed the RPN, as in FPN).
 _MAX_ROI_LEVEL = 5
+# The `second_stage_non_max_suppression` arguments older `kdet.FasterRCNN` configs (and
+# `.keras` files) carry as model arguments.
+_LEGACY_POST_PROCESSING_ARGUMENTS = (
+    "score_threshold",
+    "iou_threshold",
+    "max_detections_per_class",
+    "max_detections",
+)
+
+
+def default_second_stage_non_max_suppression():
+    """`kdet.FasterRCNN`'s default second-stage post-processing: softmax scores, the TF OD API
+    `BatchNonMaxSuppression` defaults (score threshold 0.0, IoU 0.6, 100 per class, 100 in
+    total)."""
+    return MultiClassNonMaxSuppression(score_converter="softmax")
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -93,13 +108,25 @@ class FasterRCNN(ObjectDetector):
             Defaults to `0.25`.
         second_stage_localization_loss_weight: float. Defaults to `2.0`.
         second_stage_classification_loss_weight: float. Defaults to `1.0`.
+        second_stage_classification_loss: the loss of the box classifier's class logits
+            (background column included): `kdet.losses.WeightedSoftmaxClassificationLoss`
+            (the TF OD API default, with its `logit_scale`),
+            `WeightedSigmoidClassificationLoss` or `SigmoidFocalClassificationLoss`. Use a
+            `second_stage_non_max_suppression` score converter that matches it (sigmoid for
+            sigmoid losses). Defaults to `WeightedSoftmaxClassificationLoss()`.
         add_groundtruth_to_proposals: bool. Let the groundtruth boxes compete with the
             proposals when sampling RoIs (torchvision does; it helps early training).
             Defaults to `True`.
-        score_threshold: float. Second-stage post-processing. Defaults to `0.0`.
-        iou_threshold: float. Defaults to `0.6`.
-        max_detections_per_class: int. Defaults to `100`.
-        max_detections: int. Defaults to `100`.
+        second_stage_non_max_suppression: a `kdet.layers.MultiClassNonMaxSuppression`: the
+            TF OD API `second_stage_post_processing` (score converter and `logit_scale`
+            applied to the class logits, background column dropped after; per-class or
+            class-agnostic, hard or soft NMS over the class-specific boxes). Defaults to
+            `default_second_stage_non_max_suppression()`: softmax, score threshold 0.0, IoU
+            0.6, 100 detections per class and in total.
+        score_threshold, iou_threshold, max_detections_per_class, max_detections: the
+            arguments of `second_stage_non_max_suppression` that `kdet.FasterRCNN` configs
+            saved before it existed carry; each replaces the default's value. Pass either
+            these or `second_stage_non_max_suppression`. Default to `None`.
         bounding_box_format: see `ObjectDetector`. Defaults to `"yxyx"`.
 
     Example:
@@ -127,6 +154,8 @@ class FasterRCNN(ObjectDetector):
         "image_resizer",
         "first_stage_anchor_generator",
         "second_stage_box_predictor",
+        "second_stage_classification_loss",
+        "second_stage_non_max_suppression",
     )
 
     def __init__(
@@ -158,14 +187,37 @@ class FasterRCNN(ObjectDetector):
         second_stage_localization_loss_weight=2.0,
         second_stage_classification_loss_weight=1.0,
         add_groundtruth_to_proposals=True,
-        score_threshold=0.0,
-        iou_threshold=0.6,
-        max_detections_per_class=100,
-        max_detections=100,
+        second_stage_classification_loss=None,
+        second_stage_non_max_suppression=None,
+        score_threshold=None,
+        iou_threshold=None,
+        max_detections_per_class=None,
+        max_detections=None,
         bounding_box_format="yxyx",
         **kwargs,
     ):
         super().__init__(num_classes, bounding_box_format=bounding_box_format, **kwargs)
+        legacy = {
+            name: value
+            for name, value in zip(
+                _LEGACY_POST_PROCESSING_ARGUMENTS,
+                (score_threshold, iou_threshold, max_detections_per_class, max_detections),
+            )
+            if value is not None
+        }
+        if legacy and second_stage_non_max_suppression is not None:
+            raise ValueError(
+                f"pass either second_stage_non_max_suppression or {sorted(legacy)}, not both: "
+                "they are the same settings"
+            )
+        if second_stage_non_max_suppression is None:
+            second_stage_non_max_suppression = MultiClassNonMaxSuppression(
+                **{**default_second_stage_non_max_suppression().get_config(), **legacy}
+            )
+        self.second_stage_non_max_suppression = second_stage_non_max_suppression
+        self.second_stage_classification_loss = (
+            second_stage_classification_loss or WeightedSoftmaxClassificationLoss()
+        )
         if isinstance(feature_extractor, str):
             feature_extractor = build_feature_extractor(feature_extractor)
         self.feature_extractor = feature_extractor
@@ -205,10 +257,6 @@ class FasterRCNN(ObjectDetector):
         self.second_stage_localization_loss_weight = second_stage_localization_loss_weight
         self.second_stage_classification_loss_weight = second_stage_classification_loss_weight
         self.add_groundtruth_to_proposals = add_groundtruth_to_proposals
-        self.score_threshold = score_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections_per_class = max_detections_per_class
-        self.max_detections = max_detections
 
         num_anchors = self.first_stage_anchor_generator.num_anchors_per_location()
         if len(set(num_anchors)) != 1:
@@ -252,12 +300,14 @@ class FasterRCNN(ObjectDetector):
         self._roi_sampler = BalancedPositiveNegativeSampler(second_stage_balance_fraction)
         self._classification_loss = WeightedSoftmaxClassificationLoss()
         self._localization_loss = WeightedSmoothL1LocalizationLoss()
-        self._non_max_suppression = MultiClassNonMaxSuppression(
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-            max_detections_per_class=max_detections_per_class,
-            max_detections=max_detections,
-        )
+
+    # The post-processing settings, read from `second_stage_non_max_suppression`.
+    score_threshold = property(lambda self: self.second_stage_non_max_suppression.score_threshold)
+    iou_threshold = property(lambda self: self.second_stage_non_max_suppression.iou_threshold)
+    max_detections_per_class = property(
+        lambda self: self.second_stage_non_max_suppression.max_detections_per_class
+    )
+    max_detections = property(lambda self: self.second_stage_non_max_suppression.max_detections)
 
     def _default_anchor_generator(self):
         extractor = self.feature_extractor
@@ -421,7 +471,7 @@ class FasterRCNN(ObjectDetector):
 
         roi_weights = outputs["roi_weights"]
         roi_cls_targets = outputs["roi_cls_targets"]
-        class_losses = self._classification_loss(
+        class_losses = self.second_stage_classification_loss(
             outputs["class_logits"], tf.one_hot(roi_cls_targets, self.num_classes + 1), roi_weights
         )
         # Class-specific box encodings: the loss reads the one of the groundtruth class.
@@ -452,10 +502,21 @@ class FasterRCNN(ObjectDetector):
         proposals = outputs["proposals"]
         boxes = self._box_coder.decode(outputs["box_encodings"], proposals[:, :, None, :])
         boxes = clip_boxes(from_padded_frame(boxes, outputs["scale"]))
-        scores = tf.nn.softmax(tf.cast(outputs["class_logits"], tf.float32))[..., 1:]
+        nms = self.second_stage_non_max_suppression
+        # Scores of every column, then the background column is dropped (the TF OD API).
+        scores = nms.convert_scores(outputs["class_logits"])[..., 1:]
         valid = tf.reduce_any(proposals >= 0.0, axis=-1)
         scores = scores * tf.cast(valid, tf.float32)[..., None]
-        return to_label_ids(self._non_max_suppression(boxes, scores))
+        return to_label_ids(nms(boxes, scores))
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before these components existed have no entry: the defaults (and,
+        # for the post-processing, the scalar arguments they carry).
+        config = dict(config)
+        for name in ("second_stage_classification_loss", "second_stage_non_max_suppression"):
+            config.setdefault(name, None)
+        return super().from_config(config)
 
     def get_config(self):
         return {
@@ -485,9 +546,5 @@ class FasterRCNN(ObjectDetector):
                 self.second_stage_classification_loss_weight
             ),
             "add_groundtruth_to_proposals": self.add_groundtruth_to_proposals,
-            "score_threshold": self.score_threshold,
-            "iou_threshold": self.iou_threshold,
-            "max_detections_per_class": self.max_detections_per_class,
-            "max_detections": self.max_detections,
         }
 

@@ -240,3 +240,22 @@ def test_tf2_configs_build_with_their_values(name):
     # tf2/faster_rcnn_resnet50_v1_640x640 shares one box across classes, the FPN one does not.
     assert head.share_box_across_classes is ("fpn" not in name)
     assert head.fc_hyperparams.kernel_initializer.get_config()["mode"] == "fan_avg"
+
+
+def test_second_stage_classification_loss_and_post_processing():
+    model = build_model_from_text(_TINY)
+    assert isinstance(
+        model.second_stage_classification_loss, kdet.losses.WeightedSoftmaxClassificationLoss
+    )
+    nms = model.second_stage_non_max_suppression
+    assert (nms.score_converter, nms.max_detections, nms.iou_threshold) == ("softmax", 10, 0.6)
+    text = _with_fields(
+        "    second_stage_classification_loss { weighted_sigmoid_focal { gamma: 1.5 alpha: 0.4 } }\n"
+    )
+    loss = build_model_from_text(text).second_stage_classification_loss
+    assert isinstance(loss, kdet.losses.SigmoidFocalClassificationLoss)
+    assert (loss.gamma, loss.alpha) == pytest.approx((1.5, 0.4))
+    text = _with_fields(
+        "    second_stage_classification_loss { weighted_softmax { logit_scale: 2.0 } }\n"
+    )
+    assert build_model_from_text(text).second_stage_classification_loss.logit_scale == 2.0

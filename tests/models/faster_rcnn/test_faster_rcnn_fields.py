@@ -156,3 +156,52 @@ def test_configs_written_before_conv_hyperparams_still_load():
         BoxClassifierHead.default_fc_hyperparams()
     )
     revived.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
+
+
+def test_second_stage_loss_and_post_processing_are_injected():
+    nms = kdet.layers.MultiClassNonMaxSuppression(
+        score_converter="sigmoid", logit_scale=2.0, use_class_agnostic_nms=True, max_detections=7
+    )
+    model = _tiny_faster_rcnn(
+        second_stage_classification_loss=kdet.losses.WeightedSigmoidClassificationLoss(),
+        second_stage_non_max_suppression=nms,
+    )
+    images, y = _shapes(2)
+    outputs = model(images)
+    # Sigmoid of logits / 2 for each column, background dropped after, as the TF OD API.
+    scores = tf.sigmoid(outputs["class_logits"] / 2.0)[..., 1:]
+    detections = model.postprocess(outputs)
+    assert detections["boxes"].shape == (2, 7, 4)
+    top = detections["confidences"][0, 0]
+    valid = tf.reduce_any(outputs["proposals"][0] >= 0.0, axis=-1)
+    np.testing.assert_allclose(top, tf.reduce_max(tf.boolean_mask(scores[0], valid)), rtol=1e-5)
+    model.compile()
+    logs = model.train_on_batch(images, y, return_dict=True)
+    assert np.isfinite(logs["box_classifier_class_loss"])
+    revived = kdet.FasterRCNN.from_config(json.loads(json.dumps(model.get_config())))
+    assert isinstance(
+        revived.second_stage_classification_loss, kdet.losses.WeightedSigmoidClassificationLoss
+    )
+    assert revived.second_stage_non_max_suppression.get_config() == nms.get_config()
+    assert revived.max_detections == 7
+
+
+def test_post_processing_scalars_of_older_configs():
+    model = _tiny_faster_rcnn(score_threshold=0.3, max_detections=9)
+    nms = model.second_stage_non_max_suppression
+    assert (nms.score_threshold, nms.max_detections, nms.score_converter) == (0.3, 9, "softmax")
+    assert (nms.iou_threshold, nms.max_detections_per_class) == (0.6, 100)
+    with pytest.raises(ValueError, match="either second_stage_non_max_suppression or"):
+        _tiny_faster_rcnn(
+            iou_threshold=0.5,
+            second_stage_non_max_suppression=kdet.layers.MultiClassNonMaxSuppression(),
+        )
+    config = json.loads(json.dumps(_tiny_faster_rcnn().get_config()))
+    del config["second_stage_non_max_suppression"], config["second_stage_classification_loss"]
+    config.update(score_threshold=0.0, iou_threshold=0.5, max_detections_per_class=100,
+                  max_detections=100)  # fmt: skip
+    revived = kdet.FasterRCNN.from_config(config)
+    assert revived.iou_threshold == 0.5 and revived.score_threshold == 0.0
+    assert isinstance(
+        revived.second_stage_classification_loss, kdet.losses.WeightedSoftmaxClassificationLoss
+    )
