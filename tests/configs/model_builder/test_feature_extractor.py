@@ -126,8 +126,9 @@ def test_fpn_extractors_apply_conv_hyperparams_to_the_pyramid_and_body(kind):
 
 def test_hyperparams_round_trip_through_a_keras_file(tmp_path):
     extractor = _build(
-        f"type: 'ssd_mobilenet_v2' depth_multiplier: 0.35 {HYPERPARAMS}"
-        "override_base_feature_extractor_hyperparams: true"
+        f"type: 'ssd_mobilenet_v1_fpn' depth_multiplier: 0.25 {HYPERPARAMS}"
+        "override_base_feature_extractor_hyperparams: true "
+        "fpn { min_level: 3 max_level: 5 additional_layer_depth: 16 }"
     )
     restored = type(extractor).from_config(json.loads(json.dumps(extractor.get_config())))
     assert restored.conv_hyperparams == extractor.conv_hyperparams
