@@ -16,8 +16,11 @@ from kdet.data.augmentation import crops
 
 def in_dataset(op, image, boxes, labels, seeds, **params):
     """Runs `op` inside `tf.data.Dataset.map`, once per `[2]` seed; yields numpy triples."""
+    # Without AutoGraph, as build_augmentation runs the ops: they need no conversion.
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(seeds, tf.int64)).map(
-        lambda seed: op(image, boxes, labels, seed=seed, **params)
+        tf.autograph.experimental.do_not_convert(
+            lambda seed: op(image, boxes, labels, seed=seed, **params)
+        )
     )
     for out_image, out_boxes, out_labels in dataset:
         yield out_image.numpy(), out_boxes.numpy(), out_labels.numpy()

@@ -88,26 +88,15 @@ def normal_tensor(seed, salt, shape, stddev):
 
 
 def random_int(seed, salt, low, high):
-    """A uniform int32 scalar in `[low, high)`, or `low` when the range is empty."""
-    low = tf.cast(low, tf.int32)
-    high = tf.cast(high, tf.int32)
-    return tf.cond(
-        high > low,
-        lambda: uniform(seed, salt, low, tf.maximum(high, low + 1), tf.int32),
-        lambda: low,
-    )
+    """A uniform int32 scalar in `[low, high)`, or `low` when the range is empty.
 
-
-def maybe_skip(random_coef, seed, salt, transform, example):
-    """Applies `transform(*example)` unless a uniform draw falls below `random_coef`.
-
-    The TF OD API `random_coef` convention: the probability of returning the example unchanged.
-    A `random_coef` of 0 applies the transform without drawing (no `tf.cond`).
+    Branch-free (a scaled float draw, exact for ranges below 2**24): a `tf.cond` per draw made
+    the graphs of the SSD crops several times slower to build and optimize.
     """
-    if random_coef <= 0.0:
-        return transform(*example)
-    apply = uniform(seed, salt) >= random_coef
-    return tf.cond(apply, lambda: transform(*example), lambda: tuple(example))
+    low = tf.cast(low, tf.int32)
+    span = tf.maximum(tf.cast(high, tf.int32) - low, 0)
+    offset = tf.cast(tf.floor(uniform(seed, salt) * tf.cast(span, tf.float32)), tf.int32)
+    return low + tf.minimum(offset, tf.maximum(span - 1, 0))
 
 
 def pad_window(offset, target_size, size):

@@ -211,6 +211,9 @@ def build_augmentation(options):
         _validate(name, params)
         _check_values(name, params)
 
+    # The ops are written with explicit tf.cond / tf.switch_case: AutoGraph has nothing to
+    # convert, and skipping it makes tracing inside `tf.data.Dataset.map` several times faster.
+    @tf.autograph.experimental.do_not_convert
     def augment(image, boxes, labels, seed=None):
         for index, (name, params) in enumerate(steps):
             image, boxes, labels = AUGMENTATION_OPS[name](

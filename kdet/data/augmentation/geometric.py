@@ -114,11 +114,7 @@ def _pad(image, boxes, min_size, max_size, pad_color, seed):
     max_size = tf.maximum(max_size, size)
 
     def draw(low, high, salt):
-        return tf.cond(
-            high > low,
-            lambda: _common.random_int(seed, salt, low, high),
-            lambda: high,
-        )
+        return tf.where(high > low, _common.random_int(seed, salt, low, high), high)
 
     target = tf.stack([draw(min_size[0], max_size[0], 0), draw(min_size[1], max_size[1], 1)])
     offset = tf.stack(
