@@ -62,8 +62,10 @@ class FeaturePyramid(keras.layers.Layer):
     TF OD API, whatever `conv_hyperparams` say); all outputs have `depth` channels.
     `conv_hyperparams` (the TF OD API `conv_hyperparams` of the feature extractor) give every
     convolution its initializer and regularizer and the smoothing and extra layers their batch
-    norm (none without `batch_norm`: the convolutions then keep a bias) and activation. This is the TF OD API `KerasFpnTopDownFeatureMaps` plus the coarse layers of its
-    SSD FPN extractors; like the Keras version (not the slim one) the top-down pathway carries
+    norm (none without `batch_norm`: the convolutions then keep a bias) and activation.
+
+    This is the TF OD API `KerasFpnTopDownFeatureMaps` plus the coarse layers of its SSD FPN
+    extractors; like the Keras version (not the slim one) the top-down pathway carries
     the smoothed map down to the next level.
 
     The upsampled map is cropped to the size of the finer map, so inputs whose side is not a

@@ -92,9 +92,9 @@ def hyperparams_clone(layer, hyperparams, clone_function=None):
 
     As the TF OD API's Keras bodies (`keras_models/mobilenet_v1.py`, `mobilenet_v2.py`,
     `resnet_v1.py`) build their layers when given `conv_hyperparams`: each batch norm becomes
-    `hyperparams.batch_norm_layer` (a `NoBatchNorm` identity without `batch_norm`), each ReLU / ReLU6 /
-    `Activation("relu")` becomes `hyperparams.activation_layer` (an identity for `NONE`), and
-    convolutions take the initializer and regularizer of `hyperparams`
+    `hyperparams.batch_norm_layer` (a `NoBatchNorm` identity without `batch_norm`), each
+    ReLU / ReLU6 / `Activation("relu")` becomes `hyperparams.activation_layer` (an identity
+    for `NONE`), and convolutions take the initializer and regularizer of `hyperparams`
     (`ConvHyperparams.layer_config_overrides`). Layer names are kept; a convolution keeps its
     `use_bias`, as the bodies pass their own.
 

@@ -56,7 +56,9 @@ def check_backbone_weights(backbone_weights):
         raise ValueError(f"backbone_weights must be None or 'imagenet', got {backbone_weights!r}")
 
 
-def extractor_hyperparams(conv_hyperparams, default, kernel_regularizer=None, regularize_depthwise=None):
+def extractor_hyperparams(
+    conv_hyperparams, default, kernel_regularizer=None, regularize_depthwise=None
+):
     """The `ConvHyperparams` of an extractor: `conv_hyperparams` (a `ConvHyperparams`, its
     config or Keras serialization) or `default` when None, with the `kernel_regularizer` /
     `regularize_depthwise` arguments of extractors saved before `conv_hyperparams` existed

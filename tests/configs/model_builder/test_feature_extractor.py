@@ -34,7 +34,8 @@ def _build(text):
 
 
 def _batch_norms(model):
-    return [layer for layer in model._flatten_layers() if isinstance(layer, FusedBatchNormalization)]
+    layers = model._flatten_layers()
+    return [layer for layer in layers if isinstance(layer, FusedBatchNormalization)]
 
 
 def _check_batch_norm(layer):
