@@ -13,6 +13,7 @@ from kdet.configs.field_reader import Int
 from kdet.configs.field_reader import Node
 from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import String
+from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
 from kdet.configs.text_format import Message
@@ -31,6 +32,8 @@ _EVAL_CONFIG = {
     "include_metrics_per_category": Bool(default=False),
     # A newer `eval.proto` field: with the one above, all 12 COCO numbers per category.
     "all_metrics_per_category": Bool(default=False),
+    # A newer `eval.proto` map<string, string>: super-category → comma-separated categories.
+    "super_categories": Repeated(SubMessage()),
     # The recall range of `precision_at_recall_detection_metrics`.
     "recall_lower_bound": Float(default=0.0),
     "recall_upper_bound": Float(default=1.0),
@@ -61,6 +64,8 @@ class EvalSettings:
         all_metrics_per_category: bool, with it, all 12 COCO numbers per category.
         use_moving_averages: bool, evaluate the moving averages of the weights that the
             optimizer keeps (`train_config.optimizer.use_moving_average`).
+        super_categories: dict `{name: [category names]}` (the COCO mAP of each, with
+            `include_metrics_per_category`), or None.
         num_visualizations: int, images drawn to TensorBoard per evaluation.
         min_score_threshold: float, the lowest score of a drawn detection.
         max_num_boxes_to_visualize: int, detections drawn per image at most.
@@ -82,6 +87,7 @@ class EvalSettings:
     recall_upper_bound: float = 1.0
     all_metrics_per_category: bool = False
     use_moving_averages: bool = False
+    super_categories: dict = None
 
 
 def build_eval_settings(node=None):
@@ -127,4 +133,16 @@ def build_eval_settings(node=None):
         recall_upper_bound=upper,
         all_metrics_per_category=fields["all_metrics_per_category"],
         use_moving_averages=fields["use_moving_averages"],
+        super_categories=_super_categories(fields) or None,
     )
+
+
+def _super_categories(fields):
+    """`{name: [category names]}` from the `super_categories { key value }` entries."""
+    result = {}
+    for message in fields["super_categories"]:
+        entry = read(Node(message, fields.path("super_categories")),
+                     {"key": String(required=True), "value": String(required=True)})
+        # Split at commas as the TF OD API's eval_util does (no trimming).
+        result[entry["key"]] = entry["value"].split(",")
+    return result

@@ -31,6 +31,7 @@ COCO_METRIC_NAMES = tuple(
     )
 )
 _PER_CATEGORY_PREFIX = "DetectionBoxes_PerformanceByCategory/mAP/"
+_SUPER_CATEGORY_PREFIX = "DetectionBoxes_PerformanceBySuperCategory/"
 # With `all_metrics_per_category`, the 12 numbers per category under the TF OD API's names
 # (`coco_tools.COCOEvalWrapper.ComputeMetrics`): `DetectionBoxes_<name> ByCategory/<category>`.
 COCO_PER_CATEGORY_METRIC_NAMES = tuple(
@@ -69,7 +70,12 @@ _SUMMARY = (
 
 
 def compute_coco_metrics(
-    groundtruth, detections, label_map=None, verbose=False, all_metrics_per_category=False
+    groundtruth,
+    detections,
+    label_map=None,
+    verbose=False,
+    all_metrics_per_category=False,
+    super_categories=None,
 ):
     """Computes the COCO box metrics (pycocotools `COCOeval`) of detections.
 
@@ -101,12 +107,18 @@ def compute_coco_metrics(
             ByCategory/<name>`, … (`COCO_PER_CATEGORY_METRIC_NAMES`), computed as
             `COCOeval.summarize` computes its `stats` but from that category's slice of the
             precision and recall arrays. Defaults to `False`.
+        super_categories: dict `{super-category name: [category names]}` or None (TF OD API
+            `eval_config.super_categories`, each value split at commas). Adds
+            `DetectionBoxes_PerformanceBySuperCategory/<super-category>`: the sum of the
+            per-category mAPs of the listed categories found among the evaluated ones, over
+            the number of names listed (the TF OD API's `ComputeMetrics`). Defaults to None.
 
     Returns:
         An ordered dict of floats: the 12 `COCO_METRIC_NAMES` (`DetectionBoxes_Precision/mAP`,
         …, `DetectionBoxes_Recall/AR@100 (large)`), then
         `DetectionBoxes_PerformanceByCategory/mAP/<name>` per category (then, with
-        `all_metrics_per_category`, its 12 `… ByCategory/<name>` numbers).
+        `all_metrics_per_category`, its 12 `… ByCategory/<name>` numbers), then
+        `DetectionBoxes_PerformanceBySuperCategory/<name>` per super-category.
 
     Example:
     >>> gt = [{"boxes": [[10, 10, 50, 50]], "labels": [1]}]
@@ -183,6 +195,13 @@ def compute_coco_metrics(
             for name, value in zip(COCO_PER_CATEGORY_METRIC_NAMES,
                                    _category_summary(evaluation, k)):
                 metrics[f"{name} ByCategory/{label_map[category_id]}"] = value
+    for super_category, names in (super_categories or {}).items():
+        total = sum(
+            metrics[_PER_CATEGORY_PREFIX + label_map[category_id]]
+            for category_id in evaluation.params.catIds
+            if label_map[category_id] in names
+        )
+        metrics[_SUPER_CATEGORY_PREFIX + super_category] = total / len(names)
     return metrics
 
 

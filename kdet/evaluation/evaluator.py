@@ -163,6 +163,9 @@ class COCOEvaluator(keras.callbacks.Callback):
         all_metrics_per_category: bool. With `include_metrics_per_category`, all 12 COCO
             numbers per category (`DetectionBoxes_Precision mAP ByCategory/<name>`, …; TF
             OD API `eval_config.all_metrics_per_category`). Defaults to `False`.
+        super_categories: dict `{name: [category names]}` or None. With
+            `include_metrics_per_category`, add each super-category's mAP (TF OD API
+            `eval_config.super_categories`; see `compute_coco_metrics`). Defaults to None.
         use_moving_averages: bool. Evaluate the moving averages of the trained weights that
             the model's optimizer keeps (`use_ema`; TF OD API `use_moving_average` in
             `train_config`, `eval_config.use_moving_averages`): they replace the trainable
@@ -219,6 +222,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         recall_upper_bound=1.0,
         all_metrics_per_category=False,
         use_moving_averages=False,
+        super_categories=None,
     ):
         super().__init__()
         if not 0.0 <= recall_lower_bound <= recall_upper_bound <= 1.0:
@@ -251,6 +255,7 @@ class COCOEvaluator(keras.callbacks.Callback):
         self.max_num_boxes_to_visualize = max_num_boxes_to_visualize
         self.all_metrics_per_category = all_metrics_per_category
         self.use_moving_averages = use_moving_averages
+        self.super_categories = super_categories
         self.recall_lower_bound = recall_lower_bound
         self.recall_upper_bound = recall_upper_bound
         self._writer = None
@@ -360,6 +365,7 @@ class COCOEvaluator(keras.callbacks.Callback):
                 detections,
                 label_map=self.label_map,
                 all_metrics_per_category=self.all_metrics_per_category,
+                super_categories=self.super_categories,
             )
             if self.include_metrics_per_category:
                 return metrics

@@ -88,7 +88,36 @@ def test_config_to_evaluator():
         dataset, label_map=LABEL_MAP,
         include_metrics_per_category=settings.include_metrics_per_category,
         all_metrics_per_category=settings.all_metrics_per_category,
+        super_categories={"pets": ["cat", "dog"]},
     ).evaluate(Detections())
     assert metrics == pytest.approx(compute_coco_metrics(
-        groundtruth, detections, label_map=LABEL_MAP, all_metrics_per_category=True), nan_ok=True)
-    assert len(metrics) == 12 + 2 * 13
+        groundtruth, detections, label_map=LABEL_MAP, all_metrics_per_category=True,
+        super_categories={"pets": ["cat", "dog"]}), nan_ok=True)
+    assert len(metrics) == 12 + 2 * 13 + 1
+
+
+def test_super_categories_average_their_categories_map():
+    groundtruth, detections = _data()
+    metrics = compute_coco_metrics(groundtruth, detections, label_map=LABEL_MAP,
+                                   super_categories={"pets": ["cat", "dog"], "cats": ["cat"],
+                                                     "with_absent": ["cat", "bird"]})
+    cat = metrics["DetectionBoxes_PerformanceByCategory/mAP/cat"]
+    dog = metrics["DetectionBoxes_PerformanceByCategory/mAP/dog"]
+    assert cat != dog
+    assert metrics["DetectionBoxes_PerformanceBySuperCategory/pets"] == pytest.approx(
+        (cat + dog) / 2)
+    assert metrics["DetectionBoxes_PerformanceBySuperCategory/cats"] == pytest.approx(cat)
+    # A listed name that is not a category counts in the denominator (the TF OD API's sum / n).
+    assert metrics["DetectionBoxes_PerformanceBySuperCategory/with_absent"] == pytest.approx(
+        cat / 2)
+
+
+def test_super_categories_from_the_config():
+    # As center_net_deepmac_1024x1024_coco_tpu-128.config writes them (adjacent strings).
+    root = parse('eval_config {\n  include_metrics_per_category: true\n'
+                 '  super_categories {\n    key: "pets"\n    value: "cat,"\n    "dog"\n  }\n'
+                 '  super_categories {\n    key: "cats"\n    value: "cat"\n  }\n}',
+                 "pipeline.config")
+    settings = build_eval_settings(Node(root.first("eval_config"), "eval_config"))
+    assert settings.super_categories == {"pets": ["cat", "dog"], "cats": ["cat"]}
+    assert build_eval_settings(None).super_categories is None
