@@ -34,6 +34,9 @@ _EVAL_CONFIG = {
     "all_metrics_per_category": Bool(default=False),
     # A newer `eval.proto` map<string, string>: super-category → comma-separated categories.
     "super_categories": Repeated(SubMessage()),
+    # Keypoint and mask evaluation: refused when used (kdet has neither kind of model).
+    "parameterized_metric": Repeated(SubMessage()),
+    "eval_instance_masks": Bool(default=False),
     # The recall range of `precision_at_recall_detection_metrics`.
     "recall_lower_bound": Float(default=0.0),
     "recall_upper_bound": Float(default=1.0),
@@ -111,6 +114,17 @@ def build_eval_settings(node=None):
             check_metrics_sets(field.value)
         except ValueError as error:
             raise node.error(f"'{node.path}.metrics_set': {error}", field) from None
+    if fields["parameterized_metric"]:
+        raise fields.error(
+            "parameterized_metric",
+            f"'{node.path}.parameterized_metric' configures keypoint metrics "
+            "(coco_keypoint_metrics), but kdet has no keypoint models",
+        )
+    if fields["eval_instance_masks"]:
+        raise fields.error(
+            "eval_instance_masks",
+            f"'{node.path}.eval_instance_masks' is true, but kdet has no instance-mask models",
+        )
     lower, upper = fields["recall_lower_bound"], fields["recall_upper_bound"]
     if not 0.0 <= lower <= upper <= 1.0:
         name = "recall_lower_bound" if fields.has("recall_lower_bound") else "recall_upper_bound"

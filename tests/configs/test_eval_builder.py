@@ -68,6 +68,12 @@ def test_no_eval_config_reads_as_the_tf_od_api_defaults():
         ("num_exmples: 10",
          r"eval.config:1:1: 'eval_config.num_exmples' is not a field kdet supports "
          r"\(did you mean 'num_examples'\?\)"),
+        ("batch_size: 1\nparameterized_metric { coco_keypoint_metrics { class_label: 'person' } }",
+         r"eval.config:2:1: 'eval_config.parameterized_metric' configures keypoint metrics "
+         r"\(coco_keypoint_metrics\), but kdet has no keypoint models"),
+        ("eval_instance_masks: true",
+         r"eval.config:1:1: 'eval_config.eval_instance_masks' is true, but kdet has no "
+         r"instance-mask models"),
         ('metrics_set: "coco_detection_metrics"\n  metrics_set: "coco_mask_metrics"',
          r"eval.config:2:3: 'eval_config.metrics_set': metrics set 'coco_mask_metrics' is not "
          r"computed by kdet: kdet has no instance-mask models; kdet supports "
