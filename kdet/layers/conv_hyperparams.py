@@ -224,6 +224,32 @@ class ConvHyperparams:
         return f"ConvHyperparams({settings})"
 
 
+class ConvHyperparamsProperties:
+    """Read-only views of `self.conv_hyperparams` under the argument names components had
+    before it existed (`kernel_regularizer`, `regularize_depthwise`, `kernel_initializer`,
+    `activation`), for a class that stores a `ConvHyperparams` as `conv_hyperparams`."""
+
+    @property
+    def kernel_initializer(self):
+        """The kernel initializer of `conv_hyperparams`."""
+        return self.conv_hyperparams.kernel_initializer
+
+    @property
+    def kernel_regularizer(self):
+        """The kernel regularizer of `conv_hyperparams` (or None)."""
+        return self.conv_hyperparams.kernel_regularizer
+
+    @property
+    def regularize_depthwise(self):
+        """Whether depthwise kernels are regularized too (`conv_hyperparams`)."""
+        return self.conv_hyperparams.regularize_depthwise
+
+    @property
+    def activation(self):
+        """The activation of `conv_hyperparams` (`None`, `"relu"`, `"relu6"`, `"swish"`)."""
+        return self.conv_hyperparams.activation
+
+
 def get(identifier):
     """A `ConvHyperparams` from itself, its `get_config()` dict or Keras serialization.
 
