@@ -4,6 +4,7 @@ import keras
 
 from kdet.layers import conv_hyperparams as conv_hyperparams_lib
 from kdet.layers.conv_hyperparams import ConvHyperparams
+from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 
 def default_conv_hyperparams():
@@ -18,7 +19,7 @@ def default_conv_hyperparams():
 
 
 @keras.saving.register_keras_serializable(package="kdet")
-class ConvolutionalBoxPredictor(keras.layers.Layer):
+class ConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.layers.Layer):
     """Box encodings and class logits for every anchor of every feature map, no weight sharing.
 
     Feature map `i` gets its own optional tower of `num_layers_before_predictor` 1x1
@@ -158,16 +159,6 @@ class ConvolutionalBoxPredictor(keras.layers.Layer):
                 keras.initializers.Constant(class_prediction_bias_init),
             )
             self.class_heads.append(keras.Sequential(class_head, name=f"{scope}_class_head"))
-
-    @property
-    def kernel_regularizer(self):
-        """The kernel regularizer of `conv_hyperparams` (or None)."""
-        return self.conv_hyperparams.kernel_regularizer
-
-    @property
-    def regularize_depthwise(self):
-        """Whether depthwise kernels are regularized too (`conv_hyperparams`)."""
-        return self.conv_hyperparams.regularize_depthwise
 
     def _normalized(self, name):
         """The batch norm and activation layers after a tower or depthwise convolution (the

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kdet.layers import conv_hyperparams as conv_hyperparams_lib
 from kdet.layers.conv_hyperparams import ConvHyperparams
+from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 CLASS_SCORE_CONVERTERS = ("identity", "sigmoid")
 
@@ -22,7 +23,7 @@ def default_conv_hyperparams():
 
 
 @keras.saving.register_keras_serializable(package="kdet")
-class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
+class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.layers.Layer):
     """Box and class predictions from every feature map with one set of convolution weights.
 
     A box tower and a class tower (one shared tower with `share_prediction_tower`) of
@@ -299,16 +300,6 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
     def apply_batch_norm(self):
         """Whether the towers have batch norm (`conv_hyperparams` has one)."""
         return self.conv_hyperparams.batch_norm is not None
-
-    @property
-    def kernel_regularizer(self):
-        """The kernel regularizer of `conv_hyperparams` (or None)."""
-        return self.conv_hyperparams.kernel_regularizer
-
-    @property
-    def regularize_depthwise(self):
-        """Whether depthwise kernels are regularized too (`conv_hyperparams`)."""
-        return self.conv_hyperparams.regularize_depthwise
 
     def _batch_norms(self, tower_name, level):
         return [
