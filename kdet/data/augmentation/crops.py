@@ -1,4 +1,4 @@
-"""Box-aware random crops, named and parameterized as in the TF OD API.
+"""Box-aware random crops (and crop-then-pad steps), named and parameterized as in the TF OD API.
 
 Every op takes one decoded example `(image, boxes, labels)` — image `[height, width, 3]` uint8 or
 float 0..255 (returned in the same dtype), boxes float32 `[num_boxes, 4]` `rel_yxyx`, labels

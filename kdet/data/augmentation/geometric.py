@@ -1,4 +1,5 @@
-"""Flips, 90° rotation and random padding, named and parameterized as in the TF OD API.
+"""Flips, rotation, padding, resizing, self-concatenation and box jitter, named and
+parameterized as in the TF OD API.
 
 Every op takes one decoded example and returns it transformed:
 - `image`: `[height, width, 3]`, uint8 or float 0..255; returned in the same dtype.

@@ -1,4 +1,5 @@
-"""Color and JPEG-quality jitter, named and parameterized as in the TF OD API.
+"""Color, gamma, pixel-value, JPEG-quality, black-patch and patch-noise jitter, named and
+parameterized as in the TF OD API.
 
 Every op takes one decoded example `(image, boxes, labels)` and returns the image changed, with
 the boxes and labels untouched:
