@@ -115,7 +115,8 @@ def evaluate_checkpoint(pipeline, checkpoint, eval_dir, evaluator=None, progress
     if isinstance(pipeline, (str, pathlib.PurePath)):
         pipeline = compiled_pipeline(pipeline)
     eval_dir = pathlib.Path(eval_dir)
-    evaluator = evaluator or pipeline_evaluator(pipeline, log_dir=eval_dir)
+    if evaluator is None:
+        evaluator = pipeline_evaluator(pipeline, log_dir=eval_dir)
     step, path = restore_pipeline_checkpoint(pipeline, checkpoint)
     begin = time.perf_counter()
     metrics, curves = evaluator.evaluate(
@@ -241,7 +242,8 @@ def evaluate_continuously(pipeline, checkpoint_dir, eval_dir, evaluator=None,
         pipeline = compiled_pipeline(pipeline)
     log_line = log or (lambda line: None)
     eval_dir = pathlib.Path(eval_dir)
-    evaluator = evaluator or pipeline_evaluator(pipeline, log_dir=eval_dir)
+    if evaluator is None:
+        evaluator = pipeline_evaluator(pipeline, log_dir=eval_dir)
     if wait_interval is None:
         wait_interval = pipeline.eval_config.eval_interval_secs or DEFAULT_WAIT_INTERVAL
     num_steps = pipeline.train.num_steps if pipeline.train is not None else 0
