@@ -306,3 +306,36 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
             }
         )
         return config
+
+
+def with_model_arguments(non_max_suppression, default, argument_name, **arguments):
+    """The post-processing of a model built with its older scalar arguments.
+
+    `kdet.SSD` and `kdet.FasterRCNN` once took `score_threshold`, `iou_threshold`,
+    `max_detections_per_class`, `max_detections` (SSD also `score_converter`, `logit_scale`)
+    as model arguments; configs and `.keras` files saved then still carry them.
+
+    Args:
+        non_max_suppression: the model's `MultiClassNonMaxSuppression` argument, or None.
+        default: the model's default `MultiClassNonMaxSuppression` (used when
+            `non_max_suppression` is None).
+        argument_name: str, the model's argument name, for the error.
+        **arguments: the older arguments; None ones are absent.
+
+    Returns:
+        `non_max_suppression`, or `default` with the given older arguments applied.
+
+    Raises:
+        ValueError: when both `non_max_suppression` and older arguments are given.
+    """
+    given = {name: value for name, value in arguments.items() if value is not None}
+    if non_max_suppression is not None:
+        if given:
+            raise ValueError(
+                f"pass either {argument_name} or {sorted(given)}, not both: they are the same "
+                "settings"
+            )
+        return non_max_suppression
+    if not given:
+        return default
+    return MultiClassNonMaxSuppression.from_config({**default.get_config(), **given})

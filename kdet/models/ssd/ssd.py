@@ -10,6 +10,7 @@ from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.layers.image_resizer import from_padded_frame
 from kdet.layers.image_resizer import to_padded_frame
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import with_model_arguments
 from kdet.layers.ssd_anchor_generator import SSDAnchorGenerator
 from kdet.losses.weighted_sigmoid_classification_loss import WeightedSigmoidClassificationLoss
 from kdet.losses.weighted_smooth_l1_localization_loss import WeightedSmoothL1LocalizationLoss
@@ -21,18 +22,6 @@ from kdet.models.ssd.convolutional_box_predictor import ConvolutionalBoxPredicto
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.hard_example_miner import HardExampleMiner
 from kdet.targets.target_assigner import TargetAssigner
-
-# The `non_max_suppression` arguments older `kdet.SSD` configs (and `.keras` files) carry as
-# model arguments.
-_LEGACY_POST_PROCESSING_ARGUMENTS = (
-    "score_converter",
-    "logit_scale",
-    "score_threshold",
-    "iou_threshold",
-    "max_detections_per_class",
-    "max_detections",
-)
-
 
 def default_non_max_suppression():
     """`kdet.SSD`'s default post-processing: sigmoid scores, the TF OD API
@@ -159,31 +148,17 @@ class SSD(ObjectDetector):
         **kwargs,
     ):
         super().__init__(num_classes, bounding_box_format=bounding_box_format, **kwargs)
-        legacy = {
-            name: value
-            for name, value in zip(
-                _LEGACY_POST_PROCESSING_ARGUMENTS,
-                (
-                    score_converter,
-                    logit_scale,
-                    score_threshold,
-                    iou_threshold,
-                    max_detections_per_class,
-                    max_detections,
-                ),
-            )
-            if value is not None
-        }
-        if legacy and non_max_suppression is not None:
-            raise ValueError(
-                f"pass either non_max_suppression or {sorted(legacy)}, not both: they are "
-                "the same settings"
-            )
-        if non_max_suppression is None:
-            non_max_suppression = MultiClassNonMaxSuppression(
-                **{**default_non_max_suppression().get_config(), **legacy}
-            )
-        self.non_max_suppression = non_max_suppression
+        self.non_max_suppression = with_model_arguments(
+            non_max_suppression,
+            default_non_max_suppression(),
+            "non_max_suppression",
+            score_converter=score_converter,
+            logit_scale=logit_scale,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+            max_detections_per_class=max_detections_per_class,
+            max_detections=max_detections,
+        )
         if isinstance(feature_extractor, str):
             feature_extractor = build_feature_extractor(feature_extractor)
         self.feature_extractor = feature_extractor
