@@ -36,6 +36,7 @@ _EVAL_CONFIG = {
     "super_categories": Repeated(SubMessage()),
     # Keypoint and mask evaluation: refused when used (kdet has neither kind of model).
     "parameterized_metric": Repeated(SubMessage()),
+    "keypoint_edge": Repeated(SubMessage()),
     "eval_instance_masks": Bool(default=False),
     # The recall range of `precision_at_recall_detection_metrics`.
     "recall_lower_bound": Float(default=0.0),
@@ -114,12 +115,13 @@ def build_eval_settings(node=None):
             check_metrics_sets(field.value)
         except ValueError as error:
             raise node.error(f"'{node.path}.metrics_set': {error}", field) from None
-    if fields["parameterized_metric"]:
-        raise fields.error(
-            "parameterized_metric",
-            f"'{node.path}.parameterized_metric' configures keypoint metrics "
-            "(coco_keypoint_metrics), but kdet has no keypoint models",
-        )
+    for name, what in (("parameterized_metric", "keypoint metrics (coco_keypoint_metrics)"),
+                       ("keypoint_edge", "the keypoint edges drawn")):
+        if fields[name]:
+            raise fields.error(
+                name,
+                f"'{node.path}.{name}' configures {what}, but kdet has no keypoint models",
+            )
     if fields["eval_instance_masks"]:
         raise fields.error(
             "eval_instance_masks",
