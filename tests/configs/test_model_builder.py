@@ -16,6 +16,7 @@ from kdet.configs.model_builder import build_model
 from kdet.configs.model_builder import build_model_from_text
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse
+from tiny_two_stage_extractor import ConfigTestTinyTwoStageExtractor
 
 # Written for this test after the TF OD API `ssd_mobilenet_v2_coco.config`: its model block
 # with the same values.
@@ -275,34 +276,6 @@ class ConfigTestTinySSDExtractor(kdet.feature_extractors.SSDFeatureExtractor):
             x = conv(x)
             maps.append(x)
         return maps[2:]
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
-
-
-@kdet.feature_extractors.register_feature_extractor("config_test_tiny_two_stage")
-class ConfigTestTinyTwoStageExtractor(kdet.feature_extractors.FasterRCNNFeatureExtractor):
-    """A user's Faster R-CNN extractor: stride-8 proposal features, one conv per RoI."""
-
-    def __init__(self, depth=8, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = depth
-        self.body = [
-            keras.layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")
-            for _ in range(3)
-        ]
-        self.head = keras.layers.Conv2D(2 * depth, 3, padding="same", activation="relu")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def extract_proposal_features(self, images, training=None):
-        for layer in self.body:
-            images = layer(images)
-        return images
-
-    def extract_box_classifier_features(self, crops, training=None):
-        return self.head(crops)
 
     def get_config(self):
         return {**super().get_config(), "depth": self.depth}

@@ -13,36 +13,9 @@ from kdet.configs.model_builder import build_model_from_text
 from kdet.configs.text_format import ConfigError
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import RPNHead
+from tiny_two_stage_extractor import ConfigTestTinyTwoStageExtractor  # noqa: F401 (registers it)
 
 _CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "data" / "tfod_configs"
-
-
-@kdet.feature_extractors.register_feature_extractor("faster_rcnn_builder_test_tiny")
-class _TinyTwoStageExtractor(kdet.feature_extractors.FasterRCNNFeatureExtractor):
-    """Stride-8 proposal features, one convolution per RoI."""
-
-    def __init__(self, depth=8, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = depth
-        self.body = [
-            keras.layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")
-            for _ in range(3)
-        ]
-        self.head = keras.layers.Conv2D(2 * depth, 3, padding="same", activation="relu")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def extract_proposal_features(self, images, training=None):
-        for layer in self.body:
-            images = layer(images)
-        return images
-
-    def extract_box_classifier_features(self, crops, training=None):
-        return self.head(crops)
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
 
 
 _TINY = """\
@@ -50,7 +23,7 @@ model {
   faster_rcnn {
     num_classes: 2
     image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-    feature_extractor { type: 'faster_rcnn_builder_test_tiny' first_stage_features_stride: 8 }
+    feature_extractor { type: 'config_test_tiny_two_stage' first_stage_features_stride: 8 }
     first_stage_anchor_generator {
       grid_anchor_generator {
         height: 32 width: 32 height_stride: 8 width_stride: 8
@@ -250,7 +223,9 @@ def test_second_stage_classification_loss_and_post_processing():
     nms = model.second_stage_non_max_suppression
     assert (nms.score_converter, nms.max_detections, nms.iou_threshold) == ("softmax", 10, 0.6)
     text = _with_fields(
-        "    second_stage_classification_loss { weighted_sigmoid_focal { gamma: 1.5 alpha: 0.4 } }\n"
+        "    second_stage_classification_loss {\n"
+        "      weighted_sigmoid_focal { gamma: 1.5 alpha: 0.4 }\n"
+        "    }\n"
     )
     loss = build_model_from_text(text).second_stage_classification_loss
     assert isinstance(loss, kdet.losses.SigmoidFocalClassificationLoss)
