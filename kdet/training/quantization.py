@@ -53,6 +53,7 @@ import weakref
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
@@ -256,14 +257,26 @@ class FakeQuantState(keras.layers.Layer):
         low, high = self.ranges[where]
         if training:
             values = ops.stop_gradient(ops.cast(inputs, "float32"))
+            batch_min, batch_max = _global_min_max(ops.min(values), ops.max(values))
             decay = self.ema_decay
-            low.assign(decay * low + (1.0 - decay) * ops.minimum(ops.min(values), 0.0))
-            high.assign(decay * high + (1.0 - decay) * ops.maximum(ops.max(values), 0.0))
+            low.assign(decay * low + (1.0 - decay) * ops.minimum(batch_min, 0.0))
+            high.assign(decay * high + (1.0 - decay) * ops.maximum(batch_max, 0.0))
         quantized = keras.quantizers.fake_quant_with_min_max_vars(
             inputs, ops.convert_to_tensor(low), ops.convert_to_tensor(high),
             num_bits=self.activation_bits, narrow_range=False,
         )
         return _select(active, quantized, inputs)
+
+
+def _global_min_max(batch_min, batch_max):
+    """The min and max over the whole global batch: under `tf.distribute` each replica sees
+    part of it, so the ranges (and the model) would otherwise depend on the replica count."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return batch_min, batch_max
+    gathered = context.all_gather(ops.stack([batch_min, -batch_max])[None], axis=0)
+    reduced = ops.min(gathered, axis=0)
+    return reduced[0], -reduced[1]
 
 
 def _select(active, quantized, original):

@@ -175,7 +175,6 @@ def _convolutions(interpreter):
 
 def test_int8_export_of_a_quantization_aware_model_runs_int8_convolutions_with_its_ranges(tmp_path):
     model = _tiny_ssd(QuantizationAwareTraining(ema_decay=0.5))
-    model.score_threshold = 0.0
     for _ in range(3):  # training-mode calls learn the activation ranges
         model(_images(4, seed=3).astype("float32"), training=True)
     export_tflite(model, tmp_path / "int8.tflite", progress=False)
@@ -219,3 +218,20 @@ def test_serialization_of_the_settings():
     assert restored == qat
     with pytest.raises(ValueError, match="weight_bits must be in"):
         QuantizationAwareTraining(weight_bits=1)
+
+
+def _trained_ranges(strategy):
+    with strategy.scope():
+        model = _tiny_ssd(QuantizationAwareTraining(delay=1, ema_decay=0.5))
+        model.compile(optimizer=keras.optimizers.SGD(0.001))
+    model.fit(_dataset(), steps_per_epoch=3, epochs=1, verbose=0)
+    return np.array([np.asarray(weight.numpy()) for layer in _quantized_layers(model)
+                     for weight in layer.fake_quant.weights])
+
+
+@pytest.mark.large
+def test_ranges_are_learned_over_the_global_batch_one_or_two_replicas_alike(two_replica_strategy):
+    one = _trained_ranges(tf.distribute.get_strategy())
+    two = _trained_ranges(two_replica_strategy)
+    assert not np.allclose(one, np.tile([-6.0, 6.0], len(one) // 2))
+    np.testing.assert_allclose(two, one, atol=1e-5)
