@@ -1,5 +1,6 @@
 """Evaluation: COCO metrics (pycocotools), Pascal VOC AP, and `COCOEvaluator`, which computes
-them for a detector over a dataset (from Python, as a `fit` callback, and for `kdet eval`);
+them for a detector over a dataset (from Python, as a `fit` callback, and for `kdet eval`),
+Open Images metrics;
 `evaluate_checkpoint` / `evaluate_continuously` evaluate a model directory's checkpoints into
 its `eval/` folder, as `kdet eval` does."""
 
@@ -12,6 +13,7 @@ from kdet.evaluation.evaluator import CURVES_IOU_THRESHOLD
 from kdet.evaluation.evaluator import METRICS_SETS
 from kdet.evaluation.evaluator import COCOEvaluator
 from kdet.evaluation.evaluator import check_metrics_sets
+from kdet.evaluation.open_images_metrics import compute_open_images_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.per_image import detections_per_image
 from kdet.evaluation.per_image import groundtruth_per_image

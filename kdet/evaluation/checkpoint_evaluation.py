@@ -46,8 +46,10 @@ _SUMMARY_METRICS = (
 def pipeline_evaluator(pipeline, log_dir=None, num_examples=None, index=0):
     """The `COCOEvaluator` of a pipeline's `eval_config` and an `eval_input_reader`.
 
-    Honours `eval_config.metrics_set`, `include_metrics_per_category`, `num_examples`,
-    `num_visualizations`, `min_score_threshold` and `max_num_boxes_to_visualize`, over
+    Honours `eval_config.metrics_set`, `include_metrics_per_category`,
+    `all_metrics_per_category`, `super_categories`, `use_moving_averages`,
+    `recall_lower_bound`, `recall_upper_bound`, `num_examples`, `num_visualizations`,
+    `min_score_threshold` and `max_num_boxes_to_visualize`, over
     `kdet.configs.eval_dataset(pipeline, index)` with the reader's label map.
 
     Args:
@@ -72,6 +74,11 @@ def pipeline_evaluator(pipeline, log_dir=None, num_examples=None, index=0):
         label_map=pipeline.eval_inputs[index]["label_map"],
         metrics_sets=settings.metrics_sets,
         include_metrics_per_category=settings.include_metrics_per_category,
+        all_metrics_per_category=settings.all_metrics_per_category,
+        super_categories=settings.super_categories,
+        use_moving_averages=settings.use_moving_averages,
+        recall_lower_bound=settings.recall_lower_bound,
+        recall_upper_bound=settings.recall_upper_bound,
         num_examples=settings.num_examples if num_examples is None else num_examples,
         log_dir=log_dir,
         num_visualizations=settings.num_visualizations,

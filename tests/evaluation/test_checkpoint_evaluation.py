@@ -227,3 +227,23 @@ def test_save_pipeline_config_keeps_a_different_one_aside(tmp_path):
     assert (model_dir / "pipeline.config").read_text() == second.read_text()
     assert (model_dir / "pipeline.previous-1.config").read_text() == first.read_text()
     assert len(warnings) == 1 and "pipeline.previous-1.config" in warnings[0]
+
+
+def test_pipeline_evaluator_applies_every_eval_config_setting(tmp_path):
+    eval_config = """
+eval_config {
+  metrics_set: "precision_at_recall_detection_metrics"
+  include_metrics_per_category: true
+  all_metrics_per_category: true
+  recall_lower_bound: 0.25
+  recall_upper_bound: 0.75
+  num_examples: 2
+  min_score_threshold: 0.3
+}
+"""
+    config = tiny_pipeline.write_pipeline(tmp_path, eval_config=eval_config)
+    evaluator = evaluation.pipeline_evaluator(configs.load_pipeline(config))
+    assert evaluator.metrics_sets == ("precision_at_recall_detection_metrics",)
+    assert evaluator.include_metrics_per_category and evaluator.all_metrics_per_category
+    assert (evaluator.recall_lower_bound, evaluator.recall_upper_bound) == (0.25, 0.75)
+    assert (evaluator.num_examples, evaluator.min_score_threshold) == (2, 0.3)
