@@ -55,7 +55,7 @@ def train_pipeline(config, model_dir, num_steps=None, checkpoint_every_n=1000, l
     from kdet.configs import compiled_pipeline
     from kdet.configs import restore_fine_tune_checkpoint
     from kdet.configs import train_dataset
-    from kdet.configs.pipeline import train_input_ran_out
+    from kdet.configs.datasets import train_input_ran_out
     from kdet.data.label_map import read_label_map
     from kdet.training.config_copy import config_copy_callback
     from kdet.training.trainer import TrainingInputRanOutError
