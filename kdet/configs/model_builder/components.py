@@ -190,6 +190,9 @@ def _build_grid_anchor_generator(node):
             "width_offset": Int(default=0),
             "scales": Repeated(Float(), required=True),
             "aspect_ratios": Repeated(Float(), required=True),
+            # In grid_anchor_generator.proto, but the TF OD API's anchor generator builder
+            # never reads it: accepted without effect.
+            "octaves": Int(default=1),
         },
     )
     return construct(

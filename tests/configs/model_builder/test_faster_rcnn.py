@@ -234,3 +234,17 @@ def test_second_stage_classification_loss_and_post_processing():
         "    second_stage_classification_loss { weighted_softmax { logit_scale: 2.0 } }\n"
     )
     assert build_model_from_text(text).second_stage_classification_loss.logit_scale == 2.0
+
+
+def test_grid_anchor_generator_fields():
+    text = _with(
+        _TINY,
+        "height: 32 width: 32 height_stride: 8 width_stride: 8",
+        "height: 40 width: 24 height_stride: 8 width_stride: 4 height_offset: 2 width_offset: 3 "
+        "octaves: 2",
+    )
+    config = build_model_from_text(text).first_stage_anchor_generator.get_config()
+    assert config["base_anchor_size"] == (40.0, 24.0)
+    assert config["anchor_stride"] == (8.0, 4.0)
+    assert config["anchor_offset"] == (2.0, 3.0)
+    assert config["scales"] == (0.5, 1.0) and config["aspect_ratios"] == (1.0,)
