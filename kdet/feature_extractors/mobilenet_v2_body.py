@@ -12,6 +12,7 @@ def mobilenet_v2_body(
     kernel_regularizer=None,
     regularize_depthwise=False,
     hyperparams=None,
+    use_explicit_padding=False,
 ):
     """`keras.applications.MobileNetV2` without its top, with TF "SAME" padding everywhere.
 
@@ -31,6 +32,11 @@ def mobilenet_v2_body(
         regularize_depthwise: bool. Also regularize the depthwise kernels. Defaults to `False`.
         hyperparams: a `kdet.layers.ConvHyperparams`, or `None` (Keras's MobileNetV2
             settings). Defaults to `None`.
+        use_explicit_padding: bool. Pad one pixel on every side before the stride-2 depthwise
+            convolutions and convolve with "valid" padding, as the TF OD API's
+            `use_explicit_padding` (on stride 1 the two agree). The first convolution `Conv1`
+            is then "valid" too: feed the body images padded by `pad_input`. Defaults to
+            `False`.
 
     Returns:
         A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized) to
@@ -40,12 +46,17 @@ def mobilenet_v2_body(
         input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
     )
 
-    # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both.
+    # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both
+    # (or a one-pixel pad on every side and "valid" padding, with use_explicit_padding).
     def same_padding_regularized(layer):
         if isinstance(layer, keras.layers.ZeroPadding2D):
+            if use_explicit_padding:
+                return keras.layers.ZeroPadding2D(1, name=layer.name)
             return keras.layers.Identity(name=layer.name)
         config = regularize_kernels(layer.get_config(), kernel_regularizer, regularize_depthwise)
-        if config.get("padding") == "valid":
+        if use_explicit_padding and layer.name == "Conv1":
+            config["padding"] = "valid"
+        elif not use_explicit_padding and config.get("padding") == "valid":
             config["padding"] = "same"
         return layer.__class__.from_config(config)
 
@@ -57,3 +68,19 @@ def mobilenet_v2_body(
         hyperparams=hyperparams,
         keep_weights=weights is not None,
     )
+
+
+def pad_input(body, name):
+    """`body` behind a one-pixel zero padding of its images (`Conv1_pad`), for a body built
+    with `use_explicit_padding`.
+
+    Args:
+        body: a `keras.Model` from images `[batch, height, width, 3]`.
+        name: str, the name of the returned model.
+
+    Returns:
+        A `keras.Model` from the same images to the same outputs.
+    """
+    images = keras.Input((None, None, 3))
+    padded = keras.layers.ZeroPadding2D(1, name="Conv1_pad")(images)
+    return keras.Model(images, body(padded), name=name)

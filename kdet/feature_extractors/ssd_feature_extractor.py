@@ -67,3 +67,35 @@ def extractor_hyperparams(
     return conv_hyperparams_lib.with_legacy_regularization(
         hyperparams, kernel_regularizer, regularize_depthwise
     )
+
+
+def pad_to_multiple(images, multiple):
+    """Zero-pads images bottom/right so height and width are multiples of `multiple`.
+
+    The TF OD API `pad_to_multiple` of SSD feature extractors (`ops.pad_to_multiple` on the
+    preprocessed images, inside the extractor): the feature maps then cover the padded image,
+    while the SSD model still lays its anchors out over the resized image, as the TF OD API
+    does.
+
+    Args:
+        images: float tensor `[batch, height, width, channels]`.
+        multiple: int >= 1. 1 returns `images` unchanged.
+
+    Returns:
+        float tensor `[batch, ceil(height / multiple) * multiple, ceil(width / multiple) *
+        multiple, channels]`.
+    """
+    if multiple == 1:
+        return images
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    pad_height = (multiple - height % multiple) % multiple
+    pad_width = (multiple - width % multiple) % multiple
+    return tf.pad(images, [[0, 0], [0, pad_height], [0, pad_width], [0, 0]])
+
+
+def check_pad_to_multiple(value):
+    """Rejects a `pad_to_multiple` below 1."""
+    if int(value) != value or value < 1:
+        raise ValueError(f"pad_to_multiple must be a positive integer; got {value!r}")
+    return int(value)

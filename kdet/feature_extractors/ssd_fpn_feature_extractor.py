@@ -6,7 +6,9 @@ from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
 from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
+from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 
 
 class SSDFPNFeatureExtractor(SSDFeatureExtractor):
@@ -38,6 +40,8 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
             the body. Defaults to `None`.
         override_base_feature_extractor_hyperparams: bool. Set up the body with
             `conv_hyperparams` too (TF OD API field of this name). Defaults to `False`.
+        pad_to_multiple: int. Zero-pad the preprocessed images bottom/right to a multiple of
+            it before the body (TF OD API `pad_to_multiple`). Defaults to `1` (no padding).
         kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
             argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
             `None`.
@@ -60,11 +64,13 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
         backbone_weights=None,
         conv_hyperparams=None,
         override_base_feature_extractor_hyperparams=False,
+        pad_to_multiple=1,
         kernel_regularizer=None,
         regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
         self.fpn_min_level = fpn_min_level
         self.fpn_max_level = fpn_max_level
         self.additional_layer_depth = additional_layer_depth
@@ -135,6 +141,7 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
 
     def call(self, images, training=None):
         """Preprocessed images `[batch, height, width, 3]` → the pyramid maps, finest first."""
+        images = pad_to_multiple(images, self.pad_to_multiple)
         return self.feature_pyramid(
             keras.tree.flatten(self.body(images, training=training)), training=training
         )
@@ -150,6 +157,7 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
                 "override_base_feature_extractor_hyperparams": (
                     self.override_base_feature_extractor_hyperparams
                 ),
+                "pad_to_multiple": self.pad_to_multiple,
             }
         )
         return config

@@ -3,9 +3,12 @@
 import keras
 
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
+from kdet.feature_extractors.mobilenet_v2_body import pad_input
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
 from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
+from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.layers.conv_hyperparams import ConvHyperparams
 
 # Depths of the four extra feature maps built on top of layer_19 (TF OD API feature_map_layout).
@@ -66,6 +69,13 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
             also goes to the body. Defaults to `None`.
         override_base_feature_extractor_hyperparams: bool. Set up the body with
             `conv_hyperparams` too. Defaults to `False`.
+        use_explicit_padding: bool. Pad one pixel on every side before every stride-2 3x3
+            convolution of the body and the extra layers and convolve with "valid" padding
+            (TF OD API `use_explicit_padding`), instead of "same" padding (which pads only
+            bottom/right on even sizes). Defaults to `False`.
+        pad_to_multiple: int. Zero-pad the preprocessed images bottom/right to a multiple of
+            it before the body (TF OD API `pad_to_multiple`; the SSD model's anchors still
+            cover the unpadded image, as in the TF OD API). Defaults to `1` (no padding).
         kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
             argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
             `None`.
@@ -93,11 +103,15 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         backbone_weights=None,
         conv_hyperparams=None,
         override_base_feature_extractor_hyperparams=False,
+        use_explicit_padding=False,
+        pad_to_multiple=1,
         kernel_regularizer=None,
         regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.use_explicit_padding = bool(use_explicit_padding)
+        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.use_depthwise = use_depthwise
@@ -114,12 +128,15 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
             hyperparams.kernel_regularizer,
             hyperparams.regularize_depthwise,
             hyperparams=hyperparams if self.override_base_feature_extractor_hyperparams else None,
+            use_explicit_padding=self.use_explicit_padding,
         )
         self.body = keras.Model(
             body.input,
             [body.get_layer(name).output for name in ("block_13_expand_relu", "out_relu")],
             name="MobilenetV2",
         )
+        if self.use_explicit_padding:
+            self.body = pad_input(self.body, name="MobilenetV2_explicit_padding")
         self.extra_layers = [
             self._extra_layer(index, depth)
             for index, depth in enumerate(EXTRA_LAYER_DEPTHS, start=2)
@@ -144,10 +161,16 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         layers = _conv_block(hyperparams, reduce_name, 1, self._depth(depth // 2))
         downsample_name = f"layer_19_2_Conv2d_{index}_3x3_s2_{self._depth(depth)}"
         if self.use_depthwise:
-            layers += _conv_block(hyperparams, f"{downsample_name}_depthwise", 3, strides=2)
+            layers += _conv_block(
+                hyperparams, f"{downsample_name}_depthwise", 3, strides=2,
+                explicit_padding=self.use_explicit_padding,
+            )
             layers += _conv_block(hyperparams, downsample_name, 1, self._depth(depth))
         else:
-            layers += _conv_block(hyperparams, downsample_name, 3, self._depth(depth), strides=2)
+            layers += _conv_block(
+                hyperparams, downsample_name, 3, self._depth(depth), strides=2,
+                explicit_padding=self.use_explicit_padding,
+            )
         return keras.Sequential(layers, name=f"layer_19_Conv2d_{index}")
 
     def build(self, input_shape):
@@ -160,6 +183,7 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
 
     def call(self, images, training=None):
+        images = pad_to_multiple(images, self.pad_to_multiple)
         feature_maps = list(self.body(images, training=training))
         for extra_layer in self.extra_layers:
             feature_maps.append(extra_layer(feature_maps[-1], training=training))
@@ -172,6 +196,8 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
                 "depth_multiplier": self.depth_multiplier,
                 "min_depth": self.min_depth,
                 "use_depthwise": self.use_depthwise,
+                "use_explicit_padding": self.use_explicit_padding,
+                "pad_to_multiple": self.pad_to_multiple,
                 "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
                 "override_base_feature_extractor_hyperparams": (
                     self.override_base_feature_extractor_hyperparams
@@ -181,13 +207,22 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
         return config
 
 
-def _conv_block(hyperparams, name, kernel_size, filters=None, strides=1):
+def _conv_block(hyperparams, name, kernel_size, filters=None, strides=1, explicit_padding=False):
     """`[conv, batch norm, activation]` named `{name}_conv`, `{name}_batchnorm`, `{name}`.
 
     `filters=None` makes the convolution depthwise. `hyperparams` (a `ConvHyperparams`) set up
-    all three; without batch norm or activation those layers are left out.
+    all three; without batch norm or activation those layers are left out. With
+    `explicit_padding` a `{name}_padding` layer pads `kernel_size // 2` pixels on every side
+    and the convolution is "valid".
     """
-    conv_kwargs = {"strides": strides, "padding": "same", "name": f"{name}_conv"}
+    padding = []
+    if explicit_padding and kernel_size > 1:
+        padding = [keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_padding")]
+    conv_kwargs = {
+        "strides": strides,
+        "padding": "valid" if padding else "same",
+        "name": f"{name}_conv",
+    }
     if filters is None:
         conv = keras.layers.DepthwiseConv2D(
             kernel_size, **conv_kwargs, **hyperparams.depthwise_conv_kwargs()
@@ -197,6 +232,7 @@ def _conv_block(hyperparams, name, kernel_size, filters=None, strides=1):
             filters, kernel_size, **conv_kwargs, **hyperparams.conv_kwargs()
         )
     layers = [
+        *padding,
         conv,
         hyperparams.batch_norm_layer(name=f"{name}_batchnorm"),
         hyperparams.activation_layer(name=name),

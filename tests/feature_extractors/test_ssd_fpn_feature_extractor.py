@@ -245,3 +245,18 @@ def test_a_user_defined_fpn_extractor_needs_only_its_body(tmp_path):
     batch = tf.random.uniform([1, 32, 32, 3], seed=2)
     for a, b in zip(model(batch), loaded(batch)):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_pad_to_multiple_zero_pads_bottom_right():
+    from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
+
+    images = tf.ones([2, 5, 7, 3])
+    padded = pad_to_multiple(images, 4)
+    assert padded.shape == (2, 8, 8, 3)
+    np.testing.assert_array_equal(padded[:, :5, :7], images)
+    assert float(tf.reduce_sum(padded)) == float(tf.reduce_sum(images))
+    run = tf.function(lambda x: pad_to_multiple(x, 4), input_signature=[
+        tf.TensorSpec([None, None, None, 3])
+    ])
+    assert run(tf.ones([1, 8, 9, 3])).shape == (1, 8, 12, 3)
+    assert pad_to_multiple(images, 1) is images

@@ -211,3 +211,27 @@ def test_regularizer_config_round_trip():
     restored = SSDMobileNetV2FeatureExtractor.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
     assert restored.kernel_regularizer.get_config() == {"l2": 2e-5}
+
+
+def test_explicit_padding_pads_every_side_before_the_stride_2_convolutions():
+    # TF OD API use_explicit_padding: on an even size, "same" pads only bottom/right while
+    # the explicit padding pads one pixel on every side; the map sizes stay those of "same".
+    same = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35)
+    explicit = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, use_explicit_padding=True)
+    images = tf.random.uniform([1, 64, 64, 3], -1.0, 1.0, seed=3)
+    same_maps, explicit_maps = same(images), explicit(images)
+    assert [m.shape for m in explicit_maps] == [m.shape for m in same_maps]
+    explicit.set_weights(same.get_weights())
+    explicit_maps = explicit(images)
+    difference = np.max(np.abs(explicit_maps[0].numpy() - same_maps[0].numpy()))
+    assert difference > 0.1 * np.max(np.abs(same_maps[0].numpy()))
+    assert explicit.body.get_layer("Conv1_pad") is not None
+    conv1 = explicit.body.get_layer("MobilenetV2").get_layer("Conv1")
+    assert conv1.padding == "valid"
+    extra_layer = explicit.extra_layers[0]
+    padding = extra_layer.get_layer("layer_19_2_Conv2d_2_3x3_s2_179_depthwise_padding")
+    assert padding.padding == ((1, 1), (1, 1))
+    config = explicit.get_config()
+    assert config["use_explicit_padding"] is True
+    restored = SSDMobileNetV2FeatureExtractor.from_config(json.loads(json.dumps(config)))
+    assert restored.use_explicit_padding

@@ -88,9 +88,8 @@ _NOT_TAKEN_REASONS = {
         "the FPN levels for the FPN extractors)"
     ),
     "pad_to_multiple": (
-        "its preprocessed images are not padded (the TF OD API pads them bottom/right to a "
-        "multiple inside the extractor; an extractor of your own that takes pad_to_multiple "
-        "receives it)"
+        "it does not pad its preprocessed images (the TF OD API pads them bottom/right to a "
+        "multiple inside the extractor; kdet's SSD extractors take pad_to_multiple)"
     ),
 }
 

@@ -183,11 +183,23 @@ def test_an_extractor_that_takes_none_refuses_only_non_default_values():
     with pytest.raises(ConfigError, match=r"fe.config:2:3: .*'test_d3_takes_none' feature "
                        r"extractor takes no conv_hyperparams"):
         _build(f"type: 'test_d3_takes_none' {HYPERPARAMS}")
-    with pytest.raises(ConfigError, match=r"takes no pad_to_multiple; only 1 .*not padded"):
+    with pytest.raises(ConfigError, match=r"takes no pad_to_multiple; only 1 .*does not pad"):
         _build("type: 'test_d3_takes_none' pad_to_multiple: 32")
-    with pytest.raises(ConfigError, match=r"'ssd_mobilenet_v2' feature extractor takes no "
-                       r"pad_to_multiple"):
-        _build(f"type: 'ssd_mobilenet_v2' {HYPERPARAMS} pad_to_multiple: 32")
+
+
+
+@pytest.mark.parametrize("kind", ["ssd_mobilenet_v2", "ssd_mobilenet_v1_fpn"])
+def test_pad_to_multiple_pads_the_preprocessed_images_bottom_right(kind):
+    extractor = _build(f"type: '{kind}' depth_multiplier: 0.25 {HYPERPARAMS} pad_to_multiple: 32")
+    assert extractor.pad_to_multiple == 32
+    # 40x40 is padded to 64x64: the finest map is 64 / stride wide, not 40 / stride rounded up.
+    maps = extractor(tf.zeros([1, 40, 40, 3]))
+    stride = 16 if kind == "ssd_mobilenet_v2" else 8
+    assert tuple(maps[0].shape[1:3]) == (64 // stride, 64 // stride)
+    unpadded = _build(f"type: '{kind}' depth_multiplier: 0.25 {HYPERPARAMS}")
+    assert tuple(unpadded(tf.zeros([1, 40, 40, 3]))[0].shape[1:3]) == (
+        -(-40 // stride), -(-40 // stride)
+    )
 
 
 def test_other_ssd_feature_extractor_fields():
