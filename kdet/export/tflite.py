@@ -92,7 +92,9 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     height, width = input_size or _fixed_input_size(model)
     input_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name="input_tensor")
     log = stage_log(progress, "Exporting a TFLite model")
-    with _quiet_batch_norm_folding(quantization == "int8"):
+    with _quiet_batch_norm_folding(quantization == "int8"), _float32_compute(
+        model, quantization == "int8"
+    ):
         frozen = FrozenGraph(
             lambda images: model.decode_boxes_and_scores(model(images, training=False)),
             [input_spec],
@@ -145,6 +147,26 @@ def _check_exportable(model, quantization):
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+
+
+@contextlib.contextmanager
+def _float32_compute(model, int8):
+    """Computes in float32 while `model` is traced for an int8 conversion.
+
+    A mixed-precision model (`mixed_bfloat16`, `mixed_float16`) casts around each fake
+    quantization, which the converter's int8 passes reject ("binary op operands have same
+    element type"); its variables are float32 already, so only the compute dtype changes.
+    """
+    layers = [layer for layer in model._flatten_layers(include_self=True)
+              if int8 and layer.dtype_policy.compute_dtype != "float32"]
+    policies = [layer.dtype_policy for layer in layers]
+    for layer in layers:
+        layer.dtype_policy = "float32"
+    try:
+        yield
+    finally:
+        for layer, policy in zip(layers, policies):
+            layer.dtype_policy = policy
 
 
 @contextlib.contextmanager

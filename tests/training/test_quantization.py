@@ -235,3 +235,20 @@ def test_ranges_are_learned_over_the_global_batch_one_or_two_replicas_alike(two_
     two = _trained_ranges(two_replica_strategy)
     assert not np.allclose(one, np.tile([-6.0, 6.0], len(one) // 2))
     np.testing.assert_allclose(two, one, atol=1e-5)
+
+
+def test_a_mixed_precision_quantization_aware_model_exports_to_int8(tmp_path):
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = _tiny_ssd(QuantizationAwareTraining())
+    finally:
+        keras.config.set_dtype_policy(policy)
+    model(_images(2, seed=7).astype("float32"), training=True)
+    export_tflite(model, tmp_path / "int8.tflite", progress=False)
+    convolutions = _convolutions(_interpreter(tmp_path / "int8.tflite"))
+    # The feature extractor's four convolutions are int8. (Known gap: in this mixed-precision
+    # model the box predictor's four stay float32; a float32 model's are int8.)
+    assert sum(outputs == [np.int8] for _, _, outputs in convolutions) >= 4
+    # The export computed in float32 for the converter and left the model as it was.
+    assert {layer.dtype_policy.name for layer in _quantized_layers(model)} == {"mixed_bfloat16"}
