@@ -158,9 +158,11 @@ class TrainSettings:
         freeze_variables: regexes of variables not to train.
         update_trainable_variables: regexes of the only variables to train ([] = all).
         use_bfloat16: bool, train under the `mixed_bfloat16` Keras policy.
-        max_number_of_boxes: int, ground-truth rows per image.
-        load_all_detection_checkpoint_vars: bool, a `"detection"` restore takes every weight
-            (TF1 configs), not only the feature extractor's.
+        max_number_of_boxes: int, read and not used: the rows per image come from the input
+            reader's `max_number_of_boxes`, as in the TF OD API's TF2 inputs.
+        load_all_detection_checkpoint_vars: bool, the TF OD API TF1 flag for a `"detection"`
+            restore of every weight; kdet's `"detection"` restore takes every matching weight
+            whatever it says (`kdet.configs.restore_fine_tune_checkpoint`).
     """
 
     batch_size: int
