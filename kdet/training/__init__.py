@@ -5,7 +5,8 @@ learning-rate schedules, a learning-rate range test (`lr_sweep`), and the TF OD 
 (`variable_names`, `select_trainable`). Also the `tf.distribute` strategies of `kdet train
 --strategy` (`distribution_strategy`, `mirrored_devices`), the config copy a model directory
 keeps (`save_pipeline_config`, `config_copy_callback`), and the names of a model directory's
-files (`model_dir`)."""
+files (`model_dir`), and quantization-aware training (`QuantizationAwareTraining`, the TF
+OD API's `graph_rewriter`)."""
 
 from kdet.training import model_dir  # noqa: F401  (kdet.training.model_dir: the layout's names)
 from kdet.training.config_copy import config_copy_callback
@@ -18,6 +19,7 @@ from kdet.training.learning_rate_schedules import ManualStepping
 from kdet.training.lr_sweep import lr_sweep
 from kdet.training.lr_sweep import plot_lr_sweep
 from kdet.training.pipeline_training import train_pipeline
+from kdet.training.quantization import QuantizationAwareTraining
 from kdet.training.trainer import CheckpointWriteError
 from kdet.training.trainer import NonFiniteLossError
 from kdet.training.trainer import TrainingInputRanOutError
@@ -31,6 +33,7 @@ __all__ = [
     "CosineDecayWithWarmup",
     "ExponentialDecayWithBurnin",
     "NonFiniteLossError",
+    "QuantizationAwareTraining",
     "ManualStepping",
     "TrainingInputRanOutError",
     "config_copy_callback",
