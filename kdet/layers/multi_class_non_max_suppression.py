@@ -50,6 +50,12 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         score_converter: `"identity"`, `"sigmoid"` or `"softmax"`: what `convert_scores`
             applies to `logits / logit_scale`. Defaults to `"identity"`.
         logit_scale: float, non-zero. Defaults to `1.0`.
+        calibration: None, or a dict: `{"sigmoid": {"a": a, "b": b}}` maps each score `s`
+            to `1 / (1 + exp(a * s + b))` (Platt scaling), `{"function_approximation":
+            {"x": [...], "y": [...]}}` to the piecewise-linear function through those points
+            (x ascending, constant beyond the ends): TF OD API `calibration_config`
+            (class-agnostic kinds), applied by `convert_scores` after the score converter.
+            Defaults to `None`.
 
     Call arguments:
         boxes: float `[batch, num_boxes, 4]` shared by all classes, or
@@ -94,6 +100,7 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         soft_nms_sigma=0.0,
         score_converter="identity",
         logit_scale=1.0,
+        calibration=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -121,16 +128,26 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         self.soft_nms_sigma = float(soft_nms_sigma)
         self.score_converter = score_converter
         self.logit_scale = float(logit_scale)
+        self.calibration = _checked_calibration(calibration)
 
     def convert_scores(self, logits):
         """Raw class logits `[..., num_classes]` → scores: `score_converter` of
-        `logits / logit_scale` (float32, same shape; softmax over the last axis)."""
+        `logits / logit_scale` (float32, same shape; softmax over the last axis), then the
+        `calibration`, if any."""
         logits = tf.cast(logits, tf.float32) / self.logit_scale
         if self.score_converter == "sigmoid":
-            return tf.sigmoid(logits)
-        if self.score_converter == "softmax":
-            return tf.nn.softmax(logits)
-        return logits
+            scores = tf.sigmoid(logits)
+        elif self.score_converter == "softmax":
+            scores = tf.nn.softmax(logits)
+        else:
+            scores = logits
+        if self.calibration is None:
+            return scores
+        if "sigmoid" in self.calibration:
+            parameters = self.calibration["sigmoid"]
+            return tf.sigmoid(-(parameters["a"] * scores + parameters["b"]))
+        points = self.calibration["function_approximation"]
+        return _interpolate(scores, points["x"], points["y"])
 
     def call(self, boxes, scores):
         boxes = tf.cast(boxes, tf.float32)
@@ -303,9 +320,52 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                 "soft_nms_sigma": self.soft_nms_sigma,
                 "score_converter": self.score_converter,
                 "logit_scale": self.logit_scale,
+                "calibration": self.calibration,
             }
         )
         return config
+
+
+def _checked_calibration(calibration):
+    """Validates a `calibration` argument; returns it with plain float values."""
+    if calibration is None:
+        return None
+    if not isinstance(calibration, dict) or len(calibration) != 1:
+        raise ValueError(
+            "calibration must be None, {'sigmoid': {'a', 'b'}} or "
+            f"{{'function_approximation': {{'x', 'y'}}}}; got {calibration!r}"
+        )
+    if "sigmoid" in calibration:
+        parameters = calibration["sigmoid"]
+        return {"sigmoid": {"a": float(parameters["a"]), "b": float(parameters["b"])}}
+    if "function_approximation" in calibration:
+        points = calibration["function_approximation"]
+        xs = [float(x) for x in points["x"]]
+        ys = [float(y) for y in points["y"]]
+        if not xs or len(xs) != len(ys) or any(b < a for a, b in zip(xs, xs[1:])):
+            raise ValueError(
+                "function_approximation needs as many x as y values (at least one), x "
+                f"ascending; got x={xs}, y={ys}"
+            )
+        return {"function_approximation": {"x": xs, "y": ys}}
+    raise ValueError(f"unknown calibration {sorted(calibration)}; expected sigmoid or "
+                     "function_approximation")
+
+
+def _interpolate(values, xs, ys):
+    """The piecewise-linear function through `(xs, ys)` (xs ascending), constant beyond the
+    ends, at every element of `values` (float32, any shape)."""
+    x = tf.constant(xs, tf.float32)
+    y = tf.constant(ys, tf.float32)
+    if len(xs) == 1:
+        return tf.fill(tf.shape(values), y[0])
+    clipped = tf.clip_by_value(values, x[0], x[-1])
+    flat = tf.reshape(clipped, [-1])
+    upper = tf.clip_by_value(tf.searchsorted(x, flat, side="right"), 1, len(xs) - 1)
+    x0, x1 = tf.gather(x, upper - 1), tf.gather(x, upper)
+    y0, y1 = tf.gather(y, upper - 1), tf.gather(y, upper)
+    fraction = tf.math.divide_no_nan(flat - x0, x1 - x0)
+    return tf.reshape(y0 + fraction * (y1 - y0), tf.shape(values))
 
 
 def with_model_arguments(non_max_suppression, default, argument_name, **arguments):

@@ -226,3 +226,26 @@ def test_new_arguments_round_trip_and_bad_ones_are_refused():
         MultiClassNonMaxSuppression(soft_nms_sigma=-1.0)
     with pytest.raises(ValueError, match="score_converter"):
         MultiClassNonMaxSuppression(score_converter="tanh")
+
+
+def test_calibration_after_the_score_converter():
+    logits = tf.constant([[[-3.0, 0.0, 1.0, 4.0]]])
+    scores = tf.sigmoid(logits)
+    sigmoid = MultiClassNonMaxSuppression(
+        score_converter="sigmoid", calibration={"sigmoid": {"a": -2.0, "b": 1.0}}
+    )
+    np.testing.assert_allclose(
+        sigmoid.convert_scores(logits), 1.0 / (1.0 + np.exp(-2.0 * scores + 1.0)), rtol=1e-6
+    )
+    points = {"x": [0.1, 0.5, 0.9], "y": [0.0, 0.8, 1.0]}
+    table = MultiClassNonMaxSuppression(
+        score_converter="sigmoid", calibration={"function_approximation": points}
+    )
+    expected = np.interp(scores.numpy(), points["x"], points["y"])  # constant beyond the ends
+    np.testing.assert_allclose(table.convert_scores(logits), expected, rtol=1e-6)
+    restored = MultiClassNonMaxSuppression.from_config(json.loads(json.dumps(table.get_config())))
+    np.testing.assert_allclose(restored.convert_scores(logits), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="x ascending"):
+        MultiClassNonMaxSuppression(
+            calibration={"function_approximation": {"x": [0.5, 0.1], "y": [0.0, 1.0]}}
+        )

@@ -6,9 +6,12 @@ from kdet.configs.field_reader import Enum
 from kdet.configs.field_reader import Fixed
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
+from kdet.configs.field_reader import Node
+from kdet.configs.field_reader import Repeated
 from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
+from kdet.configs.field_reader import read_one_of
 from kdet.configs.model_builder.common import construct
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
 
@@ -59,9 +62,9 @@ _FASTER_RCNN_POST_PROCESSING_SCHEMA = {
     "logit_scale": Fixed(Float(default=1.0), 1.0),
     "calibration_config": SubMessage(),
 }
-_CALIBRATION_REASON = (
-    "score calibration (calibration.proto) is not in kdet yet: it would change the scores "
-    "between the score converter and NMS"
+_PER_CLASS_CALIBRATION_REASON = (
+    "per-class calibration (by label-map names) is not in kdet yet; the class-agnostic "
+    "function_approximation and sigmoid_calibration are"
 )
 
 
@@ -83,23 +86,54 @@ def _read_batch_non_max_suppression(node):
     return {argument: fields[name] for name, argument in _NON_MAX_SUPPRESSION_ARGUMENTS.items()}
 
 
-def _refuse_calibration(fields):
-    if fields.has("calibration_config"):
-        raise fields.error(
-            "calibration_config",
-            f"'{fields.path('calibration_config')}' is set, but {_CALIBRATION_REASON}",
+def _read_calibration(node):
+    """Reads a TF OD API `CalibrationConfig` (None: absent) → the `calibration` argument of
+    `MultiClassNonMaxSuppression`."""
+    if node is None:
+        return None
+    chosen = read_one_of(
+        node,
+        (
+            "function_approximation",
+            "sigmoid_calibration",
+            "label_function_approximations",
+            "label_sigmoid_calibrations",
+        ),
+    )
+    if chosen.name.startswith("label_"):
+        raise chosen.error(f"'{chosen.path}' is set, but {_PER_CLASS_CALIBRATION_REASON}")
+    if chosen.name == "sigmoid_calibration":
+        parameters = read(chosen, {"sigmoid_parameters": SubMessage()})["sigmoid_parameters"]
+        values = {"a": -1.0, "b": 0.0}
+        if parameters is not None:
+            fields = read(parameters, {"a": Float(default=-1.0), "b": Float(default=0.0)})
+            values = {"a": fields["a"], "b": fields["b"]}
+        return {"sigmoid": values}
+    pairs_node = read(chosen, {"x_y_pairs": SubMessage(required=True)})["x_y_pairs"]
+    pairs = read(pairs_node, {"x_y_pair": Repeated(SubMessage(), required=True)})
+    points = []
+    for index, message in enumerate(pairs["x_y_pair"]):
+        pair = read(
+            Node(message, f"{pairs_node.path}.x_y_pair[{index}]"),
+            {"x": Float(required=True), "y": Float(required=True)},
         )
+        points.append((pair["x"], pair["y"]))
+    # The TF OD API sorts the pairs by x before interpolating.
+    points.sort()
+    return {
+        "function_approximation": {"x": [x for x, _ in points], "y": [y for _, y in points]}
+    }
 
 
 def build_ssd_non_max_suppression(node):
     """Reads an SSD TF OD API `PostProcessing` → the `non_max_suppression` of `kdet.SSD`.
 
     `score_converter` (IDENTITY, SIGMOID, SOFTMAX) and `logit_scale` are applied to the
-    class logits, background column included, as the TF OD API does; the
-    `batch_non_max_suppression` fields become the NMS settings.
+    class logits, background column included, as the TF OD API does, then the
+    class-agnostic `calibration_config`; the `batch_non_max_suppression` fields become the
+    NMS settings.
     """
     fields = read(node, _SSD_POST_PROCESSING_SCHEMA)
-    _refuse_calibration(fields)
     if fields["logit_scale"] == 0.0:
         raise fields.error(
             "logit_scale",
@@ -111,6 +145,7 @@ def build_ssd_non_max_suppression(node):
         **_read_batch_non_max_suppression(fields["batch_non_max_suppression"]),
         score_converter=fields["score_converter"],
         logit_scale=fields["logit_scale"],
+        calibration=_read_calibration(fields["calibration_config"]),
     )
 
 
@@ -118,5 +153,7 @@ def read_faster_rcnn_post_processing(node):
     """Reads a `second_stage_post_processing` `PostProcessing` → `MultiClassNonMaxSuppression`
     arguments but the score converter (always SOFTMAX for `kdet.FasterRCNN`)."""
     fields = read(node, _FASTER_RCNN_POST_PROCESSING_SCHEMA)
-    _refuse_calibration(fields)
-    return _read_batch_non_max_suppression(fields["batch_non_max_suppression"])
+    return {
+        **_read_batch_non_max_suppression(fields["batch_non_max_suppression"]),
+        "calibration": _read_calibration(fields["calibration_config"]),
+    }

@@ -190,6 +190,26 @@ def test_post_processing_is_one_non_max_suppression():
     assert build_model_from_text(_config()).score_threshold == 0.0
 
 
+def test_calibration_config_is_applied_after_the_score_converter():
+    post_processing = _SIGMOID + """
+      calibration_config {
+        function_approximation {
+          x_y_pairs {
+            x_y_pair { x: 0.9 y: 1.0 }
+            x_y_pair { x: 0.0 y: 0.0 }
+            x_y_pair { x: 0.5 y: 0.7 }
+          }
+        }
+      }"""
+    model = build_model_from_text(_config(post_processing=post_processing))
+    assert model.non_max_suppression.calibration == {
+        "function_approximation": {"x": [0.0, 0.5, 0.9], "y": [0.0, pytest.approx(0.7), 1.0]}
+    }
+    sigmoid = _SIGMOID + " calibration_config { sigmoid_calibration { sigmoid_parameters { b: 2 } } }"
+    model = build_model_from_text(_config(post_processing=sigmoid))
+    assert model.non_max_suppression.calibration == {"sigmoid": {"a": -1.0, "b": 2.0}}
+
+
 def test_ssd_fields_add_background_class_and_negative_class_weight():
     extra = "add_background_class: false negative_class_weight: 0.5 implicit_example_weight: 0.3"
     model = build_model_from_text(_config(extra=extra))
@@ -207,10 +227,12 @@ def test_ssd_fields_add_background_class_and_negative_class_weight():
          "'model.ssd.explicit_background_class' is true, but kdet uses false: it is for ground "
          "truth whose class scores include a background column (multiclass_scores), which "
          "kdet's inputs do not carry"),
-        (_CONVOLUTIONAL, _SIGMOID + " calibration_config { }", "", "calibration_config",
-         "'model.ssd.post_processing.calibration_config' is set, but score calibration "
-         "(calibration.proto) is not in kdet yet: it would change the scores between the score "
-         "converter and NMS"),
+        (_CONVOLUTIONAL,
+         _SIGMOID + " calibration_config { label_sigmoid_calibrations { } }", "",
+         "label_sigmoid_calibrations {",
+         "'model.ssd.post_processing.calibration_config.label_sigmoid_calibrations' is set, but "
+         "per-class calibration (by label-map names) is not in kdet yet; the class-agnostic "
+         "function_approximation and sigmoid_calibration are"),
         (_CONVOLUTIONAL,
          _SIGMOID + " batch_non_max_suppression { use_class_agnostic_nms: true "
          "max_classes_per_detection: 2 }", "", "max_classes_per_detection",
@@ -230,6 +252,8 @@ def test_refusals_name_the_field_and_the_reason(predictor, post_processing, extr
     with pytest.raises(ConfigError) as error:
         build_model_from_text(text)
     offset = text.index(needle)
+    if needle.endswith(" {"):  # an error about a message points at its brace
+        offset += len(needle) - 1
     line = text.count("\n", 0, offset) + 1
     column = offset - text.rfind("\n", 0, offset)
     assert str(error.value) == f"<string>:{line}:{column}: {problem}"
