@@ -222,12 +222,12 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
             # Per-class boxes: each box keeps the one of its best class.
             boxes = tf.gather(boxes, classes[..., tf.newaxis], axis=2, batch_dims=2)
         boxes = boxes[:, :, 0, :]
-        size = self.max_detections
 
         def one_image(inputs):
             image_boxes, image_scores, image_classes = inputs
-            # The op needs max_output_size <= num_boxes only for its padding; pad ourselves.
-            indices, selected, count = self._select(image_boxes, image_scores, size)
+            indices, selected, count = self._select(
+                image_boxes, image_scores, self.max_detections
+            )
             return (
                 tf.gather(image_boxes, indices),
                 selected,
@@ -235,17 +235,7 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                 count,
             )
 
-        nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = tf.map_fn(
-            one_image,
-            (boxes, best_scores, classes),
-            fn_output_signature=(
-                tf.TensorSpec([size, 4], tf.float32),
-                tf.TensorSpec([size], tf.float32),
-                tf.TensorSpec([size], tf.int32),
-                tf.TensorSpec([], tf.int32),
-            ),
-        )
-        return self._finish(nmsed_boxes), nmsed_scores, nmsed_classes, num_detections
+        return self._per_image(one_image, (boxes, best_scores, classes))
 
     def _soft_per_class(self, boxes, scores):
         """Soft-NMS of every class of every image, then the best `max_detections` of each
@@ -293,10 +283,15 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                 count,
             )
 
+        return self._per_image(one_image, (boxes, scores))
+
+    def _per_image(self, one_image, inputs):
+        """Runs `one_image` on every image of `inputs` (tensors with a batch axis) → batched
+        `(boxes [B, max_detections, 4], scores [B, max_detections], classes, counts [B])`."""
         size = self.max_detections
         nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = tf.map_fn(
             one_image,
-            (boxes, scores),
+            inputs,
             fn_output_signature=(
                 tf.TensorSpec([size, 4], tf.float32),
                 tf.TensorSpec([size], tf.float32),
