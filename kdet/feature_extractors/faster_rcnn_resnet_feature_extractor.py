@@ -26,6 +26,10 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
     trained on BGR inputs ("caffe" preprocessing), so with `backbone_weights="imagenet"` the
     first layer sees its colour channels swapped until fine-tuning adapts it.
 
+    With `first_stage_features_stride=8` (the TF OD API `..._atrous` configs) stage 4 keeps
+    stride 8: its first block does not stride and its 3x3 convolutions are atrous (dilation
+    rate 2), as the TF OD API's ResNet with `output_stride=8`; the weights are the same.
+
     Subclasses set `resnet` (the `keras.applications` constructor) and `proposal_endpoint`.
     Arguments are those of `FasterRCNNSplitBodyFeatureExtractor`.
 
@@ -36,6 +40,7 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
 
     resnet = None
     proposal_endpoint = None
+    FEATURE_STRIDES = (8, 16)
 
     def __init__(
         self,
@@ -50,8 +55,10 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
+        clone_function = _atrous_stage_4 if first_stage_features_stride == 8 else None
         body = clone_with_fused_batch_norm(
-            self.resnet(input_shape=(None, None, 3), include_top=False, weights=backbone_weights)
+            self.resnet(input_shape=(None, None, 3), include_top=False, weights=backbone_weights),
+            clone_function=clone_function,
         )
         self.split_body(body, self.proposal_endpoint)
 
@@ -68,7 +75,7 @@ class FasterRCNNResNet50FeatureExtractor(FasterRCNNResNetFeatureExtractor):
     Args:
         batch_norm_trainable: bool. Train the batch norms in batch-statistics mode. Defaults
             to `False` (inference mode, the TF OD API default).
-        first_stage_features_stride: int. Must be 16. Defaults to `16`.
+        first_stage_features_stride: int. 16, or 8 (atrous stage 4). Defaults to `16`.
         backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
             on first use). Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
@@ -96,7 +103,7 @@ class FasterRCNNResNet101FeatureExtractor(FasterRCNNResNetFeatureExtractor):
     Args:
         batch_norm_trainable: bool. Train the batch norms in batch-statistics mode. Defaults
             to `False` (inference mode, the TF OD API default).
-        first_stage_features_stride: int. Must be 16. Defaults to `16`.
+        first_stage_features_stride: int. 16, or 8 (atrous stage 4). Defaults to `16`.
         backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
             on first use). Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
@@ -112,3 +119,14 @@ class FasterRCNNResNet101FeatureExtractor(FasterRCNNResNetFeatureExtractor):
 
     resnet = staticmethod(keras.applications.ResNet101)
     proposal_endpoint = "conv4_block23_out"
+
+
+def _atrous_stage_4(layer):
+    """A copy of a ResNet layer for output stride 8: stage 4 (`conv4_*`) without its stride
+    and with dilation rate 2 in its 3x3 convolutions."""
+    config = layer.get_config()
+    if layer.name in ("conv4_block1_0_conv", "conv4_block1_1_conv"):
+        config["strides"] = (1, 1)
+    elif layer.name.startswith("conv4_block") and layer.name.endswith("_2_conv"):
+        config["dilation_rate"] = (2, 2)
+    return layer.__class__.from_config(config)

@@ -23,11 +23,16 @@ class FasterRCNNSplitBodyFeatureExtractor(FasterRCNNFeatureExtractor):
             statistics of the batch in training (and update their moving averages). `False`,
             the TF OD API default, keeps them in inference mode, which suits the small
             batches of detection; their scale and offset still train. Defaults to `False`.
-        first_stage_features_stride: int. Must be 16, the stride of the cut. Defaults to `16`.
+        first_stage_features_stride: int. The stride of the cut: one of the class's
+            `FEATURE_STRIDES` (16; 8 too for the ResNets, with atrous stage-4 convolutions).
+            Defaults to `16`.
         backbone_weights: `None` or `"imagenet"`, see `FasterRCNNFeatureExtractor`. Defaults
             to `None`.
         **kwargs: passed to `keras.layers.Layer`.
     """
+
+    # The strides `first_stage_features_stride` may take.
+    FEATURE_STRIDES = (16,)
 
     def __init__(
         self,
@@ -36,10 +41,12 @@ class FasterRCNNSplitBodyFeatureExtractor(FasterRCNNFeatureExtractor):
         backbone_weights=None,
         **kwargs,
     ):
-        if first_stage_features_stride != 16:
+        if first_stage_features_stride not in self.FEATURE_STRIDES:
+            strides = " or ".join(str(stride) for stride in self.FEATURE_STRIDES)
             raise ValueError(
-                f"{type(self).__name__} cuts its body at stride 16, so "
-                f"first_stage_features_stride must be 16; got {first_stage_features_stride}."
+                f"{type(self).__name__} cuts its body at stride {strides}, so "
+                f"first_stage_features_stride must be {strides}; got "
+                f"{first_stage_features_stride}."
             )
         super().__init__(
             first_stage_features_stride=first_stage_features_stride,

@@ -101,7 +101,25 @@ def test_config_round_trip_and_stride_check(resnet50):
     )
     assert type(revived) is FasterRCNNResNet50FeatureExtractor
     assert revived.get_config() == config
-    with pytest.raises(ValueError, match="first_stage_features_stride must be 16; got 8"):
-        FasterRCNNResNet50FeatureExtractor(first_stage_features_stride=8)
+    with pytest.raises(ValueError, match="first_stage_features_stride must be 8 or 16; got 32"):
+        FasterRCNNResNet50FeatureExtractor(first_stage_features_stride=32)
     with pytest.raises(ValueError, match="backbone_weights"):
         FasterRCNNResNet50FeatureExtractor(backbone_weights="coco")
+
+
+def test_stride_8_makes_stage_4_atrous_with_the_same_weights():
+    from kdet.feature_extractors import FasterRCNNResNet50FeatureExtractor
+
+    atrous = FasterRCNNResNet50FeatureExtractor(first_stage_features_stride=8)
+    features = atrous.extract_proposal_features(tf.zeros([1, 64, 64, 3]))
+    assert tuple(features.shape) == (1, 8, 8, 1024)  # stride 8, not 16
+    body = atrous.proposal_body
+    assert body.get_layer("conv4_block1_1_conv").strides == (1, 1)
+    assert body.get_layer("conv4_block3_2_conv").dilation_rate == (2, 2)
+    assert body.get_layer("conv3_block1_1_conv").strides == (2, 2)  # stages 1-3 unchanged
+    assert body.get_layer("conv3_block2_2_conv").dilation_rate == (1, 1)
+    plain = FasterRCNNResNet50FeatureExtractor()
+    assert [w.shape for w in atrous.weights] == [w.shape for w in plain.weights]
+    assert atrous.get_config()["first_stage_features_stride"] == 8
+    with pytest.raises(ValueError, match="must be 8 or 16; got 4"):
+        FasterRCNNResNet50FeatureExtractor(first_stage_features_stride=4)
