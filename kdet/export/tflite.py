@@ -66,7 +66,9 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
         use_regular_nms: bool. `True`: non-max suppression per class, as the Keras model does.
             `False`: TFLite's fast NMS, which suppresses across classes using each box's best
             class (the TF OD API's default; faster with many classes, but a box can then hide a
-            box of another class). Defaults to `True`.
+            box of another class). A model with class-agnostic NMS (`use_class_agnostic_nms`)
+            is exported with the fast NMS whatever this says: it is what that model computes.
+            Defaults to `True`.
         progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
             stages (freezing the network, converting) on stderr. Defaults to `True`.
         representative_images: for `quantization="int8"` of a model that is not
@@ -78,7 +80,9 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     Raises:
         ValueError: for a model other than SSD, an unknown `quantization`, a missing
             `input_size`, a quantization-aware model exported with `"dynamic_range"` or with
-            other than 8 bits, or `"int8"` of another model without `representative_images`.
+            other than 8 bits, `"int8"` of another model without `representative_images`, or
+            a model whose post-processing uses soft NMS or score calibration (TFLite's
+            post-processing op has neither).
 
     Example:
     ```python
@@ -102,6 +106,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
         )
     num_anchors = frozen.output_structure[0].shape[1]
     unit_anchors = tf.constant([[0.0, 0.0, 1.0, 1.0]] * num_anchors, name="anchors")
+    # Class-agnostic NMS keeps each box's best class: TFLite's fast NMS computes exactly that.
+    use_regular_nms = use_regular_nms and not model.non_max_suppression.use_class_agnostic_nms
     non_max_suppression = _detection_postprocess(model, use_regular_nms)
 
     def detect(input_tensor):
@@ -147,6 +153,14 @@ def _check_exportable(model, quantization):
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+    nms = model.non_max_suppression
+    if nms.soft_nms_sigma > 0.0 or nms.calibration is not None:
+        setting = "soft NMS (soft_nms_sigma)" if nms.soft_nms_sigma > 0.0 else "score calibration"
+        raise ValueError(
+            f"the model's post-processing uses {setting}, which TFLite's "
+            f"{DETECTION_POSTPROCESS} op cannot compute; export a SavedModel "
+            "(kdet.export.export_saved_model), or give the model hard NMS without calibration"
+        )
 
 
 @contextlib.contextmanager

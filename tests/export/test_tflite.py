@@ -75,6 +75,27 @@ def test_keep_aspect_ratio_resizer_with_an_input_size_takes_out_the_padding(tmp_
     assert_same_detections(got, want)
 
 
+def test_class_agnostic_nms_is_exported_as_tflite_fast_nms(tmp_path):
+    nms = kdet.layers.MultiClassNonMaxSuppression(
+        score_converter="sigmoid", use_class_agnostic_nms=True, iou_threshold=0.3
+    )
+    model = tiny_ssd(non_max_suppression=nms)
+    export_tflite(model, tmp_path / "ssd.tflite")  # use_regular_nms=True: the model's NMS wins
+    batch = images(2)
+    got = from_tf_od_api_outputs(
+        _run(_interpreter(tmp_path / "ssd.tflite"), batch), IMAGE_SIZE, IMAGE_SIZE
+    )
+    want = model.predict_on_batch(batch)
+    assert want["num_detections"].min() > 0
+    assert_same_detections(got, want)
+
+
+def test_soft_nms_and_calibration_are_refused():
+    soft = kdet.layers.MultiClassNonMaxSuppression(score_converter="sigmoid", soft_nms_sigma=0.5)
+    with pytest.raises(ValueError, match="soft NMS.*cannot compute.*export_saved_model"):
+        export_tflite(tiny_ssd(non_max_suppression=soft), "unused.tflite")
+
+
 def test_faster_rcnn_is_not_supported():
     model = kdet.FasterRCNN(num_classes=2, feature_extractor="faster_rcnn_mobilenet_v2")
     with pytest.raises(ValueError, match="SSD models only; got FasterRCNN.*export_saved_model"):

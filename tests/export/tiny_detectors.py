@@ -28,7 +28,7 @@ def with_trained_looking_batch_norms(model):
     return model
 
 
-def tiny_ssd(image_resizer=None):
+def tiny_ssd(image_resizer=None, non_max_suppression=None):
     """A built SSD MobileNetV2 (depth 0.35, 3 classes) for `IMAGE_SIZE` images."""
     # The same weights whatever ran before: random-init detections have near-equal scores.
     keras.utils.set_random_seed(0)
@@ -38,7 +38,8 @@ def tiny_ssd(image_resizer=None):
             depth_multiplier=0.35
         ),
         image_resizer=image_resizer or kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        score_threshold=0.0,
+        non_max_suppression=non_max_suppression
+        or kdet.layers.MultiClassNonMaxSuppression(score_converter="sigmoid"),
     )
     model.build((1, IMAGE_SIZE, IMAGE_SIZE, 3))
     return with_trained_looking_batch_norms(model)
