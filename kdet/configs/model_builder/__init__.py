@@ -7,49 +7,37 @@ model = kdet.configs.model_builder.build_model_from_text(open("pipeline.config")
 model.compile()
 ```
 
-Every field of the block is either applied or rejected with a `ConfigError` at its
-`source:line:column:`; nothing is silently ignored. An absent field means its TF OD API
-default, as it does to the TF OD API (e.g. `convolutional_box_predictor { }` has
-`use_dropout: true` and `kernel_size: 1`). Each message kind is read by one `_build_*` or
-`_read_*` function against a schema (see `kdet.configs.field_reader`), and the docs tables
-(`docs/ssd.md`, `docs/faster_rcnn.md`) say which kdet argument each field sets.
-
-Fields kdet cannot change are accepted only with kdet's value (`box_code_size: 4`,
-`iou_similarity {}`, `add_background_class: true`, batch norm decay, epsilon and
-initializers equal to those of the kdet layer, `first_stage_nms_score_threshold: 0.0`, ...).
-Implementation switches whose values compute the same thing
-(`use_matmul_crop_and_resize`, `use_static_shapes`, `inplace_batchnorm_update`,
-`use_matmul_gather`, the deprecated `anchorwise_output`) are accepted with either value.
+Every field of the block is applied, read without effect (an implementation switch whose
+values compute the same thing in kdet, e.g. `use_matmul_crop_and_resize`, `use_static_shapes`,
+`inplace_batchnorm_update`), or refused with a `ConfigError` at its `source:line:column:` that
+says why; nothing is silently ignored. An absent field means its TF OD API default, as it does
+to the TF OD API (e.g. `convolutional_box_predictor { }` has `use_dropout: true` and
+`kernel_size: 1`). Each message is read by one function against a schema (see
+`kdet.configs.field_reader`); `docs/config_fields/` has a table per message of what kdet does
+with each field.
 
 Mappings to note:
-- A hyperparams `regularizer` becomes the `kernel_regularizer` of the layers it configures:
-  `l2_regularizer { weight: w }` → `keras.regularizers.L2(0.5 * w)` (the weight is TF1 slim's,
-  `w * sum(x²) / 2`; the TF OD API's Keras builder halves it too), `l1_regularizer` → `L1(w)`,
-  weight 0.0 → none. Feature extractor `conv_hyperparams` go to the SSD extractor's
-  convolutions, backbone included (the TF OD API regularizes the backbone with its own weight,
-  4e-5 for MobileNetV2, the sample configs' value), or to a Faster R-CNN FPN extractor's
-  pyramid; box predictor `conv_hyperparams` to the SSD box predictor;
-  `first_stage_box_predictor_conv_hyperparams` to the RPN head
-  (`first_stage_box_predictor_kernel_regularizer`); `fc_hyperparams` to `BoxClassifierHead`.
-  `regularize_depthwise: true` regularizes the depthwise kernels too (the field's documented
-  meaning); layers without depthwise convolutions take either value.
-- `resize_method: BILINEAR` (the default) is kdet's `"legacy_bilinear"`: the TF OD API resizes
-  with TF1 `resize_images`; `AREA` is `"area"`; `NEAREST_NEIGHBOR` and `BICUBIC` are rejected,
-  since kdet's versions sample at pixel centres and the TF OD API's do not.
+- A `Hyperparams` message (`conv_hyperparams`, `fc_hyperparams`,
+  `first_stage_box_predictor_conv_hyperparams`) becomes one `kdet.layers.ConvHyperparams`
+  (`hyperparams.read_conv_hyperparams`), the `conv_hyperparams` (or `fc_hyperparams`) argument
+  of the component it configures: initializer, regularizer (`l2_regularizer { weight: w }` →
+  `keras.regularizers.L2(0.5 * w)`, TF1 slim's `w * sum(x²) / 2`, as the TF OD API's Keras
+  builder halves it; `l1_regularizer` → `L1(w)`), activation, batch norm (`decay` is the Keras
+  `momentum`; `train: false` freezes it), `force_use_bias`, `regularize_depthwise`. An absent
+  message leaves the component its documented default.
+- `resize_method` runs the TF1 resize ops the TF OD API uses (no half-pixel centres):
+  `BILINEAR`, `NEAREST_NEIGHBOR`, `BICUBIC` are kdet's `"legacy_bilinear"`, `"legacy_nearest"`,
+  `"legacy_bicubic"`; `AREA` is `"area"`.
 - Feature extractor `type` names a registered extractor (yours too); a TF2 name with a
-  `_keras` suffix (`ssd_mobilenet_v2_fpn_keras`) names the kdet extractor without it. Each of
-  `depth_multiplier`, `min_depth`, `use_depthwise`, `use_explicit_padding`,
-  `batch_norm_trainable`, `override_base_feature_extractor_hyperparams`,
-  `first_stage_features_stride` and the `fpn` levels goes to the extractor when its
-  constructor takes that argument, and is otherwise accepted only with its TF OD API default;
-  without `fpn { }` an FPN extractor keeps its own levels, as in the TF OD API. With
-  `override_base_feature_extractor_hyperparams: true` the `conv_hyperparams` set up the
-  extractor's body too (its batch norm decay and initializer are then the ones checked).
+  `_keras` suffix (`ssd_mobilenet_v2_fpn_keras`) names the kdet extractor without it. Each
+  field of the extractor message (`depth_multiplier`, `conv_hyperparams`,
+  `override_base_feature_extractor_hyperparams`, `pad_to_multiple`, the `fpn` levels, …) goes
+  to the extractor when its constructor takes that argument, and is otherwise accepted only
+  with its TF OD API default; without `fpn { }` an FPN extractor keeps its own levels, as in
+  the TF OD API.
 - Faster R-CNN FPN extractors crop with multilevel RoIAlign straight at the pooled size
-  `(initial_crop_size - maxpool_kernel_size) // maxpool_stride + 1` (`roi_align_crop_size`)
-  instead of cropping at `initial_crop_size` and max-pooling.
-- The TF OD API does not add the groundtruth boxes to the second-stage proposals, so models
-  built here pass `add_groundtruth_to_proposals=False`.
+  `(initial_crop_size - maxpool_kernel_size) // maxpool_stride + 1` instead of cropping at
+  `initial_crop_size` and max-pooling.
 
 The package has one translator module per TF OD API message family: `hyperparams`
 (`Hyperparams`), `components` (image resizers, anchor generators, box coder, matcher,
