@@ -28,10 +28,10 @@ from kdet.models.faster_rcnn import FasterRCNN
 _MASKS_REASON = "instance masks are not in kdet yet (issue 19)"
 _FASTER_RCNN_SCHEMA = {
     "num_classes": Int(required=True, minimum=1),
-    "number_of_stages": Fixed(Int(default=2), 2, "kdet builds the full two-stage model"),
-    "first_stage_only": Fixed(
-        Bool(default=False), False, "kdet builds the full two-stage model"
-    ),
+    # 3 (a mask stage) is refused before this schema is read (`architecture_check`).
+    "number_of_stages": Int(default=2, minimum=1),
+    # The older protos' switch for number_of_stages: 1.
+    "first_stage_only": Bool(default=False),
     "image_resizer": SubMessage(required=True),
     "feature_extractor": SubMessage(required=True),
     "first_stage_anchor_generator": SubMessage(required=True),
@@ -226,10 +226,12 @@ def build_faster_rcnn(node):
             "clip_anchors_to_image",
         )
     }
+    number_of_stages = 1 if fields["first_stage_only"] else fields["number_of_stages"]
     return construct(
         node,
         FasterRCNN,
         num_classes=num_classes,
+        number_of_stages=number_of_stages,
         feature_extractor=extractor,
         image_resizer=build_image_resizer(fields["image_resizer"]),
         first_stage_anchor_generator=_build_first_stage_anchor_generator(

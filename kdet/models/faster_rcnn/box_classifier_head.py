@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kdet.layers import conv_hyperparams as conv_hyperparams_lib
 from kdet.layers.conv_hyperparams import ConvHyperparams
+from kdet.models.faster_rcnn.seeds import without_drawing_seeds
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -114,11 +115,13 @@ class BoxClassifierHead(keras.layers.Layer):
     def default_fc_hyperparams():
         """The `fc_hyperparams` of a `BoxClassifierHead` built without them: variance
         scaling (factor 1, uniform, fan average), no regularizer, no batch norm."""
-        return ConvHyperparams(
-            kernel_initializer=keras.initializers.VarianceScaling(
-                scale=1.0, mode="fan_avg", distribution="uniform"
-            ),
-            activation=None,
+        return without_drawing_seeds(
+            lambda: ConvHyperparams(
+                kernel_initializer=keras.initializers.VarianceScaling(
+                    scale=1.0, mode="fan_avg", distribution="uniform"
+                ),
+                activation=None,
+            )
         )
 
     @property

@@ -67,6 +67,11 @@ class FasterRCNN(ObjectDetector):
         feature_extractor: a `kdet.feature_extractors.FasterRCNNFeatureExtractor` or the
             registered name of one (`"faster_rcnn_resnet50"`, `"faster_rcnn_resnet101"`,
             `"faster_rcnn_resnet50_fpn"`, `"faster_rcnn_mobilenet_v2"`, …).
+        number_of_stages: 2 (the full model) or 1: the region proposal network alone, as
+            the TF OD API builds it for `number_of_stages: 1`. Its detections are the
+            proposals (label id 1, confidence the object probability, at most
+            `first_stage_max_proposals`), training runs the RPN losses only (the box
+            classifier losses are 0) and the box classifier is never built. Defaults to `2`.
         image_resizer: Defaults to `KeepAspectRatioResizer(600, 1024,
             pad_to_max_dimension=True)`.
         first_stage_anchor_generator: Defaults to `GridAnchorGenerator(scales=(0.25, 0.5, 1, 2),
@@ -74,6 +79,12 @@ class FasterRCNN(ObjectDetector):
             `first_stage_features_stride`, or for FPN extractors
             `MultiscaleGridAnchorGenerator(min_level, max_level, anchor_scale=8,
             aspect_ratios=(0.5, 1, 2), scales_per_octave=1)` over its levels.
+        first_stage_matcher: the matcher of anchors to groundtruth for the RPN losses.
+            Defaults to `ArgmaxMatcher(0.7, 0.3, force_match_for_each_row=True)` (the TF OD
+            API's Faster R-CNN proposal target assigner).
+        second_stage_matcher: the matcher of sampled RoIs to groundtruth for the box
+            classifier losses. Defaults to `ArgmaxMatcher(0.5, 0.5)` (the TF OD API's
+            detection target assigner: below 0.5 IoU is background).
         first_stage_box_predictor_depth: int. Defaults to `512`.
         first_stage_box_predictor_kernel_size: int. Defaults to `3`.
         first_stage_box_predictor_conv_hyperparams: a `kdet.layers.ConvHyperparams` of the RPN
@@ -153,6 +164,8 @@ class FasterRCNN(ObjectDetector):
         "feature_extractor",
         "image_resizer",
         "first_stage_anchor_generator",
+        "first_stage_matcher",
+        "second_stage_matcher",
         "second_stage_box_predictor",
         "second_stage_classification_loss",
         "second_stage_non_max_suppression",
@@ -162,8 +175,11 @@ class FasterRCNN(ObjectDetector):
         self,
         num_classes,
         feature_extractor,
+        number_of_stages=2,
         image_resizer=None,
         first_stage_anchor_generator=None,
+        first_stage_matcher=None,
+        second_stage_matcher=None,
         first_stage_box_predictor_depth=512,
         first_stage_box_predictor_kernel_size=3,
         first_stage_box_predictor_conv_hyperparams=None,
@@ -197,6 +213,12 @@ class FasterRCNN(ObjectDetector):
         **kwargs,
     ):
         super().__init__(num_classes, bounding_box_format=bounding_box_format, **kwargs)
+        if number_of_stages not in (1, 2):
+            raise ValueError(
+                "number_of_stages must be 1 (the region proposal network alone) or 2; got "
+                f"{number_of_stages} (a third, mask stage is not in kdet yet: issue 19)"
+            )
+        self.number_of_stages = number_of_stages
         legacy = {
             name: value
             for name, value in zip(
@@ -292,10 +314,12 @@ class FasterRCNN(ObjectDetector):
             )
         # TF OD API defaults: RPN matches at IoU 0.7 / 0.3 with force match; the second stage
         # at 0.5 (below is background).
-        self._rpn_target_assigner = TargetAssigner(
-            ArgmaxMatcher(0.7, 0.3, force_match_for_each_row=True), box_coder
+        self.first_stage_matcher = first_stage_matcher or ArgmaxMatcher(
+            0.7, 0.3, force_match_for_each_row=True
         )
-        self._roi_target_assigner = TargetAssigner(ArgmaxMatcher(0.5, 0.5), box_coder)
+        self.second_stage_matcher = second_stage_matcher or ArgmaxMatcher(0.5, 0.5)
+        self._rpn_target_assigner = TargetAssigner(self.first_stage_matcher, box_coder)
+        self._roi_target_assigner = TargetAssigner(self.second_stage_matcher, box_coder)
         self._rpn_sampler = BalancedPositiveNegativeSampler(first_stage_positive_balance_fraction)
         self._roi_sampler = BalancedPositiveNegativeSampler(second_stage_balance_fraction)
         self._classification_loss = WeightedSoftmaxClassificationLoss()
@@ -344,12 +368,13 @@ class FasterRCNN(ObjectDetector):
         )
         if self.clip_anchors_to_image:
             anchors = clip_boxes(anchors)
-        proposals = self._proposal_generator(
+        generated = self._proposal_generator(
             tf.stop_gradient(rpn_box_encodings),
             tf.stop_gradient(rpn_objectness_logits),
             anchors,
             scale,
-        )["proposals"]
+        )
+        proposals = generated["proposals"]
         return {
             "features": list(maps),
             "image_size": static_or_dynamic_hw(resized),
@@ -358,6 +383,8 @@ class FasterRCNN(ObjectDetector):
             "rpn_box_encodings": rpn_box_encodings,
             "rpn_objectness_logits": rpn_objectness_logits,
             "proposals": proposals,
+            "proposal_scores": generated["scores"],
+            "num_proposals": generated["num_proposals"],
         }
 
     def _second_stage(self, first_stage, rois, training):
@@ -402,18 +429,22 @@ class FasterRCNN(ObjectDetector):
         and the RPN outputs.
         """
         first_stage = self._first_stage(images, training)
-        second_stage = self._second_stage(first_stage, first_stage["proposals"], training)
-        return {
-            "proposals": first_stage["proposals"],
-            "scale": first_stage["scale"],
-            "rpn_box_encodings": first_stage["rpn_box_encodings"],
-            "rpn_objectness_logits": first_stage["rpn_objectness_logits"],
-            **second_stage,
-        }
+        outputs = {
+            name: first_stage[name]
+            for name in (
+                "proposals", "proposal_scores", "num_proposals", "scale",
+                "rpn_box_encodings", "rpn_objectness_logits",
+            )
+        }  # fmt: skip
+        if self.number_of_stages == 1:
+            return outputs
+        return {**outputs, **self._second_stage(first_stage, first_stage["proposals"], training)}
 
     def forward_train(self, images, gt_boxes, gt_labels, training):
         first_stage = self._first_stage(images, training)
         gt_frame = to_padded_frame(gt_boxes, first_stage["scale"])
+        if self.number_of_stages == 1:
+            return {**first_stage, "gt_frame": gt_frame}
         rois = self._sample_rois(first_stage["proposals"], gt_frame, gt_labels)
         second_stage = self._second_stage(first_stage, rois["rois"], training)
         return {**first_stage, **second_stage, **rois, "gt_frame": gt_frame}
@@ -468,6 +499,19 @@ class FasterRCNN(ObjectDetector):
             sampled * rpn_targets["reg_weights"],
         )
         rpn_normalizer = global_normalizer(tf.reduce_sum(sampled))
+        rpn_losses = {
+            "rpn_objectness_loss": self.first_stage_objectness_loss_weight
+            * tf.reduce_sum(objectness_losses)
+            / rpn_normalizer,
+            "rpn_box_loss": self.first_stage_localization_loss_weight
+            * tf.reduce_sum(rpn_box_losses)
+            / rpn_normalizer,
+        }
+        if self.number_of_stages == 1:
+            zero = tf.zeros([], tf.float32)
+            return {
+                **rpn_losses, "box_classifier_class_loss": zero, "box_classifier_box_loss": zero
+            }
 
         roi_weights = outputs["roi_weights"]
         roi_cls_targets = outputs["roi_cls_targets"]
@@ -484,12 +528,7 @@ class FasterRCNN(ObjectDetector):
         )
         roi_normalizer = global_normalizer(tf.reduce_sum(roi_weights))
         return {
-            "rpn_objectness_loss": self.first_stage_objectness_loss_weight
-            * tf.reduce_sum(objectness_losses)
-            / rpn_normalizer,
-            "rpn_box_loss": self.first_stage_localization_loss_weight
-            * tf.reduce_sum(rpn_box_losses)
-            / rpn_normalizer,
+            **rpn_losses,
             "box_classifier_class_loss": self.second_stage_classification_loss_weight
             * tf.reduce_sum(class_losses)
             / roi_normalizer,
@@ -500,6 +539,16 @@ class FasterRCNN(ObjectDetector):
 
     def postprocess(self, outputs):
         proposals = outputs["proposals"]
+        if self.number_of_stages == 1:
+            # The proposals are the detections, all of one class (the TF OD API's class 0).
+            valid = tf.reduce_any(proposals >= 0.0, axis=-1)
+            boxes = clip_boxes(from_padded_frame(proposals, outputs["scale"]))
+            return {
+                "boxes": tf.where(valid[..., None], boxes, -1.0),
+                "labels": tf.where(valid, 1, -1),
+                "confidences": outputs["proposal_scores"],
+                "num_detections": outputs["num_proposals"],
+            }
         boxes = self._box_coder.decode(outputs["box_encodings"], proposals[:, :, None, :])
         boxes = clip_boxes(from_padded_frame(boxes, outputs["scale"]))
         nms = self.second_stage_non_max_suppression
@@ -514,13 +563,19 @@ class FasterRCNN(ObjectDetector):
         # Configs saved before these components existed have no entry: the defaults (and,
         # for the post-processing, the scalar arguments they carry).
         config = dict(config)
-        for name in ("second_stage_classification_loss", "second_stage_non_max_suppression"):
+        for name in (
+            "first_stage_matcher",
+            "second_stage_matcher",
+            "second_stage_classification_loss",
+            "second_stage_non_max_suppression",
+        ):
             config.setdefault(name, None)
         return super().from_config(config)
 
     def get_config(self):
         return {
             **super().get_config(),
+            "number_of_stages": self.number_of_stages,
             "first_stage_box_predictor_depth": self.first_stage_box_predictor_depth,
             "first_stage_box_predictor_kernel_size": self.first_stage_box_predictor_kernel_size,
             "first_stage_box_predictor_conv_hyperparams": keras.saving.serialize_keras_object(

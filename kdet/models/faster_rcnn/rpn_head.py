@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kdet.layers import conv_hyperparams as conv_hyperparams_lib
 from kdet.layers.conv_hyperparams import ConvHyperparams
+from kdet.models.faster_rcnn.seeds import without_drawing_seeds
 
 # Objectness logits per anchor: background, object (the TF OD API two-class softmax).
 NUM_OBJECTNESS_CLASSES = 2
@@ -106,15 +107,18 @@ class RPNHead(keras.layers.Layer):
             if isinstance(num_anchors_per_location, int)
             else num_anchors_per_location[0]
         )
+        self.rpn_batch_norm = hyperparams.batch_norm_layer(name="RPNBatchNorm")
+        # ReLU6 always (the TF OD API's `RPNActivation`): in the convolution when no batch
+        # norm follows it, else after the batch norm.
         self.rpn_conv = keras.layers.Conv2D(
             depth,
             kernel_size,
             padding="same",
             dilation_rate=dilation_rate,
+            activation="relu6" if self.rpn_batch_norm is None else None,
             name="RPNConv",
             **hyperparams.conv_kwargs(),
         )
-        self.rpn_batch_norm = hyperparams.batch_norm_layer(name="RPNBatchNorm")
         self.box_predictor = keras.layers.Conv2D(
             self._anchors * 4,
             1,
@@ -132,9 +136,11 @@ class RPNHead(keras.layers.Layer):
     def default_conv_hyperparams():
         """The `conv_hyperparams` of an `RPNHead` built without them: truncated normal
         kernels of stddev 0.01, no regularizer, no batch norm (activation unused: ReLU6)."""
-        return ConvHyperparams(
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
-            activation="relu6",
+        return without_drawing_seeds(
+            lambda: ConvHyperparams(
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
+                activation="relu6",
+            )
         )
 
     @property
@@ -166,8 +172,7 @@ class RPNHead(keras.layers.Layer):
         for features in feature_maps:
             features = self.rpn_conv(features)
             if self.rpn_batch_norm is not None:
-                features = self.rpn_batch_norm(features, training=training)
-            features = tf.nn.relu6(features)
+                features = tf.nn.relu6(self.rpn_batch_norm(features, training=training))
             box_encodings.append(_flatten_anchors(self.box_predictor(features), 4))
             objectness_logits.append(
                 _flatten_anchors(self.class_predictor(features), NUM_OBJECTNESS_CLASSES)

@@ -248,3 +248,11 @@ def test_grid_anchor_generator_fields():
     assert config["anchor_stride"] == (8.0, 4.0)
     assert config["anchor_offset"] == (2.0, 3.0)
     assert config["scales"] == (0.5, 1.0) and config["aspect_ratios"] == (1.0,)
+
+
+def test_number_of_stages():
+    assert build_model_from_text(_TINY).number_of_stages == 2
+    for fields in ("    number_of_stages: 1\n", "    first_stage_only: true\n"):
+        assert build_model_from_text(_with_fields(fields)).number_of_stages == 1
+    message = _error(_with_fields("    number_of_stages: 3\n"))
+    assert "instance masks are not in kdet yet (issue 19)" in message

@@ -205,3 +205,74 @@ def test_post_processing_scalars_of_older_configs():
     assert isinstance(
         revived.second_stage_classification_loss, kdet.losses.WeightedSoftmaxClassificationLoss
     )
+
+
+def test_matchers_are_injected_and_round_trip():
+    model = _tiny_faster_rcnn()
+    assert model.first_stage_matcher.get_config() == kdet.targets.ArgmaxMatcher(
+        0.7, 0.3, force_match_for_each_row=True
+    ).get_config()
+    assert model.second_stage_matcher.get_config() == kdet.targets.ArgmaxMatcher(
+        0.5, 0.5
+    ).get_config()
+    # No anchor reaches IoU 0.99 with a groundtruth box, and nothing forces a match.
+    strict = kdet.targets.ArgmaxMatcher(0.99, 0.99)
+    images, y = _shapes(1)
+    positives = []
+    for matcher in (None, strict):
+        model = _tiny_faster_rcnn(first_stage_matcher=matcher)
+        outputs = model.forward_train(
+            images, tf.constant(y["boxes"], tf.float32), tf.constant(y["labels"]), False
+        )
+        targets = model._rpn_target_assigner.assign(
+            outputs["anchors"], outputs["gt_frame"], tf.constant(y["labels"])
+        )
+        positives.append(int(tf.reduce_sum(tf.cast(targets["cls_targets"] > 0, tf.int32))))
+    assert positives[0] > 0 and positives[1] == 0
+    revived = kdet.FasterRCNN.from_config(json.loads(json.dumps(model.get_config())))
+    assert revived.first_stage_matcher.get_config() == strict.get_config()
+
+
+def test_one_stage_is_the_region_proposal_network_alone():
+    model = _tiny_faster_rcnn(number_of_stages=1)
+    images, y = _shapes(2)
+    outputs = model(images)
+    assert "class_logits" not in outputs
+    detections = model.predict(images, verbose=0)
+    assert detections["boxes"].shape == (2, 20, 4)
+    count = int(detections["num_detections"][0])
+    assert count > 0
+    np.testing.assert_array_equal(detections["labels"][0, :count], 1)
+    np.testing.assert_array_equal(detections["labels"][0, count:], -1)
+    np.testing.assert_allclose(
+        detections["confidences"][0, :count], outputs["proposal_scores"][0, :count], rtol=1e-6
+    )
+    model.compile()
+    logs = model.train_on_batch(images, y, return_dict=True)
+    assert logs["box_classifier_class_loss"] == logs["box_classifier_box_loss"] == 0.0
+    assert logs["rpn_objectness_loss"] > 0.0
+    assert not model.second_stage_box_predictor.built
+    assert kdet.FasterRCNN.from_config(model.get_config()).number_of_stages == 1
+    with pytest.raises(ValueError, match="number_of_stages must be 1"):
+        _tiny_faster_rcnn(number_of_stages=3)
+
+
+def test_default_hyperparams_do_not_shift_the_layers_seeds():
+    # Keras initializers draw their seed from Python's random when constructed: building the
+    # default templates must not move it, so seeded default models keep their initial weights.
+    import random
+
+    keras.utils.set_random_seed(3)
+    before = random.getstate()
+    RPNHead.default_conv_hyperparams()
+    BoxClassifierHead.default_fc_hyperparams()
+    assert random.getstate() == before
+    keras.utils.set_random_seed(3)
+    head = RPNHead(2, depth=4)
+    head(tf.zeros([1, 4, 4, 3]))
+    keras.utils.set_random_seed(3)
+    reference = keras.layers.Conv2D(
+        4, 3, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01)
+    )
+    reference.build((None, 4, 4, 3))
+    np.testing.assert_array_equal(head.rpn_conv.kernel.numpy(), reference.kernel.numpy())
