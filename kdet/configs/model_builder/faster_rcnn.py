@@ -18,9 +18,8 @@ from kdet.configs.model_builder.feature_extractor import (
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
 from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
-from kdet.configs.model_builder.post_processing import read_faster_rcnn_post_processing
+from kdet.configs.model_builder.post_processing import build_non_max_suppression
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
-from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
 from kdet.losses import WeightedSoftmaxClassificationLoss
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import FasterRCNN
@@ -116,14 +115,6 @@ def _read_second_stage_classification_loss(node):
         return WeightedSoftmaxClassificationLoss()
     chosen = read_one_of(node, tuple(CLASSIFICATION_LOSSES))
     return CLASSIFICATION_LOSSES[chosen.name](chosen)
-
-
-def _build_second_stage_non_max_suppression(node):
-    """Reads `second_stage_post_processing` → `MultiClassNonMaxSuppression` (softmax scores)."""
-    arguments = read_faster_rcnn_post_processing(node)
-    return construct(
-        node, MultiClassNonMaxSuppression, **{"score_converter": "softmax", **arguments}
-    )
 
 
 _MASK_RCNN_BOX_PREDICTOR_SCHEMA = {
@@ -247,7 +238,7 @@ def build_faster_rcnn(node):
         second_stage_classification_loss=_read_second_stage_classification_loss(
             fields["second_stage_classification_loss"]
         ),
-        second_stage_non_max_suppression=_build_second_stage_non_max_suppression(
+        second_stage_non_max_suppression=build_non_max_suppression(
             fields["second_stage_post_processing"]
         ),
         **scalars,

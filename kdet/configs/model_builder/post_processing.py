@@ -50,16 +50,10 @@ _NON_MAX_SUPPRESSION_ARGUMENTS = {
     "soft_nms_sigma": "soft_nms_sigma",
 }
 _SCORE_CONVERTERS = {"IDENTITY": "identity", "SIGMOID": "sigmoid", "SOFTMAX": "softmax"}
-_SSD_POST_PROCESSING_SCHEMA = {
+_POST_PROCESSING_SCHEMA = {
     "batch_non_max_suppression": SubMessage(),
     "score_converter": Enum(_SCORE_CONVERTERS, default="IDENTITY"),
     "logit_scale": Float(default=1.0),
-    "calibration_config": SubMessage(),
-}
-_FASTER_RCNN_POST_PROCESSING_SCHEMA = {
-    "batch_non_max_suppression": SubMessage(),
-    "score_converter": Fixed(Enum(tuple(_SCORE_CONVERTERS), default="IDENTITY"), "SOFTMAX"),
-    "logit_scale": Fixed(Float(default=1.0), 1.0),
     "calibration_config": SubMessage(),
 }
 _PER_CLASS_CALIBRATION_REASON = (
@@ -125,15 +119,16 @@ def _read_calibration(node):
     }
 
 
-def build_ssd_non_max_suppression(node):
-    """Reads an SSD TF OD API `PostProcessing` → the `non_max_suppression` of `kdet.SSD`.
+def build_non_max_suppression(node):
+    """Reads a TF OD API `PostProcessing` (SSD's `post_processing`, Faster R-CNN's
+    `second_stage_post_processing`) → the model's `MultiClassNonMaxSuppression`.
 
     `score_converter` (IDENTITY, SIGMOID, SOFTMAX) and `logit_scale` are applied to the
     class logits, background column included, as the TF OD API does, then the
     class-agnostic `calibration_config`; the `batch_non_max_suppression` fields become the
     NMS settings.
     """
-    fields = read(node, _SSD_POST_PROCESSING_SCHEMA)
+    fields = read(node, _POST_PROCESSING_SCHEMA)
     if fields["logit_scale"] == 0.0:
         raise fields.error(
             "logit_scale",
@@ -147,13 +142,3 @@ def build_ssd_non_max_suppression(node):
         logit_scale=fields["logit_scale"],
         calibration=_read_calibration(fields["calibration_config"]),
     )
-
-
-def read_faster_rcnn_post_processing(node):
-    """Reads a `second_stage_post_processing` `PostProcessing` → `MultiClassNonMaxSuppression`
-    arguments but the score converter (always SOFTMAX for `kdet.FasterRCNN`)."""
-    fields = read(node, _FASTER_RCNN_POST_PROCESSING_SCHEMA)
-    return {
-        **_read_batch_non_max_suppression(fields["batch_non_max_suppression"]),
-        "calibration": _read_calibration(fields["calibration_config"]),
-    }

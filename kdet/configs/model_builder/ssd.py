@@ -20,7 +20,7 @@ from kdet.configs.model_builder.feature_extractor import SSD_FEATURE_EXTRACTOR_S
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
 from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.configs.model_builder.losses import build_ssd_loss
-from kdet.configs.model_builder.post_processing import build_ssd_non_max_suppression
+from kdet.configs.model_builder.post_processing import build_non_max_suppression
 from kdet.feature_extractors import SSDFeatureExtractor
 from kdet.models.ssd import SSD
 from kdet.models.ssd import ConvolutionalBoxPredictor
@@ -216,7 +216,7 @@ def build_ssd(node):
         "box_coder": build_box_coder(fields["box_coder"]),
         "matcher": build_matcher(fields["matcher"]),
         **build_ssd_loss(fields["loss"]),
-        "non_max_suppression": build_ssd_non_max_suppression(fields["post_processing"]),
+        "non_max_suppression": build_non_max_suppression(fields["post_processing"]),
     }
     # The extractor last: it is the slow part to build.
     extractor = build_feature_extractor(

@@ -256,3 +256,12 @@ def test_number_of_stages():
         assert build_model_from_text(_with_fields(fields)).number_of_stages == 1
     message = _error(_with_fields("    number_of_stages: 3\n"))
     assert "instance masks are not in kdet yet (issue 19)" in message
+
+
+def test_second_stage_score_converter_and_logit_scale_are_applied():
+    text = _with(_TINY, "score_converter: SOFTMAX", "score_converter: SIGMOID logit_scale: 2.0")
+    nms = build_model_from_text(text).second_stage_non_max_suppression
+    assert (nms.score_converter, nms.logit_scale) == ("sigmoid", 2.0)
+    # logits [0, 4] → sigmoid(logits / 2)
+    scores = nms.convert_scores(np.array([[[0.0, 4.0]]], "float32"))
+    np.testing.assert_allclose(np.asarray(scores)[0, 0], 1 / (1 + np.exp([0.0, -2.0])), rtol=1e-6)
