@@ -389,7 +389,7 @@ def test_ssd_mobilenet_v2_coco_builds_the_zoo_model():
     model = build_model_from_text(SSD_MOBILENET_V2_COCO)
     assert isinstance(model, kdet.SSD)
     zoo_config = kdet.zoo.get_entry("ssd_mobilenet_v2_coco").config
-    # The zoo's config.json (written before conv_hyperparams existed) loads as the same model.
+    # The zoo's config.json loads as the same model (its earlier format: tests/zoo/test_zoo.py).
     zoo_model = keras.saving.deserialize_keras_object(zoo_config)
     serialize = keras.saving.serialize_keras_object
     built = json.loads(json.dumps(serialize(model)))

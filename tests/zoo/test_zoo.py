@@ -399,3 +399,17 @@ def test_every_zoo_entry_has_a_yaml_pipeline_config_that_builds_its_model():
         rebuilt = json.loads(json.dumps(keras.saving.serialize_keras_object(pipeline.model)))
         assert without_names(rebuilt["config"]) == without_names(entry.config["config"]), name
         assert pipeline.optimizer is not None and pipeline.train.batch_size > 0
+
+
+@pytest.mark.parametrize("name", ["ssd_mobilenet_v2_coco", "faster_rcnn_mobilenet_v2_deepforest"])
+def test_zoo_configs_of_the_earlier_format_load_as_the_same_model(name):
+    # The entry's config.json before conv_hyperparams / non_max_suppression (2026-11).
+    earlier = json.loads(
+        (pathlib.Path(__file__).parents[1] / "data" / "zoo_configs" / f"{name}.2026-11.json")
+        .read_text()
+    )
+    assert "kernel_regularizer" in json.dumps(earlier)  # the earlier arguments are in it
+    model = keras.saving.deserialize_keras_object(earlier)
+    rebuilt = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+    current = kdet.zoo.get_entry(name).config["config"]
+    assert without_names(rebuilt["config"]) == without_names(current)
