@@ -9,13 +9,16 @@ from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
 from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.kernel_regularization import ExtractorHyperparamsProperties
 from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 
 # Width of the two fully connected layers of the box classifier (TF OD API, FPN paper).
 BOX_CLASSIFIER_UNITS = 1024
 
 
-class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
+class FasterRCNNFPNFeatureExtractor(
+    ExtractorHyperparamsProperties, FasterRCNNFeatureExtractor
+):
     """Feature pyramid proposal features and a two-layer fully connected box classifier.
 
     The TF OD API `FasterRCNNResnetV1FpnKerasFeatureExtractor` layout. Proposal features are
@@ -112,22 +115,6 @@ class FasterRCNNFPNFeatureExtractor(FasterRCNNFeatureExtractor):
             ],
             name="box_classifier",
         )
-
-    @property
-    def kernel_regularizer(self):
-        """The regularizer of `conv_hyperparams` (the pyramid's kernels)."""
-        return self.conv_hyperparams.kernel_regularizer
-
-    @property
-    def regularize_depthwise(self):
-        return self.conv_hyperparams.regularize_depthwise
-
-    @property
-    def body_hyperparams(self):
-        """`conv_hyperparams` with `override_base_feature_extractor_hyperparams`, else None."""
-        if self.override_base_feature_extractor_hyperparams:
-            return self.conv_hyperparams
-        return None
 
     def attach_body(self, classification_model, level_endpoints, use_depthwise=False):
         """Sets `body` (the backbone maps the pyramid reads) and `feature_pyramid`.

@@ -4,6 +4,7 @@ import keras
 
 from kdet.layers import conv_hyperparams as conv_hyperparams_lib
 from kdet.layers.conv_hyperparams import ConvHyperparams
+from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # The `FeaturePyramid` default: the TF OD API RetinaNet conv_hyperparams
 # (truncated_normal_initializer stddev 0.03, RELU_6, batch_norm decay 0.997, epsilon 0.001,
@@ -49,7 +50,7 @@ def pyramid_hyperparams(
 
 
 @keras.saving.register_keras_serializable(package="kdet")
-class FeaturePyramid(keras.layers.Layer):
+class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
     """Turns backbone maps of levels `min_level..k` into pyramid levels `min_level..max_level`.
 
     Level `l` has stride `2**l`. The coarsest backbone map (level `k`) goes through a 1x1
@@ -150,23 +151,6 @@ class FeaturePyramid(keras.layers.Layer):
             kernel_regularizer=kernel_regularizer,
             regularize_depthwise=regularize_depthwise,
         )
-
-    @property
-    def activation(self):
-        """The activation after each batch norm (`conv_hyperparams.activation`)."""
-        return self.conv_hyperparams.activation
-
-    @property
-    def kernel_initializer(self):
-        return self.conv_hyperparams.kernel_initializer
-
-    @property
-    def kernel_regularizer(self):
-        return self.conv_hyperparams.kernel_regularizer
-
-    @property
-    def regularize_depthwise(self):
-        return self.conv_hyperparams.regularize_depthwise
 
     def build(self, input_shape):
         shapes = self._level_list(input_shape)

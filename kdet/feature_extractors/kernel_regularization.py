@@ -3,6 +3,7 @@ convolutions in kdet's feature extractors and their bodies."""
 
 import keras
 
+from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
@@ -152,3 +153,15 @@ def clone_body(model, clone_function=None, hyperparams=None, keep_weights=False)
             if weights and [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
                 layer.set_weights(weights)
     return copy
+
+
+class ExtractorHyperparamsProperties(ConvHyperparamsProperties):
+    """`ConvHyperparamsProperties` of a feature extractor with
+    `override_base_feature_extractor_hyperparams`: also `body_hyperparams`."""
+
+    @property
+    def body_hyperparams(self):
+        """`conv_hyperparams` with `override_base_feature_extractor_hyperparams`, else None."""
+        if self.override_base_feature_extractor_hyperparams:
+            return self.conv_hyperparams
+        return None

@@ -5,13 +5,14 @@ import keras
 from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
+from kdet.feature_extractors.kernel_regularization import ExtractorHyperparamsProperties
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
 from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 
 
-class SSDFPNFeatureExtractor(SSDFeatureExtractor):
+class SSDFPNFeatureExtractor(ExtractorHyperparamsProperties, SSDFeatureExtractor):
     """A classification body's maps turned into pyramid levels `fpn_min_level..fpn_max_level`.
 
     The layout of the TF OD API SSD FPN extractors (RetinaNet, MobileNet FPN and FPNLite). The
@@ -83,22 +84,6 @@ class SSDFPNFeatureExtractor(SSDFeatureExtractor):
         self.override_base_feature_extractor_hyperparams = bool(
             override_base_feature_extractor_hyperparams
         )
-
-    @property
-    def kernel_regularizer(self):
-        """The regularizer of `conv_hyperparams` (pyramid and body kernels)."""
-        return self.conv_hyperparams.kernel_regularizer
-
-    @property
-    def regularize_depthwise(self):
-        return self.conv_hyperparams.regularize_depthwise
-
-    @property
-    def body_hyperparams(self):
-        """`conv_hyperparams` with `override_base_feature_extractor_hyperparams`, else None."""
-        if self.override_base_feature_extractor_hyperparams:
-            return self.conv_hyperparams
-        return None
 
     @property
     def pyramid_depth(self):

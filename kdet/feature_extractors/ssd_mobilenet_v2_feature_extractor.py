@@ -10,6 +10,7 @@ from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
 from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.layers.conv_hyperparams import ConvHyperparams
+from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # Depths of the four extra feature maps built on top of layer_19 (TF OD API feature_map_layout).
 EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
@@ -24,7 +25,7 @@ DEFAULT_CONV_HYPERPARAMS = ConvHyperparams(
 
 
 @register_feature_extractor("ssd_mobilenet_v2")
-class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
+class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
     """MobileNetV2 body plus four extra layers: the six feature maps of SSD MobileNetV2.
 
     The body is `keras.applications.MobileNetV2` with TF "SAME" padding on its stride-2
@@ -141,15 +142,6 @@ class SSDMobileNetV2FeatureExtractor(SSDFeatureExtractor):
             self._extra_layer(index, depth)
             for index, depth in enumerate(EXTRA_LAYER_DEPTHS, start=2)
         ]
-
-    @property
-    def kernel_regularizer(self):
-        """The regularizer of `conv_hyperparams`."""
-        return self.conv_hyperparams.kernel_regularizer
-
-    @property
-    def regularize_depthwise(self):
-        return self.conv_hyperparams.regularize_depthwise
 
     def _depth(self, depth):
         return max(int(depth * self.depth_multiplier), self.min_depth)
