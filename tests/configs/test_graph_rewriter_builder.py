@@ -21,7 +21,8 @@ from kdet.configs.text_format import parse_file
 from kdet.training import trainer
 from kdet.training.quantization import QuantizationAwareTraining
 
-SAMPLES = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfod_configs" / "samples"
+# Copies of the TF OD API sample configs (source and licence: tests/data/tfod_configs/README.md).
+SAMPLES = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
 # The TF OD API's quantized SSD MobileNetV2 samples, and their `graph_rewriter` values.
 QUANTIZED_SAMPLES = {
     "ssd_mobilenet_v2_quantized_300x300_coco.config": 48000,
