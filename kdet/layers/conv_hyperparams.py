@@ -171,12 +171,12 @@ class ConvHyperparams:
         return keras.layers.Activation(self.activation, name=name)
 
     def layer_config_overrides(self, layer_config):
-        """Applies these hyperparams to the config of an existing layer of a body.
+        """Applies these hyperparams' initializer and regularizer to the config of an existing
+        convolution (or dense layer) of a body.
 
-        For `override_base_feature_extractor_hyperparams`: a convolution's initializers and
-        regularizers, a batch norm's `momentum` / `epsilon` / `center` / `scale` (when these
-        hyperparams have a batch norm), a ReLU / ReLU6 / swish activation layer's function.
-        Other configs come back unchanged.
+        For `override_base_feature_extractor_hyperparams` (batch norms and activations are
+        replaced whole, see `kdet.feature_extractors.kernel_regularization.hyperparams_clone`).
+        Configs without kernels come back unchanged.
 
         Args:
             layer_config: dict, a layer's `get_config()` (not modified).
@@ -196,9 +196,6 @@ class ConvHyperparams:
                 config[entry] = regularizer
         if "depthwise_regularizer" in config:
             config["depthwise_regularizer"] = regularizer if self.regularize_depthwise else None
-        if "momentum" in config and "epsilon" in config and self.batch_norm is not None:
-            for key in ("momentum", "epsilon", "center", "scale", "synchronized"):
-                config[key] = self.batch_norm[key]
         return config
 
     def get_config(self):
