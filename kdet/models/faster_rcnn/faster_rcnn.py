@@ -13,6 +13,7 @@ from kdet.layers.image_resizer import from_padded_frame
 from kdet.layers.image_resizer import to_padded_frame
 from kdet.layers.keep_aspect_ratio_resizer import KeepAspectRatioResizer
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import with_model_arguments
 from kdet.layers.multi_level_roi_align import MultiLevelRoIAlign
 from kdet.layers.multiscale_grid_anchor_generator import MultiscaleGridAnchorGenerator
 from kdet.layers.proposal_generator import ProposalGenerator
@@ -30,14 +31,6 @@ from kdet.targets.target_assigner import TargetAssigner
 
 # The largest FPN level RoIs are cropped from (higher levels only feed the RPN, as in FPN).
 _MAX_ROI_LEVEL = 5
-# The `second_stage_non_max_suppression` arguments older `kdet.FasterRCNN` configs (and
-# `.keras` files) carry as model arguments.
-_LEGACY_POST_PROCESSING_ARGUMENTS = (
-    "score_threshold",
-    "iou_threshold",
-    "max_detections_per_class",
-    "max_detections",
-)
 
 
 def default_second_stage_non_max_suppression():
@@ -219,23 +212,15 @@ class FasterRCNN(ObjectDetector):
                 f"{number_of_stages} (a third, mask stage is not in kdet yet: issue 19)"
             )
         self.number_of_stages = number_of_stages
-        legacy = {
-            name: value
-            for name, value in zip(
-                _LEGACY_POST_PROCESSING_ARGUMENTS,
-                (score_threshold, iou_threshold, max_detections_per_class, max_detections),
-            )
-            if value is not None
-        }
-        if legacy and second_stage_non_max_suppression is not None:
-            raise ValueError(
-                f"pass either second_stage_non_max_suppression or {sorted(legacy)}, not both: "
-                "they are the same settings"
-            )
-        if second_stage_non_max_suppression is None:
-            second_stage_non_max_suppression = MultiClassNonMaxSuppression(
-                **{**default_second_stage_non_max_suppression().get_config(), **legacy}
-            )
+        second_stage_non_max_suppression = with_model_arguments(
+            second_stage_non_max_suppression,
+            default_second_stage_non_max_suppression(),
+            "second_stage_non_max_suppression",
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+            max_detections_per_class=max_detections_per_class,
+            max_detections=max_detections,
+        )
         self.second_stage_non_max_suppression = second_stage_non_max_suppression
         self.second_stage_classification_loss = (
             second_stage_classification_loss or WeightedSoftmaxClassificationLoss()
