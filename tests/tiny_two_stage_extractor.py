@@ -1,5 +1,6 @@
-"""A user's tiny Faster R-CNN feature extractor, registered as `config_test_tiny_two_stage`
-for the config tests (`tests/configs/`)."""
+"""A user's tiny Faster R-CNN feature extractors, registered as `config_test_tiny_two_stage`
+and `config_test_tiny_two_stage_fpn`, and `TINY_FASTER_RCNN_CONFIG`, a pipeline config of a
+tiny Faster R-CNN with the first one (the config tests, `tests/configs/`)."""
 
 import keras
 
@@ -75,3 +76,32 @@ class ConfigTestTinyFPNExtractor(kdet.feature_extractors.FasterRCNNFeatureExtrac
             "fpn_min_level": self.fpn_min_level,
             "fpn_max_level": self.fpn_max_level,
         }
+
+
+# A whole `model { faster_rcnn { … } }` message with `config_test_tiny_two_stage`: 64-pixel
+# images, stride-8 grid anchors, 20 proposals, 6-pixel crops, at most 10 detections.
+TINY_FASTER_RCNN_CONFIG = """\
+model {
+  faster_rcnn {
+    num_classes: 2
+    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
+    feature_extractor { type: 'config_test_tiny_two_stage' first_stage_features_stride: 8 }
+    first_stage_anchor_generator {
+      grid_anchor_generator {
+        height: 32 width: 32 height_stride: 8 width_stride: 8
+        scales: [0.5, 1.0] aspect_ratios: [1.0]
+      }
+    }
+    first_stage_max_proposals: 20
+    initial_crop_size: 6
+    maxpool_kernel_size: 2
+    maxpool_stride: 2
+    second_stage_box_predictor { mask_rcnn_box_predictor { } }
+    second_stage_batch_size: 8
+    second_stage_post_processing {
+      batch_non_max_suppression { max_total_detections: 10 }
+      score_converter: SOFTMAX
+    }
+  }
+}
+"""

@@ -16,6 +16,7 @@ from kdet.configs.model_builder import build_model
 from kdet.configs.model_builder import build_model_from_text
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse
+from tiny_two_stage_extractor import TINY_FASTER_RCNN_CONFIG
 from tiny_two_stage_extractor import ConfigTestTinyTwoStageExtractor
 
 # Written for this test after the TF OD API `ssd_mobilenet_v2_coco.config`: its model block
@@ -306,31 +307,7 @@ model {
 }
 """
 
-TINY_FASTER_RCNN = """\
-model {
-  faster_rcnn {
-    num_classes: 2
-    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-    feature_extractor { type: 'config_test_tiny_two_stage' first_stage_features_stride: 8 }
-    first_stage_anchor_generator {
-      grid_anchor_generator {
-        height: 32 width: 32 height_stride: 8 width_stride: 8
-        scales: [0.5, 1.0] aspect_ratios: [1.0]
-      }
-    }
-    first_stage_max_proposals: 20
-    initial_crop_size: 6
-    maxpool_kernel_size: 2
-    maxpool_stride: 2
-    second_stage_box_predictor { mask_rcnn_box_predictor { } }
-    second_stage_batch_size: 8
-    second_stage_post_processing {
-      batch_non_max_suppression { max_total_detections: 10 }
-      score_converter: SOFTMAX
-    }
-  }
-}
-"""
+TINY_FASTER_RCNN = TINY_FASTER_RCNN_CONFIG
 
 
 def _index(text, needle, occurrence):
@@ -509,8 +486,10 @@ def test_faster_rcnn_regularizers_go_to_the_rpn_and_box_classifier_heads():
         "    }",
     )
     model = build_model_from_text(text)
-    rpn_head, box_head = model._rpn_head, model.second_stage_box_predictor
-    rpn_hyperparams = model.get_config()["first_stage_box_predictor_conv_hyperparams"]
+    rpn_head, box_head = model.region_proposal_network.rpn_head, model.roi_heads.box_predictor
+    rpn_hyperparams = model.get_config()["region_proposal_network"]["config"]["rpn_head"]["config"][
+        "conv_hyperparams"
+    ]
     assert rpn_hyperparams["config"]["kernel_regularizer"] == (
         _regularizer_config(keras.regularizers.L2(0.5 * 0.002))
     )
@@ -570,7 +549,8 @@ def test_zero_and_negative_regularizer_weights():
         "      regularizer { l2_regularizer { weight: 0.0 } }\n"
         "    }\n",
     )
-    assert build_model_from_text(text)._rpn_head.kernel_regularizer is None
+    rpn_head = build_model_from_text(text).region_proposal_network.rpn_head
+    assert rpn_head.kernel_regularizer is None
     text = _replace(text, "weight: 0.0 ", "weight: -0.1 ")
     assert _error(text) == (
         f"{_at(text, 'weight')}'model.faster_rcnn.first_stage_box_predictor_conv_hyperparams."
@@ -598,44 +578,36 @@ def test_faster_rcnn_resnet101_pets(resnet101_pets):
         "pad_to_max_dimension": False,
         "resize_method": "legacy_bilinear",
     }
-    assert model.first_stage_anchor_generator.get_config() == {
+    assert model.region_proposal_network.anchor_generator.get_config() == {
         "scales": (0.25, 0.5, 1.0, 2.0),
         "aspect_ratios": (0.5, 1.0, 2.0),
         "base_anchor_size": (256.0, 256.0),
         "anchor_stride": (16.0, 16.0),
         "anchor_offset": (0.0, 0.0),
     }
-    expected = {
-        "num_classes": 37,
-        "first_stage_box_predictor_depth": 512,
-        "first_stage_box_predictor_kernel_size": 3,
-        "first_stage_nms_iou_threshold": 0.7,
-        "first_stage_max_proposals": 300,
-        "first_stage_minibatch_size": 256,
-        "first_stage_positive_balance_fraction": 0.5,
-        "first_stage_localization_loss_weight": 2.0,
-        "first_stage_objectness_loss_weight": 1.0,
-        "initial_crop_size": 14,
-        "maxpool_kernel_size": 2,
-        "maxpool_stride": 2,
-        "second_stage_batch_size": 64,
-        "second_stage_balance_fraction": 0.25,
-        "second_stage_localization_loss_weight": 2.0,
-        "second_stage_classification_loss_weight": 1.0,
-        "add_groundtruth_to_proposals": False,
-    }
-    config = model.get_config()
-    assert {key: config[key] for key in expected} == expected
-    nms = model.second_stage_non_max_suppression
+    rpn, roi_heads = model.region_proposal_network, model.roi_heads
+    assert model.num_classes == roi_heads.num_classes == 37
+    assert (rpn.rpn_head.depth, rpn.rpn_head.kernel_size) == (512, 3)
+    generator = rpn.proposal_generator
+    assert (generator.nms_iou_threshold, generator.max_proposals) == (0.7, 300)
+    assert (rpn.minibatch_size, rpn.positive_balance_fraction) == (256, 0.5)
+    assert (rpn.localization_loss_weight, rpn.objectness_loss_weight) == (2.0, 1.0)
+    cropper = roi_heads.roi_cropper
+    assert (cropper.crop_size, cropper.maxpool_kernel_size, cropper.maxpool_stride) == (14, 2, 2)
+    assert (roi_heads.batch_size, roi_heads.balance_fraction) == (64, 0.25)
+    assert (roi_heads.localization_loss_weight, roi_heads.classification_loss_weight) == (2.0, 1.0)
+    assert roi_heads.add_groundtruth_to_proposals is False
+    nms = model.roi_heads.non_max_suppression
     assert (nms.score_threshold, nms.iou_threshold, nms.max_detections_per_class) == (0.0, 0.6, 100)
     assert (nms.max_detections, nms.score_converter) == (300, "softmax")
-    head = model.second_stage_box_predictor
+    head = model.roi_heads.box_predictor
     assert (head.num_classes, head.use_dropout, head.dropout_keep_probability) == (37, False, 1.0)
 
 
 def test_accepted_faster_rcnn_hyperparams_are_the_ones_the_kdet_heads_use(resnet101_pets):
-    assert _initializer_config(resnet101_pets._rpn_head.rpn_conv)["stddev"] == 0.01
-    head = resnet101_pets.second_stage_box_predictor
+    rpn_head = resnet101_pets.region_proposal_network.rpn_head
+    assert _initializer_config(rpn_head.rpn_conv)["stddev"] == 0.01
+    head = resnet101_pets.roi_heads.box_predictor
     config = _initializer_config(head.class_predictor)
     assert (config["scale"], config["mode"], config["distribution"]) == (1.0, "fan_avg", "uniform")
 
@@ -646,7 +618,7 @@ def test_faster_rcnn_resnet50_coco():
     assert isinstance(
         model.feature_extractor, kdet.feature_extractors.FasterRCNNResNet50FeatureExtractor
     )
-    assert model.num_classes == model.second_stage_box_predictor.num_classes == 90
+    assert model.num_classes == model.roi_heads.box_predictor.num_classes == 90
 
 
 def test_faster_rcnn_fpn_extractor_takes_multiscale_anchors_and_roi_align():
@@ -669,8 +641,8 @@ def test_faster_rcnn_fpn_extractor_takes_multiscale_anchors_and_roi_align():
     assert isinstance(extractor, kdet.feature_extractors.FasterRCNNMobileNetV2FPNFeatureExtractor)
     assert (extractor.fpn_min_level, extractor.fpn_max_level) == (3, 6)
     assert extractor.additional_layer_depth == 64
-    assert model.first_stage_anchor_generator.get_config()["scales_per_octave"] == 2
-    assert model.roi_align_crop_size == 3  # (initial_crop_size 6 - 2) // 2 + 1
+    assert model.region_proposal_network.anchor_generator.get_config()["scales_per_octave"] == 2
+    assert model.roi_heads.roi_cropper.crop_size == 3  # (initial_crop_size 6 - 2) // 2 + 1
     wrong_levels = _replace(text, "        min_level: 3", "        min_level: 4")
     assert _error(wrong_levels) == (
         f"{_at_brace(wrong_levels, 'multiscale_anchor_generator')}'model.faster_rcnn."

@@ -12,19 +12,25 @@ from kdet.configs.model_builder.common import construct
 from kdet.configs.model_builder.components import FASTER_RCNN_ANCHOR_GENERATORS
 from kdet.configs.model_builder.components import build_anchor_generator
 from kdet.configs.model_builder.components import build_image_resizer
-from kdet.configs.model_builder.feature_extractor import (
-    FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA,
-)
+from kdet.configs.model_builder.feature_extractor import FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
 from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
 from kdet.configs.model_builder.post_processing import build_non_max_suppression
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
+from kdet.layers import ProposalGenerator
 from kdet.losses import WeightedSoftmaxClassificationLoss
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn import RegionProposalNetwork
+from kdet.models.faster_rcnn import RoIHeads
+from kdet.models.faster_rcnn import RPNHead
+from kdet.models.faster_rcnn import default_roi_cropper
 
 _MASKS_REASON = "instance masks are not in kdet yet (issue 19)"
+# The fields that are constructor arguments have no default here: an absent field is not
+# passed, so it takes the constructor's default (docs/faster_rcnn.md lists where that differs
+# from the TF OD API proto default).
 _FASTER_RCNN_SCHEMA = {
     "num_classes": Int(required=True, minimum=1),
     # 3 (a mask stage) is refused before this schema is read (`architecture_check`).
@@ -34,32 +40,32 @@ _FASTER_RCNN_SCHEMA = {
     "image_resizer": SubMessage(required=True),
     "feature_extractor": SubMessage(required=True),
     "first_stage_anchor_generator": SubMessage(required=True),
-    "first_stage_atrous_rate": Int(default=1, minimum=1),
+    "first_stage_atrous_rate": Int(minimum=1),
     "first_stage_box_predictor_conv_hyperparams": SubMessage(),
-    "first_stage_box_predictor_kernel_size": Int(default=3, minimum=1),
-    "first_stage_box_predictor_depth": Int(default=512, minimum=1),
-    "first_stage_minibatch_size": Int(default=256, minimum=1),
-    "first_stage_positive_balance_fraction": Float(default=0.5),
-    "first_stage_nms_score_threshold": Float(default=0.0),
-    "first_stage_nms_iou_threshold": Float(default=0.7),
-    "first_stage_max_proposals": Int(default=300, minimum=1),
-    "first_stage_localization_loss_weight": Float(default=1.0),
-    "first_stage_objectness_loss_weight": Float(default=1.0),
+    "first_stage_box_predictor_kernel_size": Int(minimum=1),
+    "first_stage_box_predictor_depth": Int(minimum=1),
+    "first_stage_minibatch_size": Int(minimum=1),
+    "first_stage_positive_balance_fraction": Float(),
+    "first_stage_nms_score_threshold": Float(),
+    "first_stage_nms_iou_threshold": Float(),
+    "first_stage_max_proposals": Int(minimum=1),
+    "first_stage_localization_loss_weight": Float(),
+    "first_stage_objectness_loss_weight": Float(),
     "initial_crop_size": Int(required=True, minimum=1),
     "maxpool_kernel_size": Int(required=True, minimum=1),
     "maxpool_stride": Int(required=True, minimum=1),
     "second_stage_box_predictor": SubMessage(required=True),
-    "second_stage_batch_size": Int(default=64, minimum=1),
-    "second_stage_balance_fraction": Float(default=0.25),
+    "second_stage_batch_size": Int(minimum=1),
+    "second_stage_balance_fraction": Float(),
     "second_stage_post_processing": SubMessage(required=True),
-    "second_stage_localization_loss_weight": Float(default=1.0),
-    "second_stage_classification_loss_weight": Float(default=1.0),
+    "second_stage_localization_loss_weight": Float(),
+    "second_stage_classification_loss_weight": Float(),
     "second_stage_classification_loss": SubMessage(),
     # `second_stage_mask_prediction_loss_weight`, `resize_masks` and every other `*mask*` field
     # are refused before this schema is read: instance masks are not in kdet yet (issue 19,
     # `architecture_check`).
     "hard_example_miner": SubMessage(),
-    "clip_anchors_to_image": Bool(default=False),
+    "clip_anchors_to_image": Bool(),
     "return_raw_detections_during_predict": Fixed(
         Bool(default=False),
         False,
@@ -159,9 +165,41 @@ def _build_second_stage_box_predictor(node, num_classes):
     return _build_mask_rcnn_box_predictor(chosen, num_classes)
 
 
-def _crop_arguments(fields, extractor):
-    """`initial_crop_size`, `maxpool_kernel_size`, `maxpool_stride` → `kdet.FasterRCNN`
-    arguments; FPN extractors RoIAlign straight at the pooled size."""
+# Scalar fields → the argument of the component they configure.
+_RPN_HEAD_FIELDS = {
+    "first_stage_box_predictor_depth": "depth",
+    "first_stage_box_predictor_kernel_size": "kernel_size",
+    "first_stage_atrous_rate": "dilation_rate",
+}
+_PROPOSAL_GENERATOR_FIELDS = {
+    "first_stage_max_proposals": "max_proposals",
+    "first_stage_nms_iou_threshold": "nms_iou_threshold",
+    "first_stage_nms_score_threshold": "score_threshold",
+}
+_REGION_PROPOSAL_NETWORK_FIELDS = {
+    "clip_anchors_to_image": "clip_anchors_to_image",
+    "first_stage_minibatch_size": "minibatch_size",
+    "first_stage_positive_balance_fraction": "positive_balance_fraction",
+    "first_stage_localization_loss_weight": "localization_loss_weight",
+    "first_stage_objectness_loss_weight": "objectness_loss_weight",
+}
+_ROI_HEADS_FIELDS = {
+    "second_stage_batch_size": "batch_size",
+    "second_stage_balance_fraction": "balance_fraction",
+    "second_stage_localization_loss_weight": "localization_loss_weight",
+    "second_stage_classification_loss_weight": "classification_loss_weight",
+}
+
+
+def _given(fields, arguments):
+    """`{argument: value}` of the fields of `arguments` the config sets (absent ones take the
+    constructor default)."""
+    return {argument: fields[name] for name, argument in arguments.items() if fields.has(name)}
+
+
+def _build_roi_cropper(fields, extractor):
+    """`initial_crop_size`, `maxpool_kernel_size`, `maxpool_stride` → the RoI cropper of the
+    extractor (FPN extractors RoIAlign straight at the pooled size)."""
     crop_size, kernel_size, stride = (
         fields[name] for name in ("initial_crop_size", "maxpool_kernel_size", "maxpool_stride")
     )
@@ -171,18 +209,62 @@ def _crop_arguments(fields, extractor):
             f"'{fields.path('maxpool_kernel_size')}' is {kernel_size}, larger than "
             f"initial_crop_size {crop_size}",
         )
-    crop = {
-        "initial_crop_size": crop_size,
-        "maxpool_kernel_size": kernel_size,
-        "maxpool_stride": stride,
-    }
-    if extractor.is_fpn:
-        crop["roi_align_crop_size"] = (crop_size - kernel_size) // stride + 1
-    return crop
+    return default_roi_cropper(extractor, crop_size, kernel_size, stride)
+
+
+def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
+    """The `first_stage_*` fields → `RegionProposalNetwork` (`conv_hyperparams`: the read
+    `first_stage_box_predictor_conv_hyperparams`)."""
+    anchor_generator = _build_first_stage_anchor_generator(
+        fields["first_stage_anchor_generator"], extractor
+    )
+    rpn_head = construct(
+        node,
+        RPNHead,
+        num_anchors_per_location=anchor_generator.num_anchors_per_location(),
+        conv_hyperparams=conv_hyperparams,
+        name="rpn_head",
+        **_given(fields, _RPN_HEAD_FIELDS),
+    )
+    proposal_generator = construct(
+        node, ProposalGenerator, **_given(fields, _PROPOSAL_GENERATOR_FIELDS)
+    )
+    return construct(
+        node,
+        RegionProposalNetwork,
+        anchor_generator=anchor_generator,
+        rpn_head=rpn_head,
+        proposal_generator=proposal_generator,
+        name="region_proposal_network",
+        **_given(fields, _REGION_PROPOSAL_NETWORK_FIELDS),
+    )
+
+
+def _build_roi_heads(node, fields, extractor, num_classes):
+    """The `second_stage_*` fields and the crop sizes → `RoIHeads`."""
+    return construct(
+        node,
+        RoIHeads,
+        num_classes=num_classes,
+        roi_cropper=_build_roi_cropper(fields, extractor),
+        box_predictor=_build_second_stage_box_predictor(
+            fields["second_stage_box_predictor"], num_classes
+        ),
+        classification_loss=_read_second_stage_classification_loss(
+            fields["second_stage_classification_loss"]
+        ),
+        non_max_suppression=build_non_max_suppression(fields["second_stage_post_processing"]),
+        # The TF OD API samples RoIs from the proposals alone (no field says otherwise).
+        add_groundtruth_to_proposals=False,
+        name="roi_heads",
+        **_given(fields, _ROI_HEADS_FIELDS),
+    )
 
 
 def build_faster_rcnn(node):
-    """Reads a TF OD API `FasterRcnn` message → `kdet.FasterRCNN`."""
+    """Reads a TF OD API `FasterRcnn` message → `kdet.FasterRCNN`: the `first_stage_*` fields
+    configure its `RegionProposalNetwork`, the `second_stage_*` fields and the crop sizes its
+    `RoIHeads`. Every field is passed (an absent one as its proto default)."""
     fields = read(node, _FASTER_RCNN_SCHEMA)
     num_classes = fields["num_classes"]
     extractor = build_feature_extractor(
@@ -197,50 +279,22 @@ def build_faster_rcnn(node):
             "second_stage_batch_size RoIs per image (balanced by second_stage_balance_fraction); "
             "hard example mining over all proposals is not in kdet yet",
         )
-    scalars = {
-        name: fields[name]
-        for name in (
-            "first_stage_box_predictor_depth",
-            "first_stage_box_predictor_kernel_size",
-            "first_stage_atrous_rate",
-            "first_stage_nms_score_threshold",
-            "first_stage_nms_iou_threshold",
-            "first_stage_max_proposals",
-            "first_stage_minibatch_size",
-            "first_stage_positive_balance_fraction",
-            "first_stage_localization_loss_weight",
-            "first_stage_objectness_loss_weight",
-            "second_stage_batch_size",
-            "second_stage_balance_fraction",
-            "second_stage_localization_loss_weight",
-            "second_stage_classification_loss_weight",
-            "clip_anchors_to_image",
-        )
-    }
-    number_of_stages = 1 if fields["first_stage_only"] else fields["number_of_stages"]
+    # Built in the order FasterRCNN once built them itself (RPN hyperparams, box classifier,
+    # RPN head): the initializers draw their seeds in that order, so seeded models start from
+    # the same weights.
+    rpn_conv_hyperparams = read_conv_hyperparams(
+        fields["first_stage_box_predictor_conv_hyperparams"]
+    )
+    roi_heads = _build_roi_heads(node, fields, extractor, num_classes)
     return construct(
         node,
         FasterRCNN,
         num_classes=num_classes,
-        number_of_stages=number_of_stages,
+        number_of_stages=1 if fields["first_stage_only"] else fields["number_of_stages"],
         feature_extractor=extractor,
         image_resizer=build_image_resizer(fields["image_resizer"]),
-        first_stage_anchor_generator=_build_first_stage_anchor_generator(
-            fields["first_stage_anchor_generator"], extractor
+        region_proposal_network=_build_region_proposal_network(
+            node, fields, extractor, rpn_conv_hyperparams
         ),
-        first_stage_box_predictor_conv_hyperparams=read_conv_hyperparams(
-            fields["first_stage_box_predictor_conv_hyperparams"]
-        ),
-        second_stage_box_predictor=_build_second_stage_box_predictor(
-            fields["second_stage_box_predictor"], num_classes
-        ),
-        add_groundtruth_to_proposals=False,
-        second_stage_classification_loss=_read_second_stage_classification_loss(
-            fields["second_stage_classification_loss"]
-        ),
-        second_stage_non_max_suppression=build_non_max_suppression(
-            fields["second_stage_post_processing"]
-        ),
-        **scalars,
-        **_crop_arguments(fields, extractor),
+        roi_heads=roi_heads,
     )

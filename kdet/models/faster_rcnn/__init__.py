@@ -1,7 +1,21 @@
-"""Faster R-CNN: the TF OD API two-stage meta-architecture and its heads."""
+"""Faster R-CNN: the TF OD API two-stage meta-architecture, its two stages and their heads."""
 
 from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn.faster_rcnn import default_roi_cropper
+from kdet.models.faster_rcnn.region_proposal_network import RegionProposalNetwork
+from kdet.models.faster_rcnn.region_proposal_network import default_anchor_generator
+from kdet.models.faster_rcnn.roi_heads import RoIHeads
+from kdet.models.faster_rcnn.roi_heads import default_non_max_suppression
 from kdet.models.faster_rcnn.rpn_head import RPNHead
 
-__all__ = ["BoxClassifierHead", "FasterRCNN", "RPNHead"]
+__all__ = [
+    "BoxClassifierHead",
+    "FasterRCNN",
+    "RPNHead",
+    "RegionProposalNetwork",
+    "RoIHeads",
+    "default_anchor_generator",
+    "default_non_max_suppression",
+    "default_roi_cropper",
+]

@@ -7,42 +7,18 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+from tiny_two_stage_extractor import TINY_FASTER_RCNN_CONFIG  # also registers the extractor
 
 import kdet
 from kdet.configs.model_builder import build_model_from_text
 from kdet.configs.text_format import ConfigError
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import RPNHead
-from tiny_two_stage_extractor import ConfigTestTinyTwoStageExtractor  # noqa: F401 (registers it)
 
 _CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "data" / "tfod_configs"
 
 
-_TINY = """\
-model {
-  faster_rcnn {
-    num_classes: 2
-    image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-    feature_extractor { type: 'config_test_tiny_two_stage' first_stage_features_stride: 8 }
-    first_stage_anchor_generator {
-      grid_anchor_generator {
-        height: 32 width: 32 height_stride: 8 width_stride: 8
-        scales: [0.5, 1.0] aspect_ratios: [1.0]
-      }
-    }
-    first_stage_max_proposals: 20
-    initial_crop_size: 6
-    maxpool_kernel_size: 2
-    maxpool_stride: 2
-    second_stage_box_predictor { mask_rcnn_box_predictor { } }
-    second_stage_batch_size: 8
-    second_stage_post_processing {
-      batch_non_max_suppression { max_total_detections: 10 }
-      score_converter: SOFTMAX
-    }
-  }
-}
-"""
+_TINY = TINY_FASTER_RCNN_CONFIG
 
 
 def _with(text, old, new):
@@ -63,13 +39,14 @@ def _error(text):
 
 def test_absent_hyperparams_are_the_heads_defaults():
     model = build_model_from_text(_TINY)
-    assert model._rpn_head.conv_hyperparams == RPNHead.default_conv_hyperparams()
-    box_head = model.second_stage_box_predictor
+    rpn_head = model.region_proposal_network.rpn_head
+    assert rpn_head.conv_hyperparams == RPNHead.default_conv_hyperparams()
+    box_head = model.roi_heads.box_predictor
     assert box_head.fc_hyperparams == BoxClassifierHead.default_fc_hyperparams()
     assert not box_head.share_box_across_classes
-    assert model.clip_anchors_to_image is False
-    assert model.first_stage_atrous_rate == 1
-    assert model.first_stage_nms_score_threshold == 0.0
+    assert model.region_proposal_network.clip_anchors_to_image is False
+    assert model.region_proposal_network.rpn_head.dilation_rate == 1
+    assert model.region_proposal_network.proposal_generator.score_threshold == 0.0
 
 
 _NON_DEFAULT_FIELDS = """\
@@ -102,7 +79,7 @@ _NON_DEFAULT_BOX_PREDICTOR = """mask_rcnn_box_predictor {
 
 
 def _check_non_default_values(model):
-    rpn = model._rpn_head
+    rpn = model.region_proposal_network.rpn_head
     assert rpn.rpn_conv.dilation_rate == (2, 2)
     for conv in (rpn.rpn_conv, rpn.box_predictor, rpn.class_predictor):
         initializer = conv.kernel_initializer
@@ -113,7 +90,7 @@ def _check_non_default_values(model):
     norm = rpn.rpn_batch_norm
     assert (norm.momentum, norm.epsilon) == pytest.approx((0.95, 1e-4))
     assert norm.center and norm.scale and norm.frozen
-    head = model.second_stage_box_predictor
+    head = model.roi_heads.box_predictor
     assert head.share_box_across_classes and head.box_predictor.units == 4
     assert head.use_dropout and head.dropout_keep_probability == 0.75
     for dense, norm in [
@@ -128,8 +105,8 @@ def _check_non_default_values(model):
         assert dense.kernel_regularizer.get_config()["l2"] == pytest.approx(0.5 * 0.0004)
         assert dense.use_bias  # the batch norm does not center
         assert norm.momentum == pytest.approx(0.9) and not norm.center and not norm.scale
-    assert model.clip_anchors_to_image is True
-    assert model._proposal_generator.score_threshold == pytest.approx(0.25)
+    assert model.region_proposal_network.clip_anchors_to_image is True
+    assert model.region_proposal_network.proposal_generator.score_threshold == pytest.approx(0.25)
 
 
 def test_non_default_values_are_held_by_the_layers_and_round_trip(tmp_path):
@@ -205,11 +182,11 @@ def _read_model_block(name):
 )
 def test_tf2_configs_build_with_their_values(name):
     model = _read_model_block(name)
-    assert model.clip_anchors_to_image is True
-    rpn_hyperparams = model._rpn_head.conv_hyperparams
+    assert model.region_proposal_network.clip_anchors_to_image is True
+    rpn_hyperparams = model.region_proposal_network.rpn_head.conv_hyperparams
     assert rpn_hyperparams.kernel_initializer.get_config()["stddev"] == pytest.approx(0.01)
     assert rpn_hyperparams.kernel_regularizer is None  # l2 weight 0.0
-    head = model.second_stage_box_predictor
+    head = model.roi_heads.box_predictor
     # tf2/faster_rcnn_resnet50_v1_640x640 shares one box across classes, the FPN one does not.
     assert head.share_box_across_classes is ("fpn" not in name)
     assert head.fc_hyperparams.kernel_initializer.get_config()["mode"] == "fan_avg"
@@ -218,22 +195,22 @@ def test_tf2_configs_build_with_their_values(name):
 def test_second_stage_classification_loss_and_post_processing():
     model = build_model_from_text(_TINY)
     assert isinstance(
-        model.second_stage_classification_loss, kdet.losses.WeightedSoftmaxClassificationLoss
+        model.roi_heads.classification_loss, kdet.losses.WeightedSoftmaxClassificationLoss
     )
-    nms = model.second_stage_non_max_suppression
+    nms = model.roi_heads.non_max_suppression
     assert (nms.score_converter, nms.max_detections, nms.iou_threshold) == ("softmax", 10, 0.6)
     text = _with_fields(
         "    second_stage_classification_loss {\n"
         "      weighted_sigmoid_focal { gamma: 1.5 alpha: 0.4 }\n"
         "    }\n"
     )
-    loss = build_model_from_text(text).second_stage_classification_loss
+    loss = build_model_from_text(text).roi_heads.classification_loss
     assert isinstance(loss, kdet.losses.SigmoidFocalClassificationLoss)
     assert (loss.gamma, loss.alpha) == pytest.approx((1.5, 0.4))
     text = _with_fields(
         "    second_stage_classification_loss { weighted_softmax { logit_scale: 2.0 } }\n"
     )
-    assert build_model_from_text(text).second_stage_classification_loss.logit_scale == 2.0
+    assert build_model_from_text(text).roi_heads.classification_loss.logit_scale == 2.0
 
 
 def test_grid_anchor_generator_fields():
@@ -243,7 +220,7 @@ def test_grid_anchor_generator_fields():
         "height: 40 width: 24 height_stride: 8 width_stride: 4 height_offset: 2 width_offset: 3 "
         "octaves: 2",
     )
-    config = build_model_from_text(text).first_stage_anchor_generator.get_config()
+    config = build_model_from_text(text).region_proposal_network.anchor_generator.get_config()
     assert config["base_anchor_size"] == (40.0, 24.0)
     assert config["anchor_stride"] == (8.0, 4.0)
     assert config["anchor_offset"] == (2.0, 3.0)
@@ -260,8 +237,35 @@ def test_number_of_stages():
 
 def test_second_stage_score_converter_and_logit_scale_are_applied():
     text = _with(_TINY, "score_converter: SOFTMAX", "score_converter: SIGMOID logit_scale: 2.0")
-    nms = build_model_from_text(text).second_stage_non_max_suppression
+    nms = build_model_from_text(text).roi_heads.non_max_suppression
     assert (nms.score_converter, nms.logit_scale) == ("sigmoid", 2.0)
     # logits [0, 4] → sigmoid(logits / 2)
     scores = nms.convert_scores(np.array([[[0.0, 4.0]]], "float32"))
     np.testing.assert_allclose(np.asarray(scores)[0, 0], 1 / (1 + np.exp([0.0, -2.0])), rtol=1e-6)
+
+
+def test_absent_fields_take_the_constructor_defaults():
+    # One default table: a field the config leaves out is not passed, so the component's
+    # constructor default applies (docs/faster_rcnn.md: where it differs from the proto's).
+    model = build_model_from_text(_TINY)
+    rpn, roi_heads = model.region_proposal_network, model.roi_heads
+    default_rpn = kdet.models.faster_rcnn.RegionProposalNetwork()
+    default_roi_heads = kdet.models.faster_rcnn.RoIHeads(2)
+    for name in ("clip_anchors_to_image", "minibatch_size", "positive_balance_fraction",
+                 "localization_loss_weight", "objectness_loss_weight"):  # fmt: skip
+        assert getattr(rpn, name) == getattr(default_rpn, name), name
+    assert rpn.localization_loss_weight == 2.0  # the TF OD API proto's is 1.0
+    assert rpn.rpn_head.depth == default_rpn.rpn_head.depth == 512
+    generator = rpn.proposal_generator
+    assert generator.nms_iou_threshold == default_rpn.proposal_generator.nms_iou_threshold
+    assert generator.max_proposals == 20  # set by the config
+    for name in ("balance_fraction", "localization_loss_weight", "classification_loss_weight"):
+        assert getattr(roi_heads, name) == getattr(default_roi_heads, name), name
+    assert roi_heads.batch_size == 8  # set by the config
+    text = _with_fields(
+        "    first_stage_localization_loss_weight: 1.0\n"
+        "    second_stage_localization_loss_weight: 1.5\n"
+    )
+    model = build_model_from_text(text)
+    assert model.region_proposal_network.localization_loss_weight == 1.0
+    assert model.roi_heads.localization_loss_weight == 1.5

@@ -14,8 +14,9 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import kdet  # noqa: E402
-import tiny_two_stage_extractor  # noqa: E402, F401  (registers config_test_tiny_two_stage)
+import tiny_two_stage_extractor
+
+import kdet
 
 HERE = pathlib.Path(__file__).resolve().parent
 IMAGE_SIZE = 64

@@ -13,6 +13,9 @@ import tensorflow as tf
 import kdet
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.feature_extractors import register_feature_extractor
+from kdet.models.faster_rcnn import RegionProposalNetwork
+from kdet.models.faster_rcnn import RoIHeads
+from kdet.models.faster_rcnn import RPNHead
 
 IMAGE_SIZE = 64
 
@@ -45,21 +48,38 @@ class TinyTwoStageExtractor(FasterRCNNFeatureExtractor):
         return {**super().get_config(), "depth": self.depth}
 
 
-def _tiny_faster_rcnn(**kwargs):
-    settings = dict(
-        num_classes=3,
-        feature_extractor=TinyTwoStageExtractor(),
-        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        first_stage_anchor_generator=kdet.layers.GridAnchorGenerator(
+def _tiny_rpn(**kwargs):
+    """A `RegionProposalNetwork` for the tiny extractor: 6 anchors per location at stride 8."""
+    settings = {
+        "anchor_generator": kdet.layers.GridAnchorGenerator(
             scales=(0.5, 1.0), aspect_ratios=(0.5, 1.0, 2.0), base_anchor_size=(32, 32),
             anchor_stride=(8, 8),
         ),
-        first_stage_box_predictor_depth=16,
-        first_stage_max_proposals=20,
-        first_stage_minibatch_size=64,
-        second_stage_batch_size=16,
-        initial_crop_size=8,
-    )
+        "rpn_head": RPNHead(6, depth=16),
+        "proposal_generator": kdet.layers.ProposalGenerator(max_proposals=20),
+        "minibatch_size": 64,
+    }
+    settings.update(kwargs)
+    return RegionProposalNetwork(**settings)
+
+
+def _tiny_roi_heads(**kwargs):
+    """`RoIHeads` of 3 classes: 8-pixel crops max-pooled to 4, 16 RoIs per image."""
+    settings = {"roi_cropper": kdet.layers.CropAndResizeRoIPooler(8), "batch_size": 16}
+    settings.update(kwargs)
+    return RoIHeads(3, **settings)
+
+
+def _tiny_faster_rcnn(rpn=None, roi_heads=None, **kwargs):
+    """A tiny `kdet.FasterRCNN`; `rpn` / `roi_heads`: arguments replacing those of
+    `_tiny_rpn` / `_tiny_roi_heads`."""
+    settings = {
+        "num_classes": 3,
+        "feature_extractor": TinyTwoStageExtractor(),
+        "image_resizer": kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+        "roi_heads": _tiny_roi_heads(**(roi_heads or {})),
+        "region_proposal_network": _tiny_rpn(**(rpn or {})),
+    }
     settings.update(kwargs)
     return kdet.FasterRCNN(**settings)
 
@@ -119,11 +139,18 @@ def test_zero_box_images_train_without_nan_and_with_zero_box_losses():
 
 
 def test_feature_extractor_by_registered_name_and_config_round_trip(tmp_path):
-    model = _tiny_faster_rcnn(feature_extractor="test_tiny_faster_rcnn", score_threshold=0.01)
+    model = _tiny_faster_rcnn(
+        feature_extractor="test_tiny_faster_rcnn",
+        roi_heads={
+            "non_max_suppression": kdet.layers.MultiClassNonMaxSuppression(
+                score_converter="softmax", score_threshold=0.01
+            )
+        },
+    )
     assert isinstance(model.feature_extractor, TinyTwoStageExtractor)
     images, _ = _shapes(2)
     before = model.predict(images, verbose=0)
-    as_json = lambda config: json.loads(json.dumps(config))  # noqa: E731
+    as_json = lambda config: json.loads(json.dumps(config))
     revived = kdet.FasterRCNN.from_config(model.get_config())
     assert as_json(revived.get_config()) == as_json(model.get_config())
     path = tmp_path / "faster_rcnn.keras"
@@ -138,10 +165,10 @@ def test_feature_extractor_by_registered_name_and_config_round_trip(tmp_path):
 def _one_step(strategy, initial_weights, images, y):
     with strategy.scope():
         # Samplers take every candidate, so the step is deterministic and comparable.
-        model = _tiny_faster_rcnn(first_stage_minibatch_size=10_000,
-                                  first_stage_positive_balance_fraction=1.0,
-                                  second_stage_batch_size=10_000,
-                                  second_stage_balance_fraction=1.0)
+        model = _tiny_faster_rcnn(
+            rpn={"minibatch_size": 10_000, "positive_balance_fraction": 1.0},
+            roi_heads={"batch_size": 10_000, "balance_fraction": 1.0},
+        )
         model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
         model.set_weights(initial_weights)
         model.compile(optimizer=keras.optimizers.SGD(0.05))
@@ -184,23 +211,26 @@ def test_registered_extractors_train_one_step(name):
 
 def test_regularized_heads_round_trip_and_report_the_regularization_loss():
     model = _tiny_faster_rcnn(
-        first_stage_box_predictor_kernel_regularizer=keras.regularizers.L2(1e-3),
-        second_stage_box_predictor=kdet.models.faster_rcnn.BoxClassifierHead(
-            3, kernel_regularizer=keras.regularizers.L2(2e-3)
-        ),
+        rpn={"rpn_head": RPNHead(6, depth=16, kernel_regularizer=keras.regularizers.L2(1e-3))},
+        roi_heads={
+            "box_predictor": kdet.models.faster_rcnn.BoxClassifierHead(
+                3, kernel_regularizer=keras.regularizers.L2(2e-3)
+            )
+        },
     )
     config = json.loads(json.dumps(model.get_config()))
     # The legacy regularizer argument is folded into the RPN hyperparams it belongs to.
-    rpn_hyperparams = config["first_stage_box_predictor_conv_hyperparams"]["config"]
-    assert rpn_hyperparams["kernel_regularizer"]["config"] == {"l2": 1e-3}
-    assert "first_stage_box_predictor_kernel_regularizer" not in config
+    rpn_head = config["region_proposal_network"]["config"]["rpn_head"]["config"]
+    assert rpn_head["conv_hyperparams"]["config"]["kernel_regularizer"]["config"] == {"l2": 1e-3}
+    assert "kernel_regularizer" not in rpn_head
     revived = kdet.FasterRCNN.from_config(config)
     assert json.loads(json.dumps(revived.get_config())) == config
-    assert revived._rpn_head.kernel_regularizer.get_config() == {"l2": 1e-3}
+    rpn = revived.region_proposal_network.rpn_head
+    assert rpn.kernel_regularizer.get_config() == {"l2": 1e-3}
     images, y = _shapes(2)
     model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
-    rpn = model._rpn_head
-    box = model.second_stage_box_predictor
+    rpn = model.region_proposal_network.rpn_head
+    box = model.roi_heads.box_predictor
     rpn_kernels = [rpn.rpn_conv.kernel, rpn.box_predictor.kernel, rpn.class_predictor.kernel]
     box_kernels = [box.class_predictor.kernel, box.box_predictor.kernel]
     expected = 1e-3 * sum(float(np.sum(np.square(k.numpy()))) for k in rpn_kernels)

@@ -8,14 +8,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_faster_rcnn import _shapes
+from test_faster_rcnn import _tiny_faster_rcnn
 
 import kdet
 from kdet.layers import ConvHyperparams
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import RPNHead
-from test_faster_rcnn import IMAGE_SIZE
-from test_faster_rcnn import _shapes
-from test_faster_rcnn import _tiny_faster_rcnn
 
 _RPN_HYPERPARAMS = ConvHyperparams(
     kernel_initializer=keras.initializers.RandomNormal(stddev=0.05),
@@ -32,7 +31,7 @@ _FC_HYPERPARAMS = ConvHyperparams(
 
 
 def _check_heads_hold_the_hyperparams(model):
-    rpn = model._rpn_head
+    rpn = model.region_proposal_network.rpn_head
     assert rpn.rpn_conv.dilation_rate == (2, 2)
     # Centering batch norm after the RPN conv: no bias there; the predictors keep theirs.
     assert rpn.rpn_conv.use_bias is False
@@ -46,7 +45,7 @@ def _check_heads_hold_the_hyperparams(model):
         assert isinstance(conv.kernel_initializer, keras.initializers.RandomNormal)
         assert conv.kernel_initializer.stddev == 0.05
         assert conv.kernel_regularizer.get_config()["l2"] == pytest.approx(0.5 * 4e-4)
-    head = model.second_stage_box_predictor
+    head = model.roi_heads.box_predictor
     assert head.share_box_across_classes
     for dense, norm in [
         (head.class_predictor, head.class_batch_norm),
@@ -64,11 +63,14 @@ def _check_heads_hold_the_hyperparams(model):
 
 def test_heads_hold_and_round_trip_their_hyperparams(tmp_path):
     model = _tiny_faster_rcnn(
-        first_stage_box_predictor_conv_hyperparams=_RPN_HYPERPARAMS,
-        first_stage_atrous_rate=2,
-        second_stage_box_predictor=BoxClassifierHead(
-            3, share_box_across_classes=True, fc_hyperparams=_FC_HYPERPARAMS
-        ),
+        rpn={
+            "rpn_head": RPNHead(6, depth=16, dilation_rate=2, conv_hyperparams=_RPN_HYPERPARAMS)
+        },
+        roi_heads={
+            "box_predictor": BoxClassifierHead(
+                3, share_box_across_classes=True, fc_hyperparams=_FC_HYPERPARAMS
+            )
+        },
     )
     _check_heads_hold_the_hyperparams(model)
     config = json.loads(json.dumps(model.get_config()))
@@ -102,7 +104,7 @@ def test_rpn_activation_is_relu6_whatever_the_hyperparams_say():
 
 def test_a_shared_box_is_every_class_box():
     model = _tiny_faster_rcnn(
-        second_stage_box_predictor=BoxClassifierHead(3, share_box_across_classes=True)
+        roi_heads={"box_predictor": BoxClassifierHead(3, share_box_across_classes=True)}
     )
     images, y = _shapes(2)
     outputs = model(images)
@@ -120,10 +122,10 @@ def test_clip_anchors_to_image():
     unclipped = _tiny_faster_rcnn()._first_stage(images, training=False)["anchors"]
     # 64-pixel anchors at stride 8 reach past a 64-pixel image.
     assert float(tf.reduce_min(unclipped)) < 0.0 and float(tf.reduce_max(unclipped)) > 1.0
-    model = _tiny_faster_rcnn(clip_anchors_to_image=True)
+    model = _tiny_faster_rcnn(rpn={"clip_anchors_to_image": True})
     clipped = model._first_stage(images, training=False)["anchors"]
     np.testing.assert_allclose(clipped, tf.clip_by_value(unclipped, 0.0, 1.0))
-    assert model.get_config()["clip_anchors_to_image"] is True
+    assert model.get_config()["region_proposal_network"]["config"]["clip_anchors_to_image"]
 
 
 def test_first_stage_nms_score_threshold_drops_proposals():
@@ -131,31 +133,13 @@ def test_first_stage_nms_score_threshold_drops_proposals():
     # Freshly initialized, the RPN scores every box about 0.5.
     kept = _tiny_faster_rcnn()._first_stage(images, training=False)["proposals"]
     assert bool(tf.reduce_any(kept >= 0.0))
-    model = _tiny_faster_rcnn(first_stage_nms_score_threshold=0.9)
+    model = _tiny_faster_rcnn(
+        rpn={
+            "proposal_generator": kdet.layers.ProposalGenerator(max_proposals=20, score_threshold=0.9)
+        }
+    )
     dropped = model._first_stage(images, training=False)["proposals"]
     np.testing.assert_array_equal(dropped, -1.0)
-    assert model._proposal_generator.score_threshold == 0.9
-
-
-def test_configs_written_before_conv_hyperparams_still_load():
-    model = _tiny_faster_rcnn()
-    config = json.loads(json.dumps(model.get_config()))
-    del config["first_stage_box_predictor_conv_hyperparams"]
-    config["first_stage_box_predictor_kernel_regularizer"] = {
-        "module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.01},
-        "registered_name": None,
-    }
-    head = config["second_stage_box_predictor"]["config"]
-    del head["fc_hyperparams"], head["share_box_across_classes"]
-    head["kernel_regularizer"] = None
-    revived = kdet.FasterRCNN.from_config(config)
-    assert revived._rpn_head.conv_hyperparams == RPNHead.default_conv_hyperparams().replace(
-        kernel_regularizer=keras.regularizers.L2(0.01)
-    )
-    assert revived.second_stage_box_predictor.fc_hyperparams == (
-        BoxClassifierHead.default_fc_hyperparams()
-    )
-    revived.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
 
 
 def test_second_stage_loss_and_post_processing_are_injected():
@@ -163,8 +147,10 @@ def test_second_stage_loss_and_post_processing_are_injected():
         score_converter="sigmoid", logit_scale=2.0, use_class_agnostic_nms=True, max_detections=7
     )
     model = _tiny_faster_rcnn(
-        second_stage_classification_loss=kdet.losses.WeightedSigmoidClassificationLoss(),
-        second_stage_non_max_suppression=nms,
+        roi_heads={
+            "classification_loss": kdet.losses.WeightedSigmoidClassificationLoss(),
+            "non_max_suppression": nms,
+        }
     )
     images, y = _shapes(2)
     outputs = model(images)
@@ -180,39 +166,17 @@ def test_second_stage_loss_and_post_processing_are_injected():
     assert np.isfinite(logs["box_classifier_class_loss"])
     revived = kdet.FasterRCNN.from_config(json.loads(json.dumps(model.get_config())))
     assert isinstance(
-        revived.second_stage_classification_loss, kdet.losses.WeightedSigmoidClassificationLoss
+        revived.roi_heads.classification_loss, kdet.losses.WeightedSigmoidClassificationLoss
     )
-    assert revived.second_stage_non_max_suppression.get_config() == nms.get_config()
-    assert revived.max_detections == 7
-
-
-def test_post_processing_scalars_of_older_configs():
-    model = _tiny_faster_rcnn(score_threshold=0.3, max_detections=9)
-    nms = model.second_stage_non_max_suppression
-    assert (nms.score_threshold, nms.max_detections, nms.score_converter) == (0.3, 9, "softmax")
-    assert (nms.iou_threshold, nms.max_detections_per_class) == (0.6, 100)
-    with pytest.raises(ValueError, match="either second_stage_non_max_suppression or"):
-        _tiny_faster_rcnn(
-            iou_threshold=0.5,
-            second_stage_non_max_suppression=kdet.layers.MultiClassNonMaxSuppression(),
-        )
-    config = json.loads(json.dumps(_tiny_faster_rcnn().get_config()))
-    del config["second_stage_non_max_suppression"], config["second_stage_classification_loss"]
-    config.update(score_threshold=0.0, iou_threshold=0.5, max_detections_per_class=100,
-                  max_detections=100)  # fmt: skip
-    revived = kdet.FasterRCNN.from_config(config)
-    assert revived.iou_threshold == 0.5 and revived.score_threshold == 0.0
-    assert isinstance(
-        revived.second_stage_classification_loss, kdet.losses.WeightedSoftmaxClassificationLoss
-    )
+    assert revived.roi_heads.non_max_suppression.get_config() == nms.get_config()
 
 
 def test_matchers_are_injected_and_round_trip():
     model = _tiny_faster_rcnn()
-    assert model.first_stage_matcher.get_config() == kdet.targets.ArgmaxMatcher(
+    assert model.region_proposal_network.matcher.get_config() == kdet.targets.ArgmaxMatcher(
         0.7, 0.3, force_match_for_each_row=True
     ).get_config()
-    assert model.second_stage_matcher.get_config() == kdet.targets.ArgmaxMatcher(
+    assert model.roi_heads.matcher.get_config() == kdet.targets.ArgmaxMatcher(
         0.5, 0.5
     ).get_config()
     # No anchor reaches IoU 0.99 with a groundtruth box, and nothing forces a match.
@@ -220,17 +184,17 @@ def test_matchers_are_injected_and_round_trip():
     images, y = _shapes(1)
     positives = []
     for matcher in (None, strict):
-        model = _tiny_faster_rcnn(first_stage_matcher=matcher)
+        model = _tiny_faster_rcnn(rpn={"matcher": matcher})
         outputs = model.forward_train(
             images, tf.constant(y["boxes"], tf.float32), tf.constant(y["labels"]), False
         )
-        targets = model._rpn_target_assigner.assign(
+        targets = model.region_proposal_network._target_assigner.assign(
             outputs["anchors"], outputs["gt_frame"], tf.constant(y["labels"])
         )
         positives.append(int(tf.reduce_sum(tf.cast(targets["cls_targets"] > 0, tf.int32))))
     assert positives[0] > 0 and positives[1] == 0
     revived = kdet.FasterRCNN.from_config(json.loads(json.dumps(model.get_config())))
-    assert revived.first_stage_matcher.get_config() == strict.get_config()
+    assert revived.region_proposal_network.matcher.get_config() == strict.get_config()
 
 
 def test_one_stage_is_the_region_proposal_network_alone():
@@ -251,7 +215,7 @@ def test_one_stage_is_the_region_proposal_network_alone():
     logs = model.train_on_batch(images, y, return_dict=True)
     assert logs["box_classifier_class_loss"] == logs["box_classifier_box_loss"] == 0.0
     assert logs["rpn_objectness_loss"] > 0.0
-    assert not model.second_stage_box_predictor.built
+    assert not model.roi_heads.box_predictor.built
     assert kdet.FasterRCNN.from_config(model.get_config()).number_of_stages == 1
     with pytest.raises(ValueError, match="number_of_stages must be 1"):
         _tiny_faster_rcnn(number_of_stages=3)
