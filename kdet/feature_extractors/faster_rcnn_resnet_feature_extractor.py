@@ -5,9 +5,9 @@ import keras
 from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
     FasterRCNNSplitBodyFeatureExtractor,
 )
+from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
-from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
 class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
@@ -56,7 +56,7 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             **kwargs,
         )
         clone_function = _atrous_stage_4 if first_stage_features_stride == 8 else None
-        body = clone_with_fused_batch_norm(
+        body = clone_body(
             self.resnet(input_shape=(None, None, 3), include_top=False, weights=backbone_weights),
             clone_function=clone_function,
         )

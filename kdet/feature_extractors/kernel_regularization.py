@@ -4,6 +4,7 @@ convolutions in kdet's feature extractors and their bodies."""
 import keras
 
 from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
+from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
 
 
@@ -123,25 +124,35 @@ def hyperparams_clone(layer, hyperparams, clone_function=None):
 
 
 def clone_body(model, clone_function=None, hyperparams=None, keep_weights=False):
-    """A copy of a `keras.applications` body, with `hyperparams` set up in it if given.
+    """The body made of a `keras.applications` model just built for it, with `hyperparams` set
+    up in it if given. `model` is used up: the body may be `model` itself.
 
-    Without `hyperparams` this is `kdet.layers.clone_with_fused_batch_norm(model,
-    clone_function)` (weights kept). With them every layer goes through `hyperparams_clone`;
-    the copy keeps the weights of `model` (layer by layer, where the shapes agree) only with
+    Without `hyperparams` the body keeps the weights of `model`. When `clone_function` (if
+    any) copies every layer unchanged (same class and config), the body is `model` with its
+    `keras.layers.BatchNormalization` layers turned into `FusedBatchNormalization` in place,
+    so it is built once (a ResNet50 copy would cost another ~1 s of variable creation and
+    weight copying); otherwise it is `kdet.layers.clone_with_fused_batch_norm(model,
+    clone_function)`. With `hyperparams` every layer goes through `hyperparams_clone`; the
+    copy keeps the weights of `model` (layer by layer, where the shapes agree) only with
     `keep_weights` (ImageNet weights), else its kernels are drawn anew from the hyperparams'
     initializer.
 
     Args:
-        model: a functional `keras.Model`.
+        model: a functional `keras.Model` nothing else uses.
         clone_function: optional per-layer copy function (see `hyperparams_clone`).
         hyperparams: a `kdet.layers.ConvHyperparams`, or None.
         keep_weights: bool. Copy the weights of `model` into the hyperparams copy. Defaults
             to `False`.
 
     Returns:
-        A new functional `keras.Model` with the same layer names.
+        A functional `keras.Model` with the layer names of `model`, images
+        `[batch, height, width, 3]` → the outputs of `model`.
     """
     if hyperparams is None:
+        if clone_function is None or all(
+            _copies_unchanged(layer, clone_function) for layer in model.layers
+        ):
+            return _fuse_batch_norms_in_place(model)
         return clone_with_fused_batch_norm(model, clone_function=clone_function)
     copy = keras.models.clone_model(
         model,
@@ -153,6 +164,29 @@ def clone_body(model, clone_function=None, hyperparams=None, keep_weights=False)
             if weights and [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
                 layer.set_weights(weights)
     return copy
+
+
+def _copies_unchanged(layer, clone_function):
+    """Whether `clone_function(layer)` is a layer of the same class and config as `layer`."""
+    if isinstance(layer, keras.layers.InputLayer):
+        return True  # `keras.models.clone_model` never passes inputs to its clone function
+    copy = clone_function(layer)
+    return type(copy) is type(layer) and copy.get_config() == layer.get_config()
+
+
+def _fuse_batch_norms_in_place(model):
+    """`model`, each of its built `keras.layers.BatchNormalization` layers made a
+    `FusedBatchNormalization` with its weights, name and config (and `frozen=False`).
+
+    `FusedBatchNormalization` only adds the `frozen` attribute and a fused `call` of the same
+    signature to the Keras layer, so changing the class of the built layer is its fused copy
+    without building one.
+    """
+    for layer in model.layers:
+        if type(layer) is keras.layers.BatchNormalization:
+            layer.__class__ = FusedBatchNormalization
+            layer.frozen = False
+    return model
 
 
 class ExtractorHyperparamsProperties(ConvHyperparamsProperties):

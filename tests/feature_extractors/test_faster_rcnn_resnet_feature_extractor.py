@@ -12,6 +12,7 @@ from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
 from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
     FasterRCNNResNet101FeatureExtractor,
 )
+from kdet.layers import FusedBatchNormalization
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,14 @@ def test_registered_names_build_the_classes(resnet50):
     assert type(resnet50) is FasterRCNNResNet50FeatureExtractor
     assert not resnet50.is_fpn
     assert resnet50.first_stage_features_stride == 16
+    batch_norms = [
+        layer
+        for body in (resnet50.proposal_body, resnet50.box_classifier_body)
+        for layer in body.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(batch_norms) == 53
+    assert all(type(layer) is FusedBatchNormalization for layer in batch_norms)
 
 
 def test_preprocess_subtracts_rgb_channel_means(resnet50):

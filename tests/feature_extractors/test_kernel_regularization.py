@@ -1,7 +1,12 @@
-import keras
+import functools
 
+import keras
+import numpy as np
+
+from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularize_kernels
 from kdet.feature_extractors.kernel_regularization import regularized_clone
+from kdet.layers import FusedBatchNormalization
 
 L2 = keras.regularizers.L2(2e-5)
 SERIALIZED = keras.regularizers.serialize(L2)
@@ -43,3 +48,47 @@ def test_regularized_clone_keeps_class_and_name():
     assert type(clone) is keras.layers.Conv2D and clone.name == "block_1_project"
     assert clone.kernel_regularizer.get_config() == {"l2": 2e-5}
     assert conv.kernel_regularizer is None
+
+
+def _conv_bn_model():
+    images = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, name="conv")(images)
+    features = keras.layers.BatchNormalization(name="conv_bn")(features)
+    return keras.Model(images, keras.layers.ReLU(name="relu")(features))
+
+
+def _assert_fused_and_equal(body, model_outputs, images):
+    assert type(body.get_layer("conv_bn")) is FusedBatchNormalization
+    assert not body.get_layer("conv_bn").frozen
+    np.testing.assert_allclose(body(images), model_outputs, atol=1e-5)
+
+
+def test_clone_body_fuses_the_batch_norms_of_the_model_itself_when_nothing_else_changes():
+    model = _conv_bn_model()
+    model.get_layer("conv_bn").moving_mean.assign([0.5, -0.5, 1.0, 2.0])
+    images = np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype("float32")
+    want = model(images)
+    weights = [w.numpy() for w in model.weights]
+
+    unregularized = functools.partial(regularized_clone, kernel_regularizer=None)
+    body = clone_body(model, clone_function=unregularized)
+
+    assert body is model  # built once: no copy of its layers or weights
+    _assert_fused_and_equal(body, want, images)
+    assert [w.path for w in body.weights] == [w.path for w in model.weights]
+    for got, expected in zip(body.weights, weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_clone_body_copies_with_the_weights_when_the_clone_function_changes_a_layer():
+    model = _conv_bn_model()
+    model.get_layer("conv_bn").moving_mean.assign([0.5, -0.5, 1.0, 2.0])
+    images = np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype("float32")
+    want = model(images)
+
+    body = clone_body(model, functools.partial(regularized_clone, kernel_regularizer=L2))
+
+    assert body is not model
+    assert body.get_layer("conv").kernel_regularizer.get_config() == {"l2": 2e-5}
+    assert model.get_layer("conv").kernel_regularizer is None
+    _assert_fused_and_equal(body, want, images)
