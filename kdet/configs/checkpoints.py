@@ -40,6 +40,9 @@ class FineTuneRestore:
         outside_type: names of the weights the `fine_tune_checkpoint_type` does not restore
             (`"fine_tune"`: all but the feature extractor's).
         unit: what `restored` counts: `"weights"` or `"feature extractor layers"`.
+        new_ranges: names of the quantization ranges of a quantization-aware model
+            (`graph_rewriter`) that a float checkpoint has no value for: they keep their
+            initial values, even in a `"full"` restore.
     """
 
     checkpoint: object
@@ -49,6 +52,7 @@ class FineTuneRestore:
     missing: list = dataclasses.field(default_factory=list)
     unit: str = "weights"
     outside_type: list = dataclasses.field(default_factory=list)
+    new_ranges: list = dataclasses.field(default_factory=list)
 
     def __str__(self):
         text = f"initialized from {self.checkpoint} ({self.checkpoint_type})"
@@ -59,6 +63,7 @@ class FineTuneRestore:
             (self.shape_differs, "the shapes differ, e.g. with another num_classes"),
             (self.missing, "not in the checkpoint"),
             (self.outside_type, f"a {self.checkpoint_type!r} restore leaves them"),
+            (self.new_ranges, "quantization ranges, which a float checkpoint has none of"),
         ):
             if names:
                 shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
@@ -179,9 +184,11 @@ def _restore_weights_file(model, path, checkpoint_type, prefixes=("",)):
     (the class heads, with another `num_classes`) are skipped. Those two warnings become the
     `FineTuneRestore`'s account; any other warning is passed on.
     """
+    from kdet.training.quantization import QuantizationRangesNotLoaded
     from kdet.training.variable_selection import variable_names
     from kdet.training.variable_selection import weights_kept
 
+    new_range_ids = set()
     with warnings.catch_warnings(record=True) as caught, weights_kept(model, prefixes) as kept:
         warnings.simplefilter("always")
         model.load_weights(path, skip_mismatch=True)
@@ -189,6 +196,9 @@ def _restore_weights_file(model, path, checkpoint_type, prefixes=("",)):
     for warning in caught:
         text = str(warning.message)
         if text.startswith("Skipping variable loading for optimizer"):
+            continue
+        if isinstance(warning.message, QuantizationRangesNotLoaded):
+            new_range_ids.update(id(weight) for weight in warning.message.state.weights)
             continue
         listed = _SKIPPED_LAYERS.search(text)
         if listed:
@@ -208,9 +218,11 @@ def _restore_weights_file(model, path, checkpoint_type, prefixes=("",)):
     return FineTuneRestore(
         path,
         checkpoint_type,
-        restored=[name for name, weight in names.items() if id(weight) not in skipped_ids],
+        restored=[name for name, weight in names.items()
+                  if id(weight) not in skipped_ids | new_range_ids],
         shape_differs=[name for name, weight in names.items() if id(weight) in skipped_ids],
         outside_type=kept,
+        new_ranges=[name for name, weight in names.items() if id(weight) in new_range_ids],
     )
 
 
@@ -322,7 +334,9 @@ def _restore_zoo_model(pipeline, name, where):
     from kdet.feature_extractors.faster_rcnn_feature_extractor import (
         restore_layers_by_name,
     )
+    from kdet.training.quantization import range_variables
     from kdet.training.variable_selection import copy_matching_weights
+    from kdet.training.variable_selection import variable_names
 
     checkpoint_type = pipeline.train.fine_tune_checkpoint_type
     model = pipeline.model
@@ -347,7 +361,12 @@ def _restore_zoo_model(pipeline, name, where):
     prefixes = _restore_prefixes(pipeline.train)
     result = copy_matching_weights(source, model, prefixes)
     outside = [name for name in result["missing"] if not name.startswith(prefixes)]
-    result["missing"] = [name for name in result["missing"] if name.startswith(prefixes)]
+    ranges = {id(weight) for weight in range_variables(model)}
+    weights = variable_names(model)
+    result["new_ranges"] = [name for name in result["missing"]
+                            if name.startswith(prefixes) and id(weights[name]) in ranges]
+    result["missing"] = [name for name in result["missing"] if name.startswith(prefixes)
+                         and name not in result["new_ranges"]]
     if not result["restored"]:
         raise where.error(
             f"none of the weights of zoo model {name} ({type(source).__name__}, feature "

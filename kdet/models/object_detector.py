@@ -36,6 +36,7 @@ from kdet.models.results import detect_images
 from kdet.models.results import predict_groups
 from kdet.models.results import rgb_images
 from kdet.models.tiled_prediction import predict_tiled
+from kdet.training.quantization import QuantizationAwareTraining
 
 # Any input size works; this one only creates the weights when a saved model is rebuilt.
 _BUILD_IMAGE_SIZE = 64
@@ -58,6 +59,13 @@ class ObjectDetector(keras.Model):
             per-device batches). Applies to `kdet.layers.FusedBatchNormalization` (all of
             kdet's nets); other `keras.layers.BatchNormalization` layers, e.g. of a user's
             extractor, are frozen with `trainable = False`. Defaults to `False`.
+        quantization: a `kdet.training.QuantizationAwareTraining` (or it serialized by
+            `keras.saving.serialize_keras_object`), or None. The model is made
+            quantization-aware with it (its `apply`: fake-quantized kernels and activations,
+            for an int8 TFLite export; the TF OD API's `graph_rewriter { quantization { … } }`)
+            when it is built. `apply` on a detector
+            sets it, and `get_config` keeps it, so a `.keras` file of a quantization-aware
+            detector loads quantization-aware, with its learned ranges. Defaults to None.
         **kwargs: passed to `keras.Model`.
 
     Data contract:
@@ -77,13 +85,15 @@ class ObjectDetector(keras.Model):
     #: serializes them with Keras and `from_config` revives them (subclasses set it).
     component_names = ()
 
-    def __init__(self, num_classes, bounding_box_format="yxyx", freeze_batchnorm=False, **kwargs):
+    def __init__(self, num_classes, bounding_box_format="yxyx", freeze_batchnorm=False,
+                 quantization=None, **kwargs):
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         self.num_classes = num_classes
         self.bounding_box_format = bounding_box_format
         self.freeze_batchnorm = freeze_batchnorm
+        self.quantization = _quantization(quantization)
         self._total_loss_tracker = keras.metrics.Mean(name="loss")
         self._loss_trackers = [keras.metrics.Mean(name=name) for name in self.loss_names]
         self._regularization_loss_tracker = keras.metrics.Mean(name=REGULARIZATION_LOSS)
@@ -170,6 +180,8 @@ class ObjectDetector(keras.Model):
         if self.freeze_batchnorm:
             self._freeze_batch_norms()
         self.built = True
+        if self.quantization is not None and self.quantization.of(self) is None:
+            self.quantization.apply(self, input_shape=(batch, height, width, 3))
 
     def _freeze_batch_norms(self):
         """Puts every batch norm in inference mode for good (see `freeze_batchnorm`)."""
@@ -466,6 +478,7 @@ class ObjectDetector(keras.Model):
             "num_classes": self.num_classes,
             "bounding_box_format": self.bounding_box_format,
             "freeze_batchnorm": self.freeze_batchnorm,
+            "quantization": keras.saving.serialize_keras_object(self.quantization),
         }
         for name in self.component_names:
             config[name] = keras.saving.serialize_keras_object(getattr(self, name))
@@ -477,6 +490,18 @@ class ObjectDetector(keras.Model):
         for name in cls.component_names:
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
+
+
+def _quantization(value):
+    """The `quantization` argument as a `QuantizationAwareTraining` or None."""
+    if value is None or isinstance(value, QuantizationAwareTraining):
+        return value
+    if isinstance(value, dict):
+        return keras.saving.deserialize_keras_object(value)
+    raise TypeError(
+        "quantization must be a kdet.training.QuantizationAwareTraining, it serialized or "
+        f"None; got {type(value).__name__}"
+    )
 
 
 def to_label_ids(detections):

@@ -10,7 +10,8 @@ is post-training and Dense-only, so kdet rewrites the model itself, from outside
 `keras.quantizers.fake_quant_with_min_max_vars` — on TensorFlow the very
 `tf.quantization.fake_quant_with_min_max_vars*` ops the TFLite converter turns into int8
 tensors. Layer names, weights and weight paths stay as they were, so checkpoints of the float
-model still load (with `skip_mismatch`) and zoo weights still convert.
+model still load (the ranges, which they lack, keep their initial values with a
+`QuantizationRangesNotLoaded` warning) and zoo weights still convert.
 
 What is quantized (TF1 `quantize.Quantize`'s placement, found by running the model once):
 
@@ -49,6 +50,7 @@ Integer-Arithmetic-Only Inference", CVPR 2018.
 """
 
 import inspect
+import warnings
 import weakref
 
 import keras
@@ -113,6 +115,11 @@ class QuantizationAwareTraining:
     def apply(self, model, input_shape=None):
         """Switches `model`'s layers to their fake-quantizing subclasses and returns `model`.
 
+        A kdet detector (`kdet.ObjectDetector`) also keeps `self` as its `quantization`
+        argument, so that its `.keras` file loads quantization-aware (Keras rebuilds kdet
+        models from their constructor arguments); a detector constructed with
+        `quantization=` is rewritten when it is built.
+
         The model is run once in inference mode on a zero image batch to find which layer
         feeds which (where batch norms and activations fold), so it must be built, or
         `input_shape` given.
@@ -129,6 +136,9 @@ class QuantizationAwareTraining:
             ValueError: when the model is quantization-aware already, has no layer to
                 quantize, or is not built and no `input_shape` is given.
         """
+        # Imported here: kdet.models imports this module.
+        from kdet.models.object_detector import ObjectDetector
+
         if QuantizationAwareTraining.of(model) is not None:
             raise ValueError(f"{model.name} is quantization-aware already "
                              f"({QuantizationAwareTraining.of(model)})")
@@ -146,6 +156,9 @@ class QuantizationAwareTraining:
             if type(layer) not in _KERNEL_LAYERS and not quantize_outputs:
                 continue
             _switch(layer, self, quantize_inputs, quantize_outputs, model)
+        if isinstance(model, ObjectDetector):
+            # Its config carries the rewrite: a `.keras` file loads quantization-aware.
+            model.quantization = self
         # `fit` / `evaluate` / `predict` keep the functions they traced: trace them anew.
         for name in ("train_function", "test_function", "predict_function"):
             if getattr(model, name, None) is not None:
@@ -215,6 +228,19 @@ class FakeQuantState(keras.layers.Layer):
         })
         return config
 
+    def load_own_variables(self, store):
+        """Loads the ranges; a store without any (a float model's weights file) leaves them
+        at their initial values and warns `QuantizationRangesNotLoaded`.
+
+        Failing there instead would make Keras revisit the layer that holds this state at
+        each other path to it (a layer listed in a `Sequential` and held as an attribute),
+        where the file has nothing, and report that layer as not loaded though it was.
+        """
+        if self.weights and not list(store.keys()):
+            warnings.warn(QuantizationRangesNotLoaded(self), stacklevel=2)
+            return
+        super().load_own_variables(store)
+
     def attach_to(self, model):
         """Gates the delay on `model.optimizer.iterations` (kept as a weak reference)."""
         object.__setattr__(self, "_model", weakref.ref(model))
@@ -266,6 +292,25 @@ class FakeQuantState(keras.layers.Layer):
             num_bits=self.activation_bits, narrow_range=False,
         )
         return _select(active, quantized, inputs)
+
+
+def range_variables(model):
+    """The quantization ranges of a model: the variables of its `FakeQuantState`s (none for
+    a float model)."""
+    return [weight for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, FakeQuantState) for weight in layer.weights]
+
+
+class QuantizationRangesNotLoaded(UserWarning):
+    """Warned when a weights file has no ranges for a quantization-aware layer (it is a float
+    model's): they keep their initial values. `state` is the layer's `FakeQuantState`."""
+
+    def __init__(self, state):
+        super().__init__(
+            "the weights file has no quantization ranges (it is a float model's): they keep "
+            "their initial values [-6, 6] until training learns them"
+        )
+        self.state = state
 
 
 def _global_min_max(batch_min, batch_max):

