@@ -24,7 +24,8 @@ def add_export_parser(subparsers):
         "detection_classes, num_detections; non-max suppression included; loads with "
         "tf.saved_model.load, no kdet needed), checkpoint/ (the restored checkpoint) and a "
         "copy of the config (pipeline.config, or pipeline.yaml for a YAML config). With "
-        "--tflite, also model.tflite (SSD only).",
+        "--tflite, also model.tflite (SSD only; int8 with --tflite_quantization int8, from a "
+        "quantization-aware config's learned ranges or calibrated on --representative_images).",
     )
     parser.add_argument(
         "--pipeline_config_path",
@@ -62,7 +63,17 @@ def add_export_parser(subparsers):
         default="float32",
         help="with --tflite: float32, dynamic_range (int8 weights, about 4x smaller), or int8 "
         "(weights and activations, with the ranges learned by a config's graph_rewriter "
-        "{ quantization { } }; such a config exports int8 with float32 too)",
+        "{ quantization { } }, which exports int8 with float32 too; any other config needs "
+        "--representative_images)",
+    )
+    parser.add_argument(
+        "--representative_images",
+        nargs="+",
+        metavar="PATH",
+        help="with --tflite --tflite_quantization int8 of a config without graph_rewriter: "
+        "the images whose activations set the int8 ranges (TFLite's representative "
+        "dataset; a few hundred typical ones): image files, folders (their images) or quoted "
+        "glob patterns ('photos/**/*.jpg')",
     )
     parser.add_argument(
         "--max_image_pixels",
@@ -95,9 +106,16 @@ def run_export(args):
 
     from kdet.export.export_folder import ExportInProgressError
     from kdet.export.exporter import export_inference_graph
+    from kdet.export.tflite import RepresentativeImages
     from kdet.training import latest_checkpoint
     from kdet.utils.progress import StageLog
 
+    representative_images = None
+    if args.representative_images:
+        if not (args.tflite and args.tflite_quantization == "int8"):
+            raise ValueError("--representative_images calibrate an int8 TFLite model: give "
+                             "them with --tflite --tflite_quantization int8")
+        representative_images = RepresentativeImages(args.representative_images)
     checkpoint_dir = pathlib.Path(args.trained_checkpoint_dir)
     if not checkpoint_dir.is_dir():
         raise FileNotFoundError(f"--trained_checkpoint_dir {checkpoint_dir}: no such directory")
@@ -117,6 +135,7 @@ def run_export(args):
             tflite_quantization=TFLITE_QUANTIZATIONS[args.tflite_quantization],
             max_image_pixels=args.max_image_pixels,
             progress=StageLog("kdet export"),  # stage lines on stderr: the export takes seconds
+            tflite_representative_images=representative_images,
         )
     except ExportInProgressError as error:  # another export is publishing into the folder
         print(f"kdet export: error: {error}", file=sys.stderr)

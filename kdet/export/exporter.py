@@ -21,7 +21,8 @@ from kdet.utils.progress import stage_log
 
 def export_inference_graph(config, checkpoint, output_directory, input_type="image_tensor",
                            tflite=False, tflite_quantization=None,
-                           max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, progress=True):
+                           max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, progress=True,
+                           tflite_representative_images=None):
     """Restores a `kdet train` checkpoint into its config's model and exports it.
 
     Writes into `output_directory` (created if needed): `saved_model/` (`export_saved_model`:
@@ -46,6 +47,9 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
             `export_saved_model`).
         progress: bool, or a `kdet.utils.progress.StageLog` whose lines the stages become.
             Defaults to `True` (lines on stderr).
+        tflite_representative_images: `export_tflite`'s `representative_images`, which
+            `tflite_quantization="int8"` of a config without `graph_rewriter { quantization
+            { … } }` calibrates on, e.g. `kdet.export.RepresentativeImages("photos/")`.
 
     Returns:
         dict: `"step"` (int or None), `"checkpoint"` (the file exported) and `"written"` (the
@@ -81,7 +85,8 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
     try:
         if tflite:
             export_tflite(model, staging / "model.tflite", tflite_quantization,
-                          progress=log.nested("TFLite"))
+                          progress=log.nested("TFLite"),
+                          representative_images=tflite_representative_images)
             written.append("model.tflite")
         export_saved_model(model, staging / "saved_model", input_type,
                            progress=log.nested("SavedModel"), max_image_pixels=max_image_pixels)

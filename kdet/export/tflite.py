@@ -5,8 +5,13 @@ import math
 import pathlib
 
 import tensorflow as tf
+from tensorflow.core.framework import graph_pb2
+from tensorflow.core.framework import types_pb2
+from tensorflow.python.util import deprecation
 
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.inference.input_files import collect_inputs
+from kdet.inference.input_files import read_image
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.ssd.ssd import SSD
 from kdet.training.quantization import QuantizationAwareTraining
@@ -75,14 +80,16 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             quantization-aware: an iterable of images, each `[height, width, 3]` or
             `[1, height, width, 3]` (uint8 or 0..255 floats; resized to `input_size` if they
             differ), a few hundred typical ones (TFLite's advice), whose activations set the
-            int8 ranges. A `tf.data.Dataset` of images or of `(images, y)` batches works too.
+            int8 ranges. A `tf.data.Dataset` of images or of `(images, y)` batches works too,
+            and so do image files: `RepresentativeImages(["photos/", "more/*.jpg"])`.
 
     Raises:
         ValueError: for a model other than SSD, an unknown `quantization`, a missing
             `input_size`, a quantization-aware model exported with `"dynamic_range"` or with
-            other than 8 bits, `"int8"` of another model without `representative_images`, or
-            a model whose post-processing uses soft NMS or score calibration (TFLite's
-            post-processing op has neither).
+            other than 8 bits, `"int8"` of another model without `representative_images`,
+            `representative_images` with another `quantization` or a quantization-aware
+            model, or a model whose post-processing uses soft NMS or score calibration
+            (TFLite's post-processing op has neither).
 
     Example:
     ```python
@@ -104,6 +111,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             [input_spec],
             progress=log,
         )
+    if quantization == "int8":
+        frozen.graph_def = _without_16_bit_round_trips(frozen.graph_def, frozen.output_names)
     num_anchors = frozen.output_structure[0].shape[1]
     unit_anchors = tf.constant([[0.0, 0.0, 1.0, 1.0]] * num_anchors, name="anchors")
     # Class-agnostic NMS keeps each box's best class: TFLite's fast NMS computes exactly that.
@@ -183,6 +192,41 @@ def _float32_compute(model, int8):
             layer.dtype_policy = policy
 
 
+def _without_16_bit_round_trips(graph_def, output_names):
+    """`graph_def` with each float32 → bfloat16/float16 → float32 pair of `Cast`s bypassed,
+    pruned to the nodes `output_names` need.
+
+    Computing in float32 (`_float32_compute`) leaves the casts of a mixed-precision model's
+    functional sub-models (`Sequential` heads): they cast their inputs to the dtype of their
+    `keras.Input`, which was the compute dtype when they were made, and the next layer casts
+    back. The converter cannot carry an int8 tensor's quantization through such a pair, so
+    the convolution after it would stay float32; without the pair it reads the int8 tensor.
+    """
+    float32, half = types_pb2.DT_FLOAT, (types_pb2.DT_BFLOAT16, types_pb2.DT_HALF)
+    nodes = {node.name: node for node in graph_def.node}
+
+    def is_cast(node, source, target):
+        return (node is not None and node.op == "Cast" and node.attr["SrcT"].type in source
+                and node.attr["DstT"].type in target)
+
+    bypass = {}  # name of the casting-back node → the float32 tensor before the pair
+    for node in graph_def.node:
+        first = nodes.get(node.input[0].split(":")[0]) if node.input else None
+        if is_cast(node, half, (float32,)) and is_cast(first, (float32,), half):
+            bypass[node.name] = first.input[0]
+    rewired = graph_pb2.GraphDef()
+    rewired.CopyFrom(graph_def)
+    for node in rewired.node:
+        for index, name in enumerate(node.input):
+            while name.split(":")[0] in bypass and name.split(":")[-1] in (name, "0"):
+                name = bypass[name.split(":")[0]]
+            node.input[index] = name
+    with deprecation.silence():
+        return tf.compat.v1.graph_util.extract_sub_graph(
+            rewired, sorted({name.split(":")[0] for name in output_names})
+        )
+
+
 @contextlib.contextmanager
 def _quiet_batch_norm_folding(quiet):
     """Silences TF's batch-norm folding warnings while freezing a fake-quantized network.
@@ -210,10 +254,16 @@ def _int8_if_quantization_aware(model, quantization, representative_images):
     if trained is None:
         if quantization == "int8" and representative_images is None:
             raise ValueError(
-                'quantization="int8" needs representative_images to calibrate the activation '
-                "ranges of a model that was not trained quantization-aware (or train it with "
+                'quantization="int8" needs representative_images (kdet export: '
+                "--representative_images) to calibrate the activation ranges of a model that "
+                "was not trained quantization-aware (or train it with "
                 "kdet.training.quantization.QuantizationAwareTraining, a config's "
                 "graph_rewriter { quantization { … } })"
+            )
+        if quantization != "int8" and representative_images is not None:
+            raise ValueError(
+                "representative_images calibrate an int8 model: they need "
+                f'quantization="int8"; got quantization={quantization!r}'
             )
         return quantization
     if quantization not in (None, "int8"):
@@ -240,6 +290,52 @@ def _int8_if_quantization_aware(model, quantization, representative_images):
                 "training diverged; export an earlier checkpoint"
             )
     return "int8"
+
+
+class RepresentativeImages:
+    """Image files as `export_tflite`'s `representative_images`: read one at a time, as the
+    converter calibrates, each a uint8 `[height, width, 3]` RGB array (Pillow decodes it).
+
+    What `kdet export --representative_images` gives `export_inference_graph`.
+
+    Args:
+        paths: str or path, or a list of them, as `kdet predict` takes its inputs: image
+            files, folders (their image files, not their subfolders') and glob patterns (`**`
+            for any depth).
+
+    Attributes:
+        files: the image files, `pathlib.Path`s, in order (folders and patterns sorted).
+
+    Raises:
+        FileNotFoundError: naming every path that names nothing.
+        ValueError: naming a folder or pattern without an image file, or video files.
+
+    Example:
+    ```python
+    images = RepresentativeImages(["calibration/", "photos/*.jpg"])  # len(images) files
+    kdet.export.export_tflite(model, "ssd_int8.tflite", quantization="int8",
+                              representative_images=images)
+    ```
+    """
+
+    def __init__(self, paths):
+        paths = [paths] if isinstance(paths, (str, pathlib.PurePath)) else list(paths)
+        try:
+            files = collect_inputs([str(path) for path in paths])
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"representative images: {error}") from None
+        videos = [str(file.path) for file in files if file.is_video]
+        if videos:
+            raise ValueError(f"representative images: videos are not images: "
+                             f"{', '.join(videos)}")
+        self.files = [file.path for file in files]
+
+    def __len__(self):
+        return len(self.files)
+
+    def __iter__(self):
+        for path in self.files:
+            yield read_image(path)
 
 
 def _representative_dataset(images, height, width):

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import kdet
 import tiny_pipeline
@@ -316,3 +317,42 @@ def test_help_lists_every_flag_and_input_type(capsys):
     assert export_command.DEFAULT_MAX_IMAGE_PIXELS == kdet.export.DEFAULT_MAX_IMAGE_PIXELS
     for input_type in export_command.INPUT_TYPES:
         assert input_type in help_text
+
+
+def test_int8_tflite_of_a_float_config_calibrates_on_representative_images(trained, tmp_path,
+                                                                           capsys):
+    config, model_dir = trained
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for index, image in enumerate(_shapes(3, seed=11)[0]):
+        Image.fromarray(image).save(folder / f"shapes_{index}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    argv = ["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+            str(model_dir), "--tflite", "--tflite_quantization", "int8"]
+    # Without images a float config cannot be quantized; the flag alone is refused at once.
+    assert cli.main([*argv, "--output_directory", str(tmp_path / "none")]) == 2
+    assert "--representative_images" in capsys.readouterr().err
+    assert cli.main([*argv[:-3], "--output_directory", str(tmp_path / "float"),
+                     "--representative_images", str(folder)]) == 2
+    assert ("--representative_images calibrate an int8 TFLite model"
+            in capsys.readouterr().err)
+    assert cli.main([*argv, "--output_directory", str(tmp_path / "missing"),
+                     "--representative_images", str(tmp_path / "nowhere")]) == 2
+    assert f"representative images: no such file or folder, and no file matching: " \
+           f"{tmp_path / 'nowhere'}" in capsys.readouterr().err
+
+    output = tmp_path / "int8"
+    assert cli.main([*argv, "--output_directory", str(output), "--representative_images",
+                     str(folder / "shapes_0.png"), str(tmp_path / "calibration" / "*_[12].png"),
+                     str(folder)]) == 0
+    assert kdet.export.RepresentativeImages([str(folder / "*.png"), str(folder)]).files == [
+        folder / f"shapes_{index}.png" for index in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(str(output / "model.tflite"))
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    convolutions = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert len(convolutions) == 8
+    assert all(tensors[op["outputs"][0]]["dtype"] == np.int8 for op in convolutions)
+    detections = interpreter.get_signature_runner()(input_tensor=_shapes(1, seed=12)[0])
+    assert detections["detection_boxes"].shape == (1, 20, 4)
