@@ -478,8 +478,10 @@ class ObjectDetector(keras.Model):
             "num_classes": self.num_classes,
             "bounding_box_format": self.bounding_box_format,
             "freeze_batchnorm": self.freeze_batchnorm,
-            "quantization": keras.saving.serialize_keras_object(self.quantization),
         }
+        if self.quantization is not None:
+            # Only when set: the configs of float models (the zoo's) stay as they were.
+            config["quantization"] = keras.saving.serialize_keras_object(self.quantization)
         for name in self.component_names:
             config[name] = keras.saving.serialize_keras_object(getattr(self, name))
         return config
