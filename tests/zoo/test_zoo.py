@@ -401,14 +401,25 @@ def test_every_zoo_entry_has_a_yaml_pipeline_config_that_builds_its_model():
         assert pipeline.optimizer is not None and pipeline.train.batch_size > 0
 
 
-@pytest.mark.parametrize("name", ["ssd_mobilenet_v2_coco", "faster_rcnn_mobilenet_v2_deepforest"])
-def test_zoo_configs_of_the_earlier_format_load_as_the_same_model(name):
-    # The entry's config.json before conv_hyperparams / non_max_suppression (2026-11).
+# The entry's config.json before conv_hyperparams / non_max_suppression (2026-11), and before
+# Faster R-CNN's RegionProposalNetwork / RoIHeads (2026-12); an argument only that format has.
+_EARLIER_FORMATS = {"2026-11": "kernel_regularizer", "2026-12": "first_stage_max_proposals"}
+
+
+@pytest.mark.parametrize(
+    "name, date",
+    [
+        ("ssd_mobilenet_v2_coco", "2026-11"),
+        ("faster_rcnn_mobilenet_v2_deepforest", "2026-11"),
+        ("faster_rcnn_mobilenet_v2_deepforest", "2026-12"),
+    ],
+)
+def test_zoo_configs_of_the_earlier_format_load_as_the_same_model(name, date):
     earlier = json.loads(
-        (pathlib.Path(__file__).parents[1] / "data" / "zoo_configs" / f"{name}.2026-11.json")
+        (pathlib.Path(__file__).parents[1] / "data" / "zoo_configs" / f"{name}.{date}.json")
         .read_text()
     )
-    assert "kernel_regularizer" in json.dumps(earlier)  # the earlier arguments are in it
+    assert _EARLIER_FORMATS[date] in json.dumps(earlier)  # the earlier arguments are in it
     model = keras.saving.deserialize_keras_object(earlier)
     rebuilt = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
     current = kdet.zoo.get_entry(name).config["config"]

@@ -221,7 +221,8 @@ def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
     rpn_head = construct(
         node,
         RPNHead,
-        num_anchors_per_location=anchor_generator.num_anchors_per_location(),
+        # Equal on every map (RegionProposalNetwork checks it), as its default head takes it.
+        num_anchors_per_location=anchor_generator.num_anchors_per_location()[0],
         conv_hyperparams=conv_hyperparams,
         name="rpn_head",
         **_given(fields, _RPN_HEAD_FIELDS),
