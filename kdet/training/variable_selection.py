@@ -6,8 +6,8 @@ a detector a weight belongs to nor stay the same between processes (Keras number
 layers per process). `variable_names` names every weight `<component>/<layer path>/<weight>`:
 
 - `<component>`: the detector attribute holding the layer: `feature_extractor`,
-  `box_predictor` (SSD); `feature_extractor`, `rpn_head`, `second_stage_box_predictor`
-  (Faster R-CNN);
+  `box_predictor` (SSD); `feature_extractor`, `region_proposal_network` (its `rpn_head`
+  below), `roi_heads` (its `box_predictor` below) (Faster R-CNN);
 - `<layer path>`: the names of the layers below it, e.g. `MobilenetV2/block_3_expand` or
   `BoxPredictor_0_class_head/BoxPredictor_0_ClassPredictor` (the names kdet and
   `keras.applications` give). A layer that Keras named itself (`conv2d_7`) is named by the

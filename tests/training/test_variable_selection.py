@@ -7,10 +7,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny_ssd_extractor
 from shapes_training import conv_bn_relu
+from tiny_two_stage_extractor import ConfigTestTinyTwoStageExtractor
 
 import kdet
-import tiny_ssd_extractor
 from kdet.training import select_trainable
 from kdet.training import variable_names
 from kdet.training.variable_selection import VariableSelectionError
@@ -32,26 +33,6 @@ class TinyBatchNormSSDExtractor(kdet.feature_extractors.SSDFeatureExtractor):
     def call(self, images, training=None):
         features = self.stem(images, training=training)
         return [features, self.top(features, training=training)]
-
-
-class TinyTwoStageExtractor(kdet.feature_extractors.FasterRCNNFeatureExtractor):
-    """Convolutions in a list for the RPN (stride 8), one in an attribute per RoI."""
-
-    def __init__(self, **kwargs):
-        super().__init__(first_stage_features_stride=8, **kwargs)
-        self.body = [keras.layers.Conv2D(8, 3, strides=2, padding="same") for _ in range(3)]
-        self.head = keras.layers.Conv2D(8, 3, padding="same")
-
-    def preprocess(self, images):
-        return images / 127.5 - 1.0
-
-    def extract_proposal_features(self, images, training=None):
-        for layer in self.body:
-            images = layer(images)
-        return images
-
-    def extract_box_classifier_features(self, crops, training=None):
-        return self.head(crops)
 
 
 def _ssd(extractor=tiny_ssd_extractor.NAME, **kwargs):
@@ -103,24 +84,28 @@ def test_names_say_the_component_are_stable_and_cover_every_weight_once():
 def test_faster_rcnn_names_its_rpn_and_second_stage():
     model = kdet.FasterRCNN(
         num_classes=2,
-        feature_extractor=TinyTwoStageExtractor(),
+        feature_extractor=ConfigTestTinyTwoStageExtractor(first_stage_features_stride=8),
         image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        first_stage_anchor_generator=kdet.layers.GridAnchorGenerator(
-            scales=(1.0,), aspect_ratios=(1.0,), base_anchor_size=(32, 32), anchor_stride=(8, 8)
+        region_proposal_network=kdet.models.faster_rcnn.RegionProposalNetwork(
+            kdet.layers.GridAnchorGenerator(
+                scales=(1.0,), aspect_ratios=(1.0,), base_anchor_size=(32, 32),
+                anchor_stride=(8, 8),
+            ),
+            rpn_head=kdet.models.faster_rcnn.RPNHead(1, depth=8),
+            proposal_generator=kdet.layers.ProposalGenerator(max_proposals=8),
         ),
-        first_stage_box_predictor_depth=8,
-        first_stage_max_proposals=8,
-        initial_crop_size=4,
+        roi_heads=kdet.models.faster_rcnn.RoIHeads(2, kdet.layers.CropAndResizeRoIPooler(4)),
     )
     model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
     names = variable_names(model)
     assert len(names) == len(model.weights)
     assert {name.split("/")[0] for name in names} == {
-        "feature_extractor", "rpn_head", "second_stage_box_predictor"
+        "feature_extractor", "region_proposal_network", "roi_heads"
     }
     assert {"feature_extractor/conv2d/kernel", "feature_extractor/conv2d_2/bias",
-            "feature_extractor/head/kernel", "rpn_head/RPNConv/kernel",
-            "rpn_head/ClassPredictor/bias"} <= set(names)
+            "feature_extractor/head/kernel", "region_proposal_network/rpn_head/RPNConv/kernel",
+            "region_proposal_network/rpn_head/ClassPredictor/bias",
+            "roi_heads/box_predictor/ClassPredictor_dense/kernel"} <= set(names)
 
 
 def test_frozen_feature_extractor_stays_bit_identical_while_the_predictor_trains():
