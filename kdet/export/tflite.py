@@ -209,17 +209,19 @@ def _without_16_bit_round_trips(graph_def, output_names):
         return (node is not None and node.op == "Cast" and node.attr["SrcT"].type in source
                 and node.attr["DstT"].type in target)
 
-    bypass = {}  # name of the casting-back node → the float32 tensor before the pair
+    # The output ("name" or "name:0") of each casting-back node → the float32 tensor the
+    # pair started from. (Control inputs, "^name", keep their node.)
+    bypass = {}
     for node in graph_def.node:
         first = nodes.get(node.input[0].split(":")[0]) if node.input else None
         if is_cast(node, half, (float32,)) and is_cast(first, (float32,), half):
-            bypass[node.name] = first.input[0]
+            bypass[node.name] = bypass[f"{node.name}:0"] = first.input[0]
     rewired = graph_pb2.GraphDef()
     rewired.CopyFrom(graph_def)
     for node in rewired.node:
         for index, name in enumerate(node.input):
-            while name.split(":")[0] in bypass and name.split(":")[-1] in (name, "0"):
-                name = bypass[name.split(":")[0]]
+            while name in bypass:  # pairs in a row
+                name = bypass[name]
             node.input[index] = name
     with deprecation.silence():
         return tf.compat.v1.graph_util.extract_sub_graph(
