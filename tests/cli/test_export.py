@@ -311,7 +311,7 @@ def test_help_lists_every_flag_and_input_type(capsys):
     help_text = capsys.readouterr().out
     for flag in ("--pipeline_config_path", "--trained_checkpoint_dir", "--output_directory",
                  "--input_type", "--tflite", "--tflite_quantization", "dynamic_range",
-                 "--max_image_pixels"):
+                 "--max_image_pixels", "--representative_images"):
         assert flag in help_text
     assert set(export_command.INPUT_TYPES) == set(kdet.export.INPUT_TYPES)
     assert export_command.DEFAULT_MAX_IMAGE_PIXELS == kdet.export.DEFAULT_MAX_IMAGE_PIXELS
