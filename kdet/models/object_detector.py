@@ -496,10 +496,10 @@ class ObjectDetector(keras.Model):
 
 def _quantization(value):
     """The `quantization` argument as a `QuantizationAwareTraining` or None."""
+    if isinstance(value, dict):
+        value = keras.saving.deserialize_keras_object(value)
     if value is None or isinstance(value, QuantizationAwareTraining):
         return value
-    if isinstance(value, dict):
-        return keras.saving.deserialize_keras_object(value)
     raise TypeError(
         "quantization must be a kdet.training.QuantizationAwareTraining, it serialized or "
         f"None; got {type(value).__name__}"
