@@ -18,8 +18,14 @@ from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import is_verified
 from kdet.utils.verified_files import write_verified
 from kdet.zoo.cache import resolve_cache_dir
+from kdet.zoo.tf_detection_zoo import SOURCES
+from kdet.zoo.tf_detection_zoo import TFZooEntry
+from kdet.zoo.tf_detection_zoo import get_tf_zoo_entry
+from kdet.zoo.tf_detection_zoo import tf_zoo_names
+from kdet.zoo.tf_zoo import load_tf_zoo_model
 from kdet.zoo.zoo_entry import METADATA_FILE
 from kdet.zoo.zoo_entry import ZooEntry
+from kdet.zoo.zoo_entry import build_model
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +40,23 @@ def _zoo_dir():
 ZOO_DIR = _zoo_dir()
 
 
-def list_models():
-    """Names of the zoo models, sorted; exported as `kdet.zoo.list()`.
+def list_models(source="kdet"):
+    """Names of the zoo models; exported as `kdet.zoo.list()`.
+
+    Args:
+        source: `"kdet"` (default): kdet's own zoo entries, sorted; `"tf1"` / `"tf2"`: the
+            TF OD API's TF1 / TF2 detection zoo, in its pages' order
+            (`kdet.zoo.tf_detection_zoo`); `"all"`: the three, in that order.
 
     Returns:
         list of str, e.g. `["faster_rcnn_mobilenet_v2_deepforest", "ssd_mobilenet_v2_coco"]`.
     """
+    if source == "all":
+        return list_models() + tf_zoo_names()
+    if source in SOURCES:
+        return tf_zoo_names(source)
+    if source != "kdet":
+        raise ValueError(f"source must be 'kdet', 'tf1', 'tf2' or 'all'; got {source!r}")
     if not ZOO_DIR.is_dir():
         raise FileNotFoundError(
             f"kdet's zoo folder {ZOO_DIR} is missing; reinstall kdet (pip install kdet)."
@@ -53,31 +70,48 @@ def list_models():
 
 
 def get_entry(name):
-    """The `ZooEntry` of a zoo model: metadata, label map, config.
+    """The entry of a zoo model: metadata, label map, config.
 
     Args:
-        name: str. A name from `kdet.zoo.list()`.
+        name: str. A name from `kdet.zoo.list("all")`.
 
     Returns:
-        `kdet.zoo.ZooEntry`.
+        `kdet.zoo.ZooEntry` for kdet's own models; `kdet.zoo.TFZooEntry` for the TF
+        detection zoo's (`label_map` is the COCO one for its COCO models, else None).
 
     Example:
     ```python
     label_map = kdet.zoo.get_entry("ssd_mobilenet_v2_coco").label_map  # {1: 'person', ...}
+    kdet.zoo.get_entry("ssd_mobilenet_v2_320x320_coco17_tpu-8").map     # {'box': 20.2}
     ```
     """
     names = list_models()
-    if name not in names:
-        close = difflib.get_close_matches(str(name), names, n=3)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Unknown zoo model {name!r}.{hint} Available models: {', '.join(names)}."
-        )
-    return ZooEntry(ZOO_DIR / name)
+    if name in names:
+        return ZooEntry(ZOO_DIR / name)
+    tf_names = tf_zoo_names()
+    if name in tf_names:
+        return get_tf_zoo_entry(name)
+    close = difflib.get_close_matches(str(name), names, n=3)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    tf_close = difflib.get_close_matches(str(name), tf_names, n=3)
+    tf_hint = (f" Of the TF detection zoo: {' or '.join(map(repr, tf_close))}?" if tf_close
+               else "")
+    raise ValueError(
+        f"Unknown zoo model {name!r}.{hint} Available models: {', '.join(names)}.{tf_hint} "
+        f"The {len(tf_names)} TF detection zoo models: kdet.zoo.list('tf1'), "
+        "kdet.zoo.list('tf2') (kdet zoo --source tf1|tf2)."
+    )
 
 
-def load(name, num_classes=None, cache_dir=None, progress=True):
+def load(name, num_classes=None, cache_dir=None, progress=True, archive=None):
     """Builds a zoo model and loads its pretrained weights.
+
+    A TF detection zoo model (`kdet.zoo.list("tf1")`, `kdet.zoo.list("tf2")`) is downloaded
+    once (or taken from `archive`), checked against the sha256 recorded on first use, unpacked,
+    built from its own `pipeline.config` and its checkpoint converted once and cached: see
+    `kdet.zoo.tf_zoo`. Offline, the error names the URL and how to pass the archive.
+
+    For kdet's own models:
 
     The weights come from the entry's `metadata.json` `weights` field:
 
@@ -113,6 +147,9 @@ def load(name, num_classes=None, cache_dir=None, progress=True):
             `~/.cache/kdet`.
         progress: bool. Report a first-use conversion's stages on stderr (a download
             draws Keras's bar either way). Defaults to `True`.
+        archive: optional str or path-like: a TF detection zoo model's `.tar.gz` you already
+            have (e.g. `ssd_mobilenet_v2_320x320_coco17_tpu-8.tar.gz`), used instead of a
+            download. Only for TF detection zoo models. Defaults to `None`.
 
     Returns:
         The built Keras model (e.g. a `kdet.SSD`), ready for `predict`, or for `compile` and
@@ -124,14 +161,25 @@ def load(name, num_classes=None, cache_dir=None, progress=True):
     detections = model.predict(images)  # boxes yxyx in pixels, labels 1..90
     label_map = kdet.zoo.get_entry("ssd_mobilenet_v2_coco").label_map
     pets = kdet.zoo.load("ssd_mobilenet_v2_coco", num_classes=37)
+    tf2 = kdet.zoo.load("ssd_mobilenet_v2_320x320_coco17_tpu-8")   # downloads on first use
     ```
     """
     entry = get_entry(name)
-    model = entry.build()
-    _load_pretrained_weights(entry, model, resolve_cache_dir(cache_dir), progress)
-    if num_classes is None or num_classes == entry.num_classes:
-        return model
-    fine_tune_model = entry.build(num_classes)
+    if isinstance(entry, TFZooEntry):
+        model = load_tf_zoo_model(entry, resolve_cache_dir(cache_dir), archive, progress)
+        if num_classes is None or num_classes == model.num_classes:
+            return model
+        fine_tune_model = build_model(keras.saving.serialize_keras_object(model), num_classes)
+    else:
+        if archive is not None:
+            raise ValueError(
+                f"archive= is for TF detection zoo models; {name} is one of kdet's own."
+            )
+        model = entry.build()
+        _load_pretrained_weights(entry, model, resolve_cache_dir(cache_dir), progress)
+        if num_classes is None or num_classes == entry.num_classes:
+            return model
+        fine_tune_model = entry.build(num_classes)
     reinitialized = _transfer_weights(model, fine_tune_model)
     logger.info(
         "%s with num_classes=%d: %d weights keep their initializers: %s",
@@ -199,12 +247,17 @@ def cached_weights_path(entry, model, cache_dir):
     Returns:
         `pathlib.Path`.
     """
+    return cache_dir / entry.name / f"{entry.weights['sha256']}-{model_layout(model)}.weights.h5"
+
+
+def model_layout(model):
+    """12 hex digits of a sha256 over the Keras version and every layer's class and weight
+    shapes, in order: what `cached_weights_path` keys cached weights by."""
     digest = hashlib.sha256(keras.__version__.encode())
     for layer in model._flatten_layers(include_self=False):
         shapes = [tuple(weight.shape) for weight in layer.weights]
         digest.update(f"{type(layer).__qualname__} {shapes}\n".encode())
-    layout = digest.hexdigest()[:12]
-    return cache_dir / entry.name / f"{entry.weights['sha256']}-{layout}.weights.h5"
+    return digest.hexdigest()[:12]
 
 
 def _download(entry, cache_dir):

@@ -74,23 +74,36 @@ class ZooEntry:
         Returns:
             The built Keras model.
         """
-        config = self.config
-        if num_classes is not None:
-            config = copy.deepcopy(config)
-            for nested in nested_dicts(config):
-                if "num_classes" in nested:
-                    nested["num_classes"] = num_classes
-        # Keras finds `kdet>…` classes only once their modules have registered them.
-        for nested in nested_dicts(config):
-            module = nested.get("module")
-            if isinstance(module, str) and module.startswith("kdet."):
-                importlib.import_module(module)
-        model = keras.saving.deserialize_keras_object(config)
-        model.build((None, None, None, 3))
-        return model
+        return build_model(self.config, num_classes)
 
     def __repr__(self):
         return f"ZooEntry({str(self.directory)!r})"
+
+
+def build_model(config, num_classes=None):
+    """Builds a Keras model from its `keras.saving.serialize_keras_object` config.
+
+    Args:
+        config: dict, the serialized model (registered names `kdet>…`).
+        num_classes: optional int. Sets every `num_classes` field of the config (the
+            detector's and its heads'); `None` keeps the config's.
+
+    Returns:
+        The built Keras model, randomly initialized.
+    """
+    if num_classes is not None:
+        config = copy.deepcopy(config)
+        for nested in nested_dicts(config):
+            if "num_classes" in nested:
+                nested["num_classes"] = num_classes
+    # Keras finds `kdet>…` classes only once their modules have registered them.
+    for nested in nested_dicts(config):
+        module = nested.get("module")
+        if isinstance(module, str) and module.startswith("kdet."):
+            importlib.import_module(module)
+    model = keras.saving.deserialize_keras_object(config)
+    model.build((None, None, None, 3))
+    return model
 
 
 def _read_json(path):
