@@ -330,7 +330,7 @@ def load_tf_zoo_model(entry, cache_dir, archive=None, progress=True):
         model.load_weights(path)
         return model
     log(f"reading the {located.kind.upper()} checkpoint {located.checkpoint_prefix}")
-    _restore_checkpoint(entry, model, located)
+    _restore_checkpoint(entry, model, located, log)
     log("caching the weights")
     try:
         write_verified(path, model.save_weights)
@@ -344,16 +344,18 @@ def load_tf_zoo_model(entry, cache_dir, archive=None, progress=True):
     return model
 
 
-def _restore_checkpoint(entry, model, located):
+def _restore_checkpoint(entry, model, located, log):
     """Reads the archive's checkpoint into `model`: the one call to the TF OD API checkpoint
-    reader (`kdet.checkpoints`)."""
+    reader (`kdet.checkpoints`), which reports a checkpoint it cannot map into this model
+    (an architecture or checkpoint format it has no mapping for, missing, mis-shaped or
+    left-over variables) as a `kdet.checkpoints.CheckpointError`."""
     import kdet.checkpoints
 
     try:
-        kdet.checkpoints.restore_tfod_checkpoint(model, located.checkpoint_prefix)
-    except kdet.checkpoints.UnsupportedArchitectureError as error:
+        restore = kdet.checkpoints.restore_tfod_checkpoint(model, located.checkpoint_prefix)
+    except kdet.checkpoints.CheckpointError as error:
         raise ValueError(
             f"kdet builds {entry.name} from {located.pipeline_config} but cannot read its "
-            f"{located.kind.upper()} checkpoint {located.checkpoint_prefix} yet: {error}"
+            f"{located.kind.upper()} checkpoint into it: {error}"
         ) from error
-
+    log(str(restore))

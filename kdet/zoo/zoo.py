@@ -94,7 +94,7 @@ def get_entry(name):
     close = difflib.get_close_matches(str(name), names, n=3)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     tf_close = difflib.get_close_matches(str(name), tf_names, n=3)
-    tf_hint = (f" Of the TF detection zoo: {' or '.join(map(repr, tf_close))}?" if tf_close
+    tf_hint = (f" Or, of the TF detection zoo, {' or '.join(map(repr, tf_close))}?" if tf_close
                else "")
     raise ValueError(
         f"Unknown zoo model {name!r}.{hint} Available models: {', '.join(names)}.{tf_hint} "

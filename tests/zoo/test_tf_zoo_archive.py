@@ -1,0 +1,130 @@
+"""TFZooArchive: the pieces of unpacked TF1 / TF2 zoo archives; the model built from the
+archive's pipeline.config; `kdet.zoo.load` of a TF zoo model through the checkpoint reader."""
+
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+from tf_zoo_archives import TINY_PIPELINE_CONFIG
+from tf_zoo_archives import tf2_archive_files
+from tf_zoo_archives import write_tar_gz
+
+import kdet.zoo
+from kdet.zoo import tf_zoo
+from kdet.zoo.download import ArchiveError
+from kdet.zoo.tf_detection_zoo import get_tf_zoo_entry
+
+NAME = "ssd_mobilenet_v2_320x320_coco17_tpu-8"
+# A TF2 checkpoint of a small SSD MobileNetV2 in the layout of a zoo archive, written by the
+# TF OD API itself (tools/tfod_reference); used once kdet.checkpoints reads TF2 checkpoints.
+REFERENCE = pathlib.Path(__file__).parents[1] / "data" / "tfod_reference" / "ssd_mobilenet_v2"
+
+
+def _write(folder, files):
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder
+
+
+def test_locate_a_tf2_archive(tmp_path):
+    _write(tmp_path, tf2_archive_files(NAME))
+    for folder in (tmp_path, tmp_path / NAME):  # the unpacked folder or the model folder
+        archive = kdet.zoo.TFZooArchive.locate(folder)
+        assert archive.directory == tmp_path / NAME and archive.kind == "tf2"
+        assert archive.pipeline_config == tmp_path / NAME / "pipeline.config"
+        assert archive.checkpoint_prefix == tmp_path / NAME / "checkpoint" / "ckpt-0"
+        assert archive.saved_model == tmp_path / NAME / "saved_model"
+        assert archive.frozen_graph is None
+
+
+def test_locate_a_tf1_archive(tmp_path):
+    stem = "ssd_mobilenet_v2_coco_2018_03_29"
+    files = {f"{stem}/{name}": b"x" for name in [
+        "pipeline.config", "frozen_inference_graph.pb", "model.ckpt.index",
+        "model.ckpt.data-00000-of-00001", "model.ckpt.meta", "saved_model/saved_model.pb",
+    ]}
+    # The state file of a TF1 archive names the training machine's path.
+    files[f"{stem}/checkpoint"] = b'model_checkpoint_path: "/home/x/train/model.ckpt"\n'
+    archive = kdet.zoo.TFZooArchive.locate(_write(tmp_path, files))
+    assert archive.kind == "tf1" and archive.checkpoint_prefix == tmp_path / stem / "model.ckpt"
+    assert archive.frozen_graph == tmp_path / stem / "frozen_inference_graph.pb"
+
+
+def test_several_checkpoints_without_a_state_file_take_the_highest_step(tmp_path):
+    files = {"m/pipeline.config": b"", "m/model.ckpt-900.index": b"",
+             "m/model.ckpt-12000.index": b"", "m/model.ckpt-12000.data-00000-of-00001": b""}
+    archive = kdet.zoo.TFZooArchive.locate(_write(tmp_path, files))
+    assert archive.checkpoint_prefix.name == "model.ckpt-12000"
+
+
+@pytest.mark.parametrize(
+    "files, problem",
+    [
+        ({"m/pipeline.config": b"", "m/saved_model/saved_model.pb": b""},
+         r"holds pipeline.config but no checkpoint: expected checkpoint/ckpt-N.index \(TF2\)"),
+        ({"m/model.ckpt.index": b""}, r"holds no pipeline.config \(looked two folders deep\)"),
+        ({"a/pipeline.config": b"", "b/pipeline.config": b""}, r"several pipeline.config"),
+        ({"m/pipeline.config": b"", "m/model.ckpt-a.index": b"", "m/model.ckpt-b.index": b""},
+         r"several checkpoints \(model.ckpt-a, model.ckpt-b\) and no checkpoint state file"),
+    ],
+)
+def test_incomplete_or_ambiguous_archives_are_clear_errors(tmp_path, files, problem):
+    with pytest.raises(ArchiveError, match=problem):
+        kdet.zoo.TFZooArchive.locate(_write(tmp_path, files))
+
+
+def test_the_model_is_built_float32_from_the_archives_pipeline_config(tmp_path):
+    archive = kdet.zoo.TFZooArchive.locate(_write(tmp_path, tf2_archive_files(NAME)))
+    assert "use_bfloat16: true" in TINY_PIPELINE_CONFIG
+    model = tf_zoo.build_tf_zoo_model(archive)
+    assert isinstance(model, kdet.SSD) and model.built and model.num_classes == 3
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+    assert model.dtype_policy.compute_dtype == "float32"
+    detections = model.predict(np.zeros([1, 64, 64, 3], "uint8"), verbose=0)
+    assert detections["boxes"].shape == (1, 10, 4)
+
+
+@pytest.fixture
+def reference_archive(tmp_path):
+    """The reference TF2 checkpoint packed as the zoo archive of NAME."""
+    pytest.importorskip("kdet.checkpoints", reason="the TF OD API checkpoint reader")
+    if not REFERENCE.is_dir():
+        pytest.skip(f"{REFERENCE} (the reference checkpoint) is not here yet")
+    files = {f"{NAME}/{path.relative_to(REFERENCE)}": path.read_bytes()
+             for path in REFERENCE.rglob("*") if path.is_file()}
+    return write_tar_gz(tmp_path / f"{NAME}.tar.gz", files)
+
+
+def test_load_converts_the_checkpoint_once_and_caches_it(reference_archive, tmp_path):
+    import kdet.checkpoints
+
+    cache = tmp_path / "cache"
+    model = kdet.zoo.load(NAME, cache_dir=cache, archive=reference_archive, progress=False)
+    located = kdet.zoo.TFZooArchive.locate(REFERENCE.parent / REFERENCE.name)
+    expected = tf_zoo.build_tf_zoo_model(located)
+    kdet.checkpoints.restore_tfod_checkpoint(expected, located.checkpoint_prefix)
+    for weight, value in zip(model.weights, expected.weights, strict=True):
+        np.testing.assert_array_equal(weight, value, err_msg=weight.path)
+    folder = tf_zoo.model_cache_dir(get_tf_zoo_entry(NAME), cache)
+    assert len(list(folder.glob("*.weights.h5"))) == 1
+    # Afterwards the cached weights are read: the archive is no longer needed.
+    again = kdet.zoo.load(NAME, cache_dir=cache, progress=False)
+    for weight, value in zip(again.weights, expected.weights, strict=True):
+        np.testing.assert_array_equal(weight, value, err_msg=weight.path)
+    fine_tune = kdet.zoo.load(NAME, num_classes=2, cache_dir=cache, progress=False)
+    assert fine_tune.num_classes == 2
+    extractor = keras.ops.convert_to_numpy(fine_tune.feature_extractor.weights[0])
+    np.testing.assert_array_equal(extractor, expected.feature_extractor.weights[0])
+
+
+def test_a_checkpoint_the_reader_cannot_read_is_a_clear_error_and_caches_nothing(tmp_path):
+    pytest.importorskip("kdet.checkpoints", reason="the TF OD API checkpoint reader")
+    archive = write_tar_gz(tmp_path / f"{NAME}.tar.gz", tf2_archive_files(NAME))  # bad ckpt
+    with pytest.raises(ValueError, match=rf"kdet builds {NAME} from .*/pipeline.config but "
+                                         r"cannot read its TF2 checkpoint into it: .*ckpt-0"):
+        kdet.zoo.load(NAME, cache_dir=tmp_path / "cache", archive=archive, progress=False)
+    folder = tf_zoo.model_cache_dir(get_tf_zoo_entry(NAME), tmp_path / "cache")
+    assert not list(folder.glob("*.weights.h5*"))
