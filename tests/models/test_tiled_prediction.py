@@ -14,6 +14,12 @@ def osbs():
     return kdet.datasets.deepforest("OSBS_029")[0]
 
 
+@pytest.fixture(scope="module")
+def trees():
+    """The zoo's tree detector, loaded once for the tests that leave it as it is."""
+    return kdet.zoo.load(TREES)
+
+
 def _detections(predictions, index=0):
     """`(boxes, labels, confidences)` of one image, sorted by confidence then box."""
     count = predictions["num_detections"][index]
@@ -36,8 +42,8 @@ def test_tile_starts_cover_the_axis_with_the_last_tile_flush():
     assert _tile_starts(150, 200, 100) == [0]
 
 
-def test_one_tile_gives_the_models_own_detections(osbs):
-    model = kdet.zoo.load(TREES)
+def test_one_tile_gives_the_models_own_detections(osbs, trees):
+    model = trees
     whole = model.predict(osbs[None], verbose=0)
     # Re-merging detections the model already merged at its own NMS threshold keeps them all.
     tiled = model.predict_tiled(osbs, tile_size=512, iou_threshold=model.iou_threshold)
@@ -48,7 +54,8 @@ def test_one_tile_gives_the_models_own_detections(osbs):
 
 def test_tile_boxes_map_back_into_the_image_in_the_models_box_format(osbs):
     # Two copies of the tile side by side, one tile each: the right copy's detections are the
-    # left's shifted by 400 px in x, in the model's xywh format.
+    # left's shifted by 400 px in x, in the model's xywh format. A model of its own: the box
+    # format is read when `predict` is traced.
     model = kdet.zoo.load(TREES)
     model.bounding_box_format = "xywh"
     single = _detections(model.predict(osbs[None], verbose=0))
@@ -65,8 +72,8 @@ def test_tile_boxes_map_back_into_the_image_in_the_models_box_format(osbs):
     assert np.all(np.diff(tiled["confidences"][0]) <= 0)
 
 
-def test_overlapping_tiles_merge_duplicates(osbs):
-    model = kdet.zoo.load(TREES)
+def test_overlapping_tiles_merge_duplicates(osbs, trees):
+    model = trees
     # Stride 100 on a 400x400 image: 9 tiles of 200x200, each tree seen by up to 4 of them.
     tiled = model.predict_tiled(osbs, tile_size=200, stride=100, iou_threshold=0.5)
     boxes, _, scores = _detections(tiled)
@@ -82,8 +89,8 @@ def test_overlapping_tiles_merge_duplicates(osbs):
     assert np.all((boxes >= -1e-3) & (boxes <= 400 + 1e-3))
 
 
-def test_bad_arguments_are_named():
-    model = kdet.zoo.load(TREES)
+def test_bad_arguments_are_named(trees):
+    model = trees
     one_image = r"one image \[height, width, 3\]; got shape \(2, 8, 8, 3\)"
     with pytest.raises(ValueError, match=one_image):
         model.predict_tiled(np.zeros([2, 8, 8, 3]), tile_size=4)
