@@ -19,7 +19,7 @@ def add_zoo_parser(subparsers):
         help="which models: kdet's own (default), tf1, tf2, or all",
     )
     parser.add_argument(
-        "--loadable", action="store_true",
+        "--buildable", action="store_true",
         help="only the models kdet can build today (kdet.zoo.TFZooEntry.kdet_can_build)",
     )
     parser.set_defaults(run=run_zoo)
@@ -28,14 +28,14 @@ def add_zoo_parser(subparsers):
 def run_zoo(args):
     import kdet.zoo
 
-    if args.source == "kdet" and not args.loadable:
+    if args.source == "kdet" and not args.buildable:
         for name in kdet.zoo.list():
             entry = kdet.zoo.get_entry(name)
             print(f"{name}: {entry.metadata.get('description', '')}".rstrip(": "))
         tf_count = len(kdet.zoo.list("tf1")) + len(kdet.zoo.list("tf2"))
         print(f"(and {tf_count} TF OD API detection zoo models: kdet zoo --source tf1|tf2|all)")
         return 0
-    rows = [("name", "source", "dataset", "mAP (source's numbers)", "input", "kdet loads")]
+    rows = [("name", "source", "dataset", "mAP (source's numbers)", "input", "kdet builds")]
     for name in kdet.zoo.list(args.source):
         entry = kdet.zoo.get_entry(name)
         if isinstance(entry, kdet.zoo.TFZooEntry):
@@ -49,7 +49,7 @@ def run_zoo(args):
             row = (name, "kdet", metadata.get("dataset", "?").split(" (")[0][:30],
                    f"{metric.get('name', '')} {metric.get('value', '-')}".strip(),
                    "x".join(map(str, size)) if size else "?", "yes")
-        if row[-1] == "yes" or not args.loadable:
+        if row[-1] == "yes" or not args.buildable:
             rows.append(row)
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:

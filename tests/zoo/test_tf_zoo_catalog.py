@@ -175,12 +175,12 @@ def test_cli_lists_kdet_models_by_default_and_the_tf_zoos_on_request(capsys):
     assert cli.main(["zoo", "--source", "tf2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "source", "dataset", "mAP", "(source's", "numbers)",
-                                "input", "kdet", "loads"]
+                                "input", "kdet", "builds"]
     assert len(lines) == 1 + 43 + 1 and lines[-1].startswith("43 models. mAP: the zoo pages'")
     row = next(line for line in lines if line.startswith("ssd_mobilenet_v2_320x320_coco17"))
     assert row.split() == ["ssd_mobilenet_v2_320x320_coco17_tpu-8", "tf2", "COCO", "2017",
                            "COCO", "mAP", "20.2", "300x300", "yes"]
-    assert cli.main(["zoo", "--source", "all", "--loadable"]) == 0
+    assert cli.main(["zoo", "--source", "all", "--buildable"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + 2 + 28 + 1 and all(line.endswith("yes") for line in lines[1:-1])
 
@@ -190,3 +190,15 @@ def test_the_catalog_ships_in_the_package():
     setup.read(pathlib.Path(__file__).parents[2] / "setup.cfg")
     patterns = [p.strip() for p in setup["options.package_data"]["kdet.zoo"].split(",")]
     assert any(fnmatch.fnmatch(tf_detection_zoo.CATALOG_FILE.name, p) for p in patterns)
+
+
+def test_the_docs_list_every_catalog_model():
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "zoo.md").read_text()
+    table = text.split("<!-- tf-detection-zoo-table -->")[1].split("<!-- /tf-detection-zoo-")[0]
+    rows = [line.split(" | ") for line in table.strip().splitlines()[2:]]
+    assert [row[0].strip("|` ") for row in rows] == kdet.zoo.list("tf1") + kdet.zoo.list("tf2")
+    for row in rows:
+        entry = get_tf_zoo_entry(row[0].strip("|` "))
+        assert row[1:] == [entry.source.upper(), entry.dataset,
+                           f"{entry.metric}: {entry.columns[entry.metric] or '–'}",
+                           f"{entry.input_size_text} |"]
