@@ -3,6 +3,7 @@ each model against the full sample configs, listing, entries and `kdet zoo`."""
 
 import configparser
 import fnmatch
+import importlib.util
 import json
 import pathlib
 import re
@@ -202,3 +203,46 @@ def test_the_docs_list_every_catalog_model():
         assert row[1:] == [entry.source.upper(), entry.dataset,
                            f"{entry.metric}: {entry.columns[entry.metric] or '–'}",
                            f"{entry.input_size_text} |"]
+
+
+def _catalog_maker():
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "make_tf_detection_zoo_catalog.py"
+    spec = importlib.util.spec_from_file_location("make_tf_detection_zoo_catalog", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_catalog_maker_parses_the_zoo_tables():
+    maker = _catalog_maker()
+    tf1 = maker.parse_page(
+        "## COCO-trained models\n\n"
+        "Model name | Speed (ms) | COCO mAP[^1] | Outputs\n--- | :-: | :-: | :-:\n"
+        f"[a_coco ☆]({ZOO_URL}a_coco_2018_01_28.tar.gz) | 30 | 21 | Boxes\n"
+        f"[a_low]({ZOO_URL}a_low_2018_01_28.tar.gz) | 64 |  | Boxes\n\n"
+        "Model name | Pixel 4 DSP Latency (ms) | COCO mAP (fp32/uint8) | Outputs\n--- | - | - | -\n"
+        f"[b]({ZOO_URL}b.tar.gz) | 12.3 | 28.9/28.8 | Boxes\n\n"
+        "## Kitti-trained models\n\n"
+        "Model name | Speed (ms) | Pascal mAP@0.5 | Outputs\n--- | - | - | -\n"
+        f"[k]({ZOO_URL}k_2018_01_28.tar.gz) | 79 | 87 | Boxes\n", "tf1")
+    assert [(r["name"], r["title"], r["dataset"], r["metric"], r["map"], r["speed_ms"])
+            for r in tf1] == [
+        ("a_coco_2018_01_28", "a_coco ☆", "COCO", "COCO mAP", {"box": 21.0}, 30.0),
+        ("a_low_2018_01_28", "a_low", "COCO", "COCO mAP", {}, 64.0),
+        ("b", "b", "COCO", "COCO mAP (fp32/uint8)", {"box": 28.9, "box_uint8": 28.8}, 12.3),
+        ("k_2018_01_28", "k", "KITTI", "Pascal mAP@0.5", {"box": 87.0}, 79.0),
+    ]
+    assert tf1[2]["speed_column"] == "Pixel 4 DSP Latency (ms)"
+    tf2 = maker.parse_page(
+        "Model name | Speed (ms) | COCO mAP | Outputs\n--- | - | - | -\n"
+        f"[K]({ZOO_URL}tf2/1/k.tar.gz) | 76 | 40.0/61.4 | Boxes/Keypoints\n"
+        f"[M]({ZOO_URL}tf2/1/m.tar.gz) | 6 | 41.7 | Boxes/Keypoints\n"
+        f"[X]({ZOO_URL}tf2/1/x.tar.gz) | -- | -- | Boxes\n"
+        f"[X2]({ZOO_URL}tf2/2/x.tar.gz) | -- | -- | Boxes\n", "tf2")
+    maker._disambiguate(tf2)
+    assert [(r["name"], r["map"], r["outputs"], r["speed_ms"]) for r in tf2] == [
+        ("k", {"box": 40.0, "keypoint": 61.4}, ["Boxes", "Keypoints"], 76.0),
+        ("m", {}, ["Boxes", "Keypoints"], 6.0),  # one number for two outputs: not parsed
+        ("x_1", {}, ["Boxes"], None),
+        ("x_2", {}, ["Boxes"], None),
+    ]
