@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from kdet.export import FrozenDetector
 from tiny_detectors import assert_same_detections
 from tiny_detectors import assert_top_detections_found
 from tiny_detectors import images as _images
 from tiny_detectors import tiny_faster_rcnn
 from tiny_detectors import tiny_ssd as _ssd
+
+from kdet.export import FrozenDetector
 
 
 def _op_types(graph_def):
@@ -17,9 +17,19 @@ def _op_types(graph_def):
     return ops
 
 
-def test_ssd_frozen_detections_equal_the_models_with_batch_norms_folded():
-    model = _ssd()
-    frozen = FrozenDetector(model)
+@pytest.fixture(scope="module")
+def ssd():
+    """A tiny SSD the tests below leave as it is."""
+    return _ssd()
+
+
+@pytest.fixture(scope="module")
+def frozen_ssd(ssd):
+    return FrozenDetector(ssd, progress=False)
+
+
+def test_ssd_frozen_detections_equal_the_models_with_batch_norms_folded(ssd, frozen_ssd):
+    model, frozen = ssd, frozen_ssd
     ops = _op_types(frozen.graph_def)
     assert not ops & {"FusedBatchNormV3", "VarHandleOp", "ReadVariableOp"}
     assert {"Conv2D", "DepthwiseConv2dNative", "BiasAdd"} <= ops
@@ -29,8 +39,8 @@ def test_ssd_frozen_detections_equal_the_models_with_batch_norms_folded():
     assert_same_detections(got, model.predict_on_batch(images))
 
 
-def test_frozen_graph_holds_each_weight_once_and_the_build_reports_its_stages(capsys):
-    model = _ssd()
+def test_frozen_graph_holds_each_weight_once_and_the_build_reports_its_stages(ssd, capsys):
+    model = ssd
     frozen = FrozenDetector(model)
     # Seconds for a real detector: each stage is announced on stderr as it begins.
     stages = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
@@ -52,7 +62,7 @@ def test_frozen_graph_holds_each_weight_once_and_the_build_reports_its_stages(ca
 
 
 def test_frozen_detector_is_a_snapshot_and_takes_any_image_size_and_dtype():
-    model = _ssd()
+    model = _ssd()  # its own: the test zeroes its weights
     frozen = FrozenDetector(model)
     images = np.concatenate([_images(), _images()], axis=2)  # 96 x 192
     before = model.predict_on_batch(images)
@@ -69,7 +79,7 @@ def test_faster_rcnn_freezes_too():
 
 
 @pytest.mark.parametrize("shape", [(96, 96, 3), (1, 96, 96, 1)])
-def test_bad_image_shapes_are_rejected_with_the_expected_shape(shape):
-    frozen = FrozenDetector(_ssd())
+def test_bad_image_shapes_are_rejected_with_the_expected_shape(frozen_ssd, shape):
+    frozen = frozen_ssd
     with pytest.raises(ValueError, match=r"\[batch, height, width, 3\]; got shape"):
         frozen(np.zeros(shape, "uint8"))
