@@ -93,12 +93,12 @@ def test_weights_kept_restores_a_scope_out_of_a_whole_checkpoint_file(tmp_path):
 
 
 def test_faster_rcnn_detection_scope_is_both_feature_stages_not_the_heads():
-    from test_variable_selection import TinyTwoStageExtractor
+    from tiny_two_stage_extractor import ConfigTestTinyTwoStageExtractor
 
     def build():
         model = kdet.FasterRCNN(
             num_classes=2,
-            feature_extractor=TinyTwoStageExtractor(),
+            feature_extractor=ConfigTestTinyTwoStageExtractor(first_stage_features_stride=8),
             image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
             first_stage_anchor_generator=kdet.layers.GridAnchorGenerator(
                 scales=(1.0,), aspect_ratios=(1.0,), base_anchor_size=(32, 32),
@@ -117,7 +117,7 @@ def test_faster_rcnn_detection_scope_is_both_feature_stages_not_the_heads():
     # The proposal features (the body) and the box classifier features (the head).
     assert {"feature_extractor/conv2d/kernel", "feature_extractor/head/kernel"} <= restored
     assert not {name for name in restored if not name.startswith("feature_extractor/")}
-    assert "rpn_head/RPNConv/kernel" in result["missing"]
+    assert "region_proposal_network/rpn_head/RPNConv/kernel" in result["missing"]
 
 
 def _settings(fields):

@@ -106,10 +106,12 @@ def test_faster_rcnn_detection_restore_from_its_zoo_model(tmp_path):
     assert caught == []
     pretrained = variable_names(kdet.zoo.load(FRCNN))
     ours = variable_names(model)
-    assert {name.split("/")[0] for name in restored.restored} == {"feature_extractor", "rpn_head"}
+    assert {name.split("/")[0] for name in restored.restored} == {
+        "feature_extractor", "region_proposal_network"
+    }
     # The second stage's class and box outputs (its only weights) are per class: new for 3.
     assert sorted(restored.shape_differs) == sorted(
-        name for name in ours if "_dense/" in name and name.startswith("second_stage")
+        name for name in ours if "_dense/" in name and name.startswith("roi_heads/")
     )
     for name in restored.restored:
         np.testing.assert_array_equal(ours[name].numpy(), pretrained[name].numpy(), err_msg=name)
