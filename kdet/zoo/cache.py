@@ -4,8 +4,11 @@ The cache lives in `cache_dir`, else `$KDET_CACHE_DIR`, else `~/.cache/kdet`; it
 written with `kdet.utils.verified_files.write_verified` and checked by sha256.
 """
 
+import hashlib
 import os
 import pathlib
+
+import keras
 
 CACHE_DIR_ENV = "KDET_CACHE_DIR"
 
@@ -22,3 +25,21 @@ def resolve_cache_dir(cache_dir=None):
     if cache_dir is None:
         cache_dir = os.environ.get(CACHE_DIR_ENV) or pathlib.Path.home() / ".cache" / "kdet"
     return pathlib.Path(cache_dir).expanduser()
+
+
+def model_layout(model):
+    """12 hex digits of a sha256 over the Keras version and every layer's class and weight
+    shapes, in order: what cached weights are keyed by (`kdet.zoo.zoo.cached_weights_path`),
+    so that a kdet or Keras upgrade that changes a model's layers converts again.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        str.
+    """
+    digest = hashlib.sha256(keras.__version__.encode())
+    for layer in model._flatten_layers(include_self=False):
+        shapes = [tuple(weight.shape) for weight in layer.weights]
+        digest.update(f"{type(layer).__qualname__} {shapes}\n".encode())
+    return digest.hexdigest()[:12]

@@ -31,6 +31,7 @@ from kdet.utils.verified_files import fsync_folder
 from kdet.utils.verified_files import is_verified
 from kdet.utils.verified_files import recorded_sha256
 from kdet.utils.verified_files import write_verified
+from kdet.zoo.cache import model_layout
 from kdet.zoo.download import DEFAULT_TIMEOUT
 from kdet.zoo.download import ArchiveError
 from kdet.zoo.download import download
@@ -269,9 +270,7 @@ def _record_sha256(path, sha256):
 
 def cached_weights_path(entry, sha256, model, cache_dir):
     """`<cache_dir>/tf_detection_zoo/<name>/<sha256[:16]>-<layout>.weights.h5`, the converted
-    weights of the archive with this sha256 for `model` (`kdet.zoo.zoo.model_layout`)."""
-    from kdet.zoo.zoo import model_layout  # kdet.zoo.zoo imports this module
-
+    weights of the archive with this sha256 for `model` (`kdet.zoo.cache.model_layout`)."""
     return model_cache_dir(entry, cache_dir) / f"{sha256[:16]}-{model_layout(model)}.weights.h5"
 
 

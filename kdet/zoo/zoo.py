@@ -5,7 +5,6 @@ ship inside the package as `kdet/_zoo/`; in a source checkout they are the repos
 """
 
 import difflib
-import hashlib
 import logging
 import pathlib
 import warnings
@@ -17,6 +16,7 @@ from kdet.utils.progress import StageLog
 from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import is_verified
 from kdet.utils.verified_files import write_verified
+from kdet.zoo.cache import model_layout
 from kdet.zoo.cache import resolve_cache_dir
 from kdet.zoo.tf_detection_zoo import SOURCES
 from kdet.zoo.tf_detection_zoo import TFZooEntry
@@ -248,16 +248,6 @@ def cached_weights_path(entry, model, cache_dir):
         `pathlib.Path`.
     """
     return cache_dir / entry.name / f"{entry.weights['sha256']}-{model_layout(model)}.weights.h5"
-
-
-def model_layout(model):
-    """12 hex digits of a sha256 over the Keras version and every layer's class and weight
-    shapes, in order: what `cached_weights_path` keys cached weights by."""
-    digest = hashlib.sha256(keras.__version__.encode())
-    for layer in model._flatten_layers(include_self=False):
-        shapes = [tuple(weight.shape) for weight in layer.weights]
-        digest.update(f"{type(layer).__qualname__} {shapes}\n".encode())
-    return digest.hexdigest()[:12]
 
 
 def _download(entry, cache_dir):
