@@ -14,11 +14,13 @@ needs them. This script calls none of those, so a missing file never is the firs
 A config whose model builds is counted as building (its weights are created on the first call,
 so building it costs only the Keras layer objects).
 
-With `--train`, every config that builds also runs as `tests/configs/test_sample_configs.py`
-runs a few of them: its paths replaced by a tiny record (nothing else changed), a batch of its
-`train_dataset` (the config's batch size, augmentation and resizer), one training step of the
-full-size model on the first image of that batch, and a prediction; the table then gives the
-seconds each part took (on a config copy in a temporary folder).
+With `--train`, every config that builds also trains and predicts as the 8 configs of
+`tests/configs/test_sample_configs.py` do in CI, but full size: its paths replaced by a tiny
+record (nothing else changed), a batch of its `train_dataset` (the config's batch size,
+augmentation and resizer), `STEPS` (2) training steps of the full-size model with the config's
+optimizer on the first image of that batch, and a prediction; the table gives the seconds each
+part took (on a config copy in a temporary folder), the total loss of each step, the share of
+trainable variables the last step changed and the number of boxes predicted.
 
 Usage: python benchmarks/sample_configs_status.py [FOLDER ...] [--per-config] [--width 240]
            [--train]
@@ -26,6 +28,7 @@ Usage: python benchmarks/sample_configs_status.py [FOLDER ...] [--per-config] [-
 
 import argparse
 import collections
+import math
 import os
 import pathlib
 import re
@@ -35,16 +38,17 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from kdet.configs import ConfigError  # noqa: E402
-from kdet.configs import load_pipeline  # noqa: E402
-from kdet.configs import train_dataset  # noqa: E402
+from kdet.configs import ConfigError
+from kdet.configs import load_pipeline
+from kdet.configs import train_dataset
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "configs"))
-from test_sample_configs import train_step_and_predict  # noqa: E402
-from test_sample_configs import with_paths  # noqa: E402
-from test_sample_configs import write_inputs  # noqa: E402
+from test_sample_configs import STEPS
+from test_sample_configs import train_steps_and_predict
+from test_sample_configs import with_paths
+from test_sample_configs import write_inputs
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_FOLDERS = [
@@ -100,7 +104,7 @@ def cause(status, text):
 
 
 def train_and_predict(path, inputs, folder):
-    """`(text, seconds)`: how the config's batch, training step and prediction went."""
+    """`(text, seconds)`: how the config's batch, training steps and prediction went."""
     copy = pathlib.Path(folder) / path.name
     copy.write_text(with_paths(path.read_text(), *inputs))
     times = {}
@@ -112,19 +116,25 @@ def train_and_predict(path, inputs, folder):
         next(iter(train_dataset(pipeline, seed=1)))
         times["batch"] = time.perf_counter() - start
         start = time.perf_counter()
-        losses, _ = train_step_and_predict(pipeline)
-        times["step+predict"] = time.perf_counter() - start
+        losses, changed, detections = train_steps_and_predict(pipeline)
+        times["steps+predict"] = time.perf_counter() - start
     except Exception as error:  # noqa: BLE001 - the table records whatever stops the config
         return f"{type(error).__name__}: {str(error).splitlines()[0]}", times
     finally:
         keras.backend.clear_session()
-    loss = sum(value for key, value in losses.items() if key == "loss" or key.endswith("_loss"))
-    return f"trains (loss {loss:.3g}) and predicts", times
+    total = losses["loss"]
+    if not all(math.isfinite(value) for values in losses.values() for value in values):
+        return f"a loss is not finite: {losses}", times
+    if changed == 0:
+        return "the last step changed no weight", times
+    return (f"trains (loss {' → '.join(f'{value:.3g}' for value in total)}; "
+            f"{changed:.0%} of the trainable variables changed) and predicts "
+            f"({int(detections['num_detections'][0])} boxes)"), times
 
 
 def run_training(paths, rows):
     """Prints the `--train` table of the configs of `rows` that build."""
-    print("| config | batch size | load s | batch s | step + predict s | result |")
+    print(f"| config | batch size | load s | batch s | {STEPS} steps + predict s | result |")
     print("|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as folder:
         inputs = write_inputs(pathlib.Path(folder))
@@ -134,7 +144,7 @@ def run_training(paths, rows):
             text, times = train_and_predict(path, inputs, folder)
             batch_size = re.search(r"batch_size:\s*(\d+)", path.read_text())
             cells = [f"{times[key]:.0f}" if key in times else "-"
-                     for key in ("load", "batch", "step+predict")]
+                     for key in ("load", "batch", "steps+predict")]
             print(f"| {path.parent.name}/{path.name} | {batch_size.group(1) if batch_size else '-'} "
                   f"| {' | '.join(cells)} | {text} |", flush=True)
 
@@ -147,7 +157,7 @@ def main():
     parser.add_argument("--width", type=int, default=240,
                         help="longest first error shown per config (characters)")
     parser.add_argument("--train", action="store_true",
-                        help="also train a step and predict with every config that builds")
+                        help="also train 2 steps and predict with every config that builds")
     args = parser.parse_args()
     paths = sorted(p for folder in args.folders for p in folder.glob("*.config"))
     if not paths:

@@ -2,17 +2,30 @@
 
 Every config in `tests/data/tfod_configs/` (copies of `samples/configs/*.config` and
 `configs/tf2/*.config` of tensorflow/models; source, commit and licence in its README) whose
-meta-architecture and feature extractor kdet has (`check_architecture` passes) must:
-- load: `load_pipeline` builds its model, optimizer, learning rate schedule, augmentation and
-  settings from the text as written (every config);
-- read its inputs: `train_dataset` gives a batch of `train_config.batch_size` images through the
-  config's augmentation and the model's resizer, `eval_dataset` a batch of `eval_config` (one
-  config per kind of input pipeline: augmentation steps and resizer);
-- train and predict: the model the config describes (full size) takes a training step and
-  predicts (two configs; the benchmark below runs the others). A step at
-  the configs' batch sizes (up to 128 images of up to 1024²) would take minutes each on a CPU,
-  so the step trains on the first image of the config's own batch.
-`benchmarks/sample_configs_status.py --train` runs all three on every config.
+meta-architecture and feature extractor kdet has (`check_architecture` passes; 35 configs)
+must:
+- load (every config, here): `load_pipeline` builds its model, optimizer, learning rate
+  schedule, augmentation and settings from the text as written;
+- read its inputs (one config per kind of input pipeline, here: augmentation steps and
+  resizer): `train_dataset` gives a batch of `train_config.batch_size` images through the
+  config's augmentation and the model's resizer, `eval_dataset` a batch of `eval_config`;
+- train a few steps and predict: 2 steps with the config's optimizer on the first image of
+  its own first batch (a step at the configs' batch sizes, up to 128 images of up to 1024²,
+  would take minutes on a CPU), each loss finite, most trainable variables changed by the
+  last step, then a prediction.
+
+What trains where:
+- In CI (here, `TRAINED`, 8 configs): each config's `code_path` (the classes its model and
+  optimizer are made of, where each sits, its dtype policy, augmentation steps, quantization-
+  aware training and variable selection) is checked to be covered by the code paths of the
+  `TRAINED` configs, so a config that brings a new class, augmentation step, dtype policy or
+  quantization cannot slip in untrained: `test_sample_config_loads` fails and names what
+  is missing. Coverage is per feature, not per combination (the 35 configs make 20 distinct
+  code paths; trained, that would take more than 10 minutes of CI). The 8 train with their
+  image resizer scaled to 128 pixels (`with_small_images`; `code_path` has no sizes, and the
+  test checks it is unchanged): the full-size steps cost 15 s to minutes each on a CPU.
+- In `benchmarks/sample_configs_status.py FOLDER --train`: every config, full size, 2 steps
+  and a prediction (table and timings in benchmarks/README.md).
 
 Only paths change: `input_path` and `label_map_path` point at a tiny record of real-looking
 images (one class, id 1: every config has `num_classes` ≥ 1), `fine_tune_checkpoint` is
@@ -22,6 +35,7 @@ emptied (TF OD API checkpoints are issue 16).
 import pathlib
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -31,19 +45,35 @@ from kdet.configs import ConfigError
 from kdet.configs import eval_dataset
 from kdet.configs import load_pipeline
 from kdet.configs import train_dataset
+from kdet.configs.datasets import input_size
 from kdet.configs.model_builder import check_architecture
+from kdet.configs.text_format import parse
 from kdet.configs.text_format import parse_file
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
+from kdet.training.quantization import QuantizationAwareTraining
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
-# Configs whose training step and prediction the test runs: an SSD FPN with a weight-shared
-# predictor and an overridden body, a Faster R-CNN with a keep-aspect-ratio resizer. At the
-# configs' input sizes a first step costs 15 s to minutes on a 2-core CPU, so the others run
-# in `benchmarks/sample_configs_status.py --train` (results in benchmarks/README.md).
+# The configs trained in CI: between them, every feature of every config's `code_path`
+# (the fewest configs that do: 8; `test_sample_config_loads` checks it).
 TRAINED = {
-    "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config",
-    "faster_rcnn_resnet50_pets.config",
+    # ResNet-101, fixed-shape resizer, mixed_bfloat16, cosine schedule, colour / scale crops.
+    "faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config",
+    # ResNet-50, keep-aspect-ratio resizer, float32, manual-step schedule.
+    "faster_rcnn_resnet50_coco.config",
+    # ResNet-50 FPN: multiscale anchors, multi-level RoIAlign.
+    "faster_rcnn_resnet50_v1_fpn_640x640_coco17_tpu-8.config",
+    # MobileNet v1 FPN: weight-shared predictor, focal loss, random_crop_image.
+    "ssd_mobilenet_v1_fpn_640x640_coco17_tpu-8.config",
+    # MobileNet v2 FPN-lite, quantization-aware training.
+    ("ssd_mobilenet_v2_fpnlite_quantized_shared_box_predictor_256x256_depthmultiplier_75_coco14_"
+     "sync.config"),
+    # MobileNet v2: convolutional predictor, hard example miner, RMSprop, ssd_random_crop.
+    "ssd_mobilenet_v2_coco.config",
+    # The same with a keep-aspect-ratio resizer and ssd_random_crop_fixed_aspect_ratio.
+    "ssd_mobilenet_v2_fullyconv_coco.config",
+    # ResNet-50 FPN, mixed_bfloat16.
+    "ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config",
 }
 
 
@@ -106,25 +136,138 @@ def with_paths(text, record, label_map):
     return re.sub(r'(\bfine_tune_checkpoint\s*:\s*)("[^"]*"|\S+)', r'\g<1>""', text)
 
 
-def _pipeline(name, inputs, tmp_path):
-    path = tmp_path / name
-    path.write_text(with_paths((CONFIGS / name).read_text(), *inputs))
+# The image resizer fields that set input sizes (`image_resizer.proto`).
+_SIZE_FIELDS = ("height", "width", "min_dimension", "max_dimension")
+SMALL_SIDE = 128
+
+
+def with_small_images(text, side=SMALL_SIDE):
+    """The config text with its image resizer's sizes (`fixed_shape_resizer` height / width,
+    `keep_aspect_ratio_resizer` min / max_dimension) scaled so that the smallest is `side`
+    pixels, their ratios kept; nothing else changed."""
+    root = parse(text)
+    (meta_architecture,) = root.first("model").fields
+    (resizer,) = meta_architecture.value.first("image_resizer").fields
+    sizes = [field for field in resizer.value.fields if field.name in _SIZE_FIELDS]
+    if not sizes:
+        raise ValueError(f"image_resizer.{resizer.name} states no size ({_SIZE_FIELDS})")
+    scale = side / min(field.value for field in sizes)
+    lines = text.splitlines(keepends=True)
+    # Last field first: a shorter number shifts the columns after it on its line.
+    for field in sorted(sizes, key=lambda field: (field.line, field.column), reverse=True):
+        line = lines[field.line - 1]
+        head, tail = line[: field.column - 1], line[field.column - 1:]
+        tail = re.sub(r"^(\w+\s*:?\s*)\d+", rf"\g<1>{round(field.value * scale)}", tail, count=1)
+        lines[field.line - 1] = head + tail
+    return "".join(lines)
+
+
+def code_path(pipeline):
+    """What decides which code trains a loaded config, as a set of strings:
+
+    - `Owner/slot=Class` for each object in the serialized model and optimizer
+      (`keras.saving.serialize_keras_object`), `Owner` being the class holding it: which
+      classes run, and where;
+    - `Model/dtype=policy`: the Keras dtype policy it trains under (e.g. `mixed_bfloat16`);
+    - `augmentation=step` for each `data_augmentation_options` step;
+    - `quantization=…` (quantization-aware training, `graph_rewriter`) and
+      `variable_selection=…` (`freeze_variables` / `update_trainable_variables`).
+
+    Not in it: numbers, booleans, empty slots, names, sizes. They pick values and branches
+    inside a class, which its own unit tests cover; this test checks that each config's
+    classes work together.
+    """
+    model, train = pipeline.model, pipeline.train
+    quantization = QuantizationAwareTraining.of(model) is not None
+    selection = bool(train.freeze_variables or train.update_trainable_variables)
+    return (
+        _classes(keras.saving.serialize_keras_object(model), "model")
+        | _classes(keras.saving.serialize_keras_object(pipeline.optimizer), "optimizer")
+        | {f"{type(model).__name__}/dtype={model.dtype_policy.name}",
+           f"quantization={quantization}", f"variable_selection={selection}"}
+        | {f"augmentation={name}" for name, _ in train.augmentation}
+    )
+
+
+def _classes(value, owner, slot=""):
+    """`Owner/slot=Class` of each object in a serialized Keras config (see `code_path`);
+    `slot` is the dotted key path inside the owner's config."""
+    if isinstance(value, list):
+        return set().union(*(_classes(item, owner, slot) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    if "class_name" in value and "config" in value:
+        name = value["class_name"]
+        if name.endswith("DTypePolicy"):  # the model's policy is a feature of its own
+            return set()
+        return {f"{owner}/{slot}={name}"} | _classes(value["config"], name)
+    return set().union(*(_classes(item, owner, f"{slot}.{key}" if slot else key)
+                         for key, item in value.items()))
+
+
+def _pipeline(name, inputs, folder, edit=lambda text: text):
+    """`load_pipeline` of a copy of config `name` in `folder`, its paths replaced (and the
+    text then `edit`ed)."""
+    path = folder / name
+    path.write_text(edit(with_paths((CONFIGS / name).read_text(), *inputs)))
     return load_pipeline(path)
+
+
+@pytest.fixture(scope="module")
+def pipelines(inputs, tmp_path_factory):
+    """Config name → its loaded pipeline (paths replaced), loaded once for all the tests."""
+    folder = tmp_path_factory.mktemp("sample_configs")
+    loaded = {}
+
+    def pipeline(name):
+        if name not in loaded:
+            loaded[name] = _pipeline(name, inputs, folder)
+        return loaded[name]
+
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def trained_code_path(pipelines):
+    """The union of the `TRAINED` configs' code paths."""
+    return set().union(*(code_path(pipelines(name)) for name in TRAINED))
 
 
 def _first(batch):
     return tf.nest.map_structure(lambda tensor: tensor[:1], batch)
 
 
-def train_step_and_predict(pipeline):
-    """One training step on the first image of the config's first batch, then a prediction
-    of one image; returns `(losses, detections)`."""
+STEPS = 2
+
+
+class _TrainableWeights(keras.callbacks.Callback):
+    """Copies (numpy) of the model's trainable weights at the end of each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.copies = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.copies.append([variable.numpy() for variable in self.model.trainable_weights])
+
+
+def train_steps_and_predict(pipeline, steps=STEPS):
+    """`steps` training steps (`fit` epochs of one batch) on the first image of the config's
+    first batch, with the config's optimizer, then a prediction of one 120x100 image.
+
+    Returns `(losses, changed, detections)`: `losses` maps each loss `fit` reports to its
+    `steps` values; `changed` is the fraction of trainable variables the last step changed;
+    `detections` the `predict_on_batch` outputs (`boxes` [1, N, 4], `num_detections` [1], ...).
+    """
     model = pipeline.model
     model.compile(optimizer=pipeline.optimizer)
     x, y = _first(next(iter(train_dataset(pipeline, seed=1))))
-    history = model.fit(tf.data.Dataset.from_tensors((x, y)), epochs=1, verbose=0)
-    losses = {key: value[-1] for key, value in history.history.items()}
-    return losses, model.predict_on_batch(np.zeros((1, 120, 100, 3), "uint8"))
+    weights = _TrainableWeights()
+    history = model.fit(tf.data.Dataset.from_tensors((x, y)), epochs=steps, verbose=0,
+                        callbacks=[weights])
+    before, after = weights.copies[-2:]
+    changed = float(np.mean([not np.array_equal(a, b) for a, b in zip(before, after)]))
+    return history.history, changed, model.predict_on_batch(np.zeros((1, 120, 100, 3), "uint8"))
 
 
 def test_the_configs_kdet_has_are_here():
@@ -134,15 +277,20 @@ def test_the_configs_kdet_has_are_here():
 
 
 @pytest.mark.parametrize("name", SAMPLE_CONFIGS)
-def test_sample_config_loads(name, inputs, tmp_path):
-    pipeline = _pipeline(name, inputs, tmp_path)
+def test_sample_config_loads(name, pipelines, trained_code_path):
+    pipeline = pipelines(name)
     assert isinstance(pipeline.model, (kdet.SSD, kdet.FasterRCNN))
     assert pipeline.optimizer is not None and pipeline.train.batch_size >= 1
+    untrained = code_path(pipeline) - trained_code_path
+    assert not untrained, (
+        f"{name} trains code no TRAINED config runs in CI: {sorted(untrained)}; add to TRAINED "
+        "a config that has it"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(INPUT_KINDS.values()))
-def test_sample_config_reads_its_inputs(name, inputs, tmp_path):
-    pipeline = _pipeline(name, inputs, tmp_path)
+def test_sample_config_reads_its_inputs(name, pipelines):
+    pipeline = pipelines(name)
     images, y = next(iter(train_dataset(pipeline, seed=1)))
     batch_size = pipeline.train.batch_size
     images = images["resized_images"] if isinstance(images, dict) else images
@@ -161,8 +309,14 @@ def test_sample_config_reads_its_inputs(name, inputs, tmp_path):
 
 @pytest.mark.large
 @pytest.mark.parametrize("name", sorted(TRAINED))
-def test_sample_config_trains_a_step_and_predicts(name, inputs, tmp_path):
-    losses, detections = train_step_and_predict(_pipeline(name, inputs, tmp_path))
-    assert losses and all(np.isfinite(value) for value in losses.values()), losses
+def test_sample_config_trains_and_predicts(name, inputs, pipelines, tmp_path):
+    pipeline = _pipeline(name, inputs, tmp_path, edit=with_small_images)
+    # Smaller images, the same code: the same classes in the same places.
+    assert code_path(pipeline) == code_path(pipelines(name))
+    assert max(input_size(pipeline.model)[0]) < max(input_size(pipelines(name).model)[0])
+    losses, changed, detections = train_steps_and_predict(pipeline)
+    assert losses and all(np.all(np.isfinite(values)) for values in losses.values()), losses
+    assert all(len(values) == STEPS for values in losses.values()), losses
+    assert changed > 0.5, changed
     assert detections["boxes"].shape[-1] == 4
     assert int(detections["num_detections"][0]) <= detections["boxes"].shape[1]
