@@ -21,17 +21,21 @@ writes into `tests/data/tfod_reference/<name>/`:
   photo: `input_image` is not stored (it is `../photo.png`), `true_image_shapes`,
   every tensor of the `predict` dictionary under `predict/<key>` (a list of feature maps as
   `predict/<key>/<i>`; `predict/preprocessed_inputs` is the resizer's output for every model) and every tensor of the `postprocess` dictionary under
-  `detections/<key>` (detection classes are 0-based, without the exporter's +1 label offset).
+  `detections/<key>` (detection classes are 0-based, without the exporter's +1 label offset),
+  and the `serving_default` outputs of the TF OD API's own export of the checkpoint
+  (`exporter_lib_v2`, `image_tensor` input, uint8 photo) under `exported/<key>`.
 
 `make_tf1_references.py` makes the TF1 (slim, graph mode) references; see README.md.
 """
 
 import argparse
+import contextlib
 import functools
 import os
 import pathlib
 import shutil
 import sys
+import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
+from object_detection import exporter_lib_v2
 from object_detection.builders import model_builder
 from object_detection.models.keras_models import resnet_v1
 from reference_common import OUTPUT_DIR
@@ -53,13 +58,26 @@ def _original_resnets():
     return {name: getattr(resnet_v1, name) for name in ("resnet_v1_50", "resnet_v1_101")}
 
 
-def _set_resnet_width(depth_multiplier):
-    """Make the TF OD API's `resnet_v1.resnet_v1_50/101` build `depth_multiplier` wide."""
-    for name, builder in _original_resnets().items():
-        if depth_multiplier is None:
-            setattr(resnet_v1, name, builder)
-        else:
+@contextlib.contextmanager
+def resnet_width(depth_multiplier):
+    """Make the TF OD API's `resnet_v1.resnet_v1_50/101` build `depth_multiplier` wide.
+
+    `None` keeps the full width. See `Reference.resnet_depth_multiplier`.
+    """
+    if depth_multiplier is not None:
+        for name, builder in _original_resnets().items():
             setattr(resnet_v1, name, functools.partial(builder, depth_multiplier=depth_multiplier))
+    try:
+        yield
+    finally:
+        for name, builder in _original_resnets().items():
+            setattr(resnet_v1, name, builder)
+
+
+def build_model(pipeline, reference):
+    """The TF OD API's `model_builder.build` of the reduced config, for inference."""
+    with resnet_width(reference.resnet_depth_multiplier):
+        return model_builder.build(pipeline.model, is_training=False)
 
 
 def _batch_norms(model):
@@ -145,11 +163,7 @@ def make_reference(name, reference, output_dir):
     tf.keras.utils.set_random_seed(reference.seed)  # Python, NumPy, TF and Keras seeds
     rng = np.random.default_rng(reference.seed)
     pipeline = reduced_config(reference)
-    _set_resnet_width(reference.resnet_depth_multiplier)
-    try:
-        model = model_builder.build(pipeline.model, is_training=False)
-    finally:
-        _set_resnet_width(None)
+    model = build_model(pipeline, reference)
     image = load_photo()
     preprocessed, true_image_shapes = model.preprocess(image)
     model.predict(preprocessed, true_image_shapes)  # creates the variables
@@ -172,9 +186,10 @@ def make_reference(name, reference, output_dir):
     (target / "variables.txt").write_text(
         "".join(f"{n}\t{dtypes[n].name}\t{list(s)}\n" for n, s in listing)
     )
+    check_restore(pipeline, reference, target, image, outputs)
+    outputs.update(export_and_run(pipeline, reference, target, image))
     np.savez_compressed(target / "outputs.npz", **outputs)
 
-    check_restore(pipeline, reference, target, image, outputs)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     ckpt_size = sum(p.stat().st_size for p in (target / "checkpoint").iterdir())
     n_params = sum(int(np.prod(v.shape)) for v in model.variables)
@@ -191,11 +206,7 @@ def make_reference(name, reference, output_dir):
 def check_restore(pipeline, reference, target, image, expected):
     """Rebuild the model from pipeline.config, restore the checkpoint, re-run: same outputs."""
     tf.keras.backend.clear_session()
-    _set_resnet_width(reference.resnet_depth_multiplier)
-    try:
-        model = model_builder.build(pipeline.model, is_training=False)
-    finally:
-        _set_resnet_width(None)
+    model = build_model(pipeline, reference)
     checkpoint = tf.train.Checkpoint(model=model)
     status = checkpoint.restore(str(target / "checkpoint" / "ckpt-0"))
     outputs = run_model(model, image)
@@ -205,6 +216,29 @@ def check_restore(pipeline, reference, target, image, expected):
             np.testing.assert_allclose(outputs[key], value, atol=1e-4, rtol=1e-4, err_msg=key)
         else:
             np.testing.assert_array_equal(outputs[key], value, err_msg=key)
+
+
+def export_and_run(pipeline, reference, target, image):
+    """Export the checkpoint with the TF OD API's `exporter_lib_v2`, run it on the photo.
+
+    The export (`input_type="image_tensor"`, as `exporter_main_v2.py` does by default) goes to a
+    temporary folder; its `serving_default` outputs on the photo (uint8) are returned under
+    `exported/<key>` (classes 1-based there: the exporter adds the label-id offset), except
+    `raw_detection_boxes/scores`.
+    """
+    tf.keras.backend.clear_session()
+    with tempfile.TemporaryDirectory() as tmp:
+        with resnet_width(reference.resnet_depth_multiplier):
+            exporter_lib_v2.export_inference_graph(
+                "image_tensor", pipeline, str(target / "checkpoint"), tmp
+            )
+        serving = tf.saved_model.load(str(pathlib.Path(tmp) / "saved_model"))
+        result = serving.signatures["serving_default"](input_tensor=tf.cast(image, tf.uint8))
+        return {
+            f"exported/{key}": value.numpy()
+            for key, value in result.items()
+            if not key.startswith("raw_")  # the same as detections/raw_* (to ~2e-7)
+        }
 
 
 def main(argv=None):

@@ -19,7 +19,10 @@ and writes into `tests/data/tfod_reference/<name>/`:
 - `model.ckpt.index`, `model.ckpt.data-00000-of-00001`, `checkpoint`: a name-based checkpoint of
   every global variable (slim names, `global_step` included) written by `tf.compat.v1.train.Saver`,
   as the TF1 detection-zoo archives hold it (without `model.ckpt.meta`, the graph, ~2 MB);
-- `pipeline.config`, `variables.txt` and `outputs.npz` as `make_references.py` describes them.
+- `pipeline.config`, `variables.txt` and `outputs.npz` as `make_references.py` describes them;
+- where the reference asks for it (`Reference.frozen_graph`), `frozen_inference_graph.pb`: the
+  TF1 exporter's frozen graph of the checkpoint (as in the TF1 zoo archives), with its outputs
+  on the photo in `outputs.npz` under `frozen/<key>`.
 """
 
 import argparse
@@ -29,6 +32,7 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
 import types
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -76,6 +80,7 @@ _run_tf1_code_on_tf2()
 from google.protobuf import text_format
 from nets import resnet_utils
 from nets import resnet_v1
+from object_detection import exporter
 from object_detection.builders import model_builder
 from object_detection.models import faster_rcnn_resnet_v1_feature_extractor
 from reference_common import OUTPUT_DIR
@@ -175,12 +180,13 @@ def _variables_by_name(graph):
         return {v.op.name: v for v in tf.compat.v1.global_variables()}
 
 
-def calibrate_batch_norms(session, graph, image, photo, rng, iterations=400, tolerance=1e-6):
+def calibrate_batch_norms(session, graph, image, photo, rng, iterations=300, tolerance=1e-5):
     """Draw gammas and betas, set moving statistics to the photo's batch statistics, perturb.
 
     Each fused batch norm's moving mean and variance become the mean and variance of its input
     on the photo; as a layer's input depends on the layers before it, this repeats until no
-    statistic moves by more than `tolerance` (one pass per layer depth at most). Then the mean
+    statistic `s` moves by more than `tolerance * (1 + |s|)` (about one pass per layer depth;
+    the relative part absorbs float rounding of large statistics). Then the mean
     is shifted by N(0, 0.1) standard deviations and the variance scaled by U(0.8, 1.25), as in
     `make_references.calibrate_batch_norms`. Returns the number of batch norms.
     """
@@ -206,8 +212,11 @@ def calibrate_batch_norms(session, graph, image, photo, rng, iterations=400, tol
                 new_mean = value.astype(np.float64).mean(axis=axes)
                 new_variance = value.astype(np.float64).var(axis=axes)
                 delta = max(
-                    np.abs(new_mean - mean.eval(session)).max(),
-                    np.abs(new_variance - variance.eval(session)).max(),
+                    (np.abs(new - old) / (1 + np.abs(old))).max()
+                    for new, old in (
+                        (new_mean, mean.eval(session)),
+                        (new_variance, variance.eval(session)),
+                    )
                 )
             change = max(change, float(delta) if np.isfinite(delta) else np.inf)
             mean.load(np.nan_to_num(new_mean, posinf=0.0, neginf=0.0), session)
@@ -215,7 +224,9 @@ def calibrate_batch_norms(session, graph, image, photo, rng, iterations=400, tol
         if change <= tolerance:
             break
     else:
-        raise RuntimeError(f"batch-norm statistics still moved by {change} after {iterations}")
+        raise RuntimeError(
+            f"batch-norm statistics still moved by {change} (relative) after {iterations} passes"
+        )
     for _, mean, variance in norms:
         shape = mean.shape
         std = np.sqrt(variance.eval(session))
@@ -259,9 +270,10 @@ def make_reference(name, reference, output_dir):
     (target / "variables.txt").write_text(
         "".join(f"{n}\t{dtypes[n].name}\t{list(s)}\n" for n, s in listing)
     )
-    np.savez_compressed(target / "outputs.npz", **outputs)
-
     check_restore(pipeline, reference, prefix, photo, outputs)
+    if reference.frozen_graph:
+        outputs.update(export_frozen_graph(pipeline, reference, prefix, target, photo))
+    np.savez_compressed(target / "outputs.npz", **outputs)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     ckpt_size = sum(p.stat().st_size for p in target.glob("model.ckpt*"))
     scores = outputs["detections/detection_scores"][0]
@@ -285,6 +297,42 @@ def check_restore(pipeline, reference, prefix, photo, expected):
             np.testing.assert_allclose(outputs[key], value, atol=1e-4, rtol=1e-4, err_msg=key)
         else:
             np.testing.assert_array_equal(outputs[key], value, err_msg=key)
+
+
+# Output tensors of a TF1 exported graph (`exporter.py`), as the TF1 zoo's frozen graphs have them.
+_FROZEN_OUTPUTS = (
+    "detection_boxes",
+    "detection_scores",
+    "detection_classes",
+    "num_detections",
+    "detection_multiclass_scores",
+)
+
+
+def export_frozen_graph(pipeline, reference, prefix, target, photo):
+    """Export the checkpoint with the TF1 exporter; keep `frozen_inference_graph.pb`, run it.
+
+    `exporter.export_inference_graph("image_tensor", ...)` as `export_inference_graph.py` runs
+    it; its `profile_inference_graph` (parameter statistics printed with `tf.contrib.tfprof`,
+    which TF 2 lacks) is skipped. Returns the frozen graph's outputs on the photo (uint8) under
+    `frozen/<key>` (classes 1-based there: the exporter adds the label-id offset).
+    """
+    exporter.profile_inference_graph = lambda graph: None
+    with tempfile.TemporaryDirectory() as tmp, tf.Graph().as_default():
+        with resnet_width(reference.resnet_depth_multiplier):
+            exporter.export_inference_graph("image_tensor", pipeline, prefix, tmp)
+        shutil.copy(pathlib.Path(tmp) / "frozen_inference_graph.pb", target)
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((target / "frozen_inference_graph.pb").read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        values = session.run(
+            {key: f"{key}:0" for key in _FROZEN_OUTPUTS},
+            {"image_tensor:0": photo.astype(np.uint8)},
+        )
+    return {f"frozen/{key}": value for key, value in values.items()}
 
 
 def main(argv=None):

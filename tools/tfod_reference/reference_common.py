@@ -40,6 +40,7 @@ class Reference:
         image_size: the resizer's output size (SSD) or its min and max dimension (Faster R-CNN).
         drop_fields: config fields (one a line) removed before parsing: fields of the sample
             config that the sdist's late-2022 protos no longer have.
+        frozen_graph: TF1 only: also write the TF1 exporter's `frozen_inference_graph.pb`.
         seed: seed of the random weights.
     """
 
@@ -50,6 +51,7 @@ class Reference:
     resnet_depth_multiplier: float | None = None
     image_size: int = 128
     drop_fields: tuple = ()
+    frozen_graph: bool = False
     seed: int = 0
 
 
@@ -113,6 +115,7 @@ TF1_REFERENCES = {
         "faster_rcnn_resnet50_coco.config",
         head_depth=32,
         resnet_depth_multiplier=0.0625,
+        frozen_graph=True,
         seed=12,
     ),
 }
