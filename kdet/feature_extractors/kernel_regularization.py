@@ -6,6 +6,7 @@ import keras
 from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 from kdet.layers.fused_batch_normalization import clone_with_fused_batch_norm
+from kdet.layers.fused_batch_normalization import copy_layer_weights
 
 
 def regularize_kernels(config, kernel_regularizer, regularize_depthwise=False):
@@ -159,10 +160,7 @@ def clone_body(model, clone_function=None, hyperparams=None, keep_weights=False)
         clone_function=lambda layer: hyperparams_clone(layer, hyperparams, clone_function),
     )
     if keep_weights:
-        for layer in copy.layers:
-            weights = model.get_layer(layer.name).get_weights() if layer.weights else []
-            if weights and [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
-                layer.set_weights(weights)
+        copy_layer_weights(model, copy)
     return copy
 
 

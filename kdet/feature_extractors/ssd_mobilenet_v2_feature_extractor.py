@@ -4,6 +4,7 @@ import keras
 
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.mobilenet_v2_body import pad_input
+from kdet.feature_extractors.mobilenet_v2_body import tf_od_api_last_conv_depth
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
@@ -58,7 +59,8 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
     Args:
         depth_multiplier: float. Width multiplier of the body (`alpha` of
             `keras.applications.MobileNetV2`) and of the extra layers. Defaults to `1.0`.
-        min_depth: int. Lower bound on the depth of the extra layers. Defaults to `16`.
+        min_depth: int. Lower bound on the depth of the extra layers and of the body's
+            convolutions but its expansions (TF OD API `min_depth`). Defaults to `16`.
         use_depthwise: bool. Build the stride-2 extra convolutions as depthwise 3x3 + 1x1
             (the `ssd_mobilenet_v2_coco` layout) instead of a plain 3x3 convolution. Defaults
             to `True`.
@@ -77,6 +79,11 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
         pad_to_multiple: int. Zero-pad the preprocessed images bottom/right to a multiple of
             it before the body (TF OD API `pad_to_multiple`; the SSD model's anchors still
             cover the unpadded image, as in the TF OD API). Defaults to `1` (no padding).
+        tf_od_api_body_depths: bool. The body's depths as in the TF OD API (TF1 and TF2):
+            `min_depth` bounds them and the depth multiplier also scales the last convolution
+            `Conv_1` (`keras.applications.MobileNetV2` keeps 1280 filters for every multiplier
+            ≤ 1 and has no `min_depth`). `False`: Keras's depths, which extractors saved before
+            2026-12 load with. Both agree at depth multiplier 1. Defaults to `True`.
         kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
             argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
             `None`.
@@ -106,11 +113,13 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
         override_base_feature_extractor_hyperparams=False,
         use_explicit_padding=False,
         pad_to_multiple=1,
+        tf_od_api_body_depths=True,
         kernel_regularizer=None,
         regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
         self.use_explicit_padding = bool(use_explicit_padding)
         self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
         self.depth_multiplier = depth_multiplier
@@ -130,6 +139,11 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
             hyperparams.regularize_depthwise,
             hyperparams=hyperparams if self.override_base_feature_extractor_hyperparams else None,
             use_explicit_padding=self.use_explicit_padding,
+            **(
+                {"min_depth": min_depth,
+                 "last_conv_depth": tf_od_api_last_conv_depth(depth_multiplier)}
+                if self.tf_od_api_body_depths else {}
+            ),
         )
         self.body = keras.Model(
             body.input,
@@ -194,9 +208,15 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
                 "override_base_feature_extractor_hyperparams": (
                     self.override_base_feature_extractor_hyperparams
                 ),
+                "tf_od_api_body_depths": self.tf_od_api_body_depths,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had Keras's body depths.
+        return cls(**{"tf_od_api_body_depths": False, **config})
 
 
 def _conv_block(hyperparams, name, kernel_size, filters=None, strides=1, explicit_padding=False):

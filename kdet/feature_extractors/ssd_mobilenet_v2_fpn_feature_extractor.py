@@ -2,13 +2,13 @@
 
 import keras
 
-from kdet.feature_extractors.kernel_regularization import hyperparams_clone
+from kdet.feature_extractors.mobilenet_v2_body import make_divisible_by_8
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
+from kdet.feature_extractors.mobilenet_v2_body import tf_od_api_last_conv_depth
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
     SSDMobileNetFPNFeatureExtractor,
 )
-from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 
 # Backbone map of each pyramid level: TF OD API layer_4, layer_7, layer_14 and layer_19.
 LEVEL_ENDPOINTS = {2: "block_2_add", 3: "block_5_add", 4: "block_12_add", 5: "out_relu"}
@@ -25,8 +25,7 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     `max(additional_layer_depth * depth_multiplier, min_depth)` turns levels
     `fpn_min_level..5` into a pyramid and adds stride-2 layers up to `fpn_max_level`. With
     `use_depthwise` (FPNLite, the `ssd_mobilenet_v2_fpnlite` configs) the pyramid's 3x3
-    convolutions are separable and the body's last 1x1 convolution `Conv_1` has 256 instead of
-    1280 filters, as in the TF OD API. A 320x320 input gives maps of 40, 20, 10, 5 and 3 pixels.
+    convolutions are separable. A 320x320 input gives maps of 40, 20, 10, 5 and 3 pixels.
 
     `conv_hyperparams` set up the pyramid; their regularizer also goes to the body's kernels
     (depthwise ones with `regularize_depthwise`; the TF OD API body has its own fixed L2 weight
@@ -35,22 +34,24 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     the TF OD API does: see `kdet.feature_extractors.mobilenet_v2_body`.
 
     `depth_multiplier` scales the body like `alpha` of `keras.applications.MobileNetV2`, and
-    `Conv_1` by the TF OD API rule (only below 1); `min_depth` bounds the pyramid depth only
-    (the TF OD API also bounds the body's layers, which changes it below depth multiplier 0.5).
+    its last convolution `Conv_1` (1280 filters at 1) by the TF OD API rule
+    (`kdet.feature_extractors.mobilenet_v2_body.tf_od_api_last_conv_depth`); `min_depth`
+    bounds the pyramid depth and the body's convolutions but its expansions, as in the TF OD
+    API (the FPNLite configs' `conv_defs` of a 256-filter `Conv_1` is never applied there
+    either: its checkpoints have 1280).
 
     Args:
         depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
             `1.0`.
-        min_depth: int. Lower bound on the pyramid depth. Defaults to `16`.
+        min_depth: int. Lower bound on the pyramid depth and on the body's convolutions but
+            its expansions. Defaults to `16`.
         fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `3`.
         fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
             Defaults to `7`.
         additional_layer_depth: int. Channels of the pyramid maps before the depth
             multiplier. Defaults to `128` (the FPNLite configs; the TF OD API default is 256).
-        use_depthwise: bool. FPNLite: separable pyramid convolutions and a 256-filter
-            `Conv_1`. Defaults to `True`.
-        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
-            `use_depthwise` the narrower `Conv_1` starts from random weights. Defaults to
+        use_depthwise: bool. FPNLite: separable pyramid convolutions. Defaults to `True`.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
             `None`.
         conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
             `MOBILENET_FPN_CONV_HYPERPARAMS` (`RandomNormal(stddev=0.01)`, batch norm momentum
@@ -59,6 +60,10 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             `None`.
         override_base_feature_extractor_hyperparams: bool. Set up the body with
             `conv_hyperparams` too. Defaults to `False`.
+        tf_od_api_body_depths: bool. The body's depths by the TF OD API rule above; `False`:
+            kdet's earlier rule (no `min_depth` in the body, `Conv_1` of 256 × the depth
+            multiplier with `use_depthwise`), which extractors saved before 2026-12 load with.
+            Defaults to `True`.
         **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
             `conv_hyperparams`, the arguments of extractors saved before it) and
             `keras.layers.Layer` arguments.
@@ -86,8 +91,10 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         backbone_weights=None,
         conv_hyperparams=None,
         override_base_feature_extractor_hyperparams=False,
+        tf_od_api_body_depths=True,
         **kwargs,
     ):
+        self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
         super().__init__(
             depth_multiplier,
             min_depth,
@@ -104,7 +111,9 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         )
         body = _mobilenet_v2_fpn_body(
             depth_multiplier,
+            min_depth,
             use_depthwise,
+            self.tf_od_api_body_depths,
             backbone_weights,
             self.body_endpoints(LEVEL_ENDPOINTS),
             self.kernel_regularizer,
@@ -113,54 +122,44 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         )
         self.attach_body(body)
 
+    def get_config(self):
+        config = super().get_config()
+        config["tf_od_api_body_depths"] = self.tf_od_api_body_depths
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had kdet's earlier body depths.
+        return cls(**{"tf_od_api_body_depths": False, **config})
+
 
 def _mobilenet_v2_fpn_body(
     depth_multiplier,
+    min_depth,
     use_depthwise,
+    tf_od_api_body_depths,
     weights,
     endpoints,
     kernel_regularizer,
     regularize_depthwise,
     hyperparams=None,
 ):
-    """The MobileNetV2 body with outputs `endpoints` and the TF OD API `Conv_1` width."""
+    """The MobileNetV2 body with outputs `endpoints`, its depths by the TF OD API's rule (or
+    by kdet's earlier one: see `tf_od_api_body_depths`)."""
+    if tf_od_api_body_depths:
+        depths = {
+            "min_depth": min_depth,
+            "last_conv_depth": tf_od_api_last_conv_depth(depth_multiplier),
+        }
+    else:
+        last_conv_depth = 256 if use_depthwise else 1280
+        if depth_multiplier < 1.0:
+            last_conv_depth = make_divisible_by_8(last_conv_depth * depth_multiplier)
+        depths = {"last_conv_depth": last_conv_depth}
     body = mobilenet_v2_body(
-        depth_multiplier, weights, kernel_regularizer, regularize_depthwise, hyperparams
+        depth_multiplier, weights, kernel_regularizer, regularize_depthwise, hyperparams,
+        **depths,
     )
-    outputs = [
-        _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer, hyperparams)
-        if name == "out_relu"
-        else body.get_layer(name).output
-        for name in endpoints
-    ]
-    return keras.Model(body.input, outputs, name="MobilenetV2")
-
-
-def _out_relu(body, depth_multiplier, use_depthwise, kernel_regularizer, hyperparams=None):
-    """`out_relu`, rebuilt where the TF OD API `Conv_1` width differs from Keras's (set up
-    like the rest of the body: by `hyperparams` when given)."""
-    filters = 256 if use_depthwise else 1280
-    if depth_multiplier < 1.0:
-        filters = _round_to_multiple_of_8(filters * depth_multiplier)
-    if body.get_layer("Conv_1").filters == filters:
-        return body.get_layer("out_relu").output
-    features = body.get_layer("block_16_project_BN").output
-    layers = [
-        keras.layers.Conv2D(
-            filters, 1, use_bias=False, kernel_regularizer=kernel_regularizer, name="Conv_1"
-        ),
-        # Keras MobileNetV2's batch norm settings, like the rest of the body.
-        FusedBatchNormalization(epsilon=1e-3, momentum=0.999, name="Conv_1_bn"),
-        keras.layers.ReLU(6.0, name="out_relu"),
-    ]
-    for layer in layers:
-        if hyperparams is not None:
-            layer = hyperparams_clone(layer, hyperparams)
-        features = layer(features)
-    return features
-
-
-def _round_to_multiple_of_8(value):
-    """MobileNet channel rounding: nearest multiple of 8, at least 8 and 90% of `value`."""
-    rounded = max(8, int(value + 4) // 8 * 8)
-    return rounded + 8 if rounded < 0.9 * value else rounded
+    return keras.Model(
+        body.input, [body.get_layer(name).output for name in endpoints], name="MobilenetV2"
+    )

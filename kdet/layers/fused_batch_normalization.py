@@ -84,7 +84,8 @@ def clone_with_fused_batch_norm(model, clone_function=None):
     """A copy of a functional model whose `keras.layers.BatchNormalization` layers are fused.
 
     Layer names and weights are kept, so checkpoints and `keras.applications` weights load into
-    the copy as into the original.
+    the copy as into the original; a layer whose weight shapes `clone_function` changed (e.g.
+    more filters) keeps its own new initial weights.
 
     Args:
         model: a functional `keras.Model`, e.g. a `keras.applications` body.
@@ -108,5 +109,19 @@ def clone_with_fused_batch_norm(model, clone_function=None):
         return layer.__class__.from_config(layer.get_config())
 
     fused = keras.models.clone_model(model, clone_function=clone)
-    fused.set_weights(model.get_weights())
+    copy_layer_weights(model, fused)
     return fused
+
+
+def copy_layer_weights(source, target):
+    """Copies the weights of each layer of `source` into the layer of `target` with its name,
+    where all their shapes agree (the others keep theirs).
+
+    Args:
+        source: a `keras.Model`.
+        target: a `keras.Model` whose layer names are those of `source` (a clone of it).
+    """
+    for layer in target.layers:
+        weights = source.get_layer(layer.name).get_weights() if layer.weights else []
+        if weights and [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(weights)

@@ -70,9 +70,13 @@ def test_depth_multiplier_and_plain_convolutions():
         depth_multiplier=0.5, min_depth=80, use_depthwise=False
     )
     feature_maps = extractor(tf.zeros([1, 128, 128, 3]))
-    # Body: block_13 expansion 6 * 48 = 288; keras.applications keeps 1280 for alpha <= 1.
+    # Body, as the TF OD API's: block_12's projection 96 * 0.5 = 48 raised to min_depth 80,
+    # so block_13's expansion has 6 * 80 = 480; Conv_1 1280 * 0.5 = 640 (Keras keeps 1280).
     # Extras: 512, 256, 256, 128 halved, the last raised to min_depth 80.
-    assert [f.shape[-1] for f in feature_maps] == [288, 1280, 256, 128, 128, 80]
+    assert [f.shape[-1] for f in feature_maps] == [480, 640, 256, 128, 128, 80]
+    # Blocks whose projection was raised lose their residual add, as in the TF OD API.
+    assert type(extractor.body.get_layer("block_12_add")).__name__ == "SkipResidual"
+    assert type(extractor.body.get_layer("block_15_add")).__name__ == "Add"  # 160 * 0.5
     downsample = extractor.extra_layers[0].layers[3]
     assert downsample.name == "layer_19_2_Conv2d_2_3x3_s2_256_conv"
     assert tuple(downsample.kernel.shape) == (3, 3, 128, 256)
@@ -132,12 +136,22 @@ def test_backbone_weights_are_kept_by_the_padding_fix(monkeypatch):
         return model
 
     monkeypatch.setattr(keras.applications, "MobileNetV2", seeded_mobilenet_v2)
-    extractor = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, backbone_weights="imagenet")
+    # Keras's depths: the ImageNet weights are Keras's MobileNetV2 (the TF OD API's depths
+    # differ from them below depth multiplier 1).
+    extractor = SSDMobileNetV2FeatureExtractor(
+        depth_multiplier=0.35, backbone_weights="imagenet", tf_od_api_body_depths=False
+    )
     expected = built[0].get_weights()
     got = extractor.body.get_weights()
     assert len(got) == len(expected) == 260
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+def test_imagenet_weights_need_keras_depths_below_depth_multiplier_1():
+    # Refused before anything is downloaded.
+    with pytest.raises(ValueError, match="Conv_1 of 1280 filters.*tf_od_api_body_depths=False"):
+        SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, backbone_weights="imagenet")
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -20,9 +20,10 @@ def fpnlite():
 
 
 def test_fpnlite_defaults(fpnlite):
-    # TF OD API layer_7, layer_14 and layer_19 with FPNLite's 256-filter Conv_1.
-    assert [o.shape[-1] for o in fpnlite.body.outputs] == [32, 96, 256]
-    assert fpnlite.body.get_layer("Conv_1").filters == 256
+    # TF OD API layer_7, layer_14 and layer_19: its FPNLite keeps the 1280-filter Conv_1
+    # (the configs' conv_defs of 256 are never applied; its checkpoints have 1280).
+    assert [o.shape[-1] for o in fpnlite.body.outputs] == [32, 96, 1280]
+    assert fpnlite.body.get_layer("Conv_1").filters == 1280
     # The FPNLite configs' separable pyramid of 128 channels.
     assert fpnlite.feature_pyramid.use_depthwise
     assert fpnlite.feature_pyramid.depth == 128
@@ -39,7 +40,7 @@ def test_plain_fpn_keeps_the_1280_filter_conv_1_and_scales_with_depth_multiplier
     # TF OD API: Conv_1 shrinks with a depth multiplier below 1 (Keras keeps 1280), and the
     # pyramid depth is max(128 * 0.5, min_depth).
     half = SSDMobileNetV2FPNFeatureExtractor(depth_multiplier=0.5, fpn_max_level=5)
-    assert half.body.get_layer("Conv_1").filters == 128
+    assert half.body.get_layer("Conv_1").filters == 640
     assert half.feature_pyramid.depth == 64
     narrow = SSDMobileNetV2FPNFeatureExtractor(
         depth_multiplier=0.35, min_depth=48, fpn_min_level=5, fpn_max_level=5
@@ -71,7 +72,22 @@ def test_kernel_regularizer_reaches_the_rebuilt_conv_1():
     extractor = SSDMobileNetV2FPNFeatureExtractor(
         depth_multiplier=0.35, fpn_max_level=6, kernel_regularizer=keras.regularizers.L2(2e-5)
     )
-    # The narrower TF OD API Conv_1 (256 * 0.35 rounded to 88 filters; Keras keeps 1280),
-    # rebuilt outside the cloned Keras body, is regularized too.
-    assert extractor.body.get_layer("Conv_1").filters == 88
+    # The narrower TF OD API Conv_1 (1280 * 0.35 = 448 filters; Keras keeps 1280) is
+    # regularized too.
+    assert extractor.body.get_layer("Conv_1").filters == 448
     assert extractor.body.get_layer("Conv_1").kernel.regularizer.get_config() == {"l2": 2e-5}
+
+
+def test_extractors_saved_before_the_tf_od_api_depths_keep_theirs():
+    # A config without tf_od_api_body_depths (saved before 2026-12) builds kdet's earlier
+    # body: FPNLite's Conv_1 of 256 × the depth multiplier, no min_depth in the body.
+    config = SSDMobileNetV2FPNFeatureExtractor(depth_multiplier=0.25, fpn_max_level=5).get_config()
+    assert config.pop("tf_od_api_body_depths") is True
+    earlier = SSDMobileNetV2FPNFeatureExtractor.from_config(config)
+    assert earlier.body.get_layer("Conv_1").filters == 64
+    assert earlier.body.get_layer("Conv1").filters == 8
+    current = SSDMobileNetV2FPNFeatureExtractor.from_config(
+        {**config, "tf_od_api_body_depths": True}
+    )
+    assert current.body.get_layer("Conv_1").filters == 320
+    assert current.body.get_layer("Conv1").filters == 16

@@ -202,7 +202,7 @@ def test_freeze_batchnorm_keeps_moving_statistics_and_trains_gamma():
     model = SSD(
         num_classes=3,
         feature_extractor=kdet.feature_extractors.SSDMobileNetV2FeatureExtractor(
-            depth_multiplier=0.35
+            depth_multiplier=0.5
         ),
         image_resizer=FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
         freeze_batchnorm=True,
