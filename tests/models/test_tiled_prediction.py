@@ -46,7 +46,8 @@ def test_one_tile_gives_the_models_own_detections(osbs, trees):
     model = trees
     whole = model.predict(osbs[None], verbose=0)
     # Re-merging detections the model already merged at its own NMS threshold keeps them all.
-    tiled = model.predict_tiled(osbs, tile_size=512, iou_threshold=model.iou_threshold)
+    nms = model.roi_heads.non_max_suppression
+    tiled = model.predict_tiled(osbs, tile_size=512, iou_threshold=nms.iou_threshold)
     assert tiled["num_detections"][0] == whole["num_detections"][0] > 10
     assert tiled["boxes"].shape == (1, tiled["num_detections"][0], 4)
     _assert_same(_detections(tiled), _detections(whole))
@@ -61,7 +62,10 @@ def test_tile_boxes_map_back_into_the_image_in_the_models_box_format(osbs):
     single = _detections(model.predict(osbs[None], verbose=0))
     pair = np.concatenate([osbs, osbs], axis=1)
     tiled = model.predict_tiled(
-        pair, tile_size=400, stride=400, iou_threshold=model.iou_threshold
+        pair,
+        tile_size=400,
+        stride=400,
+        iou_threshold=model.roi_heads.non_max_suppression.iou_threshold,
     )
     boxes, labels, scores = _detections(tiled)
     right = boxes[:, 0] >= 400
