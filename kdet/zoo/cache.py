@@ -7,8 +7,11 @@ written with `kdet.utils.verified_files.write_verified` and checked by sha256.
 import hashlib
 import os
 import pathlib
+import warnings
 
 import keras
+
+from kdet.utils.verified_files import write_verified
 
 CACHE_DIR_ENV = "KDET_CACHE_DIR"
 
@@ -43,3 +46,26 @@ def model_layout(model):
         shapes = [tuple(weight.shape) for weight in layer.weights]
         digest.update(f"{type(layer).__qualname__} {shapes}\n".encode())
     return digest.hexdigest()[:12]
+
+
+def cache_converted_weights(name, model, path, log, stacklevel):
+    """Writes the weights of `model`, converted for the zoo model `name`, to the cache file
+    `path` (checksummed); a cache that cannot be written only costs a warning.
+
+    Args:
+        name: str, the zoo model's name (for the warning).
+        model: the `keras.Model` holding the converted weights.
+        path: `pathlib.Path` of the `.weights.h5` file.
+        log: the `kdet.utils.progress.StageLog` of the conversion.
+        stacklevel: int, the warning's stack level as seen from this function's caller.
+    """
+    log("caching the weights")
+    try:
+        write_verified(path, model.save_weights)
+    except OSError as error:
+        warnings.warn(
+            f"The converted weights of {name} could not be cached in {path} ({error}); "
+            "they will be converted again next time. Pass a writable cache_dir or set "
+            f"${CACHE_DIR_ENV}.",
+            stacklevel=stacklevel + 1,
+        )

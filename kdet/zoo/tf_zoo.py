@@ -30,7 +30,7 @@ from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import fsync_folder
 from kdet.utils.verified_files import is_verified
 from kdet.utils.verified_files import recorded_sha256
-from kdet.utils.verified_files import write_verified
+from kdet.zoo.cache import cache_converted_weights
 from kdet.zoo.cache import model_layout
 from kdet.zoo.download import DEFAULT_TIMEOUT
 from kdet.zoo.download import ArchiveError
@@ -330,15 +330,7 @@ def load_tf_zoo_model(entry, cache_dir, archive=None, progress=True):
         return model
     log(f"reading the {located.kind.upper()} checkpoint {located.checkpoint_prefix}")
     _restore_checkpoint(entry, model, located, log)
-    log("caching the weights")
-    try:
-        write_verified(path, model.save_weights)
-    except OSError as error:
-        warnings.warn(
-            f"The converted weights of {entry.name} could not be cached in {path} ({error}); "
-            "they will be converted again next time.",
-            stacklevel=2,
-        )
+    cache_converted_weights(entry.name, model, path, log, stacklevel=2)
     log.done()
     return model
 

@@ -7,7 +7,6 @@ ship inside the package as `kdet/_zoo/`; in a source checkout they are the repos
 import difflib
 import logging
 import pathlib
-import warnings
 
 import keras
 
@@ -15,7 +14,7 @@ from kdet.zoo import tf_od_api_converter
 from kdet.utils.progress import StageLog
 from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import is_verified
-from kdet.utils.verified_files import write_verified
+from kdet.zoo.cache import cache_converted_weights
 from kdet.zoo.cache import model_layout
 from kdet.zoo.cache import resolve_cache_dir
 from kdet.zoo.tf_detection_zoo import SOURCES
@@ -217,16 +216,7 @@ def _load_pretrained_weights(entry, model, cache_dir, progress=True):
         header=f"first use: converting the pretrained weights (cached in {path.parent})",
     )
     _CONVERTERS[source](entry, model, log)
-    log("caching the weights")
-    try:
-        write_verified(path, model.save_weights)
-    except OSError as error:
-        warnings.warn(
-            f"The converted weights of {entry.name} could not be cached in {path} ({error}); "
-            "they will be converted again next time. Pass a writable cache_dir or set "
-            "$KDET_CACHE_DIR.",
-            stacklevel=3,
-        )
+    cache_converted_weights(entry.name, model, path, log, stacklevel=3)
     log.done()
 
 
