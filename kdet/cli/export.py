@@ -73,7 +73,7 @@ def add_export_parser(subparsers):
         help="with --tflite --tflite_quantization int8 of a config without graph_rewriter: "
         "the images whose activations set the int8 ranges (TFLite's representative "
         "dataset; a few hundred typical ones): image files, folders (their images) or quoted "
-        "glob patterns ('photos/**/*.jpg')",
+        "glob patterns ('photos/**/*.jpg') (default: none)",
     )
     parser.add_argument(
         "--max_image_pixels",

@@ -37,11 +37,10 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     variables.
 
     Unlike the TF OD API, the graph decodes the boxes itself (the model's own
-    `decode_boxes_and_scores`: box coder, padding taken out, boxes clipped to the image) and
-    hands the op boxes coded against unit anchors, which its decoding maps back unchanged. The
-    op's own decoding does not clip before suppression, so boxes crossing the image border
-    would suppress each other differently from the Keras model; this way the TFLite model's
-    detections are the Keras model's, for any box coder and image resizer.
+    `decode_boxes_and_scores`: box coder and padding taken out, not clipped) and hands the op
+    boxes coded against unit anchors, which its decoding maps back unchanged; the boxes the op
+    keeps are then clipped to the image, as the Keras model's `postprocess` does. This way the
+    TFLite model's detections are the Keras model's, for any box coder and image resizer.
 
     The model has one signature, `serving_default`:
 
@@ -126,7 +125,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
         )
         valid = tf.range(model.max_detections)[tf.newaxis] < tf.cast(num_detections, tf.int32)
         return {
-            "detection_boxes": detection_boxes,
+            # NMS ran on the boxes as decoded; the kept ones are clipped, as in `postprocess`.
+            "detection_boxes": tf.clip_by_value(detection_boxes, 0.0, 1.0),
             "detection_scores": detection_scores,
             # The op numbers classes from 0; label-map ids start at 1.
             "detection_classes": tf.where(valid, classes + 1.0, 0.0),

@@ -282,31 +282,26 @@ class SSD(ObjectDetector):
     def postprocess(self, outputs):
         # As the TF OD API: non-max suppression on the decoded boxes as they are, then the
         # kept ones clipped to the image (clipping first changes overlaps, so what NMS keeps).
-        detections = self.non_max_suppression(
-            *self.decode_boxes_and_scores(outputs, clip=False)
-        )
+        detections = self.non_max_suppression(*self.decode_boxes_and_scores(outputs))
         return to_label_ids({**detections, "boxes": clip_boxes(detections["boxes"])})
 
-    def decode_boxes_and_scores(self, outputs, clip=True):
+    def decode_boxes_and_scores(self, outputs):
         """Raw outputs of `call` → what non-max suppression takes (also what TFLite export
         feeds TFLite's NMS).
 
         Args:
             outputs: the dict `call` returns.
-            clip: bool. Clip the boxes to the images (what TFLite export feeds its NMS);
-                `postprocess` clips after NMS instead, as the TF OD API. Defaults to `True`.
 
         Returns:
-            `(boxes, scores)`: float32 `[B, A, 4]` `rel_yxyx` of the input images (clipped
-            to them with `clip`), and float32 `[B, A, num_classes]`: the score converter of
+            `(boxes, scores)`: float32 `[B, A, 4]` `rel_yxyx` of the input images, not
+            clipped (NMS runs on them as they are and the kept ones are clipped, as in the TF
+            OD API), and float32 `[B, A, num_classes]`: the score converter of
             `non_max_suppression` applied to `logits / logit_scale`, then the background
             column (if any) removed.
         """
         boxes = from_padded_frame(
             self.box_coder.decode(outputs["box_encodings"], outputs["anchors"]), outputs["scale"]
         )
-        if clip:
-            boxes = clip_boxes(boxes)
         scores = self.non_max_suppression.convert_scores(outputs["class_logits"])
         if self.add_background_class:
             scores = scores[..., 1:]
