@@ -37,6 +37,7 @@ from kdet.models.results import predict_groups
 from kdet.models.results import rgb_images
 from kdet.models.tiled_prediction import predict_tiled
 from kdet.training.quantization import QuantizationAwareTraining
+from kdet.utils.components import ComponentsConfig
 
 # Any input size works; this one only creates the weights when a saved model is rebuilt.
 _BUILD_IMAGE_SIZE = 64
@@ -44,7 +45,7 @@ _BUILD_IMAGE_SIZE = 64
 REGULARIZATION_LOSS = "regularization_loss"
 
 
-class ObjectDetector(keras.Model):
+class ObjectDetector(ComponentsConfig, keras.Model):
     """Base class of kdet detectors: owns `train_step`, `test_step` and `predict_step`.
 
     Args:
@@ -81,10 +82,6 @@ class ObjectDetector(keras.Model):
 
     #: Names of the losses `compute_losses` returns, in order (subclasses set it).
     loss_names = ()
-    #: Constructor arguments holding objects (layers, anchor generators, …): `get_config`
-    #: serializes them with Keras and `from_config` revives them (subclasses set it).
-    component_names = ()
-
     def __init__(self, num_classes, bounding_box_format="yxyx", freeze_batchnorm=False,
                  quantization=None, **kwargs):
         super().__init__(**kwargs)
@@ -482,16 +479,8 @@ class ObjectDetector(keras.Model):
         if self.quantization is not None:
             # Only when set: the configs of float models (the zoo's) stay as they were.
             config["quantization"] = keras.saving.serialize_keras_object(self.quantization)
-        for name in self.component_names:
-            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        config.update(self.component_configs())
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in cls.component_names:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
 
 
 def _quantization(value):

@@ -14,8 +14,7 @@ from kdet.models.object_detector import static_or_dynamic_hw
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.balanced_positive_negative_sampler import BalancedPositiveNegativeSampler
 from kdet.targets.target_assigner import TargetAssigner
-
-_COMPONENTS = ("anchor_generator", "rpn_head", "proposal_generator", "matcher")
+from kdet.utils.components import ComponentsConfig
 
 
 def default_anchor_generator(first_stage_features_stride=16):
@@ -29,7 +28,7 @@ def default_anchor_generator(first_stage_features_stride=16):
 
 
 @keras.saving.register_keras_serializable(package="kdet")
-class RegionProposalNetwork(keras.layers.Layer):
+class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
     """The region proposal network: anchors, RPN head, proposals, and the RPN losses.
 
     Expresses the TF OD API `first_stage_*` fields of the `faster_rcnn { … }` block. Called on
@@ -96,6 +95,8 @@ class RegionProposalNetwork(keras.layers.Layer):
         [Ren et al., 2015](https://arxiv.org/abs/1506.01497), section 3.1; TF OD API
         `meta_architectures/faster_rcnn_meta_arch.py` (first stage).
     """
+
+    component_names = ("anchor_generator", "rpn_head", "proposal_generator", "matcher")
 
     loss_names = ("rpn_objectness_loss", "rpn_box_loss")
 
@@ -198,10 +199,7 @@ class RegionProposalNetwork(keras.layers.Layer):
         }
 
     def get_config(self):
-        components = {
-            name: keras.saving.serialize_keras_object(getattr(self, name))
-            for name in _COMPONENTS
-        }
+        components = self.component_configs()
         # The proposal generator has no weights, so nothing to build when loading (Keras would
         # warn that its NMS sublayer is left unbuilt).
         components["proposal_generator"].pop("build_config", None)
@@ -214,10 +212,3 @@ class RegionProposalNetwork(keras.layers.Layer):
             "localization_loss_weight": self.localization_loss_weight,
             "objectness_loss_weight": self.objectness_loss_weight,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in _COMPONENTS:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)

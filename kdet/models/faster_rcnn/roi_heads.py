@@ -17,15 +17,7 @@ from kdet.models.object_detector import to_label_ids
 from kdet.targets.argmax_matcher import ArgmaxMatcher
 from kdet.targets.balanced_positive_negative_sampler import BalancedPositiveNegativeSampler
 from kdet.targets.target_assigner import TargetAssigner
-
-_COMPONENTS = (
-    "roi_cropper",
-    "box_predictor",
-    "box_coder",
-    "matcher",
-    "classification_loss",
-    "non_max_suppression",
-)
+from kdet.utils.components import ComponentsConfig
 
 
 def default_non_max_suppression():
@@ -36,7 +28,7 @@ def default_non_max_suppression():
 
 
 @keras.saving.register_keras_serializable(package="kdet")
-class RoIHeads(keras.layers.Layer):
+class RoIHeads(ComponentsConfig, keras.layers.Layer):
     """The second stage of Faster R-CNN: RoI crops, box classifier, its losses, detections.
 
     Expresses the TF OD API `second_stage_*` fields (and `initial_crop_size`,
@@ -119,6 +111,15 @@ class RoIHeads(keras.layers.Layer):
         [Ren et al., 2015](https://arxiv.org/abs/1506.01497); TF OD API
         `meta_architectures/faster_rcnn_meta_arch.py` (second stage).
     """
+
+    component_names = (
+        "roi_cropper",
+        "box_predictor",
+        "box_coder",
+        "matcher",
+        "classification_loss",
+        "non_max_suppression",
+    )
 
     loss_names = ("box_classifier_class_loss", "box_classifier_box_loss")
 
@@ -288,17 +289,10 @@ class RoIHeads(keras.layers.Layer):
         return {
             **super().get_config(),
             "num_classes": self.num_classes,
-            **{name: keras.saving.serialize_keras_object(getattr(self, name)) for name in _COMPONENTS},
+            **self.component_configs(),
             "batch_size": self.batch_size,
             "balance_fraction": self.balance_fraction,
             "localization_loss_weight": self.localization_loss_weight,
             "classification_loss_weight": self.classification_loss_weight,
             "add_groundtruth_to_proposals": self.add_groundtruth_to_proposals,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in _COMPONENTS:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
