@@ -91,10 +91,6 @@ class TFODCheckpoint:
             }
         return cls(prefix, version, shapes)
 
-    def read(self, key):
-        """The value of the variable `key`, a numpy array."""
-        return tf.train.load_checkpoint(str(self.prefix)).get_tensor(key)
-
     def read_all(self, keys):
         """`{key: numpy array}` for `keys`, with one reader."""
         reader = tf.train.load_checkpoint(str(self.prefix))
