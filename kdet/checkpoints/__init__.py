@@ -6,6 +6,7 @@ model, restore = kdet.checkpoints.load_tfod_model("pipeline.config", "checkpoint
 ```
 """
 
+from kdet.checkpoints import mappings  # noqa: F401  (registers kdet's mappings)
 from kdet.checkpoints.restore import TFODRestore
 from kdet.checkpoints.restore import load_tfod_model
 from kdet.checkpoints.restore import restore_tfod_checkpoint

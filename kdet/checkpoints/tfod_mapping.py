@@ -8,8 +8,9 @@ weights, in order, beside the checkpoint's layer paths under one prefix, in natu
 (`layer_with_weights-2` before `-10`); the counts must agree, and every weight's shape is
 checked before anything is assigned (`kdet.checkpoints.restore_tfod_checkpoint`).
 
-A component class registers its mapping with `register_tf2_mapping`; kdet's SSD, its box
-predictors and extractors have theirs here.
+A component class registers its mapping with `register_tf2_mapping`; kdet's own mappings are
+the modules of `kdet.checkpoints.mappings` (one per architecture family), which
+`kdet.checkpoints` imports.
 """
 
 import dataclasses
@@ -19,11 +20,6 @@ import keras
 
 from kdet.checkpoints.tfod_checkpoint import VARIABLE_SUFFIX
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
-from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
-    SSDMobileNetV2FeatureExtractor,
-)
-from kdet.models.ssd.convolutional_box_predictor import ConvolutionalBoxPredictor
-from kdet.models.ssd.ssd import SSD
 
 # Parts of a detection model, for `fine_tune_checkpoint_type`: "classification" restores the
 # backbone, "detection" the feature extractor (backbone and the layers on it: extra layers,
@@ -136,49 +132,3 @@ def paired(layers, shapes, prefix, part):
             "the config does not describe the model that wrote the checkpoint"
         )
     return [LayerPair(layer, path, part) for layer, path in zip(layers, paths)]
-
-
-@register_tf2_mapping(SSD)
-def _ssd(model, prefix, shapes):
-    return tf2_layer_pairs(model.feature_extractor, f"{prefix}/_feature_extractor", shapes) + (
-        tf2_layer_pairs(model.box_predictor, f"{prefix}/_box_predictor", shapes)
-    )
-
-
-@register_tf2_mapping(SSDMobileNetV2FeatureExtractor)
-def _ssd_mobilenet_v2(extractor, prefix, shapes):
-    pairs = paired(
-        weighted_layers(extractor.body), shapes, f"{prefix}/classification_backbone", BACKBONE
-    )
-    for index, extra_layer in enumerate(extractor.extra_layers, start=2):
-        pairs += paired(
-            weighted_layers(extra_layer),
-            shapes,
-            f"{prefix}/feature_map_generator/convolutions/{index}",
-            EXTRACTOR,
-        )
-    return pairs
-
-
-@register_tf2_mapping(ConvolutionalBoxPredictor)
-def _convolutional_box_predictor(predictor, prefix, shapes):
-    pairs = []
-    for index, tower in enumerate(predictor.towers):
-        pairs += paired(weighted_layers(tower), shapes, f"{prefix}/_shared_nets/{index}", HEADS)
-    heads = f"{prefix}/_prediction_heads"
-    for index, (box_head, class_head) in enumerate(
-        zip(predictor.box_heads, predictor.class_heads)
-    ):
-        pairs += paired(
-            weighted_layers(box_head),
-            shapes,
-            f"{heads}/box_encodings/{index}/_box_encoder_layers",
-            HEADS,
-        )
-        pairs += paired(
-            weighted_layers(class_head),
-            shapes,
-            f"{heads}/class_predictions_with_background/{index}/_class_predictor_layers",
-            HEADS,
-        )
-    return pairs

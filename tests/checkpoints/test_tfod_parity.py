@@ -11,11 +11,14 @@ raw outputs within 1e-3 and the detections as sets (same classes, IoU ≥ 0.99, 
 1e-3): the TF OD API's own eager and compiled runs differ by up to 6e-4 on logits.
 """
 
-import pathlib
-
 import numpy as np
 import pytest
-from PIL import Image
+from tfod_references import RAW_TOLERANCE
+from tfod_references import REFERENCES
+from tfod_references import assert_same_detections
+from tfod_references import loaded
+from tfod_references import photo
+from tfod_references import reference
 
 from kdet.checkpoints import CheckpointError
 from kdet.checkpoints import TFODCheckpoint
@@ -23,35 +26,13 @@ from kdet.checkpoints import load_tfod_model
 from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
 
-REFERENCES = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_reference"
-# The references whose architecture kdet maps (the others come with their mappings).
+# The SSD references whose architecture kdet maps (the others come with their mappings).
 MAPPED = ["ssd_mobilenet_v2"]
-RAW_TOLERANCE = 1e-3
-
-
-def _photo():
-    return np.asarray(Image.open(REFERENCES / "photo.png").convert("RGB"))
-
-
-def _reference(name):
-    return dict(np.load(REFERENCES / name / "outputs.npz"))
-
-
-def _loaded(name):
-    folder = REFERENCES / name
-    return load_tfod_model(folder / "pipeline.config", folder / "checkpoint")
-
-
-def _iou(a, b):
-    top_left = np.maximum(a[:2], b[:2])
-    bottom_right = np.minimum(a[2:], b[2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None))
-    return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
 
 
 @pytest.mark.parametrize("name", MAPPED)
 def test_every_checkpoint_variable_is_restored(name):
-    model, restore = _loaded(name)
+    model, restore = loaded(name)
     checkpoint = TFODCheckpoint.open(REFERENCES / name / "checkpoint")
     assert checkpoint.version == "V2"
     assert sorted(key for _, key in restore.restored) == sorted(checkpoint.shapes)
@@ -61,54 +42,28 @@ def test_every_checkpoint_variable_is_restored(name):
 
 @pytest.mark.parametrize("name", MAPPED)
 def test_raw_outputs_match_the_tf_od_api(name):
-    model, _ = _loaded(name)
-    reference = _reference(name)
-    outputs = model(_photo()[None], training=False)
+    model, _ = loaded(name)
+    expected = reference(name)
+    outputs = model(photo()[None], training=False)
     np.testing.assert_allclose(
-        outputs["anchors"], reference["predict/anchors"], atol=RAW_TOLERANCE
+        outputs["anchors"], expected["predict/anchors"], atol=RAW_TOLERANCE
     )
     np.testing.assert_allclose(
-        outputs["box_encodings"], reference["predict/box_encodings"], atol=RAW_TOLERANCE
+        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
     )
     np.testing.assert_allclose(
         outputs["class_logits"],
-        reference["predict/class_predictions_with_background"],
+        expected["predict/class_predictions_with_background"],
         atol=RAW_TOLERANCE,
     )
 
 
 @pytest.mark.parametrize("name", MAPPED)
 def test_detections_match_the_tf_od_api_as_sets(name):
-    model, _ = _loaded(name)
-    reference = _reference(name)
-    photo = _photo()
-    detections = model.predict_on_batch(photo[None])
-    count = int(detections["num_detections"][0])
-    # kdet's boxes are pixels of the photo, the TF OD API's relative to it.
-    height, width = photo.shape[:2]
-    boxes = np.asarray(detections["boxes"][0][:count]) / [height, width, height, width]
-    scores = np.asarray(detections["confidences"][0][:count])
-    labels = np.asarray(detections["labels"][0][:count])
-    expected_count = int(reference["detections/num_detections"][0])
-    assert count == expected_count
-    # The last few may swap with ties at the cut; every one clearly above it must be there.
-    cut = reference["detections/detection_scores"][0][expected_count - 1] + RAW_TOLERANCE
-    for box, score, label in zip(
-        reference["detections/detection_boxes"][0][:expected_count],
-        reference["detections/detection_scores"][0][:expected_count],
-        reference["detections/detection_classes"][0][:expected_count],
-    ):
-        if score < cut:
-            continue
-        same = [
-            index
-            for index in range(count)
-            # The TF OD API's postprocess classes are 0-based; kdet's labels are label-map ids.
-            if labels[index] - 1 == int(label)
-            and abs(scores[index] - score) <= RAW_TOLERANCE
-            and _iou(boxes[index], box) >= 0.99
-        ]
-        assert same, f"TF OD API detection {label=} {score=:.5f} {box} not among kdet's"
+    model, _ = loaded(name)
+    image = photo()
+    detections = model.predict_on_batch(image[None])
+    assert_same_detections(detections, reference(name), image.shape)
 
 
 def test_a_detection_restore_leaves_the_box_predictor_and_allows_other_classes(tmp_path):

@@ -1,0 +1,77 @@
+"""The TF OD API reference outputs of `tests/data/tfod_reference/` and how kdet's are compared
+with them (raw tensors within `RAW_TOLERANCE`, detections as sets).
+
+Each `<name>/` folder holds a small random-initialized TF OD API model made by
+`tools/tfod_reference/make_references.py` (TF2) or `make_tf1_references.py` (TF1) with the TF OD
+API's own code: its `pipeline.config`, its checkpoint and `outputs.npz`, the TF OD API's
+`preprocess` / `predict` / `postprocess` tensors (`predict/…`, `detections/…`; `exported/…`
+from its `exporter_lib_v2` SavedModel where made) on `photo.png`.
+"""
+
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+from kdet.checkpoints import load_tfod_model
+
+REFERENCES = pathlib.Path(__file__).resolve().parent / "data" / "tfod_reference"
+# The TF OD API's own eager and compiled runs differ by up to 6e-4 on raw logits.
+RAW_TOLERANCE = 1e-3
+
+
+def photo():
+    """The reference photo, `uint8 [161, 240, 3]`."""
+    return np.asarray(Image.open(REFERENCES / "photo.png").convert("RGB"))
+
+
+def reference(name):
+    """`{key: array}` of the reference's `outputs.npz`."""
+    return dict(np.load(REFERENCES / name / "outputs.npz"))
+
+
+def loaded(name, checkpoint_type="full"):
+    """`(model, TFODRestore)`: kdet's model of the reference's config with its checkpoint."""
+    folder = REFERENCES / name
+    return load_tfod_model(folder / "pipeline.config", folder / "checkpoint", checkpoint_type)
+
+
+def iou(a, b):
+    """IoU of two `[ymin, xmin, ymax, xmax]` boxes."""
+    top_left = np.maximum(a[:2], b[:2])
+    bottom_right = np.minimum(a[2:], b[2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None))
+    return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
+
+
+def assert_same_detections(detections, expected, image_shape, prefix="detections/"):
+    """Asserts kdet's `detections` (of `predict_on_batch`/`detect` on one image: pixel boxes,
+    label-map ids) are the TF OD API's `expected[prefix + …]` (relative boxes, 0-based classes)
+    as sets: the same count, and each TF OD API detection clearly above the score cut has a
+    kdet one of the same class, IoU ≥ 0.99 and score within `RAW_TOLERANCE` (the last few
+    may swap with ties at the cut)."""
+    count = int(np.asarray(detections["num_detections"])[0])
+    height, width = image_shape[:2]
+    boxes = np.asarray(detections["boxes"][0][:count]) / [height, width, height, width]
+    scores = np.asarray(detections["confidences"][0][:count])
+    labels = np.asarray(detections["labels"][0][:count])
+    expected_count = int(expected[prefix + "num_detections"][0])
+    assert count == expected_count
+    if not count:
+        return
+    cut = expected[prefix + "detection_scores"][0][expected_count - 1] + RAW_TOLERANCE
+    for box, score, label in zip(
+        expected[prefix + "detection_boxes"][0][:expected_count],
+        expected[prefix + "detection_scores"][0][:expected_count],
+        expected[prefix + "detection_classes"][0][:expected_count],
+    ):
+        if score < cut:
+            continue
+        same = [
+            index
+            for index in range(count)
+            if labels[index] - 1 == int(label)
+            and abs(scores[index] - score) <= RAW_TOLERANCE
+            and iou(boxes[index], box) >= 0.99
+        ]
+        assert same, f"TF OD API detection {label=} {score=:.5f} {box} not among kdet's"
