@@ -1,4 +1,4 @@
-"""ResNet50 / ResNet101 Faster R-CNN feature extractors: stage 4 → RPN, stage 5 → RoIs."""
+"""ResNet50 / 101 / 152 Faster R-CNN feature extractors: stage 4 → RPN, stage 5 → RoIs."""
 
 import keras
 
@@ -7,19 +7,30 @@ from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
 )
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.resnet_v1_body import CONV4_LAST_LAYERS
+from kdet.feature_extractors.resnet_v1_body import RESNETS
+from kdet.feature_extractors.resnet_v1_body import copy_folding_conv_biases
+from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 
 
 class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
-    """A `keras.applications` ResNet V1 cut after stage 4: the TF OD API ResNet Faster R-CNN.
+    """A ResNet V1 cut after stage 4: the TF OD API ResNet Faster R-CNN.
 
     Proposal features are the output of stage 4 (`conv4_block6_out` in ResNet50,
-    `conv4_block23_out` in ResNet101): stride 16, 1024 channels. The box classifier runs
-    stage 5 (`conv5_block1..3`) on the RoI crops: `[num_rois, 7, 7, 1024]` →
-    `[num_rois, 4, 4, 2048]` (its first block has stride 2, as in `keras.applications`); the
-    meta-architecture then average-pools. Layers keep their `keras.applications` names, so
-    `restore_from_classification_checkpoint(keras.applications.ResNet50(weights=...))` restores
-    both stages.
+    `conv4_block23_out` in ResNet101, `conv4_block36_out` in ResNet152): stride 16, 1024
+    channels. The box classifier runs stage 5 (`conv5_block1..3`) on the RoI crops:
+    `[num_rois, 7, 7, 1024]` → `[num_rois, 4, 4, 2048]` (its first block has stride 2); the
+    meta-architecture then average-pools.
+
+    The body is the TF OD API's TF2 one (`kdet.feature_extractors.resnet_v1_body`: no
+    convolution biases, the first max-pool with "SAME" padding, batch norms of epsilon 1e-5,
+    `depth_multiplier`), so its TF2 checkpoints load (`kdet.checkpoints`) and compute what
+    they computed there. With `tf_od_api_body=False` (extractors saved before 2026-12) it is
+    `keras.applications`' ResNet as it is. Layers keep their `keras.applications` names, so
+    `restore_from_classification_checkpoint(keras.applications.ResNet50(weights=...))`
+    restores both stages (into the TF OD API body with each convolution bias folded into the
+    batch norm after it).
 
     `preprocess` subtracts the ImageNet channel means in RGB order, the TF OD API resnet_v1
     rule its checkpoints were trained with. The `keras.applications` ImageNet weights were
@@ -30,16 +41,29 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
     stride 8: its first block does not stride and its 3x3 convolutions are atrous (dilation
     rate 2), as the TF OD API's ResNet with `output_stride=8`; the weights are the same.
 
-    Subclasses set `resnet` (the `keras.applications` constructor) and `proposal_endpoint`.
-    Arguments are those of `FasterRCNNSplitBodyFeatureExtractor`.
+    Subclasses set `depth` (50, 101 or 152).
+
+    Args:
+        batch_norm_trainable: bool. Train the batch norms in batch-statistics mode. Defaults
+            to `False` (inference mode, the TF OD API default).
+        first_stage_features_stride: int. 16, or 8 (atrous stage 4). Defaults to `16`.
+        backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
+            on first use; only at `depth_multiplier` 1). Defaults to `None`.
+        depth_multiplier: float. Width multiplier of the TF OD API body (its
+            `resnet_v1_50(depth_multiplier=...)`; the TF OD API's configs have no field for
+            it). Defaults to `1.0`.
+        min_depth: int. The fewest filters of a convolution of the TF OD API body. Defaults
+            to `8`.
+        tf_od_api_body: bool. The TF OD API's body (see above); `False`: the
+            `keras.applications` one. Defaults to `True`.
+        **kwargs: passed to `keras.layers.Layer`.
 
     Reference:
         [He et al., 2016](https://arxiv.org/abs/1512.03385); TF OD API
         `object_detection/models/faster_rcnn_resnet_keras_feature_extractor.py`.
     """
 
-    resnet = None
-    proposal_endpoint = None
+    depth = None
     FEATURE_STRIDES = (8, 16)
 
     def __init__(
@@ -47,6 +71,9 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
         batch_norm_trainable=False,
         first_stage_features_stride=16,
         backbone_weights=None,
+        depth_multiplier=1.0,
+        min_depth=8,
+        tf_od_api_body=True,
         **kwargs,
     ):
         super().__init__(
@@ -55,30 +82,74 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.tf_od_api_body = bool(tf_od_api_body)
         clone_function = _atrous_stage_4 if first_stage_features_stride == 8 else None
-        body = clone_body(
-            self.resnet(input_shape=(None, None, 3), include_top=False, weights=backbone_weights),
-            clone_function=clone_function,
-        )
-        self.split_body(body, self.proposal_endpoint)
+        if self.tf_od_api_body:
+            body = resnet_v1_body(
+                self.depth,
+                depth_multiplier,
+                min_depth,
+                weights=backbone_weights,
+                clone_function=clone_function,
+            )
+        else:
+            if depth_multiplier != 1.0:
+                raise ValueError(
+                    f"depth_multiplier is {depth_multiplier}, but the keras.applications body "
+                    "(tf_od_api_body=False) has none: use tf_od_api_body=True"
+                )
+            body = clone_body(
+                RESNETS[self.depth](
+                    input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+                ),
+                clone_function=clone_function,
+            )
+        self.split_body(body, CONV4_LAST_LAYERS[self.depth])
 
     def preprocess(self, images):
         return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "tf_od_api_body": self.tf_od_api_body,
+            }
+        )
+        return config
+
+    def restore_from_classification_checkpoint(self, source):
+        """Copies weights from a classification model into the layers of the same name; into
+        the TF OD API body a `keras.applications` ResNet's convolution biases are folded into
+        the batch norms (see `kdet.feature_extractors.resnet_v1_body.copy_folding_conv_biases`).
+        See `FasterRCNNFeatureExtractor.restore_from_classification_checkpoint`."""
+        if not self.tf_od_api_body:
+            return super().restore_from_classification_checkpoint(source)
+        if not isinstance(source, keras.layers.Layer):
+            source = keras.saving.load_model(source, compile=False)
+        layers = {
+            layer.name: layer
+            for body in (self.proposal_body, self.box_classifier_body)
+            for layer in body.layers
+        }
+        return copy_folding_conv_biases(source, layers)
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had the keras.applications body.
+        return cls(**{"tf_od_api_body": False, **config})
 
 
 @register_feature_extractor("faster_rcnn_resnet50")
 class FasterRCNNResNet50FeatureExtractor(FasterRCNNResNetFeatureExtractor):
     """ResNet50 V1 Faster R-CNN feature extractor (TF OD API `faster_rcnn_resnet50_keras`).
 
-    See `FasterRCNNResNetFeatureExtractor`; proposal features are `conv4_block6_out`.
-
-    Args:
-        batch_norm_trainable: bool. Train the batch norms in batch-statistics mode. Defaults
-            to `False` (inference mode, the TF OD API default).
-        first_stage_features_stride: int. 16, or 8 (atrous stage 4). Defaults to `16`.
-        backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
-            on first use). Defaults to `None`.
-        **kwargs: passed to `keras.layers.Layer`.
+    See `FasterRCNNResNetFeatureExtractor` (its arguments); proposal features are
+    `conv4_block6_out`.
 
     Example:
     ```python
@@ -90,23 +161,15 @@ class FasterRCNNResNet50FeatureExtractor(FasterRCNNResNetFeatureExtractor):
     ```
     """
 
-    resnet = staticmethod(keras.applications.ResNet50)
-    proposal_endpoint = "conv4_block6_out"
+    depth = 50
 
 
 @register_feature_extractor("faster_rcnn_resnet101")
 class FasterRCNNResNet101FeatureExtractor(FasterRCNNResNetFeatureExtractor):
     """ResNet101 V1 Faster R-CNN feature extractor (TF OD API `faster_rcnn_resnet101_keras`).
 
-    See `FasterRCNNResNetFeatureExtractor`; proposal features are `conv4_block23_out`.
-
-    Args:
-        batch_norm_trainable: bool. Train the batch norms in batch-statistics mode. Defaults
-            to `False` (inference mode, the TF OD API default).
-        first_stage_features_stride: int. 16, or 8 (atrous stage 4). Defaults to `16`.
-        backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
-            on first use). Defaults to `None`.
-        **kwargs: passed to `keras.layers.Layer`.
+    See `FasterRCNNResNetFeatureExtractor` (its arguments); proposal features are
+    `conv4_block23_out`.
 
     Example:
     ```python
@@ -117,8 +180,18 @@ class FasterRCNNResNet101FeatureExtractor(FasterRCNNResNetFeatureExtractor):
     ```
     """
 
-    resnet = staticmethod(keras.applications.ResNet101)
-    proposal_endpoint = "conv4_block23_out"
+    depth = 101
+
+
+@register_feature_extractor("faster_rcnn_resnet152")
+class FasterRCNNResNet152FeatureExtractor(FasterRCNNResNetFeatureExtractor):
+    """ResNet152 V1 Faster R-CNN feature extractor (TF OD API `faster_rcnn_resnet152_keras`).
+
+    See `FasterRCNNResNetFeatureExtractor` (its arguments); proposal features are
+    `conv4_block36_out`.
+    """
+
+    depth = 152
 
 
 def _atrous_stage_4(layer):
