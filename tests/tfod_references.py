@@ -46,15 +46,26 @@ def iou(a, b):
 
 def assert_same_detections(detections, expected, image_shape, prefix="detections/"):
     """Asserts kdet's `detections` (of `predict_on_batch`/`detect` on one image: pixel boxes,
-    label-map ids) are the TF OD API's `expected[prefix + …]` (relative boxes, 0-based classes)
-    as sets: the same count, and each TF OD API detection clearly above the score cut has a
-    kdet one of the same class, IoU ≥ 0.99 and score within `RAW_TOLERANCE` (the last few
-    may swap with ties at the cut)."""
+    label-map ids) are the TF OD API's `expected[prefix + …]` (relative boxes, 0-based
+    classes): `assert_same_detection_sets`."""
     count = int(np.asarray(detections["num_detections"])[0])
     height, width = image_shape[:2]
-    boxes = np.asarray(detections["boxes"][0][:count]) / [height, width, height, width]
-    scores = np.asarray(detections["confidences"][0][:count])
-    labels = np.asarray(detections["labels"][0][:count])
+    assert_same_detection_sets(
+        np.asarray(detections["boxes"][0][:count]) / [height, width, height, width],
+        np.asarray(detections["confidences"][0][:count]),
+        np.asarray(detections["labels"][0][:count]) - 1,
+        expected,
+        prefix,
+    )
+
+
+def assert_same_detection_sets(boxes, scores, classes, expected, prefix):
+    """Asserts that one image's detections (`boxes [n, 4]` relative to the image, `scores [n]`,
+    `classes [n]` 0-based) are the TF OD API's `expected[prefix + "detection_boxes" …]` of
+    the same kind as sets: the same count, and each TF OD API detection clearly above the
+    score cut has one of the same class, IoU ≥ 0.99 and score within `RAW_TOLERANCE` (the last
+    few may swap with ties at the cut)."""
+    count = len(scores)
     expected_count = int(expected[prefix + "num_detections"][0])
     assert count == expected_count
     if not count:
@@ -70,7 +81,7 @@ def assert_same_detections(detections, expected, image_shape, prefix="detections
         same = [
             index
             for index in range(count)
-            if labels[index] - 1 == int(label)
+            if int(classes[index]) == int(label)
             and abs(scores[index] - score) <= RAW_TOLERANCE
             and iou(boxes[index], box) >= 0.99
         ]

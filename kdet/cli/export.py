@@ -18,7 +18,8 @@ def add_export_parser(subparsers):
         "export",
         help="export a trained model as a SavedModel (and TFLite for SSD)",
         description="Build the model of a pipeline config, restore the newest intact "
-        "checkpoint of --trained_checkpoint_dir (a 'kdet train' model directory), and write "
+        "checkpoint of --trained_checkpoint_dir (a 'kdet train' model directory, or a TF OD "
+        "API training or zoo checkpoint folder), and write "
         "to --output_directory, as the TF OD API's exporter_main_v2.py does: saved_model/ "
         "(signature serving_default: input_tensor -> detection_boxes, detection_scores, "
         "detection_classes, num_detections; non-max suppression included; loads with "
@@ -37,7 +38,9 @@ def add_export_parser(subparsers):
         "--trained_checkpoint_dir",
         required=True,
         help="the model directory of 'kdet train' (its newest intact ckpt-<step>.weights.h5 "
-        "is exported)",
+        "is exported), or a TF OD API checkpoint folder as exporter_main_v2.py takes it (a "
+        "training folder or a zoo archive's checkpoint/: the ckpt-N its `checkpoint` file "
+        "names; TF1 model.ckpt-N too)",
     )
     parser.add_argument(
         "--output_directory", required=True, help="where to write (created if needed)"
@@ -104,6 +107,7 @@ def run_export(args):
     import pathlib
     import sys
 
+    from kdet.configs.checkpoints import is_tfod_checkpoint
     from kdet.export.export_folder import ExportInProgressError
     from kdet.export.exporter import export_inference_graph
     from kdet.export.tflite import RepresentativeImages
@@ -119,16 +123,21 @@ def run_export(args):
     checkpoint_dir = pathlib.Path(args.trained_checkpoint_dir)
     if not checkpoint_dir.is_dir():
         raise FileNotFoundError(f"--trained_checkpoint_dir {checkpoint_dir}: no such directory")
-    latest = latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        raise FileNotFoundError(
-            f"--trained_checkpoint_dir {checkpoint_dir}: no intact kdet checkpoint in it "
-            "(ckpt-<step>.weights.h5 with its .sha256, as 'kdet train' writes)"
-        )
+    checkpoint = checkpoint_dir
+    if not is_tfod_checkpoint(checkpoint_dir):
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is None:
+            raise FileNotFoundError(
+                f"--trained_checkpoint_dir {checkpoint_dir}: no intact kdet checkpoint in it "
+                "(ckpt-<step>.weights.h5 with its .sha256, as 'kdet train' writes) nor a TF OD "
+                "API one (a `checkpoint` file naming ckpt-N, as its training and zoo folders "
+                "hold)"
+            )
+        checkpoint = latest[1]
     try:
         result = export_inference_graph(
             args.pipeline_config_path,
-            latest[1],
+            checkpoint,
             args.output_directory,
             args.input_type,
             tflite=args.tflite,

@@ -1,6 +1,7 @@
 """Checkpoints into a pipeline's model: the fine-tune checkpoint of `train_config`
-(`restore_fine_tune_checkpoint`) and `kdet train` checkpoints (`restore_pipeline_checkpoint`,
-`restored_pipeline`)."""
+(`restore_fine_tune_checkpoint`) and trained checkpoints (`restore_pipeline_checkpoint`,
+`restored_pipeline`): kdet's own (`ckpt-<step>.weights.h5`) and the TF OD API's (`ckpt-N`,
+`model.ckpt-N`; `is_tfod_checkpoint` tells them apart, `kdet.checkpoints` reads them)."""
 
 
 import dataclasses
@@ -43,6 +44,9 @@ class FineTuneRestore:
         new_ranges: names of the quantization ranges of a quantization-aware model
             (`graph_rewriter`) that a float checkpoint has no value for: they keep their
             initial values, even in a `"full"` restore.
+        checkpoint_keys: for a TF OD API checkpoint, `{name: checkpoint key}` of each restored
+            weight (e.g. `feature_extractor/…/kernel` →
+            `model/_feature_extractor/…/kernel/.ATTRIBUTES/VARIABLE_VALUE`); else empty.
     """
 
     checkpoint: object
@@ -53,6 +57,7 @@ class FineTuneRestore:
     unit: str = "weights"
     outside_type: list = dataclasses.field(default_factory=list)
     new_ranges: list = dataclasses.field(default_factory=list)
+    checkpoint_keys: dict = dataclasses.field(default_factory=dict)
 
     def __str__(self):
         text = f"initialized from {self.checkpoint} ({self.checkpoint_type})"
@@ -94,8 +99,12 @@ def restore_fine_tune_checkpoint(pipeline):
       every weight must be restored, else a `ConfigError`
       (`kdet.training.variable_selection.fine_tune_prefixes`).
 
-    TF OD API checkpoints (`model.ckpt`, TF1 or TF2 object graphs) cannot be read; start from
-    a zoo model (`zoo:NAME`) instead.
+    - A TF OD API checkpoint (`is_tfod_checkpoint`: a `ckpt-N` / `model.ckpt` prefix, a
+      folder with a `checkpoint` file, an extracted zoo archive), TF2 or TF1 whatever
+      `fine_tune_checkpoint_version` says (the files tell): restored as the TF OD API restores
+      its type (`kdet.checkpoints.restore_tfod_checkpoint`: `"detection"` / `"fine_tune"` the
+      feature extractor, `"classification"` the backbone, `"full"` everything); every
+      checkpoint variable of those parts must fit the model, else a `ConfigError`.
 
     Args:
         pipeline: a `Pipeline` with `train_config`.
@@ -118,6 +127,8 @@ def restore_fine_tune_checkpoint(pipeline):
     if path_text.startswith(ZOO_PREFIX):
         return _restore_zoo_model(pipeline, path_text[len(ZOO_PREFIX):], where)
     path = pathlib.Path(path_text)
+    if is_tfod_checkpoint(path):
+        return _restore_tfod_fine_tune(pipeline, path, where)
     if checkpoint_type == "classification":
         if path.suffix != ".keras" or not path.is_file():
             raise where.error(
@@ -139,8 +150,8 @@ def restore_fine_tune_checkpoint(pipeline):
     if path is None or not path.name.endswith(".weights.h5") or not path.is_file():
         raise where.error(
             "not a kdet checkpoint (a ckpt-<step>.weights.h5 file or a model directory holding "
-            f"one) nor a zoo model ({ZOO_PREFIX}NAME); TF OD API checkpoints (model.ckpt) "
-            "cannot be read"
+            f"one), a TF OD API checkpoint (ckpt-N or model.ckpt with its .index, or a folder "
+            f"with a `checkpoint` file) nor a zoo model ({ZOO_PREFIX}NAME)"
         )
     _build(pipeline.model)
     restore = _restore_weights_file(
@@ -148,6 +159,56 @@ def restore_fine_tune_checkpoint(pipeline):
     )
     _check_full_restore(restore, where)
     return restore
+
+
+def is_tfod_checkpoint(path):
+    """Whether `path` names a TF OD API checkpoint rather than a kdet one.
+
+    A TF OD API checkpoint is a prefix whose `.index` exists (`ckpt-0`, `model.ckpt-200000`),
+    an `.index` file, or a folder without kdet checkpoints (`ckpt-<step>.weights.h5`) holding
+    one (a `checkpoint` file, a `checkpoint/` folder, `model.ckpt.index`, as the TF OD API's
+    training folders and zoo archives do).
+    """
+    from kdet.checkpoints.tfod_checkpoint import CheckpointError
+    from kdet.checkpoints.tfod_checkpoint import find_checkpoint_prefix
+    from kdet.training.trainer import list_checkpoints
+
+    path = pathlib.Path(path)
+    if path.is_dir():
+        if list_checkpoints(path):
+            return False
+        try:
+            find_checkpoint_prefix(path)
+        except CheckpointError:
+            return False
+        return True
+    return path.suffix == ".index" or pathlib.Path(f"{path}.index").is_file()
+
+
+def _restore_tfod_fine_tune(pipeline, path, where):
+    """Restores the TF OD API checkpoint `path` as `fine_tune_checkpoint_type` says; errors
+    become `ConfigError`s at the config's `fine_tune_checkpoint` line."""
+    from kdet.checkpoints import CheckpointError
+    from kdet.checkpoints import restore_tfod_checkpoint
+    from kdet.training.variable_selection import variable_names
+
+    checkpoint_type = pipeline.train.fine_tune_checkpoint_type
+    _build(pipeline.model)
+    try:
+        result = restore_tfod_checkpoint(pipeline.model, path, checkpoint_type)
+    except CheckpointError as error:
+        raise where.error(str(error)) from None
+    weights = {weight.path: weight for weight in pipeline.model.weights}
+    keys = {id(weights[path]): key for path, key in result.restored}
+    names = variable_names(pipeline.model)
+    return FineTuneRestore(
+        result.checkpoint.prefix,
+        checkpoint_type,
+        restored=[name for name, weight in names.items() if id(weight) in keys],
+        outside_type=[name for name, weight in names.items() if id(weight) not in keys],
+        checkpoint_keys={name: keys[id(weight)] for name, weight in names.items()
+                         if id(weight) in keys},
+    )
 
 
 def _restore_prefixes(train):
@@ -256,26 +317,39 @@ def _input_shape(model):
 
 
 def restore_pipeline_checkpoint(pipeline, checkpoint):
-    """Loads a `kdet train` checkpoint (model and optimizer state) into the pipeline's model.
+    """Loads a trained checkpoint into the pipeline's model.
 
-    The model is built for its input size first (`input_size`), if it is not built yet, and
-    compiled with the config's optimizer if it is not compiled. Restoring again (another
-    checkpoint of the same training) replaces the weights.
+    A `kdet train` checkpoint brings the model and optimizer state: the model is built for its
+    input size first (`input_size`), if it is not built yet, and compiled with the config's
+    optimizer if it is not compiled. A TF OD API checkpoint (`is_tfod_checkpoint`) brings
+    every model weight (`kdet.checkpoints.restore_tfod_checkpoint`, type `"full"`); its
+    optimizer state is not read. Restoring again (another checkpoint of the same training)
+    replaces the weights.
 
     Args:
         pipeline: a `Pipeline` with `train_config`, e.g. from `compiled_pipeline`.
         checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory: its newest intact
-            checkpoint (`kdet.training.latest_checkpoint`).
+            checkpoint (`kdet.training.latest_checkpoint`); or a TF OD API checkpoint prefix
+            or folder (`resolve_trained_checkpoint`).
 
     Returns:
-        `(step, path)`: the checkpoint's step (from its name; None for another name) and file.
+        `(step, path)`: the checkpoint's step (from its name, None for another name; a TF OD
+        API checkpoint's `tfod_checkpoint_step`) and file (a TF OD API checkpoint's prefix).
 
     Raises:
         FileNotFoundError: a model directory without an intact checkpoint, or no such file.
         ValueError: a pipeline without `train_config` (no optimizer to take the state).
+        kdet.checkpoints.CheckpointError: a TF OD API checkpoint that does not fit the model.
     """
-    step, path = resolve_checkpoint(checkpoint)
     model = pipeline.model
+    if is_tfod_checkpoint(checkpoint):
+        from kdet.checkpoints import restore_tfod_checkpoint
+
+        step, prefix = resolve_trained_checkpoint(checkpoint)
+        _build(model)
+        restore_tfod_checkpoint(model, prefix, "full")
+        return step, prefix
+    step, path = resolve_checkpoint(checkpoint)
     if getattr(model, "optimizer", None) is None:
         if pipeline.optimizer is None:
             raise ValueError(
@@ -288,16 +362,20 @@ def restore_pipeline_checkpoint(pipeline, checkpoint):
 
 
 def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=None):
-    """The pipeline of a config, its model holding a `kdet train` checkpoint's weights.
+    """The pipeline of a config, its model holding a trained checkpoint's weights.
 
-    `compiled_pipeline(path)`, then `restore_pipeline_checkpoint(pipeline, checkpoint)`: what
-    `kdet eval`, `kdet export`, `kdet predict` and `kdet.inference.load_detector` load a
+    `compiled_pipeline(path)`, then `restore_pipeline_checkpoint(pipeline, checkpoint)` for a
+    `kdet train` checkpoint, or `kdet.checkpoints.restore_tfod_checkpoint(model, checkpoint,
+    "full")` for a TF OD API one (`is_tfod_checkpoint`; its optimizer state is not read):
+    what `kdet eval`, `kdet export`, `kdet predict` and `kdet.inference.load_detector` load a
     checkpoint with.
 
     Args:
         path: the pipeline.config / YAML config the checkpoint was trained with.
         checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory (its newest intact
-            checkpoint).
+            checkpoint); or a TF OD API checkpoint: a `ckpt-N` / `model.ckpt-N` prefix, or a
+            folder with a `checkpoint` file (its newest), such as a TF OD API training folder
+            or an extracted zoo archive.
         step: optional int, the step named in the progress line (default: from the file name).
         progress: optional callable taking one line, called before the model is built
             (`"building the model of CONFIG"`) and before the weights are restored
@@ -310,6 +388,7 @@ def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=N
     Raises:
         FileNotFoundError / ValueError / ConfigError: see `compiled_pipeline` and
             `restore_pipeline_checkpoint`.
+        kdet.checkpoints.CheckpointError: a TF OD API checkpoint that does not fit the model.
 
     Example:
     ```python
@@ -317,7 +396,7 @@ def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=N
     detections = pipeline.model.predict(images)
     ```
     """
-    found_step, file = resolve_checkpoint(checkpoint)  # a missing one before the slow build
+    found_step, file = resolve_trained_checkpoint(checkpoint)  # before the slow build
     progress = progress or (lambda line: None)
     progress(f"building the model of {path}")
     pipeline = compiled_pipeline(path, dtype_policy=dtype_policy)
@@ -325,6 +404,61 @@ def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=N
     progress(f"restoring {'' if step is None else f'step {step}: '}{file}")
     restore_pipeline_checkpoint(pipeline, file)
     return pipeline
+
+
+def resolve_trained_checkpoint(checkpoint):
+    """`(step, path)` of a trained checkpoint, kdet's or the TF OD API's.
+
+    kdet's: see `kdet.training.model_dir.resolve_checkpoint`. A TF OD API checkpoint
+    (`is_tfod_checkpoint`): `path` is its prefix (`.../ckpt-3`, `.../model.ckpt-20000`; a
+    folder's newest, as its `checkpoint` file names it) and `step` its training step
+    (`tfod_checkpoint_step`).
+
+    Raises:
+        FileNotFoundError: neither a kdet checkpoint nor a TF OD API one.
+    """
+    if not is_tfod_checkpoint(checkpoint):
+        return resolve_checkpoint(checkpoint)
+    from kdet.checkpoints import TFODCheckpoint
+
+    prefix = TFODCheckpoint.open(checkpoint).prefix
+    return tfod_checkpoint_step(prefix), prefix
+
+
+def tfod_checkpoint_step(prefix):
+    """The training step of the TF OD API checkpoint `prefix`: the `step` a TF2 checkpoint of
+    `model_lib_v2` holds, a TF1 checkpoint's `global_step`, else the number ending its name
+    (`ckpt-3` → 3), else 0."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    for key in _TFOD_STEP_KEYS:
+        if reader.has_tensor(key):
+            return int(reader.get_tensor(key))
+    number = re.search(r"-(\d+)$", pathlib.Path(prefix).name)
+    return int(number.group(1)) if number else 0
+
+
+def list_tfod_checkpoints(folder):
+    """`[(step, prefix)]` of the TF OD API checkpoints in `folder` (each `*.index` file: TF
+    writes it last, so a listed checkpoint is complete), oldest step first."""
+    folder = pathlib.Path(folder)
+    prefixes = [path.with_suffix("") for path in folder.glob("*.index")]
+    return sorted((tfod_checkpoint_step(prefix), prefix) for prefix in prefixes)
+
+
+# Where TF OD API checkpoints keep the training step: `model_lib_v2`'s `tf.train.Checkpoint(
+# step=…)`, TF1's `global_step`.
+_TFOD_STEP_KEYS = ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step")
+
+
+def tfod_checkpoint_files(prefix):
+    """The files of the TF OD API checkpoint `prefix`: its `.index` and `.data-*` shards."""
+    prefix = pathlib.Path(prefix)
+    return sorted(
+        path for path in prefix.parent.iterdir()
+        if path.name == f"{prefix.name}.index" or path.name.startswith(f"{prefix.name}.data-")
+    )
 
 
 def _restore_zoo_model(pipeline, name, where):

@@ -129,7 +129,8 @@ def _check_checkpoint_path(entry):
     if not (path.exists() or path.with_name(path.name + ".index").exists()):
         raise entry.error(
             "no such file or folder; expected a kdet checkpoint (a ckpt-<step>.weights.h5 file "
-            "or a model directory holding one), a Keras model file (.keras) for "
-            f"fine_tune_checkpoint_type 'classification', or a zoo model as {ZOO_PREFIX}NAME "
-            "(kdet zoo lists them); TF OD API checkpoints (model.ckpt) cannot be read"
+            "or a model directory holding one), a TF OD API checkpoint (a ckpt-N or model.ckpt "
+            "prefix with its .index, or a folder with a `checkpoint` file), a Keras model file "
+            f"(.keras) for fine_tune_checkpoint_type 'classification', or a zoo model as "
+            f"{ZOO_PREFIX}NAME (kdet zoo lists them)"
         )

@@ -88,8 +88,9 @@ def pipeline_evaluator(pipeline, log_dir=None, num_examples=None, index=0):
 
 
 def evaluate_checkpoint(pipeline, checkpoint, eval_dir, evaluator=None, progress=True, log=print):
-    """Restores one `kdet train` checkpoint into the pipeline's model, evaluates it and adds
-    the results to `eval_dir`.
+    """Restores one trained checkpoint (`kdet train`'s, or a TF OD API one:
+    `kdet.configs.restore_pipeline_checkpoint`) into the pipeline's model, evaluates it and
+    adds the results to `eval_dir`.
 
     `metrics.json` gains (or replaces) the checkpoint's step; `precision_recall.json` and the
     PNGs are the checkpoint's; TensorBoard scalars and images are logged at its step.
@@ -98,7 +99,7 @@ def evaluate_checkpoint(pipeline, checkpoint, eval_dir, evaluator=None, progress
         pipeline: a `kdet.configs.Pipeline` (from `kdet.configs.compiled_pipeline`; a model not
             compiled yet is compiled with the config's optimizer), or the path of its config.
         checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory (its newest intact
-            checkpoint).
+            checkpoint); or a TF OD API checkpoint prefix or folder.
         eval_dir: str or path of the results folder (created if needed), usually
             `kdet.training.model_dir.eval_dir(model_dir)`.
         evaluator: optional `COCOEvaluator`; defaults to `pipeline_evaluator(pipeline,
@@ -227,7 +228,8 @@ def evaluate_continuously(pipeline, checkpoint_dir, eval_dir, evaluator=None,
     Args:
         pipeline: a `kdet.configs.Pipeline`, or the path of its config (see
             `evaluate_checkpoint`).
-        checkpoint_dir: the folder the training writes `ckpt-<step>.weights.h5` to.
+        checkpoint_dir: the folder the training writes `ckpt-<step>.weights.h5` to, or a
+            folder of TF OD API checkpoints (`ckpt-N.index`, as `model_main_tf2.py` writes).
         eval_dir: str or path of the results folder (see `evaluate_checkpoint`).
         evaluator: optional `COCOEvaluator` (see `evaluate_checkpoint`).
         wait_interval: seconds between checks for a new checkpoint. Defaults to
@@ -288,10 +290,18 @@ def evaluate_continuously(pipeline, checkpoint_dir, eval_dir, evaluator=None,
 
 def next_checkpoint(checkpoint_dir, last_step=-1):
     """`(step, path)` of the oldest intact checkpoint of `checkpoint_dir` after `last_step`
-    (its sha256 matches), or None."""
+    (its sha256 matches), or None. A folder of TF OD API checkpoints (`ckpt-N`, as
+    `model_main_tf2.py` trains into) gives its checkpoints' prefixes, by training step."""
+    from kdet.configs.checkpoints import is_tfod_checkpoint
+    from kdet.configs.checkpoints import list_tfod_checkpoints
     from kdet.training.trainer import list_checkpoints
     from kdet.utils.verified_files import is_verified
 
+    if is_tfod_checkpoint(checkpoint_dir):
+        for step, prefix in list_tfod_checkpoints(checkpoint_dir):
+            if step > last_step:
+                return step, prefix
+        return None
     for step, path in list_checkpoints(checkpoint_dir):
         if step > last_step and is_verified(path):
             return step, path

@@ -23,11 +23,12 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
                            tflite=False, tflite_quantization=None,
                            max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, progress=True,
                            tflite_representative_images=None):
-    """Restores a `kdet train` checkpoint into its config's model and exports it.
+    """Restores a trained checkpoint (`kdet train`'s or the TF OD API's) into its config's
+    model and exports it.
 
     Writes into `output_directory` (created if needed): `saved_model/` (`export_saved_model`:
     signature `serving_default`, `input_tensor` → `detection_boxes`, `detection_scores`,
-    `detection_classes`, `num_detections`), `checkpoint/` (the checkpoint and its `.sha256`), a
+    `detection_classes`, `num_detections`), `checkpoint/` (the checkpoint: `copy_checkpoint`), a
     copy of the config (`pipeline.config`, or `pipeline.yaml` for a YAML config) and, with
     `tflite`, `model.tflite` (`export_tflite`; SSD only, written first so that a model TFLite
     cannot take fails before anything else). Everything is written to a staging folder and
@@ -37,7 +38,9 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
     Args:
         config: str or path of the pipeline.config / YAML config the model was trained with.
         checkpoint: a `ckpt-<step>.weights.h5` file, or a model directory (its newest intact
-            checkpoint).
+            checkpoint); or a TF OD API checkpoint (`exporter_main_v2.py
+            --trained_checkpoint_dir`: a training or zoo `checkpoint/` folder, or a `ckpt-N` /
+            `model.ckpt-N` prefix), restored with `kdet.checkpoints.restore_tfod_checkpoint`.
         output_directory: str or path of the export folder.
         input_type: the SavedModel's input, one of `INPUT_TYPES`. Defaults to
             `"image_tensor"`.
@@ -57,18 +60,18 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
 
     Raises:
         FileNotFoundError: no checkpoint (see `kdet.configs.restored_pipeline`).
+        kdet.checkpoints.CheckpointError: a TF OD API checkpoint that does not fit the model.
         kdet.export.export_folder.ExportInProgressError: another live process is publishing
             into `output_directory`.
     """
     from kdet.configs import restored_pipeline
+    from kdet.configs.checkpoints import resolve_trained_checkpoint
     from kdet.export.saved_model import export_saved_model
     from kdet.export.tflite import export_tflite
     from kdet.training.model_dir import config_copy_name
-    from kdet.training.model_dir import resolve_checkpoint
-    from kdet.utils.verified_files import checksum_path
 
     log = stage_log(progress, "Exporting")
-    step, checkpoint = resolve_checkpoint(checkpoint)
+    step, checkpoint = resolve_trained_checkpoint(checkpoint)
     model = restored_pipeline(config, checkpoint, step, progress=log).model
 
     output = pathlib.Path(output_directory)
@@ -90,9 +93,7 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
             written.append("model.tflite")
         export_saved_model(model, staging / "saved_model", input_type,
                            progress=log.nested("SavedModel"), max_image_pixels=max_image_pixels)
-        (staging / "checkpoint").mkdir()
-        for path in (checkpoint, checksum_path(checkpoint)):
-            shutil.copyfile(path, staging / "checkpoint" / path.name)
+        copy_checkpoint(checkpoint, staging / "checkpoint")
         shutil.copyfile(config, staging / config_copy)
         publish_export(output, staging, ["saved_model", "checkpoint", config_copy, *written],
                        keep=[config])
@@ -108,3 +109,24 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
         "checkpoint": checkpoint,
         "written": ["saved_model/", "checkpoint/", config_copy, *written],
     }
+
+
+def copy_checkpoint(checkpoint, folder):
+    """Copies a trained checkpoint into the new `folder`: a kdet checkpoint with its `.sha256`;
+    a TF OD API one's `.index` and `.data-*` files with a `checkpoint` file naming it, so the
+    folder is a TF OD API checkpoint folder again (as `exporter_main_v2.py` writes it)."""
+    from kdet.configs.checkpoints import is_tfod_checkpoint
+    from kdet.configs.checkpoints import tfod_checkpoint_files
+    from kdet.utils.verified_files import checksum_path
+
+    folder.mkdir()
+    if not is_tfod_checkpoint(checkpoint):
+        for path in (checkpoint, checksum_path(checkpoint)):
+            shutil.copyfile(path, folder / path.name)
+        return
+    for path in tfod_checkpoint_files(checkpoint):
+        shutil.copyfile(path, folder / path.name)
+    name = pathlib.Path(checkpoint).name
+    (folder / "checkpoint").write_text(
+        f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'
+    )

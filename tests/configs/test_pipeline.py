@@ -148,22 +148,23 @@ def test_detection_fine_tune_checkpoint_restores_every_matching_weight(config_pa
     assert 0 < len(same_shape) < len(predictor)  # box heads restored, class heads new (3 + 1)
 
 
-def test_a_tf_checkpoint_is_a_clear_error_when_training_starts(config_path, tmp_path, capsys):
+def test_a_missing_or_unreadable_tf_checkpoint_is_a_clear_error_when_training_starts(
+        config_path, tmp_path, capsys):
     path = _fine_tune_config(config_path, "PATH/model.ckpt")
     argv = ["train", "--pipeline_config_path", str(path), "--model_dir", str(tmp_path / "m")]
     assert cli.main(argv) == 2
     error = capsys.readouterr().err
     assert "fine_tune.config:37:3: 'train_config.fine_tune_checkpoint' 'PATH/model.ckpt': no " \
         "such file or folder; expected a kdet checkpoint" in error
-    assert "TF OD API checkpoints (model.ckpt) cannot be read" in error
+    assert "a TF OD API checkpoint (a ckpt-N or model.ckpt prefix with its .index" in error
 
-    # An existing TF checkpoint (its .index file) is refused for what it is.
+    # A TF checkpoint whose .index is damaged: TensorFlow's reason, at the config's line.
     (tmp_path / "tf").mkdir()
     (tmp_path / "tf" / "model.ckpt.index").write_bytes(b"")
     path = _fine_tune_config(config_path, tmp_path / "tf" / "model.ckpt")
     assert cli.main([*argv[:-1], str(tmp_path / "m2")]) == 2
     error = capsys.readouterr().err
-    assert "model.ckpt': not a kdet checkpoint" in error
+    assert "model.ckpt': cannot read the checkpoint" in error
 
 
 def test_kdet_lr_sweep_writes_plot_and_numbers_and_prints_a_suggestion(
