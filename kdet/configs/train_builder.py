@@ -38,9 +38,8 @@ _TRAIN_CONFIG = {
     "data_augmentation_options": Repeated(SubMessage()),
     "fine_tune_checkpoint": String(default=""),
     "fine_tune_checkpoint_type": String(default=""),
-    # The TF OD API checkpoint format (V1: TF1 name-based, V2: TF2 object-based). kdet reads
-    # only its own checkpoints, told apart by their files, and rejects TF OD API ones when it
-    # restores `fine_tune_checkpoint`, whichever the version.
+    # The TF OD API checkpoint format (V1: TF1 name-based, V2: TF2 object-based). kdet tells
+    # the formats (and its own checkpoints) apart by their files, whatever this says.
     "fine_tune_checkpoint_version": Enum(("V1", "V2"), default="V1"),
     "from_detection_checkpoint": Bool(default=False),
     # TF1's `restore_map`: a "detection" restore takes every weight, not the extractor's only.
@@ -285,9 +284,9 @@ def build_training(node):
     `gradient_clipping_by_norm` becomes the optimizer's `global_clipnorm`. `sync_replicas`,
     `replicas_to_aggregate` and `startup_delay_steps` belong to TF1's parameter-server training
     and are ignored with a notice (kdet's `tf.distribute` training is synchronous).
-    `fine_tune_checkpoint_version` (`V1` or `V2`) names the format of a TF OD API checkpoint,
-    which kdet cannot read whatever its version (an error when `fine_tune_checkpoint` is
-    restored); kdet's own checkpoints are recognised by their files.
+    `fine_tune_checkpoint_version` (`V1` or `V2`) names the format of a TF OD API checkpoint;
+    `kdet.configs.restore_fine_tune_checkpoint` reads the format from the files instead, and
+    recognises kdet's own checkpoints by theirs.
 
     Args:
         node: the `Node` of the `train_config` message.
