@@ -8,12 +8,57 @@ from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularize_kernels
 from kdet.layers.fused_batch_normalization import FusedBatchNormalization
 
+# Filters of MobileNetV1's convolutions at depth multiplier 1 (Keras layer names).
+MOBILENET_V1_FILTERS = {
+    "conv1": 32,
+    **{
+        f"conv_pw_{block}": filters
+        for block, filters in enumerate(
+            (64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024), start=1
+        )
+    },
+}
+
+
+def mobilenet_v1_filters(depth_multiplier, conv_defs=None, min_depth=None, tf_od_api=True):
+    """Filters of each MobileNetV1 convolution, `{Keras layer name: filters}`.
+
+    Keras's `MobileNet(alpha=depth_multiplier)` has `int(filters * depth_multiplier)`. The TF
+    OD API's Keras body (`object_detection/models/keras_models/mobilenet_v1.py`, which every
+    TF2 `ssd_mobilenet_v1*_keras` extractor and checkpoint uses) builds that Keras model and
+    scales each convolution again when it makes it: `max(int(int(filters * m) * m),
+    min_depth)`, or `max(int(conv_defs[name] * m), min_depth)` for the layers its `conv_defs`
+    set. At depth multiplier 1 the two agree (unless `min_depth` exceeds 32).
+
+    Args:
+        depth_multiplier: float.
+        conv_defs: optional dict `{layer name: filters before the depth multiplier}`
+            replacing MobileNetV1's (the TF OD API `conv_defs`, e.g. `{"conv_pw_13": 256}`).
+        min_depth: int or None. The TF OD API's lower bound (with `tf_od_api`).
+        tf_od_api: bool. The TF OD API's rule; `False`: Keras's (multiplier once, no bound).
+
+    Returns:
+        dict `{layer name: filters}` of `conv1` and `conv_pw_1`..`conv_pw_13`.
+    """
+    conv_defs = conv_defs or {}
+    filters = {}
+    for name, base in MOBILENET_V1_FILTERS.items():
+        depth = int(conv_defs[name] * depth_multiplier) if name in conv_defs else (
+            int(base * depth_multiplier)
+        )
+        if tf_od_api:
+            if name not in conv_defs:
+                depth = int(depth * depth_multiplier)
+            depth = max(depth, min_depth or 0)
+        filters[name] = depth
+    return filters
+
 
 def mobilenet_v1_body(
     endpoints,
     depth_multiplier=1.0,
     weights=None,
-    pointwise_filters=None,
+    conv_filters=None,
     use_explicit_padding=False,
     kernel_initializer=None,
     kernel_regularizer=None,
@@ -37,10 +82,10 @@ def mobilenet_v1_body(
         depth_multiplier: float. MobileNet `alpha`. Defaults to `1.0`.
         weights: `None` or `"imagenet"` (downloaded by Keras on first use). Defaults to
             `None`.
-        pointwise_filters: optional dict `{pointwise convolution name: filters}` replacing
-            Keras's number of filters of those layers (e.g. `{"conv_pw_13": 256}`, after the
-            depth multiplier). Layers whose weight shapes change start from random weights.
-            Defaults to `None`.
+        conv_filters: optional dict `{convolution name: filters}` replacing Keras's number
+            of filters of those layers (e.g. `{"conv_pw_13": 256}`, after the depth
+            multiplier; `mobilenet_v1_filters` gives the TF OD API's). Layers whose weight
+            shapes change start from random weights. Defaults to `None`.
         use_explicit_padding: bool. Pad one pixel on every side before the stride-2
             convolutions and convolve with "valid" padding (TF OD API
             `use_explicit_padding`), instead of "same" padding. Defaults to `False`.
@@ -72,8 +117,13 @@ def mobilenet_v1_body(
     mobilenet = keras.applications.MobileNet(
         input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
     )
-    if pointwise_filters:
-        mobilenet = _with_pointwise_filters(mobilenet, pointwise_filters)
+    changed = {
+        name: filters
+        for name, filters in (conv_filters or {}).items()
+        if mobilenet.get_layer(name).filters != filters
+    }
+    if changed:
+        mobilenet = _with_conv_filters(mobilenet, changed)
     if hyperparams is not None:
         hyperparams = hyperparams.replace(regularize_depthwise=True)
     body = clone_body(
@@ -118,13 +168,13 @@ def _detection_layer(layer, kernel_regularizer, use_explicit_padding):
     return layer.__class__.from_config(config)
 
 
-def _with_pointwise_filters(mobilenet, pointwise_filters):
-    """A copy of `mobilenet` with `pointwise_filters`; layers of unchanged shapes keep weights."""
+def _with_conv_filters(mobilenet, conv_filters):
+    """A copy of `mobilenet` with `conv_filters`; layers of unchanged shapes keep weights."""
 
     def clone(layer):
         config = layer.get_config()
-        if layer.name in pointwise_filters:
-            config["filters"] = pointwise_filters[layer.name]
+        if layer.name in conv_filters:
+            config["filters"] = conv_filters[layer.name]
         return layer.__class__.from_config(config)
 
     narrowed = keras.models.clone_model(mobilenet, clone_function=clone)

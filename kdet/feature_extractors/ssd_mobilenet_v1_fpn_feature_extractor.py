@@ -3,6 +3,7 @@
 import keras
 
 from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_body
+from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_filters
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
     SSDMobileNetFPNFeatureExtractor,
@@ -15,8 +16,9 @@ LEVEL_ENDPOINTS = {
     4: "conv_pw_11_relu",
     5: "conv_pw_13_relu",
 }
-# TF OD API `_create_modified_mobilenet_config`: with use_depthwise, the last two pointwise
-# convolutions have 512 and 256 filters (before the depth multiplier) instead of 1024.
+# TF OD API `_create_modified_mobilenet_config` (its `conv_defs`): with use_depthwise, the
+# last two pointwise convolutions have 512 and 256 filters (before the depth multiplier)
+# instead of 1024.
 DEPTHWISE_POINTWISE_FILTERS = {"conv_pw_12": 512, "conv_pw_13": 256}
 # The TF OD API's own MobileNetV1 settings without override_base_feature_extractor_hyperparams
 # (keras_models/mobilenet_v1.py).
@@ -47,15 +49,19 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     to all convolution kernels of the body (depthwise ones included, as the TF OD API's body
     regularizes them) and to the pyramid's.
 
-    `min_depth` bounds the pyramid depth only, and `depth_multiplier` scales the body once, as
-    `keras.applications.MobileNet` does (the TF OD API's Keras body also bounds its layers by
-    `min_depth` and applies the multiplier a second time to most of them, which changes it
-    below depth multiplier 1).
+    `depth_multiplier` and `min_depth` set the body's depths as in the TF OD API's Keras body
+    (`ssd_mobilenet_v1_fpn_keras`, its TF2 checkpoints): it scales `keras.applications.
+    MobileNet(alpha=depth_multiplier)`'s convolutions by the multiplier a second time and
+    bounds them by `min_depth` (see `kdet.feature_extractors.mobilenet_v1_body.
+    mobilenet_v1_filters`); at depth multiplier 1 this is Keras's MobileNet. The TF1 (slim)
+    `ssd_mobilenet_v1_fpn` scales once and bounds by `min_depth`: below depth multiplier 1
+    its checkpoints' depths differ from these.
 
     Args:
         depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
             `1.0`.
-        min_depth: int. Lower bound on the pyramid depth. Defaults to `16`.
+        min_depth: int. Lower bound on the pyramid depth and the body's convolutions.
+            Defaults to `16`.
         fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `3`.
         fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
             Defaults to `7`.
@@ -68,14 +74,18 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             layers (TF OD API `use_explicit_padding`). Defaults to `False`.
         override_base_feature_extractor_hyperparams: bool. Set up the body with
             `conv_hyperparams` (the TF OD API field of this name). Defaults to `False`.
-        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. With
-            `use_depthwise` the narrower `conv_dw_13`, `conv_pw_12` and `conv_pw_13` start
-            from random weights. Defaults to `None`.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor` (Keras's
+            MobileNet: its depths must be the body's, so depth multiplier 1 or
+            `tf_od_api_body_depths=False`). With `use_depthwise` the narrower `conv_dw_13`,
+            `conv_pw_12` and `conv_pw_13` start from random weights. Defaults to `None`.
         conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of the pyramid, or
             `None` for `MOBILENET_FPN_CONV_HYPERPARAMS` (`RandomNormal(stddev=0.01)`, batch
             norm momentum 0.997, epsilon 1e-3 with scale, ReLU6, no regularizer); e.g. a
             regularizer `keras.regularizers.L2(0.5 * 4e-5)` for
             `l2_regularizer { weight: 0.00004 }`. Defaults to `None`.
+        tf_od_api_body_depths: bool. The body's depths by the TF OD API rule above; `False`:
+            Keras's (the multiplier once, no `min_depth` in the body), which extractors saved
+            before 2026-12 load with. Defaults to `True`.
         **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
             `conv_hyperparams`, the arguments of extractors saved before it) and
             `keras.layers.Layer` arguments.
@@ -104,8 +114,10 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         override_base_feature_extractor_hyperparams=False,
         backbone_weights=None,
         conv_hyperparams=None,
+        tf_od_api_body_depths=True,
         **kwargs,
     ):
+        self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
         super().__init__(
             depth_multiplier,
             min_depth,
@@ -121,17 +133,11 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             **kwargs,
         )
         self.use_explicit_padding = use_explicit_padding
-        pointwise_filters = None
-        if use_depthwise:
-            pointwise_filters = {
-                name: int(filters * depth_multiplier)
-                for name, filters in DEPTHWISE_POINTWISE_FILTERS.items()
-            }
         body = mobilenet_v1_body(
             self.body_endpoints(LEVEL_ENDPOINTS),
             depth_multiplier,
             backbone_weights,
-            pointwise_filters=pointwise_filters,
+            conv_filters=self._body_filters(backbone_weights),
             use_explicit_padding=use_explicit_padding,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=_BODY_KERNEL_STDDEV),
             kernel_regularizer=self.kernel_regularizer,
@@ -140,11 +146,33 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         )
         self.attach_body(body, use_explicit_padding=use_explicit_padding)
 
+    def _body_filters(self, backbone_weights):
+        """`{convolution name: filters}` of the body (see `tf_od_api_body_depths`)."""
+        conv_defs = DEPTHWISE_POINTWISE_FILTERS if self.use_depthwise else None
+        filters = mobilenet_v1_filters(
+            self.depth_multiplier, conv_defs, self.min_depth, self.tf_od_api_body_depths
+        )
+        keras_filters = mobilenet_v1_filters(self.depth_multiplier, conv_defs, tf_od_api=False)
+        if backbone_weights is not None and filters != keras_filters:
+            raise ValueError(
+                f"{backbone_weights} weights are Keras's MobileNet at depth multiplier "
+                f"{self.depth_multiplier}; the TF OD API's body depths (depth multiplier twice, "
+                f"min_depth={self.min_depth}) differ from its below depth multiplier 1: use "
+                "depth multiplier 1, or Keras's depths (tf_od_api_body_depths=False)"
+            )
+        return filters
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "use_explicit_padding": self.use_explicit_padding,
+                "tf_od_api_body_depths": self.tf_od_api_body_depths,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had Keras's body depths.
+        return cls(**{"tf_od_api_body_depths": False, **config})

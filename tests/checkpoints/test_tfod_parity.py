@@ -27,7 +27,7 @@ from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
 
 # The SSD references whose architecture kdet maps (the others come with their mappings).
-MAPPED = ["ssd_mobilenet_v2", "ssd_mobilenet_v2_fpnlite"]
+MAPPED = ["ssd_mobilenet_v2", "ssd_mobilenet_v2_fpnlite", "ssd_mobilenet_v1_fpn"]
 
 
 @pytest.mark.parametrize("name", MAPPED)

@@ -3,6 +3,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import kdet.datasets
@@ -42,27 +43,57 @@ def test_level_2_reads_conv_pw_3():
         depth_multiplier=0.25, fpn_min_level=2, fpn_max_level=6, additional_layer_depth=32
     )
     assert extractor.body.output_names[0] == "conv_pw_3_relu"
-    assert [o.shape[-1] for o in extractor.body.outputs] == [32, 64, 128, 256]
+    # The TF OD API's depths: max(int(int(filters * 0.25) * 0.25), 16).
+    assert [o.shape[-1] for o in extractor.body.outputs] == [16, 16, 32, 64]
     assert extractor.feature_pyramid.depth == 16  # max(32 * 0.25, min_depth)
 
 
 def test_depth_multiplier_scales_body_and_pyramid_bounded_by_min_depth():
     quarter = SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.25, fpn_max_level=5)
-    assert [o.shape[-1] for o in quarter.body.outputs] == [64, 128, 256]
+    # The TF OD API's Keras body scales Keras's MobileNet(alpha=0.25) by 0.25 again and
+    # bounds it by min_depth (its TF2 checkpoints have these shapes).
+    assert [o.shape[-1] for o in quarter.body.outputs] == [16, 32, 64]
+    assert quarter.body.get_layer("conv1").filters == 16  # int(int(32 * 0.25) * 0.25) = 2
+    assert quarter.body.get_layer("conv_pw_1").filters == 16
     assert quarter.feature_pyramid.depth == 64  # max(256 * 0.25, 16)
     bounded = SSDMobileNetV1FPNFeatureExtractor(
         depth_multiplier=0.25, min_depth=96, fpn_max_level=5
     )
     assert bounded.feature_pyramid.depth == 96
+    assert [o.shape[-1] for o in bounded.body.outputs] == [96, 96, 96]
+    full = SSDMobileNetV1FPNFeatureExtractor(fpn_max_level=5)
+    assert [o.shape[-1] for o in full.body.outputs] == [256, 512, 1024]  # Keras's
+
+
+def test_extractors_saved_before_the_tf_od_api_depths_keep_keras_depths():
+    # A config without tf_od_api_body_depths (saved before 2026-12) builds Keras's depths:
+    # the multiplier once, no min_depth in the body.
+    config = SSDMobileNetV1FPNFeatureExtractor(
+        depth_multiplier=0.25, fpn_max_level=5, use_depthwise=True
+    ).get_config()
+    assert config.pop("tf_od_api_body_depths") is True
+    earlier = SSDMobileNetV1FPNFeatureExtractor.from_config(config)
+    assert not earlier.tf_od_api_body_depths
+    assert [o.shape[-1] for o in earlier.body.outputs] == [64, 128, 64]
+    assert earlier.body.get_layer("conv1").filters == 8
+    assert earlier.body.get_layer("conv_pw_12").filters == 128
+    rebuilt = SSDMobileNetV1FPNFeatureExtractor.from_config(earlier.get_config())
+    assert [o.shape[-1] for o in rebuilt.body.outputs] == [64, 128, 64]
+
+
+def test_imagenet_weights_need_keras_depths():
+    with pytest.raises(ValueError, match="tf_od_api_body_depths=False"):
+        SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.5, backbone_weights="imagenet")
 
 
 def test_use_depthwise_narrows_the_last_blocks_and_separates_the_pyramid():
     extractor = SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.5, use_depthwise=True)
-    # TF OD API `_create_modified_mobilenet_config`: 512 and 256 filters, times 0.5.
+    # TF OD API `_create_modified_mobilenet_config`: 512 and 256 filters, times 0.5 (once:
+    # the TF OD API's conv_defs replace the filters Keras's MobileNet has already scaled).
     assert extractor.body.get_layer("conv_pw_12").filters == 256
     assert extractor.body.get_layer("conv_pw_13").filters == 128
     assert extractor.body.get_layer("conv_dw_13").kernel.shape == (3, 3, 256, 1)
-    assert [o.shape[-1] for o in extractor.body.outputs] == [128, 256, 128]
+    assert [o.shape[-1] for o in extractor.body.outputs] == [64, 128, 128]
     assert extractor.feature_pyramid.use_depthwise
     assert [f.shape[1:] for f in extractor(tf.zeros([1, 64, 64, 3]))] == [
         (8, 8, 128), (4, 4, 128), (2, 2, 128), (1, 1, 128), (1, 1, 128),
