@@ -32,6 +32,11 @@ class FasterRcnnBoxCoder:
         scale_factors: sequence of 4 positive floats, or None. Multipliers of `ty, tx, th, tw`;
             None means no scaling. Defaults to `(10.0, 10.0, 5.0, 5.0)`, the TF OD API and
             Detectron value for Faster R-CNN and SSD.
+        max_log_scale: float or None, the bound decoded log-scales `th / sh`, `tw / sw` are
+            clamped at before `exp` (torchvision's `bbox_xform_clip`), so that a wild
+            prediction early in training decodes to a finite box. None: no bound, as the TF OD
+            API decodes (the two differ only for boxes over `exp(max_log_scale)` times their
+            anchor's size). Defaults to `log(1000 / 16)` ≈ 4.135.
 
     Example:
     ```python
@@ -46,7 +51,7 @@ class FasterRcnnBoxCoder:
         - TF OD API `object_detection/box_coders/faster_rcnn_box_coder.py`.
     """
 
-    def __init__(self, scale_factors=(10.0, 10.0, 5.0, 5.0)):
+    def __init__(self, scale_factors=(10.0, 10.0, 5.0, 5.0), max_log_scale=BBOX_XFORM_CLIP):
         if scale_factors is not None:
             scale_factors = tuple(float(s) for s in scale_factors)
             if len(scale_factors) != 4 or min(scale_factors) <= 0:
@@ -55,6 +60,7 @@ class FasterRcnnBoxCoder:
                     f"got {scale_factors}."
                 )
         self.scale_factors = scale_factors
+        self.max_log_scale = None if max_log_scale is None else float(max_log_scale)
 
     @property
     def code_size(self):
@@ -97,7 +103,7 @@ class FasterRcnnBoxCoder:
 
         Returns:
             float32 `[..., 4]` boxes, `yxyx` in the unit of `anchors`. Log-scales are clamped at
-            `log(1000 / 16)` before `exp`, so the boxes stay finite for any code.
+            `max_log_scale` before `exp` (unless it is None).
         """
         rel_codes = tf.convert_to_tensor(rel_codes, tf.float32)
         if self.scale_factors is not None:
@@ -106,13 +112,16 @@ class FasterRcnnBoxCoder:
         yca, xca, ha, wa = _centers_and_sizes(anchors)
         yc = ty * ha + yca
         xc = tx * wa + xca
-        half_h = 0.5 * tf.exp(tf.minimum(th, BBOX_XFORM_CLIP)) * ha
-        half_w = 0.5 * tf.exp(tf.minimum(tw, BBOX_XFORM_CLIP)) * wa
+        if self.max_log_scale is not None:
+            th = tf.minimum(th, self.max_log_scale)
+            tw = tf.minimum(tw, self.max_log_scale)
+        half_h = 0.5 * tf.exp(th) * ha
+        half_w = 0.5 * tf.exp(tw) * wa
         return tf.stack([yc - half_h, xc - half_w, yc + half_h, xc + half_w], axis=-1)
 
     def get_config(self):
         scale_factors = None if self.scale_factors is None else list(self.scale_factors)
-        return {"scale_factors": scale_factors}
+        return {"scale_factors": scale_factors, "max_log_scale": self.max_log_scale}
 
     @classmethod
     def from_config(cls, config):
