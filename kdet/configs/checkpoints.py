@@ -380,7 +380,9 @@ def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=N
         progress: optional callable taking one line, called before the model is built
             (`"building the model of CONFIG"`) and before the weights are restored
             (`"restoring step STEP: CHECKPOINT"`).
-        dtype_policy: optional Keras dtype policy name (see `load_pipeline`).
+        dtype_policy: optional Keras dtype policy name (see `load_pipeline`). For a TF OD API
+            checkpoint it defaults to `"float32"`, whatever `use_bfloat16` says (a TPU
+            training switch: the TF OD API's exporter builds float32).
 
     Returns:
         A `Pipeline` whose model is compiled, built and restored.
@@ -398,6 +400,9 @@ def restored_pipeline(path, checkpoint, step=None, progress=None, dtype_policy=N
     """
     found_step, file = resolve_trained_checkpoint(checkpoint)  # before the slow build
     progress = progress or (lambda line: None)
+    if dtype_policy is None and is_tfod_checkpoint(file):
+        # The TF OD API's `use_bfloat16` is a TPU training switch: its exporter builds float32.
+        dtype_policy = "float32"
     progress(f"building the model of {path}")
     pipeline = compiled_pipeline(path, dtype_policy=dtype_policy)
     step = found_step if step is None else step

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detection_sets
 from tfod_references import photo
@@ -20,6 +21,7 @@ from kdet import cli
 from kdet.checkpoints import TFODCheckpoint
 from kdet.configs import load_pipeline
 from kdet.configs import restore_fine_tune_checkpoint
+from kdet.configs import restored_pipeline
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
 
@@ -152,3 +154,21 @@ def test_kdet_eval_evaluates_the_checkpoints_of_a_tf_od_api_folder(name, tmp_pat
     assert re.search(r"step 0 \(ckpt-0, [\d.]+ s\): DetectionBoxes_Precision/mAP [\d.]+", out)
     metrics = json.loads((tmp_path / "m" / "eval" / "metrics.json").read_text())
     assert list(metrics) == ["0"]
+
+
+def test_a_tf_od_api_checkpoint_is_restored_float32_whatever_use_bfloat16_says(tmp_path):
+    # TF2 zoo configs set use_bfloat16 (a TPU training switch); kdet would train them under
+    # mixed_bfloat16, but a restored TF OD API checkpoint serves in float32, as its exporter.
+    name = "ssd_mobilenet_v2"
+    text = (REFERENCES / name / "pipeline.config").read_text()
+    assert "use_bfloat16" not in text
+    config = tmp_path / "pipeline.config"
+    config.write_text(text.replace("train_config {", "train_config {\n  use_bfloat16: true", 1))
+    assert load_pipeline(config).model.dtype_policy.name == "mixed_bfloat16"
+    model = restored_pipeline(config, REFERENCES / name / "checkpoint").model
+    assert model.dtype_policy.name == "float32"
+    assert all(weight.dtype == "float32" for weight in model.weights)
+    outputs = model(photo()[None], training=False)
+    np.testing.assert_allclose(outputs["class_logits"],
+                               reference(name)["predict/class_predictions_with_background"],
+                               atol=RAW_TOLERANCE)
