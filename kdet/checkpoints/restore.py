@@ -7,12 +7,13 @@ from kdet.checkpoints.tfod_checkpoint import TFODCheckpoint
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
+from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
 from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 
-# The parts of the model each `fine_tune_checkpoint_type` restores from a TF2 checkpoint, as
-# the TF OD API's `restore_from_objects` does (SSD and Faster R-CNN alike): "classification"
-# the classification backbone, "detection" the whole feature extractor (backbone, extra
-# layers, FPN) but not the box predictor or heads, "full" everything.
+# The parts of the model each `fine_tune_checkpoint_type` restores, as the TF OD API's
+# `restore_from_objects` (TF2) and `restore_map` (TF1) do (SSD and Faster R-CNN alike):
+# "classification" the classification backbone, "detection" the whole feature extractor
+# (backbone, extra layers, FPN) but not the box predictor or heads, "full" everything.
 PARTS_OF_TYPE = {
     "classification": {BACKBONE},
     "detection": {BACKBONE, EXTRACTOR},
@@ -28,19 +29,28 @@ class TFODRestore:
     """What `restore_tfod_checkpoint` did.
 
     `str()` is one line, e.g. `restored 260 weights of ckpt-0 (TF2, detection); 28 left as
-    they were (not restored by a 'detection' checkpoint type)`.
+    they were (not restored by a 'detection' checkpoint type)`, or for a TF1 training
+    checkpoint `restored 345 weights of model.ckpt-2000 (TF1, full); 1040 checkpoint entries
+    not read (global_step, optimizer slots, moving averages)`.
 
     Attributes:
         checkpoint: the `TFODCheckpoint` read.
         checkpoint_type: the `fine_tune_checkpoint_type` used.
-        restored: `[(kdet weight path, checkpoint key)]` of the restored weights.
+        restored: `[(kdet weight path, checkpoint key)]` of the restored weights (the key of
+            the moving average that was read with `use_moving_averages`).
         not_restored: kdet weight paths the checkpoint type leaves as they were.
+        unused: checkpoint variables of model weights the checkpoint type does not read
+            (the box predictor's in a "detection" restore, a classifier's logits).
+        ignored: checkpoint entries that are no model weight, not read: the step, optimizer
+            state and slots, moving averages (but those read with `use_moving_averages`).
     """
 
     checkpoint: TFODCheckpoint
     checkpoint_type: str
     restored: list
     not_restored: list
+    unused: list = dataclasses.field(default_factory=list)
+    ignored: list = dataclasses.field(default_factory=list)
 
     def __str__(self):
         text = (
@@ -52,32 +62,59 @@ class TFODRestore:
                 f"; {len(self.not_restored)} left as they were (not restored by a "
                 f"{self.checkpoint_type!r} checkpoint type)"
             )
+        if self.unused:
+            text += (
+                f"; {len(self.unused)} checkpoint variables not read (outside a "
+                f"{self.checkpoint_type!r} restore, e.g. {self.unused[0]})"
+            )
+        if self.ignored:
+            text += (
+                f"; {len(self.ignored)} checkpoint entries not read (step, optimizer slots, "
+                "moving averages)"
+            )
         return text
 
 
-def restore_tfod_checkpoint(model, checkpoint, checkpoint_type="full"):
+def restore_tfod_checkpoint(
+    model, checkpoint, checkpoint_type="full", use_moving_averages=False
+):
     """Loads a TF OD API checkpoint into a kdet model built from the same config.
 
     The model must be the one the checkpoint's `pipeline.config` describes (built with
     `kdet.configs.load_pipeline`); only `num_classes` may differ when the checkpoint type
-    leaves the heads out. Weights pair up by structure (see `kdet.checkpoints.tfod_mapping`);
-    every shape is checked and every checkpoint variable of the restored parts must be used
-    before anything is assigned, so a failed restore leaves the model as it was.
+    leaves the heads out. Weights pair up by structure in TF2 object-based checkpoints
+    (`ckpt-N`) and by TF-Slim name in TF1 name-based ones (`model.ckpt-N`, slim
+    classification checkpoints), see `kdet.checkpoints.tfod_mapping`; every shape is checked
+    and every checkpoint variable of the restored parts must be used before anything is
+    assigned, so a failed restore leaves the model as it was. A TF1 `"full"` restore must use
+    every model variable of the checkpoint; a TF1 `"classification"` restore reads the
+    backbone from a slim classification checkpoint (`MobilenetV2/…`, `resnet_v1_50/…`: the
+    detection scopes `FeatureExtractor/`, `FirstStageFeatureExtractor/`, … dropped, as the TF
+    OD API's `restore_from_classification_checkpoint_fn` does) and leaves its classifier
+    (`…/Logits`) unused. Entries that are no model weight (the step, optimizer slots such as
+    `…/Momentum` and `…/RMSProp`, moving averages) are never assigned: `TFODRestore.ignored`
+    lists them.
 
     Args:
         model: a built or unbuilt kdet detector (`kdet.SSD`, ...); built here if needed.
-        checkpoint: a path `TFODCheckpoint.open` accepts (a `ckpt-N` prefix, a folder with a
-            `checkpoint` file, an extracted zoo archive), or a `TFODCheckpoint`.
+        checkpoint: a path `TFODCheckpoint.open` accepts (a `ckpt-N` or `model.ckpt-N`
+            prefix, a folder with a `checkpoint` file, an extracted zoo archive), or a
+            `TFODCheckpoint`.
         checkpoint_type: the TF OD API's `fine_tune_checkpoint_type`: `"full"` (every weight),
             `"detection"` / `"fine_tune"` (the feature extractor: backbone and the layers on
             it), `"classification"` (the backbone only). Defaults to `"full"`.
+        use_moving_averages: bool. Read each weight's exponential moving average
+            (`<name>/ExponentialMovingAverage`) where a TF1 checkpoint has one, as the TF OD
+            API's TF1 evaluation and export do with `eval_config.use_moving_averages`
+            (variables without an average, such as batch-norm statistics, are read as they
+            are). TF1 checkpoints only. Defaults to `False`.
 
     Returns:
         A `TFODRestore` (print it for a one-line account).
 
     Raises:
-        CheckpointError: the checkpoint cannot be read, is TF1 (name-based) for a model kdet
-            maps only from TF2, or does not fit the model; the message lists the weights
+        CheckpointError: the checkpoint cannot be read, its version is one kdet does not map
+            into this model, or it does not fit the model; the message lists the weights
             that are missing, mis-shaped or left over.
     """
     if checkpoint_type not in PARTS_OF_TYPE:
@@ -86,34 +123,66 @@ def restore_tfod_checkpoint(model, checkpoint, checkpoint_type="full"):
         )
     if not isinstance(checkpoint, TFODCheckpoint):
         checkpoint = TFODCheckpoint.open(checkpoint)
-    if checkpoint.version != "V2":
+    if use_moving_averages and not checkpoint.has_moving_averages:
         raise CheckpointError(
-            f"{checkpoint.prefix} is a TF1 name-based checkpoint; kdet reads TF2 object-based "
-            "TF OD API checkpoints (ckpt-N) into this model"
+            f"use_moving_averages: the checkpoint {checkpoint.prefix} holds no TF1 "
+            "exponential moving averages (<name>/ExponentialMovingAverage)"
         )
     if not model.built:
         model.build((None, None, None, 3))
     parts = PARTS_OF_TYPE[checkpoint_type]
-    pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)
-    chosen = [pair for pair in pairs if pair.part in parts]
+    if checkpoint.version == "V2":
+        pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)
+        chosen = [pair for pair in pairs if pair.part in parts]
+        must_use = _under(checkpoint.shapes, chosen)
+    else:
+        pairs = tf1_layer_pairs(model)
+        chosen = [pair for pair in pairs if pair.part in parts]
+        if checkpoint_type == "classification":
+            chosen = [pair.in_classification_checkpoint() for pair in chosen]
+            must_use = _under(checkpoint.shapes, chosen)
+        elif checkpoint_type == "full":
+            must_use = set(checkpoint.shapes)
+        else:
+            # Everything under the restored parts' top scopes (`FeatureExtractor/`).
+            tops = tuple({pair.path.split("/", 1)[0] + "/" for pair in chosen})
+            must_use = {key for key in checkpoint.shapes if key.startswith(tops)}
     assignments = [item for pair in chosen for item in pair.assignments()]
-    _check(checkpoint, assignments, chosen)
-    values = checkpoint.read_all([key for _, key in assignments])
+    _check(checkpoint, assignments, must_use)
+    sources = {
+        key: (use_moving_averages and checkpoint.moving_average_key(key)) or key
+        for _, key in assignments
+    }
+    values = checkpoint.read_all(sources.values())
     for variable, key in assignments:
-        variable.assign(values[key].astype(variable.dtype))
+        variable.assign(values[sources[key]].astype(variable.dtype))
     restored_ids = {id(variable) for variable, _ in assignments}
+    read = set(sources.values())
     return TFODRestore(
         checkpoint,
         checkpoint_type,
-        [(variable.path, key) for variable, key in assignments],
+        [(variable.path, sources[key]) for variable, key in assignments],
         [variable.path for variable in model.weights if id(variable) not in restored_ids],
+        unused=sorted(set(checkpoint.shapes) - set(sources)),
+        ignored=[key for key in checkpoint.ignored if key not in read],
     )
 
 
-def _check(checkpoint, assignments, pairs):
+def _under(shapes, pairs):
+    """The keys of `shapes` under the paths of `pairs`."""
+    prefixes = tuple(pair.path + "/" for pair in pairs)
+    return {key for key in shapes if key.startswith(prefixes)}
+
+
+def _check(checkpoint, assignments, must_use):
     """Raises a `CheckpointError` unless every assignment's key exists with the variable's
-    shape and every checkpoint variable under the chosen layers' paths is used."""
+    shape, no two weights take the same key, and every key of `must_use` is used."""
     problems = []
+    taken = {}
+    for variable, key in assignments:
+        if key in taken:
+            problems.append(f"{taken[key]} and {variable.path} both map to {key}")
+        taken[key] = variable.path
     for variable, key in assignments:
         shape = checkpoint.shapes.get(key)
         if shape is None:
@@ -122,11 +191,7 @@ def _check(checkpoint, assignments, pairs):
             problems.append(
                 f"{variable.path}: shape {list(variable.shape)}, checkpoint {key} {shape}"
             )
-    used = {key for _, key in assignments}
-    prefixes = tuple(pair.path + "/" for pair in pairs)
-    left_over = sorted(
-        key for key in checkpoint.shapes if key.startswith(prefixes) and key not in used
-    )
+    left_over = sorted(must_use - set(taken))
     problems += [f"checkpoint variable {key} has no kdet weight" for key in left_over]
     if problems:
         shown = "\n  ".join(problems[:20])
@@ -137,14 +202,18 @@ def _check(checkpoint, assignments, pairs):
         )
 
 
-def load_tfod_model(pipeline_config, checkpoint, checkpoint_type="full"):
+def load_tfod_model(
+    pipeline_config, checkpoint, checkpoint_type="full", use_moving_averages=False
+):
     """A kdet detector from a TF OD API `pipeline.config` and one of its checkpoints.
 
     Args:
         pipeline_config: path of the `pipeline.config` (text format), as the TF OD API's
             `exporter_main_v2.py --pipeline_config_path` takes it.
-        checkpoint: the checkpoint (`--trained_checkpoint_dir`): see `restore_tfod_checkpoint`.
+        checkpoint: the checkpoint (`--trained_checkpoint_dir`, TF1's
+            `--trained_checkpoint_prefix`): see `restore_tfod_checkpoint`.
         checkpoint_type: see `restore_tfod_checkpoint`. Defaults to `"full"`.
+        use_moving_averages: see `restore_tfod_checkpoint`. Defaults to `False`.
 
     Returns:
         `(model, restore)`: the detector and its `TFODRestore`.
@@ -155,9 +224,13 @@ def load_tfod_model(pipeline_config, checkpoint, checkpoint_type="full"):
         "ssd_mobilenet_v2_320x320_coco17_tpu-8/pipeline.config",
         "ssd_mobilenet_v2_320x320_coco17_tpu-8/checkpoint")
     print(restore)  # restored 348 weights of ckpt-0 (TF2, full)
+    model, restore = kdet.checkpoints.load_tfod_model(  # a TF1 training checkpoint
+        "train_dir/pipeline.config", "train_dir/model.ckpt-20000", use_moving_averages=True)
     ```
     """
     from kdet.configs import load_pipeline
 
     model = load_pipeline(pipeline_config).model
-    return model, restore_tfod_checkpoint(model, checkpoint, checkpoint_type)
+    return model, restore_tfod_checkpoint(
+        model, checkpoint, checkpoint_type, use_moving_averages
+    )

