@@ -7,6 +7,8 @@ import keras
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularized_clone
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
+from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
 
 # Backbone map of each pyramid level: the outputs of ResNet blocks 1..4 (C2..C5).
@@ -24,33 +26,42 @@ CHANNEL_MEANS = (123.68, 116.779, 103.939)
 class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
     """ResNet50 V1 body with a feature pyramid: the RetinaNet feature extractor.
 
-    The body is `keras.applications.ResNet50`; levels 2..5 read `conv2_block3_out`,
-    `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5, strides 4..32). A
-    `kdet.feature_extractors.FeaturePyramid` of depth `additional_layer_depth` turns levels
+    The body is the TF OD API's TF2 ResNet50 V1 (`kdet.feature_extractors.resnet_v1_body`:
+    `keras.applications.ResNet50`'s layout without convolution biases, the first max-pool with
+    "SAME" padding, filters `max(int(filters * depth_multiplier), min_depth)`); levels 2..5 read
+    `conv2_block3_out`, `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5,
+    strides 4..32). A `kdet.feature_extractors.FeaturePyramid` of depth
+    `max(int(additional_layer_depth * depth_multiplier), min_depth)` turns levels
     `fpn_min_level..5` into a pyramid with plain 3x3 convolutions and adds stride-2 layers up
     to `fpn_max_level` (P6, P7). A 640x640 input gives maps of 80, 40, 20, 10 and 5 pixels.
     This is the TF OD API `SSDResNet50V1FpnKerasFeatureExtractor` (`ssd_resnet50_v1_fpn_keras`,
-    the RetinaNet50 configs).
+    the RetinaNet50 configs): its TF2 checkpoints load (`kdet.checkpoints`) and compute what
+    they computed there. With `tf_od_api_body=False` (extractors saved before 2026-12) the body
+    is `keras.applications.ResNet50` as it is and the pyramid `additional_layer_depth` wide.
 
     `conv_hyperparams` set up the pyramid (default `kdet.feature_extractors.fpn.
     DEFAULT_CONV_HYPERPARAMS`, the RetinaNet configs' values without their regularizer); their
     regularizer also goes to the body's kernels (the TF OD API body has its own L2 weight
-    1e-4 otherwise). With `override_base_feature_extractor_hyperparams` (the RetinaNet
-    configs) the body is set up as the TF OD API's `keras_models/resnet_v1.py` does with
-    `conv_hyperparams`: every kernel takes their initializer and regularizer, every batch
-    norm theirs (none without `batch_norm`), and every ReLU (`Activation` layer) their
-    activation, e.g. ReLU6 for `activation: RELU_6`.
+    1e-4 otherwise). Without `override_base_feature_extractor_hyperparams` the body has the TF
+    OD API ResNet's own settings (`kdet.feature_extractors.resnet_v1_body.
+    tf_od_api_resnet_hyperparams`: variance-scaling kernels, batch norms of momentum 0.997 and
+    epsilon 1e-5, ReLU); with it (the RetinaNet configs) the body is set up as the TF OD API's
+    `keras_models/resnet_v1.py` does with `conv_hyperparams`: every kernel takes their
+    initializer and regularizer, every batch norm theirs, and every ReLU their activation,
+    e.g. ReLU6 for `activation: RELU_6`.
 
     `preprocess` subtracts the ImageNet channel means in RGB order, the TF OD API rule its
     checkpoints were trained with. The `keras.applications` ImageNet weights were trained on
     BGR inputs ("caffe" preprocessing), so with `backbone_weights="imagenet"` the first layer
-    sees its colour channels swapped until fine-tuning adapts it.
+    sees its colour channels swapped until fine-tuning adapts it; they load into the TF OD API
+    body (each convolution bias folded into the batch norm after it) at depth multiplier 1.
 
     Args:
         fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `3`.
         fpn_max_level: int. Coarsest pyramid level; levels above 5 are stride-2 layers.
             Defaults to `7`.
-        additional_layer_depth: int. Channels of every pyramid map. Defaults to `256`.
+        additional_layer_depth: int. Channels of every pyramid map before the depth
+            multiplier. Defaults to `256`.
         backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`. Defaults to
             `None`.
         conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
@@ -58,6 +69,12 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
             `l2_regularizer { weight: 0.0004 }`. Defaults to `None`.
         override_base_feature_extractor_hyperparams: bool. Set up the body with
             `conv_hyperparams` too. Defaults to `False`.
+        depth_multiplier: float. Width multiplier of the body and the pyramid (TF OD API
+            `depth_multiplier`). Defaults to `1.0`.
+        min_depth: int. The fewest filters of a body convolution and of the pyramid (TF OD API
+            `min_depth`). Defaults to `16`.
+        tf_od_api_body: bool. The TF OD API's body and pyramid depth (see above); `False`:
+            the `keras.applications` body. Defaults to `True`.
         **kwargs: `kernel_regularizer` (replacing that of `conv_hyperparams`, the argument of
             extractors saved before it) and `keras.layers.Layer` arguments.
 
@@ -81,8 +98,14 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         backbone_weights=None,
         conv_hyperparams=None,
         override_base_feature_extractor_hyperparams=False,
+        depth_multiplier=1.0,
+        min_depth=16,
+        tf_od_api_body=True,
         **kwargs,
     ):
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.tf_od_api_body = bool(tf_od_api_body)
         super().__init__(
             fpn_min_level,
             fpn_max_level,
@@ -95,18 +118,66 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
             **kwargs,
         )
         endpoints = self.body_endpoints(LEVEL_ENDPOINTS)
-        resnet = clone_body(
+        resnet = self._tf_od_api_body() if self.tf_od_api_body else self._keras_body()
+        outputs = [resnet.get_layer(name).output for name in endpoints]
+        self.attach_body(keras.Model(resnet.input, outputs, name="ResNet50"))
+
+    @property
+    def pyramid_depth(self):
+        """Channels of every pyramid map: `max(int(additional_layer_depth *
+        depth_multiplier), min_depth)` (TF OD API `_depth_fn`), `additional_layer_depth`
+        without `tf_od_api_body`."""
+        if not self.tf_od_api_body:
+            return self.additional_layer_depth
+        return max(int(self.additional_layer_depth * self.depth_multiplier), self.min_depth)
+
+    def _tf_od_api_body(self):
+        """The TF OD API's ResNet50 V1, set up by `body_hyperparams` or by the TF OD API
+        ResNet's own settings with the extractor's kernel regularizer."""
+        hyperparams = self.body_hyperparams or tf_od_api_resnet_hyperparams().replace(
+            kernel_regularizer=self.kernel_regularizer
+        )
+        return resnet_v1_body(
+            50,
+            self.depth_multiplier,
+            self.min_depth,
+            hyperparams=hyperparams,
+            weights=self.backbone_weights,
+        )
+
+    def _keras_body(self):
+        """`keras.applications.ResNet50`, as extractors saved before 2026-12 had it."""
+        if self.depth_multiplier != 1.0:
+            raise ValueError(
+                f"depth_multiplier is {self.depth_multiplier}, but the keras.applications body "
+                "(tf_od_api_body=False) has none: use tf_od_api_body=True"
+            )
+        return clone_body(
             keras.applications.ResNet50(
-                input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+                input_shape=(None, None, 3), include_top=False, weights=self.backbone_weights
             ),
             clone_function=functools.partial(
                 regularized_clone, kernel_regularizer=self.kernel_regularizer
             ),
             hyperparams=self.body_hyperparams,
-            keep_weights=backbone_weights is not None,
+            keep_weights=self.backbone_weights is not None,
         )
-        outputs = [resnet.get_layer(name).output for name in endpoints]
-        self.attach_body(keras.Model(resnet.input, outputs, name="ResNet50"))
 
     def preprocess(self, images):
         return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "tf_od_api_body": self.tf_od_api_body,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had the keras.applications body.
+        return cls(**{"tf_od_api_body": False, **config})

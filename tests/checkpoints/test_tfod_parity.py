@@ -8,15 +8,18 @@ code (its README says how): `pipeline.config`, the TF2 object-based checkpoint
 `preprocess` / `predict` / `postprocess` tensors on `photo.png`. kdet builds the model from
 the config unchanged, restores the checkpoint (every variable must be used) and must match the
 raw outputs within 1e-3 and the detections as sets (same classes, IoU ≥ 0.99, scores within
-1e-3): the TF OD API's own eager and compiled runs differ by up to 6e-4 on logits.
+1e-3): the TF OD API's own eager and compiled runs differ by up to 6e-4 on logits. Models are
+built float32, as the TF OD API's exporter builds them: a TF2 config's `use_bfloat16` (the
+RetinaNet configs') is a TPU training switch.
 """
+
+import functools
 
 import numpy as np
 import pytest
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detections
-from tfod_references import loaded
 from tfod_references import photo
 from tfod_references import reference
 
@@ -27,7 +30,21 @@ from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
 
 # The SSD references whose architecture kdet maps (the others come with their mappings).
-MAPPED = ["ssd_mobilenet_v2", "ssd_mobilenet_v2_fpnlite", "ssd_mobilenet_v1_fpn"]
+MAPPED = [
+    "ssd_mobilenet_v2",
+    "ssd_mobilenet_v2_fpnlite",
+    "ssd_mobilenet_v1_fpn",
+    "ssd_resnet50_v1_fpn",
+]
+
+
+@functools.cache
+def loaded(name):
+    """`(model, TFODRestore)`: kdet's float32 model of the reference's config with its
+    checkpoint (shared by the tests, which only run it)."""
+    folder = REFERENCES / name
+    model = load_pipeline(folder / "pipeline.config", dtype_policy="float32").model
+    return model, restore_tfod_checkpoint(model, folder / "checkpoint")
 
 
 @pytest.mark.parametrize("name", MAPPED)

@@ -78,9 +78,11 @@ CASES = [
             [3.82, 10.721, 23.561],
             [131.32, 138.221, 151.061],
         ],
-        small={"additional_layer_depth": 16},
-        pyramid_depth=16,
+        small={"depth_multiplier": 0.25, "additional_layer_depth": 64},
+        pyramid_depth=16,  # max(int(64 * 0.25), 16)
         custom={
+            "depth_multiplier": 0.25,
+            "min_depth": 32,
             "fpn_min_level": 2,
             "fpn_max_level": 6,
             "additional_layer_depth": 32,

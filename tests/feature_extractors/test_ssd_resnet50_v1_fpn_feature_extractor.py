@@ -1,9 +1,17 @@
 """What is the ResNet50 V1 FPN extractor's own; what all SSD FPN extractors share is tested in
 `test_ssd_fpn_feature_extractor.py`."""
 
+import keras
+import pytest
+
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
     SSDResNet50V1FPNFeatureExtractor,
 )
+from kdet.layers import FusedBatchNormalization
+
+
+def _conv_layers(body):
+    return [layer for layer in body.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
 def test_body_maps_are_c2_to_c5_and_the_pyramid_is_plain():
@@ -12,3 +20,46 @@ def test_body_maps_are_c2_to_c5_and_the_pyramid_is_plain():
     # The RetinaNet pyramid: plain (not separable) convolutions, additional_layer_depth wide.
     assert not extractor.feature_pyramid.use_depthwise
     assert extractor.feature_pyramid.depth == 256
+
+
+def test_the_body_is_the_tf_od_api_resnet_scaled_by_the_depth_multiplier():
+    extractor = SSDResNet50V1FPNFeatureExtractor(
+        depth_multiplier=0.0625, min_depth=16, additional_layer_depth=32, fpn_max_level=5
+    )
+    body = extractor.body
+    # max(int(filters * 0.0625), 16): conv1 64 -> 16, conv5 2048 -> 128.
+    assert [o.shape[-1] for o in body.outputs] == [32, 64, 128]
+    assert body.get_layer("conv1_conv").filters == 16
+    assert not any(layer.use_bias for layer in _conv_layers(body))
+    assert body.get_layer("pool1_pool").padding == "same"
+    batch_norms = [layer for layer in body.layers if isinstance(layer, FusedBatchNormalization)]
+    assert {(layer.momentum, layer.epsilon) for layer in batch_norms} == {(0.997, 1e-5)}
+    # The pyramid: max(int(32 * 0.0625), 16), as the TF OD API's `_depth_fn`.
+    assert extractor.pyramid_depth == extractor.feature_pyramid.depth == 16
+
+
+def test_body_settings_follow_override_base_feature_extractor_hyperparams():
+    override = SSDResNet50V1FPNFeatureExtractor(
+        depth_multiplier=0.0625, fpn_max_level=5, override_base_feature_extractor_hyperparams=True
+    )
+    batch_norms = [
+        layer for layer in override.body.layers if isinstance(layer, FusedBatchNormalization)
+    ]
+    # conv_hyperparams' batch norm (the RetinaNet default: epsilon 1e-3) and ReLU6.
+    assert {(layer.momentum, layer.epsilon) for layer in batch_norms} == {(0.997, 1e-3)}
+    assert override.body.get_layer("conv1_relu").get_config()["max_value"] == 6.0
+
+
+def test_extractors_saved_before_the_tf_od_api_body_keep_the_keras_applications_one():
+    config = SSDResNet50V1FPNFeatureExtractor(
+        additional_layer_depth=8, fpn_max_level=5
+    ).get_config()
+    assert config.pop("tf_od_api_body") is True
+    earlier = SSDResNet50V1FPNFeatureExtractor.from_config(config)
+    assert not earlier.tf_od_api_body
+    assert all(layer.use_bias for layer in _conv_layers(earlier.body))
+    assert earlier.body.get_layer("pool1_pool").padding == "valid"
+    # Its pyramid is additional_layer_depth wide, below min_depth too.
+    assert earlier.feature_pyramid.depth == 8
+    with pytest.raises(ValueError, match="tf_od_api_body=True"):
+        SSDResNet50V1FPNFeatureExtractor(depth_multiplier=0.5, tf_od_api_body=False)
