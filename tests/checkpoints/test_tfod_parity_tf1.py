@@ -285,3 +285,11 @@ def test_a_v1_classification_fine_tune_checkpoint_in_a_config(tmp_path, ssd_valu
     assert len(restore.restored) == 260
     conv = next(w for w in pipeline.model.weights if w.path == "Conv1/kernel")
     np.testing.assert_array_equal(conv, ssd_values["FeatureExtractor/MobilenetV2/Conv/weights"])
+
+
+def test_a_tf1_checkpoint_into_a_model_without_a_tf1_mapping_is_refused():
+    # kdet's Faster R-CNN ResNet body has the TF2 (Keras) layout: TF-Slim's ResNet V1 strides
+    # in the last unit of a block, Keras's in the first, so slim names are not mapped into it.
+    folder = REFERENCES / "tf1_faster_rcnn_resnet50"
+    with pytest.raises(CheckpointError, match="TF1 .* into a FasterRCNN"):
+        load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
