@@ -130,23 +130,7 @@ def restore_tfod_checkpoint(
         )
     if not model.built:
         model.build((None, None, None, 3))
-    parts = PARTS_OF_TYPE[checkpoint_type]
-    if checkpoint.version == "V2":
-        pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)
-        chosen = [pair for pair in pairs if pair.part in parts]
-        must_use = _under(checkpoint.shapes, chosen)
-    else:
-        pairs = tf1_layer_pairs(model)
-        chosen = [pair for pair in pairs if pair.part in parts]
-        if checkpoint_type == "classification":
-            chosen = [pair.in_classification_checkpoint() for pair in chosen]
-            must_use = _under(checkpoint.shapes, chosen)
-        elif checkpoint_type == "full":
-            must_use = set(checkpoint.shapes)
-        else:
-            # Everything under the restored parts' top scopes (`FeatureExtractor/`).
-            tops = tuple({pair.path.split("/", 1)[0] + "/" for pair in chosen})
-            must_use = {key for key in checkpoint.shapes if key.startswith(tops)}
+    chosen, must_use = _chosen_pairs(model, checkpoint, checkpoint_type)
     assignments = [item for pair in chosen for item in pair.assignments()]
     _check(checkpoint, assignments, must_use)
     sources = {
@@ -166,6 +150,26 @@ def restore_tfod_checkpoint(
         unused=sorted(set(checkpoint.shapes) - set(sources)),
         ignored=[key for key in checkpoint.ignored if key not in read],
     )
+
+
+def _chosen_pairs(model, checkpoint, checkpoint_type):
+    """`(pairs, must_use)`: the layer pairs `checkpoint_type` restores and the checkpoint keys
+    they must use between them (a TF1 "full" restore: every model variable; TF1 "detection":
+    every variable under the restored parts' top scopes, such as `FeatureExtractor/`;
+    otherwise every variable under a restored layer's path)."""
+    parts = PARTS_OF_TYPE[checkpoint_type]
+    if checkpoint.version == "V2":
+        pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)
+        chosen = [pair for pair in pairs if pair.part in parts]
+        return chosen, _under(checkpoint.shapes, chosen)
+    chosen = [pair for pair in tf1_layer_pairs(model) if pair.part in parts]
+    if checkpoint_type == "classification":
+        chosen = [pair.in_classification_checkpoint() for pair in chosen]
+        return chosen, _under(checkpoint.shapes, chosen)
+    if checkpoint_type == "full":
+        return chosen, set(checkpoint.shapes)
+    tops = tuple({pair.path.split("/", 1)[0] + "/" for pair in chosen})
+    return chosen, {key for key in checkpoint.shapes if key.startswith(tops)}
 
 
 def _under(shapes, pairs):
