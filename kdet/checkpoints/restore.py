@@ -30,8 +30,8 @@ class TFODRestore:
 
     `str()` is one line, e.g. `restored 260 weights of ckpt-0 (TF2, detection); 28 left as
     they were (not restored by a 'detection' checkpoint type)`, or for a TF1 training
-    checkpoint `restored 345 weights of model.ckpt-2000 (TF1, full); 1040 checkpoint entries
-    not read (global_step, optimizer slots, moving averages)`.
+    checkpoint `restored 344 weights of model.ckpt-2000 (TF1, full); 649 checkpoint entries
+    not read (step, optimizer slots, moving averages)`.
 
     Attributes:
         checkpoint: the `TFODCheckpoint` read.
@@ -64,15 +64,20 @@ class TFODRestore:
             )
         if self.unused:
             text += (
-                f"; {len(self.unused)} checkpoint variables not read (outside a "
+                f"; {_count(self.unused, 'checkpoint variable')} not read (outside a "
                 f"{self.checkpoint_type!r} restore, e.g. {self.unused[0]})"
             )
         if self.ignored:
             text += (
-                f"; {len(self.ignored)} checkpoint entries not read (step, optimizer slots, "
-                "moving averages)"
+                f"; {_count(self.ignored, 'checkpoint entry', 'checkpoint entries')} not read "
+                "(step, optimizer slots, moving averages)"
             )
         return text
+
+
+def _count(items, singular, plural=None):
+    """`"1 checkpoint entry"`, `"3 checkpoint entries"`."""
+    return f"{len(items)} {singular if len(items) == 1 else plural or singular + 's'}"
 
 
 def restore_tfod_checkpoint(
