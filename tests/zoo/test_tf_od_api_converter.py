@@ -1,4 +1,5 @@
 import importlib.util
+import pathlib
 
 import keras
 import numpy as np
@@ -8,6 +9,8 @@ import tensorflow as tf
 from PIL import Image
 
 from kdet.checkpoints import CheckpointError
+from kdet.checkpoints import load_tfod_model
+from kdet.configs import load_pipeline
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
     SSDMobileNetV2FeatureExtractor,
 )
@@ -199,3 +202,24 @@ def test_read_frozen_graph_constants_rejects_other_files(tmp_path):
     path.write_bytes(b"\xff\xff\xff\xff")
     with pytest.raises(ValueError, match="not a binary TensorFlow GraphDef"):
         read_frozen_graph_constants(path)
+
+
+def test_graph_names_are_those_of_tf1_checkpoints():
+    # The converter names weights with kdet.checkpoints' TF1 mapping: a TF1 checkpoint's
+    # values (here the TF OD API's TF1 reference SSD) load as graph constants would.
+    folder = pathlib.Path(__file__).parents[1] / "data/tfod_reference/tf1_ssd_mobilenet_v2"
+    reader = tf.train.load_checkpoint(str(folder / "model.ckpt"))
+    constants = {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "global_step"
+    }
+    model = load_pipeline(folder / "pipeline.config").model
+    model.build((None, None, None, 3))
+    weight_map = feature_extractor_weight_map(model.feature_extractor)
+    weight_map.update(box_predictor_weight_map(model.box_predictor))
+    assert sorted(weight_map) == sorted(constants)
+    assign_weights(constants, weight_map)
+    restored, _ = load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
+    for ours, theirs in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(ours, theirs)
