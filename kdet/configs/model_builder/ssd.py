@@ -16,6 +16,7 @@ from kdet.configs.model_builder.components import build_box_coder
 from kdet.configs.model_builder.components import build_image_resizer
 from kdet.configs.model_builder.components import build_matcher
 from kdet.configs.model_builder.components import read_similarity_calculator
+from kdet.configs.model_builder.feature_extractor import KERAS_SUFFIX
 from kdet.configs.model_builder.feature_extractor import SSD_FEATURE_EXTRACTOR_SCHEMA
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
 from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
@@ -26,20 +27,22 @@ from kdet.models.ssd import SSD
 from kdet.models.ssd import ConvolutionalBoxPredictor
 from kdet.models.ssd import WeightSharedConvolutionalBoxPredictor
 
-
 _BOX_CODE_SIZE = Fixed(
     Int(default=4), 4, "kdet's SSD box coder (faster_rcnn_box_coder) encodes a box in 4 numbers"
 )
 
 
-def _build_convolutional_box_predictor(node, num_classes, num_anchors_per_location, background):
+def _build_convolutional_box_predictor(
+    node, num_classes, num_anchors_per_location, background, keras_model
+):
     """Reads a TF OD API `ConvolutionalBoxPredictor` → `ConvolutionalBoxPredictor`.
 
     `conv_hyperparams` is applied as the TF OD API applies it (initializer and regularizer of
     every kernel; batch norm and activation after the tower and depthwise convolutions); an
     absent one gives kdet's default. Its tower depth is TF OD API
     `max(min(channels, max_depth), min_depth)`, one fixed depth in kdet: `min_depth` and
-    `max_depth` must be equal.
+    `max_depth` must be equal. The TF OD API's TF1 and TF2 (`keras_model`) versions compute
+    the same.
     """
     fields = read(
         node,
@@ -98,12 +101,15 @@ def _read_clip_range(node):
     return fields["min"], fields["max"]
 
 
-def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_location, background):
+def _build_weight_shared_box_predictor(
+    node, num_classes, num_anchors_per_location, background, keras_model
+):
     """Reads a TF OD API `WeightSharedConvolutionalBoxPredictor` → kdet's.
 
     As in the TF OD API, the towers have batch norm exactly when `conv_hyperparams` sets
-    `batch_norm` (or `sync_batch_norm`), and their activation is ReLU6 whatever
-    `conv_hyperparams.activation` says.
+    `batch_norm` (or `sync_batch_norm`); their activation is `conv_hyperparams.activation` in
+    the TF2 (Keras) predictor of a `keras_model` (a `*_keras` feature extractor's), ReLU6
+    whatever it says in the TF1 (slim) one.
     """
     fields = read(
         node,
@@ -141,6 +147,7 @@ def _build_weight_shared_box_predictor(node, num_classes, num_anchors_per_locati
         box_encodings_clip_range=None if clip_range is None else _read_clip_range(clip_range),
         class_score_converter=fields["score_converter"],
         add_background_class=background,
+        use_conv_hyperparams_activation=keras_model,
     )
 
 
@@ -150,11 +157,18 @@ _SSD_BOX_PREDICTORS = {
 }
 
 
-def _build_ssd_box_predictor(node, num_classes, anchor_generator, add_background_class):
-    """Reads a TF OD API `BoxPredictor` (a oneof) → an SSD box predictor."""
+def _build_ssd_box_predictor(
+    node, num_classes, anchor_generator, add_background_class, keras_model
+):
+    """Reads a TF OD API `BoxPredictor` (a oneof) → an SSD box predictor; `keras_model`: as
+    the TF OD API's TF2 (Keras) predictors compute."""
     chosen = read_one_of(node, tuple(_SSD_BOX_PREDICTORS))
     return _SSD_BOX_PREDICTORS[chosen.name](
-        chosen, num_classes, anchor_generator.num_anchors_per_location(), add_background_class
+        chosen,
+        num_classes,
+        anchor_generator.num_anchors_per_location(),
+        add_background_class,
+        keras_model,
     )
 
 # -- the meta-architectures -------------------------------------------------------------------
@@ -207,11 +221,14 @@ def build_ssd(node):
     _, anchor_generator = build_anchor_generator(
         fields["anchor_generator"], SSD_ANCHOR_GENERATORS
     )
+    # The TF OD API builds the TF2 (Keras) model of a `*_keras` feature extractor (its only
+    # TF2 extractors), the TF1 (slim) one of the others.
+    extractor_type = read(fields["feature_extractor"], SSD_FEATURE_EXTRACTOR_SCHEMA)["type"]
     components = {
         "image_resizer": build_image_resizer(fields["image_resizer"]),
         "box_predictor": _build_ssd_box_predictor(
             fields["box_predictor"], num_classes, anchor_generator,
-            fields["add_background_class"],
+            fields["add_background_class"], extractor_type.endswith(KERAS_SUFFIX),
         ),
         "box_coder": build_box_coder(fields["box_coder"]),
         "matcher": build_matcher(fields["matcher"]),

@@ -13,8 +13,7 @@ CLASS_SCORE_CONVERTERS = ("identity", "sigmoid")
 def default_conv_hyperparams():
     """The `WeightSharedConvolutionalBoxPredictor` default: the predictor `conv_hyperparams`
     of the TF OD API RetinaNet and FPNLite configs (random normal stddev 0.01, batch norm
-    decay 0.997, epsilon 0.001, scale true), no regularizer. The towers use ReLU6 whatever the
-    activation, as in the TF OD API."""
+    decay 0.997, epsilon 0.001, scale true, ReLU6), no regularizer."""
     return ConvHyperparams(
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
         activation="relu6",
@@ -28,7 +27,8 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
 
     A box tower and a class tower (one shared tower with `share_prediction_tower`) of
     `num_layers_before_predictor` 3x3 convolutions of `depth` channels, each followed by the
-    batch norm of `conv_hyperparams` (when it has one) and ReLU6, then a box convolution
+    batch norm of `conv_hyperparams` (when it has one) and the tower activation (ReLU6, or
+    that of `conv_hyperparams` with `use_conv_hyperparams_activation`), then a box convolution
     (`num_anchors_per_location * box_code_size` outputs) and a class convolution
     (`num_anchors_per_location * num_class_slots` outputs, bias initialised to
     `class_prediction_bias_init`, optional dropout before it). The
@@ -43,7 +43,9 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
 
     `conv_hyperparams` as the TF OD API applies it here: every kernel takes its initializer
     and regularizer (depthwise kernels the regularizer with `regularize_depthwise`); the tower
-    activation is always ReLU6 (the TF OD API ignores `activation` in this predictor); tower
+    activation is ReLU6 whatever `activation` says, as in the TF OD API's TF1 (slim)
+    predictor, or with `use_conv_hyperparams_activation` their `activation` (none for `NONE`),
+    as in its TF2 (Keras) one, which the `*_keras` extractors' configs build; tower
     convolutions have a bias exactly when there is no batch norm (`force_use_bias` is not
     read, as in the TF OD API); predictor convolutions always have one. Two details of the TF
     OD API's Keras version are not copied: with `use_depthwise` it gives the pointwise kernels
@@ -86,6 +88,9 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
         add_background_class: bool. Predict a background column first (`num_classes + 1`
             class outputs), or only the object columns (TF OD API
             `add_background_class: false`). Defaults to `True`.
+        use_conv_hyperparams_activation: bool. The towers' activation is that of
+            `conv_hyperparams` (the TF OD API's TF2 Keras predictor), not ReLU6 (its TF1 one).
+            Defaults to `False`.
         kernel_regularizer, regularize_depthwise: older arguments, folded into
             `conv_hyperparams`; `.keras` files saved with them still load.
         **kwargs: passed to `keras.layers.Layer`.
@@ -132,6 +137,7 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
         box_encodings_clip_range=None,
         class_score_converter="identity",
         add_background_class=True,
+        use_conv_hyperparams_activation=False,
         kernel_regularizer=None,
         regularize_depthwise=None,
         **kwargs,
@@ -181,6 +187,7 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
         self.box_encodings_clip_range = box_encodings_clip_range
         self.class_score_converter = class_score_converter
         self.add_background_class = bool(add_background_class)
+        self.use_conv_hyperparams_activation = bool(use_conv_hyperparams_activation)
         self.num_class_slots = num_classes + int(self.add_background_class)
         self.num_classes = num_classes
         self.num_anchors_per_location = num_anchors_per_location
@@ -218,6 +225,11 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
         )
         self.dropout = (
             keras.layers.Dropout(1.0 - dropout_keep_probability) if use_dropout else None
+        )
+        self.tower_activation = (
+            hyperparams.activation_layer(name="tower_activation")
+            if self.use_conv_hyperparams_activation
+            else keras.layers.ReLU(max_value=6.0, name="tower_activation")
         )
 
     def build(self, feature_maps_shape):
@@ -293,7 +305,8 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
             features = conv(features)
             if self.apply_batch_norm:
                 features = self.tower_batch_norms[name][level][index](features, training=training)
-            features = keras.ops.relu6(features)
+            if self.tower_activation is not None:
+                features = self.tower_activation(features)
         return features
 
     @property
@@ -352,6 +365,7 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
                 ),
                 "class_score_converter": self.class_score_converter,
                 "add_background_class": self.add_background_class,
+                "use_conv_hyperparams_activation": self.use_conv_hyperparams_activation,
             }
         )
         return config

@@ -166,9 +166,20 @@ def test_weight_shared_box_predictor_as_the_tf_od_api_builds_it():
     assert float(tf.reduce_min(box_encodings)) >= -0.5
     assert float(tf.reduce_max(box_encodings)) <= 0.25
     assert 0.0 <= float(tf.reduce_min(class_scores)) <= float(tf.reduce_max(class_scores)) <= 1.0
-    # The tower activation is ReLU6 whatever `activation` says (the TF OD API ignores it).
+    # The tower activation of a TF1 (slim) config is ReLU6 whatever `activation` says (the
+    # TF OD API's slim predictor ignores it) ...
+    assert not predictor.use_conv_hyperparams_activation
     features = predictor._tower("prediction", 0, tf.random.normal([1, 4, 4, 8]) * 100, False)
     assert float(tf.reduce_max(features)) <= 6.0 and float(tf.reduce_min(features)) >= 0.0
+    # ... that of a TF2 config (a `*_keras` extractor) is `activation` (NONE here), as the
+    # TF OD API's Keras predictor applies it.
+    name = tiny_ssd_extractor.NAME
+    tf2 = build_model_from_text(
+        _config(_WEIGHT_SHARED).replace(f"type: '{name}'", f"type: '{name}_keras'")
+    ).box_predictor
+    assert tf2.use_conv_hyperparams_activation and tf2.tower_activation is None
+    features = tf2._tower("prediction", 0, tf.random.normal([1, 4, 4, 8]) * 100, False)
+    assert float(tf.reduce_max(features)) > 6.0 and float(tf.reduce_min(features)) < 0.0
 
 
 def test_post_processing_is_one_non_max_suppression():

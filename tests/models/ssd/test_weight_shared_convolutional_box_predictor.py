@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kdet.layers import ConvHyperparams
 from kdet.layers import MultiscaleGridAnchorGenerator
 from kdet.models.ssd.weight_shared_convolutional_box_predictor import (
     WeightSharedConvolutionalBoxPredictor,
@@ -101,6 +102,36 @@ def test_shared_prediction_tower():
     predictor(_feature_maps())
     assert len(_conv_kernels(predictor)) == 4 + 2
     assert all("class_tower" not in w.path for w in predictor.weights)
+
+
+@pytest.mark.parametrize(
+    "activation, use_conv_hyperparams_activation, expected",
+    [
+        ("relu", False, lambda x: np.clip(x, 0.0, 6.0)),  # TF1: ReLU6 whatever they say
+        ("relu", True, lambda x: np.maximum(x, 0.0)),  # TF2 Keras: conv_hyperparams'
+        ("swish", True, lambda x: x / (1.0 + np.exp(-x))),
+        (None, True, lambda x: x),
+    ],
+)
+def test_tower_activation(activation, use_conv_hyperparams_activation, expected):
+    # One 1x1 tower convolution of 1 channel with kernel 10, no batch norm: the box predictor
+    # (1x1 kernel 1, bias 0) outputs the activation of 10 x the input.
+    hyperparams = ConvHyperparams(activation=activation)
+    predictor = WeightSharedConvolutionalBoxPredictor(
+        num_classes=1, num_anchors_per_location=1, depth=1, num_layers_before_predictor=1,
+        kernel_size=1, box_code_size=1, conv_hyperparams=hyperparams,
+        use_conv_hyperparams_activation=use_conv_hyperparams_activation,
+    )
+    features = tf.reshape(tf.constant([-1.0, -0.05, 0.05, 0.3, 1.0]), [1, 1, 5, 1])
+    predictor([features])
+    predictor.tower_convs["box"][0].kernel.assign(tf.fill([1, 1, 1, 1], 10.0))
+    predictor.tower_convs["box"][0].bias.assign(tf.zeros([1]))
+    predictor.box_predictor_conv.kernel.assign(tf.ones([1, 1, 1, 1]))
+    predictor.box_predictor_conv.bias.assign(tf.zeros([1]))
+    box_encodings, _ = predictor([features])
+    np.testing.assert_allclose(
+        box_encodings[0, :, 0], expected(10.0 * features.numpy().ravel()), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_depthwise_convolutions_are_separable():
@@ -207,10 +238,12 @@ def test_config_and_saved_model_round_trip(tmp_path):
         use_depthwise=True, share_prediction_tower=True, class_prediction_bias_init=-2.0,
         use_dropout=True, dropout_keep_probability=0.9, box_code_size=5,
         kernel_regularizer=keras.regularizers.L2(2e-4), regularize_depthwise=True,
+        use_conv_hyperparams_activation=True,
     )
     config = predictor.get_config()
     restored = WeightSharedConvolutionalBoxPredictor.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
+    assert restored.use_conv_hyperparams_activation
     assert restored.kernel_regularizer.get_config() == {"l2": 2e-4}
     assert restored.regularize_depthwise
 
