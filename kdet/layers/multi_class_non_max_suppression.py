@@ -1,9 +1,10 @@
 """Batched non-max suppression (per class or class-agnostic, hard or soft) into kdet's padded
 predictions dict."""
 
+import itertools
+
 import keras
 import tensorflow as tf
-
 
 SCORE_CONVERTERS = ("identity", "sigmoid", "softmax")
 
@@ -61,6 +62,9 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         boxes: float `[batch, num_boxes, 4]` shared by all classes, or
             `[batch, num_boxes, num_classes, 4]` per class; `yxyx` in any unit.
         scores: float `[batch, num_boxes, num_classes]`.
+        max_detections: optional int replacing the layer's `max_detections` for this call
+            (e.g. more candidates for `clip_and_prune`, as the TF OD API keeps them until it
+            has clipped). Defaults to `None`.
 
     Returns:
         A dict, kdet's predictions contract (what `keras.visualization.draw_bounding_boxes`
@@ -149,7 +153,8 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         points = self.calibration["function_approximation"]
         return _interpolate(scores, points["x"], points["y"])
 
-    def call(self, boxes, scores):
+    def call(self, boxes, scores, max_detections=None):
+        size = self.max_detections if max_detections is None else max_detections
         boxes = tf.cast(boxes, tf.float32)
         scores = tf.cast(scores, tf.float32)
         if boxes.shape.rank == 3:
@@ -165,11 +170,11 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
             )
         if self.use_class_agnostic_nms:
             nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = self._class_agnostic(
-                boxes, scores
+                boxes, scores, size
             )
         elif self.soft_nms_sigma > 0.0:
             nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = self._soft_per_class(
-                boxes, scores
+                boxes, scores, size
             )
         else:
             nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = (
@@ -177,14 +182,14 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                     boxes,
                     scores,
                     max_output_size_per_class=self.max_detections_per_class,
-                    max_total_size=self.max_detections,
+                    max_total_size=size,
                     iou_threshold=self.iou_threshold,
                     score_threshold=self.score_threshold,
                     clip_boxes=self.clip_boxes,
                 )
             )
         # The ops pad with zeros, which read as real boxes of class 0; kdet pads with -1.
-        valid = tf.range(self.max_detections)[tf.newaxis, :] < num_detections[:, tf.newaxis]
+        valid = tf.range(size)[tf.newaxis, :] < num_detections[:, tf.newaxis]
         return {
             "boxes": tf.where(valid[..., tf.newaxis], nmsed_boxes, -1.0),
             "labels": tf.where(valid, tf.cast(nmsed_classes, tf.int32), -1),
@@ -214,7 +219,7 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
     def _finish(self, boxes):
         return tf.clip_by_value(boxes, 0.0, 1.0) if self.clip_boxes else boxes
 
-    def _class_agnostic(self, boxes, scores):
+    def _class_agnostic(self, boxes, scores, size):
         """Best class per box, then one NMS over all boxes of an image."""
         classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
         best_scores = tf.reduce_max(scores, axis=-1)
@@ -225,9 +230,7 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
 
         def one_image(inputs):
             image_boxes, image_scores, image_classes = inputs
-            indices, selected, count = self._select(
-                image_boxes, image_scores, self.max_detections
-            )
+            indices, selected, count = self._select(image_boxes, image_scores, size)
             return (
                 tf.gather(image_boxes, indices),
                 selected,
@@ -235,11 +238,11 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                 count,
             )
 
-        return self._per_image(one_image, (boxes, best_scores, classes))
+        return self._per_image(one_image, (boxes, best_scores, classes), size)
 
-    def _soft_per_class(self, boxes, scores):
-        """Soft-NMS of every class of every image, then the best `max_detections` of each
-        image over its classes."""
+    def _soft_per_class(self, boxes, scores, size):
+        """Soft-NMS of every class of every image, then the best `size` of each image over
+        its classes."""
         per_class = self.max_detections_per_class
         num_classes = tf.shape(scores)[2]
         shared_boxes = boxes.shape[2] == 1
@@ -270,11 +273,11 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
             kept_classes = tf.repeat(tf.range(num_classes), per_class)
             kept_boxes = tf.reshape(kept_boxes, [-1, 4])
             kept_scores = tf.reshape(kept_scores, [-1])
-            # Pad so that top_k always finds max_detections candidates.
-            kept_scores = tf.pad(kept_scores, [[0, self.max_detections]], constant_values=-1.0)
-            kept_boxes = tf.pad(kept_boxes, [[0, self.max_detections], [0, 0]])
-            kept_classes = tf.pad(kept_classes, [[0, self.max_detections]])
-            best, order = tf.math.top_k(kept_scores, k=self.max_detections)
+            # Pad so that top_k always finds `size` candidates.
+            kept_scores = tf.pad(kept_scores, [[0, size]], constant_values=-1.0)
+            kept_boxes = tf.pad(kept_boxes, [[0, size], [0, 0]])
+            kept_classes = tf.pad(kept_classes, [[0, size]])
+            best, order = tf.math.top_k(kept_scores, k=size)
             count = tf.reduce_sum(tf.cast(best >= 0.0, tf.int32))
             return (
                 tf.gather(kept_boxes, order),
@@ -283,12 +286,11 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
                 count,
             )
 
-        return self._per_image(one_image, (boxes, scores))
+        return self._per_image(one_image, (boxes, scores), size)
 
-    def _per_image(self, one_image, inputs):
+    def _per_image(self, one_image, inputs, size):
         """Runs `one_image` on every image of `inputs` (tensors with a batch axis) → batched
-        `(boxes [B, max_detections, 4], scores [B, max_detections], classes, counts [B])`."""
-        size = self.max_detections
+        `(boxes [B, size, 4], scores [B, size], classes, counts [B])`."""
         nmsed_boxes, nmsed_scores, nmsed_classes, num_detections = tf.map_fn(
             one_image,
             inputs,
@@ -321,6 +323,41 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         return config
 
 
+def clip_and_prune(detections, max_detections, window=None):
+    """Detections clipped to the image (`[0, 1]`, or `window`) after NMS, those left with no area dropped, the best
+    `max_detections` kept: the TF OD API's post-processing after its per-class NMS
+    (`post_processing._clip_window_prune_boxes`, then `max_total_size`), which suppresses on
+    the boxes as decoded and clips only what NMS kept.
+
+    Args:
+        detections: a `MultiClassNonMaxSuppression` output dict with normalized boxes
+            (`"boxes"` `[B, N, 4]`, `"labels"`, `"confidences"`, `"num_detections"`; padding
+            rows labelled -1), sorted by decreasing confidence.
+        max_detections: int ≤ N, detections kept per image.
+        window: optional float32 `[B, 2]`: clip image `b` to `[0, window[b, 0]] x [0,
+            window[b, 1]]` instead of `[0, 1]` (e.g. its content in a padded frame).
+
+    Returns:
+        A dict of the same keys, `max_detections` rows, sorted by decreasing confidence.
+    """
+    upper = 1.0 if window is None else tf.tile(tf.cast(window, tf.float32), [1, 2])[:, None]
+    boxes = tf.clip_by_value(detections["boxes"], 0.0, upper)
+    heights = boxes[..., 2] - boxes[..., 0]
+    widths = boxes[..., 3] - boxes[..., 1]
+    kept = (detections["labels"] >= 0) & (heights * widths > 0.0)
+    # `top_k` keeps equal scores in their order: the NMS order, as the TF OD API's sort.
+    scores, order = tf.math.top_k(
+        tf.where(kept, detections["confidences"], -1.0), k=max_detections
+    )
+    valid = scores >= 0.0
+    return {
+        "boxes": tf.where(valid[..., None], tf.gather(boxes, order, batch_dims=1), -1.0),
+        "labels": tf.where(valid, tf.gather(detections["labels"], order, batch_dims=1), -1),
+        "confidences": tf.where(valid, scores, 0.0),
+        "num_detections": tf.reduce_sum(tf.cast(valid, tf.int32), axis=1),
+    }
+
+
 def _checked_calibration(calibration):
     """Validates a `calibration` argument; returns it with plain float values."""
     if calibration is None:
@@ -337,7 +374,7 @@ def _checked_calibration(calibration):
         points = calibration["function_approximation"]
         xs = [float(x) for x in points["x"]]
         ys = [float(y) for y in points["y"]]
-        if not xs or len(xs) != len(ys) or any(b < a for a, b in zip(xs, xs[1:])):
+        if not xs or len(xs) != len(ys) or any(b < a for a, b in itertools.pairwise(xs)):
             raise ValueError(
                 "function_approximation needs as many x as y values (at least one), x "
                 f"ascending; got x={xs}, y={ys}"

@@ -7,6 +7,7 @@ from kdet.boxes.box_ops import area
 from kdet.boxes.box_ops import clip_boxes
 from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import clip_and_prune
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -20,8 +21,10 @@ class ProposalGenerator(keras.layers.Layer):
     whole batch goes through one `tf.image.combined_non_max_suppression` op (no loop over
     images), and the proposals carry no gradient: the TF OD API stops it there too. This is
     the TF OD API `FasterRCNNMetaArch._postprocess_rpn` at inference (the training-time
-    proposal sampling is the model's job), except that boxes are clipped before NMS, not
-    after, so zero-area boxes never take a slot.
+    proposal sampling is the model's job). As there, NMS runs on the decoded boxes and the
+    proposals it keeps are clipped after, those left with no area dropped
+    (`clip_after_non_max_suppression`); generators saved before 2026-12 clip first, so that
+    zero-area boxes never take a slot.
 
     Args:
         max_proposals: int. Proposals kept per image (TF OD API `first_stage_max_proposals`).
@@ -34,6 +37,9 @@ class ProposalGenerator(keras.layers.Layer):
             dropped (`first_stage_nms_score_threshold`). Defaults to `0.0`.
         box_coder: the coder of the RPN box encodings. Defaults to
             `kdet.boxes.FasterRcnnBoxCoder((10, 10, 5, 5))`.
+        clip_after_non_max_suppression: bool. Suppress on the boxes as decoded, then clip
+            the kept ones to the window and drop those left with no area (the TF OD API);
+            `False`: clip, drop zero-area boxes, then suppress. Defaults to `True`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -73,6 +79,7 @@ class ProposalGenerator(keras.layers.Layer):
         pre_nms_top_k=None,
         score_threshold=0.0,
         box_coder=None,
+        clip_after_non_max_suppression=True,
         **kwargs,
     ):
         # No autocast: under a mixed-precision policy boxes must stay float32.
@@ -88,6 +95,7 @@ class ProposalGenerator(keras.layers.Layer):
         self.pre_nms_top_k = pre_nms_top_k
         self.score_threshold = score_threshold
         self.box_coder = box_coder or FasterRcnnBoxCoder()
+        self.clip_after_non_max_suppression = bool(clip_after_non_max_suppression)
         self._nms = MultiClassNonMaxSuppression(
             score_threshold=score_threshold,
             iou_threshold=nms_iou_threshold,
@@ -100,8 +108,20 @@ class ProposalGenerator(keras.layers.Layer):
         box_encodings = tf.stop_gradient(tf.cast(box_encodings, tf.float32))
         objectness_logits = tf.stop_gradient(tf.cast(objectness_logits, tf.float32))
         boxes = self.box_coder.decode(box_encodings, tf.cast(anchors, tf.float32))
+        scores = tf.nn.softmax(objectness_logits)[..., 1]
         if window is not None:
             window = tf.cast(window, tf.float32)
+        if self.clip_after_non_max_suppression:
+            if window is not None and window.shape.rank == 1:
+                window = tf.tile(window[None], [tf.shape(boxes)[0], 1])
+            detections = clip_and_prune(
+                self._nms(*self._top_k(boxes, scores)), self.max_proposals, window
+            )
+            return {
+                "proposals": detections["boxes"],
+                "scores": detections["confidences"],
+                "num_proposals": detections["num_detections"],
+            }
         if window is not None and window.shape.rank == 2:
             # One window per image (the TF OD API's true_image_shapes): clip to [0, h] x [0, w].
             boxes = tf.clip_by_value(boxes, 0.0, tf.tile(window, [1, 2])[:, None, :])
@@ -110,9 +130,17 @@ class ProposalGenerator(keras.layers.Layer):
             boxes = clip_boxes(boxes, height=window[0], width=window[1])
         else:
             boxes = clip_boxes(boxes)
-        scores = tf.nn.softmax(objectness_logits)[..., 1]
         # -1 is at or below any score threshold, so NMS never selects these boxes.
         scores = tf.where(area(boxes) > 0.0, scores, -1.0)
+        detections = self._nms(*self._top_k(boxes, scores))
+        return {
+            "proposals": detections["boxes"],
+            "scores": detections["confidences"],
+            "num_proposals": detections["num_detections"],
+        }
+
+    def _top_k(self, boxes, scores):
+        """`(boxes [B, K, 4], scores [B, K, 1])`: the `pre_nms_top_k` best (all without)."""
         if self.pre_nms_top_k is not None:
             num_boxes = scores.shape[1]
             # A static k keeps the number of boxes static through NMS.
@@ -123,17 +151,13 @@ class ProposalGenerator(keras.layers.Layer):
             )
             scores, indices = tf.math.top_k(scores, k=k)
             boxes = tf.gather(boxes, indices, batch_dims=1)
-        detections = self._nms(boxes, scores[..., tf.newaxis])
-        return {
-            "proposals": detections["boxes"],
-            "scores": detections["confidences"],
-            "num_proposals": detections["num_detections"],
-        }
+        return boxes, scores[..., tf.newaxis]
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
+                "clip_after_non_max_suppression": self.clip_after_non_max_suppression,
                 "max_proposals": self.max_proposals,
                 "nms_iou_threshold": self.nms_iou_threshold,
                 "pre_nms_top_k": self.pre_nms_top_k,
@@ -145,6 +169,7 @@ class ProposalGenerator(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # Generators saved before 2026-12 clipped the boxes before NMS.
+        config = {"clip_after_non_max_suppression": False, **config}
         config["box_coder"] = keras.saving.deserialize_keras_object(config["box_coder"])
         return cls(**config)

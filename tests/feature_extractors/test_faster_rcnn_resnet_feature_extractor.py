@@ -71,8 +71,10 @@ def test_stage_4_proposal_features_and_stage_5_on_crops(resnet50):
     assert all(name.startswith("conv5_") for name in second)
 
 
-def test_restore_from_classification_model_loads_both_stages(resnet50, reference):
-    extractor = resnet50
+def test_restore_from_classification_model_loads_both_stages(reference):
+    # The keras.applications body (extractors saved before 2026-12) is the classification
+    # model's, layer for layer.
+    extractor = FasterRCNNResNet50FeatureExtractor(tf_od_api_body=False)
     images = extractor.preprocess(tf.random.uniform([1, 64, 64, 3], maxval=255.0, seed=1))
     conv4, conv5 = keras.Model(
         reference.input,
@@ -90,6 +92,56 @@ def test_restore_from_classification_model_loads_both_stages(resnet50, reference
     np.testing.assert_allclose(
         extractor.extract_box_classifier_features(features), conv5, rtol=1e-4, atol=1e-4
     )
+
+
+def test_restore_into_the_tf_od_api_body_folds_the_conv_biases(resnet50, reference):
+    images = resnet50.preprocess(tf.random.uniform([1, 64, 64, 3], maxval=255.0, seed=1))
+    names = ("conv1_relu", "conv4_block6_out", "conv5_block3_out")
+    conv1, conv4, conv5 = keras.Model(
+        reference.input, [reference.get_layer(name).output for name in names]
+    )(images)
+
+    restored = resnet50.restore_from_classification_checkpoint(reference)
+
+    assert restored == sorted(layer.name for layer in reference.layers if layer.weights)
+    body = resnet50.proposal_body
+    ours = keras.Model(body.input, body.get_layer("conv1_relu").output)(images)
+    # The same function up to the batch norms' epsilon (1e-5 here, 1.001e-5 in Keras).
+    np.testing.assert_allclose(ours, conv1, rtol=1e-3, atol=1e-3)
+    # No max-pool in stage 5: the whole stage is the classification model's.
+    np.testing.assert_allclose(
+        resnet50.extract_box_classifier_features(conv4), conv5, rtol=1e-3, atol=1e-3
+    )
+
+
+def test_the_tf_od_api_body_layout():
+    extractor = FasterRCNNResNet50FeatureExtractor(depth_multiplier=0.25)
+    body = extractor.proposal_body
+    convs = [layer for layer in body.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert not any(conv.use_bias for conv in convs)
+    # max(int(filters * 0.25), 8): 64 → 16, 256 → 64, the stage-4 output 1024 → 256.
+    assert body.get_layer("conv1_conv").filters == 16
+    assert body.get_layer("conv2_block1_3_conv").filters == 64
+    assert tuple(extractor.extract_proposal_features(tf.zeros([1, 64, 64, 3])).shape) == (
+        1, 4, 4, 256
+    )
+    assert body.get_layer("pool1_pool").padding == "same"
+    assert body.get_layer("conv1_bn").epsilon == 1e-5
+    assert body.get_layer("conv1_bn").momentum == 0.997
+    with pytest.raises(ValueError, match="depth multiplier 1"):
+        FasterRCNNResNet50FeatureExtractor(depth_multiplier=0.25, backbone_weights="imagenet")
+    with pytest.raises(ValueError, match="tf_od_api_body=True"):
+        FasterRCNNResNet50FeatureExtractor(depth_multiplier=0.25, tf_od_api_body=False)
+
+
+def test_extractors_saved_before_keep_the_keras_applications_body(resnet50):
+    config = resnet50.get_config()
+    assert config["tf_od_api_body"] and config["depth_multiplier"] == 1.0
+    del config["tf_od_api_body"], config["depth_multiplier"], config["min_depth"]
+    older = FasterRCNNResNet50FeatureExtractor.from_config(config)
+    assert not older.tf_od_api_body
+    assert older.proposal_body.get_layer("conv1_conv").use_bias
+    assert older.proposal_body.get_layer("pool1_pool").padding == "valid"
 
 
 def test_resnet101_cuts_after_conv4_block23():

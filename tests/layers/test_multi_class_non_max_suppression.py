@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kdet.layers import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import clip_and_prune
 
 # Pixel yxyx boxes: 0 and 1 overlap with IoU 81 / 119 = 0.68, box 2 is far away.
 BOXES = [[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]]
@@ -249,3 +250,34 @@ def test_calibration_after_the_score_converter():
         MultiClassNonMaxSuppression(
             calibration={"function_approximation": {"x": [0.5, 0.1], "y": [0.0, 1.0]}}
         )
+
+
+@pytest.mark.parametrize("mode", [{}, {"soft_nms_sigma": 0.5}, {"use_class_agnostic_nms": True}])
+def test_max_detections_of_one_call(mode):
+    scores = [[[0.9, 0.1], [0.8, 0.7], [0.6, 0.5]]]
+    layer = MultiClassNonMaxSuppression(max_detections=1, **mode)
+    wider = layer(tf.constant([BOXES]), tf.constant(scores), max_detections=4)
+    assert wider["boxes"].shape == (1, 4, 4)
+    assert int(wider["num_detections"][0]) > 1
+    assert layer(tf.constant([BOXES]), tf.constant(scores))["boxes"].shape == (1, 1, 4)
+
+
+def test_clip_and_prune_drops_boxes_clipped_to_nothing_and_keeps_the_best():
+    detections = {
+        "boxes": tf.constant([[[0.2, 1.1, 0.5, 1.4], [0.5, 0.9, 1.2, 1.3], [0.1, 0.1, 0.3, 0.3],
+                               [-1.0, -1.0, -1.0, -1.0]]]),
+        "labels": tf.constant([[0, 1, 0, -1]]),
+        "confidences": tf.constant([[0.9, 0.8, 0.7, 0.0]]),
+        "num_detections": tf.constant([3]),
+    }
+    pruned = {k: v.numpy() for k, v in clip_and_prune(detections, 3).items()}
+    # Box 0 lies right of the image: clipped to nothing, dropped; box 1 is clipped.
+    assert pruned["num_detections"].tolist() == [2]
+    np.testing.assert_allclose(
+        pruned["boxes"][0], [[0.5, 0.9, 1.0, 1.0], [0.1, 0.1, 0.3, 0.3], [-1, -1, -1, -1]]
+    )
+    assert pruned["labels"][0].tolist() == [1, 0, -1]
+    np.testing.assert_allclose(pruned["confidences"][0], [0.8, 0.7, 0.0])
+    # A window clips image b to [0, h_b] x [0, w_b]: box 1 now ends at 0.6 and 0.95.
+    windowed = clip_and_prune(detections, 2, window=tf.constant([[0.6, 0.95]]))
+    np.testing.assert_allclose(windowed["boxes"][0, 0], [0.5, 0.9, 0.6, 0.95])

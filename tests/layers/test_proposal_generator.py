@@ -105,13 +105,18 @@ def test_pre_nms_top_k_keeps_only_the_best_boxes_for_nms():
         ProposalGenerator(max_proposals=10, pre_nms_top_k=5)
 
 
-def test_proposals_from_a_random_rpn_are_valid():
+@pytest.mark.parametrize("clip_after_non_max_suppression", [True, False])
+def test_proposals_from_a_random_rpn_are_valid(clip_after_non_max_suppression):
     anchor_generator = GridAnchorGenerator(base_anchor_size=(32, 32), anchor_stride=(8, 8))
     (anchors,) = anchor_generator.generate([(8, 8)], image_height=64, image_width=64)
     head = RPNHead(anchor_generator.num_anchors_per_location(), depth=8)
     features = tf.constant(np.random.default_rng(0).normal(size=[2, 8, 8, 4]), tf.float32)
     box_encodings, objectness_logits = head(features)
-    generator = ProposalGenerator(max_proposals=50, pre_nms_top_k=200)
+    generator = ProposalGenerator(
+        max_proposals=50,
+        pre_nms_top_k=200,
+        clip_after_non_max_suppression=clip_after_non_max_suppression,
+    )
     out = generator(box_encodings, objectness_logits, anchors, tf.constant([0.75, 1.0]))
     for image in range(2):
         count = int(out["num_proposals"][image])
@@ -122,7 +127,30 @@ def test_proposals_from_a_random_rpn_are_valid():
         assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
         assert np.all(np.diff(scores) <= 0.0) and np.all(scores > 0.0)
         iou = pairwise_iou(boxes, boxes).numpy() - np.eye(count)
-        assert iou.max() <= 0.7 + 1e-6
+        # NMS bounds the overlaps of the boxes it saw: clipped ones, or (the TF OD API's
+        # order) the decoded ones, which clipping can make overlap more.
+        assert (iou.max() <= 0.7 + 1e-6) != clip_after_non_max_suppression
+
+
+def test_nms_runs_on_the_decoded_boxes_then_clips_them():
+    # Anchors 0 and 1 stick out of the window (height 0.5): as decoded their IoU is 0.6, so
+    # NMS at 0.7 keeps both, and clipping then makes them the same box (the TF OD API order).
+    anchors = [[0.3, 0.0, 0.9, 0.4], [0.3, 0.0, 1.3, 0.4], [0.6, 0.6, 0.9, 0.9]]
+    probabilities = [[0.9, 0.8, 0.7]]
+    out = _generate(np.zeros([1, 3, 4]), probabilities, anchors, window=(0.5, 1.0))
+    # Anchor 2 lies outside the window: clipped to nothing, it is dropped after NMS.
+    assert out["num_proposals"].tolist() == [2]
+    np.testing.assert_allclose(out["proposals"][0, :2], [[0.3, 0.0, 0.5, 0.4]] * 2, atol=1e-6)
+    np.testing.assert_allclose(out["scores"][0, :2], [0.9, 0.8], atol=1e-6)
+    # Clipped first (generators saved before), the two are one box and NMS keeps one.
+    before = _generate(
+        np.zeros([1, 3, 4]),
+        probabilities,
+        anchors,
+        window=(0.5, 1.0),
+        clip_after_non_max_suppression=False,
+    )
+    assert before["num_proposals"].tolist() == [1]
 
 
 def test_no_gradient_and_tf_function_with_dynamic_shapes():

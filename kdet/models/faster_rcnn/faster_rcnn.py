@@ -240,14 +240,15 @@ class FasterRCNN(ObjectDetector):
         -1 padded), `"proposal_scores"` `[B, P]`, `"num_proposals"` `[B]`, `"class_logits"`
         `[B, P, num_classes + 1]`, `"box_encodings"` `[B, P, num_classes, 4]`, `"scale"`
         `[B, 2]` (content fraction of the frame per image) and the RPN outputs
-        (`"rpn_box_encodings"` `[B, A, 4]`, `"rpn_objectness_logits"` `[B, A, 2]`). With
+        (`"anchors"` `[A, 4]` rel_yxyx of the padded frame, `"rpn_box_encodings"` `[B, A, 4]`,
+        `"rpn_objectness_logits"` `[B, A, 2]`). With
         `number_of_stages=1` there are no class logits and box encodings.
         """
         first_stage = self._first_stage(images, training)
         outputs = {
             name: first_stage[name]
             for name in (
-                "proposals", "proposal_scores", "num_proposals", "scale",
+                "proposals", "proposal_scores", "num_proposals", "scale", "anchors",
                 "rpn_box_encodings", "rpn_objectness_logits",
             )
         }  # fmt: skip
@@ -298,7 +299,11 @@ class FasterRCNN(ObjectDetector):
     @classmethod
     def from_config(cls, config):
         # Configs saved before the stages were components have none: their older arguments
-        # (kept in `config`) build the defaults.
+        # (kept in `config`) build the defaults, which clipped the boxes before NMS then.
+        if config.get("roi_heads") is None:
+            config = {"clip_after_non_max_suppression": False, **config}
+        if config.get("region_proposal_network") is None:
+            config = {"clip_proposals_after_non_max_suppression": False, **config}
         return super().from_config({"region_proposal_network": None, "roi_heads": None, **config})
 
     def get_config(self):

@@ -54,6 +54,12 @@ _DESTINATIONS = {
     "second_stage_localization_loss_weight": ("roi_heads", "localization_loss_weight"),
     "second_stage_classification_loss_weight": ("roi_heads", "classification_loss_weight"),
     "add_groundtruth_to_proposals": ("roi_heads", "add_groundtruth_to_proposals"),
+    # Set by `FasterRCNN.from_config` for files of that time, which clipped before NMS.
+    "clip_after_non_max_suppression": ("roi_heads", "clip_after_non_max_suppression"),
+    "clip_proposals_after_non_max_suppression": (
+        "proposal_generator",
+        "clip_after_non_max_suppression",
+    ),
 }
 # Older post-processing arguments, folded into the second-stage NMS.
 _NMS_ARGUMENTS = ("score_threshold", "iou_threshold", "max_detections_per_class", "max_detections")

@@ -8,6 +8,7 @@ from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
 from kdet.layers.crop_and_resize_roi_pooler import CropAndResizeRoIPooler
 from kdet.layers.image_resizer import from_padded_frame
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import clip_and_prune
 from kdet.layers.multi_level_roi_align import MultiLevelRoIAlign
 from kdet.losses.weighted_smooth_l1_localization_loss import WeightedSmoothL1LocalizationLoss
 from kdet.losses.weighted_softmax_classification_loss import WeightedSoftmaxClassificationLoss
@@ -48,7 +49,8 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
     gives the class loss (`classification_loss`) and the smooth L1 box loss of the
     groundtruth class's encoding, divided by the sampled RoIs of the global batch.
     `postprocess` decodes the class boxes against the proposals and runs
-    `non_max_suppression`.
+    `non_max_suppression` on them, then clips the kept boxes to the image and drops those
+    left with no area (`clip_after_non_max_suppression`, the TF OD API's order).
 
     Args:
         num_classes: int. Object classes, background excluded.
@@ -86,6 +88,11 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         add_groundtruth_to_proposals: bool. Let the groundtruth boxes compete with the
             proposals when sampling RoIs (torchvision does; it helps early training; the
             TF OD API does not). Defaults to `True`.
+        clip_after_non_max_suppression: bool. As the TF OD API: suppress on the decoded
+            boxes as they are, then clip the kept ones to the image, drop those left with no
+            area and keep the best `max_detections` (NMS keeps `max_detections_per_class` per
+            class until then). `False` (`RoIHeads` saved before 2026-12): clip, then
+            suppress. Defaults to `True`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -137,6 +144,7 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         localization_loss_weight=2.0,
         classification_loss_weight=1.0,
         add_groundtruth_to_proposals=True,
+        clip_after_non_max_suppression=True,
         **kwargs,
     ):
         kwargs.setdefault("autocast", False)  # RoIs and boxes stay float32
@@ -159,6 +167,7 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         self.localization_loss_weight = localization_loss_weight
         self.classification_loss_weight = classification_loss_weight
         self.add_groundtruth_to_proposals = bool(add_groundtruth_to_proposals)
+        self.clip_after_non_max_suppression = bool(clip_after_non_max_suppression)
         self._target_assigner = TargetAssigner(self.matcher, self.box_coder)
         self._sampler = BalancedPositiveNegativeSampler(balance_fraction)
         self._localization_loss = WeightedSmoothL1LocalizationLoss()
@@ -278,12 +287,20 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         """
         proposals = outputs["proposals"]
         boxes = self.box_coder.decode(outputs["box_encodings"], proposals[:, :, None, :])
-        boxes = clip_boxes(from_padded_frame(boxes, outputs["scale"]))
+        boxes = from_padded_frame(boxes, outputs["scale"])
         # Scores of every column, then the background column is dropped (the TF OD API).
-        scores = self.non_max_suppression.convert_scores(outputs["class_logits"])[..., 1:]
+        nms = self.non_max_suppression
+        scores = nms.convert_scores(outputs["class_logits"])[..., 1:]
         valid = tf.reduce_any(proposals >= 0.0, axis=-1)
         scores = scores * tf.cast(valid, tf.float32)[..., None]
-        return to_label_ids(self.non_max_suppression(boxes, scores))
+        if not self.clip_after_non_max_suppression:
+            return to_label_ids(nms(clip_boxes(boxes), scores))
+        candidates = nms.max_detections
+        if not nms.use_class_agnostic_nms:
+            # What the TF OD API's per-class NMS hands to its clipping: every class's best.
+            candidates = max(candidates, nms.max_detections_per_class * self.num_classes)
+        detections = nms(boxes, scores, max_detections=candidates)
+        return to_label_ids(clip_and_prune(detections, nms.max_detections))
 
     def get_config(self):
         return {
@@ -295,4 +312,10 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
             "localization_loss_weight": self.localization_loss_weight,
             "classification_loss_weight": self.classification_loss_weight,
             "add_groundtruth_to_proposals": self.add_groundtruth_to_proposals,
+            "clip_after_non_max_suppression": self.clip_after_non_max_suppression,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # RoIHeads saved before 2026-12 clipped the boxes before NMS.
+        return super().from_config({"clip_after_non_max_suppression": False, **config})

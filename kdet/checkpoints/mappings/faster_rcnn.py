@@ -1,0 +1,85 @@
+"""TF2 checkpoint mappings of kdet's Faster R-CNN: the split-body ResNet extractors
+(`faster_rcnn_resnet{50,101,152}_keras`), the RPN head and the box classifier head
+(`mask_rcnn_box_predictor`).
+
+The TF OD API's `FasterRCNNMetaArch` keeps the two halves of its extractor's body as
+`_feature_extractor_for_proposal_features` and `_feature_extractor_for_box_classifier_features`
+(functional models: weights by position), the RPN convolution as
+`_first_stage_box_predictor_first_conv` (a `Sequential`: convolution, then batch norm if its
+hyperparams have one), the RPN's two 1x1 predictors in `_first_stage_box_predictor` and the
+box classifier's dense layers (and batch norms) in `_mask_rcnn_box_predictor`'s heads, after a
+`Flatten` (and a `Dropout`) that own no weights. A `"detection"` restore takes both body halves
+(the TF OD API's `restore_from_objects`), a `"classification"` one too (they are its
+classification backbone).
+"""
+
+from kdet.checkpoints.tfod_mapping import BACKBONE
+from kdet.checkpoints.tfod_mapping import HEADS
+from kdet.checkpoints.tfod_mapping import paired
+from kdet.checkpoints.tfod_mapping import register_tf2_mapping
+from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
+from kdet.checkpoints.tfod_mapping import weighted_layers
+from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
+    FasterRCNNSplitBodyFeatureExtractor,
+)
+from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
+from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn.rpn_head import RPNHead
+
+
+@register_tf2_mapping(FasterRCNN)
+def _faster_rcnn(model, prefix, shapes):
+    return (
+        tf2_layer_pairs(model.feature_extractor, prefix, shapes)
+        + tf2_layer_pairs(model.region_proposal_network.rpn_head, prefix, shapes)
+        + tf2_layer_pairs(
+            model.roi_heads.box_predictor, f"{prefix}/_mask_rcnn_box_predictor", shapes
+        )
+    )
+
+
+@register_tf2_mapping(FasterRCNNSplitBodyFeatureExtractor)
+def _split_body(extractor, prefix, shapes):
+    # Both halves sit on the meta-architecture itself, not under a `_feature_extractor`.
+    return paired(
+        weighted_layers(extractor.proposal_body),
+        shapes,
+        f"{prefix}/_feature_extractor_for_proposal_features",
+        BACKBONE,
+    ) + paired(
+        weighted_layers(extractor.box_classifier_body),
+        shapes,
+        f"{prefix}/_feature_extractor_for_box_classifier_features",
+        BACKBONE,
+    )
+
+
+@register_tf2_mapping(RPNHead)
+def _rpn_head(head, prefix, shapes):
+    first_conv = [head.rpn_conv] + ([head.rpn_batch_norm] if head.rpn_batch_norm else [])
+    heads = f"{prefix}/_first_stage_box_predictor/_prediction_heads"
+    return (
+        paired(first_conv, shapes, f"{prefix}/_first_stage_box_predictor_first_conv", HEADS)
+        + paired(
+            [head.box_predictor], shapes, f"{heads}/box_encodings/0/_box_encoder_layers", HEADS
+        )
+        + paired(
+            [head.class_predictor],
+            shapes,
+            f"{heads}/class_predictions_with_background/0/_class_predictor_layers",
+            HEADS,
+        )
+    )
+
+
+@register_tf2_mapping(BoxClassifierHead)
+def _box_classifier_head(head, prefix, shapes):
+    box_layers = [head.box_predictor] + ([head.box_batch_norm] if head.box_batch_norm else [])
+    class_layers = [head.class_predictor] + (
+        [head.class_batch_norm] if head.class_batch_norm else []
+    )
+    return paired(
+        box_layers, shapes, f"{prefix}/_box_prediction_head/_box_encoder_layers", HEADS
+    ) + paired(
+        class_layers, shapes, f"{prefix}/_class_prediction_head/_class_predictor_layers", HEADS
+    )
