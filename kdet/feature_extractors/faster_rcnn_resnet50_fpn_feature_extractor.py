@@ -2,11 +2,12 @@
 
 import keras
 
-from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
-    FasterRCNNFPNFeatureExtractor,
-)
+from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import FasterRCNNFPNFeatureExtractor
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
+from kdet.feature_extractors.resnet_v1_body import restore_keras_resnet
+from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_ENDPOINTS
 
@@ -15,7 +16,10 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_
 class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
     """ResNet50 V1 with a feature pyramid (TF OD API `faster_rcnn_resnet50_fpn_keras`).
 
-    The body is `keras.applications.ResNet50`; levels 2..5 read `conv2_block3_out`,
+    The body is the TF OD API's TF2 ResNet50 (`kdet.feature_extractors.resnet_v1_body`: no
+    convolution biases, "SAME" first max-pool, its batch norms, `depth_multiplier`), or
+    `keras.applications.ResNet50` as it is with `tf_od_api_body=False` (extractors saved
+    before 2026-12); levels 2..5 read `conv2_block3_out`,
     `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5). A plain (not
     separable) `kdet.feature_extractors.FeaturePyramid` turns levels `fpn_min_level..5` into
     pyramid maps of `additional_layer_depth` channels and adds stride-2 layers up to
@@ -37,7 +41,13 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
             to `False` (inference mode, the TF OD API default).
         first_stage_features_stride: int. 8 or 16, unused by the pyramid. Defaults to `16`.
         backbone_weights: `None` or `"imagenet"` (`keras.applications` weights, downloaded
-            on first use). Defaults to `None`.
+            on first use; into the TF OD API body only at `depth_multiplier` 1, their
+            convolution biases folded into the batch norms). Defaults to `None`.
+        depth_multiplier: float. Width multiplier of the TF OD API body. Defaults to `1.0`.
+        min_depth: int. The fewest filters of a convolution of the TF OD API body. Defaults
+            to `8`.
+        tf_od_api_body: bool. The TF OD API's body; `False`: `keras.applications`'.
+            Defaults to `True`.
         **kwargs: `conv_hyperparams` and `override_base_feature_extractor_hyperparams` (see
             `FasterRCNNFPNFeatureExtractor`; with the override every kernel, batch norm and
             ReLU of the body is set up by `conv_hyperparams`, as the TF OD API's
@@ -64,6 +74,9 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
         batch_norm_trainable=False,
         first_stage_features_stride=16,
         backbone_weights=None,
+        depth_multiplier=1.0,
+        min_depth=8,
+        tf_od_api_body=True,
         **kwargs,
     ):
         super().__init__(
@@ -75,14 +88,58 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
-        resnet = clone_body(
-            keras.applications.ResNet50(
-                input_shape=(None, None, 3), include_top=False, weights=backbone_weights
-            ),
-            hyperparams=self.body_hyperparams,
-            keep_weights=backbone_weights is not None,
-        )
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.tf_od_api_body = bool(tf_od_api_body)
+        if self.tf_od_api_body:
+            # Without the override: the TF OD API's own ResNet settings, its default weight
+            # decay included (this extractor of the TF OD API passes none).
+            resnet = resnet_v1_body(
+                50,
+                depth_multiplier,
+                min_depth,
+                hyperparams=self.body_hyperparams or tf_od_api_resnet_hyperparams(1e-4),
+                weights=backbone_weights,
+            )
+        else:
+            if depth_multiplier != 1.0:
+                raise ValueError(
+                    f"depth_multiplier is {depth_multiplier}, but the keras.applications body "
+                    "(tf_od_api_body=False) has none: use tf_od_api_body=True"
+                )
+            resnet = clone_body(
+                keras.applications.ResNet50(
+                    input_shape=(None, None, 3), include_top=False, weights=backbone_weights
+                ),
+                hyperparams=self.body_hyperparams,
+                keep_weights=backbone_weights is not None,
+            )
         self.attach_body(resnet, LEVEL_ENDPOINTS)
 
     def preprocess(self, images):
         return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
+
+    def restore_from_classification_checkpoint(self, source):
+        """Copies weights from a classification model into the body's layers of the same
+        name (a `keras.applications` ResNet50's convolution biases folded into the batch
+        norms of the TF OD API body, `kdet.feature_extractors.resnet_v1_body.
+        copy_folding_conv_biases`)."""
+        if not self.tf_od_api_body:
+            return super().restore_from_classification_checkpoint(source)
+        return restore_keras_resnet(source, [self.body])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "tf_od_api_body": self.tf_od_api_body,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had the keras.applications body.
+        return super().from_config({"tf_od_api_body": False, **config})

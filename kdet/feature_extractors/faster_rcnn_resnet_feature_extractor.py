@@ -9,8 +9,8 @@ from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.resnet_v1_body import CONV4_LAST_LAYERS
 from kdet.feature_extractors.resnet_v1_body import RESNETS
-from kdet.feature_extractors.resnet_v1_body import copy_folding_conv_biases
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
+from kdet.feature_extractors.resnet_v1_body import restore_keras_resnet
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 
 
@@ -125,18 +125,11 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
     def restore_from_classification_checkpoint(self, source):
         """Copies weights from a classification model into the layers of the same name; into
         the TF OD API body a `keras.applications` ResNet's convolution biases are folded into
-        the batch norms (see `kdet.feature_extractors.resnet_v1_body.copy_folding_conv_biases`).
+        the batch norms (`kdet.feature_extractors.resnet_v1_body.copy_folding_conv_biases`).
         See `FasterRCNNFeatureExtractor.restore_from_classification_checkpoint`."""
         if not self.tf_od_api_body:
             return super().restore_from_classification_checkpoint(source)
-        if not isinstance(source, keras.layers.Layer):
-            source = keras.saving.load_model(source, compile=False)
-        layers = {
-            layer.name: layer
-            for body in (self.proposal_body, self.box_classifier_body)
-            for layer in body.layers
-        }
-        return copy_folding_conv_biases(source, layers)
+        return restore_keras_resnet(source, [self.proposal_body, self.box_classifier_body])
 
     @classmethod
     def from_config(cls, config):

@@ -147,6 +147,21 @@ def _check_weights_fit(weights, depth_multiplier, hyperparams):
         )
 
 
+def restore_keras_resnet(source, bodies):
+    """`restore_from_classification_checkpoint` of an extractor with a `resnet_v1_body`:
+    the layers of `bodies` (keras Models made of the body's layers) take the weights of the
+    `keras.applications` ResNet `source` (a `keras.Model` or a `.keras` path), see
+    `copy_folding_conv_biases`.
+
+    Returns:
+        The sorted names of the restored layers.
+    """
+    if not isinstance(source, keras.layers.Layer):
+        source = keras.saving.load_model(source, compile=False)
+    layers = {layer.name: layer for body in bodies for layer in body.layers}
+    return copy_folding_conv_biases(source, layers)
+
+
 def copy_folding_conv_biases(source, target_layers):
     """Copies the weights of a `keras.applications` ResNet (convolutions with bias) into the
     layers of the same names of a `resnet_v1_body` (convolutions without bias): each bias
