@@ -1,4 +1,5 @@
-"""ResNet50 V1 FPN SSD feature extractor: the RetinaNet body, pyramid levels 3..7."""
+"""ResNet V1 FPN SSD feature extractors (ResNet50, 101, 152): the RetinaNet body, pyramid
+levels 3..7."""
 
 import functools
 
@@ -7,37 +8,50 @@ import keras
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularized_clone
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.resnet_v1_body import CONV4_LAST_LAYERS
+from kdet.feature_extractors.resnet_v1_body import RESNETS
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
 
-# Backbone map of each pyramid level: the outputs of ResNet blocks 1..4 (C2..C5).
+# Backbone map of each pyramid level of ResNet50: the outputs of its stages 2..5 (C2..C5).
 LEVEL_ENDPOINTS = {
     2: "conv2_block3_out",
     3: "conv3_block4_out",
     4: "conv4_block6_out",
     5: "conv5_block3_out",
 }
+# ... of each ResNet depth (the TF OD API's `_RESNET_MODEL_OUTPUT_LAYERS`).
+RESNET_LEVEL_ENDPOINTS = {
+    depth: {
+        **LEVEL_ENDPOINTS,
+        3: "conv3_block8_out" if depth == 152 else "conv3_block4_out",
+        4: CONV4_LAST_LAYERS[depth],
+    }
+    for depth in RESNETS
+}
 # TF OD API resnet_v1 preprocessing: ImageNet channel means, RGB order.
 CHANNEL_MEANS = (123.68, 116.779, 103.939)
 
 
-@register_feature_extractor("ssd_resnet50_v1_fpn")
-class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
-    """ResNet50 V1 body with a feature pyramid: the RetinaNet feature extractor.
+class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
+    """ResNet V1 body with a feature pyramid: the RetinaNet feature extractors.
 
-    The body is the TF OD API's TF2 ResNet50 V1 (`kdet.feature_extractors.resnet_v1_body`:
-    `keras.applications.ResNet50`'s layout without convolution biases, the first max-pool with
-    "SAME" padding, filters `max(int(filters * depth_multiplier), min_depth)`); levels 2..5 read
-    `conv2_block3_out`, `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5,
-    strides 4..32). A `kdet.feature_extractors.FeaturePyramid` of depth
+    Subclasses set `depth` (50, 101 or 152). The body is the TF OD API's TF2 ResNet V1 of that
+    depth (`kdet.feature_extractors.resnet_v1_body`: `keras.applications.ResNet{depth}`'s
+    layout without convolution biases, the first max-pool with "SAME" padding, filters
+    `max(int(filters * depth_multiplier), min_depth)`); levels 2..5 read the outputs of its
+    stages 2..5 (C2..C5, strides 4..32: `conv2_block3_out`, `conv3_block4_out`,
+    `conv4_block6_out` and `conv5_block3_out` in ResNet50; `RESNET_LEVEL_ENDPOINTS`). A
+    `kdet.feature_extractors.FeaturePyramid` of depth
     `max(int(additional_layer_depth * depth_multiplier), min_depth)` turns levels
     `fpn_min_level..5` into a pyramid with plain 3x3 convolutions and adds stride-2 layers up
     to `fpn_max_level` (P6, P7). A 640x640 input gives maps of 80, 40, 20, 10 and 5 pixels.
-    This is the TF OD API `SSDResNet50V1FpnKerasFeatureExtractor` (`ssd_resnet50_v1_fpn_keras`,
-    the RetinaNet50 configs): its TF2 checkpoints load (`kdet.checkpoints`) and compute what
-    they computed there. With `tf_od_api_body=False` (extractors saved before 2026-12) the body
-    is `keras.applications.ResNet50` as it is and the pyramid `additional_layer_depth` wide.
+    These are the TF OD API `SSDResNet{50,101,152}V1FpnKerasFeatureExtractor`
+    (`ssd_resnet50_v1_fpn_keras`, …, the RetinaNet configs): their TF2 checkpoints load
+    (`kdet.checkpoints`) and compute what they computed there. With `tf_od_api_body=False`
+    (extractors saved before 2026-12) the body is the `keras.applications` ResNet as it is and
+    the pyramid `additional_layer_depth` wide.
 
     `conv_hyperparams` set up the pyramid (default `kdet.feature_extractors.fpn.
     DEFAULT_CONV_HYPERPARAMS`, the RetinaNet configs' values without their regularizer); their
@@ -78,17 +92,12 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         **kwargs: `kernel_regularizer` (replacing that of `conv_hyperparams`, the argument of
             extractors saved before it) and `keras.layers.Layer` arguments.
 
-    Example:
-    ```python
-    extractor = kdet.feature_extractors.SSDResNet50V1FPNFeatureExtractor()
-    images = extractor.preprocess(tf.zeros([1, 640, 640, 3]))
-    [f.shape[1] for f in extractor(images)]  # [80, 40, 20, 10, 5]
-    ```
-
     Reference:
         [Lin et al., 2017](https://arxiv.org/abs/1708.02002); TF OD API
         `object_detection/models/ssd_resnet_v1_fpn_keras_feature_extractor.py`.
     """
+
+    depth = None
 
     def __init__(
         self,
@@ -117,10 +126,10 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
             ),
             **kwargs,
         )
-        endpoints = self.body_endpoints(LEVEL_ENDPOINTS)
+        endpoints = self.body_endpoints(RESNET_LEVEL_ENDPOINTS[self.depth])
         resnet = self._tf_od_api_body() if self.tf_od_api_body else self._keras_body()
         outputs = [resnet.get_layer(name).output for name in endpoints]
-        self.attach_body(keras.Model(resnet.input, outputs, name="ResNet50"))
+        self.attach_body(keras.Model(resnet.input, outputs, name=f"ResNet{self.depth}"))
 
     @property
     def pyramid_depth(self):
@@ -132,13 +141,13 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         return max(int(self.additional_layer_depth * self.depth_multiplier), self.min_depth)
 
     def _tf_od_api_body(self):
-        """The TF OD API's ResNet50 V1, set up by `body_hyperparams` or by the TF OD API
+        """The TF OD API's ResNet V1, set up by `body_hyperparams` or by the TF OD API
         ResNet's own settings with the extractor's kernel regularizer."""
         hyperparams = self.body_hyperparams or tf_od_api_resnet_hyperparams().replace(
             kernel_regularizer=self.kernel_regularizer
         )
         return resnet_v1_body(
-            50,
+            self.depth,
             self.depth_multiplier,
             self.min_depth,
             hyperparams=hyperparams,
@@ -146,14 +155,14 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         )
 
     def _keras_body(self):
-        """`keras.applications.ResNet50`, as extractors saved before 2026-12 had it."""
+        """The `keras.applications` ResNet, as extractors saved before 2026-12 had it."""
         if self.depth_multiplier != 1.0:
             raise ValueError(
                 f"depth_multiplier is {self.depth_multiplier}, but the keras.applications body "
                 "(tf_od_api_body=False) has none: use tf_od_api_body=True"
             )
         return clone_body(
-            keras.applications.ResNet50(
+            RESNETS[self.depth](
                 input_shape=(None, None, 3), include_top=False, weights=self.backbone_weights
             ),
             clone_function=functools.partial(
@@ -181,3 +190,35 @@ class SSDResNet50V1FPNFeatureExtractor(SSDFPNFeatureExtractor):
     def from_config(cls, config):
         # Extractors saved before 2026-12 had the keras.applications body.
         return cls(**{"tf_od_api_body": False, **config})
+
+
+@register_feature_extractor("ssd_resnet50_v1_fpn")
+class SSDResNet50V1FPNFeatureExtractor(SSDResNetV1FPNFeatureExtractor):
+    """ResNet50 V1 FPN (RetinaNet50): TF OD API `ssd_resnet50_v1_fpn_keras` (TF1
+    `ssd_resnet50_v1_fpn`). See `SSDResNetV1FPNFeatureExtractor`.
+
+    Example:
+    ```python
+    extractor = kdet.feature_extractors.SSDResNet50V1FPNFeatureExtractor()
+    images = extractor.preprocess(tf.zeros([1, 640, 640, 3]))
+    [f.shape[1] for f in extractor(images)]  # [80, 40, 20, 10, 5]
+    ```
+    """
+
+    depth = 50
+
+
+@register_feature_extractor("ssd_resnet101_v1_fpn")
+class SSDResNet101V1FPNFeatureExtractor(SSDResNetV1FPNFeatureExtractor):
+    """ResNet101 V1 FPN (RetinaNet101): TF OD API `ssd_resnet101_v1_fpn_keras` (TF1
+    `ssd_resnet101_v1_fpn`). See `SSDResNetV1FPNFeatureExtractor`."""
+
+    depth = 101
+
+
+@register_feature_extractor("ssd_resnet152_v1_fpn")
+class SSDResNet152V1FPNFeatureExtractor(SSDResNetV1FPNFeatureExtractor):
+    """ResNet152 V1 FPN (RetinaNet152): TF OD API `ssd_resnet152_v1_fpn_keras` (TF1
+    `ssd_resnet152_v1_fpn`). See `SSDResNetV1FPNFeatureExtractor`."""
+
+    depth = 152

@@ -3,9 +3,14 @@
 
 import keras
 import pytest
+import tensorflow as tf
 
+from kdet.feature_extractors import get_feature_extractor_class
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
     SSDResNet50V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
+    SSDResNetV1FPNFeatureExtractor,
 )
 from kdet.layers import FusedBatchNormalization
 
@@ -63,3 +68,22 @@ def test_extractors_saved_before_the_tf_od_api_body_keep_the_keras_applications_
     assert earlier.feature_pyramid.depth == 8
     with pytest.raises(ValueError, match="tf_od_api_body=True"):
         SSDResNet50V1FPNFeatureExtractor(depth_multiplier=0.5, tf_od_api_body=False)
+
+
+@pytest.mark.parametrize(
+    "name, c3, c4",
+    [
+        ("ssd_resnet101_v1_fpn", "conv3_block4_out", "conv4_block23_out"),
+        ("ssd_resnet152_v1_fpn", "conv3_block8_out", "conv4_block36_out"),
+    ],
+)
+def test_resnet101_and_152_read_the_last_block_of_each_stage(name, c3, c4):
+    cls = get_feature_extractor_class(name)
+    assert issubclass(cls, SSDResNetV1FPNFeatureExtractor)
+    extractor = cls(depth_multiplier=0.0625, additional_layer_depth=32)
+    assert extractor.body.output_names == [c3, c4, "conv5_block3_out"]
+    assert [o.shape[-1] for o in extractor.body.outputs] == [32, 64, 128]
+    sizes = [tuple(f.shape[1:]) for f in extractor(tf.zeros([1, 128, 128, 3]))]
+    assert sizes == [(16, 16, 16), (8, 8, 16), (4, 4, 16), (2, 2, 16), (1, 1, 16)]
+    restored = cls.from_config(extractor.get_config())
+    assert restored.get_config() == extractor.get_config()
