@@ -15,6 +15,7 @@ def mobilenet_v2_body(
     use_explicit_padding=False,
     min_depth=None,
     last_conv_depth=None,
+    slim_layout=False,
 ):
     """`keras.applications.MobileNetV2` without its top, with TF "SAME" padding everywhere.
 
@@ -48,6 +49,11 @@ def mobilenet_v2_body(
         last_conv_depth: int or None. Filters of the last convolution `Conv_1`. `None`:
             Keras's rule (1280 for every `depth_multiplier` ≤ 1; see `tf_od_api_last_conv_depth`
             for the TF OD API's). Defaults to `None`.
+        slim_layout: bool. The residuals of TF-Slim's MobileNetV2 (the TF OD API's TF1
+            extractors): a stride-1 block adds its input whenever its input and output depths
+            are equal after `min_depth`, so the blocks `min_depth` floored keep their `add`.
+            `False`: the TF OD API's Keras MobileNetV2 (TF2) rule (see `min_depth`). The two
+            agree unless `min_depth` raises depths. Defaults to `False`.
 
     Returns:
         A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized) to
@@ -58,11 +64,17 @@ def mobilenet_v2_body(
     mobilenet = keras.applications.MobileNetV2(
         input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
     )
+    if slim_layout:
+        _check_slim_residuals(mobilenet, depth_multiplier, min_depth)
 
     # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both
     # (or a one-pixel pad on every side and "valid" padding, with use_explicit_padding).
     def same_padding_regularized(layer):
-        if isinstance(layer, keras.layers.Add) and _loses_residual(mobilenet, layer, min_depth):
+        if (
+            isinstance(layer, keras.layers.Add)
+            and not slim_layout
+            and _loses_residual(mobilenet, layer, min_depth)
+        ):
             return SkipResidual(name=layer.name)
         if isinstance(layer, keras.layers.ZeroPadding2D):
             if use_explicit_padding:
@@ -152,6 +164,28 @@ def _loses_residual(mobilenet, add, min_depth):
     (which compares them with the floored input's) sees different depths and leaves it out."""
     project = mobilenet.get_layer(add.name.replace("_add", "_project"))
     return min_depth is not None and project.filters < min_depth
+
+
+def _check_slim_residuals(mobilenet, depth_multiplier, min_depth):
+    """Raises a ValueError if TF-Slim's MobileNetV2 has a residual where Keras's has no `add`
+    to keep: a stride-1 block whose depths `min_depth` makes equal (e.g. `expanded_conv` at
+    depth multiplier 0.5 with `min_depth` 16)."""
+    previous = "Conv1"
+    for block in ["expanded_conv", *(f"block_{index}" for index in range(1, 17))]:
+        project = mobilenet.get_layer(f"{block}_project")
+        depths = {
+            _filters(name, mobilenet.get_layer(name).filters, min_depth, None)
+            for name in (previous, project.name)
+        }
+        stride = mobilenet.get_layer(f"{block}_depthwise").strides[0]
+        has_add = any(layer.name == f"{block}_add" for layer in mobilenet.layers)
+        if stride == 1 and len(depths) == 1 and not has_add:
+            raise ValueError(
+                f"TF-Slim's MobileNetV2 at depth multiplier {depth_multiplier} with min_depth "
+                f"{min_depth} adds a residual in {block}, which kdet's body (Keras's "
+                "MobileNetV2) has no add for"
+            )
+        previous = project.name
 
 
 @keras.saving.register_keras_serializable(package="kdet")

@@ -84,6 +84,11 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
             `Conv_1` (`keras.applications.MobileNetV2` keeps 1280 filters for every multiplier
             ≤ 1 and has no `min_depth`). `False`: Keras's depths, which extractors saved before
             2026-12 load with. Both agree at depth multiplier 1. Defaults to `True`.
+        slim_layout: bool. The body's residuals as in the TF OD API's TF1 (TF-Slim)
+            `ssd_mobilenet_v2` rather than its TF2 `ssd_mobilenet_v2_keras` (see
+            `mobilenet_v2_body`); only differs where `min_depth` raises depths (depth
+            multiplier below 1) and with `tf_od_api_body_depths`. The config translator sets
+            it for `type: "ssd_mobilenet_v2"`. Defaults to `False`.
         kernel_regularizer: a Keras regularizer replacing that of `conv_hyperparams` (the
             argument of extractors saved before `conv_hyperparams`), or `None`. Defaults to
             `None`.
@@ -114,12 +119,14 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
         use_explicit_padding=False,
         pad_to_multiple=1,
         tf_od_api_body_depths=True,
+        slim_layout=False,
         kernel_regularizer=None,
         regularize_depthwise=None,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
         self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
+        self.slim_layout = bool(slim_layout)
         self.use_explicit_padding = bool(use_explicit_padding)
         self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
         self.depth_multiplier = depth_multiplier
@@ -141,7 +148,8 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
             use_explicit_padding=self.use_explicit_padding,
             **(
                 {"min_depth": min_depth,
-                 "last_conv_depth": tf_od_api_last_conv_depth(depth_multiplier)}
+                 "last_conv_depth": tf_od_api_last_conv_depth(depth_multiplier),
+                 "slim_layout": self.slim_layout}
                 if self.tf_od_api_body_depths else {}
             ),
         )
@@ -209,6 +217,7 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
                     self.override_base_feature_extractor_hyperparams
                 ),
                 "tf_od_api_body_depths": self.tf_od_api_body_depths,
+                "slim_layout": self.slim_layout,
             }
         )
         return config

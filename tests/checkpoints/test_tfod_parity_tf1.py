@@ -32,15 +32,6 @@ from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
 
 SSD = "tf1_ssd_mobilenet_v2"
-# What kdet needs before the TF1 SSD MobileNetV2's outputs can match (see the xfail reasons).
-TF1_RESIDUALS = (
-    "TF-Slim's MobileNetV2 (TF1) adds a block's residual whenever its input and output depths "
-    "are equal after min_depth (here expanded_conv, expanded_conv_2, _4, _5 at depth multiplier "
-    "0.25); kdet's body drops those as the TF OD API's Keras MobileNetV2 (TF2) does, and has no "
-    "option for the TF1 rule yet"
-)
-
-
 @pytest.fixture(scope="module")
 def ssd():
     """`(model, TFODRestore)` of the TF1 SSD reference, restored "full"."""
@@ -114,7 +105,6 @@ def test_slim_names_pair_the_layers_they_name(ssd):
     assert key == "BoxPredictor_5/ClassPredictor/biases"
 
 
-@pytest.mark.xfail(strict=True, reason=TF1_RESIDUALS)
 def test_raw_outputs_match_the_tf_od_api(ssd):
     model, _ = ssd
     expected = reference(SSD)
@@ -130,7 +120,6 @@ def test_raw_outputs_match_the_tf_od_api(ssd):
     )
 
 
-@pytest.mark.xfail(strict=True, reason=TF1_RESIDUALS)
 def test_detections_match_the_tf_od_api_as_sets(ssd):
     model, _ = ssd
     image = photo()
@@ -138,8 +127,7 @@ def test_detections_match_the_tf_od_api_as_sets(ssd):
 
 
 def test_the_anchors_and_the_preprocessed_image_match_the_tf_od_api(ssd):
-    # What does not depend on the body's residuals: the TF1 resize (no half-pixel centres)
-    # and the anchors.
+    # The TF1 resize (no half-pixel centres) and the anchors.
     model, _ = ssd
     expected = reference(SSD)
     outputs = model(photo()[None], training=False)

@@ -87,6 +87,22 @@ def test_depth_multiplier_and_plain_convolutions():
     )
 
 
+def test_slim_layout_keeps_the_residuals_min_depth_makes_possible():
+    # Depth multiplier 0.25, min_depth 16: expanded_conv's 32 → 16 and block_2's 24 → 16
+    # projections are floored to 16, so TF-Slim (TF1) adds their residuals where Keras (TF2)
+    # has no add (expanded_conv) or drops it (block_2: 24 * 0.25 = 6 < 16, SkipResidual).
+    keras_layout = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.25, min_depth=16)
+    slim = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.25, min_depth=16, slim_layout=True)
+    assert type(keras_layout.body.get_layer("block_2_add")).__name__ == "SkipResidual"
+    assert type(slim.body.get_layer("block_2_add")).__name__ == "Add"
+    assert slim.get_config()["slim_layout"] and not keras_layout.get_config()["slim_layout"]
+    revived = SSDMobileNetV2FeatureExtractor.from_config(slim.get_config())
+    assert type(revived.body.get_layer("block_2_add")).__name__ == "Add"
+    # Where Slim adds a residual that Keras's graph has no Add layer for, it is refused.
+    with pytest.raises(ValueError, match="adds a residual in expanded_conv"):
+        SSDMobileNetV2FeatureExtractor(depth_multiplier=0.5, min_depth=16, slim_layout=True)
+
+
 def test_runs_under_tf_function_with_dynamic_sizes(extractor):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def extract(images):

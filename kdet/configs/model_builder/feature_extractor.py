@@ -120,6 +120,10 @@ def build_feature_extractor(node, base_class, schema):
                 f"extractor takes no {argument}; only {show(default)} (the TF OD API default) "
                 "is accepted" + (f": {reason}" if reason else ""),
             )
+    if "slim_layout" in accepted:
+        # TF1 configs name the TF-Slim extractors (`ssd_mobilenet_v2`), TF2 configs the Keras
+        # ones (`ssd_mobilenet_v2_keras`), whose layouts can differ.
+        kwargs["slim_layout"] = not fields["type"].endswith(KERAS_SUFFIX)
     if "bifpn" in schema and fields.has("bifpn"):
         raise fields.error(
             "bifpn",
