@@ -1,6 +1,8 @@
 """TF OD API checkpoints into kdet models: `restore_tfod_checkpoint`, `load_tfod_model`."""
 
 import dataclasses
+import pathlib
+import tempfile
 
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
 from kdet.checkpoints.tfod_checkpoint import TFODCheckpoint
@@ -212,20 +214,34 @@ def _check(checkpoint, assignments, must_use):
 
 
 def load_tfod_model(
-    pipeline_config, checkpoint, checkpoint_type="full", use_moving_averages=False
+    pipeline_config, checkpoint=None, checkpoint_type="full", use_moving_averages=False
 ):
-    """A kdet detector from a TF OD API `pipeline.config` and one of its checkpoints.
+    """A kdet detector from a TF OD API `pipeline.config` and one of its checkpoints, or from
+    a TF OD API zoo archive (`.tar.gz`, or unpacked) or model folder holding both.
+
+    The model is built float32 whatever the config's `use_bfloat16` says (a TPU training
+    switch; the TF OD API's exporter builds float32).
 
     Args:
         pipeline_config: path of the `pipeline.config` (text format), as the TF OD API's
-            `exporter_main_v2.py --pipeline_config_path` takes it.
+            `exporter_main_v2.py --pipeline_config_path` takes it. With no `checkpoint`: a
+            zoo archive `.tar.gz` (unpacked safely into a temporary folder, removed after:
+            `kdet.zoo.download.extract_tar_gz`), or a folder holding `pipeline.config` and its
+            checkpoint (an unpacked archive, a TF OD API model directory:
+            `kdet.zoo.TFZooArchive.locate`).
         checkpoint: the checkpoint (`--trained_checkpoint_dir`, TF1's
-            `--trained_checkpoint_prefix`): see `restore_tfod_checkpoint`.
+            `--trained_checkpoint_prefix`): see `restore_tfod_checkpoint`. Defaults to None
+            (the one beside `pipeline_config`, see above).
         checkpoint_type: see `restore_tfod_checkpoint`. Defaults to `"full"`.
         use_moving_averages: see `restore_tfod_checkpoint`. Defaults to `False`.
 
     Returns:
         `(model, restore)`: the detector and its `TFODRestore`.
+
+    Raises:
+        CheckpointError: see `restore_tfod_checkpoint`.
+        kdet.zoo.download.ArchiveError: an archive or folder without one `pipeline.config`
+            and a checkpoint, or an unsafe or damaged archive (named).
 
     Example:
     ```python
@@ -233,13 +249,36 @@ def load_tfod_model(
         "ssd_mobilenet_v2_320x320_coco17_tpu-8/pipeline.config",
         "ssd_mobilenet_v2_320x320_coco17_tpu-8/checkpoint")
     print(restore)  # restored 348 weights of ckpt-0 (TF2, full)
+    model, restore = kdet.checkpoints.load_tfod_model(  # a downloaded zoo archive
+        "ssd_mobilenet_v2_320x320_coco17_tpu-8.tar.gz")
     model, restore = kdet.checkpoints.load_tfod_model(  # a TF1 training checkpoint
         "train_dir/pipeline.config", "train_dir/model.ckpt-20000", use_moving_averages=True)
     ```
     """
+    if checkpoint is None:
+        return _load_tfod_folder_or_archive(
+            pathlib.Path(pipeline_config), checkpoint_type, use_moving_averages
+        )
     from kdet.configs import load_pipeline
 
-    model = load_pipeline(pipeline_config).model
+    model = load_pipeline(pipeline_config, dtype_policy="float32").model
     return model, restore_tfod_checkpoint(
         model, checkpoint, checkpoint_type, use_moving_averages
     )
+
+
+def _load_tfod_folder_or_archive(path, checkpoint_type, use_moving_averages):
+    """`load_tfod_model` of an archive `.tar.gz` or of a folder holding a config and its
+    checkpoint."""
+    from kdet.zoo.download import extract_tar_gz
+    from kdet.zoo.tf_zoo import TFZooArchive
+
+    if path.is_dir():
+        archive = TFZooArchive.locate(path)
+        return load_tfod_model(
+            archive.pipeline_config, archive.checkpoint_prefix, checkpoint_type,
+            use_moving_averages,
+        )
+    with tempfile.TemporaryDirectory(prefix="kdet-tfod-archive-") as folder:
+        unpacked = extract_tar_gz(path, pathlib.Path(folder) / "archive")
+        return _load_tfod_folder_or_archive(unpacked, checkpoint_type, use_moving_averages)

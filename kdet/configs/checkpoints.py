@@ -322,8 +322,9 @@ def restore_pipeline_checkpoint(pipeline, checkpoint):
     A `kdet train` checkpoint brings the model and optimizer state: the model is built for its
     input size first (`input_size`), if it is not built yet, and compiled with the config's
     optimizer if it is not compiled. A TF OD API checkpoint (`is_tfod_checkpoint`) brings
-    every model weight (`kdet.checkpoints.restore_tfod_checkpoint`, type `"full"`); its
-    optimizer state is not read. Restoring again (another checkpoint of the same training)
+    every model weight (`kdet.checkpoints.restore_tfod_checkpoint`, type `"full"`; of a TF1
+    checkpoint, their moving averages when `eval_config.use_moving_averages` is true, as the
+    TF OD API's TF1 exporter reads them); its optimizer state is not read. Restoring again (another checkpoint of the same training)
     replaces the weights.
 
     Args:
@@ -343,11 +344,16 @@ def restore_pipeline_checkpoint(pipeline, checkpoint):
     """
     model = pipeline.model
     if is_tfod_checkpoint(checkpoint):
+        from kdet.checkpoints import TFODCheckpoint
         from kdet.checkpoints import restore_tfod_checkpoint
 
         step, prefix = resolve_trained_checkpoint(checkpoint)
+        found = TFODCheckpoint.open(prefix)
+        # The TF1 exporter and evaluator read the moving averages `eval_config` asks for;
+        # TF2's keep them in optimizer slots, which its exporter does not read.
+        averages = found.version == "V1" and pipeline.eval_config.use_moving_averages
         _build(model)
-        restore_tfod_checkpoint(model, prefix, "full")
+        restore_tfod_checkpoint(model, found, "full", use_moving_averages=averages)
         return step, prefix
     step, path = resolve_checkpoint(checkpoint)
     if getattr(model, "optimizer", None) is None:

@@ -6,6 +6,8 @@ gives the TF OD API's own export's detections (`exported/…` of the reference, 
 
 import json
 import re
+import tarfile
+import tempfile
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from tfod_references import reference
 import kdet
 from kdet import cli
 from kdet.checkpoints import TFODCheckpoint
+from kdet.checkpoints import load_tfod_model
 from kdet.configs import load_pipeline
 from kdet.configs import restore_fine_tune_checkpoint
 from kdet.configs import restored_pipeline
@@ -172,3 +175,21 @@ def test_a_tf_od_api_checkpoint_is_restored_float32_whatever_use_bfloat16_says(t
     np.testing.assert_allclose(outputs["class_logits"],
                                reference(name)["predict/class_predictions_with_background"],
                                atol=RAW_TOLERANCE)
+
+
+def test_load_tfod_model_takes_a_zoo_archive_or_its_unpacked_folder(tmp_path, monkeypatch):
+    name = "ssd_mobilenet_v2"
+    archive = tmp_path / f"{name}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # laid out as the TF2 zoo archives are
+        tar.add(REFERENCES / name, arcname=f"{name}_128x128_coco17/")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))
+    (tmp_path / "temporary").mkdir()
+    for source in (archive, REFERENCES / name):
+        model, restore = load_tfod_model(source)
+        assert not restore.not_restored and restore.checkpoint.prefix.name == "ckpt-0"
+        outputs = model(photo()[None], training=False)
+        np.testing.assert_allclose(
+            outputs["box_encodings"], reference(name)["predict/box_encodings"],
+            atol=RAW_TOLERANCE)
+    # The archive was unpacked into a temporary folder, removed afterwards.
+    assert not list((tmp_path / "temporary").iterdir())
