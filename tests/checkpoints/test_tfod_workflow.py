@@ -12,6 +12,7 @@ import tempfile
 import numpy as np
 import pytest
 import tensorflow as tf
+import tfod_reference_extractors  # noqa: F401  (registers the references' narrow ResNets)
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detection_sets
@@ -29,10 +30,14 @@ from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
 
 # The references exported by the TF OD API's `exporter_lib_v2` whose architecture kdet maps.
-EXPORTED = ["ssd_mobilenet_v2"]
-# A pets-style fine-tune: another number of classes, the checkpoint's feature extractor.
-FINE_TUNED = ["ssd_mobilenet_v2"]
+EXPORTED = ["ssd_mobilenet_v2", "faster_rcnn_resnet50"]
+# A pets-style fine-tune (`faster_rcnn_resnet101_pets.config`'s shape): another number of
+# classes, the checkpoint's feature extractor.
+FINE_TUNED = ["ssd_mobilenet_v2", "faster_rcnn_resnet50"]
 LABELS = {1: "cat", 2: "dog"}
+# Where the weights a "detection" restore leaves new live: the box predictor (SSD), the RPN
+# and the second-stage heads (Faster R-CNN; `box_classifier` is the second stage's extractor).
+HEADS = ("box_predictor/", "region_proposal_network/", "roi_heads/")
 
 
 def _write_records(folder, labels=LABELS):
@@ -51,10 +56,18 @@ def _write_records(folder, labels=LABELS):
     return folder / "train.record", folder / "label_map.pbtxt"
 
 
-def _with_inputs(name, folder, labels=LABELS):
-    """The reference's pipeline.config text with its inputs at tiny records of `labels`."""
-    record, label_map = _write_records(folder, labels)
+def _reference_config(name):
+    """The reference's pipeline.config text; for a Faster R-CNN ResNet, its extractor `type` at
+    the reference's width (`tfod_reference_extractors`)."""
     text = (REFERENCES / name / "pipeline.config").read_text()
+    return text.replace('type: "faster_rcnn_resnet50_keras"',
+                        'type: "reference_faster_rcnn_resnet50_keras"')
+
+
+def _with_inputs(name, folder, labels=LABELS):
+    """The reference's config text with its inputs at tiny records of `labels`."""
+    record, label_map = _write_records(folder, labels)
+    text = _reference_config(name)
     text = re.sub(r'input_path: "[^"]*"', f'input_path: "{record}"', text)
     return re.sub(r'label_map_path: "[^"]*"', f'label_map_path: "{label_map}"', text)
 
@@ -87,10 +100,10 @@ def test_a_detection_fine_tune_starts_from_the_checkpoints_feature_extractor(nam
     assert sorted(restored) == sorted(restore.restored)
     values = checkpoint.read_all(list(restored.values()))
     for path, key in restored.items():
-        assert "_feature_extractor/" in key
+        assert key.startswith("model/_feature_extractor")
         np.testing.assert_array_equal(weights[path].numpy(), values[key])
     assert restore.outside_type
-    assert all(name.startswith("box_predictor/") for name in restore.outside_type)
+    assert all(name.startswith(HEADS) for name in restore.outside_type)
     assert f"initialized from {checkpoint.prefix} (detection): restored {len(restored)}" in str(
         restore)
 
@@ -100,7 +113,7 @@ def test_kdet_train_fine_tunes_from_a_tf_od_api_checkpoint(name, tmp_path, capsy
     config = _fine_tune_config(name, tmp_path)
     model_dir = tmp_path / "model"
     argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(model_dir),
-            "--num_train_steps", "2"]
+            "--num_train_steps", "2", "--import", "tfod_reference_extractors"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(r"initialized from \S+ckpt-0 \(detection\): restored \d+ weights", out)
@@ -111,10 +124,13 @@ def test_kdet_train_fine_tunes_from_a_tf_od_api_checkpoint(name, tmp_path, capsy
 def exported(request, tmp_path_factory):
     """`(name, export folder)` of `kdet export` of the reference's TF OD API checkpoint folder."""
     name = request.param
-    output = tmp_path_factory.mktemp("export") / name
-    argv = ["export", "--pipeline_config_path", str(REFERENCES / name / "pipeline.config"),
+    folder = tmp_path_factory.mktemp("export")
+    config = folder / "pipeline.config"
+    config.write_text(_reference_config(name))
+    output = folder / name
+    argv = ["export", "--pipeline_config_path", str(config),
             "--trained_checkpoint_dir", str(REFERENCES / name / "checkpoint"),
-            "--output_directory", str(output)]
+            "--output_directory", str(output), "--import", "tfod_reference_extractors"]
     assert cli.main(argv) == 0
     return name, output
 
@@ -140,8 +156,7 @@ def test_the_export_keeps_the_tf_od_api_checkpoint_as_a_checkpoint_folder(export
     copied = TFODCheckpoint.open(output / "checkpoint")
     original = TFODCheckpoint.open(REFERENCES / name / "checkpoint")
     assert copied.prefix.name == original.prefix.name and copied.shapes == original.shapes
-    assert (output / "pipeline.config").read_text() == (
-        REFERENCES / name / "pipeline.config").read_text()
+    assert (output / "pipeline.config").read_text() == _reference_config(name)
 
 
 @pytest.mark.parametrize("name", EXPORTED)
@@ -151,7 +166,8 @@ def test_kdet_eval_evaluates_the_checkpoints_of_a_tf_od_api_folder(name, tmp_pat
     config = tmp_path / "pipeline.config"
     config.write_text(text)
     argv = ["eval", "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "m"),
-            "--checkpoint_dir", str(REFERENCES / name / "checkpoint"), "--timeout", "0"]
+            "--checkpoint_dir", str(REFERENCES / name / "checkpoint"), "--timeout", "0",
+            "--import", "tfod_reference_extractors"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(r"step 0 \(ckpt-0, [\d.]+ s\): DetectionBoxes_Precision/mAP [\d.]+", out)
