@@ -20,35 +20,44 @@ MOBILENET_V1_FILTERS = {
 }
 
 
-def mobilenet_v1_filters(depth_multiplier, conv_defs=None, min_depth=None, tf_od_api=True):
+# How `mobilenet_v1_filters` scales MobileNetV1's convolutions.
+FILTER_RULES = ("keras", "tf_od_api_tf2", "tf_od_api_tf1")
+
+
+def mobilenet_v1_filters(depth_multiplier, conv_defs=None, min_depth=None, rule="tf_od_api_tf2"):
     """Filters of each MobileNetV1 convolution, `{Keras layer name: filters}`.
 
-    Keras's `MobileNet(alpha=depth_multiplier)` has `int(filters * depth_multiplier)`. The TF
-    OD API's Keras body (`object_detection/models/keras_models/mobilenet_v1.py`, which every
-    TF2 `ssd_mobilenet_v1*_keras` extractor and checkpoint uses) builds that Keras model and
-    scales each convolution again when it makes it: `max(int(int(filters * m) * m),
-    min_depth)`, or `max(int(conv_defs[name] * m), min_depth)` for the layers its `conv_defs`
-    set. At depth multiplier 1 the two agree (unless `min_depth` exceeds 32).
+    - `"keras"`: Keras's `MobileNet(alpha=depth_multiplier)`, `int(filters *
+      depth_multiplier)`.
+    - `"tf_od_api_tf2"`: the TF OD API's Keras body (`object_detection/models/keras_models/
+      mobilenet_v1.py`, which every TF2 `ssd_mobilenet_v1*_keras` extractor and checkpoint
+      uses) builds that Keras model and scales each convolution again when it makes it:
+      `max(int(int(filters * m) * m), min_depth)`, or `max(int(conv_defs[name] * m),
+      min_depth)` for the layers its `conv_defs` set.
+    - `"tf_od_api_tf1"`: the TF OD API's TF1 slim body (`nets/mobilenet_v1.py`):
+      `max(int(filters * m), min_depth)`, `conv_defs` replacing `filters`.
+
+    At depth multiplier 1 the three agree (unless `min_depth` exceeds 32).
 
     Args:
         depth_multiplier: float.
         conv_defs: optional dict `{layer name: filters before the depth multiplier}`
             replacing MobileNetV1's (the TF OD API `conv_defs`, e.g. `{"conv_pw_13": 256}`).
-        min_depth: int or None. The TF OD API's lower bound (with `tf_od_api`).
-        tf_od_api: bool. The TF OD API's rule; `False`: Keras's (multiplier once, no bound).
+        min_depth: int or None. The TF OD API's lower bound (not in `"keras"`).
+        rule: one of `FILTER_RULES`. Defaults to `"tf_od_api_tf2"`.
 
     Returns:
         dict `{layer name: filters}` of `conv1` and `conv_pw_1`..`conv_pw_13`.
     """
+    if rule not in FILTER_RULES:
+        raise ValueError(f"rule must be one of {FILTER_RULES}; got {rule!r}")
     conv_defs = conv_defs or {}
     filters = {}
     for name, base in MOBILENET_V1_FILTERS.items():
-        depth = int(conv_defs[name] * depth_multiplier) if name in conv_defs else (
-            int(base * depth_multiplier)
-        )
-        if tf_od_api:
-            if name not in conv_defs:
-                depth = int(depth * depth_multiplier)
+        depth = int(conv_defs.get(name, base) * depth_multiplier)
+        if rule == "tf_od_api_tf2" and name not in conv_defs:
+            depth = int(depth * depth_multiplier)
+        if rule != "keras":
             depth = max(depth, min_depth or 0)
         filters[name] = depth
     return filters

@@ -52,10 +52,10 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     `depth_multiplier` and `min_depth` set the body's depths as in the TF OD API's Keras body
     (`ssd_mobilenet_v1_fpn_keras`, its TF2 checkpoints): it scales `keras.applications.
     MobileNet(alpha=depth_multiplier)`'s convolutions by the multiplier a second time and
-    bounds them by `min_depth` (see `kdet.feature_extractors.mobilenet_v1_body.
-    mobilenet_v1_filters`); at depth multiplier 1 this is Keras's MobileNet. The TF1 (slim)
-    `ssd_mobilenet_v1_fpn` scales once and bounds by `min_depth`: below depth multiplier 1
-    its checkpoints' depths differ from these.
+    bounds them by `min_depth`; with `slim_layout` as its TF1 (TF-Slim) body
+    (`ssd_mobilenet_v1_fpn`), which scales once and bounds by `min_depth` (see
+    `kdet.feature_extractors.mobilenet_v1_body.mobilenet_v1_filters`). At depth multiplier 1
+    all are Keras's MobileNet.
 
     Args:
         depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
@@ -86,6 +86,10 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         tf_od_api_body_depths: bool. The body's depths by the TF OD API rule above; `False`:
             Keras's (the multiplier once, no `min_depth` in the body), which extractors saved
             before 2026-12 load with. Defaults to `True`.
+        slim_layout: bool. With `tf_od_api_body_depths`, the depths of the TF OD API's TF1
+            (TF-Slim) `ssd_mobilenet_v1_fpn` rather than its TF2 `ssd_mobilenet_v1_fpn_keras`
+            (see above); only differs below depth multiplier 1. The config translator sets it
+            for `type: "ssd_mobilenet_v1_fpn"`. Defaults to `False`.
         **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
             `conv_hyperparams`, the arguments of extractors saved before it) and
             `keras.layers.Layer` arguments.
@@ -115,9 +119,11 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         backbone_weights=None,
         conv_hyperparams=None,
         tf_od_api_body_depths=True,
+        slim_layout=False,
         **kwargs,
     ):
         self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
+        self.slim_layout = bool(slim_layout)
         super().__init__(
             depth_multiplier,
             min_depth,
@@ -149,16 +155,17 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     def _body_filters(self, backbone_weights):
         """`{convolution name: filters}` of the body (see `tf_od_api_body_depths`)."""
         conv_defs = DEPTHWISE_POINTWISE_FILTERS if self.use_depthwise else None
-        filters = mobilenet_v1_filters(
-            self.depth_multiplier, conv_defs, self.min_depth, self.tf_od_api_body_depths
-        )
-        keras_filters = mobilenet_v1_filters(self.depth_multiplier, conv_defs, tf_od_api=False)
+        rule = "keras"
+        if self.tf_od_api_body_depths:
+            rule = "tf_od_api_tf1" if self.slim_layout else "tf_od_api_tf2"
+        filters = mobilenet_v1_filters(self.depth_multiplier, conv_defs, self.min_depth, rule)
+        keras_filters = mobilenet_v1_filters(self.depth_multiplier, conv_defs, rule="keras")
         if backbone_weights is not None and filters != keras_filters:
             raise ValueError(
                 f"{backbone_weights} weights are Keras's MobileNet at depth multiplier "
-                f"{self.depth_multiplier}; the TF OD API's body depths (depth multiplier twice, "
-                f"min_depth={self.min_depth}) differ from its below depth multiplier 1: use "
-                "depth multiplier 1, or Keras's depths (tf_od_api_body_depths=False)"
+                f"{self.depth_multiplier}; the TF OD API's body depths ({rule}, "
+                f"min_depth={self.min_depth}) differ from its: use depth multiplier 1, or "
+                "Keras's depths (tf_od_api_body_depths=False)"
             )
         return filters
 
@@ -168,6 +175,7 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             {
                 "use_explicit_padding": self.use_explicit_padding,
                 "tf_od_api_body_depths": self.tf_od_api_body_depths,
+                "slim_layout": self.slim_layout,
             }
         )
         return config

@@ -37,8 +37,12 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     its last convolution `Conv_1` (1280 filters at 1) by the TF OD API rule
     (`kdet.feature_extractors.mobilenet_v2_body.tf_od_api_last_conv_depth`); `min_depth`
     bounds the pyramid depth and the body's convolutions but its expansions, as in the TF OD
-    API (the FPNLite configs' `conv_defs` of a 256-filter `Conv_1` is never applied there
-    either: its checkpoints have 1280).
+    API's TF2 extractor (`ssd_mobilenet_v2_fpn_keras`: the FPNLite `conv_defs` of a 256-filter
+    `Conv_1` is never applied there: its checkpoints have 1280). Its TF1 (slim) extractor
+    (`ssd_mobilenet_v2_fpn`) applies them: with `slim_layout` `Conv_1` has
+    `max(256 × depth_multiplier, min_depth)` filters with `use_depthwise` (rounded to a
+    multiple of 8), `max(1280 × depth_multiplier, min_depth)` without, and the body has
+    TF-Slim's residuals (see `kdet.feature_extractors.mobilenet_v2_body`).
 
     Args:
         depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
@@ -64,6 +68,10 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             kdet's earlier rule (no `min_depth` in the body, `Conv_1` of 256 × the depth
             multiplier with `use_depthwise`), which extractors saved before 2026-12 load with.
             Defaults to `True`.
+        slim_layout: bool. With `tf_od_api_body_depths`, the body of the TF OD API's TF1
+            (TF-Slim) `ssd_mobilenet_v2_fpn` rather than its TF2 `ssd_mobilenet_v2_fpn_keras`
+            (see above). The config translator sets it for `type: "ssd_mobilenet_v2_fpn"`.
+            Defaults to `False`.
         **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
             `conv_hyperparams`, the arguments of extractors saved before it) and
             `keras.layers.Layer` arguments.
@@ -92,9 +100,11 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         conv_hyperparams=None,
         override_base_feature_extractor_hyperparams=False,
         tf_od_api_body_depths=True,
+        slim_layout=False,
         **kwargs,
     ):
         self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
+        self.slim_layout = bool(slim_layout)
         super().__init__(
             depth_multiplier,
             min_depth,
@@ -114,6 +124,7 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             min_depth,
             use_depthwise,
             self.tf_od_api_body_depths,
+            self.slim_layout,
             backbone_weights,
             self.body_endpoints(LEVEL_ENDPOINTS),
             self.kernel_regularizer,
@@ -125,6 +136,7 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     def get_config(self):
         config = super().get_config()
         config["tf_od_api_body_depths"] = self.tf_od_api_body_depths
+        config["slim_layout"] = self.slim_layout
         return config
 
     @classmethod
@@ -138,15 +150,25 @@ def _mobilenet_v2_fpn_body(
     min_depth,
     use_depthwise,
     tf_od_api_body_depths,
+    slim_layout,
     weights,
     endpoints,
     kernel_regularizer,
     regularize_depthwise,
     hyperparams=None,
 ):
-    """The MobileNetV2 body with outputs `endpoints`, its depths by the TF OD API's rule (or
-    by kdet's earlier one: see `tf_od_api_body_depths`)."""
-    if tf_od_api_body_depths:
+    """The MobileNetV2 body with outputs `endpoints`, its depths by the TF OD API's rule (TF2,
+    or TF1 with `slim_layout`), or by kdet's earlier one (see `tf_od_api_body_depths`)."""
+    if tf_od_api_body_depths and slim_layout:
+        # `min_depth` bounds Conv_1 too (see `mobilenet_v2_body`).
+        depths = {
+            "min_depth": min_depth,
+            "last_conv_depth": make_divisible_by_8(
+                (256 if use_depthwise else 1280) * depth_multiplier
+            ),
+            "slim_layout": True,
+        }
+    elif tf_od_api_body_depths:
         depths = {
             "min_depth": min_depth,
             "last_conv_depth": tf_od_api_last_conv_depth(depth_multiplier),

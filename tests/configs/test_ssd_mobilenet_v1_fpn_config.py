@@ -207,6 +207,26 @@ def test_the_tf1_type_name_without_fpn_keeps_the_extractor_levels():
     assert extractor.additional_layer_depth == 256
 
 
+def test_tf1_and_tf2_type_names_give_their_body_depths(model):
+    # TF2 (`_keras`): Keras's MobileNet(alpha=0.25) scaled by 0.25 again, as the TF OD API's
+    # Keras body; TF1 (TF-Slim): scaled once. Both bounded by min_depth.
+    extractor = model.feature_extractor
+    assert not extractor.slim_layout
+    assert [o.shape[-1] for o in extractor.body.outputs] == [16, 32, 64]
+    text = _replace(CONFIG, "'ssd_mobilenet_v1_fpn_keras'", "'ssd_mobilenet_v1_fpn'")
+    extractor = build_model_from_text(text).feature_extractor
+    assert extractor.slim_layout
+    assert [o.shape[-1] for o in extractor.body.outputs] == [64, 128, 256]
+    # FPNLite: the TF1 extractor applies its conv_defs' 256-filter Conv_1, the TF2 one not.
+    lite = _replace(CONFIG, "      min_depth: 8\n", "      min_depth: 8\n      use_depthwise: true\n")
+    for name, slim, conv_1 in [("ssd_mobilenet_v2_fpn", True, 64), ("ssd_mobilenet_v2_fpn_keras",
+                                                                      False, 320)]:
+        text = _replace(lite, "'ssd_mobilenet_v1_fpn_keras'", f"'{name}'")
+        extractor = build_model_from_text(text).feature_extractor
+        assert extractor.slim_layout is slim
+        assert extractor.body.get_layer("Conv_1").filters == conv_1
+
+
 def test_use_explicit_padding_and_use_depthwise_reach_the_extractor():
     text = _replace(
         CONFIG,

@@ -48,6 +48,7 @@ CASES = [
             "use_depthwise": True,
             "use_explicit_padding": True,
             "override_base_feature_extractor_hyperparams": True,
+            "slim_layout": True,
             "kernel_regularizer": keras.regularizers.L2(2e-5),
             "regularize_depthwise": True,
         },

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 import kdet.datasets
 from kdet.feature_extractors import SSDMobileNetV1FPNFeatureExtractor
+from kdet.feature_extractors.mobilenet_v1_body import FILTER_RULES
+from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_filters
 from kdet.layers import FixedShapeResizer
 from kdet.layers import FusedBatchNormalization
 from kdet.layers import MultiscaleGridAnchorGenerator
@@ -79,6 +81,20 @@ def test_extractors_saved_before_the_tf_od_api_depths_keep_keras_depths():
     assert earlier.body.get_layer("conv_pw_12").filters == 128
     rebuilt = SSDMobileNetV1FPNFeatureExtractor.from_config(earlier.get_config())
     assert [o.shape[-1] for o in rebuilt.body.outputs] == [64, 128, 64]
+
+
+def test_mobilenet_v1_filters_rules():
+    conv_defs = {"conv_pw_13": 256}
+    keras_rule = mobilenet_v1_filters(0.25, conv_defs, 16, rule="keras")
+    tf2 = mobilenet_v1_filters(0.25, conv_defs, 16, rule="tf_od_api_tf2")
+    tf1 = mobilenet_v1_filters(0.25, conv_defs, 16, rule="tf_od_api_tf1")
+    assert [keras_rule[n] for n in ("conv1", "conv_pw_11", "conv_pw_13")] == [8, 128, 64]
+    assert [tf2[n] for n in ("conv1", "conv_pw_11", "conv_pw_13")] == [16, 32, 64]
+    assert [tf1[n] for n in ("conv1", "conv_pw_11", "conv_pw_13")] == [16, 128, 64]
+    full = {rule: mobilenet_v1_filters(1.0, None, 16, rule) for rule in FILTER_RULES}
+    assert full["keras"] == full["tf_od_api_tf1"] == full["tf_od_api_tf2"]
+    with pytest.raises(ValueError, match="rule must be one of"):
+        mobilenet_v1_filters(0.5, rule="slim")
 
 
 def test_imagenet_weights_need_keras_depths():

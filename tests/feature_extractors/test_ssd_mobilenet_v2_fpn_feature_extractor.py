@@ -91,3 +91,17 @@ def test_extractors_saved_before_the_tf_od_api_depths_keep_theirs():
     )
     assert current.body.get_layer("Conv_1").filters == 320
     assert current.body.get_layer("Conv1").filters == 16
+
+
+def test_slim_layout_applies_the_tf1_fpnlite_conv_1():
+    # TF1 FPNLite (`ssd_mobilenet_v2_fpn`): the conv_defs' Conv_1 of 256 x 0.75; TF2 (Keras)
+    # keeps MobileNetV2's 1280 x 0.75.
+    tf1 = SSDMobileNetV2FPNFeatureExtractor(depth_multiplier=0.75, fpn_max_level=5, slim_layout=True)
+    tf2 = SSDMobileNetV2FPNFeatureExtractor(depth_multiplier=0.75, fpn_max_level=5)
+    assert tf1.body.get_layer("Conv_1").filters == 192
+    assert tf2.body.get_layer("Conv_1").filters == 960
+    assert tf1.get_config()["slim_layout"] and not tf2.get_config()["slim_layout"]
+    plain = SSDMobileNetV2FPNFeatureExtractor(
+        depth_multiplier=0.75, fpn_max_level=5, use_depthwise=False, slim_layout=True
+    )
+    assert plain.body.get_layer("Conv_1").filters == 960
