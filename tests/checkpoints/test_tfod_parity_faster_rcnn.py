@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 import pytest
+from tfod_reference_extractors import RESNET_DEPTH_MULTIPLIER
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detections
@@ -27,8 +28,6 @@ from kdet.models.faster_rcnn import RoIHeads
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
 
 NAMES = ["faster_rcnn_resnet50", "faster_rcnn_resnet101"]
-# The width the reference generator gave the TF OD API's ResNet bodies.
-RESNET_DEPTH_MULTIPLIER = 0.0625
 
 
 def reference_model(name, config_path=None):
@@ -84,6 +83,20 @@ def test_raw_outputs_match_the_tf_od_api(name):
     np.testing.assert_allclose(
         outputs["proposals"][0, :count],
         expected["predict/proposal_boxes_normalized"][0, :count],
+        atol=RAW_TOLERANCE,
+    )
+    # The body's stage 4 on the TF OD API's preprocessed (resized, mean-subtracted) input,
+    # then its stage 5 on the RoI crops of the proposals.
+    features = model.feature_extractor.extract_proposal_features(
+        expected["predict/preprocessed_inputs"]
+    )
+    np.testing.assert_allclose(
+        features, expected["predict/rpn_features_to_crop/0"], atol=RAW_TOLERANCE
+    )
+    crops = model.roi_heads.crop([features], outputs["proposals"], (height, width))
+    np.testing.assert_allclose(
+        model.feature_extractor.extract_box_classifier_features(crops)[:count],
+        expected["predict/box_classifier_features"][:count],
         atol=RAW_TOLERANCE,
     )
     np.testing.assert_allclose(
