@@ -13,13 +13,12 @@ built float32, as the TF OD API's exporter builds them: a TF2 config's `use_bflo
 RetinaNet configs') is a TPU training switch.
 """
 
-import functools
-
 import numpy as np
 import pytest
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detections
+from tfod_references import loaded
 from tfod_references import photo
 from tfod_references import reference
 
@@ -36,15 +35,6 @@ MAPPED = [
     "ssd_mobilenet_v1_fpn",
     "ssd_resnet50_v1_fpn",
 ]
-
-
-@functools.cache
-def loaded(name):
-    """`(model, TFODRestore)`: kdet's float32 model of the reference's config with its
-    checkpoint (shared by the tests, which only run it)."""
-    folder = REFERENCES / name
-    model = load_pipeline(folder / "pipeline.config", dtype_policy="float32").model
-    return model, restore_tfod_checkpoint(model, folder / "checkpoint")
 
 
 @pytest.mark.parametrize("name", MAPPED)
