@@ -1,5 +1,6 @@
-"""The TF OD API's TF2 ResNet V1 body (`models/keras_models/resnet_v1.py`), rebuilt from the
-`keras.applications` ResNet layout it is made of."""
+"""The TF OD API's ResNet V1 bodies: its TF2 one (`models/keras_models/resnet_v1.py`), rebuilt
+from the `keras.applications` ResNet layout it is made of, and its TF1 one (TF-Slim
+`nets/resnet_v1.py`, `slim_layout=True`), which strides and pads differently."""
 
 import functools
 
@@ -19,6 +20,10 @@ CONV4_LAST_LAYERS = {
     101: "conv4_block23_out",
     152: "conv4_block36_out",
 }
+# Bottleneck units of slim's `block1..4` (Keras stages `conv2..5`) of each depth.
+SLIM_UNITS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# Bottleneck depth of slim's `block1..4` before the depth multiplier (output: 4 times it).
+SLIM_BASE_DEPTHS = (64, 128, 256, 512)
 # The TF OD API's ResNet batch norms when no `conv_hyperparams` set them up.
 TF_OD_API_BATCH_NORM = {"momentum": 0.997, "epsilon": 1e-5, "scale": True, "center": True}
 
@@ -50,8 +55,11 @@ def resnet_v1_body(
     hyperparams=None,
     weights=None,
     clone_function=None,
+    slim_layout=False,
+    output_stride=None,
 ):
-    """A ResNet V1 body laid out as the TF OD API's TF2 one.
+    """A ResNet V1 body laid out as the TF OD API's TF2 one (or, with `slim_layout`, its TF1
+    one: `slim_resnet_v1_body`).
 
     `keras.applications.ResNet{depth}` without its top, rebuilt with what the TF OD API's
     `resnet_v1.resnet_v1_{depth}` changes in it: convolutions without bias, filters
@@ -75,6 +83,11 @@ def resnet_v1_body(
             that have a scale and a center. Defaults to `None`.
         clone_function: optional function from a `keras.applications` layer to its copy
             (e.g. atrous convolutions), applied before the changes above. Defaults to `None`.
+        slim_layout: bool. Build the TF1 (TF-Slim) layout instead, see
+            `slim_resnet_v1_body` (no `weights` nor `clone_function` then). Defaults to
+            `False`.
+        output_stride: `None`, 8 or 16: only with `slim_layout`, see `slim_resnet_v1_body`
+            (the TF2 layout's atrous copies come from `clone_function`). Defaults to `None`.
 
     Returns:
         A functional `keras.Model` from preprocessed images `[batch, height, width, 3]` to the
@@ -96,6 +109,18 @@ def resnet_v1_body(
     """
     if depth not in RESNETS:
         raise ValueError(f"depth must be one of {sorted(RESNETS)}; got {depth}")
+    if slim_layout:
+        if weights is not None or clone_function is not None:
+            raise ValueError(
+                "the slim (TF1) ResNet layout takes neither weights nor a clone_function; got "
+                f"weights={weights!r}, clone_function={clone_function!r}"
+            )
+        return slim_resnet_v1_body(depth, depth_multiplier, min_depth, hyperparams, output_stride)
+    if output_stride is not None:
+        raise ValueError(
+            f"output_stride ({output_stride}) is for the slim layout only; the TF2 layout's "
+            "atrous convolutions come from a clone_function"
+        )
     hyperparams = hyperparams or tf_od_api_resnet_hyperparams()
     if weights is not None:
         _check_weights_fit(weights, depth_multiplier, hyperparams)
@@ -113,6 +138,127 @@ def resnet_v1_body(
     if weights is not None:
         copy_folding_conv_biases(resnet, {layer.name: layer for layer in body.layers})
     return body
+
+
+def slim_resnet_v1_body(
+    depth=50, depth_multiplier=1.0, min_depth=8, hyperparams=None, output_stride=None
+):
+    """A ResNet V1 body laid out as TF-Slim's `resnet_v1_{depth}` (the TF OD API's TF1 ResNet
+    extractors and the slim classification checkpoints `resnet_v1_50.ckpt`, ...).
+
+    It differs from the TF2 layout (`resnet_v1_body`) in where and how it strides: each of
+    slim's `block1..3` (Keras stages `conv2..4`) strides in the 3x3 convolution of its LAST
+    unit (Keras: the first unit's 1x1 convolutions), a strided convolution pads explicitly
+    (`conv2d_same`: `(k - 1) // 2` before, the rest after, then "valid"), a unit whose input
+    and output depths match subsamples its shortcut (every `s`-th pixel) rather than adding
+    it as it is, and the root convolution keeps 64 filters at any `depth_multiplier`: each
+    block's bottleneck depth is `max(int(base * depth_multiplier), min_depth)` (bases 64, 128,
+    256, 512) and its output depth four times that. With `output_stride` the blocks stop
+    striding once that stride is reached and their 3x3 convolutions dilate instead (slim's
+    `stack_blocks_dense`). Stage 5 (slim's `block4`: three units, depth `4 * 512 *
+    multiplier`) never strides nor dilates, as in slim's classification network and in the
+    second stage the TF1 Faster R-CNN extractor builds on its RoI crops.
+
+    Layers carry `keras.applications` ResNet names (`conv1_conv`, `conv4_block6_2_conv`,
+    `conv4_block6_0_conv` for the shortcut convolution, `conv4_block6_out`, ...), so slim
+    scope `resnet_v1_50/block3/unit_6/bottleneck_v1/conv2` is layer `conv4_block6_2_conv` and
+    its batch norm `conv4_block6_2_bn`.
+
+    Args:
+        depth: int, 50, 101 or 152. Defaults to `50`.
+        depth_multiplier: float. Width multiplier of the bottleneck units. Defaults to `1.0`.
+        min_depth: int. The fewest bottleneck filters (slim's `min_base_depth`). Defaults to
+            `8`.
+        hyperparams: a `kdet.layers.ConvHyperparams`, or `None` for
+            `tf_od_api_resnet_hyperparams()`. Convolutions have no bias when a batch norm
+            follows them. Defaults to `None`.
+        output_stride: `None` (slim's classification network: stage 4 at stride 32), 16
+            (stage 4 does not stride: the TF1 Faster R-CNN's `first_stage_features_stride`)
+            or 8 (neither does stage 3, and stage 4 is atrous, rate 2). Defaults to `None`.
+
+    Returns:
+        A functional `keras.Model` from preprocessed images `[batch, height, width, 3]` to
+        the stage-5 output `conv5_block3_out` (stride 32 or `output_stride`, `4 * max(int(512
+        * depth_multiplier), min_depth)` channels); every block output is reachable with
+        `get_layer`.
+
+    Raises:
+        ValueError: an unknown `depth` or `output_stride`.
+
+    Example:
+    ```python
+    body = slim_resnet_v1_body(50, depth_multiplier=0.25, output_stride=16)
+    body(tf.zeros([1, 128, 128, 3])).shape  # (1, 8, 8, 512)
+    ```
+
+    Reference:
+        TF-Slim `nets/resnet_v1.py`, `nets/resnet_utils.py`.
+    """
+    if depth not in SLIM_UNITS:
+        raise ValueError(f"depth must be one of {sorted(SLIM_UNITS)}; got {depth}")
+    if output_stride not in (None, 8, 16):
+        raise ValueError(f"output_stride must be None, 8 or 16; got {output_stride}")
+    hyperparams = hyperparams or tf_od_api_resnet_hyperparams()
+    images = keras.Input((None, None, 3))
+    x = _slim_conv(images, hyperparams, 64, 7, 2, 1, "conv1")
+    x = keras.layers.MaxPooling2D(3, 2, padding="same", name="pool1_pool")(x)
+    stride, rate = 4, 1
+    for stage, (units, base) in enumerate(zip(SLIM_UNITS[depth], SLIM_BASE_DEPTHS), start=2):
+        bottleneck = max(int(base * depth_multiplier), min_depth)
+        for unit in range(1, units + 1):
+            unit_stride = 2 if stage < 5 and unit == units else 1
+            name = f"conv{stage}_block{unit}"
+            if stage == 5:
+                x = _slim_bottleneck(x, hyperparams, bottleneck, 1, 1, name)
+            elif output_stride is not None and stride == output_stride:
+                x = _slim_bottleneck(x, hyperparams, bottleneck, 1, rate, name)
+                rate *= unit_stride
+            else:
+                x = _slim_bottleneck(x, hyperparams, bottleneck, unit_stride, 1, name)
+                stride *= unit_stride
+    return keras.Model(images, x, name=f"resnet_v1_{depth}")
+
+
+def _slim_bottleneck(x, hyperparams, bottleneck, stride, rate, name):
+    """Slim's `resnet_v1.bottleneck` unit (`{name}_1..3_conv`, shortcut `{name}_0_*`)."""
+    depth = 4 * bottleneck
+    if x.shape[-1] == depth:
+        shortcut = x
+        if stride > 1:
+            shortcut = keras.layers.MaxPooling2D(1, stride, name=f"{name}_0_pool")(x)
+    else:
+        shortcut = _slim_conv(x, hyperparams, depth, 1, stride, 1, f"{name}_0", activation=False)
+    residual = _slim_conv(x, hyperparams, bottleneck, 1, 1, 1, f"{name}_1")
+    residual = _slim_conv(residual, hyperparams, bottleneck, 3, stride, rate, f"{name}_2")
+    residual = _slim_conv(residual, hyperparams, depth, 1, 1, 1, f"{name}_3", activation=False)
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, residual])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def _slim_conv(x, hyperparams, filters, kernel_size, stride, rate, name, activation=True):
+    """Slim's convolution + batch norm (+ activation), `{name}_conv/_bn/_relu`; strided ones
+    as `resnet_utils.conv2d_same` (explicit padding, then "valid")."""
+    padding = "same"
+    if stride > 1 and kernel_size > 1:
+        total = (kernel_size - 1) * rate
+        x = keras.layers.ZeroPadding2D(
+            ((total // 2, total - total // 2),) * 2, name=f"{name}_pad"
+        )(x)
+        padding = "valid"
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=stride,
+        dilation_rate=rate,
+        padding=padding,
+        name=f"{name}_conv",
+        **hyperparams.conv_kwargs(),
+    )(x)
+    batch_norm = hyperparams.batch_norm_layer(name=f"{name}_bn")
+    if batch_norm is not None:
+        x = batch_norm(x)
+    act = hyperparams.activation_layer(name=f"{name}_relu") if activation else None
+    return act(x) if act is not None else x
 
 
 def _tf_od_api_layer(layer, depth_multiplier, min_depth, clone_function):
