@@ -66,8 +66,9 @@ class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
     norm (none without `batch_norm`: the convolutions then keep a bias) and activation.
 
     This is the TF OD API `KerasFpnTopDownFeatureMaps` plus the coarse layers of its SSD FPN
-    extractors; like the Keras version (not the slim one) the top-down pathway carries
-    the smoothed map down to the next level.
+    extractors; like that Keras version the top-down pathway carries the smoothed map down
+    to the next level. With `slim_layout` it is the TF OD API's TF1 (TF-Slim)
+    `fpn_top_down_feature_maps`, which carries the sum before smoothing (same weights).
 
     The upsampled map is cropped to the size of the finer map, so inputs whose side is not a
     multiple of `2**k` work with backbones that round odd sizes up ("same" padding).
@@ -95,6 +96,9 @@ class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
             `None` (keep it). Defaults to `None`.
         regularize_depthwise: bool replacing that of `conv_hyperparams`, or `None` (keep
             it). Defaults to `None`.
+        slim_layout: bool. The top-down pathway of the TF OD API's TF1 (TF-Slim) FPN: level
+            `l` receives the upsampled sum `projection + upsampled` of level `l + 1`, not its
+            smoothed output. Defaults to `False` (the TF2 Keras pathway).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call args:
@@ -129,6 +133,7 @@ class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
         kernel_initializer=None,
         kernel_regularizer=None,
         regularize_depthwise=None,
+        slim_layout=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -144,6 +149,7 @@ class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
         self.depth = depth
         self.use_depthwise = use_depthwise
         self.use_explicit_padding = use_explicit_padding
+        self.slim_layout = bool(slim_layout)
         self.conv_hyperparams = pyramid_hyperparams(
             conv_hyperparams,
             activation=activation,
@@ -196,8 +202,10 @@ class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
         for index in reversed(range(len(features) - 1)):
             lateral = self.lateral_convs[index](features[index])
             top_down = _upsample_like(top_down, lateral) + lateral
-            top_down = self.smoothing_blocks[index](top_down, training=training)
-            pyramid.insert(0, top_down)
+            smoothed = self.smoothing_blocks[index](top_down, training=training)
+            if not self.slim_layout:
+                top_down = smoothed
+            pyramid.insert(0, smoothed)
         coarse = pyramid[-1]
         for block in self.extra_blocks:
             coarse = block(coarse, training=training)
@@ -261,6 +269,7 @@ class FeaturePyramid(ConvHyperparamsProperties, keras.layers.Layer):
                 "use_depthwise": self.use_depthwise,
                 "use_explicit_padding": self.use_explicit_padding,
                 "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "slim_layout": self.slim_layout,
             }
         )
         return config

@@ -86,10 +86,11 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
         tf_od_api_body_depths: bool. The body's depths by the TF OD API rule above; `False`:
             Keras's (the multiplier once, no `min_depth` in the body), which extractors saved
             before 2026-12 load with. Defaults to `True`.
-        slim_layout: bool. With `tf_od_api_body_depths`, the depths of the TF OD API's TF1
-            (TF-Slim) `ssd_mobilenet_v1_fpn` rather than its TF2 `ssd_mobilenet_v1_fpn_keras`
-            (see above); only differs below depth multiplier 1. The config translator sets it
-            for `type: "ssd_mobilenet_v1_fpn"`. Defaults to `False`.
+        slim_layout: bool. The layout of the TF OD API's TF1 (TF-Slim) `ssd_mobilenet_v1_fpn`
+            rather than its TF2 `ssd_mobilenet_v1_fpn_keras`: with `tf_od_api_body_depths` its
+            body depths (see above; only differ below depth multiplier 1), and its pyramid's
+            top-down pathway (`FeaturePyramid(slim_layout=True)`). The config translator sets
+            it for `type: "ssd_mobilenet_v1_fpn"`. Defaults to `False`.
         **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
             `conv_hyperparams`, the arguments of extractors saved before it) and
             `keras.layers.Layer` arguments.
@@ -150,7 +151,9 @@ class SSDMobileNetV1FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             batch_norm_momentum=_BODY_BATCH_NORM_MOMENTUM,
             hyperparams=self.body_hyperparams,
         )
-        self.attach_body(body, use_explicit_padding=use_explicit_padding)
+        self.attach_body(
+            body, use_explicit_padding=use_explicit_padding, slim_layout=self.slim_layout
+        )
 
     def _body_filters(self, backbone_weights):
         """`{convolution name: filters}` of the body (see `tf_od_api_body_depths`)."""

@@ -26,7 +26,7 @@ def _set_identity_weights(pyramid):
         kernel[0, 0, 0, 0] = 1.0
         layer.kernel.assign(kernel)
     for block in pyramid.smoothing_blocks + pyramid.extra_blocks:
-        conv = [layer for layer in block.layers if isinstance(layer, keras.layers.Conv2D)][0]
+        conv = next(layer for layer in block.layers if isinstance(layer, keras.layers.Conv2D))
         kernel = np.zeros(conv.kernel.shape, np.float32)
         kernel[1, 1, 0, 0] = 1.0
         conv.kernel.assign(kernel)
@@ -73,6 +73,36 @@ def test_top_down_math_pinned_by_hand():
     np.testing.assert_allclose(p3, expected_p3, atol=1e-6)
     assert p3[0, 1] == pytest.approx(6.0 * BATCH_NORM_SCALE)
     np.testing.assert_allclose(p6, [[6.0]], atol=1e-6)
+
+
+def test_slim_layout_carries_the_unsmoothed_sum_down():
+    # The TF OD API's TF1 FPN: P3 = relu6(bn(up(C5 + C4) + C3)), built on the sum that P4
+    # smooths, not on P4. With C5 = 10 that sum is 10 + c4 (9..13); P4 clips it to 6.
+    c3 = np.zeros((1, 4, 4, 1), np.float32)
+    c3[0, 0, 0, 0] = -8.0  # 9 - 8 > 0 on the slim sum; 6 - 8 < 0 on the smoothed P4
+    c4 = np.array([[-1.0, 2.0], [3.0, 0.5]], np.float32).reshape(1, 2, 2, 1)
+    c5 = np.array([[10.0]], np.float32).reshape(1, 1, 1, 1)
+    outputs = {}
+    for slim_layout in (True, False):
+        pyramid = FeaturePyramid(min_level=3, max_level=6, depth=1, slim_layout=slim_layout)
+        pyramid([c3, c4, c5])
+        _set_identity_weights(pyramid)
+        outputs[slim_layout] = [
+            o.numpy()[0, ..., 0] for o in pyramid([c3, c4, c5], training=False)
+        ]
+    p3, p4, p5, p6 = outputs[True]
+    np.testing.assert_allclose(p5, [[10.0]])
+    np.testing.assert_allclose(p4, np.full((2, 2), 6.0), atol=1e-6)
+    up = np.repeat(np.repeat(10.0 + c4[0, ..., 0], 2, 0), 2, 1)
+    expected_p3 = np.clip((up + c3[0, ..., 0]) * BATCH_NORM_SCALE, 0.0, 6.0)
+    np.testing.assert_allclose(p3, expected_p3, atol=1e-6)
+    assert p3[0, 0] == pytest.approx(1.0 * BATCH_NORM_SCALE)
+    np.testing.assert_allclose(p6, [[6.0]], atol=1e-6)
+    # The same weights in the Keras layout differ only where the smoothing clipped.
+    keras_p3, keras_p4, keras_p5, keras_p6 = outputs[False]
+    assert keras_p3[0, 0] == pytest.approx(0.0)
+    for slim_map, keras_map in ((p4, keras_p4), (p5, keras_p5), (p6, keras_p6)):
+        np.testing.assert_allclose(slim_map, keras_map)
 
 
 def test_dict_input_matches_list_input():
@@ -167,9 +197,11 @@ def test_config_and_saved_model_round_trip(tmp_path):
         use_explicit_padding=True,
         kernel_regularizer=keras.regularizers.L2(2e-4),
         regularize_depthwise=True,
+        slim_layout=True,
     )
     restored = FeaturePyramid.from_config(json.loads(json.dumps(pyramid.get_config())))
     assert restored.get_config() == pyramid.get_config()
+    assert restored.slim_layout
     assert restored.kernel_regularizer.get_config() == {"l2": 2e-4}
     assert restored.regularize_depthwise
 

@@ -4,12 +4,13 @@ Runs inside the reference venv made by `setup_venv.sh`:
 
     /work/tfod_ref/venv/bin/python tools/tfod_reference/make_tf1_references.py
 
-The sdist's TF1 code runs on TF 2.21 in `tf.compat.v1` graph mode with three stand-ins, set up
+The sdist's TF1 code runs on TF 2.21 in `tf.compat.v1` graph mode with four stand-ins, set up
 by `_run_tf1_code_on_tf2` before `object_detection.builders` is imported (README.md says why):
 empty `tensorflow.contrib` modules for the module-level imports of code these models never call,
-`numpy.int` (removed in NumPy 1.24) and `tf_keras.legacy_tf_layers` (tf_keras 2.21 moved it to
+`numpy.int` (removed in NumPy 1.24), `tf_keras.legacy_tf_layers` (tf_keras 2.21 moved it to
 `tf_keras.src.legacy_tf_layers`; TensorFlow's `tf.layers` shims, which tf_slim uses, import it
-under the old name).
+under the old name) and `tensorflow.python.framework.ops.Tensor` (tf_slim's fused batch norm
+reads it).
 
 For each reference in `reference_common.TF1_REFERENCES` it builds the reduced TF1 sample config
 with `model_builder.build` in a fresh graph, gives it seeded random weights (gammas, betas and
@@ -40,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 _CONTRIB_MODULES = (
     "tensorflow.contrib",
@@ -53,7 +55,7 @@ _LEGACY_TF_LAYERS = ("", ".base", ".convolutional", ".core", ".normalization", "
 
 
 def _run_tf1_code_on_tf2():
-    """Graph mode, plus the three stand-ins the sdist's TF1 code needs to import on TF 2.21.
+    """Graph mode, plus the four stand-ins the sdist's TF1 code needs on TF 2.21.
 
     - `tensorflow.contrib` is gone since TF 2.0; `model_builder` imports, in TF1 mode, modules
       that import it at module level (`matchers/bipartite_matcher.py`,
@@ -62,6 +64,10 @@ def _run_tf1_code_on_tf2():
     - `nets/mobilenet/mobilenet_v3.py` calls `np.int` at import time (removed in NumPy 1.24).
     - tf_slim's layers use `tensorflow.python.layers`, which import `tf_keras.legacy_tf_layers`;
       tf_keras 2.21 has it as `tf_keras.src.legacy_tf_layers`.
+    - tf_slim's `batch_norm` takes its fused path when `updates_collections` is not
+      `UPDATE_OPS` (SSD configs with `inplace_batchnorm_update: true`, such as the RetinaNet
+      ones), where `utils.constant_value` tests `isinstance(x, ops.Tensor)`; TF 2.21's
+      `tensorflow.python.framework.ops` has no `Tensor`: `tf.Tensor` stands in.
     """
     tf.compat.v1.disable_v2_behavior()
     for name in _CONTRIB_MODULES:
@@ -73,6 +79,7 @@ def _run_tf1_code_on_tf2():
     for suffix in _LEGACY_TF_LAYERS:
         module = importlib.import_module("tf_keras.src.legacy_tf_layers" + suffix)
         sys.modules["tf_keras.legacy_tf_layers" + suffix] = module
+    tf_ops.Tensor = tf.Tensor
 
 
 _run_tf1_code_on_tf2()
@@ -85,9 +92,24 @@ from object_detection.builders import model_builder
 from object_detection.models import faster_rcnn_resnet_v1_feature_extractor
 from reference_common import OUTPUT_DIR
 from reference_common import TF1_REFERENCES
+from reference_common import Reference
 from reference_common import flatten
 from reference_common import load_photo
 from reference_common import reduced_config
+
+# TF1 references of the SSD FPN models with the weight-shared box predictor (RetinaNet), beside
+# those of `reference_common.TF1_REFERENCES`. Depth multiplier 0.125: the slim body scales its
+# convolutions by it once (the TF2 Keras body twice), and at 0.25 the checkpoint is 1.29 MB.
+TF1_REFERENCES = {
+    **TF1_REFERENCES,
+    "tf1_ssd_mobilenet_v1_fpn": Reference(
+        "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync.config",
+        depth_multiplier=0.125,
+        fpn_depth=32,
+        head_depth=32,
+        seed=13,
+    ),
+}
 
 
 @contextlib.contextmanager

@@ -1,0 +1,153 @@
+"""A TF OD API TF1 name-based checkpoint of an SSD MobileNetV1 FPN with the weight-shared box
+predictor (the TF1 zoo's `ssd_mobilenet_v1_fpn_shared_box_predictor_*`, RetinaNet style) loads
+into kdet's model of the same config, which then computes what the TF OD API's TF1 code
+computes.
+
+`tests/data/tfod_reference/tf1_ssd_mobilenet_v1_fpn/` is the TF1 sample config
+`ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync.config` reduced (depth
+multiplier 0.125, 128 px, 3 classes, pyramid 16 and predictor 32 channels) and built, given
+seeded random weights and run on `photo.png` by `tools/tfod_reference/make_tf1_references.py`
+with the TF OD API's own TF1 (slim, graph mode) code (see `test_tfod_parity_tf1.py`).
+"""
+
+import numpy as np
+import pytest
+from tfod_references import RAW_TOLERANCE
+from tfod_references import REFERENCES
+from tfod_references import assert_same_detections
+from tfod_references import photo
+from tfod_references import reference
+
+from kdet.checkpoints import CheckpointError
+from kdet.checkpoints import TFODCheckpoint
+from kdet.checkpoints import load_tfod_model
+from kdet.checkpoints import restore_tfod_checkpoint
+from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
+from kdet.configs import load_pipeline
+from kdet.feature_extractors import SSDMobileNetV1FPNFeatureExtractor
+
+NAME = "tf1_ssd_mobilenet_v1_fpn"
+FOLDER = REFERENCES / NAME
+
+
+@pytest.fixture(scope="module")
+def ssd():
+    """`(model, TFODRestore)` of the reference, restored "full"."""
+    return load_tfod_model(FOLDER / "pipeline.config", FOLDER / "model.ckpt")
+
+
+def _layer_and_weight(path):
+    """`conv_pw_3_bn/gamma` of the weight path `…/conv_pw_3_bn/gamma`."""
+    return "/".join(path.split("/")[-2:])
+
+
+def test_the_config_builds_the_tf1_layout(ssd):
+    model, _ = ssd
+    extractor = model.feature_extractor
+    assert extractor.slim_layout and extractor.feature_pyramid.slim_layout
+    assert not model.box_predictor.use_conv_hyperparams_activation  # ReLU6, the slim towers'
+    config = extractor.get_config()
+    assert type(extractor).from_config(config).get_config() == config
+
+
+def test_every_checkpoint_variable_is_restored(ssd):
+    model, restore = ssd
+    checkpoint = TFODCheckpoint.open(FOLDER)
+    assert checkpoint.version == "V1"
+    assert sorted(key for _, key in restore.restored) == sorted(checkpoint.shapes)
+    assert len(restore.restored) == len(model.weights) == 333
+    assert not restore.not_restored and not restore.unused
+    assert restore.ignored == ["global_step"]
+
+
+def test_slim_names_pair_the_layers_they_name(ssd):
+    restored = {_layer_and_weight(path): key for path, key in ssd[1].restored}
+    extractor = "FeatureExtractor/MobilenetV1/"
+    predictor = "WeightSharedConvolutionalBoxPredictor/"
+    expected = {
+        "conv1/kernel": extractor + "Conv2d_0/weights",
+        "conv1_bn/gamma": extractor + "Conv2d_0/BatchNorm/gamma",
+        "conv_dw_3/kernel": extractor + "Conv2d_3_depthwise/depthwise_weights",
+        "conv_pw_13_bn/moving_variance": (
+            extractor + "Conv2d_13_pointwise/BatchNorm/moving_variance"
+        ),
+        # Levels 3..5 read Conv2d_5, 11 and 13: projections and smoothings counted from 1.
+        "projection_3/bias": extractor + "fpn/projection_1/biases",
+        "projection_5/kernel": extractor + "fpn/projection_3/weights",
+        "smoothing_4_batchnorm/beta": extractor + "fpn/smoothing_2/BatchNorm/beta",
+        "bottom_up_6_conv/kernel": extractor + "fpn/bottom_up_Conv2d_14/weights",
+        "bottom_up_7_batchnorm/moving_mean": (
+            extractor + "fpn/bottom_up_Conv2d_15/BatchNorm/moving_mean"
+        ),
+        "box_tower_conv_3/kernel": predictor + "BoxPredictionTower/conv2d_3/weights",
+        "class_tower_batchnorm_2_level_4/gamma": (
+            predictor + "ClassPredictionTower/conv2d_2/BatchNorm/feature_4/gamma"
+        ),
+        "box_predictor/kernel": predictor + "BoxPredictor/weights",
+        "class_predictor/bias": predictor + "ClassPredictor/biases",
+    }
+    for kdet_weight, slim_name in expected.items():
+        assert restored[kdet_weight] == slim_name
+
+
+def test_raw_outputs_match_the_tf_od_api(ssd):
+    model, _ = ssd
+    expected = reference(NAME)
+    feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
+    for index, feature_map in enumerate(feature_maps):
+        np.testing.assert_allclose(
+            feature_map, expected[f"predict/feature_maps/{index}"], atol=RAW_TOLERANCE
+        )
+    outputs = model(photo()[None], training=False)
+    np.testing.assert_allclose(outputs["anchors"], expected["predict/anchors"], atol=1e-6)
+    np.testing.assert_allclose(
+        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
+    )
+    np.testing.assert_allclose(
+        outputs["class_logits"],
+        expected["predict/class_predictions_with_background"],
+        atol=RAW_TOLERANCE,
+    )
+
+
+def test_detections_match_the_tf_od_api_as_sets(ssd):
+    model, _ = ssd
+    image = photo()
+    assert_same_detections(model.predict_on_batch(image[None]), reference(NAME), image.shape)
+
+
+def test_the_tf2_top_down_pathway_would_not_match(ssd):
+    # The same weights with the Keras FPN's pathway (the smoothed map carried down): the
+    # finest level's logits move by ~1, far beyond the tolerance.
+    model, _ = ssd
+    pyramid = model.feature_extractor.feature_pyramid
+    expected = reference(NAME)["predict/class_predictions_with_background"]
+    pyramid.slim_layout = False
+    try:
+        logits = np.asarray(model(photo()[None], training=False)["class_logits"])
+    finally:
+        pyramid.slim_layout = True
+    assert np.abs(logits - expected).max() > 0.1
+
+
+def test_a_tf2_layout_extractor_refuses_tf1_names():
+    extractor = SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.125, min_depth=16)
+    with pytest.raises(CheckpointError, match="slim_layout=True"):
+        tf1_layer_pairs(extractor, "FeatureExtractor")
+
+
+def test_a_detection_restore_reads_the_extractor_only(tmp_path):
+    text = (FOLDER / "pipeline.config").read_text().replace("num_classes: 3", "num_classes: 5")
+    (tmp_path / "pipeline.config").write_text(text)
+    model = load_pipeline(tmp_path / "pipeline.config").model
+    restore = restore_tfod_checkpoint(model, FOLDER, "detection")
+    assert {key.split("/")[0] for _, key in restore.restored} == {"FeatureExtractor"}
+    assert restore.unused and all(
+        key.startswith("WeightSharedConvolutionalBoxPredictor/") for key in restore.unused
+    )
+    expected = reference(NAME)
+    feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
+    for index, feature_map in enumerate(feature_maps):
+        np.testing.assert_allclose(
+            feature_map, expected[f"predict/feature_maps/{index}"], atol=RAW_TOLERANCE
+        )
