@@ -4,6 +4,7 @@ import keras
 
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.kernel_regularization import regularize_kernels
+from kdet.layers.fused_batch_normalization import copy_layer_weights
 
 
 def mobilenet_v2_body(
@@ -51,9 +52,11 @@ def mobilenet_v2_body(
             for the TF OD API's). Defaults to `None`.
         slim_layout: bool. The residuals of TF-Slim's MobileNetV2 (the TF OD API's TF1
             extractors): a stride-1 block adds its input whenever its input and output depths
-            are equal after `min_depth`, so the blocks `min_depth` floored keep their `add`.
-            `False`: the TF OD API's Keras MobileNetV2 (TF2) rule (see `min_depth`). The two
-            agree unless `min_depth` raises depths. Defaults to `False`.
+            are equal after `min_depth`, so the blocks `min_depth` floored keep their `add`,
+            and one is added (`<block>_add`) where Keras's MobileNetV2 has none (e.g.
+            `expanded_conv` at depth multiplier 0.35). `False`: the TF OD API's Keras
+            MobileNetV2 (TF2) rule (see `min_depth`). The two agree unless `min_depth` raises
+            depths. Defaults to `False`.
 
     Returns:
         A `keras.Model` from images `[batch, height, width, 3]` (MobileNet-normalized) to
@@ -64,8 +67,7 @@ def mobilenet_v2_body(
     mobilenet = keras.applications.MobileNetV2(
         input_shape=(None, None, 3), alpha=depth_multiplier, include_top=False, weights=weights
     )
-    if slim_layout:
-        _check_slim_residuals(mobilenet, depth_multiplier, min_depth)
+    added_residuals = _slim_residuals_to_add(mobilenet, min_depth) if slim_layout else []
 
     # The stride-2 depthwise convolutions follow a ZeroPadding2D; "same" padding replaces both
     # (or a one-pixel pad on every side and "valid" padding, with use_explicit_padding).
@@ -92,12 +94,13 @@ def mobilenet_v2_body(
 
     if hyperparams is not None:
         hyperparams = hyperparams.replace(regularize_depthwise=True)
-    return clone_body(
+    body = clone_body(
         mobilenet,
         clone_function=same_padding_regularized,
         hyperparams=hyperparams,
         keep_weights=weights is not None,
     )
+    return _with_added_residuals(body, added_residuals) if added_residuals else body
 
 
 # MobileNetV2's expansion factor: each `block_N_expand` has 6 × the filters of its input.
@@ -166,10 +169,12 @@ def _loses_residual(mobilenet, add, min_depth):
     return min_depth is not None and project.filters < min_depth
 
 
-def _check_slim_residuals(mobilenet, depth_multiplier, min_depth):
-    """Raises a ValueError if TF-Slim's MobileNetV2 has a residual where Keras's has no `add`
-    to keep: a stride-1 block whose depths `min_depth` makes equal (e.g. `expanded_conv` at
-    depth multiplier 0.5 with `min_depth` 16)."""
+def _slim_residuals_to_add(mobilenet, min_depth):
+    """The blocks of `mobilenet` (Keras's MobileNetV2) where TF-Slim's MobileNetV2 adds a
+    residual and Keras's has no `add`: stride-1 blocks whose input and output depths
+    `min_depth` makes equal (e.g. `expanded_conv` at depth multiplier 0.35 or 0.5 with
+    `min_depth` 16: 16 → 16 in Slim, 16 → 8 in Keras)."""
+    blocks = []
     previous = "Conv1"
     for block in ["expanded_conv", *(f"block_{index}" for index in range(1, 17))]:
         project = mobilenet.get_layer(f"{block}_project")
@@ -180,12 +185,30 @@ def _check_slim_residuals(mobilenet, depth_multiplier, min_depth):
         stride = mobilenet.get_layer(f"{block}_depthwise").strides[0]
         has_add = any(layer.name == f"{block}_add" for layer in mobilenet.layers)
         if stride == 1 and len(depths) == 1 and not has_add:
-            raise ValueError(
-                f"TF-Slim's MobileNetV2 at depth multiplier {depth_multiplier} with min_depth "
-                f"{min_depth} adds a residual in {block}, which kdet's body (Keras's "
-                "MobileNetV2) has no add for"
-            )
+            blocks.append(block)
         previous = project.name
+    return blocks
+
+
+def _with_added_residuals(body, blocks):
+    """A copy of `body` (its weights too) with an `Add` named `<block>_add` after each block's
+    `<block>_project_BN`, adding the block's input, as Slim's MobileNetV2 does."""
+    block_inputs = {}
+
+    def call(layer, *args, **kwargs):
+        block, _, part = layer.name.rpartition("_")
+        first = {"expanded_conv": "depthwise"}.get(block, "expand")
+        if block in blocks and part == first:
+            block_inputs[block] = args[0]
+        outputs = layer(*args, **kwargs)
+        block = layer.name.removesuffix("_project_BN")
+        if block in blocks and block != layer.name:
+            outputs = keras.layers.Add(name=f"{block}_add")([block_inputs[block], outputs])
+        return outputs
+
+    copy = keras.models.clone_model(body, call_function=call)
+    copy_layer_weights(body, copy)
+    return copy
 
 
 @keras.saving.register_keras_serializable(package="kdet")

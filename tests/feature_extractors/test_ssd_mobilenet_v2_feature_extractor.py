@@ -98,9 +98,23 @@ def test_slim_layout_keeps_the_residuals_min_depth_makes_possible():
     assert slim.get_config()["slim_layout"] and not keras_layout.get_config()["slim_layout"]
     revived = SSDMobileNetV2FeatureExtractor.from_config(slim.get_config())
     assert type(revived.body.get_layer("block_2_add")).__name__ == "Add"
-    # Where Slim adds a residual that Keras's graph has no Add layer for, it is refused.
-    with pytest.raises(ValueError, match="adds a residual in expanded_conv"):
-        SSDMobileNetV2FeatureExtractor(depth_multiplier=0.5, min_depth=16, slim_layout=True)
+    # At 0.35, Conv1 (16) and expanded_conv's projection (8 → 16) are equal in Slim only:
+    # kdet adds the residual Keras's MobileNetV2 has no layer for.
+    slim = SSDMobileNetV2FeatureExtractor(depth_multiplier=0.35, min_depth=16, slim_layout=True)
+    body = slim.body
+    add = body.get_layer("expanded_conv_add")
+    probe = keras.Model(body.inputs, [body.get_layer("Conv1_relu").output,
+                                      body.get_layer("expanded_conv_project_BN").output,
+                                      add.output])
+    block_input, residual, added = probe(tf.random.uniform([1, 32, 32, 3]))
+    np.testing.assert_allclose(added, block_input + residual, atol=1e-6)
+    assert float(tf.reduce_max(tf.abs(block_input))) > 0
+    consumer = body.get_layer("block_1_expand")
+    np.testing.assert_allclose(
+        keras.Model(body.inputs, consumer.output)(tf.ones([1, 32, 32, 3])),
+        consumer(keras.Model(body.inputs, add.output)(tf.ones([1, 32, 32, 3]))), atol=1e-5)
+    assert not any(layer.name == "expanded_conv_add" for layer in SSDMobileNetV2FeatureExtractor(
+        depth_multiplier=0.35, min_depth=16).body.layers)
 
 
 def test_runs_under_tf_function_with_dynamic_sizes(extractor):
