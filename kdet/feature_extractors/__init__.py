@@ -20,6 +20,9 @@ from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
     FasterRCNNResNet101FeatureExtractor,
 )
 from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
+    FasterRCNNResNet152FeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
     FasterRCNNResNetFeatureExtractor,
 )
 from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
@@ -47,6 +50,15 @@ from kdet.feature_extractors.ssd_mobilenet_v2_fpn_feature_extractor import (
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
     SSDResNet50V1FPNFeatureExtractor,
 )
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
+    SSDResNet101V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
+    SSDResNet152V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
+    SSDResNetV1FPNFeatureExtractor,
+)
 
 __all__ = [
     "FasterRCNNFeatureExtractor",
@@ -56,6 +68,7 @@ __all__ = [
     "FasterRCNNResNet50FPNFeatureExtractor",
     "FasterRCNNResNet50FeatureExtractor",
     "FasterRCNNResNet101FeatureExtractor",
+    "FasterRCNNResNet152FeatureExtractor",
     "FasterRCNNResNetFeatureExtractor",
     "FasterRCNNSplitBodyFeatureExtractor",
     "FeaturePyramid",
@@ -66,6 +79,9 @@ __all__ = [
     "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
     "SSDResNet50V1FPNFeatureExtractor",
+    "SSDResNet101V1FPNFeatureExtractor",
+    "SSDResNet152V1FPNFeatureExtractor",
+    "SSDResNetV1FPNFeatureExtractor",
     "available_feature_extractors",
     "build_feature_extractor",
     "get_feature_extractor_class",
