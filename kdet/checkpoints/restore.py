@@ -24,6 +24,32 @@ PARTS_OF_TYPE = {
 }
 # Object path of the detection model in a `model_lib_v2` / TF2 zoo checkpoint.
 TF2_MODEL_PREFIX = "model"
+# Model class → function(model) → the TF-Slim scopes of variables its TF1 graph builds but
+# never computes with (`register_tf1_unread_scopes`).
+_TF1_UNREAD_SCOPES = {}
+
+
+def register_tf1_unread_scopes(cls):
+    """Decorator: `function(model)` → list of TF-Slim scopes whose TF1 checkpoint variables
+    are built but never read by instances of `cls` (and subclasses without their own), e.g.
+    the stage-1 `block4` slim's `resnet_v1` builds under a TF1 Faster R-CNN's
+    `FirstStageFeatureExtractor/`. A TF1 "full" or "detection" restore does not require them
+    and reports them in `TFODRestore.unused`."""
+
+    def register(function):
+        _TF1_UNREAD_SCOPES[cls] = function
+        return function
+
+    return register
+
+
+def _tf1_unread_keys(model, shapes):
+    """The keys of `shapes` under the TF1 scopes `model`'s class registered as unread."""
+    for cls in type(model).__mro__:
+        if cls in _TF1_UNREAD_SCOPES:
+            prefixes = tuple(scope + "/" for scope in _TF1_UNREAD_SCOPES[cls](model))
+            return {key for key in shapes if key.startswith(prefixes)}
+    return set()
 
 
 @dataclasses.dataclass
@@ -94,7 +120,8 @@ def restore_tfod_checkpoint(
     classification checkpoints), see `kdet.checkpoints.tfod_mapping`; every shape is checked
     and every checkpoint variable of the restored parts must be used before anything is
     assigned, so a failed restore leaves the model as it was. A TF1 `"full"` restore must use
-    every model variable of the checkpoint; a TF1 `"classification"` restore reads the
+    every model variable of the checkpoint (but those of scopes the TF1 graph builds and never
+    reads, `register_tf1_unread_scopes`: reported in `TFODRestore.unused`); a TF1 `"classification"` restore reads the
     backbone from a slim classification checkpoint (`MobilenetV2/…`, `resnet_v1_50/…`: the
     detection scopes `FeatureExtractor/`, `FirstStageFeatureExtractor/`, … dropped, as the TF
     OD API's `restore_from_classification_checkpoint_fn` does) and leaves its classifier
@@ -162,8 +189,9 @@ def restore_tfod_checkpoint(
 def _chosen_pairs(model, checkpoint, checkpoint_type):
     """`(pairs, must_use)`: the layer pairs `checkpoint_type` restores and the checkpoint keys
     they must use between them (a TF1 "full" restore: every model variable; TF1 "detection":
-    every variable under the restored parts' top scopes, such as `FeatureExtractor/`;
-    otherwise every variable under a restored layer's path)."""
+    every variable under the restored parts' top scopes, such as `FeatureExtractor/`; both
+    but those under `register_tf1_unread_scopes` scopes; otherwise every variable under a
+    restored layer's path)."""
     parts = PARTS_OF_TYPE[checkpoint_type]
     if checkpoint.version == "V2":
         pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)
@@ -173,10 +201,11 @@ def _chosen_pairs(model, checkpoint, checkpoint_type):
     if checkpoint_type == "classification":
         chosen = [pair.in_classification_checkpoint() for pair in chosen]
         return chosen, _under(checkpoint.shapes, chosen)
+    unread = _tf1_unread_keys(model, checkpoint.shapes)
     if checkpoint_type == "full":
-        return chosen, set(checkpoint.shapes)
+        return chosen, set(checkpoint.shapes) - unread
     tops = tuple({pair.path.split("/", 1)[0] + "/" for pair in chosen})
-    return chosen, {key for key in checkpoint.shapes if key.startswith(tops)}
+    return chosen, {key for key in checkpoint.shapes if key.startswith(tops)} - unread
 
 
 def _under(shapes, pairs):

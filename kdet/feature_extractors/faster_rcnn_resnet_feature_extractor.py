@@ -41,6 +41,14 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
     stride 8: its first block does not stride and its 3x3 convolutions are atrous (dilation
     rate 2), as the TF OD API's ResNet with `output_stride=8`; the weights are the same.
 
+    With `slim_layout=True` (set by the config translator for the TF1 type names,
+    `faster_rcnn_resnet50` rather than `faster_rcnn_resnet50_keras`) the body is the TF1 one
+    (`kdet.feature_extractors.resnet_v1_body.slim_resnet_v1_body`: TF-Slim's `resnet_v1`,
+    which strides in each block's last unit and pads strided convolutions explicitly) cut at
+    `first_stage_features_stride` as the TF OD API's TF1 extractor does, and stage 5 runs on
+    the `[num_rois, 7, 7, 1024]` crops without striding: `[num_rois, 7, 7, 2048]`. Its TF1
+    checkpoints (`model.ckpt`, the slim `resnet_v1_50.ckpt`) load by TF-Slim name.
+
     Subclasses set `depth` (50, 101 or 152).
 
     Args:
@@ -56,6 +64,8 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             to `8`.
         tf_od_api_body: bool. The TF OD API's body (see above); `False`: the
             `keras.applications` one. Defaults to `True`.
+        slim_layout: bool. The TF OD API's TF1 (TF-Slim) body (see above; needs
+            `tf_od_api_body` and no `backbone_weights`). Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Reference:
@@ -74,6 +84,7 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
         depth_multiplier=1.0,
         min_depth=8,
         tf_od_api_body=True,
+        slim_layout=False,
         **kwargs,
     ):
         super().__init__(
@@ -85,8 +96,24 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.tf_od_api_body = bool(tf_od_api_body)
+        self.slim_layout = bool(slim_layout)
         clone_function = _atrous_stage_4 if first_stage_features_stride == 8 else None
-        if self.tf_od_api_body:
+        if self.slim_layout:
+            if not self.tf_od_api_body or backbone_weights is not None:
+                raise ValueError(
+                    "slim_layout builds the TF OD API's TF1 body: it needs tf_od_api_body=True "
+                    f"and no backbone_weights; got tf_od_api_body={tf_od_api_body}, "
+                    f"backbone_weights={backbone_weights!r}. Restore a slim classification "
+                    "checkpoint (resnet_v1_50.ckpt) with kdet.checkpoints instead"
+                )
+            body = resnet_v1_body(
+                self.depth,
+                depth_multiplier,
+                min_depth,
+                slim_layout=True,
+                output_stride=first_stage_features_stride,
+            )
+        elif self.tf_od_api_body:
             body = resnet_v1_body(
                 self.depth,
                 depth_multiplier,
@@ -118,6 +145,7 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
                 "depth_multiplier": self.depth_multiplier,
                 "min_depth": self.min_depth,
                 "tf_od_api_body": self.tf_od_api_body,
+                "slim_layout": self.slim_layout,
             }
         )
         return config
@@ -127,6 +155,12 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
         the TF OD API body a `keras.applications` ResNet's convolution biases are folded into
         the batch norms (`kdet.feature_extractors.resnet_v1_body.copy_folding_conv_biases`).
         See `FasterRCNNFeatureExtractor.restore_from_classification_checkpoint`."""
+        if self.slim_layout:
+            raise ValueError(
+                "a keras.applications ResNet strides where the TF1 (slim_layout) body does not; "
+                "restore a slim classification checkpoint (resnet_v1_50.ckpt) with "
+                "kdet.checkpoints.restore_tfod_checkpoint(model, path, 'classification')"
+            )
         if not self.tf_od_api_body:
             return super().restore_from_classification_checkpoint(source)
         return restore_keras_resnet(source, [self.proposal_body, self.box_classifier_body])

@@ -1,0 +1,187 @@
+"""TF OD API TF1 Faster R-CNN ResNet checkpoints (`model.ckpt`, TF-Slim names) load into kdet's
+FasterRCNN built from the TF1 config (`faster_rcnn_resnet50`: the TF-Slim ResNet layout), which
+then computes what the TF OD API's TF1 code computes; a slim `resnet_v1_50.ckpt` starts its
+body.
+
+`tests/data/tfod_reference/tf1_faster_rcnn_resnet50/` was made by
+`tools/tfod_reference/make_tf1_references.py` with the TF OD API's TF1 code, its slim ResNet
+0.0625 wide (bottlenecks `max(int(d * 0.0625), 8)`, the extractor's second-stage `block4`
+scaled alike): the model here is the config's with that `depth_multiplier`.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfod_reference_extractors import RESNET_DEPTH_MULTIPLIER
+from tfod_references import RAW_TOLERANCE
+from tfod_references import REFERENCES
+from tfod_references import assert_same_detections
+from tfod_references import photo
+from tfod_references import reference
+
+from kdet.checkpoints import CheckpointError
+from kdet.checkpoints import TFODCheckpoint
+from kdet.checkpoints import restore_tfod_checkpoint
+from kdet.configs import load_pipeline
+from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
+
+NAME = "tf1_faster_rcnn_resnet50"
+FOLDER = REFERENCES / NAME
+# What slim's resnet_v1 builds in the first stage and the TF OD API never computes with.
+DEAD_SCOPE = "FirstStageFeatureExtractor/resnet_v1_50/block4/"
+
+
+def reference_model(config_path=FOLDER / "pipeline.config", **extractor_changes):
+    """kdet's FasterRCNN of the TF1 config, float32, at the reference's ResNet width; not
+    restored.
+
+    The TF OD API clips the anchors to the image before decoding at inference whatever
+    `clip_anchors_to_image` says (that field only chooses clipping over dropping them in
+    training); kdet's RegionProposalNetwork clips them only with `clip_anchors_to_image`,
+    which the TF2 references' configs set and this TF1 one does not: set here.
+    """
+    model = load_pipeline(config_path, dtype_policy="float32").model
+    config = model.get_config()
+    config["region_proposal_network"]["config"]["clip_anchors_to_image"] = True
+    config["feature_extractor"]["config"].update(
+        depth_multiplier=RESNET_DEPTH_MULTIPLIER, **extractor_changes
+    )
+    return FasterRCNN.from_config(config)
+
+
+@functools.cache
+def restored():
+    model = reference_model()
+    return model, restore_tfod_checkpoint(model, FOLDER / "model.ckpt")
+
+
+def test_the_tf1_config_builds_the_slim_layout():
+    model, _ = restored()
+    assert model.feature_extractor.slim_layout
+    assert not load_pipeline(
+        REFERENCES / "faster_rcnn_resnet50" / "pipeline.config"
+    ).model.feature_extractor.slim_layout
+
+
+def test_every_variable_is_restored_but_the_dead_first_stage_block4():
+    model, restore = restored()
+    checkpoint = TFODCheckpoint.open(FOLDER / "model.ckpt")
+    read = sorted(key for _, key in restore.restored)
+    dead = sorted(key for key in checkpoint.shapes if key.startswith(DEAD_SCOPE))
+    assert len(dead) == (3 * 3 + 1) * 5  # 3 units x 3 convs + a shortcut, weights + 4 BN
+    assert sorted(read + dead) == sorted(checkpoint.shapes)
+    assert restore.unused == dead
+    assert not restore.not_restored
+    assert len(restore.restored) == len(model.weights)
+    # The second stage's block4 and the RPN convolution are read under their slim names.
+    paths = dict(restore.restored)
+    body = model.feature_extractor.box_classifier_body
+    assert (
+        paths[body.get_layer("conv5_block1_0_conv").kernel.path]
+        == "SecondStageFeatureExtractor/resnet_v1_50/block4/unit_1/bottleneck_v1/shortcut/weights"
+    )
+    assert paths[model.region_proposal_network.rpn_head.rpn_conv.kernel.path] == "Conv/weights"
+
+
+def test_raw_outputs_match_the_tf_od_api():
+    model, _ = restored()
+    expected = reference(NAME)
+    outputs = model(photo()[None], training=False)
+    # The TF OD API's anchors are pixels of the resized (unpadded) input, clipped to it.
+    height, width = expected["predict/preprocessed_inputs"].shape[1:3]
+    size = [height, width, height, width]
+    np.testing.assert_allclose(
+        np.clip(np.asarray(outputs["anchors"]) * size, 0, size),
+        expected["predict/anchors"],
+        atol=RAW_TOLERANCE,
+    )
+    for ours, theirs in (
+        ("rpn_box_encodings", "rpn_box_encodings"),
+        ("rpn_objectness_logits", "rpn_objectness_predictions_with_background"),
+    ):
+        np.testing.assert_allclose(
+            outputs[ours], expected[f"predict/{theirs}"], atol=RAW_TOLERANCE, err_msg=ours
+        )
+    count = int(expected["predict/num_proposals"][0])
+    assert int(outputs["num_proposals"][0]) == count
+    np.testing.assert_allclose(
+        outputs["proposals"][0, :count],
+        expected["predict/proposal_boxes_normalized"][0, :count],
+        atol=RAW_TOLERANCE,
+    )
+    # The slim body's block3 on the TF OD API's preprocessed input, then the second stage's
+    # block4 (stride 1) on the RoI crops of the proposals: [16, 7, 7, 128].
+    features = model.feature_extractor.extract_proposal_features(
+        expected["predict/preprocessed_inputs"]
+    )
+    np.testing.assert_allclose(
+        features, expected["predict/rpn_features_to_crop/0"], atol=RAW_TOLERANCE
+    )
+    crops = model.roi_heads.crop([features], outputs["proposals"], (height, width))
+    np.testing.assert_allclose(
+        model.feature_extractor.extract_box_classifier_features(crops)[:count],
+        expected["predict/box_classifier_features"][:count],
+        atol=RAW_TOLERANCE,
+    )
+    np.testing.assert_allclose(
+        outputs["class_logits"][0, :count],
+        expected["predict/class_predictions_with_background"][:count],
+        atol=RAW_TOLERANCE,
+    )
+    np.testing.assert_allclose(
+        outputs["box_encodings"][0, :count],
+        expected["predict/refined_box_encodings"][:count],
+        atol=RAW_TOLERANCE,
+    )
+
+
+def test_detections_match_the_tf_od_api_as_sets():
+    model, _ = restored()
+    image = photo()
+    detections = model.predict_on_batch(image[None])
+    assert_same_detections(detections, reference(NAME), image.shape)
+
+
+def test_the_tf2_layout_does_not_take_a_tf1_checkpoint():
+    model = reference_model(slim_layout=False)
+    with pytest.raises(CheckpointError, match="TF2 \\(Keras\\) ResNet layout"):
+        restore_tfod_checkpoint(model, FOLDER / "model.ckpt")
+
+
+def test_a_slim_classification_checkpoint_starts_both_stages(tmp_path):
+    # resnet_v1_50.ckpt of the slim model zoo: `resnet_v1_50/{conv1, block1..4}/…` and a
+    # classifier (`resnet_v1_50/logits`) the restore leaves unused. Its values here: the
+    # reference's stage-1 body and stage-2 block4 under the classification names.
+    reader = tf.train.load_checkpoint(str(FOLDER / "model.ckpt"))
+    values = {}
+    for key in reader.get_variable_to_shape_map():
+        stage, _, name = key.partition("/")
+        if stage == "SecondStageFeatureExtractor" or (
+            stage == "FirstStageFeatureExtractor" and not key.startswith(DEAD_SCOPE)
+        ):
+            values[name] = reader.get_tensor(key)
+    values["resnet_v1_50/logits/weights"] = np.ones([1, 1, 128, 10], np.float32)
+    values["resnet_v1_50/logits/biases"] = np.zeros([10], np.float32)
+    names = sorted(values)
+    prefix = str(tmp_path / "resnet_v1_50.ckpt")
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(values[name]) for name in names],
+    )
+    model = reference_model()
+    model.build((None, None, None, 3))
+    restore = restore_tfod_checkpoint(model, prefix, "classification")
+    assert sorted(path for path, _ in restore.restored) == sorted(
+        weight.path for weight in model.feature_extractor.weights
+    )
+    assert restore.unused == ["resnet_v1_50/logits/biases", "resnet_v1_50/logits/weights"]
+    full, _ = restored()
+    expected = reference(NAME)["predict/preprocessed_inputs"]
+    np.testing.assert_array_equal(
+        model.feature_extractor.extract_proposal_features(expected),
+        full.feature_extractor.extract_proposal_features(expected),
+    )
