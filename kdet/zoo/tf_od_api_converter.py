@@ -1,4 +1,6 @@
-"""Loads the weights of TF OD API SSD frozen graphs into kdet's feature extractor and predictor.
+"""Loads the weights of TF OD API TF1 frozen graphs into kdet: an SSD's feature extractor and
+predictor (`load_ssd_weights`), or a whole detector kdet maps TF1 checkpoints into, such as a
+Faster R-CNN ResNet built from its TF1 config (`load_detector_weights`).
 
 A frozen graph stores every variable as a `Const` node named after its TF-Slim variable
 (`FeatureExtractor/MobilenetV2/expanded_conv_3/expand/weights`,
@@ -185,6 +187,30 @@ def load_ssd_weights(constants, feature_extractor, box_predictor):
     weight_map = feature_extractor_weight_map(feature_extractor)
     weight_map.update(box_predictor_weight_map(box_predictor))
     assign_weights(constants, weight_map)
+
+
+def load_detector_weights(constants, model):
+    """Loads a TF OD API TF1 frozen graph's weights into a kdet detector built from the same
+    (TF1) config, e.g. `faster_rcnn_resnet50` with its TF-Slim body.
+
+    The graph names are those of the model's TF1 checkpoint mapping (`kdet.checkpoints`);
+    every graph variable must find its Keras weight and the other way round (variables the
+    TF1 graph builds but never computes with, as the first stage's `block4` of a Faster
+    R-CNN ResNet, are not in a frozen graph). Builds the model if needed.
+
+    Args:
+        constants: dict of graph constants, from `read_frozen_graph_constants`.
+        model: a kdet detector with a TF1 mapping (`kdet.SSD`, `FasterRCNN`, ...).
+
+    Example:
+    ```python
+    model = kdet.configs.load_pipeline("pipeline.config").model
+    load_detector_weights(read_frozen_graph_constants("frozen_inference_graph.pb"), model)
+    ```
+    """
+    if not model.built:
+        model.build((None, None, None, 3))
+    assign_weights(constants, _weight_map(model, ""))
 
 
 def _weight_map(component, scope):

@@ -26,6 +26,8 @@ from kdet.checkpoints import TFODCheckpoint
 from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
+from kdet.zoo.tf_od_api_converter import load_detector_weights
+from kdet.zoo.tf_od_api_converter import read_frozen_graph_constants
 
 NAME = "tf1_faster_rcnn_resnet50"
 FOLDER = REFERENCES / NAME
@@ -142,6 +144,24 @@ def test_detections_match_the_tf_od_api_as_sets():
     image = photo()
     detections = model.predict_on_batch(image[None])
     assert_same_detections(detections, reference(NAME), image.shape)
+
+
+def test_the_frozen_graph_loads_and_detects_as_the_tf_od_api_export():
+    # The TF1 exporter's frozen graph (as in the TF1 zoo archives): its constants are the
+    # checkpoint's variables under the same slim names, without the dead block4.
+    constants = read_frozen_graph_constants(FOLDER / "frozen_inference_graph.pb")
+    assert not any(name.startswith(DEAD_SCOPE) for name in constants)
+    model = reference_model()
+    load_detector_weights(constants, model)
+    full, _ = restored()
+    for ours, theirs in zip(model.weights, full.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    image = photo()
+    expected = reference(NAME)
+    # The exported graph's classes are 1-based (the exporter adds the label-id offset).
+    expected["frozen/detection_classes"] = expected["frozen/detection_classes"] - 1
+    detections = model.predict_on_batch(image[None])
+    assert_same_detections(detections, expected, image.shape, prefix="frozen/")
 
 
 def test_the_tf2_layout_does_not_take_a_tf1_checkpoint():
