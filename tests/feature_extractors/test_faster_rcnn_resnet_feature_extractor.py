@@ -184,3 +184,62 @@ def test_stride_8_makes_stage_4_atrous_with_the_same_weights():
     assert atrous.get_config()["first_stage_features_stride"] == 8
     with pytest.raises(ValueError, match="must be 8 or 16; got 4"):
         FasterRCNNResNet50FeatureExtractor(first_stage_features_stride=4)
+
+
+def test_the_slim_layout_strides_where_tf_slim_does():
+    # TF-Slim resnet_v1 (the TF1 extractors): each block strides in its LAST unit's 3x3
+    # convolution, padded explicitly; equal-depth shortcuts are subsampled; the root keeps 64.
+    extractor = FasterRCNNResNet50FeatureExtractor(depth_multiplier=0.25, slim_layout=True)
+    body = extractor.proposal_body
+    assert body.get_layer("conv1_conv").filters == 64
+    assert body.get_layer("conv1_pad").padding == ((3, 3), (3, 3))
+    assert body.get_layer("conv2_block1_3_conv").filters == 4 * 16  # 4 * max(int(64 * .25), 8)
+    assert body.get_layer("conv2_block1_1_conv").strides == (1, 1)
+    last = body.get_layer("conv2_block3_2_conv")
+    assert (last.strides, last.padding) == ((2, 2), "valid")
+    assert body.get_layer("conv2_block3_2_pad").padding == ((1, 1), (1, 1))
+    assert body.get_layer("conv2_block3_0_pool").strides == (2, 2)
+    assert body.get_layer("conv3_block1_0_conv").strides == (1, 1)
+    # Output stride 16: block3 (stage 4) no longer strides.
+    assert body.get_layer("conv4_block6_2_conv").strides == (1, 1)
+    assert body.layers[-1].name == "conv4_block6_out"
+    features = extractor.extract_proposal_features(tf.zeros([1, 64, 64, 3]))
+    assert tuple(features.shape) == (1, 4, 4, 256)
+    # The second stage (slim block4 as the TF1 extractor builds it) keeps the crops' size.
+    box_features = extractor.extract_box_classifier_features(tf.zeros([2, 7, 7, 256]))
+    assert tuple(box_features.shape) == (2, 7, 7, 512)
+    assert not any(
+        conv.use_bias
+        for conv in extractor.box_classifier_body.layers
+        if isinstance(conv, keras.layers.Conv2D)
+    )
+
+
+def test_the_slim_layout_at_stride_8_is_atrous_from_block3():
+    extractor = FasterRCNNResNet50FeatureExtractor(
+        depth_multiplier=0.25, slim_layout=True, first_stage_features_stride=8
+    )
+    body = extractor.proposal_body
+    assert body.get_layer("conv3_block4_2_conv").strides == (1, 1)  # block2 stops striding
+    assert body.get_layer("conv3_block4_2_conv").dilation_rate == (1, 1)
+    assert body.get_layer("conv4_block1_2_conv").dilation_rate == (2, 2)
+    assert extractor.box_classifier_body.get_layer("conv5_block1_2_conv").dilation_rate == (1, 1)
+    features = extractor.extract_proposal_features(tf.zeros([1, 64, 64, 3]))
+    assert tuple(features.shape) == (1, 8, 8, 256)
+
+
+def test_slim_layout_config_and_what_it_refuses():
+    extractor = FasterRCNNResNet50FeatureExtractor(depth_multiplier=0.25, slim_layout=True)
+    config = extractor.get_config()
+    assert config["slim_layout"]
+    revived = keras.saving.deserialize_keras_object(
+        json.loads(json.dumps(keras.saving.serialize_keras_object(extractor)))
+    )
+    assert revived.slim_layout and revived.get_config() == config
+    # Extractors saved before slim_layout existed keep the TF2 layout.
+    del config["slim_layout"]
+    assert not FasterRCNNResNet50FeatureExtractor.from_config(config).slim_layout
+    with pytest.raises(ValueError, match="no backbone_weights"):
+        FasterRCNNResNet50FeatureExtractor(slim_layout=True, backbone_weights="imagenet")
+    with pytest.raises(ValueError, match="strides where the TF1"):
+        extractor.restore_from_classification_checkpoint(keras.Model())
