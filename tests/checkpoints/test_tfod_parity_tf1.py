@@ -278,9 +278,14 @@ def test_a_v1_classification_fine_tune_checkpoint_in_a_config(tmp_path, ssd_valu
     np.testing.assert_array_equal(conv, ssd_values["FeatureExtractor/MobilenetV2/Conv/weights"])
 
 
-def test_a_tf1_checkpoint_into_a_model_without_a_tf1_mapping_is_refused():
-    # kdet's Faster R-CNN ResNet body has the TF2 (Keras) layout: TF-Slim's ResNet V1 strides
-    # in the last unit of a block, Keras's in the first, so slim names are not mapped into it.
+def test_a_tf1_checkpoint_into_a_model_without_a_tf1_mapping_is_refused(tmp_path):
+    # kdet's Faster R-CNN MobileNetV2 extractor has no TF1 mapping (the Faster R-CNN ResNets
+    # have one: test_tfod_parity_tf1_faster_rcnn.py).
     folder = REFERENCES / "tf1_faster_rcnn_resnet50"
-    with pytest.raises(CheckpointError, match="TF1 .* into a FasterRCNN"):
-        load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
+    text = (folder / "pipeline.config").read_text()
+    config = tmp_path / "pipeline.config"
+    config.write_text(
+        text.replace('type: "faster_rcnn_resnet50"', 'type: "faster_rcnn_mobilenet_v2"')
+    )
+    with pytest.raises(CheckpointError, match="TF1 .* into a FasterRCNNMobileNetV2"):
+        load_tfod_model(config, folder / "model.ckpt")
