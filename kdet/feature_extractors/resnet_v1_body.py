@@ -141,7 +141,12 @@ def resnet_v1_body(
 
 
 def slim_resnet_v1_body(
-    depth=50, depth_multiplier=1.0, min_depth=8, hyperparams=None, output_stride=None
+    depth=50,
+    depth_multiplier=1.0,
+    min_depth=8,
+    hyperparams=None,
+    output_stride=None,
+    store_non_strided_activations=False,
 ):
     """A ResNet V1 body laid out as TF-Slim's `resnet_v1_{depth}` (the TF OD API's TF1 ResNet
     extractors and the slim classification checkpoints `resnet_v1_50.ckpt`, ...).
@@ -175,6 +180,12 @@ def slim_resnet_v1_body(
         output_stride: `None` (slim's classification network: stage 4 at stride 32), 16
             (stage 4 does not stride: the TF1 Faster R-CNN's `first_stage_features_stride`)
             or 8 (neither does stage 3, and stage 4 is atrous, rate 2). Defaults to `None`.
+        store_non_strided_activations: bool. As slim's `store_non_strided_activations` (the
+            TF OD API's TF1 SSD ResNet FPN extractors): each of `block1..3` runs its last unit
+            at stride 1, so its output `conv{s}_block{u}_out` has the stride of its input, and
+            subsamples after it (`conv{s}_subsample`, every 2nd pixel): the next block's input
+            and the weights are the same as without it. Not with `output_stride`. Defaults to
+            `False`.
 
     Returns:
         A functional `keras.Model` from preprocessed images `[batch, height, width, 3]` to
@@ -198,6 +209,11 @@ def slim_resnet_v1_body(
         raise ValueError(f"depth must be one of {sorted(SLIM_UNITS)}; got {depth}")
     if output_stride not in (None, 8, 16):
         raise ValueError(f"output_stride must be None, 8 or 16; got {output_stride}")
+    if store_non_strided_activations and output_stride is not None:
+        raise ValueError(
+            "store_non_strided_activations is for output_stride=None; got "
+            f"output_stride={output_stride}"
+        )
     hyperparams = hyperparams or tf_od_api_resnet_hyperparams()
     images = keras.Input((None, None, 3))
     x = _slim_conv(images, hyperparams, 64, 7, 2, 1, "conv1")
@@ -205,8 +221,11 @@ def slim_resnet_v1_body(
     stride, rate = 4, 1
     for stage, (units, base) in enumerate(zip(SLIM_UNITS[depth], SLIM_BASE_DEPTHS), start=2):
         bottleneck = max(int(base * depth_multiplier), min_depth)
+        subsample = 1
         for unit in range(1, units + 1):
             unit_stride = 2 if stage < 5 and unit == units else 1
+            if store_non_strided_activations:
+                subsample, unit_stride = unit_stride, 1
             name = f"conv{stage}_block{unit}"
             if stage == 5:
                 x = _slim_bottleneck(x, hyperparams, bottleneck, 1, 1, name)
@@ -216,6 +235,8 @@ def slim_resnet_v1_body(
             else:
                 x = _slim_bottleneck(x, hyperparams, bottleneck, unit_stride, 1, name)
                 stride *= unit_stride
+        if subsample > 1:
+            x = keras.layers.MaxPooling2D(1, subsample, name=f"conv{stage}_subsample")(x)
     return keras.Model(images, x, name=f"resnet_v1_{depth}")
 
 

@@ -10,7 +10,9 @@ from kdet.feature_extractors.kernel_regularization import regularized_clone
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.resnet_v1_body import CONV4_LAST_LAYERS
 from kdet.feature_extractors.resnet_v1_body import RESNETS
+from kdet.feature_extractors.resnet_v1_body import TF_OD_API_BATCH_NORM
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
+from kdet.feature_extractors.resnet_v1_body import slim_resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
 
@@ -53,6 +55,15 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
     (extractors saved before 2026-12) the body is the `keras.applications` ResNet as it is and
     the pyramid `additional_layer_depth` wide.
 
+    With `slim_layout` (set by the config translator for the TF1 type names,
+    `ssd_resnet50_v1_fpn` rather than `ssd_resnet50_v1_fpn_keras`) they are the TF OD API's TF1
+    `SSDResnet{50,101,152}V1FpnFeatureExtractor` instead, whose TF1 checkpoints load by TF-Slim
+    name: the body is TF-Slim's `resnet_v1` (`kdet.feature_extractors.resnet_v1_body.
+    slim_resnet_v1_body`: each stage strides in its last unit, the root convolution keeps 64
+    filters) run with `store_non_strided_activations`, so the level maps are each stage's
+    output before its stride (the same strides 4..32 as above), and the pyramid's top-down
+    pathway is the TF1 one (`FeaturePyramid(slim_layout=True)`).
+
     `conv_hyperparams` set up the pyramid (default `kdet.feature_extractors.fpn.
     DEFAULT_CONV_HYPERPARAMS`, the RetinaNet configs' values without their regularizer); their
     regularizer also goes to the body's kernels (the TF OD API body has its own L2 weight
@@ -89,6 +100,8 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
             `min_depth`). Defaults to `16`.
         tf_od_api_body: bool. The TF OD API's body and pyramid depth (see above); `False`:
             the `keras.applications` body. Defaults to `True`.
+        slim_layout: bool. The TF OD API's TF1 (TF-Slim) body and pyramid (see above; needs
+            `tf_od_api_body` and no `backbone_weights`). Defaults to `False`.
         **kwargs: `kernel_regularizer` (replacing that of `conv_hyperparams`, the argument of
             extractors saved before it) and `keras.layers.Layer` arguments.
 
@@ -110,11 +123,19 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         depth_multiplier=1.0,
         min_depth=16,
         tf_od_api_body=True,
+        slim_layout=False,
         **kwargs,
     ):
         self.depth_multiplier = depth_multiplier
         self.min_depth = min_depth
         self.tf_od_api_body = bool(tf_od_api_body)
+        self.slim_layout = bool(slim_layout)
+        if self.slim_layout and (not self.tf_od_api_body or backbone_weights is not None):
+            raise ValueError(
+                "slim_layout builds the TF OD API's TF1 body: it needs tf_od_api_body=True and "
+                f"no backbone_weights; got tf_od_api_body={tf_od_api_body}, "
+                f"backbone_weights={backbone_weights!r}"
+            )
         super().__init__(
             fpn_min_level,
             fpn_max_level,
@@ -129,7 +150,10 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         endpoints = self.body_endpoints(RESNET_LEVEL_ENDPOINTS[self.depth])
         resnet = self._tf_od_api_body() if self.tf_od_api_body else self._keras_body()
         outputs = [resnet.get_layer(name).output for name in endpoints]
-        self.attach_body(keras.Model(resnet.input, outputs, name=f"ResNet{self.depth}"))
+        self.attach_body(
+            keras.Model(resnet.input, outputs, name=f"ResNet{self.depth}"),
+            slim_layout=self.slim_layout,
+        )
 
     @property
     def pyramid_depth(self):
@@ -146,6 +170,18 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
         hyperparams = self.body_hyperparams or tf_od_api_resnet_hyperparams().replace(
             kernel_regularizer=self.kernel_regularizer
         )
+        if self.slim_layout:
+            if self.body_hyperparams is not None and hyperparams.batch_norm is not None:
+                # Slim's `resnet_arg_scope` hands its convolutions their batch-norm parameters
+                # (`normalizer_params`), which the conv_hyperparams' arg scope leaves in place.
+                hyperparams = hyperparams.replace(batch_norm=dict(TF_OD_API_BATCH_NORM))
+            return slim_resnet_v1_body(
+                self.depth,
+                self.depth_multiplier,
+                self.min_depth,
+                hyperparams,
+                store_non_strided_activations=True,
+            )
         return resnet_v1_body(
             self.depth,
             self.depth_multiplier,
@@ -182,6 +218,7 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
                 "depth_multiplier": self.depth_multiplier,
                 "min_depth": self.min_depth,
                 "tf_od_api_body": self.tf_od_api_body,
+                "slim_layout": self.slim_layout,
             }
         )
         return config

@@ -1,13 +1,14 @@
-"""A TF OD API TF1 name-based checkpoint of an SSD MobileNetV1 FPN with the weight-shared box
-predictor (the TF1 zoo's `ssd_mobilenet_v1_fpn_shared_box_predictor_*`, RetinaNet style) loads
-into kdet's model of the same config, which then computes what the TF OD API's TF1 code
+"""TF OD API TF1 name-based checkpoints of SSD FPN models with the weight-shared box predictor
+(the TF1 zoo's `ssd_{mobilenet_v1,resnet50_v1}_fpn_shared_box_predictor_*`, RetinaNet style)
+load into kdet's models of the same configs, which then compute what the TF OD API's TF1 code
 computes.
 
-`tests/data/tfod_reference/tf1_ssd_mobilenet_v1_fpn/` is the TF1 sample config
-`ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync.config` reduced (depth
-multiplier 0.125, 128 px, 3 classes, pyramid 16 and predictor 32 channels) and built, given
-seeded random weights and run on `photo.png` by `tools/tfod_reference/make_tf1_references.py`
-with the TF OD API's own TF1 (slim, graph mode) code (see `test_tfod_parity_tf1.py`).
+`tests/data/tfod_reference/tf1_ssd_mobilenet_v1_fpn/` and `tf1_ssd_resnet50_v1_fpn/` are the
+TF1 sample configs `ssd_{mobilenet_v1,resnet50_v1}_fpn_shared_box_predictor_640x640_coco14_sync
+.config` reduced (depth multiplier 0.125 / 0.0625, 128 / 160 px, 3 classes, pyramid 16 and
+predictor 32 channels), built, given seeded random weights and run on `photo.png` by
+`tools/tfod_reference/make_tf1_references.py` with the TF OD API's own TF1 (slim, graph mode)
+code (see `test_tfod_parity_tf1.py`).
 """
 
 import numpy as np
@@ -25,15 +26,25 @@ from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
 from kdet.configs import load_pipeline
 from kdet.feature_extractors import SSDMobileNetV1FPNFeatureExtractor
+from kdet.feature_extractors import SSDResNet50V1FPNFeatureExtractor
 
 NAME = "tf1_ssd_mobilenet_v1_fpn"
 FOLDER = REFERENCES / NAME
+RESNET = "tf1_ssd_resnet50_v1_fpn"
+# Weights of each reference model (every one restored from the checkpoint).
+WEIGHTS = {NAME: 333, RESNET: 448}
+
+
+@pytest.fixture(scope="module", params=list(WEIGHTS))
+def name(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def ssd():
+def ssd(name):
     """`(model, TFODRestore)` of the reference, restored "full"."""
-    return load_tfod_model(FOLDER / "pipeline.config", FOLDER / "model.ckpt")
+    folder = REFERENCES / name
+    return load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
 
 
 def _layer_and_weight(path):
@@ -50,18 +61,19 @@ def test_the_config_builds_the_tf1_layout(ssd):
     assert type(extractor).from_config(config).get_config() == config
 
 
-def test_every_checkpoint_variable_is_restored(ssd):
+def test_every_checkpoint_variable_is_restored(name, ssd):
     model, restore = ssd
-    checkpoint = TFODCheckpoint.open(FOLDER)
+    checkpoint = TFODCheckpoint.open(REFERENCES / name)
     assert checkpoint.version == "V1"
     assert sorted(key for _, key in restore.restored) == sorted(checkpoint.shapes)
-    assert len(restore.restored) == len(model.weights) == 333
+    assert len(restore.restored) == len(model.weights) == WEIGHTS[name]
     assert not restore.not_restored and not restore.unused
     assert restore.ignored == ["global_step"]
 
 
-def test_slim_names_pair_the_layers_they_name(ssd):
-    restored = {_layer_and_weight(path): key for path, key in ssd[1].restored}
+def test_slim_names_pair_the_mobilenet_layers_they_name():
+    _, restore = load_tfod_model(FOLDER / "pipeline.config", FOLDER / "model.ckpt")
+    restored = {_layer_and_weight(path): key for path, key in restore.restored}
     extractor = "FeatureExtractor/MobilenetV1/"
     predictor = "WeightSharedConvolutionalBoxPredictor/"
     expected = {
@@ -90,9 +102,32 @@ def test_slim_names_pair_the_layers_they_name(ssd):
         assert restored[kdet_weight] == slim_name
 
 
-def test_raw_outputs_match_the_tf_od_api(ssd):
+def test_slim_names_pair_the_resnet_layers_they_name():
+    folder = REFERENCES / RESNET
+    model, restore = load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
+    restored = {_layer_and_weight(path): key for path, key in restore.restored}
+    extractor = "FeatureExtractor/resnet_v1_50/"
+    expected = {
+        "conv1_conv/kernel": extractor + "conv1/weights",
+        "conv3_block4_2_conv/kernel": extractor + "block2/unit_4/bottleneck_v1/conv2/weights",
+        "conv5_block1_0_bn/gamma": extractor + "block4/unit_1/bottleneck_v1/shortcut/BatchNorm/gamma",
+        "projection_5/bias": extractor + "fpn/projection_3/biases",
+        "bottom_up_6_conv/kernel": extractor + "fpn/bottom_up_block5/weights",
+        "bottom_up_7_batchnorm/beta": extractor + "fpn/bottom_up_block6/BatchNorm/beta",
+    }
+    for kdet_weight, slim_name in expected.items():
+        assert restored[kdet_weight] == slim_name
+    # The body's batch norms keep slim's resnet_arg_scope epsilon under the override, the
+    # pyramid's are the config's.
+    body = model.feature_extractor.body
+    assert body.get_layer("conv2_block1_1_bn").epsilon == 1e-5
+    pyramid = model.feature_extractor.feature_pyramid
+    assert pyramid.smoothing_blocks[0].layers[1].epsilon == 1e-3
+
+
+def test_raw_outputs_match_the_tf_od_api(name, ssd):
     model, _ = ssd
-    expected = reference(NAME)
+    expected = reference(name)
     feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
     for index, feature_map in enumerate(feature_maps):
         np.testing.assert_allclose(
@@ -110,18 +145,18 @@ def test_raw_outputs_match_the_tf_od_api(ssd):
     )
 
 
-def test_detections_match_the_tf_od_api_as_sets(ssd):
+def test_detections_match_the_tf_od_api_as_sets(name, ssd):
     model, _ = ssd
     image = photo()
-    assert_same_detections(model.predict_on_batch(image[None]), reference(NAME), image.shape)
+    assert_same_detections(model.predict_on_batch(image[None]), reference(name), image.shape)
 
 
-def test_the_tf2_top_down_pathway_would_not_match(ssd):
+def test_the_tf2_top_down_pathway_would_not_match(name, ssd):
     # The same weights with the Keras FPN's pathway (the smoothed map carried down): the
-    # finest level's logits move by ~1, far beyond the tolerance.
+    # finer levels' logits move far beyond the tolerance.
     model, _ = ssd
     pyramid = model.feature_extractor.feature_pyramid
-    expected = reference(NAME)["predict/class_predictions_with_background"]
+    expected = reference(name)["predict/class_predictions_with_background"]
     pyramid.slim_layout = False
     try:
         logits = np.asarray(model(photo()[None], training=False)["class_logits"])
@@ -130,22 +165,29 @@ def test_the_tf2_top_down_pathway_would_not_match(ssd):
     assert np.abs(logits - expected).max() > 0.1
 
 
-def test_a_tf2_layout_extractor_refuses_tf1_names():
-    extractor = SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.125, min_depth=16)
+@pytest.mark.parametrize(
+    "extractor",
+    [
+        lambda: SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.125),
+        lambda: SSDResNet50V1FPNFeatureExtractor(depth_multiplier=0.0625),
+    ],
+)
+def test_a_tf2_layout_extractor_refuses_tf1_names(extractor):
     with pytest.raises(CheckpointError, match="slim_layout=True"):
-        tf1_layer_pairs(extractor, "FeatureExtractor")
+        tf1_layer_pairs(extractor(), "FeatureExtractor")
 
 
-def test_a_detection_restore_reads_the_extractor_only(tmp_path):
-    text = (FOLDER / "pipeline.config").read_text().replace("num_classes: 3", "num_classes: 5")
+def test_a_detection_restore_reads_the_extractor_only(name, tmp_path):
+    folder = REFERENCES / name
+    text = (folder / "pipeline.config").read_text().replace("num_classes: 3", "num_classes: 5")
     (tmp_path / "pipeline.config").write_text(text)
     model = load_pipeline(tmp_path / "pipeline.config").model
-    restore = restore_tfod_checkpoint(model, FOLDER, "detection")
+    restore = restore_tfod_checkpoint(model, folder, "detection")
     assert {key.split("/")[0] for _, key in restore.restored} == {"FeatureExtractor"}
     assert restore.unused and all(
         key.startswith("WeightSharedConvolutionalBoxPredictor/") for key in restore.unused
     )
-    expected = reference(NAME)
+    expected = reference(name)
     feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
     for index, feature_map in enumerate(feature_maps):
         np.testing.assert_allclose(

@@ -98,8 +98,10 @@ from reference_common import load_photo
 from reference_common import reduced_config
 
 # TF1 references of the SSD FPN models with the weight-shared box predictor (RetinaNet), beside
-# those of `reference_common.TF1_REFERENCES`. Depth multiplier 0.125: the slim body scales its
-# convolutions by it once (the TF2 Keras body twice), and at 0.25 the checkpoint is 1.29 MB.
+# those of `reference_common.TF1_REFERENCES`. MobileNetV1 at depth multiplier 0.125: the slim
+# body scales its convolutions by it once (the TF2 Keras body twice), and at 0.25 the
+# checkpoint is 1.29 MB. ResNet50 as the TF2 `ssd_resnet50_v1_fpn` (slim's bottlenecks
+# `max(int(d * 0.0625), min_depth 16)`; its root convolution keeps 64 filters).
 TF1_REFERENCES = {
     **TF1_REFERENCES,
     "tf1_ssd_mobilenet_v1_fpn": Reference(
@@ -108,6 +110,14 @@ TF1_REFERENCES = {
         fpn_depth=32,
         head_depth=32,
         seed=13,
+    ),
+    "tf1_ssd_resnet50_v1_fpn": Reference(
+        "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync.config",
+        depth_multiplier=0.0625,
+        fpn_depth=32,
+        head_depth=32,
+        image_size=160,  # its extractor refuses images under 129 px
+        seed=14,
     ),
 }
 

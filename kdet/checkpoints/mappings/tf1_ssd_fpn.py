@@ -1,8 +1,10 @@
-"""TF1 (TF-Slim name) mappings of kdet's SSD MobileNetV1 FPN extractor (`ssd_mobilenet_v1_fpn`)
-and of the weight-shared box predictor: what the TF1 RetinaNet-style models of the TF1 zoo
-(`ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync`) name each weight.
+"""TF1 (TF-Slim name) mappings of kdet's SSD MobileNetV1 and ResNet V1 FPN extractors
+(`ssd_mobilenet_v1_fpn`, `ssd_resnet{50,101,152}_v1_fpn`, built with `slim_layout`) and of the
+weight-shared box predictor: what the TF1 RetinaNet-style models of the TF1 zoo
+(`ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync`,
+`ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync`, ...) name each weight.
 
-The extractor lives under `FeatureExtractor/MobilenetV1/`:
+The MobileNetV1 extractor lives under `FeatureExtractor/MobilenetV1/`:
 
 - the body, `keras.applications.MobileNet`'s layer names: `conv1` / `conv1_bn` ← `Conv2d_0`,
   `conv_dw_3` / `conv_dw_3_bn` ← `Conv2d_3_depthwise`, `conv_pw_3(_bn)` ← `Conv2d_3_pointwise`;
@@ -11,6 +13,11 @@ The extractor lives under `FeatureExtractor/MobilenetV1/`:
   smoothing ← `smoothing_<i>` (`i = l - fpn_min_level + 1`), the stride-2 level `l` above the
   body ← `bottom_up_Conv2d_<l - last body level + 13>` (numbered on from MobileNetV1's last
   convolution, `Conv2d_13`).
+
+The ResNet extractors live under `FeatureExtractor/resnet_v1_<depth>/`: the body named as in
+the TF1 Faster R-CNN (`kdet.checkpoints.mappings.tf1_faster_rcnn.resnet_v1_scope`:
+`conv4_block6_2_bn` ← `block3/unit_6/bottleneck_v1/conv2`), the pyramid under `fpn/` as
+above, its stride-2 level `l` ← `bottom_up_block<l-1>`.
 
 The predictor lives under `WeightSharedConvolutionalBoxPredictor/`: the tower convolution `j`
 of the box / class / shared tower ← `BoxPredictionTower` / `ClassPredictionTower` /
@@ -23,6 +30,8 @@ of the box / class / shared tower ← `BoxPredictionTower` / `ClassPredictionTow
 import dataclasses
 import re
 
+from kdet.checkpoints.mappings.tf1_faster_rcnn import resnet_v1_architecture
+from kdet.checkpoints.mappings.tf1_faster_rcnn import resnet_v1_scope
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
@@ -34,6 +43,9 @@ from kdet.checkpoints.tfod_mapping import slim_scope
 from kdet.checkpoints.tfod_mapping import weighted_layers
 from kdet.feature_extractors.ssd_mobilenet_v1_fpn_feature_extractor import (
     SSDMobileNetV1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
+    SSDResNetV1FPNFeatureExtractor,
 )
 from kdet.models.ssd.weight_shared_convolutional_box_predictor import (
     WeightSharedConvolutionalBoxPredictor,
@@ -80,6 +92,14 @@ class SlimBatchNormPair(SlimLayerPair):
         ]
 
 
+def _mobilenet_v1_extra_layer_scope(level, top_level):
+    return f"bottom_up_Conv2d_{level - top_level + _MOBILENET_V1_LAST_CONV}"
+
+
+def _resnet_extra_layer_scope(level, top_level):
+    return f"bottom_up_block{level - 1}"
+
+
 def mobilenet_v1_scope(layer_name):
     """The TF-Slim MobileNetV1 scope of a `keras.applications.MobileNet` layer name
     (`conv_pw_3_bn` → `Conv2d_3_pointwise`), or None."""
@@ -90,15 +110,15 @@ def mobilenet_v1_scope(layer_name):
     return None
 
 
-def slim_fpn_pairs(pyramid, scope, first_extra_conv):
+def slim_fpn_pairs(pyramid, scope, extra_layer_scope):
     """The `SlimLayerPair`s of a `FeaturePyramid` built as the TF1 SSD FPN extractors build
     theirs, under the slim scope `scope` (`.../fpn`).
 
     Args:
         pyramid: a built `kdet.feature_extractors.FeaturePyramid`.
         scope: slim scope of the pyramid.
-        first_extra_conv: number of the first stride-2 level's slim scope
-            (`bottom_up_Conv2d_<n>`).
+        extra_layer_scope: function `(level, top body level)` → slim scope of the stride-2
+            layer making pyramid level `level` (`bottom_up_Conv2d_14`).
 
     Raises:
         CheckpointError: a separable pyramid (`use_depthwise`), whose slim weights kdet does
@@ -117,9 +137,10 @@ def slim_fpn_pairs(pyramid, scope, first_extra_conv):
         for index, block in enumerate(pyramid.smoothing_blocks, start=1)
         for layer in weighted_layers(block)
     ]
+    top_level = pyramid.min_level + len(pyramid.lateral_convs) - 1
     scoped += [
-        (layer, f"bottom_up_Conv2d_{index}")
-        for index, block in enumerate(pyramid.extra_blocks, start=first_extra_conv)
+        (layer, extra_layer_scope(level, top_level))
+        for level, block in enumerate(pyramid.extra_blocks, start=top_level + 1)
         for layer in weighted_layers(block)
     ]
     return [SlimLayerPair(layer, slim_scope(scope, name), EXTRACTOR) for layer, name in scoped]
@@ -137,9 +158,23 @@ def _ssd_mobilenet_v1_fpn(extractor, scope):
     return slim_pairs(
         weighted_layers(extractor.body), scope, mobilenet_v1_scope, BACKBONE
     ) + slim_fpn_pairs(
-        extractor.feature_pyramid,
-        slim_scope(scope, FPN_SCOPE),
-        _MOBILENET_V1_LAST_CONV + 1,
+        extractor.feature_pyramid, slim_scope(scope, FPN_SCOPE), _mobilenet_v1_extra_layer_scope
+    )
+
+
+@register_tf1_mapping(SSDResNetV1FPNFeatureExtractor)
+def _ssd_resnet_v1_fpn(extractor, scope):
+    if not extractor.slim_layout:
+        raise CheckpointError(
+            f"a TF1 ssd_resnet{extractor.depth}_v1_fpn checkpoint needs the extractor's TF1 "
+            "layout (slim_layout=True, which the config translator sets for the TF1 type "
+            f'"ssd_resnet{extractor.depth}_v1_fpn"); this one has the TF2 layout'
+        )
+    scope = slim_scope(scope, resnet_v1_architecture(extractor))
+    return slim_pairs(
+        weighted_layers(extractor.body), scope, resnet_v1_scope, BACKBONE
+    ) + slim_fpn_pairs(
+        extractor.feature_pyramid, slim_scope(scope, FPN_SCOPE), _resnet_extra_layer_scope
     )
 
 
