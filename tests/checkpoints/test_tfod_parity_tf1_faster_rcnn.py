@@ -10,6 +10,7 @@ scaled alike): the model here is the config's with that `depth_multiplier`.
 """
 
 import functools
+import pathlib
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from kdet.checkpoints import CheckpointError
 from kdet.checkpoints import TFODCheckpoint
 from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
+from kdet.configs import restore_fine_tune_checkpoint
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
 from kdet.zoo.tf_od_api_converter import load_detector_weights
 from kdet.zoo.tf_od_api_converter import read_frozen_graph_constants
@@ -205,3 +207,26 @@ def test_a_slim_classification_checkpoint_starts_both_stages(tmp_path):
         model.feature_extractor.extract_proposal_features(expected),
         full.feature_extractor.extract_proposal_features(expected),
     )
+
+
+def test_the_tf1_pets_config_fine_tunes_from_a_tf1_detection_checkpoint(tmp_path):
+    # The TF OD API's TF1 faster_rcnn_resnet50_pets.config (from_detection_checkpoint, no
+    # checkpoint version: V1 read from the files), its extractor type swapped for the
+    # references' narrow one (tfod_reference_extractors, a TF1 name: slim_layout too) and its
+    # fine_tune_checkpoint set: the body's both stages come from the COCO-style checkpoint,
+    # the 37-class heads are left.
+    configs = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
+    text = (configs / "faster_rcnn_resnet50_pets.config").read_text()
+    text = text.replace("type: 'faster_rcnn_resnet50'", "type: 'reference_faster_rcnn_resnet50'")
+    text = text.replace('"PATH_TO_BE_CONFIGURED/model.ckpt"', f'"{FOLDER / "model.ckpt"}"')
+    (tmp_path / "pipeline.config").write_text(text)
+    pipeline = load_pipeline(tmp_path / "pipeline.config")
+    extractor = pipeline.model.feature_extractor
+    assert extractor.slim_layout and extractor.depth_multiplier == RESNET_DEPTH_MULTIPLIER
+    restore = restore_fine_tune_checkpoint(pipeline)
+    assert len(restore.restored) == len(extractor.weights) == 260
+    assert all(
+        key.startswith(("FirstStageFeatureExtractor/", "SecondStageFeatureExtractor/"))
+        for key in restore.checkpoint_keys.values()
+    )
+    assert pipeline.model.roi_heads.num_classes == 37
