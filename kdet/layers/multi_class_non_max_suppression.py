@@ -323,6 +323,31 @@ class MultiClassNonMaxSuppression(keras.layers.Layer):
         return config
 
 
+def suppress_then_clip(non_max_suppression, boxes, scores, window=None):
+    """The TF OD API's post-processing order: non-max suppression on the boxes as decoded,
+    then `clip_and_prune` (clip, drop what is left with no area, keep the best
+    `max_detections`). NMS hands on as many candidates as the TF OD API's per-class NMS does
+    (`max_detections_per_class` × classes, at least `max_detections`), so that the boxes
+    dropped by the clipping leave room for the next ones.
+
+    Args:
+        non_max_suppression: a `MultiClassNonMaxSuppression` (its own `clip_boxes` unused:
+            leave it False).
+        boxes: float `[B, N, 4]` or `[B, N, num_classes, 4]` normalized `yxyx` boxes.
+        scores: float `[B, N, num_classes]` (converted scores, no background column).
+        window: see `clip_and_prune`.
+
+    Returns:
+        The `MultiClassNonMaxSuppression` output dict, `max_detections` rows.
+    """
+    nms = non_max_suppression
+    candidates = nms.max_detections
+    if not nms.use_class_agnostic_nms:
+        candidates = max(candidates, nms.max_detections_per_class * scores.shape[-1])
+    detections = nms(boxes, scores, max_detections=candidates)
+    return clip_and_prune(detections, nms.max_detections, window)
+
+
 def clip_and_prune(detections, max_detections, window=None):
     """Detections clipped to the image (`[0, 1]`, or `window`) after NMS, those left with no area dropped, the best
     `max_detections` kept: the TF OD API's post-processing after its per-class NMS

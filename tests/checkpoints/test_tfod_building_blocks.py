@@ -15,7 +15,8 @@ the agreement that does hold, with a strict xfail for the full agreement:
 - The TF OD API's argmax matcher lets invalid rows (`valid_rows` False) win the argmax; only
   force matching skips them. kdet's skips them everywhere.
 - The TF OD API's NMS drops detections whose box has zero area once clipped to the clip window;
-  kdet's `MultiClassNonMaxSuppression(clip_boxes=True)` keeps them.
+  `MultiClassNonMaxSuppression(clip_boxes=True)` keeps them; `suppress_then_clip`, what kdet's
+  models post-process with, drops them as the TF OD API does (tested).
 """
 
 import functools
@@ -38,6 +39,7 @@ from kdet.configs.model_builder.post_processing import build_non_max_suppression
 from kdet.configs.text_format import parse
 from kdet.layers import KeepAspectRatioResizer
 from kdet.layers import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import suppress_then_clip
 from kdet.targets import TargetAssigner
 
 BUILDING_BLOCKS = REFERENCES / "building_blocks.npz"
@@ -306,13 +308,17 @@ def test_nms_keeps_a_box_outside_the_clip_window_that_the_tf_od_api_drops():
     _assert_same_sets(_kdet_set(detections, 1), _tf_od_api_set(case, 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kdet's NMS keeps detections whose box clips to zero area; the TF OD API drops them",
-)
-def test_nms_drops_boxes_outside_the_clip_window_as_the_tf_od_api():
-    case, detections = _nms("outside_and_empty_boxes")
-    _assert_same_sets(_kdet_set(detections, 0), _tf_od_api_set(case, 0))
+@pytest.mark.parametrize("name", [name for name in _cases("nms")
+                                  if _case("nms", name)["clip_window"].size])
+def test_suppress_then_clip_keeps_what_the_tf_od_api_keeps_with_a_clip_window(name):
+    # The models' post-processing (SSD, Faster R-CNN): NMS as decoded, then clip and prune.
+    case = _case("nms", name)
+    nms = build_non_max_suppression(_config(case, "post_processing"))
+    detections = suppress_then_clip(nms, case["boxes"], case["scores"])
+    detections = {key: value.numpy() for key, value in detections.items()}
+    for image in range(len(case["boxes"])):
+        assert detections["num_detections"][image] == case["num_detections"][image] > 0
+        _assert_same_sets(_kdet_set(detections, image), _tf_od_api_set(case, image))
 
 
 # -- image resizers -------------------------------------------------------------------------

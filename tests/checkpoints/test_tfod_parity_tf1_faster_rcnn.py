@@ -39,16 +39,13 @@ DEAD_SCOPE = "FirstStageFeatureExtractor/resnet_v1_50/block4/"
 
 def reference_model(config_path=FOLDER / "pipeline.config", **extractor_changes):
     """kdet's FasterRCNN of the TF1 config, float32, at the reference's ResNet width; not
-    restored.
-
-    The TF OD API clips the anchors to the image before decoding at inference whatever
-    `clip_anchors_to_image` says (that field only chooses clipping over dropping them in
-    training); kdet's RegionProposalNetwork clips them only with `clip_anchors_to_image`,
-    which the TF2 references' configs set and this TF1 one does not: set here.
-    """
+    restored."""
     model = load_pipeline(config_path, dtype_policy="float32").model
     config = model.get_config()
-    config["region_proposal_network"]["config"]["clip_anchors_to_image"] = True
+    # The TF OD API clips the anchors at inference whatever clip_anchors_to_image says (this
+    # TF1 config does not set it); kdet's RPN too (clip_anchors_at_inference).
+    assert not config["region_proposal_network"]["config"]["clip_anchors_to_image"]
+    assert config["region_proposal_network"]["config"]["clip_anchors_at_inference"]
     config["feature_extractor"]["config"].update(
         depth_multiplier=RESNET_DEPTH_MULTIPLIER, **extractor_changes
     )

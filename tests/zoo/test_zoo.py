@@ -392,11 +392,25 @@ def test_setup_cfg_lists_every_kdet_package_and_ships_the_zoo():
     assert not unshipped, f"setup.cfg [options.package_data] kdet._zoo misses {unshipped}"
 
 
+# Zoo models that keep an inference setting their pipeline config no longer gives, because
+# their recorded metrics were measured with it: the deepforest Faster R-CNN does not clip its
+# RPN anchors at inference (the TF OD API does, and kdet since 2026-12-05); clipping them costs
+# it 0.016 AP on SOAP_061 tiles and 0.015 on OSBS_029 (measured 2026-12-05).
+_KEPT_INFERENCE_SETTINGS = {
+    "faster_rcnn_mobilenet_v2_deepforest": ("region_proposal_network", "clip_anchors_at_inference",
+                                            False),
+}
+
+
 def test_every_zoo_entry_has_a_yaml_pipeline_config_that_builds_its_model():
     for name in kdet.zoo.list():
         entry = kdet.zoo.get_entry(name)
         pipeline = kdet.configs.load_pipeline(entry.directory / "pipeline.yaml")
         rebuilt = json.loads(json.dumps(keras.saving.serialize_keras_object(pipeline.model)))
+        if name in _KEPT_INFERENCE_SETTINGS:
+            component, argument, value = _KEPT_INFERENCE_SETTINGS[name]
+            assert entry.config["config"][component]["config"][argument] == value
+            rebuilt["config"][component]["config"][argument] = value
         assert without_names(rebuilt["config"]) == without_names(entry.config["config"]), name
         assert pipeline.optimizer is not None and pipeline.train.batch_size > 0
 

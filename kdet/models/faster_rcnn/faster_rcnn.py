@@ -299,11 +299,16 @@ class FasterRCNN(ObjectDetector):
     @classmethod
     def from_config(cls, config):
         # Configs saved before the stages were components have none: their older arguments
-        # (kept in `config`) build the defaults, which clipped the boxes before NMS then.
+        # (kept in `config`) build the defaults, which clipped the boxes before NMS and did
+        # not clip the anchors at inference then.
         if config.get("roi_heads") is None:
             config = {"clip_after_non_max_suppression": False, **config}
         if config.get("region_proposal_network") is None:
-            config = {"clip_proposals_after_non_max_suppression": False, **config}
+            config = {
+                "clip_proposals_after_non_max_suppression": False,
+                "clip_anchors_at_inference": False,
+                **config,
+            }
         return super().from_config({"region_proposal_network": None, "roi_heads": None, **config})
 
     def get_config(self):

@@ -31,6 +31,8 @@ _DESTINATIONS = {
     "first_stage_anchor_generator": ("region_proposal_network", "anchor_generator"),
     "first_stage_matcher": ("region_proposal_network", "matcher"),
     "clip_anchors_to_image": ("region_proposal_network", "clip_anchors_to_image"),
+    # Set by `FasterRCNN.from_config` for files of that time, which did not clip at inference.
+    "clip_anchors_at_inference": ("region_proposal_network", "clip_anchors_at_inference"),
     "first_stage_minibatch_size": ("region_proposal_network", "minibatch_size"),
     "first_stage_positive_balance_fraction": (
         "region_proposal_network",

@@ -57,7 +57,11 @@ class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
         matcher: the matcher of anchors to groundtruth. Defaults to `ArgmaxMatcher(0.7, 0.3,
             force_match_for_each_row=True)` (the TF OD API's proposal target assigner).
         clip_anchors_to_image: bool. Clip the anchors to the (padded) input before target
-            assignment and decoding (TF OD API `clip_anchors_to_image`). Defaults to `False`.
+            assignment and decoding in training too (TF OD API `clip_anchors_to_image`).
+            Defaults to `False`.
+        clip_anchors_at_inference: bool. Clip the anchors to the (padded) input before
+            decoding at inference whatever `clip_anchors_to_image` says, as the TF OD API
+            does. Defaults to `True` (`False` for RPNs saved before 2026-12-05, which did not).
         minibatch_size: int. Anchors sampled per image for the losses (TF OD API
             `first_stage_minibatch_size`). Defaults to `256`.
         positive_balance_fraction: float. Largest positive fraction of the sampled anchors
@@ -107,6 +111,7 @@ class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
         proposal_generator=None,
         matcher=None,
         clip_anchors_to_image=False,
+        clip_anchors_at_inference=True,
         minibatch_size=256,
         positive_balance_fraction=0.5,
         localization_loss_weight=2.0,
@@ -126,6 +131,7 @@ class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
         self.proposal_generator = proposal_generator or ProposalGenerator()
         self.matcher = matcher or ArgmaxMatcher(0.7, 0.3, force_match_for_each_row=True)
         self.clip_anchors_to_image = bool(clip_anchors_to_image)
+        self.clip_anchors_at_inference = bool(clip_anchors_at_inference)
         self.minibatch_size = minibatch_size
         self.positive_balance_fraction = positive_balance_fraction
         self.localization_loss_weight = localization_loss_weight
@@ -151,7 +157,7 @@ class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
             self.anchor_generator.generate([static_or_dynamic_hw(m) for m in maps], *image_size),
             axis=0,
         )
-        if self.clip_anchors_to_image:
+        if self.clip_anchors_to_image or (self.clip_anchors_at_inference and not training):
             anchors = clip_boxes(anchors)
         generated = self.proposal_generator(
             tf.stop_gradient(box_encodings), tf.stop_gradient(objectness_logits), anchors, window
@@ -198,6 +204,11 @@ class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
             "rpn_box_loss": self.localization_loss_weight * tf.reduce_sum(box_losses) / normalizer,
         }
 
+    @classmethod
+    def from_config(cls, config):
+        # RPNs saved before 2026-12-05 clipped the anchors only with clip_anchors_to_image.
+        return super().from_config({"clip_anchors_at_inference": False, **config})
+
     def get_config(self):
         components = self.component_configs()
         # The proposal generator has no weights, so nothing to build when loading (Keras would
@@ -207,6 +218,7 @@ class RegionProposalNetwork(ComponentsConfig, keras.layers.Layer):
             **super().get_config(),
             **components,
             "clip_anchors_to_image": self.clip_anchors_to_image,
+            "clip_anchors_at_inference": self.clip_anchors_at_inference,
             "minibatch_size": self.minibatch_size,
             "positive_balance_fraction": self.positive_balance_fraction,
             "localization_loss_weight": self.localization_loss_weight,

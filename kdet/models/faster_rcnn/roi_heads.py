@@ -8,7 +8,7 @@ from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
 from kdet.layers.crop_and_resize_roi_pooler import CropAndResizeRoIPooler
 from kdet.layers.image_resizer import from_padded_frame
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
-from kdet.layers.multi_class_non_max_suppression import clip_and_prune
+from kdet.layers.multi_class_non_max_suppression import suppress_then_clip
 from kdet.layers.multi_level_roi_align import MultiLevelRoIAlign
 from kdet.losses.weighted_smooth_l1_localization_loss import WeightedSmoothL1LocalizationLoss
 from kdet.losses.weighted_softmax_classification_loss import WeightedSoftmaxClassificationLoss
@@ -295,12 +295,7 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         scores = scores * tf.cast(valid, tf.float32)[..., None]
         if not self.clip_after_non_max_suppression:
             return to_label_ids(nms(clip_boxes(boxes), scores))
-        candidates = nms.max_detections
-        if not nms.use_class_agnostic_nms:
-            # What the TF OD API's per-class NMS hands to its clipping: every class's best.
-            candidates = max(candidates, nms.max_detections_per_class * self.num_classes)
-        detections = nms(boxes, scores, max_detections=candidates)
-        return to_label_ids(clip_and_prune(detections, nms.max_detections))
+        return to_label_ids(suppress_then_clip(nms, boxes, scores))
 
     def get_config(self):
         return {

@@ -3,13 +3,13 @@
 import keras
 import tensorflow as tf
 
-from kdet.boxes.box_ops import clip_boxes
 from kdet.boxes.faster_rcnn_box_coder import FasterRcnnBoxCoder
 from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.layers.image_resizer import from_padded_frame
 from kdet.layers.image_resizer import to_padded_frame
 from kdet.layers.multi_class_non_max_suppression import MultiClassNonMaxSuppression
+from kdet.layers.multi_class_non_max_suppression import suppress_then_clip
 from kdet.layers.multi_class_non_max_suppression import with_model_arguments
 from kdet.layers.ssd_anchor_generator import SSDAnchorGenerator
 from kdet.losses.weighted_sigmoid_classification_loss import WeightedSigmoidClassificationLoss
@@ -20,8 +20,8 @@ from kdet.models.object_detector import static_or_dynamic_hw
 from kdet.models.object_detector import to_label_ids
 from kdet.models.ssd.convolutional_box_predictor import ConvolutionalBoxPredictor
 from kdet.targets.argmax_matcher import ArgmaxMatcher
-from kdet.targets.hard_example_miner import HardExampleMiner
 from kdet.targets.target_assigner import TargetAssigner
+
 
 def default_non_max_suppression():
     """`kdet.SSD`'s default post-processing: sigmoid scores, the TF OD API
@@ -281,9 +281,10 @@ class SSD(ObjectDetector):
 
     def postprocess(self, outputs):
         # As the TF OD API: non-max suppression on the decoded boxes as they are, then the
-        # kept ones clipped to the image (clipping first changes overlaps, so what NMS keeps).
-        detections = self.non_max_suppression(*self.decode_boxes_and_scores(outputs))
-        return to_label_ids({**detections, "boxes": clip_boxes(detections["boxes"])})
+        # kept ones clipped to the image and those left empty dropped (clipping first changes
+        # overlaps, so what NMS keeps).
+        boxes, scores = self.decode_boxes_and_scores(outputs)
+        return to_label_ids(suppress_then_clip(self.non_max_suppression, boxes, scores))
 
     def decode_boxes_and_scores(self, outputs):
         """Raw outputs of `call` → what non-max suppression takes (also what TFLite export
