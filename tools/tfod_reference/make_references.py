@@ -45,6 +45,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from object_detection import exporter_lib_v2
 from object_detection.builders import model_builder
+from object_detection.models import faster_rcnn_resnet_v1_fpn_keras_feature_extractor as fpn_frcnn
 from object_detection.models.keras_models import resnet_v1
 from reference_common import OUTPUT_DIR
 from reference_common import REFERENCES
@@ -72,6 +73,47 @@ def resnet_width(depth_multiplier):
     finally:
         for name, builder in _original_resnets().items():
             setattr(resnet_v1, name, builder)
+
+
+# Width of the Faster R-CNN FPN box classifier's two fully connected layers, per reference. The
+# TF OD API hard-codes 1024 (`FasterRCNNResnetV1FpnKerasFeatureExtractor.
+# get_box_classifier_feature_extractor_model`), whose 1024x1024 kernel alone is 4.2 MB.
+FPN_BOX_CLASSIFIER_UNITS = {"faster_rcnn_resnet50_fpn": 32}
+
+
+def _fpn_box_classifier(units):
+    """`get_box_classifier_feature_extractor_model` of the TF OD API's ResNet FPN extractor with
+    `units` instead of 1024: the same layers (flatten, ReLU dense, batch norm of the extractor's
+    `conv_hyperparams`, ReLU dense, reshape to `[n, 1, 1, units]`), so the same object paths."""
+
+    def get_box_classifier_feature_extractor_model(self, name=None):
+        with tf.name_scope(name), tf.name_scope("ResnetV1FPN"):
+            return tf.keras.models.Sequential(
+                [
+                    tf.keras.layers.Flatten(),
+                    tf.keras.layers.Dense(units=units, activation="relu"),
+                    self._conv_hyperparams.build_batch_norm(
+                        training=(self._is_training and not self._freeze_batchnorm)
+                    ),
+                    tf.keras.layers.Dense(units=units, activation="relu"),
+                    tf.keras.layers.Reshape((1, 1, units)),
+                ]
+            )
+
+    return get_box_classifier_feature_extractor_model
+
+
+@contextlib.contextmanager
+def fpn_box_classifier_width(units):
+    """Make the TF OD API's ResNet FPN box classifier `units` wide (`None`: 1024, as it is)."""
+    cls = fpn_frcnn.FasterRCNNResnetV1FpnKerasFeatureExtractor
+    original = cls.get_box_classifier_feature_extractor_model
+    if units is not None:
+        cls.get_box_classifier_feature_extractor_model = _fpn_box_classifier(units)
+    try:
+        yield
+    finally:
+        cls.get_box_classifier_feature_extractor_model = original
 
 
 def build_model(pipeline, reference):
@@ -249,7 +291,9 @@ def main(argv=None):
     parser.add_argument("--output_dir", type=pathlib.Path, default=OUTPUT_DIR)
     args = parser.parse_args(argv)
     for name in args.names or REFERENCES:
-        make_reference(name, REFERENCES[name], args.output_dir)
+        # The box classifier is built at the first `predict`, not by `model_builder`.
+        with fpn_box_classifier_width(FPN_BOX_CLASSIFIER_UNITS.get(name)):
+            make_reference(name, REFERENCES[name], args.output_dir)
 
 
 if __name__ == "__main__":
