@@ -14,7 +14,8 @@ slim classification checkpoints such as `resnet_v1_50.ckpt`) name a variable by 
 (`FeatureExtractor/MobilenetV2/expanded_conv_3/expand/weights`). kdet layers carry those scopes
 in their names, so a TF1 mapping turns a layer name into its slim scope (`SlimLayerPair`); the
 slim names of the weights inside a scope (`weights`, `depthwise_weights`, `biases`,
-`BatchNorm/gamma`, ...) are `slim_weight_names`.
+`BatchNorm/gamma`, ...) are `slim_weight_names` (a `keras.layers.SeparableConv2D` is one slim
+`separable_conv2d`: `depthwise_weights` and `pointwise_weights` in one scope).
 
 A component class registers its mappings with `register_tf2_mapping` / `register_tf1_mapping`;
 kdet's own mappings are the modules of `kdet.checkpoints.mappings` (one per architecture family
@@ -47,6 +48,15 @@ _SLIM_WEIGHT_NAMES = (
         {name: f"BatchNorm/{name}" for name in ("gamma", "beta", "moving_mean", "moving_variance")},
     ),
     (keras.layers.DepthwiseConv2D, {"kernel": "depthwise_weights", "bias": "biases"}),
+    # slim's `separable_conv2d` (with `num_outputs`) keeps both kernels in one scope.
+    (
+        keras.layers.SeparableConv2D,
+        {
+            "depthwise_kernel": "depthwise_weights",
+            "pointwise_kernel": "pointwise_weights",
+            "bias": "biases",
+        },
+    ),
     (keras.layers.Conv2D, {"kernel": "weights", "bias": "biases"}),
     (keras.layers.Dense, {"kernel": "weights", "bias": "biases"}),
 )

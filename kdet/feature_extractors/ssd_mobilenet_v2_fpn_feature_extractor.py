@@ -41,8 +41,9 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
     `Conv_1` is never applied there: its checkpoints have 1280). Its TF1 (slim) extractor
     (`ssd_mobilenet_v2_fpn`) applies them: with `slim_layout` `Conv_1` has
     `max(256 × depth_multiplier, min_depth)` filters with `use_depthwise` (rounded to a
-    multiple of 8), `max(1280 × depth_multiplier, min_depth)` without, and the body has
-    TF-Slim's residuals (see `kdet.feature_extractors.mobilenet_v2_body`).
+    multiple of 8), `max(1280 × depth_multiplier, min_depth)` without, the body has
+    TF-Slim's residuals (see `kdet.feature_extractors.mobilenet_v2_body`) and the pyramid the
+    TF1 top-down pathway (`FeaturePyramid(slim_layout=True)`).
 
     Args:
         depth_multiplier: float. Width multiplier of the body and the pyramid. Defaults to
@@ -68,9 +69,10 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             kdet's earlier rule (no `min_depth` in the body, `Conv_1` of 256 × the depth
             multiplier with `use_depthwise`), which extractors saved before 2026-12 load with.
             Defaults to `True`.
-        slim_layout: bool. With `tf_od_api_body_depths`, the body of the TF OD API's TF1
-            (TF-Slim) `ssd_mobilenet_v2_fpn` rather than its TF2 `ssd_mobilenet_v2_fpn_keras`
-            (see above). The config translator sets it for `type: "ssd_mobilenet_v2_fpn"`.
+        slim_layout: bool. The layout of the TF OD API's TF1 (TF-Slim) `ssd_mobilenet_v2_fpn`
+            rather than its TF2 `ssd_mobilenet_v2_fpn_keras`: with `tf_od_api_body_depths` its
+            body (see above), and its pyramid's top-down pathway. The config translator sets
+            it for `type: "ssd_mobilenet_v2_fpn"`.
             Defaults to `False`.
         **kwargs: `kernel_regularizer` / `regularize_depthwise` (replacing those of
             `conv_hyperparams`, the arguments of extractors saved before it) and
@@ -131,7 +133,7 @@ class SSDMobileNetV2FPNFeatureExtractor(SSDMobileNetFPNFeatureExtractor):
             self.regularize_depthwise,
             self.body_hyperparams,
         )
-        self.attach_body(body)
+        self.attach_body(body, slim_layout=self.slim_layout)
 
     def get_config(self):
         config = super().get_config()

@@ -1,14 +1,19 @@
 """TF OD API TF1 name-based checkpoints of SSD FPN models with the weight-shared box predictor
-(the TF1 zoo's `ssd_{mobilenet_v1,resnet50_v1}_fpn_shared_box_predictor_*`, RetinaNet style)
-load into kdet's models of the same configs, which then compute what the TF OD API's TF1 code
-computes.
+(the TF1 zoo's `ssd_{mobilenet_v1,resnet50_v1}_fpn_shared_box_predictor_*`, RetinaNet style, and
+the FPNLite `ssd_mobilenet_v2_fpnlite_quantized_shared_box_predictor_*`) load into kdet's models
+of the same configs, which then compute what the TF OD API's TF1 code computes.
 
 `tests/data/tfod_reference/tf1_ssd_mobilenet_v1_fpn/` and `tf1_ssd_resnet50_v1_fpn/` are the
 TF1 sample configs `ssd_{mobilenet_v1,resnet50_v1}_fpn_shared_box_predictor_640x640_coco14_sync
 .config` reduced (depth multiplier 0.125 / 0.0625, 128 / 160 px, 3 classes, pyramid 16 and
 predictor 32 channels), built, given seeded random weights and run on `photo.png` by
 `tools/tfod_reference/make_tf1_references.py` with the TF OD API's own TF1 (slim, graph mode)
-code (see `test_tfod_parity_tf1.py`).
+code (see `test_tfod_parity_tf1.py`). `tf1_ssd_mobilenet_v2_fpnlite/` is a float copy (no
+`graph_rewriter`) of the TF1 sample config
+`ssd_mobilenet_v2_fpnlite_quantized_shared_box_predictor_256x256_depthmultiplier_75_coco14_sync
+.config` reduced alike (depth multiplier 0.075, 128 px, 3 classes, pyramid and predictor 16
+channels, separable), its kernels drawn from N(0, 0.3) rather than N(0, 0.01) (which batch
+norms of epsilon 1e-3 would flatten).
 """
 
 import numpy as np
@@ -26,13 +31,15 @@ from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
 from kdet.configs import load_pipeline
 from kdet.feature_extractors import SSDMobileNetV1FPNFeatureExtractor
+from kdet.feature_extractors import SSDMobileNetV2FPNFeatureExtractor
 from kdet.feature_extractors import SSDResNet50V1FPNFeatureExtractor
 
 NAME = "tf1_ssd_mobilenet_v1_fpn"
 FOLDER = REFERENCES / NAME
 RESNET = "tf1_ssd_resnet50_v1_fpn"
+FPNLITE = "tf1_ssd_mobilenet_v2_fpnlite"
 # Weights of each reference model (every one restored from the checkpoint).
-WEIGHTS = {NAME: 333, RESNET: 448}
+WEIGHTS = {NAME: 333, RESNET: 448, FPNLITE: 384}
 
 
 @pytest.fixture(scope="module", params=list(WEIGHTS))
@@ -125,6 +132,47 @@ def test_slim_names_pair_the_resnet_layers_they_name():
     assert pyramid.smoothing_blocks[0].layers[1].epsilon == 1e-3
 
 
+def test_slim_names_pair_the_fpnlite_layers_they_name():
+    folder = REFERENCES / FPNLITE
+    model, restore = load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
+    restored = {_layer_and_weight(path): key for path, key in restore.restored}
+    extractor = "FeatureExtractor/MobilenetV2/"
+    predictor = "WeightSharedConvolutionalBoxPredictor/"
+    expected = {
+        "Conv1/kernel": extractor + "Conv/weights",
+        "expanded_conv_depthwise/kernel": extractor + "expanded_conv/depthwise/depthwise_weights",
+        "block_16_project_BN/moving_mean": (
+            extractor + "expanded_conv_16/project/BatchNorm/moving_mean"
+        ),
+        "Conv_1/kernel": extractor + "Conv_1/weights",
+        # Levels 3..5 read layer_7, 14 and 19; the separable layers are slim separable_conv2d.
+        "projection_3/kernel": extractor + "fpn/projection_1/weights",
+        "smoothing_4_depthwise_conv/depthwise_kernel": (
+            extractor + "fpn/smoothing_2/depthwise_weights"
+        ),
+        "smoothing_3_depthwise_conv/pointwise_kernel": (
+            extractor + "fpn/smoothing_1/pointwise_weights"
+        ),
+        "smoothing_3_batchnorm/gamma": extractor + "fpn/smoothing_1/BatchNorm/gamma",
+        "bottom_up_6_depthwise_conv/depthwise_kernel": (
+            extractor + "fpn/bottom_up_Conv2d_20/depthwise_weights"
+        ),
+        "bottom_up_7_batchnorm/beta": extractor + "fpn/bottom_up_Conv2d_21/BatchNorm/beta",
+        "prediction_tower_conv_3/pointwise_kernel": (
+            predictor + "PredictionTower/conv2d_3/pointwise_weights"
+        ),
+        "prediction_tower_batchnorm_1_level_4/moving_variance": (
+            predictor + "PredictionTower/conv2d_1/BatchNorm/feature_4/moving_variance"
+        ),
+        "box_predictor/depthwise_kernel": predictor + "BoxPredictor/depthwise_weights",
+        "class_predictor/bias": predictor + "ClassPredictor/biases",
+    }
+    for kdet_weight, slim_name in expected.items():
+        assert restored[kdet_weight] == slim_name
+    # TF1 FPNLite's Conv_1: 256 x 0.075 = 19.2, rounded to a multiple of 8 within 90%: 24.
+    assert model.feature_extractor.body.get_layer("Conv_1").filters == 24
+
+
 def test_raw_outputs_match_the_tf_od_api(name, ssd):
     model, _ = ssd
     expected = reference(name)
@@ -170,6 +218,7 @@ def test_the_tf2_top_down_pathway_would_not_match(name, ssd):
     [
         lambda: SSDMobileNetV1FPNFeatureExtractor(depth_multiplier=0.125),
         lambda: SSDResNet50V1FPNFeatureExtractor(depth_multiplier=0.0625),
+        lambda: SSDMobileNetV2FPNFeatureExtractor(depth_multiplier=0.075),
     ],
 )
 def test_a_tf2_layout_extractor_refuses_tf1_names(extractor):

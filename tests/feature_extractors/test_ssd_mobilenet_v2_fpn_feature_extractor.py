@@ -101,6 +101,10 @@ def test_slim_layout_applies_the_tf1_fpnlite_conv_1():
     assert tf1.body.get_layer("Conv_1").filters == 192
     assert tf2.body.get_layer("Conv_1").filters == 960
     assert tf1.get_config()["slim_layout"] and not tf2.get_config()["slim_layout"]
+    # ... and the TF1 top-down pathway (the sum carried down, not the smoothed map).
+    assert tf1.feature_pyramid.slim_layout and not tf2.feature_pyramid.slim_layout
+    restored = SSDMobileNetV2FPNFeatureExtractor.from_config(tf1.get_config())
+    assert restored.feature_pyramid.slim_layout
     plain = SSDMobileNetV2FPNFeatureExtractor(
         depth_multiplier=0.75, fpn_max_level=5, use_depthwise=False, slim_layout=True
     )

@@ -119,7 +119,38 @@ TF1_REFERENCES = {
         image_size=160,  # its extractor refuses images under 129 px
         seed=14,
     ),
+    # FPNLite (separable pyramid and predictor; slim `Conv_1` of 256 x the multiplier), from a
+    # float copy of the quantized sample config (see `CONFIG_CHANGES`).
+    "tf1_ssd_mobilenet_v2_fpnlite": Reference(
+        "ssd_mobilenet_v2_fpnlite_quantized_shared_box_predictor_256x256_depthmultiplier_75_"
+        "coco14_sync.config",
+        depth_multiplier=0.075,  # folder 692 KiB (0.1: 696 KiB, 0.125: 760 KiB)
+        fpn_depth=128,  # the config's: max(int(128 * 0.075), min_depth 16) = 16
+        head_depth=16,
+        seed=15,
+    ),
 }
+# FPNLite's initializer: the config's N(0, 0.01) kernels under batch norms of epsilon 1e-3 leave
+# the separable layers' outputs ~1e-5 in variance, so epsilon flattens the activations (feature
+# maps ~0.1, logits within 0.1 of their biases) and a parity test would catch little.
+_FPNLITE_KERNEL_STDDEV = 0.3
+
+
+def _fpnlite_float_copy(pipeline):
+    """The FPNLite reference's config: its `graph_rewriter` (quantization) dropped, which
+    `model_builder` ignores but a reader of the written config would apply, and its kernels
+    drawn from N(0, 0.3) (`_FPNLITE_KERNEL_STDDEV`); nothing else of the model changes."""
+    pipeline.ClearField("graph_rewriter")
+    ssd = pipeline.model.ssd
+    for hyperparams in (
+        ssd.feature_extractor.conv_hyperparams,
+        ssd.box_predictor.weight_shared_convolutional_box_predictor.conv_hyperparams,
+    ):
+        hyperparams.initializer.random_normal_initializer.stddev = _FPNLITE_KERNEL_STDDEV
+
+
+# Changes to the reduced config of a reference beyond `reduced_config`'s, by name.
+CONFIG_CHANGES = {"tf1_ssd_mobilenet_v2_fpnlite": _fpnlite_float_copy}
 
 
 @contextlib.contextmanager
@@ -281,6 +312,8 @@ def make_reference(name, reference, output_dir):
     """Build, randomize, save and run one TF1 reference model into `output_dir / name`."""
     rng = np.random.default_rng(reference.seed)
     pipeline = reduced_config(reference)
+    if name in CONFIG_CHANGES:
+        CONFIG_CHANGES[name](pipeline)
     graph, image, fetches = build_graph(pipeline, reference)
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         photo = session.run(load_photo())  # photo.png exists: make_references.py made it

@@ -1,8 +1,12 @@
-"""TF1 (TF-Slim name) mappings of kdet's SSD MobileNetV1 and ResNet V1 FPN extractors
-(`ssd_mobilenet_v1_fpn`, `ssd_resnet{50,101,152}_v1_fpn`, built with `slim_layout`) and of the
-weight-shared box predictor: what the TF1 RetinaNet-style models of the TF1 zoo
-(`ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync`,
-`ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync`, ...) name each weight.
+"""TF1 (TF-Slim name) mappings of kdet's SSD MobileNetV1, MobileNetV2 (FPNLite) and ResNet V1
+FPN extractors (`ssd_mobilenet_v1_fpn`, `ssd_mobilenet_v2_fpn`, `ssd_resnet{50,101,152}_v1_fpn`,
+built with `slim_layout`) and of the weight-shared box predictor: what the TF1 RetinaNet-style
+models of the TF1 zoo (`ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync`,
+`ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync`,
+`ssd_mobilenet_v2_fpnlite_quantized_shared_box_predictor_256x256_depthmultiplier_75_coco14_sync`,
+...) name each weight. Separable convolutions (`use_depthwise`: FPNLite's pyramid and
+predictor) are `keras.layers.SeparableConv2D`s, slim `separable_conv2d`s of the same scope
+(`depthwise_weights`, `pointwise_weights`).
 
 The MobileNetV1 extractor lives under `FeatureExtractor/MobilenetV1/`:
 
@@ -13,6 +17,11 @@ The MobileNetV1 extractor lives under `FeatureExtractor/MobilenetV1/`:
   smoothing ← `smoothing_<i>` (`i = l - fpn_min_level + 1`), the stride-2 level `l` above the
   body ← `bottom_up_Conv2d_<l - last body level + 13>` (numbered on from MobileNetV1's last
   convolution, `Conv2d_13`).
+
+The MobileNetV2 extractor lives under `FeatureExtractor/MobilenetV2/`: the body named as in
+the TF1 SSD MobileNetV2 (`kdet.checkpoints.mappings.tf1_ssd.mobilenet_v2_scope`), the pyramid
+under `fpn/` as above, its stride-2 level `l` ← `bottom_up_Conv2d_<l - last body level + 19>`
+(numbered on from MobileNetV2's `layer_19`).
 
 The ResNet extractors live under `FeatureExtractor/resnet_v1_<depth>/`: the body named as in
 the TF1 Faster R-CNN (`kdet.checkpoints.mappings.tf1_faster_rcnn.resnet_v1_scope`:
@@ -32,6 +41,8 @@ import re
 
 from kdet.checkpoints.mappings.tf1_faster_rcnn import resnet_v1_architecture
 from kdet.checkpoints.mappings.tf1_faster_rcnn import resnet_v1_scope
+from kdet.checkpoints.mappings.tf1_ssd import MOBILENET_V2_SCOPE
+from kdet.checkpoints.mappings.tf1_ssd import mobilenet_v2_scope
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
@@ -43,6 +54,9 @@ from kdet.checkpoints.tfod_mapping import slim_scope
 from kdet.checkpoints.tfod_mapping import weighted_layers
 from kdet.feature_extractors.ssd_mobilenet_v1_fpn_feature_extractor import (
     SSDMobileNetV1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_mobilenet_v2_fpn_feature_extractor import (
+    SSDMobileNetV2FPNFeatureExtractor,
 )
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
     SSDResNetV1FPNFeatureExtractor,
@@ -61,6 +75,9 @@ WEIGHT_SHARED_PREDICTOR_SCOPE = "WeightSharedConvolutionalBoxPredictor"
 # Number of the last MobileNetV1 convolution (`Conv2d_13_pointwise`): the TF1 extractor numbers
 # its stride-2 levels on from it (`bottom_up_Conv2d_14`, ...).
 _MOBILENET_V1_LAST_CONV = 13
+# Number of MobileNetV2's last layer (`layer_19`, its `Conv_1`): the TF1 extractor numbers its
+# stride-2 levels on from it (`bottom_up_Conv2d_20`, ...).
+_MOBILENET_V2_LAST_LAYER = 19
 
 # keras.applications.MobileNet layer name → TF-Slim MobileNetV1 scope.
 _MOBILENET_V1_SCOPES = (
@@ -96,6 +113,10 @@ def _mobilenet_v1_extra_layer_scope(level, top_level):
     return f"bottom_up_Conv2d_{level - top_level + _MOBILENET_V1_LAST_CONV}"
 
 
+def _mobilenet_v2_extra_layer_scope(level, top_level):
+    return f"bottom_up_Conv2d_{level - top_level + _MOBILENET_V2_LAST_LAYER}"
+
+
 def _resnet_extra_layer_scope(level, top_level):
     return f"bottom_up_block{level - 1}"
 
@@ -112,22 +133,14 @@ def mobilenet_v1_scope(layer_name):
 
 def slim_fpn_pairs(pyramid, scope, extra_layer_scope):
     """The `SlimLayerPair`s of a `FeaturePyramid` built as the TF1 SSD FPN extractors build
-    theirs, under the slim scope `scope` (`.../fpn`).
+    theirs, under the slim scope `scope` (`.../fpn`), plain or separable (`use_depthwise`).
 
     Args:
         pyramid: a built `kdet.feature_extractors.FeaturePyramid`.
         scope: slim scope of the pyramid.
         extra_layer_scope: function `(level, top body level)` → slim scope of the stride-2
             layer making pyramid level `level` (`bottom_up_Conv2d_14`).
-
-    Raises:
-        CheckpointError: a separable pyramid (`use_depthwise`), whose slim weights kdet does
-            not name yet.
     """
-    if pyramid.use_depthwise:
-        raise CheckpointError(
-            "kdet cannot map TF1 checkpoints into a separable (use_depthwise) FeaturePyramid yet"
-        )
     scoped = [
         (projection, f"projection_{index}")
         for index, projection in enumerate(pyramid.lateral_convs, start=1)
@@ -159,6 +172,22 @@ def _ssd_mobilenet_v1_fpn(extractor, scope):
         weighted_layers(extractor.body), scope, mobilenet_v1_scope, BACKBONE
     ) + slim_fpn_pairs(
         extractor.feature_pyramid, slim_scope(scope, FPN_SCOPE), _mobilenet_v1_extra_layer_scope
+    )
+
+
+@register_tf1_mapping(SSDMobileNetV2FPNFeatureExtractor)
+def _ssd_mobilenet_v2_fpn(extractor, scope):
+    if not extractor.slim_layout:
+        raise CheckpointError(
+            "a TF1 ssd_mobilenet_v2_fpn checkpoint needs the extractor's TF1 layout "
+            "(slim_layout=True, which the config translator sets for type "
+            '"ssd_mobilenet_v2_fpn"); this one has the TF2 ssd_mobilenet_v2_fpn_keras layout'
+        )
+    scope = slim_scope(scope, MOBILENET_V2_SCOPE)
+    return slim_pairs(
+        weighted_layers(extractor.body), scope, mobilenet_v2_scope, BACKBONE
+    ) + slim_fpn_pairs(
+        extractor.feature_pyramid, slim_scope(scope, FPN_SCOPE), _mobilenet_v2_extra_layer_scope
     )
 
 
