@@ -3,9 +3,7 @@
 import keras
 
 from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeatureExtractor
-from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
-    batch_norm_training,
-)
+from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import batch_norm_training
 from kdet.feature_extractors.fpn import DEFAULT_CONV_HYPERPARAMS
 from kdet.feature_extractors.fpn import FeaturePyramid
 from kdet.feature_extractors.fpn import backbone_endpoints
@@ -16,9 +14,7 @@ from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 BOX_CLASSIFIER_UNITS = 1024
 
 
-class FasterRCNNFPNFeatureExtractor(
-    ExtractorHyperparamsProperties, FasterRCNNFeatureExtractor
-):
+class FasterRCNNFPNFeatureExtractor(ExtractorHyperparamsProperties, FasterRCNNFeatureExtractor):
     """Feature pyramid proposal features and a two-layer fully connected box classifier.
 
     The TF OD API `FasterRCNNResnetV1FpnKerasFeatureExtractor` layout. Proposal features are
@@ -26,8 +22,9 @@ class FasterRCNNFPNFeatureExtractor(
     of depth `additional_layer_depth` built on the backbone's maps (levels above the
     backbone's last one are stride-2 convolutions), a list finest first; level `l` has stride
     `2**l`. The box classifier flattens each RoI crop `[num_rois, 7, 7, additional_layer_depth]`
-    and applies two ReLU fully connected layers of 1024 units → `[num_rois, 1024]`; the crop
-    size must be static.
+    and applies two ReLU fully connected layers of `box_classifier_units` (1024) units, with the
+    pyramid's batch norm between them as in the TF OD API (`box_classifier_batch_norm`) →
+    `[num_rois, box_classifier_units]`; the crop size must be static.
 
     `conv_hyperparams` (the TF OD API `conv_hyperparams` of the feature extractor) set up the
     pyramid only, as in the TF OD API: neither the body (unless
@@ -60,6 +57,11 @@ class FasterRCNNFPNFeatureExtractor(
             `None`.
         regularize_depthwise: bool replacing that of `conv_hyperparams`, or `None`. Defaults
             to `None`.
+        box_classifier_units: int. Width of the two fully connected layers. Defaults to
+            `1024` (fixed in the TF OD API).
+        box_classifier_batch_norm: bool. A batch norm of `conv_hyperparams` (inference mode
+            unless `batch_norm_trainable`) between the two fully connected layers, as the TF
+            OD API has; extractors saved before 2026-12 have none. Defaults to `True`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Reference:
@@ -81,6 +83,8 @@ class FasterRCNNFPNFeatureExtractor(
         override_base_feature_extractor_hyperparams=False,
         kernel_regularizer=None,
         regularize_depthwise=None,
+        box_classifier_units=BOX_CLASSIFIER_UNITS,
+        box_classifier_batch_norm=True,
         **kwargs,
     ):
         if first_stage_features_stride not in (8, 16):
@@ -103,14 +107,22 @@ class FasterRCNNFPNFeatureExtractor(
         self.override_base_feature_extractor_hyperparams = bool(
             override_base_feature_extractor_hyperparams
         )
+        self.box_classifier_units = box_classifier_units
+        self.box_classifier_batch_norm = bool(box_classifier_batch_norm)
+        batch_norm = (
+            self.conv_hyperparams.batch_norm_layer(name="box_classifier_batch_norm")
+            if self.box_classifier_batch_norm
+            else None
+        )
         self.box_classifier = keras.Sequential(
             [
                 keras.layers.Flatten(name="box_classifier_flatten"),
                 keras.layers.Dense(
-                    BOX_CLASSIFIER_UNITS, activation="relu", name="box_classifier_fc1"
+                    box_classifier_units, activation="relu", name="box_classifier_fc1"
                 ),
+                *([batch_norm] if batch_norm is not None else []),
                 keras.layers.Dense(
-                    BOX_CLASSIFIER_UNITS, activation="relu", name="box_classifier_fc2"
+                    box_classifier_units, activation="relu", name="box_classifier_fc2"
                 ),
             ],
             name="box_classifier",
@@ -150,7 +162,9 @@ class FasterRCNNFPNFeatureExtractor(
         )
 
     def extract_box_classifier_features(self, crops, training=None):
-        return self.box_classifier(crops, training=training)
+        return self.box_classifier(
+            crops, training=batch_norm_training(training, self.batch_norm_trainable)
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -164,6 +178,13 @@ class FasterRCNNFPNFeatureExtractor(
                 "override_base_feature_extractor_hyperparams": (
                     self.override_base_feature_extractor_hyperparams
                 ),
+                "box_classifier_units": self.box_classifier_units,
+                "box_classifier_batch_norm": self.box_classifier_batch_norm,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Extractors saved before 2026-12 had no batch norm between the fc layers.
+        return super().from_config({"box_classifier_batch_norm": False, **config})

@@ -38,6 +38,14 @@ class MultiLevelRoIAlign(keras.layers.Layer):
         sampling_ratio: int. Bilinear samples per output cell along each axis. Defaults to
             `2` (Mask R-CNN, Detectron, torchvision); the TF OD API `multilevel_roi_align`
             takes 1.
+        align_corners: bool. Put the first and last samples on the RoI's edges, as
+            `tf.image.crop_and_resize` does (TF OD API `multilevel_matmul_crop_and_resize`),
+            instead of at the centres of equal sub-cells (RoIAlign). Defaults to `False`.
+        maxpool_kernel_size: int or None. A max pool of this size after the crop (TF OD API
+            `maxpool_kernel_size`, with `maxpool_stride`); the output side is then
+            `(crop_size - maxpool_kernel_size) // maxpool_stride + 1`. Defaults to `None`
+            (no pool).
+        maxpool_stride: int. Stride of that max pool. Defaults to `1`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -48,7 +56,8 @@ class MultiLevelRoIAlign(keras.layers.Layer):
             Python ints passed as a keyword (Keras layers take only tensors positionally).
 
     Returns:
-        `[batch, num_rois, crop_size, crop_size, channels]` in the dtype of the features.
+        `[batch, num_rois, side, side, channels]` in the dtype of the features, `side`
+        `crop_size` (or the max-pooled size).
 
     Example:
     ```python
@@ -72,6 +81,9 @@ class MultiLevelRoIAlign(keras.layers.Layer):
         canonical_level=4,
         canonical_size=224,
         sampling_ratio=2,
+        align_corners=False,
+        maxpool_kernel_size=None,
+        maxpool_stride=1,
         **kwargs,
     ):
         # No autocast: under a mixed-precision policy boxes must stay float32.
@@ -93,6 +105,9 @@ class MultiLevelRoIAlign(keras.layers.Layer):
         self.canonical_level = canonical_level
         self.canonical_size = canonical_size
         self.sampling_ratio = sampling_ratio
+        self.align_corners = bool(align_corners)
+        self.maxpool_kernel_size = maxpool_kernel_size
+        self.maxpool_stride = maxpool_stride
 
     def assign_levels(self, rois, image_size):
         """The pyramid level each RoI is cropped from.
@@ -153,7 +168,9 @@ class MultiLevelRoIAlign(keras.layers.Layer):
             tf.cast(max_size - 1, tf.float32),
         )
         num_samples = self.crop_size * self.sampling_ratio
-        boxes = _sample_centre_rois(rois, num_samples) * tf.tile(scale, [1, 1, 2])
+        if not self.align_corners:
+            rois = _sample_centre_rois(rois, num_samples)
+        boxes = rois * tf.tile(scale, [1, 1, 2])
         box_indices = tf.range(tf.shape(rois)[0])[:, tf.newaxis] * num_levels + levels
         # float32 in: `crop_and_resize` has no bfloat16 kernel (mixed_bfloat16 training).
         crops = tf.image.crop_and_resize(
@@ -165,6 +182,10 @@ class MultiLevelRoIAlign(keras.layers.Layer):
         if self.sampling_ratio > 1:
             crops = tf.nn.avg_pool2d(
                 crops, self.sampling_ratio, self.sampling_ratio, padding="VALID"
+            )
+        if self.maxpool_kernel_size:
+            crops = tf.nn.max_pool2d(
+                crops, self.maxpool_kernel_size, self.maxpool_stride, padding="VALID"
             )
         crops = tf.cast(crops, feature_maps[0].dtype)
         return unflatten_rois(crops, rois)
@@ -179,6 +200,9 @@ class MultiLevelRoIAlign(keras.layers.Layer):
                 "canonical_level": self.canonical_level,
                 "canonical_size": self.canonical_size,
                 "sampling_ratio": self.sampling_ratio,
+                "align_corners": self.align_corners,
+                "maxpool_kernel_size": self.maxpool_kernel_size,
+                "maxpool_stride": self.maxpool_stride,
             }
         )
         return config

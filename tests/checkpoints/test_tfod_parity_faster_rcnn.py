@@ -4,7 +4,8 @@ computes what the TF OD API computes (see `test_tfod_parity.py` for the referenc
 The references' ResNet bodies are 0.0625 wide (`tools/tfod_reference/README.md`): the TF OD
 API's Faster R-CNN extractors have no config field for the width, its generator passes it to
 the TF OD API's ResNet builders. kdet's extractor takes it (`depth_multiplier`), so the model
-here is the config's with that one argument changed. The config asks for `use_bfloat16` (TPU
+here is the config's with that one argument changed; the FPN reference's box classifier has
+32 units (the TF OD API hard-codes 1024, the generator narrowed it). The config asks for `use_bfloat16` (TPU
 training): the model is built float32.
 """
 
@@ -27,7 +28,9 @@ from kdet.layers.proposal_generator import ProposalGenerator
 from kdet.models.faster_rcnn import RoIHeads
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
 
-NAMES = ["faster_rcnn_resnet50", "faster_rcnn_resnet101"]
+NAMES = ["faster_rcnn_resnet50", "faster_rcnn_resnet101", "faster_rcnn_resnet50_fpn"]
+# The FPN reference's box classifier width (`FPN_BOX_CLASSIFIER_UNITS` of the generator).
+FPN_BOX_CLASSIFIER_UNITS = 32
 
 
 def reference_model(name, config_path=None):
@@ -37,7 +40,10 @@ def reference_model(name, config_path=None):
         config_path or REFERENCES / name / "pipeline.config", dtype_policy="float32"
     ).model
     config = model.get_config()
-    config["feature_extractor"]["config"]["depth_multiplier"] = RESNET_DEPTH_MULTIPLIER
+    extractor = config["feature_extractor"]["config"]
+    extractor["depth_multiplier"] = RESNET_DEPTH_MULTIPLIER
+    if "box_classifier_units" in extractor:
+        extractor["box_classifier_units"] = FPN_BOX_CLASSIFIER_UNITS
     return FasterRCNN.from_config(config)
 
 
@@ -69,6 +75,8 @@ def test_raw_outputs_match_the_tf_od_api(name):
         expected["predict/anchors"],
         atol=RAW_TOLERANCE,
     )
+    if model.feature_extractor.is_fpn:
+        return _assert_fpn_outputs_match(model, outputs, expected, (height, width))
     for ours, theirs in (
         ("rpn_box_encodings", "rpn_box_encodings"),
         ("rpn_objectness_logits", "rpn_objectness_predictions_with_background"),
@@ -112,6 +120,55 @@ def test_raw_outputs_match_the_tf_od_api(name):
             expected["predict/refined_box_encodings"][:count, 0],
             atol=RAW_TOLERANCE,
         )
+
+
+def _assert_fpn_outputs_match(model, outputs, expected, image_size):
+    """The FPN reference: every pyramid level, then the RPN, proposals, crops from the levels
+    the TF OD API assigns, the box classifier and its predictions."""
+    features = model.feature_extractor.extract_proposal_features(
+        expected["predict/preprocessed_inputs"]
+    )
+    assert len(features) == 5  # P2..P6, all cropped from and all feeding the RPN
+    for level, level_features in enumerate(features):
+        np.testing.assert_allclose(
+            level_features,
+            expected[f"predict/rpn_features_to_crop/{level}"],
+            atol=RAW_TOLERANCE,
+            err_msg=f"pyramid level {level + 2}",
+        )
+    for ours, theirs in (
+        ("rpn_box_encodings", "rpn_box_encodings"),
+        ("rpn_objectness_logits", "rpn_objectness_predictions_with_background"),
+    ):
+        np.testing.assert_allclose(
+            outputs[ours], expected[f"predict/{theirs}"], atol=RAW_TOLERANCE, err_msg=ours
+        )
+    count = int(expected["predict/num_proposals"][0])
+    assert int(outputs["num_proposals"][0]) == count
+    np.testing.assert_allclose(
+        outputs["proposals"][0, :count],
+        expected["predict/proposal_boxes_normalized"][0, :count],
+        atol=RAW_TOLERANCE,
+    )
+    crops = model.roi_heads.crop(features, outputs["proposals"], image_size)
+    np.testing.assert_allclose(
+        model.feature_extractor.extract_box_classifier_features(crops)[:count],
+        np.reshape(expected["predict/box_classifier_features"], [-1, FPN_BOX_CLASSIFIER_UNITS])[
+            :count
+        ],
+        atol=RAW_TOLERANCE,
+    )
+    np.testing.assert_allclose(
+        outputs["class_logits"][0, :count],
+        expected["predict/class_predictions_with_background"][:count],
+        atol=RAW_TOLERANCE,
+    )
+    # One box per class (the sample config does not share boxes across classes).
+    np.testing.assert_allclose(
+        outputs["box_encodings"][0, :count],
+        expected["predict/refined_box_encodings"][:count],
+        atol=RAW_TOLERANCE,
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

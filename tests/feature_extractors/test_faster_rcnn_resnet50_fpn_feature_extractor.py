@@ -33,16 +33,43 @@ def test_tf_od_api_defaults_levels_2_to_6_of_depth_256(extractor):
     assert len(extractor.feature_pyramid.extra_blocks) == 1
 
 
-def test_box_classifier_is_two_relu_fc_layers_of_1024(extractor):
+def test_box_classifier_is_two_relu_fc_layers_of_1024_with_a_batch_norm_between(extractor):
+    # The TF OD API's: dense, its conv_hyperparams' batch norm (inference mode), dense.
     crops = tf.random.normal([3, 7, 7, 256], seed=1)
-    box_features = extractor.extract_box_classifier_features(crops)
+    fc1, batch_norm, fc2 = extractor.box_classifier.layers[1:]
+    rng = np.random.default_rng(0)
+    for variable in batch_norm.weights:
+        variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+    box_features = extractor.extract_box_classifier_features(crops, training=True)
     assert tuple(box_features.shape) == (3, 1024)
-    fc1, fc2 = extractor.box_classifier.layers[1:]
     assert tuple(fc1.kernel.shape) == (7 * 7 * 256, 1024)
     assert tuple(fc2.kernel.shape) == (1024, 1024)
     expected = np.maximum(np.reshape(crops, [3, -1]) @ fc1.kernel + fc1.bias, 0.0)
+    expected = (expected - batch_norm.moving_mean) / np.sqrt(
+        batch_norm.moving_variance + batch_norm.epsilon
+    ) * batch_norm.gamma + batch_norm.beta
     expected = np.maximum(expected @ fc2.kernel + fc2.bias, 0.0)
     np.testing.assert_allclose(box_features, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_box_classifier_width_and_extractors_saved_before_without_batch_norm():
+    extractor = FasterRCNNResNet50FPNFeatureExtractor(
+        additional_layer_depth=16, depth_multiplier=0.0625, box_classifier_units=32
+    )
+    config = extractor.get_config()
+    assert config["box_classifier_units"] == 32 and config["box_classifier_batch_norm"]
+    restored = FasterRCNNResNet50FPNFeatureExtractor.from_config(config)
+    assert [layer.name for layer in restored.box_classifier.layers] == [
+        layer.name for layer in extractor.box_classifier.layers
+    ]
+    assert restored.extract_box_classifier_features(tf.zeros([2, 7, 7, 16])).shape == (2, 32)
+    # A config written before the field: the two dense layers only.
+    del config["box_classifier_batch_norm"], config["box_classifier_units"]
+    older = FasterRCNNResNet50FPNFeatureExtractor.from_config(config)
+    assert [type(layer).__name__ for layer in older.box_classifier.layers] == [
+        "Flatten", "Dense", "Dense"
+    ]
+    assert older.box_classifier.layers[-1].units == 1024
 
 
 @pytest.mark.parametrize("tf_od_api_body", [False, True])

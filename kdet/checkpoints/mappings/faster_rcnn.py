@@ -11,14 +11,23 @@ box classifier's dense layers (and batch norms) in `_mask_rcnn_box_predictor`'s 
 `Flatten` (and a `Dropout`) that own no weights. A `"detection"` restore takes both body halves
 (the TF OD API's `restore_from_objects`), a `"classification"` one too (they are its
 classification backbone).
+
+The FPN extractors (`faster_rcnn_resnet50_fpn_keras`) keep the whole pyramid in
+`_feature_extractor_for_proposal_features` (`classification_backbone`, then
+`fpn_features_generator` and `coarse_feature_layers`, without the leading underscore of the SSD
+FPNs) and the box classifier's dense layers, with the batch norm between them, in
+`_feature_extractor_for_box_classifier_features` (a `Sequential`). The first stage has one pair
+of 1x1 predictors per pyramid level (`_prediction_heads/box_encodings/<level>`).
 """
 
 from kdet.checkpoints.tfod_mapping import BACKBONE
+from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
 from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
 from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 from kdet.checkpoints.tfod_mapping import weighted_layers
+from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import FasterRCNNFPNFeatureExtractor
 from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
     FasterRCNNSplitBodyFeatureExtractor,
 )
@@ -54,22 +63,71 @@ def _split_body(extractor, prefix, shapes):
     )
 
 
+@register_tf2_mapping(FasterRCNNFPNFeatureExtractor)
+def _fpn(extractor, prefix, shapes):
+    proposal = f"{prefix}/_feature_extractor_for_proposal_features"
+    return (
+        paired(
+            weighted_layers(extractor.body),
+            shapes,
+            f"{proposal}/classification_backbone",
+            BACKBONE,
+        )
+        + pyramid_pairs(
+            extractor.feature_pyramid,
+            shapes,
+            f"{proposal}/fpn_features_generator",
+            f"{proposal}/coarse_feature_layers",
+        )
+        + paired(
+            weighted_layers(extractor.box_classifier),
+            shapes,
+            f"{prefix}/_feature_extractor_for_box_classifier_features",
+            EXTRACTOR,
+        )
+    )
+
+
+def pyramid_pairs(pyramid, shapes, top_down, coarse):
+    """A `kdet.feature_extractors.FeaturePyramid` beside the TF OD API's
+    `KerasFpnTopDownFeatureMaps` under `top_down` and its stride-2 levels under `coarse`.
+
+    The TF OD API lists the top-down layers from the coarsest level down: `top_layers/0`
+    projects the body's last map, `residual_blocks/i` and `conv_layers/i` are the projection and
+    smoothing of the `i`-th level below it; `<coarse>/i` are the levels above the body.
+    """
+    pairs = paired(
+        weighted_layers(pyramid.lateral_convs[-1]), shapes, f"{top_down}/top_layers", EXTRACTOR
+    )
+    below_top = reversed(list(zip(pyramid.lateral_convs[:-1], pyramid.smoothing_blocks)))
+    for index, (projection, smoothing) in enumerate(below_top):
+        pairs += paired(
+            weighted_layers(projection), shapes, f"{top_down}/residual_blocks/{index}", EXTRACTOR
+        )
+        pairs += paired(
+            weighted_layers(smoothing), shapes, f"{top_down}/conv_layers/{index}", EXTRACTOR
+        )
+    for index, block in enumerate(pyramid.extra_blocks):
+        pairs += paired(weighted_layers(block), shapes, f"{coarse}/{index}", EXTRACTOR)
+    return pairs
+
+
 @register_tf2_mapping(RPNHead)
 def _rpn_head(head, prefix, shapes):
     first_conv = [head.rpn_conv] + ([head.rpn_batch_norm] if head.rpn_batch_norm else [])
     heads = f"{prefix}/_first_stage_box_predictor/_prediction_heads"
-    return (
-        paired(first_conv, shapes, f"{prefix}/_first_stage_box_predictor_first_conv", HEADS)
-        + paired(
-            [head.box_predictor], shapes, f"{heads}/box_encodings/0/_box_encoder_layers", HEADS
-        )
-        + paired(
-            [head.class_predictor],
+    pairs = paired(first_conv, shapes, f"{prefix}/_first_stage_box_predictor_first_conv", HEADS)
+    # One pair of predictors per feature map (a head sharing one pair reads level 0's).
+    for level, (box, objectness) in enumerate(zip(head.box_predictors, head.class_predictors)):
+        pairs += paired(
+            [box], shapes, f"{heads}/box_encodings/{level}/_box_encoder_layers", HEADS
+        ) + paired(
+            [objectness],
             shapes,
-            f"{heads}/class_predictions_with_background/0/_class_predictor_layers",
+            f"{heads}/class_predictions_with_background/{level}/_class_predictor_layers",
             HEADS,
         )
-    )
+    return pairs
 
 
 @register_tf2_mapping(BoxClassifierHead)

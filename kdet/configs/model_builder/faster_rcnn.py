@@ -209,7 +209,7 @@ def _build_roi_cropper(fields, extractor):
             f"'{fields.path('maxpool_kernel_size')}' is {kernel_size}, larger than "
             f"initial_crop_size {crop_size}",
         )
-    return default_roi_cropper(extractor, crop_size, kernel_size, stride)
+    return default_roi_cropper(extractor, crop_size, kernel_size, stride, tf_od_api_fpn=True)
 
 
 def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
@@ -221,9 +221,11 @@ def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
     rpn_head = construct(
         node,
         RPNHead,
-        # Equal on every map (RegionProposalNetwork checks it), as its default head takes it.
-        num_anchors_per_location=anchor_generator.num_anchors_per_location()[0],
+        # Equal on every map (RegionProposalNetwork checks it). One pair of predictors per
+        # map, as the TF OD API's first-stage ConvolutionalBoxPredictor has.
+        num_anchors_per_location=anchor_generator.num_anchors_per_location(),
         conv_hyperparams=conv_hyperparams,
+        per_level_predictors=True,
         name="rpn_head",
         **_given(fields, _RPN_HEAD_FIELDS),
     )

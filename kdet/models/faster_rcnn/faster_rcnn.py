@@ -30,6 +30,7 @@ def default_roi_cropper(
     maxpool_kernel_size=2,
     maxpool_stride=2,
     roi_align_crop_size=None,
+    tf_od_api_fpn=False,
 ):
     """The RoI cropper that suits `feature_extractor` (TF OD API `initial_crop_size`,
     `maxpool_kernel_size`, `maxpool_stride`).
@@ -40,6 +41,11 @@ def default_roi_cropper(
             the max-pool after it. Default to `14`, `2`, `2`.
         roi_align_crop_size: int or None. The RoIAlign size of FPN extractors; `None`: the
             pooled size `(crop_size - maxpool_kernel_size) // maxpool_stride + 1` (7).
+        tf_od_api_fpn: bool. FPN extractors crop as the TF OD API does (models built from
+            its configs): from every level `fpn_min_level..fpn_max_level`, a RoI of 224
+            pixels on the second coarsest (`fpn_max_level - 1`), `crop_size` samples on the
+            RoI's edges (`align_corners`, one per cell), then the max pool. Defaults to
+            `False`.
 
     Returns:
         `kdet.layers.CropAndResizeRoIPooler(crop_size, maxpool_kernel_size, maxpool_stride)`;
@@ -49,6 +55,17 @@ def default_roi_cropper(
     """
     if not feature_extractor.is_fpn:
         return CropAndResizeRoIPooler(crop_size, maxpool_kernel_size, maxpool_stride)
+    if tf_od_api_fpn:
+        return MultiLevelRoIAlign(
+            feature_extractor.fpn_min_level,
+            feature_extractor.fpn_max_level,
+            crop_size=crop_size,
+            canonical_level=feature_extractor.fpn_max_level - 1,
+            sampling_ratio=1,
+            align_corners=True,
+            maxpool_kernel_size=maxpool_kernel_size,
+            maxpool_stride=maxpool_stride,
+        )
     if roi_align_crop_size is None:
         roi_align_crop_size = (crop_size - maxpool_kernel_size) // maxpool_stride + 1
     return MultiLevelRoIAlign(

@@ -20,8 +20,10 @@ class RPNHead(keras.layers.Layer):
     convolutions with a bias: `num_anchors_per_location * 4` box
     encodings and `num_anchors_per_location * 2` objectness logits, background first. Given a
     list of feature maps (an FPN pyramid), the same three convolutions run on every map, as in
-    FPN. Predictions of one map are ordered row-major over `(y, x)`, then by anchor within the
-    location, and maps follow each other finest first: the order of
+    FPN; with `per_level_predictors` the RPN convolution is shared but every map has its own
+    two 1x1 predictors, as the TF OD API's `ConvolutionalBoxPredictor` builds them (one head
+    per feature map). Predictions of one map are ordered row-major over `(y, x)`, then by
+    anchor within the location, and maps follow each other finest first: the order of
     `kdet.layers.GridAnchorGenerator` and `kdet.layers.MultiscaleGridAnchorGenerator`. The head
     does not decode boxes or pick proposals (see `kdet.layers.ProposalGenerator`).
 
@@ -47,6 +49,10 @@ class RPNHead(keras.layers.Layer):
             `RPNHead.default_conv_hyperparams()`, truncated normal kernels of stddev 0.01 (the
             value of every TF OD API Faster R-CNN sample config), no regularizer, no batch
             norm.
+        per_level_predictors: bool. One pair of 1x1 predictors per feature map (the TF OD
+            API's first stage; `extra_box_predictors` / `extra_class_predictors` hold those
+            of maps 1..), else one pair shared by every map (FPN; heads saved before
+            2026-12). Defaults to `False`.
         kernel_regularizer: a regularizer replacing the one of `conv_hyperparams` (the
             argument of `.keras` files written before `conv_hyperparams` existed). Defaults
             to `None`.
@@ -81,6 +87,7 @@ class RPNHead(keras.layers.Layer):
         kernel_size=3,
         dilation_rate=1,
         conv_hyperparams=None,
+        per_level_predictors=False,
         kernel_regularizer=None,
         **kwargs,
     ):
@@ -97,6 +104,7 @@ class RPNHead(keras.layers.Layer):
         self.depth = depth
         self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
+        self.per_level_predictors = bool(per_level_predictors)
         self.conv_hyperparams = conv_hyperparams_lib.with_legacy_regularization(
             conv_hyperparams_lib.get(conv_hyperparams) or self.default_conv_hyperparams(),
             kernel_regularizer=kernel_regularizer,
@@ -119,18 +127,39 @@ class RPNHead(keras.layers.Layer):
             name="RPNConv",
             **hyperparams.conv_kwargs(),
         )
-        self.box_predictor = keras.layers.Conv2D(
-            self._anchors * 4,
-            1,
-            name="BoxEncodingPredictor",
-            **hyperparams.conv_kwargs(use_bias=True),
+        self.box_predictor, self.class_predictor = self._predictors("")
+        num_maps = 1 if isinstance(num_anchors_per_location, int) else len(num_anchors_per_location)
+        extra = [
+            self._predictors(f"_{level}")
+            for level in range(1, num_maps if self.per_level_predictors else 1)
+        ]
+        self.extra_box_predictors = [box for box, _ in extra]
+        self.extra_class_predictors = [objectness for _, objectness in extra]
+
+    def _predictors(self, suffix):
+        """The 1x1 box encoding and objectness convolutions of one feature map."""
+        return tuple(
+            keras.layers.Conv2D(
+                self._anchors * code_size,
+                1,
+                name=f"{name}{suffix}",
+                **self.conv_hyperparams.conv_kwargs(use_bias=True),
+            )
+            for name, code_size in (
+                ("BoxEncodingPredictor", 4),
+                ("ClassPredictor", NUM_OBJECTNESS_CLASSES),
+            )
         )
-        self.class_predictor = keras.layers.Conv2D(
-            self._anchors * NUM_OBJECTNESS_CLASSES,
-            1,
-            name="ClassPredictor",
-            **hyperparams.conv_kwargs(use_bias=True),
-        )
+
+    @property
+    def box_predictors(self):
+        """The box encoding predictor of each feature map (one shared, or one per map)."""
+        return [self.box_predictor, *self.extra_box_predictors]
+
+    @property
+    def class_predictors(self):
+        """The objectness predictor of each feature map (one shared, or one per map)."""
+        return [self.class_predictor, *self.extra_class_predictors]
 
     @staticmethod
     def default_conv_hyperparams():
@@ -160,8 +189,8 @@ class RPNHead(keras.layers.Layer):
         self.rpn_conv.build((None, None, None, channels.pop()))
         if self.rpn_batch_norm is not None:
             self.rpn_batch_norm.build((None, None, None, self.depth))
-        self.box_predictor.build((None, None, None, self.depth))
-        self.class_predictor.build((None, None, None, self.depth))
+        for predictor in self.box_predictors + self.class_predictors:
+            predictor.build((None, None, None, self.depth))
 
     def call(self, feature_maps, training=None):
         if not isinstance(feature_maps, (list, tuple)):
@@ -169,13 +198,15 @@ class RPNHead(keras.layers.Layer):
         self._check_num_feature_maps(len(feature_maps))
         box_encodings = []
         objectness_logits = []
-        for features in feature_maps:
+        box_predictors, class_predictors = self.box_predictors, self.class_predictors
+        for index, features in enumerate(feature_maps):
             features = self.rpn_conv(features)
             if self.rpn_batch_norm is not None:
                 features = tf.nn.relu6(self.rpn_batch_norm(features, training=training))
-            box_encodings.append(_flatten_anchors(self.box_predictor(features), 4))
+            level = index if self.per_level_predictors else 0
+            box_encodings.append(_flatten_anchors(box_predictors[level](features), 4))
             objectness_logits.append(
-                _flatten_anchors(self.class_predictor(features), NUM_OBJECTNESS_CLASSES)
+                _flatten_anchors(class_predictors[level](features), NUM_OBJECTNESS_CLASSES)
             )
         return (
             tf.cast(tf.concat(box_encodings, axis=1), tf.float32),
@@ -200,6 +231,7 @@ class RPNHead(keras.layers.Layer):
                 "depth": self.depth,
                 "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate,
+                "per_level_predictors": self.per_level_predictors,
                 "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
             }
         )
