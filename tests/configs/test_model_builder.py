@@ -642,7 +642,13 @@ def test_faster_rcnn_fpn_extractor_takes_multiscale_anchors_and_roi_align():
     assert (extractor.fpn_min_level, extractor.fpn_max_level) == (3, 6)
     assert extractor.additional_layer_depth == 64
     assert model.region_proposal_network.anchor_generator.get_config()["scales_per_octave"] == 2
-    assert model.roi_heads.roi_cropper.crop_size == 3  # (initial_crop_size 6 - 2) // 2 + 1
+    # The TF OD API's crop: every level 3..6, a 224-pixel RoI on level 5, initial_crop_size 6
+    # samples on the RoI's edges, then maxpool 2/2; its RPN predictors one pair per level.
+    cropper = model.roi_heads.roi_cropper
+    assert (cropper.min_level, cropper.max_level, cropper.canonical_level) == (3, 6, 5)
+    assert (cropper.crop_size, cropper.sampling_ratio, cropper.align_corners) == (6, 1, True)
+    assert (cropper.maxpool_kernel_size, cropper.maxpool_stride) == (2, 2)
+    assert len(model.region_proposal_network.rpn_head.box_predictors) == 4
     wrong_levels = _replace(text, "        min_level: 3", "        min_level: 4")
     assert _error(wrong_levels) == (
         f"{_at_brace(wrong_levels, 'multiscale_anchor_generator')}'model.faster_rcnn."

@@ -151,3 +151,36 @@ def test_config_round_trip():
     restored = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(restored, MultiLevelRoIAlign)
     assert (restored.min_level, restored.max_level, restored.crop_size) == (3, 6, 14)
+
+
+def test_align_corners_and_max_pool_crop_as_the_tf_od_api():
+    # align_corners: crop_and_resize of the RoI on its own level (samples on the RoI's
+    # edges, normalized 1 on the level's last cell), then the max pool; levels 2..6 with a
+    # 224-pixel RoI on level 5 (the TF OD API's rule for 5 levels).
+    roi_align = MultiLevelRoIAlign(
+        min_level=2, max_level=6, crop_size=4, canonical_level=5, sampling_ratio=1,
+        align_corners=True, maxpool_kernel_size=2, maxpool_stride=2,
+    )
+    rng = np.random.default_rng(3)
+    feature_maps = [
+        tf.constant(rng.normal(size=[1, 128 // 2**level, 128 // 2**level, 5]), tf.float32)
+        for level in range(2, 7)
+    ]
+    rois = tf.constant([[[0.1, 0.2, 0.3, 0.5], [0.0, 0.0, 1.0, 1.0]]], tf.float32)
+    # sqrt(area) * 128: 31.4 px → level 2 (floor(5 + log2(31.4 / 224)) = 2); 128 px → 4.
+    np.testing.assert_array_equal(roi_align.assign_levels(rois, (128, 128)), [[2, 4]])
+    crops = roi_align(feature_maps, rois, image_size=(128, 128))
+    assert tuple(crops.shape) == (1, 2, 2, 2, 5)
+    for index, level in enumerate([2, 4]):
+        expected = tf.image.crop_and_resize(
+            feature_maps[level - 2], rois[0, index : index + 1], [0], [4, 4]
+        )
+        expected = tf.nn.max_pool2d(expected, 2, 2, "VALID")
+        np.testing.assert_allclose(crops[0, index], expected[0], atol=1e-5)
+    config = roi_align.get_config()
+    restored = MultiLevelRoIAlign.from_config(config)
+    assert (restored.align_corners, restored.maxpool_kernel_size) == (True, 2)
+    for key in ("align_corners", "maxpool_kernel_size", "maxpool_stride"):
+        del config[key]
+    older = MultiLevelRoIAlign.from_config(config)
+    assert (older.align_corners, older.maxpool_kernel_size) == (False, None)

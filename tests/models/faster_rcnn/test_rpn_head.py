@@ -157,3 +157,28 @@ def test_config_round_trip():
     restored = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(restored, RPNHead)
     assert restored.num_anchors_per_location == [12, 12] and restored.dilation_rate == 2
+
+
+def test_per_level_predictors_share_the_rpn_convolution_only():
+    # The TF OD API's first stage: one RPN convolution, one pair of 1x1 predictors per map.
+    head = RPNHead(num_anchors_per_location=[3, 3], depth=8, per_level_predictors=True)
+    fine, coarse = _features([2, 4, 4, 6], seed=1), _features([2, 2, 2, 6], seed=2)
+    box_encodings, objectness_logits = head([fine, coarse])
+    assert len(head.trainable_weights) == 2 + 2 * 4
+    assert [p.name for p in head.box_predictors] == [
+        "BoxEncodingPredictor", "BoxEncodingPredictor_1"
+    ]
+    for index, (features, rows) in enumerate([(fine, slice(0, 48)), (coarse, slice(48, 60))]):
+        single_level = RPNHead(num_anchors_per_location=3, depth=8)
+        single_level(features)
+        single_level.rpn_conv.set_weights(head.rpn_conv.get_weights())
+        single_level.box_predictor.set_weights(head.box_predictors[index].get_weights())
+        single_level.class_predictor.set_weights(head.class_predictors[index].get_weights())
+        level_boxes, level_logits = single_level(features)
+        np.testing.assert_allclose(box_encodings[:, rows], level_boxes, atol=1e-6)
+        np.testing.assert_allclose(objectness_logits[:, rows], level_logits, atol=1e-6)
+    # The config keeps it; a config written before the field shares one pair.
+    config = head.get_config()
+    assert len(RPNHead.from_config(config).box_predictors) == 2
+    del config["per_level_predictors"]
+    assert len(RPNHead.from_config(config).box_predictors) == 1
