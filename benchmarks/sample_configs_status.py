@@ -18,7 +18,8 @@ With `--train`, every config that builds also trains and predicts as the 8 confi
 `tests/configs/test_sample_configs.py` do in CI, but full size: its paths replaced by a tiny
 record (nothing else changed), a batch of its `train_dataset` (the config's batch size,
 augmentation and resizer), `STEPS` (2) training steps of the full-size model with the config's
-optimizer on the first image of that batch, and a prediction; the table gives the seconds each
+optimizer on the first image of that batch (model and optimizer built before `fit`, as in the
+test), and a prediction; the table gives the seconds each
 part took (on a config copy in a temporary folder), the total loss of each step, the share of
 trainable variables the last step changed and the number of boxes predicted.
 

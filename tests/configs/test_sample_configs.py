@@ -21,7 +21,9 @@ What trains where:
   `TRAINED` configs, so a config that brings a new class, augmentation step, dtype policy or
   quantization cannot slip in untrained: `test_sample_config_loads` fails and names what
   is missing. Coverage is per feature, not per combination (the 35 configs make 20 distinct
-  code paths; trained, that would take more than 10 minutes of CI). The 8 train with their
+  code paths). Training all 35 does not fit the CI budget: 2 eager steps and a prediction of
+  each of the 35 at 128 px (no tracing) plus these 8 compiled took 681 s, these 8 compiled
+  alone 455 s (same machine and load; benchmarks/README.md). The 8 train with their
   image resizer scaled to 128 pixels (`with_small_images`; `code_path` has no sizes, and the
   test checks it is unchanged): the full-size steps cost 15 s to minutes each on a CPU.
 - In `benchmarks/sample_configs_status.py FOLDER --train`: every config, full size, 2 steps
@@ -262,6 +264,12 @@ def train_steps_and_predict(pipeline, steps=STEPS):
     model = pipeline.model
     model.compile(optimizer=pipeline.optimizer)
     x, y = _first(next(iter(train_dataset(pipeline, seed=1))))
+    # The model and its optimizer built before `fit`, as Keras builds them under a distribution
+    # strategy. Without one, Keras builds the optimizer inside the first traced step, and
+    # creating variables there costs a second trace: the first step of ssd_mobilenet_v2_coco
+    # at 128 px took 52 s that way and 26 s built first (benchmarks/README.md).
+    model.build(tuple((x["resized_images"] if isinstance(x, dict) else x).shape))
+    model.optimizer.build(model.trainable_variables)
     weights = _TrainableWeights()
     history = model.fit(tf.data.Dataset.from_tensors((x, y)), epochs=steps, verbose=0,
                         callbacks=[weights])
