@@ -35,9 +35,11 @@ Mappings to note:
   to the extractor when its constructor takes that argument, and is otherwise accepted only
   with its TF OD API default; without `fpn { }` an FPN extractor keeps its own levels, as in
   the TF OD API.
-- Faster R-CNN FPN extractors crop with multilevel RoIAlign straight at the pooled size
-  `(initial_crop_size - maxpool_kernel_size) // maxpool_stride + 1` instead of cropping at
-  `initial_crop_size` and max-pooling.
+- Faster R-CNN FPN extractors crop as the TF OD API does: from every pyramid level (a RoI of
+  224 pixels on level `max_level - 1`), `initial_crop_size` bilinear samples on the RoI's edges,
+  then the max pool (`MultiLevelRoIAlign(align_corners=True, maxpool_kernel_size=...)`); the
+  RPN has one pair of 1x1 predictors per level (`RPNHead(per_level_predictors=True)`). FPN
+  models built in Python or saved before keep RoIAlign at the pooled size and shared predictors.
 
 The package has one translator module per TF OD API message family: `hyperparams`
 (`Hyperparams`), `components` (image resizers, anchor generators, box coder, matcher,
