@@ -46,19 +46,20 @@ def _training_images(seed):
     )
 
 
-def train_and_evaluate(build_model, seed):
+def train_and_evaluate(build_model, seed, epochs=EPOCHS):
     """Trains `build_model()` from scratch; returns `(history, held-out COCO metrics)`.
 
     Args:
         build_model: function returning an uncompiled kdet detector for `IMAGE_SIZE` images
             and `NUM_CLASSES` classes.
         seed: int, the random seed of the model and of the training images.
+        epochs: int, passes over the `NUM_TRAIN_IMAGES` training images.
     """
     keras.utils.set_random_seed(seed)
     images, y = _training_images(seed)
     model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=10.0))
-    history = model.fit(images, y, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=0)
+    history = model.fit(images, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
     eval_images, eval_y = kdet.datasets.shapes(
         NUM_EVAL_IMAGES, IMAGE_SIZE, seed=EVAL_SEED, max_boxes=MAX_BOXES, num_classes=NUM_CLASSES
     )

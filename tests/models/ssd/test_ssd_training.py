@@ -1,8 +1,10 @@
 """kdet.SSD learns: trained from scratch on synthetic shapes, it finds shapes it has not seen.
 
-A compact extractor written with the public API (as a user would add one) trains for about a
-minute and a half on this 2-core CPU. Measured with this recipe, held-out COCO mAP@0.5 (3 shape
-classes, 128 px images) ended at 0.91-0.94 over 7 model/data seeds; see `_MIN_MAP_50`.
+A compact extractor written with the public API (as a user would add one) trains for 3 epochs
+(768 steps; about a minute on this 2-core CPU). Measured with this recipe, held-out COCO
+mAP@0.5 (3 shape classes, 128 px images) after 3 epochs was 0.847, 0.882 and 0.882 for seeds
+0, 1 and 2 (0.66-0.80 after 2; 0.91-0.94 after 4 over 7 seeds, the earlier recipe); see
+`_MIN_MAP_50`.
 """
 
 import keras
@@ -19,8 +21,10 @@ from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.ssd import SSD
 from kdet.targets import HardExampleMiner
 
-# Well below the lowest mAP@0.5 measured over seeds (see the module docstring).
+# Well below the lowest mAP@0.5 measured over seeds after 3 epochs, above most after 2 (see
+# the module docstring).
 _MIN_MAP_50 = 0.7
+_EPOCHS = 3
 
 
 @register_feature_extractor("test_compact_ssd")
@@ -83,7 +87,9 @@ def _shapes_ssd():
 
 @pytest.mark.large
 def test_ssd_trained_from_scratch_detects_held_out_shapes():
-    losses, metrics = train_and_evaluate(_shapes_ssd, seed=0)
+    losses, metrics = train_and_evaluate(_shapes_ssd, seed=0, epochs=_EPOCHS)
+    # Measured last/first epoch ratios after 3 epochs: 0.42-0.47 (total), 0.27-0.30
+    # (localization).
     assert losses["loss"][-1] < 0.5 * losses["loss"][0]
     assert losses["localization_loss"][-1] < 0.5 * losses["localization_loss"][0]
     assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] >= _MIN_MAP_50, metrics
