@@ -11,8 +11,8 @@ runs (`_base_tower_layers_for_heads/<head>/<level>/<k>`: convolution, batch norm
 …).
 """
 
+from kdet.checkpoints.mappings.fpn import pyramid_pairs
 from kdet.checkpoints.tfod_mapping import BACKBONE
-from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
 from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
@@ -36,28 +36,12 @@ def _ssd_fpn(extractor, prefix, shapes):
     pairs = paired(
         weighted_layers(extractor.body), shapes, f"{prefix}/classification_backbone", BACKBONE
     )
-    pyramid = extractor.feature_pyramid
-    top_down = f"{prefix}/_fpn_features_generator"
-    pairs += paired(
-        weighted_layers(pyramid.lateral_convs[-1]), shapes, f"{top_down}/top_layers", EXTRACTOR
+    return pairs + pyramid_pairs(
+        extractor.feature_pyramid,
+        shapes,
+        f"{prefix}/_fpn_features_generator",
+        f"{prefix}/_coarse_feature_layers",
     )
-    # Below the top: coarsest first, as the TF OD API builds them.
-    below_top = reversed(list(zip(pyramid.lateral_convs[:-1], pyramid.smoothing_blocks)))
-    for index, (projection, smoothing) in enumerate(below_top):
-        pairs += paired(
-            weighted_layers(projection),
-            shapes,
-            f"{top_down}/residual_blocks/{index}",
-            EXTRACTOR,
-        )
-        pairs += paired(
-            weighted_layers(smoothing), shapes, f"{top_down}/conv_layers/{index}", EXTRACTOR
-        )
-    for index, block in enumerate(pyramid.extra_blocks):
-        pairs += paired(
-            weighted_layers(block), shapes, f"{prefix}/_coarse_feature_layers/{index}", EXTRACTOR
-        )
-    return pairs
 
 
 @register_tf2_mapping(WeightSharedConvolutionalBoxPredictor)
