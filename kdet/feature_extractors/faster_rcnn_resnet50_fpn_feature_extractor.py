@@ -5,15 +5,15 @@ import keras
 from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import FasterRCNNFPNFeatureExtractor
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.resnet_v1_body import ResNetBodyOptions
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import restore_keras_resnet
 from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
-from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_ENDPOINTS
 
 
 @register_feature_extractor("faster_rcnn_resnet50_fpn")
-class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
+class FasterRCNNResNet50FPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeatureExtractor):
     """ResNet50 V1 with a feature pyramid (TF OD API `faster_rcnn_resnet50_fpn_keras`).
 
     The body is the TF OD API's TF2 ResNet50 (`kdet.feature_extractors.resnet_v1_body`: no
@@ -116,9 +116,6 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
             )
         self.attach_body(resnet, LEVEL_ENDPOINTS)
 
-    def preprocess(self, images):
-        return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
-
     def restore_from_classification_checkpoint(self, source):
         """Copies weights from a classification model into the body's layers of the same
         name (a `keras.applications` ResNet50's convolution biases folded into the batch
@@ -128,18 +125,3 @@ class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNFPNFeatureExtractor):
             return super().restore_from_classification_checkpoint(source)
         return restore_keras_resnet(source, [self.body])
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "tf_od_api_body": self.tf_od_api_body,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        # Extractors saved before 2026-12 had the keras.applications body.
-        return super().from_config({"tf_od_api_body": False, **config})

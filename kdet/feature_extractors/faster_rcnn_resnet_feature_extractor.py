@@ -1,6 +1,5 @@
 """ResNet50 / 101 / 152 Faster R-CNN feature extractors: stage 4 → RPN, stage 5 → RoIs."""
 
-import keras
 
 from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
     FasterRCNNSplitBodyFeatureExtractor,
@@ -9,12 +8,12 @@ from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.resnet_v1_body import CONV4_LAST_LAYERS
 from kdet.feature_extractors.resnet_v1_body import RESNETS
+from kdet.feature_extractors.resnet_v1_body import ResNetBodyOptions
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import restore_keras_resnet
-from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import CHANNEL_MEANS
 
 
-class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
+class FasterRCNNResNetFeatureExtractor(ResNetBodyOptions, FasterRCNNSplitBodyFeatureExtractor):
     """A ResNet V1 cut after stage 4: the TF OD API ResNet Faster R-CNN.
 
     Proposal features are the output of stage 4 (`conv4_block6_out` in ResNet50,
@@ -135,21 +134,6 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             )
         self.split_body(body, CONV4_LAST_LAYERS[self.depth])
 
-    def preprocess(self, images):
-        return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "tf_od_api_body": self.tf_od_api_body,
-                "slim_layout": self.slim_layout,
-            }
-        )
-        return config
-
     def restore_from_classification_checkpoint(self, source):
         """Copies weights from a classification model into the layers of the same name; into
         the TF OD API body a `keras.applications` ResNet's convolution biases are folded into
@@ -165,10 +149,6 @@ class FasterRCNNResNetFeatureExtractor(FasterRCNNSplitBodyFeatureExtractor):
             return super().restore_from_classification_checkpoint(source)
         return restore_keras_resnet(source, [self.proposal_body, self.box_classifier_body])
 
-    @classmethod
-    def from_config(cls, config):
-        # Extractors saved before 2026-12 had the keras.applications body.
-        return cls(**{"tf_od_api_body": False, **config})
 
 
 @register_feature_extractor("faster_rcnn_resnet50")

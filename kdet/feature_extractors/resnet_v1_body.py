@@ -372,3 +372,33 @@ def copy_folding_conv_biases(source, target_layers):
     for target, values in pairs:
         target.set_weights(values)
     return sorted(target.name for target, _ in pairs)
+
+
+# The TF OD API's ResNet preprocessing: RGB channel means subtracted (VGG's).
+CHANNEL_MEANS = (123.68, 116.779, 103.939)
+
+
+class ResNetBodyOptions:
+    """What the feature extractors built on `resnet_v1_body` share: the TF OD API's ResNet
+    preprocessing (`CHANNEL_MEANS` subtracted) and the body's arguments in `get_config`
+    (`depth_multiplier`, `min_depth`, `tf_od_api_body`, and `slim_layout` where the extractor
+    has one); extractors saved before 2026-12 (no `tf_od_api_body`) load with the
+    `keras.applications` body they had. Mixed in before the extractor's base class."""
+
+    def preprocess(self, images):
+        return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            depth_multiplier=self.depth_multiplier,
+            min_depth=self.min_depth,
+            tf_od_api_body=self.tf_od_api_body,
+        )
+        if hasattr(self, "slim_layout"):
+            config["slim_layout"] = self.slim_layout
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config({"tf_od_api_body": False, **config})

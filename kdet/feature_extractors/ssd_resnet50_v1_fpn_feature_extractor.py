@@ -11,6 +11,7 @@ from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.resnet_v1_body import CONV4_LAST_LAYERS
 from kdet.feature_extractors.resnet_v1_body import RESNETS
 from kdet.feature_extractors.resnet_v1_body import TF_OD_API_BATCH_NORM
+from kdet.feature_extractors.resnet_v1_body import ResNetBodyOptions
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import slim_resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
@@ -32,11 +33,9 @@ RESNET_LEVEL_ENDPOINTS = {
     }
     for depth in RESNETS
 }
-# TF OD API resnet_v1 preprocessing: ImageNet channel means, RGB order.
-CHANNEL_MEANS = (123.68, 116.779, 103.939)
 
 
-class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
+class SSDResNetV1FPNFeatureExtractor(ResNetBodyOptions, SSDFPNFeatureExtractor):
     """ResNet V1 body with a feature pyramid: the RetinaNet feature extractors.
 
     Subclasses set `depth` (50, 101 or 152). The body is the TF OD API's TF2 ResNet V1 of that
@@ -208,25 +207,6 @@ class SSDResNetV1FPNFeatureExtractor(SSDFPNFeatureExtractor):
             keep_weights=self.backbone_weights is not None,
         )
 
-    def preprocess(self, images):
-        return keras.ops.cast(images, "float32") - keras.ops.convert_to_tensor(CHANNEL_MEANS)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "tf_od_api_body": self.tf_od_api_body,
-                "slim_layout": self.slim_layout,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        # Extractors saved before 2026-12 had the keras.applications body.
-        return cls(**{"tf_od_api_body": False, **config})
 
 
 @register_feature_extractor("ssd_resnet50_v1_fpn")
