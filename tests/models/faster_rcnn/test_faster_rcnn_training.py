@@ -1,10 +1,10 @@
 """kdet.FasterRCNN learns: trained from scratch on synthetic shapes, it finds unseen shapes.
 
 The recipe of `tests/models/ssd/test_ssd_training.py` (a compact extractor written with the
-public API, Adam 1e-3, fresh 128 px images) for the two-stage model. It trains for about two
-minutes on this 2-core CPU (27-32 s per epoch when the machine is otherwise idle, up to 6.5
-minutes when it is heavily shared). Measured with this recipe, held-out COCO mAP@0.5 (3 shape
-classes) ended at 0.970 and 0.968 for seeds 0 and 1 (0.95 after 3 epochs, 0.52-0.69 after
+public API, Adam 1e-3, fresh 128 px images) for the two-stage model, 3 epochs. It trains for
+about a minute and a half on this 2-core CPU (19-32 s per epoch at load average ~3). Measured
+with this recipe, held-out COCO mAP@0.5 (3 shape classes) after 3 epochs was 0.953, 0.949
+and 0.945 for seeds 0, 1 and 2 (0.53-0.70 after 1; 0.970 and 0.968 after 4 for seeds 0 and
 1); see `_MIN_MAP_50`.
 """
 
@@ -23,6 +23,7 @@ from kdet.models.faster_rcnn import FasterRCNN
 
 # Well below the lowest mAP@0.5 measured over seeds (see the module docstring).
 _MIN_MAP_50 = 0.8
+_EPOCHS = 3
 
 
 @register_feature_extractor("test_compact_faster_rcnn")
@@ -85,10 +86,11 @@ def _shapes_faster_rcnn():
 
 @pytest.mark.large
 def test_faster_rcnn_trained_from_scratch_detects_held_out_shapes():
-    losses, metrics = train_and_evaluate(_shapes_faster_rcnn, seed=0)
-    # Measured last/first epoch ratios: 0.44 for the total, 0.60-0.62 for the second-stage
-    # box loss (which grows in epoch 2 as the RPN finds more positive RoIs), 0.15-0.4 others.
-    assert losses["loss"][-1] < 0.6 * losses["loss"][0], losses["loss"]
+    losses, metrics = train_and_evaluate(_shapes_faster_rcnn, seed=0, epochs=_EPOCHS)
+    # Measured epoch 3 / epoch 1 ratios (seeds 0, 1, 2): 0.54-0.56 for the total, 0.73-0.79
+    # for the second-stage box loss (which grows in epoch 2 as the RPN finds more positive
+    # RoIs), 0.20-0.54 for the others.
+    assert losses["loss"][-1] < 0.65 * losses["loss"][0], losses["loss"]
     for name in FasterRCNN.loss_names:
-        assert losses[name][-1] < 0.8 * losses[name][0], (name, losses[name])
+        assert losses[name][-1] < 0.9 * losses[name][0], (name, losses[name])
     assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] >= _MIN_MAP_50, metrics
