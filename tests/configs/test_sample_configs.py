@@ -264,12 +264,6 @@ def train_steps_and_predict(pipeline, steps=STEPS):
     model = pipeline.model
     model.compile(optimizer=pipeline.optimizer)
     x, y = _first(next(iter(train_dataset(pipeline, seed=1))))
-    # The model and its optimizer built before `fit`, as Keras builds them under a distribution
-    # strategy. Without one, Keras builds the optimizer inside the first traced step, and
-    # creating variables there costs a second trace: the first step of ssd_mobilenet_v2_coco
-    # at 128 px took 52 s that way and 26 s built first (benchmarks/README.md).
-    model.build(tuple((x["resized_images"] if isinstance(x, dict) else x).shape))
-    model.optimizer.build(model.trainable_variables)
     weights = _TrainableWeights()
     history = model.fit(tf.data.Dataset.from_tensors((x, y)), epochs=steps, verbose=0,
                         callbacks=[weights])

@@ -99,6 +99,24 @@ def test_a_dataset_builds_the_model_too():
     assert model.built
 
 
+class _OptimizerBuiltAtFirstBatch(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.built = self.model.optimizer.built
+
+
+def test_the_optimizer_is_built_before_the_first_step_is_traced():
+    # Keras (without a distribution strategy) builds the optimizer inside the first traced
+    # step, which then traces twice; kdet builds it before (ObjectDetector.make_train_function).
+    images, y = _shapes()
+    model = _tiny_ssd()
+    model.compile(optimizer=keras.optimizers.Adam())
+    probe = _OptimizerBuiltAtFirstBatch()
+    model.fit(images, y, batch_size=2, epochs=1, steps_per_epoch=1, verbose=0, callbacks=[probe])
+    assert probe.built
+    assert len(model.optimizer.variables) > 2 * len(model.trainable_variables)
+
+
 def _faster_rcnn_pipeline(folder):
     """The zoo's deepforest Faster R-CNN pipeline.yaml at 64 px, with shapes records."""
     tiny_pipeline.write_pipeline(folder)
