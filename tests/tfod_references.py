@@ -86,3 +86,53 @@ def assert_same_detection_sets(boxes, scores, classes, expected, prefix):
             and iou(boxes[index], box) >= 0.99
         ]
         assert same, f"TF OD API detection {label=} {score=:.5f} {box} not among kdet's"
+
+
+def assert_faster_rcnn_outputs_match(model, outputs, expected, image_size):
+    """Asserts a single-map (C4) Faster R-CNN's raw outputs (`outputs` of `model(photo)`) are
+    the TF OD API's `predict/…` within `RAW_TOLERANCE`: anchors (pixels of `image_size`, the
+    TF OD API's `(height, width)` frame), RPN box encodings and objectness, the proposals
+    (the valid rows: the TF OD API pads with zero boxes, kdet with -1), the body's first stage
+    on the TF OD API's preprocessed input, its second stage on the RoI crops of the proposals,
+    the class logits and refined box encodings (one box broadcast to every class when the
+    TF OD API shares it across classes)."""
+    height, width = image_size
+    size = [height, width, height, width]
+    np.testing.assert_allclose(
+        np.asarray(outputs["anchors"]) * size, expected["predict/anchors"], atol=RAW_TOLERANCE
+    )
+    for ours, theirs in (
+        ("rpn_box_encodings", "rpn_box_encodings"),
+        ("rpn_objectness_logits", "rpn_objectness_predictions_with_background"),
+    ):
+        np.testing.assert_allclose(
+            outputs[ours], expected[f"predict/{theirs}"], atol=RAW_TOLERANCE, err_msg=ours
+        )
+    count = int(expected["predict/num_proposals"][0])
+    assert int(outputs["num_proposals"][0]) == count
+    np.testing.assert_allclose(
+        outputs["proposals"][0, :count],
+        expected["predict/proposal_boxes_normalized"][0, :count],
+        atol=RAW_TOLERANCE,
+    )
+    features = model.feature_extractor.extract_proposal_features(
+        expected["predict/preprocessed_inputs"]
+    )
+    np.testing.assert_allclose(
+        features, expected["predict/rpn_features_to_crop/0"], atol=RAW_TOLERANCE
+    )
+    crops = model.roi_heads.crop([features], outputs["proposals"], image_size)
+    np.testing.assert_allclose(
+        model.feature_extractor.extract_box_classifier_features(crops)[:count],
+        expected["predict/box_classifier_features"][:count],
+        atol=RAW_TOLERANCE,
+    )
+    np.testing.assert_allclose(
+        outputs["class_logits"][0, :count],
+        expected["predict/class_predictions_with_background"][:count],
+        atol=RAW_TOLERANCE,
+    )
+    refined = expected["predict/refined_box_encodings"][:count]
+    if refined.shape[1] == 1:  # `share_box_across_classes`
+        refined = np.broadcast_to(refined, outputs["box_encodings"][0, :count].shape)
+    np.testing.assert_allclose(outputs["box_encodings"][0, :count], refined, atol=RAW_TOLERANCE)

@@ -447,6 +447,7 @@ class ObjectDetector(ComponentsConfig, keras.Model):
         return logs
 
     def make_train_function(self, force=False):
+        """`keras.Model.make_train_function`, with the optimizer built first (see below)."""
         # Keras builds the optimizer inside the first traced step when no distribution
         # strategy is set, which then traces the step a second time: building it before (the
         # model is built by then, see `_maybe_symbolic_build`) halves the first `fit` (e.g.

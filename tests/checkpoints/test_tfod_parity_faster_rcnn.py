@@ -16,6 +16,7 @@ import pytest
 from tfod_reference_extractors import RESNET_DEPTH_MULTIPLIER
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
+from tfod_references import assert_faster_rcnn_outputs_match
 from tfod_references import assert_same_detections
 from tfod_references import photo
 from tfod_references import reference
@@ -70,56 +71,14 @@ def test_raw_outputs_match_the_tf_od_api(name):
     outputs = model(photo()[None], training=False)
     # The TF OD API's anchors are pixels of the padded 128x128 input, clipped to it.
     height, width = expected["predict/image_shape"][1:3]
-    np.testing.assert_allclose(
-        np.asarray(outputs["anchors"]) * [height, width, height, width],
-        expected["predict/anchors"],
-        atol=RAW_TOLERANCE,
-    )
     if model.feature_extractor.is_fpn:
-        return _assert_fpn_outputs_match(model, outputs, expected, (height, width))
-    for ours, theirs in (
-        ("rpn_box_encodings", "rpn_box_encodings"),
-        ("rpn_objectness_logits", "rpn_objectness_predictions_with_background"),
-    ):
         np.testing.assert_allclose(
-            outputs[ours], expected[f"predict/{theirs}"], atol=RAW_TOLERANCE, err_msg=ours
-        )
-    # Proposals and what the box classifier makes of them: the valid rows (the TF OD API
-    # pads with zero boxes, kdet with -1).
-    count = int(expected["predict/num_proposals"][0])
-    assert int(outputs["num_proposals"][0]) == count
-    np.testing.assert_allclose(
-        outputs["proposals"][0, :count],
-        expected["predict/proposal_boxes_normalized"][0, :count],
-        atol=RAW_TOLERANCE,
-    )
-    # The body's stage 4 on the TF OD API's preprocessed (resized, mean-subtracted) input,
-    # then its stage 5 on the RoI crops of the proposals.
-    features = model.feature_extractor.extract_proposal_features(
-        expected["predict/preprocessed_inputs"]
-    )
-    np.testing.assert_allclose(
-        features, expected["predict/rpn_features_to_crop/0"], atol=RAW_TOLERANCE
-    )
-    crops = model.roi_heads.crop([features], outputs["proposals"], (height, width))
-    np.testing.assert_allclose(
-        model.feature_extractor.extract_box_classifier_features(crops)[:count],
-        expected["predict/box_classifier_features"][:count],
-        atol=RAW_TOLERANCE,
-    )
-    np.testing.assert_allclose(
-        outputs["class_logits"][0, :count],
-        expected["predict/class_predictions_with_background"][:count],
-        atol=RAW_TOLERANCE,
-    )
-    # `share_box_across_classes`: one box, which kdet broadcasts to every class.
-    assert expected["predict/refined_box_encodings"].shape[1] == 1
-    for class_index in range(outputs["box_encodings"].shape[2]):
-        np.testing.assert_allclose(
-            outputs["box_encodings"][0, :count, class_index],
-            expected["predict/refined_box_encodings"][:count, 0],
+            np.asarray(outputs["anchors"]) * [height, width, height, width],
+            expected["predict/anchors"],
             atol=RAW_TOLERANCE,
         )
+        return _assert_fpn_outputs_match(model, outputs, expected, (height, width))
+    assert_faster_rcnn_outputs_match(model, outputs, expected, (height, width))
 
 
 def _assert_fpn_outputs_match(model, outputs, expected, image_size):

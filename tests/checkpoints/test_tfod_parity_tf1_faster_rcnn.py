@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tfod_reference_extractors import RESNET_DEPTH_MULTIPLIER
-from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
+from tfod_references import assert_faster_rcnn_outputs_match
 from tfod_references import assert_same_detections
 from tfod_references import photo
 from tfod_references import reference
@@ -90,52 +90,10 @@ def test_raw_outputs_match_the_tf_od_api():
     model, _ = restored()
     expected = reference(NAME)
     outputs = model(photo()[None], training=False)
-    # The TF OD API's anchors are pixels of the resized (unpadded) input, clipped to it.
+    # The TF OD API's anchors are pixels of the resized (unpadded) input, clipped to it; the
+    # TF1 second stage is the slim body's block4 (stride 1) on the RoI crops: [16, 7, 7, 128].
     height, width = expected["predict/preprocessed_inputs"].shape[1:3]
-    size = [height, width, height, width]
-    np.testing.assert_allclose(
-        np.clip(np.asarray(outputs["anchors"]) * size, 0, size),
-        expected["predict/anchors"],
-        atol=RAW_TOLERANCE,
-    )
-    for ours, theirs in (
-        ("rpn_box_encodings", "rpn_box_encodings"),
-        ("rpn_objectness_logits", "rpn_objectness_predictions_with_background"),
-    ):
-        np.testing.assert_allclose(
-            outputs[ours], expected[f"predict/{theirs}"], atol=RAW_TOLERANCE, err_msg=ours
-        )
-    count = int(expected["predict/num_proposals"][0])
-    assert int(outputs["num_proposals"][0]) == count
-    np.testing.assert_allclose(
-        outputs["proposals"][0, :count],
-        expected["predict/proposal_boxes_normalized"][0, :count],
-        atol=RAW_TOLERANCE,
-    )
-    # The slim body's block3 on the TF OD API's preprocessed input, then the second stage's
-    # block4 (stride 1) on the RoI crops of the proposals: [16, 7, 7, 128].
-    features = model.feature_extractor.extract_proposal_features(
-        expected["predict/preprocessed_inputs"]
-    )
-    np.testing.assert_allclose(
-        features, expected["predict/rpn_features_to_crop/0"], atol=RAW_TOLERANCE
-    )
-    crops = model.roi_heads.crop([features], outputs["proposals"], (height, width))
-    np.testing.assert_allclose(
-        model.feature_extractor.extract_box_classifier_features(crops)[:count],
-        expected["predict/box_classifier_features"][:count],
-        atol=RAW_TOLERANCE,
-    )
-    np.testing.assert_allclose(
-        outputs["class_logits"][0, :count],
-        expected["predict/class_predictions_with_background"][:count],
-        atol=RAW_TOLERANCE,
-    )
-    np.testing.assert_allclose(
-        outputs["box_encodings"][0, :count],
-        expected["predict/refined_box_encodings"][:count],
-        atol=RAW_TOLERANCE,
-    )
+    assert_faster_rcnn_outputs_match(model, outputs, expected, (height, width))
 
 
 def test_detections_match_the_tf_od_api_as_sets():

@@ -218,14 +218,16 @@ def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
     anchor_generator = _build_first_stage_anchor_generator(
         fields["first_stage_anchor_generator"], extractor
     )
+    # Equal on every map (RegionProposalNetwork checks it). One pair of predictors per map,
+    # as the TF OD API's first-stage ConvolutionalBoxPredictor has (with one map: one pair).
+    num_anchors = anchor_generator.num_anchors_per_location()
+    per_level = len(num_anchors) > 1
     rpn_head = construct(
         node,
         RPNHead,
-        # Equal on every map (RegionProposalNetwork checks it). One pair of predictors per
-        # map, as the TF OD API's first-stage ConvolutionalBoxPredictor has.
-        num_anchors_per_location=anchor_generator.num_anchors_per_location(),
+        num_anchors_per_location=num_anchors if per_level else num_anchors[0],
         conv_hyperparams=conv_hyperparams,
-        per_level_predictors=True,
+        per_level_predictors=per_level,
         name="rpn_head",
         **_given(fields, _RPN_HEAD_FIELDS),
     )

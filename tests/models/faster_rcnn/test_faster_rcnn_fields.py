@@ -119,12 +119,18 @@ def test_a_shared_box_is_every_class_box():
 
 def test_clip_anchors_to_image():
     images, _ = _shapes(1)
-    unclipped = _tiny_faster_rcnn()._first_stage(images, training=False)["anchors"]
-    # 64-pixel anchors at stride 8 reach past a 64-pixel image.
+    # 64-pixel anchors at stride 8 reach past a 64-pixel image: unclipped in training unless
+    # clip_anchors_to_image, always clipped at inference (the TF OD API's rule) unless an RPN
+    # saved before asks otherwise (clip_anchors_at_inference False).
+    unclipped = _tiny_faster_rcnn()._first_stage(images, training=True)["anchors"]
     assert float(tf.reduce_min(unclipped)) < 0.0 and float(tf.reduce_max(unclipped)) > 1.0
+    expected = tf.clip_by_value(unclipped, 0.0, 1.0)
+    inference = _tiny_faster_rcnn()._first_stage(images, training=False)["anchors"]
+    np.testing.assert_allclose(inference, expected)
+    older = _tiny_faster_rcnn(rpn={"clip_anchors_at_inference": False})
+    np.testing.assert_allclose(older._first_stage(images, training=False)["anchors"], unclipped)
     model = _tiny_faster_rcnn(rpn={"clip_anchors_to_image": True})
-    clipped = model._first_stage(images, training=False)["anchors"]
-    np.testing.assert_allclose(clipped, tf.clip_by_value(unclipped, 0.0, 1.0))
+    np.testing.assert_allclose(model._first_stage(images, training=True)["anchors"], expected)
     assert model.get_config()["region_proposal_network"]["config"]["clip_anchors_to_image"]
 
 
