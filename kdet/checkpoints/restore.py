@@ -9,7 +9,10 @@ from kdet.checkpoints.tfod_checkpoint import TFODCheckpoint
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
+from kdet.checkpoints.tfod_mapping import TF2_CLASSIFICATION_PREFIX
+from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
+from kdet.checkpoints.tfod_mapping import tf2_classification_backbone_layers
 from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 
 # The parts of the model each `fine_tune_checkpoint_type` restores, as the TF OD API's
@@ -193,6 +196,17 @@ def _chosen_pairs(model, checkpoint, checkpoint_type):
     but those under `register_tf1_unread_scopes` scopes; otherwise every variable under a
     restored layer's path)."""
     parts = PARTS_OF_TYPE[checkpoint_type]
+    if checkpoint.version == "V2" and checkpoint_type == "classification" and not any(
+        key.startswith(TF2_MODEL_PREFIX + "/") for key in checkpoint.shapes
+    ):
+        # A classification checkpoint of the backbone alone (see TF2_CLASSIFICATION_PREFIX).
+        chosen = paired(
+            tf2_classification_backbone_layers(model.feature_extractor),
+            checkpoint.shapes,
+            TF2_CLASSIFICATION_PREFIX,
+            BACKBONE,
+        )
+        return chosen, _under(checkpoint.shapes, chosen)
     if checkpoint.version == "V2":
         pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)
         chosen = [pair for pair in pairs if pair.part in parts]

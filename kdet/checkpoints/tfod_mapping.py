@@ -269,3 +269,37 @@ def paired(layers, shapes, prefix, part):
             "the config does not describe the model that wrote the checkpoint"
         )
     return [LayerPair(layer, path, part) for layer, path in zip(layers, paths)]
+
+
+# Object path of the backbone in a TF2 classification checkpoint: `model_lib_v2` restores
+# `tf.train.Checkpoint(feature_extractor=<the Keras classification backbone>)` for
+# `fine_tune_checkpoint_type: "classification"`.
+TF2_CLASSIFICATION_PREFIX = "feature_extractor"
+
+_CLASSIFICATION_BACKBONES = {}
+
+
+def register_tf2_classification_backbone(cls):
+    """Decorator: `function(extractor)` → the layers with weights of `cls`'s backbone in the
+    order of the TF OD API's Keras classification model (`layer_with_weights-N` of a TF2
+    classification checkpoint), for instances of `cls` and subclasses without their own."""
+
+    def register(function):
+        _CLASSIFICATION_BACKBONES[cls] = function
+        return function
+
+    return register
+
+
+def tf2_classification_backbone_layers(extractor):
+    """The layers a TF2 classification checkpoint restores in `extractor`, in its order.
+
+    Raises:
+        CheckpointError: no backbone registered for the extractor's class.
+    """
+    for cls in type(extractor).__mro__:
+        if cls in _CLASSIFICATION_BACKBONES:
+            return _CLASSIFICATION_BACKBONES[cls](extractor)
+    raise CheckpointError(
+        f"kdet cannot map TF2 classification checkpoints into a {type(extractor).__name__} yet"
+    )

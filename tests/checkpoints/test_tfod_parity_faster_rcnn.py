@@ -172,6 +172,28 @@ def test_a_detection_restore_leaves_the_heads_and_allows_other_classes(tmp_path)
         np.testing.assert_array_equal(weight.numpy(), value)
 
 
+def test_a_tf2_classification_checkpoint_starts_the_whole_resnet_body():
+    # `classification/ckpt-0`: the TF OD API's classification backbone (the whole ResNet) as
+    # `model_lib_v2` restores it for fine_tune_checkpoint_type "classification"
+    # (tools/tfod_reference/make_classification_checkpoints.py), here the reference's own.
+    folder = REFERENCES / "faster_rcnn_resnet50"
+    model = reference_model("faster_rcnn_resnet50")
+    restore = restore_tfod_checkpoint(model, folder / "classification", "classification")
+    extractor = model.feature_extractor.weights
+    assert sorted(path for path, _ in restore.restored) == sorted(w.path for w in extractor)
+    assert all(key.startswith("feature_extractor/") for _, key in restore.restored)
+    expected, _ = restored("faster_rcnn_resnet50")
+    for ours, theirs in zip(extractor, expected.feature_extractor.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
+    heads = model.region_proposal_network.weights + model.roi_heads.weights
+    assert sorted(restore.not_restored) == sorted(weight.path for weight in heads)
+    # Another architecture's backbone does not fit, and the error says how.
+    with pytest.raises(CheckpointError, match="layers with weights under feature_extractor/"):
+        restore_tfod_checkpoint(
+            reference_model("faster_rcnn_resnet101"), folder / "classification", "classification"
+        )
+
+
 def test_a_full_width_model_does_not_fit_the_narrow_checkpoint():
     folder = REFERENCES / "faster_rcnn_resnet50"
     model = load_pipeline(folder / "pipeline.config", dtype_policy="float32").model

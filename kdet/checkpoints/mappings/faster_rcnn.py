@@ -25,6 +25,7 @@ from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
 from kdet.checkpoints.tfod_mapping import paired
+from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
 from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 from kdet.checkpoints.tfod_mapping import weighted_layers
@@ -62,6 +63,17 @@ def _split_body(extractor, prefix, shapes):
         f"{prefix}/_feature_extractor_for_box_classifier_features",
         BACKBONE,
     )
+
+
+@register_tf2_classification_backbone(FasterRCNNSplitBodyFeatureExtractor)
+def _split_body_backbone(extractor):
+    # The TF OD API's classification backbone is the whole body, kdet's two halves in order.
+    return weighted_layers(extractor.proposal_body) + weighted_layers(extractor.box_classifier_body)
+
+
+@register_tf2_classification_backbone(FasterRCNNFPNFeatureExtractor)
+def _fpn_backbone(extractor):
+    return weighted_layers(extractor.body)
 
 
 @register_tf2_mapping(FasterRCNNFPNFeatureExtractor)

@@ -5,6 +5,7 @@ from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
 from kdet.checkpoints.tfod_mapping import paired
+from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
 from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 from kdet.checkpoints.tfod_mapping import weighted_layers
@@ -20,6 +21,11 @@ def _ssd(model, prefix, shapes):
     return tf2_layer_pairs(model.feature_extractor, f"{prefix}/_feature_extractor", shapes) + (
         tf2_layer_pairs(model.box_predictor, f"{prefix}/_box_predictor", shapes)
     )
+
+
+@register_tf2_classification_backbone(SSDMobileNetV2FeatureExtractor)
+def _ssd_mobilenet_v2_backbone(extractor):
+    return weighted_layers(extractor.body)
 
 
 @register_tf2_mapping(SSDMobileNetV2FeatureExtractor)

@@ -15,6 +15,7 @@ from kdet.checkpoints.mappings.fpn import pyramid_pairs
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import HEADS
 from kdet.checkpoints.tfod_mapping import paired
+from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
 from kdet.checkpoints.tfod_mapping import weighted_layers
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
@@ -29,6 +30,11 @@ _TOWERS = {
     "box": ("BoxPredictionTower", "box_encodings"),
     "class": ("ClassPredictionTower", "class_predictions_with_background"),
 }
+
+
+@register_tf2_classification_backbone(SSDFPNFeatureExtractor)
+def _ssd_fpn_backbone(extractor):
+    return weighted_layers(extractor.body)
 
 
 @register_tf2_mapping(SSDFPNFeatureExtractor)
