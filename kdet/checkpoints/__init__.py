@@ -7,7 +7,9 @@ model, restore = kdet.checkpoints.load_tfod_model("ssd_mobilenet_v2_320x320_coco
 ```
 
 A component's mapping onto checkpoint variables is registered with `register_tf2_mapping` /
-`register_tf1_mapping` (kdet's own are the modules of `kdet.checkpoints.mappings`).
+`register_tf1_mapping`, an extractor's backbone for TF2 classification checkpoints with
+`register_tf2_classification_backbone` (kdet's own are the modules of
+`kdet.checkpoints.mappings`).
 """
 
 from kdet.checkpoints import mappings  # noqa: F401  (registers kdet's mappings)
@@ -17,6 +19,7 @@ from kdet.checkpoints.restore import restore_tfod_checkpoint
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
 from kdet.checkpoints.tfod_checkpoint import TFODCheckpoint
 from kdet.checkpoints.tfod_mapping import register_tf1_mapping
+from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "TFODRestore",
     "load_tfod_model",
     "register_tf1_mapping",
+    "register_tf2_classification_backbone",
     "register_tf2_mapping",
     "restore_tfod_checkpoint",
 ]
