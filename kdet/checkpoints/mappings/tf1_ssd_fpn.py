@@ -159,14 +159,20 @@ def slim_fpn_pairs(pyramid, scope, extra_layer_scope):
     return [SlimLayerPair(layer, slim_scope(scope, name), EXTRACTOR) for layer, name in scoped]
 
 
-@register_tf1_mapping(SSDMobileNetV1FPNFeatureExtractor)
-def _ssd_mobilenet_v1_fpn(extractor, scope):
+def _require_slim_layout(extractor, type_name):
+    """Raises a `CheckpointError` unless `extractor` has the TF1 (TF-Slim) layout its TF1
+    checkpoint needs."""
     if not extractor.slim_layout:
         raise CheckpointError(
-            "a TF1 ssd_mobilenet_v1_fpn checkpoint needs the extractor's TF1 layout "
-            "(slim_layout=True, which the config translator sets for type "
-            '"ssd_mobilenet_v1_fpn"); this one has the TF2 ssd_mobilenet_v1_fpn_keras layout'
+            f"a TF1 {type_name} checkpoint needs the extractor's TF1 layout (slim_layout=True, "
+            f'which the config translator sets for type "{type_name}"); this one has the TF2 '
+            f"{type_name}_keras layout"
         )
+
+
+@register_tf1_mapping(SSDMobileNetV1FPNFeatureExtractor)
+def _ssd_mobilenet_v1_fpn(extractor, scope):
+    _require_slim_layout(extractor, "ssd_mobilenet_v1_fpn")
     scope = slim_scope(scope, MOBILENET_V1_SCOPE)
     return slim_pairs(
         weighted_layers(extractor.body), scope, mobilenet_v1_scope, BACKBONE
@@ -177,12 +183,7 @@ def _ssd_mobilenet_v1_fpn(extractor, scope):
 
 @register_tf1_mapping(SSDMobileNetV2FPNFeatureExtractor)
 def _ssd_mobilenet_v2_fpn(extractor, scope):
-    if not extractor.slim_layout:
-        raise CheckpointError(
-            "a TF1 ssd_mobilenet_v2_fpn checkpoint needs the extractor's TF1 layout "
-            "(slim_layout=True, which the config translator sets for type "
-            '"ssd_mobilenet_v2_fpn"); this one has the TF2 ssd_mobilenet_v2_fpn_keras layout'
-        )
+    _require_slim_layout(extractor, "ssd_mobilenet_v2_fpn")
     scope = slim_scope(scope, MOBILENET_V2_SCOPE)
     return slim_pairs(
         weighted_layers(extractor.body), scope, mobilenet_v2_scope, BACKBONE
@@ -193,12 +194,7 @@ def _ssd_mobilenet_v2_fpn(extractor, scope):
 
 @register_tf1_mapping(SSDResNetV1FPNFeatureExtractor)
 def _ssd_resnet_v1_fpn(extractor, scope):
-    if not extractor.slim_layout:
-        raise CheckpointError(
-            f"a TF1 ssd_resnet{extractor.depth}_v1_fpn checkpoint needs the extractor's TF1 "
-            "layout (slim_layout=True, which the config translator sets for the TF1 type "
-            f'"ssd_resnet{extractor.depth}_v1_fpn"); this one has the TF2 layout'
-        )
+    _require_slim_layout(extractor, f"ssd_resnet{extractor.depth}_v1_fpn")
     scope = slim_scope(scope, resnet_v1_architecture(extractor))
     return slim_pairs(
         weighted_layers(extractor.body), scope, resnet_v1_scope, BACKBONE
