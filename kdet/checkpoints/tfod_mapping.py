@@ -291,6 +291,13 @@ def register_tf2_classification_backbone(cls):
     return register
 
 
+def body_layers(extractor):
+    """The layers with weights of `extractor.body`: the classification backbone of the
+    extractors whose body is one Keras model (register it with
+    `register_tf2_classification_backbone`)."""
+    return weighted_layers(extractor.body)
+
+
 def tf2_classification_backbone_layers(extractor):
     """The layers a TF2 classification checkpoint restores in `extractor`, in its order.
 

@@ -24,6 +24,7 @@ from kdet.checkpoints.mappings.fpn import pyramid_pairs
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
+from kdet.checkpoints.tfod_mapping import body_layers
 from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
@@ -71,9 +72,7 @@ def _split_body_backbone(extractor):
     return weighted_layers(extractor.proposal_body) + weighted_layers(extractor.box_classifier_body)
 
 
-@register_tf2_classification_backbone(FasterRCNNFPNFeatureExtractor)
-def _fpn_backbone(extractor):
-    return weighted_layers(extractor.body)
+register_tf2_classification_backbone(FasterRCNNFPNFeatureExtractor)(body_layers)
 
 
 @register_tf2_mapping(FasterRCNNFPNFeatureExtractor)

@@ -4,6 +4,7 @@ MobileNetV2 feature extractor (`ssd_mobilenet_v2_keras`)."""
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
+from kdet.checkpoints.tfod_mapping import body_layers
 from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
@@ -23,9 +24,7 @@ def _ssd(model, prefix, shapes):
     )
 
 
-@register_tf2_classification_backbone(SSDMobileNetV2FeatureExtractor)
-def _ssd_mobilenet_v2_backbone(extractor):
-    return weighted_layers(extractor.body)
+register_tf2_classification_backbone(SSDMobileNetV2FeatureExtractor)(body_layers)
 
 
 @register_tf2_mapping(SSDMobileNetV2FeatureExtractor)

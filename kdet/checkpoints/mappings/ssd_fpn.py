@@ -14,6 +14,7 @@ runs (`_base_tower_layers_for_heads/<head>/<level>/<k>`: convolution, batch norm
 from kdet.checkpoints.mappings.fpn import pyramid_pairs
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import HEADS
+from kdet.checkpoints.tfod_mapping import body_layers
 from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
@@ -32,9 +33,7 @@ _TOWERS = {
 }
 
 
-@register_tf2_classification_backbone(SSDFPNFeatureExtractor)
-def _ssd_fpn_backbone(extractor):
-    return weighted_layers(extractor.body)
+register_tf2_classification_backbone(SSDFPNFeatureExtractor)(body_layers)
 
 
 @register_tf2_mapping(SSDFPNFeatureExtractor)
