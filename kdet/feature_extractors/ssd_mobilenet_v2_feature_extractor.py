@@ -5,6 +5,7 @@ import keras
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.mobilenet_v2_body import pad_input
 from kdet.feature_extractors.mobilenet_v2_body import tf_od_api_last_conv_depth
+from kdet.feature_extractors.multi_resolution_feature_maps import extra_feature_map_layers
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
@@ -160,32 +161,16 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
         )
         if self.use_explicit_padding:
             self.body = pad_input(self.body, name="MobilenetV2_explicit_padding")
-        self.extra_layers = [
-            self._extra_layer(index, depth)
-            for index, depth in enumerate(EXTRA_LAYER_DEPTHS, start=2)
-        ]
-
-    def _depth(self, depth):
-        return max(int(depth * self.depth_multiplier), self.min_depth)
-
-    def _extra_layer(self, index, depth):
-        """One extra feature map: 1x1 conv to half depth, then a stride-2 3x3 conv."""
-        hyperparams = self.conv_hyperparams
-        reduce_name = f"layer_19_1_Conv2d_{index}_1x1_{self._depth(depth // 2)}"
-        layers = _conv_block(hyperparams, reduce_name, 1, self._depth(depth // 2))
-        downsample_name = f"layer_19_2_Conv2d_{index}_3x3_s2_{self._depth(depth)}"
-        if self.use_depthwise:
-            layers += _conv_block(
-                hyperparams, f"{downsample_name}_depthwise", 3, strides=2,
-                explicit_padding=self.use_explicit_padding,
-            )
-            layers += _conv_block(hyperparams, downsample_name, 1, self._depth(depth))
-        else:
-            layers += _conv_block(
-                hyperparams, downsample_name, 3, self._depth(depth), strides=2,
-                explicit_padding=self.use_explicit_padding,
-            )
-        return keras.Sequential(layers, name=f"layer_19_Conv2d_{index}")
+        self.extra_layers = extra_feature_map_layers(
+            "layer_19",
+            2,
+            EXTRA_LAYER_DEPTHS,
+            self.conv_hyperparams,
+            depth_multiplier,
+            min_depth,
+            use_depthwise=use_depthwise,
+            use_explicit_padding=self.use_explicit_padding,
+        )
 
     def build(self, input_shape):
         _, feature_shape = self.body.compute_output_shape(input_shape)
@@ -226,36 +211,3 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
     def from_config(cls, config):
         # Extractors saved before 2026-12 had Keras's body depths.
         return cls(**{"tf_od_api_body_depths": False, **config})
-
-
-def _conv_block(hyperparams, name, kernel_size, filters=None, strides=1, explicit_padding=False):
-    """`[conv, batch norm, activation]` named `{name}_conv`, `{name}_batchnorm`, `{name}`.
-
-    `filters=None` makes the convolution depthwise. `hyperparams` (a `ConvHyperparams`) set up
-    all three; without batch norm or activation those layers are left out. With
-    `explicit_padding` a `{name}_padding` layer pads `kernel_size // 2` pixels on every side
-    and the convolution is "valid".
-    """
-    padding = []
-    if explicit_padding and kernel_size > 1:
-        padding = [keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_padding")]
-    conv_kwargs = {
-        "strides": strides,
-        "padding": "valid" if padding else "same",
-        "name": f"{name}_conv",
-    }
-    if filters is None:
-        conv = keras.layers.DepthwiseConv2D(
-            kernel_size, **conv_kwargs, **hyperparams.depthwise_conv_kwargs()
-        )
-    else:
-        conv = keras.layers.Conv2D(
-            filters, kernel_size, **conv_kwargs, **hyperparams.conv_kwargs()
-        )
-    layers = [
-        *padding,
-        conv,
-        hyperparams.batch_norm_layer(name=f"{name}_batchnorm"),
-        hyperparams.activation_layer(name=name),
-    ]
-    return [layer for layer in layers if layer is not None]
