@@ -35,6 +35,22 @@ from kdet.feature_extractors.registry import get_feature_extractor_class
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
+from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetCPUFeatureExtractor
+from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetDSPFeatureExtractor
+from kdet.feature_extractors.ssd_mobile_feature_extractors import (
+    SSDMobileDetEdgeTPUFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetGPUFeatureExtractor
+from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileFeatureExtractor
+from kdet.feature_extractors.ssd_mobile_feature_extractors import (
+    SSDMobileNetEdgeTPUFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_mobile_feature_extractors import (
+    SSDMobileNetV3LargeFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_mobile_feature_extractors import (
+    SSDMobileNetV3SmallFeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
     SSDMobileNetFPNFeatureExtractor,
 )
@@ -74,10 +90,18 @@ __all__ = [
     "FeaturePyramid",
     "SSDFeatureExtractor",
     "SSDFPNFeatureExtractor",
+    "SSDMobileDetCPUFeatureExtractor",
+    "SSDMobileDetDSPFeatureExtractor",
+    "SSDMobileDetEdgeTPUFeatureExtractor",
+    "SSDMobileDetGPUFeatureExtractor",
+    "SSDMobileFeatureExtractor",
+    "SSDMobileNetEdgeTPUFeatureExtractor",
     "SSDMobileNetFPNFeatureExtractor",
     "SSDMobileNetV1FPNFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
+    "SSDMobileNetV3LargeFeatureExtractor",
+    "SSDMobileNetV3SmallFeatureExtractor",
     "SSDResNet50V1FPNFeatureExtractor",
     "SSDResNet101V1FPNFeatureExtractor",
     "SSDResNet152V1FPNFeatureExtractor",
