@@ -1,5 +1,8 @@
 """Feature extractors: the pluggable bodies of SSD and Faster R-CNN, and their registry."""
 
+from kdet.feature_extractors.embedded_ssd_mobilenet_v1_feature_extractor import (
+    EmbeddedSSDMobileNetV1FeatureExtractor,
+)
 from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeatureExtractor
 from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
     FasterRCNNFPNFeatureExtractor,
@@ -54,8 +57,14 @@ from kdet.feature_extractors.ssd_mobile_feature_extractors import (
 from kdet.feature_extractors.ssd_mobilenet_fpn_feature_extractor import (
     SSDMobileNetFPNFeatureExtractor,
 )
+from kdet.feature_extractors.ssd_mobilenet_v1_feature_extractor import (
+    SSDMobileNetV1FeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobilenet_v1_fpn_feature_extractor import (
     SSDMobileNetV1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_mobilenet_v1_ppn_feature_extractor import (
+    SSDMobileNetV1PPNFeatureExtractor,
 )
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
     SSDMobileNetV2FeatureExtractor,
@@ -77,6 +86,7 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 )
 
 __all__ = [
+    "EmbeddedSSDMobileNetV1FeatureExtractor",
     "FasterRCNNFeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
     "FasterRCNNMobileNetV2FeatureExtractor",
@@ -97,7 +107,9 @@ __all__ = [
     "SSDMobileFeatureExtractor",
     "SSDMobileNetEdgeTPUFeatureExtractor",
     "SSDMobileNetFPNFeatureExtractor",
+    "SSDMobileNetV1FeatureExtractor",
     "SSDMobileNetV1FPNFeatureExtractor",
+    "SSDMobileNetV1PPNFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
     "SSDMobileNetV3LargeFeatureExtractor",
