@@ -7,6 +7,9 @@ from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeat
 from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
     FasterRCNNFPNFeatureExtractor,
 )
+from kdet.feature_extractors.faster_rcnn_inception_resnet_v2_feature_extractor import (
+    FasterRCNNInceptionResNetV2FeatureExtractor,
+)
 from kdet.feature_extractors.faster_rcnn_mobilenet_v2_feature_extractor import (
     FasterRCNNMobileNetV2FeatureExtractor,
 )
@@ -89,6 +92,7 @@ __all__ = [
     "EmbeddedSSDMobileNetV1FeatureExtractor",
     "FasterRCNNFeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
+    "FasterRCNNInceptionResNetV2FeatureExtractor",
     "FasterRCNNMobileNetV2FeatureExtractor",
     "FasterRCNNMobileNetV2FPNFeatureExtractor",
     "FasterRCNNResNet50FPNFeatureExtractor",
