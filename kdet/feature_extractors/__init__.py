@@ -35,6 +35,11 @@ from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
     FasterRCNNSplitBodyFeatureExtractor,
 )
 from kdet.feature_extractors.fpn import FeaturePyramid
+from kdet.feature_extractors.keras_backbone import KerasBackboneFasterRCNNC4FeatureExtractor
+from kdet.feature_extractors.keras_backbone import KerasBackboneFasterRCNNFPNFeatureExtractor
+from kdet.feature_extractors.keras_backbone import KerasBackboneSSDFPNFeatureExtractor
+from kdet.feature_extractors.keras_backbone import from_keras_backbone
+from kdet.feature_extractors.keras_backbone import register_keras_backbone
 from kdet.feature_extractors.registry import available_feature_extractors
 from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.feature_extractors.registry import get_feature_extractor_class
@@ -102,6 +107,9 @@ __all__ = [
     "FasterRCNNResNetFeatureExtractor",
     "FasterRCNNSplitBodyFeatureExtractor",
     "FeaturePyramid",
+    "KerasBackboneFasterRCNNC4FeatureExtractor",
+    "KerasBackboneFasterRCNNFPNFeatureExtractor",
+    "KerasBackboneSSDFPNFeatureExtractor",
     "SSDFeatureExtractor",
     "SSDFPNFeatureExtractor",
     "SSDMobileDetCPUFeatureExtractor",
@@ -124,6 +132,8 @@ __all__ = [
     "SSDResNetV1FPNFeatureExtractor",
     "available_feature_extractors",
     "build_feature_extractor",
+    "from_keras_backbone",
     "get_feature_extractor_class",
     "register_feature_extractor",
+    "register_keras_backbone",
 ]
