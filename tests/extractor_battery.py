@@ -15,7 +15,7 @@ detector around the extractor, from scratch, fits `NUM_IMAGES` synthetic shapes 
 class, `IMAGE_SIZE` px, 1–2 shapes of 20–60% of the side) in `STEPS` steps of batch
 `BATCH_SIZE` (Adam, gradient norm clipped at 10): the total loss of the last epoch must be
 below `LOSS_RATIO` of the first epoch's and the COCO mAP@0.5 on those images must reach
-`min_map_50` (0.5 by default; an untrained detector scores ~0.0). It checks that gradients
+`min_map_50` (0.4 by default; an untrained detector scores ~0.0). It checks that gradients
 reach the whole extractor and that its feature maps carry what the heads need — the
 meta-architectures' own tests (tests/models/*/test_*_training.py) check generalization to
 held-out images, which a 2-core CI cannot afford per extractor. Before evaluation the
@@ -25,7 +25,8 @@ initial values after a short run, so an untouched model would detect nothing in 
 mode however well it fits). Build the extractor with trainable batch norms
 (`batch_norm_trainable=True` for Faster R-CNN extractors, whose TF OD API default freezes
 them: with frozen initial statistics a deep body does not fit in this budget). Measured with
-SSD MobileNetV2 (depth 0.25) and Faster R-CNN MobileNetV2 (depth 0.25): mAP@0.5 0.75 and 0.54.
+SSD MobileNetV2 (depth 0.25): last/first epoch loss 0.02, mAP@0.5 0.58 (0.75 with another
+batch order); Faster R-CNN MobileNetV2 (depth 0.25): loss ratio 0.49, mAP@0.5 0.72 (0.54).
 
 **Saving** (`assert_keras_round_trip`): the detector saved as `.keras` and loaded back gives
 the same raw outputs and detections.
@@ -51,7 +52,7 @@ BATCH_SIZE = 8
 NUM_IMAGES = 16
 STEPS = 150
 EPOCHS = 5
-LOSS_RATIO = 0.5
+LOSS_RATIO = 0.6
 MAP_KEY = "DetectionBoxes_Precision/mAP@.50IOU"
 
 
@@ -165,14 +166,14 @@ def _assert_learns(model, image_size, min_map_50, steps, learning_rate):
     return losses, metrics
 
 
-def assert_ssd_extractor_learns(extractor, min_map_50=0.5, image_size=IMAGE_SIZE, steps=STEPS,
+def assert_ssd_extractor_learns(extractor, min_map_50=0.4, image_size=IMAGE_SIZE, steps=STEPS,
                                 learning_rate=3e-3, **ssd_kwargs):
     """`extractor` in a tiny SSD (`tiny_ssd`) fits shapes; returns `(losses, metrics)`."""
     return _assert_learns(tiny_ssd(extractor, image_size, **ssd_kwargs), image_size,
                           min_map_50, steps, learning_rate)
 
 
-def assert_faster_rcnn_extractor_learns(extractor, min_map_50=0.5, image_size=IMAGE_SIZE,
+def assert_faster_rcnn_extractor_learns(extractor, min_map_50=0.4, image_size=IMAGE_SIZE,
                                         steps=STEPS, learning_rate=1e-3, **faster_rcnn_kwargs):
     """`extractor` in a tiny Faster R-CNN (`tiny_faster_rcnn`) fits shapes; returns
     `(losses, metrics)`."""
