@@ -11,7 +11,6 @@ from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
 from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
 from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import DEFAULT_CONV_HYPERPARAMS
-from kdet.layers.conv_hyperparams import ConvHyperparams
 from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # The body maps SSD reads: TF OD API `Conv2d_11_pointwise` (stride 16) and
@@ -24,22 +23,6 @@ EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
 # (slim `mobilenet_v1_arg_scope`, Keras `keras_models/mobilenet_v1.py`).
 BODY_KERNEL_STDDEV = 0.09
 BODY_BATCH_NORM_MOMENTUM = 0.9997
-
-
-def slim_body_hyperparams(kernel_regularizer):
-    """The `ConvHyperparams` of the TF-Slim MobileNetV1 body without
-    `override_base_feature_extractor_hyperparams`: slim's `mobilenet_v1_arg_scope` (kernels
-    N(0, 0.09) truncated, batch norm decay 0.9997, epsilon 1e-3, centred but not scaled: no
-    gamma, as in every TF1 `ssd_mobilenet_v1` checkpoint; ReLU6), with `kernel_regularizer`."""
-    return ConvHyperparams(
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=BODY_KERNEL_STDDEV),
-        kernel_regularizer=kernel_regularizer,
-        regularize_depthwise=True,
-        activation="relu6",
-        batch_norm={
-            "momentum": BODY_BATCH_NORM_MOMENTUM, "epsilon": 1e-3, "center": True, "scale": False,
-        },
-    )
 
 
 class SSDMobileNetV1FeatureExtractorBase(ConvHyperparamsProperties, SSDFeatureExtractor):
@@ -110,13 +93,15 @@ class SSDMobileNetV1FeatureExtractorBase(ConvHyperparamsProperties, SSDFeatureEx
         """The MobileNetV1 body, images → the outputs of the layers named `endpoints`."""
         rule = "tf_od_api_tf1" if self.slim_layout else "tf_od_api_tf2"
         filters = mobilenet_v1_filters(self.depth_multiplier, None, self.min_depth, rule)
-        hyperparams = None
-        if self.override_base_feature_extractor_hyperparams:
-            hyperparams = self.conv_hyperparams
-        elif self.slim_layout:
-            hyperparams = slim_body_hyperparams(self.kernel_regularizer)
-        if self.backbone_weights is not None:
-            self._check_backbone_weights(filters, hyperparams)
+        if self.backbone_weights is not None and filters != mobilenet_v1_filters(
+            self.depth_multiplier, rule="keras"
+        ):
+            raise ValueError(
+                f"{self.backbone_weights} weights are Keras's MobileNet at depth multiplier "
+                f"{self.depth_multiplier}; the TF OD API's body depths (min_depth="
+                f"{self.min_depth}, slim_layout={self.slim_layout}) differ from its: use "
+                "depth multiplier 1"
+            )
         return mobilenet_v1_body(
             list(endpoints),
             self.depth_multiplier,
@@ -126,26 +111,12 @@ class SSDMobileNetV1FeatureExtractorBase(ConvHyperparamsProperties, SSDFeatureEx
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=BODY_KERNEL_STDDEV),
             kernel_regularizer=self.kernel_regularizer,
             batch_norm_momentum=BODY_BATCH_NORM_MOMENTUM,
-            hyperparams=hyperparams,
+            hyperparams=(
+                self.conv_hyperparams
+                if self.override_base_feature_extractor_hyperparams
+                else None
+            ),
         )
-
-    def _check_backbone_weights(self, filters, hyperparams):
-        """Raises unless Keras's ImageNet MobileNet fits the body as built."""
-        if filters != mobilenet_v1_filters(self.depth_multiplier, rule="keras"):
-            raise ValueError(
-                f"{self.backbone_weights} weights are Keras's MobileNet at depth multiplier "
-                f"{self.depth_multiplier}; the TF OD API's body depths (min_depth="
-                f"{self.min_depth}, slim_layout={self.slim_layout}) differ from its: use "
-                "depth multiplier 1"
-            )
-        if hyperparams is not None and hyperparams.batch_norm and not (
-            hyperparams.batch_norm["scale"]
-        ):
-            raise ValueError(
-                f"{self.backbone_weights} weights have batch-norm scales, which the TF-Slim "
-                "body (slim_layout=True) lacks: use slim_layout=False, or "
-                "override_base_feature_extractor_hyperparams with a scaled batch_norm"
-            )
 
     def _body_maps(self, outputs):
         """The body's outputs (or output shapes) as a list, one per endpoint."""
@@ -203,9 +174,8 @@ class SSDMobileNetV1FeatureExtractor(SSDMobileNetV1FeatureExtractorBase):
 
     `conv_hyperparams` set up the extra layers. The body keeps the TF OD API's MobileNetV1
     settings (kernels `TruncatedNormal(stddev=0.09)`, batch norm momentum 0.9997, epsilon 1e-3,
-    ReLU6), its kernels (depthwise ones included) regularized by the `conv_hyperparams`
-    regularizer; with `slim_layout` its batch norms have no scale (gamma), as slim's
-    `mobilenet_v1_arg_scope` builds them (TF2's Keras body has one). With
+    ReLU6; slim's `mobilenet_v1_arg_scope` and TF2's `keras_models/mobilenet_v1.py`), its
+    kernels (depthwise ones included) regularized by the `conv_hyperparams` regularizer. With
     `override_base_feature_extractor_hyperparams` the body takes `conv_hyperparams` instead.
 
     The extra layers carry the TF OD API names (`Conv2d_13_pointwise_1_Conv2d_2_1x1_256_conv`,
@@ -231,15 +201,12 @@ class SSDMobileNetV1FeatureExtractor(SSDMobileNetV1FeatureExtractorBase):
         override_base_feature_extractor_hyperparams: bool. Set up the body with
             `conv_hyperparams` too. Defaults to `False`.
         backbone_weights: `None` or `"imagenet"` (Keras's MobileNet: the body's depths must be
-            Keras's, which they are at depth multiplier 1; not with `slim_layout` unless
-            `override_base_feature_extractor_hyperparams`, as Keras's batch norms have a
-            scale). Defaults to `None`.
+            Keras's, which they are at depth multiplier 1). Defaults to `None`.
         slim_layout: bool. The TF OD API's TF1 (TF-Slim) `ssd_mobilenet_v1` rather than its
             TF2 `ssd_mobilenet_v1_keras`: body depths `max(int(d * depth_multiplier),
             min_depth)` (TF2 scales Keras's MobileNet a second time, see
-            `mobilenet_v1_filters`; both agree at depth multiplier 1), and batch norms without
-            scale in the body (see above). The config translator sets it for
-            `type: "ssd_mobilenet_v1"`. Defaults to `False`.
+            `mobilenet_v1_filters`; both agree at depth multiplier 1). The config translator
+            sets it for `type: "ssd_mobilenet_v1"`. Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Example:
