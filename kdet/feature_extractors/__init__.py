@@ -10,6 +10,9 @@ from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
 from kdet.feature_extractors.faster_rcnn_inception_resnet_v2_feature_extractor import (
     FasterRCNNInceptionResNetV2FeatureExtractor,
 )
+from kdet.feature_extractors.faster_rcnn_inception_v2_feature_extractor import (
+    FasterRCNNInceptionV2FeatureExtractor,
+)
 from kdet.feature_extractors.faster_rcnn_mobilenet_v2_feature_extractor import (
     FasterRCNNMobileNetV2FeatureExtractor,
 )
@@ -46,6 +49,15 @@ from kdet.feature_extractors.registry import get_feature_extractor_class
 from kdet.feature_extractors.registry import register_feature_extractor
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
+from kdet.feature_extractors.ssd_inception_feature_extractor import (
+    SSDInceptionFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_inception_feature_extractor import (
+    SSDInceptionV2FeatureExtractor,
+)
+from kdet.feature_extractors.ssd_inception_feature_extractor import (
+    SSDInceptionV3FeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetCPUFeatureExtractor
 from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetDSPFeatureExtractor
 from kdet.feature_extractors.ssd_mobile_feature_extractors import (
@@ -98,6 +110,7 @@ __all__ = [
     "FasterRCNNFeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
     "FasterRCNNInceptionResNetV2FeatureExtractor",
+    "FasterRCNNInceptionV2FeatureExtractor",
     "FasterRCNNMobileNetV2FeatureExtractor",
     "FasterRCNNMobileNetV2FPNFeatureExtractor",
     "FasterRCNNResNet50FPNFeatureExtractor",
@@ -112,6 +125,9 @@ __all__ = [
     "KerasBackboneSSDFPNFeatureExtractor",
     "SSDFeatureExtractor",
     "SSDFPNFeatureExtractor",
+    "SSDInceptionFeatureExtractor",
+    "SSDInceptionV2FeatureExtractor",
+    "SSDInceptionV3FeatureExtractor",
     "SSDMobileDetCPUFeatureExtractor",
     "SSDMobileDetDSPFeatureExtractor",
     "SSDMobileDetEdgeTPUFeatureExtractor",
