@@ -18,7 +18,9 @@ from kdet.layers.mobile_blocks import sequential_body
 
 # One row of a MobileDet table. `kind`: "conv", "ibn", "ibn_no_expansion", "fused" or
 # "tucker"; `expansion` the factor of the input depth ("ibn", "fused"); `ranks` the
-# (input, output) rank ratios of "tucker"; `endpoint` "C4" / "C5" for the feature maps.
+# (input, output) rank ratios of "tucker"; `residual` False where the TF OD API adds no input
+# (its `_inverted_bottleneck_no_expansion` never does); `endpoint` "C4" / "C5" for the
+# feature maps.
 Row = collections.namedtuple(
     "Row", "kind filters kernel_size strides expansion ranks residual endpoint",
     defaults=(3, 1, None, None, True, None),
@@ -42,7 +44,7 @@ def _tucker(filters, ranks, residual=True):
 
 MOBILEDET_CPU = (
     Row("conv", 16, 3, 2),
-    Row("ibn_no_expansion", 8),
+    Row("ibn_no_expansion", 8, residual=False),
     _ibn(16, 4, strides=2, residual=False),
     _ibn(32, 8, strides=2, residual=False),
     _ibn(32, 4),
@@ -64,7 +66,7 @@ MOBILEDET_CPU = (
 )
 MOBILEDET_DSP = (
     Row("conv", 32, 3, 2),
-    Row("ibn_no_expansion", 24),
+    Row("ibn_no_expansion", 24, residual=False),
     _fused(32, 4, strides=2, residual=False),
     _fused(32, 4),
     _ibn(32, 4),
