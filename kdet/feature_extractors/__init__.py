@@ -1,5 +1,7 @@
 """Feature extractors: the pluggable bodies of SSD and Faster R-CNN, and their registry."""
 
+from kdet.feature_extractors.bifpn import BiFPN
+from kdet.feature_extractors.bifpn import WeightedFeatureFusion
 from kdet.feature_extractors.embedded_ssd_mobilenet_v1_feature_extractor import (
     EmbeddedSSDMobileNetV1FeatureExtractor,
 )
@@ -47,6 +49,33 @@ from kdet.feature_extractors.registry import available_feature_extractors
 from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.feature_extractors.registry import get_feature_extractor_class
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB0BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB1BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB2BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB3BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB4BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB5BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB6BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetB7BiFPNFeatureExtractor,
+)
+from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
+    SSDEfficientNetBiFPNFeatureExtractor,
+)
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
 from kdet.feature_extractors.ssd_inception_feature_extractor import (
@@ -106,6 +135,7 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 )
 
 __all__ = [
+    "BiFPN",
     "EmbeddedSSDMobileNetV1FeatureExtractor",
     "FasterRCNNFeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
@@ -123,6 +153,15 @@ __all__ = [
     "KerasBackboneFasterRCNNC4FeatureExtractor",
     "KerasBackboneFasterRCNNFPNFeatureExtractor",
     "KerasBackboneSSDFPNFeatureExtractor",
+    "SSDEfficientNetB0BiFPNFeatureExtractor",
+    "SSDEfficientNetB1BiFPNFeatureExtractor",
+    "SSDEfficientNetB2BiFPNFeatureExtractor",
+    "SSDEfficientNetB3BiFPNFeatureExtractor",
+    "SSDEfficientNetB4BiFPNFeatureExtractor",
+    "SSDEfficientNetB5BiFPNFeatureExtractor",
+    "SSDEfficientNetB6BiFPNFeatureExtractor",
+    "SSDEfficientNetB7BiFPNFeatureExtractor",
+    "SSDEfficientNetBiFPNFeatureExtractor",
     "SSDFeatureExtractor",
     "SSDFPNFeatureExtractor",
     "SSDInceptionFeatureExtractor",
@@ -146,6 +185,7 @@ __all__ = [
     "SSDResNet101V1FPNFeatureExtractor",
     "SSDResNet152V1FPNFeatureExtractor",
     "SSDResNetV1FPNFeatureExtractor",
+    "WeightedFeatureFusion",
     "available_feature_extractors",
     "build_feature_extractor",
     "from_keras_backbone",

@@ -78,6 +78,23 @@ _FPN_ARGUMENTS = {
     "max_level": "fpn_max_level",
     "additional_layer_depth": "additional_layer_depth",
 }
+_BIFPN_SCHEMA = {
+    "min_level": Int(default=3),
+    "max_level": Int(default=7),
+    # No proto default (the TF OD API would build a BiFPN of 0 passes or 0 filters).
+    "num_iterations": Int(required=True, minimum=1),
+    "num_filters": Int(required=True, minimum=1),
+    "combine_method": String(default="fast_attention"),
+    # tf.image's nearest-neighbour x2 resize or the TF OD API's own: the same numbers.
+    "use_native_resize_op": Switch(default=False),
+}
+_BIFPN_ARGUMENTS = {
+    "min_level": "bifpn_min_level",
+    "max_level": "bifpn_max_level",
+    "num_iterations": "bifpn_num_iterations",
+    "num_filters": "bifpn_num_filters",
+    "combine_method": "bifpn_combine_method",
+}
 KERAS_SUFFIX = "_keras"
 
 
@@ -101,8 +118,10 @@ def build_feature_extractor(node, base_class, schema):
     Each field becomes the constructor argument of the same name when the extractor takes it
     (kdet's, or yours): `conv_hyperparams` as a `kdet.layers.ConvHyperparams`
     (`read_conv_hyperparams`), `fpn` as `fpn_min_level`, `fpn_max_level`,
-    `additional_layer_depth`, the scalars as they are. An extractor that does not take one
-    accepts only its TF OD API default (an absent `conv_hyperparams`).
+    `additional_layer_depth`, `bifpn` as `bifpn_min_level`, `bifpn_max_level`,
+    `bifpn_num_iterations`, `bifpn_num_filters`, `bifpn_combine_method`, the scalars as they
+    are. An extractor that does not take one accepts only its TF OD API default (an absent
+    `conv_hyperparams`).
     """
     fields = read(node, schema)
     name, extractor_class = _feature_extractor_class(fields, base_class)
@@ -124,14 +143,10 @@ def build_feature_extractor(node, base_class, schema):
         # TF1 configs name the TF-Slim extractors (`ssd_mobilenet_v2`), TF2 configs the Keras
         # ones (`ssd_mobilenet_v2_keras`), whose layouts can differ.
         kwargs["slim_layout"] = not fields["type"].endswith(KERAS_SUFFIX)
-    if "bifpn" in schema and fields.has("bifpn"):
-        raise fields.error(
-            "bifpn",
-            f"'{fields.path('bifpn')}' is set, but a bidirectional feature pyramid (BiFPN, "
-            "EfficientDet) is not in kdet yet (issue 17)",
-        )
     if fields.has("fpn"):
         kwargs.update(_read_fpn(fields["fpn"], name, accepted))
+    if "bifpn" in schema and fields.has("bifpn"):
+        kwargs.update(_read_bifpn(fields["bifpn"], name, accepted))
     hyperparams = read_conv_hyperparams(fields["conv_hyperparams"])
     if hyperparams is not None:
         if "conv_hyperparams" not in accepted:
@@ -200,3 +215,15 @@ def _read_fpn(node, extractor_name, accepted):
             f"pyramid (it takes no {', '.join(_FPN_ARGUMENTS.values())})"
         )
     return {argument: fields[name] for name, argument in _FPN_ARGUMENTS.items()}
+
+
+def _read_bifpn(node, extractor_name, accepted):
+    """Reads a TF OD API `BidirectionalFeaturePyramidNetworks` message → the extractor's BiFPN
+    arguments (`bifpn_min_level`, ..., `bifpn_combine_method`)."""
+    if not set(_BIFPN_ARGUMENTS.values()) <= accepted:
+        raise node.error(
+            f"'{node.path}' is set, but the '{extractor_name}' feature extractor has no "
+            f"bidirectional feature pyramid (it takes no {', '.join(_BIFPN_ARGUMENTS.values())})"
+        )
+    fields = read(node, _BIFPN_SCHEMA)
+    return {argument: fields[name] for name, argument in _BIFPN_ARGUMENTS.items()}

@@ -46,8 +46,9 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
     activation is ReLU6 whatever `activation` says, as in the TF OD API's TF1 (slim)
     predictor, or with `use_conv_hyperparams_activation` their `activation` (none for `NONE`),
     as in its TF2 (Keras) one, which the `*_keras` extractors' configs build; tower
-    convolutions have a bias exactly when there is no batch norm (`force_use_bias` is not
-    read, as in the TF OD API); predictor convolutions always have one. Two details of the TF
+    convolutions have a bias when there is no batch norm or with `force_use_bias` (set by the
+    EfficientDet configs: the TF OD API's TF2 predictor reads it, its TF1 one refuses it);
+    predictor convolutions always have one. Two details of the TF
     OD API's Keras version are not copied: with `use_depthwise` it gives the pointwise kernels
     the Keras defaults (glorot uniform, no regularizer) and always regularizes the depthwise
     ones, a side effect of how it passes keyword arguments to `SeparableConv2D`; kdet applies
@@ -209,7 +210,7 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
         tower_names = ["prediction"] if share_prediction_tower else ["box", "class"]
         self.tower_convs = {
             name: [
-                self._conv(depth, f"{name}_tower_conv_{index}", use_bias=not self.apply_batch_norm)
+                self._conv(depth, f"{name}_tower_conv_{index}", use_bias=self._tower_use_bias)
                 for index in range(num_layers_before_predictor)
             ]
             for name in tower_names
@@ -308,6 +309,12 @@ class WeightSharedConvolutionalBoxPredictor(ConvHyperparamsProperties, keras.lay
             if self.tower_activation is not None:
                 features = self.tower_activation(features)
         return features
+
+    @property
+    def _tower_use_bias(self):
+        """Whether the tower convolutions have a bias: without batch norm, or with
+        `force_use_bias` (TF OD API `_compute_base_tower`)."""
+        return self.conv_hyperparams.force_use_bias or not self.apply_batch_norm
 
     @property
     def apply_batch_norm(self):
