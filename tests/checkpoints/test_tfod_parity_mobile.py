@@ -2,8 +2,8 @@
 EdgeTPU, MobileDet) load into kdet's models of the same configs, which then compute what the TF
 OD API's TF1 code computes.
 
-`tests/data/tfod_reference/tf1_ssd_mobilenet_v3_large/`, `tf1_ssd_mobiledet_cpu/`, … are the
-TF1 sample configs `ssdlite_mobilenet_v3_large_320x320_coco.config`,
+`tests/data/tfod_reference/tf1_ssd_mobilenet_v3_large/`, `tf1_ssd_mobiledet_cpu/`, … (those of
+`SLIM_NAMES` that exist) are the TF1 sample configs `ssdlite_mobilenet_v3_large_320x320_coco.config`,
 `ssdlite_mobiledet_cpu_320x320_coco_sync_4x4.config`, … reduced (depth multiplier 0.125, 128
 px, 3 classes), built, given seeded random weights and run on `photo.png` by
 `tools/tfod_reference/make_mobile_references.py` with the TF OD API's own TF1 (slim, graph mode)
@@ -41,6 +41,24 @@ SLIM_NAMES = {
         ),
         "squeeze/conv/bias": "MobileDetCPU/IBN/SqueezeExcite/Conv/biases",
         "project/batchnorm/gamma": "MobileDetCPU/IBN_3/Conv_1/BatchNorm/gamma",
+    },
+    "tf1_ssd_mobilenet_v3_small": {
+        "expanded_conv/squeeze_excite/excite/conv/kernel": (
+            "MobilenetV3/expanded_conv/squeeze_excite/Conv_1/weights"
+        ),
+    },
+    "tf1_ssd_mobilenet_edgetpu": {
+        "expanded_conv_1/expand/conv/kernel": "MobilenetEdgeTPU/expanded_conv_1/expand/weights",
+    },
+    "tf1_ssd_mobiledet_dsp": {
+        "TuckerConv/conv/conv/kernel": "MobileDetDSP/TuckerConv/Conv_1/weights",
+        "FusedConv/project/conv/kernel": "MobileDetDSP/FusedConv/Conv_1/weights",
+    },
+    "tf1_ssd_mobiledet_edgetpu": {
+        "TuckerConv/project/conv/kernel": "MobileDetEdgeTPU/TuckerConv/Conv_2/weights",
+    },
+    "tf1_ssd_mobiledet_gpu": {
+        "FusedConv_3/expand/batchnorm/gamma": "MobileDetGPU/FusedConv_3/Conv/BatchNorm/gamma",
     },
 }
 NAMES = [name for name in SLIM_NAMES if (REFERENCES / name).exists()]
