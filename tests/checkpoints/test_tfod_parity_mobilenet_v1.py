@@ -8,6 +8,9 @@ same configs, which then compute what the TF OD API's TF1 code computes.
 128 px, 3 classes; the PPN's weight-shared predictor 32 channels), built, given seeded random
 weights and run on `photo.png` by `tools/tfod_reference/make_mobilenet_v1_references.py` with
 the TF OD API's own TF1 (slim, graph mode) code (see `test_tfod_parity_tf1.py`).
+`ssd_mobilenet_v1_keras/` is its TF2 (Keras) counterpart: `ssd_mobilenet_v1_coco.config` with
+the extractor type `ssd_mobilenet_v1_keras` (the TF OD API has no TF2 sample config of it),
+reduced alike, made by the same script with `--tf2`.
 """
 
 import numpy as np
@@ -22,13 +25,15 @@ from kdet.checkpoints import CheckpointError
 from kdet.checkpoints import TFODCheckpoint
 from kdet.checkpoints import load_tfod_model
 from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
+from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 from kdet.feature_extractors import SSDMobileNetV1FeatureExtractor
 
 SSD = "tf1_ssd_mobilenet_v1"
 SSDLITE = "tf1_ssdlite_mobilenet_v1"
 PPN = "tf1_ssd_mobilenet_v1_ppn"
+KERAS = "ssd_mobilenet_v1_keras"
 # Weights of each reference model (every one restored from the checkpoint).
-WEIGHTS = {SSD: 199, SSDLITE: 279, PPN: 144}
+WEIGHTS = {SSD: 199, SSDLITE: 279, PPN: 144, KERAS: 199}
 # Slim builds the PPN's MobileNetV1 up to Conv2d_13 and reads Conv2d_11: 4 convolutions
 # (kernel, beta, gamma, moving mean and variance each) are never read.
 PPN_UNREAD = 20
@@ -43,19 +48,22 @@ def name(request):
 def ssd(name):
     """`(model, TFODRestore)` of the reference, restored "full"."""
     folder = REFERENCES / name
-    return load_tfod_model(folder / "pipeline.config", folder / "model.ckpt")
+    checkpoint = folder / ("checkpoint" if name == KERAS else "model.ckpt")
+    return load_tfod_model(folder / "pipeline.config", checkpoint)
 
 
 def test_every_checkpoint_variable_is_restored(name, ssd):
     model, restore = ssd
-    assert model.feature_extractor.slim_layout
-    checkpoint = TFODCheckpoint.open(REFERENCES / name)
-    assert checkpoint.version == "V1"
+    assert model.feature_extractor.slim_layout == (name != KERAS)
+    checkpoint = TFODCheckpoint.open(REFERENCES / name / ("checkpoint" if name == KERAS else ""))
+    assert checkpoint.version == ("V2" if name == KERAS else "V1")
     restored = sorted(key for _, key in restore.restored)
     assert restored == sorted(set(checkpoint.shapes) - set(restore.unused))
     assert len(restore.restored) == len(model.weights) == WEIGHTS[name]
     assert not restore.not_restored
-    assert restore.ignored == ["global_step"]
+    assert restore.ignored == (
+        ["save_counter/.ATTRIBUTES/VARIABLE_VALUE"] if name == KERAS else ["global_step"]
+    )
     if name == PPN:
         assert len(restore.unused) == PPN_UNREAD
         assert all("/Conv2d_12_" in key or "/Conv2d_13_" in key for key in restore.unused)
@@ -64,6 +72,8 @@ def test_every_checkpoint_variable_is_restored(name, ssd):
 
 
 def test_slim_names_pair_the_layers_they_name(name, ssd):
+    if name == KERAS:
+        pytest.skip("TF2 checkpoints name layers by position")
     _, restore = ssd
     restored = {"/".join(path.split("/")[-2:]): key for path, key in restore.restored}
     extractor = "FeatureExtractor/MobilenetV1/"
@@ -117,7 +127,10 @@ def test_detections_match_the_tf_od_api_as_sets(name, ssd):
     assert_same_detections(model.predict_on_batch(image[None]), reference(name), image.shape)
 
 
-def test_a_tf2_layout_extractor_refuses_tf1_names():
+def test_a_tf2_layout_extractor_refuses_tf1_names_and_the_other_way_round():
     extractor = SSDMobileNetV1FeatureExtractor(depth_multiplier=0.125, num_layers=1)
     with pytest.raises(CheckpointError, match="slim_layout=True"):
         tf1_layer_pairs(extractor, "FeatureExtractor")
+    extractor.slim_layout = True  # the flag alone decides; no need to build another
+    with pytest.raises(CheckpointError, match="slim_layout=False"):
+        tf2_layer_pairs(extractor, "model/_feature_extractor", {})

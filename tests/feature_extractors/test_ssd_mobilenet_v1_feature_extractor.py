@@ -95,10 +95,11 @@ def test_override_sets_up_the_body_with_conv_hyperparams():
 
 
 def test_learns_shapes():
-    # Measured for seeds 0/1/2: last/first epoch loss 0.11/0.14/0.12, mAP@0.5 0.83/0.72/0.52.
+    # Measured for seeds 0/1/2: last/first epoch loss 0.08/0.13/0.06, mAP@0.5 0.72/0.69/0.76
+    # (at depth multiplier 0.25: 0.11/0.14/0.12 and 0.83/0.72/0.52, 20% more CPU).
     keras.utils.set_random_seed(0)
     assert_ssd_extractor_learns(
-        SSDMobileNetV1FeatureExtractor(depth_multiplier=0.25, slim_layout=True)
+        SSDMobileNetV1FeatureExtractor(depth_multiplier=0.125, slim_layout=True)
     )
 
 

@@ -1,7 +1,8 @@
 """TF1 (TF-Slim name) mappings of kdet's plain SSD MobileNetV1 extractors (`ssd_mobilenet_v1`,
 its SSDLite variant, `ssd_mobilenet_v1_ppn`, `embedded_ssd_mobilenet_v1`, built with
 `slim_layout`): what the TF1 zoo's `ssd_mobilenet_v1_coco`, `ssdlite_mobilenet_v1_coco`,
-`ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync`, ... name each weight.
+`ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync`, ... name each weight; and the
+TF2 mapping of `ssd_mobilenet_v1_keras` (the only one of them the TF OD API builds in TF2).
 
 The extractor lives under `FeatureExtractor/MobilenetV1/`:
 
@@ -16,6 +17,11 @@ The PPN extractor reads `Conv2d_11_pointwise`, but slim builds MobileNetV1 up to
 `Conv2d_13_pointwise`: the checkpoint's `Conv2d_12_*` and `Conv2d_13_*` variables are built and
 never read (`register_tf1_unread_scopes`: a "full" restore reports them in
 `TFODRestore.unused`).
+
+In a TF2 checkpoint the `ssd_mobilenet_v1_keras` body is
+`model/_feature_extractor/classification_backbone/layer_with_weights-N` (by position, as for the
+other Keras bodies) and extra map `i` (2..5) `model/_feature_extractor/_feature_map_generator/
+convolutions/i/<j>` (its layers with weights in order).
 """
 
 from kdet.checkpoints.mappings.tf1_ssd import _extra_layer_scope
@@ -25,10 +31,17 @@ from kdet.checkpoints.restore import register_tf1_unread_scopes
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
+from kdet.checkpoints.tfod_mapping import body_layers
+from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf1_mapping
+from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
+from kdet.checkpoints.tfod_mapping import register_tf2_mapping
 from kdet.checkpoints.tfod_mapping import slim_pairs
 from kdet.checkpoints.tfod_mapping import slim_scope
 from kdet.checkpoints.tfod_mapping import weighted_layers
+from kdet.feature_extractors.ssd_mobilenet_v1_feature_extractor import (
+    SSDMobileNetV1FeatureExtractor,
+)
 from kdet.feature_extractors.ssd_mobilenet_v1_feature_extractor import (
     SSDMobileNetV1FeatureExtractorBase,
 )
@@ -67,3 +80,28 @@ def _ssd_unread(model):
         return []
     scope = slim_scope(FEATURE_EXTRACTOR_SCOPE, MOBILENET_V1_SCOPE)
     return [slim_scope(scope, convolution) for convolution in _PPN_UNREAD_CONVOLUTIONS]
+
+
+register_tf2_classification_backbone(SSDMobileNetV1FeatureExtractor)(body_layers)
+
+
+@register_tf2_mapping(SSDMobileNetV1FeatureExtractor)
+def _ssd_mobilenet_v1_keras(extractor, prefix, shapes):
+    if extractor.slim_layout:
+        raise CheckpointError(
+            "a TF2 ssd_mobilenet_v1_keras checkpoint needs the extractor's TF2 layout "
+            '(slim_layout=False, which the config translator sets for type '
+            '"ssd_mobilenet_v1_keras"); this one has the TF1 ssd_mobilenet_v1 layout'
+        )
+    pairs = paired(
+        weighted_layers(extractor.body), shapes, f"{prefix}/classification_backbone", BACKBONE
+    )
+    first_index = len(extractor.body.outputs)
+    for index, extra_layer in enumerate(extractor.extra_layers, start=first_index):
+        pairs += paired(
+            weighted_layers(extra_layer),
+            shapes,
+            f"{prefix}/_feature_map_generator/convolutions/{index}",
+            EXTRACTOR,
+        )
+    return pairs
