@@ -140,6 +140,12 @@ def bifpn_nodes(min_level, max_level, input_max_level, num_iterations):
         list of `BiFPNNode`.
     """
     nodes = []
+
+    def last():
+        # Without levels above the body the first top-down node reads the body's last map
+        # (where the TF OD API fails: it requires max_level above the body's last level).
+        return nodes[-1].name if nodes else f"0_up_lvl_{input_max_level}"
+
     for level in range(input_max_level + 1, max_level + 1):
         nodes.append(BiFPNNode(f"0_up_lvl_{level}", level, (f"0_up_lvl_{level - 1}",)))
     for iteration in range(1, num_iterations + 1):
@@ -150,14 +156,12 @@ def bifpn_nodes(min_level, max_level, input_max_level, num_iterations):
                 if level > min_level or iteration == 1
                 else f"{previous}_dn_lvl_{level}"
             )
-            nodes.append(
-                BiFPNNode(f"{iteration}_dn_lvl_{level}", level, (same_level, nodes[-1].name))
-            )
+            nodes.append(BiFPNNode(f"{iteration}_dn_lvl_{level}", level, (same_level, last())))
         for level in range(min_level + 1, max_level + 1):
             inputs = [f"{previous}_up_lvl_{level}"]
             if level < max_level:
                 inputs.append(f"{iteration}_dn_lvl_{level}")
-            inputs.append(nodes[-1].name)
+            inputs.append(last())
             nodes.append(BiFPNNode(f"{iteration}_up_lvl_{level}", level, tuple(inputs)))
     return nodes
 
