@@ -2,14 +2,16 @@
 EdgeTPU, MobileDet) load into kdet's models of the same configs, which then compute what the TF
 OD API's TF1 code computes.
 
-`tests/data/tfod_reference/tf1_ssd_mobilenet_v3_large/`, `tf1_ssd_mobiledet_cpu/`, … (those of
-`SLIM_NAMES` that exist) are the TF1 sample configs `ssdlite_mobilenet_v3_large_320x320_coco.config`,
-`ssdlite_mobiledet_cpu_320x320_coco_sync_4x4.config`, … reduced (depth multiplier 0.125, 128
-px, 3 classes), built, given seeded random weights and run on `photo.png` by
-`tools/tfod_reference/make_mobile_references.py` with the TF OD API's own TF1 (slim, graph mode)
-code (see `test_tfod_parity_tf1.py`). kdet builds each model from the written config unchanged,
-restores the checkpoint (every variable used) and must match the feature maps within 1e-3 of
-their range, box encodings and logits within 1e-3 and the detections as sets.
+`tests/data/tfod_reference/tf1_ssd_mobilenet_v3_large/`, `tf1_ssd_mobiledet_cpu/`, … (one per
+extractor, `SLIM_NAMES`) are the TF1 sample configs
+`ssdlite_mobilenet_v3_large_320x320_coco.config`,
+`ssdlite_mobiledet_cpu_320x320_coco_sync_4x4.config`, … reduced (depth multiplier 0.125, or
+0.0625 for the EdgeTPU MobileNet and MobileDet-GPU; 128 px, 3 classes), built, given seeded
+random weights and run on `photo.png` by `tools/tfod_reference/make_mobile_references.py` with
+the TF OD API's own TF1 (slim, graph mode) code (see `test_tfod_parity_tf1.py`). kdet builds
+each model from the written config unchanged, restores the checkpoint (every variable used) and
+must match the feature maps within 1e-3 of their range, box encodings and logits within 1e-3
+and the detections as sets.
 """
 
 import numpy as np
@@ -61,10 +63,9 @@ SLIM_NAMES = {
         "FusedConv_3/expand/batchnorm/gamma": "MobileDetGPU/FusedConv_3/Conv/BatchNorm/gamma",
     },
 }
-NAMES = [name for name in SLIM_NAMES if (REFERENCES / name).exists()]
 
 
-@pytest.fixture(scope="module", params=NAMES)
+@pytest.fixture(scope="module", params=list(SLIM_NAMES))
 def name(request):
     return request.param
 
