@@ -23,14 +23,22 @@ The TF OD API has no width multiplier for Inception-ResNet-v2, so the model is t
 The test writes the checkpoint again from `variables.txt` and the seed, restores it into kdet's
 model with `kdet.checkpoints.restore_tfod_checkpoint` and compares. Here the values are checked
 to survive a real `tf.compat.v1.train.Saver` round trip of the TF OD API's graph.
+
+With `--tf2 DIR` it makes instead, into DIR, a TF2 reference of `faster_rcnn_inception_resnet_v2
+_keras` (`tf2_config`) with a real TF2 checkpoint (220 MB, not committed), for
+`check_inception_resnet_v2_tf2.py` to compare with kdet here (measured 2026-12-05: 906 weights
+restored, first-stage features and RPN outputs identical, box classifier features within
+1.5e-5, class logits 1.3e-6, box encodings 8.9e-7, the same detections).
 """
 
+import argparse
+import os
 import pathlib
 import sys
 import tempfile
 
-# Imported first: it sets up the TF OD API's TF1 code on TF 2.21 (graph mode and stand-ins).
-import make_tf1_references  # isort: skip
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
@@ -89,7 +97,11 @@ def load_seeded_values(session, graph):
     return sorted(entries)
 
 
-def main():
+def make_tf1_reference():
+    """The committed TF1 reference (see the module docstring)."""
+    # Sets up the TF OD API's TF1 code on TF 2.21 (graph mode and stand-ins) when imported.
+    import make_tf1_references
+
     pipeline = reduced_config()
     reference = Reference(SAMPLE_CONFIG, seed=SEED)
     graph, image, fetches = make_tf1_references.build_graph(pipeline, reference)
@@ -121,6 +133,63 @@ def main():
         f"; class logits std {outputs['predict/class_predictions_with_background'].std():.3f}; "
         f"scores {scores.max():.4f}..{scores.min():.4f}; folder {size / 1e3:.0f} KB"
     )
+
+
+def tf2_config():
+    """The TF2 counterpart of `reduced_config`: `faster_rcnn_inception_resnet_v2_keras` at
+    stride 16 (the TF OD API's TF2 extractor fails at 8), no atrous RPN, 128 px."""
+    pipeline = reduced_config()
+    model = pipeline.model.faster_rcnn
+    model.feature_extractor.type = "faster_rcnn_inception_resnet_v2_keras"
+    model.feature_extractor.first_stage_features_stride = 16
+    model.first_stage_anchor_generator.grid_anchor_generator.height_stride = 16
+    model.first_stage_anchor_generator.grid_anchor_generator.width_stride = 16
+    model.first_stage_atrous_rate = 1
+    resizer = model.image_resizer.keep_aspect_ratio_resizer
+    resizer.min_dimension = resizer.max_dimension = 2 * IMAGE_SIZE
+    return pipeline
+
+
+def make_tf2_reference(output_dir):
+    """A TF2 reference into `output_dir` (not committed: its checkpoint is 220 MB):
+    `checkpoint/ckpt-0` of `tf.train.Checkpoint(model=...)`, `pipeline.config`, `outputs.npz`,
+    as `make_references.py` makes them (batch norms calibrated on the photo, biases drawn)."""
+    import make_references
+
+    tf.keras.utils.set_random_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    pipeline = tf2_config()
+    model = make_references.model_builder.build(pipeline.model, is_training=False)
+    image = load_photo()
+    preprocessed, true_image_shapes = model.preprocess(image)
+    model.predict(preprocessed, true_image_shapes)  # creates the variables
+    make_references.calibrate_batch_norms(model, preprocessed, true_image_shapes, rng)
+    make_references.randomize_biases(model, rng)
+    outputs = make_references.run_model(model, image)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), str(output_dir / "checkpoint"), max_to_keep=1
+    ).save(checkpoint_number=0)
+    (output_dir / "pipeline.config").write_text(text_format.MessageToString(pipeline))
+    np.savez_compressed(output_dir / "outputs.npz", **outputs)
+    scores = outputs["detections/detection_scores"][0]
+    print(f"TF2 reference in {output_dir}: scores {scores.max():.4f}..{scores.min():.4f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--tf2",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="make the TF2 (_keras) reference into DIR instead, for "
+        "check_inception_resnet_v2_tf2.py (run with kdet's python)",
+    )
+    args = parser.parse_args()
+    if args.tf2:
+        make_tf2_reference(args.tf2)
+    else:
+        make_tf1_reference()
 
 
 if __name__ == "__main__":
