@@ -7,13 +7,16 @@ Runs inside the reference venv made by `setup_venv.sh`, after `make_references.p
     /work/tfod_ref/venv/bin/python tools/tfod_reference/make_mobilenet_v1_references.py --tf2
 
 The TF1 sample configs of `ssd_mobilenet_v1` (the most copied TF1 config), its SSDLite variant
-(`use_depthwise` extra layers and box predictor) and `ssd_mobilenet_v1_ppn` (pooling pyramid,
-weight-shared box predictor) are read from the TF OD API's sample folder next to the
-repository (`../shared/tfod_configs/samples`, `samples/configs/` of tensorflow/models), reduced
-as `reference_common.reduced_config` does (3 classes, 128 px, 20 detections), at depth
-multiplier 0.125 (checkpoints 0.27-0.46 MB; 0.25 made 0.9-1.6 MB), and made by
-`make_tf1_references.make_reference` (same weights procedure, checkpoint, `pipeline.config`,
-`variables.txt` and `outputs.npz`) into `tests/data/tfod_reference/<name>/`.
+(`use_depthwise` extra layers and box predictor), `ssd_mobilenet_v1_ppn` (pooling pyramid,
+weight-shared box predictor) and `embedded_ssd_mobilenet_v1` are read from the TF OD API's
+sample folder next to the repository (`../shared/tfod_configs/samples`, `samples/configs/` of
+tensorflow/models), reduced as `reference_common.reduced_config` does (3 classes, 128 px (the
+embedded one takes 256 px only), 20 detections), at depth multiplier 0.125 (checkpoints
+0.27-0.46 MB; 0.25 made 0.9-1.6 MB), and made by `make_tf1_references.make_reference` (same
+weights procedure, checkpoint, `pipeline.config`, `variables.txt` and `outputs.npz`) into
+`tests/data/tfod_reference/<name>/`. The embedded reference's `outputs.npz` leaves out
+`predict/preprocessed_inputs` (0.79 MB at 256 px, the photo resized: a reader resizes it
+itself).
 
 `ssd_mobilenet_v1_coco.config` does not override the body's hyperparameters (slim's
 `mobilenet_v1_arg_scope` sets the body up), the PPN config does; the PPN checkpoint also holds
@@ -34,6 +37,7 @@ import pathlib
 import sys
 import tempfile
 
+import numpy as np
 from reference_common import OUTPUT_DIR
 from reference_common import REPO
 from reference_common import Reference
@@ -55,7 +59,13 @@ REFERENCES = {
         head_depth=32,
         seed=23,
     ),
+    # The config's own depth multiplier (0.125); its extractor takes 256x256 images only.
+    "tf1_embedded_ssd_mobilenet_v1": Reference(
+        str(SAMPLE_CONFIGS / "embedded_ssd_mobilenet_v1_coco.config"), image_size=256, seed=25
+    ),
 }
+# References whose `outputs.npz` leaves out the resized photo (`predict/preprocessed_inputs`).
+WITHOUT_PREPROCESSED_INPUTS = ("tf1_embedded_ssd_mobilenet_v1",)
 
 # The TF1 sample config of `TF2_REFERENCES`, and the extractor type it is built with.
 TF2_SOURCE = ("ssd_mobilenet_v1_coco.config", "ssd_mobilenet_v1_keras")
@@ -83,6 +93,13 @@ def write_tf2_configs(folder):
     return references
 
 
+def drop_preprocessed_inputs(path):
+    """Rewrites the `outputs.npz` at `path` without `predict/preprocessed_inputs`."""
+    outputs = dict(np.load(path))
+    del outputs["predict/preprocessed_inputs"]
+    np.savez_compressed(path, **outputs)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -98,6 +115,8 @@ def main(argv=None):
         make_tf1_references = importlib.import_module("make_tf1_references")
         for name in args.names or REFERENCES:
             make_tf1_references.make_reference(name, REFERENCES[name], args.output_dir)
+            if name in WITHOUT_PREPROCESSED_INPUTS:
+                drop_preprocessed_inputs(args.output_dir / name / "outputs.npz")
         return
     make_references = importlib.import_module("make_references")
     with tempfile.TemporaryDirectory() as folder:
