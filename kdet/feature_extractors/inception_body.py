@@ -280,6 +280,10 @@ def inception_body(
     """
     if depth_multiplier <= 0:
         raise ValueError(f"depth_multiplier must be greater than zero; got {depth_multiplier}")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {list(ARCHITECTURES)}; got {architecture!r}"
+        )
     table = ARCHITECTURES[architecture]
     endpoints = [endpoint_name(entry) for entry in table]
     if final_endpoint not in endpoints:

@@ -76,9 +76,11 @@ def test_layers_carry_slim_scopes_and_initializers():
     assert v3.get_layer("Conv2d_4a_3x3_conv").padding == "valid"
 
 
-def test_an_unknown_endpoint_is_named():
+def test_an_unknown_endpoint_or_architecture_is_named():
     with pytest.raises(ValueError, match="InceptionV2 has no endpoint 'Mixed_6a'.*Mixed_5c"):
         inception_body("InceptionV2", "Mixed_6a", HYPERPARAMS)
+    with pytest.raises(ValueError, match="one of \\['InceptionV2', 'InceptionV3'\\]; got 'V4'"):
+        inception_body("V4", "Mixed_5c", HYPERPARAMS)
 
 
 @pytest.fixture(scope="module")
