@@ -15,6 +15,7 @@ from kdet.feature_extractors.ssd_mobile_feature_extractors import (
 from kdet.feature_extractors.ssd_mobile_feature_extractors import (
     SSDMobileNetV3LargeFeatureExtractor,
 )
+from kdet.layers.conv_hyperparams import ConvHyperparams
 
 # Channels of the two body maps at depth multiplier 0.125 and min_depth 8 (the TF OD API's
 # layouts at 0.125 and min_depth 16 are checked against its own TF1 models in
@@ -66,17 +67,31 @@ def test_rejects_what_it_cannot_build():
 
 
 def test_override_base_hyperparams_reaches_the_mobilenet_body():
-    default = SSDMobileNetV3LargeFeatureExtractor(**TINY)
-    override = SSDMobileNetV3LargeFeatureExtractor(
-        **TINY, override_base_feature_extractor_hyperparams=True
+    hyperparams = ConvHyperparams(
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.03),
+        activation="relu6",
+        batch_norm={"momentum": 0.97, "epsilon": 1e-2, "scale": True},
     )
-    momenta = {e: e.body.get_layer("Conv").batch_norm.momentum for e in (default, override)}
-    assert momenta == {default: 0.9997, override: 0.9997}
-    epsilons = [e.body.get_layer("Conv").batch_norm.epsilon for e in (default, override)]
-    assert epsilons == [1e-3, 1e-3]
-    stddevs = [e.body.get_layer("Conv").conv.kernel_initializer.stddev
-               for e in (default, override)]
-    assert stddevs == [0.09, 0.03]
+    default, override = (
+        SSDMobileNetV3LargeFeatureExtractor(
+            **TINY, conv_hyperparams=hyperparams,
+            override_base_feature_extractor_hyperparams=override,
+        )
+        for override in (False, True)
+    )
+    # Without the override the body keeps slim's training_scope settings.
+    settings = [
+        (conv.batch_norm.momentum, conv.batch_norm.epsilon, conv.conv.kernel_initializer.stddev)
+        for conv in (e.body.get_layer("Conv") for e in (default, override))
+    ]
+    assert settings == [(0.9997, 1e-3, 0.09), (0.97, 1e-2, 0.03)]
+    # The blocks keep their own activations (hard-swish here), as slim's.
+    assert override.body.get_layer("Conv").activation == "hard_swish"
+    # MobileDet's body always has its own (the TF OD API ignores the override there).
+    mobiledet = SSDMobileDetCPUFeatureExtractor(
+        **TINY, conv_hyperparams=hyperparams, override_base_feature_extractor_hyperparams=True
+    )
+    assert mobiledet.body.get_layer("Conv").batch_norm.epsilon == 0.01
 
 
 def test_mobilenet_v3_learns():
