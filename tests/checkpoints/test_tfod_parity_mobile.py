@@ -118,6 +118,10 @@ def test_raw_outputs_match_the_tf_od_api(name, ssd):
 
 
 def test_detections_match_the_tf_od_api_as_sets(name, ssd):
+    # Postprocessing is the SSD's, whatever the extractor: one reference per body family
+    # (a predict_on_batch costs 3-5 s here).
+    if name not in ("tf1_ssd_mobilenet_v3_large", "tf1_ssd_mobiledet_cpu"):
+        pytest.skip("raw outputs compared above; detections checked on one model per family")
     model, _ = ssd
     image = photo()
     assert_same_detections(model.predict_on_batch(image[None]), reference(name), image.shape)
