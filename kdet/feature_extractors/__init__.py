@@ -24,6 +24,15 @@ from kdet.feature_extractors.faster_rcnn_mobilenet_v2_fpn_feature_extractor impo
 from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
     FasterRCNNResNet50FPNFeatureExtractor,
 )
+from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
+    FasterRCNNResNet101FPNFeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
+    FasterRCNNResNet152FPNFeatureExtractor,
+)
+from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
+    FasterRCNNResNetFPNFeatureExtractor,
+)
 from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
     FasterRCNNResNet50FeatureExtractor,
 )
@@ -144,6 +153,9 @@ __all__ = [
     "FasterRCNNMobileNetV2FeatureExtractor",
     "FasterRCNNMobileNetV2FPNFeatureExtractor",
     "FasterRCNNResNet50FPNFeatureExtractor",
+    "FasterRCNNResNet101FPNFeatureExtractor",
+    "FasterRCNNResNet152FPNFeatureExtractor",
+    "FasterRCNNResNetFPNFeatureExtractor",
     "FasterRCNNResNet50FeatureExtractor",
     "FasterRCNNResNet101FeatureExtractor",
     "FasterRCNNResNet152FeatureExtractor",

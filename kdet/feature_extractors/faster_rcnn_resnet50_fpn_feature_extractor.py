@@ -1,26 +1,29 @@
-"""ResNet50 FPN Faster R-CNN feature extractor: pyramid levels 2..6, two fc layers per RoI."""
-
-import keras
+"""ResNet V1 FPN Faster R-CNN feature extractors (ResNet50, 101, 152): pyramid levels 2..6,
+two fc layers per RoI."""
 
 from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import FasterRCNNFPNFeatureExtractor
 from kdet.feature_extractors.kernel_regularization import clone_body
 from kdet.feature_extractors.registry import register_feature_extractor
+from kdet.feature_extractors.resnet_v1_body import RESNETS
 from kdet.feature_extractors.resnet_v1_body import ResNetBodyOptions
 from kdet.feature_extractors.resnet_v1_body import resnet_v1_body
 from kdet.feature_extractors.resnet_v1_body import restore_keras_resnet
 from kdet.feature_extractors.resnet_v1_body import tf_od_api_resnet_hyperparams
-from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import LEVEL_ENDPOINTS
+from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import RESNET_LEVEL_ENDPOINTS
 
 
-@register_feature_extractor("faster_rcnn_resnet50_fpn")
-class FasterRCNNResNet50FPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeatureExtractor):
-    """ResNet50 V1 with a feature pyramid (TF OD API `faster_rcnn_resnet50_fpn_keras`).
+class FasterRCNNResNetFPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeatureExtractor):
+    """ResNet V1 with a feature pyramid (TF OD API `faster_rcnn_resnet{50,101,152}_fpn_keras`).
 
-    The body is the TF OD API's TF2 ResNet50 (`kdet.feature_extractors.resnet_v1_body`: no
-    convolution biases, "SAME" first max-pool, its batch norms, `depth_multiplier`), or
-    `keras.applications.ResNet50` as it is with `tf_od_api_body=False` (extractors saved
-    before 2026-12); levels 2..5 read `conv2_block3_out`,
-    `conv3_block4_out`, `conv4_block6_out` and `conv5_block3_out` (C2..C5). A plain (not
+    Subclasses set `depth` (50, 101 or 152). The body is the TF OD API's TF2 ResNet V1 of that
+    depth (`kdet.feature_extractors.resnet_v1_body`: no convolution biases, "SAME" first
+    max-pool, its batch norms, `depth_multiplier`), or `keras.applications.ResNet{depth}` as
+    it is with `tf_od_api_body=False` (extractors saved before 2026-12); levels 2..5 read the
+    outputs of its stages 2..5 (C2..C5: `conv2_block3_out`, `conv3_block4_out`,
+    `conv4_block6_out` and `conv5_block3_out` in ResNet50, `conv4_block23_out` in ResNet101,
+    `conv3_block8_out` and `conv4_block36_out` in ResNet152; the TF OD API's
+    `_RESNET_MODEL_OUTPUT_LAYERS`, `kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor.
+    RESNET_LEVEL_ENDPOINTS`). A plain (not
     separable) `kdet.feature_extractors.FeaturePyramid` turns levels `fpn_min_level..5` into
     pyramid maps of `additional_layer_depth` channels and adds stride-2 layers up to
     `fpn_max_level`; with the defaults P2..P5 feed the RPN and the RoI crops, P6 the RPN only
@@ -30,7 +33,8 @@ class FasterRCNNResNet50FPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeat
 
     `preprocess` subtracts the ImageNet channel means in RGB order (the TF OD API resnet_v1
     rule); the `keras.applications` ImageNet weights expect BGR, see
-    `FasterRCNNResNet50FeatureExtractor`.
+    `FasterRCNNResNet50FeatureExtractor`. TF2 checkpoints of the TF OD API's
+    `FasterRCNNResnet{50,101,152}FpnKerasFeatureExtractor` load (`kdet.checkpoints`).
 
     Args:
         fpn_min_level: int. Finest pyramid level, one of 2..5. Defaults to `2`.
@@ -66,6 +70,8 @@ class FasterRCNNResNet50FPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeat
         `object_detection/models/faster_rcnn_resnet_v1_fpn_keras_feature_extractor.py`.
     """
 
+    depth = None
+
     def __init__(
         self,
         fpn_min_level=2,
@@ -95,7 +101,7 @@ class FasterRCNNResNet50FPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeat
             # Without the override: the TF OD API's own ResNet settings, its default weight
             # decay included (this extractor of the TF OD API passes none).
             resnet = resnet_v1_body(
-                50,
+                self.depth,
                 depth_multiplier,
                 min_depth,
                 hyperparams=self.body_hyperparams or tf_od_api_resnet_hyperparams(1e-4),
@@ -108,20 +114,43 @@ class FasterRCNNResNet50FPNFeatureExtractor(ResNetBodyOptions, FasterRCNNFPNFeat
                     "(tf_od_api_body=False) has none: use tf_od_api_body=True"
                 )
             resnet = clone_body(
-                keras.applications.ResNet50(
+                RESNETS[self.depth](
                     input_shape=(None, None, 3), include_top=False, weights=backbone_weights
                 ),
                 hyperparams=self.body_hyperparams,
                 keep_weights=backbone_weights is not None,
             )
-        self.attach_body(resnet, LEVEL_ENDPOINTS)
+        self.attach_body(resnet, RESNET_LEVEL_ENDPOINTS[self.depth])
 
     def restore_from_classification_checkpoint(self, source):
         """Copies weights from a classification model into the body's layers of the same
-        name (a `keras.applications` ResNet50's convolution biases folded into the batch
+        name (a `keras.applications` ResNet's convolution biases folded into the batch
         norms of the TF OD API body, `kdet.feature_extractors.resnet_v1_body.
         copy_folding_conv_biases`)."""
         if not self.tf_od_api_body:
             return super().restore_from_classification_checkpoint(source)
         return restore_keras_resnet(source, [self.body])
 
+
+@register_feature_extractor("faster_rcnn_resnet50_fpn")
+class FasterRCNNResNet50FPNFeatureExtractor(FasterRCNNResNetFPNFeatureExtractor):
+    """ResNet50 V1 FPN Faster R-CNN: TF OD API `faster_rcnn_resnet50_fpn_keras`. See
+    `FasterRCNNResNetFPNFeatureExtractor`."""
+
+    depth = 50
+
+
+@register_feature_extractor("faster_rcnn_resnet101_fpn")
+class FasterRCNNResNet101FPNFeatureExtractor(FasterRCNNResNetFPNFeatureExtractor):
+    """ResNet101 V1 FPN Faster R-CNN: TF OD API `faster_rcnn_resnet101_fpn_keras`. See
+    `FasterRCNNResNetFPNFeatureExtractor`."""
+
+    depth = 101
+
+
+@register_feature_extractor("faster_rcnn_resnet152_fpn")
+class FasterRCNNResNet152FPNFeatureExtractor(FasterRCNNResNetFPNFeatureExtractor):
+    """ResNet152 V1 FPN Faster R-CNN: TF OD API `faster_rcnn_resnet152_fpn_keras`. See
+    `FasterRCNNResNetFPNFeatureExtractor`."""
+
+    depth = 152

@@ -65,7 +65,6 @@ _MISSING_FEATURE_EXTRACTORS = {
     "faster_rcnn_inception_resnet_v2": "Inception-ResNet v2",
     "faster_rcnn_nas": "NASNet-A",
     "faster_rcnn_pnas": "PNASNet",
-    **{f"faster_rcnn_resnet{depth}_fpn": f"ResNet-{depth} v1 FPN" for depth in (101, 152)},
 }
 # The kdet model class of each meta-architecture, for "kdet's SSD feature extractors: …".
 _FEATURE_EXTRACTOR_BASES = {"ssd": SSDFeatureExtractor, "faster_rcnn": FasterRCNNFeatureExtractor}
