@@ -1,0 +1,190 @@
+"""EfficientDet-D0 speed and memory, side by side: kdet against the TF OD API, on CPU.
+
+Both models are built from the same TF OD API sample config
+(`ssd_efficientdet_d0_512x512_coco17_tpu-8.config`: 512x512, 90 classes, random init) and
+measured on the same bundled photos resized to 512x512, with 1..3 random boxes each:
+- training step, batch 2, momentum SGD: kdet `train_on_batch` (resize + normalize, forward,
+  loss, gradients, update); the TF OD API's `model_lib_v2` step in a `tf.function`
+  (`provide_groundtruth`, `predict`, `loss` + regularization, gradients, update) on images its
+  `preprocess` already made, as its input pipeline hands them over;
+- inference, batch 1: kdet `tf.function(model.detect)`; the TF OD API's `preprocess` →
+  `predict` → `postprocess` in a `tf.function` (what its exporter serves).
+The TF OD API runs in its own venv (`--tfod_python`, default `/work/tfod_ref/venv/bin/python`,
+made by `tools/tfod_reference/setup_venv.sh`) as a subprocess driven one case at a time
+(`ssd_speed.TorchWorker`); kdet runs in this process. Cases alternate within each round, so
+load drift on a shared machine hits both alike; the table reports medians. Peak memory is each
+process's peak resident set (`ru_maxrss`) after its inference rounds and after its training
+rounds (model building and tracing included).
+
+Usage:
+    python benchmarks/efficientdet_speed.py [--rounds 3] [--tfod_python PATH]
+"""
+
+import argparse
+import os
+import pathlib
+import resource
+import statistics
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent),
+                str(pathlib.Path(__file__).resolve().parents[1])]
+from ssd_speed import TorchWorker
+from ssd_speed import describe_machine
+from ssd_speed import photos
+from ssd_speed import print_table
+from ssd_speed import synthetic_groundtruth
+from ssd_speed import time_interleaved
+from ssd_speed import timed
+
+from kdet.configs import load_pipeline
+
+CONFIG = (pathlib.Path(__file__).resolve().parents[1] / "tests" / "data" / "tfod_configs"
+          / "ssd_efficientdet_d0_512x512_coco17_tpu-8.config")
+SIZE = 512
+TRAIN_BATCH_SIZE = 2
+NUM_CLASSES = 90
+LEARNING_RATE = 0.01
+
+# Runs in the TF OD API venv: one case name per line on stdin ("train", "infer", "rss"); the
+# wall seconds (or peak RSS in MB) back.
+TFOD_WORKER = r"""
+import json, os, resource, sys, time
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np, tensorflow as tf
+from google.protobuf import text_format
+from object_detection.builders import model_builder
+from object_detection.core import standard_fields as fields
+from object_detection.protos import pipeline_pb2
+spec = json.loads(sys.argv[1])
+pipeline = pipeline_pb2.TrainEvalPipelineConfig()
+text_format.Merge(open(spec["config"]).read(), pipeline)
+tf.keras.utils.set_random_seed(0)
+train_model = model_builder.build(pipeline.model, is_training=True)
+infer_model = model_builder.build(pipeline.model, is_training=False)
+images = tf.constant(np.load(spec["images"]), tf.float32)
+train_images = images[: spec["train_batch_size"]]
+boxes = [tf.constant(b, tf.float32) for b in spec["boxes"]]
+classes = [tf.one_hot(tf.constant(c) - 1, spec["num_classes"]) for c in spec["labels"]]
+optimizer = tf.keras.optimizers.SGD(spec["learning_rate"], momentum=0.9)
+preprocessed, true_shapes = train_model.preprocess(train_images)
+
+@tf.function
+def train_step():
+    train_model.provide_groundtruth(groundtruth_boxes_list=boxes,
+                                    groundtruth_classes_list=classes)
+    with tf.GradientTape() as tape:
+        prediction = train_model.predict(preprocessed, true_shapes)
+        losses = list(train_model.loss(prediction, true_shapes).values())
+        losses += train_model.regularization_losses()
+        total = tf.add_n(losses)
+    variables = train_model.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+    return total
+
+@tf.function
+def detect(image):
+    shapes_in, shapes = infer_model.preprocess(image)
+    return infer_model.postprocess(infer_model.predict(shapes_in, shapes), shapes)
+
+infer_image = images[:1]
+cases = {"train": lambda: train_step().numpy(),
+         "infer": lambda: detect(infer_image)["num_detections"].numpy()}
+cases["infer"]()  # builds the layers the model makes at its first call (BiFPN, predictor)
+n_params = sum(int(np.prod(v.shape)) for v in infer_model.variables)
+print(json.dumps({"tf": tf.__version__, "params": n_params}), flush=True)
+for line in sys.stdin:
+    name = line.strip()
+    if name == "rss":
+        print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), flush=True)
+        continue
+    start = time.perf_counter()
+    cases[name]()
+    print(json.dumps(time.perf_counter() - start), flush=True)
+"""
+
+
+def peak_rss_mb():
+    """This process's peak resident set so far, MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tfod_python", default="/work/tfod_ref/venv/bin/python")
+    args = parser.parse_args(argv)
+    print(describe_machine(), flush=True)
+
+    images = photos(TRAIN_BATCH_SIZE, SIZE, SIZE)
+    boxes, labels = synthetic_groundtruth(TRAIN_BATCH_SIZE, SIZE)
+    valid = labels > 0
+    workdir = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"efficientdet_speed_{os.getpid()}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    np.save(workdir / "images.npy", images)
+    worker = TorchWorker(args.tfod_python, TFOD_WORKER, {
+        "config": str(CONFIG),
+        "images": str(workdir / "images.npy"),
+        "boxes": [(b[v] / SIZE).tolist() for b, v in zip(boxes, valid)],
+        "labels": [l[v].tolist() for l, v in zip(labels, valid)],
+        "num_classes": NUM_CLASSES,
+        "train_batch_size": TRAIN_BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+    })
+    print(f"TF OD API (TF {worker.info['tf']}): {worker.info['params'] / 1e6:.2f} M values",
+          flush=True)
+
+    keras.utils.set_random_seed(0)
+    model = load_pipeline(CONFIG, dtype_policy="float32").model
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=0.9))
+    detect = tf.function(model.detect)
+    image = tf.constant(images[:1], tf.float32)
+    y = {"boxes": boxes, "labels": labels}
+    detect(image)
+    print(f"kdet: {model.count_params() / 1e6:.2f} M values", flush=True)
+
+    def remote(name):
+        return lambda: (worker.request(name), 0.0)
+
+    try:
+        inference = time_interleaved({
+            "kdet": timed(lambda: detect(image)["num_detections"].numpy()),
+            "TF OD API": remote("infer"),
+        }, args.rounds)
+        rss = {"inference": (peak_rss_mb(), worker.request("rss"))}
+        training = time_interleaved({
+            "kdet": timed(lambda: model.train_on_batch(images, y)),
+            "TF OD API": remote("train"),
+        }, args.rounds)
+        rss["training"] = (peak_rss_mb(), worker.request("rss"))
+    finally:
+        worker.close()
+        (workdir / "images.npy").unlink()
+        workdir.rmdir()
+
+    def median(times):
+        return statistics.median(wall for wall, _ in times)
+
+    rows = []
+    for label, times, phase in (
+        ("inference, batch 1 (s)", inference, "inference"),
+        ("training step, batch 2 (s)", training, "training"),
+    ):
+        ours, theirs = median(times["kdet"]), median(times["TF OD API"])
+        rows.append([label, f"{ours:.3f}", f"{theirs:.3f}", f"{ours / theirs:.2f}x"])
+        ours_mb, theirs_mb = rss[phase]
+        rows.append([f"peak RSS after {phase} (MB)", f"{ours_mb:.0f}", f"{theirs_mb:.0f}",
+                     f"{ours_mb / theirs_mb:.2f}x"])
+    print(f"\n## EfficientDet-D0 {SIZE}x{SIZE}: kdet vs TF OD API, median of {args.rounds} "
+          "rounds\n")
+    print_table(["case", "kdet", "TF OD API", "kdet / TF OD API"], rows)
+
+
+if __name__ == "__main__":
+    main()
