@@ -34,6 +34,7 @@ images (one class, id 1: every config has `num_classes` ≥ 1), `fine_tune_check
 emptied (TF OD API checkpoints are issue 16).
 """
 
+import ast
 import pathlib
 import re
 
@@ -53,9 +54,12 @@ from kdet.configs.text_format import parse
 from kdet.configs.text_format import parse_file
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
+from kdet.feature_extractors import available_feature_extractors
+from kdet.feature_extractors import get_feature_extractor_class
 from kdet.training.quantization import QuantizationAwareTraining
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "tests" / "data" / "tfod_configs"
 # The configs trained in CI: between them, every feature of every config's `code_path`
 # (the fewest configs that do: 8; `test_sample_config_loads` checks it).
 TRAINED = {
@@ -77,6 +81,51 @@ TRAINED = {
     # ResNet-50 FPN, mixed_bfloat16.
     "ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config",
 }
+
+
+# Feature extractors trained in their own test file (tests/extractor_battery.py: a tiny SSD or
+# Faster R-CNN around the extractor fits shapes images) rather than by a `TRAINED` config:
+# training a config of each family here would cost minutes (EfficientDet, Inception-ResNet-v2
+# and Inception v3 are among the heaviest bodies there are). A config whose extractor is here
+# counts as trained when the rest of its code path is covered by `TRAINED`; it still loads and
+# (one config per extractor type) predicts here, and trains full size in
+# `benchmarks/sample_configs_status.py --train`. Class (as `code_class` names it) → test file.
+_EXTRACTOR_TESTS = "tests/feature_extractors/"
+EXTRACTORS_TRAINED_IN_THEIR_TESTS = {
+    "SSDMobileNetV1FeatureExtractor":
+        _EXTRACTOR_TESTS + "test_ssd_mobilenet_v1_feature_extractor.py",
+    "SSDMobileNetV1PPNFeatureExtractor":
+        _EXTRACTOR_TESTS + "test_ssd_mobilenet_v1_feature_extractor.py",
+    "EmbeddedSSDMobileNetV1FeatureExtractor":
+        _EXTRACTOR_TESTS + "test_ssd_mobilenet_v1_feature_extractor.py",
+    "SSDMobileFeatureExtractor": _EXTRACTOR_TESTS + "test_ssd_mobile_feature_extractors.py",
+    "SSDEfficientNetBiFPNFeatureExtractor":
+        _EXTRACTOR_TESTS + "test_ssd_efficientnet_bifpn_feature_extractor.py",
+    "SSDInceptionFeatureExtractor": _EXTRACTOR_TESTS + "test_inception_feature_extractors.py",
+    "FasterRCNNInceptionV2FeatureExtractor":
+        _EXTRACTOR_TESTS + "test_inception_feature_extractors.py",
+    "FasterRCNNInceptionResNetV2FeatureExtractor":
+        _EXTRACTOR_TESTS + "test_faster_rcnn_inception_resnet_v2_feature_extractor.py",
+}
+
+
+def code_class(cls):
+    """The class whose code `cls` runs: a class that defines no method of its own (e.g.
+    `FasterRCNNResNet152FeatureExtractor`, `SSDEfficientNetB3BiFPNFeatureExtractor`: only
+    other depths and widths) runs its base class's code, so it is covered wherever a sibling
+    is."""
+    while cls.__bases__ and not any(
+        callable(value) or isinstance(value, (property, classmethod, staticmethod))
+        for value in vars(cls).values()
+        if not isinstance(value, type)
+    ):
+        cls = cls.__bases__[0]
+    return cls
+
+
+def _code_class_name(class_name):
+    registered = keras.saving.get_registered_object(f"kdet>{class_name}")
+    return class_name if registered is None else code_class(registered).__name__
 
 
 def _in_kdet(path):
@@ -202,6 +251,9 @@ def _classes(value, owner, slot=""):
         name = value["class_name"]
         if name.endswith("DTypePolicy"):  # the model's policy is a feature of its own
             return set()
+        name = _code_class_name(name)
+        if name in EXTRACTORS_TRAINED_IN_THEIR_TESTS:  # what it is made of is its test's
+            return {f"{owner}/{slot}={name}"}
         return {f"{owner}/{slot}={name}"} | _classes(value["config"], name)
     return set().union(*(_classes(item, owner, f"{slot}.{key}" if slot else key)
                          for key, item in value.items()))
@@ -231,8 +283,14 @@ def pipelines(inputs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_code_path(pipelines):
-    """The union of the `TRAINED` configs' code paths."""
-    return set().union(*(code_path(pipelines(name)) for name in TRAINED))
+    """The union of the `TRAINED` configs' code paths, and the augmentation steps of the
+    `INPUT_KINDS` configs (`test_sample_config_reads_its_inputs` runs each config's steps
+    through `train_dataset`, as training does)."""
+    read = {
+        feature for name in INPUT_KINDS.values() for feature in code_path(pipelines(name))
+        if feature.startswith("augmentation=")
+    }
+    return set().union(read, *(code_path(pipelines(name)) for name in TRAINED))
 
 
 def _first(batch):
@@ -283,11 +341,70 @@ def test_sample_config_loads(name, pipelines, trained_code_path):
     pipeline = pipelines(name)
     assert isinstance(pipeline.model, (kdet.SSD, kdet.FasterRCNN))
     assert pipeline.optimizer is not None and pipeline.train.batch_size >= 1
-    untrained = code_path(pipeline) - trained_code_path
+    untrained = {
+        feature for feature in code_path(pipeline) - trained_code_path
+        if feature.rpartition("=")[2] not in EXTRACTORS_TRAINED_IN_THEIR_TESTS
+    }
     assert not untrained, (
         f"{name} trains code no TRAINED config runs in CI: {sorted(untrained)}; add to TRAINED "
         "a config that has it"
     )
+
+
+def _extractor_code_class(name):
+    """The `code_class` name of the feature extractor config `name` builds."""
+    root = parse_file(CONFIGS / name)
+    (meta_architecture,) = root.first("model").fields
+    extractor_type = meta_architecture.value.first("feature_extractor").first("type")
+    registered = available_feature_extractors()
+    if extractor_type not in registered:
+        extractor_type = extractor_type.removesuffix("_keras")
+    return code_class(get_feature_extractor_class(extractor_type)).__name__
+
+
+# One config per extractor trained in its own tests (the first by name: the smallest
+# EfficientDet, Inception v2 before v3).
+PREDICTED = {}
+for _name in SAMPLE_CONFIGS:
+    if _extractor_code_class(_name) in EXTRACTORS_TRAINED_IN_THEIR_TESTS:
+        PREDICTED.setdefault(_extractor_code_class(_name), _name)
+
+
+# Configs predicting at their own size: the extractor takes no other.
+KEPT_SIZE = {"embedded_ssd_mobilenet_v1_coco.config"}  # 256x256 only, as in the TF OD API
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTED.values()))
+def test_sample_config_predicts(name, inputs, tmp_path):
+    # The model of a config whose extractor trains in its own tests (images scaled to 128 px)
+    # predicts.
+    small = name not in KEPT_SIZE
+    pipeline = _pipeline(name, inputs, tmp_path, edit=with_small_images if small else str)
+    detections = pipeline.model.predict_on_batch(np.zeros((1, 120, 100, 3), "uint8"))
+    assert detections["boxes"].shape[-1] == 4
+    assert np.all(np.isfinite(detections["boxes"]))
+    assert int(detections["num_detections"][0]) <= detections["boxes"].shape[1]
+
+
+@pytest.mark.parametrize("name", sorted(EXTRACTORS_TRAINED_IN_THEIR_TESTS))
+def test_extractors_trained_elsewhere_are_trained_by_the_battery(name):
+    # A test function of the file named trains the class (or a class running its code)
+    # through tests/extractor_battery.py.
+    path = ROOT / EXTRACTORS_TRAINED_IN_THEIR_TESTS[name]
+    functions = {
+        node.name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)
+    }
+    trained = set()
+    for function, names in functions.items():
+        if not function.startswith("test_"):
+            continue
+        # With the names of the module's functions it calls (those building the extractor).
+        while names != (wider := names.union(*(functions.get(n, ()) for n in names))):
+            names = wider
+        if names & {"assert_ssd_extractor_learns", "assert_faster_rcnn_extractor_learns"}:
+            trained |= {_code_class_name(n) for n in names}
+    assert name in trained, f"no test function of {path} trains {name} with the battery"
 
 
 @pytest.mark.parametrize("name", sorted(INPUT_KINDS.values()))

@@ -103,6 +103,21 @@ def test_learns_shapes():
     )
 
 
+def test_ppn_learns_shapes():
+    keras.utils.set_random_seed(0)
+    assert_ssd_extractor_learns(
+        SSDMobileNetV1PPNFeatureExtractor(depth_multiplier=0.125, slim_layout=True)
+    )
+
+
+def test_embedded_learns_shapes():
+    # It takes 256x256 images only.
+    keras.utils.set_random_seed(0)
+    assert_ssd_extractor_learns(
+        EmbeddedSSDMobileNetV1FeatureExtractor(depth_multiplier=0.125), image_size=256
+    )
+
+
 def test_ppn_pools_conv2d_11_five_times(tmp_path):
     extractor = SSDMobileNetV1PPNFeatureExtractor(depth_multiplier=0.25, slim_layout=True)
     images = tf.random.uniform([1, 96, 96, 3], -1.0, 1.0, seed=2)
