@@ -15,6 +15,7 @@ from kdet.configs.model_builder.feature_extractor import (
 from kdet.configs.text_format import parse
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.feature_extractors import build_feature_extractor
+from kdet.feature_extractors import get_feature_extractor_class
 from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
     FasterRCNNResNet50FPNFeatureExtractor,
 )
@@ -147,51 +148,53 @@ def test_config_round_trip_and_stride_check():
         FasterRCNNResNet50FPNFeatureExtractor(first_stage_features_stride=32)
 
 
-def _blocks(body, stage):
-    """The number of bottleneck blocks of ResNet stage `stage` (2..5) in `body`."""
-    return len([layer for layer in body.layers if layer.name.startswith(f"conv{stage}_block")
-                and layer.name.endswith("_out")])
+def _assert_resnet_stages(body, blocks, endpoints):
+    """`body` has `blocks` bottleneck blocks in its stages 2..5 and reads C2..C5 at
+    `endpoints` (the TF OD API's `_RESNET_MODEL_OUTPUT_LAYERS` of its depth)."""
+    counts = [
+        len([layer for layer in body.layers
+             if layer.name.startswith(f"conv{stage}_block") and layer.name.endswith("_out")])
+        for stage in (2, 3, 4, 5)
+    ]
+    assert counts == list(blocks)
+    for output, name in zip(body.outputs, endpoints, strict=True):
+        assert output is body.get_layer(name).output, name
 
 
-@pytest.mark.parametrize(
-    "depth, extractor_class, blocks, c3, c4",
-    [
-        (101, FasterRCNNResNet101FPNFeatureExtractor, (3, 4, 23, 3), "conv3_block4_out",
-         "conv4_block23_out"),
-        (152, FasterRCNNResNet152FPNFeatureExtractor, (3, 8, 36, 3), "conv3_block8_out",
-         "conv4_block36_out"),
-    ],
-)
-def test_resnet101_and_152_fpn_blocks_of_a_tf2_config(depth, extractor_class, blocks, c3, c4):
-    # The TF OD API's `faster_rcnn_resnet{101,152}_fpn_keras`: no depth multiplier in the
-    # Faster R-CNN message, so the body has its full width (built, not run on an image).
-    text = f"""type: 'faster_rcnn_resnet{depth}_fpn_keras'
+def test_resnet152_fpn_of_a_tf2_config_has_its_blocks_and_levels():
+    # The TF OD API's `faster_rcnn_resnet152_fpn_keras`: no depth multiplier in the Faster
+    # R-CNN message, so the body has its full width (built, not run on an image).
+    text = """type: 'faster_rcnn_resnet152_fpn_keras'
       batch_norm_trainable: true
-      fpn {{ min_level: 2 max_level: 6 additional_layer_depth: 16 }}"""
+      fpn { min_level: 2 max_level: 6 additional_layer_depth: 16 }"""
     node = Node(parse(text, "fe.config"), "model.faster_rcnn.feature_extractor")
     extractor = build_from_config(
         node, FasterRCNNFeatureExtractor, FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA
     )
-    assert type(extractor) is extractor_class and extractor.depth == depth
-    assert extractor.get_config()["batch_norm_trainable"]
+    assert type(extractor) is FasterRCNNResNet152FPNFeatureExtractor and extractor.depth == 152
+    assert extractor.batch_norm_trainable
     assert (extractor.fpn_min_level, extractor.fpn_max_level) == (2, 6)
     assert extractor.additional_layer_depth == 16
-    body = extractor.body
-    assert tuple(_blocks(body, stage) for stage in (2, 3, 4, 5)) == blocks
-    # C2..C5 are the TF OD API's `_RESNET_MODEL_OUTPUT_LAYERS` of this depth.
-    endpoints = ("conv2_block3_out", c3, c4, "conv5_block3_out")
-    for output, name in zip(body.outputs, endpoints, strict=True):
-        assert output is body.get_layer(name).output, name
-    assert [output.shape[-1] for output in body.outputs] == [256, 512, 1024, 2048]
-    assert not body.get_layer("conv1_conv").use_bias  # the TF OD API body
+    _assert_resnet_stages(
+        extractor.body,
+        (3, 8, 36, 3),
+        ("conv2_block3_out", "conv3_block8_out", "conv4_block36_out", "conv5_block3_out"),
+    )
+    assert [output.shape[-1] for output in extractor.body.outputs] == [256, 512, 1024, 2048]
+    assert not extractor.body.get_layer("conv1_conv").use_bias  # the TF OD API body
 
 
 def test_tiny_resnet101_fpn_faster_rcnn_round_trips_through_keras_files(tmp_path):
+    # The TF2 name `faster_rcnn_resnet101_fpn_keras` finds it as the 152 one above.
+    assert get_feature_extractor_class("faster_rcnn_resnet101_fpn") is (
+        FasterRCNNResNet101FPNFeatureExtractor
+    )
     extractor = FasterRCNNResNet101FPNFeatureExtractor(
         depth_multiplier=0.0625, additional_layer_depth=16, box_classifier_units=16
     )
-    assert _blocks(extractor.body, 4) == 23
+    endpoints = ("conv2_block3_out", "conv3_block4_out", "conv4_block23_out", "conv5_block3_out")
+    _assert_resnet_stages(extractor.body, (3, 4, 23, 3), endpoints)
     assert [output.shape[-1] for output in extractor.body.outputs] == [16, 32, 64, 128]
     loaded = assert_keras_round_trip(tiny_faster_rcnn(extractor), tmp_path, image_size=64)
     assert loaded.feature_extractor.get_config() == extractor.get_config()
-    assert _blocks(loaded.feature_extractor.body, 4) == 23
+    _assert_resnet_stages(loaded.feature_extractor.body, (3, 4, 23, 3), endpoints)
