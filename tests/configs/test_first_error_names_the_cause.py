@@ -50,21 +50,21 @@ CASES = {
     ),
     "mask_rcnn_inception_v2_coco.config": (
         r"number_of_stages: 3", "model.faster_rcnn.number_of_stages",
-        ["instance masks (Mask R-CNN)", "not in kdet yet (issue 19)",
-         "feature extractor 'faster_rcnn_inception_v2' (Inception v2)"],
+        ["instance masks (Mask R-CNN)", "not in kdet yet (issue 19)"],
     ),
     "context_rcnn_resnet101_snapshot_serengeti.config": (
         r"context_config \{", "model.faster_rcnn.context_config",
         ["Context R-CNN (attention over context features) is not in kdet yet (issue 19)"],
     ),
-    "ssd_efficientdet_d0_512x512_coco17_tpu-8.config": (
-        r"type: 'ssd_efficientnet", "model.ssd.feature_extractor.type",
-        ["feature extractor 'ssd_efficientnet-b0_bifpn_keras' (EfficientDet: EfficientNet-B0 "
-         "with BiFPN) is not in kdet yet (issue 17)", "ssd_mobilenet_v2"],
+    "faster_rcnn_nas_coco.config": (
+        r"type: 'faster_rcnn_nas'", "model.faster_rcnn.feature_extractor.type",
+        ["feature extractor 'faster_rcnn_nas' (NASNet-A) is not in kdet yet (issue 17)",
+         "faster_rcnn_inception_resnet_v2"],
     ),
-    "ssd_mobilenet_v1_0.75_depth_quantized_300x300_coco14_sync.config": (
-        r"type: 'ssd_mobilenet_v1'", "model.ssd.feature_extractor.type",
-        ["feature extractor 'ssd_mobilenet_v1' (MobileNet v1) is not in kdet yet (issue 17)"],
+    "ssd_mobilenet_v2_mnasfpn_shared_box_predictor_320x320_coco_sync.config": (
+        r"type: 'ssd_mobilenet_v2_mnasfpn'", "model.ssd.feature_extractor.type",
+        ["feature extractor 'ssd_mobilenet_v2_mnasfpn' (MobileNet v2 with MnasFPN) is not in "
+         "kdet yet (issue 17)", "ssd_mobilenet_v2"],
     ),
 }
 
@@ -89,14 +89,14 @@ def test_build_model_names_the_missing_architecture_too():
 
 
 def test_yaml_configs_are_checked_first_too(tmp_path):
-    yaml_path = tmp_path / "efficientdet.yaml"
-    config = CONFIGS / "ssd_efficientdet_d0_512x512_coco17_tpu-8.config"
+    yaml_path = tmp_path / "mnasfpn.yaml"
+    config = CONFIGS / "ssd_mobilenet_v2_mnasfpn_shared_box_predictor_320x320_coco_sync.config"
     yaml_path.write_text(to_yaml(parse_file(config)))
     with pytest.raises(ConfigError) as caught:
         load_pipeline(yaml_path)
     line = _position(yaml_path, r"type: ").split(":")[0]
     assert str(caught.value).startswith(f"{yaml_path}:{line}:")
-    assert "feature extractor 'ssd_efficientnet-b0_bifpn_keras' (EfficientDet" in str(caught.value)
+    assert "feature extractor 'ssd_mobilenet_v2_mnasfpn' (MobileNet v2 with" in str(caught.value)
 
 
 def test_a_config_kdet_builds_passes_the_check():
@@ -105,11 +105,12 @@ def test_a_config_kdet_builds_passes_the_check():
 
 
 def test_an_extractor_registered_under_a_tf_od_api_name_is_found(monkeypatch):
-    path = CONFIGS / "ssd_mobilenet_v1_0.75_depth_quantized_300x300_coco14_sync.config"
-    with pytest.raises(ConfigError, match="'ssd_mobilenet_v1' .MobileNet v1. is not in kdet yet"):
+    path = CONFIGS / "ssd_mobilenet_v2_mnasfpn_shared_box_predictor_320x320_coco_sync.config"
+    with pytest.raises(ConfigError, match="'ssd_mobilenet_v2_mnasfpn' .MobileNet v2 with MnasFPN. "
+                                          "is not in kdet yet"):
         check_architecture(parse_file(path))
-    # A user's own extractor registered as ssd_mobilenet_v1 (here kdet's MobileNetV2 class).
-    monkeypatch.setitem(registry._FEATURE_EXTRACTORS, "ssd_mobilenet_v1",
+    # A user's own extractor registered as ssd_mobilenet_v2_mnasfpn (here kdet's MobileNetV2).
+    monkeypatch.setitem(registry._FEATURE_EXTRACTORS, "ssd_mobilenet_v2_mnasfpn",
                         registry.get_feature_extractor_class("ssd_mobilenet_v2"))
     check_architecture(parse_file(path))
 

@@ -208,7 +208,8 @@ def test_other_ssd_feature_extractor_fields():
     _build("type: 'test_d3_takes_none' num_layers: 6")
     with pytest.raises(ConfigError, match=r"takes no num_layers; only 6 .*fixed number"):
         _build("type: 'test_d3_takes_none' num_layers: 4")
-    with pytest.raises(ConfigError, match=r"fe.config:1:28: .*BiFPN.*not in kdet yet"):
+    with pytest.raises(ConfigError,
+                       match=r"fe.config:1:34: .*has no bidirectional feature pyramid"):
         _build("type: 'test_d3_takes_none' bifpn { min_level: 3 }")
 
 
