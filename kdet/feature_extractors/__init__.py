@@ -6,9 +6,7 @@ from kdet.feature_extractors.embedded_ssd_mobilenet_v1_feature_extractor import 
     EmbeddedSSDMobileNetV1FeatureExtractor,
 )
 from kdet.feature_extractors.faster_rcnn_feature_extractor import FasterRCNNFeatureExtractor
-from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import (
-    FasterRCNNFPNFeatureExtractor,
-)
+from kdet.feature_extractors.faster_rcnn_fpn_feature_extractor import FasterRCNNFPNFeatureExtractor
 from kdet.feature_extractors.faster_rcnn_inception_resnet_v2_feature_extractor import (
     FasterRCNNInceptionResNetV2FeatureExtractor,
 )
@@ -87,15 +85,9 @@ from kdet.feature_extractors.ssd_efficientnet_bifpn_feature_extractor import (
 )
 from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
 from kdet.feature_extractors.ssd_fpn_feature_extractor import SSDFPNFeatureExtractor
-from kdet.feature_extractors.ssd_inception_feature_extractor import (
-    SSDInceptionFeatureExtractor,
-)
-from kdet.feature_extractors.ssd_inception_feature_extractor import (
-    SSDInceptionV2FeatureExtractor,
-)
-from kdet.feature_extractors.ssd_inception_feature_extractor import (
-    SSDInceptionV3FeatureExtractor,
-)
+from kdet.feature_extractors.ssd_inception_feature_extractor import SSDInceptionFeatureExtractor
+from kdet.feature_extractors.ssd_inception_feature_extractor import SSDInceptionV2FeatureExtractor
+from kdet.feature_extractors.ssd_inception_feature_extractor import SSDInceptionV3FeatureExtractor
 from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetCPUFeatureExtractor
 from kdet.feature_extractors.ssd_mobile_feature_extractors import SSDMobileDetDSPFeatureExtractor
 from kdet.feature_extractors.ssd_mobile_feature_extractors import (
@@ -146,19 +138,19 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 __all__ = [
     "BiFPN",
     "EmbeddedSSDMobileNetV1FeatureExtractor",
-    "FasterRCNNFeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
+    "FasterRCNNFeatureExtractor",
     "FasterRCNNInceptionResNetV2FeatureExtractor",
     "FasterRCNNInceptionV2FeatureExtractor",
-    "FasterRCNNMobileNetV2FeatureExtractor",
     "FasterRCNNMobileNetV2FPNFeatureExtractor",
+    "FasterRCNNMobileNetV2FeatureExtractor",
     "FasterRCNNResNet50FPNFeatureExtractor",
-    "FasterRCNNResNet101FPNFeatureExtractor",
-    "FasterRCNNResNet152FPNFeatureExtractor",
-    "FasterRCNNResNetFPNFeatureExtractor",
     "FasterRCNNResNet50FeatureExtractor",
+    "FasterRCNNResNet101FPNFeatureExtractor",
     "FasterRCNNResNet101FeatureExtractor",
+    "FasterRCNNResNet152FPNFeatureExtractor",
     "FasterRCNNResNet152FeatureExtractor",
+    "FasterRCNNResNetFPNFeatureExtractor",
     "FasterRCNNResNetFeatureExtractor",
     "FasterRCNNSplitBodyFeatureExtractor",
     "FeaturePyramid",
@@ -174,8 +166,8 @@ __all__ = [
     "SSDEfficientNetB6BiFPNFeatureExtractor",
     "SSDEfficientNetB7BiFPNFeatureExtractor",
     "SSDEfficientNetBiFPNFeatureExtractor",
-    "SSDFeatureExtractor",
     "SSDFPNFeatureExtractor",
+    "SSDFeatureExtractor",
     "SSDInceptionFeatureExtractor",
     "SSDInceptionV2FeatureExtractor",
     "SSDInceptionV3FeatureExtractor",
@@ -186,11 +178,11 @@ __all__ = [
     "SSDMobileFeatureExtractor",
     "SSDMobileNetEdgeTPUFeatureExtractor",
     "SSDMobileNetFPNFeatureExtractor",
-    "SSDMobileNetV1FeatureExtractor",
     "SSDMobileNetV1FPNFeatureExtractor",
+    "SSDMobileNetV1FeatureExtractor",
     "SSDMobileNetV1PPNFeatureExtractor",
-    "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
+    "SSDMobileNetV2FeatureExtractor",
     "SSDMobileNetV3LargeFeatureExtractor",
     "SSDMobileNetV3SmallFeatureExtractor",
     "SSDResNet50V1FPNFeatureExtractor",
