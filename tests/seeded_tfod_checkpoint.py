@@ -65,12 +65,13 @@ def read_variable_list(path):
     return entries
 
 
-def write_tf1_checkpoint(prefix, variables, seed=0):
+def write_tf1_checkpoint(prefix, variables, seed=0, rename=None):
     """Writes a TF1 name-based checkpoint (`<prefix>.index`, `<prefix>.data-*`, the bundle
-    `tf.compat.v1.train.Saver` writes) of `seeded_value` for each `(name, shape)`."""
+    `tf.compat.v1.train.Saver` writes) of `seeded_value` for each `(name, shape)`, under
+    `rename(name)` if given (the value stays the one of `name`)."""
     import tensorflow as tf
 
-    names = [name for name, _ in variables]
+    names = [rename(name) if rename else name for name, _ in variables]
     tensors = [tf.constant(seeded_value(name, shape, seed)) for name, shape in variables]
     tf.raw_ops.SaveV2(
         prefix=str(prefix),

@@ -14,6 +14,7 @@ holds its variable list and the TF OD API's outputs with every variable set to
 import numpy as np
 import pytest
 from seeded_tfod_checkpoint import read_variable_list
+from seeded_tfod_checkpoint import seeded_value
 from seeded_tfod_checkpoint import write_tf1_checkpoint
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
@@ -128,4 +129,40 @@ def test_detections_match_the_tf_od_api_as_sets(restored, outputs):
         np.asarray(detections["labels"][0, :count]) - 1,
         reference(NAME),
         "detections/",
+    )
+
+
+def test_a_slim_classification_checkpoint_restores_both_stages(restored, tmp_path):
+    # inception_resnet_v2_2016_08_30.ckpt of the slim model zoo names the whole net under
+    # `InceptionResnetV2/`, the block8 repeats `Repeat_2`, and has classifiers the restore
+    # leaves unused. Its values here are the detection checkpoint's (the model stays as it is).
+    model, _, variables = restored
+
+    def classification_name(name):
+        stage, _, rest = name.partition("/")
+        if stage == "SecondStageFeatureExtractor":
+            return rest.replace("InceptionResnetV2/Repeat/", "InceptionResnetV2/Repeat_2/")
+        return rest if stage == "FirstStageFeatureExtractor" else name
+
+    backbone = [
+        (name, shape)
+        for name, shape in variables
+        if name.startswith(("FirstStageFeatureExtractor/", "SecondStageFeatureExtractor/"))
+    ]
+    logits = [("InceptionResnetV2/Logits/Logits/weights", [1536, 1001])]
+    prefix = tmp_path / "inception_resnet_v2_2016_08_30.ckpt"
+    write_tf1_checkpoint(prefix, backbone + logits, SEED, rename=classification_name)
+    restore = restore_tfod_checkpoint(model, prefix, "classification")
+    assert len(restore.restored) == len(model.feature_extractor.weights) == len(backbone)
+    assert restore.unused == ["InceptionResnetV2/Logits/Logits/weights"]
+    paths = dict(restore.restored)
+    conv = model.feature_extractor.box_classifier_body.get_layer("block8_1_conv")
+    assert paths[conv.kernel.path] == "InceptionResnetV2/Repeat_2/block8_1/Conv2d_1x1/weights"
+    np.testing.assert_array_equal(
+        conv.kernel.numpy(),
+        seeded_value(
+            "SecondStageFeatureExtractor/InceptionResnetV2/Repeat/block8_1/Conv2d_1x1/weights",
+            conv.kernel.shape,
+            SEED,
+        ),
     )
