@@ -19,6 +19,7 @@ from kdet.feature_extractors.faster_rcnn_mobilenet_v2_feature_extractor import (
 from kdet.feature_extractors.faster_rcnn_mobilenet_v2_fpn_feature_extractor import (
     FasterRCNNMobileNetV2FPNFeatureExtractor,
 )
+from kdet.feature_extractors.faster_rcnn_nas_feature_extractor import FasterRCNNNASFeatureExtractor
 from kdet.feature_extractors.faster_rcnn_resnet50_fpn_feature_extractor import (
     FasterRCNNResNet50FPNFeatureExtractor,
 )
@@ -52,6 +53,7 @@ from kdet.feature_extractors.keras_backbone import KerasBackboneFasterRCNNFPNFea
 from kdet.feature_extractors.keras_backbone import KerasBackboneSSDFPNFeatureExtractor
 from kdet.feature_extractors.keras_backbone import from_keras_backbone
 from kdet.feature_extractors.keras_backbone import register_keras_backbone
+from kdet.feature_extractors.mnasfpn import MnasFPN
 from kdet.feature_extractors.registry import available_feature_extractors
 from kdet.feature_extractors.registry import build_feature_extractor
 from kdet.feature_extractors.registry import get_feature_extractor_class
@@ -122,6 +124,9 @@ from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import (
 from kdet.feature_extractors.ssd_mobilenet_v2_fpn_feature_extractor import (
     SSDMobileNetV2FPNFeatureExtractor,
 )
+from kdet.feature_extractors.ssd_mobilenet_v2_mnasfpn_feature_extractor import (
+    SSDMobileNetV2MnasFPNFeatureExtractor,
+)
 from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
     SSDResNet50V1FPNFeatureExtractor,
 )
@@ -144,6 +149,7 @@ __all__ = [
     "FasterRCNNInceptionV2FeatureExtractor",
     "FasterRCNNMobileNetV2FPNFeatureExtractor",
     "FasterRCNNMobileNetV2FeatureExtractor",
+    "FasterRCNNNASFeatureExtractor",
     "FasterRCNNResNet50FPNFeatureExtractor",
     "FasterRCNNResNet50FeatureExtractor",
     "FasterRCNNResNet101FPNFeatureExtractor",
@@ -157,6 +163,7 @@ __all__ = [
     "KerasBackboneFasterRCNNC4FeatureExtractor",
     "KerasBackboneFasterRCNNFPNFeatureExtractor",
     "KerasBackboneSSDFPNFeatureExtractor",
+    "MnasFPN",
     "SSDEfficientNetB0BiFPNFeatureExtractor",
     "SSDEfficientNetB1BiFPNFeatureExtractor",
     "SSDEfficientNetB2BiFPNFeatureExtractor",
@@ -183,6 +190,7 @@ __all__ = [
     "SSDMobileNetV1PPNFeatureExtractor",
     "SSDMobileNetV2FPNFeatureExtractor",
     "SSDMobileNetV2FeatureExtractor",
+    "SSDMobileNetV2MnasFPNFeatureExtractor",
     "SSDMobileNetV3LargeFeatureExtractor",
     "SSDMobileNetV3SmallFeatureExtractor",
     "SSDResNet50V1FPNFeatureExtractor",

@@ -47,7 +47,6 @@ _MISSING_FEATURE_EXTRACTORS = {
     "ssd_mobilenet_v1": "MobileNet v1",
     "embedded_ssd_mobilenet_v1": "MobileNet v1 for embedded devices",
     "ssd_mobilenet_v1_ppn": "MobileNet v1 with a pooling pyramid",
-    "ssd_mobilenet_v2_mnasfpn": "MobileNet v2 with MnasFPN",
     "ssd_mobilenet_v3_large": "MobileNet v3 Large",
     "ssd_mobilenet_v3_small": "MobileNet v3 Small",
     "ssd_mobilenet_edgetpu": "MobileNet EdgeTPU",
@@ -63,7 +62,6 @@ _MISSING_FEATURE_EXTRACTORS = {
        for index in range(8)},
     "faster_rcnn_inception_v2": "Inception v2",
     "faster_rcnn_inception_resnet_v2": "Inception-ResNet v2",
-    "faster_rcnn_nas": "NASNet-A",
     "faster_rcnn_pnas": "PNASNet",
 }
 # The kdet model class of each meta-architecture, for "kdet's SSD feature extractors: …".
