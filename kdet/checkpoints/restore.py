@@ -34,10 +34,10 @@ _TF1_UNREAD_SCOPES = {}
 
 def register_tf1_unread_scopes(cls):
     """Decorator: `function(model)` → list of TF-Slim scopes whose TF1 checkpoint variables
-    are built but never read by instances of `cls` (and subclasses without their own), e.g.
-    the stage-1 `block4` slim's `resnet_v1` builds under a TF1 Faster R-CNN's
-    `FirstStageFeatureExtractor/`. A TF1 "full" or "detection" restore does not require them
-    and reports them in `TFODRestore.unused`."""
+    are built but never read by models of class `cls`, or whose feature extractor is of class
+    `cls` (and subclasses without their own), e.g. the stage-1 `block4` slim's `resnet_v1`
+    builds under a TF1 Faster R-CNN's `FirstStageFeatureExtractor/`. A TF1 "full" or
+    "detection" restore does not require them and reports them in `TFODRestore.unused`."""
 
     def register(function):
         _TF1_UNREAD_SCOPES[cls] = function
@@ -47,12 +47,15 @@ def register_tf1_unread_scopes(cls):
 
 
 def _tf1_unread_keys(model, shapes):
-    """The keys of `shapes` under the TF1 scopes `model`'s class registered as unread."""
-    for cls in type(model).__mro__:
-        if cls in _TF1_UNREAD_SCOPES:
-            prefixes = tuple(scope + "/" for scope in _TF1_UNREAD_SCOPES[cls](model))
-            return {key for key in shapes if key.startswith(prefixes)}
-    return set()
+    """The keys of `shapes` under the TF1 scopes registered as unread for `model`'s class and
+    for its feature extractor's."""
+    scopes = []
+    for owner in (model, getattr(model, "feature_extractor", None)):
+        registered = [cls for cls in type(owner).__mro__ if cls in _TF1_UNREAD_SCOPES]
+        if registered:
+            scopes += _TF1_UNREAD_SCOPES[registered[0]](model)
+    prefixes = tuple(scope + "/" for scope in scopes)
+    return {key for key in shapes if prefixes and key.startswith(prefixes)}
 
 
 @dataclasses.dataclass

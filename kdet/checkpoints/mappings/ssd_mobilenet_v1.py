@@ -24,7 +24,7 @@ other Keras bodies) and extra map `i` (2..5) `model/_feature_extractor/_feature_
 convolutions/i/<j>` (its layers with weights in order).
 """
 
-from kdet.checkpoints.mappings.tf1_ssd import _extra_layer_scope
+from kdet.checkpoints.mappings.tf1_ssd import extra_layer_scope
 from kdet.checkpoints.mappings.tf1_ssd_fpn import MOBILENET_V1_SCOPE
 from kdet.checkpoints.mappings.tf1_ssd_fpn import mobilenet_v1_scope
 from kdet.checkpoints.restore import register_tf1_unread_scopes
@@ -48,7 +48,6 @@ from kdet.feature_extractors.ssd_mobilenet_v1_feature_extractor import (
 from kdet.feature_extractors.ssd_mobilenet_v1_ppn_feature_extractor import (
     SSDMobileNetV1PPNFeatureExtractor,
 )
-from kdet.models.ssd.ssd import SSD
 
 # Slim scope of the SSD feature extractor (TF OD API `SSDMetaArch._extract_features_scope`).
 FEATURE_EXTRACTOR_SCOPE = "FeatureExtractor"
@@ -71,13 +70,11 @@ def _ssd_mobilenet_v1(extractor, scope):
     extra_layers = [layer for block in extractor.extra_layers for layer in weighted_layers(block)]
     return slim_pairs(
         weighted_layers(extractor.body), scope, mobilenet_v1_scope, BACKBONE
-    ) + slim_pairs(extra_layers, scope, _extra_layer_scope, EXTRACTOR)
+    ) + slim_pairs(extra_layers, scope, extra_layer_scope, EXTRACTOR)
 
 
-@register_tf1_unread_scopes(SSD)
-def _ssd_unread(model):
-    if not isinstance(model.feature_extractor, SSDMobileNetV1PPNFeatureExtractor):
-        return []
+@register_tf1_unread_scopes(SSDMobileNetV1PPNFeatureExtractor)
+def _ppn_unread(model):
     scope = slim_scope(FEATURE_EXTRACTOR_SCOPE, MOBILENET_V1_SCOPE)
     return [slim_scope(scope, convolution) for convolution in _PPN_UNREAD_CONVOLUTIONS]
 

@@ -55,7 +55,7 @@ def mobilenet_v2_scope(layer_name):
     return None
 
 
-def _extra_layer_scope(layer_name):
+def extra_layer_scope(layer_name):
     """`X_conv`, `X_batchnorm` → `X`: the TF OD API Keras names of the layers of slim scope X."""
     return re.sub(r"_(conv|batchnorm)$", "", layer_name)
 
@@ -78,7 +78,7 @@ def _ssd_mobilenet_v2(extractor, scope):
     extra_layers = [layer for block in extractor.extra_layers for layer in weighted_layers(block)]
     return slim_pairs(
         weighted_layers(extractor.body), scope, mobilenet_v2_scope, BACKBONE
-    ) + slim_pairs(extra_layers, scope, _extra_layer_scope, EXTRACTOR)
+    ) + slim_pairs(extra_layers, scope, extra_layer_scope, EXTRACTOR)
 
 
 @register_tf1_mapping(ConvolutionalBoxPredictor)

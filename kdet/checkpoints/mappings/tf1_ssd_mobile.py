@@ -16,7 +16,7 @@ Each convolution's batch norm shares its scope (`…/expand/BatchNorm/gamma`). T
 are named as in `tf1_ssd` (`layer_17_2_Conv2d_2_3x3_s2_64_depthwise`, `C5_1_Conv2d_2_1x1_64`).
 """
 
-from kdet.checkpoints.mappings.tf1_ssd import _extra_layer_scope
+from kdet.checkpoints.mappings.tf1_ssd import extra_layer_scope
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import SlimLayerPair
@@ -88,5 +88,5 @@ def _ssd_mobile(extractor, scope):
     unit_scopes = _mobiledet_unit_scopes if "variant" in body else _mobilenet_v3_unit_scopes
     extra_layers = [layer for block in extractor.extra_layers for layer in weighted_layers(block)]
     return body_pairs(extractor.body, scope, unit_scopes) + slim_pairs(
-        extra_layers, scope, _extra_layer_scope, EXTRACTOR
+        extra_layers, scope, extra_layer_scope, EXTRACTOR
     )
