@@ -56,11 +56,6 @@ CASES = {
         r"context_config \{", "model.faster_rcnn.context_config",
         ["Context R-CNN (attention over context features) is not in kdet yet (issue 19)"],
     ),
-    "faster_rcnn_nas_coco.config": (
-        r"type: 'faster_rcnn_nas'", "model.faster_rcnn.feature_extractor.type",
-        ["feature extractor 'faster_rcnn_nas' (NASNet-A) is not in kdet yet (issue 17)",
-         "faster_rcnn_inception_resnet_v2"],
-    ),
     "ssd_mobilenet_v2_mnasfpn_shared_box_predictor_320x320_coco_sync.config": (
         r"type: 'ssd_mobilenet_v2_mnasfpn'", "model.ssd.feature_extractor.type",
         ["feature extractor 'ssd_mobilenet_v2_mnasfpn' (MobileNet v2 with MnasFPN) is not in "
@@ -135,10 +130,10 @@ def _model(text):
         ("center_net { keypoint_estimation_task { task_name: 'human_pose' } }",
          "model.center_net': CenterNet is not in kdet yet (issue 18)",
          "also needs keypoints (keypoint_estimation_task, issue 18)"),
-        ("faster_rcnn { feature_extractor { type: 'faster_rcnn_nas' } "
+        ("faster_rcnn { feature_extractor { type: 'faster_rcnn_pnas' } "
          "second_stage_box_predictor { rfcn_box_predictor { } } }",
          "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor': R-FCN",
-         "also needs feature extractor 'faster_rcnn_nas' (NASNet-A), issue 17"),
+         "also needs feature extractor 'faster_rcnn_pnas' (PNASNet), issue 17"),
     ],
 )
 def test_each_kind_of_missing_model_is_named(text, field, cause):

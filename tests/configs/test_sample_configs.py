@@ -111,6 +111,8 @@ EXTRACTORS_TRAINED_IN_THEIR_TESTS = {
         _EXTRACTOR_TESTS + "test_inception_feature_extractors.py",
     "FasterRCNNInceptionResNetV2FeatureExtractor":
         _EXTRACTOR_TESTS + "test_faster_rcnn_inception_resnet_v2_feature_extractor.py",
+    "FasterRCNNNASFeatureExtractor":
+        _EXTRACTOR_TESTS + "test_faster_rcnn_nas_feature_extractor.py",
 }
 
 
