@@ -2,6 +2,7 @@
 
 import keras
 
+from kdet.feature_extractors.mnasfpn import MNASFPN_CELLS
 from kdet.feature_extractors.mnasfpn import MNASFPN_HYPERPARAMS
 from kdet.feature_extractors.mnasfpn import MnasFPN
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
@@ -59,6 +60,8 @@ class SSDMobileNetV2MnasFPNFeatureExtractor(SSDFeatureExtractor):
         conv_hyperparams: a `kdet.layers.ConvHyperparams` or its config, or `None`; see
             above. Defaults to `None`.
         override_base_feature_extractor_hyperparams: bool; see above. Defaults to `False`.
+        num_cells: int. MnasFPN cells (the TF OD API's `head_def` has 4; fewer make a
+            smaller model). Defaults to `4`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Example:
@@ -85,6 +88,7 @@ class SSDMobileNetV2MnasFPNFeatureExtractor(SSDFeatureExtractor):
         backbone_weights=None,
         conv_hyperparams=None,
         override_base_feature_extractor_hyperparams=False,
+        num_cells=MNASFPN_CELLS,
         **kwargs,
     ):
         super().__init__(backbone_weights=backbone_weights, **kwargs)
@@ -107,9 +111,10 @@ class SSDMobileNetV2MnasFPNFeatureExtractor(SSDFeatureExtractor):
         self.body = _mnasfpn_body(
             depth_multiplier, min_depth, self.use_explicit_padding, backbone_weights
         )
+        self.num_cells = num_cells
         self.mnasfpn = MnasFPN(
             depth_multiplier, min_depth, additional_layer_depth, self.use_explicit_padding,
-            MNASFPN_HYPERPARAMS, name="mnasfpn",
+            MNASFPN_HYPERPARAMS, num_cells=num_cells, name="mnasfpn",
         )
 
     def preprocess(self, images):
@@ -134,6 +139,7 @@ class SSDMobileNetV2MnasFPNFeatureExtractor(SSDFeatureExtractor):
             "override_base_feature_extractor_hyperparams": (
                 self.override_base_feature_extractor_hyperparams
             ),
+            "num_cells": self.num_cells,
         })
         return config
 
