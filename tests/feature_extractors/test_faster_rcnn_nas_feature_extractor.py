@@ -60,6 +60,19 @@ def test_stages_split_before_the_last_reduction_cell():
     assert tuple(kernel.depthwise_kernel.shape) == (5, 5, 32, 1)
 
 
+def test_full_size_has_the_tf_od_api_variables():
+    # The TF OD API's FasterRCNNNASFeatureExtractor (TF1 graph, 1200x1200 images, 17x17 crops)
+    # has 1053 variables (20,185,746 numbers) under FirstStageFeatureExtractor and 491
+    # (64,731,072) under SecondStageFeatureExtractor, proposal features [1, 75, 75, 4032]
+    # and box classifier features [2, 9, 9, 4032] (measured in its venv).
+    extractor = FasterRCNNNASFeatureExtractor()
+    first, second = extractor.proposal_body, extractor.box_classifier_body
+    assert (len(first.weights), first.count_params()) == (1053, 20_185_746)
+    assert (len(second.weights), second.count_params()) == (491, 64_731_072)
+    assert tuple(first.output.shape) == (None, None, None, 4032)
+    assert tuple(second.output.shape) == (None, None, None, 4032)
+
+
 def test_unknown_and_odd_input_sizes():
     # Factorized reductions follow the build's layout, not static shapes (slim needs them).
     features = tiny().extract_proposal_features(tf.zeros([1, 101, 77, 3]))
