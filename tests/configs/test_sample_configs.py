@@ -113,6 +113,8 @@ EXTRACTORS_TRAINED_IN_THEIR_TESTS = {
         _EXTRACTOR_TESTS + "test_faster_rcnn_inception_resnet_v2_feature_extractor.py",
     "FasterRCNNNASFeatureExtractor":
         _EXTRACTOR_TESTS + "test_faster_rcnn_nas_feature_extractor.py",
+    "SSDMobileNetV2MnasFPNFeatureExtractor":
+        _EXTRACTOR_TESTS + "test_ssd_mobilenet_v2_mnasfpn_feature_extractor.py",
 }
 
 
