@@ -5,9 +5,116 @@ The TF OD API's `multi_resolution_feature_maps` (TF1, slim) and
 convolution to half its depth, then a stride-2 convolution (or depthwise + 1x1 with
 `use_depthwise`), each followed by batch norm and activation. SSD MobileNetV1 and V2 share it;
 the layer names are the TF OD API's, so checkpoints map by name.
+
+`SSDMultiResolutionFeatureExtractor` is the extractor around them: a body's maps, then the
+extra layers grown one from another out of the body's last map.
 """
 
 import keras
+
+from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
+from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
+from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
+from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
+from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
+
+
+class SSDMultiResolutionFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
+    """A body's feature maps plus extra layers on its last one: the plain SSD extractor.
+
+    What the SSD MobileNetV1 / V2, Inception and mobile (MobileNetV3, EdgeTPU, MobileDet)
+    extractors share, the TF OD API's `multi_resolution_feature_maps` layout: images (scaled
+    to [-1, 1] by `preprocess`) are zero-padded to `pad_to_multiple`, the body gives its maps,
+    and each extra layer (`extra_feature_map_layers`) turns the previous map into the next.
+
+    A subclass calls this `__init__`, then sets `self.body` (a `keras.Model`, images
+    `[batch, height, width, 3]` → one map or a list of maps `[batch, h_i, w_i, c_i]`, finest
+    first) and `self.extra_layers` (list of layers, each `[batch, h, w, c]` → the next map).
+    `get_config` holds the arguments stored here but `use_depthwise` (which not every
+    subclass takes); a subclass adds its own.
+
+    Args:
+        depth_multiplier: float, stored as given.
+        min_depth: int, stored as given.
+        use_depthwise: stored as given (a subclass passes `bool(...)` where it wants one).
+        use_explicit_padding: bool.
+        pad_to_multiple: int >= 1 (`check_pad_to_multiple`).
+        conv_hyperparams: a `kdet.layers.ConvHyperparams` (or its config), or `None` for
+            `default_conv_hyperparams`.
+        default_conv_hyperparams: a `kdet.layers.ConvHyperparams`.
+        override_base_feature_extractor_hyperparams: bool.
+        backbone_weights: `None` or `"imagenet"`, see `SSDFeatureExtractor`.
+        kernel_regularizer, regularize_depthwise: legacy arguments folded into
+            `conv_hyperparams` (`extractor_hyperparams`), or `None`.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(
+        self,
+        depth_multiplier,
+        min_depth,
+        use_depthwise,
+        use_explicit_padding,
+        pad_to_multiple,
+        conv_hyperparams,
+        default_conv_hyperparams,
+        override_base_feature_extractor_hyperparams,
+        backbone_weights=None,
+        kernel_regularizer=None,
+        regularize_depthwise=None,
+        **kwargs,
+    ):
+        super().__init__(backbone_weights=backbone_weights, **kwargs)
+        self.depth_multiplier = depth_multiplier
+        self.min_depth = min_depth
+        self.use_depthwise = use_depthwise
+        self.use_explicit_padding = bool(use_explicit_padding)
+        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
+        self.conv_hyperparams = extractor_hyperparams(
+            conv_hyperparams, default_conv_hyperparams, kernel_regularizer, regularize_depthwise
+        )
+        self.override_base_feature_extractor_hyperparams = bool(
+            override_base_feature_extractor_hyperparams
+        )
+
+    def _body_maps(self, outputs):
+        """The body's outputs (or output shapes) as a list, one per body map."""
+        return list(outputs) if len(self.body.outputs) > 1 else [outputs]
+
+    def build(self, input_shape):
+        feature_shape = self._body_maps(self.body.compute_output_shape(input_shape))[-1]
+        for extra_layer in self.extra_layers:
+            extra_layer.build(feature_shape)
+            feature_shape = extra_layer.compute_output_shape(feature_shape)
+
+    def preprocess(self, images):
+        """float32 `[batch, height, width, 3]` pixels 0..255 → `x * 2 / 255 - 1`, in [-1, 1]."""
+        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
+
+    def call(self, images, training=None):
+        """Preprocessed images `[batch, height, width, 3]` → list of the body's maps and then
+        the extra maps, `[batch, h_i, w_i, c_i]` each, finest first."""
+        images = pad_to_multiple(images, self.pad_to_multiple)
+        feature_maps = self._body_maps(self.body(images, training=training))
+        for extra_layer in self.extra_layers:
+            feature_maps.append(extra_layer(feature_maps[-1], training=training))
+        return feature_maps
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_multiplier": self.depth_multiplier,
+                "min_depth": self.min_depth,
+                "use_explicit_padding": self.use_explicit_padding,
+                "pad_to_multiple": self.pad_to_multiple,
+                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
+                "override_base_feature_extractor_hyperparams": (
+                    self.override_base_feature_extractor_hyperparams
+                ),
+            }
+        )
+        return config
 
 
 def scaled_depth(depth, depth_multiplier, min_depth):

@@ -3,14 +3,10 @@
 import keras
 
 from kdet.feature_extractors.inception_body import inception_body
+from kdet.feature_extractors.multi_resolution_feature_maps import SSDMultiResolutionFeatureExtractor
 from kdet.feature_extractors.multi_resolution_feature_maps import extra_feature_map_layers
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
-from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
-from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
-from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.layers.conv_hyperparams import ConvHyperparams
-from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # The default conv_hyperparams: those of the TF OD API ssd_inception_v2 / v3 COCO configs
 # (truncated_normal_initializer stddev 0.03, RELU_6, batch_norm decay 0.9997, epsilon 0.001,
@@ -22,7 +18,7 @@ DEFAULT_CONV_HYPERPARAMS = ConvHyperparams(
 )
 
 
-class SSDInceptionFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
+class SSDInceptionFeatureExtractor(SSDMultiResolutionFeatureExtractor):
     """A slim Inception body's endpoints plus extra layers: the six maps of SSD Inception.
 
     The TF OD API's TF1 `SSDInceptionV2FeatureExtractor` / `SSDInceptionV3FeatureExtractor`:
@@ -80,15 +76,17 @@ class SSDInceptionFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtracto
         **kwargs,
     ):
         check_no_imagenet_weights(type(self).__name__, backbone_weights)
-        super().__init__(backbone_weights=backbone_weights, **kwargs)
-        self.depth_multiplier = depth_multiplier
-        self.min_depth = min_depth
-        self.use_depthwise = bool(use_depthwise)
-        self.use_explicit_padding = bool(use_explicit_padding)
-        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
-        self.conv_hyperparams = extractor_hyperparams(conv_hyperparams, DEFAULT_CONV_HYPERPARAMS)
-        self.override_base_feature_extractor_hyperparams = bool(
-            override_base_feature_extractor_hyperparams
+        super().__init__(
+            depth_multiplier,
+            min_depth,
+            bool(use_depthwise),
+            use_explicit_padding,
+            pad_to_multiple,
+            conv_hyperparams,
+            DEFAULT_CONV_HYPERPARAMS,
+            override_base_feature_extractor_hyperparams,
+            backbone_weights=backbone_weights,
+            **kwargs,
         )
         body = inception_body(
             self.ARCHITECTURE,
@@ -113,37 +111,9 @@ class SSDInceptionFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtracto
             use_explicit_padding=self.use_explicit_padding,
         )
 
-    def build(self, input_shape):
-        feature_shape = self.body.compute_output_shape(input_shape)[-1]
-        for extra_layer in self.extra_layers:
-            extra_layer.build(feature_shape)
-            feature_shape = extra_layer.compute_output_shape(feature_shape)
-
-    def preprocess(self, images):
-        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
-
-    def call(self, images, training=None):
-        images = pad_to_multiple(images, self.pad_to_multiple)
-        feature_maps = list(self.body(images, training=training))
-        for extra_layer in self.extra_layers:
-            feature_maps.append(extra_layer(feature_maps[-1], training=training))
-        return feature_maps
-
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "use_depthwise": self.use_depthwise,
-                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
-                "override_base_feature_extractor_hyperparams": (
-                    self.override_base_feature_extractor_hyperparams
-                ),
-                "use_explicit_padding": self.use_explicit_padding,
-                "pad_to_multiple": self.pad_to_multiple,
-            }
-        )
+        config["use_depthwise"] = self.use_depthwise
         return config
 
 

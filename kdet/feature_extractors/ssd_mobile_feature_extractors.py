@@ -15,15 +15,11 @@ from kdet.feature_extractors.mobilenet_v3_body import MOBILENET_EDGETPU
 from kdet.feature_extractors.mobilenet_v3_body import MOBILENET_V3_LARGE_DETECTION
 from kdet.feature_extractors.mobilenet_v3_body import MOBILENET_V3_SMALL_DETECTION
 from kdet.feature_extractors.mobilenet_v3_body import mobilenet_v3_body
+from kdet.feature_extractors.multi_resolution_feature_maps import SSDMultiResolutionFeatureExtractor
 from kdet.feature_extractors.multi_resolution_feature_maps import extra_feature_map_layers
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
-from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
-from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
-from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import DEFAULT_CONV_HYPERPARAMS
 from kdet.layers.conv_hyperparams import ConvHyperparams
-from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # Depths of the four extra feature maps (TF OD API feature_map_layout `layer_depth`).
 EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
@@ -54,7 +50,7 @@ _MOBILENET_KERNEL_STDDEV = 0.09
 _MOBILENET_BATCH_NORM = {"momentum": 0.9997, "epsilon": 1e-3, "center": True, "scale": True}
 
 
-class SSDMobileFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
+class SSDMobileFeatureExtractor(SSDMultiResolutionFeatureExtractor):
     """A mobile body's two maps (strides 16 and 32) and four extra maps: SSDLite on
     MobileNetV3, MobileNet EdgeTPU or MobileDet.
 
@@ -132,15 +128,16 @@ class SSDMobileFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
                 f"{type(self).__name__}: use_explicit_padding is not supported for the "
                 f"{self.BODY} body (the TF OD API's cannot build it either)"
             )
-        super().__init__(backbone_weights=None, **kwargs)
-        self.depth_multiplier = depth_multiplier
-        self.min_depth = min_depth
-        self.use_depthwise = bool(use_depthwise)
-        self.use_explicit_padding = False
-        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
-        self.conv_hyperparams = extractor_hyperparams(conv_hyperparams, DEFAULT_CONV_HYPERPARAMS)
-        self.override_base_feature_extractor_hyperparams = bool(
-            override_base_feature_extractor_hyperparams
+        super().__init__(
+            depth_multiplier,
+            min_depth,
+            bool(use_depthwise),
+            use_explicit_padding,
+            pad_to_multiple,
+            conv_hyperparams,
+            DEFAULT_CONV_HYPERPARAMS,
+            override_base_feature_extractor_hyperparams,
+            **kwargs,
         )
         body = BODIES[self.BODY]
         if "variant" in body:
@@ -167,35 +164,9 @@ class SSDMobileFeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
             batch_norm=_MOBILENET_BATCH_NORM,
         )
 
-    def build(self, input_shape):
-        _, feature_shape = self.body.compute_output_shape(input_shape)
-        for extra_layer in self.extra_layers:
-            extra_layer.build(feature_shape)
-            feature_shape = extra_layer.compute_output_shape(feature_shape)
-
-    def preprocess(self, images):
-        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
-
-    def call(self, images, training=None):
-        images = pad_to_multiple(images, self.pad_to_multiple)
-        feature_maps = list(self.body(images, training=training))
-        for extra_layer in self.extra_layers:
-            feature_maps.append(extra_layer(feature_maps[-1], training=training))
-        return feature_maps
-
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "depth_multiplier": self.depth_multiplier,
-            "min_depth": self.min_depth,
-            "use_depthwise": self.use_depthwise,
-            "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
-            "override_base_feature_extractor_hyperparams": (
-                self.override_base_feature_extractor_hyperparams
-            ),
-            "use_explicit_padding": self.use_explicit_padding,
-            "pad_to_multiple": self.pad_to_multiple,
-        })
+        config["use_depthwise"] = self.use_depthwise
         return config
 
 

@@ -4,14 +4,10 @@ import keras
 
 from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_body
 from kdet.feature_extractors.mobilenet_v1_body import mobilenet_v1_filters
+from kdet.feature_extractors.multi_resolution_feature_maps import SSDMultiResolutionFeatureExtractor
 from kdet.feature_extractors.multi_resolution_feature_maps import extra_feature_map_layers
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
-from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
-from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
-from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.feature_extractors.ssd_mobilenet_v2_feature_extractor import DEFAULT_CONV_HYPERPARAMS
-from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # The body maps SSD reads: TF OD API `Conv2d_11_pointwise` (stride 16) and
 # `Conv2d_13_pointwise` (stride 32).
@@ -25,7 +21,7 @@ BODY_KERNEL_STDDEV = 0.09
 BODY_BATCH_NORM_MOMENTUM = 0.9997
 
 
-class SSDMobileNetV1FeatureExtractorBase(ConvHyperparamsProperties, SSDFeatureExtractor):
+class SSDMobileNetV1FeatureExtractorBase(SSDMultiResolutionFeatureExtractor):
     """A MobileNetV1 body's maps plus the extra layers on its last one, for SSD.
 
     What `SSDMobileNetV1FeatureExtractor` (`ssd_mobilenet_v1`),
@@ -65,15 +61,17 @@ class SSDMobileNetV1FeatureExtractorBase(ConvHyperparamsProperties, SSDFeatureEx
         slim_layout=False,
         **kwargs,
     ):
-        super().__init__(backbone_weights=backbone_weights, **kwargs)
-        self.depth_multiplier = depth_multiplier
-        self.min_depth = min_depth
-        self.use_depthwise = bool(use_depthwise)
-        self.use_explicit_padding = bool(use_explicit_padding)
-        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
-        self.conv_hyperparams = extractor_hyperparams(conv_hyperparams, DEFAULT_CONV_HYPERPARAMS)
-        self.override_base_feature_extractor_hyperparams = bool(
-            override_base_feature_extractor_hyperparams
+        super().__init__(
+            depth_multiplier,
+            min_depth,
+            bool(use_depthwise),
+            use_explicit_padding,
+            pad_to_multiple,
+            conv_hyperparams,
+            DEFAULT_CONV_HYPERPARAMS,
+            override_base_feature_extractor_hyperparams,
+            backbone_weights=backbone_weights,
+            **kwargs,
         )
         self.slim_layout = bool(slim_layout)
         self.body = self._make_body(body_endpoints)
@@ -118,41 +116,9 @@ class SSDMobileNetV1FeatureExtractorBase(ConvHyperparamsProperties, SSDFeatureEx
             ),
         )
 
-    def _body_maps(self, outputs):
-        """The body's outputs (or output shapes) as a list, one per endpoint."""
-        return list(outputs) if len(self.body.outputs) > 1 else [outputs]
-
-    def build(self, input_shape):
-        feature_shape = self._body_maps(self.body.compute_output_shape(input_shape))[-1]
-        for extra_layer in self.extra_layers:
-            extra_layer.build(feature_shape)
-            feature_shape = extra_layer.compute_output_shape(feature_shape)
-
-    def preprocess(self, images):
-        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
-
-    def call(self, images, training=None):
-        images = pad_to_multiple(images, self.pad_to_multiple)
-        feature_maps = self._body_maps(self.body(images, training=training))
-        for extra_layer in self.extra_layers:
-            feature_maps.append(extra_layer(feature_maps[-1], training=training))
-        return feature_maps
-
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
-                "use_explicit_padding": self.use_explicit_padding,
-                "pad_to_multiple": self.pad_to_multiple,
-                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
-                "override_base_feature_extractor_hyperparams": (
-                    self.override_base_feature_extractor_hyperparams
-                ),
-                "slim_layout": self.slim_layout,
-            }
-        )
+        config["slim_layout"] = self.slim_layout
         return config
 
 

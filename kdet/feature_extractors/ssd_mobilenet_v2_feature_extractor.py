@@ -5,14 +5,10 @@ import keras
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
 from kdet.feature_extractors.mobilenet_v2_body import pad_input
 from kdet.feature_extractors.mobilenet_v2_body import tf_od_api_last_conv_depth
+from kdet.feature_extractors.multi_resolution_feature_maps import SSDMultiResolutionFeatureExtractor
 from kdet.feature_extractors.multi_resolution_feature_maps import extra_feature_map_layers
 from kdet.feature_extractors.registry import register_feature_extractor
-from kdet.feature_extractors.ssd_feature_extractor import SSDFeatureExtractor
-from kdet.feature_extractors.ssd_feature_extractor import check_pad_to_multiple
-from kdet.feature_extractors.ssd_feature_extractor import extractor_hyperparams
-from kdet.feature_extractors.ssd_feature_extractor import pad_to_multiple
 from kdet.layers.conv_hyperparams import ConvHyperparams
-from kdet.layers.conv_hyperparams import ConvHyperparamsProperties
 
 # Depths of the four extra feature maps built on top of layer_19 (TF OD API feature_map_layout).
 EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
@@ -27,7 +23,7 @@ DEFAULT_CONV_HYPERPARAMS = ConvHyperparams(
 
 
 @register_feature_extractor("ssd_mobilenet_v2")
-class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtractor):
+class SSDMobileNetV2FeatureExtractor(SSDMultiResolutionFeatureExtractor):
     """MobileNetV2 body plus four extra layers: the six feature maps of SSD MobileNetV2.
 
     The body is `keras.applications.MobileNetV2` with TF "SAME" padding on its stride-2
@@ -125,20 +121,22 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
         regularize_depthwise=None,
         **kwargs,
     ):
-        super().__init__(backbone_weights=backbone_weights, **kwargs)
+        super().__init__(
+            depth_multiplier,
+            min_depth,
+            use_depthwise,
+            use_explicit_padding,
+            pad_to_multiple,
+            conv_hyperparams,
+            DEFAULT_CONV_HYPERPARAMS,
+            override_base_feature_extractor_hyperparams,
+            backbone_weights=backbone_weights,
+            kernel_regularizer=kernel_regularizer,
+            regularize_depthwise=regularize_depthwise,
+            **kwargs,
+        )
         self.tf_od_api_body_depths = bool(tf_od_api_body_depths)
         self.slim_layout = bool(slim_layout)
-        self.use_explicit_padding = bool(use_explicit_padding)
-        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
-        self.depth_multiplier = depth_multiplier
-        self.min_depth = min_depth
-        self.use_depthwise = use_depthwise
-        self.conv_hyperparams = extractor_hyperparams(
-            conv_hyperparams, DEFAULT_CONV_HYPERPARAMS, kernel_regularizer, regularize_depthwise
-        )
-        self.override_base_feature_extractor_hyperparams = bool(
-            override_base_feature_extractor_hyperparams
-        )
         hyperparams = self.conv_hyperparams
         body = mobilenet_v2_body(
             depth_multiplier,
@@ -172,35 +170,11 @@ class SSDMobileNetV2FeatureExtractor(ConvHyperparamsProperties, SSDFeatureExtrac
             use_explicit_padding=self.use_explicit_padding,
         )
 
-    def build(self, input_shape):
-        _, feature_shape = self.body.compute_output_shape(input_shape)
-        for extra_layer in self.extra_layers:
-            extra_layer.build(feature_shape)
-            feature_shape = extra_layer.compute_output_shape(feature_shape)
-
-    def preprocess(self, images):
-        return (2.0 / 255.0) * keras.ops.cast(images, "float32") - 1.0
-
-    def call(self, images, training=None):
-        images = pad_to_multiple(images, self.pad_to_multiple)
-        feature_maps = list(self.body(images, training=training))
-        for extra_layer in self.extra_layers:
-            feature_maps.append(extra_layer(feature_maps[-1], training=training))
-        return feature_maps
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "depth_multiplier": self.depth_multiplier,
-                "min_depth": self.min_depth,
                 "use_depthwise": self.use_depthwise,
-                "use_explicit_padding": self.use_explicit_padding,
-                "pad_to_multiple": self.pad_to_multiple,
-                "conv_hyperparams": keras.saving.serialize_keras_object(self.conv_hyperparams),
-                "override_base_feature_extractor_hyperparams": (
-                    self.override_base_feature_extractor_hyperparams
-                ),
                 "tf_od_api_body_depths": self.tf_od_api_body_depths,
                 "slim_layout": self.slim_layout,
             }
