@@ -6,6 +6,7 @@ the TF OD API hard-codes NASNet-A Large's); the full body is built by
 tests/configs/test_sample_configs.py from faster_rcnn_nas_coco.config.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -95,8 +96,13 @@ def test_arguments_are_checked():
 def trained():
     """A tiny extractor that learned shapes in the battery's Faster R-CNN:
     `(extractor, losses, metrics)`."""
+    keras.utils.set_random_seed(0)  # the initial weights too
     extractor = tiny(batch_norm_trainable=True)
-    losses, metrics = assert_faster_rcnn_extractor_learns(extractor, steps=60)
+    # Learning rate 3e-3, 100 steps: measured loss ratio 0.31, mAP@0.5 0.71 (60 steps: 0.30,
+    # 0.57; the battery's 1e-3: 0.30, 0.29).
+    losses, metrics = assert_faster_rcnn_extractor_learns(
+        extractor, steps=100, learning_rate=3e-3
+    )
     return extractor, losses, metrics
 
 
