@@ -376,6 +376,14 @@ PREDICTED = {}
 for _name in SAMPLE_CONFIGS:
     if _extractor_code_class(_name) in EXTRACTORS_TRAINED_IN_THEIR_TESTS:
         PREDICTED.setdefault(_extractor_code_class(_name), _name)
+# Too slow to predict in CI, with why (they still load here; their extractors predict, tiny,
+# in their own tests).
+NOT_PREDICTED = {
+    # The full-width NASNet second stage on the config's 500 proposals: 159 s at 128 px.
+    "faster_rcnn_nas_coco.config": "FasterRCNNNASFeatureExtractor",
+}
+for _name, _extractor in NOT_PREDICTED.items():
+    assert PREDICTED.pop(_extractor) == _name
 
 
 # Configs predicting at their own size: the extractor takes no other.
