@@ -39,6 +39,7 @@ emptied.
 """
 
 import ast
+import gc
 import pathlib
 import re
 
@@ -277,11 +278,16 @@ def _pipeline(name, inputs, folder, edit=lambda text: text):
 
 @pytest.fixture(scope="module")
 def pipelines(inputs, tmp_path_factory):
-    """Config name → its loaded pipeline (paths replaced), loaded once for all the tests."""
+    """Config name → its loaded pipeline (paths replaced). Those several tests read
+    (`TRAINED`, `INPUT_KINDS`) are loaded once; the others each time, so that the 87 models
+    are not all held at once (EfficientDet-D7 or NASNet alone hold hundreds of MB)."""
     folder = tmp_path_factory.mktemp("sample_configs")
+    kept = TRAINED | set(INPUT_KINDS.values())
     loaded = {}
 
     def pipeline(name):
+        if name not in kept:
+            return _pipeline(name, inputs, folder)
         if name not in loaded:
             loaded[name] = _pipeline(name, inputs, folder)
         return loaded[name]
@@ -353,6 +359,8 @@ def test_sample_config_loads(name, pipelines, trained_code_path):
         feature for feature in code_path(pipeline) - trained_code_path
         if feature.rpartition("=")[2] not in EXTRACTORS_TRAINED_IN_THEIR_TESTS
     }
+    del pipeline
+    gc.collect()  # the model's reference cycles: free it before the next config's
     assert not untrained, (
         f"{name} trains code no TRAINED config runs in CI: {sorted(untrained)}; add to TRAINED "
         "a config that has it"
