@@ -215,7 +215,7 @@ class MnasFPN(keras.layers.Layer):
         hyperparams: a `kdet.layers.ConvHyperparams` (or its config) of the convolutions;
             `C6_Conv1x1` drops its regularizer. Defaults to `None` (`MNASFPN_HYPERPARAMS`).
         cell: list of rows `(inputs, output_level, kernel_size, expansion_size)`, each cell's
-            blocks; its last 4 rows must be at levels 3..6. Defaults to `MNASFPN_CELL`.
+            blocks; its last 4 rows must be at levels 3..6. `None`: `MNASFPN_CELL`.
         num_cells: int. Defaults to `MNASFPN_CELLS` (4).
         **kwargs: passed to `keras.layers.Layer`.
 
@@ -224,7 +224,7 @@ class MnasFPN(keras.layers.Layer):
     """
 
     def __init__(self, depth_multiplier=1.0, min_depth=16, additional_layer_depth=48,
-                 use_explicit_padding=False, hyperparams=None, cell=MNASFPN_CELL,
+                 use_explicit_padding=False, hyperparams=None, cell=None,
                  num_cells=MNASFPN_CELLS, **kwargs):
         super().__init__(**kwargs)
         self.depth_multiplier = depth_multiplier
@@ -232,7 +232,7 @@ class MnasFPN(keras.layers.Layer):
         self.additional_layer_depth = additional_layer_depth
         self.use_explicit_padding = bool(use_explicit_padding)
         self.hyperparams = conv_hyperparams_lib.get(hyperparams) or MNASFPN_HYPERPARAMS
-        self.cell = [(list(inputs), *rest) for inputs, *rest in cell]
+        self.cell = [(list(inputs), *rest) for inputs, *rest in cell or MNASFPN_CELL]
         self.num_cells = num_cells
         _check_cell(self.cell)
         self.depth = self._scaled(additional_layer_depth)
