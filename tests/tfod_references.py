@@ -88,6 +88,35 @@ def assert_same_detection_sets(boxes, scores, classes, expected, prefix):
         assert same, f"TF OD API detection {label=} {score=:.5f} {box} not among kdet's"
 
 
+def assert_ssd_feature_maps_match(model, expected, relative=False):
+    """The SSD extractor's feature maps of the TF OD API's preprocessed photo match the
+    reference's within `RAW_TOLERANCE` (times each map's largest magnitude, at least 1, when
+    `relative`: maps that reach hundreds differ by float32 rounding alone); returns them."""
+    feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
+    for index, feature_map in enumerate(feature_maps):
+        tf_od_api_map = expected[f"predict/feature_maps/{index}"]
+        scale = max(1.0, float(np.abs(tf_od_api_map).max())) if relative else 1.0
+        np.testing.assert_allclose(feature_map, tf_od_api_map, atol=RAW_TOLERANCE * scale)
+    return feature_maps
+
+
+def assert_ssd_outputs_match(model, expected, anchor_tolerance=1e-6):
+    """The SSD's anchors (within `anchor_tolerance`), box encodings and class logits (within
+    `RAW_TOLERANCE`) on `photo()` match the reference's."""
+    outputs = model(photo()[None], training=False)
+    np.testing.assert_allclose(
+        outputs["anchors"], expected["predict/anchors"], atol=anchor_tolerance
+    )
+    np.testing.assert_allclose(
+        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
+    )
+    np.testing.assert_allclose(
+        outputs["class_logits"],
+        expected["predict/class_predictions_with_background"],
+        atol=RAW_TOLERANCE,
+    )
+
+
 def assert_faster_rcnn_outputs_match(model, outputs, expected, image_size):
     """Asserts a single-map (C4) Faster R-CNN's raw outputs (`outputs` of `model(photo)`) are
     the TF OD API's `predict/…` within `RAW_TOLERANCE`: anchors (pixels of `image_size`, the

@@ -18,6 +18,7 @@ import pytest
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detections
+from tfod_references import assert_ssd_outputs_match
 from tfod_references import loaded
 from tfod_references import photo
 from tfod_references import reference
@@ -51,18 +52,7 @@ def test_every_checkpoint_variable_is_restored(name):
 def test_raw_outputs_match_the_tf_od_api(name):
     model, _ = loaded(name)
     expected = reference(name)
-    outputs = model(photo()[None], training=False)
-    np.testing.assert_allclose(
-        outputs["anchors"], expected["predict/anchors"], atol=RAW_TOLERANCE
-    )
-    np.testing.assert_allclose(
-        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
-    )
-    np.testing.assert_allclose(
-        outputs["class_logits"],
-        expected["predict/class_predictions_with_background"],
-        atol=RAW_TOLERANCE,
-    )
+    assert_ssd_outputs_match(model, expected, anchor_tolerance=RAW_TOLERANCE)
 
 
 @pytest.mark.parametrize("name", MAPPED)

@@ -14,10 +14,11 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_faster_rcnn_outputs_match
 from tfod_references import assert_same_detections
+from tfod_references import assert_ssd_feature_maps_match
+from tfod_references import assert_ssd_outputs_match
 from tfod_references import photo
 from tfod_references import reference
 
@@ -99,21 +100,8 @@ def test_slim_names_pair_the_layers_they_name():
 def test_ssd_raw_outputs_match_the_tf_od_api(name):
     model, _ = restored_ssd(name)
     expected = reference(name)
-    feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
-    for index, feature_map in enumerate(feature_maps):
-        np.testing.assert_allclose(
-            feature_map, expected[f"predict/feature_maps/{index}"], atol=RAW_TOLERANCE
-        )
-    outputs = model(photo()[None], training=False)
-    np.testing.assert_allclose(outputs["anchors"], expected["predict/anchors"], atol=1e-6)
-    np.testing.assert_allclose(
-        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
-    )
-    np.testing.assert_allclose(
-        outputs["class_logits"],
-        expected["predict/class_predictions_with_background"],
-        atol=RAW_TOLERANCE,
-    )
+    assert_ssd_feature_maps_match(model, expected)
+    assert_ssd_outputs_match(model, expected)
 
 
 def test_faster_rcnn_raw_outputs_match_the_tf_od_api():

@@ -13,11 +13,10 @@ so which tied boxes NMS keeps is arbitrary; the SSD's postprocessing is checked 
 references.
 """
 
-import numpy as np
 import pytest
-from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
-from tfod_references import photo
+from tfod_references import assert_ssd_feature_maps_match
+from tfod_references import assert_ssd_outputs_match
 from tfod_references import reference
 
 from kdet.checkpoints import TFODCheckpoint
@@ -65,18 +64,5 @@ def test_slim_names_pair_the_layers_they_name(ssd):
 def test_outputs_match_the_tf_od_api(ssd):
     model, _ = ssd
     expected = reference(NAME)
-    feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
-    for index, feature_map in enumerate(feature_maps):
-        tf_od_api_map = expected[f"predict/feature_maps/{index}"]
-        scale = max(1.0, float(np.abs(tf_od_api_map).max()))
-        np.testing.assert_allclose(feature_map, tf_od_api_map, atol=RAW_TOLERANCE * scale)
-    outputs = model(photo()[None], training=False)
-    np.testing.assert_allclose(outputs["anchors"], expected["predict/anchors"], atol=1e-6)
-    np.testing.assert_allclose(
-        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
-    )
-    np.testing.assert_allclose(
-        outputs["class_logits"],
-        expected["predict/class_predictions_with_background"],
-        atol=RAW_TOLERANCE,
-    )
+    assert_ssd_feature_maps_match(model, expected, relative=True)
+    assert_ssd_outputs_match(model, expected)

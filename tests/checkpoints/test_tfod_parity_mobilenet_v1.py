@@ -15,12 +15,12 @@ the extractor type `ssd_mobilenet_v1_keras` (the TF OD API has no TF2 sample con
 reduced alike, made by the same script with `--tf2`.
 """
 
-import numpy as np
 import pytest
 from extractor_battery import assert_keras_round_trip
-from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_same_detections
+from tfod_references import assert_ssd_feature_maps_match
+from tfod_references import assert_ssd_outputs_match
 from tfod_references import photo
 from tfod_references import reference
 
@@ -116,22 +116,8 @@ def test_raw_outputs_match_the_tf_od_api(name, ssd):
     # from kdet's own preprocessing (within 1.2e-7 of the TF OD API's) its last map moves by
     # 9.4e-4 on these random weights, which amplify input rounding ~10^4 times.
     if "predict/preprocessed_inputs" in expected:
-        feature_maps = model.feature_extractor(expected["predict/preprocessed_inputs"])
-        assert len(feature_maps) == 6
-        for index, feature_map in enumerate(feature_maps):
-            np.testing.assert_allclose(
-                feature_map, expected[f"predict/feature_maps/{index}"], atol=RAW_TOLERANCE
-            )
-    outputs = model(photo()[None], training=False)
-    np.testing.assert_allclose(outputs["anchors"], expected["predict/anchors"], atol=1e-6)
-    np.testing.assert_allclose(
-        outputs["box_encodings"], expected["predict/box_encodings"], atol=RAW_TOLERANCE
-    )
-    np.testing.assert_allclose(
-        outputs["class_logits"],
-        expected["predict/class_predictions_with_background"],
-        atol=RAW_TOLERANCE,
-    )
+        assert len(assert_ssd_feature_maps_match(model, expected)) == 6
+    assert_ssd_outputs_match(model, expected)
 
 
 def test_detections_match_the_tf_od_api_as_sets(name, ssd):
