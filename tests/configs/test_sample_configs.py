@@ -382,8 +382,9 @@ def _extractor_code_class(name):
 # EfficientDet, Inception v2 before v3).
 PREDICTED = {}
 for _name in SAMPLE_CONFIGS:
-    if _extractor_code_class(_name) in EXTRACTORS_TRAINED_IN_THEIR_TESTS:
-        PREDICTED.setdefault(_extractor_code_class(_name), _name)
+    _extractor = _extractor_code_class(_name)
+    if _extractor in EXTRACTORS_TRAINED_IN_THEIR_TESTS:
+        PREDICTED.setdefault(_extractor, _name)
 # Too slow to predict in CI, with why (they still load here; their extractors predict, tiny,
 # in their own tests).
 NOT_PREDICTED = {
