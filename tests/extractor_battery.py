@@ -28,6 +28,11 @@ them: with frozen initial statistics a deep body does not fit in this budget). M
 SSD MobileNetV2 (depth 0.25): last/first epoch loss 0.02, mAP@0.5 0.58 (0.75 with another
 batch order); Faster R-CNN MobileNetV2 (depth 0.25): loss ratio 0.49, mAP@0.5 0.72 (0.54).
 
+The battery seeds the shapes and the training, not the detector's initial weights, which the
+caller's extractor (and the detector built around it) already has: call
+`keras.utils.set_random_seed` before building the extractor, or the result depends on what ran
+before in the process (the suite's two workers run files in varying orders).
+
 **Saving** (`assert_keras_round_trip`): the detector saved as `.keras` and loaded back gives
 the same raw outputs and detections.
 """
