@@ -36,13 +36,15 @@ def two_replica_strategy():
     return strategy
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Groups for pytest-xdist (`-n 2 --dist loadgroup`, as README and `.ci/run` run the
     suite): each test file is one group (its module fixtures are built once), except that
     every test using the session's `two_replica_strategy` runs in one group, in the order of
     a serial run. A replica's error inside a mirrored step cancels the strategy's collective
     group (a test checks that bad groundtruth raises there), and in a serial run the tests
-    after it have always run in this order."""
+    after it have always run in this order. It runs first: xdist reads the groups in its own
+    hook, and without `tryfirst` it ran before this one and every test was its own unit."""
     for item in items:
         group = "mirrored" if "two_replica_strategy" in item.fixturenames else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))

@@ -25,10 +25,12 @@ def _shapes(feature_maps):
 
 @pytest.fixture(scope="module")
 def ssdlite():
-    """An SSDLite MobileNetV1 with the TF1 (slim) layout, a quarter wide."""
-    return SSDMobileNetV1FeatureExtractor(
+    """An SSDLite MobileNetV1 with the TF1 (slim) layout, a quarter wide, built at 300²."""
+    extractor = SSDMobileNetV1FeatureExtractor(
         depth_multiplier=0.25, use_depthwise=True, slim_layout=True
     )
+    extractor.build((None, 300, 300, 3))
+    return extractor
 
 
 def test_feature_maps_at_300_read_conv2d_11_and_13(ssdlite):
