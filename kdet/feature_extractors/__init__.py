@@ -2,6 +2,7 @@
 
 from kdet.feature_extractors.bifpn import BiFPN
 from kdet.feature_extractors.bifpn import WeightedFeatureFusion
+from kdet.feature_extractors.center_net_feature_extractor import CenterNetFeatureExtractor
 from kdet.feature_extractors.embedded_ssd_mobilenet_v1_feature_extractor import (
     EmbeddedSSDMobileNetV1FeatureExtractor,
 )
@@ -142,6 +143,7 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 
 __all__ = [
     "BiFPN",
+    "CenterNetFeatureExtractor",
     "EmbeddedSSDMobileNetV1FeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
     "FasterRCNNFeatureExtractor",
