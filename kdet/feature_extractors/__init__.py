@@ -3,6 +3,51 @@
 from kdet.feature_extractors.bifpn import BiFPN
 from kdet.feature_extractors.bifpn import WeightedFeatureFusion
 from kdet.feature_extractors.center_net_feature_extractor import CenterNetFeatureExtractor
+from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
+    CenterNetHourglass10FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
+    CenterNetHourglass20FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
+    CenterNetHourglass32FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
+    CenterNetHourglass52FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
+    CenterNetHourglass104FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
+    CenterNetHourglassFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_mobilenet_v2_feature_extractor import (
+    CenterNetMobileNetV2FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_mobilenet_v2_feature_extractor import (
+    CenterNetMobileNetV2FPNFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_mobilenet_v2_feature_extractor import (
+    CenterNetMobileNetV2FPNSepConvFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_feature_extractor import (
+    CenterNetResNet50V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_feature_extractor import (
+    CenterNetResNet50V2FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_feature_extractor import (
+    CenterNetResNet101V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_feature_extractor import (
+    CenterNetResNet101V2FeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_feature_extractor import (
+    CenterNetResNetV1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_feature_extractor import (
+    CenterNetResNetV2FeatureExtractor,
+)
 from kdet.feature_extractors.embedded_ssd_mobilenet_v1_feature_extractor import (
     EmbeddedSSDMobileNetV1FeatureExtractor,
 )
@@ -144,6 +189,21 @@ from kdet.feature_extractors.ssd_resnet50_v1_fpn_feature_extractor import (
 __all__ = [
     "BiFPN",
     "CenterNetFeatureExtractor",
+    "CenterNetHourglass10FeatureExtractor",
+    "CenterNetHourglass20FeatureExtractor",
+    "CenterNetHourglass32FeatureExtractor",
+    "CenterNetHourglass52FeatureExtractor",
+    "CenterNetHourglass104FeatureExtractor",
+    "CenterNetHourglassFeatureExtractor",
+    "CenterNetMobileNetV2FPNFeatureExtractor",
+    "CenterNetMobileNetV2FPNSepConvFeatureExtractor",
+    "CenterNetMobileNetV2FeatureExtractor",
+    "CenterNetResNet50V1FPNFeatureExtractor",
+    "CenterNetResNet50V2FeatureExtractor",
+    "CenterNetResNet101V1FPNFeatureExtractor",
+    "CenterNetResNet101V2FeatureExtractor",
+    "CenterNetResNetV1FPNFeatureExtractor",
+    "CenterNetResNetV2FeatureExtractor",
     "EmbeddedSSDMobileNetV1FeatureExtractor",
     "FasterRCNNFPNFeatureExtractor",
     "FasterRCNNFeatureExtractor",

@@ -37,7 +37,7 @@ class CenterNetFeatureExtractor(keras.layers.Layer):
     extractor = kdet.feature_extractors.build_feature_extractor(
         "mobilenet_v2_fpn", channel_means=(123.7, 116.3, 103.5), channel_stds=(58.4, 57.1, 57.4))
     images = tf.random.uniform([1, 128, 128, 3], maxval=255)
-    features = extractor(extractor.preprocess(images))  # [[1, 32, 32, 64]]
+    features = extractor(extractor.preprocess(images))  # [[1, 32, 32, 24]]
     ```
 
     Reference: [Objects as Points](https://arxiv.org/abs/1904.07850) (Zhou et al., 2019).
