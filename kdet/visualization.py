@@ -1,9 +1,9 @@
 """Draws detections and ground truth on images, and plots galleries for notebooks.
 
-`draw_detections` draws one image, `draw_detection_gallery` tiles a batch into one image with
-ground truth and predictions overlaid in two colours, `plot_detections` puts a batch in a
-matplotlib figure with ground truth and predictions side by side. Charts of metrics and
-training logs are in `kdet.plots`.
+`draw_detections` draws one image (boxes, captions and keypoints), `draw_detection_gallery`
+tiles a batch into one image with ground truth and predictions overlaid in two colours,
+`plot_detections` puts a batch in a matplotlib figure with ground truth and predictions side by
+side. Charts of metrics and training logs are in `kdet.plots`.
 
 `keras.visualization.draw_bounding_boxes` / `plot_bounding_box_gallery` are not used: on
 Keras 3.15 they need OpenCV (`cv2`), which kdet does not depend on, have no score threshold,
@@ -24,6 +24,9 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 _DRAWN_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
+_DRAWN_KEYS += ("keypoints", "keypoint_scores", "keypoint_visibilities")
+# Keypoint dots are this many pixels in radius by default.
+KEYPOINT_RADIUS = 3
 # The RGB colour of ground-truth boxes in drawings and galleries: green, which with the
 # predictions' magenta is complementary and told apart with the common colour-vision
 # deficiencies.
@@ -61,13 +64,22 @@ def draw_detections(
     line_thickness=2,
     font_size=None,
     captions=True,
+    keypoint_edges=None,
+    keypoint_score_threshold=None,
+    keypoint_radius=KEYPOINT_RADIUS,
 ):
-    """Draws boxes with "name score" captions on one image.
+    """Draws boxes with "name score" captions, and their keypoints, on one image.
 
     Works for predictions and for ground truth: without `"confidences"` every valid box is
     drawn and its caption is the class name alone. Padding rows (label -1, or rows past
     `num_detections`) and boxes scoring under `score_threshold` are skipped. The input image is
     left unchanged.
+
+    With `"keypoints"`, each drawn box also gets its keypoints as dots in the box's colour,
+    joined by `keypoint_edges` lines, as the TF OD API draws them: a keypoint is drawn when
+    its coordinates are finite and its `"keypoint_scores"` reaches `keypoint_score_threshold`
+    (predictions) or its `"keypoint_visibilities"` is > 0 (ground truth); an edge when both
+    its ends are.
 
     Args:
         image: uint8 or float `[height, width, 3]` (or `[1, height, width, 3]`), pixel values
@@ -77,6 +89,9 @@ def draw_detections(
             - `"labels"` (or `"classes"`): int `[num_boxes]` label-map ids, padded with -1.
             - `"confidences"` (optional): float `[num_boxes]`.
             - `"num_detections"` (optional): int scalar, the number of valid rows.
+            - `"keypoints"` (optional): float `[num_boxes, K, 2]`, (y, x) in the unit of
+              `bounding_box_format` (pixels, or relative for `rel_` formats).
+            - `"keypoint_scores"` or `"keypoint_visibilities"` (optional): `[num_boxes, K]`.
         label_map: dict `{id: name}`. Ids missing from it are captioned with the id. Defaults
             to `None` (captions show ids).
         score_threshold: float. Boxes with a confidence below this are not drawn; ignored
@@ -89,6 +104,13 @@ def draw_detections(
         font_size: int. Caption size in pixels, or `None` to scale with the image (at least
             10). Defaults to `None`.
         captions: bool. `False` draws the boxes alone. Defaults to `True`.
+        keypoint_edges: sequence of `(start, end)` keypoint indices joined by a line of
+            `line_thickness` (TF OD API `eval_config.keypoint_edge`), or None. Indices outside
+            `[0, K)` are skipped. Defaults to None.
+        keypoint_score_threshold: float. Keypoints scoring below this are not drawn. Defaults
+            to `score_threshold`, as in the TF OD API.
+        keypoint_radius: int. Radius of the keypoint dots in pixels. Defaults to
+            `KEYPOINT_RADIUS` (3).
 
     Returns:
         uint8 numpy array `[height, width, 3]`.
@@ -102,8 +124,13 @@ def draw_detections(
     """
     pixels = _to_uint8_image(image)
     height, width = pixels.shape[:2]
-    boxes, labels, confidences = _valid_boxes(
-        detections, score_threshold, bounding_box_format, height, width
+    boxes, labels, confidences, keypoints = _valid_boxes(
+        detections,
+        score_threshold,
+        bounding_box_format,
+        height,
+        width,
+        score_threshold if keypoint_score_threshold is None else keypoint_score_threshold,
     )
     canvas = Image.fromarray(pixels)
     draw = ImageDraw.Draw(canvas)
@@ -114,6 +141,10 @@ def draw_detections(
         box_color = tuple(color) if color is not None else _class_color(labels[i])
         x1, y1, x2, y2 = _pixel_corners(boxes[i], height, width)
         draw.rectangle((x1, y1, x2, y2), outline=box_color, width=line_thickness)
+        if keypoints is not None:
+            _draw_keypoints(
+                draw, *keypoints[i], keypoint_edges, box_color, keypoint_radius, line_thickness
+            )
         if captions:
             caption = str(label_map.get(labels[i], labels[i]))
             if "confidences" in detections:
@@ -132,6 +163,7 @@ def plot_detections(
     cols=None,
     figsize=None,
     path=None,
+    keypoint_edges=None,
 ):
     """Plots a batch with its predictions, and its ground truth side by side when given.
 
@@ -144,11 +176,12 @@ def plot_detections(
         images: uint8 or float `[batch, height, width, 3]`, pixel values 0..255.
         predictions: kdet's predictions dict, `"boxes"` `[batch, max_detections, 4]` in
             `bounding_box_format`, `"labels"` `[batch, max_detections]`, `"confidences"`
-            `[batch, max_detections]`, optional `"num_detections"` `[batch]`; padded with -1.
-            `None` plots only `y_true`. Defaults to `None`.
+            `[batch, max_detections]`, optional `"num_detections"` `[batch]`; padded with -1;
+            optional `"keypoints"` and `"keypoint_scores"`. `None` plots only `y_true`.
+            Defaults to `None`.
         y_true: ground truth dict, `"boxes"` `[batch, num_boxes, 4]` in
             `bounding_box_format` and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded
-            with -1. Defaults to `None`.
+            with -1; optional `"keypoints"` and `"keypoint_visibilities"`. Defaults to `None`.
         label_map: dict `{id: name}` for captions. Defaults to `None` (captions show ids).
         score_threshold: float. Predictions below this are not drawn. Defaults to `0.5`.
         bounding_box_format: str. Keras box format of both dicts. Defaults to `"yxyx"`.
@@ -156,6 +189,8 @@ def plot_detections(
             Defaults to `min(batch, 4)`, or `min(batch, 2)` with both dicts.
         figsize: `(width, height)` in inches. Defaults to 4 inches per panel width.
         path: str or path. When given, the figure is also saved there as a PNG.
+        keypoint_edges: sequence of `(start, end)` keypoint indices joined by lines when the
+            dicts have `"keypoints"` (see `draw_detections`). Defaults to None.
 
     Returns:
         A `matplotlib.figure.Figure` with one axes per panel.
@@ -189,6 +224,7 @@ def plot_detections(
                 label_map=label_map,
                 score_threshold=score_threshold,
                 bounding_box_format=bounding_box_format,
+                keypoint_edges=keypoint_edges,
             )
             axes.imshow(drawn)
             axes.set_title(f"{b}: {title}", fontsize=10)
@@ -210,6 +246,7 @@ def draw_detection_gallery(
     prediction_color=PREDICTION_COLOR,
     line_thickness=2,
     spacing=4,
+    keypoint_edges=None,
 ):
     """Tiles a batch into one image, ground truth and predictions drawn on each tile.
 
@@ -224,10 +261,11 @@ def draw_detection_gallery(
         images: uint8 or float `[batch, height, width, 3]`, pixel values 0..255.
         predictions: kdet's predictions dict, `"boxes"` `[batch, max_detections, 4]` in
             `bounding_box_format`, `"labels"` and `"confidences"` `[batch, max_detections]`,
-            optional `"num_detections"` `[batch]`; padded with -1. Defaults to `None`.
+            optional `"num_detections"` `[batch]`; padded with -1; optional `"keypoints"` and
+            `"keypoint_scores"`. Defaults to `None`.
         y_true: ground truth dict, `"boxes"` `[batch, num_boxes, 4]` in `bounding_box_format`
-            and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded with -1. Defaults to
-            `None`.
+            and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded with -1; optional
+            `"keypoints"` and `"keypoint_visibilities"`. Defaults to `None`.
         label_map: dict `{id: name}` for captions. Defaults to `None` (captions show ids).
         score_threshold: float. Predictions below this are not drawn. Defaults to `0.5`.
         bounding_box_format: str. Keras box format of both dicts. Defaults to `"yxyx"`.
@@ -236,6 +274,8 @@ def draw_detection_gallery(
         prediction_color: RGB tuple. Defaults to magenta `PREDICTION_COLOR`.
         line_thickness: int. Box line width in pixels. Defaults to `2`.
         spacing: int. White pixels between tiles. Defaults to `4`.
+        keypoint_edges: sequence of `(start, end)` keypoint indices joined by lines when the
+            dicts have `"keypoints"` (see `draw_detections`). Defaults to None.
 
     Returns:
         uint8 numpy array `[rows * height + (rows - 1) * spacing,
@@ -272,6 +312,7 @@ def draw_detection_gallery(
                     color=color,
                     line_thickness=line_thickness,
                     captions=captions,
+                    keypoint_edges=keypoint_edges,
                 )
         top, left = (b // cols) * (height + spacing), (b % cols) * (width + spacing)
         gallery[top : top + height, left : left + width] = tile
@@ -321,8 +362,12 @@ def _image_detections(detections, index):
     return {key: value[index] for key, value in detections.items() if key in _DRAWN_KEYS}
 
 
-def _valid_boxes(detections, score_threshold, bounding_box_format, height, width):
-    """Returns `xyxy` pixel boxes, int labels and confidences of the rows to draw."""
+def _valid_boxes(
+    detections, score_threshold, bounding_box_format, height, width, keypoint_score_threshold
+):
+    """Returns `xyxy` pixel boxes, int labels and confidences of the rows to draw, and their
+    keypoints: None without `"keypoints"`, else one `(points, drawn)` per row, (x, y) pixels
+    `[K, 2]` and bool `[K]` (see `_drawn_keypoints`)."""
     label_key = "labels" if "labels" in detections else "classes"
     if "boxes" not in detections or label_key not in detections:
         raise ValueError(
@@ -361,7 +406,41 @@ def _valid_boxes(detections, score_threshold, bounding_box_format, height, width
             width=width,
         )
     )
-    return boxes, labels[keep], confidences[keep]
+    keypoints = None
+    if "keypoints" in arrays:
+        points, drawn = _drawn_keypoints(
+            arrays, len(labels), bounding_box_format, height, width, keypoint_score_threshold
+        )
+        keypoints = list(zip(points[keep], drawn[keep]))
+    return boxes, labels[keep], confidences[keep], keypoints
+
+
+def _drawn_keypoints(arrays, num_boxes, bounding_box_format, height, width, score_threshold):
+    """(x, y) pixels `[num_boxes, K, 2]` of `arrays["keypoints"]` ((y, x) in the unit of
+    `bounding_box_format`), and bool `[num_boxes, K]`: finite and scoring at least
+    `score_threshold` (`"keypoint_scores"`) or labelled (`"keypoint_visibilities"` > 0)."""
+    keypoints = arrays["keypoints"].astype(np.float64)
+    shape = (num_boxes, -1, 2) if keypoints.size else (num_boxes, 0, 2)
+    points = keypoints.reshape(shape)[..., ::-1]
+    if bounding_box_format.startswith("rel_"):
+        points = points * (width, height)
+    drawn = np.isfinite(points).all(axis=-1)
+    if "keypoint_scores" in arrays:
+        drawn &= arrays["keypoint_scores"].reshape(drawn.shape) >= score_threshold
+    elif "keypoint_visibilities" in arrays:
+        drawn &= arrays["keypoint_visibilities"].reshape(drawn.shape) > 0
+    return points, drawn
+
+
+def _draw_keypoints(draw, points, drawn, edges, color, radius, line_width):
+    """Draws the `drawn` ones of the (x, y) `points` as dots, and the `edges` between two
+    drawn points as lines, on a Pillow `ImageDraw`."""
+    for start, end in edges or ():
+        if 0 <= start < len(points) and 0 <= end < len(points) and drawn[start] and drawn[end]:
+            draw.line((*points[start], *points[end]), fill=color, width=line_width)
+    for (x, y), visible in zip(points, drawn):
+        if visible:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
 
 
 def _pixel_corners(box, height, width):

@@ -245,3 +245,81 @@ def test_save_image_round_trips(tmp_path):
     visualization.save_image(drawn, tmp_path / "drawn.png")
     with Image.open(tmp_path / "drawn.png") as png:
         np.testing.assert_array_equal(np.asarray(png), drawn)
+
+
+# (y, x) pixels inside BOX, away from its edges and its caption tag.
+KEYPOINTS = [[30.0, 25.0], [44.0, 25.0], [30.0, 16.0]]
+
+
+def box_with_keypoints(keypoint_scores=(0.9, 0.8, 0.2)):
+    return {
+        **one_box(),
+        "keypoints": np.array([KEYPOINTS], np.float32),
+        "keypoint_scores": np.array([keypoint_scores], np.float32),
+    }
+
+
+def test_keypoints_are_dots_in_the_box_colour_at_their_position():
+    drawn = visualization.draw_detections(
+        black(), box_with_keypoints(), color=RED, keypoint_radius=2
+    )
+    # Keypoints 0 and 1 score at least the threshold: dots of radius 2 at (y, x).
+    for y, x in [(30, 25), (28, 25), (30, 27), (44, 25), (46, 25)]:
+        assert tuple(drawn[y, x]) == RED, (y, x)
+    # Keypoint 2 scores 0.2 < 0.5: not drawn; nothing beside the dots either.
+    for y, x in [(30, 16), (30, 29), (37, 25), (44, 21)]:
+        assert tuple(drawn[y, x]) == (0, 0, 0), (y, x)
+    # Keypoints alone change only their dots: no keypoints, no dots.
+    plain = visualization.draw_detections(black(), one_box(), color=RED)
+    assert tuple(plain[30, 25]) == (0, 0, 0)
+    # A lower keypoint threshold draws keypoint 2 too.
+    low = visualization.draw_detections(
+        black(), box_with_keypoints(), color=RED, keypoint_score_threshold=0.1
+    )
+    assert tuple(low[30, 16]) == RED
+
+
+def test_keypoint_edges_join_drawn_keypoints_only():
+    drawn = visualization.draw_detections(
+        black(), box_with_keypoints(), color=RED, line_thickness=1,
+        keypoint_edges=[(0, 1), (0, 2), (1, 7)],
+    )
+    # 0 → 1 is drawn (x 25, y 30 → 44); 0 → 2 is not (keypoint 2 scores too low); 1 → 7 names
+    # no keypoint and is skipped.
+    assert tuple(drawn[37, 25]) == RED
+    assert tuple(drawn[30, 20]) == (0, 0, 0)
+
+
+def test_ground_truth_keypoints_follow_visibilities_and_relative_formats_scale():
+    truth = {
+        "boxes": np.array([BOX], np.float32) / 64,
+        "labels": np.array([1]),
+        "keypoints": np.array([KEYPOINTS], np.float32) / 64,
+        "keypoint_visibilities": np.array([[2, 0, 1]]),
+    }
+    drawn = visualization.draw_detections(
+        black(), truth, color=RED, bounding_box_format="rel_yxyx"
+    )
+    assert tuple(drawn[30, 25]) == RED and tuple(drawn[30, 16]) == RED
+    assert tuple(drawn[44, 25]) == (0, 0, 0)  # visibility 0: not labelled
+    # NaN coordinates (a keypoint without visibilities) are not drawn either.
+    truth = {**one_box(), "keypoints": np.array([[[np.nan, np.nan], KEYPOINTS[1]]])}
+    drawn = visualization.draw_detections(black(), truth, color=RED)
+    assert tuple(drawn[44, 25]) == RED
+
+
+def test_gallery_and_plot_draw_keypoints_of_both_dicts():
+    images = black()[None]
+    y_true = {key: value[None] for key, value in box_with_keypoints().items()
+              if key != "keypoint_scores"}
+    y_true["keypoints"] = y_true["keypoints"] + [0.0, 8.0]  # 8 px right of the predictions
+    predictions = {key: value[None] for key, value in box_with_keypoints().items()}
+    gallery = visualization.draw_detection_gallery(
+        images, predictions, y_true=y_true, keypoint_edges=[(0, 1)]
+    )
+    assert tuple(gallery[30, 25]) == visualization.PREDICTION_COLOR
+    assert tuple(gallery[30, 33]) == visualization.GROUNDTRUTH_COLOR
+    assert tuple(gallery[37, 33]) == visualization.GROUNDTRUTH_COLOR  # its 0 → 1 edge
+    figure = visualization.plot_detections(images, predictions, y_true=y_true)
+    shown = figure.axes[1].images[0].get_array()
+    assert tuple(shown[30, 25]) != (0, 0, 0)

@@ -5,11 +5,15 @@ from collections.abc import Mapping
 import numpy as np
 
 _GROUNDTRUTH_EXTRAS = ("iscrowd", "area", "difficult", "group_of")
+# Per-box keys with more axes: keypoints `[N, K, 2]` and per-keypoint values `[N, K]`.
+_GROUNDTRUTH_KEYPOINTS = ("keypoints", "keypoint_visibilities")
+_DETECTION_KEYPOINTS = ("keypoints", "keypoint_scores")
 # Per image, not per box: the verified image-level labels (`image/class/label`).
 _IMAGE_LABELS = "image_labels"
 # Keys sliced per image out of a batched dict; anything else in it is left alone.
 _BATCHED_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
-_BATCHED_KEYS += _GROUNDTRUTH_EXTRAS + (_IMAGE_LABELS,)
+_BATCHED_KEYS += _GROUNDTRUTH_EXTRAS + (_IMAGE_LABELS,) + _GROUNDTRUTH_KEYPOINTS
+_BATCHED_KEYS += _DETECTION_KEYPOINTS
 
 
 def groundtruth_per_image(groundtruth):
@@ -20,12 +24,15 @@ def groundtruth_per_image(groundtruth):
             "labels": [N]}`, or one batched dict `{"boxes": [B, N, 4], "labels": [B, N]}`
             padded with -1 rows (`"classes"` is accepted for `"labels"`). Optional per-box
             keys `"iscrowd"`, `"area"`, `"difficult"`, `"group_of"` (`[N]`, or `[B, N]` when
-            batched) are kept, and the per-image `"image_labels"` (`[L]`, or `[B, L]`
-            padded with -1: the verified image-level labels). Numpy arrays, tensors or lists.
+            batched) are kept, as are `"keypoints"` (`[N, K, 2]`, (y, x)) and
+            `"keypoint_visibilities"` (`[N, K]`), and the per-image `"image_labels"` (`[L]`,
+            or `[B, L]` padded with -1: the verified image-level labels). Numpy arrays,
+            tensors or lists.
 
     Returns:
         A list of dicts `{"boxes": float64 [n, 4], "labels": int64 [n], ...}` with the rows
-        whose label is -1 removed (`"image_labels"`: int64 `[l]` without its -1 padding).
+        whose label is -1 removed (`"image_labels"`: int64 `[l]` without its -1 padding;
+        `"keypoints"` float64 `[n, K, 2]`, `"keypoint_visibilities"` `[n, K]` as given).
 
     Example:
     >>> y = {"boxes": [[[0, 0, 10, 10], [-1, -1, -1, -1]]], "labels": [[2, -1]]}
@@ -40,6 +47,7 @@ def groundtruth_per_image(groundtruth):
         for key in _GROUNDTRUTH_EXTRAS:
             if key in image:
                 entry[key] = np.asarray(image[key]).reshape(-1)[keep]
+        entry.update(_keypoint_rows(image, _GROUNDTRUTH_KEYPOINTS, keep))
         if _IMAGE_LABELS in image:
             image_labels = np.asarray(image[_IMAGE_LABELS]).reshape(-1).astype(np.int64)
             entry[_IMAGE_LABELS] = image_labels[image_labels != -1]
@@ -55,12 +63,14 @@ def detections_per_image(detections):
             "labels": [K], "confidences": [K]}`, or one batched predictions dict
             `{"boxes": [B, K, 4], "labels": [B, K], "confidences": [B, K],
             "num_detections": [B]}` as kdet detectors return it (`"num_detections"` is
-            optional; rows with label -1 are padding either way). Numpy arrays, tensors or
-            lists.
+            optional; rows with label -1 are padding either way), with optional
+            `"keypoints"` (`[K, num_keypoints, 2]`, batched `[B, K, num_keypoints, 2]`) and
+            `"keypoint_scores"` (`[K, num_keypoints]`). Numpy arrays, tensors or lists.
 
     Returns:
         A list of dicts `{"boxes": float64 [k, 4], "labels": int64 [k],
-        "confidences": float64 [k]}`.
+        "confidences": float64 [k]}`, with `"keypoints"` float64 `[k, num_keypoints, 2]` and
+        `"keypoint_scores"` float64 `[k, num_keypoints]` when given.
 
     Example:
     >>> predictions = {"boxes": [[[0, 0, 10, 10], [0, 0, 5, 5]]], "labels": [[1, 3]],
@@ -83,10 +93,25 @@ def detections_per_image(detections):
         keep = labels != -1
         if "num_detections" in image:
             keep &= np.arange(labels.size) < int(image["num_detections"])
-        result.append(
-            {"boxes": boxes[keep], "labels": labels[keep], "confidences": confidences[keep]}
-        )
+        entry = {"boxes": boxes[keep], "labels": labels[keep], "confidences": confidences[keep]}
+        entry.update(_keypoint_rows(image, _DETECTION_KEYPOINTS, keep))
+        result.append(entry)
     return result
+
+
+def _keypoint_rows(image, keys, keep):
+    """The `keep` rows of the keypoint arrays among `keys` of `image`: `"keypoints"` as
+    float64 `[n, K, 2]`, the others (per keypoint) `[n, K]` with their dtype."""
+    rows = {}
+    for key in keys:
+        if key in image:
+            value = np.asarray(image[key])
+            shape = (len(keep), -1, 2) if key == "keypoints" else (len(keep), -1)
+            if value.size == 0:  # no boxes, so no keypoints either: K is unknown
+                shape = tuple(0 if size == -1 else size for size in shape)
+            value = value.reshape(shape)
+            rows[key] = value.astype(np.float64)[keep] if key == "keypoints" else value[keep]
+    return rows
 
 
 def _unbatch(data, what):
