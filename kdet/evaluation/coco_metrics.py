@@ -1,4 +1,5 @@
-"""COCO box metrics through pycocotools, under the TF Object Detection API metric names."""
+"""COCO box and keypoint metrics through pycocotools, under the TF Object Detection API metric
+names."""
 
 import collections
 import contextlib
@@ -51,6 +52,27 @@ COCO_PER_CATEGORY_METRIC_NAMES = tuple(
         "Recall AR@100 (large)",
     )
 )
+# The 10 numbers of `COCOeval.summarize()` for `iouType="keypoints"` (its `stats`, in order),
+# named as the TF OD API's `CocoKeypointEvaluator` reports them:
+# `Keypoints_<name> ByCategory/<class>`. pycocotools computes them with at most 20 detections
+# per image and no "small" range. The TF OD API names the last five AR@1, AR@10, AR@100,
+# AR@100 (medium) and AR@100 (large), but they are pycocotools' recall over OKS .50:.95, at
+# OKS .50, at OKS .75, for medium and for large objects; kdet keeps the TF OD API's names so
+# that the numbers compare one to one.
+COCO_KEYPOINT_METRIC_NAMES = (
+    "Precision/mAP",
+    "Precision/mAP@.50IOU",
+    "Precision/mAP@.75IOU",
+    "Precision/mAP (medium)",
+    "Precision/mAP (large)",
+    "Recall/AR@1",
+    "Recall/AR@10",
+    "Recall/AR@100",
+    "Recall/AR@100 (medium)",
+    "Recall/AR@100 (large)",
+)
+# The OKS sigma of every keypoint when none are given, as in the TF OD API.
+DEFAULT_KEYPOINT_SIGMA = 0.05
 # How `COCOeval.summarize` computes its 12 `stats`: (precision or recall, IoU threshold or
 # None for all, area range, max detections).
 _SUMMARY = (
@@ -168,18 +190,9 @@ def compute_coco_metrics(
             image["labels"], _yxyx_to_xywh(image["boxes"]), image["confidences"]
         )
     ]
-    images = [{"id": index + 1} for index in range(len(groundtruth))]
-    output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    with output:
-        # Built directly rather than with `COCO.loadRes`, which fails on an empty result list.
-        evaluation = COCOeval(
-            _coco(images, categories, gt_annotations),
-            _coco(images, categories, detection_annotations),
-            iouType="bbox",
-        )
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
+    evaluation = _evaluate(
+        len(groundtruth), categories, gt_annotations, detection_annotations, "bbox", verbose
+    )
     metrics = collections.OrderedDict(
         (name, float(value)) for name, value in zip(COCO_METRIC_NAMES, evaluation.stats)
     )
@@ -203,6 +216,219 @@ def compute_coco_metrics(
         )
         metrics[_SUPER_CATEGORY_PREFIX + super_category] = total / len(names)
     return metrics
+
+
+def compute_coco_keypoint_metrics(
+    groundtruth,
+    detections,
+    category_id,
+    keypoints,
+    category_name=None,
+    keypoint_sigmas=None,
+    verbose=False,
+):
+    """Computes the COCO keypoint metrics (pycocotools OKS `COCOeval`) of one class.
+
+    What the TF OD API's `CocoKeypointEvaluator` computes for one
+    `parameterized_metric { coco_keypoint_metrics { class_label … } }`: the ground truth and
+    the detections of `category_id` only, their keypoints restricted to the class's
+    `keypoints` (in increasing id order), evaluated by pycocotools with `iouType="keypoints"`:
+    object keypoint similarity (OKS) instead of IoU, AP averaged over OKS 0.50:0.95 and 101
+    recall points, at most 20 detections per image.
+
+    The OKS of a detection and a ground-truth object is the mean over the object's labelled
+    keypoints (visibility > 0) of `exp(-d² / (2 · area · (2σ)²))`, `d` the distance of the
+    keypoints in pixels, `area` the object's `"area"` when given and > 0, else its box area (as
+    the TF OD API exports it), `σ` the keypoint's sigma. Objects with no labelled keypoint are
+    ignored (neither matched nor missed), as in COCO. A detection's own keypoint scores play
+    no part: pycocotools scores the object by its box confidence.
+
+    Args:
+        groundtruth: one entry per image (see `groundtruth_per_image`): dicts with `"boxes"`
+            `[N, 4]` yxyx pixels, `"labels"` `[N]`, `"keypoints"` `[N, K, 2]` (y, x) pixels,
+            optional `"keypoint_visibilities"` `[N, K]` (0 = not labelled, its coordinates are
+            ignored; 1 and 2 = labelled, COCO's v; bools count as 0 / 1; when absent a keypoint
+            is labelled unless a coordinate is NaN), optional `"area"` and `"iscrowd"` `[N]`;
+            or the batched dict padded with -1 rows.
+        detections: one entry per image, in the same order (see `detections_per_image`):
+            dicts with `"boxes"`, `"labels"`, `"confidences"` and `"keypoints"` `[M, K, 2]`
+            (y, x) pixels, or the batched predictions dict.
+        category_id: int, the label id of the evaluated class.
+        keypoints: dict `{keypoint label: keypoint id}`, the class's keypoints as its label
+            map item lists them (`keypoints { id: 0 label: "nose" }`); an id is an index
+            into the `K` axis of `"keypoints"`. A sequence of labels means ids 0, 1, ….
+        category_name: str, the class name in the metric names. Defaults to
+            `str(category_id)`.
+        keypoint_sigmas: dict `{keypoint label: sigma}` (TF OD API
+            `keypoint_label_to_sigmas`; COCO's person sigmas are 0.025 to 0.107) with an entry
+            for every keypoint of the class, or None (or empty) for
+            `DEFAULT_KEYPOINT_SIGMA` for all, as the TF OD API does.
+        verbose: bool. Let pycocotools print its progress and summary table. Defaults to
+            `False`.
+
+    Returns:
+        An ordered dict of the 10 floats `Keypoints_<name> ByCategory/<category_name>` for
+        the names of `COCO_KEYPOINT_METRIC_NAMES`, -1 where pycocotools cannot define one
+        (e.g. no medium objects).
+
+    Raises:
+        ValueError: for a keypoint id outside the `K` axis, a sigma missing for a keypoint,
+            shapes that disagree, or ground truth and detections of different lengths.
+
+    Example:
+    >>> gt = [{"boxes": [[0, 0, 100, 50]], "labels": [1],
+    ...        "keypoints": [[[10, 20], [60, 25]]]}]
+    >>> dt = [dict(gt[0], confidences=[0.9])]
+    >>> metrics = kdet.evaluation.compute_coco_keypoint_metrics(
+    ...     gt, dt, category_id=1, keypoints=["head", "foot"], category_name="person")
+    >>> round(metrics["Keypoints_Precision/mAP ByCategory/person"], 6)
+    1.0
+
+    Reference:
+        Lin et al., [Microsoft COCO: Common Objects in Context](https://arxiv.org/abs/1405.0312);
+        OKS: https://cocodataset.org/#keypoints-eval.
+    """
+    groundtruth = groundtruth_per_image(groundtruth)
+    detections = detections_per_image(detections)
+    if len(groundtruth) != len(detections):
+        raise ValueError(
+            f"Got ground truth for {len(groundtruth)} images but detections for "
+            f"{len(detections)}; expected one entry per image in both."
+        )
+    if not isinstance(keypoints, dict):
+        keypoints = {str(label): index for index, label in enumerate(keypoints)}
+    labels = sorted(keypoints, key=keypoints.get)
+    ids = np.array([keypoints[label] for label in labels], np.int64)
+    sigmas = _keypoint_sigmas(labels, keypoint_sigmas)
+    category_name = str(category_id) if category_name is None else str(category_name)
+    gt_annotations = [
+        annotation
+        for index, image in enumerate(groundtruth)
+        for annotation in _keypoint_groundtruth(image, index, category_id, ids)
+    ]
+    detection_annotations = [
+        annotation
+        for index, image in enumerate(detections)
+        for annotation in _keypoint_detections(image, index, category_id, ids)
+    ]
+    evaluation = _evaluate(
+        len(groundtruth),
+        [{"id": int(category_id), "name": category_name}],
+        gt_annotations,
+        detection_annotations,
+        "keypoints",
+        verbose,
+        keypoint_sigmas=sigmas,
+    )
+    return collections.OrderedDict(
+        (f"Keypoints_{name} ByCategory/{category_name}", float(value))
+        for name, value in zip(COCO_KEYPOINT_METRIC_NAMES, evaluation.stats)
+    )
+
+
+def _keypoint_sigmas(labels, keypoint_sigmas):
+    """float64 `[len(labels)]`: the OKS sigma of each keypoint label."""
+    if not keypoint_sigmas:
+        return np.full(len(labels), DEFAULT_KEYPOINT_SIGMA)
+    missing = [label for label in labels if label not in keypoint_sigmas]
+    if missing:
+        raise ValueError(
+            f"keypoint_sigmas has no sigma for the keypoints {missing}; expected one for "
+            f"each of {labels} (got {sorted(keypoint_sigmas)})."
+        )
+    return np.array([float(keypoint_sigmas[label]) for label in labels])
+
+
+def _keypoints_of(image, key, where, ids):
+    """float64 `[n, len(ids), 2]`: the `ids` columns of `image[key]` `[n, K, 2]`."""
+    if not len(image["labels"]):
+        return np.zeros((0, len(ids), 2))
+    if key not in image:
+        raise KeyError(f"{where} has no {key!r}; got keys {sorted(image)}.")
+    points = np.asarray(image[key], np.float64).reshape(len(image["labels"]), -1, 2)
+    if ids.size and (ids.min() < 0 or ids.max() >= points.shape[1]):
+        raise ValueError(
+            f"{where}: keypoint ids {ids.tolist()} do not all index its {key!r} "
+            f"(shape {points.shape}, K = {points.shape[1]})."
+        )
+    return points[:, ids]
+
+
+def _keypoint_groundtruth(image, index, category_id, ids):
+    """The COCO ground-truth annotations (with `keypoints`) of one image and category."""
+    where = f"groundtruth[{index}]"
+    points = _keypoints_of(image, "keypoints", where, ids)
+    if "keypoint_visibilities" in image:
+        visibilities = np.asarray(image["keypoint_visibilities"]).astype(np.int64)
+        visibilities = visibilities.reshape(len(points), -1)[:, ids]
+    else:
+        visibilities = np.full(points.shape[:2], 2, np.int64)
+    visibilities = np.where(np.isfinite(points).all(axis=-1), visibilities, 0)
+    # Coordinates of unlabelled keypoints play no part; zeros keep NaNs out of pycocotools.
+    points = np.where(visibilities[..., None] > 0, points, 0.0)
+    areas = image.get("area", np.zeros(len(points)))
+    box_areas = _box_areas(image["boxes"])
+    iscrowd = image.get("iscrowd", np.zeros(len(points)))
+    return [
+        {
+            "image_id": index + 1,
+            "category_id": int(category_id),
+            "bbox": box,
+            "area": float(areas[i] if areas[i] > 0 else box_areas[i]),
+            "iscrowd": int(iscrowd[i]),
+            "keypoints": _coco_keypoints(points[i], visibilities[i]),
+            "num_keypoints": int(np.count_nonzero(visibilities[i] > 0)),
+        }
+        for i, box in enumerate(_yxyx_to_xywh(image["boxes"]))
+        if image["labels"][i] == category_id
+    ]
+
+
+def _keypoint_detections(image, index, category_id, ids):
+    """The COCO result annotations (with `keypoints`) of one image and category."""
+    points = _keypoints_of(image, "keypoints", f"detections[{index}]", ids)
+    visible = np.full(points.shape[:2], 2, np.int64)
+    return [
+        {
+            "image_id": index + 1,
+            "category_id": int(category_id),
+            "bbox": box,
+            "area": box[2] * box[3],
+            "score": float(image["confidences"][i]),
+            "keypoints": _coco_keypoints(points[i], visible[i]),
+            "num_keypoints": len(ids),
+        }
+        for i, box in enumerate(_yxyx_to_xywh(image["boxes"]))
+        if image["labels"][i] == category_id
+    ]
+
+
+def _coco_keypoints(points, visibilities):
+    """(y, x) `[K, 2]` and `[K]` visibilities → COCO's flat `[x1, y1, v1, x2, …]` list."""
+    return np.stack([points[:, 1], points[:, 0], visibilities], axis=1).reshape(-1).tolist()
+
+
+def _evaluate(
+    num_images, categories, gt_annotations, detection_annotations, iou_type, verbose,
+    keypoint_sigmas=None,
+):
+    """A pycocotools `COCOeval` of in-memory annotations after `evaluate`, `accumulate` and
+    `summarize`; image ids are 1 … `num_images`."""
+    images = [{"id": index + 1} for index in range(num_images)]
+    output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with output:
+        # Built directly rather than with `COCO.loadRes`, which fails on an empty result list.
+        evaluation = COCOeval(
+            _coco(images, categories, gt_annotations),
+            _coco(images, categories, detection_annotations),
+            iouType=iou_type,
+        )
+        if keypoint_sigmas is not None:
+            evaluation.params.kpt_oks_sigmas = np.asarray(keypoint_sigmas, np.float64)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return evaluation
 
 
 def _category_summary(evaluation, k):
