@@ -10,10 +10,23 @@ item {
 }
 ```
 
-kdet reads the fields it uses (`id`, `name`, `display_name`), skips the other fields of the
-TF OD API `StringIntLabelMapItem` message (`keypoints`, `frequency`, `instance_count`,
-`ancestor_ids`, `descendant_ids`) and rejects anything else with the file and line. In Python a
-label map is a dict `{id: name}`; ids start at 1 because id 0 is the background class.
+kdet reads the fields it uses (`id`, `name`, `display_name`, and the `keypoints { id label }`
+of keypoint classes, see `read_label_map_keypoints`), skips the other fields of the TF OD API
+`StringIntLabelMapItem` message (`frequency`, `instance_count`, `ancestor_ids`,
+`descendant_ids`) and rejects anything else with the file and line. In Python a label map is a
+dict `{id: name}`; ids start at 1 because id 0 is the background class.
+
+A keypoint class lists its keypoints, `id` being the keypoint's index in the records' per-object
+keypoint lists (`image/object/keypoint/x|y`):
+
+```
+item {
+  id: 1
+  name: 'person'
+  keypoints { id: 0 label: 'nose' }
+  keypoints { id: 1 label: 'left_eye' }
+}
+```
 """
 
 import os
@@ -25,8 +38,9 @@ from kdet.utils.verified_files import fsync_file
 from kdet.utils.verified_files import fsync_folder
 
 # Fields of the TF OD API `StringIntLabelMapItem` proto that kdet does not use: skipped on read.
-_IGNORED_FIELDS = ("keypoints", "frequency", "instance_count", "ancestor_ids", "descendant_ids")
+_IGNORED_FIELDS = ("frequency", "instance_count", "ancestor_ids", "descendant_ids")
 _FIELD_TYPES = {"id": "number", "name": "string", "display_name": "string"}
+_KEYPOINT_FIELD_TYPES = {"id": "number", "label": "string"}
 
 _TOKEN = re.compile(
     r"""(?P<newline>\n)|(?P<space>[ \t\r\f\v]+)|(?P<comment>\#[^\n]*)
@@ -45,6 +59,14 @@ class LabelMapItem(NamedTuple):
     id: int
     name: str
     display_name: str | None = None
+
+
+class KeypointItem(NamedTuple):
+    """One `keypoints { id label }` of a label map item: `id` (≥ 0, the keypoint's index in
+    the records' per-object keypoints) and `label` (e.g. `"nose"`)."""
+
+    id: int
+    label: str
 
 
 def _tokenize(text, path):
@@ -105,7 +127,7 @@ class _Parser:
         return items
 
     def item(self, item_line):
-        fields = {}
+        fields, keypoints = {}, []
         while True:
             kind, value, line = self.next(f"'}}' closing the item opened at line {item_line}")
             if value == "}":
@@ -114,6 +136,8 @@ class _Parser:
                 raise self.error(line, f"expected a field name or '}}', got {value!r}")
             if value in _IGNORED_FIELDS:
                 self.skip_value()
+            elif value == "keypoints":
+                keypoints.append(self.keypoint(line, keypoints))
             elif value in _FIELD_TYPES:
                 if value in fields:
                     raise self.error(line, f"field '{value}' is set twice in one item")
@@ -121,17 +145,51 @@ class _Parser:
             else:
                 raise self.error(
                     line,
-                    f"unknown label map field '{value}'; expected id, name, display_name "
-                    f"(or the TF OD API fields {', '.join(_IGNORED_FIELDS)}, which are skipped)",
+                    f"unknown label map field '{value}'; expected id, name, display_name, "
+                    f"keypoints (or the TF OD API fields {', '.join(_IGNORED_FIELDS)}, which "
+                    "are skipped)",
                 )
-        return self.build_item(fields, item_line)
+        return (*self.build_item(fields, item_line), tuple(keypoints))
 
-    def scalar(self, field, field_line):
+    def keypoint(self, line, previous):
+        """One `keypoints { id: N label: '…' }` message (the `:` before `{` is optional)."""
+        self.accept(":")
+        _, brace, brace_line = self.next("'{' after 'keypoints'")
+        if brace != "{":
+            raise self.error(brace_line, f"expected '{{' after 'keypoints', got {brace!r}")
+        fields = {}
+        while True:
+            _, value, field_line = self.next(f"'}}' closing the keypoints opened at line {line}")
+            if value == "}":
+                break
+            if value not in _KEYPOINT_FIELD_TYPES:
+                raise self.error(
+                    field_line, f"unknown keypoints field {value!r}; expected id and label"
+                )
+            if value in fields:
+                raise self.error(field_line, f"field '{value}' is set twice in one keypoints")
+            fields[value] = self.scalar(value, field_line, _KEYPOINT_FIELD_TYPES)
+        if "id" not in fields or fields["id"] < 0:
+            raise self.error(
+                line, f"keypoints needs an 'id' >= 0 (its index in the records), got {fields}"
+            )
+        if not fields.get("label"):
+            raise self.error(line, "keypoints has no 'label' (or an empty one)")
+        for other in previous:
+            if fields["id"] == other.id or fields["label"] == other.label:
+                raise self.error(
+                    line,
+                    f"keypoints id {fields['id']} label {fields['label']!r} repeats the id or "
+                    f"label of keypoints id {other.id} label {other.label!r} of this item",
+                )
+        return KeypointItem(fields["id"], fields["label"])
+
+    def scalar(self, field, field_line, types=None):
         _, colon, line = self.next(f"':' after '{field}'")
         if colon != ":":
             raise self.error(line, f"expected ':' after '{field}', got {colon!r}")
         kind, value, line = self.next(f"a value for '{field}'")
-        if _FIELD_TYPES[field] == "string":
+        if (types or _FIELD_TYPES)[field] == "string":
             if kind != "string":
                 raise self.error(line, f"'{field}' must be a quoted string, got {value!r}")
             return _unquote(value)
@@ -166,6 +224,31 @@ class _Parser:
         return LabelMapItem(fields["id"], fields["name"], fields.get("display_name")), line
 
 
+def _read_items(path):
+    """`[(LabelMapItem, keypoints tuple)]` of a label map file, checked (see
+    `read_label_map_items`)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"label map file {path} does not exist")
+    with open(path, encoding="utf-8") as file:
+        parsed = _Parser(file.read(), path).items()
+    if not parsed:
+        raise DataError(f"label map file {path} has no items; expected 'item {{ … }}' blocks")
+    seen_ids, seen_names = {}, {}
+    for item, line, _ in parsed:
+        if item.id in seen_ids:
+            raise DataError(
+                f"{path}, line {line}: id {item.id} is already used at line {seen_ids[item.id]}"
+            )
+        if item.name in seen_names:
+            raise DataError(
+                f"{path}, line {line}: name {item.name!r} is already used at line "
+                f"{seen_names[item.name]}"
+            )
+        seen_ids[item.id] = seen_names[item.name] = line
+    return [(item, keypoints) for item, _, keypoints in parsed]
+
+
 def read_label_map_items(path):
     """Reads a TF OD API `.pbtxt` label map with all its kdet-relevant fields.
 
@@ -173,7 +256,8 @@ def read_label_map_items(path):
         path: str or path-like. The label map file.
 
     Returns:
-        A list of `LabelMapItem(id, name, display_name)` in file order.
+        A list of `LabelMapItem(id, name, display_name)` in file order (the keypoints of
+        keypoint classes: `read_label_map_keypoints`).
 
     Raises:
         DataError: if the file is missing, not in the label map text format, has an unknown
@@ -185,26 +269,41 @@ def read_label_map_items(path):
     >>> items[0]
     LabelMapItem(id=1, name='Abyssinian', display_name=None)
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"label map file {path} does not exist")
-    with open(path, encoding="utf-8") as file:
-        parsed = _Parser(file.read(), path).items()
-    if not parsed:
-        raise DataError(f"label map file {path} has no items; expected 'item {{ … }}' blocks")
-    seen_ids, seen_names = {}, {}
-    for item, line in parsed:
-        if item.id in seen_ids:
-            raise DataError(
-                f"{path}, line {line}: id {item.id} is already used at line {seen_ids[item.id]}"
-            )
-        if item.name in seen_names:
-            raise DataError(
-                f"{path}, line {line}: name {item.name!r} is already used at line "
-                f"{seen_names[item.name]}"
-            )
-        seen_ids[item.id] = seen_names[item.name] = line
-    return [item for item, _ in parsed]
+    return [item for item, _ in _read_items(path)]
+
+
+def read_label_map_keypoints(path):
+    """Reads the keypoints of the keypoint classes of a TF OD API `.pbtxt` label map.
+
+    Args:
+        path: str or path-like. The label map file.
+
+    Returns:
+        dict `{class id: (KeypointItem(id, label), …)}` for the items that list `keypoints`,
+        each class's keypoints in file order (the order the TF OD API's CenterNet takes them
+        in for its `keypoint_class_name`).
+
+    Raises:
+        DataError: see `read_label_map_items`; also for a `keypoints` without an id >= 0 or a
+            label, or one repeating an id or label of its item.
+
+    Example:
+    >>> keypoints = read_label_map_keypoints("person_keypoints_label_map.pbtxt")
+    >>> keypoints[1][:2]
+    (KeypointItem(id=0, label='nose'), KeypointItem(id=1, label='left_eye'))
+    >>> ids, labels = zip(*keypoints[1])
+    """
+    return {item.id: keypoints for item, keypoints in _read_items(path) if keypoints}
+
+
+def num_keypoints_of(keypoints):
+    """The keypoints per object that records of a label map's keypoint classes hold: the
+    largest keypoint id + 1 (0 without keypoint classes).
+
+    Args:
+        keypoints: dict `{class id: (KeypointItem, …)}` from `read_label_map_keypoints`.
+    """
+    return max((point.id + 1 for points in keypoints.values() for point in points), default=0)
 
 
 def read_label_map(path):
@@ -263,12 +362,40 @@ def _quote(text):
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
-def format_label_map(label_map, display_names=None):
+def _checked_keypoints(keypoints, label_map):
+    """`{class id: [KeypointItem]}` from `{class id: labels or (id, label) pairs}`."""
+    unknown = sorted(set(keypoints) - set(label_map))
+    if unknown:
+        raise DataError(f"keypoints has class ids {unknown} that are not in the label map")
+    checked = {}
+    for class_id, points in keypoints.items():
+        items = [
+            KeypointItem(index, point) if isinstance(point, str) else KeypointItem(*point)
+            for index, point in enumerate(points)
+        ]
+        ids, labels = [item.id for item in items], [item.label for item in items]
+        if (
+            any(not isinstance(i, int) or i < 0 for i in ids)
+            or any(not isinstance(label, str) or not label for label in labels)
+            or len(set(ids)) < len(ids)
+            or len(set(labels)) < len(labels)
+        ):
+            raise DataError(
+                f"keypoints of class {class_id}: {items} must have distinct ids >= 0 and "
+                "distinct non-empty labels"
+            )
+        checked[class_id] = items
+    return checked
+
+
+def format_label_map(label_map, display_names=None, keypoints=None):
     """Formats a label map dict as TF OD API `.pbtxt` text (items sorted by id).
 
     Args:
         label_map: dict `{id: name}`, ids ≥ 1.
         display_names: optional dict `{id: display_name}` for some or all ids.
+        keypoints: optional dict `{id: keypoints}` for the keypoint classes, each a list of
+            labels (ids 0, 1, … in order) or of `(id, label)` pairs / `KeypointItem`s.
 
     Returns:
         str. The label map text.
@@ -278,16 +405,21 @@ def format_label_map(label_map, display_names=None):
     unknown = sorted(set(display_names) - set(label_map))
     if unknown:
         raise DataError(f"display_names has ids {unknown} that are not in the label map")
+    keypoints = _checked_keypoints(keypoints or {}, label_map)
     blocks = []
     for label_id, name in label_map.items():
         lines = [f"  id: {label_id}", f"  name: {_quote(name)}"]
         if display_names.get(label_id) is not None:
             lines.append(f"  display_name: {_quote(display_names[label_id])}")
+        lines += [
+            f"  keypoints {{ id: {point.id} label: {_quote(point.label)} }}"
+            for point in keypoints.get(label_id, ())
+        ]
         blocks.append("item {\n" + "\n".join(lines) + "\n}\n")
     return "\n".join(blocks)
 
 
-def write_label_map(label_map, path, display_names=None):
+def write_label_map(label_map, path, display_names=None, keypoints=None):
     """Writes a label map dict as a TF OD API `.pbtxt` file, atomically.
 
     The text goes to a temporary file in the same folder that is renamed over `path` at the end,
@@ -297,6 +429,8 @@ def write_label_map(label_map, path, display_names=None):
         label_map: dict `{id: name}`, ids ≥ 1.
         path: str or path-like. The output file; its folder is created if needed.
         display_names: optional dict `{id: display_name}`.
+        keypoints: optional dict `{id: keypoint labels or (id, label) pairs}` of keypoint
+            classes, written as `keypoints { id label }` (see `format_label_map`).
 
     Returns:
         str. `path`.
@@ -304,9 +438,11 @@ def write_label_map(label_map, path, display_names=None):
     Example:
     >>> write_label_map({1: "cat", 2: "dog"}, "label_map.pbtxt", display_names={1: "Cat"})
     'label_map.pbtxt'
+    >>> write_label_map({1: "person"}, "pose.pbtxt", keypoints={1: ["nose", "left_eye"]})
+    'pose.pbtxt'
     """
     path = os.fspath(path)
-    text = format_label_map(label_map, display_names)
+    text = format_label_map(label_map, display_names, keypoints)
     folder, base = os.path.split(path)
     if folder:
         os.makedirs(folder, exist_ok=True)

@@ -4,7 +4,10 @@ Records written here decode with the TF OD API's `TfExampleDecoder`, and records
 TF OD API's dataset tools (`create_pascal_tf_record.py`, `create_coco_tf_record.py`, the
 "using your own dataset" guide) decode here. Boxes on disk are normalized to [0, 1] and stored as
 four separate lists (`image/object/bbox/xmin|ymin|xmax|ymax`); kdet hands them out as one
-`[num_boxes, 4]` tensor in `rel_yxyx`.
+`[num_boxes, 4]` tensor in `rel_yxyx`. Keypoints (`image/object/keypoint/y|x`, normalized,
+object-major `num_boxes * num_keypoints` floats, and `image/object/keypoint/visibility`, COCO's
+0 not labelled / 1 labelled not visible / 2 visible) come out as `[num_boxes, num_keypoints, 2]`
+in (y, x) order, the TF OD API order.
 """
 
 import hashlib
@@ -36,6 +39,14 @@ IMAGE_CLASS_LABEL = "image/class/label"
 IMAGE_CLASS_TEXT = "image/class/text"
 AREA = "image/object/area"
 WEIGHT = "image/object/weight"
+KEYPOINT_X = "image/object/keypoint/x"
+KEYPOINT_Y = "image/object/keypoint/y"
+KEYPOINT_VISIBILITY = "image/object/keypoint/visibility"
+# Written for the TF OD API's tools (labelled keypoints per object, keypoint names); not decoded.
+KEYPOINT_NUM = "image/object/keypoint/num"
+KEYPOINT_TEXT = "image/object/keypoint/text"
+# COCO keypoint visibility `v`: 0 not labelled, 1 labelled but not visible, 2 visible.
+KEYPOINT_VISIBLE = 2
 
 # The same defaults as the TF OD API `TfExampleDecoder`, so records missing optional scalar
 # keys decode identically in both libraries.
@@ -64,6 +75,9 @@ _LIST_FEATURES = {
     IMAGE_CLASS_TEXT: tf.string,
     AREA: tf.float32,
     WEIGHT: tf.float32,
+    KEYPOINT_X: tf.float32,
+    KEYPOINT_Y: tf.float32,
+    KEYPOINT_VISIBILITY: tf.int64,
 }
 FEATURE_SPEC = {
     **_SCALAR_FEATURES,
@@ -154,6 +168,9 @@ def create_tf_example(
     group_of=None,
     image_class_labels=None,
     image_class_texts=None,
+    keypoints=None,
+    keypoint_visibilities=None,
+    keypoint_names=None,
 ):
     """Builds a `tf.train.Example` with the TF OD API detection keys.
 
@@ -174,6 +191,14 @@ def create_tf_example(
         image_class_labels: optional int array `[num_image_labels]`, the image's verified
             image-level label ids (`image/class/label`).
         image_class_texts: optional list of their class names (`image/class/text`).
+        keypoints: optional float array `[num_boxes, num_keypoints, 2]`, normalized (y, x) of
+            each object's keypoints (NaN for a keypoint that is not labelled); stored flattened,
+            object-major, as `image/object/keypoint/y` and `/x`.
+        keypoint_visibilities: optional int array `[num_boxes, num_keypoints]`, COCO `v` (0 not
+            labelled, 1 labelled not visible, 2 visible), stored as
+            `image/object/keypoint/visibility`; defaults to 2 for finite keypoints, 0 for NaN.
+        keypoint_names: optional list of `num_keypoints` names, stored per object as
+            `image/object/keypoint/text` (as the TF OD API's `create_coco_tf_record.py` does).
 
     Returns:
         A `tf.train.Example`.
@@ -229,7 +254,59 @@ def create_tf_example(
         feature[IMAGE_CLASS_LABEL] = _int64_list(np.asarray(image_class_labels).reshape(-1))
     if image_class_texts is not None:
         feature[IMAGE_CLASS_TEXT] = _bytes_list(list(image_class_texts))
+    if keypoints is not None:
+        feature.update(
+            _keypoint_features(
+                keypoints, keypoint_visibilities, keypoint_names, num_boxes, filename or "image"
+            )
+        )
+    elif keypoint_visibilities is not None or keypoint_names is not None:
+        raise ValueError(
+            f"{filename or 'image'}: keypoint_visibilities or keypoint_names given without "
+            "keypoints"
+        )
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _keypoint_features(keypoints, visibilities, names, num_boxes, what):
+    """The `image/object/keypoint/*` features of `[num_boxes, num_keypoints, 2]` (y, x)."""
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    if keypoints.size == 0 and num_boxes == 0:
+        keypoints = keypoints.reshape(0, keypoints.shape[1] if keypoints.ndim == 3 else 0, 2)
+    if keypoints.ndim != 3 or keypoints.shape[0] != num_boxes or keypoints.shape[2] != 2:
+        raise ValueError(
+            f"{what}: keypoints have shape {keypoints.shape}; expected [{num_boxes} boxes, "
+            "num_keypoints, 2 (y, x)]"
+        )
+    num_keypoints = keypoints.shape[1]
+    labelled = np.all(np.isfinite(keypoints), axis=-1)
+    if visibilities is None:
+        visibilities = np.where(labelled, KEYPOINT_VISIBLE, 0)
+    visibilities = np.asarray(visibilities, dtype=np.int64)
+    if visibilities.shape != (num_boxes, num_keypoints):
+        raise ValueError(
+            f"{what}: keypoint_visibilities have shape {visibilities.shape}; expected "
+            f"[{num_boxes}, {num_keypoints}] like the keypoints"
+        )
+    if not np.all((visibilities >= 0) & (visibilities <= KEYPOINT_VISIBLE)):
+        raise ValueError(
+            f"{what}: keypoint_visibilities hold {sorted(set(visibilities.ravel().tolist()))}; "
+            "expected COCO v values 0 (not labelled), 1 (labelled, not visible), 2 (visible)"
+        )
+    features = {
+        KEYPOINT_Y: _float_list(keypoints[..., 0].ravel()),
+        KEYPOINT_X: _float_list(keypoints[..., 1].ravel()),
+        KEYPOINT_VISIBILITY: _int64_list(visibilities.ravel()),
+        KEYPOINT_NUM: _int64_list(np.sum(visibilities > 0, axis=1)),
+    }
+    if names is not None:
+        names = list(names)
+        if len(names) != num_keypoints:
+            raise ValueError(
+                f"{what}: {len(names)} keypoint_names for {num_keypoints} keypoints per object"
+            )
+        features[KEYPOINT_TEXT] = _bytes_list(names * num_boxes)
+    return features
 
 
 def _dense(parsed, key, default):
@@ -245,7 +322,70 @@ def _labels_from_text(texts, label_map):
     return table.lookup(texts)
 
 
-def decode_tf_example(serialized, label_map=None):
+def _check_keypoint_count(parsed, key, expected, what):
+    """An assertion that `key` holds `expected` values; its message names the record."""
+    count = tf.size(parsed[key].values)
+    return tf.debugging.Assert(
+        tf.equal(count, expected),
+        [
+            "record (image/filename, image/source_id):",
+            parsed[IMAGE_FILENAME],
+            parsed[IMAGE_SOURCE_ID],
+            f"{key} has",
+            count,
+            f"values; expected {what}:",
+            expected,
+        ],
+    )
+
+
+def _decode_keypoints(parsed, num_boxes, num_keypoints):
+    """`(keypoints [num_boxes, K, 2] (y, x), visibilities int32 [num_boxes, K])` of a record.
+
+    K is `num_keypoints`, or read from the record (values / boxes) when None. A record without
+    keypoints gets K not-labelled keypoints per box. As the TF OD API decoder does: without
+    `image/object/keypoint/visibility`, a keypoint is visible (2) unless its coordinates are
+    NaN (kdet: or negative), and not-labelled keypoints get NaN coordinates.
+    """
+    y = _dense(parsed, KEYPOINT_Y, 0.0)
+    x = _dense(parsed, KEYPOINT_X, 0.0)
+    size = tf.size(x)
+    if num_keypoints is None:
+        count = size // tf.maximum(num_boxes, 1)
+    else:
+        count = tf.constant(num_keypoints, tf.int32)
+    checks = [
+        _check_keypoint_count(parsed, KEYPOINT_Y, size, f"the {KEYPOINT_X} count"),
+        _check_keypoint_count(
+            parsed,
+            KEYPOINT_X,
+            tf.where(size > 0, num_boxes * count, 0),
+            "boxes * keypoints per box" + ("" if num_keypoints is None else f" ({num_keypoints})"),
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        total = num_boxes * count
+        coordinates = tf.cond(
+            size > 0,
+            lambda: tf.stack([y, x], axis=-1),
+            lambda: tf.fill([total, 2], float("nan")),
+        )
+    given = tf.cast(_dense(parsed, KEYPOINT_VISIBILITY, 0), tf.int32)
+    finite = tf.reduce_all(tf.math.is_finite(coordinates), axis=-1)
+    default = tf.where(finite & tf.reduce_all(coordinates >= 0.0, axis=-1), KEYPOINT_VISIBLE, 0)
+    visibilities = tf.cond(
+        (tf.size(given) == total) & (size > 0), lambda: tf.where(finite, given, 0), lambda: default
+    )
+    coordinates = tf.where((visibilities > 0)[:, tf.newaxis], coordinates, float("nan"))
+    keypoints = tf.reshape(coordinates, tf.stack([num_boxes, count, 2]))
+    visibilities = tf.reshape(visibilities, tf.stack([num_boxes, count]))
+    return (
+        tf.ensure_shape(keypoints, [None, num_keypoints, 2]),
+        tf.ensure_shape(visibilities, [None, num_keypoints]),
+    )
+
+
+def decode_tf_example(serialized, label_map=None, num_keypoints=None):
     """Decodes one serialized TF OD API `tf.train.Example`.
 
     Graph-friendly: works eagerly and inside `tf.data` / `tf.function`.
@@ -255,6 +395,9 @@ def decode_tf_example(serialized, label_map=None):
         label_map: optional dict `{id: name}`. When given and the record has class texts, the
             labels come from the texts (unknown names → -1), like the TF OD API decoder with a
             `label_map_path`; otherwise from `image/object/class/label`.
+        num_keypoints: optional int, the keypoints per object (TF OD API `num_keypoints` of the
+            input reader): fixes K (a record with another count fails, naming it; a record
+            without keypoints gets K not-labelled ones per box). None reads K from the record.
 
     Returns:
         A dict of tensors:
@@ -268,6 +411,12 @@ def decode_tf_example(serialized, label_map=None):
           (`image/class/label`; from `image/class/text` with a `label_map`, as for boxes).
         - `"area"`: float32 `[num_boxes]` (-1 when absent).
         - `"weights"`: float32 `[num_boxes]` (1 when absent).
+        - `"keypoints"`: float32 `[num_boxes, num_keypoints, 2]`, normalized (y, x); NaN for
+          keypoints not labelled (num_keypoints 0 for a record without keypoints, unless
+          `num_keypoints` is given).
+        - `"keypoint_visibilities"`: int32 `[num_boxes, num_keypoints]`, COCO `v` (0 not
+          labelled, 1 labelled not visible, 2 visible); see `_decode_keypoints` for the
+          defaults when the record has no visibilities.
         - `"filename"`, `"source_id"`, `"key"`, `"format"`: string scalars.
         - `"height"`, `"width"`: int32 scalars from the record.
     """
@@ -307,6 +456,7 @@ def decode_tf_example(serialized, label_map=None):
             lambda: image_labels,
         )
 
+    keypoints, keypoint_visibilities = _decode_keypoints(parsed, num_boxes, num_keypoints)
     return {
         "image": image,
         "boxes": tf.cast(boxes, tf.float32),
@@ -319,6 +469,8 @@ def decode_tf_example(serialized, label_map=None):
         "image_labels": image_labels,
         "area": per_box(AREA, -1.0, tf.float32),
         "weights": per_box(WEIGHT, 1.0, tf.float32),
+        "keypoints": keypoints,
+        "keypoint_visibilities": keypoint_visibilities,
         "filename": parsed[IMAGE_FILENAME],
         "source_id": parsed[IMAGE_SOURCE_ID],
         "key": parsed[IMAGE_KEY_SHA256],
