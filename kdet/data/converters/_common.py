@@ -41,7 +41,9 @@ class AnnotatedImage:
     box_sources: list  # per box, where it came from, e.g. "a.xml object 3" or "train.csv row 7"
     source_id: str
     size: tuple | None = None  # (height, width) the annotation declares, if any
-    extras: dict = dataclasses.field(default_factory=dict)  # per-box create_tf_example kwargs
+    # Per-box create_tf_example kwargs; "keypoints" per box is float [K, 2] (y, x) in pixels.
+    extras: dict = dataclasses.field(default_factory=dict)
+    image_extras: dict = dataclasses.field(default_factory=dict)  # per-image kwargs
 
 
 def check_on_error(on_error):
@@ -235,13 +237,56 @@ def lookup_labels(names, label_map, name_ids, box_sources):
     return ids
 
 
+def normalized_keypoints(keypoints, visibilities, height, width, box_sources):
+    """Checks pixel keypoints against the image and normalizes them.
+
+    Labelled keypoints (visibility > 0) must be finite and inside the image, up to
+    `CLIP_TOLERANCE_PX` (clipped); the coordinates of the others are written as they are
+    (COCO stores 0, 0), as the TF OD API's `create_coco_tf_record.py` does.
+
+    Args:
+        keypoints: per box, float `[num_keypoints, 2]` (y, x) in pixels.
+        visibilities: per box, int `[num_keypoints]`, COCO `v`.
+        height, width: int. The real image size.
+        box_sources: list of str naming each box in error messages.
+
+    Returns:
+        float32 `[num_boxes, num_keypoints, 2]` normalized (y, x).
+    """
+    limits = np.array([height, width], dtype=np.float64)
+    normalized = []
+    for points, flags, where in zip(keypoints, visibilities, box_sources):
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        labelled = np.asarray(flags).reshape(-1) > 0
+        clipped = np.clip(points, 0.0, limits)
+        bad = labelled & (
+            ~np.all(np.isfinite(points), axis=-1)
+            | (np.max(np.abs(points - clipped), axis=-1) > CLIP_TOLERANCE_PX)
+        )
+        if np.any(bad):
+            index = int(np.argmax(bad))
+            raise DataError(
+                f"{where}: keypoint {index} (x, y) = ({points[index, 1]:g}, {points[index, 0]:g})"
+                f" lies outside the {width}x{height} image (at most {CLIP_TOLERANCE_PX:g} px "
+                "out) or is not finite"
+            )
+        normalized.append(np.where(labelled[:, None], clipped, points) / limits)
+    num_keypoints = normalized[0].shape[0] if normalized else 0
+    return np.asarray(normalized, dtype=np.float32).reshape(-1, num_keypoints, 2)
+
+
 def make_example(encoded, image_format, height, width, boxes, ids, names, box_sources, **kwargs):
-    """Checks `xyxy` pixel boxes and builds the `tf.train.Example` with normalized boxes.
+    """Checks `xyxy` pixel boxes (and pixel keypoints, when `kwargs` has them) and builds the
+    `tf.train.Example` with normalized boxes (and keypoints).
 
     Returns:
         `(tf.train.Example, number of clipped boxes)`.
     """
     boxes, num_clipped = check_boxes(boxes, height, width, box_sources)
+    if kwargs.get("keypoints") is not None:
+        kwargs["keypoints"] = normalized_keypoints(
+            kwargs["keypoints"], kwargs["keypoint_visibilities"], height, width, box_sources
+        )
     # The TF OD API dataset tools divide pixel coordinates by the image size, no +1/-1 offset.
     xmin, ymin, xmax, ymax = (boxes / [width, height, width, height]).T
     example = create_tf_example(
@@ -305,6 +350,7 @@ def write_annotations(
     class_map=None,
     input_path=None,
     image_hint="",
+    keypoint_labels=None,
 ):
     """Checks each annotated image, writes the good ones atomically and completes `summary`.
 
@@ -324,6 +370,8 @@ def write_annotations(
         input_path: the annotations converted (a folder, JSON or CSV file), for messages.
         image_hint: str, where the converter looked for the images and how to point it
             elsewhere, added to the error when nothing is written.
+        keypoint_labels: optional dict `{class name: keypoint labels}`, written as the
+            `keypoints` of those classes in a derived label map.
 
     Returns:
         `summary`, filled in.
@@ -364,7 +412,12 @@ def write_annotations(
             raise _nothing_written(input_path, output_path, summary, image_hint)
     summary.output_paths = writer.paths
     if label_map_to_write:
-        write_label_map(label_map, label_map_to_write)
+        keypoints = {
+            name_ids[name]: labels
+            for name, labels in (keypoint_labels or {}).items()
+            if name in name_ids
+        }
+        write_label_map(label_map, label_map_to_write, keypoints=keypoints)
     return summary
 
 
@@ -491,6 +544,7 @@ def _example_of(annotation, label_map, name_ids, summary):
         filename=os.path.basename(annotation.image_path),
         source_id=annotation.source_id,
         **annotation.extras,
+        **annotation.image_extras,
     )
     if num_clipped:
         summary.notes.append(

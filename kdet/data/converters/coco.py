@@ -1,4 +1,4 @@
-"""COCO instances JSON → TFRecords of TF OD API `tf.train.Example`s."""
+"""COCO instances (and person keypoints) JSON → TFRecords of TF OD API `tf.train.Example`s."""
 
 import collections
 import json
@@ -38,6 +38,14 @@ def convert_coco(
     their flag, as the TF OD API does. `image/source_id` is the COCO image id, which COCO
     evaluation matches on. The COCO category ids are the label ids and the category names the
     class names (the TF OD API's 90-id COCO label map), unless `label_map` is given.
+
+    Keypoints (a COCO person keypoints JSON, e.g. `person_keypoints_val2017.json`): when
+    categories list `keypoints` names, every object gets K keypoints (K: the longest list) in
+    `image/object/keypoint/x|y` (normalized), `/visibility` (COCO `v`), `/num` and `/text`, as
+    the TF OD API's `create_coco_tf_record.py --*_keypoint_annotations_file` writes them; an
+    object without `keypoints` gets K not-labelled ones (v = 0). A derived label map lists the
+    category's keypoint names (`keypoints { id label }`). Labelled keypoints must lie inside
+    the image (up to 1 px, clipped).
 
     Images are checked as in `convert_voc`: they must decode completely and have the JSON
     `width`/`height`; boxes at most 1 px outside the image are clipped, others (and empty
@@ -82,6 +90,7 @@ def convert_coco(
     json_path = os.fspath(json_path)
     data = _load_json(json_path)
     categories = _categories(data, json_path)
+    keypoint_names = _keypoint_names(data, json_path)
     image_ids = _image_ids(data, json_path)
     by_image = _annotations_by_image(data, json_path)
     image_folder = os.fspath(image_dir) if image_dir is not None else os.path.dirname(json_path)
@@ -94,7 +103,7 @@ def convert_coco(
             annotations.append(
                 _read_image_entry(
                     image, by_image, categories, image_folder, finder, source, json_path,
-                    summary.notes,
+                    summary.notes, keypoint_names,
                 )
             )
         except DataError as error:
@@ -116,6 +125,7 @@ def convert_coco(
         class_map,
         input_path=json_path,
         image_hint=image_folder_hint(image_folder, "the JSON file"),
+        keypoint_labels={categories[i]: names for i, names in keypoint_names.items()},
     )
 
 
@@ -160,6 +170,52 @@ def _categories(data, json_path):
     return validate_label_map(label_map, f"{json_path} categories")
 
 
+def _keypoint_names(data, json_path):
+    """`{category id: [keypoint names]}` of the categories that list `keypoints`."""
+    names = {}
+    for index, category in enumerate(data["categories"]):
+        points = category.get("keypoints")
+        if points is None:
+            continue
+        if not isinstance(points, list) or not all(isinstance(n, str) and n for n in points):
+            raise DataError(
+                f"{json_path} categories[{index}]: 'keypoints' is {points!r}; expected a list "
+                "of keypoint names"
+            )
+        if len(set(points)) < len(points):
+            raise DataError(f"{json_path} categories[{index}]: 'keypoints' repeats a name")
+        if points:
+            names[category["id"]] = points
+    return names
+
+
+def _read_keypoints(annotation, names, num_keypoints, where):
+    """`(keypoints [K, 2] (y, x) pixels, visibilities [K])` of one annotation: its COCO
+    `keypoints` `[x1, y1, v1, …]` for the `names` of its category, padded to `num_keypoints`
+    with not-labelled ones."""
+    points = np.zeros([num_keypoints, 2])
+    visibilities = np.zeros([num_keypoints], np.int64)
+    values = annotation.get("keypoints")
+    if values is None:
+        return points, visibilities
+    if not names or not isinstance(values, list) or len(values) != 3 * len(names):
+        expected = f"3 * {len(names)} values [x1, y1, v1, …]" if names else "none"
+        raise DataError(
+            f"{where}: 'keypoints' has {len(values) if isinstance(values, list) else values!r}"
+            f" values; expected {expected} (its category's keypoints)"
+        )
+    for index in range(len(names)):
+        x, y = (_number(v, where, "keypoints") for v in values[3 * index : 3 * index + 2])
+        visibility = _integer(values[3 * index + 2], where, "keypoints")
+        if visibility not in (0, 1, 2):
+            raise DataError(
+                f"{where}: keypoint {index} ({names[index]}) has visibility {visibility}; "
+                "expected 0 (not labelled), 1 (labelled, not visible) or 2 (visible)"
+            )
+        points[index], visibilities[index] = (y, x), visibility
+    return points, visibilities
+
+
 def _image_ids(data, json_path):
     counts = collections.Counter(
         str(image.get("id")) for image in data["images"] if isinstance(image, dict)
@@ -192,7 +248,9 @@ def _integer(value, where, key):
     return int(number)
 
 
-def _read_image_entry(image, by_image, categories, image_folder, finder, source, json_path, notes):
+def _read_image_entry(
+    image, by_image, categories, image_folder, finder, source, json_path, notes, keypoint_names
+):
     if not isinstance(image, dict):
         raise DataError(f"{source}: expected an object with id, file_name, width, height")
     missing = [key for key in ("id", "file_name", "width", "height") if key not in image]
@@ -202,6 +260,8 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
     entry = f"{source} (id {source_id})"
     size = tuple(_integer(image[key], entry, key) for key in ("height", "width"))
     boxes, names, box_sources, is_crowd, area = [], [], [], [], []
+    num_keypoints = max(map(len, keypoint_names.values()), default=0)
+    keypoints, visibilities = [], []
     for index, annotation in by_image.get(source_id, []):
         where = f"{json_path} annotations[{index}] (id {annotation.get('id')})"
         bbox = annotation.get("bbox")
@@ -218,6 +278,20 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
         box_sources.append(f"{where} ({names[-1]})")
         is_crowd.append(_integer(annotation.get("iscrowd", 0), where, "iscrowd"))
         area.append(_number(annotation.get("area", width * height), where, "area"))
+        if num_keypoints:
+            points, flags = _read_keypoints(
+                annotation, keypoint_names.get(category_id), num_keypoints, where
+            )
+            keypoints.append(points)
+            visibilities.append(flags)
+    extras = {"is_crowd": is_crowd, "area": area}
+    image_extras = {}
+    if num_keypoints:
+        extras.update(keypoints=keypoints, keypoint_visibilities=visibilities)
+        # Names per object only when one list names them all (COCO: the person keypoints).
+        lists = {tuple(names_) for names_ in keypoint_names.values()}
+        if len(lists) == 1:
+            image_extras["keypoint_names"] = list(lists.pop())
     image_path = finder.find(image_folder, image["file_name"], f"{entry} 'file_name'", notes)
     return AnnotatedImage(
         source=f"{source} (id {source_id}, {image['file_name']})",
@@ -227,5 +301,6 @@ def _read_image_entry(image, by_image, categories, image_folder, finder, source,
         box_sources=box_sources,
         source_id=source_id,
         size=size,
-        extras={"is_crowd": is_crowd, "area": area},
+        extras=extras,
+        image_extras=image_extras,
     )
