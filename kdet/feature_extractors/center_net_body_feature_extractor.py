@@ -34,6 +34,11 @@ class CenterNetBodyFeatureExtractor(CenterNetFeatureExtractor):
         self.feature_model = None
 
     @property
+    def body(self):
+        """The classification body: the functional model the feature model starts with."""
+        return self.feature_model.layers[1]
+
+    @property
     def out_stride(self):
         return BODY_OUT_STRIDE
 
