@@ -7,6 +7,8 @@ whatever the `tf.data` parallelism.
 
 import tensorflow as tf
 
+from kdet.data.augmentation import object_fields
+
 
 def sub_seed(seed, salt):
     """Derives an independent `[2]` seed for the `salt`-th random draw (None stays None)."""
@@ -41,22 +43,26 @@ def change_coordinate_frame(boxes, window):
     return (boxes - origin) / extent
 
 
-def crop_boxes(boxes, labels, window, overlap_thresh=0.0, clip=True):
+def crop_boxes(boxes, labels, window, overlap_thresh=0.0, clip=True, image_size=None):
     """Moves boxes into a crop window and drops those that do not belong to the crop.
 
     A box is kept when it overlaps the window with a positive area and at least `overlap_thresh`
     of its own area lies inside the window (TF OD API `prune_completely_outside_window` +
     `prune_non_overlapping_boxes`); degenerate boxes (zero area) are dropped with their labels.
+    Per-object fields move along (`object_fields`): the kept objects' keypoints into the crop's
+    coordinates, those outside it not labelled any more (also with `clip=False`, where the TF
+    OD API keeps them).
 
     Args:
         boxes: float32 `[num_boxes, 4]`, `rel_yxyx` of the uncropped image.
-        labels: `[num_boxes]`, any dtype.
+        labels: `[num_boxes]`, any dtype, or a dict of per-object fields (`object_fields`).
         window: float32 `[4]`, the crop in `rel_yxyx` of the uncropped image.
         overlap_thresh: float. Minimum fraction of a box's area inside the window.
         clip: bool. Clip the kept boxes to the crop.
+        image_size: int32 `[2]`, the size of the cropped image (for per-object fields).
 
     Returns:
-        `(boxes, labels)`: the kept boxes in `rel_yxyx` of the crop and their labels.
+        `(boxes, labels)`: the kept boxes in `rel_yxyx` of the crop and their labels (fields).
     """
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
     inter_height = tf.minimum(ymax, window[2]) - tf.maximum(ymin, window[0])
@@ -70,7 +76,8 @@ def crop_boxes(boxes, labels, window, overlap_thresh=0.0, clip=True):
     new_boxes = change_coordinate_frame(tf.boolean_mask(boxes, keep), window)
     if clip:
         new_boxes = tf.clip_by_value(new_boxes, 0.0, 1.0)
-    return new_boxes, tf.boolean_mask(labels, keep)
+    objects = object_fields.change_frame(object_fields.select(labels, keep), window, image_size)
+    return new_boxes, objects
 
 
 def uniform_tensor(seed, salt, shape, minval=0.0, maxval=1.0, dtype=tf.float32):

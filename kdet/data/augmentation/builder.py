@@ -15,6 +15,7 @@ from kdet.data.augmentation import _common
 from kdet.data.augmentation import crops
 from kdet.data.augmentation import geometric
 from kdet.data.augmentation import labels
+from kdet.data.augmentation import object_fields
 from kdet.data.augmentation import photometric
 
 # The augmentation ops `build_augmentation` knows, by TF OD API `preprocessor.proto` step
@@ -141,33 +142,39 @@ def _frozen(value):
     return value
 
 
-def _trace(name, params):
+def _trace(name, params, num_keypoints):
     """Traces one step on symbolic inputs, so that bad values fail now, not in `tf.data`."""
     op = AUGMENTATION_OPS[name]
     traced = tf.function(
         lambda image, boxes, labels: op(image, boxes, labels, **params), autograph=False
     )
+    labels = tf.TensorSpec([None], tf.int32)
+    if num_keypoints:
+        labels = {
+            object_fields.LABELS: labels,
+            object_fields.KEYPOINTS: tf.TensorSpec([None, num_keypoints, 2], tf.float32),
+            object_fields.KEYPOINT_VISIBILITIES: tf.TensorSpec([None, num_keypoints], tf.int32),
+        }
     traced.get_concrete_function(
-        tf.TensorSpec([None, None, 3], tf.uint8),
-        tf.TensorSpec([None, 4], tf.float32),
-        tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, 4], tf.float32), labels
     )
 
 
-# Steps already traced, by `(name, _frozen(params))`: building the same step again is free.
+# Steps already traced, by `(name, _frozen(params), num_keypoints)`: building the same step
+# again is free.
 _TRACED = set()
 
 
-def _check_values(name, params):
+def _check_values(name, params, num_keypoints):
     try:
-        key = (name, _frozen(params))
+        key = (name, _frozen(params), num_keypoints)
         hash(key)
     except TypeError:  # e.g. a tensor parameter: trace without remembering it
         key = None
     if key is not None and key in _TRACED:
         return
     try:
-        _trace(name, params)
+        _trace(name, params, num_keypoints)
     except (ValueError, TypeError) as error:
         message = str(error)
         raise ValueError(message if message.startswith(name) else f"{name}: {message}") from None
@@ -175,17 +182,22 @@ def _check_values(name, params):
         _TRACED.add(key)
 
 
-def build_augmentation(options):
+def build_augmentation(options, num_keypoints=0):
     """Builds one augmentation function from a list of TF OD API augmentation steps.
 
     Args:
         options: list of steps, each `{name: params}`, `(name, params)` or `name`, with the step
             and parameter names of the TF OD API `preprocessor.proto` (see `AUGMENTATION_OPS`).
+        num_keypoints: int. Keypoints per object of the examples it will get (0: box-only);
+            the steps are checked against them (a flip needs `keypoint_flip_permutation` of
+            that length). Defaults to `0`.
 
     Returns:
         A function `(image, boxes, labels, seed=None) -> (image, boxes, labels)` for one decoded
         example (image `[height, width, 3]` uint8 or float 0..255, boxes float32
-        `[num_boxes, 4]` `rel_yxyx`, labels `[num_boxes]`), usable in `tf.data.Dataset.map`.
+        `[num_boxes, 4]` `rel_yxyx`, labels `[num_boxes]` or, with keypoints, a dict of
+        per-object fields `{"labels", "keypoints", "keypoint_visibilities"}` — see
+        `kdet.data.augmentation.object_fields`), usable in `tf.data.Dataset.map`.
         With an int `[2]` `seed` every step is stateless and the result reproducible.
 
     Raises:
@@ -209,7 +221,7 @@ def build_augmentation(options):
     steps = [_parse_step(step) for step in options]
     for name, params in steps:
         _validate(name, params)
-        _check_values(name, params)
+        _check_values(name, params, num_keypoints)
 
     # The ops are written with explicit tf.cond / tf.switch_case: AutoGraph has nothing to
     # convert, and skipping it makes tracing inside `tf.data.Dataset.map` several times faster.

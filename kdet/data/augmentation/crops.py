@@ -2,8 +2,10 @@
 
 Every op takes one decoded example `(image, boxes, labels)` — image `[height, width, 3]` uint8 or
 float 0..255 (returned in the same dtype), boxes float32 `[num_boxes, 4]` `rel_yxyx`, labels
-`[num_boxes]` — and returns it cropped. Boxes that fall out of the crop are dropped together with
-their labels, so the number of boxes can shrink (to zero); images without boxes work too.
+`[num_boxes]` or a dict of per-object fields (`object_fields`: labels, keypoints) — and returns
+it cropped. Boxes that fall out of the crop are dropped together with their labels (and
+keypoints), so the number of boxes can shrink (to zero); images without boxes work too.
+Keypoints outside the crop become not labelled (visibility 0).
 
 These are written with `tf.image` rather than `keras.layers.RandomCrop`/`RandomZoom`: the TF OD API
 crops are constrained by the boxes (`tf.image.sample_distorted_bounding_box` with
@@ -158,7 +160,7 @@ def random_crop_image(
                 seed=_common.sub_seed(seed, 1), **sampler_args
             )
         kept_boxes, kept_labels = _common.crop_boxes(
-            boxes, labels, window[0, 0], overlap_thresh, clip_boxes
+            boxes, labels, window[0, 0], overlap_thresh, clip_boxes, image_size=size[:2]
         )
         return tf.slice(image, begin, size), kept_boxes, kept_labels
 
@@ -236,7 +238,9 @@ def random_scale_crop_and_pad_to_square(
     window = tf.cast(tf.concat([offset, offset + output_size], 0), tf.float32) / tf.cast(
         tf.concat([scaled_size, scaled_size], 0), tf.float32
     )
-    boxes, labels = _common.crop_boxes(boxes, labels, window)
+    boxes, labels = _common.crop_boxes(
+        boxes, labels, window, image_size=tf.constant([output_size, output_size])
+    )
     return _common.restore_dtype(padded, dtype), boxes, labels
 
 
@@ -284,7 +288,14 @@ def random_crop_to_aspect_ratio(
         tf.stack([offset_y, offset_x, offset_y + target_height, offset_x + target_width]),
         tf.float32,
     ) / tf.stack([height, width, height, width])
-    boxes, labels = _common.crop_boxes(boxes, labels, window, overlap_thresh, clip_boxes)
+    boxes, labels = _common.crop_boxes(
+        boxes,
+        labels,
+        window,
+        overlap_thresh,
+        clip_boxes,
+        image_size=tf.stack([target_height, target_width]),
+    )
     return cropped, boxes, labels
 
 
@@ -391,10 +402,9 @@ def random_crop_pad_image(
     )
     min_size = tf.cast(size * min_ratio, tf.int32)
     max_size = tf.cast(size * max_ratio, tf.int32)
-    padded, boxes = geometric._pad(
-        cropped, boxes, min_size, max_size, color, _common.sub_seed(seed, 1)
+    return geometric._pad(
+        cropped, boxes, labels, min_size, max_size, color, _common.sub_seed(seed, 1)
     )
-    return padded, boxes, labels
 
 
 def _crop_pad_operation(
@@ -548,5 +558,5 @@ def random_square_crop_by_scale(
     window = tf.cast(tf.concat([corner, corner + side], 0), tf.float32) / tf.cast(
         tf.concat([size, size], 0), tf.float32
     )
-    boxes, labels = _common.crop_boxes(boxes, labels, window)
+    boxes, labels = _common.crop_boxes(boxes, labels, window, image_size=tf.stack([side, side]))
     return padded, boxes, labels

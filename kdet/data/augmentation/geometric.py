@@ -4,7 +4,8 @@ parameterized as in the TF OD API.
 Every op takes one decoded example and returns it transformed:
 - `image`: `[height, width, 3]`, uint8 or float 0..255; returned in the same dtype.
 - `boxes`: float32 `[num_boxes, 4]`, `rel_yxyx` (normalized ymin, xmin, ymax, xmax).
-- `labels`: `[num_boxes]`, any dtype.
+- `labels`: `[num_boxes]`, any dtype; or a dict of per-object fields (`"labels"`,
+  `"keypoints"`, `"keypoint_visibilities"`, see `object_fields`), which move with the boxes.
 
 The flips use `tf.image` directly rather than `keras.layers.RandomFlip(bounding_box_format=...)`:
 inside `tf.data` the Keras layer ran 7-10x slower per 640x480 image here (see
@@ -17,27 +18,41 @@ Reference: TF OD API `object_detection/core/preprocessor.py` and `protos/preproc
 import tensorflow as tf
 
 from kdet.data.augmentation import _common
+from kdet.data.augmentation import object_fields
 
 
 def _maybe(probability, seed, transform, image, boxes, labels):
     do_it = _common.uniform(seed, 0) < probability
-    image, boxes = tf.cond(do_it, lambda: transform(image, boxes), lambda: (image, boxes))
-    return image, boxes, labels
+    return tf.cond(
+        do_it, lambda: transform(image, boxes, labels), lambda: (image, boxes, labels)
+    )
 
 
-def _flip_left_right(image, boxes):
+def _flip_left_right(image, boxes, labels, permutation):
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
-    return tf.image.flip_left_right(image), tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], -1)
+    return (
+        tf.image.flip_left_right(image),
+        tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], -1),
+        object_fields.flip_left_right(labels, permutation),
+    )
 
 
-def _flip_up_down(image, boxes):
+def _flip_up_down(image, boxes, labels, permutation):
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
-    return tf.image.flip_up_down(image), tf.stack([1.0 - ymax, xmin, 1.0 - ymin, xmax], -1)
+    return (
+        tf.image.flip_up_down(image),
+        tf.stack([1.0 - ymax, xmin, 1.0 - ymin, xmax], -1),
+        object_fields.flip_up_down(labels, permutation),
+    )
 
 
-def _rotate90(image, boxes):
+def _rotate90(image, boxes, labels, permutation):
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
-    return tf.image.rot90(image), tf.stack([1.0 - xmax, ymin, 1.0 - xmin, ymax], -1)
+    return (
+        tf.image.rot90(image),
+        tf.stack([1.0 - xmax, ymin, 1.0 - xmin, ymax], -1),
+        object_fields.rot90(labels, permutation),
+    )
 
 
 def random_horizontal_flip(
@@ -50,18 +65,30 @@ def random_horizontal_flip(
         boxes: float32 `[num_boxes, 4]`, `rel_yxyx`.
         labels: `[num_boxes]`.
         probability: float. Chance of flipping. Defaults to `0.5`.
-        keypoint_flip_permutation: list of ints, the TF OD API's keypoint order after a flip.
-            kdet examples carry no keypoints, so it changes nothing; it is accepted so that the
-            configs of keypoint models (which set it) run on their boxes.
+        keypoint_flip_permutation: list of ints, the keypoint order after a flip (TF OD API):
+            flipped keypoint `k` is original keypoint `keypoint_flip_permutation[k]`, so
+            `[0, 2, 1]` swaps a left and a right eye. Required when the examples have keypoints
+            (as in the TF OD API), unused otherwise.
         seed: optional int `[2]` stateless seed; None uses the global generator.
 
     Returns:
-        `(image, boxes, labels)`; a box `[y1, x1, y2, x2]` becomes `[y1, 1 - x2, y2, 1 - x1]`.
+        `(image, boxes, labels)`; a box `[y1, x1, y2, x2]` becomes `[y1, 1 - x2, y2, 1 - x1]`,
+        a keypoint `(y, x)` becomes `(y, 1 - x)` (and is reordered).
 
     Example:
     >>> image, boxes, labels = random_horizontal_flip(image, boxes, labels, probability=1.0)
     """
-    return _maybe(probability, seed, _flip_left_right, image, boxes, labels)
+    object_fields.check_flip_permutation(
+        labels, "random_horizontal_flip", keypoint_flip_permutation
+    )
+    return _maybe(
+        probability,
+        seed,
+        lambda *example: _flip_left_right(*example, keypoint_flip_permutation),
+        image,
+        boxes,
+        labels,
+    )
 
 
 def random_vertical_flip(
@@ -72,9 +99,20 @@ def random_vertical_flip(
     Args: as `random_horizontal_flip`.
 
     Returns:
-        `(image, boxes, labels)`; a box `[y1, x1, y2, x2]` becomes `[1 - y2, x1, 1 - y1, x2]`.
+        `(image, boxes, labels)`; a box `[y1, x1, y2, x2]` becomes `[1 - y2, x1, 1 - y1, x2]`,
+        a keypoint `(y, x)` becomes `(1 - y, x)` (and is reordered).
     """
-    return _maybe(probability, seed, _flip_up_down, image, boxes, labels)
+    object_fields.check_flip_permutation(
+        labels, "random_vertical_flip", keypoint_flip_permutation
+    )
+    return _maybe(
+        probability,
+        seed,
+        lambda *example: _flip_up_down(*example, keypoint_flip_permutation),
+        image,
+        boxes,
+        labels,
+    )
 
 
 def random_rotation90(
@@ -84,14 +122,22 @@ def random_rotation90(
 
     Combined with both flips this gives all eight 90° rotations/reflections with equal chance.
 
-    Args: as `random_horizontal_flip` (`keypoint_rot_permutation`, like
-        `keypoint_flip_permutation`, is accepted and has no effect on box-only examples).
+    Args: as `random_horizontal_flip`; `keypoint_rot_permutation` reorders the keypoints like
+        `keypoint_flip_permutation` (unset keeps their order, as in the TF OD API).
 
     Returns:
-        `(image, boxes, labels)`; the image becomes `[width, height, 3]` and a box
-        `[y1, x1, y2, x2]` becomes `[1 - x2, y1, 1 - x1, y2]`.
+        `(image, boxes, labels)`; the image becomes `[width, height, 3]`, a box
+        `[y1, x1, y2, x2]` becomes `[1 - x2, y1, 1 - x1, y2]` and a keypoint `(y, x)` becomes
+        `(1 - x, y)`.
     """
-    return _maybe(probability, seed, _rotate90, image, boxes, labels)
+    return _maybe(
+        probability,
+        seed,
+        lambda *example: _rotate90(*example, keypoint_rot_permutation),
+        image,
+        boxes,
+        labels,
+    )
 
 
 def _size_pair(name, height, width, default):
@@ -103,7 +149,7 @@ def _size_pair(name, height, width, default):
     return default if height is None else tf.constant([height, width], tf.int32)
 
 
-def _pad(image, boxes, min_size, max_size, pad_color, seed):
+def _pad(image, boxes, labels, min_size, max_size, pad_color, seed):
     """TF OD API `random_pad_image` with int32 `[2]` size bounds, in the image's dtype.
 
     The canvas size is drawn in `[min_size, max_size)` per side (each bound at least the image
@@ -128,7 +174,11 @@ def _pad(image, boxes, min_size, max_size, pad_color, seed):
         pad_color = tf.reduce_mean(_common.to_float(image), axis=[0, 1])
     padded = _common.place(image, offset, target, pad_color)
     window = _common.pad_window(offset, target, size)
-    return padded, _common.change_coordinate_frame(boxes, window)
+    return (
+        padded,
+        _common.change_coordinate_frame(boxes, window),
+        object_fields.change_frame(labels, window, target, prune=False),
+    )
 
 
 def random_pad_image(
@@ -167,8 +217,7 @@ def random_pad_image(
     min_size = _size_pair("min", min_image_height, min_image_width, size)
     max_size = _size_pair("max", max_image_height, max_image_width, 2 * size)
     color = _common.check_color("random_pad_image", pad_color)
-    padded, boxes = _pad(image, boxes, min_size, max_size, color, seed)
-    return padded, boxes, labels
+    return _pad(image, boxes, labels, min_size, max_size, color, seed)
 
 
 def random_absolute_pad_image(
@@ -202,8 +251,7 @@ def random_absolute_pad_image(
     size = tf.shape(image)[:2]
     padding = tf.constant([max_height_padding or 1, max_width_padding or 1], tf.int32)
     color = _common.check_color("random_absolute_pad_image", pad_color)
-    padded, boxes = _pad(image, boxes, size, size + padding, color, seed)
-    return padded, boxes, labels
+    return _pad(image, boxes, labels, size, size + padding, color, seed)
 
 
 def random_pad_to_aspect_ratio(
@@ -262,7 +310,11 @@ def random_pad_to_aspect_ratio(
     canvas = tf.maximum(canvas, tf.shape(image)[:2])
     padded = _common.place(image, tf.zeros([2], tf.int32), canvas)
     window = _common.pad_window(tf.zeros([2], tf.int32), canvas, tf.shape(image)[:2])
-    return padded, _common.change_coordinate_frame(boxes, window), labels
+    return (
+        padded,
+        _common.change_coordinate_frame(boxes, window),
+        object_fields.change_frame(labels, window, canvas, prune=False),
+    )
 
 
 # TF OD API `ResizeImage.Method` names → `tf.image.resize` methods.
@@ -312,7 +364,12 @@ def resize_image(
         raise ValueError(
             f"resize_image: method must be one of {list(RESIZE_METHODS)}, got {method!r}"
         )
-    return _resized(image, [new_height, new_width], RESIZE_METHODS[method]), boxes, labels
+    size = tf.constant([new_height, new_width], tf.int32)
+    return (
+        _resized(image, size, RESIZE_METHODS[method]),
+        boxes,
+        object_fields.resize(labels, size),
+    )
 
 
 def random_resize_method(image, boxes, labels, target_height=None, target_width=None, seed=None):
@@ -336,13 +393,13 @@ def random_resize_method(image, boxes, labels, target_height=None, target_width=
             "random_resize_method: target_height and target_width must be set to positive "
             f"sizes, got {target_height} and {target_width}"
         )
-    size = [target_height, target_width]
+    size = tf.constant([target_height, target_width], tf.int32)
     choice = _common.uniform(seed, 0, 0, 4, tf.int32)
     branches = [
         lambda method=method: _resized(image, size, method)
         for method in ("bilinear", "nearest", "bicubic", "area")
     ]
-    return tf.switch_case(choice, branches), boxes, labels
+    return tf.switch_case(choice, branches), boxes, object_fields.resize(labels, size)
 
 
 def random_image_scale(image, boxes, labels, min_scale_ratio=0.5, max_scale_ratio=2.0, seed=None):
@@ -361,7 +418,8 @@ def random_image_scale(image, boxes, labels, min_scale_ratio=0.5, max_scale_rati
     """
     scale = _common.uniform(seed, 0, min_scale_ratio, max_scale_ratio)
     size = tf.cast(scale * tf.cast(tf.shape(image)[:2], tf.float32), tf.int32)
-    return _resized(image, tf.maximum(size, 1), "bilinear"), boxes, labels
+    size = tf.maximum(size, 1)
+    return _resized(image, size, "bilinear"), boxes, object_fields.resize(labels, size)
 
 
 def random_downscale_to_target_pixels(
@@ -403,7 +461,7 @@ def random_downscale_to_target_pixels(
     new_size = tf.maximum(tf.cast(factor * tf.cast(size, tf.float32), tf.int32), 1)
     apply = (_common.uniform(seed, 0) >= random_coef) & (pixels > target)
     image = tf.cond(apply, lambda: _resized(image, new_size, "bilinear"), lambda: image)
-    return image, boxes, labels
+    return image, boxes, object_fields.resize(labels, tf.shape(image)[:2])
 
 
 def random_self_concat_image(
@@ -435,11 +493,17 @@ def random_self_concat_image(
         scale = [0.5, 1.0, 0.5, 1.0] if axis == 0 else [1.0, 0.5, 1.0, 0.5]
         shift = [0.5, 0.0, 0.5, 0.0] if axis == 0 else [0.0, 0.5, 0.0, 0.5]
         first = boxes * scale
-        return (
-            tf.concat([image, image], axis),
-            tf.concat([first, first + shift], 0),
-            tf.concat([labels, labels], 0),
-        )
+        image = tf.concat([image, image], axis)
+        # The doubled image in the frame of each copy: [0, 0, 2, 1] and [-1, 0, 1, 1] vertically.
+        windows = [[0.0, 0.0, 2.0, 1.0], [-1.0, 0.0, 1.0, 1.0]]
+        if axis == 1:
+            windows = [[0.0, 0.0, 1.0, 2.0], [0.0, -1.0, 1.0, 1.0]]
+        size = tf.shape(image)[:2]
+        copies = [
+            object_fields.change_frame(labels, tf.constant(window), size, prune=False)
+            for window in windows
+        ]
+        return image, tf.concat([first, first + shift], 0), object_fields.concat(copies)
 
     example = (image, boxes, labels)
     for salt, (axis, probability) in enumerate(

@@ -1,8 +1,8 @@
 """Label-only steps of the TF OD API `preprocessor.proto`: drop or remap ground-truth classes.
 
 Every op takes one decoded example `(image, boxes, labels)` — image `[height, width, 3]`, boxes
-float32 `[num_boxes, 4]` `rel_yxyx`, labels int `[num_boxes]` (1-based label-map ids) — and
-returns it with the image untouched.
+float32 `[num_boxes, 4]` `rel_yxyx`, labels int `[num_boxes]` (1-based label-map ids) or a dict
+of per-object fields with them (`object_fields`) — and returns it with the image untouched.
 
 Reference: TF OD API `object_detection/core/preprocessor.py` and `protos/preprocessor.proto`.
 """
@@ -10,6 +10,7 @@ Reference: TF OD API `object_detection/core/preprocessor.py` and `protos/preproc
 import tensorflow as tf
 
 from kdet.data.augmentation import _common
+from kdet.data.augmentation import object_fields
 
 
 def drop_label_probabilistically(image, boxes, labels, label=None, drop_probability=1.0, seed=None):
@@ -27,7 +28,7 @@ def drop_label_probabilistically(image, boxes, labels, label=None, drop_probabil
         seed: optional int `[2]` stateless seed; None uses the global generator.
 
     Returns:
-        `(image, boxes, labels)` without the dropped boxes.
+        `(image, boxes, labels)` without the dropped boxes (and their other per-object fields).
 
     Example:
     >>> image, boxes, labels = drop_label_probabilistically(image, boxes, labels, label=3,
@@ -35,9 +36,10 @@ def drop_label_probabilistically(image, boxes, labels, label=None, drop_probabil
     """
     if label is None:
         raise ValueError("drop_label_probabilistically: set `label`, the class id to drop")
-    draws = _common.uniform_tensor(seed, 0, tf.shape(labels))
-    keep = (draws > drop_probability) | tf.not_equal(labels, tf.cast(label, labels.dtype))
-    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(labels, keep)
+    ids = object_fields.class_labels(labels)
+    draws = _common.uniform_tensor(seed, 0, tf.shape(ids))
+    keep = (draws > drop_probability) | tf.not_equal(ids, tf.cast(label, ids.dtype))
+    return image, tf.boolean_mask(boxes, keep), object_fields.select(labels, keep)
 
 
 def remap_labels(image, boxes, labels, original_labels=(), new_label=None, seed=None):
@@ -60,6 +62,8 @@ def remap_labels(image, boxes, labels, original_labels=(), new_label=None, seed=
     """
     if new_label is None:
         raise ValueError("remap_labels: set `new_label`, the class id the labels become")
-    original = tf.constant(list(original_labels), labels.dtype)
-    matches = tf.reduce_any(tf.equal(labels[:, tf.newaxis], original[tf.newaxis]), axis=1)
-    return image, boxes, tf.where(matches, tf.cast(new_label, labels.dtype), labels)
+    ids = object_fields.class_labels(labels)
+    original = tf.constant(list(original_labels), ids.dtype)
+    matches = tf.reduce_any(tf.equal(ids[:, tf.newaxis], original[tf.newaxis]), axis=1)
+    remapped = tf.where(matches, tf.cast(new_label, ids.dtype), ids)
+    return image, boxes, object_fields.with_class_labels(labels, remapped)
