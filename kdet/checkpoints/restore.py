@@ -9,10 +9,8 @@ from kdet.checkpoints.tfod_checkpoint import TFODCheckpoint
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
 from kdet.checkpoints.tfod_mapping import HEADS
-from kdet.checkpoints.tfod_mapping import TF2_CLASSIFICATION_PREFIX
-from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import tf1_layer_pairs
-from kdet.checkpoints.tfod_mapping import tf2_classification_backbone_layers
+from kdet.checkpoints.tfod_mapping import tf2_classification_backbone_pairs
 from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 
 # The parts of the model each `fine_tune_checkpoint_type` restores, as the TF OD API's
@@ -127,13 +125,18 @@ def restore_tfod_checkpoint(
     and every checkpoint variable of the restored parts must be used before anything is
     assigned, so a failed restore leaves the model as it was. A TF1 `"full"` restore must use
     every model variable of the checkpoint (but those of scopes the TF1 graph builds and never
-    reads, `register_tf1_unread_scopes`: reported in `TFODRestore.unused`); a TF1 `"classification"` restore reads the
-    backbone from a slim classification checkpoint (`MobilenetV2/…`, `resnet_v1_50/…`: the
-    detection scopes `FeatureExtractor/`, `FirstStageFeatureExtractor/`, … dropped, as the TF
-    OD API's `restore_from_classification_checkpoint_fn` does) and leaves its classifier
-    (`…/Logits`) unused. Entries that are no model weight (the step, optimizer slots such as
-    `…/Momentum` and `…/RMSProp`, moving averages) are never assigned: `TFODRestore.ignored`
-    lists them.
+    reads, `register_tf1_unread_scopes`: reported in `TFODRestore.unused`); a TF1
+    `"classification"` restore reads the backbone from a slim classification checkpoint
+    (`MobilenetV2/…`, `resnet_v1_50/…`: the detection scopes `FeatureExtractor/`,
+    `FirstStageFeatureExtractor/`, … dropped, as the TF OD API's
+    `restore_from_classification_checkpoint_fn` does) and leaves its classifier (`…/Logits`)
+    unused; a TF2 `"classification"` restore reads the backbone from a
+    `tf.train.Checkpoint(feature_extractor=<Keras classification model>)` (what `model_lib_v2`
+    restores for that type) and leaves unused what the detector's body does not have (the
+    EfficientNet's blocks past EfficientDet's last level, its top convolution and classifier,
+    which the TF OD API restores and never computes with). Entries that are no model weight (the
+    step, optimizer slots such as `…/Momentum` and `…/RMSProp`, moving averages) are never
+    assigned: `TFODRestore.ignored` lists them.
 
     Args:
         model: a built or unbuilt kdet detector (`kdet.SSD`, ...); built here if needed.
@@ -203,12 +206,7 @@ def _chosen_pairs(model, checkpoint, checkpoint_type):
         key.startswith(TF2_MODEL_PREFIX + "/") for key in checkpoint.shapes
     ):
         # A classification checkpoint of the backbone alone (see TF2_CLASSIFICATION_PREFIX).
-        chosen = paired(
-            tf2_classification_backbone_layers(model.feature_extractor),
-            checkpoint.shapes,
-            TF2_CLASSIFICATION_PREFIX,
-            BACKBONE,
-        )
+        chosen = tf2_classification_backbone_pairs(model.feature_extractor, checkpoint.shapes)
         return chosen, _under(checkpoint.shapes, chosen)
     if checkpoint.version == "V2":
         pairs = tf2_layer_pairs(model, TF2_MODEL_PREFIX, checkpoint.shapes)

@@ -255,17 +255,21 @@ def _natural_key(path):
             for part in re.split(r"[/-]", path)]
 
 
-def paired(layers, shapes, prefix, part):
-    """`layers` beside the checkpoint's layer paths under `prefix`, one to one.
+def paired(layers, shapes, prefix, part, checkpoint_layers=None):
+    """`layers` beside the checkpoint's layer paths under `prefix`: one to one, or, given
+    `checkpoint_layers` (how many layers with weights the checkpoint must hold there), beside
+    the first `len(layers)` of them, the others left unread.
 
     Raises:
         CheckpointError: the numbers differ (the message gives both and the prefix).
     """
     paths = checkpoint_layer_paths(shapes, prefix)
-    if len(paths) != len(layers):
+    expected = len(layers) if checkpoint_layers is None else checkpoint_layers
+    if len(paths) != expected:
+        read = "" if checkpoint_layers is None else f"; it reads the first {len(layers)}"
         raise CheckpointError(
             f"the checkpoint has {len(paths)} layers with weights under {prefix}/, the kdet "
-            f"model {len(layers)} ({', '.join(layer.name for layer in layers[:3])}, …): "
+            f"model {expected} ({', '.join(layer.name for layer in layers[:3])}, …{read}): "
             "the config does not describe the model that wrote the checkpoint"
         )
     return [LayerPair(layer, path, part) for layer, path in zip(layers, paths)]
@@ -279,13 +283,20 @@ TF2_CLASSIFICATION_PREFIX = "feature_extractor"
 _CLASSIFICATION_BACKBONES = {}
 
 
-def register_tf2_classification_backbone(cls):
+def register_tf2_classification_backbone(cls, checkpoint_layers=None):
     """Decorator: `function(extractor)` → the layers with weights of `cls`'s backbone in the
     order of the TF OD API's Keras classification model (`layer_with_weights-N` of a TF2
-    classification checkpoint), for instances of `cls` and subclasses without their own."""
+    classification checkpoint), for instances of `cls` and subclasses without their own.
+
+    `checkpoint_layers`: `None` when those layers are the whole classification model; else
+    `function(extractor)` → the number of layers with weights of the whole classification
+    model, whose first ones the backbone is (EfficientDet's EfficientNet stops at its last
+    pyramid level, before the remaining blocks, top convolution and classifier that the TF OD
+    API restores into its `classification_backbone` and never computes with): a checkpoint
+    must hold that many, and kdet leaves the others unread (`TFODRestore.unused`)."""
 
     def register(function):
-        _CLASSIFICATION_BACKBONES[cls] = function
+        _CLASSIFICATION_BACKBONES[cls] = (function, checkpoint_layers)
         return function
 
     return register
@@ -298,15 +309,24 @@ def body_layers(extractor):
     return weighted_layers(extractor.body)
 
 
-def tf2_classification_backbone_layers(extractor):
-    """The layers a TF2 classification checkpoint restores in `extractor`, in its order.
+def tf2_classification_backbone_pairs(extractor, shapes):
+    """The `LayerPair`s a TF2 classification checkpoint with variables `shapes` restores in
+    `extractor` (under `TF2_CLASSIFICATION_PREFIX`).
 
     Raises:
-        CheckpointError: no backbone registered for the extractor's class.
+        CheckpointError: no backbone registered for the extractor's class, or the checkpoint
+            holds another number of layers than its classification model.
     """
     for cls in type(extractor).__mro__:
         if cls in _CLASSIFICATION_BACKBONES:
-            return _CLASSIFICATION_BACKBONES[cls](extractor)
+            layers_of, checkpoint_layers_of = _CLASSIFICATION_BACKBONES[cls]
+            return paired(
+                layers_of(extractor),
+                shapes,
+                TF2_CLASSIFICATION_PREFIX,
+                BACKBONE,
+                checkpoint_layers=checkpoint_layers_of and checkpoint_layers_of(extractor),
+            )
     raise CheckpointError(
         f"kdet cannot map TF2 classification checkpoints into a {type(extractor).__name__} yet"
     )

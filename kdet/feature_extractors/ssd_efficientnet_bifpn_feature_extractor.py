@@ -60,7 +60,10 @@ class SSDEfficientNetBiFPNFeatureExtractor(SSDFeatureExtractor):
 
     These are the TF OD API `SSDEfficientNetB{0..7}BiFPNKerasFeatureExtractor`
     (`ssd_efficientnet-b0_bifpn_keras`, ..., the EfficientDet D0-D7 configs): their TF2
-    checkpoints load (`kdet.checkpoints`) and compute what they computed there. The TF OD API
+    checkpoints load (`kdet.checkpoints`) and compute what they computed there, and so does the
+    body from a TF2 classification checkpoint of the EfficientNet (the configs'
+    `fine_tune_checkpoint_type: "classification"`; its last blocks, top and classifier are
+    reported unused, as the TF OD API never computes with them). The TF OD API
     takes only `depth_multiplier: 1`; kdet multiplies the EfficientNet's width coefficient by
     it (small models for tests: 0.25 makes b0's widest block 480 channels instead of 1920).
 
