@@ -37,8 +37,6 @@ import sys
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
-from object_detection.protos import pipeline_pb2
-
 from make_efficientdet_references import CLASSIFIER_CLASSES
 from make_efficientdet_references import IMAGE_SIZE
 from make_efficientdet_references import allow_efficientnet_width
@@ -49,6 +47,7 @@ from make_references import build_model
 from make_references import calibrate_batch_norms
 from make_references import load_photo
 from make_references import randomize_biases
+from object_detection.protos import pipeline_pb2
 from reference_common import REFERENCES
 from reference_common import Reference
 
