@@ -44,6 +44,13 @@ def resized_input_arguments(model):
     return {"image_resizer": resizer}
 
 
+def _with_keypoint_default(input_reader):
+    """`read_tfrecords` arguments of an input reader, reading keypoints only when its
+    `num_keypoints` asks for them (the TF OD API's default 0 reads boxes only, even from
+    records that hold keypoints)."""
+    return {"num_keypoints": 0, **input_reader}
+
+
 def train_dataset(pipeline, seed=None):
     """The training `tf.data` pipeline of `train_input_reader` and `train_config`.
 
@@ -58,7 +65,8 @@ def train_dataset(pipeline, seed=None):
         seed: optional int for a reproducible pipeline.
 
     Returns:
-        A `tf.data.Dataset` of `(images, {"boxes", "labels"})`; for a
+        A `tf.data.Dataset` of `(images, {"boxes", "labels"})` (with `"keypoints"` and
+        `"keypoint_visibilities"` when the input reader's `num_keypoints` is set); for a
         `keep_aspect_ratio_resizer`, images is `{"resized_images", "true_image_shape"}` (see
         `kdet.data.read_tfrecords`'s `image_resizer`).
 
@@ -71,7 +79,7 @@ def train_dataset(pipeline, seed=None):
         raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
     check_config_paths(pipeline, "train_input_reader")
     return read_tfrecords(
-        **pipeline.train_input,
+        **_with_keypoint_default(pipeline.train_input),
         **resized_input_arguments(pipeline.model),
         batch_size=pipeline.train.batch_size,
         augmentation=pipeline.train.augmentation or None,
@@ -150,7 +158,7 @@ def eval_dataset(pipeline, index=0):
         )
     check_config_paths(pipeline, "eval_input_reader", index)
     return read_tfrecords(
-        **{**pipeline.eval_inputs[index], "shuffle": False, "num_epochs": 1},
+        **{**_with_keypoint_default(pipeline.eval_inputs[index]), "shuffle": False, "num_epochs": 1},
         **resized_input_arguments(pipeline.model),
         batch_size=pipeline.eval_config.batch_size,
         include_difficult=True,

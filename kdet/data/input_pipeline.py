@@ -4,7 +4,8 @@
 matched by glob patterns, file-name shuffle, parallel interleaved readers, a record shuffle
 buffer, `sample_1_of_n_examples`, `num_epochs` (0 repeats forever), parallel decoding,
 augmentation, resizing, ground truth padded to `max_num_boxes`, batching and prefetching. The
-elements are `(images, {"boxes", "labels"})`, the `fit` data contract of kdet detectors.
+elements are `(images, {"boxes", "labels"})`, the `fit` data contract of kdet detectors, with
+`"keypoints"` and `"keypoint_visibilities"` for records with keypoints.
 """
 
 import os
@@ -13,8 +14,13 @@ import tensorflow as tf
 
 from kdet.boxes import convert_format
 from kdet.data.augmentation import build_augmentation
+from kdet.data.augmentation import object_fields
 from kdet.data.errors import DataError
+from kdet.data.label_map import num_keypoints_of
 from kdet.data.label_map import read_label_map
+from kdet.data.label_map import read_label_map_keypoints
+from kdet.data.tf_example import BBOX_XMIN
+from kdet.data.tf_example import KEYPOINT_X
 from kdet.data.tf_example import decode_tf_example
 from kdet.layers.image_resizer import RESIZED_IMAGES
 from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
@@ -101,6 +107,83 @@ def pad_groundtruth(boxes, labels, max_num_boxes):
     return tf.ensure_shape(boxes, [max_num_boxes, 4]), tf.ensure_shape(labels, [max_num_boxes])
 
 
+def pad_keypoints(keypoints, visibilities, max_num_boxes):
+    """Pads (or truncates) one image's keypoints as `pad_groundtruth` pads its boxes.
+
+    Args:
+        keypoints: float32 `[num_boxes, num_keypoints, 2]` (y, x), any unit.
+        visibilities: int `[num_boxes, num_keypoints]`, 0 for keypoints not labelled.
+        max_num_boxes: int. Number of rows to return.
+
+    Returns:
+        `(keypoints, visibilities)`: float32 `[max_num_boxes, num_keypoints, 2]` with the
+        not-labelled keypoints and the padding rows at -1 (never NaN, so that losses weighted
+        by visibility stay finite), and int32 `[max_num_boxes, num_keypoints]` padded with 0.
+    """
+    visibilities = tf.cast(visibilities, tf.int32)[:max_num_boxes]
+    keypoints = tf.where(
+        (visibilities > 0)[..., tf.newaxis], tf.cast(keypoints, tf.float32)[:max_num_boxes], -1.0
+    )
+    padding = max_num_boxes - tf.shape(keypoints)[0]
+    keypoints = tf.pad(keypoints, [[0, padding], [0, 0], [0, 0]], constant_values=-1.0)
+    visibilities = tf.pad(visibilities, [[0, padding], [0, 0]])
+    num_keypoints = visibilities.shape[1]
+    return (
+        tf.ensure_shape(keypoints, [max_num_boxes, num_keypoints, 2]),
+        tf.ensure_shape(visibilities, [max_num_boxes, num_keypoints]),
+    )
+
+
+def records_num_keypoints(files, max_records=20):
+    """The keypoints per object of TFRecords, read from their first records.
+
+    Args:
+        files: list of str, TFRecord files.
+        max_records: int. How many records to look at for one with boxes and keypoints.
+
+    Returns:
+        int: `image/object/keypoint/x` values per box of the first record with both, 0 when
+        none of the first `max_records` has keypoints.
+
+    Raises:
+        DataError: naming the record, when its keypoint count is not a multiple of its boxes.
+    """
+    for serialized in tf.data.TFRecordDataset(files).take(max_records):
+        features = tf.train.Example.FromString(serialized.numpy()).features.feature
+        num_boxes = len(features[BBOX_XMIN].float_list.value) if BBOX_XMIN in features else 0
+        num_values = len(features[KEYPOINT_X].float_list.value) if KEYPOINT_X in features else 0
+        if num_boxes and num_values:
+            if num_values % num_boxes:
+                raise DataError(
+                    f"{', '.join(files[:3])}: a record has {num_values} {KEYPOINT_X} values for "
+                    f"{num_boxes} boxes; expected the same number of keypoints for every box"
+                )
+            return num_values // num_boxes
+    return 0
+
+
+def _resolve_num_keypoints(num_keypoints, label_map_path, files):
+    """`num_keypoints` of `read_tfrecords`: as given, else from the label map's keypoint
+    classes, else from the first records (eagerly only; 0 otherwise)."""
+    if num_keypoints is not None:
+        if num_keypoints < 0:
+            raise ValueError(f"read_tfrecords: num_keypoints must be >= 0, got {num_keypoints}")
+        return num_keypoints
+    if label_map_path is not None:
+        from_label_map = num_keypoints_of(read_label_map_keypoints(label_map_path))
+        if from_label_map:
+            return from_label_map
+    return records_num_keypoints(files) if tf.executing_eagerly() else 0
+
+
+def _output_keypoints(keypoints, bounding_box_format, image_shape):
+    """Relative (y, x) keypoints in the unit of `bounding_box_format` boxes of an image of
+    int32 `[2]` `image_shape`: pixels, or relative for `rel_*` formats."""
+    if bounding_box_format.startswith("rel_"):
+        return keypoints
+    return keypoints * tf.cast(image_shape, tf.float32)
+
+
 # Verified image-level labels kept per image for evaluation (Open Images lists a few dozen).
 MAX_IMAGE_LABELS = 500
 
@@ -156,10 +239,10 @@ def resize_image_and_boxes(image, boxes, image_size, pad_to_aspect_ratio=False, 
     return padded, boxes * tf.tile(fraction, [2]), content
 
 
-def _as_augmentation(augmentation):
+def _as_augmentation(augmentation, num_keypoints):
     if augmentation is None or callable(augmentation):
         return augmentation
-    return build_augmentation(augmentation)
+    return build_augmentation(augmentation, num_keypoints)
 
 
 def _check_equal_sizes(reference, element):
@@ -204,6 +287,7 @@ def read_tfrecords(
     return_metadata=False,
     include_difficult=False,
     image_resizer=None,
+    num_keypoints=None,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -269,6 +353,14 @@ def read_tfrecords(
             zero-padded bottom/right to the largest of their batch, the model clipping to each
             true shape. Boxes are in pixels of each image's content (which the padding does
             not move), or relative to it for `rel_*` formats.
+        num_keypoints: int or None. Keypoints per object (TF OD API `num_keypoints` of the
+            input reader). With K > 0, `y` also holds `"keypoints"` and
+            `"keypoint_visibilities"` (below), and augmentation moves them with the boxes
+            (a callable `augmentation` then gets a dict `{"labels", "keypoints",
+            "keypoint_visibilities"}` as its third argument and returns one, see
+            `kdet.data.augmentation.object_fields`); 0 reads boxes only. None: the largest
+            keypoint id + 1 of a `label_map` path's keypoint classes, else the count in the
+            first records with boxes and keypoints (0 when they have none).
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -276,6 +368,11 @@ def read_tfrecords(
           Detectors normalize raw 0..255 values in their own `preprocess`.
         - `boxes`: float32 `[batch, max_num_boxes, 4]` in `bounding_box_format`, padded with -1.
         - `labels`: int32 `[batch, max_num_boxes]`, 1-based label-map ids, padded with -1.
+        - with keypoints, `keypoints`: float32 `[batch, max_num_boxes, K, 2]` (y, x) in the
+          unit of the boxes (pixels of the output image; relative for `rel_*` formats), -1 for
+          padding rows and keypoints not labelled (or moved out of the image by augmentation);
+          `keypoint_visibilities`: int32 `[batch, max_num_boxes, K]`, COCO `v` (0 not
+          labelled, 1 labelled not visible, 2 visible), 0 for padding rows.
 
     Raises:
         ValueError: if a path or pattern matches no file.
@@ -297,9 +394,11 @@ def read_tfrecords(
         check_has_records(files)
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
-    if isinstance(label_map, (str, os.PathLike)):
-        label_map = read_label_map(label_map)
-    augment = _as_augmentation(augmentation)
+    label_map_path = label_map if isinstance(label_map, (str, os.PathLike)) else None
+    num_keypoints = _resolve_num_keypoints(num_keypoints, label_map_path, files)
+    if label_map_path is not None:
+        label_map = read_label_map(label_map_path)
+    augment = _as_augmentation(augmentation, num_keypoints)
     if include_difficult and augment is not None:
         raise ValueError(
             "include_difficult=True is for evaluation data: augmentation would have to carry "
@@ -327,19 +426,26 @@ def read_tfrecords(
     dataset = dataset.enumerate()
 
     def parse(position, serialized):
-        example = decode_tf_example(serialized, label_map)
+        example = decode_tf_example(serialized, label_map, num_keypoints or None)
         image, boxes, labels = example["image"], example["boxes"], example["labels"]
         original_image_shape = tf.shape(image)[:2]
         known = labels >= 0
-        boxes, labels = tf.boolean_mask(boxes, known), tf.boolean_mask(labels, known)
+        objects = labels
+        if num_keypoints:
+            objects = {
+                object_fields.LABELS: labels,
+                object_fields.KEYPOINTS: example["keypoints"],
+                object_fields.KEYPOINT_VISIBILITIES: example["keypoint_visibilities"],
+            }
+        boxes, objects = tf.boolean_mask(boxes, known), object_fields.select(objects, known)
         difficult = tf.boolean_mask(example["difficult"], known)
         group_of = tf.boolean_mask(example["group_of"], known)
         if augment is not None:
             if seed is None:
-                image, boxes, labels = augment(image, boxes, labels)
+                image, boxes, objects = augment(image, boxes, objects)
             else:
                 element_seed = tf.stack([tf.constant(seed, tf.int64), position])
-                image, boxes, labels = augment(image, boxes, labels, seed=element_seed)
+                image, boxes, objects = augment(image, boxes, objects, seed=element_seed)
         if image_resizer is not None:
             image, true_image_shape = image_resizer.resize_one(image)
         elif image_size is None:
@@ -348,11 +454,26 @@ def read_tfrecords(
             image, boxes, true_image_shape = resize_image_and_boxes(
                 image, boxes, image_size, pad_to_aspect_ratio, resize_method
             )
+            # The content fills the top-left `true_image_shape` of the image.
+            content = tf.cast(true_image_shape, tf.float32) / tf.cast(image_size, tf.float32)
+            window = tf.concat([tf.zeros([2]), 1.0 / content], 0)
+            objects = object_fields.change_frame(
+                objects, window, tf.shape(image)[:2], prune=False
+            )
         # Pixels of the content: padding lies bottom/right, so it moves no box.
         output_shape = true_image_shape if image_resizer is not None else tf.shape(image)[:2]
         boxes = convert_format(
             boxes, "rel_yxyx", bounding_box_format, height=output_shape[0], width=output_shape[1]
         )
+        labels = object_fields.class_labels(objects)
+        y = {}
+        if num_keypoints:
+            keypoints = _output_keypoints(
+                objects[object_fields.KEYPOINTS], bounding_box_format, output_shape
+            )
+            y["keypoints"], y["keypoint_visibilities"] = pad_keypoints(
+                keypoints, objects[object_fields.KEYPOINT_VISIBILITIES], max_num_boxes
+            )
         boxes, labels = pad_groundtruth(boxes, labels, max_num_boxes)
         metadata = {
             "source_id": example["source_id"],
@@ -360,7 +481,7 @@ def read_tfrecords(
             "original_image_shape": original_image_shape,
             "true_image_shape": true_image_shape,
         }
-        y = {"boxes": boxes, "labels": labels}
+        y = {"boxes": boxes, "labels": labels, **y}
         if include_difficult:
             y["difficult"] = _pad_flags(difficult, max_num_boxes)
             y["group_of"] = _pad_flags(group_of, max_num_boxes)
