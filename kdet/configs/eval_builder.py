@@ -16,8 +16,10 @@ from kdet.configs.field_reader import String
 from kdet.configs.field_reader import SubMessage
 from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
+from kdet.configs.field_reader import read_one_of
 from kdet.configs.text_format import Message
 from kdet.evaluation.evaluator import COCO_DETECTION_METRICS
+from kdet.evaluation.evaluator import CocoKeypointMetrics
 from kdet.evaluation.evaluator import check_metrics_sets
 
 # `eval.proto` fields kdet supports and their TF OD API defaults. `num_examples` and
@@ -34,9 +36,11 @@ _EVAL_CONFIG = {
     "all_metrics_per_category": Bool(default=False),
     # A newer `eval.proto` map<string, string>: super-category → comma-separated categories.
     "super_categories": Repeated(SubMessage()),
-    # Keypoint and mask evaluation: refused when used (kdet has neither kind of model).
+    # COCO keypoint metrics per class (`coco_keypoint_metrics { class_label … }`) and the
+    # keypoint edges drawn.
     "parameterized_metric": Repeated(SubMessage()),
     "keypoint_edge": Repeated(SubMessage()),
+    # Mask evaluation: refused when used (kdet has no instance-mask models).
     "eval_instance_masks": Bool(default=False),
     # The recall range of `precision_at_recall_detection_metrics`.
     "recall_lower_bound": Float(default=0.0),
@@ -76,6 +80,10 @@ class EvalSettings:
         recall_lower_bound: float, the lowest recall of
             `precision_at_recall_detection_metrics`.
         recall_upper_bound: float, its highest recall.
+        keypoint_metrics: tuple of `kdet.evaluation.CocoKeypointMetrics`, one per
+            `parameterized_metric { coco_keypoint_metrics { … } }`.
+        keypoint_edges: tuple of `(start, end)` keypoint ids joined in the drawings
+            (`keypoint_edge { start end }`).
     """
 
     metrics_sets: tuple
@@ -92,6 +100,8 @@ class EvalSettings:
     all_metrics_per_category: bool = False
     use_moving_averages: bool = False
     super_categories: dict = None
+    keypoint_metrics: tuple = ()
+    keypoint_edges: tuple = ()
 
 
 def build_eval_settings(node=None):
@@ -106,7 +116,8 @@ def build_eval_settings(node=None):
 
     Raises:
         ConfigError: for an unknown field (with a "did you mean" hint), a bad value, an
-            unknown `metrics_set`, or recall bounds out of order.
+            unknown `metrics_set`, recall bounds out of order, or a `parameterized_metric`
+            other than `coco_keypoint_metrics`.
     """
     node = node or Node(Message(), "eval_config")
     fields = read(node, _EVAL_CONFIG)
@@ -115,13 +126,6 @@ def build_eval_settings(node=None):
             check_metrics_sets(field.value)
         except ValueError as error:
             raise node.error(f"'{node.path}.metrics_set': {error}", field) from None
-    for name, what in (("parameterized_metric", "keypoint metrics (coco_keypoint_metrics)"),
-                       ("keypoint_edge", "the keypoint edges drawn")):
-        if fields[name]:
-            raise fields.error(
-                name,
-                f"'{node.path}.{name}' configures {what}, but kdet has no keypoint models",
-            )
     if fields["eval_instance_masks"]:
         raise fields.error(
             "eval_instance_masks",
@@ -150,7 +154,39 @@ def build_eval_settings(node=None):
         all_metrics_per_category=fields["all_metrics_per_category"],
         use_moving_averages=fields["use_moving_averages"],
         super_categories=_super_categories(fields) or None,
+        keypoint_metrics=_keypoint_metrics(fields),
+        keypoint_edges=_keypoint_edges(fields),
     )
+
+
+def _keypoint_metrics(fields):
+    """`CocoKeypointMetrics` of the `parameterized_metric { coco_keypoint_metrics { … } }`."""
+    result = []
+    for message in fields["parameterized_metric"]:
+        metric = read_one_of(
+            Node(message, fields.path("parameterized_metric")), ("coco_keypoint_metrics",)
+        )
+        entry = read(metric, {
+            "class_label": String(required=True),
+            "keypoint_label_to_sigmas": Repeated(SubMessage()),
+        })
+        sigmas = {}
+        for sigma in entry["keypoint_label_to_sigmas"]:
+            pair = read(Node(sigma, entry.path("keypoint_label_to_sigmas")),
+                        {"key": String(required=True), "value": Float(required=True)})
+            sigmas[pair["key"]] = pair["value"]
+        result.append(CocoKeypointMetrics(entry["class_label"], sigmas or None))
+    return tuple(result)
+
+
+def _keypoint_edges(fields):
+    """`(start, end)` pairs of the `keypoint_edge { start end }` entries."""
+    edges = []
+    for message in fields["keypoint_edge"]:
+        edge = read(Node(message, fields.path("keypoint_edge")),
+                    {"start": Int(required=True, minimum=0), "end": Int(required=True, minimum=0)})
+        edges.append((edge["start"], edge["end"]))
+    return tuple(edges)
 
 
 def _super_categories(fields):

@@ -49,7 +49,8 @@ def pipeline_evaluator(pipeline, log_dir=None, num_examples=None, index=0):
     Honours `eval_config.metrics_set`, `include_metrics_per_category`,
     `all_metrics_per_category`, `super_categories`, `use_moving_averages`,
     `recall_lower_bound`, `recall_upper_bound`, `num_examples`, `num_visualizations`,
-    `min_score_threshold` and `max_num_boxes_to_visualize`, over
+    `min_score_threshold`, `max_num_boxes_to_visualize`, the `coco_keypoint_metrics` of
+    `parameterized_metric` and `keypoint_edge`, over
     `kdet.configs.eval_dataset(pipeline, index)` with the reader's label map.
 
     Args:
@@ -84,6 +85,8 @@ def pipeline_evaluator(pipeline, log_dir=None, num_examples=None, index=0):
         num_visualizations=settings.num_visualizations,
         min_score_threshold=settings.min_score_threshold,
         max_num_boxes_to_visualize=settings.max_num_boxes_to_visualize,
+        keypoint_metrics=settings.keypoint_metrics,
+        keypoint_edges=settings.keypoint_edges or None,
     )
 
 

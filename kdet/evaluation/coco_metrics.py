@@ -341,8 +341,6 @@ def _keypoint_sigmas(labels, keypoint_sigmas):
 
 def _keypoints_of(image, key, where, ids):
     """float64 `[n, len(ids), 2]`: the `ids` columns of `image[key]` `[n, K, 2]`."""
-    if not len(image["labels"]):
-        return np.zeros((0, len(ids), 2))
     if key not in image:
         raise KeyError(f"{where} has no {key!r}; got keys {sorted(image)}.")
     points = np.asarray(image[key], np.float64).reshape(len(image["labels"]), -1, 2)
@@ -356,8 +354,9 @@ def _keypoints_of(image, key, where, ids):
 
 def _keypoint_groundtruth(image, index, category_id, ids):
     """The COCO ground-truth annotations (with `keypoints`) of one image and category."""
-    where = f"groundtruth[{index}]"
-    points = _keypoints_of(image, "keypoints", where, ids)
+    if not len(image["labels"]):
+        return []
+    points = _keypoints_of(image, "keypoints", f"groundtruth[{index}]", ids)
     if "keypoint_visibilities" in image:
         visibilities = np.asarray(image["keypoint_visibilities"]).astype(np.int64)
         visibilities = visibilities.reshape(len(points), -1)[:, ids]
@@ -386,6 +385,8 @@ def _keypoint_groundtruth(image, index, category_id, ids):
 
 def _keypoint_detections(image, index, category_id, ids):
     """The COCO result annotations (with `keypoints`) of one image and category."""
+    if not len(image["labels"]):
+        return []
     points = _keypoints_of(image, "keypoints", f"detections[{index}]", ids)
     visible = np.full(points.shape[:2], 2, np.int64)
     return [

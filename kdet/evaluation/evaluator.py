@@ -8,6 +8,7 @@ TF OD API names.
 
 import collections
 import contextlib
+import dataclasses
 import os
 
 import keras
@@ -16,7 +17,10 @@ import tensorflow as tf
 
 from kdet.boxes import convert_format
 from kdet.data.label_map import read_label_map
+from kdet.data.label_map import read_label_map_items
+from kdet.data.label_map import read_label_map_keypoints
 from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
+from kdet.evaluation.coco_metrics import compute_coco_keypoint_metrics
 from kdet.evaluation.coco_metrics import compute_coco_metrics
 from kdet.evaluation.open_images_metrics import compute_open_images_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
@@ -67,9 +71,35 @@ _UNSUPPORTED_METRICS_SETS = {
         "coco_panoptic_metrics",
     )
 }
-_UNSUPPORTED_METRICS_SETS["coco_keypoint_metrics"] = "kdet has no keypoint models"
+_UNSUPPORTED_METRICS_SETS["coco_keypoint_metrics"] = (
+    "keypoint metrics are set per class, with eval_config.parameterized_metric { "
+    "coco_keypoint_metrics { class_label: … keypoint_label_to_sigmas { … } } } "
+    "(COCOEvaluator(keypoint_metrics=…)), as in the TF OD API (whose metrics_set of this name "
+    "cannot be built)"
+)
 # The IoU of the per-class precision/recall curves, as in the Pascal VOC metrics.
 CURVES_IOU_THRESHOLD = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class CocoKeypointMetrics:
+    """COCO keypoint metrics of one class: the TF OD API's `CocoKeypointMetrics` message
+    (`eval_config.parameterized_metric { coco_keypoint_metrics { … } }`).
+
+    Attributes:
+        class_label: str, the class whose keypoints are evaluated, as the label map names it
+            (its `display_name`, or its `name`); the metric names end in `ByCategory/<it>`.
+        keypoint_label_to_sigmas: dict `{keypoint label: OKS sigma}` with an entry for each
+            of the class's keypoints, or None (or empty) for 0.05 for all, as in the TF OD
+            API.
+        keypoints: dict `{keypoint label: keypoint id}` (an id indexes the keypoint axis of
+            `"keypoints"`), or None to take the class's `keypoints { id label }` from the
+            label map file.
+    """
+
+    class_label: str
+    keypoint_label_to_sigmas: dict = None
+    keypoints: dict = None
 
 
 def check_metrics_sets(metrics_sets):
@@ -134,6 +164,12 @@ class COCOEvaluator(keras.callbacks.Callback):
     The older TF OD API names (`METRICS_SET_ALIASES`: `open_images_V2_detection_metrics`,
     `open_images_metrics`, `coco_metrics`, …) select the same sets.
 
+    Each of `keypoint_metrics` (TF OD API `parameterized_metric { coco_keypoint_metrics { …
+    } }`) adds the COCO keypoint metrics of one class after the sets:
+    `compute_coco_keypoint_metrics`, pycocotools' OKS AP of the `"keypoints"` the model
+    predicts against those of `y`, the 10 `Keypoints_<name> ByCategory/<class_label>`
+    numbers.
+
     As a Keras callback (`model.fit(..., callbacks=[evaluator])`) it evaluates `self.model`
     every `every_n_epochs` epochs, or every `every_n_steps` optimizer steps, and adds the
     metrics to the epoch's `logs`, so they appear in the `History` under their names (the
@@ -154,6 +190,9 @@ class COCOEvaluator(keras.callbacks.Callback):
             `read_tfrecords(include_difficult=True)` gives them), boxes
             in the model's `bounding_box_format` in pixels of `images` (of each resized
             image's content, for the dict; the predictions come back in the same pixels).
+            With keypoints, `y["keypoints"]` `[batch, num_boxes, K, 2]` (y, x) in the unit
+            of the boxes and `y["keypoint_visibilities"]` `[batch, num_boxes, K]` (0 = not
+            labelled), and the model predicts `"keypoints"` the same way.
         label_map: dict `{label id: name}` or the path of a `.pbtxt` label map: the classes
             evaluated and their names. When None, the labels found, named by their id.
         metrics_sets: a name or a sequence of names from `METRICS_SETS` (TF OD API
@@ -189,6 +228,13 @@ class COCOEvaluator(keras.callbacks.Callback):
             `0.5`.
         max_num_boxes_to_visualize: int. The most confident detections drawn per image.
             Defaults to `20`.
+        keypoint_metrics: a sequence of `CocoKeypointMetrics` (or dicts of its fields), one
+            per class whose keypoints are evaluated; the class is looked up in `label_map`
+            by name (a `.pbtxt` path also matches `display_name` and gives the class's
+            keypoint ids). Defaults to `()`.
+        keypoint_edges: sequence of `(start, end)` keypoint ids joined by a line in the
+            drawings (TF OD API `eval_config.keypoint_edge`), or None. Keypoints are drawn
+            when the dataset or the predictions have them. Defaults to None.
 
     Attributes:
         last_visualizations: list of uint8 `[height, 2 * width, 3]` images of the last
@@ -201,6 +247,12 @@ class COCOEvaluator(keras.callbacks.Callback):
     evaluator = kdet.evaluation.COCOEvaluator(dataset, label_map="label_map.pbtxt")
     evaluator.evaluate(model)["DetectionBoxes_Precision/mAP"]
     model.fit(train, epochs=10, callbacks=[evaluator])  # metrics in the History
+    # Keypoints: the label map lists the class's keypoints { id label }.
+    evaluator = kdet.evaluation.COCOEvaluator(
+        dataset, label_map="person_label_map.pbtxt", keypoint_edges=[(0, 1), (0, 2)],
+        keypoint_metrics=[kdet.evaluation.CocoKeypointMetrics(
+            "person", keypoint_label_to_sigmas={"nose": 0.026, "left_eye": 0.025, ...})])
+    evaluator.evaluate(model)["Keypoints_Precision/mAP ByCategory/person"]
     ```
     """
 
@@ -223,6 +275,8 @@ class COCOEvaluator(keras.callbacks.Callback):
         all_metrics_per_category=False,
         use_moving_averages=False,
         super_categories=None,
+        keypoint_metrics=(),
+        keypoint_edges=None,
     ):
         super().__init__()
         if not 0.0 <= recall_lower_bound <= recall_upper_bound <= 1.0:
@@ -240,8 +294,22 @@ class COCOEvaluator(keras.callbacks.Callback):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         self.dataset = dataset
-        self.label_map = (
-            read_label_map(label_map) if isinstance(label_map, (str, os.PathLike)) else label_map
+        label_map_items, label_map_keypoints = (), {}
+        if isinstance(label_map, (str, os.PathLike)):
+            label_map_items = read_label_map_items(label_map)
+            label_map_keypoints = read_label_map_keypoints(label_map)
+            label_map = read_label_map(label_map)
+        self.label_map = label_map
+        self.keypoint_metrics = tuple(
+            spec if isinstance(spec, CocoKeypointMetrics) else CocoKeypointMetrics(**spec)
+            for spec in keypoint_metrics
+        )
+        self._keypoint_classes = [
+            _keypoint_class(spec, label_map, label_map_items, label_map_keypoints)
+            for spec in self.keypoint_metrics
+        ]
+        self.keypoint_edges = None if keypoint_edges is None else tuple(
+            (int(start), int(end)) for start, end in keypoint_edges
         )
         self.metrics_sets = check_metrics_sets(metrics_sets)
         self.include_metrics_per_category = include_metrics_per_category
@@ -301,6 +369,17 @@ class COCOEvaluator(keras.callbacks.Callback):
         metrics = collections.OrderedDict()
         for name in self.metrics_sets:
             metrics.update(self._metrics_set(name, groundtruth, detections))
+        for category_id, spec, keypoints in self._keypoint_classes:
+            metrics.update(
+                compute_coco_keypoint_metrics(
+                    groundtruth,
+                    detections,
+                    category_id,
+                    keypoints,
+                    category_name=spec.class_label,
+                    keypoint_sigmas=spec.keypoint_label_to_sigmas,
+                )
+            )
         self.last_visualizations = [
             self._side_by_side(*sample) for sample in zip(images, detections, groundtruth)
         ]
@@ -342,10 +421,8 @@ class COCOEvaluator(keras.callbacks.Callback):
                 batch_images = _first_images(batch_images, keep)
                 y = {key: value[:keep] for key, value in y.items()}
             predictions = model.predict_on_batch(batch_images)
-            y = {**y, "boxes": _to_yxyx(y["boxes"], box_format, batch_images)}
-            predictions = {
-                **predictions, "boxes": _to_yxyx(predictions["boxes"], box_format, batch_images)
-            }
+            y = _to_pixels(y, box_format, batch_images)
+            predictions = _to_pixels(predictions, box_format, batch_images)
             batch_groundtruth = groundtruth_per_image(y)
             groundtruth += batch_groundtruth
             detections += detections_per_image(predictions)
@@ -427,8 +504,11 @@ class COCOEvaluator(keras.callbacks.Callback):
             {key: value[top] for key, value in detections.items()},
             self.label_map,
             score_threshold=self.min_score_threshold,
+            keypoint_edges=self.keypoint_edges,
         )
-        truth = draw_detections(image, groundtruth, self.label_map)
+        truth = draw_detections(
+            image, groundtruth, self.label_map, keypoint_edges=self.keypoint_edges
+        )
         return np.concatenate([drawn, truth], axis=1)
 
     def _write_summaries(self, metrics, images, step):
@@ -482,6 +562,52 @@ def moving_average_weights(model):
 def _is_endless(dataset):
     cardinality = getattr(dataset, "cardinality", None)
     return cardinality is not None and int(cardinality()) == tf.data.INFINITE_CARDINALITY
+
+
+def _keypoint_class(spec, label_map, label_map_items, label_map_keypoints):
+    """`(category id, spec, {keypoint label: id})` of a `CocoKeypointMetrics`: its class
+    found in the label map by `class_label` (an item's `display_name` or `name`, as the TF OD
+    API names categories by their display name), its keypoints those of `spec` or of the
+    label map file (`label_map_keypoints`: `{class id: (KeypointItem, …)}`)."""
+    where = f"keypoint_metrics for class_label {spec.class_label!r}"
+    if label_map is None:
+        raise ValueError(f"{where}: a label map is needed to find the class; got none")
+    matches = [
+        item for item in label_map_items if spec.class_label in (item.display_name, item.name)
+    ]
+    category_id = (
+        matches[0].id if matches
+        else next((i for i, name in label_map.items() if name == spec.class_label), None)
+    )
+    if category_id is None:
+        raise ValueError(
+            f"{where}: the label map has no class of that name; its names are "
+            f"{sorted(set(label_map.values()))}"
+        )
+    keypoints = spec.keypoints
+    if keypoints is None:
+        keypoints = {point.label: point.id for point in label_map_keypoints.get(category_id, ())}
+    if not keypoints:
+        raise ValueError(
+            f"{where}: the class's keypoints are unknown; list them in its label map item "
+            "(keypoints { id: 0 label: 'nose' } …) or give CocoKeypointMetrics(keypoints="
+            "{label: id})"
+        )
+    return category_id, spec, dict(keypoints)
+
+
+def _to_pixels(data, bounding_box_format, images):
+    """A predictions or ground-truth dict with `"boxes"` (and `"keypoints"`, if any) in yxyx
+    pixels of `images` (see `_to_yxyx`)."""
+    converted = {**data, "boxes": _to_yxyx(data["boxes"], bounding_box_format, images)}
+    if "keypoints" in data and bounding_box_format.startswith("rel_"):
+        # (y, x) keypoints scale like the corners of degenerate rel_yxyx boxes.
+        keypoints = np.asarray(keras.ops.convert_to_numpy(data["keypoints"]), np.float32)
+        points = keypoints.reshape(len(keypoints), -1, 2)
+        pixels = _to_yxyx(np.concatenate([points, points], -1), "rel_yxyx", images)
+        pixels = np.asarray(keras.ops.convert_to_numpy(pixels))[..., :2]
+        converted["keypoints"] = pixels.reshape(keypoints.shape)
+    return converted
 
 
 def _to_yxyx(boxes, bounding_box_format, images):

@@ -68,12 +68,11 @@ def test_no_eval_config_reads_as_the_tf_od_api_defaults():
         ("num_exmples: 10",
          r"eval.config:1:1: 'eval_config.num_exmples' is not a field kdet supports "
          r"\(did you mean 'num_examples'\?\)"),
-        ("batch_size: 1\nparameterized_metric { coco_keypoint_metrics { class_label: 'person' } }",
-         r"eval.config:2:1: 'eval_config.parameterized_metric' configures keypoint metrics "
-         r"\(coco_keypoint_metrics\), but kdet has no keypoint models"),
-        ("keypoint_edge { start: 0 end: 1 }",
-         r"eval.config:1:1: 'eval_config.keypoint_edge' configures the keypoint edges drawn, "
-         r"but kdet has no keypoint models"),
+        ("batch_size: 1\nparameterized_metric { coco_keypoint_metrics { } }",
+         r"eval.config:2:46: 'eval_config.parameterized_metric.coco_keypoint_metrics' is "
+         r"missing the required field 'class_label'"),
+        ("keypoint_edge { start: 0 }",
+         r"eval.config:1:15: 'eval_config.keypoint_edge' is missing the required field 'end'"),
         ("eval_instance_masks: true",
          r"eval.config:1:1: 'eval_config.eval_instance_masks' is true, but kdet has no "
          r"instance-mask models"),
