@@ -15,11 +15,16 @@ name: `Mixed_4c/Branch_1/Conv2d_0b_3x3` is the convolution `Mixed_4c_Branch_1_Co
 its batch norm `..._batchnorm`, its activation `Mixed_4c_Branch_1_Conv2d_0b_3x3`; a stem
 convolution `Conv2d_2c_3x3` is `Conv2d_2c_3x3_conv`, ...; each module's concatenation is named
 after its endpoint (`Mixed_4c`), so `model.get_layer("Mixed_4c").output` is that endpoint.
+
+`keras.applications.InceptionV3` is the Inception v3 table's network (the same convolutions,
+batch norms, pools and concatenations in the same order): `restore_keras_inception_v3` copies
+its ImageNet weights into a body of the table.
 """
 
 import dataclasses
 
 import keras
+import numpy as np
 
 from kdet.feature_extractors.multi_resolution_feature_maps import scaled_depth
 
@@ -362,3 +367,74 @@ class _Builder:
             net = batch_norm(net)
         activation = hyperparams.activation_layer(name=name)
         return net if activation is None else activation(net)
+
+
+def restore_keras_inception_v3(source, body):
+    """Copies the weights of a `keras.applications.InceptionV3` into an Inception v3 body.
+
+    Keras's network is slim's `inception_v3_base` (a convolution without bias, a batch norm
+    without scale, a ReLU; the same modules, branches and concatenation order), but its layers
+    are named by a session counter (`conv2d_57`): the weights pair up by position, the layers
+    with weights of both models coming in the same order (the same graph). Each batch norm's
+    missing scale becomes ones where `body`'s batch norms have one.
+
+    Args:
+        source: a `keras.applications.InceptionV3` with or without top (its weights from
+            `weights="imagenet"`, or any), or the path of a `.keras` file of one.
+        body: a functional `keras.Model` of `inception_body("InceptionV3", "Mixed_7c", ...)`
+            layers (or a model with the same layers and outputs at its endpoints), at depth
+            multiplier 1, with centering batch norms.
+
+    Returns:
+        The sorted names of the layers of `body` set.
+
+    Raises:
+        ValueError: the layers with weights differ in number, kind or shape (e.g. another
+            depth multiplier, no batch norms), or `body`'s batch norms have no center.
+    """
+    if not isinstance(source, keras.layers.Layer):
+        source = keras.saving.load_model(source, compile=False)
+    theirs = [layer for layer in source.layers if layer.weights and layer.name != "predictions"]
+    ours = [layer for layer in body.layers if layer.weights]
+    if len(theirs) != len(ours):
+        raise ValueError(
+            f"{source.name!r} has {len(theirs)} layers with weights (but its classifier), the "
+            f"Inception v3 body {body.name!r} {len(ours)}: expected a "
+            "keras.applications.InceptionV3 and a body up to Mixed_7c with a batch norm after "
+            "each convolution"
+        )
+    pairs = [(mine, _inception_v3_values(mine, other)) for mine, other in zip(ours, theirs)]
+    for mine, values in pairs:
+        mine.set_weights(values)
+    return sorted(layer.name for layer in ours)
+
+
+def _inception_v3_values(mine, other):
+    """The weights of Keras's layer `other` laid out as those of the body's layer `mine`."""
+    if isinstance(other, keras.layers.BatchNormalization) and isinstance(
+        mine, keras.layers.BatchNormalization
+    ):
+        if not mine.center:
+            raise ValueError(
+                f"the batch norm {mine.name!r} has no center (offset), so Keras's "
+                f"{other.name!r} does not load into it: build the body with batch_norm "
+                "center true (the TF OD API default)"
+            )
+        beta, mean, variance = other.get_weights()
+        values = [beta, mean, variance]
+        if mine.scale:
+            values.insert(0, np.ones_like(beta))
+    elif type(other) is keras.layers.Conv2D and type(mine) is keras.layers.Conv2D:
+        values = other.get_weights()
+    else:
+        values = None
+    shapes = [tuple(weight.shape) for weight in mine.weights]
+    if values is None or [tuple(value.shape) for value in values] != shapes:
+        raise ValueError(
+            f"layer {mine.name!r} ({type(mine).__name__}, weights {shapes}) has no "
+            f"counterpart in keras.applications.InceptionV3: its layer {other.name!r} at the "
+            f"same place is a {type(other).__name__} with weights "
+            f"{[tuple(w.shape) for w in other.weights]} (Keras's weights need depth multiplier "
+            "1 and a batch norm after each convolution)"
+        )
+    return values

@@ -3,6 +3,7 @@
 import keras
 
 from kdet.feature_extractors.inception_body import inception_body
+from kdet.feature_extractors.inception_body import restore_keras_inception_v3
 from kdet.feature_extractors.multi_resolution_feature_maps import SSDMultiResolutionFeatureExtractor
 from kdet.feature_extractors.multi_resolution_feature_maps import extra_feature_map_layers
 from kdet.feature_extractors.registry import register_feature_extractor
@@ -37,7 +38,9 @@ class SSDInceptionFeatureExtractor(SSDMultiResolutionFeatureExtractor):
     `override_base_feature_extractor_hyperparams: false`; kdet builds the same model either
     way, so that `ssd_inception_v2_pets.config`, which leaves the field out, builds.
 
-    A subclass sets `ARCHITECTURE`, `FEATURE_ENDPOINTS` and `EXTRA_LAYER_DEPTHS`.
+    A subclass sets `ARCHITECTURE`, `FEATURE_ENDPOINTS` and `EXTRA_LAYER_DEPTHS`, and
+    `KERAS_APPLICATION` (the name of the `keras.applications` model of the same body) with
+    `restore_from_classification_checkpoint` where Keras has the body.
 
     Args:
         depth_multiplier: float. Width multiplier of the body and the extra layers. Defaults
@@ -54,14 +57,20 @@ class SSDInceptionFeatureExtractor(SSDMultiResolutionFeatureExtractor):
             as in the TF OD API). Defaults to `False`.
         pad_to_multiple: int. Zero-pad the preprocessed images bottom/right to a multiple of
             it before the body. Defaults to `1`.
-        backbone_weights: `None`. Keras has no ImageNet weights of these bodies (start them
-            from a slim classification checkpoint: `kdet.checkpoints`). Defaults to `None`.
+        backbone_weights: `None` (random) or, for a subclass with a `KERAS_APPLICATION`
+            (Inception v3), `"imagenet"`: that `keras.applications` model's ImageNet weights
+            (downloaded and checked by Keras on first use, so online only), copied into the
+            body by `restore_from_classification_checkpoint`; only at depth multiplier 1,
+            with batch norms that center. The extra layers stay random. Inception v2 has no
+            Keras twin: start it from a slim classification checkpoint (`kdet.checkpoints`).
+            Defaults to `None`.
         **kwargs: passed to `keras.layers.Layer`.
     """
 
     ARCHITECTURE = None
     FEATURE_ENDPOINTS = ()
     EXTRA_LAYER_DEPTHS = ()
+    KERAS_APPLICATION = None
 
     def __init__(
         self,
@@ -75,7 +84,8 @@ class SSDInceptionFeatureExtractor(SSDMultiResolutionFeatureExtractor):
         backbone_weights=None,
         **kwargs,
     ):
-        check_no_imagenet_weights(type(self).__name__, backbone_weights)
+        if self.KERAS_APPLICATION is None:
+            check_no_imagenet_weights(type(self).__name__, backbone_weights)
         super().__init__(
             depth_multiplier,
             min_depth,
@@ -88,6 +98,8 @@ class SSDInceptionFeatureExtractor(SSDMultiResolutionFeatureExtractor):
             backbone_weights=backbone_weights,
             **kwargs,
         )
+        if backbone_weights is not None:
+            self._check_keras_weights_fit(backbone_weights)
         body = inception_body(
             self.ARCHITECTURE,
             self.FEATURE_ENDPOINTS[-1],
@@ -110,6 +122,23 @@ class SSDInceptionFeatureExtractor(SSDMultiResolutionFeatureExtractor):
             use_depthwise=self.use_depthwise,
             use_explicit_padding=self.use_explicit_padding,
         )
+        if backbone_weights is not None:
+            self.restore_from_classification_checkpoint(
+                getattr(keras.applications, self.KERAS_APPLICATION)(
+                    include_top=False, weights=backbone_weights, input_shape=(None, None, 3)
+                )
+            )
+
+    def _check_keras_weights_fit(self, backbone_weights):
+        """Raises before any download unless Keras's weights load into this body."""
+        batch_norm = self.conv_hyperparams.batch_norm
+        if self.depth_multiplier != 1.0 or not (batch_norm and batch_norm["center"]):
+            raise ValueError(
+                f"{type(self).__name__}: backbone_weights={backbone_weights!r} are "
+                f"keras.applications.{self.KERAS_APPLICATION}'s, which load into the body only "
+                "at depth_multiplier 1.0 with batch norms that center; got depth_multiplier="
+                f"{self.depth_multiplier} and conv_hyperparams batch_norm={batch_norm}"
+            )
 
     def get_config(self):
         config = super().get_config()
@@ -148,13 +177,19 @@ class SSDInceptionV3FeatureExtractor(SSDInceptionFeatureExtractor):
     """SSD Inception v3: `Mixed_5d` (stride 8, 288 channels at depth multiplier 1), `Mixed_6e`
     (stride 16, 768) and `Mixed_7c` (stride 32, 2048), then extra maps of depths 512, 256 and
     128. The stem is "valid"-padded (slim's): at 300x300 the maps are 35, 17, 8, 4, 2 and 1
-    pixels wide; images need 75 pixels or more. See `SSDInceptionFeatureExtractor`.
+    pixels wide; images need 75 pixels or more. `backbone_weights="imagenet"` takes
+    `keras.applications.InceptionV3`'s weights (the same network). See
+    `SSDInceptionFeatureExtractor`.
 
     Example:
     ```python
     extractor = kdet.feature_extractors.SSDInceptionV3FeatureExtractor(depth_multiplier=0.25)
     images = extractor.preprocess(tf.zeros([1, 300, 300, 3]))
     [f.shape[1] for f in extractor(images)]  # [35, 17, 8, 4, 2, 1]
+    # The body with keras.applications.InceptionV3's ImageNet weights (online):
+    pretrained = kdet.feature_extractors.SSDInceptionV3FeatureExtractor(
+        backbone_weights="imagenet"
+    )
     ```
 
     Reference:
@@ -165,6 +200,20 @@ class SSDInceptionV3FeatureExtractor(SSDInceptionFeatureExtractor):
     ARCHITECTURE = "InceptionV3"
     FEATURE_ENDPOINTS = ("Mixed_5d", "Mixed_6e", "Mixed_7c")
     EXTRA_LAYER_DEPTHS = (512, 256, 128)
+    KERAS_APPLICATION = "InceptionV3"
+
+    def restore_from_classification_checkpoint(self, source):
+        """Copies the weights of a `keras.applications.InceptionV3` (or a `.keras` file of
+        one) into the body (`kdet.feature_extractors.inception_body.restore_keras_inception_v3`:
+        by position, every shape checked); what `backbone_weights="imagenet"` does with the
+        downloaded model. Keras's `mixed2`, `mixed7` and `mixed10` are then the body's
+        `Mixed_5d`, `Mixed_6e` and `Mixed_7c` (with `conv_hyperparams` of ReLU activation and
+        Keras's batch norm epsilon 1e-3; the TF OD API configs' ReLU6 clips them at 6).
+
+        Returns:
+            The sorted names of the restored layers.
+        """
+        return restore_keras_inception_v3(source, self.body)
 
 
 def check_no_imagenet_weights(extractor_name, backbone_weights):

@@ -1,10 +1,12 @@
-"""The slim Inception extractors: `ssd_inception_v2`, `ssd_inception_v3`,
-`faster_rcnn_inception_v2`, and the Inception v2 / v3 bodies they share.
+"""The slim Inception extractors: `ssd_inception_v2`, `ssd_inception_v3` (with
+`keras.applications.InceptionV3`'s weights), `faster_rcnn_inception_v2`, and the Inception v2 /
+v3 bodies they share.
 
 Their numbers against the TF OD API's own TF1 models: tests/checkpoints/
 test_tfod_parity_inception.py."""
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from extractor_battery import assert_faster_rcnn_extractor_learns
@@ -189,6 +191,51 @@ def test_registered_names_and_config_round_trips():
         again = type(extractor).from_config(extractor.get_config())
         assert again.get_config() == extractor.get_config()
         assert [w.shape for w in again.weights] == [w.shape for w in extractor.weights]
+
+
+def test_ssd_inception_v3_takes_keras_inception_v3_weights():
+    # What backbone_weights="imagenet" does with the downloaded model, on a random one.
+    keras.utils.set_random_seed(0)
+    source = keras.applications.InceptionV3(
+        include_top=False, weights=None, input_shape=(None, None, 3)
+    )
+    rng = np.random.default_rng(0)
+    for layer in source.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            beta, mean, variance = (w.shape for w in layer.weights)
+            layer.set_weights([rng.normal(0.0, 0.2, beta), rng.normal(0.0, 0.2, mean),
+                               rng.uniform(0.5, 1.5, variance)])
+    # Keras's ReLU and epsilon, so that the functions are the same; a scale (ones) to fill;
+    # zero kernels, all replaced (and cheaper to draw than truncated normals).
+    extractor = SSDInceptionV3FeatureExtractor(
+        conv_hyperparams=ConvHyperparams(
+            kernel_initializer="zeros", activation="relu", batch_norm={"scale": True}
+        )
+    )
+    restored = extractor.restore_from_classification_checkpoint(source)
+    # 94 convolutions and their batch norms: every layer of the body with weights.
+    assert len(restored) == 188
+    assert restored == sorted(layer.name for layer in extractor.body.layers if layer.weights)
+    images = tf.constant(rng.uniform(0.0, 255.0, [2, 96, 96, 3]), tf.float32)
+    ours = extractor.body(extractor.preprocess(images), training=False)
+    endpoints = keras.Model(
+        source.input, [source.get_layer(name).output for name in ("mixed2", "mixed7", "mixed10")]
+    )
+    theirs = endpoints(keras.applications.inception_v3.preprocess_input(images), training=False)
+    for mine, other in zip(ours, theirs, strict=True):
+        other = np.asarray(other)
+        np.testing.assert_allclose(mine, other, rtol=1e-4, atol=1e-4 * np.abs(other).max())
+
+
+def test_imagenet_weights_need_depth_multiplier_1_and_centering_batch_norms():
+    # Refused before any download.
+    with pytest.raises(ValueError, match=r"keras.applications.InceptionV3's, which load into "
+                       r"the body only at depth_multiplier 1.0.*got depth_multiplier=0.5"):
+        SSDInceptionV3FeatureExtractor(depth_multiplier=0.5, backbone_weights="imagenet")
+    with pytest.raises(ValueError, match="batch norms that center.*batch_norm=None"):
+        SSDInceptionV3FeatureExtractor(
+            conv_hyperparams=ConvHyperparams(activation="relu6"), backbone_weights="imagenet"
+        )
 
 
 @pytest.mark.parametrize("cls", [SSDInceptionV2FeatureExtractor,
