@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from kdet.data.input_pipeline import _resolve_num_keypoints
 from kdet.data.input_pipeline import pad_keypoints
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.data.label_map import write_label_map
@@ -89,16 +90,19 @@ def test_augmentation_flips_keypoints_with_their_permutation(tmp_path):
 def test_when_y_has_keypoints(tmp_path):
     with_keypoints = write_records(tmp_path / "kp.record")
     boxes_only = write_records(tmp_path / "boxes.record", keypoints=False)
-    assert "keypoints" in first_batch(with_keypoints)  # counted in the records
-    assert "keypoints" not in first_batch(with_keypoints, num_keypoints=0)
-    assert set(first_batch(boxes_only)) == {"boxes", "labels"}
-    # K from the label map's keypoint classes (largest id + 1), or given: none labelled here.
     label_map = write_label_map(
         {1: "person"}, tmp_path / "lm.pbtxt", keypoints={1: [(0, "nose"), (4, "ear")]}
     )
+    # Given; else the label map's keypoint classes (largest id + 1); else the records.
+    assert _resolve_num_keypoints(0, label_map, [with_keypoints]) == 0
+    assert _resolve_num_keypoints(2, None, [boxes_only]) == 2
+    assert _resolve_num_keypoints(None, label_map, [with_keypoints]) == 5
+    assert _resolve_num_keypoints(None, None, [with_keypoints]) == 3
+    assert _resolve_num_keypoints(None, None, [boxes_only]) == 0
+    assert set(first_batch(boxes_only)) == {"boxes", "labels"}
+    # Records without keypoints read with K = 5: none labelled.
     y = first_batch(boxes_only, label_map=label_map)
     assert y["keypoints"].shape == (2, 3, 5, 2) and not y["keypoint_visibilities"].numpy().any()
-    assert first_batch(boxes_only, num_keypoints=2)["keypoints"].shape == (2, 3, 2, 2)
 
 
 def test_pad_keypoints_truncates_to_max_num_boxes():
