@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from kdet.data.converters import convert_coco
+from kdet.data.converters import create_example_from_arrays
 from kdet.data.errors import DataError
 from kdet.data.label_map import read_label_map_keypoints
 from kdet.data.tf_example import decode_tf_example
@@ -111,3 +112,29 @@ def test_keypoint_on_the_border_is_clipped(tmp_path):
     first = decode_tf_example(next(iter(tf.data.TFRecordDataset(
         convert(tmp_path, data).output_paths))))
     np.testing.assert_allclose(first["keypoints"][0, 0], [5 / 30, 1.0])
+
+
+def test_create_example_from_arrays_with_keypoints():
+    image = np.zeros([20, 40, 3], np.uint8)
+    # One box, keypoints (y, x) in pixels like its xyxy box: visible, not labelled, on the border.
+    example = create_example_from_arrays(
+        image, [[4, 2, 30, 18]], ["person"], {1: "person"},
+        keypoints=[[[5.0, 10.0], [np.nan, np.nan], [20.5, 40.0]]], image_format="png",
+    )
+    decoded = decode_tf_example(example.SerializeToString())
+    np.testing.assert_allclose(decoded["keypoints"][0, ::2], [[0.25, 0.25], [1.0, 1.0]])
+    assert decoded["keypoint_visibilities"].numpy().tolist() == [[2, 0, 2]]
+    # Relative boxes take relative keypoints; explicit visibilities are kept.
+    example = create_example_from_arrays(
+        image, [[0.1, 0.1, 0.9, 0.9]], ["person"], {1: "person"}, box_format="rel_yxyx",
+        keypoints=[[[0.5, 0.25]]], keypoint_visibilities=[[1]], image_format="png",
+    )
+    decoded = decode_tf_example(example.SerializeToString())
+    np.testing.assert_allclose(decoded["keypoints"], [[[0.5, 0.25]]])
+    assert decoded["keypoint_visibilities"].numpy().tolist() == [[1]]
+    with pytest.raises(DataError, match="box 0: keypoint 0 .* lies outside the 40x20 image"):
+        create_example_from_arrays(image, [[4, 2, 30, 18]], ["person"], {1: "person"},
+                                   keypoints=[[[25.0, 10.0]]])
+    with pytest.raises(DataError, match="expected \\[1 boxes, num_keypoints, 2"):
+        create_example_from_arrays(image, [[4, 2, 30, 18]], ["person"], {1: "person"},
+                                   keypoints=[[1.0, 2.0]])

@@ -38,8 +38,10 @@ def create_example_from_arrays(
     filename="",
     source_id=None,
     image_format="jpeg",
+    keypoints=None,
+    keypoint_visibilities=None,
 ):
-    """Builds a TF OD API `tf.train.Example` from one image and its boxes.
+    """Builds a TF OD API `tf.train.Example` from one image and its boxes (and keypoints).
 
     The image and boxes get the same checks as in the converters: the image must decode
     completely, boxes must lie inside it (at most 1 px out, which is clipped) with
@@ -59,6 +61,13 @@ def create_example_from_arrays(
         filename: str. Stored as `image/filename`; defaults to the basename of a path `image`.
         source_id: str. Stored as `image/source_id`; defaults to `filename`.
         image_format: `"jpeg"` or `"png"`: how an array `image` is encoded. Defaults to `"jpeg"`.
+        keypoints: optional float array `[num_boxes, num_keypoints, 2]`, (y, x) of each box's
+            keypoints in the unit of the boxes (pixels, or normalized for `rel_*` formats);
+            NaN for a keypoint that is not labelled. Labelled keypoints must lie in the image
+            (at most 1 px out, clipped).
+        keypoint_visibilities: optional int array `[num_boxes, num_keypoints]`, COCO `v` (0 not
+            labelled, 1 labelled not visible, 2 visible); defaults to 2 for finite keypoints,
+            0 for NaN.
 
     Returns:
         A `tf.train.Example`.
@@ -104,6 +113,11 @@ def create_example_from_arrays(
         validate_label_map(label_map) if isinstance(label_map, dict) else read_label_map(label_map)
     )
     box_sources = [f"{what} box {index}" for index in range(len(boxes))]
+    extras = {}
+    if keypoints is not None:
+        extras = _pixel_keypoints(
+            keypoints, keypoint_visibilities, len(boxes), box_format, height, width, what
+        )
     names = [_class_name(label, label_map, where) for label, where in zip(labels, box_sources)]
     ids = lookup_labels(names, label_map, name_to_id(label_map), box_sources)
     example, _ = make_example(
@@ -117,8 +131,32 @@ def create_example_from_arrays(
         box_sources,
         filename=filename,
         source_id=source_id,
+        **extras,
     )
     return example
+
+
+def _pixel_keypoints(keypoints, visibilities, num_boxes, box_format, height, width, what):
+    """`make_example` keyword arguments for keypoints given in the unit of the boxes."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    if keypoints.size == 0 and num_boxes == 0:
+        keypoints = keypoints.reshape(0, keypoints.shape[1] if keypoints.ndim == 3 else 0, 2)
+    if keypoints.ndim != 3 or keypoints.shape[0] != num_boxes or keypoints.shape[2] != 2:
+        raise DataError(
+            f"{what}: keypoints have shape {keypoints.shape}; expected [{num_boxes} boxes, "
+            "num_keypoints, 2 (y, x)]"
+        )
+    if box_format.startswith("rel_"):
+        keypoints = keypoints * [height, width]
+    if visibilities is None:
+        visibilities = np.where(np.all(np.isfinite(keypoints), axis=-1), 2, 0)
+    visibilities = np.asarray(visibilities, dtype=np.int64)
+    if visibilities.shape != keypoints.shape[:2]:
+        raise DataError(
+            f"{what}: keypoint_visibilities have shape {visibilities.shape}; expected "
+            f"{list(keypoints.shape[:2])} like the keypoints"
+        )
+    return {"keypoints": list(keypoints), "keypoint_visibilities": list(visibilities)}
 
 
 def _class_name(label, label_map, where):
