@@ -36,7 +36,12 @@ _SUBPACKAGES = (
     "zoo",
 )
 # Public classes at the top level → the module defining them.
-_CLASSES = {"FasterRCNN": "kdet.models", "ObjectDetector": "kdet.models", "SSD": "kdet.models"}
+_CLASSES = {
+    "CenterNet": "kdet.models",
+    "FasterRCNN": "kdet.models",
+    "ObjectDetector": "kdet.models",
+    "SSD": "kdet.models",
+}
 
 
 def __getattr__(name):

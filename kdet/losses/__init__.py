@@ -7,6 +7,7 @@ Models divide the sums by a normalizer that is global across replicas (see
 from kdet.losses.bootstrapped_sigmoid_classification_loss import (
     BootstrappedSigmoidClassificationLoss,
 )
+from kdet.losses.penalty_reduced_logistic_focal_loss import PenaltyReducedLogisticFocalLoss
 from kdet.losses.sigmoid_focal_classification_loss import SigmoidFocalClassificationLoss
 from kdet.losses.weighted_l1_localization_loss import WeightedL1LocalizationLoss
 from kdet.losses.weighted_l2_localization_loss import WeightedL2LocalizationLoss
@@ -16,6 +17,7 @@ from kdet.losses.weighted_softmax_classification_loss import WeightedSoftmaxClas
 
 __all__ = [
     "BootstrappedSigmoidClassificationLoss",
+    "PenaltyReducedLogisticFocalLoss",
     "SigmoidFocalClassificationLoss",
     "WeightedL1LocalizationLoss",
     "WeightedL2LocalizationLoss",

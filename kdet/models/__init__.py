@@ -1,8 +1,17 @@
 """Detection meta-architectures on the shared `ObjectDetector` base."""
 
+from kdet.models.center_net import CenterNet
+from kdet.models.center_net import KeypointEstimationTask
 from kdet.models.faster_rcnn import FasterRCNN
 from kdet.models.object_detector import ObjectDetector
 from kdet.models.results import Results
 from kdet.models.ssd import SSD
 
-__all__ = ["FasterRCNN", "ObjectDetector", "Results", "SSD"]
+__all__ = [
+    "CenterNet",
+    "FasterRCNN",
+    "KeypointEstimationTask",
+    "ObjectDetector",
+    "Results",
+    "SSD",
+]

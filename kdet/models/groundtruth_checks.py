@@ -196,6 +196,16 @@ def check_groundtruth(
         ]),
     ))
 
+    return _first_failure(checks)
+
+
+def _first_failure(checks):
+    """A scalar bool tensor (True) that raises the message of the first failing check.
+
+    Args:
+        checks: list of `(rows, message)`: bool `[...]` tensors of the failing rows, and a
+            function of the index of the first failing row giving the message string tensor.
+    """
     failing = tf.stack([tf.reduce_any(rows) for rows, _ in checks])
 
     def raise_first_failure():
@@ -211,6 +221,95 @@ def check_groundtruth(
     return tf.cond(tf.reduce_any(failing), raise_first_failure, lambda: tf.constant(True))
 
 
+def check_keypoints(keypoints, visibilities, boxes, labels, image_height, image_width,
+                    bounding_box_format, step=None):
+    """Raises if the keypoints of a batch break the data contract (see `check_groundtruth`).
+
+    Shapes are checked when the step is traced (a `GroundtruthError` at once): `keypoints`
+    `[batch, num_boxes, num_keypoints, 2]` with the boxes' batch and rows, `visibilities` (if
+    given) `[batch, num_boxes, num_keypoints]`. Then, on the labelled keypoints (visibility not 0)
+    of rows that are not padding: finite coordinates; none half an image outside the image
+    (pixels given to a `rel_` model, or the other way); for a pixel format, not all within 1.5
+    while some box coordinate is larger (normalized keypoints with pixel boxes).
+
+    Args:
+        keypoints: float `[batch, num_boxes, num_keypoints, 2]` `(y, x)` in the unit of the
+            boxes.
+        visibilities: int or bool `[batch, num_boxes, num_keypoints]`, or None (all labelled).
+        boxes, labels, image_height, image_width, bounding_box_format, step: as in
+            `check_groundtruth`.
+
+    Returns:
+        A scalar bool tensor (True), as `check_groundtruth`.
+    """
+    boxes = tf.convert_to_tensor(boxes)
+    keypoints = tf.cast(keypoints, tf.float32)
+    if keypoints.shape.rank != 4 or keypoints.shape[-1] != 2:
+        raise GroundtruthError(
+            "y['keypoints'] must be [batch, num_boxes, num_keypoints, 2] (y, x); got shape "
+            f"{keypoints.shape}"
+        )
+    if not keypoints.shape[:2].is_compatible_with(boxes.shape[:2]):
+        raise GroundtruthError(
+            f"y['keypoints'] has shape {keypoints.shape} but y['boxes'] {boxes.shape}: "
+            "expected one row of keypoints per box, [batch, num_boxes, num_keypoints, 2]"
+        )
+    if visibilities is None:
+        visible = tf.ones_like(keypoints[..., 0], tf.bool)
+    else:
+        if not keypoints.shape[:3].is_compatible_with(visibilities.shape):
+            raise GroundtruthError(
+                f"y['keypoint_visibilities'] has shape {visibilities.shape} but y['keypoints'] "
+                f"{keypoints.shape}: expected [batch, num_boxes, num_keypoints]"
+            )
+        visible = tf.cast(visibilities, tf.bool)
+    labels = tf.cast(labels, tf.int32)
+    real = tf.logical_not(is_padding(tf.cast(boxes, tf.float32)) | tf.equal(labels, -1))
+    checked = visible & real[..., None]
+    finite = tf.reduce_all(tf.math.is_finite(keypoints), axis=-1)
+    relative = bounding_box_format.startswith("rel_")
+    size = tf.cast(tf.stack([image_height, image_width]), tf.float32)
+    points = tf.where((checked & finite)[..., None], keypoints, 0.0)
+    fractions = points if relative else points / size
+    name = describe_format(bounding_box_format)
+
+    def text(index, problem):
+        b, n, k = index[0], index[1], index[2]
+        row = tf.strings.format(
+            "keypoint {} (y, x) {} of box {} (image {} of the batch, row {})",
+            (k, keypoints[b, n, k], boxes[b, n], b, n), summarize=-1,
+        )
+        parts = [row] if step is None else [row, tf.strings.format(" at training step {}",
+                                                                    (step,))]
+        return tf.strings.join(parts + [problem])
+
+    checks = [(
+        checked & tf.logical_not(finite),
+        lambda i: text(i, ": a labelled keypoint must have finite coordinates; give keypoints "
+                          "that are not labelled keypoint_visibilities 0."),
+    ), (
+        checked & finite & tf.reduce_any(
+            (fractions < -_OUTSIDE_MARGIN) | (fractions > 1.0 + _OUTSIDE_MARGIN), axis=-1
+        ),
+        lambda i: text(i, f": keypoint lies far outside the image; keypoints must be (y, x) in "
+                          f"the unit of the boxes, {name}."),
+    )]
+    if not relative:
+        box_rows = real[..., None] & tf.reduce_all(tf.math.is_finite(boxes), -1, keepdims=True)
+        largest_box = tf.reduce_max(tf.where(box_rows, tf.abs(tf.cast(boxes, tf.float32)), 0.0))
+        largest_keypoint = tf.reduce_max(tf.abs(points))
+        looks_normalized = (
+            tf.reduce_any(checked & finite)
+            & (largest_keypoint <= _NORMALIZED_LIMIT) & (largest_box > _NORMALIZED_LIMIT)
+        )
+        checks.append((
+            checked & finite & looks_normalized,
+            lambda i: text(i, f": keypoints look normalized (all within {_NORMALIZED_LIMIT}) "
+                              f"but the boxes are {name}: give keypoints in pixels too."),
+        ))
+    return _first_failure(checks)
+
+
 def checked_before(images, groundtruth, num_classes, bounding_box_format, step=None):
     """`images`, made to depend on `check_groundtruth` of the batch's ground truth.
 
@@ -221,7 +320,8 @@ def checked_before(images, groundtruth, num_classes, bounding_box_format, step=N
     Args:
         images: `[batch, height, width, channels]` tensor.
         groundtruth: the `y` of the data contract, `{"boxes": [batch, num_boxes, 4],
-            "labels" (or "classes"): [batch, num_boxes]}`; anything else is left to
+            "labels" (or "classes"): [batch, num_boxes]}`, with `"keypoints"` (and
+            `"keypoint_visibilities"`) checked by `check_keypoints`; anything else is left to
             `ObjectDetector.groundtruth_to_relative` to refuse.
         num_classes: int, the model's number of classes.
         bounding_box_format: str, the model's Keras box format.
@@ -238,10 +338,17 @@ def checked_before(images, groundtruth, num_classes, bounding_box_format, step=N
     shape = tf.shape(images)
 
     def check():
-        return check_groundtruth(
+        done = check_groundtruth(
             groundtruth["boxes"], labels, shape[1], shape[2], num_classes,
             bounding_box_format, step,
         )
+        if "keypoints" not in groundtruth:
+            return done
+        with tf.control_dependencies([done]):
+            return check_keypoints(
+                groundtruth["keypoints"], groundtruth.get("keypoint_visibilities"),
+                groundtruth["boxes"], labels, shape[1], shape[2], bounding_box_format, step,
+            )
 
     if step is None:
         done = check()

@@ -10,6 +10,9 @@ contract with groundtruth passed explicitly:
   losses need (for SSD it is `call`; Faster R-CNN samples RoIs with the groundtruth);
 - `compute_losses(outputs, gt_boxes, gt_labels)`: dict of named scalars, each divided by a
   normalizer that is global across replicas (`kdet.models.distribution`);
+- both also get, as keyword arguments, the ground truth beyond boxes and labels that the model
+  lists in `extra_groundtruth` (CenterNet's keypoints: `gt_keypoints`,
+  `gt_keypoint_visibilities`), read by `groundtruth_extras`;
 - `postprocess(outputs)`: decode + score conversion + NMS → boxes in `rel_yxyx` of the input
   images, 1-based labels, confidences, num_detections.
 
@@ -75,13 +78,22 @@ class ObjectDetector(ComponentsConfig, keras.Model):
             `{"resized_images", "true_image_shape"}` (see `resize_inputs`; what
             `kdet.configs.train_dataset` gives for a `keep_aspect_ratio_resizer`).
         y: `{"boxes": [batch, num_boxes, 4], "labels": [batch, num_boxes]}` padded with -1
-            rows (`"classes"` is accepted for `"labels"`).
+            rows (`"classes"` is accepted for `"labels"`); for a model with keypoints also
+            `"keypoints"` `[batch, num_boxes, num_keypoints, 2]` `(y, x)` in the unit of the
+            boxes and `"keypoint_visibilities"` `[batch, num_boxes, num_keypoints]`.
         predictions: `{"boxes": [batch, max_detections, 4], "labels", "confidences",
-            "num_detections"}`, padded past `num_detections` (boxes and labels -1, confidence 0).
+            "num_detections"}`, padded past `num_detections` (boxes and labels -1, confidence 0);
+            for a model with keypoints also `"keypoints"` (the unit of the boxes) and
+            `"keypoint_scores"`.
     """
 
     #: Names of the losses `compute_losses` returns, in order (subclasses set it).
     loss_names = ()
+    #: Ground-truth fields of `y` beyond boxes and labels that the model trains on, e.g.
+    #: `("keypoints",)`: `groundtruth_extras` reads them and `forward_train` and
+    #: `compute_losses` get them as keyword arguments (subclasses that need them set it).
+    extra_groundtruth = ()
+
     def __init__(self, num_classes, bounding_box_format="yxyx", freeze_batchnorm=False,
                  quantization=None, **kwargs):
         super().__init__(**kwargs)
@@ -400,6 +412,10 @@ class ObjectDetector(ComponentsConfig, keras.Model):
         boxes = convert_boxes_of_images(
             detections["boxes"], "rel_yxyx", self.bounding_box_format, images
         )
+        if "keypoints" in detections:
+            detections["keypoints"] = convert_points_of_images(
+                detections["keypoints"], True, self.bounding_box_format, images
+            )
         return {**detections, "boxes": boxes}
 
     def groundtruth_to_relative(self, images, y):
@@ -423,10 +439,35 @@ class ObjectDetector(ComponentsConfig, keras.Model):
         labels = tf.where(is_padding(boxes), -1, tf.cast(labels, tf.int32))
         return boxes, labels
 
+    def groundtruth_extras(self, images, y):
+        """The fields of `extra_groundtruth` in `y` → keyword arguments of `forward_train` and
+        `compute_losses`, in relative units as `groundtruth_to_relative` gives the boxes.
+
+        `"keypoints"`: `y["keypoints"]` float `[batch, num_boxes, num_keypoints, 2]` `(y, x)` in
+        the unit of the boxes and the optional `y["keypoint_visibilities"]` `[batch, num_boxes,
+        num_keypoints]` (0: not labelled) → `gt_keypoints` float32 relative `(y, x)` and
+        `gt_keypoint_visibilities` bool, False where not labelled or not finite.
+        """
+        extras = {}
+        for field in self.extra_groundtruth:
+            if field not in _EXTRA_GROUNDTRUTH_READERS:
+                raise ValueError(
+                    f"{type(self).__name__}.extra_groundtruth names {field!r}; kdet reads "
+                    f"{sorted(_EXTRA_GROUNDTRUTH_READERS)}"
+                )
+            if not isinstance(y, dict) or field not in y:
+                raise ValueError(
+                    f"{type(self).__name__} trains on y[{field!r}] as well as boxes and labels; "
+                    f"got y with keys {sorted(y) if isinstance(y, dict) else type(y).__name__}"
+                )
+            extras.update(_EXTRA_GROUNDTRUTH_READERS[field](self, images, y))
+        return extras
+
     def _losses_and_total(self, images, y, training):
         gt_boxes, gt_labels = self.groundtruth_to_relative(images, y)
-        outputs = self.forward_train(images, gt_boxes, gt_labels, training=training)
-        losses = self.compute_losses(outputs, gt_boxes, gt_labels)
+        extras = self.groundtruth_extras(images, y)
+        outputs = self.forward_train(images, gt_boxes, gt_labels, training=training, **extras)
+        losses = self.compute_losses(outputs, gt_boxes, gt_labels, **extras)
         if self.losses:
             # Regularization is the same on every replica and Keras sums replica gradients.
             losses[REGULARIZATION_LOSS] = tf.add_n(self.losses) / num_replicas()
@@ -555,6 +596,50 @@ def convert_boxes_of_images(boxes, source, target, images):
     boxes = _convert_same_unit(boxes, source, "yxyx")
     relative_boxes = tf.where(is_padding(boxes)[..., None], boxes, boxes / sizes)
     return _convert_same_unit(relative_boxes, "rel_yxyx", target)
+
+
+def convert_points_of_images(points, relative, bounding_box_format, images):
+    """Converts `(y, x)` points between relative units and the unit of `bounding_box_format`.
+
+    Args:
+        points: float `[batch, ..., 2]` `(y, x)`; points with both coordinates -1 (padding) stay
+            -1.
+        relative: bool. True: `points` are relative, return them in the unit of
+            `bounding_box_format`; False: the other way.
+        bounding_box_format: str, a Keras box format: a `rel_` format means relative units,
+            any other pixels of `images`.
+        images: `[batch, height, width, 3]`, or a dict with `"true_image_shape"` int32
+            `[batch, 2]` (pixels are then those of each image's content).
+
+    Returns:
+        float32 `[batch, ..., 2]`.
+    """
+    points = tf.cast(points, tf.float32)
+    if bounding_box_format.startswith("rel_"):
+        return points
+    if isinstance(images, dict):
+        size = tf.cast(images[TRUE_IMAGE_SHAPE], tf.float32)
+    else:
+        size = tf.cast(tf.shape(images)[1:3], tf.float32)[None]
+    size = tf.reshape(size, [-1] + [1] * (points.shape.rank - 2) + [2])
+    converted = points * size if relative else points / size
+    padding = tf.reduce_all(tf.equal(points, -1.0), axis=-1, keepdims=True)
+    return tf.where(padding, points, converted)
+
+
+def _relative_keypoints(model, images, y):
+    """The `"keypoints"` reader of `ObjectDetector.groundtruth_extras`."""
+    keypoints = tf.cast(y["keypoints"], tf.float32)
+    finite = tf.reduce_all(tf.math.is_finite(keypoints), axis=-1)
+    visible = finite
+    if "keypoint_visibilities" in y:
+        visible &= tf.cast(y["keypoint_visibilities"], tf.bool)
+    relative = convert_points_of_images(keypoints, False, model.bounding_box_format, images)
+    return {"gt_keypoints": relative, "gt_keypoint_visibilities": visible}
+
+
+# `extra_groundtruth` field → function(model, images, y) returning keyword arguments.
+_EXTRA_GROUNDTRUTH_READERS = {"keypoints": _relative_keypoints}
 
 
 def _convert_same_unit(boxes, source, target):
