@@ -131,6 +131,7 @@ _INPUT_READER = {
     "num_prefetch_batches": Int(default=2),
     "num_parallel_batches": Int(default=8),
     "max_number_of_boxes": Int(default=100, minimum=1),
+    "num_keypoints": Int(default=0, minimum=0),
     "load_instance_masks": Bool(default=False),
     "use_display_name": Bool(default=False),
     # Deprecated TF1 queue settings, read and not used: the TF OD API's tf.data reader
@@ -348,7 +349,8 @@ def build_input_reader_arguments(node):
         A dict with `input_paths`, `label_map` (None without `label_map_path`), `shuffle`,
         `shuffle_buffer_size`, `filenames_shuffle_buffer_size`, `num_epochs`, `num_readers`,
         `read_block_length`, `sample_1_of_n_examples`, `num_parallel_calls`
-        (`num_parallel_batches`), `num_prefetch_batches`, `max_num_boxes`.
+        (`num_parallel_batches`), `num_prefetch_batches`, `max_num_boxes`, `num_keypoints`
+        (0, the TF OD API default: boxes only).
     """
     fields = read(node, _INPUT_READER)
     if fields["load_instance_masks"]:
@@ -376,4 +378,5 @@ def build_input_reader_arguments(node):
         "num_parallel_calls": fields["num_parallel_batches"],
         "num_prefetch_batches": fields["num_prefetch_batches"],
         "max_num_boxes": fields["max_number_of_boxes"],
+        "num_keypoints": fields["num_keypoints"],
     }

@@ -14,14 +14,17 @@ from kdet.data.converters import write_tfrecord
 from kdet.data.errors import DataError
 from kdet.data.input_pipeline import list_input_files
 from kdet.data.input_pipeline import pad_groundtruth
+from kdet.data.input_pipeline import pad_keypoints
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.data.input_pipeline import resize_image_and_boxes
+from kdet.data.label_map import KeypointItem
 from kdet.data.label_map import LabelMapItem
 from kdet.data.label_map import create_categories
 from kdet.data.label_map import label_map_from_names
 from kdet.data.label_map import name_to_id
 from kdet.data.label_map import read_label_map
 from kdet.data.label_map import read_label_map_items
+from kdet.data.label_map import read_label_map_keypoints
 from kdet.data.label_map import validate_label_map
 from kdet.data.label_map import write_label_map
 from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
@@ -32,6 +35,7 @@ from kdet.data.tf_example import encode_image
 __all__ = [
     "ConversionSummary",
     "DataError",
+    "KeypointItem",
     "LabelMapItem",
     "ShardedTFRecordWriter",
     "augmentation",
@@ -47,8 +51,10 @@ __all__ = [
     "list_input_files",
     "name_to_id",
     "pad_groundtruth",
+    "pad_keypoints",
     "read_label_map",
     "read_label_map_items",
+    "read_label_map_keypoints",
     "read_tfrecords",
     "resize_image_and_boxes",
     "validate_label_map",

@@ -217,6 +217,7 @@ def test_input_reader_arguments_for_read_tfrecords():
         "num_parallel_calls": 8,
         "num_prefetch_batches": 2,
         "max_num_boxes": 50,
+        "num_keypoints": 0,
     }
 
 
