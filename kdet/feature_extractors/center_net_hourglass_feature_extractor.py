@@ -61,6 +61,9 @@ class CenterNetHourglassFeatureExtractor(CenterNetFeatureExtractor):
         """Input heights and widths must be multiples of it: every stage halves the maps."""
         return HOURGLASS_OUT_STRIDE * 2 ** (len(self.channel_dims) - 1)
 
+    def build(self, input_shape):
+        self.network.build(input_shape)
+
     def call(self, images, training=None):
         """Preprocessed images `[batch, height, width, 3]` → list of `num_hourglasses` maps
         `[batch, height / 4, width / 4, channel_dims[0]]`, the last hourglass's last."""

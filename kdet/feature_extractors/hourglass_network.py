@@ -50,14 +50,34 @@ class ConvBlock(keras.layers.Layer):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd; got {kernel_size}")
         self.pad = keras.layers.ZeroPadding2D(kernel_size // 2) if kernel_size > 1 else None
+        # A strided 1x1 convolution reads every `strides`-th pixel: take them, then convolve
+        # with stride 1 (same weights and outputs). TF 2.21's oneDNN filter gradient of a
+        # strided 1x1 convolution corrupts memory with few channels (4 → 8 or 8 → 16 at
+        # 16×16, measured here; 16 → 32 and wider run), which tiny hourglasses have.
+        self.subsample = strides if kernel_size == 1 else 1
         self.conv = keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, padding="valid", use_bias=False, name="conv"
+            filters,
+            kernel_size,
+            strides=strides // self.subsample,
+            padding="valid",
+            use_bias=False,
+            name="conv",
         )
         self.norm = hourglass_batch_norm()
         self.relu = keras.layers.ReLU() if relu else None
 
+    @property
+    def filters(self):
+        return self.conv.filters
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.norm.build(with_channels(input_shape, self.filters))
+
     def call(self, inputs, training=None):
         net = self.pad(inputs) if self.pad is not None else inputs
+        if self.subsample > 1:
+            net = net[:, :: self.subsample, :: self.subsample, :]
         net = self.norm(self.conv(net), training=training)
         return self.relu(net) if self.relu is not None else net
 
@@ -91,8 +111,13 @@ class ResidualBlock(keras.layers.Layer):
         self.relu = keras.layers.ReLU()
 
     def build(self, input_shape):
+        self.conv_block.build(input_shape)
+        output_shape = with_channels(input_shape, self.filters)
+        self.conv.build(output_shape)
+        self.norm.build(output_shape)
         if self.strides > 1 or input_shape[-1] != self.filters:
             self.skip = ConvBlock(self.filters, 1, strides=self.strides, relu=False)
+            self.skip.build(input_shape)
 
     def call(self, inputs, training=None):
         net = self.conv_block(inputs, training=training)
@@ -112,6 +137,22 @@ def residual_blocks(num_blocks, filters, residual_filters=None, strides=1):
         )
         for index in range(num_blocks)
     ]
+
+
+def with_channels(shape, channels):
+    """`shape` (`[batch, height, width, channels]`) with another number of channels."""
+    return tuple(shape[:-1]) + (channels,)
+
+
+def build_blocks(blocks, input_shape):
+    """Builds the layers `blocks` (each with `filters` output channels) applied in sequence
+    to `input_shape`, without running them (explicit builds: Keras would otherwise trace each
+    nested layer symbolically, ~5× slower for Hourglass-104); returns the output shape (its
+    spatial dimensions those of `input_shape`: only channels matter to the weights)."""
+    for block in blocks:
+        block.build(input_shape)
+        input_shape = with_channels(input_shape, block.filters)
+    return input_shape
 
 
 def apply_blocks(blocks, inputs, training=None):
@@ -139,6 +180,13 @@ class InputDownsampleBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.conv_block = ConvBlock(conv_filters, 7, strides=2)
         self.residual_block = ResidualBlock(filters, strides=2)
+
+    @property
+    def filters(self):
+        return self.residual_block.filters
+
+    def build(self, input_shape):
+        build_blocks([self.conv_block, self.residual_block], input_shape)
 
     def call(self, inputs, training=None):
         return self.residual_block(self.conv_block(inputs, training=training), training=training)
@@ -190,6 +238,15 @@ class HourglassModule(keras.layers.Layer):
         )
         self.upsample = keras.layers.UpSampling2D(2)
 
+    @property
+    def filters(self):
+        return self.decoder_block[-1].filters
+
+    def build(self, input_shape):
+        build_blocks(self.encoder_block1, input_shape)
+        inner_shape = build_blocks(self.encoder_block2, input_shape)
+        build_blocks(self.decoder_block, build_blocks(self.inner_block, inner_shape))
+
     def call(self, inputs, training=None):
         full_resolution = apply_blocks(self.encoder_block1, inputs, training)
         inner = apply_blocks(self.encoder_block2, inputs, training)
@@ -240,6 +297,16 @@ class HourglassNetwork(keras.layers.Layer):
         ]
         self.intermediate_residual = [ResidualBlock(channels) for _ in range(num_hourglasses - 1)]
         self.intermediate_relu = keras.layers.ReLU()
+
+    def build(self, input_shape):
+        shape = build_blocks([self.downsample_input], input_shape)
+        for hourglass, output_conv in zip(self.hourglass_network, self.output_conv):
+            build_blocks([hourglass, output_conv], shape)
+        for layers in zip(
+            self.intermediate_conv1, self.intermediate_conv2, self.intermediate_residual
+        ):
+            for layer in layers:
+                layer.build(shape)
 
     def call(self, inputs, training=None):
         net = self.downsample_input(inputs, training=training)

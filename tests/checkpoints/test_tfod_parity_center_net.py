@@ -10,6 +10,8 @@ extractors: seeded random weights, calibrated batch norms, run on the top-left 6
 `photo.png`. Their checkpoints hold the extractor under `model/`.
 """
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,6 +22,8 @@ from tfod_references import reference
 
 from kdet.checkpoints import CheckpointError
 from kdet.checkpoints import restore_tfod_checkpoint
+from kdet.checkpoints.tfod_checkpoint import VARIABLE_SUFFIX
+from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 from kdet.feature_extractors import CenterNetHourglassFeatureExtractor
 from kdet.feature_extractors import build_feature_extractor
 
@@ -77,3 +81,46 @@ def test_a_checkpoint_of_another_layout_is_refused():
     extractor = CenterNetHourglassFeatureExtractor(4, [4, 4, 6, 8], [2, 2, 2, 2])
     with pytest.raises(CheckpointError, match="layers with weights under model/_network/ that the kdet hourglass has not"):
         restore_tfod_checkpoint(extractor, REFERENCES / HOURGLASS / "checkpoint")
+
+
+# Listings (`variables.txt` only) of the TF OD API's full-size ResNet extractors → kdet's
+# extractor of the same type and the number of checkpoint variables it leaves unread:
+# keras.applications' ResNet-v2 ends in a batch norm (`post_bn`, 4 variables, the last layer of
+# the TF OD API's `_base_model`) after the `conv5_block3_out` both read.
+LISTED = {
+    "center_net_resnet_v2_50_extractor": ("resnet_v2_50", 4),
+    "center_net_resnet_v1_50_fpn_extractor": ("resnet_v1_50_fpn", 0),
+}
+
+
+def _listed_shapes(name):
+    """`{key: shape}` of the model variables of a reference's `variables.txt`."""
+    shapes = {}
+    for line in (REFERENCES / name / "variables.txt").read_text().splitlines():
+        key, _, shape = line.split("\t")
+        if key.startswith("model/") and key.endswith(VARIABLE_SUFFIX):
+            shapes[key] = json.loads(shape)
+    return shapes
+
+
+def _layer_index(key):
+    """N of a key `…/_base_model/layer_with_weights-N/…`."""
+    return int(key.split("/_base_model/layer_with_weights-")[1].split("/")[0])
+
+
+@pytest.mark.parametrize("name", sorted(LISTED))
+def test_resnet_mapping_pairs_every_tf_od_api_variable(name):
+    extractor_type, num_unread = LISTED[name]
+    extractor = build_feature_extractor(extractor_type)
+    shapes = _listed_shapes(name)
+    assignments = [
+        item for pair in tf2_layer_pairs(extractor, "model", shapes) for item in pair.assignments()
+    ]
+    assert len(assignments) == len(extractor.weights)
+    assert len({key for _, key in assignments}) == len(assignments)
+    for variable, key in assignments:
+        assert shapes[key] == list(variable.shape), (variable.path, key)
+    unread = set(shapes) - {key for _, key in assignments}
+    assert len(unread) == num_unread
+    last_body_layer = max(_layer_index(key) for key in shapes if "/_base_model/" in key)
+    assert all(_layer_index(key) == last_body_layer for key in unread)

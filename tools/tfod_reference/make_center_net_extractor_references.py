@@ -16,6 +16,9 @@ which its stages need). It writes `tests/data/tfod_reference/<name>/`:
   `preprocess` of the crop: enough to check the channel order and statistics),
   `features/<i>` (its outputs on the whole preprocessed crop, inference mode);
 - `variables.txt`: `name<TAB>dtype<TAB>shape` of every checkpoint entry.
+
+The full-size ResNet extractors (no smaller TF OD API variant; ~100 MB checkpoints) get only
+their `variables.txt` (`LISTINGS`), for kdet's mapping test of their layout.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import dataclasses
 import pathlib
 import shutil
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +34,8 @@ from make_references import calibrate_batch_norms
 from make_references import randomize_biases
 from object_detection.models import center_net_hourglass_feature_extractor
 from object_detection.models import center_net_mobilenet_v2_fpn_feature_extractor
+from object_detection.models import center_net_resnet_feature_extractor
+from object_detection.models import center_net_resnet_v1_fpn_feature_extractor
 from object_detection.models.keras_models import hourglass_network
 from reference_common import OUTPUT_DIR
 from reference_common import load_photo
@@ -86,6 +92,15 @@ REFERENCES = {
 }
 
 
+# Extractors whose checkpoint is only listed: name → TF OD API builder function.
+LISTINGS = {
+    "center_net_resnet_v2_50_extractor": center_net_resnet_feature_extractor.resnet_v2_50,
+    "center_net_resnet_v1_50_fpn_extractor": (
+        center_net_resnet_v1_fpn_feature_extractor.resnet_v1_50_fpn
+    ),
+}
+
+
 class _AsDetectionModel:
     """The extractor seen through the two things `calibrate_batch_norms` and
     `randomize_biases` use of a detection model."""
@@ -124,11 +139,7 @@ def make_reference(name, reference, output_dir):
     )
     manager.save(checkpoint_number=0)
     prefix = str(target / "checkpoint" / "ckpt-0")
-    listing = tf.train.list_variables(prefix)
-    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
-    (target / "variables.txt").write_text(
-        "".join(f"{n}\t{dtypes[n].name}\t{list(s)}\n" for n, s in listing)
-    )
+    listing = _write_listing(prefix, target)
     _check_restore(reference, prefix, preprocessed, features)
     np.savez_compressed(target / "outputs.npz", **outputs)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
@@ -137,6 +148,29 @@ def make_reference(name, reference, output_dir):
         f"features {[tuple(f.shape) for f in features]}, folder {size / 1e3:.0f} KB",
         flush=True,
     )
+
+
+def _write_listing(prefix, target):
+    """Writes `target / "variables.txt"` for the checkpoint `prefix`; returns the listing."""
+    listing = tf.train.list_variables(prefix)
+    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    (target / "variables.txt").write_text(
+        "".join(f"{n}\t{dtypes[n].name}\t{list(s)}\n" for n, s in listing)
+    )
+    return listing
+
+
+def make_listing(name, build, output_dir):
+    """Only the `variables.txt` of the extractor `build` makes (default statistics)."""
+    tf.keras.backend.clear_session()
+    extractor = build(channel_means=[], channel_stds=[], bgr_ordering=False)
+    extractor(tf.zeros([1, 64, 64, 3]))
+    target = output_dir / name
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = tf.train.Checkpoint(model=extractor).save(f"{folder}/ckpt")
+        listing = _write_listing(prefix, target)
+    print(f"{name}: {len(listing)} checkpoint entries listed", flush=True)
 
 
 def _check_restore(reference, prefix, preprocessed, expected):
@@ -151,11 +185,15 @@ def _check_restore(reference, prefix, preprocessed, expected):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=sorted(REFERENCES))
+    parser.add_argument("names", nargs="*", default=sorted({**REFERENCES, **LISTINGS}))
     parser.add_argument("--output_dir", default=str(OUTPUT_DIR))
     args = parser.parse_args(argv)
+    output_dir = pathlib.Path(args.output_dir)
     for name in args.names:
-        make_reference(name, REFERENCES[name], pathlib.Path(args.output_dir))
+        if name in LISTINGS:
+            make_listing(name, LISTINGS[name], output_dir)
+        else:
+            make_reference(name, REFERENCES[name], output_dir)
 
 
 if __name__ == "__main__":
