@@ -1,5 +1,5 @@
-"""Builds a `kdet.SSD` or `kdet.FasterRCNN` from the `model { ... }` block of a TF OD API
-`pipeline.config`.
+"""Builds a `kdet.SSD`, `kdet.FasterRCNN` or `kdet.CenterNet` from the `model { ... }` block of a
+TF OD API `pipeline.config`.
 
 ```python
 model = kdet.configs.model_builder.build_model_from_text(open("pipeline.config").read(),
@@ -44,24 +44,30 @@ Mappings to note:
 The package has one translator module per TF OD API message family: `hyperparams`
 (`Hyperparams`), `components` (image resizers, anchor generators, box coder, matcher,
 similarity), `feature_extractor`, `losses`, `post_processing`, `ssd` (`Ssd` and its box
-predictors), `faster_rcnn` (`FasterRcnn`), and `architecture_check`.
+predictors), `faster_rcnn` (`FasterRcnn`), `center_net` (`CenterNet`, its tasks and the
+keypoint label map), and `architecture_check`.
 
 Before any field is read, `check_architecture` refuses a config that needs what kdet does not
-have yet (CenterNet, R-FCN, Context R-CNN, instance masks, a TF OD API feature extractor such as
-EfficientDet's), naming it: that is the first error of such a config, not a field that only
+have yet (R-FCN, Context R-CNN, instance masks, CenterNet's mask, DensePose and tracking tasks,
+a TF OD API feature extractor kdet has no counterpart for), naming it: that is the first error of such a config, not a field that only
 follows from it.
 """
 
 from kdet.configs.field_reader import Node
 from kdet.configs.field_reader import read_one_of
 from kdet.configs.model_builder.architecture_check import check_architecture
+from kdet.configs.model_builder.center_net import build_center_net
 from kdet.configs.model_builder.faster_rcnn import build_faster_rcnn
 from kdet.configs.model_builder.ssd import build_ssd
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import Message
 from kdet.configs.text_format import parse
 
-_MODEL_BUILDERS = {"ssd": build_ssd, "faster_rcnn": build_faster_rcnn}
+_MODEL_BUILDERS = {
+    "ssd": build_ssd,
+    "faster_rcnn": build_faster_rcnn,
+    "center_net": build_center_net,
+}
 
 
 def build_model(model_message):
@@ -69,11 +75,11 @@ def build_model(model_message):
 
     Args:
         model_message: the `kdet.configs.text_format.Message` of the `model` block (or a
-            `kdet.configs.field_reader.Node` of it); it holds exactly one of `ssd { ... }` and
-            `faster_rcnn { ... }`.
+            `kdet.configs.field_reader.Node` of it); it holds exactly one of `ssd { ... }`,
+            `faster_rcnn { ... }` and `center_net { ... }`.
 
     Returns:
-        A `kdet.SSD` or `kdet.FasterRCNN`, not built yet (its weights are created on the first
+        A `kdet.SSD`, `kdet.FasterRCNN` or `kdet.CenterNet`, not built yet (its weights are created on the first
         call or by `model.build((None, None, None, 3))`), randomly initialized.
 
     Raises:
@@ -104,7 +110,7 @@ def build_model_from_text(text, source="<string>"):
         source: str. The name error messages give the text, usually its file path.
 
     Returns:
-        A `kdet.SSD` or `kdet.FasterRCNN`, see `build_model`.
+        A `kdet.SSD`, `kdet.FasterRCNN` or `kdet.CenterNet`, see `build_model`.
 
     Raises:
         ConfigError: for a syntax error, a missing or repeated `model` field, or any problem

@@ -6,12 +6,13 @@ from kdet.configs.field_reader import Node
 from kdet.configs.model_builder.feature_extractor import KERAS_SUFFIX
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import Message
+from kdet.feature_extractors import CenterNetFeatureExtractor
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.feature_extractors import SSDFeatureExtractor
 from kdet.feature_extractors import available_feature_extractors
 from kdet.feature_extractors import get_feature_extractor_class
 
-_META_ARCHITECTURES = ("ssd", "faster_rcnn")
+_META_ARCHITECTURES = ("ssd", "faster_rcnn", "center_net")
 
 # -- what kdet does not have yet --------------------------------------------------------------
 # A config that needs a meta-architecture, a feature extractor or a model output kdet does not
@@ -21,20 +22,17 @@ _META_ARCHITECTURES = ("ssd", "faster_rcnn")
 
 # The issues of the project that add them.
 _EXTRACTORS_ISSUE = 17
-_CENTER_NET_ISSUE = 18
 _TWO_STAGE_VARIANTS_ISSUE = 19
 
 # `model { … }` oneof fields of the TF OD API (`model.proto`, `center_net.proto`,
 # `detr.proto`) that kdet does not build: field → (what it is, the issue that adds it or None).
 _MISSING_META_ARCHITECTURES = {
-    "center_net": ("CenterNet", _CENTER_NET_ISSUE),
     "detr": ("DETR", None),
     "experimental_model": ("an experimental meta-architecture of the TF OD API's own registry",
                            None),
 }
 # `center_net { … }` task fields → what they add to CenterNet and the issue that adds it.
 _CENTER_NET_TASKS = {
-    "keypoint_estimation_task": ("keypoints", _CENTER_NET_ISSUE),
     "mask_estimation_task": ("instance masks", _TWO_STAGE_VARIANTS_ISSUE),
     "deepmac_mask_estimation": ("DeepMAC instance masks", _TWO_STAGE_VARIANTS_ISSUE),
     "densepose_estimation_task": ("DensePose", None),
@@ -65,7 +63,16 @@ _MISSING_FEATURE_EXTRACTORS = {
     "faster_rcnn_pnas": "PNASNet",
 }
 # The kdet model class of each meta-architecture, for "kdet's SSD feature extractors: …".
-_FEATURE_EXTRACTOR_BASES = {"ssd": SSDFeatureExtractor, "faster_rcnn": FasterRCNNFeatureExtractor}
+_FEATURE_EXTRACTOR_BASES = {
+    "ssd": SSDFeatureExtractor,
+    "faster_rcnn": FasterRCNNFeatureExtractor,
+    "center_net": CenterNetFeatureExtractor,
+}
+_META_ARCHITECTURE_NAMES = {
+    SSDFeatureExtractor: "SSD",
+    FasterRCNNFeatureExtractor: "Faster R-CNN",
+    CenterNetFeatureExtractor: "CenterNet",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,17 +110,18 @@ def _model_gaps(node):
             what, issue = _MISSING_META_ARCHITECTURES[field.name]
             gaps.append(_Gap(
                 0, node.message.source, field,
-                f"'{path}': {what} {_not_in_kdet(issue)}; kdet builds ssd and faster_rcnn "
-                "models",
+                f"'{path}': {what} {_not_in_kdet(issue)}; kdet builds ssd, faster_rcnn and "
+                "center_net models",
                 f"{what} ({_issue(issue)})",
             ))
-            if field.name == "center_net" and isinstance(field.value, Message):
-                gaps += _center_net_gaps(Node(field.value, path))
         elif field.name in _META_ARCHITECTURES and isinstance(field.value, Message):
             child = Node(field.value, path)
-            gaps += _two_stage_variant_gaps(child) if field.name == "faster_rcnn" else []
-            gaps += _mask_gaps(child, "Mask R-CNN" if field.name == "faster_rcnn" else
-                               "an SSD mask head")
+            if field.name == "center_net":
+                gaps += _center_net_gaps(child)
+            else:
+                gaps += _two_stage_variant_gaps(child) if field.name == "faster_rcnn" else []
+                gaps += _mask_gaps(child, "Mask R-CNN" if field.name == "faster_rcnn" else
+                                   "an SSD mask head")
             gaps += _feature_extractor_gaps(child, _FEATURE_EXTRACTOR_BASES[field.name])
     return sorted(gaps, key=lambda gap: (gap.rank, gap.field.line, gap.field.column))
 
@@ -215,7 +223,7 @@ def _feature_extractor_gaps(node, base_class):
     family = [
         n for n in registered if issubclass(get_feature_extractor_class(n), base_class)
     ]
-    meta_architecture = "SSD" if base_class is SSDFeatureExtractor else "Faster R-CNN"
+    meta_architecture = _META_ARCHITECTURE_NAMES[base_class]
     what = f"feature extractor '{name}' ({_MISSING_FEATURE_EXTRACTORS[stem]})"
     return [_Gap(
         2, extractors[0].source, field,
@@ -229,10 +237,11 @@ def _feature_extractor_gaps(node, base_class):
 def check_architecture(config):
     """Raises a `ConfigError` if the config needs what kdet does not have yet.
 
-    That is a meta-architecture other than SSD and Faster R-CNN (`center_net`: CenterNet,
-    `detr`, `experimental_model`), a variant of one (R-FCN's `rfcn_box_predictor`, Context
+    That is a meta-architecture other than SSD, Faster R-CNN and CenterNet (`detr`,
+    `experimental_model`), a variant of one (R-FCN's `rfcn_box_predictor`, Context
     R-CNN's `context_config`, instance masks: `number_of_stages: 3`, `predict_instance_masks:
-    true` and the `mask_*` fields), or a TF OD API feature extractor kdet has no
+    true` and the `mask_*` fields; CenterNet's mask, DeepMAC, DensePose, tracking and temporal
+    offset tasks), or a TF OD API feature extractor kdet has no
     counterpart for (e.g. `ssd_efficientnet-b0_bifpn_keras`, EfficientDet; an extractor of
     your own, once registered, is found). Nothing else is checked, so run this before reading
     the rest of the config: the error then names the real cause, not a field that only
