@@ -206,10 +206,10 @@ def run_isolated(path, max_rss_kb, timeout, log):
     the process's stderr go to file `log`); stops it (SIGKILL) when its RSS passes
     `max_rss_kb` or after `timeout` seconds.
 
-    Returns `(result, peak_kb, seconds, stopped)`: `train_one`'s dict (empty if the process
-    left none), the peak RSS `/usr/bin/time` measured (the larger of it and the polled one),
-    the wall seconds of the whole process (TensorFlow's import included) and why it was
-    stopped ("" if it was not).
+    Returns `(result, peak_kb, seconds, cpu_seconds, stopped)`: `train_one`'s dict (empty if
+    the process left none), the peak RSS `/usr/bin/time` measured (the larger of it and the
+    polled one), the wall and CPU (user + system, both cores) seconds of the whole process
+    (TensorFlow's import included) and why it was stopped ("" if it was not).
     """
     with tempfile.TemporaryDirectory() as folder:
         result_file = pathlib.Path(folder) / "result.json"
@@ -239,12 +239,14 @@ def run_isolated(path, max_rss_kb, timeout, log):
     report = pathlib.Path(log).read_text(errors="replace")
     measured = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)
     peak = max(polled, int(measured.group(1)) if measured else 0)
+    cpu_seconds = sum(float(value) for value in
+                      re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", report))
     if not result and not stopped:
         lines = [line for line in report.splitlines() if line.strip()]
         tail = next((line for line in reversed(lines) if "Error" in line), "no result")
         result = {"error": f"process ended without a result (exit {process.returncode}): "
                            f"{tail.strip()[:300]}"}
-    return result, peak, seconds, stopped
+    return result, peak, seconds, cpu_seconds, stopped
 
 
 def extractor_type(path):
@@ -269,7 +271,7 @@ def _gb(kb):
     return f"{kb / 1024 ** 2:.1f}"
 
 
-def table_row(path, result, peak_kb, seconds, stopped, max_rss_kb, measured):
+def table_row(path, result, peak_kb, seconds, cpu_seconds, stopped, max_rss_kb, measured):
     """The Markdown row of one `--train` run (columns: `TABLE_HEADER`)."""
     cells = [f"{result[key]:.0f}" if key in result else "-"
              for key in ("build_s", "train_s")]
@@ -290,12 +292,13 @@ def table_row(path, result, peak_kb, seconds, stopped, max_rss_kb, measured):
     predicted = f"yes ({result['boxes']} boxes)" if "boxes" in result else "no"
     name = f"{path.parent.name}/{path.name}"
     return (f"| {name} | `{extractor_type(path)}` | {' | '.join(cells)} | {predicted} | "
-            f"{_gb(peak_kb)} | {seconds:.0f} | {status.replace('|', '/')} | {measured} |")
+            f"{_gb(peak_kb)} | {seconds:.0f} / {cpu_seconds:.0f} | {status.replace('|', '/')} "
+            f"| {measured} |")
 
 
 TABLE_HEADER = (
-    "| config | extractor | build s | 2 steps s | predicts | peak RSS GB | process s | status "
-    "| measured |\n|---|---|---:|---:|---|---:|---:|---|---|"
+    "| config | extractor | build s | 2 steps s | predicts | peak RSS GB "
+    "| process s wall / CPU | status | measured |\n|---|---|---:|---:|---|---:|---:|---|---|"
 )
 _ROW_NAME = re.compile(r"^\| (\S+/\S+\.config) \|")
 _TABLE_INTRO = """# TF OD API sample configs: full-size training, one config per process
@@ -314,7 +317,9 @@ paths (a 4-image record of 96-144 px images with one box each, one class;
 - **predicts**: one `predict_on_batch` of a 120x100 image, and the boxes it kept;
 - **peak RSS GB**: the process's maximum resident set size (`/usr/bin/time -v`, GiB); a run
   passing `--max-rss-gb` is stopped and recorded as not run here, with the peak it reached;
-- **process s**: the whole process (TensorFlow's import, the record, the prediction included);
+- **process s wall / CPU**: the whole process (TensorFlow's import, the record, the
+  prediction included): wall seconds, and CPU seconds (user + system, both cores, from
+  `/usr/bin/time -v`), which the other jobs on the machine change much less;
 - **status**: the losses of the 2 steps (random weights and a toy record: only checked to be
   finite), the share of trainable variables the second step changed, or the first error
   (stage, exception, the innermost kdet frame);
@@ -362,8 +367,9 @@ def run_training(paths, args):
     for path in selected:
         measured = _measured_note()
         log = log_folder / f"{path.parent.name}_{path.stem}.log"
-        result, peak, seconds, stopped = run_isolated(path, max_rss_kb, args.timeout, log)
-        row = table_row(path, result, peak, seconds, stopped, max_rss_kb, measured)
+        result, peak, seconds, cpu_seconds, stopped = run_isolated(
+            path, max_rss_kb, args.timeout, log)
+        row = table_row(path, result, peak, seconds, cpu_seconds, stopped, max_rss_kb, measured)
         rows[f"{path.parent.name}/{path.name}"] = row
         write_table(args.output, rows)
         print(row, flush=True)
