@@ -124,20 +124,77 @@ def resnet_v1_body(
     hyperparams = hyperparams or tf_od_api_resnet_hyperparams()
     if weights is not None:
         _check_weights_fit(weights, depth_multiplier, hyperparams)
-    resnet = RESNETS[depth](input_shape=(None, None, 3), include_top=False, weights=weights)
     tf_od_api_layer = functools.partial(
         _tf_od_api_layer,
         depth_multiplier=depth_multiplier,
         min_depth=min_depth,
         clone_function=clone_function,
     )
-    body = keras.models.clone_model(
-        resnet,
-        clone_function=lambda layer: hyperparams_clone(layer, hyperparams, tf_od_api_layer),
+    # Built straight from the layout, not as a `keras.models.clone_model` of a built Keras
+    # ResNet: one graph construction instead of two, and no full-width variables drawn at a
+    # small depth multiplier (measured, ResNet-101 on a busy 2-core CPU: 8-10 s → 3.3-3.9 s
+    # at depth multiplier 0.0625, 8.6-10.8 s → 6.8-7.7 s at 1).
+    body = keras_resnet_v1_layout(
+        depth, lambda layer: hyperparams_clone(layer, hyperparams, tf_od_api_layer)
     )
     if weights is not None:
+        resnet = RESNETS[depth](input_shape=(None, None, 3), include_top=False, weights=weights)
         copy_folding_conv_biases(resnet, {layer.name: layer for layer in body.layers})
     return body
+
+
+def keras_resnet_v1_layout(depth, make_layer):
+    """`keras.applications.ResNet{depth}` without top (`input_shape=(None, None, 3)`), each
+    of its layers passed through `make_layer` before it is called.
+
+    The layers are those `keras.applications` creates, with their names and configs, built
+    in the same order (`keras.src.applications.resnet`'s `ResNet`, `stack_residual_blocks_v1`
+    and `residual_block_v1`), so the model's layers come in `keras.applications`' order, by
+    which TF2 checkpoints name them (`layer_with_weights-N`). `make_layer` gets each one
+    unbuilt, and what it returns is built in its place: the copy `keras.models.clone_model`
+    would make with it as `clone_function`, without building the Keras model first.
+
+    Args:
+        depth: int, 50, 101 or 152.
+        make_layer: function from a new `keras.applications` layer to the layer to use.
+
+    Returns:
+        A functional `keras.Model` named `resnet{depth}`, images `[batch, height, width, 3]`
+        → the output of `conv5_block3_out`.
+    """
+    layers = keras.layers
+
+    def apply(layer, x):
+        return make_layer(layer)(x)
+
+    def conv_bn(x, filters, kernel_size, name, strides=1, padding="valid"):
+        x = apply(layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                                name=f"{name}_conv"), x)
+        return apply(layers.BatchNormalization(axis=3, epsilon=1.001e-5, name=f"{name}_bn"), x)
+
+    def block(x, filters, name, stride=1, conv_shortcut=True):
+        shortcut = x
+        if conv_shortcut:
+            shortcut = conv_bn(x, 4 * filters, 1, f"{name}_0", strides=stride)
+        x = conv_bn(x, filters, 1, f"{name}_1", strides=stride)
+        x = apply(layers.Activation("relu", name=f"{name}_1_relu"), x)
+        x = conv_bn(x, filters, 3, f"{name}_2", padding="same")
+        x = apply(layers.Activation("relu", name=f"{name}_2_relu"), x)
+        x = conv_bn(x, 4 * filters, 1, f"{name}_3")
+        x = apply(layers.Add(name=f"{name}_add"), [shortcut, x])
+        return apply(layers.Activation("relu", name=f"{name}_out"), x)
+
+    images = layers.Input(shape=(None, None, 3))
+    x = apply(layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad"), images)
+    x = conv_bn(x, 64, 7, "conv1", strides=2)
+    x = apply(layers.Activation("relu", name="conv1_relu"), x)
+    x = apply(layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name="pool1_pad"), x)
+    x = apply(layers.MaxPooling2D(3, strides=2, name="pool1_pool"), x)
+    for stage, (blocks, filters) in enumerate(zip(SLIM_UNITS[depth], SLIM_BASE_DEPTHS), 2):
+        x = block(x, filters, f"conv{stage}_block1", stride=1 if stage == 2 else 2)
+        for index in range(2, blocks + 1):
+            x = block(x, filters, f"conv{stage}_block{index}", conv_shortcut=False)
+    return keras.Model(images, x, name=f"resnet{depth}")
 
 
 def slim_resnet_v1_body(
