@@ -4,6 +4,7 @@
 import keras
 
 from kdet.feature_extractors.center_net_body_feature_extractor import CenterNetBodyFeatureExtractor
+from kdet.feature_extractors.center_net_upsampling import check_interpolation
 from kdet.feature_extractors.center_net_upsampling import top_down_upsampling
 from kdet.feature_extractors.center_net_upsampling import transposed_conv_upsampling
 from kdet.feature_extractors.mobilenet_v2_body import mobilenet_v2_body
@@ -70,6 +71,7 @@ class CenterNetMobileNetV2FPNFeatureExtractor(CenterNetBodyFeatureExtractor):
         backbone_weights=None,
         **kwargs,
     ):
+        check_interpolation(upsampling_interpolation)
         super().__init__(backbone_weights=backbone_weights, **kwargs)
         self.depth_multiplier = float(depth_multiplier)
         self.use_separable_conv = bool(use_separable_conv)

@@ -22,6 +22,14 @@ def _batch_norm_relu(features, name):
     return keras.layers.ReLU(name=f"{name}_relu")(features)
 
 
+def check_interpolation(interpolation):
+    """Rejects an `upsampling_interpolation` other than `"nearest"` and `"bilinear"`."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"upsampling_interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}"
+        )
+
+
 def transposed_conv_upsampling(features, kernel_size, filters=TRANSPOSED_CONV_FILTERS):
     """Stride 32 → 4 with learned upsampling (CenterNet paper, without deformable
     convolutions; the TF OD API's `CenterNetResnetFeatureExtractor`).
@@ -78,10 +86,7 @@ def top_down_upsampling(endpoints, filters, use_separable_conv=False, interpolat
             f"top_down_upsampling takes one filter count per merge ({len(endpoints) - 1}); "
             f"got {list(filters)}"
         )
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"upsampling_interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}"
-        )
+    check_interpolation(interpolation)
     conv_class = keras.layers.SeparableConv2D if use_separable_conv else keras.layers.Conv2D
     top_down = keras.layers.Conv2D(filters[0], 1, name="top_down_lateral_conv")(endpoints[-1])
     for index, depth in enumerate(filters):
