@@ -144,3 +144,35 @@ def test_losses_are_normalized_over_the_global_batch(data, two_replica_strategy)
     for name, value in per_replica.items():
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
         np.testing.assert_allclose(float(total), float(single[name]), rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_postprocess_keeps_or_clips_keypoints_outside_the_image(clip):
+    model = tiny_center_net(num_classes=2, keypoint_tasks=[corners_task(
+        clip_out_of_frame_keypoints=clip)], max_box_predictions=3)
+    centers = np.full([1, 8, 8, 2], -9.0, np.float32)
+    centers[0, 2, 3, 0] = 5.0  # one object of class 1 at cell (2, 3)
+    centers[0, 6, 6, 1] = 4.0  # one of class 2 (no keypoints)
+    regression = np.zeros([1, 8, 8, 4], np.float32)
+    regression[0, 2, 3] = [-10.0, 1.0, 1.0, 2.0]  # top-left 10 cells above the image
+    outputs = {
+        "object_center": [tf.constant(centers)],
+        "box_scale": [tf.fill([1, 8, 8, 2], 4.0)],
+        "box_offset": [tf.fill([1, 8, 8, 2], 0.5)],
+        "corners/keypoint_heatmap": [tf.fill([1, 8, 8, 2], -9.0)],  # no candidates
+        "corners/keypoint_offset": [tf.zeros([1, 8, 8, 2])],
+        "corners/keypoint_regression": [tf.constant(regression)],
+        "scale": tf.ones([1, 2]),
+        "input_size": tf.constant([32.0, 32.0]),
+    }
+    detections = model.postprocess(outputs)
+    # Every other cell is a peak of its flat neighbourhood, scoring sigmoid(-9).
+    np.testing.assert_array_equal(detections["labels"][0, :2], [1, 2])
+    np.testing.assert_allclose(detections["boxes"][0, 0], np.array([0.5, 1.5, 4.5, 5.5]) / 8)
+    keypoints, scores = detections["keypoints"][0], detections["keypoint_scores"][0]
+    # Regressed keypoints (no candidate): cell + vector, in input pixels / 32.
+    top_left = [0.0, 16 / 32] if clip else [-32 / 32, 16 / 32]
+    np.testing.assert_allclose(keypoints[0], [top_left, [12 / 32, 20 / 32]], atol=1e-6)
+    np.testing.assert_allclose(scores[0], [0.0 if clip else 0.1, 0.1], atol=1e-6)
+    np.testing.assert_array_equal(keypoints[1], -1.0)  # class 2 has no keypoints
+    np.testing.assert_array_equal(scores[1], 0.0)
