@@ -111,7 +111,7 @@ def test_losses_are_normalized_over_the_global_batch(data, two_replica_strategy)
     """Each replica's losses over the global counts: their sum over 2 replicas of 2 images is
     the loss of the 4 images on one device (Keras sums replica gradients)."""
     images, y = data
-    model = tiny_center_net(num_outputs=2, keypoint_tasks=[corners_task(offset_peak_radius=1)])
+    model = tiny_center_net(keypoint_tasks=[corners_task(offset_peak_radius=1)])
     outputs = model(images)
     groundtruth = (*model.groundtruth_to_relative(images, y), model.groundtruth_extras(images, y))
     single = model.compute_losses(outputs, *groundtruth[:2], **groundtruth[2])
