@@ -173,7 +173,11 @@ class KerasBackboneFasterRCNNFPNFeatureExtractor(KerasBackbone, FasterRCNNFPNFea
     backbone's maps (levels above its top one are stride-2 convolutions); the box classifier
     is the two fully connected layers of `FasterRCNNFPNFeatureExtractor` (the TF OD API
     ResNet FPN layout). Batch norms of the backbone run in inference mode unless
-    `batch_norm_trainable`.
+    `batch_norm_trainable` (the TF OD API default, for pretrained backbones): a backbone
+    trained from random weights needs `batch_norm_trainable=True`, or its batch norms keep
+    their initial statistics. Pick levels whose anchors fit the objects: the RoIs of objects
+    below 224 px are all cropped from level `fpn_min_level` (a map of stride 8 blurs those
+    of a few dozen pixels; level 2, stride 4, is the FPN paper's finest).
 
     Args:
         backbone, preprocessing, pyramid: see `KerasBackbone` (`from_keras_backbone`).

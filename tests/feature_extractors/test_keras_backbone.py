@@ -7,6 +7,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from extractor_battery import assert_faster_rcnn_extractor_learns
 from extractor_battery import assert_keras_round_trip
 from extractor_battery import assert_ssd_extractor_learns
 from extractor_battery import tiny_faster_rcnn
@@ -72,26 +73,32 @@ def test_keras_hub_backbone_as_ssd_fpn_extractor_learns_and_round_trips(tmp_path
     assert loaded.feature_extractor.preprocessing == "torch"
 
 
-def test_keras_hub_backbone_as_faster_rcnn_fpn_extractor_trains_and_round_trips(tmp_path):
+def test_keras_hub_backbone_as_faster_rcnn_fpn_extractor_learns_and_round_trips(tmp_path):
+    # Seeded before the extractor is built: its initial weights decide the result.
+    keras.utils.set_random_seed(0)
+    # Levels 2-4: the battery's FPN anchors (4 strides) are then 16-64 px for its 19-58 px
+    # shapes, and every RoI is cropped from the stride-4 map. Measured over 60 steps: with
+    # levels 3-5 (RoIs from the 16-channel stride-8 map, 128 px anchors on 96 px images) the
+    # box classifier's box loss rose with the positive proposals (last/first epoch loss
+    # 0.46-0.62, mAP@0.5 0.57-0.62 over 3 seeds); with the TF OD API's frozen batch norms
+    # (batch_norm_trainable=False, random statistics) the loss did not fall (0.93 in 75 steps).
     extractor = from_keras_backbone(
-        tiny_hub_resnet(), "faster_rcnn_fpn", preprocessing="torch", fpn_min_level=3,
-        fpn_max_level=5, additional_layer_depth=32, box_classifier_units=64,
+        tiny_hub_resnet(), "faster_rcnn_fpn", preprocessing="torch", fpn_min_level=2,
+        fpn_max_level=4, additional_layer_depth=32, box_classifier_units=64,
+        batch_norm_trainable=True,
     )
     assert type(extractor) is KerasBackboneFasterRCNNFPNFeatureExtractor
     maps = extractor.extract_proposal_features(extractor.preprocess(tf.zeros([1, 96, 96, 3])))
-    assert [tuple(m.shape) for m in maps] == [(1, 12, 12, 32), (1, 6, 6, 32), (1, 3, 3, 32)]
+    assert [tuple(m.shape) for m in maps] == [(1, 24, 24, 32), (1, 12, 12, 32), (1, 6, 6, 32)]
     assert tuple(extractor.extract_box_classifier_features(tf.zeros([3, 7, 7, 32])).shape) == (
         3, 64,
     )
-    # The SSD test above is the learning test of these wrappers; here (CI budget) 8 steps on
-    # one batch: measured total loss 1.56 -> 0.85.
-    model = tiny_faster_rcnn(extractor)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    keras.utils.set_random_seed(0)
-    images, y = kdet.datasets.shapes(8, 96, num_classes=1, max_boxes=2, seed=3)
-    losses = [float(model.train_on_batch(images, y, return_dict=True)["loss"]) for _ in range(8)]
-    assert np.all(np.isfinite(losses)) and losses[-1] < 0.75 * losses[0], losses
-    assert_keras_round_trip(model, tmp_path)
+    # The battery's 60 steps of 150 (CI budget): measured last/first epoch loss 0.23 (0.28
+    # with seed 1), mAP@0.5 0.70 (0.64); 45 steps: mAP@0.5 0.35 (0.32).
+    assert_faster_rcnn_extractor_learns(extractor, steps=60)
+    # The trained extractor in a new detector; the backbone comes back from the saved config.
+    loaded = assert_keras_round_trip(tiny_faster_rcnn(extractor), tmp_path)
+    assert loaded.feature_extractor.pyramid == extractor.pyramid
 
 
 def test_keras_applications_model_by_layer_names_as_faster_rcnn_c4_extractor(tmp_path):
