@@ -9,19 +9,19 @@ Large narrowed to `NASNET_WIDTH` (the TF OD API hard-codes NASNet-A Large's hype
 and has no config field for them; the cell count stays 18, the second stage starting at
 cell 12): the model here is the config's with that width.
 
-The second stage is compared on the TF OD API's own proposals, which kdet's match within
-1.3e-7: proposals clipped to the image end exactly at 1.0, where `tf.image.crop_and_resize`
-samples the last crop row at `y1 * (h - 1) + 16 * ((1 - y1) * (h - 1) / 16)`, which float
-rounding puts just inside or just outside the map (then the row is zeros) depending on the
-last bits of `y1`. On the first reference made (8 filters) one of 4 proposals had its last
-crop row zeroed in the TF OD API and not in kdet, from `y1` values 6.5e-8 apart; on the TF OD
-API's proposals kdet's crops are the TF OD API's within 1e-4.
+kdet's proposals match the TF OD API's within 6e-8 here, but proposals clipped to the image
+end exactly at 1.0, where `tf.image.crop_and_resize` samples the last crop row at
+`y1 * (h - 1) + 16 * ((1 - y1) * (h - 1) / 16)`, which float rounding puts just inside or just
+outside the map (then the row is zeros) depending on the last bits of `y1`: on a first
+reference (8 filters) one of 4 proposals had its last crop row zeroed by the TF OD API and not
+by kdet, from `y1` values 6.5e-8 apart, and its box classifier features differed by up to 9.3
+(on the TF OD API's own proposals kdet's second stage matched within 3.2e-5). A regenerated
+reference can hit that; this one does not.
 """
 
 import functools
 
 import numpy as np
-from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_faster_rcnn_outputs_match
 from tfod_references import assert_same_detection_sets
@@ -52,17 +52,8 @@ def restored():
 
 @functools.cache
 def outputs():
-    """`(kdet's raw outputs on the photo, the same with the second stage run on the TF OD
-    API's proposals)`."""
-    model, _ = restored()
-    expected = reference(NAME)
-    own = model(photo()[None], training=False)
-    proposals = expected["predict/proposal_boxes_normalized"]
-    preprocessed = expected["predict/preprocessed_inputs"]
-    features = model.feature_extractor.extract_proposal_features(preprocessed)
-    crops = model.roi_heads.crop([features], proposals, preprocessed.shape[1:3])
-    box_features = model.feature_extractor.extract_box_classifier_features(crops)
-    return own, {**own, "proposals": proposals, **model.roi_heads(box_features, proposals)}
+    """The restored model's raw outputs on the photo."""
+    return restored()[0](photo()[None], training=False)
 
 
 def test_every_checkpoint_variable_is_restored_by_its_slim_name():
@@ -97,28 +88,22 @@ def test_every_checkpoint_variable_is_restored_by_its_slim_name():
 
 def test_raw_outputs_match_the_tf_od_api():
     model, _ = restored()
-    own, on_tf_od_api_proposals = outputs()
     expected = reference(NAME)
-    # kdet's own proposals are the TF OD API's.
-    count = int(expected["predict/num_proposals"][0])
-    assert int(own["num_proposals"][0]) == count == 4
-    np.testing.assert_allclose(
-        own["proposals"][0, :count],
-        expected["predict/proposal_boxes_normalized"][0, :count],
-        atol=RAW_TOLERANCE,
-    )
+    assert int(expected["predict/num_proposals"][0]) == 4
     # The fixed-shape resizer's 86x128: Cell_10 and Cell_11 at stride 16 (6x8x(2 * 48)), the
     # second stage on 17x17 crops to 9x9x96 (reduction cell 1 and cells 12-17).
     height, width = expected["predict/preprocessed_inputs"].shape[1:3]
     assert (height, width) == (86, 128)
     assert expected["predict/rpn_features_to_crop/0"].shape == (1, 6, 8, 96)
     assert expected["predict/box_classifier_features"].shape == (4, 9, 9, 96)
-    assert_faster_rcnn_outputs_match(model, on_tf_od_api_proposals, expected, (height, width))
+    # Measured: first-stage features within 6.2e-5 (values up to 13.9), box classifier
+    # features 5.2e-4 (up to 37.7), class logits 2.5e-5, box encodings 4.1e-5.
+    assert_faster_rcnn_outputs_match(model, outputs(), expected, (height, width))
 
 
 def test_detections_match_the_tf_od_api_as_sets():
     model, _ = restored()
-    detections = model.postprocess(outputs()[1])  # boxes relative to the photo
+    detections = model.postprocess(outputs())  # boxes relative to the photo
     count = int(detections["num_detections"][0])
     assert count > 0
     assert_same_detection_sets(
