@@ -1,7 +1,7 @@
 """A config that needs what kdet does not have yet says so first.
 
 TF OD API sample configs (copies in tests/data/tfod_configs/, see its README for source and
-licence) that need CenterNet, DeepMAC, R-FCN, Mask R-CNN, Context R-CNN or a feature extractor
+licence) that need DeepMAC, R-FCN, Mask R-CNN, Context R-CNN or a feature extractor
 kdet has not: `load_pipeline` names that, at the field that asks for it, before any other
 complaint (they all have other fields kdet refuses: a `train_config` learning rate schedule, a
 `graph_rewriter`, an unquoted `fine_tune_checkpoint`, `add_background_class: false`, …).
@@ -36,13 +36,9 @@ def _position(path, pattern):
 
 # config → (regex of the field's line, its dotted path, texts the error must hold)
 CASES = {
-    "centernet_hourglass104_512x512_coco17_tpu-8.config": (
-        r"center_net \{", "model.center_net", ["CenterNet is not in kdet yet (issue 18)"],
-    ),
     "center_net_deepmac_512x512_voc_only_tpu-32.config": (
-        r"center_net \{", "model.center_net",
-        ["CenterNet is not in kdet yet (issue 18)",
-         "DeepMAC instance masks (deepmac_mask_estimation, issue 19)"],
+        r"deepmac_mask_estimation \{", "model.center_net.deepmac_mask_estimation",
+        ["CenterNet DeepMAC instance masks are not in kdet yet (issue 19)"],
     ),
     "rfcn_resnet101_coco.config": (
         r"rfcn_box_predictor \{", "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor",
@@ -144,9 +140,9 @@ def _model(text):
         ("ssd { mask_head_config { mask_height: 15 } }",
          "model.ssd.mask_head_config' configures instance masks (an SSD mask head)", None),
         ("detr { }", "model.detr': DETR is not in kdet (not planned)", None),
-        ("center_net { keypoint_estimation_task { task_name: 'human_pose' } }",
-         "model.center_net': CenterNet is not in kdet yet (issue 18)",
-         "also needs keypoints (keypoint_estimation_task, issue 18)"),
+        ("center_net { mask_estimation_task { } }",
+         "model.center_net.mask_estimation_task': CenterNet instance masks are not in kdet yet "
+         "(issue 19)", None),
         ("faster_rcnn { feature_extractor { type: 'faster_rcnn_pnas' } "
          "second_stage_box_predictor { rfcn_box_predictor { } } }",
          "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor': R-FCN",

@@ -848,13 +848,15 @@ def test_model_must_hold_exactly_one_known_kind():
         f"{_at(both, 'faster_rcnn { }')}'model' sets both 'ssd' and 'faster_rcnn'; only one of "
         "them is allowed"
     )
-    assert _error("model { }") == "<string>:1:7: 'model' needs one of 'ssd', 'faster_rcnn'"
+    assert _error("model { }") == (
+        "<string>:1:7: 'model' needs one of 'ssd', 'faster_rcnn', 'center_net'"
+    )
     assert _error("model {\n  center_net { }\n}") == (
-        "<string>:2:3: 'model.center_net': CenterNet is not in kdet yet (issue 18); kdet builds "
-        "ssd and faster_rcnn models"
+        "<string>:2:14: 'model.center_net' is missing the required field 'num_classes'"
     )
     assert _error("model {\n  centre_net { }\n}") == (
-        "<string>:2:3: 'model.centre_net' is not a field kdet supports"
+        "<string>:2:3: 'model.centre_net' is not a field kdet supports (did you mean "
+        "'center_net'?)"
     )
 
 
