@@ -384,6 +384,9 @@ def _body_level(name, min_level, input_max_level):
 
 def _crop_like(feature_map, reference):
     """`feature_map` cropped to the height and width of `reference` (upsampled maps of odd
-    sides come out one pixel larger)."""
+    sides come out one pixel larger); as it is where both sides are known to agree (a crop
+    would cost a copy and its gradient one more)."""
+    if None not in feature_map.shape[1:3] and feature_map.shape[1:3] == reference.shape[1:3]:
+        return feature_map
     shape = tf.shape(reference)
     return feature_map[:, : shape[1], : shape[2], :]

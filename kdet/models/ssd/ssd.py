@@ -236,14 +236,15 @@ class SSD(ObjectDetector):
         targets = self._target_assigner.assign(
             anchors, to_padded_frame(gt_boxes, outputs["scale"]), gt_labels
         )
-        depth = self.num_classes + 1
-        class_targets = tf.one_hot(targets["cls_targets"], depth)
         if not self.add_background_class:
-            # No background column: unmatched anchors have all-zero targets.
-            class_targets = class_targets[..., 1:]
-        elif self.encode_background_as_zeros:
-            # Only unmatched anchors have a one there.
-            class_targets *= tf.one_hot(0, depth, on_value=0.0, off_value=1.0)
+            # No background column: unmatched anchors (class 0 → -1) have all-zero targets.
+            class_targets = tf.one_hot(targets["cls_targets"] - 1, self.num_classes)
+        else:
+            depth = self.num_classes + 1
+            class_targets = tf.one_hot(targets["cls_targets"], depth)
+            if self.encode_background_as_zeros:
+                # Only unmatched anchors have a one there.
+                class_targets *= tf.one_hot(0, depth, on_value=0.0, off_value=1.0)
         class_weights = targets["cls_weights"]
         if self.negative_class_weight != 1.0:
             # Unmatched anchors: counted in the classification loss, not regressed.
