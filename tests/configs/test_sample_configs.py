@@ -2,8 +2,8 @@
 
 Every config in `tests/data/tfod_configs/` (copies of `samples/configs/*.config` and
 `configs/tf2/*.config` of tensorflow/models; source, commit and licence in its README) whose
-meta-architecture and feature extractor kdet has (`check_architecture` passes; 87 configs:
-every SSD and Faster R-CNN sample config) must:
+meta-architecture and feature extractor kdet has (`check_architecture` passes; 88 configs:
+every SSD and Faster R-CNN sample config, and CenterNet ResNet-50 FPN with keypoints) must:
 - load (every config, here): `load_pipeline` builds its model, optimizer, learning rate
   schedule, augmentation and settings from the text as written;
 - read its inputs (one config per kind of input pipeline, here: augmentation steps and
@@ -15,7 +15,7 @@ every SSD and Faster R-CNN sample config) must:
   last step, then a prediction.
 
 What trains where:
-- In CI (here, `TRAINED`, 8 configs): each config's `code_path` (the classes its model and
+- In CI (here, `TRAINED`, 9 configs): each config's `code_path` (the classes its model and
   optimizer are made of, where each sits, its dtype policy, augmentation steps, quantization-
   aware training and variable selection) is checked to be covered by the code paths of the
   `TRAINED` configs, so a config that brings a new class, augmentation step, dtype policy or
@@ -26,8 +26,8 @@ What trains where:
   then predicts here, `test_sample_config_predicts`), and augmentation steps count as covered
   when `test_sample_config_reads_its_inputs` runs them. Training every config does not fit
   the CI budget: 2 eager steps and a prediction of each of the first 35 at 128 px (no
-  tracing) plus these 8 compiled took 681 s, these 8 compiled alone 455 s (same machine and
-  load; benchmarks/README.md). The 8 train with their image resizer scaled to 128 pixels
+  tracing) plus the first 8 of these compiled took 681 s, those 8 compiled alone 455 s (same
+  machine and load; benchmarks/README.md). They train with their image resizer scaled to 128 pixels
   (`with_small_images`; `code_path` has no sizes, and the test checks it is unchanged): the
   full-size steps cost 15 s to minutes each on a CPU.
 - In `benchmarks/sample_configs_status.py FOLDER --train`: every config, full size, 2 steps
@@ -66,7 +66,7 @@ from kdet.training.quantization import QuantizationAwareTraining
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "data" / "tfod_configs"
 # The configs trained in CI: between them, every feature of every config's `code_path`
-# (the fewest configs that do: 8; `test_sample_config_loads` checks it).
+# (the fewest configs that do: 9; `test_sample_config_loads` checks it).
 TRAINED = {
     # ResNet-101, fixed-shape resizer, mixed_bfloat16, cosine schedule, colour / scale crops.
     "faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config",
@@ -85,6 +85,8 @@ TRAINED = {
     "ssd_mobilenet_v2_fullyconv_coco.config",
     # ResNet-50 FPN, mixed_bfloat16.
     "ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config",
+    # CenterNet ResNet-50 FPN with a keypoint task (17 keypoints), random_absolute_pad_image.
+    "centernet_resnet50_v1_fpn_512x512_kpts_coco17_tpu-8.config",
 }
 
 
@@ -165,9 +167,17 @@ for _name in SAMPLE_CONFIGS:
     INPUT_KINDS.setdefault(_input_kind(_name), _name)
 
 
+# COCO's person keypoints: the keypoint configs name class '/m/01g317' and read 17 keypoints.
+KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+             "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+             "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+
+
 def write_inputs(folder):
-    """Writes a record of 4 images with one box each (class id 1) and its label map into
-    `folder`; returns `(record, label_map)`."""
+    """Writes a record of 4 images with one box each (class id 1, with 17 keypoints inside
+    it) and its label map (class 1 is '/m/01g317' with COCO's keypoints) into `folder`;
+    returns `(record, label_map)`. Box-only configs read the boxes (their input readers have
+    no `num_keypoints`)."""
     random = np.random.default_rng(0)
     examples = []
     for index in range(4):
@@ -175,12 +185,15 @@ def write_inputs(folder):
         image = random.integers(0, 256, (height, width, 3), dtype=np.uint8)
         box = np.array([[0.2 * height, 0.25 * width, 0.8 * height, 0.75 * width]], "float32")
         image[int(box[0, 0]):int(box[0, 2]), int(box[0, 1]):int(box[0, 3])] = (200, 40, 40)
+        keypoints = random.uniform(box[:, None, :2], box[:, None, 2:], (1, len(KEYPOINTS), 2))
         examples.append(create_example_from_arrays(
-            image, box, np.array([1]), {1: "object"}, box_format="yxyx", image_format="png"))
+            image, box, np.array([1]), {1: "/m/01g317"}, box_format="yxyx", image_format="png",
+            keypoints=keypoints.astype("float32")))
     record = folder / "train.record"
     write_tfrecord(examples, record)
     label_map = folder / "label_map.pbtxt"
-    label_map.write_text("item { id: 1 name: 'object' }\n")
+    keypoints = " ".join(f"keypoints {{ id: {i} label: '{k}' }}" for i, k in enumerate(KEYPOINTS))
+    label_map.write_text(f"item {{ id: 1 name: '/m/01g317' {keypoints} }}\n")
     return record, label_map
 
 
@@ -193,6 +206,8 @@ def with_paths(text, record, label_map):
     """The config text with its file paths replaced, nothing else."""
     text = re.sub(r'(\binput_path\s*:\s*)("[^"]*"|\S+)', rf'\g<1>"{record}"', text)
     text = re.sub(r'(\blabel_map_path\s*:\s*)("[^"]*"|\S+)', rf'\g<1>"{label_map}"', text)
+    text = re.sub(r'(\bkeypoint_label_map_path\s*:\s*)("[^"]*"|\S+)', rf'\g<1>"{label_map}"',
+                  text)
     return re.sub(r'(\bfine_tune_checkpoint\s*:\s*)("[^"]*"|\S+)', r'\g<1>""', text)
 
 
@@ -279,7 +294,7 @@ def _pipeline(name, inputs, folder, edit=lambda text: text):
 @pytest.fixture(scope="module")
 def pipelines(inputs, tmp_path_factory):
     """Config name → its loaded pipeline (paths replaced). Those several tests read
-    (`TRAINED`, `INPUT_KINDS`) are loaded once; the others each time, so that the 87 models
+    (`TRAINED`, `INPUT_KINDS`) are loaded once; the others each time, so that the 88 models
     are not all held at once (EfficientDet-D7 or NASNet alone hold hundreds of MB)."""
     folder = tmp_path_factory.mktemp("sample_configs")
     kept = TRAINED | set(INPUT_KINDS.values())
@@ -345,15 +360,15 @@ def train_steps_and_predict(pipeline, steps=STEPS):
 
 
 def test_the_configs_kdet_has_are_here():
-    # 87 of the 115: every SSD and Faster R-CNN sample config.
-    assert len(SAMPLE_CONFIGS) >= 87
+    # 88 of the 115: every SSD and Faster R-CNN sample config, one CenterNet config.
+    assert len(SAMPLE_CONFIGS) >= 88
     assert TRAINED <= set(SAMPLE_CONFIGS)
 
 
 @pytest.mark.parametrize("name", SAMPLE_CONFIGS)
 def test_sample_config_loads(name, pipelines, trained_code_path):
     pipeline = pipelines(name)
-    assert isinstance(pipeline.model, (kdet.SSD, kdet.FasterRCNN))
+    assert isinstance(pipeline.model, (kdet.SSD, kdet.FasterRCNN, kdet.CenterNet))
     assert pipeline.optimizer is not None and pipeline.train.batch_size >= 1
     untrained = {
         feature for feature in code_path(pipeline) - trained_code_path
