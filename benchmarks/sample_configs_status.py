@@ -144,10 +144,11 @@ def _failure(stage, error):
     return f"{stage}: {type(error).__name__}: {first_line}{where}"
 
 
-def train_one(path, folder):
+def train_one(path, folder, progress=lambda result: None):
     """Builds, trains and predicts config `path` in this process (see the module docstring);
     returns a JSON-able dict: `build_s`, `train_s`, `predict_s`, `boxes`, `losses`,
-    `changed`, and `error` (`stage: …`) when a stage failed."""
+    `changed`, and `error` (`stage: …`) when a stage failed. `progress(result)` is called
+    after the build too, so that a process stopped later leaves its build time."""
     folder = pathlib.Path(folder)
     copy = folder / path.name
     copy.write_text(with_paths(path.read_text(), *write_inputs(folder)))
@@ -157,6 +158,7 @@ def train_one(path, folder):
         start = time.perf_counter()
         pipeline = load_pipeline(copy)
         result["build_s"] = time.perf_counter() - start
+        progress(result)
         # Batch 1: the steps train on one image anyway (`train_steps_and_predict`), and a
         # batch of 64-2048 full-size images costs GBs before the model runs.
         pipeline = dataclasses.replace(
@@ -241,11 +243,11 @@ def run_isolated(path, max_rss_kb, timeout, log):
     peak = max(polled, int(measured.group(1)) if measured else 0)
     cpu_seconds = sum(float(value) for value in
                       re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", report))
-    if not result and not stopped:
+    if not stopped and not ("error" in result or "losses" in result):
         lines = [line for line in report.splitlines() if line.strip()]
         tail = next((line for line in reversed(lines) if "Error" in line), "no result")
-        result = {"error": f"process ended without a result (exit {process.returncode}): "
-                           f"{tail.strip()[:300]}"}
+        ended = f"process ended without a result (exit {process.returncode})"
+        result = {**result, "error": f"{ended}: {tail.strip()[:300]}"}
     return result, peak, seconds, cpu_seconds, stopped
 
 
@@ -275,11 +277,12 @@ def table_row(path, result, peak_kb, seconds, cpu_seconds, stopped, max_rss_kb, 
     """The Markdown row of one `--train` run (columns: `TABLE_HEADER`)."""
     cells = [f"{result[key]:.0f}" if key in result else "-"
              for key in ("build_s", "train_s")]
+    stage = "training" if "build_s" in result else "building"
     if stopped == "rss":
         status = (f"not run here: needs > {_gb(max_rss_kb)} GB (stopped at {_gb(peak_kb)} GB "
-                  f"after {seconds:.0f} s)")
+                  f"after {seconds:.0f} s, {stage})")
     elif stopped == "timeout":
-        status = f"not run here: stopped after {seconds:.0f} s (--timeout)"
+        status = f"not run here: stopped after {seconds:.0f} s ({stage}; --timeout)"
     elif "error" in result:
         status = "fails: " + result["error"]
     else:
@@ -401,9 +404,13 @@ def main():
     parser.add_argument("--result", type=pathlib.Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_one:  # the process `run_isolated` starts
+        def write(result):  # whole or not at all: the process may be stopped at any time
+            partial = args.result.with_suffix(".partial")
+            partial.write_text(json.dumps(result))
+            partial.replace(args.result)
+
         with tempfile.TemporaryDirectory() as folder:
-            result = train_one(args.train_one, folder)
-        args.result.write_text(json.dumps(result))
+            write(train_one(args.train_one, folder, progress=write))
         return
     paths = sorted(p for folder in args.folders for p in folder.glob("*.config"))
     if not paths:
