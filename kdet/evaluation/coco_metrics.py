@@ -9,8 +9,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from kdet.evaluation.per_image import detections_per_image
-from kdet.evaluation.per_image import groundtruth_per_image
+from kdet.evaluation.per_image import paired_per_image
 
 # The 12 numbers of `COCOeval.summarize()` (its `stats`, in order), named as the TF OD API's
 # `CocoDetectionEvaluator` reports them.
@@ -152,13 +151,7 @@ def compute_coco_metrics(
     Reference:
         Lin et al., [Microsoft COCO: Common Objects in Context](https://arxiv.org/abs/1405.0312).
     """
-    groundtruth = groundtruth_per_image(groundtruth)
-    detections = detections_per_image(detections)
-    if len(groundtruth) != len(detections):
-        raise ValueError(
-            f"Got ground truth for {len(groundtruth)} images but detections for "
-            f"{len(detections)}; expected one entry per image in both."
-        )
+    groundtruth, detections = paired_per_image(groundtruth, detections)
     label_map = _category_names(groundtruth, detections, label_map)
     categories = [{"id": int(label), "name": name} for label, name in label_map.items()]
     gt_annotations = [
@@ -288,13 +281,7 @@ def compute_coco_keypoint_metrics(
         Lin et al., [Microsoft COCO: Common Objects in Context](https://arxiv.org/abs/1405.0312);
         OKS: https://cocodataset.org/#keypoints-eval.
     """
-    groundtruth = groundtruth_per_image(groundtruth)
-    detections = detections_per_image(detections)
-    if len(groundtruth) != len(detections):
-        raise ValueError(
-            f"Got ground truth for {len(groundtruth)} images but detections for "
-            f"{len(detections)}; expected one entry per image in both."
-        )
+    groundtruth, detections = paired_per_image(groundtruth, detections)
     if not isinstance(keypoints, dict):
         keypoints = {str(label): index for index, label in enumerate(keypoints)}
     labels = sorted(keypoints, key=keypoints.get)

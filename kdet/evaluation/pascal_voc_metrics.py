@@ -5,8 +5,7 @@ import numbers
 
 import numpy as np
 
-from kdet.evaluation.per_image import detections_per_image
-from kdet.evaluation.per_image import groundtruth_per_image
+from kdet.evaluation.per_image import paired_per_image
 
 
 def compute_pascal_voc_metrics(
@@ -152,13 +151,7 @@ def evaluate_detections(
         raise ValueError(f"`iou_threshold` must be in (0, 1], got {iou_threshold}.")
     if group_of_weight < 0:
         raise ValueError(f"`group_of_weight` must be at least 0, got {group_of_weight}.")
-    groundtruth = groundtruth_per_image(groundtruth)
-    detections = detections_per_image(detections)
-    if len(groundtruth) != len(detections):
-        raise ValueError(
-            f"Got ground truth for {len(groundtruth)} images but detections for "
-            f"{len(detections)}; expected one entry per image in both."
-        )
+    groundtruth, detections = paired_per_image(groundtruth, detections)
     if label_map is None:
         labels = np.concatenate(
             [image["labels"] for image in groundtruth + detections] + [np.zeros(0, int)]

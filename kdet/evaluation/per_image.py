@@ -147,3 +147,20 @@ def _boxes_and_labels(image, where):
             "(0 is the background) or -1 for padding."
         )
     return boxes, labels
+
+
+def paired_per_image(groundtruth, detections):
+    """`(groundtruth_per_image(groundtruth), detections_per_image(detections))`, checked to
+    hold one entry per image each.
+
+    Raises:
+        ValueError: when they have different numbers of images.
+    """
+    groundtruth = groundtruth_per_image(groundtruth)
+    detections = detections_per_image(detections)
+    if len(groundtruth) != len(detections):
+        raise ValueError(
+            f"Got ground truth for {len(groundtruth)} images but detections for "
+            f"{len(detections)}; expected one entry per image in both."
+        )
+    return groundtruth, detections
