@@ -5,14 +5,19 @@ Both models are built from the same TF OD API sample config
 measured on the same bundled photos resized to 512x512, with 1..3 random boxes each:
 - training step, batch 2, momentum SGD: kdet `train_on_batch` (resize + normalize, forward,
   loss, gradients, update); the TF OD API's `model_lib_v2` step in a `tf.function`
-  (`provide_groundtruth`, `predict`, `loss` + regularization, gradients, update) on images its
-  `preprocess` already made, as its input pipeline hands them over;
+  (learning phase 1, `provide_groundtruth`, `predict`, `loss` + regularization, gradients,
+  update) on images its `preprocess` already made, as its input pipeline hands them over. The
+  learning phase matters: the TF OD API calls its EfficientNet without `training`, so without
+  it the body's batch norms would normalize with their moving statistics and drop connect be
+  off, a cheaper step than `model_lib_v2` trains;
 - inference, batch 1: kdet `tf.function(model.detect)`; the TF OD API's `preprocess` →
   `predict` → `postprocess` in a `tf.function` (what its exporter serves).
 The TF OD API runs in its own venv (`--tfod_python`, default `/work/tfod_ref/venv/bin/python`,
 made by `tools/tfod_reference/setup_venv.sh`) as a subprocess driven one case at a time
 (`ssd_speed.TorchWorker`); kdet runs in this process. Cases alternate within each round, so
-load drift on a shared machine hits both alike; the table reports medians. Peak memory is each
+load drift on a shared machine hits both alike; the table reports medians of wall time and of
+CPU time (all threads of the process: it moves less than wall time when other jobs compete
+for the two cores, so its ratio is the steadier one on a shared machine). Peak memory is each
 process's peak resident set (`ru_maxrss`) after its inference rounds and after its training
 rounds (model building and tracing included).
 
@@ -53,7 +58,7 @@ NUM_CLASSES = 90
 LEARNING_RATE = 0.01
 
 # Runs in the TF OD API venv: one case name per line on stdin ("train", "infer", "rss"); the
-# wall seconds (or peak RSS in MB) back.
+# wall and CPU seconds (or peak RSS in MB) back.
 TFOD_WORKER = r"""
 import json, os, resource, sys, time
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -77,6 +82,9 @@ preprocessed, true_shapes = train_model.preprocess(train_images)
 
 @tf.function
 def train_step():
+    # As model_lib_v2's train step: the EfficientNet is called without `training`, so the
+    # learning phase decides whether its batch norms and drop connect train.
+    tf.keras.backend.set_learning_phase(True)
     train_model.provide_groundtruth(groundtruth_boxes_list=boxes,
                                     groundtruth_classes_list=classes)
     with tf.GradientTape() as tape:
@@ -90,6 +98,7 @@ def train_step():
 
 @tf.function
 def detect(image):
+    tf.keras.backend.set_learning_phase(False)
     shapes_in, shapes = infer_model.preprocess(image)
     return infer_model.postprocess(infer_model.predict(shapes_in, shapes), shapes)
 
@@ -104,9 +113,9 @@ for line in sys.stdin:
     if name == "rss":
         print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), flush=True)
         continue
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     cases[name]()
-    print(json.dumps(time.perf_counter() - start), flush=True)
+    print(json.dumps([time.perf_counter() - start, time.process_time() - cpu]), flush=True)
 """
 
 
@@ -150,7 +159,7 @@ def main(argv=None):
     print(f"kdet: {model.count_params() / 1e6:.2f} M values", flush=True)
 
     def remote(name):
-        return lambda: (worker.request(name), 0.0)
+        return lambda: tuple(worker.request(name))
 
     try:
         inference = time_interleaved({
@@ -168,16 +177,19 @@ def main(argv=None):
         (workdir / "images.npy").unlink()
         workdir.rmdir()
 
-    def median(times):
-        return statistics.median(wall for wall, _ in times)
+    def median(times, clock):
+        return statistics.median(time[clock] for time in times)
 
     rows = []
     for label, times, phase in (
-        ("inference, batch 1 (s)", inference, "inference"),
-        ("training step, batch 2 (s)", training, "training"),
+        ("inference, batch 1", inference, "inference"),
+        ("training step, batch 2", training, "training"),
     ):
-        ours, theirs = median(times["kdet"]), median(times["TF OD API"])
-        rows.append([label, f"{ours:.3f}", f"{theirs:.3f}", f"{ours / theirs:.2f}x"])
+        for clock, unit in ((0, "s"), (1, "CPU s")):
+            ours, theirs = median(times["kdet"], clock), median(times["TF OD API"], clock)
+            rows.append(
+                [f"{label} ({unit})", f"{ours:.3f}", f"{theirs:.3f}", f"{ours / theirs:.2f}x"]
+            )
         ours_mb, theirs_mb = rss[phase]
         rows.append([f"peak RSS after {phase} (MB)", f"{ours_mb:.0f}", f"{theirs_mb:.0f}",
                      f"{ours_mb / theirs_mb:.2f}x"])
