@@ -329,6 +329,8 @@ paths (a 4-image record of 96-144 px images with one box each, one class;
 - **measured**: UTC time, kdet commit (plus the uncommitted work in the checkout then) and
   the 1-minute load average when the config started.
 
+A config without a row has not been run this way yet (`--missing-only` runs those).
+
 **Machine**: 2-core CPU, 24 GiB RAM, TF 2.21, Keras 3.15, **shared with the jobs of about 8
 agents** (see each row's load average): the seconds are several times a quiet machine's and
 compare rows only roughly.
