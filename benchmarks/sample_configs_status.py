@@ -14,8 +14,8 @@ needs them. This script calls none of those, so a missing file never is the firs
 A config whose model builds is counted as building (its weights are created on the first call,
 so building it costs only the Keras layer objects).
 
-With `--train` (instead of the tables above), every SSD and Faster R-CNN config (those
-`check_architecture` passes) is built at its own size, trained and used to predict, each in a
+With `--train` (instead of the tables above), every config whose meta-architecture and feature
+extractor kdet has (`check_architecture` passes; SSD and Faster R-CNN, 87 configs) is built at its own size, trained and used to predict, each in a
 process of its own, one at a time (`--train-one`, under `/usr/bin/time -v`): its paths replaced
 by a tiny record (`tests/configs/test_sample_configs.py`'s `with_paths`, `write_inputs`:
 nothing else changed), `load_pipeline` ("build"), then that test's `train_steps_and_predict`
@@ -308,7 +308,7 @@ _TABLE_INTRO = """# TF OD API sample configs: full-size training, one config per
 
 Written by `python benchmarks/sample_configs_status.py --train` (see its docstring; rows of
 configs not run again are kept, so a run of some configs refreshes their rows only). Each
-row: one SSD or Faster R-CNN sample config of `../shared/tfod_configs/` (`samples/`: TF1
+row: one sample config (that kdet has) of `../shared/tfod_configs/` (`samples/`: TF1
 `samples/configs`, `tf2/`: `configs/tf2` of tensorflow/models), unchanged except for its
 paths (a 4-image record of 96-144 px images with one box each, one class;
 `fine_tune_checkpoint` emptied), in its own process under `/usr/bin/time -v`:
@@ -388,8 +388,8 @@ def main():
     parser.add_argument("--width", type=int, default=240,
                         help="longest first error shown per config (characters)")
     parser.add_argument("--train", action="store_true",
-                        help="instead: train 2 steps and predict with every SSD and Faster R-CNN "
-                             "config, one process each, into --output")
+                        help="instead: train 2 steps and predict with every config kdet has, one "
+                             "process each, into --output")
     parser.add_argument("--configs", nargs="+", metavar="NAME",
                         help="with --train: only these configs (file names), in this order")
     parser.add_argument("--missing-only", action="store_true",
