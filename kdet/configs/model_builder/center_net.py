@@ -32,8 +32,8 @@ from kdet.configs.model_builder.common import construct
 from kdet.configs.model_builder.components import build_image_resizer
 from kdet.configs.model_builder.feature_extractor import _constructor_arguments
 from kdet.configs.model_builder.feature_extractor import _feature_extractor_class
-from kdet.configs.model_builder.losses import _LOCALIZATION_LOSSES
-from kdet.configs.model_builder.losses import _build_loss_choice
+from kdet.configs.model_builder.losses import LOCALIZATION_LOSSES
+from kdet.configs.model_builder.losses import build_loss_choice
 from kdet.data.errors import DataError
 from kdet.data.label_map import read_label_map_items
 from kdet.data.label_map import read_label_map_keypoints
@@ -221,7 +221,7 @@ def _read_localization_loss(fields, name):
     """A `LocalizationLoss` message → a kdet localization loss (absent: L1)."""
     if not fields.has(name):
         return None
-    return _build_loss_choice(fields[name], _LOCALIZATION_LOSSES)
+    return build_loss_choice(fields[name], LOCALIZATION_LOSSES)
 
 
 def _read_object_center_params(node):

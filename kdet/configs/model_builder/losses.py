@@ -1,5 +1,6 @@
 """TF OD API `Loss` messages: classification and localization losses, hard example mining."""
 
+from kdet.configs.field_reader import Bool
 from kdet.configs.field_reader import Enum
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
@@ -8,7 +9,6 @@ from kdet.configs.field_reader import Switch
 from kdet.configs.field_reader import read
 from kdet.configs.field_reader import read_one_of
 from kdet.configs.model_builder.common import construct
-from kdet.configs.field_reader import Bool
 from kdet.losses import BootstrappedSigmoidClassificationLoss
 from kdet.losses import SigmoidFocalClassificationLoss
 from kdet.losses import WeightedL1LocalizationLoss
@@ -87,7 +87,7 @@ CLASSIFICATION_LOSSES = {
     "weighted_sigmoid_focal": _build_weighted_sigmoid_focal,
     "bootstrapped_sigmoid": _build_bootstrapped_sigmoid,
 }
-_LOCALIZATION_LOSSES = {
+LOCALIZATION_LOSSES = {
     "weighted_smooth_l1": _build_weighted_smooth_l1,
     "weighted_l2": _build_weighted_l2,
     "l1_localization_loss": _build_l1,
@@ -95,7 +95,7 @@ _LOCALIZATION_LOSSES = {
 _HARD_EXAMPLE_LOSS_TYPES = {"BOTH": "both", "CLASSIFICATION": "cls", "LOCALIZATION": "loc"}
 
 
-def _build_loss_choice(node, builders):
+def build_loss_choice(node, builders):
     """Reads a TF OD API `ClassificationLoss` / `LocalizationLoss` oneof with `builders`."""
     chosen = read_one_of(node, tuple(builders))
     return builders[chosen.name](chosen)
@@ -150,10 +150,10 @@ def build_ssd_loss(node):
     weights = (fields["classification_weight"], fields["localization_weight"])
     miner = fields["hard_example_miner"]
     return {
-        "classification_loss": _build_loss_choice(
+        "classification_loss": build_loss_choice(
             fields["classification_loss"], CLASSIFICATION_LOSSES
         ),
-        "localization_loss": _build_loss_choice(fields["localization_loss"], _LOCALIZATION_LOSSES),
+        "localization_loss": build_loss_choice(fields["localization_loss"], LOCALIZATION_LOSSES),
         "hard_example_miner": (
             None if miner is None else _build_hard_example_miner(miner, *weights)
         ),
