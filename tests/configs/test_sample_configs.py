@@ -120,15 +120,20 @@ EXTRACTORS_TRAINED_IN_THEIR_TESTS = {
 }
 
 
+# Methods that load weights before training and take no part in it.
+WEIGHT_LOADING_METHODS = {"restore_from_classification_checkpoint"}
+
+
 def code_class(cls):
     """The class whose code `cls` runs: a class that defines no method of its own (e.g.
     `FasterRCNNResNet152FeatureExtractor`, `SSDEfficientNetB3BiFPNFeatureExtractor`: only
-    other depths and widths) runs its base class's code, so it is covered wherever a sibling
-    is."""
+    other depths and widths), or only `WEIGHT_LOADING_METHODS` (`SSDInceptionV3FeatureExtractor`:
+    Keras's ImageNet weights), trains with its base class's code, so it is covered wherever a
+    sibling is."""
     while cls.__bases__ and not any(
         callable(value) or isinstance(value, (property, classmethod, staticmethod))
-        for value in vars(cls).values()
-        if not isinstance(value, type)
+        for name, value in vars(cls).items()
+        if not isinstance(value, type) and name not in WEIGHT_LOADING_METHODS
     ):
         cls = cls.__bases__[0]
     return cls
