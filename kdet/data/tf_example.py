@@ -16,6 +16,8 @@ import io
 import numpy as np
 import tensorflow as tf
 
+from kdet.data.errors import DataError
+
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FORMAT = "image/format"
 IMAGE_FILENAME = "image/filename"
@@ -268,16 +270,27 @@ def create_tf_example(
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _keypoint_features(keypoints, visibilities, names, num_boxes, what):
-    """The `image/object/keypoint/*` features of `[num_boxes, num_keypoints, 2]` (y, x)."""
-    keypoints = np.asarray(keypoints, dtype=np.float32)
+def keypoint_array(keypoints, num_boxes, what, dtype):
+    """`keypoints` as a `dtype` array `[num_boxes, num_keypoints, 2]` (an empty one is fine
+    when there are no boxes).
+
+    Raises:
+        DataError: naming `what`, for any other shape.
+    """
+    keypoints = np.asarray(keypoints, dtype=dtype)
     if keypoints.size == 0 and num_boxes == 0:
         keypoints = keypoints.reshape(0, keypoints.shape[1] if keypoints.ndim == 3 else 0, 2)
     if keypoints.ndim != 3 or keypoints.shape[0] != num_boxes or keypoints.shape[2] != 2:
-        raise ValueError(
+        raise DataError(
             f"{what}: keypoints have shape {keypoints.shape}; expected [{num_boxes} boxes, "
             "num_keypoints, 2 (y, x)]"
         )
+    return keypoints
+
+
+def _keypoint_features(keypoints, visibilities, names, num_boxes, what):
+    """The `image/object/keypoint/*` features of `[num_boxes, num_keypoints, 2]` (y, x)."""
+    keypoints = keypoint_array(keypoints, num_boxes, what, np.float32)
     num_keypoints = keypoints.shape[1]
     labelled = np.all(np.isfinite(keypoints), axis=-1)
     if visibilities is None:

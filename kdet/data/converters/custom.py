@@ -27,6 +27,7 @@ from kdet.data.label_map import read_label_map
 from kdet.data.label_map import validate_label_map
 from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
 from kdet.data.tf_example import encode_image
+from kdet.data.tf_example import keypoint_array
 
 
 def create_example_from_arrays(
@@ -138,14 +139,7 @@ def create_example_from_arrays(
 
 def _pixel_keypoints(keypoints, visibilities, num_boxes, box_format, height, width, what):
     """`make_example` keyword arguments for keypoints given in the unit of the boxes."""
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    if keypoints.size == 0 and num_boxes == 0:
-        keypoints = keypoints.reshape(0, keypoints.shape[1] if keypoints.ndim == 3 else 0, 2)
-    if keypoints.ndim != 3 or keypoints.shape[0] != num_boxes or keypoints.shape[2] != 2:
-        raise DataError(
-            f"{what}: keypoints have shape {keypoints.shape}; expected [{num_boxes} boxes, "
-            "num_keypoints, 2 (y, x)]"
-        )
+    keypoints = keypoint_array(keypoints, num_boxes, what, np.float64)
     if box_format.startswith("rel_"):
         keypoints = keypoints * [height, width]
     if visibilities is None:
