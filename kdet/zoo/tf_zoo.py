@@ -42,6 +42,11 @@ ARCHIVES_ENV = "KDET_ZOO_ARCHIVES"
 CACHE_SUBDIR = "tf_detection_zoo"
 PIPELINE_CONFIG = "pipeline.config"
 _STEP = re.compile(r"-(\d+)$")
+# COCO's person class and its 17 keypoints: what the TF2 zoo's keypoint models predict.
+COCO_KEYPOINT_LABEL_MAP = pathlib.Path(__file__).with_name("coco_person_keypoints.pbtxt")
+_KEYPOINT_LABEL_MAP_PATH = re.compile(
+    r"""(\bkeypoint_label_map_path\s*:\s*)("[^"]*"|'[^']*'|\S+)"""
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,17 +286,45 @@ def build_tf_zoo_model(archive):
         archive: `TFZooArchive`.
 
     Returns:
-        The built `kdet.SSD` / `kdet.FasterRCNN`, randomly initialized.
+        The built `kdet.SSD` / `kdet.FasterRCNN` / `kdet.CenterNet`, randomly initialized.
 
     Raises:
         kdet.configs.ConfigError: naming the config, when kdet cannot build it.
     """
+    import tempfile
+
     from kdet.configs import load_pipeline
 
-    model = load_pipeline(archive.pipeline_config, dtype_policy="float32").model
+    with tempfile.TemporaryDirectory(prefix="kdet_zoo_config_") as folder:
+        config = with_coco_keypoint_label_map(archive.pipeline_config, pathlib.Path(folder))
+        model = load_pipeline(config, dtype_policy="float32").model
     if not model.built:
         model.build((None, None, None, 3))
     return model
+
+
+def with_coco_keypoint_label_map(pipeline_config, folder):
+    """The config to build a zoo archive's model from: `pipeline_config` itself, or, when its
+    `keypoint_label_map_path` names no file here (the TF2 zoo's keypoint models name a path of
+    the machine that trained them), a copy in `folder` that names kdet's COCO person keypoints
+    label map (`COCO_KEYPOINT_LABEL_MAP`, the map those models were trained with).
+
+    Args:
+        pipeline_config: `pathlib.Path` of the archive's `pipeline.config`.
+        folder: `pathlib.Path`, an existing folder for the copy.
+
+    Returns:
+        `pathlib.Path` of the config to load.
+    """
+    text = pipeline_config.read_text(encoding="utf-8")
+    paths = [match[2].strip("\"'") for match in _KEYPOINT_LABEL_MAP_PATH.finditer(text)]
+    if all(os.path.isfile(path) for path in paths):
+        return pipeline_config
+    copy = folder / PIPELINE_CONFIG
+    copy.write_text(
+        _KEYPOINT_LABEL_MAP_PATH.sub(f'\\g<1>"{COCO_KEYPOINT_LABEL_MAP}"', text), encoding="utf-8"
+    )
+    return copy
 
 
 def load_tf_zoo_model(entry, cache_dir, archive=None, progress=True):

@@ -128,3 +128,38 @@ def test_a_checkpoint_the_reader_cannot_read_is_a_clear_error_and_caches_nothing
         kdet.zoo.load(NAME, cache_dir=tmp_path / "cache", archive=archive, progress=False)
     folder = tf_zoo.model_cache_dir(get_tf_zoo_entry(NAME), tmp_path / "cache")
     assert not list(folder.glob("*.weights.h5*"))
+
+
+COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+                  "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+                  "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+
+
+def test_the_packaged_keypoint_label_map_is_cocos_person_with_its_17_keypoints():
+    from kdet.data.label_map import read_label_map_items
+    from kdet.data.label_map import read_label_map_keypoints
+
+    path = tf_zoo.COCO_KEYPOINT_LABEL_MAP
+    assert [(item.id, item.name) for item in read_label_map_items(path)] == [(1, "/m/01g317")]
+    ids, labels = zip(*read_label_map_keypoints(path)[1])
+    assert ids == tuple(range(17)) and labels == COCO_KEYPOINTS
+
+
+def test_a_keypoint_label_map_path_of_another_machine_becomes_the_coco_one(tmp_path):
+    # The zoo's keypoint configs name a label map of the machine that trained them.
+    text = 'model { center_net { keypoint_label_map_path: "/train/label_map.pbtxt" } }\n'
+    config = tmp_path / "archive" / "pipeline.config"
+    config.parent.mkdir()
+    config.write_text(text)
+    (tmp_path / "copy").mkdir()
+    copy = tf_zoo.with_coco_keypoint_label_map(config, tmp_path / "copy")
+    assert copy.parent == tmp_path / "copy" and config.read_text() == text  # archive untouched
+    assert copy.read_text() == text.replace(
+        "/train/label_map.pbtxt", str(tf_zoo.COCO_KEYPOINT_LABEL_MAP))
+    # A label map that is there, or no keypoints at all, leaves the config as it is.
+    present = tmp_path / "label_map.pbtxt"
+    present.write_text("item { id: 1 name: 'a' }")
+    config.write_text(f"model {{ center_net {{ keypoint_label_map_path: '{present}' }} }}")
+    assert tf_zoo.with_coco_keypoint_label_map(config, tmp_path / "copy") == config
+    config.write_text("model { ssd { } }")
+    assert tf_zoo.with_coco_keypoint_label_map(config, tmp_path / "copy") == config

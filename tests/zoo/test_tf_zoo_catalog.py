@@ -16,6 +16,7 @@ from kdet.configs.model_builder import check_architecture
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse_file
 from kdet.zoo import tf_detection_zoo
+from kdet.zoo import tf_zoo
 from kdet.zoo.tf_detection_zoo import get_tf_zoo_entry
 
 SAMPLE_CONFIGS = pathlib.Path(__file__).parents[1] / "data" / "tfod_configs"
@@ -195,7 +196,8 @@ def test_the_catalog_ships_in_the_package():
     setup = configparser.ConfigParser()
     setup.read(pathlib.Path(__file__).parents[2] / "setup.cfg")
     patterns = [p.strip() for p in setup["options.package_data"]["kdet.zoo"].split(",")]
-    assert any(fnmatch.fnmatch(tf_detection_zoo.CATALOG_FILE.name, p) for p in patterns)
+    for path in (tf_detection_zoo.CATALOG_FILE, tf_zoo.COCO_KEYPOINT_LABEL_MAP):
+        assert any(fnmatch.fnmatch(path.name, p) for p in patterns), path.name
 
 
 def test_the_docs_list_every_catalog_model():
