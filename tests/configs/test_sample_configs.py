@@ -62,6 +62,7 @@ from kdet.data.converters import write_tfrecord
 from kdet.feature_extractors import available_feature_extractors
 from kdet.feature_extractors import get_feature_extractor_class
 from kdet.training.quantization import QuantizationAwareTraining
+from kdet.zoo import tf_zoo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "data" / "tfod_configs"
@@ -172,16 +173,16 @@ for _name in SAMPLE_CONFIGS:
     INPUT_KINDS.setdefault(_input_kind(_name), _name)
 
 
-# COCO's person keypoints: the keypoint configs name class '/m/01g317' and read 17 keypoints.
-KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-             "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-             "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+# COCO's person class and keypoints (kdet.zoo's label map of them): the keypoint configs name
+# class '/m/01g317' and read 17 keypoints.
+LABEL_MAP = tf_zoo.COCO_KEYPOINT_LABEL_MAP
+NUM_KEYPOINTS = 17
 
 
 def write_inputs(folder):
     """Writes a record of 4 images with one box each (class id 1, with 17 keypoints inside
-    it) and its label map (class 1 is '/m/01g317' with COCO's keypoints) into `folder`;
-    returns `(record, label_map)`. Box-only configs read the boxes (their input readers have
+    it) into `folder`; returns `(record, label_map)`, the label map `LABEL_MAP` (class 1 is
+    '/m/01g317' with COCO's keypoints). Box-only configs read the boxes (their input readers have
     no `num_keypoints`)."""
     random = np.random.default_rng(0)
     examples = []
@@ -190,16 +191,13 @@ def write_inputs(folder):
         image = random.integers(0, 256, (height, width, 3), dtype=np.uint8)
         box = np.array([[0.2 * height, 0.25 * width, 0.8 * height, 0.75 * width]], "float32")
         image[int(box[0, 0]):int(box[0, 2]), int(box[0, 1]):int(box[0, 3])] = (200, 40, 40)
-        keypoints = random.uniform(box[:, None, :2], box[:, None, 2:], (1, len(KEYPOINTS), 2))
+        keypoints = random.uniform(box[:, None, :2], box[:, None, 2:], (1, NUM_KEYPOINTS, 2))
         examples.append(create_example_from_arrays(
             image, box, np.array([1]), {1: "/m/01g317"}, box_format="yxyx", image_format="png",
             keypoints=keypoints.astype("float32")))
     record = folder / "train.record"
     write_tfrecord(examples, record)
-    label_map = folder / "label_map.pbtxt"
-    keypoints = " ".join(f"keypoints {{ id: {i} label: '{k}' }}" for i, k in enumerate(KEYPOINTS))
-    label_map.write_text(f"item {{ id: 1 name: '/m/01g317' {keypoints} }}\n")
-    return record, label_map
+    return record, LABEL_MAP
 
 
 @pytest.fixture(scope="module")
