@@ -15,10 +15,13 @@ A config whose model builds is counted as building (its weights are created on t
 so building it costs only the Keras layer objects).
 
 With `--train` (instead of the tables above), every config whose meta-architecture and feature
-extractor kdet has (`check_architecture` passes; SSD and Faster R-CNN, 87 configs) is built at its own size, trained and used to predict, each in a
-process of its own, one at a time (`--train-one`, under `/usr/bin/time -v`): its paths replaced
-by a tiny record (`tests/configs/test_sample_configs.py`'s `with_paths`, `write_inputs`:
-nothing else changed), `load_pipeline` ("build"), then that test's `train_steps_and_predict`
+extractor kdet has (`check_architecture` passes: the 87 SSD and Faster R-CNN configs and the 12
+CenterNet configs without DeepMAC) is built at its own size, trained and used to predict, each in
+a process of its own, one at a time (`--train-one`, under `/usr/bin/time -v`): its paths replaced
+by a tiny record with 17 keypoints per box and COCO's keypoint label map
+(`tests/configs/test_sample_configs.py`'s `with_paths`, `write_inputs`; an
+`external_input_reader`, Google's own SSTable reader, becomes a `tf_record_input_reader` of that
+record: nothing else changed), `load_pipeline` ("build"), then that test's `train_steps_and_predict`
 (2 `fit` steps with the config's optimizer on the first image of the config's
 `train_dataset`, read at batch size 1, then a prediction). A process whose RSS passes
 `--max-rss-gb` (default 9) is stopped, its config recorded as not run here with the peak it
@@ -144,6 +147,25 @@ def _failure(stage, error):
     return f"{stage}: {type(error).__name__}: {first_line}{where}"
 
 
+_EXTERNAL_READER = re.compile(r"\bexternal_input_reader\s*:?\s*\{")
+
+
+def with_record_readers(text):
+    """The config text with each `external_input_reader { ... }` (an input reader of Google's own,
+    SSTables in `centernet_resnet50_v2_512x512_coco17_tpu-8.config`) replaced by a
+    `tf_record_input_reader` with an empty `input_path`, which `with_paths` then sets."""
+    while match := _EXTERNAL_READER.search(text):
+        depth, end = 1, match.end()
+        while depth:
+            if end == len(text):
+                raise ValueError(f"external_input_reader at character {match.start()} is not "
+                                 "closed by a '}'")
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        text = f'{text[:match.start()]}tf_record_input_reader {{ input_path: "" }}{text[end:]}'
+    return text
+
+
 def train_one(path, folder, progress=lambda result: None):
     """Builds, trains and predicts config `path` in this process (see the module docstring);
     returns a JSON-able dict: `build_s`, `train_s`, `predict_s`, `boxes`, `losses`,
@@ -151,7 +173,7 @@ def train_one(path, folder, progress=lambda result: None):
     after the build too, so that a process stopped later leaves its build time."""
     folder = pathlib.Path(folder)
     copy = folder / path.name
-    copy.write_text(with_paths(path.read_text(), *write_inputs(folder)))
+    copy.write_text(with_paths(with_record_readers(path.read_text()), *write_inputs(folder)))
     result = {}
     stage = "build"
     try:
@@ -310,8 +332,10 @@ Written by `python benchmarks/sample_configs_status.py --train` (see its docstri
 configs not run again are kept, so a run of some configs refreshes their rows only). Each
 row: one sample config (that kdet has) of `../shared/tfod_configs/` (`samples/`: TF1
 `samples/configs`, `tf2/`: `configs/tf2` of tensorflow/models), unchanged except for its
-paths (a 4-image record of 96-144 px images with one box each, one class;
-`fine_tune_checkpoint` emptied), in its own process under `/usr/bin/time -v`:
+paths (a 4-image record of 96-144 px images with one box each, one class, 17 keypoints per box
+and COCO's keypoint label map; `fine_tune_checkpoint` emptied; an `external_input_reader`, Google's
+own, read as a `tf_record_input_reader` of that record), in its own process under
+`/usr/bin/time -v`:
 
 - **build s**: `load_pipeline` (model layers at the config's size, optimizer, settings);
 - **2 steps s**: the first batch of its `train_dataset` at batch size 1 (the config's
