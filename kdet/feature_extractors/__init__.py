@@ -48,6 +48,15 @@ from kdet.feature_extractors.center_net_resnet_feature_extractor import (
 from kdet.feature_extractors.center_net_resnet_feature_extractor import (
     CenterNetResNetV2FeatureExtractor,
 )
+from kdet.feature_extractors.center_net_resnet_v1_basic_fpn_feature_extractor import (
+    CenterNetResNet18V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_v1_basic_fpn_feature_extractor import (
+    CenterNetResNet34V1FPNFeatureExtractor,
+)
+from kdet.feature_extractors.center_net_resnet_v1_basic_fpn_feature_extractor import (
+    CenterNetResNetV1BasicFPNFeatureExtractor,
+)
 from kdet.feature_extractors.embedded_ssd_mobilenet_v1_feature_extractor import (
     EmbeddedSSDMobileNetV1FeatureExtractor,
 )
@@ -198,10 +207,13 @@ __all__ = [
     "CenterNetMobileNetV2FPNFeatureExtractor",
     "CenterNetMobileNetV2FPNSepConvFeatureExtractor",
     "CenterNetMobileNetV2FeatureExtractor",
+    "CenterNetResNet18V1FPNFeatureExtractor",
+    "CenterNetResNet34V1FPNFeatureExtractor",
     "CenterNetResNet50V1FPNFeatureExtractor",
     "CenterNetResNet50V2FeatureExtractor",
     "CenterNetResNet101V1FPNFeatureExtractor",
     "CenterNetResNet101V2FeatureExtractor",
+    "CenterNetResNetV1BasicFPNFeatureExtractor",
     "CenterNetResNetV1FPNFeatureExtractor",
     "CenterNetResNetV2FeatureExtractor",
     "EmbeddedSSDMobileNetV1FeatureExtractor",
