@@ -28,6 +28,9 @@ from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
 from kdet.feature_extractors.center_net_resnet_feature_extractor import (
     CenterNetResNetV2FeatureExtractor,
 )
+from kdet.feature_extractors.center_net_resnet_v1_basic_fpn_feature_extractor import (
+    CenterNetResNetV1BasicFPNFeatureExtractor,
+)
 
 
 def attribute_paths(layer, path=""):
@@ -70,8 +73,12 @@ def _hourglass(extractor, prefix, shapes):
 
 
 # Layers with weights the TF OD API's body holds after kdet's last one: keras.applications'
-# ResNet-v2 ends in a batch norm (`post_bn`) after the `conv5_block3_out` it reads.
-_UNREAD_BODY_LAYERS = {CenterNetResNetV2FeatureExtractor: 1}
+# ResNet-v2 ends in a batch norm (`post_bn`) after the `conv5_block3_out` it reads, and so
+# does the TF OD API's basic-block ResNet-18/34 after its last endpoint.
+_UNREAD_BODY_LAYERS = {
+    CenterNetResNetV2FeatureExtractor: 1,
+    CenterNetResNetV1BasicFPNFeatureExtractor: 1,
+}
 
 register_tf2_classification_backbone(
     CenterNetBodyFeatureExtractor,
