@@ -1,4 +1,14 @@
-"""TF2 checkpoint mappings of kdet's CenterNet feature extractors.
+"""TF2 checkpoint mappings of kdet's CenterNet and its feature extractors.
+
+A TF OD API CenterNet checkpoint (`tf.train.Checkpoint(model=<CenterNetMetaArch>)`, as the
+TF2 zoo archives hold it) keeps the feature extractor under `model/_feature_extractor/` and
+the heads under `model/_prediction_head_dict/<head>/<i>/layer_with_weights-N` (`<head>` the
+TF OD API's output name with `/` escaped as `.S`: `object_center`, `box.Sscale`,
+`box.Soffset`, `<task>.Skeypoint.Sheatmap`, `.Sregression`, `.Soffset`; `<i>` the feature
+output; `N` the hidden convolutions, then the 1x1 output convolution). A head that does not
+fit (another number of classes or keypoints, a keypoint task the kdet model has not, or the
+other way round) is refused with what differs only when the heads are restored (`"full"`):
+a `"detection"` restore reads the extractor alone, as the TF OD API's does.
 
 The TF OD API's CenterNet extractors hold their variables under
 - Hourglass: `<extractor>/_network/<attribute path>` (`downsample_input/conv_block/conv`,
@@ -9,17 +19,22 @@ The TF OD API's CenterNet extractors hold their variables under
   (N ≥ 1: the upsampling layers, in the order kdet builds them).
 """
 
+import dataclasses
+
 import keras
 
+from kdet.checkpoints.tfod_checkpoint import VARIABLE_SUFFIX
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
 from kdet.checkpoints.tfod_mapping import BACKBONE
 from kdet.checkpoints.tfod_mapping import EXTRACTOR
+from kdet.checkpoints.tfod_mapping import HEADS
 from kdet.checkpoints.tfod_mapping import LayerPair
 from kdet.checkpoints.tfod_mapping import body_layers
 from kdet.checkpoints.tfod_mapping import checkpoint_layer_paths
 from kdet.checkpoints.tfod_mapping import paired
 from kdet.checkpoints.tfod_mapping import register_tf2_classification_backbone
 from kdet.checkpoints.tfod_mapping import register_tf2_mapping
+from kdet.checkpoints.tfod_mapping import tf2_layer_pairs
 from kdet.checkpoints.tfod_mapping import weighted_layers
 from kdet.feature_extractors.center_net_body_feature_extractor import CenterNetBodyFeatureExtractor
 from kdet.feature_extractors.center_net_hourglass_feature_extractor import (
@@ -31,6 +46,8 @@ from kdet.feature_extractors.center_net_resnet_feature_extractor import (
 from kdet.feature_extractors.center_net_resnet_v1_basic_fpn_feature_extractor import (
     CenterNetResNetV1BasicFPNFeatureExtractor,
 )
+from kdet.models.center_net import center_net as center_net_model
+from kdet.models.center_net.center_net import CenterNet
 
 
 def attribute_paths(layer, path=""):
@@ -103,3 +120,108 @@ def _body_extractor(extractor, prefix, shapes):
         BACKBONE,
         checkpoint_layers=len(body) + _unread(extractor),
     ) + paired(head, shapes, f"{prefix}/_feature_extractor_model", EXTRACTOR)
+
+
+# kdet's head names → the TF OD API's (`center_net_meta_arch.BOX_SCALE`, …); keypoint heads
+# are `<task>/<kdet name>` → `<task>/<TF OD API name>`.
+_TF_HEAD_NAMES = {
+    center_net_model.OBJECT_CENTER: "object_center",
+    center_net_model.BOX_SCALE: "box/scale",
+    center_net_model.BOX_OFFSET: "box/offset",
+    center_net_model.KEYPOINT_HEATMAP: "keypoint/heatmap",
+    center_net_model.KEYPOINT_REGRESSION: "keypoint/regression",
+    center_net_model.KEYPOINT_OFFSET: "keypoint/offset",
+}
+# What the output channels of each kind of head count, for the refusal message.
+_CHANNELS = {
+    center_net_model.OBJECT_CENTER: "classes (num_classes)",
+    center_net_model.KEYPOINT_HEATMAP: "keypoints",
+    center_net_model.KEYPOINT_REGRESSION: "2 x keypoints",
+    center_net_model.KEYPOINT_OFFSET: "2 x keypoints with per_keypoint_offset, else 2",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RefusedHeadPair:
+    """A prediction head the checkpoint holds in another form than the kdet model (or holds
+    and the model has not, or the other way round). Ignored unless the heads are restored;
+    then its `assignments` raise a `CheckpointError` saying what differs, before anything is
+    assigned.
+
+    Attributes:
+        path: the head's object path in the checkpoint.
+        problem: what differs.
+        part: `HEADS`.
+    """
+
+    path: str
+    problem: str
+    part: str = HEADS
+
+    def assignments(self):
+        raise CheckpointError(
+            f"{self.problem}: the config does not describe the model that wrote the "
+            "checkpoint (a 'detection' checkpoint type restores the feature extractor alone)"
+        )
+
+
+def tf_head_name(name):
+    """kdet's output name → the TF OD API's: `box_scale` → `box/scale`,
+    `human_pose/keypoint_heatmap` → `human_pose/keypoint/heatmap`."""
+    task, _, head = name.rpartition("/")
+    return "/".join(filter(None, [task, _TF_HEAD_NAMES[head]]))
+
+
+def escape(name):
+    """A name as TF's object-based checkpoints write a dictionary key: `.` → `..`,
+    `/` → `.S` (`box/scale` → `box.Sscale`)."""
+    return name.replace(".", "..").replace("/", ".S")
+
+
+def _head_pairs(name, index, head, shapes, path):
+    """The `LayerPair`s of one kdet `CenterNetPredictionHead` beside the checkpoint's head at
+    `path`, or a `RefusedHeadPair` saying why it does not fit."""
+    layers = [*head.hidden, head.output_conv]
+    found = checkpoint_layer_paths(shapes, path)
+    tf_name = tf_head_name(name)
+    if not found:
+        return [RefusedHeadPair(path, f"the checkpoint has no {tf_name!r} head {index} "
+                                      f"({path}/) for the kdet model's {name!r}")]
+    if len(found) != len(layers):
+        return [RefusedHeadPair(
+            path, f"the checkpoint's {tf_name!r} head {index} has {len(found) - 1} hidden "
+                  f"convolutions, the kdet model's {len(layers) - 1} (the head's num_filters)")]
+    kernel = shapes.get(f"{found[-1]}/kernel{VARIABLE_SUFFIX}")
+    if kernel is not None and kernel[-1] != head.num_outputs:
+        counted = _CHANNELS.get(name.rpartition("/")[2], "channels")
+        return [RefusedHeadPair(
+            path, f"the checkpoint's {tf_name!r} head {index} predicts {kernel[-1]} channels, "
+                  f"the kdet model's {head.num_outputs} ({counted})")]
+    return [LayerPair(layer, layer_path, HEADS) for layer, layer_path in zip(layers, found)]
+
+
+@register_tf2_mapping(CenterNet)
+def _center_net(model, prefix, shapes):
+    pairs = tf2_layer_pairs(model.feature_extractor, f"{prefix}/_feature_extractor", shapes)
+    heads = f"{prefix}/_prediction_head_dict"
+    expected = set()
+    for name, per_output in model.prediction_heads.items():
+        for index, head in enumerate(per_output):
+            path = f"{heads}/{escape(tf_head_name(name))}/{index}"
+            expected.add(path)
+            pairs += _head_pairs(name, index, head, shapes, path)
+    # Checkpoint heads and other variables the kdet model has no counterpart of: a keypoint
+    # task it has not, mask, DensePose or tracking heads, another number of feature outputs.
+    owned = (f"{prefix}/_feature_extractor/", *(path + "/" for path in expected))
+    extra = {}
+    for key in shapes:
+        if key.startswith(prefix + "/") and not key.startswith(owned):
+            head = key[len(heads) + 1:].split("/")[:2] if key.startswith(heads + "/") else None
+            group = f"{heads}/{'/'.join(head)}" if head else key.rsplit("/", 3)[0]
+            extra.setdefault(group, key)
+    pairs += [
+        RefusedHeadPair(group, f"the checkpoint has {group}/ (e.g. {key}), which the kdet "
+                               "model has no counterpart of")
+        for group, key in sorted(extra.items())
+    ]
+    return pairs
