@@ -7,7 +7,10 @@ four separate lists (`image/object/bbox/xmin|ymin|xmax|ymax`); kdet hands them o
 `[num_boxes, 4]` tensor in `rel_yxyx`. Keypoints (`image/object/keypoint/y|x`, normalized,
 object-major `num_boxes * num_keypoints` floats, and `image/object/keypoint/visibility`, COCO's
 0 not labelled / 1 labelled not visible / 2 visible) come out as `[num_boxes, num_keypoints, 2]`
-in (y, x) order, the TF OD API order.
+in (y, x) order, the TF OD API order. Instance masks (`image/object/mask`) are either one
+PNG per object (`PNG_MASKS`, what `create_coco_tf_record.py --include_masks` writes) or
+`num_boxes * height * width` floats (`NUMERICAL_MASKS`, the TF OD API default); both come out
+as uint8 `[num_boxes, height, width]` of 0/1 in image pixels.
 """
 
 import hashlib
@@ -47,6 +50,12 @@ KEYPOINT_VISIBILITY = "image/object/keypoint/visibility"
 # Written for the TF OD API's tools (labelled keypoints per object, keypoint names); not decoded.
 KEYPOINT_NUM = "image/object/keypoint/num"
 KEYPOINT_TEXT = "image/object/keypoint/text"
+MASK = "image/object/mask"
+# The TF OD API `InstanceMaskType`s as `decode_tf_example`'s `mask_type` (DEFAULT reads as
+# numerical there too).
+PNG_MASKS = "png"
+NUMERICAL_MASKS = "numerical"
+MASK_TYPES = (PNG_MASKS, NUMERICAL_MASKS)
 # COCO keypoint visibility `v`: 0 not labelled, 1 labelled but not visible, 2 visible.
 KEYPOINT_VISIBLE = 2
 
@@ -173,6 +182,8 @@ def create_tf_example(
     keypoints=None,
     keypoint_visibilities=None,
     keypoint_names=None,
+    masks=None,
+    mask_type=PNG_MASKS,
 ):
     """Builds a `tf.train.Example` with the TF OD API detection keys.
 
@@ -201,6 +212,12 @@ def create_tf_example(
             `image/object/keypoint/visibility`; defaults to 2 for finite keypoints, 0 for NaN.
         keypoint_names: optional list of `num_keypoints` names, stored per object as
             `image/object/keypoint/text` (as the TF OD API's `create_coco_tf_record.py` does).
+        masks: optional array `[num_boxes, height, width]`, each object's instance mask in
+            image pixels (nonzero: the object), stored as `image/object/mask`.
+        mask_type: how masks are stored: `"png"` (one PNG of 0/1 per object, as the TF OD
+            API's `create_coco_tf_record.py --include_masks` writes; read with its
+            `mask_type: PNG_MASKS`) or `"numerical"` (`num_boxes * height * width` floats 0/1,
+            its `NUMERICAL_MASKS`). Defaults to `"png"`.
 
     Returns:
         A `tf.train.Example`.
@@ -267,7 +284,48 @@ def create_tf_example(
             f"{filename or 'image'}: keypoint_visibilities or keypoint_names given without "
             "keypoints"
         )
+    if masks is not None:
+        masks = mask_array(masks, num_boxes, height, width, filename or "image")
+        feature[MASK] = _mask_feature(masks, mask_type)
+        if num_boxes == 0:
+            # Left out, so that the record reads with either mask type.
+            del feature[MASK]
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def mask_array(masks, num_boxes, height, width, what):
+    """`masks` as uint8 `[num_boxes, height, width]` of 0/1 (nonzero is 1; an empty array is
+    fine when there are no boxes).
+
+    Raises:
+        DataError: naming `what`, for another shape or values that are not finite.
+    """
+    masks = np.asarray(masks)
+    if masks.size == 0 and num_boxes == 0:
+        masks = masks.reshape(0, height, width)
+    if masks.shape != (num_boxes, height, width):
+        raise DataError(
+            f"{what}: masks have shape {masks.shape}; expected [{num_boxes} boxes, {height}, "
+            f"{width}] (one mask per box, in pixels of the {width}x{height} image)"
+        )
+    if masks.dtype.kind == "f" and not np.all(np.isfinite(masks)):
+        raise DataError(f"{what}: masks hold NaN or infinite values; expected 0/1")
+    return (masks != 0).astype(np.uint8)
+
+
+def encode_png_mask(mask):
+    """PNG bytes of one uint8 `[height, width]` 0/1 mask, as the TF OD API's dataset tools
+    write it (a single-channel PNG of the 0/1 values)."""
+    return encode_image(np.asarray(mask, np.uint8), "png")
+
+
+def _mask_feature(masks, mask_type):
+    """The `image/object/mask` feature of uint8 `[num_boxes, height, width]` 0/1 masks."""
+    if mask_type == PNG_MASKS:
+        return _bytes_list([encode_png_mask(mask) for mask in masks])
+    if mask_type == NUMERICAL_MASKS:
+        return tf.train.Feature(float_list=tf.train.FloatList(value=masks.ravel().astype(np.float32)))
+    raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}")
 
 
 def keypoint_array(keypoints, num_boxes, what, dtype):
@@ -398,7 +456,66 @@ def _decode_keypoints(parsed, num_boxes, num_keypoints):
     )
 
 
-def decode_tf_example(serialized, label_map=None, num_keypoints=None):
+def _check_mask_count(parsed, count, num_boxes):
+    """An assertion that a record has one mask per box; its message names the record."""
+    return tf.debugging.Assert(
+        tf.equal(count, num_boxes),
+        [
+            "record (image/filename, image/source_id):",
+            parsed[IMAGE_FILENAME],
+            parsed[IMAGE_SOURCE_ID],
+            f"has {MASK} of",
+            count,
+            "objects; expected one mask per box:",
+            num_boxes,
+        ],
+    )
+
+
+def _decode_masks(parsed, mask_type, num_boxes, image_shape):
+    """uint8 `[num_boxes, height, width]` 0/1 masks of a record (TF OD API `TfExampleDecoder`
+    `_decode_png_instance_masks` / `_reshape_instance_masks`: nonzero is 1, the size from
+    `image/height|width`), checked against the boxes and the decoded image size."""
+    height = tf.cast(parsed[IMAGE_HEIGHT], tf.int32)
+    width = tf.cast(parsed[IMAGE_WIDTH], tf.int32)
+    if mask_type == PNG_MASKS:
+        encoded = _dense(parsed, MASK, "")
+
+        def decode_png(buffer):
+            mask = tf.io.decode_image(buffer, channels=1, expand_animations=False)[..., 0]
+            return tf.cast(mask > 0, tf.uint8)
+
+        masks = tf.cond(
+            tf.size(encoded) > 0,
+            lambda: tf.map_fn(
+                decode_png, encoded, fn_output_signature=tf.TensorSpec([None, None], tf.uint8)
+            ),
+            lambda: tf.zeros(tf.stack([0, height, width]), tf.uint8),
+        )
+    else:
+        values = _dense(parsed, MASK, 0.0)
+        masks = tf.reshape(tf.cast(values > 0.0, tf.uint8), tf.stack([-1, height, width]))
+    mask_shape = tf.shape(masks)
+    checks = [
+        _check_mask_count(parsed, mask_shape[0], num_boxes),
+        tf.debugging.Assert(
+            tf.reduce_all(tf.equal(mask_shape[1:], image_shape)),
+            [
+                "record (image/filename, image/source_id):",
+                parsed[IMAGE_FILENAME],
+                parsed[IMAGE_SOURCE_ID],
+                f"has {MASK} of height and width",
+                mask_shape[1:],
+                "; expected the decoded image's",
+                image_shape,
+            ],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.ensure_shape(tf.identity(masks), [None, None, None])
+
+
+def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=None):
     """Decodes one serialized TF OD API `tf.train.Example`.
 
     Graph-friendly: works eagerly and inside `tf.data` / `tf.function`.
@@ -411,6 +528,9 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None):
         num_keypoints: optional int, the keypoints per object (TF OD API `num_keypoints` of the
             input reader): fixes K (a record with another count fails, naming it; a record
             without keypoints gets K not-labelled ones per box). None reads K from the record.
+        mask_type: optional str, decode `image/object/mask` (TF OD API `load_instance_masks`
+            with `mask_type`): `"png"` (`PNG_MASKS`, one PNG per object) or `"numerical"`
+            (`NUMERICAL_MASKS`, `num_boxes * height * width` floats). None: no masks.
 
     Returns:
         A dict of tensors:
@@ -430,10 +550,20 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None):
         - `"keypoint_visibilities"`: int32 `[num_boxes, num_keypoints]`, COCO `v` (0 not
           labelled, 1 labelled not visible, 2 visible); see `_decode_keypoints` for the
           defaults when the record has no visibilities.
+        - with `mask_type`, `"masks"`: uint8 `[num_boxes, height, width]`, 1 on the object's
+          pixels (the TF OD API decoder's float32 0/1 values; nonzero on disk is 1). A record
+          must have one mask per box (none when it has no boxes) at the image's size; another
+          count or size fails, naming the record.
         - `"filename"`, `"source_id"`, `"key"`, `"format"`: string scalars.
         - `"height"`, `"width"`: int32 scalars from the record.
     """
-    parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
+    spec = FEATURE_SPEC
+    if mask_type is not None:
+        if mask_type not in MASK_TYPES:
+            raise ValueError(f"mask_type must be one of {MASK_TYPES} or None, got {mask_type!r}")
+        dtype = tf.string if mask_type == PNG_MASKS else tf.float32
+        spec = {**FEATURE_SPEC, MASK: tf.io.VarLenFeature(dtype)}
+    parsed = tf.io.parse_single_example(serialized, spec)
     image = tf.io.decode_image(parsed[IMAGE_ENCODED], channels=3, expand_animations=False)
     image = tf.ensure_shape(image, [None, None, 3])
     boxes = tf.stack(
@@ -470,6 +600,9 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None):
         )
 
     keypoints, keypoint_visibilities = _decode_keypoints(parsed, num_boxes, num_keypoints)
+    masks = {}
+    if mask_type is not None:
+        masks["masks"] = _decode_masks(parsed, mask_type, num_boxes, tf.shape(image)[:2])
     return {
         "image": image,
         "boxes": tf.cast(boxes, tf.float32),
@@ -484,6 +617,7 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None):
         "weights": per_box(WEIGHT, 1.0, tf.float32),
         "keypoints": keypoints,
         "keypoint_visibilities": keypoint_visibilities,
+        **masks,
         "filename": parsed[IMAGE_FILENAME],
         "source_id": parsed[IMAGE_SOURCE_ID],
         "key": parsed[IMAGE_KEY_SHA256],
