@@ -3,9 +3,9 @@
 Each op transforms one decoded example `(image, boxes, labels)` — image `[height, width, 3]`
 uint8 or float 0..255, boxes float32 `[num_boxes, 4]` `rel_yxyx`, labels `[num_boxes]` — and
 returns the same triple; `build_augmentation` chains ops from a TF OD API-style options list.
-Examples with keypoints pass, instead of the labels, a dict of per-object fields
-(`{"labels", "keypoints", "keypoint_visibilities"}`), which every op moves with the boxes
-(`object_fields`).
+Examples with keypoints or instance masks pass, instead of the labels, a dict of per-object
+fields (`{"labels", "keypoints", "keypoint_visibilities"}`, `{"labels", "masks"}` or all of
+them), which every op moves with the boxes (`object_fields`).
 `REFUSED_STEPS` names the `preprocessor.proto` steps kdet refuses, with the reason.
 """
 

@@ -5,17 +5,19 @@ label tensor `[num_boxes]`. Examples with more per-object ground truth pass, in 
 dict of tensors whose first axis is the box axis: `"labels"` and, for keypoints,
 `"keypoints"` float32 `[num_boxes, num_keypoints, 2]` (y, x) in `rel_yxyx` coordinates of the
 image, and `"keypoint_visibilities"` int32 `[num_boxes, num_keypoints]` (COCO `v`: 0 not
-labelled, 1 labelled not visible, 2 visible). The op returns the same structure.
+labelled, 1 labelled not visible, 2 visible), and for instance masks `"masks"` `[num_boxes,
+height, width]` (uint8 or float, in pixels of the image). The op returns the same structure.
 
 The ops keep every field aligned with the boxes through a few primitives:
 - `select`: boxes dropped (crops, label drops) drop their row of every field;
 - `concat`: boxes repeated (self-concatenation) repeat their rows;
 - `change_frame`, `resize`, `flip_left_right`, `flip_up_down`, `rot90`: the geometric moves,
   which each `FieldGroup` in `FIELD_GROUPS` applies to its own fields. Keypoints leaving the
-  image in a crop become not labelled (visibility 0).
+  image in a crop become not labelled (visibility 0); masks are cropped, padded with zeros and
+  resized (nearest neighbour) with the image, as the TF OD API preprocessor moves `masks`.
 
-A new kind of per-object field (instance masks) is one more `FieldGroup` in `FIELD_GROUPS`: the
-ops need no change.
+A new kind of per-object field is one more `FieldGroup` in `FIELD_GROUPS`: the ops need no
+change.
 """
 
 import tensorflow as tf
@@ -23,6 +25,7 @@ import tensorflow as tf
 LABELS = "labels"
 KEYPOINTS = "keypoints"
 KEYPOINT_VISIBILITIES = "keypoint_visibilities"
+MASKS = "masks"
 
 
 def class_labels(objects):
@@ -143,8 +146,71 @@ class KeypointFields(FieldGroup):
         }
 
 
+def _source_indices(window_low, window_high, old_size, new_size):
+    """For each of `new_size` output pixels along one axis, the input pixel (of `old_size`)
+    under its center, and whether it lies inside the input; the output spans `[window_low,
+    window_high]` in relative coordinates of the input."""
+    centers = (tf.range(new_size, dtype=tf.float32) + 0.5) / tf.cast(new_size, tf.float32)
+    relative = window_low + centers * (window_high - window_low)
+    indices = tf.cast(tf.floor(relative * tf.cast(old_size, tf.float32)), tf.int32)
+    inside = (indices >= 0) & (indices < old_size)
+    return tf.clip_by_value(indices, 0, tf.maximum(old_size - 1, 0)), inside
+
+
+def resample_masks(masks, window, image_size):
+    """Masks of an image that becomes `window` (`rel_yxyx` `[4]` of it), resized to `image_size`.
+
+    Each output pixel takes the input pixel under its center (nearest neighbour, the sampling
+    of `tf.image.resize(method="nearest")`), 0 outside the input: a crop or a pad of whole
+    pixels (window edges on pixel edges, output size the window's size) copies the pixels
+    exactly; a window of another size also resizes.
+
+    Args:
+        masks: `[num_boxes, height, width]`, any dtype.
+        window: float32 `[4]`, the output's extent in `rel_yxyx` of the input (may reach outside
+            [0, 1]: padding).
+        image_size: int32 `[2]`, the output size.
+
+    Returns:
+        `[num_boxes, image_size[0], image_size[1]]` of the dtype of `masks`.
+    """
+    old_size = tf.shape(masks)[1:3]
+    image_size = tf.cast(image_size, tf.int32)
+    window = tf.cast(window, tf.float32)
+    rows, rows_inside = _source_indices(window[0], window[2], old_size[0], image_size[0])
+    cols, cols_inside = _source_indices(window[1], window[3], old_size[1], image_size[1])
+    sampled = tf.gather(tf.gather(masks, rows, axis=1), cols, axis=2)
+    inside = rows_inside[:, tf.newaxis] & cols_inside[tf.newaxis, :]
+    return tf.where(inside[tf.newaxis], sampled, tf.zeros_like(sampled))
+
+
+class MaskFields(FieldGroup):
+    """`"masks"` `[num_boxes, height, width]` in pixels of the image (TF OD API preprocessor
+    `masks`: cropped, padded with zeros, resized nearest neighbour, flipped and rotated with
+    the image)."""
+
+    keys = (MASKS,)
+
+    def change_frame(self, fields, window, image_size, prune):
+        return {MASKS: resample_masks(fields[MASKS], window, image_size)}
+
+    def resize(self, fields, image_size):
+        unit = tf.constant([0.0, 0.0, 1.0, 1.0])
+        return {MASKS: resample_masks(fields[MASKS], unit, image_size)}
+
+    def flip_left_right(self, fields, keypoint_permutation):
+        return {MASKS: tf.reverse(fields[MASKS], axis=[2])}
+
+    def flip_up_down(self, fields, keypoint_permutation):
+        return {MASKS: tf.reverse(fields[MASKS], axis=[1])}
+
+    def rot90(self, fields, keypoint_permutation):
+        # As tf.image.rot90: output (i, j) is input (j, width - 1 - i).
+        return {MASKS: tf.reverse(tf.transpose(fields[MASKS], [0, 2, 1]), axis=[1])}
+
+
 # Every kind of per-object field that moves with the boxes.
-FIELD_GROUPS = (KeypointFields(),)
+FIELD_GROUPS = (KeypointFields(), MaskFields())
 
 
 def _move(objects, method, *args):
@@ -173,7 +239,8 @@ def has_keypoints(objects):
 def change_frame(objects, window, image_size, prune=True):
     """Moves the geometric fields into `window` (`rel_yxyx` `[4]` of the image), the image the
     op returns (int32 `[2]` `image_size`); with `prune`, keypoints outside it become not
-    labelled (crops), without it they keep their visibility (pads)."""
+    labelled (crops), without it they keep their visibility (pads). Masks are cut to the
+    window, padded with zeros where it reaches outside, and resized to `image_size`."""
     return _move(objects, "change_frame", window, image_size, prune)
 
 
