@@ -9,6 +9,9 @@ import pytest
 from tf_zoo_archives import TINY_PIPELINE_CONFIG
 from tf_zoo_archives import tf2_archive_files
 from tf_zoo_archives import write_tar_gz
+from tfod_references import RAW_TOLERANCE
+from tfod_references import photo
+from tfod_references import reference
 
 import kdet.zoo
 from kdet.zoo import tf_zoo
@@ -163,3 +166,26 @@ def test_a_keypoint_label_map_path_of_another_machine_becomes_the_coco_one(tmp_p
     assert tf_zoo.with_coco_keypoint_label_map(config, tmp_path / "copy") == config
     config.write_text("model { ssd { } }")
     assert tf_zoo.with_coco_keypoint_label_map(config, tmp_path / "copy") == config
+
+
+CENTER_NET = "centernet_mobilenetv2fpn_512x512_coco17_kpts"
+# A TF2 checkpoint of a tiny CenterNet with a keypoint task, written by the TF OD API
+# (tests/checkpoints/test_tfod_parity_center_net.py checks what it computes).
+CENTER_NET_REFERENCE = REFERENCE.parent / "center_net_mobilenet_v2_fpn_model"
+
+
+def test_load_reads_a_center_net_with_keypoints(tmp_path):
+    config = (CENTER_NET_REFERENCE / "pipeline.config").read_text().replace(
+        '"label_map.pbtxt"', f'"{CENTER_NET_REFERENCE / "label_map.pbtxt"}"')
+    files = {f"{CENTER_NET}/pipeline.config": config.encode()}
+    for path in (CENTER_NET_REFERENCE / "checkpoint").iterdir():
+        files[f"{CENTER_NET}/checkpoint/{path.name}"] = path.read_bytes()
+    archive = write_tar_gz(tmp_path / f"{CENTER_NET}.tar.gz", files)
+    model = kdet.zoo.load(CENTER_NET, cache_dir=tmp_path / "cache", archive=archive,
+                          progress=False)
+    assert isinstance(model, kdet.CenterNet) and model.num_keypoints == 4
+    # The TF OD API's center heatmap of the photo's top-left 96x128 (the config's input size).
+    images = photo()[None, :96, :128].astype("float32")
+    np.testing.assert_allclose(model(images, training=False)["object_center"][0],
+                               reference(CENTER_NET_REFERENCE.name)["predict/object_center/0"],
+                               atol=RAW_TOLERANCE)
