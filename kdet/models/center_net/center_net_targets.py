@@ -79,32 +79,68 @@ def gaussian_heatmap(points, sigmas, weights, out_height, out_width, channels=No
     """
     ys = tf.range(tf.cast(out_height, tf.float32))
     xs = tf.range(tf.cast(out_width, tf.float32))
-    depth = num_channels if channels is not None else points.shape[2]
-    batch = tf.shape(points)[0]
-    if channels is None:
-        channels = tf.zeros_like(weights, tf.int32)  # unused
+    points, sigmas, weights = (
+        tf.cast(tensor, tf.float32) for tensor in (points, sigmas, weights)
+    )
+    if channels is not None:
+        heatmap = _channel_max(
+            _gaussians(ys, xs, points, sigmas, weights), channels, num_channels
+        )
+        return tf.stop_gradient(heatmap)
 
     def add_instance(heatmap, instance):
-        point, sigma, weight, channel = instance  # [B, P, 2], [B, P], [B, P], [B, P]
-        dy = ys[None, None, :, None] - tf.floor(point[..., 0])[:, :, None, None]
-        dx = xs[None, None, None, :] - tf.floor(point[..., 1])[:, :, None, None]
-        variance = 2.0 * sigma * sigma
-        gaussians = tf.exp(-(dy * dy + dx * dx) / variance[:, :, None, None])
-        gaussians *= weight[:, :, None, None]  # [B, P, H, W]
-        if num_channels is None:
-            contribution = tf.transpose(gaussians, [0, 2, 3, 1])
-        else:
-            one_hot = tf.one_hot(channel, depth)[:, :, None, None, :]  # [B, P, 1, 1, C]
-            contribution = tf.reduce_max(gaussians[..., None] * one_hot, axis=1)
-        return tf.maximum(heatmap, contribution)
+        # One row of every image at a time: [B, P, H, W] instead of [B, N, P, H, W] at once.
+        gaussians = _gaussians(ys, xs, *instance)
+        return tf.maximum(heatmap, tf.transpose(gaussians, [0, 2, 3, 1]))
 
     instances = tuple(
-        tf.experimental.numpy.moveaxis(tensor, 1, 0)
-        for tensor in (tf.cast(points, tf.float32), tf.cast(sigmas, tf.float32),
-                       tf.cast(weights, tf.float32), channels)
+        tf.experimental.numpy.moveaxis(tensor, 1, 0) for tensor in (points, sigmas, weights)
     )
-    initial = tf.zeros(tf.stack([batch, tf.size(ys), tf.size(xs), depth]), tf.float32)
+    initial = tf.zeros(
+        tf.stack([tf.shape(points)[0], tf.size(ys), tf.size(xs), points.shape[2]]), tf.float32
+    )
     return tf.stop_gradient(tf.foldl(add_instance, instances, initializer=initial))
+
+
+def _gaussians(ys, xs, points, sigmas, weights):
+    """`weights * exp(-d² / 2σ²)` over the map, d the distance to each floored point.
+
+    Args:
+        ys, xs: float32 `[H]`, `[W]` the cell coordinates.
+        points: float32 `[..., 2]`; sigmas, weights: float32 `[...]`.
+
+    Returns:
+        float32 `[..., H, W]`.
+    """
+    dy = ys[:, None] - tf.floor(points[..., 0])[..., None, None]
+    dx = xs[None, :] - tf.floor(points[..., 1])[..., None, None]
+    variance = 2.0 * sigmas * sigmas
+    gaussians = tf.exp(-(dy * dy + dx * dx) / variance[..., None, None])
+    return gaussians * weights[..., None, None]
+
+
+def _channel_max(gaussians, channels, num_channels):
+    """The maximum of the Gaussians of each image and channel, 0 where none.
+
+    Args:
+        gaussians: float32 `[B, N, P, H, W]`, non-negative.
+        channels: int `[B, N, P]` in `[0, num_channels)`.
+        num_channels: int C.
+
+    Returns:
+        float32 `[B, H, W, C]`.
+    """
+    shape = tf.shape(gaussians)
+    batch, height, width = shape[0], shape[3], shape[4]
+    # One segment per image and channel: O(B N P H W), not O(B N P H W C) through a one-hot.
+    segments = tf.cast(channels, tf.int32) + num_channels * tf.range(batch)[:, None, None]
+    maxima = tf.math.unsorted_segment_max(
+        tf.reshape(gaussians, [-1, height * width]),
+        tf.reshape(segments, [-1]),
+        batch * num_channels,
+    )  # [B * C, H * W]; the lowest float where a segment is empty
+    maxima = tf.maximum(maxima, 0.0)
+    return tf.transpose(tf.reshape(maxima, [batch, num_channels, height, width]), [0, 2, 3, 1])
 
 
 def center_heatmap_targets(boxes, labels, num_classes, out_height, out_width, min_overlap):
