@@ -1,5 +1,8 @@
 """`export_saved_model`: a detector as a SavedModel with the TF OD API exporter's signature."""
 
+import functools
+
+import numpy as np
 import tensorflow as tf
 
 from kdet.data.tf_example import IMAGE_ENCODED
@@ -41,8 +44,14 @@ def export_saved_model(
     | `detection_scores` | float32 `[batch, max_detections]` |
     | `detection_classes` | float32 `[batch, max_detections]`, label-map ids (1-based) |
     | `num_detections` | float32 `[batch]` |
+    | `detection_keypoints` | float32 `[batch, max_detections, num_keypoints, 2]`, `(y, x)` in 0..1 |
+    | `detection_keypoint_scores` | float32 `[batch, max_detections, num_keypoints]` |
 
-    Rows past `num_detections` are zeros (class 0 is the background id, never a detection).
+    The keypoint outputs are those of a `kdet.CenterNet` with keypoint tasks (the TF OD API
+    exporter's names and shapes); other models have the first four only. Rows past
+    `num_detections` are zeros (class 0 is the background id, never a detection), and so are
+    the keypoints (coordinates and scores) a detection's class has none of, as in the TF OD
+    API.
 
     The string input types read each image's width and height from its header (JPEG, PNG,
     GIF, BMP, WebP) before decoding it, and refuse an image of more than `max_image_pixels`
@@ -63,7 +72,8 @@ def export_saved_model(
     checkpoint, not the SavedModel.
 
     Args:
-        model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`).
+        model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`,
+            `kdet.CenterNet`).
         output_directory: where the SavedModel is written (created if needed).
         input_type: one of `"image_tensor"`, `"encoded_image_string_tensor"`, `"tf_example"`.
             Defaults to `"image_tensor"`.
@@ -100,12 +110,14 @@ def export_saved_model(
         progress=log,
     )
     log("writing")
+    outputs = functools.partial(tf_od_api_outputs, model=model)
     if input_type == "image_tensor":
-        serve = _serving_function_of_images(frozen)
+        serve = _serving_function_of_images(frozen, outputs)
     else:
         encoded_image = _encoded_image_of_tf_example if input_type == "tf_example" else None
         serve = _serving_function_of_strings(
-            frozen, lambda serialized: _decode_image(serialized, max_image_pixels, encoded_image)
+            frozen, lambda serialized: _decode_image(serialized, max_image_pixels, encoded_image),
+            outputs,
         )
     spec = INPUT_TYPES[input_type]
     module = tf.Module()
@@ -129,8 +141,9 @@ def _with_shape_check(serve, spec):
     return serve_checked
 
 
-def _serving_function_of_images(frozen):
-    """`input_tensor` uint8 `[B, H, W, 3]` → the TF OD API outputs, the batch in one run."""
+def _serving_function_of_images(frozen, outputs):
+    """`input_tensor` uint8 `[B, H, W, 3]` → `outputs` of the detections, the batch in one
+    run."""
 
     def serve(input_tensor):
         shape = tf.shape(input_tensor)
@@ -146,13 +159,13 @@ def _serving_function_of_images(frozen):
             ]
         with tf.control_dependencies(checks):
             input_tensor = tf.identity(input_tensor)
-        return _tf_od_api_outputs(frozen.import_into_graph(input_tensor))
+        return outputs(frozen.import_into_graph(input_tensor))
 
     return serve
 
 
-def _serving_function_of_strings(frozen, decode):
-    """`input_tensor` string `[B]` → the TF OD API outputs, one image at a time.
+def _serving_function_of_strings(frozen, decode, outputs):
+    """`input_tensor` string `[B]` → `outputs` of the detections, one image at a time.
 
     Each decoded image runs on its own, so one batch may hold images of different sizes (as a
     batch of JPEG files does); the outputs have the same shape for every image.
@@ -167,7 +180,7 @@ def _serving_function_of_strings(frozen, decode):
 
     def serve(input_tensor):
         detections = tf.map_fn(detect_one, input_tensor, fn_output_signature=per_image)
-        return _tf_od_api_outputs(detections)
+        return outputs(detections)
 
     return serve
 
@@ -279,21 +292,54 @@ def encoded_image_size(encoded):
     )
 
 
-def _tf_od_api_outputs(detections):
+def tf_od_api_outputs(detections, model):
     """kdet's postprocessed detections (`rel_yxyx`, -1 padding) → the TF OD API outputs.
 
     Args:
-        detections: `{"boxes" [B, K, 4] rel_yxyx, "labels" [B, K] label-map ids, "confidences"
-            [B, K], "num_detections" [B]}`, padded with -1 boxes and labels.
+        detections: `{"boxes" [B, D, 4] rel_yxyx, "labels" [B, D] label-map ids, "confidences"
+            [B, D], "num_detections" [B]}`, padded with -1 boxes and labels; with keypoints
+            (`kdet.CenterNet`) also `"keypoints"` `[B, D, K, 2]` rel `(y, x)` and
+            `"keypoint_scores"` `[B, D, K]`.
+        model: the detector that made them (its keypoint tasks say which keypoints each
+            class has).
 
     Returns:
         `{"detection_boxes", "detection_scores", "detection_classes", "num_detections"}`, all
-        float32, padded with zeros.
+        float32, padded with zeros; with keypoints also `"detection_keypoints"` and
+        `"detection_keypoint_scores"`, zeros for padding rows and for the keypoints a
+        detection's class has none of.
     """
     valid = detections["labels"] > 0
-    return {
+    outputs = {
         "detection_boxes": tf.where(valid[..., tf.newaxis], detections["boxes"], 0.0),
         "detection_scores": tf.where(valid, detections["confidences"], 0.0),
         "detection_classes": tf.cast(tf.where(valid, detections["labels"], 0), tf.float32),
         "num_detections": tf.cast(detections["num_detections"], tf.float32),
     }
+    if "keypoints" in detections:
+        # [B, D, K]: the detection's class has this keypoint (padding: class 0, none).
+        has_keypoint = tf.gather(
+            keypoint_columns_of_classes(model), tf.where(valid, detections["labels"], 0)
+        )
+        outputs["detection_keypoints"] = tf.where(
+            has_keypoint[..., tf.newaxis], detections["keypoints"], 0.0
+        )
+        outputs["detection_keypoint_scores"] = tf.where(
+            has_keypoint, detections["keypoint_scores"], 0.0
+        )
+    # The signature then shows `max_detections` (top-k of CenterNet leaves it unknown).
+    per_detection = tf.TensorShape([None, getattr(model, "max_detections", None)])
+    for name, value in outputs.items():
+        if name != "num_detections":
+            value.set_shape(per_detection.concatenate(value.shape[2:]))
+    return outputs
+
+
+def keypoint_columns_of_classes(model):
+    """bool numpy `[num_classes + 1, num_keypoints]`: row `c` marks the keypoint columns the
+    detections of label-map id `c` have (those of its keypoint task; row 0, the background,
+    none)."""
+    columns = np.zeros([model.num_classes + 1, model.num_keypoints], bool)
+    for task in model.keypoint_tasks:
+        columns[task.class_id, task.keypoint_indices] = True
+    return columns

@@ -1,4 +1,5 @@
-"""`export_tflite`: an SSD as a TFLite model whose non-max suppression is TFLite's own op."""
+"""`export_tflite`: an SSD (its non-max suppression TFLite's own op) or a CenterNet as a TFLite
+model."""
 
 import contextlib
 import math
@@ -10,9 +11,11 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.python.util import deprecation
 
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.export.saved_model import tf_od_api_outputs
 from kdet.inference.input_files import collect_inputs
 from kdet.inference.input_files import read_image
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
+from kdet.models.center_net.center_net import CenterNet
 from kdet.models.ssd.ssd import SSD
 from kdet.training.quantization import QuantizationAwareTraining
 from kdet.utils.progress import stage_log
@@ -25,10 +28,11 @@ _MAX_CLASSES_PER_DETECTION = 1
 
 
 def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True,
-                  progress=True, representative_images=None):
-    """Writes an SSD as a `.tflite` model that runs with the plain TFLite interpreter.
+                  progress=True, representative_images=None, include_keypoints=True):
+    """Writes an SSD or a CenterNet as a `.tflite` model that runs with the plain TFLite
+    interpreter.
 
-    Non-max suppression is TFLite's built-in `TFLite_Detection_PostProcess` op, as in the
+    SSD: non-max suppression is TFLite's built-in `TFLite_Detection_PostProcess` op, as in the
     TF OD API's `export_tflite_graph_tf2.py`: a `tf.function` marked
     `experimental_implements="TFLite_Detection_PostProcess …"` that the converter replaces with
     the op. No Select-TF (Flex) ops are needed, so `tf.lite.Interpreter`, `ai_edge_litert` and
@@ -42,20 +46,35 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     keeps are then clipped to the image, as the Keras model's `postprocess` does. This way the
     TFLite model's detections are the Keras model's, for any box coder and image resizer.
 
+    CenterNet (as the TF OD API's `export_tflite_graph_tf2.py` `CenterNetModule`): the model's
+    own post-processing is in the graph (max-pool peaks, top-k, boxes at the peaks and, with
+    keypoint tasks, the keypoint candidates and their snapping), all of it TFLite built-in ops,
+    so the TFLite model's detections are the Keras model's.
+
     The model has one signature, `serving_default`:
 
     - input `input_tensor`: uint8 `[1, height, width, 3]`, raw RGB pixels (resized and
       normalized inside, as the Keras model does);
     - outputs, as `export_saved_model`'s: `detection_boxes` float32 `[1, max_detections, 4]`
       normalized `[ymin, xmin, ymax, xmax]`, `detection_scores`, `detection_classes`
-      (label-map ids, 1-based; 0 past `num_detections`) and `num_detections` `[1]`.
+      (label-map ids, 1-based; 0 past `num_detections`) and `num_detections` `[1]`;
+    - for a CenterNet with keypoint tasks and `include_keypoints`, also, as
+      `export_saved_model`'s: `detection_keypoints` float32 `[1, max_detections,
+      num_keypoints, 2]` normalized `(y, x)` and `detection_keypoint_scores` `[1,
+      max_detections, num_keypoints]` (zeros past `num_detections` and for the keypoints a
+      detection's class has none of).
 
-    The op applies the model's `score_threshold`, `iou_threshold`, `max_detections_per_class`
+    Read the outputs by name (`get_signature_runner()`): the TF OD API's CenterNet TFLite
+    model has unnamed outputs in the order boxes, classes, scores, num_detections, keypoints,
+    keypoint scores, where a signature orders them by name.
+
+    The SSD op applies the model's `score_threshold`, `iou_threshold`, `max_detections_per_class`
     and `max_detections`.
 
     Args:
-        model: a built `kdet.SSD` (Faster R-CNN is not supported: its proposal NMS and RoI
-            crops have no built-in TFLite ops; export it with `export_saved_model`).
+        model: a built `kdet.SSD` or `kdet.CenterNet` (Faster R-CNN is not supported: its
+            proposal NMS and RoI crops have no built-in TFLite ops; export it with
+            `export_saved_model`).
         path: the `.tflite` file to write (its folder is created if needed).
         quantization: `None` (float32), `"dynamic_range"` (weights stored as int8 and
             dequantized on the fly or used by int8 kernels; activations stay float: about 4x
@@ -72,7 +91,7 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             class (the TF OD API's default; faster with many classes, but a box can then hide a
             box of another class). A model with class-agnostic NMS (`use_class_agnostic_nms`)
             is exported with the fast NMS whatever this says: it is what that model computes.
-            Defaults to `True`.
+            Defaults to `True`. SSD only.
         progress: bool, or the `kdet.utils.progress.StageLog` of a larger task: report the
             stages (freezing the network, converting) on stderr. Defaults to `True`.
         representative_images: for `quantization="int8"` of a model that is not
@@ -81,10 +100,14 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             differ), a few hundred typical ones (TFLite's advice), whose activations set the
             int8 ranges. A `tf.data.Dataset` of images or of `(images, y)` batches works too,
             and so do image files: `RepresentativeImages(["photos/", "more/*.jpg"])`.
+        include_keypoints: bool, a CenterNet with keypoint tasks: also output its keypoints
+            (the TF OD API's `--include_keypoints`, off there by default); `False` leaves the
+            keypoint heads out of the TFLite model. Ignored for other models. Defaults to
+            `True`.
 
     Raises:
-        ValueError: for a model other than SSD, an unknown `quantization`, a missing
-            `input_size`, a quantization-aware model exported with `"dynamic_range"` or with
+        ValueError: for a model other than SSD and CenterNet, an unknown `quantization`, a
+            missing `input_size`, a quantization-aware model exported with `"dynamic_range"` or with
             other than 8 bits, `"int8"` of another model without `representative_images`,
             `representative_images` with another `quantization` or a quantization-aware
             model, or a model whose post-processing uses soft NMS or score calibration
@@ -102,16 +125,48 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     height, width = input_size or _fixed_input_size(model)
     input_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name="input_tensor")
     log = stage_log(progress, "Exporting a TFLite model")
-    with _quiet_batch_norm_folding(quantization == "int8"), _float32_compute(
-        model, quantization == "int8"
-    ):
-        frozen = FrozenGraph(
-            lambda images: model.decode_boxes_and_scores(model(images, training=False)),
-            [input_spec],
-            progress=log,
+    int8 = quantization == "int8"
+    if isinstance(model, CenterNet):
+        detect = _center_net_detect(model, input_spec, int8, include_keypoints, log)
+    else:
+        detect = _ssd_detect(model, input_spec, int8, use_regular_nms, log)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [tf.function(detect).get_concrete_function(input_spec)], tf.Module()
+    )
+    # SSD: a custom op to the converter, though every TFLite runtime has it built in. CenterNet
+    # has none: an op without a built-in kernel then fails the conversion, not the runtime.
+    converter.allow_custom_ops = not isinstance(model, CenterNet)
+    if quantization in ("dynamic_range", "int8"):
+        # With fake-quantization ops in the graph (a quantization-aware model) the converter
+        # quantizes with their ranges; otherwise "int8" calibrates on the images.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8" and representative_images is not None:
+        converter.representative_dataset = _representative_dataset(
+            representative_images, height, width
         )
-    if quantization == "int8":
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log("converting")
+    path.write_bytes(converter.convert())
+    log.done()
+
+
+def _frozen_network(model, function, input_spec, int8, log):
+    """`FrozenGraph` of `function(images)` of `model`, ready for an int8 conversion if `int8`."""
+    with _quiet_batch_norm_folding(int8), _float32_compute(model, int8):
+        frozen = FrozenGraph(function, [input_spec], progress=log)
+    if int8:
         frozen.graph_def = _without_16_bit_round_trips(frozen.graph_def, frozen.output_names)
+    return frozen
+
+
+def _ssd_detect(model, input_spec, int8, use_regular_nms, log):
+    """The TFLite model's function for an SSD: the frozen network and box decoding, then
+    `TFLite_Detection_PostProcess`."""
+    frozen = _frozen_network(
+        model, lambda images: model.decode_boxes_and_scores(model(images, training=False)),
+        input_spec, int8, log,
+    )
     num_anchors = frozen.output_structure[0].shape[1]
     unit_anchors = tf.constant([[0.0, 0.0, 1.0, 1.0]] * num_anchors, name="anchors")
     # Class-agnostic NMS keeps each box's best class: TFLite's fast NMS computes exactly that.
@@ -133,37 +188,36 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             "num_detections": num_detections,
         }
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [tf.function(detect).get_concrete_function(input_spec)], tf.Module()
-    )
-    # A custom op to the converter, though every TFLite runtime has it built in.
-    converter.allow_custom_ops = True
-    if quantization in ("dynamic_range", "int8"):
-        # With fake-quantization ops in the graph (a quantization-aware model) the converter
-        # quantizes with their ranges; otherwise "int8" calibrates on the images.
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "int8" and representative_images is not None:
-        converter.representative_dataset = _representative_dataset(
-            representative_images, height, width
-        )
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    log("converting")
-    path.write_bytes(converter.convert())
-    log.done()
+    return detect
+
+
+def _center_net_detect(model, input_spec, int8, include_keypoints, log):
+    """The TFLite model's function for a CenterNet: its whole `postprocess` (max-pool peaks,
+    top-k, boxes, keypoints) in the frozen graph, every op a TFLite built-in one; the TF OD
+    API exporter's outputs (`tf_od_api_outputs`)."""
+
+    def detections(images):
+        found = model.postprocess(model(images, training=False))
+        if not include_keypoints:
+            found = {key: value for key, value in found.items()
+                     if key not in ("keypoints", "keypoint_scores")}
+        return tf_od_api_outputs(found, model)
+
+    frozen = _frozen_network(model, detections, input_spec, int8, log)
+    return frozen.import_into_graph
 
 
 def _check_exportable(model, quantization):
-    if not isinstance(model, SSD):
+    if not isinstance(model, (SSD, CenterNet)):
         raise ValueError(
-            f"TFLite export supports SSD models only; got {type(model).__name__}, whose "
-            "proposal NMS and RoI crops have no built-in TFLite ops. Export it as a SavedModel "
-            "with kdet.export.export_saved_model instead."
+            f"TFLite export supports SSD and CenterNet models only; got "
+            f"{type(model).__name__}, whose proposal NMS and RoI crops have no built-in TFLite "
+            "ops. Export it as a SavedModel with kdet.export.export_saved_model instead."
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
-    nms = model.non_max_suppression
-    if nms.soft_nms_sigma > 0.0 or nms.calibration is not None:
+    nms = getattr(model, "non_max_suppression", None)  # CenterNet has none
+    if nms is not None and (nms.soft_nms_sigma > 0.0 or nms.calibration is not None):
         setting = "soft NMS (soft_nms_sigma)" if nms.soft_nms_sigma > 0.0 else "score calibration"
         raise ValueError(
             f"the model's post-processing uses {setting}, which TFLite's "

@@ -115,7 +115,8 @@ def test_soft_nms_and_calibration_are_refused():
 
 def test_faster_rcnn_is_not_supported():
     model = kdet.FasterRCNN(num_classes=2, feature_extractor="faster_rcnn_mobilenet_v2")
-    with pytest.raises(ValueError, match="SSD models only; got FasterRCNN.*export_saved_model"):
+    with pytest.raises(ValueError,
+                       match="SSD and CenterNet models only; got FasterRCNN.*export_saved_model"):
         export_tflite(model, "unused.tflite")
 
 

@@ -1,11 +1,16 @@
 """Tiny detectors for the export tests, with batch-norm statistics that look trained."""
 
+import pathlib
+import sys
+
 import keras
 import numpy as np
 
 import kdet
 
 IMAGE_SIZE = 96
+# The CenterNet tests' tiny extractor (`tiny_center_net.py`), one module whoever imports it.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "models" / "center_net"))
 
 
 def images(count=2, seed=0, size=IMAGE_SIZE):
@@ -17,7 +22,7 @@ def with_trained_looking_batch_norms(model):
     """Random batch-norm statistics, so that folding them into convolutions changes numbers."""
     rng = np.random.default_rng(0)
     for layer in model._flatten_layers():
-        if isinstance(layer, kdet.layers.FusedBatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, variance = (w.numpy() for w in layer.weights)
             layer.set_weights([
                 gamma * rng.uniform(0.5, 1.5, gamma.shape),
@@ -105,3 +110,41 @@ def from_tf_od_api_outputs(outputs, height, width):
         "confidences": np.where(valid, outputs["detection_scores"], 0.0),
         "num_detections": outputs["num_detections"].astype("int32"),
     }
+
+
+def tiny_center_net():
+    """A built CenterNet (2 classes, 20 detections) for `IMAGE_SIZE` images on the CenterNet
+    tests' 3-convolution extractor (`TinyCenterNetExtractor`, 8 filters, batch norms), with a
+    3-keypoint task for class 2.
+
+    Its heads look trained (center logits spread ×10, box-size bias +6 cells, keypoint heatmap
+    bias -0.5): both classes are detected, with distinct scores, and some keypoints snap to
+    heatmap peaks while others keep their regressed place.
+    """
+    from tiny_center_net import TinyCenterNetExtractor
+
+    keras.utils.set_random_seed(1)
+    head = {"num_filters": [8], "kernel_sizes": [3]}
+    task = kdet.models.KeypointEstimationTask(
+        "corners", 2, [0, 1, 2], keypoint_labels=["top_left", "center", "bottom_right"],
+        heatmap_bias_init=-0.5,
+        **{f"{name}_head_{field}": value
+           for name in ("heatmap", "offset", "regress") for field, value in head.items()},
+    )
+    model = kdet.CenterNet(
+        num_classes=2,
+        feature_extractor=TinyCenterNetExtractor(
+            filters=8, channel_means=(127.5,) * 3, channel_stds=(127.5,) * 3
+        ),
+        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+        keypoint_tasks=[task],
+        max_box_predictions=20,
+        **{f"{name}_head_{field}": value
+           for name in ("center", "scale", "offset") for field, value in head.items()},
+    )
+    model.build((1, IMAGE_SIZE, IMAGE_SIZE, 3))
+    center = model.prediction_heads["object_center"][0].output_conv
+    center.kernel.assign(center.kernel * 10.0)
+    box_size = model.prediction_heads["box_scale"][0].output_conv
+    box_size.bias.assign(box_size.bias + 6.0)
+    return with_trained_looking_batch_norms(model)
