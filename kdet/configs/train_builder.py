@@ -133,6 +133,11 @@ _INPUT_READER = {
     "max_number_of_boxes": Int(default=100, minimum=1),
     "num_keypoints": Int(default=0, minimum=0),
     "load_instance_masks": Bool(default=False),
+    # `input_reader.proto` InstanceMaskType (DEFAULT decodes as NUMERICAL_MASKS there too).
+    "mask_type": Enum(
+        {"DEFAULT": "numerical", "NUMERICAL_MASKS": "numerical", "PNG_MASKS": "png"},
+        default="NUMERICAL_MASKS",
+    ),
     "use_display_name": Bool(default=False),
     # Deprecated TF1 queue settings, read and not used: the TF OD API's tf.data reader
     # ignores them too.
@@ -350,14 +355,10 @@ def build_input_reader_arguments(node):
         `shuffle_buffer_size`, `filenames_shuffle_buffer_size`, `num_epochs`, `num_readers`,
         `read_block_length`, `sample_1_of_n_examples`, `num_parallel_calls`
         (`num_parallel_batches`), `num_prefetch_batches`, `max_num_boxes`, `num_keypoints`
-        (0, the TF OD API default: boxes only).
+        (0, the TF OD API default: boxes only), `load_instance_masks` and `mask_type`
+        (`"numerical"`, the TF OD API default `NUMERICAL_MASKS`, or `"png"` for `PNG_MASKS`).
     """
     fields = read(node, _INPUT_READER)
-    if fields["load_instance_masks"]:
-        raise fields.error(
-            "load_instance_masks",
-            f"'{fields.path('load_instance_masks')}' is true, but kdet has no mask models",
-        )
     if fields["use_display_name"]:
         raise fields.error(
             "use_display_name",
@@ -379,4 +380,6 @@ def build_input_reader_arguments(node):
         "num_prefetch_batches": fields["num_prefetch_batches"],
         "max_num_boxes": fields["max_number_of_boxes"],
         "num_keypoints": fields["num_keypoints"],
+        "load_instance_masks": fields["load_instance_masks"],
+        "mask_type": fields["mask_type"],
     }

@@ -15,6 +15,7 @@ from kdet.data.errors import DataError
 from kdet.data.input_pipeline import list_input_files
 from kdet.data.input_pipeline import pad_groundtruth
 from kdet.data.input_pipeline import pad_keypoints
+from kdet.data.input_pipeline import pad_masks
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.data.input_pipeline import resize_image_and_boxes
 from kdet.data.label_map import KeypointItem
@@ -52,6 +53,7 @@ __all__ = [
     "name_to_id",
     "pad_groundtruth",
     "pad_keypoints",
+    "pad_masks",
     "read_label_map",
     "read_label_map_items",
     "read_label_map_keypoints",

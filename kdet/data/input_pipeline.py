@@ -5,7 +5,8 @@ matched by glob patterns, file-name shuffle, parallel interleaved readers, a rec
 buffer, `sample_1_of_n_examples`, `num_epochs` (0 repeats forever), parallel decoding,
 augmentation, resizing, ground truth padded to `max_num_boxes`, batching and prefetching. The
 elements are `(images, {"boxes", "labels"})`, the `fit` data contract of kdet detectors, with
-`"keypoints"` and `"keypoint_visibilities"` for records with keypoints.
+`"keypoints"` and `"keypoint_visibilities"` for records with keypoints and `"masks"` with
+`load_instance_masks`.
 """
 
 import os
@@ -21,6 +22,10 @@ from kdet.data.label_map import read_label_map
 from kdet.data.label_map import read_label_map_keypoints
 from kdet.data.tf_example import BBOX_XMIN
 from kdet.data.tf_example import KEYPOINT_X
+from kdet.data.tf_example import MASK
+from kdet.data.tf_example import MASK_TYPES
+from kdet.data.tf_example import NUMERICAL_MASKS
+from kdet.data.tf_example import PNG_MASKS
 from kdet.data.tf_example import decode_tf_example
 from kdet.layers.image_resizer import RESIZED_IMAGES
 from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
@@ -132,6 +137,55 @@ def pad_keypoints(keypoints, visibilities, max_num_boxes):
         tf.ensure_shape(keypoints, [max_num_boxes, num_keypoints, 2]),
         tf.ensure_shape(visibilities, [max_num_boxes, num_keypoints]),
     )
+
+
+def pad_masks(masks, max_num_boxes):
+    """Pads (or truncates) one image's instance masks as `pad_groundtruth` pads its boxes.
+
+    Args:
+        masks: `[num_boxes, height, width]`, any dtype.
+        max_num_boxes: int. Number of masks to return.
+
+    Returns:
+        `[max_num_boxes, height, width]`, the padding masks all zeros.
+    """
+    masks = masks[:max_num_boxes]
+    masks = tf.pad(masks, [[0, max_num_boxes - tf.shape(masks)[0]], [0, 0], [0, 0]])
+    return tf.ensure_shape(masks, [max_num_boxes, None, None])
+
+
+def records_mask_type(files, max_records=20):
+    """How the first of the first `max_records` records with `image/object/mask` stores it:
+    `"png"` (a bytes list) or `"numerical"` (a float list); None when none has masks."""
+    for serialized in tf.data.TFRecordDataset(files).take(max_records):
+        features = tf.train.Example.FromString(serialized.numpy()).features.feature
+        if MASK in features:
+            kind = features[MASK].WhichOneof("kind")
+            if kind == "bytes_list" and features[MASK].bytes_list.value:
+                return PNG_MASKS
+            if kind == "float_list" and features[MASK].float_list.value:
+                return NUMERICAL_MASKS
+    return None
+
+
+def _resolve_mask_type(load_instance_masks, mask_type, files):
+    """`mask_type` of `read_tfrecords`: None without masks; as given (checked against the
+    first records, eagerly), else read from the first records (PNG when none has masks)."""
+    if not load_instance_masks:
+        return None
+    if mask_type is not None and mask_type not in MASK_TYPES:
+        raise ValueError(
+            f"read_tfrecords: mask_type must be one of {MASK_TYPES} or None, got {mask_type!r}"
+        )
+    found = records_mask_type(files) if tf.executing_eagerly() else None
+    if mask_type is not None and found is not None and found != mask_type:
+        names = {PNG_MASKS: "PNG_MASKS", NUMERICAL_MASKS: "NUMERICAL_MASKS"}
+        raise DataError(
+            f"{', '.join(files[:3])}: the records store {MASK} as {names[found]} "
+            f"({found!r}) but mask_type is {names[mask_type]} ({mask_type!r}); set mask_type: "
+            f"{names[found]} in the input reader (mask_type={found!r} in Python)"
+        )
+    return mask_type or found or PNG_MASKS
 
 
 def records_num_keypoints(files, max_records=20):
@@ -288,6 +342,8 @@ def read_tfrecords(
     include_difficult=False,
     image_resizer=None,
     num_keypoints=None,
+    load_instance_masks=False,
+    mask_type=None,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -361,6 +417,14 @@ def read_tfrecords(
             `kdet.data.augmentation.object_fields`); 0 reads boxes only. None: the largest
             keypoint id + 1 of a `label_map` path's keypoint classes, else the count in the
             first records with boxes and keypoints (0 when they have none).
+        load_instance_masks: bool. Also read the instance masks `image/object/mask` (TF OD API
+            `load_instance_masks`) into `y["masks"]` (below); augmentation moves them with
+            the boxes and resizing resizes them with the image (nearest neighbour). A callable
+            `augmentation` then gets a dict of per-object fields with `"labels"` and
+            `"masks"` (`object_fields`). Defaults to `False`.
+        mask_type: `"png"` (TF OD API `PNG_MASKS`: one PNG per object), `"numerical"`
+            (`NUMERICAL_MASKS`: `num_boxes * height * width` floats) or None: what the first
+            records hold. A given type the records do not have is a `DataError`.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -373,6 +437,10 @@ def read_tfrecords(
           padding rows and keypoints not labelled (or moved out of the image by augmentation);
           `keypoint_visibilities`: int32 `[batch, max_num_boxes, K]`, COCO `v` (0 not
           labelled, 1 labelled not visible, 2 visible), 0 for padding rows.
+        - with `load_instance_masks`, `masks`: uint8 `[batch, max_num_boxes, height, width]`,
+          1 on each object's pixels in the output image (the image's own pixels, padding
+          included: a `pad_to_aspect_ratio` or `image_resizer` pad is 0), all 0 for padding
+          rows; batches of an `image_resizer` pad them like the images.
 
     Raises:
         ValueError: if a path or pattern matches no file.
@@ -396,6 +464,7 @@ def read_tfrecords(
         image_size = (image_size, image_size)
     label_map_path = label_map if isinstance(label_map, (str, os.PathLike)) else None
     num_keypoints = _resolve_num_keypoints(num_keypoints, label_map_path, files)
+    mask_type = _resolve_mask_type(load_instance_masks, mask_type, files)
     if label_map_path is not None:
         label_map = read_label_map(label_map_path)
     augment = _as_augmentation(augmentation, num_keypoints)
@@ -426,17 +495,18 @@ def read_tfrecords(
     dataset = dataset.enumerate()
 
     def parse(position, serialized):
-        example = decode_tf_example(serialized, label_map, num_keypoints or None)
+        example = decode_tf_example(serialized, label_map, num_keypoints or None, mask_type)
         image, boxes, labels = example["image"], example["boxes"], example["labels"]
         original_image_shape = tf.shape(image)[:2]
         known = labels >= 0
         objects = labels
+        if num_keypoints or mask_type:
+            objects = {object_fields.LABELS: labels}
         if num_keypoints:
-            objects = {
-                object_fields.LABELS: labels,
-                object_fields.KEYPOINTS: example["keypoints"],
-                object_fields.KEYPOINT_VISIBILITIES: example["keypoint_visibilities"],
-            }
+            objects[object_fields.KEYPOINTS] = example["keypoints"]
+            objects[object_fields.KEYPOINT_VISIBILITIES] = example["keypoint_visibilities"]
+        if mask_type:
+            objects[object_fields.MASKS] = example["masks"]
         boxes, objects = tf.boolean_mask(boxes, known), object_fields.select(objects, known)
         difficult = tf.boolean_mask(example["difficult"], known)
         group_of = tf.boolean_mask(example["group_of"], known)
@@ -448,6 +518,15 @@ def read_tfrecords(
                 image, boxes, objects = augment(image, boxes, objects, seed=element_seed)
         if image_resizer is not None:
             image, true_image_shape = image_resizer.resize_one(image)
+            if mask_type:
+                # Masks cover the whole output, the resizer's padding (bottom/right) included.
+                content = tf.cast(true_image_shape, tf.float32)
+                extent = tf.cast(tf.shape(image)[:2], tf.float32) / content
+                objects[object_fields.MASKS] = object_fields.resample_masks(
+                    objects[object_fields.MASKS],
+                    tf.concat([tf.zeros([2]), extent], 0),
+                    tf.shape(image)[:2],
+                )
         elif image_size is None:
             true_image_shape = tf.shape(image)[:2]
         else:
@@ -474,6 +553,8 @@ def read_tfrecords(
             y["keypoints"], y["keypoint_visibilities"] = pad_keypoints(
                 keypoints, objects[object_fields.KEYPOINT_VISIBILITIES], max_num_boxes
             )
+        if mask_type:
+            y["masks"] = pad_masks(objects[object_fields.MASKS], max_num_boxes)
         boxes, labels = pad_groundtruth(boxes, labels, max_num_boxes)
         metadata = {
             "source_id": example["source_id"],

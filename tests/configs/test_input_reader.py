@@ -34,10 +34,18 @@ def test_reader_fields_become_read_tfrecords_arguments():
     assert arguments["label_map"] == "m.pbtxt" and arguments["input_paths"] == ["a.record"]
 
 
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [("load_instance_masks: true", "mask"), ("use_display_name: true", "name")],
-)
+@pytest.mark.parametrize(("text", "reason"), [("use_display_name: true", "name")])
 def test_what_kdet_cannot_read_is_refused_with_the_reason(text, reason):
     with pytest.raises(ConfigError, match=reason):
         _arguments(text)
+
+
+def test_instance_masks_and_their_type():
+    assert _arguments("")["load_instance_masks"] is False
+    # NUMERICAL_MASKS by default, as in input_reader.proto; DEFAULT reads the same way.
+    assert _arguments("")["mask_type"] == "numerical"
+    assert _arguments("mask_type: DEFAULT")["mask_type"] == "numerical"
+    arguments = _arguments("load_instance_masks: true mask_type: PNG_MASKS")
+    assert arguments["load_instance_masks"] is True and arguments["mask_type"] == "png"
+    with pytest.raises(ConfigError, match="mask_type"):
+        _arguments("mask_type: RLE_MASKS")

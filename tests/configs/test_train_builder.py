@@ -218,6 +218,8 @@ def test_input_reader_arguments_for_read_tfrecords():
         "num_prefetch_batches": 2,
         "max_num_boxes": 50,
         "num_keypoints": 0,
+        "load_instance_masks": False,
+        "mask_type": "numerical",
     }
 
 
@@ -230,9 +232,6 @@ def test_input_reader_arguments_for_read_tfrecords():
         ("train_input_reader { tf_record_input_reader { } }",
          r"'train_input_reader.tf_record_input_reader' is missing the required field "
          r"'input_path'"),
-        ("train_input_reader { load_instance_masks: true "
-         "tf_record_input_reader { input_path: 'a' } }",
-         r"pipeline.config:1:22: .*load_instance_masks' is true, but kdet has no mask models"),
     ],
 )
 def test_input_reader_errors(text, match):
