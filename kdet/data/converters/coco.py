@@ -28,6 +28,7 @@ def convert_coco(
     progress=True,
     class_map=None,
     allow_outside_image_dir=False,
+    include_masks=False,
 ):
     """Converts a COCO instances JSON file to TFRecords like the TF OD API's
     `create_coco_tf_record.py`.
@@ -46,6 +47,13 @@ def convert_coco(
     object without `keypoints` gets K not-labelled ones (v = 0). A derived label map lists the
     category's keypoint names (`keypoints { id label }`). Labelled keypoints must lie inside
     the image (up to 1 px, clipped).
+
+    Instance masks (`include_masks=True`, as `create_coco_tf_record.py --include_masks`): each
+    annotation's `segmentation` — polygons `[[x1, y1, x2, y2, …], …]` (the parts merged),
+    uncompressed RLE `{"counts": [...], "size": [h, w]}` or compressed RLE (`counts` a string) —
+    is rasterized by pycocotools (`frPyObjects`, `decode`) and stored as one PNG of 0/1 per
+    object in `image/object/mask` (read it with `mask_type: PNG_MASKS`). An annotation without
+    a usable segmentation makes the image bad.
 
     Images are checked as in `convert_voc`: they must decode completely and have the JSON
     `width`/`height`; boxes at most 1 px outside the image are clipped, others (and empty
@@ -73,6 +81,8 @@ def convert_coco(
             in sorted order instead of keeping the COCO category ids. Defaults to `None`.
         allow_outside_image_dir: bool. Read images whose `file_name` is absolute or leads out
             of `image_dir` with `..`. Defaults to `False`: such an image is bad input.
+        include_masks: bool. Write each object's `segmentation` as a PNG instance mask.
+            Defaults to `False`.
 
     Returns:
         A `ConversionSummary`.
@@ -103,7 +113,7 @@ def convert_coco(
             annotations.append(
                 _read_image_entry(
                     image, by_image, categories, image_folder, finder, source, json_path,
-                    summary.notes, keypoint_names,
+                    summary.notes, keypoint_names, include_masks,
                 )
             )
         except DataError as error:
@@ -216,6 +226,56 @@ def _read_keypoints(annotation, names, num_keypoints, where):
     return points, visibilities
 
 
+def _segmentation_mask(segmentation, height, width, where):
+    """uint8 `[height, width]` 0/1 mask of a COCO `segmentation` (polygons, uncompressed or
+    compressed RLE), rasterized by pycocotools as COCO's own `annToMask` does."""
+    from pycocotools import mask as coco_mask
+
+    def rle_of(value):
+        if not isinstance(value.get("size"), list) or list(value["size"]) != [height, width]:
+            raise DataError(
+                f"{where}: the RLE 'segmentation' has size {value.get('size')!r}; expected "
+                f"[{height}, {width}], the image's [height, width]"
+            )
+        counts = value.get("counts")
+        if isinstance(counts, str):
+            return {"size": [height, width], "counts": counts.encode("ascii")}
+        if isinstance(counts, list) and all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
+        ):
+            if sum(counts) != height * width:
+                raise DataError(
+                    f"{where}: the RLE 'segmentation' counts add up to {sum(counts)} pixels; "
+                    f"expected {height * width} ({height}x{width})"
+                )
+            return coco_mask.frPyObjects(value, height, width)
+        raise DataError(
+            f"{where}: the RLE 'segmentation' has counts {str(counts)[:40]!r}; expected a list "
+            "of run lengths or a compressed RLE string"
+        )
+
+    if isinstance(segmentation, dict):
+        try:
+            return coco_mask.decode(rle_of(segmentation)).astype(np.uint8)
+        except (ValueError, TypeError) as error:
+            raise DataError(f"{where}: the RLE 'segmentation' cannot be decoded: {error}") from None
+    if isinstance(segmentation, list) and segmentation:
+        polygons = []
+        for part in segmentation:
+            if not isinstance(part, list) or len(part) < 6 or len(part) % 2:
+                raise DataError(
+                    f"{where}: a 'segmentation' polygon is {str(part)[:60]}; expected a list "
+                    "[x1, y1, x2, y2, ...] of at least 3 points"
+                )
+            polygons.append([_number(v, where, "segmentation") for v in part])
+        masks = coco_mask.decode(coco_mask.frPyObjects(polygons, height, width))
+        return np.amax(masks, axis=2).astype(np.uint8)
+    raise DataError(
+        f"{where}: 'segmentation' is {str(segmentation)[:60]}; expected polygons "
+        "[[x1, y1, …], …] or an RLE {'counts', 'size'} (include_masks needs one per object)"
+    )
+
+
 def _image_ids(data, json_path):
     counts = collections.Counter(
         str(image.get("id")) for image in data["images"] if isinstance(image, dict)
@@ -249,7 +309,8 @@ def _integer(value, where, key):
 
 
 def _read_image_entry(
-    image, by_image, categories, image_folder, finder, source, json_path, notes, keypoint_names
+    image, by_image, categories, image_folder, finder, source, json_path, notes, keypoint_names,
+    include_masks=False,
 ):
     if not isinstance(image, dict):
         raise DataError(f"{source}: expected an object with id, file_name, width, height")
@@ -261,7 +322,7 @@ def _read_image_entry(
     size = tuple(_integer(image[key], entry, key) for key in ("height", "width"))
     boxes, names, box_sources, is_crowd, area = [], [], [], [], []
     num_keypoints = max(map(len, keypoint_names.values()), default=0)
-    keypoints, visibilities = [], []
+    keypoints, visibilities, masks = [], [], []
     for index, annotation in by_image.get(source_id, []):
         where = f"{json_path} annotations[{index}] (id {annotation.get('id')})"
         bbox = annotation.get("bbox")
@@ -284,7 +345,11 @@ def _read_image_entry(
             )
             keypoints.append(points)
             visibilities.append(flags)
+        if include_masks:
+            masks.append(_segmentation_mask(annotation.get("segmentation"), *size, where))
     extras = {"is_crowd": is_crowd, "area": area}
+    if include_masks:
+        extras["masks"] = masks
     image_extras = {}
     if num_keypoints:
         extras.update(keypoints=keypoints, keypoint_visibilities=visibilities)

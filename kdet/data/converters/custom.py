@@ -41,8 +41,11 @@ def create_example_from_arrays(
     image_format="jpeg",
     keypoints=None,
     keypoint_visibilities=None,
+    masks=None,
+    mask_type="png",
 ):
-    """Builds a TF OD API `tf.train.Example` from one image and its boxes (and keypoints).
+    """Builds a TF OD API `tf.train.Example` from one image and its boxes (and keypoints, and
+    instance masks).
 
     The image and boxes get the same checks as in the converters: the image must decode
     completely, boxes must lie inside it (at most 1 px out, which is clipped) with
@@ -69,6 +72,11 @@ def create_example_from_arrays(
         keypoint_visibilities: optional int array `[num_boxes, num_keypoints]`, COCO `v` (0 not
             labelled, 1 labelled not visible, 2 visible); defaults to 2 for finite keypoints,
             0 for NaN.
+        masks: optional array `[num_boxes, height, width]` (uint8, bool or float), each box's
+            instance mask in pixels of `image` (nonzero: the object), stored as
+            `image/object/mask`.
+        mask_type: `"png"` (one PNG per object, TF OD API `PNG_MASKS`) or `"numerical"`
+            (`NUMERICAL_MASKS`): how masks are stored. Defaults to `"png"`.
 
     Returns:
         A `tf.train.Example`.
@@ -119,6 +127,8 @@ def create_example_from_arrays(
         extras = _pixel_keypoints(
             keypoints, keypoint_visibilities, len(boxes), box_format, height, width, what
         )
+    if masks is not None:
+        extras.update(masks=masks, mask_type=mask_type)
     names = [_class_name(label, label_map, where) for label, where in zip(labels, box_sources)]
     ids = lookup_labels(names, label_map, name_to_id(label_map), box_sources)
     example, _ = make_example(
