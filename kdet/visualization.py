@@ -1,6 +1,7 @@
 """Draws detections and ground truth on images, and plots galleries for notebooks.
 
-`draw_detections` draws one image (boxes, captions and keypoints), `draw_detection_gallery`
+`draw_detections` draws one image (boxes, captions, keypoints and instance masks),
+`draw_detection_gallery`
 tiles a batch into one image with ground truth and predictions overlaid in two colours,
 `plot_detections` puts a batch in a matplotlib figure with ground truth and predictions side by
 side. Charts of metrics and training logs are in `kdet.plots`.
@@ -24,7 +25,10 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 _DRAWN_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
-_DRAWN_KEYS += ("keypoints", "keypoint_scores", "keypoint_visibilities")
+_DRAWN_KEYS += ("keypoints", "keypoint_scores", "keypoint_visibilities", "masks")
+# Instance masks are blended into the image at this opacity (the TF OD API's
+# `draw_mask_on_image_array` default).
+MASK_ALPHA = 0.4
 # Keypoint dots are this many pixels in radius by default.
 KEYPOINT_RADIUS = 3
 # The RGB colour of ground-truth boxes in drawings and galleries: green, which with the
@@ -67,8 +71,10 @@ def draw_detections(
     keypoint_edges=None,
     keypoint_score_threshold=None,
     keypoint_radius=KEYPOINT_RADIUS,
+    mask_threshold=0.5,
+    mask_alpha=MASK_ALPHA,
 ):
-    """Draws boxes with "name score" captions, and their keypoints, on one image.
+    """Draws boxes with "name score" captions, their keypoints and masks, on one image.
 
     Works for predictions and for ground truth: without `"confidences"` every valid box is
     drawn and its caption is the class name alone. Padding rows (label -1, or rows past
@@ -81,6 +87,10 @@ def draw_detections(
     (predictions) or its `"keypoint_visibilities"` is > 0 (ground truth); an edge when both
     its ends are.
 
+    With `"masks"`, each drawn box's instance mask is filled with the box's colour at
+    `mask_alpha` opacity where it exceeds `mask_threshold` (0/1 ground truth, or predicted
+    probabilities), as the TF OD API's `draw_mask_on_image_array` draws them.
+
     Args:
         image: uint8 or float `[height, width, 3]` (or `[1, height, width, 3]`), pixel values
             0..255.
@@ -92,6 +102,8 @@ def draw_detections(
             - `"keypoints"` (optional): float `[num_boxes, K, 2]`, (y, x) in the unit of
               `bounding_box_format` (pixels, or relative for `rel_` formats).
             - `"keypoint_scores"` or `"keypoint_visibilities"` (optional): `[num_boxes, K]`.
+            - `"masks"` (optional): `[num_boxes, height, width]` in pixels of `image` (uint8,
+              bool or float).
         label_map: dict `{id: name}`. Ids missing from it are captioned with the id. Defaults
             to `None` (captions show ids).
         score_threshold: float. Boxes with a confidence below this are not drawn; ignored
@@ -111,6 +123,8 @@ def draw_detections(
             to `score_threshold`, as in the TF OD API.
         keypoint_radius: int. Radius of the keypoint dots in pixels. Defaults to
             `KEYPOINT_RADIUS` (3).
+        mask_threshold: float. Mask pixels above this are filled. Defaults to `0.5`.
+        mask_alpha: float in [0, 1]. Opacity of the mask fill. Defaults to `MASK_ALPHA` (0.4).
 
     Returns:
         uint8 numpy array `[height, width, 3]`.
@@ -124,7 +138,7 @@ def draw_detections(
     """
     pixels = _to_uint8_image(image)
     height, width = pixels.shape[:2]
-    boxes, labels, confidences, keypoints = _valid_boxes(
+    boxes, labels, confidences, keypoints, masks = _valid_boxes(
         detections,
         score_threshold,
         bounding_box_format,
@@ -132,12 +146,17 @@ def draw_detections(
         width,
         score_threshold if keypoint_score_threshold is None else keypoint_score_threshold,
     )
+    # Lowest scores first, so the most confident boxes and captions end up on top.
+    order = np.argsort(confidences, kind="stable")
+    if masks is not None:
+        for i in order:
+            box_color = tuple(color) if color is not None else _class_color(labels[i])
+            _fill_mask(pixels, masks[i] > mask_threshold, box_color, mask_alpha)
     canvas = Image.fromarray(pixels)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=font_size or max(10, round(min(height, width) / 30)))
     label_map = label_map or {}
-    # Lowest scores first, so the most confident boxes and captions end up on top.
-    for i in np.argsort(confidences, kind="stable"):
+    for i in order:
         box_color = tuple(color) if color is not None else _class_color(labels[i])
         x1, y1, x2, y2 = _pixel_corners(boxes[i], height, width)
         draw.rectangle((x1, y1, x2, y2), outline=box_color, width=line_thickness)
@@ -177,11 +196,12 @@ def plot_detections(
         predictions: kdet's predictions dict, `"boxes"` `[batch, max_detections, 4]` in
             `bounding_box_format`, `"labels"` `[batch, max_detections]`, `"confidences"`
             `[batch, max_detections]`, optional `"num_detections"` `[batch]`; padded with -1;
-            optional `"keypoints"` and `"keypoint_scores"`. `None` plots only `y_true`.
-            Defaults to `None`.
+            optional `"keypoints"` and `"keypoint_scores"`, `"masks"` `[batch, max_detections,
+            height, width]`. `None` plots only `y_true`. Defaults to `None`.
         y_true: ground truth dict, `"boxes"` `[batch, num_boxes, 4]` in
             `bounding_box_format` and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded
-            with -1; optional `"keypoints"` and `"keypoint_visibilities"`. Defaults to `None`.
+            with -1; optional `"keypoints"` and `"keypoint_visibilities"`, `"masks"` `[batch,
+            num_boxes, height, width]`. Defaults to `None`.
         label_map: dict `{id: name}` for captions. Defaults to `None` (captions show ids).
         score_threshold: float. Predictions below this are not drawn. Defaults to `0.5`.
         bounding_box_format: str. Keras box format of both dicts. Defaults to `"yxyx"`.
@@ -262,10 +282,13 @@ def draw_detection_gallery(
         predictions: kdet's predictions dict, `"boxes"` `[batch, max_detections, 4]` in
             `bounding_box_format`, `"labels"` and `"confidences"` `[batch, max_detections]`,
             optional `"num_detections"` `[batch]`; padded with -1; optional `"keypoints"` and
-            `"keypoint_scores"`. Defaults to `None`.
+            `"keypoint_scores"`, `"masks"` `[batch, max_detections, height, width]`.
+            Defaults to `None`.
         y_true: ground truth dict, `"boxes"` `[batch, num_boxes, 4]` in `bounding_box_format`
             and `"labels"` (or `"classes"`) `[batch, num_boxes]`, padded with -1; optional
-            `"keypoints"` and `"keypoint_visibilities"`. Defaults to `None`.
+            `"keypoints"` and `"keypoint_visibilities"`, `"masks"` `[batch, num_boxes, height,
+            width]` (masks filled in each box's colour, see `draw_detections`). Defaults to
+            `None`.
         label_map: dict `{id: name}` for captions. Defaults to `None` (captions show ids).
         score_threshold: float. Predictions below this are not drawn. Defaults to `0.5`.
         bounding_box_format: str. Keras box format of both dicts. Defaults to `"yxyx"`.
@@ -362,12 +385,19 @@ def _image_detections(detections, index):
     return {key: value[index] for key, value in detections.items() if key in _DRAWN_KEYS}
 
 
+def _fill_mask(pixels, mask, color, alpha):
+    """Blends `color` into uint8 `pixels` `[height, width, 3]` where bool `mask` is set."""
+    blended = (1.0 - alpha) * pixels[mask] + alpha * np.asarray(color, np.float64)
+    pixels[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
 def _valid_boxes(
     detections, score_threshold, bounding_box_format, height, width, keypoint_score_threshold
 ):
-    """Returns `xyxy` pixel boxes, int labels and confidences of the rows to draw, and their
+    """Returns `xyxy` pixel boxes, int labels and confidences of the rows to draw, their
     keypoints: None without `"keypoints"`, else one `(points, drawn)` per row, (x, y) pixels
-    `[K, 2]` and bool `[K]` (see `_drawn_keypoints`)."""
+    `[K, 2]` and bool `[K]` (see `_drawn_keypoints`), and their masks: None without
+    `"masks"`, else `[rows, height, width]`."""
     label_key = "labels" if "labels" in detections else "classes"
     if "boxes" not in detections or label_key not in detections:
         raise ValueError(
@@ -412,7 +442,16 @@ def _valid_boxes(
             arrays, len(labels), bounding_box_format, height, width, keypoint_score_threshold
         )
         keypoints = list(zip(points[keep], drawn[keep]))
-    return boxes, labels[keep], confidences[keep], keypoints
+    masks = None
+    if "masks" in arrays:
+        masks = arrays["masks"]
+        if masks.shape != (len(labels), height, width):
+            raise ValueError(
+                f"`masks` must be [num_boxes, height, width] = [{len(labels)}, {height}, "
+                f"{width}] (one mask per box, in pixels of the image); got {masks.shape}."
+            )
+        masks = masks[keep]
+    return boxes, labels[keep], confidences[keep], keypoints, masks
 
 
 def _drawn_keypoints(arrays, num_boxes, bounding_box_format, height, width, score_threshold):
