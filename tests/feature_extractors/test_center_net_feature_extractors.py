@@ -1,6 +1,9 @@
 """CenterNet feature extractors: every TF OD API type name, stride-4 outputs, preprocessing,
 configs, saving, and the TF OD API's layouts (variable and parameter counts measured on its
-own extractors, `TF_USE_LEGACY_KERAS=1` in its venv)."""
+own extractors, `TF_USE_LEGACY_KERAS=1` in its venv).
+
+Building the `keras.applications` bodies is most of this file's time, so each `TINY` extractor
+is built once (the `extractors` fixture) and serves every test that reads it."""
 
 import keras
 import numpy as np
@@ -22,7 +25,11 @@ TINY = {
     "resnet_v2_50": ({}, (64, 96), 64),
     "resnet_v1_50_fpn": ({}, (64, 96), 64),
     "mobilenet_v2": ({"depth_multiplier": 0.35}, (64, 96), 64),
-    "mobilenet_v2_fpn": ({"depth_multiplier": 0.35}, (64, 96), 24),
+    # Bilinear (not the default nearest, which mobilenet_v2_fpn_sep_conv runs) and plain
+    # convolutions: test_mobilenet_fpn_options reads them.
+    "mobilenet_v2_fpn": (
+        {"depth_multiplier": 0.35, "upsampling_interpolation": "bilinear"}, (64, 96), 24
+    ),
     "mobilenet_v2_fpn_sep_conv": ({"depth_multiplier": 0.35}, (64, 96), 24),
 }
 
@@ -38,9 +45,29 @@ def test_tf_od_api_type_names_are_registered():
         assert issubclass(get_feature_extractor_class(name), CenterNetFeatureExtractor)
 
 
+# The `channel_means` / `channel_stds` of the `extractors` fixture's extractors.
+MEANS, STDS = (10.0, 20.0, 30.0), (2.0, 4.0, 8.0)
+# Their config round trip goes through a `.keras` file (which also checks the outputs).
+KERAS_FILE_ROUND_TRIP = ("hourglass_20", "mobilenet_v2_fpn_sep_conv")
+
+
 def _build(name, **kwargs):
     tiny_kwargs, _, _ = TINY[name]
     return build_feature_extractor(name, **{**tiny_kwargs, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def extractors():
+    """`extractors(name)`: the `TINY` extractor of `name` with `MEANS` / `STDS`, made on first
+    use and shared by this module's tests."""
+    built = {}
+
+    def extractor(name):
+        if name not in built:
+            built[name] = _build(name, channel_means=MEANS, channel_stds=STDS)
+        return built[name]
+
+    return extractor
 
 
 def _num_parameters(weights):
@@ -65,8 +92,8 @@ TF_OD_API_SIZES = {
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_stride_4_outputs_tf_od_api_sizes_and_config_round_trip(name):
-    extractor = _build(name)
+def test_stride_4_outputs_tf_od_api_sizes_and_config_round_trip(name, extractors, tmp_path):
+    extractor = extractors(name)
     assert isinstance(extractor, CenterNetFeatureExtractor)
     _, (height, width), channels = TINY[name]
     images = extractor.preprocess(tf.random.uniform([2, height, width, 3], maxval=255, seed=1))
@@ -79,12 +106,27 @@ def test_stride_4_outputs_tf_od_api_sizes_and_config_round_trip(name):
         assert (len(extractor.weights), _num_parameters(extractor.trainable_weights)) == (
             TF_OD_API_SIZES[name]
         )
-    copy = type(extractor).from_config(extractor.get_config())
+    if name in KERAS_FILE_ROUND_TRIP:
+        copy = _keras_file_round_trip(extractor, images, features, tmp_path)
+    else:
+        copy = type(extractor).from_config(extractor.get_config())
+        copy.build(images.shape)
     assert copy.get_config() == extractor.get_config()
-    copy.build(images.shape)
     assert [weight.shape for weight in copy.weights] == [
         weight.shape for weight in extractor.weights
     ]
+
+
+def _keras_file_round_trip(extractor, images, features, tmp_path):
+    """`extractor` in a functional model saved as `.keras` and loaded: the loaded extractor
+    (of the same class) gives `features` on `images` again."""
+    inputs = keras.Input(images.shape[1:])
+    keras.Model(inputs, extractor(inputs)).save(tmp_path / "extractor.keras")
+    loaded = keras.saving.load_model(tmp_path / "extractor.keras")
+    assert type(loaded.layers[-1]) is type(extractor)
+    for got, want in zip(keras.tree.flatten(loaded(images)), features, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    return loaded.layers[-1]
 
 
 def test_hourglass_104_layout_outputs_and_gradients():
@@ -124,25 +166,27 @@ def _sublayers(layer):
     return list(layer._flatten_layers(include_self=False, recursive=True))
 
 
-def test_preprocess_normalizes_then_applies_the_body_normalization():
+def test_preprocess_normalizes_then_applies_the_body_normalization(extractors):
     images = tf.random.uniform([1, 4, 4, 3], maxval=255, seed=3)
-    means, stds = (10.0, 20.0, 30.0), (2.0, 4.0, 8.0)
-    normalized = (images - means) / stds
-    swapped = (images[..., ::-1] - means) / stds
+    normalized = (images - MEANS) / STDS
+    swapped = (images[..., ::-1] - MEANS) / STDS
 
-    hourglass = _build("hourglass_10", channel_means=means, channel_stds=stds)
-    np.testing.assert_allclose(hourglass.preprocess(images), normalized, rtol=1e-6)
-    bgr = _build("hourglass_10", channel_means=means, channel_stds=stds, bgr_ordering=True)
+    np.testing.assert_allclose(extractors("hourglass_10").preprocess(images), normalized,
+                               rtol=1e-6)
+    bgr = _build("hourglass_10", channel_means=MEANS, channel_stds=STDS, bgr_ordering=True)
     np.testing.assert_allclose(bgr.preprocess(images), swapped, rtol=1e-6)
 
     # MobileNetV2 and ResNet-v2 then scale to [-1, 1]; ResNet-v1 ("caffe") swaps to BGR and
     # subtracts the ImageNet BGR mean.
-    mobilenet = _build("mobilenet_v2_fpn", channel_means=means, channel_stds=stds)
-    np.testing.assert_allclose(mobilenet.preprocess(images), normalized / 127.5 - 1, atol=1e-6)
-    resnet = _build("resnet_v1_50_fpn", channel_means=means, channel_stds=stds)
+    for name in ("mobilenet_v2_fpn", "resnet_v2_50"):
+        np.testing.assert_allclose(
+            extractors(name).preprocess(images), normalized / 127.5 - 1, atol=1e-6, err_msg=name
+        )
     imagenet_bgr_mean = (103.939, 116.779, 123.68)
     np.testing.assert_allclose(
-        resnet.preprocess(images), normalized[..., ::-1] - imagenet_bgr_mean, atol=1e-4
+        extractors("resnet_v1_50_fpn").preprocess(images),
+        normalized[..., ::-1] - imagenet_bgr_mean,
+        atol=1e-4,
     )
 
 
@@ -156,8 +200,8 @@ def test_empty_channel_statistics_are_the_tf_od_api_defaults():
         _build("hourglass_10", channel_stds=[1.0, 0.0, 1.0])
 
 
-def test_mobilenet_fpn_options():
-    plain = _build("mobilenet_v2_fpn", upsampling_interpolation="bilinear")
+def test_mobilenet_fpn_options(extractors):
+    plain = extractors("mobilenet_v2_fpn")
     layers = {layer.name: layer for layer in plain.feature_model.layers}
     assert type(layers["top_down_0_conv"]) is keras.layers.Conv2D
     assert layers["top_down_0_upsampling"].interpolation == "bilinear"
@@ -167,23 +211,9 @@ def test_mobilenet_fpn_options():
         _build("mobilenet_v2_fpn", upsampling_interpolation="bicubic")
 
 
-def test_hourglass_rejects_sizes_its_stages_cannot_halve():
-    assert _build("hourglass_52").input_multiple == 128
-    extractor = _build("hourglass_20")
+def test_hourglass_rejects_sizes_its_stages_cannot_halve(extractors):
+    assert extractors("hourglass_52").input_multiple == 128
+    extractor = extractors("hourglass_20")
     assert extractor.input_multiple == 16
     with pytest.raises(ValueError, match="multiples of 16"):
         extractor(tf.zeros([1, 32, 40, 3]))
-
-
-@pytest.mark.parametrize("name", ["hourglass_20", "mobilenet_v2_fpn_sep_conv"])
-def test_keras_file_round_trip(name, tmp_path):
-    extractor = _build(name)
-    images = keras.Input((32, 32, 3))
-    model = keras.Model(images, extractor(images))
-    batch = tf.random.uniform([1, 32, 32, 3], seed=4)
-    expected = model(batch)
-    model.save(tmp_path / "extractor.keras")
-    loaded = keras.saving.load_model(tmp_path / "extractor.keras")
-    assert type(loaded.layers[-1]) is type(extractor)
-    for got, want in zip(loaded(batch), expected):
-        np.testing.assert_allclose(got, want, atol=1e-6)
