@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kdet.data import DataError
+from kdet.data.input_pipeline import _resolve_mask_type
 from kdet.data.input_pipeline import read_tfrecords
 from kdet.data.tf_example import create_tf_example
 from kdet.data.tf_example import encode_image
@@ -48,12 +49,21 @@ def test_masks_resized_with_the_image_and_padded_like_the_boxes(tmp_path):
     np.testing.assert_allclose(y["boxes"][0, 0], [8, 0, 24, 24])
 
 
-def test_numerical_records_and_the_mask_type(tmp_path):
-    path = write_records(tmp_path / "n.record", mask_type="numerical")
-    _, y = first_batch(path)  # the type is read from the records
-    np.testing.assert_array_equal(y["masks"][1, :2], MASKS)
+def test_mask_type_read_from_the_records_and_checked(tmp_path):
+    """How the mask type is resolved, tested on `_resolve_mask_type` directly (the numerical
+    decoding is tested in test_masks_records.py): no tf.data pipeline needed."""
+    numerical = [write_records(tmp_path / "n.record", mask_type="numerical")]
+    png = [write_records(tmp_path / "p.record")]
+    assert _resolve_mask_type(False, "png", numerical) is None
+    assert _resolve_mask_type(True, None, numerical) == "numerical"
+    assert _resolve_mask_type(True, None, png) == "png"
+    assert _resolve_mask_type(True, "numerical", numerical) == "numerical"
     with pytest.raises(DataError, match="NUMERICAL_MASKS .* but mask_type is PNG_MASKS"):
-        first_batch(path, mask_type="png")
+        _resolve_mask_type(True, "png", numerical)
+    with pytest.raises(DataError, match="set mask_type: PNG_MASKS"):
+        read_tfrecords(png, load_instance_masks=True, mask_type="numerical")
+    with pytest.raises(ValueError, match="mask_type must be one of"):
+        _resolve_mask_type(True, "PNG_MASKS", png)
 
 
 def test_the_model_resizer_pads_the_masks(tmp_path):
