@@ -195,8 +195,8 @@ def build_augmentation(options, num_keypoints=0):
     Returns:
         A function `(image, boxes, labels, seed=None) -> (image, boxes, labels)` for one decoded
         example (image `[height, width, 3]` uint8 or float 0..255, boxes float32
-        `[num_boxes, 4]` `rel_yxyx`, labels `[num_boxes]` or, with keypoints, a dict of
-        per-object fields `{"labels", "keypoints", "keypoint_visibilities"}` — see
+        `[num_boxes, 4]` `rel_yxyx`, labels `[num_boxes]` or, with keypoints or masks, a dict
+        of per-object fields `{"labels", "keypoints", "keypoint_visibilities", "masks"}` — see
         `kdet.data.augmentation.object_fields`), usable in `tf.data.Dataset.map`.
         With an int `[2]` `seed` every step is stateless and the result reproducible.
 

@@ -2,10 +2,11 @@
 
 Every op takes one decoded example `(image, boxes, labels)` — image `[height, width, 3]` uint8 or
 float 0..255 (returned in the same dtype), boxes float32 `[num_boxes, 4]` `rel_yxyx`, labels
-`[num_boxes]` or a dict of per-object fields (`object_fields`: labels, keypoints) — and returns
-it cropped. Boxes that fall out of the crop are dropped together with their labels (and
-keypoints), so the number of boxes can shrink (to zero); images without boxes work too.
-Keypoints outside the crop become not labelled (visibility 0).
+`[num_boxes]` or a dict of per-object fields (`object_fields`: labels, keypoints, masks) — and
+returns it cropped. Boxes that fall out of the crop are dropped together with their labels (and
+keypoints and masks), so the number of boxes can shrink (to zero); images without boxes work
+too. Keypoints outside the crop become not labelled (visibility 0); masks are cut with the
+image.
 
 These are written with `tf.image` rather than `keras.layers.RandomCrop`/`RandomZoom`: the TF OD API
 crops are constrained by the boxes (`tf.image.sample_distorted_bounding_box` with
