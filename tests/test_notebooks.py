@@ -43,7 +43,7 @@ TEST_PARAMETERS = {
         "CLI_STEPS": 20,
         "NUM_STEPS": 40,
     },
-    "05_keypoints_centernet.ipynb": {"IMAGE_SIZE": 128, "NUM_STEPS": 10, "BATCH_SIZE": 2},
+    "05_keypoints_centernet.ipynb": {"IMAGE_SIZE": 128, "NUM_STEPS": 2, "BATCH_SIZE": 2},
 }
 
 
