@@ -1,10 +1,10 @@
-"""`kdet.CenterNet`: the data contract with keypoints, bad ground truth, config and saving."""
+"""`kdet.CenterNet`: the data contract with keypoints, bad ground truth, globally normalized
+losses and keypoint post-processing (fit, predict and saving: test_center_net_training.py)."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from extractor_battery import assert_keras_round_trip
+from tiny_center_net import corner_keypoints
 from tiny_center_net import corners_task
 from tiny_center_net import tiny_center_net
 
@@ -14,65 +14,16 @@ from kdet.models.groundtruth_checks import checked_before
 from kdet.models.groundtruth_checks import groundtruth_errors_as_value_errors
 
 
-def corner_keypoints(y):
-    """`y` with the top-left and bottom-right corners of each box as its keypoints."""
-    boxes = y["boxes"]
-    keypoints = np.stack([boxes[..., 0:2], boxes[..., 2:4]], axis=2).astype(np.float32)
-    visibilities = np.repeat((y["labels"] > 0)[..., None], 2, axis=-1).astype(np.int32)
-    return {**y, "keypoints": keypoints, "keypoint_visibilities": visibilities}
-
-
 @pytest.fixture(scope="module")
 def data():
     images, y = kdet.datasets.shapes(4, 64, seed=3, max_boxes=3, num_classes=2)
     return images, corner_keypoints(y)
 
 
-@pytest.fixture(scope="module")
-def trained(data):
-    """A 2-output CenterNet with corner keypoints, one epoch on `data`: `(model, history)`."""
-    images, y = data
-    keras.utils.set_random_seed(0)
-    task = corners_task(per_keypoint_offset=True, candidate_ranking_mode="gaussian_weighted")
-    model = tiny_center_net(num_outputs=2, keypoint_tasks=[task], max_box_predictions=10)
-    model.compile()
-    history = model.fit(images, y, batch_size=2, epochs=1, verbose=0)
-    return model, history.history
-
-
-def test_fit_and_predict_with_keypoints(data, trained):
-    images, _ = data
-    model, history = trained
-    assert set(history) == {
-        "loss", "object_center_loss", "box_scale_loss", "box_offset_loss",
-        "corners_keypoint_heatmap_loss", "corners_keypoint_offset_loss",
-        "corners_keypoint_regression_loss",
-    }
-    assert np.isfinite(history["loss"][0])
-    predictions = model.predict(images, verbose=0)
-    assert predictions["boxes"].shape == (4, 10, 4)
-    assert predictions["keypoints"].shape == (4, 10, 2, 2)
-    assert predictions["keypoint_scores"].shape == (4, 10, 2)
-    # Keypoints are in pixels, like the boxes; detections of class 2 have none (-1, score 0).
-    labels = predictions["labels"]
-    of_class_1 = predictions["keypoints"][labels == 1]
-    assert of_class_1.size and of_class_1.max() > 1.5
-    np.testing.assert_array_equal(predictions["keypoints"][labels == 2], -1.0)
-    np.testing.assert_array_equal(predictions["keypoint_scores"][labels != 1], 0.0)
-
-
 def test_model_without_keypoint_tasks_predicts_no_keypoints(data):
     model = tiny_center_net()
     assert model.extra_groundtruth == () and model.num_keypoints == 0
     assert "keypoints" not in model.detect(data[0])
-
-
-def test_keypoint_model_needs_keypoints(data):
-    images, y = data
-    model = tiny_center_net(keypoint_tasks=[corners_task()])
-    model.compile()
-    with pytest.raises(ValueError, match=r"trains on y\['keypoints'\]"):
-        model.fit(images, {"boxes": y["boxes"], "labels": y["labels"]}, epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize(
@@ -92,19 +43,6 @@ def test_malformed_keypoints_raise_clear_errors(data, change, message):
     with pytest.raises(GroundtruthError, match=message), groundtruth_errors_as_value_errors():
         checked_before(images, change(y), 2, "yxyx")
     checked_before(images, y, 2, "yxyx")  # the unchanged ground truth passes
-
-
-def test_config_and_keras_round_trip(data, trained, tmp_path):
-    images, _ = data
-    model, _ = trained
-    config = model.get_config()
-    rebuilt = kdet.CenterNet.from_config(config)
-    assert rebuilt.get_config() == config
-    assert rebuilt.keypoint_tasks[0].candidate_ranking_mode == "gaussian_weighted"
-    loaded = assert_keras_round_trip(model, tmp_path, image_size=64)
-    expected, detections = model.detect(images), loaded.detect(images)
-    for key in ("keypoints", "keypoint_scores"):
-        np.testing.assert_allclose(detections[key], expected[key], atol=1e-5, err_msg=key)
 
 
 def test_losses_are_normalized_over_the_global_batch(data, two_replica_strategy):

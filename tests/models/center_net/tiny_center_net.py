@@ -1,6 +1,7 @@
 """A tiny CenterNet feature extractor and model builders for the CenterNet tests."""
 
 import keras
+import numpy as np
 
 import kdet
 from kdet.feature_extractors import CenterNetFeatureExtractor
@@ -55,6 +56,15 @@ class TinyCenterNetExtractor(CenterNetFeatureExtractor):
 
 
 HEAD = {"num_filters": [16], "kernel_sizes": [3]}
+
+
+def corner_keypoints(y):
+    """`y` with the top-left and bottom-right corners of each box as its keypoints (labelled
+    for every real box)."""
+    boxes = y["boxes"]
+    keypoints = np.stack([boxes[..., 0:2], boxes[..., 2:4]], axis=2).astype(np.float32)
+    visibilities = np.repeat((y["labels"] > 0)[..., None], 2, axis=-1).astype(np.int32)
+    return {**y, "keypoints": keypoints, "keypoint_visibilities": visibilities}
 
 
 def corners_task(**kwargs):
