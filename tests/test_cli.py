@@ -44,6 +44,28 @@ def test_convert_sharded_csv(data_dir, tmp_path, capsys):
     assert shards == ["trees.record-00000-of-00002", "trees.record-00001-of-00002"]
 
 
+def test_convert_coco_with_masks(data_dir, tmp_path, capsys):
+    import tensorflow as tf
+
+    from kdet.data.tf_example import decode_tf_example
+
+    tests_data = REPO / "tests" / "data"
+    fixture = tests_data / "coco_masks"
+    output = tmp_path / "masks.record"
+    code = cli.main(["convert", "coco", str(fixture / "instances.json"), "--image_dir",
+                     str(fixture / "images"), "--output", str(output), "--include_masks",
+                     "--no_progress"])
+    assert code == 0
+    expected = np.load(tests_data / "tfod_reference" / "coco_masks" / "decoded.npz")
+    for index, serialized in enumerate(tf.data.TFRecordDataset(str(output))):
+        masks = decode_tf_example(serialized, mask_type="png")["masks"].numpy()
+        np.testing.assert_array_equal(masks.astype(np.float32), expected[f"png_masks_{index}"])
+    code = cli.main(["convert", "csv", str(data_dir / "deepforest" / "OSBS_029.csv"),
+                     "--output", str(tmp_path / "x.record"), "--include_masks"])
+    assert code == 2 and "--include_masks reads COCO segmentations; csv" in capsys.readouterr().err
+    assert not (tmp_path / "x.record").exists()
+
+
 def test_bad_path_is_one_clear_line_not_a_traceback(tmp_path):
     missing = tmp_path / "no_such_dir"
     result = subprocess.run(

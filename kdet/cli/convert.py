@@ -50,6 +50,12 @@ def add_convert_parser(subparsers):
     )
     parser.add_argument("--num_shards", type=int, default=1, help="number of output files")
     parser.add_argument(
+        "--include_masks",
+        action="store_true",
+        help="coco: write each object's segmentation (polygons or RLE) as a PNG instance mask "
+        "(image/object/mask), as the TF OD API's create_coco_tf_record --include_masks",
+    )
+    parser.add_argument(
         "--on_error",
         choices=("skip", "raise"),
         default="skip",
@@ -71,6 +77,9 @@ def run_convert(args):
     }[args.source]
     if args.num_shards < 1:
         raise ValueError(f"--num_shards must be at least 1, got {args.num_shards}")
+    if args.include_masks and args.source != "coco":
+        raise ValueError(f"--include_masks reads COCO segmentations; {args.source} has none")
+    masks = {"include_masks": True} if args.include_masks else {}
     summary = convert(
         args.input,
         args.output,
@@ -81,6 +90,7 @@ def run_convert(args):
         progress=not args.no_progress,
         class_map=_parse_class_map(args.class_map) if args.class_map else None,
         allow_outside_image_dir=args.allow_outside_image_dir,
+        **masks,
     )
     print(summary)
     return 0
