@@ -18,7 +18,8 @@ from kdet.data.tf_example import decode_tf_example
 DATA = pathlib.Path(__file__).parent
 FIXTURE = DATA / "coco_masks"
 REFERENCE = DATA / "tfod_reference" / "coco_masks"
-QUOKKA = DATA / "quokka"
+# imgaug's quokka and its annotations, shipped with kdet (kdet/datasets/data/README.md).
+QUOKKA = DATA.parents[1] / "kdet" / "datasets" / "data"
 
 
 def convert(tmp_path, json_path, image_dir, **kwargs):
