@@ -1,6 +1,6 @@
 """Exporting trained detectors for inference: a SavedModel with the TF OD API's serving
-signature (`export_saved_model`), a TFLite model for SSD (`export_tflite`; image files to
-calibrate its int8 quantization on: `RepresentativeImages`), and an in-process
+signature (`export_saved_model`), a TFLite model for SSD and CenterNet (`export_tflite`;
+image files to calibrate its int8 quantization on: `RepresentativeImages`), and an in-process
 frozen graph (`FrozenDetector`); `export_inference_graph` exports a `kdet train` checkpoint
 into a folder as `kdet export` does."""
 

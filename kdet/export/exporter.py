@@ -28,10 +28,11 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
 
     Writes into `output_directory` (created if needed): `saved_model/` (`export_saved_model`:
     signature `serving_default`, `input_tensor` → `detection_boxes`, `detection_scores`,
-    `detection_classes`, `num_detections`), `checkpoint/` (the checkpoint: `copy_checkpoint`), a
-    copy of the config (`pipeline.config`, or `pipeline.yaml` for a YAML config) and, with
-    `tflite`, `model.tflite` (`export_tflite`; SSD only, written first so that a model TFLite
-    cannot take fails before anything else). Everything is written to a staging folder and
+    `detection_classes`, `num_detections`; for a CenterNet with keypoints also
+    `detection_keypoints`, `detection_keypoint_scores`), `checkpoint/` (the checkpoint:
+    `copy_checkpoint`), a copy of the config (`pipeline.config`, or `pipeline.yaml` for a YAML
+    config) and, with `tflite`, `model.tflite` (`export_tflite`; SSD and CenterNet, written
+    first so that a model TFLite cannot take fails before anything else). Everything is written to a staging folder and
     swapped in at once (`kdet.export.export_folder.publish_export`): a failed or killed export
     leaves the earlier one as it was; one killed during its swap is completed first.
 

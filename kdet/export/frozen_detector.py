@@ -19,10 +19,13 @@ class FrozenDetector:
 
     Call it like `model.predict_on_batch`: `frozen(images)` with `images` `[B, H, W, 3]` (any
     size, cast to the dtype it was frozen for) returns the predictions dict as numpy arrays:
-    `{"boxes" [B, K, 4], "labels" [B, K], "confidences" [B, K], "num_detections" [B]}`.
+    `{"boxes" [B, K, 4], "labels" [B, K], "confidences" [B, K], "num_detections" [B]}`, and
+    for a CenterNet with keypoint tasks `"keypoints"` `[B, K, num_keypoints, 2]` and
+    `"keypoint_scores"`, as `model.predict` gives them.
 
     Args:
-        model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`).
+        model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`,
+            `kdet.CenterNet`).
         dtype: the image dtype the graph takes. Defaults to `"uint8"` (photos).
         progress: bool. Report the stages of the build (seconds for a detector: tracing,
             weights to constants, folding batch norms) on stderr. Defaults to `True`.

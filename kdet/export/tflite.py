@@ -4,6 +4,7 @@ model."""
 import contextlib
 import math
 import pathlib
+import warnings
 
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
@@ -25,6 +26,8 @@ QUANTIZATIONS = (None, "dynamic_range", "int8")
 # keeps per box in fast NMS (the TF OD API's value).
 DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
 _MAX_CLASSES_PER_DETECTION = 1
+# Name scope of a CenterNet's post-processing in its TFLite graph (kept float in int8).
+_CENTER_NET_POSTPROCESSING = "center_net_postprocessing"
 
 
 def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True,
@@ -83,7 +86,9 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             float). A quantization-aware model (`kdet.training.quantization`, or a config's
             `graph_rewriter { quantization { … } }`) is exported in int8 with the ranges it
             learned, for `None` or `"int8"`; for any other model `"int8"` is post-training
-            quantization calibrated on `representative_images`. Defaults to `None`.
+            quantization calibrated on `representative_images`. A CenterNet's `"int8"` model
+            is int8 up to its heads, its post-processing float32 (TFLite's selective
+            quantization); a quantization-aware CenterNet is refused. Defaults to `None`.
         input_size: `(height, width)` of the images the TFLite model takes. Defaults to the
             model's `FixedShapeResizer` size (required for other resizers).
         use_regular_nms: bool. `True`: non-max suppression per class, as the Keras model does.
@@ -110,8 +115,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
             missing `input_size`, a quantization-aware model exported with `"dynamic_range"` or with
             other than 8 bits, `"int8"` of another model without `representative_images`,
             `representative_images` with another `quantization` or a quantization-aware
-            model, or a model whose post-processing uses soft NMS or score calibration
-            (TFLite's post-processing op has neither).
+            model, a model whose post-processing uses soft NMS or score calibration
+            (TFLite's post-processing op has neither), or a quantization-aware CenterNet.
 
     Example:
     ```python
@@ -130,9 +135,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
         detect = _center_net_detect(model, input_spec, int8, include_keypoints, log)
     else:
         detect = _ssd_detect(model, input_spec, int8, use_regular_nms, log)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [tf.function(detect).get_concrete_function(input_spec)], tf.Module()
-    )
+    function = tf.function(detect).get_concrete_function(input_spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
     # SSD: a custom op to the converter, though every TFLite runtime has it built in. CenterNet
     # has none: an op without a built-in kernel then fails the conversion, not the runtime.
     converter.allow_custom_ops = not isinstance(model, CenterNet)
@@ -147,7 +151,10 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     log("converting")
-    path.write_bytes(converter.convert())
+    if isinstance(model, CenterNet) and converter.representative_dataset is not None:
+        path.write_bytes(_int8_with_float_postprocessing(converter, function))
+    else:
+        path.write_bytes(converter.convert())
     log.done()
 
 
@@ -192,19 +199,57 @@ def _ssd_detect(model, input_spec, int8, use_regular_nms, log):
 
 
 def _center_net_detect(model, input_spec, int8, include_keypoints, log):
-    """The TFLite model's function for a CenterNet: its whole `postprocess` (max-pool peaks,
-    top-k, boxes, keypoints) in the frozen graph, every op a TFLite built-in one; the TF OD
-    API exporter's outputs (`tf_od_api_outputs`)."""
+    """The TFLite model's function for a CenterNet: the frozen network, then its `postprocess`
+    (max-pool peaks, top-k, boxes, keypoints; every op a TFLite built-in one, in the name scope
+    `_CENTER_NET_POSTPROCESSING`) and the TF OD API exporter's outputs (`tf_od_api_outputs`).
+    """
+    frozen = _frozen_network(model, lambda images: model(images, training=False), input_spec,
+                             int8, log)
 
-    def detections(images):
-        found = model.postprocess(model(images, training=False))
-        if not include_keypoints:
-            found = {key: value for key, value in found.items()
-                     if key not in ("keypoints", "keypoint_scores")}
-        return tf_od_api_outputs(found, model)
+    def detect(input_tensor):
+        outputs = frozen.import_into_graph(input_tensor)
+        with tf.name_scope(_CENTER_NET_POSTPROCESSING):
+            detections = model.postprocess(outputs)
+            if not include_keypoints:  # the converter then drops the keypoint heads too
+                detections = {key: value for key, value in detections.items()
+                              if key not in ("keypoints", "keypoint_scores")}
+            return tf_od_api_outputs(detections, model)
 
-    frozen = _frozen_network(model, detections, input_spec, int8, log)
-    return frozen.import_into_graph
+    return detect
+
+
+def _int8_with_float_postprocessing(converter, function):
+    """The int8 conversion of a CenterNet's TFLite `function` with its post-processing left in
+    float32.
+
+    Calibrated as a whole, the converter would quantize the post-processing too, and in int8
+    the peak test (a score equal to its neighbourhood's max-pool) and top-k lose the detections;
+    its ops (named `_CENTER_NET_POSTPROCESSING/…`, as a float conversion shows) are kept float
+    with TFLite's selective quantization (`QuantizationDebugOptions(denylisted_nodes=…)`).
+    """
+    float_model = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
+    float_model = float_model.convert()
+    with warnings.catch_warnings():
+        # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert (when it is deleted).
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_content=float_model)
+        # The outputs lose their names to the signature's ("PartitionedCall:0", …).
+        postprocessing = [
+            tensor["name"] for tensor in interpreter.get_tensor_details()
+            if tensor["name"].startswith(f"{_CENTER_NET_POSTPROCESSING}/")
+        ] + [tensor["name"] for tensor in interpreter.get_output_details()]
+        del interpreter
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=converter.representative_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=postprocessing,
+            # Ops that pass their input's scale on are quantized whatever their names; in int8,
+            # top-k would rank rounded scores and unstacking would round the boxes.
+            denylisted_ops=["TOPK_V2", "UNPACK"],
+        ),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def _check_exportable(model, quantization):
@@ -216,6 +261,14 @@ def _check_exportable(model, quantization):
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
+    if isinstance(model, CenterNet) and QuantizationAwareTraining.of(model) is not None:
+        raise ValueError(
+            f"{model.name} is a quantization-aware CenterNet: its TFLite model would be int8 "
+            "with the learned ranges, and the converter would quantize the post-processing "
+            "too (max-pool peaks, top-k), for which no ranges were learned. Export a "
+            "SavedModel (kdet.export.export_saved_model), or a CenterNet trained without "
+            'quantization with quantization="int8" and representative_images'
+        )
     nms = getattr(model, "non_max_suppression", None)  # CenterNet has none
     if nms is not None and (nms.soft_nms_sigma > 0.0 or nms.calibration is not None):
         setting = "soft NMS (soft_nms_sigma)" if nms.soft_nms_sigma > 0.0 else "score calibration"

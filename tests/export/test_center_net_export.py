@@ -101,23 +101,31 @@ def test_tflite_runs_the_center_net_postprocessing_with_builtin_ops(
     model, batch, predicted, tmp_path
 ):
     export_tflite(model, tmp_path / "center_net.tflite", progress=False)
-    with warnings.catch_warnings():
-        # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert; it still runs.
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "center_net.tflite"))
+    interpreter = _interpreter(tmp_path / "center_net.tflite")
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert {"MAX_POOL_2D", "TOPK_V2"} <= ops
     assert not any(name.startswith("Flex") or name == "CUSTOM" for name in ops)
     assert interpreter.get_signature_list()["serving_default"] == {
         "inputs": ["input_tensor"], "outputs": sorted(OUTPUT_SHAPES),
     }
-    detect = interpreter.get_signature_runner()
-    results = [detect(input_tensor=image[np.newaxis]) for image in batch]
-    served = {name: np.concatenate([result[name] for result in results])
-              for name in OUTPUT_SHAPES}
+    served = _run(interpreter, batch)
     for name, shape in OUTPUT_SHAPES.items():
         assert list(served[name].shape) == [2, *shape[1:]], name
     _assert_tf_od_api_outputs_equal(served, predicted)
+
+
+def _interpreter(path):
+    with warnings.catch_warnings():
+        # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert; it still runs.
+        warnings.simplefilter("ignore", UserWarning)
+        return tf.lite.Interpreter(model_path=str(path))
+
+
+def _run(interpreter, image_batch):
+    """The TFLite model's outputs for each image of a batch, stacked like a batch."""
+    detect = interpreter.get_signature_runner()
+    results = [detect(input_tensor=image[np.newaxis]) for image in image_batch]
+    return {name: np.concatenate([result[name] for result in results]) for name in OUTPUT_SHAPES}
 
 
 def test_frozen_detector_predicts_the_keypoints_too(model, batch, predicted):
@@ -148,3 +156,22 @@ def test_padding_rows_and_keypoints_of_classes_without_any_are_zeros(model):
             assert (outputs[name][0, 2:] == 0).all(), name
     assert (outputs["detection_keypoints"][0, 1] == 0).all()
     assert (outputs["detection_keypoint_scores"][0, 1] == 0).all()
+
+
+def test_int8_quantizes_the_network_and_keeps_the_postprocessing_float(
+    model, batch, predicted, tmp_path
+):
+    export_tflite(model, tmp_path / "int8.tflite", quantization="int8",
+                  representative_images=images(8, seed=3), progress=False)
+    interpreter = _interpreter(tmp_path / "int8.tflite")
+    input_types = {}
+    for op in interpreter._get_ops_details():
+        tensor = interpreter._get_tensor_details(op["inputs"][0], 0)
+        input_types.setdefault(op["op_name"], set()).add(tensor["dtype"])
+    assert input_types["CONV_2D"] == {np.int8}
+    for name in ("LOGISTIC", "MAX_POOL_2D", "TOPK_V2", "ARG_MIN"):
+        assert input_types[name] == {np.float32}, name
+    served = _run(interpreter, batch)
+    # int8 heads: the scores move by quantization steps (and near-equal ones swap places).
+    np.testing.assert_array_equal(served["num_detections"], predicted["num_detections"])
+    np.testing.assert_allclose(served["detection_scores"], predicted["confidences"], atol=0.03)
