@@ -18,6 +18,7 @@ from kdet.export import FrozenDetector
 from kdet.export import export_saved_model
 from kdet.export import export_tflite
 from kdet.export.saved_model import tf_od_api_outputs
+from kdet.training.quantization import QuantizationAwareTraining
 
 NUM_KEYPOINTS = 3
 KEYPOINT_CLASS = 2
@@ -175,3 +176,11 @@ def test_int8_quantizes_the_network_and_keeps_the_postprocessing_float(
     # int8 heads: the scores move by quantization steps (and near-equal ones swap places).
     np.testing.assert_array_equal(served["num_detections"], predicted["num_detections"])
     np.testing.assert_allclose(served["detection_scores"], predicted["confidences"], atol=0.03)
+
+
+def test_quantization_aware_center_net_is_refused_with_the_reason():
+    model = tiny_center_net()
+    QuantizationAwareTraining().apply(model)
+    with pytest.raises(ValueError, match="quantization-aware CenterNet.*quantize the "
+                                         "post-processing.*export_saved_model"):
+        export_tflite(model, "unused.tflite")
