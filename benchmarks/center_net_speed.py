@@ -5,11 +5,11 @@ Both CenterNets are built from the same config text (`CONFIG` below: the TF2 det
 `centernet_mobilenetv2fpn_512x512_coco17_od` model, 90 classes, `mobilenet_v2_fpn_sep_conv`,
 separable head convolutions, random init) and measured on the same bundled photos resized to
 512x512, with 1..3 random boxes each:
-- training step, batch 2, Adam (every CenterNet sample config's optimizer): kdet `train_on_batch` (resize +
-  normalize, forward, losses, gradients, update); the TF OD API's `model_lib_v2` step in a
-  `tf.function` (learning phase 1, `provide_groundtruth`, `predict`, `loss` + regularization,
-  gradients, update) on images its `preprocess` already made, as its input pipeline hands them
-  over. The learning phase matters: the TF OD API calls its MobileNetV2 without `training`, so
+- training step, batch 2, Adam (every CenterNet sample config's optimizer): kdet
+  `train_on_batch` (resize + normalize, forward, losses, gradients, update); the TF OD API's
+  `model_lib_v2` step in a `tf.function` (learning phase 1, `provide_groundtruth`, `predict`,
+  `loss` + regularization, gradients, update) on images its `preprocess` already made, as its
+  input pipeline hands them over. The learning phase matters: the TF OD API calls its MobileNetV2 without `training`, so
   without it the body's batch norms would normalize with their moving statistics, a cheaper
   step than `model_lib_v2` trains; after the timed rounds the script checks that one more
   TF OD API step moves the moving statistics of all its batch norms (else it stops);
