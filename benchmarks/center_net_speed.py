@@ -9,10 +9,11 @@ separable head convolutions, random init) and measured on the same bundled photo
   `train_on_batch` (resize + normalize, forward, losses, gradients, update); the TF OD API's
   `model_lib_v2` step in a `tf.function` (learning phase 1, `provide_groundtruth`, `predict`,
   `loss` + regularization, gradients, update) on images its `preprocess` already made, as its
-  input pipeline hands them over. The learning phase matters: the TF OD API calls its MobileNetV2 without `training`, so
-  without it the body's batch norms would normalize with their moving statistics, a cheaper
-  step than `model_lib_v2` trains; after the timed rounds the script checks that one more
-  TF OD API step moves the moving statistics of all its batch norms (else it stops);
+  input pipeline hands them over. The learning phase matters: the TF OD API calls its
+  MobileNetV2 without `training`, so without it the body's batch norms would normalize with
+  their moving statistics, a cheaper step than `model_lib_v2` trains; after the timed rounds
+  the script checks that one more TF OD API step moves the moving statistics of all its batch
+  norms (else it stops);
 - inference, batch 1: kdet `tf.function(model.detect)`; the TF OD API's `preprocess` →
   `predict` → `postprocess` in a `tf.function` (what its exporter serves).
 Then kdet's CenterNet inference against kdet's SSD MobileNetV2 FPNLite 320
