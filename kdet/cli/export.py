@@ -1,5 +1,5 @@
-"""`kdet export`: a trained pipeline's model as a SavedModel (and a TFLite model for SSD), laid
-out as the TF OD API's `exporter_main_v2.py` lays it out.
+"""`kdet export`: a trained pipeline's model as a SavedModel (and a TFLite model for SSD and
+CenterNet), laid out as the TF OD API's `exporter_main_v2.py` lays it out.
 
 The work is `kdet.export.export_inference_graph`; this module maps the flags to its arguments.
 """
@@ -16,7 +16,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 def add_export_parser(subparsers):
     parser = subparsers.add_parser(
         "export",
-        help="export a trained model as a SavedModel (and TFLite for SSD)",
+        help="export a trained model as a SavedModel (and TFLite for SSD and CenterNet)",
         description="Build the model of a pipeline config, restore the newest intact "
         "checkpoint of --trained_checkpoint_dir (a 'kdet train' model directory, or a TF OD "
         "API training or zoo checkpoint folder), and write "
@@ -25,8 +25,9 @@ def add_export_parser(subparsers):
         "detection_classes, num_detections; non-max suppression included; loads with "
         "tf.saved_model.load, no kdet needed), checkpoint/ (the restored checkpoint) and a "
         "copy of the config (pipeline.config, or pipeline.yaml for a YAML config). With "
-        "--tflite, also model.tflite (SSD only; int8 with --tflite_quantization int8, from a "
-        "quantization-aware config's learned ranges or calibrated on --representative_images).",
+        "--tflite, also model.tflite (SSD and CenterNet; int8 with --tflite_quantization int8, "
+        "from a quantization-aware SSD config's learned ranges or calibrated on "
+        "--representative_images).",
     )
     parser.add_argument(
         "--pipeline_config_path",
@@ -56,9 +57,10 @@ def add_export_parser(subparsers):
     parser.add_argument(
         "--tflite",
         action="store_true",
-        help="also write OUTPUT_DIRECTORY/model.tflite (SSD with a fixed_shape_resizer; "
-        "uint8 [1, height, width, 3] input; post-processing by TFLite's built-in "
-        "TFLite_Detection_PostProcess op)",
+        help="also write OUTPUT_DIRECTORY/model.tflite (SSD and CenterNet with a "
+        "fixed_shape_resizer; uint8 [1, height, width, 3] input; SSD post-processing by "
+        "TFLite's built-in TFLite_Detection_PostProcess op, CenterNet's own peaks and top-k in "
+        "built-in ops)",
     )
     parser.add_argument(
         "--tflite_quantization",
