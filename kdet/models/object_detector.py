@@ -638,8 +638,21 @@ def _relative_keypoints(model, images, y):
     return {"gt_keypoints": relative, "gt_keypoint_visibilities": visible}
 
 
+def _instance_masks(model, images, y):
+    """The `"masks"` reader of `ObjectDetector.groundtruth_extras`: `y["masks"]` `[batch,
+    num_boxes, H, W]` 0/1 → `gt_masks` (as given) and `gt_mask_window` float32 `[batch, 2]`,
+    the `(height, width)` fraction of the mask arrays each image's content covers (1 for raw
+    images; `true_image_shape / (H, W)` for resized ones, whose masks are padded with them)."""
+    masks = y["masks"]
+    if not isinstance(images, dict):
+        return {"gt_masks": masks, "gt_mask_window": tf.ones([tf.shape(masks)[0], 2])}
+    mask_size = tf.cast(tf.shape(masks)[2:4], tf.float32)
+    window = tf.cast(images[TRUE_IMAGE_SHAPE], tf.float32) / mask_size[None]
+    return {"gt_masks": masks, "gt_mask_window": window}
+
+
 # `extra_groundtruth` field → function(model, images, y) returning keyword arguments.
-_EXTRA_GROUNDTRUTH_READERS = {"keypoints": _relative_keypoints}
+_EXTRA_GROUNDTRUTH_READERS = {"keypoints": _relative_keypoints, "masks": _instance_masks}
 
 
 def _convert_same_unit(boxes, source, target):

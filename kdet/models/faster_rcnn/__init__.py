@@ -1,8 +1,11 @@
-"""Faster R-CNN: the TF OD API two-stage meta-architecture, its two stages and their heads."""
+"""Faster R-CNN: the TF OD API two-stage meta-architecture, its stages and their heads (and
+Mask R-CNN, its third, mask stage)."""
 
 from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
 from kdet.models.faster_rcnn.faster_rcnn import default_roi_cropper
+from kdet.models.faster_rcnn.mask_head import MaskHead
+from kdet.models.faster_rcnn.mask_rcnn import MaskRCNN
 from kdet.models.faster_rcnn.region_proposal_network import RegionProposalNetwork
 from kdet.models.faster_rcnn.region_proposal_network import default_anchor_generator
 from kdet.models.faster_rcnn.roi_heads import RoIHeads
@@ -12,6 +15,8 @@ from kdet.models.faster_rcnn.rpn_head import RPNHead
 __all__ = [
     "BoxClassifierHead",
     "FasterRCNN",
+    "MaskHead",
+    "MaskRCNN",
     "RPNHead",
     "RegionProposalNetwork",
     "RoIHeads",

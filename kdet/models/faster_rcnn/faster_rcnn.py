@@ -141,6 +141,8 @@ class FasterRCNN(ObjectDetector):
     """
 
     loss_names = RegionProposalNetwork.loss_names + RoIHeads.loss_names
+    # `number_of_stages` values this class builds (MaskRCNN: 3).
+    _valid_stages = (1, 2)
     component_names = ("feature_extractor", "image_resizer", "region_proposal_network", "roi_heads")
 
     def __init__(
@@ -156,10 +158,12 @@ class FasterRCNN(ObjectDetector):
     ):
         older = older_arguments.pop_older_arguments(kwargs)
         super().__init__(num_classes, bounding_box_format=bounding_box_format, **kwargs)
-        if number_of_stages not in (1, 2):
+        if number_of_stages not in self._valid_stages:
             raise ValueError(
-                "number_of_stages must be 1 (the region proposal network alone) or 2; got "
-                f"{number_of_stages} (a third, mask stage is not in kdet yet: issue 19)"
+                f"{type(self).__name__} takes number_of_stages "
+                f"{' or '.join(map(str, self._valid_stages))}; got {number_of_stages} (1: the "
+                "region proposal network alone, 2: Faster R-CNN, 3: with instance masks, "
+                "kdet.models.faster_rcnn.MaskRCNN)"
             )
         for stage, given in (
             ("region_proposal_network", region_proposal_network),
@@ -238,13 +242,20 @@ class FasterRCNN(ObjectDetector):
                                            training=training)
         return {**rpn, "features": maps, "image_size": image_size, "scale": scale}
 
-    def _second_stage(self, first_stage, rois, training):
-        """RoIs `[B, R, 4]` rel_yxyx of the padded frame → class logits and box encodings."""
+    def _box_classifier_features(self, first_stage, rois, training):
+        """RoIs `[B, R, 4]` rel_yxyx of the padded frame → the extractor's box classifier
+        features of their crops, `[B * R, ...]`."""
         crops = self.roi_heads.crop(first_stage["features"], rois, first_stage["image_size"])
-        box_features = self.feature_extractor.extract_box_classifier_features(
-            crops, training=training
-        )
-        return self.roi_heads(box_features, rois, training=training)
+        return self.feature_extractor.extract_box_classifier_features(crops, training=training)
+
+    def _second_stage(self, first_stage, rois, training):
+        """RoIs `[B, R, 4]` rel_yxyx of the padded frame → class logits, box encodings and
+        `"box_classifier_features"` `[B * R, ...]`."""
+        box_features = self._box_classifier_features(first_stage, rois, training)
+        return {
+            **self.roi_heads(box_features, rois, training=training),
+            "box_classifier_features": box_features,
+        }
 
     def call(self, images, training=None):
         """Raw images → proposals and their classification (inference graph).
@@ -261,7 +272,10 @@ class FasterRCNN(ObjectDetector):
         `"rpn_objectness_logits"` `[B, A, 2]`). With
         `number_of_stages=1` there are no class logits and box encodings.
         """
-        first_stage = self._first_stage(images, training)
+        return self._stage_outputs(self._first_stage(images, training), training)
+
+    def _stage_outputs(self, first_stage, training):
+        """`call`'s outputs from `_first_stage`'s."""
         outputs = {
             name: first_stage[name]
             for name in (
@@ -271,7 +285,9 @@ class FasterRCNN(ObjectDetector):
         }  # fmt: skip
         if self.number_of_stages == 1:
             return outputs
-        return {**outputs, **self._second_stage(first_stage, first_stage["proposals"], training)}
+        second_stage = self._second_stage(first_stage, first_stage["proposals"], training)
+        second_stage.pop("box_classifier_features")
+        return {**outputs, **second_stage}
 
     def forward_train(self, images, gt_boxes, gt_labels, training):
         first_stage = self._first_stage(images, training)
@@ -293,7 +309,7 @@ class FasterRCNN(ObjectDetector):
         return {**losses, **self.roi_heads.compute_losses(outputs)}
 
     def postprocess(self, outputs):
-        if self.number_of_stages == 2:
+        if self.number_of_stages != 1:
             return self.roi_heads.postprocess(outputs)
         # The proposals are the detections, all of one class (the TF OD API's class 0).
         proposals = outputs["proposals"]

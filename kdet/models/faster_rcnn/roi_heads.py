@@ -218,7 +218,9 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         Returns:
             `"rois"` float32 `[B, S, 4]` (-1 rows where an image had fewer candidates),
             `"roi_cls_targets"` int32 `[B, S]`, `"roi_reg_targets"` float32 `[B, S, 4]`,
-            `"roi_weights"` float32 `[B, S]`, with `S = min(batch_size, candidates)`.
+            `"roi_weights"` float32 `[B, S]`, `"roi_matched_gt"` int32 `[B, S]` (the
+            groundtruth row each RoI matched, negative for none), with `S = min(batch_size,
+            candidates)`.
         """
         candidates = proposals
         if self.add_groundtruth_to_proposals:
@@ -239,6 +241,7 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
             "roi_cls_targets": tf.gather(targets["cls_targets"], indices, batch_dims=1),
             "roi_reg_targets": tf.gather(targets["reg_targets"], indices, batch_dims=1),
             "roi_weights": weights,
+            "roi_matched_gt": tf.gather(targets["match"], indices, batch_dims=1),
         }
 
     def compute_losses(self, outputs):
