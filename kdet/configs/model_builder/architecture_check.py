@@ -17,8 +17,8 @@ _META_ARCHITECTURES = ("ssd", "faster_rcnn", "center_net")
 # -- what kdet does not have yet --------------------------------------------------------------
 # A config that needs a meta-architecture, a feature extractor or a model output kdet does not
 # have yet fails with that fact first, at the field that asks for it, before any other field of
-# the config is read (`check_architecture`): a Mask R-CNN config says "instance masks", not that
-# `number_of_stages: 3` differs from kdet's value, nor that its learning rate schedule is refused.
+# the config is read (`check_architecture`): an SSD config with a mask head says "instance
+# masks", not that a `mask_*` field is unknown, nor that its learning rate schedule is refused.
 
 # The issues of the project that add them.
 _EXTRACTORS_ISSUE = 17
@@ -119,9 +119,10 @@ def _model_gaps(node):
             if field.name == "center_net":
                 gaps += _center_net_gaps(child)
             else:
-                gaps += _two_stage_variant_gaps(child) if field.name == "faster_rcnn" else []
-                gaps += _mask_gaps(child, "Mask R-CNN" if field.name == "faster_rcnn" else
-                                   "an SSD mask head")
+                if field.name == "faster_rcnn":
+                    gaps += _two_stage_variant_gaps(child)
+                else:
+                    gaps += _mask_gaps(child, "an SSD mask head")
             gaps += _feature_extractor_gaps(child, _FEATURE_EXTRACTOR_BASES[field.name])
     return sorted(gaps, key=lambda gap: (gap.rank, gap.field.line, gap.field.column))
 
@@ -168,20 +169,16 @@ def _two_stage_variant_gaps(node):
 
 
 def _mask_fields(node):
-    """`(path, field)` of every field of `node` and its messages that asks for instance
-    masks: `number_of_stages: 3`, `predict_instance_masks: true`, and the `*mask*` fields
-    that configure them (`mask_height`, `second_stage_mask_prediction_loss_weight`,
-    `mask_head_config`, …)."""
+    """`(path, field)` of every field of `node` (an `ssd { … }` message; Mask R-CNN is
+    `kdet.models.faster_rcnn.MaskRCNN`) and its messages that asks for instance masks:
+    `predict_instance_masks: true` and the `*mask*` fields that configure them
+    (`mask_height`, `mask_head_config`, …)."""
     for field in node.message.fields:
         path = f"{node.path}.{field.name}"
-        if field.name == "number_of_stages":
-            if field.value == 3:
-                yield path, field
-        elif field.name == "predict_instance_masks":
+        if field.name == "predict_instance_masks":
             if field.value is not False and field.value != 0:
                 yield path, field
-        elif "mask" in field.name and field.name != "mask_rcnn_box_predictor":
-            # `mask_rcnn_box_predictor` is also the box-only second stage of Faster R-CNN.
+        elif "mask" in field.name:
             yield path, field
         elif isinstance(field.value, Message):
             yield from _mask_fields(Node(field.value, path))
@@ -194,10 +191,7 @@ def _mask_gaps(node, what):
         return []
     path, field = found
     issue = _TWO_STAGE_VARIANTS_ISSUE
-    if field.name == "number_of_stages":
-        problem = (f"'{path}' is 3: a third stage that predicts instance masks ({what}); instance "
-                   f"masks are not in kdet yet (issue {issue})")
-    elif field.name == "predict_instance_masks":
+    if field.name == "predict_instance_masks":
         problem = f"'{path}' is true: instance masks ({what}) are not in kdet yet (issue {issue})"
     else:
         problem = (f"'{path}' configures instance masks ({what}), which are not in kdet yet "
@@ -239,9 +233,8 @@ def check_architecture(config):
 
     That is a meta-architecture other than SSD, Faster R-CNN and CenterNet (`detr`,
     `experimental_model`), a variant of one (R-FCN's `rfcn_box_predictor`, Context
-    R-CNN's `context_config`, instance masks: `number_of_stages: 3`, `predict_instance_masks:
-    true` and the `mask_*` fields; CenterNet's mask, DeepMAC, DensePose, tracking and temporal
-    offset tasks), or a TF OD API feature extractor kdet has no
+    R-CNN's `context_config`, SSD instance masks: `predict_instance_masks: true` and the
+    `mask_*` fields; CenterNet's mask, DeepMAC, DensePose, tracking and temporal offset tasks), or a TF OD API feature extractor kdet has no
     counterpart for (e.g. `ssd_efficientnet-b0_bifpn_keras`, EfficientDet; an extractor of
     your own, once registered, is found). Nothing else is checked, so run this before reading
     the rest of the config: the error then names the real cause, not a field that only

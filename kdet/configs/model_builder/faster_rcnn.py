@@ -22,18 +22,19 @@ from kdet.layers import ProposalGenerator
 from kdet.losses import WeightedSoftmaxClassificationLoss
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn import MaskHead
+from kdet.models.faster_rcnn import MaskRCNN
 from kdet.models.faster_rcnn import RegionProposalNetwork
 from kdet.models.faster_rcnn import RoIHeads
 from kdet.models.faster_rcnn import RPNHead
 from kdet.models.faster_rcnn import default_roi_cropper
 
-_MASKS_REASON = "instance masks are not in kdet yet (issue 19)"
 # The fields that are constructor arguments have no default here: an absent field is not
 # passed, so it takes the constructor's default (docs/faster_rcnn.md lists where that differs
 # from the TF OD API proto default).
 _FASTER_RCNN_SCHEMA = {
     "num_classes": Int(required=True, minimum=1),
-    # 3 (a mask stage) is refused before this schema is read (`architecture_check`).
+    # 3: Mask R-CNN (`predict_instance_masks: true` in the box predictor).
     "number_of_stages": Int(default=2, minimum=1),
     # The older protos' switch for number_of_stages: 1.
     "first_stage_only": Bool(default=False),
@@ -61,9 +62,9 @@ _FASTER_RCNN_SCHEMA = {
     "second_stage_localization_loss_weight": Float(),
     "second_stage_classification_loss_weight": Float(),
     "second_stage_classification_loss": SubMessage(),
-    # `second_stage_mask_prediction_loss_weight`, `resize_masks` and every other `*mask*` field
-    # are refused before this schema is read: instance masks are not in kdet yet (issue 19,
-    # `architecture_check`).
+    "second_stage_mask_prediction_loss_weight": Float(default=1.0),
+    # kdet's data layer resizes (and pads) the masks with the images, whichever the value.
+    "resize_masks": Switch(default=True),
     "hard_example_miner": SubMessage(),
     "clip_anchors_to_image": Bool(),
     "return_raw_detections_during_predict": Fixed(
@@ -131,24 +132,29 @@ _MASK_RCNN_BOX_PREDICTOR_SCHEMA = {
         Int(default=4), 4, "the Faster R-CNN box coder encodes a box in 4 numbers"
     ),
     "share_box_across_classes": Bool(default=False),
-    # `predict_instance_masks: true` and the `mask_*` fields are refused before this schema is
-    # read (`architecture_check`: instance masks, issue 19).
-    "predict_instance_masks": Fixed(Bool(default=False), False, _MASKS_REASON),
+    # The mask head (`MaskHead`), used with `number_of_stages: 3`.
+    "predict_instance_masks": Bool(default=False),
+    "mask_height": Int(default=15, minimum=1),
+    "mask_width": Int(default=15, minimum=1),
+    "mask_prediction_conv_depth": Int(default=256, minimum=0),
+    "mask_prediction_num_conv_layers": Int(default=2, minimum=1),
+    "masks_are_class_agnostic": Bool(default=False),
+    "convolve_then_upsample_masks": Bool(default=False),
     "predict_keypoints": Fixed(
         Bool(default=False), False, "the TF OD API does not predict keypoints here either"
     ),
-    # The hyperparams of the mask head only: the TF OD API builds none without
-    # predict_instance_masks, so they are checked, then unused.
+    # The hyperparams of the mask head only (checked, then unused without
+    # predict_instance_masks, as the TF OD API builds no mask head then).
     "conv_hyperparams": SubMessage(),
 }
 
 
 def _build_mask_rcnn_box_predictor(node, num_classes):
-    """Reads a TF OD API `MaskRCNNBoxPredictor` (boxes only) → `BoxClassifierHead`."""
+    """Reads a TF OD API `MaskRCNNBoxPredictor` → `(BoxClassifierHead, MaskHead or None)`: the
+    mask head with `predict_instance_masks: true`."""
     fields = read(node, _MASK_RCNN_BOX_PREDICTOR_SCHEMA)
-    # Checked like any Hyperparams message; only a mask head would use them.
-    read_conv_hyperparams(fields["conv_hyperparams"])
-    return construct(
+    conv_hyperparams = read_conv_hyperparams(fields["conv_hyperparams"])
+    box_head = construct(
         node,
         BoxClassifierHead,
         num_classes=num_classes,
@@ -157,10 +163,27 @@ def _build_mask_rcnn_box_predictor(node, num_classes):
         share_box_across_classes=fields["share_box_across_classes"],
         fc_hyperparams=read_conv_hyperparams(fields["fc_hyperparams"], dense=True),
     )
+    if not fields["predict_instance_masks"]:
+        return box_head, None
+    mask_head = construct(
+        node,
+        MaskHead,
+        num_classes=num_classes,
+        mask_height=fields["mask_height"],
+        mask_width=fields["mask_width"],
+        conv_depth=fields["mask_prediction_conv_depth"],
+        num_conv_layers=fields["mask_prediction_num_conv_layers"],
+        masks_are_class_agnostic=fields["masks_are_class_agnostic"],
+        convolve_then_upsample=fields["convolve_then_upsample_masks"],
+        conv_hyperparams=conv_hyperparams,
+        name="mask_head",
+    )
+    return box_head, mask_head
 
 
 def _build_second_stage_box_predictor(node, num_classes):
-    """Reads `second_stage_box_predictor` (`mask_rcnn_box_predictor` only)."""
+    """Reads `second_stage_box_predictor` (`mask_rcnn_box_predictor` only) → `(box head, mask
+    head or None)`."""
     chosen = read_one_of(node, ("mask_rcnn_box_predictor",))
     return _build_mask_rcnn_box_predictor(chosen, num_classes)
 
@@ -245,16 +268,14 @@ def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
     )
 
 
-def _build_roi_heads(node, fields, extractor, num_classes):
+def _build_roi_heads(node, fields, extractor, num_classes, box_predictor):
     """The `second_stage_*` fields and the crop sizes → `RoIHeads`."""
     return construct(
         node,
         RoIHeads,
         num_classes=num_classes,
         roi_cropper=_build_roi_cropper(fields, extractor),
-        box_predictor=_build_second_stage_box_predictor(
-            fields["second_stage_box_predictor"], num_classes
-        ),
+        box_predictor=box_predictor,
         classification_loss=_read_second_stage_classification_loss(
             fields["second_stage_classification_loss"]
         ),
@@ -290,12 +311,30 @@ def build_faster_rcnn(node):
     rpn_conv_hyperparams = read_conv_hyperparams(
         fields["first_stage_box_predictor_conv_hyperparams"]
     )
-    roi_heads = _build_roi_heads(node, fields, extractor, num_classes)
+    box_predictor, mask_head = _build_second_stage_box_predictor(
+        fields["second_stage_box_predictor"], num_classes
+    )
+    roi_heads = _build_roi_heads(node, fields, extractor, num_classes, box_predictor)
+    number_of_stages = 1 if fields["first_stage_only"] else fields["number_of_stages"]
+    masks = {}
+    if number_of_stages == 3:
+        if mask_head is None:
+            raise fields.error(
+                "number_of_stages",
+                f"'{fields.path('number_of_stages')}' is 3 (instance masks), but "
+                "second_stage_box_predictor.mask_rcnn_box_predictor.predict_instance_masks is "
+                "not true: set it, or use number_of_stages: 2",
+            )
+        masks = {
+            "mask_head": mask_head,
+            "mask_loss_weight": fields["second_stage_mask_prediction_loss_weight"],
+        }
     return construct(
         node,
-        FasterRCNN,
+        MaskRCNN if masks else FasterRCNN,
         num_classes=num_classes,
-        number_of_stages=1 if fields["first_stage_only"] else fields["number_of_stages"],
+        number_of_stages=number_of_stages,
+        **masks,
         feature_extractor=extractor,
         image_resizer=build_image_resizer(fields["image_resizer"]),
         region_proposal_network=_build_region_proposal_network(
