@@ -40,8 +40,9 @@ _EVAL_CONFIG = {
     # keypoint edges drawn.
     "parameterized_metric": Repeated(SubMessage()),
     "keypoint_edge": Repeated(SubMessage()),
-    # Mask evaluation: refused when used (kdet has no instance-mask models).
-    "eval_instance_masks": Bool(default=False),
+    # The TF OD API reads this nowhere (its mask metrics come from `metrics_set:
+    # "coco_mask_metrics"`), so either value evaluates the same.
+    "eval_instance_masks": Switch(default=False),
     # The recall range of `precision_at_recall_detection_metrics`.
     "recall_lower_bound": Float(default=0.0),
     "recall_upper_bound": Float(default=1.0),
@@ -126,11 +127,6 @@ def build_eval_settings(node=None):
             check_metrics_sets(field.value)
         except ValueError as error:
             raise node.error(f"'{node.path}.metrics_set': {error}", field) from None
-    if fields["eval_instance_masks"]:
-        raise fields.error(
-            "eval_instance_masks",
-            f"'{node.path}.eval_instance_masks' is true, but kdet has no instance-mask models",
-        )
     lower, upper = fields["recall_lower_bound"], fields["recall_upper_bound"]
     if not 0.0 <= lower <= upper <= 1.0:
         name = "recall_lower_bound" if fields.has("recall_lower_bound") else "recall_upper_bound"

@@ -1,56 +1,50 @@
-"""COCO box and keypoint metrics through pycocotools, under the TF Object Detection API metric
-names."""
+"""COCO box, instance-mask and keypoint metrics through pycocotools, under the TF Object
+Detection API metric names."""
 
 import collections
 import contextlib
 import io
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from kdet.evaluation.per_image import paired_per_image
 
-# The 12 numbers of `COCOeval.summarize()` (its `stats`, in order), named as the TF OD API's
-# `CocoDetectionEvaluator` reports them.
-COCO_METRIC_NAMES = tuple(
-    "DetectionBoxes_" + name
-    for name in (
-        "Precision/mAP",
-        "Precision/mAP@.50IOU",
-        "Precision/mAP@.75IOU",
-        "Precision/mAP (small)",
-        "Precision/mAP (medium)",
-        "Precision/mAP (large)",
-        "Recall/AR@1",
-        "Recall/AR@10",
-        "Recall/AR@100",
-        "Recall/AR@100 (small)",
-        "Recall/AR@100 (medium)",
-        "Recall/AR@100 (large)",
-    )
+# The 12 numbers of `COCOeval.summarize()` (its `stats`, in order), as the TF OD API's
+# `coco_tools.COCOEvalWrapper.ComputeMetrics` names them.
+_SUMMARY_NAMES = (
+    "Precision/mAP",
+    "Precision/mAP@.50IOU",
+    "Precision/mAP@.75IOU",
+    "Precision/mAP (small)",
+    "Precision/mAP (medium)",
+    "Precision/mAP (large)",
+    "Recall/AR@1",
+    "Recall/AR@10",
+    "Recall/AR@100",
+    "Recall/AR@100 (small)",
+    "Recall/AR@100 (medium)",
+    "Recall/AR@100 (large)",
 )
-_PER_CATEGORY_PREFIX = "DetectionBoxes_PerformanceByCategory/mAP/"
-_SUPER_CATEGORY_PREFIX = "DetectionBoxes_PerformanceBySuperCategory/"
+# The metric-name prefixes of the TF OD API's `CocoDetectionEvaluator` (boxes) and
+# `CocoMaskEvaluator` (instance masks).
+BOX_PREFIX = "DetectionBoxes"
+MASK_PREFIX = "DetectionMasks"
+# The 12 box numbers as `CocoDetectionEvaluator` reports them (`DetectionBoxes_Precision/mAP`, …).
+COCO_METRIC_NAMES = tuple(f"{BOX_PREFIX}_{name}" for name in _SUMMARY_NAMES)
+# The 12 mask numbers as `CocoMaskEvaluator` reports them (`DetectionMasks_Precision/mAP`, …).
+COCO_MASK_METRIC_NAMES = tuple(f"{MASK_PREFIX}_{name}" for name in _SUMMARY_NAMES)
 # With `all_metrics_per_category`, the 12 numbers per category under the TF OD API's names
-# (`coco_tools.COCOEvalWrapper.ComputeMetrics`): `DetectionBoxes_<name> ByCategory/<category>`.
+# (`ComputeMetrics`): `DetectionBoxes_<name> ByCategory/<category>` (`DetectionMasks_…` for
+# masks).
 COCO_PER_CATEGORY_METRIC_NAMES = tuple(
-    "DetectionBoxes_" + name
-    for name in (
-        "Precision mAP",
-        "Precision mAP@.50IOU",
-        "Precision mAP@.75IOU",
-        "Precision mAP (small)",
-        "Precision mAP (medium)",
-        "Precision mAP (large)",
-        "Recall AR@1",
-        "Recall AR@10",
-        "Recall AR@100",
-        "Recall AR@100 (small)",
-        "Recall AR@100 (medium)",
-        "Recall AR@100 (large)",
-    )
+    f"{BOX_PREFIX}_{name.replace('/', ' ')}" for name in _SUMMARY_NAMES
 )
+# Detection masks that are probabilities (floating point) count a pixel as the object's where
+# it exceeds this, as the TF OD API's `eval_util` binarizes its float `detection_masks`.
+MASK_THRESHOLD = 0.5
 # The 10 numbers of `COCOeval.summarize()` for `iouType="keypoints"` (its `stats`, in order),
 # named as the TF OD API's `CocoKeypointEvaluator` reports them:
 # `Keypoints_<name> ByCategory/<class>`. pycocotools computes them with at most 20 detections
@@ -112,7 +106,7 @@ def compute_coco_metrics(
     Args:
         groundtruth: one entry per image: a list of dicts `{"boxes": [N, 4] yxyx in pixels,
             "labels": [N] 1-based}` with optional `"iscrowd": [N]` and `"area": [N]` (the
-            box area when absent), or a batched dict `{"boxes": [B, N, 4], "labels":
+            box area when absent or not > 0, as in the TF OD API), or a batched dict `{"boxes": [B, N, 4], "labels":
             [B, N]}` padded with -1 rows. See `groundtruth_per_image`.
         detections: one entry per image, in the same order: a list of dicts `{"boxes":
             [K, 4] yxyx in pixels, "labels": [K], "confidences": [K]}`, or the batched
@@ -166,7 +160,7 @@ def compute_coco_metrics(
         for label, box, area, iscrowd in zip(
             image["labels"],
             _yxyx_to_xywh(image["boxes"]),
-            image.get("area", _box_areas(image["boxes"])),
+            _groundtruth_areas(image),
             image.get("iscrowd", np.zeros(len(image["labels"]))),
         )
     ]
@@ -186,29 +180,218 @@ def compute_coco_metrics(
     evaluation = _evaluate(
         len(groundtruth), categories, gt_annotations, detection_annotations, "bbox", verbose
     )
+    return _summary(evaluation, BOX_PREFIX, label_map, all_metrics_per_category,
+                    super_categories)
+
+
+def compute_coco_mask_metrics(
+    groundtruth,
+    detections,
+    label_map=None,
+    verbose=False,
+    all_metrics_per_category=False,
+    super_categories=None,
+):
+    """Computes the COCO instance-mask metrics (pycocotools `COCOeval`, `iouType="segm"`).
+
+    What the TF OD API's `CocoMaskEvaluator` (`metrics_set: "coco_mask_metrics"`) computes:
+    the masks are binarized (see `encode_masks`: detection probabilities above
+    `MASK_THRESHOLD`, ground truth above 0), run-length encoded by pycocotools and compared by
+    mask IoU; AP averaged over IoU 0.50:0.95 and 101 recall points, at most 100 detections
+    per image. A crowd ground-truth mask (`"iscrowd"` 1) matches any number of detections by
+    the part of each detection it covers and counts neither as found nor as missed.
+
+    The small / medium / large range of a ground-truth object is that of its `"area"` when
+    given and > 0, else of its box area, as the TF OD API exports it; that of a detection is
+    its mask's pixel count. Detection boxes play no part. A number pycocotools cannot define
+    is -1.
+
+    Args:
+        groundtruth: one entry per image (see `groundtruth_per_image`): dicts with `"boxes"`
+            `[N, 4]` yxyx pixels, `"labels"` `[N]` and `"masks"`: uint8 `[N, H, W]` (nonzero =
+            object, as `read_tfrecords(load_instance_masks=True)` gives `y["masks"]`) or the
+            list of N pycocotools RLEs `encode_masks` makes; optional `"iscrowd"` and
+            `"area"` `[N]`. Or the batched dict padded with -1 rows.
+        detections: one entry per image, in the same order (see `detections_per_image`):
+            dicts with `"boxes"`, `"labels"`, `"confidences"` and `"masks"`: float `[K, H, W]`
+            probabilities in image pixels (the model's `"masks"`), 0/1 integers, or RLEs. Or
+            the batched predictions dict. An image's detection and ground-truth masks must
+            have the same `H, W`.
+        label_map, verbose, all_metrics_per_category, super_categories: as in
+            `compute_coco_metrics`.
+
+    Returns:
+        An ordered dict of floats, named as `compute_coco_metrics` names them with
+        `DetectionMasks_` for `DetectionBoxes_`: the 12 `COCO_MASK_METRIC_NAMES`, then
+        `DetectionMasks_PerformanceByCategory/mAP/<name>` per category (and, with
+        `all_metrics_per_category`, `DetectionMasks_Precision mAP ByCategory/<name>`, …),
+        then `DetectionMasks_PerformanceBySuperCategory/<name>` per super-category.
+
+    Raises:
+        KeyError: for an image without `"masks"`.
+        ValueError: for masks of an image whose sizes differ, or not one mask per box.
+
+    Example:
+    >>> masks = np.zeros((1, 64, 64), np.uint8)
+    >>> masks[0, 10:40, 20:50] = 1
+    >>> gt = [{"boxes": [[10, 20, 40, 50]], "labels": [1], "masks": masks}]
+    >>> dt = [dict(gt[0], confidences=[0.9], masks=masks * 0.8)]
+    >>> metrics = kdet.evaluation.compute_coco_mask_metrics(gt, dt)
+    >>> round(metrics["DetectionMasks_Precision/mAP"], 6)
+    1.0
+
+    Reference:
+        Lin et al., [Microsoft COCO: Common Objects in Context](https://arxiv.org/abs/1405.0312).
+    """
+    groundtruth, detections = paired_per_image(groundtruth, detections)
+    label_map = _category_names(groundtruth, detections, label_map)
+    categories = [{"id": int(label), "name": name} for label, name in label_map.items()]
+    gt_annotations, detection_annotations, images = [], [], []
+    for index, (truth, detected) in enumerate(zip(groundtruth, detections)):
+        truth_masks = _image_masks(truth, f"groundtruth[{index}]", threshold=0.0)
+        detected_masks = _image_masks(detected, f"detections[{index}]", MASK_THRESHOLD)
+        images.append(_image_size(index, truth_masks, detected_masks))
+        gt_annotations += [
+            {
+                "image_id": index + 1,
+                "category_id": int(label),
+                "bbox": box,
+                "area": float(area),
+                "iscrowd": int(iscrowd),
+                "segmentation": rle,
+            }
+            for label, box, area, iscrowd, rle in zip(
+                truth["labels"],
+                _yxyx_to_xywh(truth["boxes"]),
+                _groundtruth_areas(truth),
+                truth.get("iscrowd", np.zeros(len(truth["labels"]))),
+                truth_masks,
+            )
+        ]
+        areas = mask_utils.area(detected_masks) if detected_masks else []
+        boxes = mask_utils.toBbox(detected_masks).tolist() if detected_masks else []
+        detection_annotations += [
+            {
+                "image_id": index + 1,
+                "category_id": int(label),
+                "segmentation": rle,
+                "area": float(area),
+                "bbox": box,
+                "score": float(score),
+            }
+            for label, score, rle, area, box in zip(
+                detected["labels"], detected["confidences"], detected_masks, areas, boxes
+            )
+        ]
+    evaluation = _evaluate(
+        len(groundtruth), categories, gt_annotations, detection_annotations, "segm", verbose,
+        images=images,
+    )
+    return _summary(evaluation, MASK_PREFIX, label_map, all_metrics_per_category,
+                    super_categories)
+
+
+def encode_masks(masks, threshold=MASK_THRESHOLD):
+    """Binarizes instance masks and run-length encodes them (pycocotools compressed RLE).
+
+    Floating-point masks (probabilities) are the object where they exceed `threshold`; integer
+    and bool masks where they are nonzero, as the TF OD API's `CocoMaskEvaluator` reads its
+    uint8 masks. A list of RLEs is returned as given.
+
+    Args:
+        masks: `[N, H, W]` array (or tensor), or a list of N pycocotools RLE dicts (`{"size":
+            [H, W], "counts": …}`).
+        threshold: float, the probability above which a floating-point mask pixel is set.
+            Defaults to `MASK_THRESHOLD` (0.5, as the TF OD API thresholds detection masks).
+
+    Returns:
+        A list of N RLE dicts.
+
+    Raises:
+        ValueError: for an array that is not `[N, H, W]`.
+    """
+    if isinstance(masks, (list, tuple)) and all(isinstance(rle, dict) for rle in masks):
+        return list(masks)
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [num_masks, height, width]; got shape {masks.shape}")
+    floating = np.issubdtype(masks.dtype, np.floating)
+    binary = (masks > threshold) if floating else (masks != 0)
+    return mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8)))
+
+
+def decode_masks(rles, height, width):
+    """uint8 `[N, height, width]` 0/1 masks of N pycocotools RLEs (the inverse of
+    `encode_masks` for binary masks)."""
+    if not len(rles):
+        return np.zeros((0, height, width), np.uint8)
+    return np.ascontiguousarray(mask_utils.decode(list(rles)).transpose(2, 0, 1))
+
+
+def _image_masks(image, where, threshold):
+    """The RLEs of `image["masks"]`, one per box."""
+    if "masks" not in image:
+        raise KeyError(f"{where} has no 'masks'; got keys {sorted(image)}.")
+    rles = encode_masks(image["masks"], threshold)
+    if len(rles) != len(image["labels"]):
+        raise ValueError(
+            f"{where} has {len(rles)} masks but {len(image['labels'])} boxes; expected one "
+            "mask per box."
+        )
+    return rles
+
+
+def _image_size(index, groundtruth_rles, detection_rles):
+    """The COCO image entry of image `index`: its size, the size of its masks (0 × 0 without
+    any; pycocotools reads it only for a mask), the same for all of them."""
+    sizes = {tuple(rle["size"]) for rle in list(groundtruth_rles) + list(detection_rles)}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"image {index}: the ground-truth and detection masks have different sizes "
+            f"{sorted(sizes)} (height, width); expected all in the pixels of the image."
+        )
+    height, width = sizes.pop() if sizes else (0, 0)
+    return {"id": index + 1, "height": int(height), "width": int(width)}
+
+
+def _summary(evaluation, prefix, label_map, all_metrics_per_category, super_categories):
+    """The TF OD API's metrics (`COCOEvalWrapper.ComputeMetrics`) of a summarized `COCOeval`,
+    their names starting with `prefix` (`BOX_PREFIX` or `MASK_PREFIX`)."""
     metrics = collections.OrderedDict(
-        (name, float(value)) for name, value in zip(COCO_METRIC_NAMES, evaluation.stats)
+        (f"{prefix}_{name}", float(value))
+        for name, value in zip(_SUMMARY_NAMES, evaluation.stats)
     )
     # precision: [iou thresholds, recall points, categories, area ranges, max detections];
     # area range 0 is "all" and the last max-detections setting is 100, as in `stats[0]`.
     precision = evaluation.eval["precision"][:, :, :, 0, -1]
+    per_category = f"{prefix}_PerformanceByCategory/mAP/"
     for k, category_id in enumerate(evaluation.params.catIds):
         defined = precision[:, :, k][precision[:, :, k] > -1]
-        metrics[_PER_CATEGORY_PREFIX + label_map[category_id]] = (
+        metrics[per_category + label_map[category_id]] = (
             float(np.mean(defined)) if defined.size else -1.0
         )
         if all_metrics_per_category:
-            for name, value in zip(COCO_PER_CATEGORY_METRIC_NAMES,
-                                   _category_summary(evaluation, k)):
-                metrics[f"{name} ByCategory/{label_map[category_id]}"] = value
+            for name, value in zip(_SUMMARY_NAMES, _category_summary(evaluation, k)):
+                name = name.replace("/", " ")
+                metrics[f"{prefix}_{name} ByCategory/{label_map[category_id]}"] = value
     for super_category, names in (super_categories or {}).items():
         total = sum(
-            metrics[_PER_CATEGORY_PREFIX + label_map[category_id]]
+            metrics[per_category + label_map[category_id]]
             for category_id in evaluation.params.catIds
             if label_map[category_id] in names
         )
-        metrics[_SUPER_CATEGORY_PREFIX + super_category] = total / len(names)
+        metrics[f"{prefix}_PerformanceBySuperCategory/{super_category}"] = total / len(names)
     return metrics
+
+
+def _groundtruth_areas(image):
+    """float64 `[N]`: each object's `"area"` when given and > 0, else its box area (the TF OD
+    API's `ExportSingleImageGroundtruthToCoco`)."""
+    box_areas = _box_areas(image["boxes"])
+    if "area" not in image:
+        return box_areas
+    areas = np.asarray(image["area"], np.float64)
+    return np.where(areas > 0, areas, box_areas)
 
 
 def compute_coco_keypoint_metrics(
@@ -352,15 +535,14 @@ def _keypoint_groundtruth(image, index, category_id, ids):
     visibilities = np.where(np.isfinite(points).all(axis=-1), visibilities, 0)
     # Coordinates of unlabelled keypoints play no part; zeros keep NaNs out of pycocotools.
     points = np.where(visibilities[..., None] > 0, points, 0.0)
-    areas = image.get("area", np.zeros(len(points)))
-    box_areas = _box_areas(image["boxes"])
+    areas = _groundtruth_areas(image)
     iscrowd = image.get("iscrowd", np.zeros(len(points)))
     return [
         {
             "image_id": index + 1,
             "category_id": int(category_id),
             "bbox": box,
-            "area": float(areas[i] if areas[i] > 0 else box_areas[i]),
+            "area": float(areas[i]),
             "iscrowd": int(iscrowd[i]),
             "keypoints": _coco_keypoints(points[i], visibilities[i]),
             "num_keypoints": int(np.count_nonzero(visibilities[i] > 0)),
@@ -398,11 +580,13 @@ def _coco_keypoints(points, visibilities):
 
 def _evaluate(
     num_images, categories, gt_annotations, detection_annotations, iou_type, verbose,
-    keypoint_sigmas=None,
+    keypoint_sigmas=None, images=None,
 ):
     """A pycocotools `COCOeval` of in-memory annotations after `evaluate`, `accumulate` and
-    `summarize`; image ids are 1 … `num_images`."""
-    images = [{"id": index + 1} for index in range(num_images)]
+    `summarize`; image ids are 1 … `num_images` (`images`: their COCO entries, with the
+    `height` and `width` that masks need)."""
+    if images is None:
+        images = [{"id": index + 1} for index in range(num_images)]
     output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with output:
         # Built directly rather than with `COCO.loadRes`, which fails on an empty result list.

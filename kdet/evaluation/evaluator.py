@@ -19,9 +19,14 @@ from kdet.boxes import convert_format
 from kdet.data.label_map import read_label_map
 from kdet.data.label_map import read_label_map_items
 from kdet.data.label_map import read_label_map_keypoints
+from kdet.evaluation.coco_metrics import COCO_MASK_METRIC_NAMES
 from kdet.evaluation.coco_metrics import COCO_METRIC_NAMES
+from kdet.evaluation.coco_metrics import MASK_THRESHOLD
 from kdet.evaluation.coco_metrics import compute_coco_keypoint_metrics
+from kdet.evaluation.coco_metrics import compute_coco_mask_metrics
 from kdet.evaluation.coco_metrics import compute_coco_metrics
+from kdet.evaluation.coco_metrics import decode_masks
+from kdet.evaluation.coco_metrics import encode_masks
 from kdet.evaluation.open_images_metrics import compute_open_images_metrics
 from kdet.evaluation.pascal_voc_metrics import compute_pascal_voc_metrics
 from kdet.evaluation.pascal_voc_metrics import evaluate_detections
@@ -33,6 +38,7 @@ from kdet.visualization import draw_detections
 
 # The TF OD API `eval_config.metrics_set` names kdet computes, in the order it reports them.
 COCO_DETECTION_METRICS = "coco_detection_metrics"
+COCO_MASK_METRICS = "coco_mask_metrics"
 PASCAL_VOC_DETECTION_METRICS = "pascal_voc_detection_metrics"
 WEIGHTED_PASCAL_VOC_DETECTION_METRICS = "weighted_pascal_voc_detection_metrics"
 OID_V2_DETECTION_METRICS = "oid_V2_detection_metrics"
@@ -46,6 +52,7 @@ METRICS_SETS = (
     OID_V2_DETECTION_METRICS,
     OID_CHALLENGE_DETECTION_METRICS,
     PRECISION_AT_RECALL_DETECTION_METRICS,
+    COCO_MASK_METRICS,
 )
 # Other names of the same sets: the TF OD API's deprecated ones (`open_images_V2_…`,
 # `oid_challenge_object_…`) and those of its 2017 releases (`coco_metrics`,
@@ -61,9 +68,8 @@ METRICS_SET_ALIASES = {
 }
 # TF OD API metrics sets kdet cannot compute, and why.
 _UNSUPPORTED_METRICS_SETS = {
-    name: "kdet has no instance-mask models"
+    name: "kdet computes the metrics of instance masks as coco_mask_metrics only"
     for name in (
-        "coco_mask_metrics",
         "pascal_voc_instance_segmentation_metrics",
         "weighted_pascal_voc_instance_segmentation_metrics",
         "oid_challenge_segmentation_metrics",
@@ -144,6 +150,11 @@ class COCOEvaluator(keras.callbacks.Callback):
       `DetectionBoxes_…` numbers, and `DetectionBoxes_PerformanceByCategory/mAP/<name>` with
       `include_metrics_per_category` (and the 12 numbers per category with
       `all_metrics_per_category` too);
+    - `"coco_mask_metrics"`: `compute_coco_mask_metrics`, the same 12 numbers (and
+      per-category ones) of the instance masks, `DetectionMasks_…`: the `"masks"` the model
+      predicts (probabilities, the object where > 0.5) against `y["masks"]`, as the TF OD
+      API's `CocoMaskEvaluator` computes them. The masks are run-length encoded batch by
+      batch, so the evaluation holds no full-size mask arrays;
     - `"pascal_voc_detection_metrics"`: `compute_pascal_voc_metrics`, `PascalBoxes_…` mAP and
       per-class AP at IoU 0.5;
     - `"weighted_pascal_voc_detection_metrics"`: the same with `weighted=True`,
@@ -192,7 +203,11 @@ class COCOEvaluator(keras.callbacks.Callback):
             image's content, for the dict; the predictions come back in the same pixels).
             With keypoints, `y["keypoints"]` `[batch, num_boxes, K, 2]` (y, x) in the unit
             of the boxes and `y["keypoint_visibilities"]` `[batch, num_boxes, K]` (0 = not
-            labelled), and the model predicts `"keypoints"` the same way.
+            labelled), and the model predicts `"keypoints"` the same way. With
+            `"coco_mask_metrics"`, `y["masks"]` uint8 `[batch, num_boxes, H, W]` (as
+            `read_tfrecords(load_instance_masks=True)` gives it) and the model predicts
+            `"masks"` `[batch, max_detections, H, W]` in the pixels of the images (for the
+            dict of resized images, both are cut to each image's true shape).
         label_map: dict `{label id: name}` or the path of a `.pbtxt` label map: the classes
             evaluated and their names. When None, the labels found, named by their id.
         metrics_sets: a name or a sequence of names from `METRICS_SETS` (TF OD API
@@ -423,9 +438,17 @@ class COCOEvaluator(keras.callbacks.Callback):
             predictions = model.predict_on_batch(batch_images)
             y = _to_pixels(y, box_format, batch_images)
             predictions = _to_pixels(predictions, box_format, batch_images)
+            if COCO_MASK_METRICS in self.metrics_sets:
+                _check_masks(y, predictions)
+            else:  # not needed: their full-size arrays would only take memory
+                y, predictions = _without_masks(y), _without_masks(predictions)
             batch_groundtruth = groundtruth_per_image(y)
+            batch_detections = detections_per_image(predictions)
+            if COCO_MASK_METRICS in self.metrics_sets:
+                _encode_image_masks(batch_groundtruth, batch_images, threshold=0.0)
+                _encode_image_masks(batch_detections, batch_images, MASK_THRESHOLD)
             groundtruth += batch_groundtruth
-            detections += detections_per_image(predictions)
+            detections += batch_detections
             detected(len(batch_groundtruth))
             wanted = max(num_drawn - len(images), 0)
             images += _drawable_images(batch_images, wanted)
@@ -447,6 +470,19 @@ class COCOEvaluator(keras.callbacks.Callback):
             if self.include_metrics_per_category:
                 return metrics
             return collections.OrderedDict((key, metrics[key]) for key in COCO_METRIC_NAMES)
+        if name == COCO_MASK_METRICS:
+            metrics = compute_coco_mask_metrics(
+                groundtruth,
+                detections,
+                label_map=self.label_map,
+                all_metrics_per_category=self.all_metrics_per_category,
+                super_categories=self.super_categories,
+            )
+            if self.include_metrics_per_category:
+                return metrics
+            return collections.OrderedDict(
+                (key, metrics[key]) for key in COCO_MASK_METRIC_NAMES
+            )
         if name in (OID_V2_DETECTION_METRICS, OID_CHALLENGE_DETECTION_METRICS):
             return compute_open_images_metrics(
                 groundtruth,
@@ -497,6 +533,8 @@ class COCOEvaluator(keras.callbacks.Callback):
 
     def _side_by_side(self, image, detections, groundtruth):
         """uint8 `[height, 2 * width, 3]`: detections drawn left, ground truth right."""
+        detections = _decoded_masks(detections, image.shape[:2])
+        groundtruth = _decoded_masks(groundtruth, image.shape[:2])
         top = np.argsort(-detections["confidences"], kind="stable")
         top = top[: self.max_num_boxes_to_visualize]
         drawn = draw_detections(
@@ -594,6 +632,53 @@ def _keypoint_class(spec, label_map, label_map_items, label_map_keypoints):
             "{label: id})"
         )
     return category_id, spec, dict(keypoints)
+
+
+def _check_masks(y, predictions):
+    """Raises a ValueError naming `coco_mask_metrics` when `y` or `predictions` has no
+    `"masks"`."""
+    if "masks" not in predictions:
+        raise ValueError(
+            f"metrics set {COCO_MASK_METRICS!r} needs the instance masks the model predicts, "
+            f"but its predictions have no 'masks' (keys: {', '.join(sorted(predictions))}): "
+            "evaluate a model that predicts instance masks (e.g. a Mask R-CNN, "
+            "predict_instance_masks: true), or leave coco_mask_metrics out of "
+            "eval_config.metrics_set"
+        )
+    if "masks" not in y:
+        raise ValueError(
+            f"metrics set {COCO_MASK_METRICS!r} needs ground-truth instance masks, but the "
+            f"evaluation dataset's y has no 'masks' (keys: {', '.join(sorted(y))}): read "
+            "records holding image/object/mask with load_instance_masks=True "
+            "(eval_input_reader { load_instance_masks: true })"
+        )
+
+
+def _without_masks(data):
+    return {key: value for key, value in data.items() if key != "masks"}
+
+
+def _encode_image_masks(entries, images, threshold):
+    """Replaces the `"masks"` of per-image dicts by their RLEs (`encode_masks` with
+    `threshold`), cut to each image's true shape for the dict of resized images."""
+    shapes = None
+    if isinstance(images, dict):
+        from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
+
+        shapes = keras.ops.convert_to_numpy(images[TRUE_IMAGE_SHAPE])
+    for index, entry in enumerate(entries):
+        masks = entry["masks"]
+        if shapes is not None:
+            height, width = shapes[index][:2]
+            masks = masks[:, :height, :width]
+        entry["masks"] = encode_masks(masks, threshold)
+
+
+def _decoded_masks(data, shape):
+    """`data` with its `"masks"` RLEs (if any) decoded to uint8 `[n, height, width]`."""
+    if "masks" not in data:
+        return data
+    return {**data, "masks": decode_masks(data["masks"], *shape)}
 
 
 def _to_pixels(data, bounding_box_format, images):

@@ -8,12 +8,14 @@ _GROUNDTRUTH_EXTRAS = ("iscrowd", "area", "difficult", "group_of")
 # Per-box keys with more axes: keypoints `[N, K, 2]` and per-keypoint values `[N, K]`.
 _GROUNDTRUTH_KEYPOINTS = ("keypoints", "keypoint_visibilities")
 _DETECTION_KEYPOINTS = ("keypoints", "keypoint_scores")
+# Instance masks: `[N, H, W]` per image, or a list of N pycocotools RLEs.
+_MASKS = "masks"
 # Per image, not per box: the verified image-level labels (`image/class/label`).
 _IMAGE_LABELS = "image_labels"
 # Keys sliced per image out of a batched dict; anything else in it is left alone.
 _BATCHED_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
 _BATCHED_KEYS += _GROUNDTRUTH_EXTRAS + (_IMAGE_LABELS,) + _GROUNDTRUTH_KEYPOINTS
-_BATCHED_KEYS += _DETECTION_KEYPOINTS
+_BATCHED_KEYS += _DETECTION_KEYPOINTS + (_MASKS,)
 
 
 def groundtruth_per_image(groundtruth):
@@ -25,7 +27,8 @@ def groundtruth_per_image(groundtruth):
             padded with -1 rows (`"classes"` is accepted for `"labels"`). Optional per-box
             keys `"iscrowd"`, `"area"`, `"difficult"`, `"group_of"` (`[N]`, or `[B, N]` when
             batched) are kept, as are `"keypoints"` (`[N, K, 2]`, (y, x)) and
-            `"keypoint_visibilities"` (`[N, K]`), and the per-image `"image_labels"` (`[L]`,
+            `"keypoint_visibilities"` (`[N, K]`), `"masks"` (`[N, H, W]`, or a list of N
+            pycocotools RLEs), and the per-image `"image_labels"` (`[L]`,
             or `[B, L]` padded with -1: the verified image-level labels). Numpy arrays,
             tensors or lists.
 
@@ -48,6 +51,7 @@ def groundtruth_per_image(groundtruth):
             if key in image:
                 entry[key] = np.asarray(image[key]).reshape(-1)[keep]
         entry.update(_keypoint_rows(image, _GROUNDTRUTH_KEYPOINTS, keep))
+        entry.update(_mask_rows(image, keep, f"groundtruth[{index}]"))
         if _IMAGE_LABELS in image:
             image_labels = np.asarray(image[_IMAGE_LABELS]).reshape(-1).astype(np.int64)
             entry[_IMAGE_LABELS] = image_labels[image_labels != -1]
@@ -65,12 +69,14 @@ def detections_per_image(detections):
             "num_detections": [B]}` as kdet detectors return it (`"num_detections"` is
             optional; rows with label -1 are padding either way), with optional
             `"keypoints"` (`[K, num_keypoints, 2]`, batched `[B, K, num_keypoints, 2]`) and
-            `"keypoint_scores"` (`[K, num_keypoints]`). Numpy arrays, tensors or lists.
+            `"keypoint_scores"` (`[K, num_keypoints]`) and `"masks"` (`[K, H, W]`, batched
+            `[B, K, H, W]`, or a list of K RLEs). Numpy arrays, tensors or lists.
 
     Returns:
         A list of dicts `{"boxes": float64 [k, 4], "labels": int64 [k],
         "confidences": float64 [k]}`, with `"keypoints"` float64 `[k, num_keypoints, 2]` and
-        `"keypoint_scores"` float64 `[k, num_keypoints]` when given.
+        `"keypoint_scores"` float64 `[k, num_keypoints]` and `"masks"` (its rows, dtype kept)
+        when given.
 
     Example:
     >>> predictions = {"boxes": [[[0, 0, 10, 10], [0, 0, 5, 5]]], "labels": [[1, 3]],
@@ -95,6 +101,7 @@ def detections_per_image(detections):
             keep &= np.arange(labels.size) < int(image["num_detections"])
         entry = {"boxes": boxes[keep], "labels": labels[keep], "confidences": confidences[keep]}
         entry.update(_keypoint_rows(image, _DETECTION_KEYPOINTS, keep))
+        entry.update(_mask_rows(image, keep, where))
         result.append(entry)
     return result
 
@@ -112,6 +119,25 @@ def _keypoint_rows(image, keys, keep):
             value = value.reshape(shape)
             rows[key] = value.astype(np.float64)[keep] if key == "keypoints" else value[keep]
     return rows
+
+
+def _mask_rows(image, keep, where):
+    """`{"masks": …}` with the `keep` rows of `image["masks"]` (an `[N, H, W]` array, as given,
+    or a list of N RLEs), or `{}` without masks."""
+    if _MASKS not in image:
+        return {}
+    masks = image[_MASKS]
+    if isinstance(masks, (list, tuple)) and all(isinstance(rle, dict) for rle in masks):
+        if len(masks) == len(keep):
+            return {_MASKS: [rle for rle, kept in zip(masks, keep) if kept]}
+    else:
+        masks = np.asarray(masks)
+        if masks.ndim == 3 and len(masks) == len(keep):
+            return {_MASKS: masks[keep]}
+    raise ValueError(
+        f"{where}: 'masks' must hold one [height, width] mask per box ({len(keep)} boxes); "
+        f"got {len(masks) if isinstance(masks, (list, tuple)) else masks.shape}."
+    )
 
 
 def _unbatch(data, what):

@@ -73,12 +73,10 @@ def test_no_eval_config_reads_as_the_tf_od_api_defaults():
          r"missing the required field 'class_label'"),
         ("keypoint_edge { start: 0 }",
          r"eval.config:1:15: 'eval_config.keypoint_edge' is missing the required field 'end'"),
-        ("eval_instance_masks: true",
-         r"eval.config:1:1: 'eval_config.eval_instance_masks' is true, but kdet has no "
-         r"instance-mask models"),
-        ('metrics_set: "coco_detection_metrics"\n  metrics_set: "coco_mask_metrics"',
-         r"eval.config:2:3: 'eval_config.metrics_set': metrics set 'coco_mask_metrics' is not "
-         r"computed by kdet: kdet has no instance-mask models; kdet supports "
+        ('metrics_set: "coco_detection_metrics"\n  metrics_set: "lvis_mask_metrics"',
+         r"eval.config:2:3: 'eval_config.metrics_set': metrics set 'lvis_mask_metrics' is not "
+         r"computed by kdet: kdet computes the metrics of instance masks as coco_mask_metrics "
+         r"only; kdet supports "
          r"coco_detection_metrics, pascal_voc_detection_metrics, "
          r"weighted_pascal_voc_detection_metrics, oid_V2_detection_metrics, "
          r"oid_challenge_detection_metrics"),

@@ -188,13 +188,14 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"unknown metrics set 'coco_boxes'; kdet supports "
                        r"coco_detection_metrics, pascal_voc_detection_metrics, "
                        r"weighted_pascal_voc_detection_metrics, oid_V2_detection_metrics, "
-                       r"oid_challenge_detection_metrics, precision_at_recall_detection_metrics "
-                       r"\(and the older names "
+                       r"oid_challenge_detection_metrics, precision_at_recall_detection_metrics, "
+                       r"coco_mask_metrics \(and the older names "
                        r"open_images_V2_detection_metrics, "):
         COCOEvaluator(_dataset(), metrics_sets=["coco_boxes"])
-    with pytest.raises(ValueError, match=r"'coco_mask_metrics' is not computed by kdet: kdet "
-                                         r"has no instance-mask models"):
-        COCOEvaluator(_dataset(), metrics_sets=["coco_mask_metrics"])
+    with pytest.raises(ValueError, match=r"'lvis_mask_metrics' is not computed by kdet: kdet "
+                                         r"computes the metrics of instance masks as "
+                                         r"coco_mask_metrics only"):
+        COCOEvaluator(_dataset(), metrics_sets=["lvis_mask_metrics"])
     with pytest.raises(ValueError, match="repeats forever; pass a finite dataset or num_examples"):
         COCOEvaluator(_dataset().repeat())
     COCOEvaluator(_dataset().repeat(), num_examples=4)  # fine: it stops after 4 images

@@ -206,8 +206,10 @@ def test_sample_oid_config_eval_config_builds():
 
 
 def test_mask_metrics_are_refused_saying_why():
-    root = parse('eval_config {\n  metrics_set: "coco_mask_metrics"\n}', "pipeline.config")
+    root = parse('eval_config {\n  metrics_set: "oid_challenge_segmentation_metrics"\n}',
+                 "pipeline.config")
     with pytest.raises(ConfigError, match=r"pipeline.config:2:3: 'eval_config.metrics_set': "
-                                          r"metrics set 'coco_mask_metrics' is not computed by "
-                                          r"kdet: kdet has no instance-mask models"):
+                                          r"metrics set 'oid_challenge_segmentation_metrics' is "
+                                          r"not computed by kdet: kdet computes the metrics of "
+                                          r"instance masks as coco_mask_metrics only"):
         build_eval_settings(Node(root.first("eval_config"), "eval_config"))
