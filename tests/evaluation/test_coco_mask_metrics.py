@@ -20,6 +20,8 @@ from kdet.evaluation import COCO_MASK_METRIC_NAMES
 from kdet.evaluation import COCOEvaluator
 from kdet.evaluation import compute_coco_mask_metrics
 from kdet.evaluation import encode_masks
+from kdet.layers.image_resizer import RESIZED_IMAGES
+from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
 
 FOLDER = pathlib.Path(__file__).parents[1] / "data" / "tfod_reference"
 MAP = "DetectionMasks_Precision/mAP"
@@ -215,3 +217,30 @@ def test_kdet_eval_of_a_box_model_asking_for_mask_metrics_says_what_is_missing(t
                                          r"no 'masks' \(keys: boxes, .*\): evaluate a model "
                                          r"that predicts instance masks"):
         evaluator.evaluate(pipeline.model)
+
+
+class _ResizedTableModel(_TableModel):
+    """`_TableModel` for the dict of resized images a `keep_aspect_ratio_resizer` model takes."""
+
+    def call(self, images):
+        return super().call(images[RESIZED_IMAGES])
+
+
+def test_resized_images_cut_the_masks_to_each_true_shape():
+    # A 20 × 30 image padded to 32 × 32: the detection's pixels in the padding would make its
+    # IoU 64 / 448.
+    truth = np.zeros((1, 1, 32, 32), np.uint8)
+    truth[0, 0, 4:12, 4:12] = 1
+    detected = truth.astype(np.float32) * 0.9
+    detected[0, 0, 20:32, :] = 0.9
+    images = {RESIZED_IMAGES: np.zeros((1, 32, 32, 3), np.float32),
+              TRUE_IMAGE_SHAPE: np.array([[20, 30, 3]], np.int32)}
+    y = {"boxes": np.array([[[4, 4, 12, 12]]], np.float32), "labels": np.array([[1]], np.int32),
+         "masks": truth}
+    table = {"boxes": y["boxes"], "labels": y["labels"], "masks": detected,
+             "confidences": np.array([[0.9]], np.float32)}
+    dataset = tf.data.Dataset.from_tensor_slices((images, y)).batch(1)
+    evaluator = COCOEvaluator(dataset, metrics_sets="coco_mask_metrics")
+    assert evaluator.evaluate(_ResizedTableModel(table))[MAP] == pytest.approx(1.0)
+    padded = compute_coco_mask_metrics(y, dict(table, num_detections=[1]))
+    assert padded[MAP] == 0.0  # the same masks, uncut
