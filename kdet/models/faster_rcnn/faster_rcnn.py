@@ -160,7 +160,7 @@ class FasterRCNN(ObjectDetector):
         super().__init__(num_classes, bounding_box_format=bounding_box_format, **kwargs)
         if number_of_stages not in self._valid_stages:
             raise ValueError(
-                f"{type(self).__name__} takes number_of_stages "
+                f"{type(self).__name__}: number_of_stages must be "
                 f"{' or '.join(map(str, self._valid_stages))}; got {number_of_stages} (1: the "
                 "region proposal network alone, 2: Faster R-CNN, 3: with instance masks, "
                 "kdet.models.faster_rcnn.MaskRCNN)"

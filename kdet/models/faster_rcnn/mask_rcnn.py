@@ -142,6 +142,23 @@ class MaskRCNN(FasterRCNN):
 
     def compute_losses(self, outputs, gt_boxes, gt_labels, gt_masks, gt_mask_window):
         losses = super().compute_losses(outputs, gt_boxes, gt_labels)
+        losses["mask_loss"] = self.mask_loss_of(outputs, gt_masks, gt_mask_window)
+        return losses
+
+    def mask_loss_of(self, outputs, gt_masks, gt_mask_window):
+        """`mask_loss` of the sampled RoIs.
+
+        Args:
+            outputs: `forward_train`'s: `"rois"` `[B, S, 4]` rel_yxyx of the padded frame,
+                `"scale"` `[B, 2]`, `"roi_matched_gt"`, `"roi_cls_targets"`, `"roi_weights"`
+                `[B, S]` and `"mask_logits"` `[B, S, num_masks, mask_height, mask_width]`.
+            gt_masks: `[B, N, H, W]` 0/1; gt_mask_window: float32 `[B, 2]` (see
+                `ObjectDetector.groundtruth_extras`).
+
+        Returns:
+            float32 scalar: `mask_loss_weight` times the sigmoid cross-entropy summed over the
+            pixels of the positive RoIs, divided by their pixel count over all replicas.
+        """
         # The RoIs in the masks' frame: relative to the content, then to the mask array.
         rois = from_padded_frame(outputs["rois"], outputs["scale"]) * tf.tile(
             gt_mask_window, [1, 2]
@@ -152,8 +169,7 @@ class MaskRCNN(FasterRCNN):
         total, pixels = mask_loss(
             class_masks(outputs["mask_logits"], cls_targets - 1), targets, weights
         )
-        losses["mask_loss"] = self.mask_loss_weight * total / global_normalizer(pixels)
-        return losses
+        return self.mask_loss_weight * total / global_normalizer(pixels)
 
     def postprocess(self, outputs):
         return outputs["detections"]
