@@ -45,6 +45,25 @@ def test_malformed_keypoints_raise_clear_errors(data, change, message):
     checked_before(images, y, 2, "yxyx")  # the unchanged ground truth passes
 
 
+def test_two_feature_outputs_each_have_trained_heads(data):
+    """Hourglass-104's layout (two feature outputs): a set of heads on each output, and the
+    losses train all of them (the first output's are the intermediate supervision)."""
+    images, y = data
+    model = tiny_center_net(num_outputs=2, keypoint_tasks=[corners_task(per_keypoint_offset=True)])
+    with tf.GradientTape() as tape:
+        outputs = model(images, training=True)
+        losses = model.compute_losses(outputs, *model.groundtruth_to_relative(images, y),
+                                      **model.groundtruth_extras(images, y))
+        total = tf.add_n(list(losses.values()))
+    assert len(losses) == 6 and all(np.isfinite(float(value)) for value in losses.values())
+    heads = [head for name in model.prediction_heads for head in model.prediction_heads[name]]
+    assert len(heads) == 2 * 6
+    assert all(len(outputs[name]) == 2 for name in model.prediction_heads)
+    weights = [weight for head in heads for weight in head.trainable_weights]
+    for weight, gradient in zip(weights, tape.gradient(total, weights), strict=True):
+        assert gradient is not None and np.any(np.asarray(gradient) != 0), weight.path
+
+
 def test_losses_are_normalized_over_the_global_batch(data, two_replica_strategy):
     """Each replica's losses over the global counts: their sum over 2 replicas of 2 images is
     the loss of the 4 images on one device (Keras sums replica gradients)."""
