@@ -133,6 +133,16 @@ class MaskRCNN(FasterRCNN):
         valid = tf.cast(detections["labels"] > 0, tf.float32)[:, :, None, None]
         return {**outputs, "detections": {**detections, "masks": masks * valid}}
 
+    def groundtruth_extras(self, images, y):
+        if isinstance(y, dict) and "masks" not in y:
+            raise ValueError(
+                "MaskRCNN trains on instance masks: y needs 'masks' [batch, num_boxes, H, W] as "
+                "well as boxes and labels (kdet.data.read_tfrecords(load_instance_masks=True); "
+                "in a pipeline config, load_instance_masks: true in train_input_reader and "
+                f"eval_input_reader); got y with keys {sorted(y)}"
+            )
+        return super().groundtruth_extras(images, y)
+
     def forward_train(self, images, gt_boxes, gt_labels, training, gt_masks, gt_mask_window):
         outputs = super().forward_train(images, gt_boxes, gt_labels, training)
         logits = self.mask_head(outputs["box_classifier_features"], training=training)

@@ -128,6 +128,8 @@ def test_fit_predict_and_keras_round_trip(tmp_path):
     restored = keras.saving.load_model(path)
     assert isinstance(restored, MaskRCNN) and restored.number_of_stages == 3
     np.testing.assert_allclose(restored.predict(images, verbose=0)["masks"], masks, atol=1e-5)
+    with pytest.raises(ValueError, match="load_instance_masks: true in train_input_reader"):
+        model.train_on_batch(images, {"boxes": y["boxes"], "labels": y["labels"]})
     with pytest.raises(ValueError, match="number_of_stages must be 3"):
         _tiny_mask_rcnn(number_of_stages=2)
 
