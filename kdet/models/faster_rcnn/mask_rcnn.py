@@ -48,7 +48,9 @@ class MaskRCNN(FasterRCNN):
             (content top-left, as the data layer pads them).
         predictions: as `kdet.FasterRCNN`, with `"masks"` float32 `[batch, max_detections,
             H, W]`, each detection's mask probabilities in the pixels of the given images
-            (raw images: their size; resized ones: the padded frame), 0 on padding rows. They
+            (raw images: their size; resized ones: the padded frame), 0 on padding rows, and
+            `"box_masks"` `[batch, max_detections, mask_height, mask_width]`, the same in each
+            box's frame (the TF OD API SavedModel's `detection_masks`). The `"masks"`
             take `batch * max_detections * H * W * 4` bytes: 400 MB for 100 detections on one
             1024 x 1024 image; predict large photos one by one, or resized.
 
@@ -113,7 +115,9 @@ class MaskRCNN(FasterRCNN):
         """Raw images → `kdet.FasterRCNN`'s outputs and `"detections"`: the post-processed
         detections (boxes `rel_yxyx` of the images) with `"masks"` float32 `[B, D, H, W]`
         probabilities in the pixels of `images` (raw: their size; a dict of resized images:
-        the padded frame), 0 on padding rows."""
+        the padded frame) and `"box_masks"` float32 `[B, D, mask_height, mask_width]`, the
+        same in each box's frame (the TF OD API's `detection_masks` before reframing), both
+        0 on padding rows."""
         first_stage = self._first_stage(images, training)
         outputs = self._stage_outputs(first_stage, training)
         detections = self.roi_heads.postprocess(outputs)
@@ -131,7 +135,8 @@ class MaskRCNN(FasterRCNN):
             paste_boxes = detections["boxes"]
         masks = paste_masks(box_masks, paste_boxes, height, width)
         valid = tf.cast(detections["labels"] > 0, tf.float32)[:, :, None, None]
-        return {**outputs, "detections": {**detections, "masks": masks * valid}}
+        detections = {**detections, "masks": masks * valid, "box_masks": box_masks * valid}
+        return {**outputs, "detections": detections}
 
     def groundtruth_extras(self, images, y):
         if isinstance(y, dict) and "masks" not in y:

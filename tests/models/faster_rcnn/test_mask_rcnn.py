@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny_two_stage_extractor  # noqa: F401 (registers config_test_tiny_two_stage)
 
 import kdet
-import tests.tiny_two_stage_extractor  # noqa: F401 (registers config_test_tiny_two_stage)
 from kdet.configs.model_builder import build_model
 from kdet.configs.text_format import parse_file
 from kdet.models.faster_rcnn import MaskHead
@@ -123,6 +123,7 @@ def test_fit_predict_and_keras_round_trip(tmp_path):
     assert 0.0 <= masks.min() and masks.max() <= 1.0
     padding = predictions["labels"] < 0
     assert np.all(masks[padding] == 0.0)
+    assert predictions["box_masks"].shape == (2, 100, 8, 8)
     path = tmp_path / "mask_rcnn.keras"
     model.save(path)
     restored = keras.saving.load_model(path)

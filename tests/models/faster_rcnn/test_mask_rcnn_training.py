@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
+from shapes_training import conv_bn_relu
 
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.layers import FixedShapeResizer
 from kdet.layers import GridAnchorGenerator
 from kdet.models.faster_rcnn import MaskHead
 from kdet.models.faster_rcnn import MaskRCNN
-from tests.shapes_training import conv_bn_relu
 
 IMAGE_SIZE = 64
 CELL = IMAGE_SIZE // 2
