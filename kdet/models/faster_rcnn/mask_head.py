@@ -16,7 +16,8 @@ class MaskHead(keras.layers.Layer):
     """Per-RoI instance mask logits from the box classifier features of the RoIs.
 
     The TF OD API `MaskRCNNMaskHead` (`predictors/heads/keras_mask_head.py`), with its layer
-    names: the features `[N, h, w, C]` are resized to `mask_height` x `mask_width` (bilinear,
+    names (`MaskPredictor_conv2d_0`, …, `MaskPredictor_last_conv2d`; equal outputs from equal
+    weights, measured against it for both orders): the features `[N, h, w, C]` are resized to `mask_height` x `mask_width` (bilinear,
     corners aligned), then `num_conv_layers - 1` 3x3 convolutions of `conv_depth` channels
     (each followed by the batch norm and activation of `conv_hyperparams`), then a last 3x3
     convolution with a bias and one output channel per class (one for all classes with
@@ -85,16 +86,20 @@ class MaskHead(keras.layers.Layer):
         self.conv_hyperparams = conv_hyperparams_lib.get(conv_hyperparams) or ConvHyperparams()
         self.num_masks = 1 if self.masks_are_class_agnostic else num_classes
 
-    def _conv_block(self, depth, name):
-        """Convolution, then the batch norm and activation of `conv_hyperparams` (if any)."""
+    def _conv_block(self, depth, prefix="", suffix=""):
+        """Convolution, then the batch norm and activation of `conv_hyperparams` (if any),
+        named `MaskPredictor_{prefix}{kind}{suffix}` as in the TF OD API."""
+
+        def name(kind):
+            return f"MaskPredictor_{prefix}{kind}{suffix}"
+
         hyperparams = self.conv_hyperparams
         block = [
             keras.layers.Conv2D(
-                depth, 3, padding="same", name=f"MaskPredictor_{name}conv2d",
-                **hyperparams.conv_kwargs()
+                depth, 3, padding="same", name=name("conv2d"), **hyperparams.conv_kwargs()
             ),
-            hyperparams.batch_norm_layer(name=f"MaskPredictor_{name}batchnorm"),
-            hyperparams.activation_layer(name=f"MaskPredictor_{name}activation"),
+            hyperparams.batch_norm_layer(name=name("batchnorm")),
+            hyperparams.activation_layer(name=name("activation")),
         ]
         return [layer for layer in block if layer is not None]
 
@@ -108,11 +113,11 @@ class MaskHead(keras.layers.Layer):
         depth = self.conv_depth or _automatic_conv_depth(features_shape[-1], self.num_classes)
         layers = []
         for index in range(self.num_conv_layers - 1):
-            layers += self._conv_block(depth, f"{index}_")
+            layers += self._conv_block(depth, suffix=f"_{index}")
         if self.convolve_then_upsample:
             scale = (self.mask_height // features_shape[1], self.mask_width // features_shape[2])
             layers.append(keras.layers.UpSampling2D(scale, interpolation="nearest"))
-            layers += self._conv_block(depth, "upsample_")
+            layers += self._conv_block(depth, prefix="upsample_")
         layers.append(
             keras.layers.Conv2D(
                 self.num_masks, 3, padding="same", name="MaskPredictor_last_conv2d",

@@ -62,6 +62,7 @@ def test_mask_head_shapes_and_config(arguments, features_shape, expected_shape, 
     assert convolutions[-1].name == "MaskPredictor_last_conv2d"
     if first_depth:
         assert convolutions[0].filters == first_depth
+        assert convolutions[0].name == "MaskPredictor_conv2d_0"  # the TF OD API's names
     restored = MaskHead.from_config(head.get_config())
     assert restored.get_config() == head.get_config()
 
