@@ -15,7 +15,7 @@ every SSD and Faster R-CNN sample config, and CenterNet ResNet-50 FPN with keypo
   last step, then a prediction.
 
 What trains where:
-- In CI (here, `TRAINED`, 9 configs): each config's `code_path` (the classes its model and
+- In CI (here, `TRAINED`, 10 configs): each config's `code_path` (the classes its model and
   optimizer are made of, where each sits, its dtype policy, augmentation steps, quantization-
   aware training and variable selection) is checked to be covered by the code paths of the
   `TRAINED` configs, so a config that brings a new class, augmentation step, dtype policy or
@@ -67,7 +67,7 @@ from kdet.zoo import tf_zoo
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "data" / "tfod_configs"
 # The configs trained in CI: between them, every feature of every config's `code_path`
-# (the fewest configs that do: 9; `test_sample_config_loads` checks it).
+# (the fewest configs that do: 10; `test_sample_config_loads` checks it).
 TRAINED = {
     # ResNet-101, fixed-shape resizer, mixed_bfloat16, cosine schedule, colour / scale crops.
     "faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config",
@@ -88,6 +88,8 @@ TRAINED = {
     "ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config",
     # CenterNet ResNet-50 FPN with a keypoint task (17 keypoints), random_absolute_pad_image.
     "centernet_resnet50_v1_fpn_512x512_kpts_coco17_tpu-8.config",
+    # Mask R-CNN (ResNet-50 atrous, PNG instance masks in the records).
+    "mask_rcnn_resnet50_atrous_coco.config",
 }
 
 
@@ -181,8 +183,8 @@ NUM_KEYPOINTS = 17
 
 def write_inputs(folder):
     """Writes a record of 4 images with one box each (class id 1, with 17 keypoints inside
-    it) into `folder`; returns `(record, label_map)`, the label map `LABEL_MAP` (class 1 is
-    '/m/01g317' with COCO's keypoints). Box-only configs read the boxes (their input readers have
+    it and its PNG instance mask) into `folder`; returns `(record, label_map)`, the label map
+    `LABEL_MAP` (class 1 is '/m/01g317' with COCO's keypoints). Box-only configs read the boxes (their input readers have
     no `num_keypoints`)."""
     random = np.random.default_rng(0)
     examples = []
@@ -192,9 +194,11 @@ def write_inputs(folder):
         box = np.array([[0.2 * height, 0.25 * width, 0.8 * height, 0.75 * width]], "float32")
         image[int(box[0, 0]):int(box[0, 2]), int(box[0, 1]):int(box[0, 3])] = (200, 40, 40)
         keypoints = random.uniform(box[:, None, :2], box[:, None, 2:], (1, NUM_KEYPOINTS, 2))
+        mask = np.zeros((1, height, width), np.uint8)
+        mask[0, int(box[0, 0]):int(box[0, 2]), int(box[0, 1]):int(box[0, 3])] = 1
         examples.append(create_example_from_arrays(
             image, box, np.array([1]), {1: "/m/01g317"}, box_format="yxyx", image_format="png",
-            keypoints=keypoints.astype("float32")))
+            keypoints=keypoints.astype("float32"), masks=mask, mask_type="png"))
     record = folder / "train.record"
     write_tfrecord(examples, record)
     return record, LABEL_MAP
@@ -238,6 +242,20 @@ def with_small_images(text, side=SMALL_SIDE):
         tail = re.sub(r"^(\w+\s*:?\s*)\d+", rf"\g<1>{round(field.value * scale)}", tail, count=1)
         lines[field.line - 1] = head + tail
     return "".join(lines)
+
+
+# The box counts of two-stage configs (and of NMS), capped in the trained copies: a Mask R-CNN
+# config's mask head runs on each of 300 detections (3 TFLOP at mask size 33 whatever the image
+# size); fewer boxes run the same code.
+_BOX_COUNT_FIELDS = ("first_stage_max_proposals", "second_stage_batch_size",
+                     "max_detections_per_class", "max_total_detections")
+FEW_BOXES = 16
+
+
+def with_few_boxes(text, count=FEW_BOXES):
+    """The config text with each of `_BOX_COUNT_FIELDS` at most `count`; nothing else changed."""
+    pattern = rf"(\b(?:{'|'.join(_BOX_COUNT_FIELDS)})\s*:\s*)(\d+)"
+    return re.sub(pattern, lambda match: f"{match[1]}{min(int(match[2]), count)}", text)
 
 
 def code_path(pipeline):
@@ -472,8 +490,9 @@ def test_sample_config_reads_its_inputs(name, pipelines):
 @pytest.mark.large
 @pytest.mark.parametrize("name", sorted(TRAINED))
 def test_sample_config_trains_and_predicts(name, inputs, pipelines, tmp_path):
-    pipeline = _pipeline(name, inputs, tmp_path, edit=with_small_images)
-    # Smaller images, the same code: the same classes in the same places.
+    pipeline = _pipeline(name, inputs, tmp_path,
+                         edit=lambda text: with_few_boxes(with_small_images(text)))
+    # Smaller images and fewer boxes, the same code: the same classes in the same places.
     assert code_path(pipeline) == code_path(pipelines(name))
     assert max(input_size(pipeline.model)[0]) < max(input_size(pipelines(name).model)[0])
     losses, changed, detections = train_steps_and_predict(pipeline)
