@@ -44,10 +44,6 @@ CASES = {
         r"rfcn_box_predictor \{", "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor",
         ["R-FCN is not in kdet yet (issue 19)"],
     ),
-    "mask_rcnn_inception_v2_coco.config": (
-        r"number_of_stages: 3", "model.faster_rcnn.number_of_stages",
-        ["instance masks (Mask R-CNN)", "not in kdet yet (issue 19)"],
-    ),
     "context_rcnn_resnet101_snapshot_serengeti.config": (
         r"context_config \{", "model.faster_rcnn.context_config",
         ["Context R-CNN (attention over context features) is not in kdet yet (issue 19)"],
@@ -130,13 +126,6 @@ def _model(text):
 @pytest.mark.parametrize(
     "text, field, cause",
     [
-        ("faster_rcnn { second_stage_box_predictor { mask_rcnn_box_predictor { "
-         "predict_instance_masks: true } } }",
-         "model.faster_rcnn.second_stage_box_predictor.mask_rcnn_box_predictor."
-         "predict_instance_masks' is true: instance masks (Mask R-CNN)", None),
-        ("faster_rcnn { second_stage_mask_prediction_loss_weight: 4.0 }",
-         "model.faster_rcnn.second_stage_mask_prediction_loss_weight' configures instance masks "
-         "(Mask R-CNN)", None),
         ("ssd { mask_head_config { mask_height: 15 } }",
          "model.ssd.mask_head_config' configures instance masks (an SSD mask head)", None),
         ("detr { }", "model.detr': DETR is not in kdet (not planned)", None),

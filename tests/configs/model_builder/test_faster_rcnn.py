@@ -163,10 +163,9 @@ def _unnamed(config):
     return config
 
 
-def test_mask_fields_name_instance_masks():
-    message = _error(_with_fields("    resize_masks: false\n"))
-    assert "'model.faster_rcnn.resize_masks' configures instance masks" in message
-    assert "not in kdet yet (issue 19)" in message
+def test_a_mask_field_without_a_mask_stage_builds_faster_rcnn():
+    model = build_model_from_text(_with_fields("    resize_masks: false\n"))
+    assert type(model) is kdet.FasterRCNN
 
 
 def _read_model_block(name):
@@ -232,7 +231,9 @@ def test_number_of_stages():
     for fields in ("    number_of_stages: 1\n", "    first_stage_only: true\n"):
         assert build_model_from_text(_with_fields(fields)).number_of_stages == 1
     message = _error(_with_fields("    number_of_stages: 3\n"))
-    assert "instance masks are not in kdet yet (issue 19)" in message
+    assert ("'model.faster_rcnn.number_of_stages' is 3 (instance masks), but "
+            "second_stage_box_predictor.mask_rcnn_box_predictor.predict_instance_masks is not "
+            "true") in message
 
 
 def test_second_stage_score_converter_and_logit_scale_are_applied():
