@@ -39,6 +39,7 @@ _SUBPACKAGES = (
 _CLASSES = {
     "CenterNet": "kdet.models",
     "FasterRCNN": "kdet.models",
+    "MaskRCNN": "kdet.models",
     "ObjectDetector": "kdet.models",
     "SSD": "kdet.models",
 }

@@ -3,6 +3,7 @@
 from kdet.models.center_net import CenterNet
 from kdet.models.center_net import KeypointEstimationTask
 from kdet.models.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn import MaskRCNN
 from kdet.models.object_detector import ObjectDetector
 from kdet.models.results import Results
 from kdet.models.ssd import SSD
@@ -11,6 +12,7 @@ __all__ = [
     "CenterNet",
     "FasterRCNN",
     "KeypointEstimationTask",
+    "MaskRCNN",
     "ObjectDetector",
     "Results",
     "SSD",

@@ -154,7 +154,8 @@ def predict_groups(run, x, caller, **kwargs):
     Returns:
         The predictions dict `{"boxes": [N, max_detections, 4], "labels", "confidences",
         "num_detections"}` with one row per input image in the order given, boxes in pixels of
-        that image.
+        that image. Outputs of each image's size (a Mask R-CNN's `"masks"` `[N, max_detections,
+        height, width]`) are padded with zeros at the bottom and right to the largest image.
     """
     groups = image_groups(x, caller)
     if groups is None:
@@ -164,9 +165,21 @@ def predict_groups(run, x, caller, **kwargs):
     outputs = [run(batch, **kwargs) for _, batch in groups]
     order = np.argsort(np.concatenate([rows for rows, _ in groups]), kind="stable")
     return {
-        key: np.concatenate([keras.ops.convert_to_numpy(output[key]) for output in outputs])[order]
+        key: _padded_concatenation([keras.ops.convert_to_numpy(output[key]) for output in outputs])[
+            order
+        ]
         for key in outputs[0]
     }
+
+
+def _padded_concatenation(arrays):
+    """`arrays` (same rank) concatenated on their first axis, each first padded with zeros at
+    the end of its other axes to the largest size there."""
+    shape = np.max([array.shape for array in arrays], axis=0)
+    return np.concatenate([
+        np.pad(array, [(0, 0)] + [(0, size - own) for size, own in zip(shape[1:], array.shape[1:])])
+        for array in arrays
+    ])
 
 
 class Results:

@@ -130,6 +130,11 @@ def test_fit_predict_and_keras_round_trip(tmp_path):
     restored = keras.saving.load_model(path)
     assert isinstance(restored, MaskRCNN) and restored.number_of_stages == 3
     np.testing.assert_allclose(restored.predict(images, verbose=0)["masks"], masks, atol=1e-5)
+    # Images of two sizes: each image's masks, padded with zeros to the larger one.
+    mixed = model.predict([np.asarray(images[0]), np.asarray(images[1])[:48, :40]], verbose=0)
+    assert mixed["masks"].shape == (2, 100, 64, 64)
+    assert np.all(mixed["masks"][1, :, 48:] == 0) and np.all(mixed["masks"][1, :, :, 40:] == 0)
+    np.testing.assert_allclose(mixed["masks"][0], masks[0], atol=1e-5)
     with pytest.raises(ValueError, match="load_instance_masks: true in train_input_reader"):
         model.train_on_batch(images, {"boxes": y["boxes"], "labels": y["labels"]})
     with pytest.raises(ValueError, match="number_of_stages must be 3"):
