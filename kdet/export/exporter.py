@@ -29,7 +29,8 @@ def export_inference_graph(config, checkpoint, output_directory, input_type="ima
     Writes into `output_directory` (created if needed): `saved_model/` (`export_saved_model`:
     signature `serving_default`, `input_tensor` → `detection_boxes`, `detection_scores`,
     `detection_classes`, `num_detections`; for a CenterNet with keypoints also
-    `detection_keypoints`, `detection_keypoint_scores`), `checkpoint/` (the checkpoint:
+    `detection_keypoints`, `detection_keypoint_scores`; for a Mask R-CNN also
+    `detection_masks`, in each box's frame), `checkpoint/` (the checkpoint:
     `copy_checkpoint`), a copy of the config (`pipeline.config`, or `pipeline.yaml` for a YAML
     config) and, with `tflite`, `model.tflite` (`export_tflite`; SSD and CenterNet, written
     first so that a model TFLite cannot take fails before anything else). Everything is written to a staging folder and

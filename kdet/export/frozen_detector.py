@@ -21,11 +21,13 @@ class FrozenDetector:
     size, cast to the dtype it was frozen for) returns the predictions dict as numpy arrays:
     `{"boxes" [B, K, 4], "labels" [B, K], "confidences" [B, K], "num_detections" [B]}`, and
     for a CenterNet with keypoint tasks `"keypoints"` `[B, K, num_keypoints, 2]` and
-    `"keypoint_scores"`, as `model.predict` gives them.
+    `"keypoint_scores"`; for a `kdet.MaskRCNN` `"masks"` `[B, K, H, W]` (pasted in the pixels
+    of `images`) and `"box_masks"` `[B, K, mask_height, mask_width]`: as `model.predict` gives
+    them.
 
     Args:
         model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`,
-            `kdet.CenterNet`).
+            `kdet.MaskRCNN`, `kdet.CenterNet`).
         dtype: the image dtype the graph takes. Defaults to `"uint8"` (photos).
         progress: bool. Report the stages of the build (seconds for a detector: tracing,
             weights to constants, folding batch norms) on stderr. Defaults to `True`.

@@ -46,12 +46,17 @@ def export_saved_model(
     | `num_detections` | float32 `[batch]` |
     | `detection_keypoints` | float32 `[batch, max_detections, num_keypoints, 2]`, `(y, x)` in 0..1 |
     | `detection_keypoint_scores` | float32 `[batch, max_detections, num_keypoints]` |
+    | `detection_masks` | float32 `[batch, max_detections, mask_height, mask_width]`, 0..1 |
 
     The keypoint outputs are those of a `kdet.CenterNet` with keypoint tasks (the TF OD API
-    exporter's names and shapes); other models have the first four only. Rows past
-    `num_detections` are zeros (class 0 is the background id, never a detection), and so are
-    the keypoints (coordinates and scores) a detection's class has none of, as in the TF OD
-    API.
+    exporter's names and shapes); `detection_masks` those of a `kdet.MaskRCNN`: as the TF OD
+    API exports them, each detection's mask probabilities in the frame of its box (`predict`'s
+    `"box_masks"`), not pasted into the image; `kdet.models.faster_rcnn.mask_head.paste_masks`
+    (or the TF OD API's `reframe_box_masks_to_image_masks`) pastes them. Other models have the
+    first four outputs only. Rows past `num_detections` are zeros (class 0 is the background
+    id, never a detection; masks too, where the TF OD API leaves the mask head's output for
+    the zero box), and so are the keypoints (coordinates and scores) a detection's class has
+    none of, as in the TF OD API.
 
     The string input types read each image's width and height from its header (JPEG, PNG,
     GIF, BMP, WebP) before decoding it, and refuse an image of more than `max_image_pixels`
@@ -73,7 +78,7 @@ def export_saved_model(
 
     Args:
         model: a built `kdet.models.ObjectDetector` (`kdet.SSD`, `kdet.FasterRCNN`,
-            `kdet.CenterNet`).
+            `kdet.MaskRCNN`, `kdet.CenterNet`).
         output_directory: where the SavedModel is written (created if needed).
         input_type: one of `"image_tensor"`, `"encoded_image_string_tensor"`, `"tf_example"`.
             Defaults to `"image_tensor"`.
@@ -105,7 +110,7 @@ def export_saved_model(
         )
     log = stage_log(progress, "Exporting a SavedModel")
     frozen = FrozenGraph(
-        lambda images: model.postprocess(model(images, training=False)),
+        lambda images: served_detections(model, images),
         [INPUT_TYPES["image_tensor"]],
         progress=log,
     )
@@ -292,6 +297,14 @@ def encoded_image_size(encoded):
     )
 
 
+def served_detections(model, images):
+    """`model`'s postprocessed detections of raw `images`, less what the export does not serve:
+    a `kdet.MaskRCNN`'s `"masks"` pasted into the image (`[B, D, H, W]`, 400 MB for 100
+    detections on a 1024 x 1024 photo; the export serves the box-frame `"box_masks"`)."""
+    detections = model.postprocess(model(images, training=False))
+    return {key: value for key, value in detections.items() if key != "masks"}
+
+
 def tf_od_api_outputs(detections, model):
     """kdet's postprocessed detections (`rel_yxyx`, -1 padding) → the TF OD API outputs.
 
@@ -299,7 +312,8 @@ def tf_od_api_outputs(detections, model):
         detections: `{"boxes" [B, D, 4] rel_yxyx, "labels" [B, D] label-map ids, "confidences"
             [B, D], "num_detections" [B]}`, padded with -1 boxes and labels; with keypoints
             (`kdet.CenterNet`) also `"keypoints"` `[B, D, K, 2]` rel `(y, x)` and
-            `"keypoint_scores"` `[B, D, K]`.
+            `"keypoint_scores"` `[B, D, K]`; with masks (`kdet.MaskRCNN`) `"box_masks"`
+            `[B, D, mask_height, mask_width]`.
         model: the detector that made them (its keypoint tasks say which keypoints each
             class has).
 
@@ -307,7 +321,8 @@ def tf_od_api_outputs(detections, model):
         `{"detection_boxes", "detection_scores", "detection_classes", "num_detections"}`, all
         float32, padded with zeros; with keypoints also `"detection_keypoints"` and
         `"detection_keypoint_scores"`, zeros for padding rows and for the keypoints a
-        detection's class has none of.
+        detection's class has none of; with masks also `"detection_masks"`, zeros for padding
+        rows.
     """
     valid = detections["labels"] > 0
     outputs = {
@@ -326,6 +341,10 @@ def tf_od_api_outputs(detections, model):
         )
         outputs["detection_keypoint_scores"] = tf.where(
             has_keypoint, detections["keypoint_scores"], 0.0
+        )
+    if "box_masks" in detections:
+        outputs["detection_masks"] = tf.where(
+            valid[..., tf.newaxis, tf.newaxis], detections["box_masks"], 0.0
         )
     # The signature then shows `max_detections` (top-k of CenterNet leaves it unknown).
     per_detection = tf.TensorShape([None, getattr(model, "max_detections", None)])

@@ -75,8 +75,8 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     and `max_detections`.
 
     Args:
-        model: a built `kdet.SSD` or `kdet.CenterNet` (Faster R-CNN is not supported: its
-            proposal NMS and RoI crops have no built-in TFLite ops; export it with
+        model: a built `kdet.SSD` or `kdet.CenterNet` (Faster R-CNN and Mask R-CNN are not: their
+            proposal NMS and RoI crops have no built-in TFLite ops; export them with
             `export_saved_model`).
         path: the `.tflite` file to write (its folder is created if needed).
         quantization: `None` (float32), `"dynamic_range"` (weights stored as int8 and
@@ -257,7 +257,8 @@ def _check_exportable(model, quantization):
         raise ValueError(
             f"TFLite export supports SSD and CenterNet models only; got "
             f"{type(model).__name__}, whose proposal NMS and RoI crops have no built-in TFLite "
-            "ops. Export it as a SavedModel with kdet.export.export_saved_model instead."
+            "ops (the TF OD API has no TFLite export for Faster R-CNN or Mask R-CNN either). "
+            "Export it as a SavedModel with kdet.export.export_saved_model instead."
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")

@@ -148,3 +148,36 @@ def tiny_center_net():
     box_size = model.prediction_heads["box_scale"][0].output_conv
     box_size.bias.assign(box_size.bias + 6.0)
     return with_trained_looking_batch_norms(model)
+
+
+def tiny_mask_rcnn():
+    """A built Mask R-CNN (2 classes, 20 proposals, 8 x 8 masks, 10 detection rows of which
+    at most 8 are detections: 4 per class) for `IMAGE_SIZE` images on the config tests' tiny
+    two-stage extractor (`tests/tiny_two_stage_extractor.py`).
+
+    Its mask head's last bias differs per class (-1 and +1), so that a mask taken from the
+    wrong class shows.
+    """
+    import tiny_two_stage_extractor  # noqa: F401 (registers config_test_tiny_two_stage)
+
+    keras.utils.set_random_seed(0)
+    model = kdet.MaskRCNN(
+        2,
+        "config_test_tiny_two_stage",
+        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
+        first_stage_max_proposals=20,
+        roi_heads=kdet.models.faster_rcnn.RoIHeads(
+            2,
+            kdet.layers.CropAndResizeRoIPooler(8),
+            non_max_suppression=kdet.layers.MultiClassNonMaxSuppression(
+                score_threshold=0.0, max_detections_per_class=4, max_detections=10
+            ),
+        ),
+        mask_head=kdet.models.faster_rcnn.MaskHead(
+            2, mask_height=8, mask_width=8, conv_depth=8, name="mask_head"
+        ),
+    )
+    model.build((1, IMAGE_SIZE, IMAGE_SIZE, 3))
+    last = model.mask_head.predictor_layers[-1]
+    last.bias.assign([-1.0, 1.0])
+    return model
