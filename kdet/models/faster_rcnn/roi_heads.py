@@ -63,7 +63,8 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
         box_predictor: a layer mapping box classifier features `[N, ...]` to
             `(class_logits [N, num_classes + 1], box_encodings [N, num_boxes, 4])`, with
             `num_boxes` `num_classes` or 1. Defaults to `BoxClassifierHead(num_classes)`
-            (TF OD API `second_stage_box_predictor`).
+            (TF OD API `second_stage_box_predictor`). A predictor with `takes_rois = True`
+            (`RFCNBoxPredictor`) is called with the RoIs too: `(box_features, rois)`.
         box_coder: the coder of the box encodings against the RoIs. Defaults to
             `kdet.boxes.FasterRcnnBoxCoder()` (scales 10, 10, 5, 5).
         matcher: the matcher of sampled RoIs to groundtruth. Defaults to
@@ -198,7 +199,13 @@ class RoIHeads(ComponentsConfig, keras.layers.Layer):
 
     def call(self, box_features, rois, training=None):
         batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
-        class_logits, box_encodings = self.box_predictor(box_features, training=training)
+        if getattr(self.box_predictor, "takes_rois", False):
+            # R-FCN: the features are whole maps, which the predictor crops at the RoIs.
+            class_logits, box_encodings = self.box_predictor(
+                box_features, rois, training=training
+            )
+        else:
+            class_logits, box_encodings = self.box_predictor(box_features, training=training)
         # One box per class, or one for all classes (`share_box_across_classes`): broadcast.
         box_encodings = tf.reshape(box_encodings, [batch, num_rois, -1, 4])
         box_encodings = tf.broadcast_to(box_encodings, [batch, num_rois, self.num_classes, 4])
