@@ -142,30 +142,17 @@ def _center_net_gaps(node):
 
 
 def _two_stage_variant_gaps(node):
-    """R-FCN and Context R-CNN in a `faster_rcnn { … }` message."""
-    gaps = []
-    for field in node.message.fields:
-        path = f"{node.path}.{field.name}"
-        if field.name == "context_config":
-            gaps.append(_Gap(
-                1, node.message.source, field,
-                f"'{path}': Context R-CNN (attention over context features) is not in kdet yet "
-                f"(issue {_TWO_STAGE_VARIANTS_ISSUE})",
-                f"Context R-CNN (issue {_TWO_STAGE_VARIANTS_ISSUE})",
-            ))
-        if field.name == "second_stage_box_predictor" and isinstance(field.value, Message):
-            gaps += [
-                _Gap(
-                    1, node.message.source, predictor,
-                    f"'{path}.{predictor.name}': R-FCN is not in kdet yet (issue "
-                    f"{_TWO_STAGE_VARIANTS_ISSUE}); kdet's Faster R-CNN takes "
-                    "mask_rcnn_box_predictor (boxes only)",
-                    f"R-FCN (issue {_TWO_STAGE_VARIANTS_ISSUE})",
-                )
-                for predictor in field.value.fields
-                if predictor.name == "rfcn_box_predictor"
-            ]
-    return gaps
+    """Context R-CNN in a `faster_rcnn { … }` message (R-FCN is `kdet.models.faster_rcnn.RFCN`)."""
+    return [
+        _Gap(
+            1, node.message.source, field,
+            f"'{node.path}.{field.name}': Context R-CNN (attention over context features) is "
+            f"not in kdet yet (issue {_TWO_STAGE_VARIANTS_ISSUE})",
+            f"Context R-CNN (issue {_TWO_STAGE_VARIANTS_ISSUE})",
+        )
+        for field in node.message.fields
+        if field.name == "context_config"
+    ]
 
 
 def _mask_fields(node):
@@ -232,9 +219,8 @@ def check_architecture(config):
     """Raises a `ConfigError` if the config needs what kdet does not have yet.
 
     That is a meta-architecture other than SSD, Faster R-CNN and CenterNet (`detr`,
-    `experimental_model`), a variant of one (R-FCN's `rfcn_box_predictor`, Context
-    R-CNN's `context_config`, SSD instance masks: `predict_instance_masks: true` and the
-    `mask_*` fields; CenterNet's mask, DeepMAC, DensePose, tracking and temporal offset tasks), or a TF OD API feature extractor kdet has no
+    `experimental_model`), a variant of one (Context R-CNN's `context_config`, SSD
+    instance masks: `predict_instance_masks: true` and the `mask_*` fields; CenterNet's mask, DeepMAC, DensePose, tracking and temporal offset tasks), or a TF OD API feature extractor kdet has no
     counterpart for (e.g. `ssd_efficientnet-b0_bifpn_keras`, EfficientDet; an extractor of
     your own, once registered, is found). Nothing else is checked, so run this before reading
     the rest of the config: the error then names the real cause, not a field that only

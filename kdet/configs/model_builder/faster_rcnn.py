@@ -1,4 +1,5 @@
-"""The TF OD API `FasterRcnn` message → `kdet.FasterRCNN`."""
+"""The TF OD API `FasterRcnn` message → `kdet.FasterRCNN` (`MaskRCNN` with instance masks,
+`RFCN` with an `rfcn_box_predictor`)."""
 
 from kdet.configs.field_reader import Bool
 from kdet.configs.field_reader import Fixed
@@ -20,11 +21,13 @@ from kdet.configs.model_builder.post_processing import build_non_max_suppression
 from kdet.feature_extractors import FasterRCNNFeatureExtractor
 from kdet.layers import ProposalGenerator
 from kdet.losses import WeightedSoftmaxClassificationLoss
+from kdet.models.faster_rcnn import RFCN
 from kdet.models.faster_rcnn import BoxClassifierHead
 from kdet.models.faster_rcnn import FasterRCNN
 from kdet.models.faster_rcnn import MaskHead
 from kdet.models.faster_rcnn import MaskRCNN
 from kdet.models.faster_rcnn import RegionProposalNetwork
+from kdet.models.faster_rcnn import RFCNBoxPredictor
 from kdet.models.faster_rcnn import RoIHeads
 from kdet.models.faster_rcnn import RPNHead
 from kdet.models.faster_rcnn import default_roi_cropper
@@ -52,9 +55,10 @@ _FASTER_RCNN_SCHEMA = {
     "first_stage_max_proposals": Int(minimum=1),
     "first_stage_localization_loss_weight": Float(),
     "first_stage_objectness_loss_weight": Float(),
-    "initial_crop_size": Int(required=True, minimum=1),
-    "maxpool_kernel_size": Int(required=True, minimum=1),
-    "maxpool_stride": Int(required=True, minimum=1),
+    # Required with mask_rcnn_box_predictor; R-FCN crops no features for a box classifier.
+    "initial_crop_size": Int(minimum=1),
+    "maxpool_kernel_size": Int(minimum=1),
+    "maxpool_stride": Int(minimum=1),
     "second_stage_box_predictor": SubMessage(required=True),
     "second_stage_batch_size": Int(minimum=1),
     "second_stage_balance_fraction": Float(),
@@ -181,10 +185,51 @@ def _build_mask_rcnn_box_predictor(node, num_classes):
     return box_head, mask_head
 
 
+_RFCN_BOX_PREDICTOR_SCHEMA = {
+    "conv_hyperparams": SubMessage(required=True),
+    "num_spatial_bins_height": Int(default=3, minimum=1),
+    "num_spatial_bins_width": Int(default=3, minimum=1),
+    "depth": Int(default=1024, minimum=1),
+    "box_code_size": Fixed(
+        Int(default=4), 4, "the Faster R-CNN box coder encodes a box in 4 numbers"
+    ),
+    "crop_height": Int(default=12, minimum=1),
+    "crop_width": Int(default=12, minimum=1),
+}
+
+
+def _build_rfcn_box_predictor(node, num_classes):
+    """Reads a TF OD API `RfcnBoxPredictor` → `RFCNBoxPredictor`."""
+    fields = read(node, _RFCN_BOX_PREDICTOR_SCHEMA)
+    crop_size = (fields["crop_height"], fields["crop_width"])
+    bins = (fields["num_spatial_bins_height"], fields["num_spatial_bins_width"])
+    for crop, bin_count, name in zip(crop_size, bins, ("height", "width")):
+        if crop % bin_count:
+            raise fields.error(
+                f"crop_{name}",
+                f"'{fields.path(f'crop_{name}')}' is {crop}, not a multiple of "
+                f"num_spatial_bins_{name} {bin_count} (each bin gets crop_{name} / "
+                f"num_spatial_bins_{name} samples)",
+            )
+    return construct(
+        node,
+        RFCNBoxPredictor,
+        num_classes=num_classes,
+        depth=fields["depth"],
+        crop_size=crop_size,
+        num_spatial_bins=bins,
+        conv_hyperparams=read_conv_hyperparams(fields["conv_hyperparams"]),
+        name="rfcn_box_predictor",
+    )
+
+
 def _build_second_stage_box_predictor(node, num_classes):
-    """Reads `second_stage_box_predictor` (`mask_rcnn_box_predictor` only) → `(box head, mask
-    head or None)`."""
-    chosen = read_one_of(node, ("mask_rcnn_box_predictor",))
+    """Reads `second_stage_box_predictor` → `(box predictor, mask head or None)`: a
+    `BoxClassifierHead` (and `MaskHead`) from `mask_rcnn_box_predictor`, an
+    `RFCNBoxPredictor` from `rfcn_box_predictor`."""
+    chosen = read_one_of(node, ("mask_rcnn_box_predictor", "rfcn_box_predictor"))
+    if chosen.name == "rfcn_box_predictor":
+        return _build_rfcn_box_predictor(chosen, num_classes), None
     return _build_mask_rcnn_box_predictor(chosen, num_classes)
 
 
@@ -223,6 +268,13 @@ def _given(fields, arguments):
 def _build_roi_cropper(fields, extractor):
     """`initial_crop_size`, `maxpool_kernel_size`, `maxpool_stride` → the RoI cropper of the
     extractor (FPN extractors RoIAlign straight at the pooled size)."""
+    for name in ("initial_crop_size", "maxpool_kernel_size", "maxpool_stride"):
+        if not fields.has(name):
+            raise fields.error(
+                None,
+                f"'{fields.path(name)}' is missing: Faster R-CNN's box classifier reads RoI "
+                "crops of that size (only R-FCN, rfcn_box_predictor, needs none)",
+            )
     crop_size, kernel_size, stride = (
         fields[name] for name in ("initial_crop_size", "maxpool_kernel_size", "maxpool_stride")
     )
@@ -269,12 +321,16 @@ def _build_region_proposal_network(node, fields, extractor, conv_hyperparams):
 
 
 def _build_roi_heads(node, fields, extractor, num_classes, box_predictor):
-    """The `second_stage_*` fields and the crop sizes → `RoIHeads`."""
+    """The `second_stage_*` fields and the crop sizes → `RoIHeads` (R-FCN's box predictor
+    crops the features itself: its RoI cropper is the unused default)."""
+    cropper = {}
+    if not isinstance(box_predictor, RFCNBoxPredictor):
+        cropper["roi_cropper"] = _build_roi_cropper(fields, extractor)
     return construct(
         node,
         RoIHeads,
         num_classes=num_classes,
-        roi_cropper=_build_roi_cropper(fields, extractor),
+        **cropper,
         box_predictor=box_predictor,
         classification_loss=_read_second_stage_classification_loss(
             fields["second_stage_classification_loss"]
@@ -329,9 +385,19 @@ def build_faster_rcnn(node):
             "mask_head": mask_head,
             "mask_loss_weight": fields["second_stage_mask_prediction_loss_weight"],
         }
+    if isinstance(box_predictor, RFCNBoxPredictor):
+        if extractor.is_fpn:
+            raise fields.error(
+                "feature_extractor",
+                f"'{fields.path('feature_extractor')}' is an FPN extractor, but "
+                "rfcn_box_predictor (R-FCN) reads one feature map: use a single-map extractor",
+            )
+        model_class = RFCN
+    else:
+        model_class = MaskRCNN if masks else FasterRCNN
     return construct(
         node,
-        MaskRCNN if masks else FasterRCNN,
+        model_class,
         num_classes=num_classes,
         number_of_stages=number_of_stages,
         **masks,
