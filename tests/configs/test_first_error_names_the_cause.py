@@ -1,7 +1,7 @@
 """A config that needs what kdet does not have yet says so first.
 
 TF OD API sample configs (copies in tests/data/tfod_configs/, see its README for source and
-licence) that need DeepMAC, R-FCN, Mask R-CNN, Context R-CNN or a feature extractor
+licence) that need DeepMAC, Mask R-CNN, Context R-CNN or a feature extractor
 kdet has not: `load_pipeline` names that, at the field that asks for it, before any other
 complaint (they all have other fields kdet refuses: a `train_config` learning rate schedule, a
 `graph_rewriter`, an unquoted `fine_tune_checkpoint`, `add_background_class: false`, …).
@@ -40,10 +40,6 @@ CASES = {
         r"deepmac_mask_estimation \{", "model.center_net.deepmac_mask_estimation",
         ["CenterNet DeepMAC instance masks are not in kdet yet (issue 19)"],
     ),
-    "rfcn_resnet101_coco.config": (
-        r"rfcn_box_predictor \{", "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor",
-        ["R-FCN is not in kdet yet (issue 19)"],
-    ),
     "context_rcnn_resnet101_snapshot_serengeti.config": (
         r"context_config \{", "model.faster_rcnn.context_config",
         ["Context R-CNN (attention over context features) is not in kdet yet (issue 19)"],
@@ -77,8 +73,8 @@ def test_load_pipeline_names_the_missing_architecture_first(name):
 
 
 def test_build_model_names_the_missing_architecture_too():
-    path = CONFIGS / "rfcn_resnet101_coco.config"
-    with pytest.raises(ConfigError, match=r"rfcn_box_predictor': R-FCN is not in kdet yet"):
+    path = CONFIGS / "context_rcnn_resnet101_snapshot_serengeti.config"
+    with pytest.raises(ConfigError, match=r"context_config': Context R-CNN .* is not in kdet yet"):
         build_model_from_text(path.read_text(), source=str(path))
 
 
@@ -132,9 +128,8 @@ def _model(text):
         ("center_net { mask_estimation_task { } }",
          "model.center_net.mask_estimation_task': CenterNet instance masks are not in kdet yet "
          "(issue 19)", None),
-        ("faster_rcnn { feature_extractor { type: 'faster_rcnn_pnas' } "
-         "second_stage_box_predictor { rfcn_box_predictor { } } }",
-         "model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor': R-FCN",
+        ("faster_rcnn { feature_extractor { type: 'faster_rcnn_pnas' } context_config { } }",
+         "model.faster_rcnn.context_config': Context R-CNN",
          "also needs feature extractor 'faster_rcnn_pnas' (PNASNet), issue 17"),
     ],
 )
