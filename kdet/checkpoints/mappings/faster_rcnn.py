@@ -18,6 +18,10 @@ The FPN extractors (`faster_rcnn_resnet50_fpn_keras`) keep the whole pyramid in
 FPNs) and the box classifier's dense layers, with the batch norm between them, in
 `_feature_extractor_for_box_classifier_features` (a `Sequential`). The first stage has one pair
 of 1x1 predictors per pyramid level (`_prediction_heads/box_encodings/<level>`).
+
+Mask R-CNN (`number_of_stages: 3`) adds the mask head to `_mask_rcnn_box_predictor`, as
+`_third_stage_heads/mask_predictions/_mask_predictor_layers/<i>`: the convolutions and batch
+norms in kdet's `MaskHead` order, numbered with the activations (that own no weights).
 """
 
 from kdet.checkpoints.mappings.fpn import pyramid_pairs
@@ -36,6 +40,8 @@ from kdet.feature_extractors.faster_rcnn_split_body_feature_extractor import (
 )
 from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn.mask_head import MaskHead
+from kdet.models.faster_rcnn.mask_rcnn import MaskRCNN
 from kdet.models.faster_rcnn.rpn_head import RPNHead
 
 
@@ -48,6 +54,21 @@ def _faster_rcnn(model, prefix, shapes):
             model.roi_heads.box_predictor, f"{prefix}/_mask_rcnn_box_predictor", shapes
         )
     )
+
+
+@register_tf2_mapping(MaskRCNN)
+def _mask_rcnn(model, prefix, shapes):
+    return _faster_rcnn(model, prefix, shapes) + tf2_layer_pairs(
+        model.mask_head,
+        f"{prefix}/_mask_rcnn_box_predictor/_third_stage_heads/mask_predictions",
+        shapes,
+    )
+
+
+@register_tf2_mapping(MaskHead)
+def _mask_head(head, prefix, shapes):
+    layers = [layer for layer in head.predictor_layers if layer.weights]
+    return paired(layers, shapes, f"{prefix}/_mask_predictor_layers", HEADS)
 
 
 @register_tf2_mapping(FasterRCNNSplitBodyFeatureExtractor)

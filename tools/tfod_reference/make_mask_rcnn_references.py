@@ -1,0 +1,121 @@
+"""Make the small TF OD API TF2 Mask R-CNN reference for kdet's checkpoint parity test.
+
+Runs inside the reference venv (the TF OD API's own code, never kdet's):
+
+    TF_USE_LEGACY_KERAS=1 /work/tfod_ref/venv/bin/python \
+        tools/tfod_reference/make_mask_rcnn_references.py
+
+The TF2 zoo's one Mask R-CNN (`mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8`) has an
+Inception-ResNet-v2 body with no width knob (a random-init checkpoint is ~250 MB), so the
+reference is the reduced `faster_rcnn_resnet50` reference of `make_references.py` (128 px,
+3 classes, 16 proposals, 20 detections), narrower (ResNet-50 0.03125 wide instead of 0.0625),
+turned into a Mask R-CNN with the zoo config's mask fields: `number_of_stages: 3`,
+`predict_instance_masks: true`, `mask_prediction_conv_depth: 0` (automatic: 8 channels here),
+4 mask convolutions with the zoo config's `conv_hyperparams`,
+`second_stage_mask_prediction_loss_weight: 4.0`, `resize_masks: false`; only the mask size
+is reduced, 33 to 15. It writes `tests/data/tfod_reference/mask_rcnn_resnet50/` (~540 KB) as
+`make_references.py` writes its folders: checkpoint, pipeline.config, variables.txt and
+outputs.npz with the whole `predict` dictionary (`predict/mask_predictions`: every class's
+mask logits at the detection boxes) and, of the `postprocess` and exported SavedModel outputs,
+the detections (`detections/detection_masks`, `exported/detection_masks`: each detection's
+mask probabilities in its box's frame).
+"""
+
+import contextlib
+import dataclasses
+import os
+import re
+import sys
+
+import numpy as np
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import make_references
+from google.protobuf import text_format
+from reference_common import OUTPUT_DIR
+from reference_common import REFERENCES
+from reference_common import flatten
+from reference_common import reduced_config
+
+# The mask fields of the TF2 zoo's mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8.config,
+# with 15x15 masks instead of 33x33.
+MASK_FIELDS = """
+  mask_height: 15
+  mask_width: 15
+  mask_prediction_conv_depth: 0
+  mask_prediction_num_conv_layers: 4
+  conv_hyperparams {
+    op: CONV
+    regularizer { l2_regularizer { weight: 0.0 } }
+    initializer { truncated_normal_initializer { stddev: 0.01 } }
+  }
+  predict_instance_masks: true
+"""
+
+MASK_REFERENCES = {
+    "mask_rcnn_resnet50": dataclasses.replace(
+        REFERENCES["faster_rcnn_resnet50"], resnet_depth_multiplier=0.03125, seed=21
+    ),
+}
+
+# What outputs.npz keeps: the whole `predict` dictionary, and of the `postprocess` and exported
+# dictionaries (which repeat `predict`'s tensors) only the detections.
+KEPT_OUTPUTS = re.compile(r"true_image_shapes|predict/.*|(detections|exported)/(num_)?detection.*")
+
+
+def mask_rcnn_config(reference):
+    """`reduced_config(reference)` (a Faster R-CNN) with the third stage and its mask head."""
+    pipeline = reduced_config(reference)
+    model = pipeline.model.faster_rcnn
+    model.number_of_stages = 3
+    model.second_stage_mask_prediction_loss_weight = 4.0
+    model.resize_masks = False
+    predictor = model.second_stage_box_predictor.mask_rcnn_box_predictor
+    text_format.Merge(MASK_FIELDS, predictor)
+    return pipeline
+
+
+def run_model_with_features(model, image):
+    """`make_references.run_model`, plus the features the RPN and the crops read
+    (`predict/rpn_features_to_crop/0`), which a third-stage `predict` leaves out of its dict."""
+    out = _run_model(model, image)
+    preprocessed, _ = model.preprocess(image)
+    _, features, _, _ = model._extract_rpn_feature_maps(preprocessed)
+    flatten("predict/rpn_features_to_crop", features, out)
+    return out
+
+
+_run_model = make_references.run_model
+
+
+@contextlib.contextmanager
+def mask_rcnn_references():
+    """Make `make_references` build its models from `mask_rcnn_config` and run them with
+    `run_model_with_features`."""
+    make_references.reduced_config = mask_rcnn_config
+    make_references.run_model = run_model_with_features
+    try:
+        yield
+    finally:
+        make_references.reduced_config = reduced_config
+        make_references.run_model = _run_model
+
+
+def main(argv=None):
+    names = (argv if argv is not None else sys.argv[1:]) or list(MASK_REFERENCES)
+    with mask_rcnn_references():
+        for name in names:
+            make_references.make_reference(name, MASK_REFERENCES[name], OUTPUT_DIR)
+            keep_detection_outputs(OUTPUT_DIR / name / "outputs.npz")
+
+
+def keep_detection_outputs(path):
+    """Rewrite `outputs.npz` with the `KEPT_OUTPUTS` keys only."""
+    outputs = dict(np.load(path))
+    np.savez_compressed(path, **{k: v for k, v in outputs.items() if KEPT_OUTPUTS.fullmatch(k)})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
