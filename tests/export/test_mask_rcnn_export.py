@@ -1,7 +1,8 @@
 """Mask R-CNN export: the SavedModel serves `detection_masks` as the TF OD API's exporter does
-(each detection's mask in its box's frame, `predict`'s `"box_masks"`) for every input type;
-`FrozenDetector` returns the masks; TFLite refuses the model."""
+(each detection's mask in its box's frame, `predict`'s `"box_masks"`) for every input type
+and through `kdet export`; `FrozenDetector` returns the masks; TFLite refuses the model."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +11,10 @@ from tiny_detectors import assert_same_detections
 from tiny_detectors import from_tf_od_api_outputs
 from tiny_detectors import images
 from tiny_detectors import tiny_mask_rcnn
+from tiny_two_stage_extractor import TINY_FASTER_RCNN_CONFIG
 
+from kdet import cli
+from kdet.configs import load_pipeline
 from kdet.data.tf_example import create_tf_example
 from kdet.data.tf_example import encode_image
 from kdet.export import FrozenDetector
@@ -18,6 +22,7 @@ from kdet.export import export_saved_model
 from kdet.export import export_tflite
 from kdet.export.saved_model import tf_od_api_outputs
 from kdet.models.faster_rcnn.mask_head import paste_masks
+from kdet.utils.verified_files import record_sha256
 
 MAX_DETECTIONS = 10
 MASK_SIZE = 8
@@ -127,3 +132,36 @@ def test_tflite_refuses_mask_rcnn_as_the_tf_od_api_does(model, tmp_path):
                                          "Mask R-CNN either.*export_saved_model"):
         export_tflite(model, tmp_path / "mask_rcnn.tflite", progress=False)
     assert not (tmp_path / "mask_rcnn.tflite").exists()
+
+
+def test_kdet_export_of_a_mask_rcnn_config_serves_its_masks(tmp_path):
+    """`kdet export` of a `number_of_stages: 3` config and a kdet checkpoint: the SavedModel's
+    `detection_masks` are the restored model's `box_masks`."""
+    tiny_config = TINY_FASTER_RCNN_CONFIG.replace(
+        "second_stage_box_predictor { mask_rcnn_box_predictor { } }",
+        "number_of_stages: 3\n    second_stage_box_predictor { mask_rcnn_box_predictor {"
+        " predict_instance_masks: true mask_height: 8 mask_width: 8"
+        " mask_prediction_conv_depth: 8 } }",
+    )
+    assert tiny_config != TINY_FASTER_RCNN_CONFIG
+    config = tmp_path / "pipeline.config"
+    config.write_text(tiny_config + "train_config { batch_size: 1 num_steps: 1 optimizer {"
+                      " momentum_optimizer { learning_rate { constant_learning_rate {"
+                      " learning_rate: 0.01 } } } } }\n")
+    keras.utils.set_random_seed(0)
+    pipeline = load_pipeline(config)
+    model = pipeline.model
+    model.compile(optimizer=pipeline.optimizer)
+    model.build((1, 64, 64, 3))
+    model.optimizer.build(model.trainable_variables)  # as a trained checkpoint holds it
+    checkpoint = tmp_path / "model" / "ckpt-1.weights.h5"
+    checkpoint.parent.mkdir()
+    model.save_weights(checkpoint)
+    record_sha256(checkpoint)
+    assert cli.main(["export", "--pipeline_config_path", str(config), "--trained_checkpoint_dir",
+                     str(checkpoint.parent), "--output_directory", str(tmp_path / "out")]) == 0
+    batch = images(2, size=64)
+    want = model.predict_on_batch(batch)
+    served = tf.saved_model.load(str(tmp_path / "out" / "saved_model"))(tf.constant(batch))
+    assert served["detection_masks"].shape == (2, 10, 8, 8)
+    np.testing.assert_allclose(served["detection_masks"].numpy(), want["box_masks"], atol=1e-5)
