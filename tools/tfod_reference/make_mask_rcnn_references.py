@@ -13,7 +13,7 @@ turned into a Mask R-CNN with the zoo config's mask fields: `number_of_stages: 3
 `predict_instance_masks: true`, `mask_prediction_conv_depth: 0` (automatic: 8 channels here),
 4 mask convolutions with the zoo config's `conv_hyperparams`,
 `second_stage_mask_prediction_loss_weight: 4.0`, `resize_masks: false`; only the mask size
-is reduced, 33 to 15. It writes `tests/data/tfod_reference/mask_rcnn_resnet50/` (~540 KB) as
+is reduced, 33 to 15. It writes `tests/data/tfod_reference/mask_rcnn_resnet50/` (~550 KB) as
 `make_references.py` writes its folders: checkpoint, pipeline.config, variables.txt and
 outputs.npz with the whole `predict` dictionary (`predict/mask_predictions`: every class's
 mask logits at the detection boxes) and, of the `postprocess` and exported SavedModel outputs,
@@ -111,10 +111,10 @@ def main(argv=None):
             keep_detection_outputs(OUTPUT_DIR / name / "outputs.npz")
 
 
-def keep_detection_outputs(path):
-    """Rewrite `outputs.npz` with the `KEPT_OUTPUTS` keys only."""
+def keep_detection_outputs(path, kept=KEPT_OUTPUTS):
+    """Rewrite `outputs.npz` with the keys that the regular expression `kept` matches only."""
     outputs = dict(np.load(path))
-    np.savez_compressed(path, **{k: v for k, v in outputs.items() if KEPT_OUTPUTS.fullmatch(k)})
+    np.savez_compressed(path, **{k: v for k, v in outputs.items() if kept.fullmatch(k)})
 
 
 if __name__ == "__main__":

@@ -10,13 +10,18 @@ A TF1 Faster R-CNN keeps
 - the RPN's 3x3 convolution under `Conv/`, its predictors under
   `FirstStageBoxPredictor/{BoxEncodingPredictor,ClassPredictor}`, the box classifier's dense
   layers under `SecondStageBoxPredictor/{BoxEncodingPredictor,ClassPredictor}` (a batch norm
-  in the scope of its convolution or dense layer).
+  in the scope of its convolution or dense layer);
+- Mask R-CNN's mask head (`number_of_stages: 3`) under `SecondStageBoxPredictor/` too, its
+  unnamed slim convolutions in order: `Conv`, `Conv_1`, ... (`Conv_3`, with biases, the last
+  of the zoo configs' four).
 
 Slim's `resnet_v1` also builds a `block4` in the first stage (`FirstStageFeatureExtractor/
 resnet_v1_50/block4/`) that the TF OD API never computes with: a restore reports it unused.
 """
 
 import re
+
+import keras
 
 from kdet.checkpoints.restore import register_tf1_unread_scopes
 from kdet.checkpoints.tfod_checkpoint import CheckpointError
@@ -33,6 +38,8 @@ from kdet.feature_extractors.faster_rcnn_resnet_feature_extractor import (
 )
 from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
+from kdet.models.faster_rcnn.mask_head import MaskHead
+from kdet.models.faster_rcnn.mask_rcnn import MaskRCNN
 from kdet.models.faster_rcnn.rpn_head import RPNHead
 
 # Slim scopes of the TF OD API's `FasterRCNNMetaArch` (TF1).
@@ -78,6 +85,29 @@ def _faster_rcnn(model, scope):
             model.roi_heads.box_predictor, slim_scope(scope, SECOND_STAGE_PREDICTOR_SCOPE)
         )
     )
+
+
+@register_tf1_mapping(MaskRCNN)
+def _mask_rcnn(model, scope):
+    return _faster_rcnn(model, scope) + tf1_layer_pairs(
+        model.mask_head, slim_scope(scope, SECOND_STAGE_PREDICTOR_SCOPE)
+    )
+
+
+@register_tf1_mapping(MaskHead)
+def _mask_head(head, scope):
+    # slim names unnamed convolutions `Conv`, `Conv_1`, ...; a batch norm takes its
+    # convolution's scope.
+    pairs = []
+    convolutions = 0
+    for layer in head.predictor_layers:
+        if not layer.weights:
+            continue
+        if isinstance(layer, keras.layers.Conv2D):
+            conv_scope = "Conv" if not convolutions else f"Conv_{convolutions}"
+            convolutions += 1
+        pairs.append(SlimLayerPair(layer, slim_scope(scope, conv_scope), HEADS))
+    return pairs
 
 
 @register_tf1_mapping(FasterRCNNResNetFeatureExtractor)
