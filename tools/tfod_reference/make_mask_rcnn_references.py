@@ -19,13 +19,21 @@ outputs.npz with the whole `predict` dictionary (`predict/mask_predictions`: eve
 mask logits at the detection boxes) and, of the `postprocess` and exported SavedModel outputs,
 the detections (`detections/detection_masks`, `exported/detection_masks`: each detection's
 mask probabilities in its box's frame).
+
+With `--full_size CONFIG... --output_dir DIR` it instead builds each given full-size TF2 config
+(e.g. the zoo's `mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8.config`) with its
+initializers' random weights and saves only its checkpoint as `DIR/<config name>/ckpt-0`
+(~250 MB: not for committing), for a one-off check that kdet restores every variable.
 """
 
+import argparse
 import contextlib
 import dataclasses
 import os
+import pathlib
 import re
 import sys
+import time
 
 import numpy as np
 
@@ -33,7 +41,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import make_references
+import tensorflow as tf
 from google.protobuf import text_format
+from object_detection.builders import model_builder
+from object_detection.utils import config_util
 from reference_common import OUTPUT_DIR
 from reference_common import REFERENCES
 from reference_common import flatten
@@ -103,12 +114,45 @@ def mask_rcnn_references():
         make_references.run_model = _run_model
 
 
+def save_full_size(config_path, output_dir):
+    """Build a full-size config with random weights; save `output_dir/<name>/ckpt-0`.
+
+    The variables are made by `predict` on a 128x128 input (the weights do not depend on the
+    input size; the full 1024 px would only cost memory)."""
+    tf.keras.backend.clear_session()
+    start = time.perf_counter()
+    configs = config_util.get_configs_from_pipeline_file(str(config_path))
+    model = model_builder.build(configs["model"], is_training=False)
+    model.predict(tf.zeros([1, 128, 128, 3]), tf.constant([[128, 128, 3]]))
+    target = output_dir / pathlib.Path(config_path).stem
+    target.mkdir(parents=True, exist_ok=True)
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), str(target), max_to_keep=1
+    ).save(checkpoint_number=0)
+    values = sum(int(tf.size(variable)) for variable in model.variables)
+    print(
+        f"{target}: {len(model.variables)} variables, {values} values, "
+        f"{time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
+
+
 def main(argv=None):
-    names = (argv if argv is not None else sys.argv[1:]) or list(MASK_REFERENCES)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "names", nargs="*", help=f"references to make (default: all of {list(MASK_REFERENCES)})"
+    )
+    parser.add_argument("--full_size", nargs="*", default=[])
+    parser.add_argument("--output_dir", type=pathlib.Path, default=OUTPUT_DIR)
+    args = parser.parse_args(argv)
+    for config_path in args.full_size:
+        save_full_size(config_path, args.output_dir)
+    if args.full_size:
+        return
     with mask_rcnn_references():
-        for name in names:
-            make_references.make_reference(name, MASK_REFERENCES[name], OUTPUT_DIR)
-            keep_detection_outputs(OUTPUT_DIR / name / "outputs.npz")
+        for name in args.names or MASK_REFERENCES:
+            make_references.make_reference(name, MASK_REFERENCES[name], args.output_dir)
+            keep_detection_outputs(args.output_dir / name / "outputs.npz")
 
 
 def keep_detection_outputs(path, kept=KEPT_OUTPUTS):
