@@ -12,7 +12,9 @@ def position_sensitive_crop_regions(features, boxes, crop_size, num_spatial_bins
     `features` (the channels split into `bins_y * bins_x` consecutive groups). The crops of
     all bins are averaged, then their samples: R-FCN's position-sensitive RoI pooling with
     average voting, as the TF OD API's `batch_position_sensitive_crop_regions(...,
-    global_pool=True)`.
+    global_pool=True)` (equal on boxes inside the map, as the clipped proposals are; beyond
+    its edges, the TF OD API's static-shape crop weights each of a sample's 4 neighbours
+    apart where `tf.image.crop_and_resize` zeroes the whole sample).
 
     Args:
         features: float `[B, h, w, C]`, `C` a multiple of `bins_y * bins_x`.

@@ -1,5 +1,7 @@
 """R-FCN: the position-sensitive crop, its box predictor, the model, its config and training."""
 
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -23,6 +25,10 @@ from kdet.models.faster_rcnn import position_sensitive_crop_regions
 
 IMAGE_SIZE = 64
 NUM_CLASSES = 2
+# The TF OD API's outputs (tools/tfod_reference/make_rfcn_references.py).
+TFOD_REFERENCE = (
+    pathlib.Path(__file__).resolve().parents[2] / "data" / "tfod_reference" / "rfcn.npz"
+)
 
 
 def crop_and_resize_reference(image, box, size):
@@ -89,6 +95,38 @@ def test_position_sensitive_crop_matches_the_reference(crop_size, bins):
     np.testing.assert_allclose(
         pooled, position_sensitive_reference(features, boxes, crop_size, bins), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("case", ["bins_3x3", "bins_2x3"])
+def test_position_sensitive_crop_matches_the_tf_od_api(case):
+    reference = np.load(TFOD_REFERENCE)
+    prefix = f"crop/{case}/"
+    pooled = position_sensitive_crop_regions(
+        reference[prefix + "features"], reference[prefix + "boxes"],
+        tuple(reference[prefix + "crop_size"]), tuple(reference[prefix + "num_spatial_bins"]),
+    )
+    np.testing.assert_allclose(pooled, reference[prefix + "pooled"], atol=1e-5)
+
+
+def test_box_predictor_matches_the_tf_od_api_with_its_weights():
+    # RfcnKerasBoxPredictor (truncated normal 0.1, ReLU, no batch norm): the same layer names
+    # and weight shapes, the same outputs.
+    reference = dict(np.load(TFOD_REFERENCE))
+    prefix = "predictor/"
+    predictor = RFCNBoxPredictor(
+        int(reference[prefix + "num_classes"]),
+        depth=int(reference[prefix + "depth"]),
+        crop_size=tuple(reference[prefix + "crop_size"]),
+        num_spatial_bins=tuple(reference[prefix + "num_spatial_bins"]),
+    )
+    features, boxes = reference[prefix + "features"], reference[prefix + "boxes"]
+    predictor.build(features.shape)
+    for layer in (predictor.reduce_depth_conv, predictor.refined_locations_conv,
+                  predictor.class_predictions_conv):
+        layer.set_weights([reference[f"{prefix}{layer.name}/{name}"] for name in ("kernel", "bias")])
+    class_logits, box_encodings = predictor(features, boxes)
+    np.testing.assert_allclose(class_logits, reference[prefix + "class_logits"], atol=1e-5)
+    np.testing.assert_allclose(box_encodings, reference[prefix + "box_encodings"], atol=1e-5)
 
 
 def test_each_bin_reads_its_own_channel_group():
