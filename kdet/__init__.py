@@ -41,6 +41,7 @@ _CLASSES = {
     "FasterRCNN": "kdet.models",
     "MaskRCNN": "kdet.models",
     "ObjectDetector": "kdet.models",
+    "RFCN": "kdet.models",
     "SSD": "kdet.models",
 }
 

@@ -15,7 +15,7 @@ every SSD and Faster R-CNN sample config, and CenterNet ResNet-50 FPN with keypo
   last step, then a prediction.
 
 What trains where:
-- In CI (here, `TRAINED`, 10 configs): each config's `code_path` (the classes its model and
+- In CI (here, `TRAINED`, 11 configs): each config's `code_path` (the classes its model and
   optimizer are made of, where each sits, its dtype policy, augmentation steps, quantization-
   aware training and variable selection) is checked to be covered by the code paths of the
   `TRAINED` configs, so a config that brings a new class, augmentation step, dtype policy or
@@ -67,7 +67,7 @@ from kdet.zoo import tf_zoo
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "data" / "tfod_configs"
 # The configs trained in CI: between them, every feature of every config's `code_path`
-# (the fewest configs that do: 10; `test_sample_config_loads` checks it).
+# (the fewest configs that do: 11; `test_sample_config_loads` checks it).
 TRAINED = {
     # ResNet-101, fixed-shape resizer, mixed_bfloat16, cosine schedule, colour / scale crops.
     "faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config",
@@ -90,6 +90,8 @@ TRAINED = {
     "centernet_resnet50_v1_fpn_512x512_kpts_coco17_tpu-8.config",
     # Mask R-CNN (ResNet-50 atrous, PNG instance masks in the records).
     "mask_rcnn_resnet50_atrous_coco.config",
+    # R-FCN (ResNet-101, rfcn_box_predictor: position-sensitive score maps, no per-RoI body).
+    "rfcn_resnet101_coco.config",
 }
 
 
