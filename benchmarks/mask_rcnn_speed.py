@@ -31,7 +31,7 @@ medians of wall time and of CPU time (all threads of each process). `--profile` 
 inference cut after each stage.
 
 Usage:
-    python benchmarks/mask_rcnn_speed.py [--rounds 5] [--tfod_python PATH]
+    python benchmarks/mask_rcnn_speed.py [--rounds 5] [--warmup 2] [--tfod_python PATH]
         [--torch_python PATH] [--torch_threads 1] [--profile]
 """
 
@@ -261,6 +261,7 @@ def wall_cpu_rows(label, times, names, scale=1.0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each case")
     parser.add_argument("--config", default=str(SAMPLE))
     parser.add_argument("--tfod_python", default="/work/tfod_ref/venv/bin/python")
     parser.add_argument("--torch_python", default=os.environ.get("KDET_TORCH_PYTHON"),
@@ -336,8 +337,16 @@ def main(argv=None):
     if args.profile:
         for stage, case in stage_cases(model, image).items():
             cases[f"stage {stage}"] = case
+    def logged(name, case):
+        def run():
+            wall, cpu = case()
+            print(f"    {name}: {wall:.2f} s, CPU {cpu:.2f} s", flush=True)
+            return wall, cpu
+        return run
+
     try:
-        times = time_interleaved(cases, args.rounds)
+        times = time_interleaved({name: logged(name, case) for name, case in cases.items()},
+                                 args.rounds, warmup=args.warmup)
     finally:
         for worker in workers.values():
             worker.close()
