@@ -39,6 +39,12 @@ from kdet.visualization import draw_detections
 # The TF OD API `eval_config.metrics_set` names kdet computes, in the order it reports them.
 COCO_DETECTION_METRICS = "coco_detection_metrics"
 COCO_MASK_METRICS = "coco_mask_metrics"
+# The COCO sets (boxes, masks): the function computing each and the names it reports without
+# `include_metrics_per_category`.
+_COCO_SETS = {
+    COCO_DETECTION_METRICS: (compute_coco_metrics, COCO_METRIC_NAMES),
+    COCO_MASK_METRICS: (compute_coco_mask_metrics, COCO_MASK_METRIC_NAMES),
+}
 PASCAL_VOC_DETECTION_METRICS = "pascal_voc_detection_metrics"
 WEIGHTED_PASCAL_VOC_DETECTION_METRICS = "weighted_pascal_voc_detection_metrics"
 OID_V2_DETECTION_METRICS = "oid_V2_detection_metrics"
@@ -459,8 +465,9 @@ class COCOEvaluator(keras.callbacks.Callback):
         return groundtruth, detections, images
 
     def _metrics_set(self, name, groundtruth, detections):
-        if name == COCO_DETECTION_METRICS:
-            metrics = compute_coco_metrics(
+        if name in _COCO_SETS:
+            compute, names = _COCO_SETS[name]
+            metrics = compute(
                 groundtruth,
                 detections,
                 label_map=self.label_map,
@@ -469,20 +476,7 @@ class COCOEvaluator(keras.callbacks.Callback):
             )
             if self.include_metrics_per_category:
                 return metrics
-            return collections.OrderedDict((key, metrics[key]) for key in COCO_METRIC_NAMES)
-        if name == COCO_MASK_METRICS:
-            metrics = compute_coco_mask_metrics(
-                groundtruth,
-                detections,
-                label_map=self.label_map,
-                all_metrics_per_category=self.all_metrics_per_category,
-                super_categories=self.super_categories,
-            )
-            if self.include_metrics_per_category:
-                return metrics
-            return collections.OrderedDict(
-                (key, metrics[key]) for key in COCO_MASK_METRIC_NAMES
-            )
+            return collections.OrderedDict((key, metrics[key]) for key in names)
         if name in (OID_V2_DETECTION_METRICS, OID_CHALLENGE_DETECTION_METRICS):
             return compute_open_images_metrics(
                 groundtruth,
