@@ -145,24 +145,13 @@ def compute_coco_metrics(
     Reference:
         Lin et al., [Microsoft COCO: Common Objects in Context](https://arxiv.org/abs/1405.0312).
     """
-    groundtruth, detections = paired_per_image(groundtruth, detections)
-    label_map = _category_names(groundtruth, detections, label_map)
-    categories = [{"id": int(label), "name": name} for label, name in label_map.items()]
+    groundtruth, detections, label_map, categories = _paired_with_categories(
+        groundtruth, detections, label_map
+    )
     gt_annotations = [
-        {
-            "image_id": index + 1,
-            "category_id": int(label),
-            "bbox": box,
-            "area": float(area),
-            "iscrowd": int(iscrowd),
-        }
+        annotation
         for index, image in enumerate(groundtruth)
-        for label, box, area, iscrowd in zip(
-            image["labels"],
-            _yxyx_to_xywh(image["boxes"]),
-            _groundtruth_areas(image),
-            image.get("iscrowd", np.zeros(len(image["labels"]))),
-        )
+        for annotation in _groundtruth_annotations(index, image)
     ]
     detection_annotations = [
         {
@@ -243,31 +232,15 @@ def compute_coco_mask_metrics(
     Reference:
         Lin et al., [Microsoft COCO: Common Objects in Context](https://arxiv.org/abs/1405.0312).
     """
-    groundtruth, detections = paired_per_image(groundtruth, detections)
-    label_map = _category_names(groundtruth, detections, label_map)
-    categories = [{"id": int(label), "name": name} for label, name in label_map.items()]
+    groundtruth, detections, label_map, categories = _paired_with_categories(
+        groundtruth, detections, label_map
+    )
     gt_annotations, detection_annotations, images = [], [], []
     for index, (truth, detected) in enumerate(zip(groundtruth, detections)):
         truth_masks = _image_masks(truth, f"groundtruth[{index}]", threshold=0.0)
         detected_masks = _image_masks(detected, f"detections[{index}]", MASK_THRESHOLD)
         images.append(_image_size(index, truth_masks, detected_masks))
-        gt_annotations += [
-            {
-                "image_id": index + 1,
-                "category_id": int(label),
-                "bbox": box,
-                "area": float(area),
-                "iscrowd": int(iscrowd),
-                "segmentation": rle,
-            }
-            for label, box, area, iscrowd, rle in zip(
-                truth["labels"],
-                _yxyx_to_xywh(truth["boxes"]),
-                _groundtruth_areas(truth),
-                truth.get("iscrowd", np.zeros(len(truth["labels"]))),
-                truth_masks,
-            )
-        ]
+        gt_annotations += _groundtruth_annotations(index, truth, truth_masks)
         areas = mask_utils.area(detected_masks) if detected_masks else []
         boxes = mask_utils.toBbox(detected_masks).tolist() if detected_masks else []
         detection_annotations += [
@@ -289,6 +262,41 @@ def compute_coco_mask_metrics(
     )
     return _summary(evaluation, MASK_PREFIX, label_map, all_metrics_per_category,
                     super_categories)
+
+
+def _paired_with_categories(groundtruth, detections, label_map):
+    """`(groundtruth, detections, label_map, categories)`: the per-image lists paired
+    (`paired_per_image`), the category names and the pycocotools `categories` of them."""
+    groundtruth, detections = paired_per_image(groundtruth, detections)
+    label_map = _category_names(groundtruth, detections, label_map)
+    categories = [{"id": int(label), "name": name} for label, name in label_map.items()]
+    return groundtruth, detections, label_map, categories
+
+
+def _groundtruth_annotations(index, image, segmentations=None):
+    """The pycocotools annotations of image `index`'s ground truth (`bbox` xywh, `area`,
+    `iscrowd`), each with its `segmentation` RLE when `segmentations` are given."""
+    annotations = [
+        {
+            "image_id": index + 1,
+            "category_id": int(label),
+            "bbox": box,
+            "area": float(area),
+            "iscrowd": int(iscrowd),
+        }
+        for label, box, area, iscrowd in zip(
+            image["labels"],
+            _yxyx_to_xywh(image["boxes"]),
+            _groundtruth_areas(image),
+            image.get("iscrowd", np.zeros(len(image["labels"]))),
+        )
+    ]
+    if segmentations is not None:
+        annotations = [
+            {**annotation, "segmentation": rle}
+            for annotation, rle in zip(annotations, segmentations)
+        ]
+    return annotations
 
 
 def encode_masks(masks, threshold=MASK_THRESHOLD):
