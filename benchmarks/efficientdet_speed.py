@@ -28,7 +28,6 @@ Usage:
 import argparse
 import os
 import pathlib
-import resource
 import statistics
 import sys
 
@@ -42,6 +41,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent),
                 str(pathlib.Path(__file__).resolve().parents[1])]
 from ssd_speed import TorchWorker
 from ssd_speed import describe_machine
+from ssd_speed import peak_rss_mb
 from ssd_speed import photos
 from ssd_speed import print_table
 from ssd_speed import synthetic_groundtruth
@@ -117,11 +117,6 @@ for line in sys.stdin:
     cases[name]()
     print(json.dumps([time.perf_counter() - start, time.process_time() - cpu]), flush=True)
 """
-
-
-def peak_rss_mb():
-    """This process's peak resident set so far, MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv=None):

@@ -32,7 +32,6 @@ import argparse
 import os
 import pathlib
 import re
-import resource
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent),
                 str(pathlib.Path(__file__).resolve().parents[1])]
 from ssd_speed import TorchWorker
 from ssd_speed import describe_machine
+from ssd_speed import peak_rss_mb
 from ssd_speed import photos
 from ssd_speed import print_table
 from ssd_speed import synthetic_groundtruth
@@ -122,11 +122,6 @@ for line in sys.stdin:
     answers.write(json.dumps(answer) + "\n")
     answers.flush()
 """
-
-
-def peak_rss_mb():
-    """This process's peak resident set so far, MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_case(case, warmup, rounds, label):

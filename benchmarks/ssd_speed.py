@@ -24,6 +24,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -38,9 +39,7 @@ import tensorflow as tf  # noqa: E402
 # The graph profiler that counts FLOPs warns about its own TF1 internals.
 tf.get_logger().setLevel("ERROR")
 from PIL import Image  # noqa: E402
-from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
-    convert_variables_to_constants_v2,
-)
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2  # noqa: E402
 
 from kdet.export import FrozenDetector  # noqa: E402
 from kdet.feature_extractors import SSDMobileNetV2FeatureExtractor  # noqa: E402
@@ -102,6 +101,11 @@ for line in sys.stdin:
 
 
 # -- timing ------------------------------------------------------------------------------------
+
+
+def peak_rss_mb():
+    """This process's peak resident set so far, MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(function):
