@@ -30,6 +30,10 @@ from kdet.data.tf_example import decode_tf_example
 from kdet.layers.image_resizer import RESIZED_IMAGES
 from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
 
+#: The keys of the context features in the images dict (TF OD API `InputDataFields`).
+CONTEXT_FEATURES = "context_features"
+VALID_CONTEXT_SIZE = "valid_context_size"
+
 # The TF OD API reads each shard through an 8 MB buffer.
 _READ_BUFFER_BYTES = 8 * 1000 * 1000
 
@@ -152,6 +156,54 @@ def pad_masks(masks, max_num_boxes):
     masks = masks[:max_num_boxes]
     masks = tf.pad(masks, [[0, max_num_boxes - tf.shape(masks)[0]], [0, 0], [0, 0]])
     return tf.ensure_shape(masks, [max_num_boxes, None, None])
+
+
+def pad_context_features(context_features, max_num_context_features):
+    """One image's context features, zero-padded or clipped to `max_num_context_features`
+    rows, and their count before (TF OD API `inputs.pad_input_data_to_static_shapes`).
+
+    Args:
+        context_features: float32 `[num_context_features, context_feature_length]`.
+        max_num_context_features: int.
+
+    Returns:
+        `{"context_features": float32 [max_num_context_features, context_feature_length],
+        "valid_context_size": int32 scalar num_context_features}` (not clipped: a count
+        above `max_num_context_features` makes every row valid).
+    """
+    count = tf.shape(context_features)[0]
+    kept = context_features[:max_num_context_features]
+    padded = tf.pad(kept, [[0, max_num_context_features - tf.shape(kept)[0]], [0, 0]])
+    return {
+        CONTEXT_FEATURES: tf.ensure_shape(padded, [max_num_context_features, None]),
+        VALID_CONTEXT_SIZE: count,
+    }
+
+
+def _check_context_arguments(load, max_num_context_features, context_feature_length, resized):
+    """`read_tfrecords`'s context feature arguments, or a `ValueError` saying what is missing."""
+    if not load:
+        if max_num_context_features is not None or context_feature_length is not None:
+            raise ValueError(
+                "read_tfrecords: max_num_context_features / context_feature_length are given "
+                "without load_context_features=True"
+            )
+        return
+    for name, value in (
+        ("max_num_context_features", max_num_context_features),
+        ("context_feature_length", context_feature_length),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"read_tfrecords: load_context_features=True needs {name}, a positive int (the "
+                f"model's context_config field, e.g. ContextRCNN.{name}); got {value!r}"
+            )
+    if not resized:
+        raise ValueError(
+            "read_tfrecords: load_context_features=True gives the images as the dict of resized "
+            "images ContextRCNN takes: pass image_resizer=model.image_resizer (or the model's "
+            "fixed image_size)"
+        )
 
 
 def records_mask_type(files, max_records=20):
@@ -344,6 +396,9 @@ def read_tfrecords(
     num_keypoints=None,
     load_instance_masks=False,
     mask_type=None,
+    load_context_features=False,
+    max_num_context_features=None,
+    context_feature_length=None,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -425,6 +480,18 @@ def read_tfrecords(
         mask_type: `"png"` (TF OD API `PNG_MASKS`: one PNG per object), `"numerical"`
             (`NUMERICAL_MASKS`: `num_boxes * height * width` floats) or None: what the first
             records hold. A given type the records do not have is a `DataError`.
+        load_context_features: bool. Also read Context R-CNN's context features
+            (`image/context_features` with `image/context_feature_length`; TF OD API
+            `load_context_features`): the images become a dict of the resized images (below)
+            with `"context_features"` float32 `[batch, max_num_context_features,
+            context_feature_length]`, each image's features zero-padded (or clipped) to
+            `max_num_context_features` rows, and `"valid_context_size"` int32 `[batch]`, the
+            record's feature count before padding (as the TF OD API's inputs keep it).
+            Needs `image_resizer` or `image_size` (the model's fixed size), and both sizes
+            below. Defaults to `False`.
+        max_num_context_features, context_feature_length: ints, the TF OD API
+            `context_config` fields of the model (`kdet.models.faster_rcnn.ContextRCNN` has
+            both). A record with another feature length fails, naming it.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -441,6 +508,9 @@ def read_tfrecords(
           1 on each object's pixels in the output image (the image's own pixels, padding
           included: a `pad_to_aspect_ratio` or `image_resizer` pad is 0), all 0 for padding
           rows; batches of an `image_resizer` pad them like the images.
+        - with `load_context_features`, `images` is `{"resized_images", "true_image_shape",
+          "context_features", "valid_context_size"}` (with `image_size`, the resized images
+          and their content size), what `ContextRCNN` takes.
 
     Raises:
         ValueError: if a path or pattern matches no file.
@@ -457,6 +527,10 @@ def read_tfrecords(
         raise ValueError(
             "read_tfrecords: pass image_resizer or image_size (with pad_to_aspect_ratio), not both"
         )
+    _check_context_arguments(
+        load_context_features, max_num_context_features, context_feature_length,
+        image_resizer is not None or image_size is not None,
+    )
     files = list_input_files(input_paths)
     if tf.executing_eagerly():  # not inside a tf.function, where reading a record cannot run
         check_has_records(files)
@@ -495,7 +569,11 @@ def read_tfrecords(
     dataset = dataset.enumerate()
 
     def parse(position, serialized):
-        example = decode_tf_example(serialized, label_map, num_keypoints or None, mask_type)
+        example = decode_tf_example(
+            serialized, label_map, num_keypoints or None, mask_type,
+            load_context_features=load_context_features,
+            context_feature_length=context_feature_length,
+        )
         image, boxes, labels = example["image"], example["boxes"], example["labels"]
         original_image_shape = tf.shape(image)[:2]
         known = labels >= 0
@@ -567,7 +645,13 @@ def read_tfrecords(
             y["difficult"] = _pad_flags(difficult, max_num_boxes)
             y["group_of"] = _pad_flags(group_of, max_num_boxes)
             y["image_labels"] = _pad_image_labels(example["image_labels"])
-        if image_resizer is not None:
+        if load_context_features:
+            image = {
+                RESIZED_IMAGES: tf.cast(image, tf.float32),
+                TRUE_IMAGE_SHAPE: true_image_shape,
+                **pad_context_features(example["context_features"], max_num_context_features),
+            }
+        elif image_resizer is not None:
             image = {RESIZED_IMAGES: image, TRUE_IMAGE_SHAPE: true_image_shape}
         return (image, y, metadata) if return_metadata else (image, y)
 

@@ -10,7 +10,10 @@ object-major `num_boxes * num_keypoints` floats, and `image/object/keypoint/visi
 in (y, x) order, the TF OD API order. Instance masks (`image/object/mask`) are either one
 PNG per object (`PNG_MASKS`, what `create_coco_tf_record.py --include_masks` writes) or
 `num_boxes * height * width` floats (`NUMERICAL_MASKS`, the TF OD API default); both come out
-as uint8 `[num_boxes, height, width]` of 0/1 in image pixels.
+as uint8 `[num_boxes, height, width]` of 0/1 in image pixels. Context R-CNN's context features
+(`image/context_features`, `num_context_features * context_feature_length` floats, feature-major,
+and `image/context_feature_length`) come out as float32 `[num_context_features,
+context_feature_length]`.
 """
 
 import hashlib
@@ -51,6 +54,9 @@ KEYPOINT_VISIBILITY = "image/object/keypoint/visibility"
 KEYPOINT_NUM = "image/object/keypoint/num"
 KEYPOINT_TEXT = "image/object/keypoint/text"
 MASK = "image/object/mask"
+# Context R-CNN: features of other images of the same camera, flattened, and their length.
+CONTEXT_FEATURES = "image/context_features"
+CONTEXT_FEATURE_LENGTH = "image/context_feature_length"
 # The TF OD API `InstanceMaskType`s as `decode_tf_example`'s `mask_type` (DEFAULT reads as
 # numerical there too).
 PNG_MASKS = "png"
@@ -184,6 +190,7 @@ def create_tf_example(
     keypoint_names=None,
     masks=None,
     mask_type=PNG_MASKS,
+    context_features=None,
 ):
     """Builds a `tf.train.Example` with the TF OD API detection keys.
 
@@ -218,6 +225,10 @@ def create_tf_example(
             API's `create_coco_tf_record.py --include_masks` writes; read with its
             `mask_type: PNG_MASKS`) or `"numerical"` (`num_boxes * height * width` floats 0/1,
             its `NUMERICAL_MASKS`). Defaults to `"png"`.
+        context_features: optional float array `[num_context_features,
+            context_feature_length]` (Context R-CNN's memory bank of this image's camera),
+            stored flattened as `image/context_features` with `image/context_feature_length`
+            (the TF OD API keys; `num_context_features` may be 0).
 
     Returns:
         A `tf.train.Example`.
@@ -290,7 +301,24 @@ def create_tf_example(
         if num_boxes == 0:
             # Left out, so that the record reads with either mask type.
             del feature[MASK]
+    if context_features is not None:
+        feature.update(_context_features(context_features, filename or "image"))
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _context_features(context_features, what):
+    """The two context feature keys of a `[num_context_features, context_feature_length]`
+    array."""
+    context_features = np.asarray(context_features, dtype=np.float32)
+    if context_features.ndim != 2 or context_features.shape[1] < 1:
+        raise DataError(
+            f"{what}: context_features has shape {context_features.shape}; expected "
+            "[num_context_features, context_feature_length] with context_feature_length >= 1"
+        )
+    return {
+        CONTEXT_FEATURES: _float_list(context_features.reshape(-1)),
+        CONTEXT_FEATURE_LENGTH: _int64_list([context_features.shape[1]]),
+    }
 
 
 def mask_array(masks, num_boxes, height, width, what):
@@ -515,7 +543,44 @@ def _decode_masks(parsed, mask_type, num_boxes, image_shape):
         return tf.ensure_shape(tf.identity(masks), [None, None, None])
 
 
-def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=None):
+def _record_names(parsed):
+    return ["record (image/filename, image/source_id):", parsed[IMAGE_FILENAME],
+            parsed[IMAGE_SOURCE_ID]]
+
+
+def _decode_context_features(parsed, context_feature_length):
+    """float32 `[num_context_features, length]` context features of a record (TF OD API
+    `TfExampleDecoder._reshape_context_features`), checked: `image/context_feature_length` is
+    present (and `context_feature_length` when given) and divides the feature count."""
+    values = _dense(parsed, CONTEXT_FEATURES, 0.0)
+    length = tf.cast(parsed[CONTEXT_FEATURE_LENGTH], tf.int32)
+    checks = [
+        tf.debugging.Assert(
+            length > 0,
+            [*_record_names(parsed), (
+                f"has no {CONTEXT_FEATURE_LENGTH} (or one below 1); records read with "
+                f"load_context_features need it with {CONTEXT_FEATURES}"
+            )],
+        ),
+        tf.debugging.Assert(
+            tf.equal(tf.size(values) % tf.maximum(length, 1), 0),
+            [*_record_names(parsed), f"has {CONTEXT_FEATURES} of", tf.size(values),
+             f"floats, not a multiple of its {CONTEXT_FEATURE_LENGTH}", length],
+        ),
+    ]
+    if context_feature_length is not None:
+        checks.append(tf.debugging.Assert(
+            tf.equal(length, context_feature_length),
+            [*_record_names(parsed), f"has {CONTEXT_FEATURE_LENGTH}", length,
+             f"; expected {context_feature_length} (the model's context_feature_length)"],
+        ))
+    with tf.control_dependencies(checks):
+        features = tf.reshape(values, tf.stack([-1, tf.maximum(length, 1)]))
+    return tf.ensure_shape(features, [None, context_feature_length])
+
+
+def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=None,
+                      load_context_features=False, context_feature_length=None):
     """Decodes one serialized TF OD API `tf.train.Example`.
 
     Graph-friendly: works eagerly and inside `tf.data` / `tf.function`.
@@ -531,6 +596,11 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=
         mask_type: optional str, decode `image/object/mask` (TF OD API `load_instance_masks`
             with `mask_type`): `"png"` (`PNG_MASKS`, one PNG per object) or `"numerical"`
             (`NUMERICAL_MASKS`, `num_boxes * height * width` floats). None: no masks.
+        load_context_features: bool. Decode Context R-CNN's `image/context_features` with
+            `image/context_feature_length` (TF OD API `load_context_features`). Defaults to
+            `False`.
+        context_feature_length: optional int, the length every record must have (the
+            model's `context_feature_length`).
 
     Returns:
         A dict of tensors:
@@ -554,6 +624,11 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=
           pixels (the TF OD API decoder's float32 0/1 values; nonzero on disk is 1). A record
           must have one mask per box (none when it has no boxes) at the image's size; another
           count or size fails, naming the record.
+        - with `load_context_features`, `"context_features"`: float32
+          `[num_context_features, context_feature_length]` (0 rows when the record has a
+          length and no features). A record without `image/context_feature_length`, with a
+          feature count it does not divide or with another length than
+          `context_feature_length` fails, naming the record and the key.
         - `"filename"`, `"source_id"`, `"key"`, `"format"`: string scalars.
         - `"height"`, `"width"`: int32 scalars from the record.
     """
@@ -563,6 +638,12 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=
             raise ValueError(f"mask_type must be one of {MASK_TYPES} or None, got {mask_type!r}")
         dtype = tf.string if mask_type == PNG_MASKS else tf.float32
         spec = {**FEATURE_SPEC, MASK: tf.io.VarLenFeature(dtype)}
+    if load_context_features:
+        spec = {
+            **spec,
+            CONTEXT_FEATURES: tf.io.VarLenFeature(tf.float32),
+            CONTEXT_FEATURE_LENGTH: tf.io.FixedLenFeature((), tf.int64, default_value=0),
+        }
     parsed = tf.io.parse_single_example(serialized, spec)
     image = tf.io.decode_image(parsed[IMAGE_ENCODED], channels=3, expand_animations=False)
     image = tf.ensure_shape(image, [None, None, 3])
@@ -603,6 +684,8 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=
     masks = {}
     if mask_type is not None:
         masks["masks"] = _decode_masks(parsed, mask_type, num_boxes, tf.shape(image)[:2])
+    if load_context_features:
+        masks["context_features"] = _decode_context_features(parsed, context_feature_length)
     return {
         "image": image,
         "boxes": tf.cast(boxes, tf.float32),
