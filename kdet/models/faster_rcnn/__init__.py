@@ -1,7 +1,11 @@
 """Faster R-CNN: the TF OD API two-stage meta-architecture, its stages and their heads (and
-Mask R-CNN, its third, mask stage; R-FCN, its position-sensitive second stage)."""
+Mask R-CNN, its third, mask stage; R-FCN, its position-sensitive second stage; Context R-CNN,
+its attention into context features)."""
 
 from kdet.models.faster_rcnn.box_classifier_head import BoxClassifierHead
+from kdet.models.faster_rcnn.context_attention import ContextAttention
+from kdet.models.faster_rcnn.context_attention import ContextProjection
+from kdet.models.faster_rcnn.context_rcnn import ContextRCNN
 from kdet.models.faster_rcnn.faster_rcnn import FasterRCNN
 from kdet.models.faster_rcnn.faster_rcnn import default_roi_cropper
 from kdet.models.faster_rcnn.mask_head import MaskHead
@@ -18,6 +22,9 @@ from kdet.models.faster_rcnn.rpn_head import RPNHead
 __all__ = [
     "RFCN",
     "BoxClassifierHead",
+    "ContextAttention",
+    "ContextProjection",
+    "ContextRCNN",
     "FasterRCNN",
     "MaskHead",
     "MaskRCNN",
