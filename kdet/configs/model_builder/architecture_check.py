@@ -118,11 +118,8 @@ def _model_gaps(node):
             child = Node(field.value, path)
             if field.name == "center_net":
                 gaps += _center_net_gaps(child)
-            else:
-                if field.name == "faster_rcnn":
-                    gaps += _two_stage_variant_gaps(child)
-                else:
-                    gaps += _mask_gaps(child, "an SSD mask head")
+            elif field.name != "faster_rcnn":
+                gaps += _mask_gaps(child, "an SSD mask head")
             gaps += _feature_extractor_gaps(child, _FEATURE_EXTRACTOR_BASES[field.name])
     return sorted(gaps, key=lambda gap: (gap.rank, gap.field.line, gap.field.column))
 
@@ -139,20 +136,6 @@ def _center_net_gaps(node):
                 f"{what} ({field.name}, {_issue(issue)})",
             ))
     return gaps
-
-
-def _two_stage_variant_gaps(node):
-    """Context R-CNN in a `faster_rcnn { … }` message (R-FCN is `kdet.models.faster_rcnn.RFCN`)."""
-    return [
-        _Gap(
-            1, node.message.source, field,
-            f"'{node.path}.{field.name}': Context R-CNN (attention over context features) is "
-            f"not in kdet yet (issue {_TWO_STAGE_VARIANTS_ISSUE})",
-            f"Context R-CNN (issue {_TWO_STAGE_VARIANTS_ISSUE})",
-        )
-        for field in node.message.fields
-        if field.name == "context_config"
-    ]
 
 
 def _mask_fields(node):
@@ -219,7 +202,7 @@ def check_architecture(config):
     """Raises a `ConfigError` if the config needs what kdet does not have yet.
 
     That is a meta-architecture other than SSD, Faster R-CNN and CenterNet (`detr`,
-    `experimental_model`), a variant of one (Context R-CNN's `context_config`, SSD
+    `experimental_model`), a variant of one (SSD
     instance masks: `predict_instance_masks: true` and the `mask_*` fields; CenterNet's mask, DeepMAC, DensePose, tracking and temporal offset tasks), or a TF OD API feature extractor kdet has no
     counterpart for (e.g. `ssd_efficientnet-b0_bifpn_keras`, EfficientDet; an extractor of
     your own, once registered, is found). Nothing else is checked, so run this before reading
