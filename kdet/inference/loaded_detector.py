@@ -3,7 +3,8 @@ directory or checkpoint, a `kdet export` folder or a SavedModel.
 
 `load_detector` finds out which one a source is and returns a `LoadedDetector`, whose `detect`
 gives the same per-image result for all of them: boxes `yxyx` in pixels of the image, label-map
-ids, confidences, no padding.
+ids, confidences, no padding, and for a Mask R-CNN (a `kdet.MaskRCNN`, or a SavedModel serving
+`detection_masks`) the instance masks in pixels of the image.
 """
 
 import pathlib
@@ -22,8 +23,8 @@ class LoadedDetector:
     """A detector ready to run on single images, with its label map and where it came from.
 
     Args:
-        detect_batch: callable taking uint8 `[1, height, width, 3]` and returning
-            `(boxes yxyx pixels [K, 4], labels [K], confidences [K])` numpy arrays, no padding.
+        detect_batch: callable taking uint8 `[1, height, width, 3]` and returning what
+            `detect` returns for that image.
         label_map: dict `{id: name}` (empty: detections are named by id).
         description: str, what was loaded, for messages.
         keras_model: the `kdet.models.ObjectDetector`, or None for a SavedModel (then
@@ -48,21 +49,21 @@ class LoadedDetector:
         Returns:
             dict of numpy arrays for this image, without padding, best first: `"boxes"` float
             `[K, 4]` `yxyx` in pixels of `image`, `"labels"` int `[K]` label-map ids,
-            `"confidences"` float `[K]`.
+            `"confidences"` float `[K]`; for a Mask R-CNN also `"masks"` float32
+            `[K, height, width]`, each detection's mask probabilities in pixels of `image`
+            (what `kdet.MaskRCNN.predict` gives as `"masks"`; a SavedModel's box-frame
+            `detection_masks` pasted as it pastes them). Tiled detection gives no masks.
         """
         if tile_size is None:
-            boxes, labels, confidences = self._detect_batch(image[np.newaxis])
-        elif self.keras_model is None:
+            return self._detect_batch(image[np.newaxis])
+        if self.keras_model is None:
             raise ValueError(
                 f"tiling (--tile_size) needs a Keras model; {self.description} is a SavedModel: "
                 "use the .keras file, 'kdet train' model directory or zoo name it came from"
             )
-        else:
-            tiled = self.keras_model.predict_tiled(image, tile_size, stride=tile_stride)
-            boxes, labels, confidences = _valid_rows(
-                tiled, self.keras_model.bounding_box_format, image.shape[0], image.shape[1]
-            )
-        return {"boxes": boxes, "labels": labels, "confidences": confidences}
+        tiled = self.keras_model.predict_tiled(image, tile_size, stride=tile_stride)
+        rows = _valid_rows(tiled)
+        return _in_pixels(rows, self.keras_model.bounding_box_format, *image.shape[:2])
 
     def name(self, label):
         """The label map's name of a label id, or the id as a string."""
@@ -101,6 +102,7 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
     ```python
     detector = kdet.inference.load_detector("runs/my_ssd", pipeline_config="my/pipeline.config")
     found = detector.detect(image)   # {"boxes" yxyx pixels, "labels", "confidences"}
+    # (+ "masks" [K, height, width] for a Mask R-CNN)
     ```
     """
     from kdet.data.label_map import read_label_map
@@ -319,33 +321,60 @@ def _config_label_map(config):
 
 def _keras_detect(model):
     def detect_batch(images):
-        detections = model.predict_on_batch(images)
-        return _valid_rows(
-            detections, model.bounding_box_format, images.shape[1], images.shape[2]
-        )
+        # A Mask R-CNN's "masks" are pasted into the images already.
+        rows = _valid_rows(model.predict_on_batch(images), extra_keys=("masks",))
+        return _in_pixels(rows, model.bounding_box_format, images.shape[1], images.shape[2])
 
     return detect_batch
 
 
-def _valid_rows(detections, bounding_box_format, height, width):
-    """A batch-of-one predictions dict (`"boxes"` in `bounding_box_format`, `"labels"`,
-    `"confidences"`, `"num_detections"`) → `(boxes yxyx px, labels, scores)` of its valid rows
-    (`kdet.models.Results.from_predictions`)."""
-    from kdet.boxes import convert_format
-    from kdet.models import Results
+def _valid_rows(detections, extra_keys=()):
+    """A batch-of-one predictions dict (`"boxes"`, `"labels"`, `"confidences"`,
+    `"num_detections"`) → numpy arrays of its valid rows (before `num_detections`, label >= 0,
+    as `kdet.models.Results.from_predictions` keeps them): boxes as given, float32 `[K, 4]`,
+    labels int32 `[K]`, confidences float32 `[K]`, and the `extra_keys` present (per-detection
+    outputs such as masks) float32 `[K, ...]`."""
+    import keras
 
-    (found,) = Results.from_predictions(detections, bounding_box_format=bounding_box_format)
-    boxes = found.boxes
+    keys = ("boxes", "labels", "confidences", "num_detections", *extra_keys)
+    arrays = {
+        key: np.asarray(keras.ops.convert_to_numpy(detections[key]))[0]
+        for key in keys
+        if key in detections
+    }
+    labels = arrays["labels"].astype(np.int32)
+    keep = (np.arange(len(labels)) < arrays.pop("num_detections")) & (labels >= 0)
+    rows = {key: value[keep].astype(np.float32) for key, value in arrays.items()}
+    rows["labels"] = labels[keep]
+    return rows
+
+
+def _in_pixels(rows, bounding_box_format, height, width):
+    """`rows` with `"boxes"` converted from `bounding_box_format` to `yxyx` pixels of a
+    `height` x `width` image."""
+    from kdet.boxes import convert_format
+
     if bounding_box_format != "yxyx":
-        boxes = np.asarray(
-            convert_format(boxes, bounding_box_format, "yxyx", height=height, width=width),
+        rows["boxes"] = np.asarray(
+            convert_format(rows["boxes"], bounding_box_format, "yxyx", height=height,
+                           width=width),
             np.float32,
-        )
-    return boxes, found.labels, found.scores
+        ).reshape(-1, 4)
+    return rows
+
+
+def _pasted_masks(box_masks, boxes, height, width):
+    """float32 `[K, height, width]`: masks `[K, mask_height, mask_width]` in the frame of their
+    `rel_yxyx` boxes `[K, 4]` pasted into the image, as `kdet.MaskRCNN` pastes its `"masks"`."""
+    from kdet.models.faster_rcnn.mask_head import paste_masks
+
+    pasted = paste_masks(box_masks[np.newaxis], boxes[np.newaxis], height, width)
+    return pasted.numpy()[0]
 
 
 def _load_saved_model(path, config):
-    """A TF OD API–signature SavedModel (`kdet export`'s, or the TF OD API exporter's)."""
+    """A TF OD API–signature SavedModel (`kdet export`'s, or the TF OD API exporter's); its
+    `detection_masks`, if it serves them, are pasted into the image."""
     import tensorflow as tf
 
     try:
@@ -368,17 +397,21 @@ def _load_saved_model(path, config):
 
     def detect_batch(images):
         outputs = serve(**{input_name: encode(images)})
-        boxes, labels, confidences = _valid_rows(
-            {
-                "boxes": outputs["detection_boxes"],  # normalized, as the TF OD API's
-                "labels": outputs["detection_classes"].numpy().astype(np.int64),
-                "confidences": outputs["detection_scores"],
-                "num_detections": outputs["num_detections"].numpy().astype(np.int64),
-            },
-            "rel_yxyx", images.shape[1], images.shape[2],
-        )
-        valid = labels > 0  # 0: no class (padding of some exporters)
-        return boxes[valid], labels[valid], confidences[valid]
+        detections = {
+            "boxes": outputs["detection_boxes"],  # normalized, as the TF OD API's
+            "labels": outputs["detection_classes"].numpy().astype(np.int64),
+            "confidences": outputs["detection_scores"],
+            "num_detections": outputs["num_detections"].numpy().astype(np.int64),
+        }
+        if "detection_masks" in outputs:
+            detections["box_masks"] = outputs["detection_masks"]
+        rows = _valid_rows(detections, extra_keys=("box_masks",))
+        valid = rows["labels"] > 0  # 0: no class (padding of some exporters)
+        rows = {key: value[valid] for key, value in rows.items()}
+        height, width = images.shape[1], images.shape[2]
+        if "box_masks" in rows:
+            rows["masks"] = _pasted_masks(rows.pop("box_masks"), rows["boxes"], height, width)
+        return _in_pixels(rows, "rel_yxyx", height, width)
 
     return LoadedDetector(detect_batch, _config_label_map(config), f"SavedModel {path}")
 

@@ -2,7 +2,8 @@
 
 For each image `<name>_detections.jpg` (the image with its boxes drawn); for each video
 `<name>_detections.mp4` (every frame drawn) and `<name>_detections.json` (the detections of every
-frame); and `detections.json`, `{image key: [detections]}`. `<name>` is the input's key (its file
+frame); and `detections.json`, `{image key: [detections]}`. A Mask R-CNN's masks are drawn too,
+and each detection carries its mask as a COCO results `"segmentation"` (compressed RLE). `<name>` is the input's key (its file
 name, or the end of its path that tells it apart from another input of that name) without its
 extension, `/` replaced by `_`; names are unique within a run.
 
@@ -193,11 +194,29 @@ def _detect_and_draw(detector, pixels, score_threshold, tile_size, tile_stride):
         }
         for box, label, score in zip(kept["boxes"], kept["labels"], kept["confidences"])
     ]
+    if "masks" in kept:
+        for detection, segmentation in zip(found, _mask_segmentations(kept["masks"]), strict=True):
+            detection["segmentation"] = segmentation
     drawn = visualization.draw_detections(
         pixels, kept, label_map=detector.label_map, score_threshold=score_threshold,
         bounding_box_format="yxyx",
     )
     return found, drawn
+
+
+def _mask_segmentations(masks):
+    """Mask probabilities `[K, height, width]` → K COCO results `segmentation`s: compressed RLE
+    `{"size": [height, width], "counts": str}` (pycocotools) of the pixels over 0.5, as
+    `kdet.evaluation.compute_coco_mask_metrics` binarizes them; `pycocotools.mask.decode`
+    reads them back."""
+    from kdet.evaluation.coco_metrics import encode_masks
+
+    if not len(masks):
+        return []
+    return [
+        {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        for rle in encode_masks(masks)
+    ]
 
 
 def _output_names(inputs):
