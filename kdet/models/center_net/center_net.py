@@ -10,8 +10,11 @@ from kdet.losses.weighted_l1_localization_loss import WeightedL1LocalizationLoss
 from kdet.models.center_net import center_net_postprocessing as post
 from kdet.models.center_net import center_net_targets as targets
 from kdet.models.center_net.center_net_prediction_head import CenterNetPredictionHead
+from kdet.models.center_net.deepmac import DeepMACMaskTask
 from kdet.models.center_net.keypoint_estimation_task import KeypointEstimationTask
 from kdet.models.distribution import global_normalizer
+from kdet.models.faster_rcnn.mask_head import mask_targets
+from kdet.models.faster_rcnn.mask_head import paste_masks
 from kdet.models.object_detector import ObjectDetector
 from kdet.models.object_detector import static_or_dynamic_hw
 
@@ -22,6 +25,9 @@ BOX_OFFSET = "box_offset"
 KEYPOINT_HEATMAP = "keypoint_heatmap"
 KEYPOINT_OFFSET = "keypoint_offset"
 KEYPOINT_REGRESSION = "keypoint_regression"
+# DeepMAC heads (TF OD API `INSTANCE_EMBEDDING`, `PIXEL_EMBEDDING`).
+INSTANCE_EMBEDDING = "instance_embedding"
+PIXEL_EMBEDDING = "pixel_embedding"
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -56,6 +62,8 @@ class CenterNet(ObjectDetector):
             `kdet.losses.WeightedL1LocalizationLoss()`.
         keypoint_tasks: list of `KeypointEstimationTask`s (distinct names and classes,
             disjoint `keypoint_indices`). Defaults to none.
+        mask_task: optional `kdet.models.DeepMACMaskTask`: DeepMAC instance masks (TF OD API
+            `deepmac_mask_estimation`). Defaults to none.
         object_center_loss_weight: float. Defaults to `1.0`.
         heatmap_bias_init: float, initial bias of the center heatmap head. Defaults to `-2.19`.
         min_box_overlap_iou: float, sets the radius of the center Gaussians. Defaults to `0.7`.
@@ -79,7 +87,10 @@ class CenterNet(ObjectDetector):
     labelled; optional, then every finite keypoint counts), and predicts `"keypoints"`
     `[batch, max_detections, num_keypoints, 2]` (same unit; -1 where a detection has no
     keypoint of that column) and `"keypoint_scores"` `[batch, max_detections,
-    num_keypoints]`.
+    num_keypoints]`. A model with a `mask_task` trains on `y["masks"]` `[batch, num_boxes,
+    H, W]` 0/1 (as `kdet.MaskRCNN`) and predicts `"masks"` float32 `[batch, max_detections,
+    H, W]` (probabilities in the pixels of the given images) and `"box_masks"` `[batch,
+    max_detections, mask_size, mask_size]` (in each box's frame).
 
     Example:
     ```python
@@ -111,6 +122,7 @@ class CenterNet(ObjectDetector):
         center_loss=None,
         localization_loss=None,
         keypoint_tasks=(),
+        mask_task=None,
         object_center_loss_weight=1.0,
         heatmap_bias_init=-2.19,
         min_box_overlap_iou=0.7,
@@ -139,6 +151,13 @@ class CenterNet(ObjectDetector):
         self.center_loss = center_loss or PenaltyReducedLogisticFocalLoss()
         self.localization_loss = localization_loss or WeightedL1LocalizationLoss()
         self.keypoint_tasks = _keypoint_tasks(keypoint_tasks)
+        if isinstance(mask_task, dict):
+            mask_task = keras.saving.deserialize_keras_object(mask_task)
+        if mask_task is not None and not isinstance(mask_task, DeepMACMaskTask):
+            raise TypeError(
+                f"mask_task must be a kdet.models.DeepMACMaskTask; got {type(mask_task).__name__}"
+            )
+        self.mask_task = mask_task
         self.object_center_loss_weight = object_center_loss_weight
         self.heatmap_bias_init = heatmap_bias_init
         self.min_box_overlap_iou = min_box_overlap_iou
@@ -155,18 +174,22 @@ class CenterNet(ObjectDetector):
         self.offset_head_kernel_sizes = list(offset_head_kernel_sizes)
         self.use_depthwise = bool(use_depthwise)
         self.prediction_heads = self._make_prediction_heads()
-        # The loss names depend on the keypoint tasks: the base made trackers for none.
+        self.mask_network = mask_task.make_mask_network() if mask_task else None
+        # The loss names depend on the tasks: the base made trackers for none.
         self.loss_names = ("object_center_loss", "box_scale_loss", "box_offset_loss") + tuple(
             task.loss_name(head)
             for task in self.keypoint_tasks
             for head in ("heatmap", "offset", "regression")
-        )
+        ) + ((DeepMACMaskTask.loss_name,) if mask_task else ())
         self._loss_trackers = [keras.metrics.Mean(name=name) for name in self.loss_names]
 
     @property
     def extra_groundtruth(self):
-        """`("keypoints",)` with keypoint tasks: `fit` then needs `y["keypoints"]`."""
-        return ("keypoints",) if self.keypoint_tasks else ()
+        """`("keypoints",)` with keypoint tasks, `("masks",)` with a mask task: `fit` then
+        needs `y["keypoints"]`, `y["masks"]`."""
+        return (("keypoints",) if self.keypoint_tasks else ()) + (
+            ("masks",) if self.mask_task else ()
+        )
 
     @property
     def num_keypoints(self):
@@ -199,10 +222,19 @@ class CenterNet(ObjectDetector):
                 2 * count if task.per_keypoint_offset else 2, task.offset_head_num_filters,
                 task.offset_head_kernel_sizes, None,
             )
+        depthwise = dict.fromkeys(specs, self.use_depthwise)
+        if self.mask_task:
+            # The TF OD API makes the embedding heads without `use_depthwise`.
+            task = self.mask_task
+            for name, channels in ((INSTANCE_EMBEDDING, task.dim),
+                                   (PIXEL_EMBEDDING, task.pixel_embedding_dim)):
+                specs[name] = (channels, task.embedding_head_num_filters,
+                               task.embedding_head_kernel_sizes, None)
+                depthwise[name] = False
         return {
             name: [
                 CenterNetPredictionHead(
-                    outputs, filters, kernels, bias_init=bias, use_depthwise=self.use_depthwise,
+                    outputs, filters, kernels, bias_init=bias, use_depthwise=depthwise[name],
                     name=f"{name.replace('/', '_')}_{index}",
                 )
                 for index in range(self.feature_extractor.num_feature_outputs)
@@ -231,15 +263,42 @@ class CenterNet(ObjectDetector):
         }
         outputs["scale"] = scale
         outputs["input_size"] = tf.cast(tf.shape(resized)[1:3], tf.float32)
+        if self.mask_task:
+            # Where predicted masks are pasted: raw images, or the frame of resized ones.
+            raw = not isinstance(images, dict)
+            outputs["image_size"] = tf.shape(images if raw else resized)[1:3]
+            outputs["paste_scale"] = tf.ones_like(scale) if raw else scale
         return outputs
 
     def forward_train(self, images, gt_boxes, gt_labels, training, **groundtruth):
-        return self(images, training=training)
+        outputs = self(images, training=training)
+        if self.mask_task:
+            outputs["gt_mask_logits"] = self._groundtruth_mask_logits(
+                outputs, gt_boxes, gt_labels, training
+            )
+        return outputs
+
+    def _mask_maps(self, outputs):
+        """The `(pixel, instance)` embedding pairs masks train on (the last only with
+        `use_only_last_stage`)."""
+        pairs = list(zip(outputs[PIXEL_EMBEDDING], outputs[INSTANCE_EMBEDDING]))
+        return pairs[-1:] if self.mask_task.use_only_last_stage else pairs
+
+    def _groundtruth_mask_logits(self, outputs, gt_boxes, gt_labels, training):
+        """Mask logits `[M, S, S]` of the real ground-truth rows (see `_mask_rows`), one per
+        trained feature map."""
+        frame_boxes = gt_boxes * tf.tile(outputs["scale"], [1, 2])[:, None, :]
+        rows = _mask_rows(gt_labels)
+        return [
+            self.mask_task.mask_logits(self.mask_network, pixel, instance, frame_boxes, rows,
+                                       training=training)
+            for pixel, instance in self._mask_maps(outputs)
+        ]
 
     # -- losses -------------------------------------------------------------------------------
 
     def compute_losses(self, outputs, gt_boxes, gt_labels, gt_keypoints=None,
-                       gt_keypoint_visibilities=None):
+                       gt_keypoint_visibilities=None, gt_masks=None, gt_mask_window=None):
         frame = _OutputFrame(self, outputs)
         real = gt_labels > 0
         boxes = tf.where(real[..., None], frame.absolute(gt_boxes), 0.0)
@@ -268,7 +327,32 @@ class CenterNet(ObjectDetector):
             losses.update(self._keypoint_losses(
                 task, outputs, frame, boxes, real, labels, gt_keypoints, gt_keypoint_visibilities
             ))
+        if self.mask_task:
+            losses[DeepMACMaskTask.loss_name] = self._mask_loss(
+                outputs["gt_mask_logits"], gt_boxes, gt_labels, gt_masks, gt_mask_window
+            )
         return losses
+
+    def _mask_loss(self, mask_logits, gt_boxes, gt_labels, gt_masks, gt_mask_window):
+        """The DeepMAC mask loss: each map's per-instance losses over the allowed objects of
+        the global batch, averaged over the maps, times `task_loss_weight`."""
+        task = self.mask_task
+        # The boxes in the masks' frame: relative to the content, then to the mask array.
+        mask_boxes = gt_boxes * tf.tile(gt_mask_window, [1, 2])[:, None, :]
+        num_boxes = tf.shape(gt_boxes)[1]
+        matched = tf.broadcast_to(tf.range(num_boxes)[None], tf.shape(gt_labels))
+        size = (task.mask_size, task.mask_size)
+        rows = _mask_rows(gt_labels)
+        targets = tf.gather(
+            tf.reshape(mask_targets(gt_masks, mask_boxes, matched, size), [-1, *size]), rows
+        )
+        weights = tf.gather(tf.reshape(task.loss_weights(gt_labels), [-1]), rows)
+        normalizer = global_normalizer(tf.reduce_sum(weights))
+        total = tf.add_n([
+            tf.reduce_sum(task.instance_losses(logits, targets) * weights)
+            for logits in mask_logits
+        ])
+        return task.task_loss_weight * total / (len(mask_logits) * normalizer)
 
     def _keypoint_losses(self, task, outputs, frame, boxes, real, labels, keypoints,
                          visibilities):
@@ -369,7 +453,26 @@ class CenterNet(ObjectDetector):
         }
         if self.keypoint_tasks:
             detections.update(self._keypoints(outputs, frame, y, x, strided_boxes, labels))
+        if self.mask_task:
+            detections.update(self._masks(outputs, frame, strided_boxes, detections))
         return detections
+
+    def _masks(self, outputs, frame, strided_boxes, detections):
+        """`{"box_masks": [B, D, S, S], "masks": [B, D, H, W]}` probabilities of the
+        detections (0 on padding rows), from the last feature map."""
+        frame_boxes = strided_boxes / tf.cast(
+            tf.stack([frame.height, frame.width, frame.height, frame.width]), tf.float32
+        )
+        logits = self.mask_task.mask_logits(
+            self.mask_network, outputs[PIXEL_EMBEDDING][-1], outputs[INSTANCE_EMBEDDING][-1],
+            frame_boxes, training=False,
+        )
+        valid = tf.cast(detections["labels"] > 0, tf.float32)[:, :, None, None]
+        box_masks = tf.sigmoid(logits) * valid
+        paste_boxes = detections["boxes"] * tf.tile(outputs["paste_scale"], [1, 2])[:, None, :]
+        height, width = tf.unstack(outputs["image_size"])
+        return {"box_masks": box_masks,
+                "masks": paste_masks(box_masks, paste_boxes, height, width) * valid}
 
     def _keypoints(self, outputs, frame, y, x, strided_boxes, labels):
         """`{"keypoints": [B, D, num_keypoints, 2] rel (y, x), "keypoint_scores": [B, D,
@@ -424,6 +527,8 @@ class CenterNet(ObjectDetector):
             "keypoint_tasks": [
                 keras.saving.serialize_keras_object(task) for task in self.keypoint_tasks
             ],
+            "mask_task": keras.saving.serialize_keras_object(self.mask_task)
+            if self.mask_task else None,
             **{
                 name: getattr(self, name)
                 for name in (
@@ -473,6 +578,13 @@ def _flatten_cells(maps):
     """`[B, H, W, C]` → `[B, H * W, C]`."""
     shape = tf.shape(maps)
     return tf.reshape(maps, [shape[0], -1, shape[3]])
+
+
+def _mask_rows(labels):
+    """int32 `[M]`: the real rows (label > 0) of the flattened `[B * N]` ground truth, or row
+    0 (weighted 0) when there are none, so that the mask network never sees an empty batch."""
+    rows = tf.cast(tf.where(tf.reshape(labels, [-1]) > 0)[:, 0], tf.int32)
+    return tf.cond(tf.size(rows) > 0, lambda: rows, lambda: tf.zeros([1], tf.int32))
 
 
 def _per_keypoint(predictions, num_keypoints):
