@@ -34,7 +34,6 @@ _MISSING_META_ARCHITECTURES = {
 # `center_net { … }` task fields → what they add to CenterNet and the issue that adds it.
 _CENTER_NET_TASKS = {
     "mask_estimation_task": ("instance masks", _TWO_STAGE_VARIANTS_ISSUE),
-    "deepmac_mask_estimation": ("DeepMAC instance masks", _TWO_STAGE_VARIANTS_ISSUE),
     "densepose_estimation_task": ("DensePose", None),
     "track_estimation_task": ("tracking", None),
     "temporal_offset_task": ("temporal offsets", None),

@@ -4,9 +4,12 @@ Read: the feature extractor (by `type` from the registry, a TF2 `_keras` suffix 
 `channel_means`, `channel_stds`, `bgr_ordering`, `use_depthwise`, `depth_multiplier`,
 `use_separable_conv`, `upsampling_interpolation` go to the extractor when its constructor takes
 them, and are otherwise accepted only with their defaults), `image_resizer`, `use_depthwise`,
-`object_center_params`, `object_detection_task` and each `keypoint_estimation_task` (its
+`object_center_params`, `object_detection_task`, each `keypoint_estimation_task` (its
 keypoints, labels and class from the label map at `keypoint_label_map_path`, as the TF OD API
-reads them). Refused with the field named: `use_labeled_classes`,
+reads them) and `deepmac_mask_estimation` (`kdet.models.DeepMACMaskTask`; its weak-supervision
+losses, box jitter, full-resolution masks, subsampling, per-class overlap and `cond_inst`
+mask networks refused, with keypoint tasks, which the TF OD API's DeepMAC model drops).
+Refused with the field named: `use_labeled_classes`,
 `keypoint_weights_for_center`, `post_processing` (NMS after the peaks), keypoint depth,
 `rescore_instances`, `argmax_postprocessing`, the `gaussian_weighted_const` ranking, heatmap
 losses other than `penalty_reduced_logistic_focal_loss`, a model without
@@ -16,6 +19,7 @@ losses other than `penalty_reduced_logistic_focal_loss`, a model without
 import os
 
 from kdet.configs.field_reader import Bool
+from kdet.configs.field_reader import Enum
 from kdet.configs.field_reader import Fixed
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
@@ -32,6 +36,7 @@ from kdet.configs.model_builder.common import construct
 from kdet.configs.model_builder.components import build_image_resizer
 from kdet.configs.model_builder.feature_extractor import _constructor_arguments
 from kdet.configs.model_builder.feature_extractor import _feature_extractor_class
+from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
 from kdet.configs.model_builder.losses import LOCALIZATION_LOSSES
 from kdet.configs.model_builder.losses import build_loss_choice
 from kdet.data.errors import DataError
@@ -40,7 +45,10 @@ from kdet.data.label_map import read_label_map_keypoints
 from kdet.feature_extractors import CenterNetFeatureExtractor
 from kdet.losses import PenaltyReducedLogisticFocalLoss
 from kdet.models.center_net import CenterNet
+from kdet.models.center_net import DeepMACMaskTask
 from kdet.models.center_net import KeypointEstimationTask
+from kdet.models.center_net.deepmac import MASK_NETWORK_TYPES
+from kdet.models.center_net.deepmac import WeightedDiceClassificationLoss
 
 _FEATURE_EXTRACTOR_SCHEMA = {
     "type": String(required=True),
@@ -63,6 +71,7 @@ _CENTER_NET_SCHEMA = {
     "object_center_params": SubMessage(required=True),
     "keypoint_label_map_path": String(),
     "keypoint_estimation_task": Repeated(SubMessage()),
+    "deepmac_mask_estimation": SubMessage(),
     "post_processing": SubMessage(),
 }
 _HEAD_PARAMS_SCHEMA = {"num_filters": Repeated(Int(minimum=1)),
@@ -129,6 +138,80 @@ _KEYPOINT_TASK_SCHEMA = {
     "offset_head_params": SubMessage(),
     "regress_head_params": SubMessage(),
 }
+_NOT_IN_DEEPMAC = "not in kdet's DeepMAC yet"
+_WEAK_LOSS = f"{_NOT_IN_DEEPMAC} (only the mask loss on ground-truth masks is)"
+# The TF OD API `CenterNet.DeepMACMaskEstimation` message. The parameters of a refused feature
+# (its weight at 0) are read and, as in the TF OD API, without effect.
+_DEEPMAC_SCHEMA = {
+    "classification_loss": SubMessage(),
+    "task_loss_weight": Float(default=1.0),
+    "dim": Int(default=256, minimum=1),
+    "pixel_embedding_dim": Int(default=16, minimum=1),
+    "allowed_masked_classes_ids": Repeated(Int(minimum=1)),
+    "mask_size": Int(default=32, minimum=1),
+    "mask_num_subsamples": Int(default=-1),
+    "use_xy": Bool(default=True),
+    "network_type": String(default="hourglass52"),
+    "use_instance_embedding": Bool(default=True),
+    "num_init_channels": Int(default=64, minimum=1),
+    "predict_full_resolution_masks": Fixed(
+        Bool(default=False), False, f"full-resolution masks are {_NOT_IN_DEEPMAC}"
+    ),
+    "postprocess_crop_size": Int(default=256, minimum=1),
+    "max_roi_jitter_ratio": Fixed(
+        Float(default=0.0), 0.0, f"jittering the boxes of the mask crops is {_NOT_IN_DEEPMAC}"
+    ),
+    "jitter_mode": Enum(
+        ("DEFAULT", "EXPAND", "SHRINK", "EXPAND_SYMMETRIC", "SHRINK_SYMMETRIC",
+         "EXPAND_SYMMETRIC_XY", "SHRINK_SYMMETRIC_XY"), default="DEFAULT"
+    ),
+    "box_consistency_loss_weight": Fixed(
+        Float(default=0.0), 0.0, f"the box consistency loss is {_WEAK_LOSS}"
+    ),
+    "feature_consistency_threshold": Float(default=0.4),
+    "feature_consistency_dilation": Int(default=2),
+    "feature_consistency_loss_weight": Fixed(
+        Float(default=0.0), 0.0, f"the feature consistency loss is {_WEAK_LOSS}"
+    ),
+    "box_consistency_loss_normalize": Enum(
+        ("NORMALIZE_AUTO", "NORMALIZE_GROUNDTRUTH_COUNT", "NORMALIZE_BALANCED"),
+        default="NORMALIZE_AUTO",
+    ),
+    "box_consistency_tightness": Bool(default=False),
+    "feature_consistency_warmup_steps": Int(default=0),
+    "feature_consistency_warmup_start": Int(default=0),
+    "feature_consistency_type": Enum(
+        ("CONSISTENCY_DEFAULT_LAB", "CONSISTENCY_FEATURE_MAP"), default="CONSISTENCY_DEFAULT_LAB"
+    ),
+    "feature_consistency_comparison": Enum(
+        ("COMPARISON_DEFAULT_GAUSSIAN", "COMPARISON_NORMALIZED_DOTPROD"),
+        default="COMPARISON_DEFAULT_GAUSSIAN",
+    ),
+    "use_only_last_stage": Bool(default=False),
+    "augmented_self_supervision_max_translation": Float(default=0.0),
+    "augmented_self_supervision_flip_probability": Float(default=0.0),
+    "augmented_self_supervision_loss_weight": Fixed(
+        Float(default=0.0), 0.0, f"the augmented self-supervision loss is {_WEAK_LOSS}"
+    ),
+    "augmented_self_supervision_warmup_start": Int(default=0),
+    "augmented_self_supervision_warmup_steps": Int(default=0),
+    "augmented_self_supervision_loss": Enum(
+        ("LOSS_UNSET", "LOSS_DICE", "LOSS_MSE", "LOSS_KL_DIV"), default="LOSS_DICE"
+    ),
+    "augmented_self_supervision_scale_min": Float(default=1.0),
+    "augmented_self_supervision_scale_max": Float(default=1.0),
+    "pointly_supervised_keypoint_loss_weight": Fixed(
+        Float(default=0.0), 0.0, f"the pointly supervised keypoint loss is {_WEAK_LOSS}"
+    ),
+    "ignore_per_class_box_overlap": Fixed(
+        Bool(default=False), False,
+        f"ignoring the overlaps of boxes of one class in the mask loss is {_NOT_IN_DEEPMAC}",
+    ),
+}
+# `DeepMACMaskEstimation` fields copied as they are to `DeepMACMaskTask`.
+_DEEPMAC_ARGUMENTS = ("task_loss_weight", "dim", "pixel_embedding_dim",
+                      "allowed_masked_classes_ids", "mask_size", "use_xy", "network_type",
+                      "use_instance_embedding", "num_init_channels", "use_only_last_stage")
 # Arguments of the CenterNet feature extractors that a config field sets, beyond the base
 # class's channel_means, channel_stds and bgr_ordering.
 _EXTRACTOR_OPTIONS = ("use_depthwise", "depth_multiplier", "use_separable_conv",
@@ -153,6 +236,7 @@ def build_center_net(node):
     center = _read_object_center_params(fields["object_center_params"])
     detection = _read_object_detection_task(fields["object_detection_task"])
     tasks = _read_keypoint_tasks(fields)
+    mask_task = _read_deepmac(fields)
     image_resizer = build_image_resizer(fields["image_resizer"])
     extractor = _build_feature_extractor(fields["feature_extractor"])
     return construct(
@@ -162,6 +246,7 @@ def build_center_net(node):
         feature_extractor=extractor,
         image_resizer=image_resizer,
         keypoint_tasks=tasks,
+        mask_task=mask_task,
         use_depthwise=fields["use_depthwise"],
         **center,
         **detection,
@@ -253,6 +338,55 @@ def _read_object_detection_task(node):
         **_head_params(fields, "scale_head_params", "scale_head"),
         **_head_params(fields, "offset_head_params", "offset_head"),
     }
+
+
+def _build_weighted_dice(node):
+    """Reads a TF OD API `WeightedDiceClassificationLoss`."""
+    fields = read(node, {"squared_normalization": Bool(default=False),
+                         "is_prediction_probability": Bool(default=False)})
+    return WeightedDiceClassificationLoss(fields["squared_normalization"],
+                                          fields["is_prediction_probability"])
+
+
+_MASK_LOSSES = {**CLASSIFICATION_LOSSES,
+                "weighted_dice_classification_loss": _build_weighted_dice}
+
+
+def _read_deepmac(fields):
+    """The `deepmac_mask_estimation` message → a `DeepMACMaskTask` (absent: None)."""
+    name = "deepmac_mask_estimation"
+    if not fields.has(name):
+        return None
+    if fields["keypoint_estimation_task"]:
+        raise fields.error(
+            "keypoint_estimation_task",
+            f"'{fields.path('keypoint_estimation_task')}' with {name}: the TF OD API's DeepMAC "
+            "model has no keypoint tasks (it drops them); remove them or the masks",
+        )
+    deepmac = read(fields[name], _DEEPMAC_SCHEMA)
+    if deepmac["mask_num_subsamples"] > 0:
+        raise deepmac.error(
+            "mask_num_subsamples",
+            f"'{deepmac.path('mask_num_subsamples')}' is {deepmac['mask_num_subsamples']}: "
+            "subsampling the masks is not supported (the TF OD API refuses it too)",
+        )
+    network_type = deepmac["network_type"]
+    if network_type not in MASK_NETWORK_TYPES:
+        raise deepmac.error(
+            "network_type",
+            f"'{deepmac.path('network_type')}' is {network_type!r}; kdet's DeepMAC mask "
+            f"networks are {list(MASK_NETWORK_TYPES)}",
+        )
+    loss = {}
+    if deepmac.has("classification_loss"):
+        loss["classification_loss"] = build_loss_choice(deepmac["classification_loss"],
+                                                        _MASK_LOSSES)
+    return construct(
+        fields[name],
+        DeepMACMaskTask,
+        **{argument: deepmac[argument] for argument in _DEEPMAC_ARGUMENTS},
+        **loss,
+    )
 
 
 def _read_keypoint_tasks(fields):

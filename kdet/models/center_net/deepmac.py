@@ -88,15 +88,7 @@ class DeepMACMaskNetwork(keras.layers.Layer):
     def __init__(self, network_type="hourglass52", num_init_channels=64,
                  use_instance_embedding=True, mask_size=32, **kwargs):
         super().__init__(**kwargs)
-        if network_type not in MASK_NETWORK_TYPES:
-            raise ValueError(
-                f"network_type must be one of {list(MASK_NETWORK_TYPES)}; got {network_type!r}"
-            )
-        if network_type == "embedding_projection" and use_instance_embedding:
-            raise ValueError(
-                "network_type 'embedding_projection' has no weights to read the instance "
-                "embedding with: use_instance_embedding must be False"
-            )
+        check_mask_network(network_type, mask_size, use_instance_embedding)
         self.network_type = network_type
         self.num_init_channels = int(num_init_channels)
         self.use_instance_embedding = bool(use_instance_embedding)
@@ -107,11 +99,6 @@ class DeepMACMaskNetwork(keras.layers.Layer):
         if network_type in HOURGLASS_MASK_NETWORKS:
             blocks, multipliers = HOURGLASS_MASK_NETWORKS[network_type]
             dims = [multiplier * channels for multiplier in multipliers]
-            if self.mask_size % 2 ** (len(dims) - 1):
-                raise ValueError(
-                    f"network_type {network_type!r} halves the mask {len(dims) - 1} times: "
-                    f"mask_size must be a multiple of {2 ** (len(dims) - 1)}; got {mask_size}"
-                )
             self.blocks = [
                 ConvBlock(channels, 3), ResidualBlock(dims[0]), HourglassModule(dims, blocks),
                 ConvBlock(dims[0], 3),
@@ -180,6 +167,26 @@ class DeepMACMaskNetwork(keras.layers.Layer):
             "use_instance_embedding": self.use_instance_embedding,
             "mask_size": self.mask_size,
         }
+
+
+def check_mask_network(network_type, mask_size, use_instance_embedding):
+    """Raises a `ValueError` saying why a `DeepMACMaskNetwork` of these arguments cannot be."""
+    if network_type not in MASK_NETWORK_TYPES:
+        raise ValueError(
+            f"network_type must be one of {list(MASK_NETWORK_TYPES)}; got {network_type!r}"
+        )
+    if network_type == "embedding_projection" and use_instance_embedding:
+        raise ValueError(
+            "network_type 'embedding_projection' has no weights to read the instance "
+            "embedding with: use_instance_embedding must be False"
+        )
+    if network_type in HOURGLASS_MASK_NETWORKS:
+        halvings = len(HOURGLASS_MASK_NETWORKS[network_type][0]) - 1
+        if mask_size % 2 ** halvings:
+            raise ValueError(
+                f"network_type {network_type!r} halves the mask {halvings} times: mask_size "
+                f"must be a multiple of {2 ** halvings}; got {mask_size}"
+            )
 
 
 def _resnet_stacks(network_type, channels):
@@ -321,6 +328,7 @@ class DeepMACMaskTask:
         self.embedding_head_num_filters = list(embedding_head_num_filters)
         self.embedding_head_kernel_sizes = list(embedding_head_kernel_sizes)
         self._crop = CropAndResizeRoIPooler(self.mask_size, 1, 1)
+        check_mask_network(network_type, self.mask_size, self.use_instance_embedding)
         if network_type == "embedding_projection":
             if self.use_xy:
                 raise ValueError("network_type 'embedding_projection' needs use_xy False")
