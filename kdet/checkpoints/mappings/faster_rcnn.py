@@ -45,14 +45,18 @@ from kdet.models.faster_rcnn.mask_rcnn import MaskRCNN
 from kdet.models.faster_rcnn.rpn_head import RPNHead
 
 
+def feature_and_rpn_pairs(model, prefix, shapes):
+    """The `LayerPair`s of a Faster R-CNN's feature extractor and RPN head (what R-FCN
+    shares with it)."""
+    return tf2_layer_pairs(model.feature_extractor, prefix, shapes) + tf2_layer_pairs(
+        model.region_proposal_network.rpn_head, prefix, shapes
+    )
+
+
 @register_tf2_mapping(FasterRCNN)
 def _faster_rcnn(model, prefix, shapes):
-    return (
-        tf2_layer_pairs(model.feature_extractor, prefix, shapes)
-        + tf2_layer_pairs(model.region_proposal_network.rpn_head, prefix, shapes)
-        + tf2_layer_pairs(
-            model.roi_heads.box_predictor, f"{prefix}/_mask_rcnn_box_predictor", shapes
-        )
+    return feature_and_rpn_pairs(model, prefix, shapes) + tf2_layer_pairs(
+        model.roi_heads.box_predictor, f"{prefix}/_mask_rcnn_box_predictor", shapes
     )
 
 
