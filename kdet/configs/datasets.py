@@ -51,6 +51,24 @@ def _with_keypoint_default(input_reader):
     return {"num_keypoints": 0, **input_reader}
 
 
+def _with_context_sizes(input_reader, model):
+    """`input_reader` with the model's context feature sizes when it loads context features
+    (TF OD API `config_util.get_max_num_context_features` / `get_context_feature_length`)."""
+    if not input_reader.get("load_context_features"):
+        return input_reader
+    if not hasattr(model, "max_num_context_features"):
+        raise ValueError(
+            "load_context_features is true in an input reader, but the model has no "
+            "context_config (max_num_context_features, context_feature_length): only a "
+            "Context R-CNN (faster_rcnn { context_config { ... } }) reads context features"
+        )
+    return {
+        **input_reader,
+        "max_num_context_features": model.max_num_context_features,
+        "context_feature_length": model.context_feature_length,
+    }
+
+
 def train_dataset(pipeline, seed=None):
     """The training `tf.data` pipeline of `train_input_reader` and `train_config`.
 
@@ -79,7 +97,7 @@ def train_dataset(pipeline, seed=None):
         raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
     check_config_paths(pipeline, "train_input_reader")
     return read_tfrecords(
-        **_with_keypoint_default(pipeline.train_input),
+        **_with_context_sizes(_with_keypoint_default(pipeline.train_input), pipeline.model),
         **resized_input_arguments(pipeline.model),
         batch_size=pipeline.train.batch_size,
         augmentation=pipeline.train.augmentation or None,
@@ -158,7 +176,11 @@ def eval_dataset(pipeline, index=0):
         )
     check_config_paths(pipeline, "eval_input_reader", index)
     return read_tfrecords(
-        **{**_with_keypoint_default(pipeline.eval_inputs[index]), "shuffle": False, "num_epochs": 1},
+        **_with_context_sizes(
+            {**_with_keypoint_default(pipeline.eval_inputs[index]), "shuffle": False,
+             "num_epochs": 1},
+            pipeline.model,
+        ),
         **resized_input_arguments(pipeline.model),
         batch_size=pipeline.eval_config.batch_size,
         include_difficult=True,

@@ -139,6 +139,16 @@ _INPUT_READER = {
         default="NUMERICAL_MASKS",
     ),
     "use_display_name": Bool(default=False),
+    # Context R-CNN's context features (`read_tfrecords(load_context_features=True)`).
+    "load_context_features": Bool(default=False),
+    "load_context_image_ids": Fixed(
+        Bool(default=False), False, "kdet reads no context image ids (they only name the "
+        "context features, to show the attention)"
+    ),
+    "input_type": Enum(
+        {"TF_EXAMPLE": "tf_example", "TF_SEQUENCE_EXAMPLE": "tf_sequence_example"},
+        default="TF_EXAMPLE",
+    ),
     # Deprecated TF1 queue settings, read and not used: the TF OD API's tf.data reader
     # ignores them too.
     "queue_capacity": Int(default=2000, minimum=0),
@@ -356,7 +366,8 @@ def build_input_reader_arguments(node):
         `read_block_length`, `sample_1_of_n_examples`, `num_parallel_calls`
         (`num_parallel_batches`), `num_prefetch_batches`, `max_num_boxes`, `num_keypoints`
         (0, the TF OD API default: boxes only), `load_instance_masks` and `mask_type`
-        (`"numerical"`, the TF OD API default `NUMERICAL_MASKS`, or `"png"` for `PNG_MASKS`).
+        (`"numerical"`, the TF OD API default `NUMERICAL_MASKS`, or `"png"` for `PNG_MASKS`),
+        `load_context_features` and `input_type` (`"tf_example"` or `"tf_sequence_example"`).
     """
     fields = read(node, _INPUT_READER)
     if fields["use_display_name"]:
@@ -382,4 +393,6 @@ def build_input_reader_arguments(node):
         "num_keypoints": fields["num_keypoints"],
         "load_instance_masks": fields["load_instance_masks"],
         "mask_type": fields["mask_type"],
+        "load_context_features": fields["load_context_features"],
+        "input_type": fields["input_type"],
     }

@@ -27,9 +27,12 @@ from kdet.data.tf_example import MASK_TYPES
 from kdet.data.tf_example import NUMERICAL_MASKS
 from kdet.data.tf_example import PNG_MASKS
 from kdet.data.tf_example import decode_tf_example
+from kdet.data.tf_example import decode_tf_sequence_example
 from kdet.layers.image_resizer import RESIZED_IMAGES
 from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
 
+#: `read_tfrecords` `input_type`s (TF OD API `InputType` TF_EXAMPLE, TF_SEQUENCE_EXAMPLE).
+INPUT_TYPES = ("tf_example", "tf_sequence_example")
 #: The keys of the context features in the images dict (TF OD API `InputDataFields`).
 CONTEXT_FEATURES = "context_features"
 VALID_CONTEXT_SIZE = "valid_context_size"
@@ -178,6 +181,61 @@ def pad_context_features(context_features, max_num_context_features):
         CONTEXT_FEATURES: tf.ensure_shape(padded, [max_num_context_features, None]),
         VALID_CONTEXT_SIZE: count,
     }
+
+
+def _is_sequence_input(input_type, num_keypoints, load_instance_masks):
+    """Whether `read_tfrecords` reads sequence examples (`input_type`), checked."""
+    if input_type not in INPUT_TYPES:
+        raise ValueError(
+            f"read_tfrecords: input_type must be one of {INPUT_TYPES}; got {input_type!r}"
+        )
+    sequences = input_type == "tf_sequence_example"
+    if sequences and (num_keypoints or load_instance_masks):
+        raise ValueError(
+            "read_tfrecords: input_type='tf_sequence_example' records hold boxes and labels "
+            "only (the TF OD API's TfSequenceExampleDecoder reads no keypoints or masks); set "
+            "num_keypoints=0 and load_instance_masks=False"
+        )
+    return sequences
+
+
+def sequence_frames(serialized, label_map, load_context_features, context_feature_length):
+    """The annotated frames of one serialized `tf.train.SequenceExample`, as a dataset of
+    dicts `{"encoded", "source_id", "format", "boxes", "labels"}` (and `"context_features"`,
+    the sequence's); see `decode_tf_sequence_example`."""
+    decoded = decode_tf_sequence_example(
+        serialized, label_map, load_context_features, context_feature_length
+    )
+    shared = {
+        key: decoded[key] for key in ("format", "context_features") if key in decoded
+    }
+    frames = tf.data.Dataset.from_tensor_slices({
+        key: decoded[key] for key in ("encoded", "source_id", "boxes", "labels", "is_annotated")
+    })
+    return frames.filter(lambda frame: frame["is_annotated"]).map(
+        lambda frame: {**frame, **shared}
+    )
+
+
+def frame_example(frame):
+    """One frame of `sequence_frames` → the dict `decode_tf_example` gives (image decoded,
+    per-box flags 0, no image-level labels)."""
+    image = tf.io.decode_image(frame["encoded"], channels=3, expand_animations=False)
+    num_boxes = tf.shape(frame["labels"])[0]
+    zeros = tf.zeros([num_boxes], tf.int32)
+    example = {
+        "image": tf.ensure_shape(image, [None, None, 3]),
+        "boxes": tf.reshape(frame["boxes"], [-1, 4]),
+        "labels": frame["labels"],
+        "difficult": zeros,
+        "group_of": zeros,
+        "image_labels": tf.zeros([0], tf.int32),
+        "source_id": frame["source_id"],
+        "filename": frame["source_id"],
+    }
+    if "context_features" in frame:
+        example["context_features"] = frame["context_features"]
+    return example
 
 
 def _check_context_arguments(load, max_num_context_features, context_feature_length, resized):
@@ -399,6 +457,7 @@ def read_tfrecords(
     load_context_features=False,
     max_num_context_features=None,
     context_feature_length=None,
+    input_type="tf_example",
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -492,6 +551,14 @@ def read_tfrecords(
         max_num_context_features, context_feature_length: ints, the TF OD API
             `context_config` fields of the model (`kdet.models.faster_rcnn.ContextRCNN` has
             both). A record with another feature length fails, naming it.
+        input_type: `"tf_example"` (records of `tf.train.Example`) or
+            `"tf_sequence_example"` (TF OD API `TF_SEQUENCE_EXAMPLE`: records of
+            `tf.train.SequenceExample`, frames of one camera as `create_tf_sequence_example`
+            writes them; see `decode_tf_sequence_example`). Each annotated frame
+            (`region/is_annotated`) of a sequence is one element, with the sequence's context
+            features; frames not annotated are skipped. Sequence records need a `label_map`
+            and hold boxes and labels only (no keypoints or masks). Defaults to
+            `"tf_example"`.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -531,6 +598,7 @@ def read_tfrecords(
         load_context_features, max_num_context_features, context_feature_length,
         image_resizer is not None or image_size is not None,
     )
+    sequences = _is_sequence_input(input_type, num_keypoints, load_instance_masks)
     files = list_input_files(input_paths)
     if tf.executing_eagerly():  # not inside a tf.function, where reading a record cannot run
         check_has_records(files)
@@ -565,15 +633,24 @@ def read_tfrecords(
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
     if sample_1_of_n_examples > 1:
         dataset = dataset.shard(sample_1_of_n_examples, 0)
+    if sequences:
+        dataset = dataset.flat_map(
+            lambda serialized: sequence_frames(
+                serialized, label_map, load_context_features, context_feature_length
+            )
+        )
     # Each element carries its position, the second half of its stateless augmentation seed.
     dataset = dataset.enumerate()
 
     def parse(position, serialized):
-        example = decode_tf_example(
-            serialized, label_map, num_keypoints or None, mask_type,
-            load_context_features=load_context_features,
-            context_feature_length=context_feature_length,
-        )
+        if sequences:
+            example = frame_example(serialized)
+        else:
+            example = decode_tf_example(
+                serialized, label_map, num_keypoints or None, mask_type,
+                load_context_features=load_context_features,
+                context_feature_length=context_feature_length,
+            )
         image, boxes, labels = example["image"], example["boxes"], example["labels"]
         original_image_shape = tf.shape(image)[:2]
         known = labels >= 0

@@ -57,6 +57,14 @@ MASK = "image/object/mask"
 # Context R-CNN: features of other images of the same camera, flattened, and their length.
 CONTEXT_FEATURES = "image/context_features"
 CONTEXT_FEATURE_LENGTH = "image/context_feature_length"
+# `tf.train.SequenceExample` feature lists of the TF OD API's `TfSequenceExampleDecoder` (one
+# entry per frame; the context holds `image/height|width|format` and the context features).
+REGION_XMIN = "region/bbox/xmin"
+REGION_YMIN = "region/bbox/ymin"
+REGION_XMAX = "region/bbox/xmax"
+REGION_YMAX = "region/bbox/ymax"
+REGION_LABEL_TEXT = "region/label/string"
+REGION_IS_ANNOTATED = "region/is_annotated"
 # The TF OD API `InstanceMaskType`s as `decode_tf_example`'s `mask_type` (DEFAULT reads as
 # numerical there too).
 PNG_MASKS = "png"
@@ -708,3 +716,134 @@ def decode_tf_example(serialized, label_map=None, num_keypoints=None, mask_type=
         "height": tf.cast(parsed[IMAGE_HEIGHT], tf.int32),
         "width": tf.cast(parsed[IMAGE_WIDTH], tf.int32),
     }
+
+
+def create_tf_sequence_example(
+    encoded_images, height, width, boxes, texts, source_ids, is_annotated=None,
+    context_features=None, image_format=None,
+):
+    """Builds a `tf.train.SequenceExample` of frames of one camera, with the keys of the TF OD
+    API's `TfSequenceExampleDecoder` (its `dataset_tools/seq_example_util.py` layout).
+
+    Args:
+        encoded_images: list of F encoded JPEG/PNG images of one size (`image/encoded`).
+        height, width: ints, their size (`image/height`, `image/width`).
+        boxes: list of F float arrays `[num_boxes_f, 4]`, `rel_yxyx` (`region/bbox/*`).
+        texts: list of F lists of class names (`region/label/string`; labels come from the
+            label map, as in the TF OD API).
+        source_ids: list of F strings (`image/source_id`).
+        is_annotated: optional list of F 0/1 (`region/is_annotated`). Defaults to all 1.
+        context_features: optional float array `[num_context_features,
+            context_feature_length]`, shared by the frames (`image/context_features`,
+            `image/context_feature_length` in the context).
+        image_format: `image/format`; detected from the first image when None.
+
+    Returns:
+        A `tf.train.SequenceExample`.
+    """
+    frames = len(encoded_images)
+    if not (len(boxes) == len(texts) == len(source_ids) == frames):
+        raise DataError(
+            f"sequence of {frames} images: got {len(boxes)} box lists, {len(texts)} text lists "
+            f"and {len(source_ids)} source ids; expected one of each per image"
+        )
+    boxes = [np.asarray(frame, np.float32).reshape(-1, 4) for frame in boxes]
+    for index, (frame_boxes, frame_texts) in enumerate(zip(boxes, texts)):
+        if len(frame_texts) != len(frame_boxes):
+            raise DataError(
+                f"sequence frame {index} ({source_ids[index]}): {len(frame_boxes)} boxes and "
+                f"{len(frame_texts)} class texts; expected one text per box"
+            )
+    context = {
+        IMAGE_HEIGHT: _int64_list([height]),
+        IMAGE_WIDTH: _int64_list([width]),
+        IMAGE_FORMAT: _bytes_list([image_format or image_format_of(encoded_images[0])]),
+    }
+    if context_features is not None:
+        context.update(_context_features(context_features, f"sequence {source_ids[:1]}"))
+    lists = {
+        IMAGE_ENCODED: [_bytes_list([image]) for image in encoded_images],
+        IMAGE_SOURCE_ID: [_bytes_list([source_id]) for source_id in source_ids],
+        REGION_LABEL_TEXT: [_bytes_list(list(frame)) for frame in texts],
+        REGION_IS_ANNOTATED: [
+            _int64_list([flag]) for flag in (is_annotated or [1] * frames)
+        ],
+    }
+    for key, column in ((REGION_YMIN, 0), (REGION_XMIN, 1), (REGION_YMAX, 2), (REGION_XMAX, 3)):
+        lists[key] = [_float_list(frame[:, column]) for frame in boxes]
+    return tf.train.SequenceExample(
+        context=tf.train.Features(feature=context),
+        feature_lists=tf.train.FeatureLists(feature_list={
+            key: tf.train.FeatureList(feature=features) for key, features in lists.items()
+        }),
+    )
+
+
+def decode_tf_sequence_example(serialized, label_map, load_context_features=False,
+                               context_feature_length=None):
+    """Decodes one serialized TF OD API `tf.train.SequenceExample` into its frames.
+
+    Graph-friendly. As the TF OD API's `TfSequenceExampleDecoder` (with `fully_annotated`
+    False, the default its decoder builder uses): labels from `region/label/string` through
+    the label map (unknown names -1), `region/is_annotated` per frame.
+
+    Args:
+        serialized: scalar string tensor.
+        label_map: dict `{id: name}`.
+        load_context_features, context_feature_length: as in `decode_tf_example`; the
+            sequence's context features are every frame's.
+
+    Returns:
+        A dict of tensors with a leading frame axis F: `"encoded"` string `[F]`,
+        `"source_id"` string `[F]`, `"boxes"` float32 ragged `[F, None, 4]` `rel_yxyx`,
+        `"labels"` int32 ragged `[F, None]`, `"is_annotated"` bool `[F]`, `"format"` string
+        scalar and, with `load_context_features`, `"context_features"` float32
+        `[num_context_features, context_feature_length]`.
+    """
+    if not label_map:
+        raise ValueError(
+            "decode_tf_sequence_example needs a label map: sequence examples name their "
+            f"classes ({REGION_LABEL_TEXT}) only"
+        )
+    context_spec = {
+        IMAGE_FORMAT: tf.io.FixedLenFeature((), tf.string, default_value="jpeg"),
+        IMAGE_HEIGHT: tf.io.FixedLenFeature((), tf.int64),
+        IMAGE_WIDTH: tf.io.FixedLenFeature((), tf.int64),
+    }
+    if load_context_features:
+        context_spec[CONTEXT_FEATURES] = tf.io.VarLenFeature(tf.float32)
+        context_spec[CONTEXT_FEATURE_LENGTH] = tf.io.FixedLenFeature(
+            (), tf.int64, default_value=0
+        )
+    sequence_spec = {
+        IMAGE_ENCODED: tf.io.FixedLenSequenceFeature([], tf.string),
+        IMAGE_SOURCE_ID: tf.io.FixedLenSequenceFeature([], tf.string),
+        REGION_IS_ANNOTATED: tf.io.FixedLenSequenceFeature([], tf.int64),
+        REGION_LABEL_TEXT: tf.io.VarLenFeature(tf.string),
+        **{key: tf.io.VarLenFeature(tf.float32)
+           for key in (REGION_YMIN, REGION_XMIN, REGION_YMAX, REGION_XMAX)},
+    }
+    context, frames = tf.io.parse_single_sequence_example(
+        serialized, context_spec, sequence_spec
+    )
+    coordinates = [
+        tf.RaggedTensor.from_sparse(frames[key])
+        for key in (REGION_YMIN, REGION_XMIN, REGION_YMAX, REGION_XMAX)
+    ]
+    texts = tf.RaggedTensor.from_sparse(frames[REGION_LABEL_TEXT])
+    decoded = {
+        "encoded": frames[IMAGE_ENCODED],
+        "source_id": frames[IMAGE_SOURCE_ID],
+        "boxes": tf.stack(coordinates, axis=-1),
+        "labels": tf.cast(tf.ragged.map_flat_values(_labels_from_text, texts, label_map),
+                          tf.int32),
+        "is_annotated": frames[REGION_IS_ANNOTATED] > 0,
+        "format": context[IMAGE_FORMAT],
+    }
+    if load_context_features:
+        names = {IMAGE_FILENAME: frames[IMAGE_SOURCE_ID][0],
+                 IMAGE_SOURCE_ID: frames[IMAGE_SOURCE_ID][0]}
+        decoded["context_features"] = _decode_context_features(
+            {**context, **names}, context_feature_length
+        )
+    return decoded

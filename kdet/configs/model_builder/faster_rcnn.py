@@ -1,7 +1,8 @@
 """The TF OD API `FasterRcnn` message → `kdet.FasterRCNN` (`MaskRCNN` with instance masks,
-`RFCN` with an `rfcn_box_predictor`)."""
+`RFCN` with an `rfcn_box_predictor`, `ContextRCNN` with a `context_config`)."""
 
 from kdet.configs.field_reader import Bool
+from kdet.configs.field_reader import Enum
 from kdet.configs.field_reader import Fixed
 from kdet.configs.field_reader import Float
 from kdet.configs.field_reader import Int
@@ -23,6 +24,7 @@ from kdet.layers import ProposalGenerator
 from kdet.losses import WeightedSoftmaxClassificationLoss
 from kdet.models.faster_rcnn import RFCN
 from kdet.models.faster_rcnn import BoxClassifierHead
+from kdet.models.faster_rcnn import ContextRCNN
 from kdet.models.faster_rcnn import FasterRCNN
 from kdet.models.faster_rcnn import MaskHead
 from kdet.models.faster_rcnn import MaskRCNN
@@ -93,6 +95,30 @@ _FASTER_RCNN_SCHEMA = {
     "use_static_shapes": Switch(),
     "use_static_shapes_for_eval": Switch(),
     "use_partitioned_nms_in_first_stage": Switch(default=True),
+    # Context R-CNN (`ContextRCNN`).
+    "context_config": SubMessage(),
+}
+
+_TF2_CONTEXT_ONLY = "the TF OD API's TF2 Context R-CNN has only this value (the others are TF1)"
+# `faster_rcnn.proto` `Context`: each field is the `ContextRCNN` argument of its name.
+_CONTEXT_SCHEMA = {
+    "max_num_context_features": Int(default=2000, minimum=1),
+    "attention_bottleneck_dimension": Int(default=2048, minimum=1),
+    "attention_temperature": Float(default=0.01),
+    "context_feature_length": Int(default=2057, minimum=1),
+    "use_self_attention": Fixed(Bool(default=False), False, _TF2_CONTEXT_ONLY),
+    "use_long_term_attention": Fixed(Bool(default=True), True, _TF2_CONTEXT_ONLY),
+    "self_attention_in_sequence": Fixed(Bool(default=False), False, _TF2_CONTEXT_ONLY),
+    "num_attention_heads": Fixed(Int(default=1), 1, _TF2_CONTEXT_ONLY),
+    "num_attention_layers": Fixed(Int(default=1), 1, _TF2_CONTEXT_ONLY),
+    "attention_position": Enum(
+        {"POST_BOX_CLASSIFIER": "post_box_classifier", "POST_RPN": "post_rpn"},
+        default="POST_BOX_CLASSIFIER",
+        unsupported={
+            "ATTENTION_DEFAULT": "the TF OD API then adds no attention at all (a Faster R-CNN); "
+            "use POST_BOX_CLASSIFIER or POST_RPN"
+        },
+    ),
 }
 
 
@@ -343,6 +369,22 @@ def _build_roi_heads(node, fields, extractor, num_classes, box_predictor):
     )
 
 
+def _read_context(fields, box_predictor, masks):
+    """The `ContextRCNN` arguments of `context_config` (`{}` without one)."""
+    if not fields.has("context_config"):
+        return {}
+    if masks or isinstance(box_predictor, RFCNBoxPredictor):
+        raise fields.error(
+            "context_config",
+            f"'{fields.path('context_config')}' is set with "
+            + ("instance masks" if masks else "an rfcn_box_predictor")
+            + ": kdet's ContextRCNN is a Faster R-CNN with a mask_rcnn_box_predictor "
+            "without masks (as the TF OD API's ContextRCNNMetaArch builds it)",
+        )
+    context = read(fields["context_config"], _CONTEXT_SCHEMA)
+    return {name: context[name] for name in _CONTEXT_SCHEMA}
+
+
 def build_faster_rcnn(node):
     """Reads a TF OD API `FasterRcnn` message → `kdet.FasterRCNN`: the `first_stage_*` fields
     configure its `RegionProposalNetwork`, the `second_stage_*` fields and the crop sizes its
@@ -385,7 +427,10 @@ def build_faster_rcnn(node):
             "mask_head": mask_head,
             "mask_loss_weight": fields["second_stage_mask_prediction_loss_weight"],
         }
-    if isinstance(box_predictor, RFCNBoxPredictor):
+    context = _read_context(fields, box_predictor, masks)
+    if context:
+        model_class = ContextRCNN
+    elif isinstance(box_predictor, RFCNBoxPredictor):
         if extractor.is_fpn:
             raise fields.error(
                 "feature_extractor",
@@ -401,6 +446,7 @@ def build_faster_rcnn(node):
         num_classes=num_classes,
         number_of_stages=number_of_stages,
         **masks,
+        **context,
         feature_extractor=extractor,
         image_resizer=build_image_resizer(fields["image_resizer"]),
         region_proposal_network=_build_region_proposal_network(

@@ -243,6 +243,7 @@ class ContextRCNN(FasterRCNN):
             training=training,
         )
         inner = [1] * (features.shape.rank - 2)
+        attended = tf.cast(attended, features.dtype)  # float32 or the mixed policy's bfloat16
         return features + tf.reshape(attended, [-1, *inner, features.shape[-1]])
 
     def get_config(self):
