@@ -1,10 +1,10 @@
-"""`kdet convert`: annotated images (Pascal VOC, COCO JSON, CSV) to TFRecords."""
+"""`kdet convert`: annotated images (Pascal VOC, COCO JSON, CSV, mask folders) to TFRecords."""
 
 
 def add_convert_parser(subparsers):
     parser = subparsers.add_parser(
         "convert",
-        help="convert annotated images (Pascal VOC, COCO JSON, CSV) to TFRecords",
+        help="convert annotated images (Pascal VOC, COCO JSON, CSV, mask folders) to TFRecords",
         description=(
             "Convert annotated images to sharded TFRecords of tf.train.Example with the TF Object "
             "Detection API keys. With no --label_map, one is derived from the class names and "
@@ -13,11 +13,16 @@ def add_convert_parser(subparsers):
     )
     parser.add_argument(
         "source",
-        choices=("voc", "coco", "csv"),
+        choices=("voc", "coco", "csv", "mask_folders"),
         help="annotation format: 'voc' (a folder of Pascal VOC XML files), 'coco' (a COCO "
-        "instances JSON file) or 'csv' (columns image_path,xmin,ymin,xmax,ymax,label in pixels)",
+        "instances JSON file), 'csv' (columns image_path,xmin,ymin,xmax,ymax,label in pixels) "
+        "or 'mask_folders' (one binary PNG per object, MASKS/<image stem>/<class>[_<any>].png; "
+        "boxes from the masks, written as PNG instance masks)",
     )
-    parser.add_argument("input", help="the VOC XML folder, COCO JSON file or CSV file")
+    parser.add_argument(
+        "input",
+        help="the VOC XML folder, COCO JSON file, CSV file, or folder of mask folders",
+    )
     parser.add_argument(
         "--output",
         required=True,
@@ -27,7 +32,8 @@ def add_convert_parser(subparsers):
         "--image_dir",
         default=None,
         help="folder with the images (default: next to the annotation files; for VOC also "
-        "the sibling JPEGImages/ folder of the Pascal VOC layout)",
+        "the sibling JPEGImages/ folder of the Pascal VOC layout; for mask_folders the "
+        "images/ folder beside the masks folder)",
     )
     parser.add_argument(
         "--allow_outside_image_dir",
@@ -53,7 +59,8 @@ def add_convert_parser(subparsers):
         "--include_masks",
         action="store_true",
         help="coco: write each object's segmentation (polygons or RLE) as a PNG instance mask "
-        "(image/object/mask), as the TF OD API's create_coco_tf_record --include_masks",
+        "(image/object/mask), as the TF OD API's create_coco_tf_record --include_masks "
+        "(mask_folders always writes its masks)",
     )
     parser.add_argument(
         "--on_error",
@@ -74,12 +81,19 @@ def run_convert(args):
         "voc": converters.convert_voc,
         "coco": converters.convert_coco,
         "csv": converters.convert_csv,
+        "mask_folders": converters.convert_mask_folders,
     }[args.source]
     if args.num_shards < 1:
         raise ValueError(f"--num_shards must be at least 1, got {args.num_shards}")
-    if args.include_masks and args.source != "coco":
+    if args.include_masks and args.source in ("voc", "csv"):
         raise ValueError(f"--include_masks reads COCO segmentations; {args.source} has none")
-    masks = {"include_masks": True} if args.include_masks else {}
+    options = {"include_masks": True} if args.include_masks and args.source == "coco" else {}
+    if args.source == "mask_folders":
+        if args.allow_outside_image_dir:
+            raise ValueError("--allow_outside_image_dir: mask_folders reads the images of "
+                             "--image_dir only")
+    else:
+        options["allow_outside_image_dir"] = args.allow_outside_image_dir
     summary = convert(
         args.input,
         args.output,
@@ -89,8 +103,7 @@ def run_convert(args):
         on_error=args.on_error,
         progress=not args.no_progress,
         class_map=_parse_class_map(args.class_map) if args.class_map else None,
-        allow_outside_image_dir=args.allow_outside_image_dir,
-        **masks,
+        **options,
     )
     print(summary)
     return 0

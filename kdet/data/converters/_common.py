@@ -128,6 +128,12 @@ class ImageFinder:
 
     def _same_stem(self, folder, stem):
         """Image files named `stem.<extension>` in `folder`, in `IMAGE_EXTENSIONS` order."""
+        return self.images_by_stem(folder).get(stem, [])
+
+    def images_by_stem(self, folder):
+        """`{stem: [image file names]}` of the image files (`IMAGE_EXTENSIONS`, any case) in
+        `folder` (none if it is missing), each stem's names in `IMAGE_EXTENSIONS` order;
+        listed once per folder."""
         if folder not in self._stems:
             stems = {}
             if os.path.isdir(folder or "."):
@@ -137,7 +143,7 @@ class ImageFinder:
                         rank = IMAGE_EXTENSIONS.index(extension.lower())
                         stems.setdefault(file_stem, []).append((rank, file_name))
             self._stems[folder] = {key: [n for _, n in sorted(v)] for key, v in stems.items()}
-        return self._stems[folder].get(stem, [])
+        return self._stems[folder]
 
 
 def read_image(path, source):
