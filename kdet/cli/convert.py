@@ -59,8 +59,9 @@ def add_convert_parser(subparsers):
         "--include_masks",
         action="store_true",
         help="coco: write each object's segmentation (polygons or RLE) as a PNG instance mask "
-        "(image/object/mask), as the TF OD API's create_coco_tf_record --include_masks "
-        "(mask_folders always writes its masks)",
+        "(image/object/mask), as the TF OD API's create_coco_tf_record --include_masks; voc: "
+        "the objects of the SegmentationObject/<name>.png beside the XML folder (annotations "
+        "without one are left out); mask_folders always writes its masks",
     )
     parser.add_argument(
         "--on_error",
@@ -85,9 +86,11 @@ def run_convert(args):
     }[args.source]
     if args.num_shards < 1:
         raise ValueError(f"--num_shards must be at least 1, got {args.num_shards}")
-    if args.include_masks and args.source in ("voc", "csv"):
-        raise ValueError(f"--include_masks reads COCO segmentations; {args.source} has none")
-    options = {"include_masks": True} if args.include_masks and args.source == "coco" else {}
+    if args.include_masks and args.source == "csv":
+        raise ValueError("--include_masks reads COCO segmentations; csv has none (nor the "
+                         "SegmentationObject PNGs of VOC)")
+    masks = args.include_masks and args.source in ("coco", "voc")
+    options = {"include_masks": True} if masks else {}
     if args.source == "mask_folders":
         if args.allow_outside_image_dir:
             raise ValueError("--allow_outside_image_dir: mask_folders reads the images of "

@@ -1,14 +1,18 @@
 """`convert_mask_folders` and `kdet convert mask_folders`: `images/<stem>.<ext>` and
 `masks/<stem>/<class>[_<anything>].png` (one binary PNG per object) → records with PNG masks and
-boxes from the masks' extents."""
+boxes from the masks' extents. Also the other source of mask PNGs: Pascal VOC's
+`SegmentationObject` (`convert_voc(include_masks=True)`, `kdet convert voc --include_masks`)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_converters_voc import write_png
+from test_converters_voc import write_voc
 
 from kdet import cli
 from kdet.data.converters import convert_mask_folders
+from kdet.data.converters import convert_voc
 from kdet.data.errors import DataError
 from kdet.data.label_map import read_label_map
 from kdet.data.tf_example import decode_tf_example
@@ -126,3 +130,44 @@ def test_kdet_convert_mask_folders(tmp_path, capsys):
                      str(tmp_path / "n.record"), "--allow_outside_image_dir"]) != 0
     assert "mask_folders reads the images of --image_dir only" in capsys.readouterr().err
     assert not (tmp_path / "n.record").exists()
+
+
+def _segmentation_object(numbers):
+    """A Pascal VOC `SegmentationObject`-style palette PNG image of `numbers` `[H, W]`."""
+    image = Image.fromarray(numbers.astype(np.uint8), mode="P")
+    image.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [224, 224, 192] * 252)
+    return image
+
+
+def test_voc_segmentation_object_pngs_give_the_instance_masks(tmp_path, capsys):
+    """The VOC layout: object k of an XML is palette index k of SegmentationObject/<stem>.png
+    (255: borders, in no object); XML files without a PNG are left out with a note."""
+    voc = tmp_path / "VOC2012"
+    for folder in ("Annotations", "JPEGImages", "SegmentationObject"):
+        (voc / folder).mkdir(parents=True)
+    numbers = np.zeros([32, 48], np.uint8)
+    numbers[2:20, 1:30] = 1
+    numbers[20:32, 10:40] = 2
+    numbers[19, 1:30] = 255  # a border
+    _segmentation_object(numbers).save(voc / "SegmentationObject" / "a.png")
+    for stem in ("a", "b"):
+        write_png(voc / "JPEGImages" / f"{stem}.jpg")
+        write_voc(voc / "Annotations" / f"{stem}.xml", f"{stem}.jpg",
+                  [("cat", 1, 2, 30, 20), ("dog", 10, 20, 40, 32)])
+    assert cli.main(["convert", "voc", str(voc / "Annotations"), "--output",
+                     str(tmp_path / "voc.record"), "--include_masks", "--no_progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Wrote 1 images with 2 boxes" in printed
+    assert "left out 1 annotation(s) without a SegmentationObject PNG" in printed
+    (a,) = read(tmp_path / "voc.record")
+    np.testing.assert_array_equal(a["masks"], [numbers == 1, numbers == 2])
+    # A PNG numbering more objects than the XML has, or of another size, is bad input.
+    numbers[0, 0] = 3
+    _segmentation_object(numbers).save(voc / "SegmentationObject" / "a.png")
+    with pytest.raises(DataError, match="a.png numbers objects up to 3 but .*a.xml has 2"):
+        convert_voc(voc / "Annotations", tmp_path / "x.record", include_masks=True,
+                    on_error="raise", progress=False)
+    _segmentation_object(numbers[:, :40]).save(voc / "SegmentationObject" / "a.png")
+    with pytest.raises(DataError, match=r"a.png is 40x32 but its image \S*a.jpg is 48x32"):
+        convert_voc(voc / "Annotations", tmp_path / "x.record", include_masks=True,
+                    on_error="raise", progress=False)

@@ -196,6 +196,71 @@ def check_encoded_image(encoded, what):
     return image_format, height, width
 
 
+def image_header_size(path):
+    """`(height, width)` of an image file, from its header (the pixels are checked when the
+    record is written, by `read_image`).
+
+    Raises:
+        DataError: naming the file, when Pillow cannot identify it.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"{path} cannot be decoded (truncated or corrupt?): {error}") from None
+    return height, width
+
+
+# Mask image modes whose last channel is transparency, left out of a mask's pixels.
+_ALPHA_MODES = {"RGBA": "RGB", "LA": "L"}
+
+
+def read_png_mask(path):
+    """The pixels of a mask PNG as a 2-D integer array `[height, width]`: a palette PNG's
+    indices (a Pascal VOC `SegmentationObject` PNG's object numbers), a grayscale PNG's
+    values, and for colour PNGs 1 where any colour channel is nonzero (transparency left out).
+
+    Raises:
+        DataError: naming the file, when it is not a PNG Pillow can decode.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise DataError(f"{path}: a {image.format} file; expected a PNG mask")
+            if image.mode in _ALPHA_MODES:
+                image = image.convert(_ALPHA_MODES[image.mode])
+            pixels = np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"{path}: cannot be decoded as a PNG mask ({error})") from None
+    if pixels.ndim == 3:
+        pixels = pixels.any(axis=-1)
+    return pixels.astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskFile:
+    """One object's mask in a PNG file, read when its record is written (`np.asarray(mask)`:
+    uint8 `[height, width]` 0/1), so that a conversion holds no more than one image's masks.
+
+    Args:
+        path: the PNG file (see `read_png_mask`).
+        index: None: the object is where the PNG is nonzero (a PNG per object); an int: where
+            it equals `index` (a PNG of numbered objects, as Pascal VOC's `SegmentationObject`).
+    """
+
+    path: str
+    index: int | None = None
+
+    def __array__(self, dtype=None, copy=None):
+        pixels = read_png_mask(self.path)
+        mask = (pixels != 0) if self.index is None else (pixels == self.index)
+        return mask.astype(dtype or np.uint8)
+
+
 def check_boxes(boxes, height, width, box_sources):
     """Checks pixel boxes against the image and clips those out by at most 1 px.
 

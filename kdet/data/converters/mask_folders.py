@@ -9,15 +9,17 @@ masks/<stem>/<class name>[_<anything>].png            one binary PNG per object
 ```
 """
 
-import dataclasses
 import os
 
 import numpy as np
 
 from kdet.data.converters._common import AnnotatedImage
 from kdet.data.converters._common import ImageFinder
+from kdet.data.converters._common import MaskFile
 from kdet.data.converters._common import check_on_error
 from kdet.data.converters._common import handle_error
+from kdet.data.converters._common import image_header_size
+from kdet.data.converters._common import read_png_mask
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
@@ -26,8 +28,6 @@ from kdet.data.label_map import read_label_map
 from kdet.data.label_map import validate_label_map
 
 MASK_EXTENSION = ".png"
-# Image modes whose last channel is transparency, left out of "nonzero is the object".
-_ALPHA_MODES = {"RGBA": "RGB", "LA": "L"}
 # The most image paths a note lists by name.
 _LISTED = 10
 
@@ -153,41 +153,6 @@ def convert_mask_folders(
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class MaskFile:
-    """One object's mask PNG, read when the record is written (`np.asarray(mask_file)`: uint8
-    `[height, width]` 0/1), so that a conversion holds no more than one image's masks."""
-
-    path: str
-
-    def __array__(self, dtype=None, copy=None):
-        mask = read_mask(self.path)
-        return mask if dtype is None else mask.astype(dtype)
-
-
-def read_mask(path):
-    """uint8 `[height, width]` 0/1 of a mask PNG: 1 where any channel is nonzero (alpha left
-    out; a palette PNG by its indices).
-
-    Raises:
-        DataError: naming the file, when it is not a PNG Pillow can decode.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            if image.format != "PNG":
-                raise DataError(f"{path}: a {image.format} file; expected a PNG mask")
-            if image.mode in _ALPHA_MODES:
-                image = image.convert(_ALPHA_MODES[image.mode])
-            pixels = np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{path}: cannot be decoded as a PNG mask ({error})") from None
-    if pixels.ndim == 3:
-        pixels = pixels.any(axis=-1)
-    return (pixels != 0).astype(np.uint8)
-
-
 def _class_names_of(label_map):
     """The class names a given label map (path or dict) has, or None."""
     if label_map is None:
@@ -216,14 +181,7 @@ def _class_name(file_stem, class_names, path):
 def _read_mask_folder(folder, stem, image_path, class_names, notes):
     """The `AnnotatedImage` of one image and the mask PNGs of its folder (none if it has no
     folder): boxes from the masks' extents, empty masks left out with a note."""
-    from PIL import Image
-
-    try:
-        with Image.open(image_path) as image:
-            width, height = image.size
-    except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{image_path} cannot be decoded (truncated or corrupt?): {error}") \
-            from None
+    height, width = image_header_size(image_path)
     files = sorted(
         name for name in (os.listdir(folder) if os.path.isdir(folder) else [])
         if name.lower().endswith(MASK_EXTENSION)
@@ -231,7 +189,7 @@ def _read_mask_folder(folder, stem, image_path, class_names, notes):
     boxes, names, box_sources, masks = [], [], [], []
     for file_name in files:
         path = os.path.join(folder, file_name)
-        mask = read_mask(path)
+        mask = read_png_mask(path) != 0
         if mask.shape != (height, width):
             raise DataError(
                 f"{path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "

@@ -7,14 +7,19 @@ import numpy as np
 
 from kdet.data.converters._common import AnnotatedImage
 from kdet.data.converters._common import ImageFinder
+from kdet.data.converters._common import MaskFile
 from kdet.data.converters._common import check_on_error
 from kdet.data.converters._common import handle_error
+from kdet.data.converters._common import image_header_size
+from kdet.data.converters._common import read_png_mask
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
 from kdet.data.label_map import label_map_from_names
 
 _BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
+# The value Pascal VOC's segmentation PNGs mark object borders and void pixels with.
+VOC_VOID = 255
 
 
 def convert_voc(
@@ -27,6 +32,8 @@ def convert_voc(
     progress=True,
     class_map=None,
     allow_outside_image_dir=False,
+    include_masks=False,
+    segmentation_dir=None,
 ):
     """Converts Pascal VOC XML annotations to TFRecords like the TF OD API's
     `create_pascal_tf_record.py`.
@@ -37,6 +44,15 @@ def convert_voc(
     When the named image is missing, a file with the same stem and a common image extension is
     used instead and the summary notes it (the bundled DeepForest XML names `OSBS_029.tif` for
     `OSBS_029.png`).
+
+    Instance masks (`include_masks=True`): Pascal VOC's `SegmentationObject/<xml stem>.png`
+    numbers the objects of an image in the order of its XML `<object>`s (palette index k:
+    object k; 0 background; 255 borders and void, in no object). Each object's mask (the
+    pixels of its number) is stored as a PNG of 0/1 in `image/object/mask` (read with
+    `mask_type: PNG_MASKS`). Only the VOC segmentation subset has these PNGs: the XML files
+    without one are left out, and a note says how many. A PNG must have the image's size and
+    no number beyond the XML's object count; an object without pixels is kept (its box is
+    the XML's) and noted.
 
     Every image is checked before it is written: TensorFlow must decode it completely, as
     `read_tfrecords` will, and it must match the XML `<size>`; the `<filename>` must stay inside
@@ -65,6 +81,11 @@ def convert_voc(
         allow_outside_image_dir: bool. Read images the XML names with an absolute path or a
             path leading out of the image folder with `..`. Defaults to `False`: such an image
             is bad input (skipped or raised, naming the XML file and the path).
+        include_masks: bool. Write the instance masks of `SegmentationObject` PNGs. Defaults
+            to `False`.
+        segmentation_dir: str or path-like. Folder of the `SegmentationObject` PNGs. Defaults
+            to `None`: the `SegmentationObject/` folder beside each XML file's folder (the
+            Pascal VOC layout).
 
     Returns:
         A `ConversionSummary`; `print(summary)` shows the per-class table.
@@ -82,16 +103,31 @@ def convert_voc(
     check_on_error(on_error)
     summary = ConversionSummary()
     finder = ImageFinder(allow_outside_image_dir)
-    annotations = []
+    annotations, without_masks = [], []
     for xml_path in _xml_files(os.fspath(xml_dir)):
         if image_dir is None:
             folders = _default_image_folders(xml_path)
         else:
             folders = [os.fspath(image_dir)]
+        masks = None
+        if include_masks:
+            masks = _segmentation_png(xml_path, segmentation_dir)
+            if not os.path.isfile(masks):
+                without_masks.append(masks)
+                continue
         try:
-            annotations.append(_read_voc_xml(xml_path, folders, finder, summary.notes))
+            annotation = _read_voc_xml(xml_path, folders, finder, summary.notes)
+            if masks is not None:
+                annotation.extras["masks"] = _object_masks(annotation, masks, summary.notes)
+            annotations.append(annotation)
         except DataError as error:
             handle_error(on_error, xml_path, error, summary)
+    if without_masks:
+        summary.notes.append((os.fspath(xml_dir), (
+            f"include_masks: left out {len(without_masks)} annotation(s) without a "
+            f"SegmentationObject PNG (not in the VOC segmentation subset), e.g. "
+            f"{without_masks[0]}"
+        )))
     derived_label_map = label_map_from_names(name for a in annotations for name in a.names)
     return write_annotations(
         annotations,
@@ -113,6 +149,43 @@ def convert_voc(
             "--image_dir IMAGES when they are elsewhere."
         ),
     )
+
+
+def _segmentation_png(xml_path, segmentation_dir):
+    """Where the `SegmentationObject` PNG of an XML file is: `<stem>.png` in
+    `segmentation_dir`, or in the `SegmentationObject/` folder beside the XML file's folder."""
+    folder = (
+        os.fspath(segmentation_dir) if segmentation_dir is not None
+        else os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(xml_path))),
+                          "SegmentationObject")
+    )
+    stem = os.path.splitext(os.path.basename(xml_path))[0]
+    return os.path.join(folder, f"{stem}.png")
+
+
+def _object_masks(annotation, path, notes):
+    """One `MaskFile` per object of `annotation` (XML order) in the `SegmentationObject` PNG
+    `path`, checked against the image's size and the object count."""
+    pixels = read_png_mask(path)
+    height, width = image_header_size(annotation.image_path)
+    if pixels.shape != (height, width):
+        raise DataError(
+            f"{path} is {pixels.shape[1]}x{pixels.shape[0]} but its image "
+            f"{annotation.image_path} is {width}x{height} (width x height); expected a mask of "
+            "the image's size"
+        )
+    numbers = set(np.unique(pixels).tolist()) - {0, VOC_VOID}
+    count = len(annotation.names)
+    if numbers and max(numbers) > count:
+        raise DataError(
+            f"{path} numbers objects up to {max(numbers)} but {annotation.source} has {count} "
+            "<object>(s); expected the objects numbered 1..N in XML order"
+        )
+    missing = sorted(set(range(1, count + 1)) - numbers)
+    if missing:
+        notes.append((path, f"{path}: object(s) {missing} of {annotation.source} have no "
+                            "pixels (empty masks, boxes kept)"))
+    return [MaskFile(path, number) for number in range(1, count + 1)]
 
 
 def _default_image_folders(xml_path):
