@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from kdet.data.converters._common import IMAGE_EXTENSIONS
 from kdet.data.converters._common import AnnotatedImage
 from kdet.data.converters._common import ImageFinder
 from kdet.data.converters._common import MaskFile
@@ -114,7 +115,7 @@ def convert_mask_folders(
         folder = os.path.join(mask_dir, stem)
         handle_error(on_error, folder, DataError(
             f"{folder}: no image {stem}.<ext> in {image_folder} for these masks (looked for "
-            "the extensions .jpg .jpeg .png .bmp .gif)"
+            f"the extensions {' '.join(IMAGE_EXTENSIONS)})"
         ), summary)
     annotations, negatives = [], []
     for stem in sorted(images):
@@ -126,10 +127,10 @@ def convert_mask_folders(
                     "the stem its masks belong to; keep one"
                 )
             image_path = os.path.join(image_folder, images[stem][0])
-            if not os.path.isdir(folder):
-                negatives.append(image_path)
             annotations.append(_read_mask_folder(folder, stem, image_path, class_names,
                                                  summary.notes))
+            if not os.path.isdir(folder):
+                negatives.append(image_path)
         except DataError as error:
             handle_error(on_error, folder, error, summary)
     if negatives:
