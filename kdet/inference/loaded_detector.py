@@ -23,8 +23,8 @@ class LoadedDetector:
     """A detector ready to run on single images, with its label map and where it came from.
 
     Args:
-        detect_batch: callable taking uint8 `[1, height, width, 3]` and returning what
-            `detect` returns for that image.
+        detect_batch: callable taking uint8 `[1, height, width, 3]` and a score threshold
+            (float or None) and returning what `detect` returns for that image.
         label_map: dict `{id: name}` (empty: detections are named by id).
         description: str, what was loaded, for messages.
         keras_model: the `kdet.models.ObjectDetector`, or None for a SavedModel (then
@@ -37,11 +37,13 @@ class LoadedDetector:
         self.description = description
         self.keras_model = keras_model
 
-    def detect(self, image, tile_size=None, tile_stride=None):
+    def detect(self, image, tile_size=None, tile_stride=None, score_threshold=None):
         """Detects objects in one image.
 
         Args:
             image: uint8 `[height, width, 3]`, RGB.
+            score_threshold: optional float: detections scoring below it are left out (and a
+                SavedModel's masks of them are not pasted).
             tile_size: optional int: detect on overlapping tiles of this many pixels, merged by
                 NMS (`ObjectDetector.predict_tiled`); Keras models only.
             tile_stride: optional int, pixels between tile starts (default half a tile).
@@ -55,14 +57,14 @@ class LoadedDetector:
             `detection_masks` pasted as it pastes them). Tiled detection gives no masks.
         """
         if tile_size is None:
-            return self._detect_batch(image[np.newaxis])
+            return self._detect_batch(image[np.newaxis], score_threshold)
         if self.keras_model is None:
             raise ValueError(
                 f"tiling (--tile_size) needs a Keras model; {self.description} is a SavedModel: "
                 "use the .keras file, 'kdet train' model directory or zoo name it came from"
             )
         tiled = self.keras_model.predict_tiled(image, tile_size, stride=tile_stride)
-        rows = _valid_rows(tiled)
+        rows = _valid_rows(tiled, score_threshold)
         return _in_pixels(rows, self.keras_model.bounding_box_format, *image.shape[:2])
 
     def name(self, label):
@@ -320,18 +322,19 @@ def _config_label_map(config):
 
 
 def _keras_detect(model):
-    def detect_batch(images):
+    def detect_batch(images, score_threshold):
         # A Mask R-CNN's "masks" are pasted into the images already.
-        rows = _valid_rows(model.predict_on_batch(images), extra_keys=("masks",))
+        rows = _valid_rows(model.predict_on_batch(images), score_threshold, ("masks",))
         return _in_pixels(rows, model.bounding_box_format, images.shape[1], images.shape[2])
 
     return detect_batch
 
 
-def _valid_rows(detections, extra_keys=()):
+def _valid_rows(detections, score_threshold=None, extra_keys=()):
     """A batch-of-one predictions dict (`"boxes"`, `"labels"`, `"confidences"`,
     `"num_detections"`) → numpy arrays of its valid rows (before `num_detections`, label >= 0,
-    as `kdet.models.Results.from_predictions` keeps them): boxes as given, float32 `[K, 4]`,
+    as `kdet.models.Results.from_predictions` keeps them; confidence >= `score_threshold` if
+    not None): boxes as given, float32 `[K, 4]`,
     labels int32 `[K]`, confidences float32 `[K]`, and the `extra_keys` present (per-detection
     outputs such as masks) float32 `[K, ...]`."""
     import keras
@@ -344,6 +347,8 @@ def _valid_rows(detections, extra_keys=()):
     }
     labels = arrays["labels"].astype(np.int32)
     keep = (np.arange(len(labels)) < arrays.pop("num_detections")) & (labels >= 0)
+    if score_threshold is not None:
+        keep &= arrays["confidences"] >= score_threshold
     rows = {key: value[keep].astype(np.float32) for key, value in arrays.items()}
     rows["labels"] = labels[keep]
     return rows
@@ -395,7 +400,7 @@ def _load_saved_model(path, config):
     (input_name, spec), = inputs.items()
     encode = _saved_model_input_encoder(serve, spec)
 
-    def detect_batch(images):
+    def detect_batch(images, score_threshold):
         outputs = serve(**{input_name: encode(images)})
         detections = {
             "boxes": outputs["detection_boxes"],  # normalized, as the TF OD API's
@@ -405,7 +410,7 @@ def _load_saved_model(path, config):
         }
         if "detection_masks" in outputs:
             detections["box_masks"] = outputs["detection_masks"]
-        rows = _valid_rows(detections, extra_keys=("box_masks",))
+        rows = _valid_rows(detections, score_threshold, ("box_masks",))
         valid = rows["labels"] > 0  # 0: no class (padding of some exporters)
         rows = {key: value[valid] for key, value in rows.items()}
         height, width = images.shape[1], images.shape[2]

@@ -182,9 +182,8 @@ def _detect_and_draw(detector, pixels, score_threshold, tile_size, tile_stride):
     """`(detections as JSON-ready dicts, the image with them drawn)`."""
     from kdet import visualization
 
-    detections = detector.detect(pixels, tile_size=tile_size, tile_stride=tile_stride)
-    keep = detections["confidences"] >= score_threshold
-    kept = {key: value[keep] for key, value in detections.items()}
+    kept = detector.detect(pixels, tile_size=tile_size, tile_stride=tile_stride,
+                           score_threshold=score_threshold)
     found = [
         {
             "label": int(label),

@@ -67,6 +67,13 @@ def test_loaded_saved_model_detects_the_masks_of_predict(exported):
         assert got["masks"].shape == (len(want["labels"]), *image.shape[:2])
         np.testing.assert_allclose(got["masks"], want["masks"], atol=PROBABILITY_TOLERANCE)
         _assert_same_masks(got["masks"], want["masks"])
+        # A score threshold leaves out the lower rows, masks too (a SavedModel pastes fewer).
+        threshold = np.median(want["confidences"])
+        kept = want["confidences"] >= threshold
+        assert 0 < kept.sum() < len(kept)
+        some = detector.detect(image, score_threshold=threshold)
+        np.testing.assert_array_equal(some["labels"], want["labels"][kept])
+        np.testing.assert_array_equal(some["masks"], got["masks"][kept])
 
 
 def test_kdet_predict_writes_rle_segmentations_and_draws_the_masks(exported, tmp_path):
