@@ -235,8 +235,8 @@ def build_center_net(node):
         )
     center = _read_object_center_params(fields["object_center_params"])
     detection = _read_object_detection_task(fields["object_detection_task"])
-    tasks = _read_keypoint_tasks(fields)
     mask_task = _read_deepmac(fields)
+    tasks = _read_keypoint_tasks(fields)
     image_resizer = build_image_resizer(fields["image_resizer"])
     extractor = _build_feature_extractor(fields["feature_extractor"])
     return construct(
@@ -353,7 +353,8 @@ _MASK_LOSSES = {**CLASSIFICATION_LOSSES,
 
 
 def _read_deepmac(fields):
-    """The `deepmac_mask_estimation` message → a `DeepMACMaskTask` (absent: None)."""
+    """The `deepmac_mask_estimation` field of a `CenterNet` message → a `DeepMACMaskTask`
+    (absent: None)."""
     name = "deepmac_mask_estimation"
     if not fields.has(name):
         return None
@@ -363,7 +364,12 @@ def _read_deepmac(fields):
             f"'{fields.path('keypoint_estimation_task')}' with {name}: the TF OD API's DeepMAC "
             "model has no keypoint tasks (it drops them); remove them or the masks",
         )
-    deepmac = read(fields[name], _DEEPMAC_SCHEMA)
+    return build_deepmac_mask_task(fields[name])
+
+
+def build_deepmac_mask_task(node):
+    """Reads a TF OD API `CenterNet.DeepMACMaskEstimation` message → `DeepMACMaskTask`."""
+    deepmac = read(node, _DEEPMAC_SCHEMA)
     if deepmac["mask_num_subsamples"] > 0:
         raise deepmac.error(
             "mask_num_subsamples",
@@ -382,7 +388,7 @@ def _read_deepmac(fields):
         loss["classification_loss"] = build_loss_choice(deepmac["classification_loss"],
                                                         _MASK_LOSSES)
     return construct(
-        fields[name],
+        node,
         DeepMACMaskTask,
         **{argument: deepmac[argument] for argument in _DEEPMAC_ARGUMENTS},
         **loss,
