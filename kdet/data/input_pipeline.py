@@ -201,16 +201,23 @@ def _is_sequence_input(input_type, num_keypoints, load_instance_masks):
 
 def sequence_frames(serialized, label_map, load_context_features, context_feature_length):
     """The annotated frames of one serialized `tf.train.SequenceExample`, as a dataset of
-    dicts `{"encoded", "source_id", "format", "boxes", "labels"}` (and `"context_features"`,
-    the sequence's); see `decode_tf_sequence_example`."""
+    dicts `{"encoded", "source_id", "format", "boxes" [max_boxes, 4], "labels" [max_boxes],
+    "num_boxes"}` (boxes and labels padded with -1 past `num_boxes`; and
+    `"context_features"`, the sequence's); see `decode_tf_sequence_example`."""
     decoded = decode_tf_sequence_example(
         serialized, label_map, load_context_features, context_feature_length
     )
     shared = {
         key: decoded[key] for key in ("format", "context_features") if key in decoded
     }
+    # Dense rows and their lengths: slicing ragged tensors into a dataset logs type warnings.
     frames = tf.data.Dataset.from_tensor_slices({
-        key: decoded[key] for key in ("encoded", "source_id", "boxes", "labels", "is_annotated")
+        "encoded": decoded["encoded"],
+        "source_id": decoded["source_id"],
+        "is_annotated": decoded["is_annotated"],
+        "boxes": decoded["boxes"].to_tensor(-1.0, shape=[None, None, 4]),
+        "labels": decoded["labels"].to_tensor(-1),
+        "num_boxes": decoded["labels"].row_lengths(),
     })
     return frames.filter(lambda frame: frame["is_annotated"]).map(
         lambda frame: {**frame, **shared}
@@ -221,12 +228,12 @@ def frame_example(frame):
     """One frame of `sequence_frames` → the dict `decode_tf_example` gives (image decoded,
     per-box flags 0, no image-level labels)."""
     image = tf.io.decode_image(frame["encoded"], channels=3, expand_animations=False)
-    num_boxes = tf.shape(frame["labels"])[0]
+    num_boxes = frame["num_boxes"]
     zeros = tf.zeros([num_boxes], tf.int32)
     example = {
         "image": tf.ensure_shape(image, [None, None, 3]),
-        "boxes": tf.reshape(frame["boxes"], [-1, 4]),
-        "labels": frame["labels"],
+        "boxes": frame["boxes"][:num_boxes],
+        "labels": frame["labels"][:num_boxes],
         "difficult": zeros,
         "group_of": zeros,
         "image_labels": tf.zeros([0], tf.int32),
