@@ -38,7 +38,6 @@ Usage:
 import argparse
 import os
 import pathlib
-import statistics
 import sys
 import tempfile
 
@@ -53,12 +52,15 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent),
 from ssd_speed import TorchWorker
 from ssd_speed import describe_machine
 from ssd_speed import forward_gflops
-from ssd_speed import peak_rss_mb
 from ssd_speed import photos
 from ssd_speed import print_table
 from ssd_speed import synthetic_groundtruth
 from ssd_speed import time_interleaved
 from ssd_speed import timed
+from versus import median_rows
+from versus import time_versus
+from versus import versus_cases
+from versus import versus_rows
 
 from kdet.configs import load_pipeline
 from kdet.configs.model_builder import build_model_from_text
@@ -193,21 +195,6 @@ for line in sys.stdin:
 """
 
 
-def median(times, clock):
-    """Median of `(wall, cpu)` pairs, clock 0 (wall) or 1 (CPU)."""
-    return statistics.median(time[clock] for time in times)
-
-
-def ratio_rows(label, times, ours, theirs, unit_scale=1.0, unit="s"):
-    """Table rows `[case, ours, theirs, ours / theirs]` in wall and CPU time."""
-    rows = []
-    for clock, clock_name in ((0, unit), (1, f"CPU {unit}")):
-        mine, other = median(times[ours], clock), median(times[theirs], clock)
-        rows.append([f"{label} ({clock_name})", f"{mine * unit_scale:.3f}",
-                     f"{other * unit_scale:.3f}", f"{mine / other:.2f}x"])
-    return rows
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -236,61 +223,38 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     model = build_model_from_text(CONFIG)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
-    detect = tf.function(model.detect)
-    image = tf.constant(images[:1], tf.float32)
-    y = {"boxes": boxes, "labels": labels}
-    detect(image)
+    workers = {"TF OD API": worker}
+    cases, _ = versus_cases(model, images, {"boxes": boxes, "labels": labels}, workers)
     print(f"kdet: {model.count_params() / 1e6:.2f} M values", flush=True)
-
-    def remote(name):
-        return lambda: tuple(worker.request(name))
-
     try:
-        inference = time_interleaved({
-            "kdet": timed(lambda: detect(image)["num_detections"].numpy()),
-            "TF OD API": remote("infer"),
-        }, args.rounds)
-        rss = {"inference": (peak_rss_mb(), worker.request("rss"))}
-        training = time_interleaved({
-            "kdet": timed(lambda: model.train_on_batch(images, y)),
-            "TF OD API": remote("train"),
-        }, args.rounds)
-        rss["training"] = (peak_rss_mb(), worker.request("rss"))
+        times, peaks = time_versus(cases, workers, args.rounds, rss=True)
         moved, batch_norms = worker.request("moved_batch_norms")
     finally:
         worker.close()
 
-    rows = []
-    for label, times, phase in (
-        ("inference, batch 1", inference, "inference"),
-        ("training step, batch 2", training, "training"),
-    ):
-        rows += ratio_rows(label, times, "kdet", "TF OD API")
-        ours_mb, theirs_mb = rss[phase]
-        rows.append([f"peak RSS after {phase} (MB)", f"{ours_mb:.0f}", f"{theirs_mb:.0f}",
-                     f"{ours_mb / theirs_mb:.2f}x"])
     if moved != batch_norms or not batch_norms:
         raise RuntimeError(f"a TF OD API training step moved the statistics of {moved} of its "
                            f"{batch_norms} batch norms: its step does not run in training mode")
     print(f"TF OD API training step: all {batch_norms} batch norms' statistics moved")
     print(f"\n## CenterNet MobileNetV2-FPN {SIZE}x{SIZE}: kdet vs TF OD API, median of "
           f"{args.rounds} rounds\n")
-    print_table(["case", "kdet", "TF OD API", "kdet / TF OD API"], rows)
+    print_table(["case", "kdet", "TF OD API", "kdet / TF OD API"], versus_rows(times, peaks))
 
     ssd = load_pipeline(SSD_CONFIG, dtype_policy="float32").model
     ssd_detect = tf.function(ssd.detect)
+    image = tf.constant(images[:1], tf.float32)
     ssd_detect(image)
     print(f"kdet SSD MobileNetV2 FPNLite 320: {ssd.count_params() / 1e6:.2f} M values",
           flush=True)
     versus = time_interleaved({
-        "CenterNet": timed(lambda: detect(image)["num_detections"].numpy()),
+        "CenterNet": cases["infer"]["kdet"],
         "SSD": timed(lambda: ssd_detect(image)["num_detections"].numpy()),
     }, args.rounds)
     print(f"\n## kdet inference, batch 1: CenterNet MobileNetV2-FPN {SIZE} vs SSD MobileNetV2 "
           f"FPNLite 320, median of {args.rounds} rounds\n")
     gflops = forward_gflops(model, SIZE), forward_gflops(ssd, SIZE)
     print_table(["case", "CenterNet", "SSD", "CenterNet / SSD"],
-                ratio_rows("inference, batch 1", versus, "CenterNet", "SSD", 1000.0, "ms")
+                median_rows("inference, batch 1", versus, ("ms", "CPU ms"), 1000.0)
                 + [["forward GFLOP per image", f"{gflops[0]:.2f}", f"{gflops[1]:.2f}",
                     f"{gflops[0] / gflops[1]:.2f}x"]])
 

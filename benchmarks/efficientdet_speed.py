@@ -28,25 +28,23 @@ Usage:
 import argparse
 import os
 import pathlib
-import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent),
                 str(pathlib.Path(__file__).resolve().parents[1])]
 from ssd_speed import TorchWorker
 from ssd_speed import describe_machine
-from ssd_speed import peak_rss_mb
 from ssd_speed import photos
 from ssd_speed import print_table
 from ssd_speed import synthetic_groundtruth
-from ssd_speed import time_interleaved
-from ssd_speed import timed
+from versus import time_versus
+from versus import versus_cases
+from versus import versus_rows
 
 from kdet.configs import load_pipeline
 
@@ -147,50 +145,19 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     model = load_pipeline(CONFIG, dtype_policy="float32").model
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=0.9))
-    detect = tf.function(model.detect)
-    image = tf.constant(images[:1], tf.float32)
-    y = {"boxes": boxes, "labels": labels}
-    detect(image)
+    workers = {"TF OD API": worker}
+    cases, _ = versus_cases(model, images, {"boxes": boxes, "labels": labels}, workers)
     print(f"kdet: {model.count_params() / 1e6:.2f} M values", flush=True)
-
-    def remote(name):
-        return lambda: tuple(worker.request(name))
-
     try:
-        inference = time_interleaved({
-            "kdet": timed(lambda: detect(image)["num_detections"].numpy()),
-            "TF OD API": remote("infer"),
-        }, args.rounds)
-        rss = {"inference": (peak_rss_mb(), worker.request("rss"))}
-        training = time_interleaved({
-            "kdet": timed(lambda: model.train_on_batch(images, y)),
-            "TF OD API": remote("train"),
-        }, args.rounds)
-        rss["training"] = (peak_rss_mb(), worker.request("rss"))
+        times, peaks = time_versus(cases, workers, args.rounds, rss=True)
     finally:
         worker.close()
         (workdir / "images.npy").unlink()
         workdir.rmdir()
 
-    def median(times, clock):
-        return statistics.median(time[clock] for time in times)
-
-    rows = []
-    for label, times, phase in (
-        ("inference, batch 1", inference, "inference"),
-        ("training step, batch 2", training, "training"),
-    ):
-        for clock, unit in ((0, "s"), (1, "CPU s")):
-            ours, theirs = median(times["kdet"], clock), median(times["TF OD API"], clock)
-            rows.append(
-                [f"{label} ({unit})", f"{ours:.3f}", f"{theirs:.3f}", f"{ours / theirs:.2f}x"]
-            )
-        ours_mb, theirs_mb = rss[phase]
-        rows.append([f"peak RSS after {phase} (MB)", f"{ours_mb:.0f}", f"{theirs_mb:.0f}",
-                     f"{ours_mb / theirs_mb:.2f}x"])
     print(f"\n## EfficientDet-D0 {SIZE}x{SIZE}: kdet vs TF OD API, median of {args.rounds} "
           "rounds\n")
-    print_table(["case", "kdet", "TF OD API", "kdet / TF OD API"], rows)
+    print_table(["case", "kdet", "TF OD API", "kdet / TF OD API"], versus_rows(times, peaks))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ Cases, on the same bundled photos resized to 512x512 with 1..3 random boxes and 
   API's `preprocess` -> `predict` -> `postprocess` and `reframe_box_masks_to_image_masks` (as its
   evaluation pastes them) in a `tf.function`; torch `eval()` under `no_grad()` (which pastes).
 The TF OD API (`--tfod_python`, its venv) and torchvision (`--torch_python`, a venv with torch
-and torchvision) run as subprocesses driven one case at a time; cases alternate within each
-round after 2 warm-up calls, so load drift on a shared machine hits all alike. Tables report
+and torchvision) run as subprocesses driven one case at a time; the inference cases, then the
+training cases, alternate within each round after 2 warm-up calls (`versus.time_versus`), so
+load drift on a shared machine hits all alike. Tables report
 medians of wall time and of CPU time (all threads of each process). `--profile` adds kdet
-inference cut after each stage.
+inference cut after each stage, timed after the table.
 
 Usage:
     python benchmarks/mask_rcnn_speed.py [--rounds 5] [--warmup 2] [--tfod_python PATH]
@@ -57,6 +58,9 @@ from ssd_speed import print_table
 from ssd_speed import synthetic_groundtruth
 from ssd_speed import time_interleaved
 from ssd_speed import timed
+from versus import time_versus
+from versus import versus_cases
+from versus import versus_rows
 
 from kdet.configs.model_builder import build_model_from_text
 
@@ -248,16 +252,6 @@ def stage_cases(model, tensor):
     return cases
 
 
-def wall_cpu_rows(label, times, names, scale=1.0):
-    """`[case (clock), kdet, other..., kdet / other...]` rows in wall and CPU time."""
-    rows = []
-    for clock, clock_name in ((0, "wall s"), (1, "CPU s")):
-        medians = [statistics.median(t[clock] for t in times[name]) for name in names]
-        rows.append([f"{label} ({clock_name})"] + [f"{m * scale:.3f}" for m in medians]
-                    + [f"{medians[0] / m:.2f}x" for m in medians[1:]])
-    return rows
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -316,27 +310,13 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     model = build_model_from_text(config, args.config)
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM))
-    detect = tf.function(model.detect)
-    image = tf.constant(images[:1], tf.float32)
     y = {"boxes": boxes, "labels": labels, "masks": masks}
-    outputs = detect(image)
+    cases, outputs = versus_cases(model, images, y, workers, detect_output="masks")
     print(f"kdet {type(model).__name__}: {len(model.trainable_weights)} trainable arrays, "
           f"{sum(int(np.prod(w.shape)) for w in model.trainable_weights) / 1e6:.2f} M values, "
           f"losses {model.train_on_batch(images, y, return_dict=True)}, masks "
           f"{outputs['masks'].shape}", flush=True)
 
-    def remote(worker, name):
-        return lambda: tuple(worker.request(name))
-
-    names = ["kdet", *workers]
-    cases = {"train kdet": timed(lambda: model.train_on_batch(images, y)),
-             "infer kdet": timed(lambda: detect(image)["masks"].numpy())}
-    for name, worker in workers.items():
-        cases[f"train {name}"] = remote(worker, "train")
-        cases[f"infer {name}"] = remote(worker, "infer")
-    if args.profile:
-        for stage, case in stage_cases(model, image).items():
-            cases[f"stage {stage}"] = case
     def logged(name, case):
         def run():
             wall, cpu = case()
@@ -344,26 +324,26 @@ def main(argv=None):
             return wall, cpu
         return run
 
+    cases = {kind: {name: logged(f"{kind} {name}", case) for name, case in kind_cases.items()}
+             for kind, kind_cases in cases.items()}
     try:
-        times = time_interleaved({name: logged(name, case) for name, case in cases.items()},
-                                 args.rounds, warmup=args.warmup)
+        times, _ = time_versus(cases, workers, args.rounds, warmup=args.warmup)
     finally:
         for worker in workers.values():
             worker.close()
 
     print(f"\n## Mask R-CNN ResNet-50 {SIZE}x{SIZE}: kdet vs {' and '.join(workers)}, median "
           f"of {args.rounds} rounds\n")
-    rows = []
-    for label, case in (("training step, batch 2", "train"), ("inference, batch 1", "infer")):
-        rows += wall_cpu_rows(label, {n: times[f"{case} {n}"] for n in names}, names)
-    print_table(["case", *names, *[f"kdet / {n}" for n in names[1:]]], rows)
-    stages = [case for case in times if case.startswith("stage ")]
-    if stages:
+    names = ["kdet", *workers]
+    print_table(["case", *names, *[f"kdet / {n}" for n in names[1:]]],
+                versus_rows(times, kinds=("train", "infer"), clocks=("wall s", "CPU s")))
+    if args.profile:
+        image = tf.constant(images[:1], tf.float32)
+        stages = time_interleaved(stage_cases(model, image), args.rounds, warmup=args.warmup)
         print()
         print_table(["kdet inference, batch 1, cut after", "wall ms", "CPU ms"],
-                    [[case[len("stage "):],
-                      *[f"{1000 * statistics.median(t[c] for t in times[case]):.0f}"
-                        for c in (0, 1)]] for case in stages])
+                    [[stage, *[f"{1000 * statistics.median(t[c] for t in pairs):.0f}"
+                               for c in (0, 1)]] for stage, pairs in stages.items()])
 
 
 if __name__ == "__main__":
