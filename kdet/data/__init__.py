@@ -8,6 +8,7 @@ from kdet.data import augmentation
 from kdet.data.converters import ConversionSummary
 from kdet.data.converters import convert_coco
 from kdet.data.converters import convert_csv
+from kdet.data.converters import convert_mask_folders
 from kdet.data.converters import convert_voc
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
@@ -42,6 +43,7 @@ __all__ = [
     "augmentation",
     "convert_coco",
     "convert_csv",
+    "convert_mask_folders",
     "convert_voc",
     "create_categories",
     "create_example_from_arrays",
