@@ -78,7 +78,8 @@ def test_tiny_deepmac_learns_masks_and_predicts_them_in_image_pixels(trained):
     model, history = trained
     mask_losses = history["deep_mask_estimation_loss"]
     assert mask_losses[-1] < 0.6 * mask_losses[0], mask_losses
-    detections = model.predict(np.zeros((1, 48, 80, 3), "uint8"), verbose=0)
+    detections = {key: value.numpy()
+                  for key, value in model.detect(np.zeros((1, 48, 80, 3), "uint8")).items()}
     assert detections["box_masks"].shape == (1, 10, 16, 16)
     assert detections["masks"].shape == (1, 10, 48, 80)  # the given image's pixels
     padding = detections["labels"][0] <= 0
@@ -108,9 +109,9 @@ def test_mask_loss_counts_only_allowed_classes(trained):
     np.testing.assert_allclose(everything, (first + second) / 2.0, rtol=1e-5)
 
 
-# The others are these with more blocks (hourglass52 trains in the sample config test below).
-@pytest.mark.parametrize("network_type", ["hourglass10", "resnet4", "fully_connected",
-                                          "embedding_projection"])
+# The other hourglasses and resnets are these with more blocks; resnet4 and fully_connected
+# are compared with the TF OD API below.
+@pytest.mark.parametrize("network_type", ["hourglass10", "embedding_projection"])
 def test_mask_networks_give_one_logit_map_per_instance(network_type):
     projection = network_type == "embedding_projection"
     network = DeepMACMaskNetwork(network_type, num_init_channels=2, mask_size=32,
@@ -176,3 +177,31 @@ def test_keypoint_tasks_with_deepmac_are_refused():
     )
     with pytest.raises(ConfigError, match="keypoint_estimation_task' with deepmac"):
         build_model_from_text(text)
+
+
+@pytest.mark.parametrize("network_type", ["resnet4", "fully_connected"])
+def test_mask_logits_match_the_tfod_api(network_type):
+    # tools/tfod_reference/make_deepmac_references.py: the TF OD API's crop, coordinates,
+    # center embeddings and mask network, on the same embeddings, boxes and weights.
+    reference = np.load(DATA / "tfod_reference" / "deepmac_mask_head" / "outputs.npz")
+    expected = reference[f"{network_type}/logits"]
+    task = DeepMACMaskTask(dim=6, pixel_embedding_dim=4, mask_size=expected.shape[-1],
+                           network_type=network_type,
+                           num_init_channels=2 if network_type == "resnet4" else 1)
+    network = task.make_mask_network()
+    layers = {"input_conv": network.input_conv}
+    if network_type == "fully_connected":
+        layers.update(fc1=network.hidden, fc2=network.logits)
+    else:
+        layers["project_out"] = network.project_out
+        layers.update({layer.name: layer for layer in network.resnet.layers if layer.weights})
+    prefix = f"{network_type}/"
+    names = {key[len(prefix):].rsplit("/", 1)[0] for key in reference if key.startswith(prefix)}
+    assert names - {"logits"} == set(layers)
+    for name, layer in layers.items():
+        layer.set_weights([reference[f"{prefix}{name}/{index}"]
+                           for index in range(len(layer.weights))])
+    logits = task.mask_logits(network, reference["pixel_embedding"],
+                              reference["instance_embedding"], reference["boxes"],
+                              training=False)
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
