@@ -69,19 +69,19 @@ def test_context_features_round_trip_through_records(tmp_path):
     np.testing.assert_array_equal(y["labels"][:, 0], [1, 1, 1])
 
 
-@pytest.mark.parametrize("context, message", [
-    (None, r"img\.jpg.*has no image/context_feature_length"),
-    (np.zeros((2, 4)), r"img\.jpg.*has image/context_feature_length.*4.*expected 5"),
-])
-def test_records_without_the_right_context_features_are_named(tmp_path, context, message):
-    record = _write(tmp_path / "bad.record", [create_tf_example(
-        encode_image(_image(0)), 40, 60, [], [], [], filename="img.jpg",
-        context_features=context,
-    ).SerializeToString()])
-    dataset = read_tfrecords(record, image_size=32, load_context_features=True,
-                             max_num_context_features=4, context_feature_length=LENGTH)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-        next(iter(dataset))
+def test_records_without_the_right_context_features_are_named(tmp_path):
+    cases = {"no_length.jpg": (None, r"no_length\.jpg.*has no image/context_feature_length"),
+             "length_4.jpg": (np.zeros((2, 4)),
+                              r"length_4\.jpg.*has image/context_feature_length.*4.*expected 5")}
+    for filename, (context, message) in cases.items():
+        record = _write(tmp_path / f"{filename}.record", [create_tf_example(
+            encode_image(_image(0)), 40, 60, [], [], [], filename=filename,
+            context_features=context,
+        ).SerializeToString()])
+        dataset = read_tfrecords(record, image_size=32, load_context_features=True,
+                                 max_num_context_features=4, context_feature_length=LENGTH)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            next(iter(dataset))
     with pytest.raises(ValueError, match="load_context_features=True needs "
                                          "max_num_context_features"):
         read_tfrecords(record, image_size=32, load_context_features=True)
