@@ -44,6 +44,7 @@ TEST_PARAMETERS = {
         "NUM_STEPS": 40,
     },
     "05_keypoints_centernet.ipynb": {"IMAGE_SIZE": 128, "NUM_STEPS": 2, "BATCH_SIZE": 2},
+    "06_masks_mask_rcnn.ipynb": {"IMAGE_SIZE": 64, "NUM_STEPS": 2, "BATCH_SIZE": 2},
 }
 
 
