@@ -6,9 +6,10 @@ Read: the feature extractor (by `type` from the registry, a TF2 `_keras` suffix 
 them, and are otherwise accepted only with their defaults), `image_resizer`, `use_depthwise`,
 `object_center_params`, `object_detection_task`, each `keypoint_estimation_task` (its
 keypoints, labels and class from the label map at `keypoint_label_map_path`, as the TF OD API
-reads them) and `deepmac_mask_estimation` (`kdet.models.DeepMACMaskTask`; its weak-supervision
-losses, box jitter, full-resolution masks, subsampling, per-class overlap and `cond_inst`
-mask networks refused, with keypoint tasks, which the TF OD API's DeepMAC model drops).
+reads them) and `deepmac_mask_estimation` (`kdet.models.center_net.DeepMACMaskTask`; its
+weak-supervision losses, box jitter, full-resolution masks, subsampling, per-class overlap and
+`cond_inst` mask networks refused, with keypoint tasks, which the TF OD API's DeepMAC model
+drops).
 Refused with the field named: `use_labeled_classes`,
 `keypoint_weights_for_center`, `post_processing` (NMS after the peaks), keypoint depth,
 `rescore_instances`, `argmax_postprocessing`, the `gaussian_weighted_const` ranking, heatmap

@@ -62,8 +62,8 @@ class CenterNet(ObjectDetector):
             `kdet.losses.WeightedL1LocalizationLoss()`.
         keypoint_tasks: list of `KeypointEstimationTask`s (distinct names and classes,
             disjoint `keypoint_indices`). Defaults to none.
-        mask_task: optional `kdet.models.DeepMACMaskTask`: DeepMAC instance masks (TF OD API
-            `deepmac_mask_estimation`). Defaults to none.
+        mask_task: optional `kdet.models.center_net.DeepMACMaskTask`: DeepMAC instance masks
+            (TF OD API `deepmac_mask_estimation`). Defaults to none.
         object_center_loss_weight: float. Defaults to `1.0`.
         heatmap_bias_init: float, initial bias of the center heatmap head. Defaults to `-2.19`.
         min_box_overlap_iou: float, sets the radius of the center Gaussians. Defaults to `0.7`.
@@ -155,7 +155,7 @@ class CenterNet(ObjectDetector):
             mask_task = keras.saving.deserialize_keras_object(mask_task)
         if mask_task is not None and not isinstance(mask_task, DeepMACMaskTask):
             raise TypeError(
-                f"mask_task must be a kdet.models.DeepMACMaskTask; got {type(mask_task).__name__}"
+                f"mask_task must be a kdet.models.center_net.DeepMACMaskTask; got {type(mask_task).__name__}"
             )
         self.mask_task = mask_task
         self.object_center_loss_weight = object_center_loss_weight

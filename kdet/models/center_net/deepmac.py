@@ -289,7 +289,7 @@ class DeepMACMaskTask:
 
     Example:
     ```python
-    masks = kdet.models.DeepMACMaskTask(dim=32, network_type="hourglass52")
+    masks = kdet.models.center_net.DeepMACMaskTask(dim=32, network_type="hourglass52")
     model = kdet.CenterNet(90, "hourglass_104", mask_task=masks)
     model.fit(images, {"boxes": boxes, "labels": labels, "masks": masks})
     model.predict(images)["masks"]   # [B, 100, H, W] probabilities
