@@ -20,7 +20,6 @@ norm) is kept. It writes `tests/data/tfod_reference/tf1_rfcn_resnet101/` as
 import re
 import sys
 
-import make_tf1_references
 from make_mask_rcnn_references import keep_detection_outputs
 from reference_common import OUTPUT_DIR
 from reference_common import Reference
@@ -53,6 +52,10 @@ def smaller_predictor(pipeline):
 
 
 def main(argv=None):
+    # Imported here: it switches TensorFlow to graph mode (make_tf2_rfcn_reference.py imports
+    # this module for `smaller_predictor` and builds a TF2 model).
+    import make_tf1_references
+
     names = (argv if argv is not None else sys.argv[1:]) or list(TF1_RFCN_REFERENCES)
     for name in names:
         make_tf1_references.CONFIG_CHANGES[name] = smaller_predictor
