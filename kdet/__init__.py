@@ -38,6 +38,7 @@ _SUBPACKAGES = (
 # Public classes at the top level → the module defining them.
 _CLASSES = {
     "CenterNet": "kdet.models",
+    "ContextRCNN": "kdet.models",
     "FasterRCNN": "kdet.models",
     "MaskRCNN": "kdet.models",
     "ObjectDetector": "kdet.models",

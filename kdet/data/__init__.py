@@ -14,6 +14,7 @@ from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
 from kdet.data.errors import DataError
 from kdet.data.input_pipeline import list_input_files
+from kdet.data.input_pipeline import pad_context_features
 from kdet.data.input_pipeline import pad_groundtruth
 from kdet.data.input_pipeline import pad_keypoints
 from kdet.data.input_pipeline import pad_masks
@@ -31,7 +32,9 @@ from kdet.data.label_map import validate_label_map
 from kdet.data.label_map import write_label_map
 from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
 from kdet.data.tf_example import create_tf_example
+from kdet.data.tf_example import create_tf_sequence_example
 from kdet.data.tf_example import decode_tf_example
+from kdet.data.tf_example import decode_tf_sequence_example
 from kdet.data.tf_example import encode_image
 
 __all__ = [
@@ -48,11 +51,14 @@ __all__ = [
     "create_categories",
     "create_example_from_arrays",
     "create_tf_example",
+    "create_tf_sequence_example",
     "decode_tf_example",
+    "decode_tf_sequence_example",
     "encode_image",
     "label_map_from_names",
     "list_input_files",
     "name_to_id",
+    "pad_context_features",
     "pad_groundtruth",
     "pad_keypoints",
     "pad_masks",

@@ -3,6 +3,7 @@
 from kdet.models.center_net import CenterNet
 from kdet.models.center_net import KeypointEstimationTask
 from kdet.models.faster_rcnn import RFCN
+from kdet.models.faster_rcnn import ContextRCNN
 from kdet.models.faster_rcnn import FasterRCNN
 from kdet.models.faster_rcnn import MaskRCNN
 from kdet.models.object_detector import ObjectDetector
@@ -13,6 +14,7 @@ __all__ = [
     "RFCN",
     "SSD",
     "CenterNet",
+    "ContextRCNN",
     "FasterRCNN",
     "KeypointEstimationTask",
     "MaskRCNN",

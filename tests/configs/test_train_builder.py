@@ -220,6 +220,8 @@ def test_input_reader_arguments_for_read_tfrecords():
         "num_keypoints": 0,
         "load_instance_masks": False,
         "mask_type": "numerical",
+        "load_context_features": False,
+        "input_type": "tf_example",
     }
 
 

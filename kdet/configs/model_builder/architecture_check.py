@@ -22,7 +22,6 @@ _META_ARCHITECTURES = ("ssd", "faster_rcnn", "center_net")
 
 # The issues of the project that add them.
 _EXTRACTORS_ISSUE = 17
-_TWO_STAGE_VARIANTS_ISSUE = 19
 
 # `model { … }` oneof fields of the TF OD API (`model.proto`, `center_net.proto`,
 # `detr.proto`) that kdet does not build: field → (what it is, the issue that adds it or None).
@@ -32,11 +31,13 @@ _MISSING_META_ARCHITECTURES = {
                            None),
 }
 # `center_net { … }` task fields → what they add to CenterNet and the issue that adds it.
+# (kdet's CenterNet instance masks are DeepMAC's, `deepmac_mask_estimation`: no sample config
+# uses the per-class segmentation of `mask_estimation_task`.)
 _CENTER_NET_TASKS = {
-    "mask_estimation_task": ("instance masks", _TWO_STAGE_VARIANTS_ISSUE),
+    "mask_estimation_task": ("segmentation mask", None),
     "densepose_estimation_task": ("DensePose", None),
     "track_estimation_task": ("tracking", None),
-    "temporal_offset_task": ("temporal offsets", None),
+    "temporal_offset_task": ("temporal offset", None),
 }
 # TF OD API feature extractor types (without the TF2 `_keras` suffix) that kdet has no
 # extractor for yet → what they are.
@@ -95,9 +96,9 @@ def _issue(issue):
     return f"issue {issue}" if issue else "not planned"
 
 
-def _not_in_kdet(issue, verb="is"):
+def _not_in_kdet(issue):
     """`is not in kdet yet (issue N)`, or `is not in kdet (not planned)` without an issue."""
-    return f"{verb} not in kdet {'yet ' if issue else ''}({_issue(issue)})"
+    return f"is not in kdet {'yet ' if issue else ''}({_issue(issue)})"
 
 
 def _model_gaps(node):
@@ -131,7 +132,7 @@ def _center_net_gaps(node):
             what, issue = _CENTER_NET_TASKS[field.name]
             gaps.append(_Gap(
                 1, node.message.source, field,
-                f"'{node.path}.{field.name}': CenterNet {what} {_not_in_kdet(issue, 'are')}",
+                f"'{node.path}.{field.name}': CenterNet's {what} task {_not_in_kdet(issue)}",
                 f"{what} ({field.name}, {_issue(issue)})",
             ))
     return gaps
@@ -159,14 +160,13 @@ def _mask_gaps(node, what):
     if found is None:
         return []
     path, field = found
-    issue = _TWO_STAGE_VARIANTS_ISSUE
+    # kdet's instance masks are Mask R-CNN's and DeepMAC's; no sample config has an SSD mask head.
+    where = "kdet's masks are Mask R-CNN's and DeepMAC's"
     if field.name == "predict_instance_masks":
-        problem = f"'{path}' is true: instance masks ({what}) are not in kdet yet (issue {issue})"
+        problem = f"'{path}' is true: instance masks ({what}) are not in kdet; {where}"
     else:
-        problem = (f"'{path}' configures instance masks ({what}), which are not in kdet yet "
-                   f"(issue {issue})")
-    return [_Gap(1, node.message.source, field, problem,
-                 f"instance masks ({what}, issue {issue})")]
+        problem = f"'{path}' configures instance masks ({what}), which are not in kdet; {where}"
+    return [_Gap(1, node.message.source, field, problem, f"instance masks ({what})")]
 
 
 def _feature_extractor_gaps(node, base_class):
