@@ -433,7 +433,13 @@ class CenterNet(ObjectDetector):
     def postprocess(self, outputs):
         """Heatmap peaks → the predictions dict (boxes `rel_yxyx` of the input images), with
         `"keypoints"` (`rel` `(y, x)`, -1 where none) and `"keypoint_scores"` for a model with
-        keypoint tasks."""
+        keypoint tasks (and `"masks"`, `"box_masks"` with a mask task)."""
+        # Head outputs in float32 (a mixed-precision policy makes them bfloat16 or float16).
+        outputs = {
+            name: [tf.cast(value, tf.float32) for value in values]
+            if isinstance(values, list) else values
+            for name, values in outputs.items()
+        }
         frame = _OutputFrame(self, outputs)
         centers = tf.sigmoid(outputs[OBJECT_CENTER][-1]) * frame.content_cells[..., None]
         scores, y, x, classes = post.top_k_peaks(
