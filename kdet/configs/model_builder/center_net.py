@@ -7,7 +7,7 @@ them, and are otherwise accepted only with their defaults), `image_resizer`, `us
 `object_center_params`, `object_detection_task`, each `keypoint_estimation_task` (its
 keypoints, labels and class from the label map at `keypoint_label_map_path`, as the TF OD API
 reads them) and `deepmac_mask_estimation` (`kdet.models.center_net.DeepMACMaskTask`; its
-weak-supervision losses, box jitter, full-resolution masks, subsampling, per-class overlap and
+weak-supervision losses, full-resolution masks, subsampling, per-class overlap and
 `cond_inst` mask networks refused, with keypoint tasks, which the TF OD API's DeepMAC model
 drops).
 Refused with the field named: `use_labeled_classes`,
@@ -40,6 +40,7 @@ from kdet.configs.model_builder.feature_extractor import _feature_extractor_clas
 from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
 from kdet.configs.model_builder.losses import LOCALIZATION_LOSSES
 from kdet.configs.model_builder.losses import build_loss_choice
+from kdet.data.augmentation.geometric import JITTER_MODES
 from kdet.data.errors import DataError
 from kdet.data.label_map import read_label_map_items
 from kdet.data.label_map import read_label_map_keypoints
@@ -159,13 +160,8 @@ _DEEPMAC_SCHEMA = {
         Bool(default=False), False, f"full-resolution masks are {_NOT_IN_DEEPMAC}"
     ),
     "postprocess_crop_size": Int(default=256, minimum=1),
-    "max_roi_jitter_ratio": Fixed(
-        Float(default=0.0), 0.0, f"jittering the boxes of the mask crops is {_NOT_IN_DEEPMAC}"
-    ),
-    "jitter_mode": Enum(
-        ("DEFAULT", "EXPAND", "SHRINK", "EXPAND_SYMMETRIC", "SHRINK_SYMMETRIC",
-         "EXPAND_SYMMETRIC_XY", "SHRINK_SYMMETRIC_XY"), default="DEFAULT"
-    ),
+    "max_roi_jitter_ratio": Float(default=0.0),
+    "jitter_mode": Enum(JITTER_MODES, default="DEFAULT"),
     "box_consistency_loss_weight": Fixed(
         Float(default=0.0), 0.0, f"the box consistency loss is {_WEAK_LOSS}"
     ),
@@ -212,7 +208,8 @@ _DEEPMAC_SCHEMA = {
 # `DeepMACMaskEstimation` fields copied as they are to `DeepMACMaskTask`.
 _DEEPMAC_ARGUMENTS = ("task_loss_weight", "dim", "pixel_embedding_dim",
                       "allowed_masked_classes_ids", "mask_size", "use_xy", "network_type",
-                      "use_instance_embedding", "num_init_channels", "use_only_last_stage")
+                      "use_instance_embedding", "num_init_channels", "use_only_last_stage",
+                      "max_roi_jitter_ratio", "jitter_mode")
 # Arguments of the CenterNet feature extractors that a config field sets, beyond the base
 # class's channel_means, channel_stds and bgr_ordering.
 _EXTRACTOR_OPTIONS = ("use_depthwise", "depth_multiplier", "use_separable_conv",

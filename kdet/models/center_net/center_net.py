@@ -276,6 +276,7 @@ class CenterNet(ObjectDetector):
             outputs["gt_mask_logits"] = self._groundtruth_mask_logits(
                 outputs, gt_boxes, gt_labels, training
             )
+            outputs["gt_mask_target_boxes"] = self.mask_task.target_boxes(gt_boxes, training)
         return outputs
 
     def _mask_maps(self, outputs):
@@ -329,13 +330,15 @@ class CenterNet(ObjectDetector):
             ))
         if self.mask_task:
             losses[DeepMACMaskTask.loss_name] = self._mask_loss(
-                outputs["gt_mask_logits"], gt_boxes, gt_labels, gt_masks, gt_mask_window
+                outputs["gt_mask_logits"], outputs["gt_mask_target_boxes"], gt_labels, gt_masks,
+                gt_mask_window,
             )
         return losses
 
     def _mask_loss(self, mask_logits, gt_boxes, gt_labels, gt_masks, gt_mask_window):
         """The DeepMAC mask loss: each map's per-instance losses over the allowed objects of
-        the global batch, averaged over the maps, times `task_loss_weight`."""
+        the global batch, averaged over the maps, times `task_loss_weight`; `gt_boxes` crop
+        the targets from `gt_masks`."""
         task = self.mask_task
         # The boxes in the masks' frame: relative to the content, then to the mask array.
         mask_boxes = gt_boxes * tf.tile(gt_mask_window, [1, 2])[:, None, :]

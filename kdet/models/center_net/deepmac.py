@@ -13,6 +13,8 @@ Shapes: `B` images, `N` boxes per image, `M` instances (boxes over the batch), `
 import keras
 import tensorflow as tf
 
+from kdet.data.augmentation.geometric import JITTER_MODES
+from kdet.data.augmentation.geometric import random_jitter_boxes
 from kdet.feature_extractors.hourglass_network import ConvBlock
 from kdet.feature_extractors.hourglass_network import HourglassModule
 from kdet.feature_extractors.hourglass_network import ResidualBlock
@@ -284,6 +286,11 @@ class DeepMACMaskTask:
         num_init_channels: int, channels of the mask network's first block. Defaults to `64`.
         use_only_last_stage: bool, train masks on the last feature map only. Defaults to
             `False`.
+        max_roi_jitter_ratio: float. In training, the boxes that crop the ground-truth masks
+            (not the embeddings) are jittered by up to this fraction of their size, as the
+            TF OD API does (`kdet.data.augmentation.random_jitter_boxes`). Defaults to `0.0`.
+        jitter_mode: one of the TF OD API's `RandomJitterBoxes.JitterMode` names (e.g.
+            `"DEFAULT"`, `"EXPAND"`, `"SHRINK_SYMMETRIC"`). Defaults to `"DEFAULT"`.
         embedding_head_num_filters, embedding_head_kernel_sizes: hidden convolutions of the
             two embedding heads (not in the TF OD API config: its `[256]` and `[3]`).
 
@@ -309,6 +316,8 @@ class DeepMACMaskTask:
         use_instance_embedding=True,
         num_init_channels=64,
         use_only_last_stage=False,
+        max_roi_jitter_ratio=0.0,
+        jitter_mode="DEFAULT",
         embedding_head_num_filters=(256,),
         embedding_head_kernel_sizes=(3,),
     ):
@@ -325,6 +334,10 @@ class DeepMACMaskTask:
         self.use_instance_embedding = bool(use_instance_embedding)
         self.num_init_channels = int(num_init_channels)
         self.use_only_last_stage = bool(use_only_last_stage)
+        self.max_roi_jitter_ratio = float(max_roi_jitter_ratio)
+        if str(jitter_mode).upper() not in JITTER_MODES:
+            raise ValueError(f"jitter_mode must be one of {JITTER_MODES}; got {jitter_mode!r}")
+        self.jitter_mode = str(jitter_mode).upper()
         self.embedding_head_num_filters = list(embedding_head_num_filters)
         self.embedding_head_kernel_sizes = list(embedding_head_kernel_sizes)
         self._crop = CropAndResizeRoIPooler(self.mask_size, 1, 1)
@@ -382,6 +395,16 @@ class DeepMACMaskTask:
             return logits
         return tf.reshape(logits, [shape[0], shape[1], size, size])
 
+    def target_boxes(self, boxes, training):
+        """The boxes `[B, N, 4]` that crop the ground-truth masks: `boxes`, jittered in
+        training when `max_roi_jitter_ratio` > 0."""
+        if not training or self.max_roi_jitter_ratio <= 0.0:
+            return boxes
+        _, jittered, _ = random_jitter_boxes(
+            None, tf.reshape(boxes, [-1, 4]), None, self.max_roi_jitter_ratio, self.jitter_mode
+        )
+        return tf.reshape(jittered, tf.shape(boxes))
+
     def instance_losses(self, logits, targets):
         """Per-instance loss of mask logits `[M, S, S]` against targets `[M, S, S]` → `[M]`."""
         pixels = self.mask_size * self.mask_size
@@ -406,7 +429,8 @@ class DeepMACMaskTask:
             for name in (
                 "task_loss_weight", "dim", "pixel_embedding_dim", "allowed_masked_classes_ids",
                 "mask_size", "use_xy", "network_type", "use_instance_embedding",
-                "num_init_channels", "use_only_last_stage", "embedding_head_num_filters",
+                "num_init_channels", "use_only_last_stage", "max_roi_jitter_ratio",
+                "jitter_mode", "embedding_head_num_filters",
                 "embedding_head_kernel_sizes",
             )
         }

@@ -154,9 +154,26 @@ def test_sample_configs_read_their_deepmac(path):
     assert len(task.allowed_masked_classes_ids) == expected[kind]
 
 
+def test_jittered_target_boxes_in_training_only():
+    (meta_architecture,) = parse(model_message(SAMPLE_CONFIGS[0]).replace(
+        "deepmac_mask_estimation {",
+        "deepmac_mask_estimation {\n max_roi_jitter_ratio: 0.2 jitter_mode: EXPAND",
+    )).first("model").fields
+    message = meta_architecture.value.first("deepmac_mask_estimation")
+    task = build_deepmac_mask_task(Node(message, "model.center_net.deepmac_mask_estimation"))
+    assert (task.max_roi_jitter_ratio, task.jitter_mode) == (0.2, "EXPAND")
+    boxes = tf.constant([[[0.2, 0.2, 0.6, 0.8], [0.1, 0.3, 0.5, 0.4]]])
+    assert task.target_boxes(boxes, training=False) is boxes
+    jittered = task.target_boxes(boxes, training=True).numpy()
+    assert jittered.shape == (1, 2, 4) and not np.allclose(jittered, boxes)
+    # EXPAND: each box grows, by at most 10% of its size a side.
+    size = np.tile(boxes.numpy()[..., 2:] - boxes.numpy()[..., :2], 2)
+    growth = (jittered - boxes.numpy()) * np.array([-1, -1, 1, 1])
+    assert np.all(growth >= -1e-6) and np.all(growth <= 0.1 * size + 1e-6)
+
+
 @pytest.mark.parametrize("field, message", [
     ("box_consistency_loss_weight: 1.0", "box_consistency_loss_weight.*box consistency loss"),
-    ("max_roi_jitter_ratio: 0.1", "max_roi_jitter_ratio.*jittering"),
     ('network_type: "cond_inst1"', "network_type' is 'cond_inst1'"),
     ("mask_num_subsamples: 8", "mask_num_subsamples"),
     ("predict_full_resolution_masks: true", "predict_full_resolution_masks"),
