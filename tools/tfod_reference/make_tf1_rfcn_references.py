@@ -9,8 +9,7 @@ The TF1 zoo's `rfcn_resnet101_coco` config as `make_tf1_references.make_referenc
 Faster R-CNN (128 px, 3 classes, 16 proposals, 20 detections), with
 `first_stage_box_predictor_depth: 16`, its slim ResNet-101 0.03125 wide (the second-stage
 `block4` scaled alike) and the `rfcn_box_predictor`'s `depth` 1024 -> 32, its kernels drawn
-from N(0, 0.3) instead of the config's truncated N(0, 0.01) (which at these widths left every
-class logit within 0.03 of 0: all scores ~0.25, nothing for a parity test to tell apart);
+from N(0, 0.3) instead of the config's truncated N(0, 0.01) (`rfcn_reductions.py`);
 everything else of the config (18x18 crops, 3x3 bins, the ReLU 1x1 convolutions without batch
 norm) is kept. It writes `tests/data/tfod_reference/tf1_rfcn_resnet101/` as
 `make_tf1_references.py` writes its folders, outputs.npz keeping what the parity test reads
@@ -20,20 +19,22 @@ norm) is kept. It writes `tests/data/tfod_reference/tf1_rfcn_resnet101/` as
 import re
 import sys
 
+import make_tf1_references  # first: it switches TensorFlow to graph mode
 from make_mask_rcnn_references import keep_detection_outputs
 from reference_common import OUTPUT_DIR
 from reference_common import Reference
+from rfcn_reductions import FIRST_STAGE_BOX_PREDICTOR_DEPTH
+from rfcn_reductions import RESNET_DEPTH_MULTIPLIER
+from rfcn_reductions import smaller_predictor
 
 TF1_RFCN_REFERENCES = {
     "tf1_rfcn_resnet101": Reference(
         "rfcn_resnet101_coco.config",
-        head_depth=16,
-        resnet_depth_multiplier=0.03125,
+        head_depth=FIRST_STAGE_BOX_PREDICTOR_DEPTH,
+        resnet_depth_multiplier=RESNET_DEPTH_MULTIPLIER,
         seed=23,
     ),
 }
-RFCN_DEPTH = 32
-RFCN_KERNEL_STDDEV = 0.3
 KEPT_OUTPUTS = re.compile(
     r"true_image_shapes|predict/(image_shape|anchors|rpn_.*|num_proposals"
     r"|proposal_boxes_normalized|box_classifier_features|class_predictions_with_background"
@@ -42,20 +43,7 @@ KEPT_OUTPUTS = re.compile(
 )
 
 
-def smaller_predictor(pipeline):
-    """The reduced config's `rfcn_box_predictor`: `depth` `RFCN_DEPTH`, kernels
-    N(0, `RFCN_KERNEL_STDDEV`)."""
-    predictor = pipeline.model.faster_rcnn.second_stage_box_predictor.rfcn_box_predictor
-    predictor.depth = RFCN_DEPTH
-    initializer = predictor.conv_hyperparams.initializer
-    initializer.random_normal_initializer.stddev = RFCN_KERNEL_STDDEV
-
-
 def main(argv=None):
-    # Imported here: it switches TensorFlow to graph mode (make_tf2_rfcn_reference.py imports
-    # this module for `smaller_predictor` and builds a TF2 model).
-    import make_tf1_references
-
     names = (argv if argv is not None else sys.argv[1:]) or list(TF1_RFCN_REFERENCES)
     for name in names:
         make_tf1_references.CONFIG_CHANGES[name] = smaller_predictor

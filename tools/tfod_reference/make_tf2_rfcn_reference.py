@@ -8,7 +8,7 @@ Runs inside the reference venv, after `make_references.py` made `photo.png`:
 The TF2 zoo has no R-FCN, but the TF OD API's TF2 `model_builder` builds one
 (`RFCNMetaArch` with an `RfcnKerasBoxPredictor`) from the TF1 zoo's `rfcn_resnet101_coco`
 config with the Keras extractor (`faster_rcnn_resnet101_keras`). It is reduced as
-`make_tf1_rfcn_references.py` reduces the TF1 one (ResNet-101 0.03125 wide, predictor depth
+`make_tf1_rfcn_references.py` reduces the TF1 one (`rfcn_reductions.py`) (ResNet-101 0.03125 wide, predictor depth
 32 with N(0, 0.3) kernels, `first_stage_box_predictor_depth` 16) and written by
 `make_references.make_reference` (`checkpoint/ckpt-0`, `pipeline.config`, `outputs.npz`, the
 TF OD API's export included) into `<output_dir>/tf2_rfcn_resnet101/`. Not committed: the
@@ -19,13 +19,18 @@ import pathlib
 import sys
 
 import make_references
-from make_tf1_rfcn_references import smaller_predictor
 from reference_common import Reference
 from reference_common import reduced_config
+from rfcn_reductions import FIRST_STAGE_BOX_PREDICTOR_DEPTH
+from rfcn_reductions import RESNET_DEPTH_MULTIPLIER
+from rfcn_reductions import smaller_predictor
 
 NAME = "tf2_rfcn_resnet101"
 REFERENCE = Reference(
-    "rfcn_resnet101_coco.config", head_depth=16, resnet_depth_multiplier=0.03125, seed=24
+    "rfcn_resnet101_coco.config",
+    head_depth=FIRST_STAGE_BOX_PREDICTOR_DEPTH,
+    resnet_depth_multiplier=RESNET_DEPTH_MULTIPLIER,
+    seed=24,
 )
 
 
