@@ -1,6 +1,7 @@
 """Detection meta-architectures on the shared `ObjectDetector` base."""
 
 from kdet.models.center_net import CenterNet
+from kdet.models.center_net import DeepMACMaskTask
 from kdet.models.center_net import KeypointEstimationTask
 from kdet.models.faster_rcnn import RFCN
 from kdet.models.faster_rcnn import ContextRCNN
@@ -15,6 +16,7 @@ __all__ = [
     "SSD",
     "CenterNet",
     "ContextRCNN",
+    "DeepMACMaskTask",
     "FasterRCNN",
     "KeypointEstimationTask",
     "MaskRCNN",

@@ -106,9 +106,10 @@ def test_a_config_kdet_builds_passes_the_check():
     check_architecture(parse_file(CONFIGS / "faster_rcnn_resnet50_pets.config"))
     # The two-stage variants and DeepMAC build too.
     for name in ("mask_rcnn_resnet50_atrous_coco.config", "rfcn_resnet101_coco.config",
-                 "context_rcnn_resnet101_snapshot_serengeti.config",
-                 "center_net_deepmac_512x512_voc_only_tpu-32.config"):
+                 "context_rcnn_resnet101_snapshot_serengeti.config"):
         check_architecture(parse_file(CONFIGS / name))
+    for path in (CONFIGS.parent / "tfod_reference" / "deepmac_configs").glob("*.config"):
+        check_architecture(parse_file(path))
 
 
 def test_an_extractor_registered_under_a_tf_od_api_name_is_found(monkeypatch):

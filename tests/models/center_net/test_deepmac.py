@@ -22,9 +22,10 @@ from kdet.models.center_net import DeepMACMaskTask
 from kdet.models.center_net.deepmac import WeightedDiceClassificationLoss
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "data"
-SAMPLE_CONFIGS = [
-    DATA / "tfod_configs" / "center_net_deepmac_512x512_voc_only_tpu-32.config",
-    *sorted((DATA / "tfod_reference" / "deepmac_configs").glob("*.config")),
+_DEEPMAC_CONFIGS = DATA / "tfod_reference" / "deepmac_configs"
+SAMPLE_CONFIGS = [  # the 512 one first
+    _DEEPMAC_CONFIGS / "center_net_deepmac_512x512_voc_only_tpu-32.config",
+    *sorted(_DEEPMAC_CONFIGS.glob("*1024*.config")),
 ]
 SIZE = 64
 HEAD = [16]
@@ -138,8 +139,8 @@ def model_message(path):
 @pytest.mark.parametrize("path", SAMPLE_CONFIGS, ids=lambda path: path.name)
 def test_sample_configs_read_their_deepmac(path):
     # Only the mask task: a model of each would build Hourglass-104 (~70 s) and a 47 M
-    # parameter hourglass100 mask network (5 s). The whole configs train in
-    # tests/configs/test_sample_configs.py.
+    # parameter hourglass100 mask network (5 s). The whole configs train full size in
+    # benchmarks/sample_configs_status.py --train.
     (meta_architecture,) = parse(model_message(path)).first("model").fields
     message = meta_architecture.value.first("deepmac_mask_estimation")
     task = build_deepmac_mask_task(Node(message, "model.center_net.deepmac_mask_estimation"))
