@@ -260,6 +260,13 @@ def _check_exportable(model, quantization):
             "ops (the TF OD API has no TFLite export for Faster R-CNN or Mask R-CNN either). "
             "Export it as a SavedModel with kdet.export.export_saved_model instead."
         )
+    if isinstance(model, CenterNet) and model.mask_task is not None:
+        raise ValueError(
+            f"{model.name} predicts DeepMAC masks, whose per-box feature crops "
+            "(CropAndResize) have no built-in TFLite op. Export it as a SavedModel with "
+            "kdet.export.export_saved_model (detection_masks), or export a CenterNet without "
+            "its mask task."
+        )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
     if isinstance(model, CenterNet) and QuantizationAwareTraining.of(model) is not None:

@@ -90,6 +90,12 @@ def test_tiny_deepmac_learns_masks_and_predicts_them_in_image_pixels(trained):
     assert clone.mask_task.get_config() == model.mask_task.get_config()
 
 
+def test_tflite_export_refuses_deepmac_masks(trained, tmp_path):
+    with pytest.raises(ValueError, match="DeepMAC masks, whose per-box feature crops"):
+        kdet.export.export_tflite(trained[0], tmp_path / "model.tflite")
+    assert not (tmp_path / "model.tflite").exists()
+
+
 def test_mask_loss_counts_only_allowed_classes(trained):
     model, _ = trained
     images, y = ellipses(2, seed=1)
