@@ -15,15 +15,18 @@ A config whose model builds is counted as building (its weights are created on t
 so building it costs only the Keras layer objects).
 
 With `--train` (instead of the tables above), every config whose meta-architecture and feature
-extractor kdet has (`check_architecture` passes: the 87 SSD and Faster R-CNN configs and the 12
-CenterNet configs without DeepMAC) is built at its own size, trained and used to predict, each in
-a process of its own, one at a time (`--train-one`, under `/usr/bin/time -v`): its paths replaced
-by a tiny record with 17 keypoints per box and COCO's keypoint label map
-(`tests/configs/test_sample_configs.py`'s `with_paths`, `write_inputs`; an
-`external_input_reader`, Google's own SSTable reader, becomes a `tf_record_input_reader` of that
-record: nothing else changed), `load_pipeline` ("build"), then that test's `train_steps_and_predict`
-(2 `fit` steps with the config's optimizer on the first image of the config's
-`train_dataset`, read at batch size 1, then a prediction). A process whose RSS passes
+extractor kdet has (`check_architecture` passes: the SSD, Faster R-CNN, Mask R-CNN, R-FCN,
+Context R-CNN and CenterNet configs, DeepMAC's included) is built at its own size, trained and
+used to predict, each in a process of its own, one at a time (`--train-one`, under
+`/usr/bin/time -v`): its paths replaced by a tiny record with 17 keypoints and a PNG instance
+mask per box and COCO's keypoint label map (`tests/configs/test_sample_configs.py`'s
+`with_paths`, `write_inputs`; a config reading `input_type: TF_SEQUENCE_EXAMPLE`, Context
+R-CNN's, reads that test's `sequence_record` instead: tf.train.SequenceExamples with context
+features; an `external_input_reader`, Google's own SSTable reader, becomes a
+`tf_record_input_reader` of that record: nothing else changed), `load_pipeline` ("build"), then
+that test's `train_steps_and_predict` (2 `fit` steps with the config's optimizer on the first
+image of the config's `train_dataset`, read at batch size 1, then a prediction; Context R-CNN's
+of the image with one context feature). A process whose RSS passes
 `--max-rss-gb` (default 9) is stopped, its config recorded as not run here with the peak it
 reached; `--timeout` stops a slow one the same way. Each row (build and step seconds,
 prediction, peak RSS, losses or the first error with its innermost kdet frame, when and at
@@ -61,6 +64,7 @@ from kdet.configs.model_builder import check_architecture
 from kdet.configs.text_format import parse_file
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "configs"))
+from test_sample_configs import sequence_record
 from test_sample_configs import train_steps_and_predict
 from test_sample_configs import with_paths
 from test_sample_configs import write_inputs
@@ -148,6 +152,8 @@ def _failure(stage, error):
 
 
 _EXTERNAL_READER = re.compile(r"\bexternal_input_reader\s*:?\s*\{")
+# An input reader of tf.train.SequenceExamples (Context R-CNN's: frames with context features).
+_SEQUENCE_INPUT = re.compile(r"\binput_type\s*:\s*TF_SEQUENCE_EXAMPLE\b")
 
 
 def with_record_readers(text):
@@ -173,7 +179,11 @@ def train_one(path, folder, progress=lambda result: None):
     after the build too, so that a process stopped later leaves its build time."""
     folder = pathlib.Path(folder)
     copy = folder / path.name
-    copy.write_text(with_paths(with_record_readers(path.read_text()), *write_inputs(folder)))
+    text = with_record_readers(path.read_text())
+    record, label_map = write_inputs(folder)
+    if _SEQUENCE_INPUT.search(text):
+        record = sequence_record(record)
+    copy.write_text(with_paths(text, record, label_map))
     result = {}
     stage = "build"
     try:
@@ -332,16 +342,19 @@ Written by `python benchmarks/sample_configs_status.py --train` (see its docstri
 configs not run again are kept, so a run of some configs refreshes their rows only). Each
 row: one sample config (that kdet has) of `../shared/tfod_configs/` (`samples/`: TF1
 `samples/configs`, `tf2/`: `configs/tf2` of tensorflow/models), unchanged except for its
-paths (a 4-image record of 96-144 px images with one box each, one class, 17 keypoints per box
-and COCO's keypoint label map; `fine_tune_checkpoint` emptied; an `external_input_reader`, Google's
-own, read as a `tf_record_input_reader` of that record), in its own process under
+paths (a 4-image record of 96-144 px images with one box each, one class, 17 keypoints and a
+PNG instance mask per box and COCO's keypoint label map, or, for `input_type:
+TF_SEQUENCE_EXAMPLE` (Context R-CNN), 2 tf.train.SequenceExamples of 2 such 96x128 frames with 3
+context features of 2057 values; `fine_tune_checkpoint` emptied; an `external_input_reader`,
+Google's own, read as a `tf_record_input_reader` of that record), in its own process under
 `/usr/bin/time -v`:
 
 - **build s**: `load_pipeline` (model layers at the config's size, optimizer, settings);
 - **2 steps s**: the first batch of its `train_dataset` at batch size 1 (the config's
   augmentation and resizer) and 2 `fit` steps of the full-size, randomly initialized model
   with the config's optimizer (weights created and the step traced in the first);
-- **predicts**: one `predict_on_batch` of a 120x100 image, and the boxes it kept;
+- **predicts**: one `predict_on_batch` of a 120x100 image (Context R-CNN: with one context
+  feature of ones), and the boxes it kept;
 - **peak RSS GB**: the process's maximum resident set size (`/usr/bin/time -v`, GiB); a run
   passing `--max-rss-gb` is stopped and recorded as not run here, with the peak it reached;
 - **process s wall / CPU**: the whole process (TensorFlow's import, the record, the
