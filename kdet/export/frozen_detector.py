@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.export.saved_model import check_serves_images_alone
 from kdet.utils.progress import stage_log
 
 
@@ -40,6 +41,7 @@ class FrozenDetector:
     """
 
     def __init__(self, model, dtype="uint8", progress=True):
+        check_serves_images_alone(model)
         self.dtype = tf.dtypes.as_dtype(dtype)
         log = stage_log(progress, "Freezing the detector")
         frozen = FrozenGraph(

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from kdet.data.tf_example import IMAGE_ENCODED
 from kdet.export.frozen_graph import FrozenGraph
+from kdet.models.faster_rcnn.context_rcnn import ContextRCNN
 from kdet.utils.progress import stage_log
 
 #: The `input_type`s of the TF OD API's `exporter_main_v2.py`, with what `input_tensor` holds.
@@ -100,6 +101,7 @@ def export_saved_model(
     detections["detection_boxes"], detections["detection_classes"]
     ```
     """
+    check_serves_images_alone(model)
     if input_type not in INPUT_TYPES:
         raise ValueError(f"input_type must be one of {sorted(INPUT_TYPES)}; got {input_type!r}")
     if max_image_pixels is not None and not (
@@ -295,6 +297,19 @@ def encoded_image_size(encoded):
         default=unknown,
         exclusive=False,
     )
+
+
+def check_serves_images_alone(model):
+    """Raises ValueError for a model that needs more than images to detect: a Context R-CNN
+    takes each image's context features, which an image-only export cannot serve."""
+    if isinstance(model, ContextRCNN):
+        raise ValueError(
+            f"{model.name} is a Context R-CNN: it detects from images and their context "
+            "features, and kdet's exports serve images only (the TF OD API serves context "
+            "features as side inputs, exporter_main_v2 --use_side_inputs, which kdet does not "
+            "have yet). Predict in Python: model.predict(model.context_inputs(images, "
+            "context_features))."
+        )
 
 
 def served_detections(model, images):

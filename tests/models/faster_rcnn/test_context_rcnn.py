@@ -18,6 +18,8 @@ from kdet.data import read_tfrecords
 from kdet.data.tf_example import create_tf_example
 from kdet.data.tf_example import create_tf_sequence_example
 from kdet.data.tf_example import encode_image
+from kdet.export import FrozenDetector
+from kdet.export import export_saved_model
 from kdet.layers import CropAndResizeRoIPooler
 from kdet.layers import FixedShapeResizer
 from kdet.models.faster_rcnn import ContextAttention
@@ -200,7 +202,7 @@ def test_context_rcnn_trains_predicts_and_reads_its_context():
     assert ContextRCNN.from_config(config).get_config() == config
 
 
-def test_post_rpn_attention_adds_to_the_crops():
+def test_post_rpn_attention_adds_to_the_crops(tmp_path):
     model = _tiny_model("post_rpn")
     rng = np.random.default_rng(1)
     images = rng.uniform(0, 255, (1, 64, 64, 3)).astype("float32")
@@ -210,6 +212,12 @@ def test_post_rpn_attention_adds_to_the_crops():
     assert np.abs(other - logits).max() > 1e-5
     # Queries are the crops' depth (8 channels of the tiny extractor), not the box features'.
     assert model.context_attention.query_projection.dense.kernel.shape == (8, 4)
+    # The image-only exports refuse it up front, saying why.
+    for export in (lambda: export_saved_model(model, tmp_path / "saved_model"),
+                   lambda: FrozenDetector(model)):
+        with pytest.raises(ValueError, match="is a Context R-CNN: it detects from images and"):
+            export()
+    assert not (tmp_path / "saved_model").exists()
 
 
 def test_tf2_only_attention_arguments_are_refused():
