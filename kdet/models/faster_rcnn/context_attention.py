@@ -17,16 +17,19 @@ class ContextProjection(keras.layers.Layer):
 
     Args:
         units: int. The projected dimension.
+        use_bias: bool. Whether the dense projection has a bias (the TF OD API's TF1 attention,
+            `slim.fully_connected` with a batch norm, has none). Defaults to `True`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call:
         features `[N, D]` → `[N, units]`.
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.dense = keras.layers.Dense(units, name="dense")
+        self.use_bias = use_bias
+        self.dense = keras.layers.Dense(units, use_bias=use_bias, name="dense")
         self.batch_norm = FusedBatchNormalization(
             momentum=0.97, epsilon=0.001, name="batch_norm"
         )
@@ -40,7 +43,7 @@ class ContextProjection(keras.layers.Layer):
         return tf.nn.relu6(self.batch_norm(self.dense(features), training=training))
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias}
 
 
 @keras.saving.register_keras_serializable(package="kdet")
@@ -55,9 +58,17 @@ class ContextAttention(keras.layers.Layer):
     to the box features' depth. The caller adds it to the box features (TF OD API
     `AttentionBlock` with `ContextRCNNMetaArch`).
 
+    With `tf1_attention`, it computes what the TF OD API's TF1 graph computes instead
+    (`context_rcnn_lib._compute_box_context_attention`, one head and layer, which TF1
+    checkpoints such as the TF1 zoo's Context R-CNN were trained with): its projections have no
+    bias, and it returns the attention plus twice the pooled box features (TF1 adds the pooled
+    features to the attention inside its layer and once more after it, so the model's box
+    features become `box + 2 * pooled + attention`, not TF2's `box + attention`).
+
     Args:
         bottleneck_dimension: int. TF OD API `attention_bottleneck_dimension`.
         attention_temperature: float. TF OD API `attention_temperature`.
+        tf1_attention: bool. The TF1 computation above instead of TF2's. Defaults to `False`.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call:
@@ -69,24 +80,29 @@ class ContextAttention(keras.layers.Layer):
         training: bool, for the batch norms.
 
     Returns:
-        float32 `[B, P, C]`.
+        float32 `[B, P, C]` (with `tf1_attention`, plus twice the pooled box features).
     """
 
-    def __init__(self, bottleneck_dimension, attention_temperature, **kwargs):
+    def __init__(self, bottleneck_dimension, attention_temperature, tf1_attention=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.bottleneck_dimension = bottleneck_dimension
         self.attention_temperature = attention_temperature
-        self.query_projection = ContextProjection(bottleneck_dimension, name="query_projection")
-        self.key_projection = ContextProjection(bottleneck_dimension, name="key_projection")
-        self.value_projection = ContextProjection(bottleneck_dimension, name="value_projection")
+        self.tf1_attention = tf1_attention
+        self.query_projection = self._projection(bottleneck_dimension, "query_projection")
+        self.key_projection = self._projection(bottleneck_dimension, "key_projection")
+        self.value_projection = self._projection(bottleneck_dimension, "value_projection")
         self.output_projection = None
+
+    def _projection(self, units, name):
+        return ContextProjection(units, use_bias=not self.tf1_attention, name=name)
 
     def build(self, box_features_shape, context_features_shape):
         depth = box_features_shape[-1]
         self.query_projection.build((None, depth))
         self.key_projection.build((None, context_features_shape[-1]))
         self.value_projection.build((None, context_features_shape[-1]))
-        self.output_projection = ContextProjection(depth, name="output_projection")
+        self.output_projection = self._projection(depth, "output_projection")
         self.output_projection.build((None, self.bottleneck_dimension))
         self.built = True
 
@@ -109,7 +125,8 @@ class ContextAttention(keras.layers.Layer):
         logits += (1.0 - tf.transpose(context_mask, [0, 2, 1])) * _PADDING_LOGIT
         weights = tf.nn.softmax(logits / self.attention_temperature)
         attended = tf.matmul(weights, values)
-        return self._project(self.output_projection, attended, training, normalize=False)
+        output = self._project(self.output_projection, attended, training, normalize=False)
+        return output + 2.0 * pooled if self.tf1_attention else output
 
     @staticmethod
     def _project(projection, features, training, normalize):
@@ -126,4 +143,5 @@ class ContextAttention(keras.layers.Layer):
             **super().get_config(),
             "bottleneck_dimension": self.bottleneck_dimension,
             "attention_temperature": self.attention_temperature,
+            "tf1_attention": self.tf1_attention,
         }

@@ -57,6 +57,12 @@ class ContextRCNN(FasterRCNN):
             others): another value is a `ValueError`.
         attention_position: `"post_box_classifier"` or `"post_rpn"` (TF OD API
             `POST_BOX_CLASSIFIER`, `POST_RPN`). Defaults to `"post_box_classifier"`.
+        tf1_attention: bool. Compute the attention as the TF OD API's TF1 graph does
+            (`context_rcnn_lib`: projections without biases, box features plus twice their
+            pooled average plus the attention, at either position; see `ContextAttention`):
+            what TF1 checkpoints (`model.ckpt`, the TF1 zoo's Context R-CNN) need, and
+            `restore_tfod_checkpoint` refuses them into a model without it. Defaults to
+            `False` (TF2's `AttentionBlock`).
         **kwargs: passed to `kdet.FasterRCNN`.
 
     Data contract:
@@ -107,6 +113,7 @@ class ContextRCNN(FasterRCNN):
         num_attention_heads=1,
         num_attention_layers=1,
         attention_position="post_box_classifier",
+        tf1_attention=False,
         **kwargs,
     ):
         given = {
@@ -147,8 +154,12 @@ class ContextRCNN(FasterRCNN):
         self.num_attention_heads = num_attention_heads
         self.num_attention_layers = num_attention_layers
         self.attention_position = attention_position
+        self.tf1_attention = tf1_attention
         self.context_attention = ContextAttention(
-            attention_bottleneck_dimension, attention_temperature, name="context_attention"
+            attention_bottleneck_dimension,
+            attention_temperature,
+            tf1_attention=tf1_attention,
+            name="context_attention",
         )
         # Set while `build` runs the model on zero images, which have no context.
         self._building_without_context = False
@@ -259,4 +270,5 @@ class ContextRCNN(FasterRCNN):
             "num_attention_heads": self.num_attention_heads,
             "num_attention_layers": self.num_attention_layers,
             "attention_position": self.attention_position,
+            "tf1_attention": self.tf1_attention,
         }
