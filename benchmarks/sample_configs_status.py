@@ -22,7 +22,8 @@ used to predict, each in a process of its own, one at a time (`--train-one`, und
 mask per box and COCO's keypoint label map (`tests/configs/test_sample_configs.py`'s
 `with_paths`, `write_inputs`; a config reading `input_type: TF_SEQUENCE_EXAMPLE`, Context
 R-CNN's, reads that test's `sequence_record` instead: tf.train.SequenceExamples with context
-features; an `external_input_reader`, Google's own SSTable reader, becomes a
+features; one reading numerical masks, `mask_rcnn_resnet101_pets.config`, the record with its
+masks as numerical ones; an `external_input_reader`, Google's own SSTable reader, becomes a
 `tf_record_input_reader` of that record: nothing else changed), `load_pipeline` ("build"), then
 that test's `train_steps_and_predict` (2 `fit` steps with the config's optimizer on the first
 image of the config's `train_dataset`, read at batch size 1, then a prediction; Context R-CNN's
@@ -57,11 +58,16 @@ import traceback
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from kdet.configs import ConfigError
 from kdet.configs import load_pipeline
 from kdet.configs.model_builder import check_architecture
+from kdet.configs.text_format import parse
 from kdet.configs.text_format import parse_file
+from kdet.data.converters import write_tfrecord
+from kdet.data.tf_example import MASK
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "configs"))
 from test_sample_configs import sequence_record
@@ -172,6 +178,31 @@ def with_record_readers(text):
     return text
 
 
+def reads_numerical_masks(text):
+    """Whether the config text's `train_input_reader` loads instance masks as numerical ones
+    (`mask_type` NUMERICAL_MASKS or unset: DEFAULT, which the TF OD API reads as numerical)."""
+    reader = parse(text).first("train_input_reader")
+    return bool(reader and reader.first("load_instance_masks")
+                and str(reader.first("mask_type", "DEFAULT")) != "PNG_MASKS")
+
+
+def with_numerical_masks(record):
+    """A copy of `record` (`write_inputs`'s, PNG masks) beside it, each example's
+    `image/object/mask` rewritten as `num_boxes * height * width` 0/1 floats (NUMERICAL_MASKS,
+    as `mask_rcnn_resnet101_pets.config` reads them); returns its path."""
+    examples = []
+    for serialized in tf.data.TFRecordDataset(str(record)):
+        example = tf.train.Example.FromString(serialized.numpy())
+        feature = example.features.feature
+        masks = [tf.io.decode_png(png).numpy().ravel() for png in feature[MASK].bytes_list.value]
+        del feature[MASK]
+        feature[MASK].float_list.value.extend(np.concatenate(masks).astype("float32"))
+        examples.append(example)
+    copy = record.with_name("train_numerical_masks.record")
+    write_tfrecord(examples, copy)
+    return copy
+
+
 def train_one(path, folder, progress=lambda result: None):
     """Builds, trains and predicts config `path` in this process (see the module docstring);
     returns a JSON-able dict: `build_s`, `train_s`, `predict_s`, `boxes`, `losses`,
@@ -183,6 +214,8 @@ def train_one(path, folder, progress=lambda result: None):
     record, label_map = write_inputs(folder)
     if _SEQUENCE_INPUT.search(text):
         record = sequence_record(record)
+    elif reads_numerical_masks(text):
+        record = with_numerical_masks(record)
     copy.write_text(with_paths(text, record, label_map))
     result = {}
     stage = "build"
