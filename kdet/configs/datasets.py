@@ -99,6 +99,7 @@ def train_dataset(pipeline, seed=None):
     return read_tfrecords(
         **_with_context_sizes(_with_keypoint_default(pipeline.train_input), pipeline.model),
         **resized_input_arguments(pipeline.model),
+        one_frame_per_sequence=True,  # the TF OD API trains on one random frame a sequence
         batch_size=pipeline.train.batch_size,
         augmentation=pipeline.train.augmentation or None,
         drop_remainder=True,

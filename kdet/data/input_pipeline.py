@@ -199,11 +199,14 @@ def _is_sequence_input(input_type, num_keypoints, load_instance_masks):
     return sequences
 
 
-def sequence_frames(serialized, label_map, load_context_features, context_feature_length):
+def sequence_frames(serialized, label_map, load_context_features, context_feature_length,
+                    one_frame=False, seed=None):
     """The annotated frames of one serialized `tf.train.SequenceExample`, as a dataset of
     dicts `{"encoded", "source_id", "format", "boxes" [max_boxes, 4], "labels" [max_boxes],
     "num_boxes"}` (boxes and labels padded with -1 past `num_boxes`; and
-    `"context_features"`, the sequence's); see `decode_tf_sequence_example`."""
+    `"context_features"`, the sequence's); see `decode_tf_sequence_example`. With `one_frame`,
+    one of them drawn at random, as the TF OD API trains on sequences: by the stateless seed
+    `seed` (int64 `[2]`, e.g. the run's seed and the record's position) when given."""
     decoded = decode_tf_sequence_example(
         serialized, label_map, load_context_features, context_feature_length
     )
@@ -219,9 +222,15 @@ def sequence_frames(serialized, label_map, load_context_features, context_featur
         "labels": decoded["labels"].to_tensor(-1),
         "num_boxes": decoded["labels"].row_lengths(),
     })
-    return frames.filter(lambda frame: frame["is_annotated"]).map(
-        lambda frame: {**frame, **shared}
-    )
+    frames = frames.filter(lambda frame: frame["is_annotated"])
+    if one_frame:
+        count = tf.maximum(tf.math.count_nonzero(decoded["is_annotated"]), 1)
+        if seed is None:
+            index = tf.random.uniform([], maxval=count, dtype=tf.int64)
+        else:
+            index = tf.random.stateless_uniform([], seed, maxval=count, dtype=tf.int64)
+        frames = frames.skip(index).take(1)
+    return frames.map(lambda frame: {**frame, **shared})
 
 
 def frame_example(frame):
@@ -465,6 +474,7 @@ def read_tfrecords(
     max_num_context_features=None,
     context_feature_length=None,
     input_type="tf_example",
+    one_frame_per_sequence=False,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -566,6 +576,11 @@ def read_tfrecords(
             features; frames not annotated are skipped. Sequence records need a `label_map`
             and hold boxes and labels only (no keypoints or masks). Defaults to
             `"tf_example"`.
+        one_frame_per_sequence: bool, with `"tf_sequence_example"`: one annotated frame of
+            each sequence, drawn at random each epoch, instead of all of them, as the TF OD
+            API's `train_input` reduces sequences (its `eval_input` keeps every frame):
+            batches do not fill with runs of one camera's frames, and long sequences do not
+            weigh more. `kdet.configs.train_dataset` sets it. Defaults to `False`.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -641,9 +656,12 @@ def read_tfrecords(
     if sample_1_of_n_examples > 1:
         dataset = dataset.shard(sample_1_of_n_examples, 0)
     if sequences:
-        dataset = dataset.flat_map(
-            lambda serialized: sequence_frames(
-                serialized, label_map, load_context_features, context_feature_length
+        # Each record's position in the stream: with `seed`, the seed of its frame's draw.
+        dataset = dataset.enumerate().flat_map(
+            lambda position, serialized: sequence_frames(
+                serialized, label_map, load_context_features, context_feature_length,
+                one_frame_per_sequence,
+                None if seed is None else tf.stack([tf.constant(seed, tf.int64), position]),
             )
         )
     # Each element carries its position, the second half of its stateless augmentation seed.

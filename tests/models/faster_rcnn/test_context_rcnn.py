@@ -118,6 +118,16 @@ def test_sequence_examples_give_their_annotated_frames_with_their_context(tmp_pa
     # The unknown class name is dropped, as the TF OD API's label map lookup makes it -1.
     np.testing.assert_array_equal(y["labels"][:, :2], [[1, -1]] * 4)
     np.testing.assert_allclose(y["boxes"][1, 0], [3.2, 3.2, 19.2, 16.0], atol=1e-4)
+    # Training reads one random annotated frame of each sequence per epoch (the TF OD API's
+    # train_input), each with its sequence's context.
+    _, _, metadata = next(iter(read_tfrecords(
+        record, batch_size=20, image_size=32, shuffle=False, num_epochs=10, seed=0,
+        label_map={1: "zebra"}, input_type="tf_sequence_example", one_frame_per_sequence=True,
+        return_metadata=True,
+    )))
+    ids = [source_id.decode() for source_id in metadata["source_id"].numpy()]
+    assert [source_id[0] for source_id in ids] == ["0", "1"] * 10
+    assert set(ids) == {"0_0", "0_2", "1_0", "1_2"}
 
 
 def _assign(attention, reference):
@@ -258,7 +268,8 @@ def test_sample_config_builds_and_reads_its_sequences(tmp_path):
     assert (model.max_num_context_features, model.context_feature_length) == (4, LENGTH)
     assert (model.attention_bottleneck_dimension, model.attention_temperature,
             model.attention_position) == (2048, pytest.approx(0.01), "post_box_classifier")
-    # The training input: each annotated frame (4 of 6, repeated) with its sequence's context.
+    # The training input: one annotated frame of each sequence (of 4 of 6), repeated, with its
+    # sequence's context.
     x, y = next(iter(train_dataset(pipeline, seed=1)))
     assert x["context_features"].shape == (8, 4, LENGTH)
     assert x["resized_images"].shape == (8, 64, 64, 3)
