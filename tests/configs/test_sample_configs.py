@@ -57,6 +57,8 @@ from kdet.configs.datasets import input_size
 from kdet.configs.model_builder import check_architecture
 from kdet.configs.text_format import parse
 from kdet.configs.text_format import parse_file
+from kdet.data import create_tf_sequence_example
+from kdet.data import encode_image
 from kdet.data.converters import create_example_from_arrays
 from kdet.data.converters import write_tfrecord
 from kdet.feature_extractors import available_feature_extractors
@@ -92,6 +94,8 @@ TRAINED = {
     "mask_rcnn_resnet50_atrous_coco.config",
     # R-FCN (ResNet-101, rfcn_box_predictor: position-sensitive score maps, no per-RoI body).
     "rfcn_resnet101_coco.config",
+    # Context R-CNN (attention into context features, read from tf.train.SequenceExamples).
+    "context_rcnn_resnet101_snapshot_serengeti.config",
 }
 
 
@@ -162,13 +166,14 @@ SAMPLE_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.config") if _in_kdet(p))
 
 
 def _input_kind(name):
-    """What decides how a config's input pipeline runs: its augmentation steps, its resizer."""
+    """What decides how a config's input pipeline runs: its augmentation steps, its resizer,
+    its records' kind (`input_type`)."""
     root = parse_file(CONFIGS / name)
     train = root.first("train_config")
     steps = [option.value.fields[0].name for option in train.get("data_augmentation_options")]
     (meta_architecture,) = root.first("model").fields
     resizer = meta_architecture.value.first("image_resizer").fields[0].name
-    return tuple(steps), resizer
+    return tuple(steps), resizer, root.first("train_input_reader").first("input_type")
 
 
 # One config per kind of input pipeline (reading each config's inputs would cost minutes).
@@ -183,11 +188,17 @@ LABEL_MAP = tf_zoo.COCO_KEYPOINT_LABEL_MAP
 NUM_KEYPOINTS = 17
 
 
+# Context R-CNN's configs read tf.train.SequenceExamples with context features of this length.
+CONTEXT_FEATURE_LENGTH = 2057
+
+
 def write_inputs(folder):
     """Writes a record of 4 images with one box each (class id 1, with 17 keypoints inside
     it and its PNG instance mask) into `folder`; returns `(record, label_map)`, the label map
-    `LABEL_MAP` (class 1 is '/m/01g317' with COCO's keypoints). Box-only configs read the boxes (their input readers have
-    no `num_keypoints`)."""
+    `LABEL_MAP` (class 1 is '/m/01g317' with COCO's keypoints). Box-only configs read the
+    boxes (their input readers have no `num_keypoints`). Beside the record,
+    `sequence_record(record)` holds 2 sequences of 2 such frames each with 3 context features
+    (`input_type: TF_SEQUENCE_EXAMPLE`)."""
     random = np.random.default_rng(0)
     examples = []
     for index in range(4):
@@ -203,7 +214,24 @@ def write_inputs(folder):
             keypoints=keypoints.astype("float32"), masks=mask, mask_type="png"))
     record = folder / "train.record"
     write_tfrecord(examples, record)
+    write_tfrecord([_sequence(random, index) for index in range(2)], sequence_record(record))
     return record, LABEL_MAP
+
+
+def sequence_record(record):
+    """The record of sequence examples beside `record` (`write_inputs`)."""
+    return record.with_name("train_sequences.record")
+
+
+def _sequence(random, index):
+    """A `tf.train.SequenceExample` of 2 frames (96 x 128, one box each, class '/m/01g317')
+    sharing 3 context features."""
+    box = np.array([[0.2, 0.25, 0.8, 0.75]], "float32")
+    frames = [encode_image(random.integers(0, 256, (96, 128, 3), dtype=np.uint8), "png")
+              for _ in range(2)]
+    return create_tf_sequence_example(
+        frames, 96, 128, [box, box], [["/m/01g317"]] * 2, [f"{index}_{f}" for f in range(2)],
+        context_features=random.normal(size=(3, CONTEXT_FEATURE_LENGTH)).astype("float32"))
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +278,9 @@ def with_small_images(text, side=SMALL_SIDE):
 # config's mask head runs on each of 300 detections (3 TFLOP at mask size 33 whatever the image
 # size); fewer boxes run the same code.
 _BOX_COUNT_FIELDS = ("first_stage_max_proposals", "second_stage_batch_size",
-                     "max_detections_per_class", "max_total_detections")
+                     "max_detections_per_class", "max_total_detections",
+                     # Context R-CNN: 2000 padded rows of 2057 floats per image (16 MB).
+                     "max_num_context_features")
 FEW_BOXES = 16
 
 
@@ -309,8 +339,12 @@ def _classes(value, owner, slot=""):
 def _pipeline(name, inputs, folder, edit=lambda text: text):
     """`load_pipeline` of a copy of config `name` in `folder`, its paths replaced (and the
     text then `edit`ed)."""
+    text = (CONFIGS / name).read_text()
+    record, label_map = inputs
+    if re.search(r"\binput_type\s*:\s*TF_SEQUENCE_EXAMPLE", text):
+        record = sequence_record(record)
     path = folder / name
-    path.write_text(edit(with_paths((CONFIGS / name).read_text(), *inputs)))
+    path.write_text(edit(with_paths(text, record, label_map)))
     return load_pipeline(path)
 
 
@@ -379,7 +413,10 @@ def train_steps_and_predict(pipeline, steps=STEPS):
                         callbacks=[weights])
     before, after = weights.copies[-2:]
     changed = float(np.mean([not np.array_equal(a, b) for a, b in zip(before, after)]))
-    return history.history, changed, model.predict_on_batch(np.zeros((1, 120, 100, 3), "uint8"))
+    images = np.zeros((1, 120, 100, 3), "uint8")
+    if isinstance(model, kdet.ContextRCNN):  # one context feature
+        images = model.context_inputs(images, np.ones((1, 1, model.context_feature_length)))
+    return history.history, changed, model.predict_on_batch(images)
 
 
 def test_the_configs_kdet_has_are_here():
