@@ -132,6 +132,6 @@ def test_outputs_match_the_tf1_graph():
 
 
 def test_a_model_with_the_tf2_attention_is_refused():
-    model = ContextRCNN.from_config(_config())  # the mapping refuses it before building it
+    model = ContextRCNN.from_config({**_config(), "tf1_attention": False})  # refused unbuilt
     with pytest.raises(CheckpointError, match="tf1_attention=True"):
         tf1_layer_pairs(model)

@@ -15,6 +15,7 @@ from kdet.configs.model_builder.components import FASTER_RCNN_ANCHOR_GENERATORS
 from kdet.configs.model_builder.components import build_anchor_generator
 from kdet.configs.model_builder.components import build_image_resizer
 from kdet.configs.model_builder.feature_extractor import FASTER_RCNN_FEATURE_EXTRACTOR_SCHEMA
+from kdet.configs.model_builder.feature_extractor import KERAS_SUFFIX
 from kdet.configs.model_builder.feature_extractor import build_feature_extractor
 from kdet.configs.model_builder.hyperparams import read_conv_hyperparams
 from kdet.configs.model_builder.losses import CLASSIFICATION_LOSSES
@@ -430,6 +431,11 @@ def build_faster_rcnn(node):
     context = _read_context(fields, box_predictor, masks)
     if context:
         model_class = ContextRCNN
+        # The TF OD API builds a TF1 config's Context R-CNN (a TF-Slim extractor type) with
+        # its TF1 attention, a TF2 (`_keras`) one's with its TF2 AttentionBlock: each config
+        # gets the attention its checkpoints hold.
+        extractor_type = fields["feature_extractor"].message.first("type")
+        context["tf1_attention"] = not extractor_type.endswith(KERAS_SUFFIX)
     elif isinstance(box_predictor, RFCNBoxPredictor):
         if extractor.is_fpn:
             raise fields.error(
