@@ -43,14 +43,6 @@ _VARIANT_FIELDS = {
     ("center_net", "instance_masks"): "mask_estimation_task { }",
     ("center_net", "keypoints"): "keypoint_estimation_task { }",
 }
-# Variants kdet builds whose zoo checkpoints it cannot read yet: (source, variant) → why.
-_UNREADABLE_CHECKPOINTS = {
-    ("tf1", "context_rcnn"): (
-        "kdet builds Context R-CNN (kdet.ContextRCNN, the TF OD API's TF2 attention), but not "
-        "the TF1 attention of its TF1 checkpoints, which adds the RoI features averaged over "
-        "height and width twice to the attention output and has no projection biases"
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +143,7 @@ class TFZooEntry:
     def kdet_support(self):
         """Why kdet cannot build this model yet, or None when it can.
 
-        `check_architecture` runs on `model_config_text()`; kdet must read the checkpoints of
-        the model's variant (`_UNREADABLE_CHECKPOINTS`); then the feature extractor must be
+        `check_architecture` runs on `model_config_text()`; then the feature extractor must be
         registered in kdet (by its TF OD API type, with or without `_keras`).
 
         Returns:
@@ -163,9 +154,6 @@ class TFZooEntry:
             check_architecture(parse(self.model_config_text(), source=self.name))
         except ConfigError as error:
             return str(error).split(": ", 1)[1]
-        for variant in self.architecture["variants"]:
-            if (self.source, variant) in _UNREADABLE_CHECKPOINTS:
-                return _UNREADABLE_CHECKPOINTS[self.source, variant]
         extractor = self.architecture["feature_extractor"]
         if extractor is None:
             return f"the feature extractor of {self.name} is not known from its name"
@@ -176,8 +164,7 @@ class TFZooEntry:
 
     @property
     def kdet_can_build(self):
-        """bool: whether kdet builds this model's architecture and reads its checkpoint today
-        (`kdet_support`)."""
+        """bool: whether kdet builds this model's architecture today (`kdet_support`)."""
         return self.kdet_support() is None
 
 

@@ -132,18 +132,13 @@ def test_kdet_can_build_agrees_with_check_architecture_on_the_full_sample_config
             builds = True
         except ConfigError:
             builds = False
-        # A model whose architecture builds but whose checkpoint kdet cannot read is refused.
-        unreadable = any((entry.source, variant) in tf_detection_zoo._UNREADABLE_CHECKPOINTS
-                         for variant in entry.architecture["variants"])
-        assert entry.kdet_can_build == (builds and not unreadable), (name, entry.kdet_support())
+        assert entry.kdet_can_build == builds, (name, entry.kdet_support())
         checked += 1
     assert checked >= 30  # the sample configs in tests/data/tfod_configs name 31 zoo models
 
 
 def test_what_kdet_cannot_build_says_why():
     reasons = {
-        "context_rcnn_resnet101_snapshot_serengeti_2020_06_10": "not the TF1 attention of its TF1 "
-                                                                "checkpoints",
         "spaghettinet_edgetpu_s_2021_10_13": "feature extractor 'ssd_spaghettinet' is not in kdet",
         "extremenet_20210507": "the feature extractor of extremenet_20210507 is not known from "
                                "its name",
@@ -151,7 +146,7 @@ def test_what_kdet_cannot_build_says_why():
     for name, reason in reasons.items():
         assert reason in get_tf_zoo_entry(name).kdet_support(), name
     loadable = [n for n in kdet.zoo.list("all")[2:] if get_tf_zoo_entry(n).kdet_can_build]
-    assert len(loadable) == 84
+    assert len(loadable) == 85
     assert "faster_rcnn_resnet152_v1_640x640_coco17_tpu-8" in loadable
     assert "ssd_resnet152_v1_fpn_1024x1024_coco17_tpu-8" in loadable
     assert "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8" in loadable
@@ -160,11 +155,11 @@ def test_what_kdet_cannot_build_says_why():
     assert "centernet_mobilenetv2fpn_512x512_coco17_kpts" in loadable
     assert "mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8" in loadable
     assert "rfcn_resnet101_coco_2018_01_28" in loadable
+    assert "context_rcnn_resnet101_snapshot_serengeti_2020_06_10" in loadable
     # Refused before any download.
     with pytest.raises(ValueError, match="kdet cannot build TF detection zoo model "
-                                         "context_rcnn_resnet101_snapshot_serengeti_2020_06_10 "
-                                         "yet: "):
-        kdet.zoo.load("context_rcnn_resnet101_snapshot_serengeti_2020_06_10")
+                                         "spaghettinet_edgetpu_s_2021_10_13 yet: "):
+        kdet.zoo.load("spaghettinet_edgetpu_s_2021_10_13")
 
 
 def test_unknown_names_suggest_kdet_and_tf_zoo_names():
@@ -194,7 +189,7 @@ def test_cli_lists_kdet_models_by_default_and_the_tf_zoos_on_request(capsys):
                            "COCO", "mAP", "20.2", "300x300", "yes"]
     assert cli.main(["zoo", "--source", "all", "--buildable"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 + 2 + 84 + 1 and all(line.endswith("yes") for line in lines[1:-1])
+    assert len(lines) == 1 + 2 + 85 + 1 and all(line.endswith("yes") for line in lines[1:-1])
 
 
 def test_the_catalog_ships_in_the_package():
