@@ -376,11 +376,11 @@ configs not run again are kept, so a run of some configs refreshes their rows on
 row: one sample config (that kdet has) of `../shared/tfod_configs/` (`samples/`: TF1
 `samples/configs`, `tf2/`: `configs/tf2` of tensorflow/models), unchanged except for its
 paths (a 4-image record of 96-144 px images with one box each, one class, 17 keypoints and a
-PNG instance mask per box and COCO's keypoint label map, or, for `input_type:
-TF_SEQUENCE_EXAMPLE` (Context R-CNN), 2 tf.train.SequenceExamples of 2 such 96x128 frames with 3
-context features of 2057 values; `fine_tune_checkpoint` emptied; an `external_input_reader`,
-Google's own, read as a `tf_record_input_reader` of that record), in its own process under
-`/usr/bin/time -v`:
+PNG instance mask per box (numerical masks for a config reading those) and COCO's keypoint
+label map, or, for `input_type: TF_SEQUENCE_EXAMPLE` (Context R-CNN), 2
+tf.train.SequenceExamples of 2 such 96x128 frames with 3 context features of 2057 values;
+`fine_tune_checkpoint` emptied; an `external_input_reader`, Google's own, read as a
+`tf_record_input_reader` of that record), in its own process under `/usr/bin/time -v`:
 
 - **build s**: `load_pipeline` (model layers at the config's size, optimizer, settings);
 - **2 steps s**: the first batch of its `train_dataset` at batch size 1 (the config's
