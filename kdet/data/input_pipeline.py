@@ -162,23 +162,28 @@ def pad_masks(masks, max_num_boxes):
 
 
 def pad_context_features(context_features, max_num_context_features):
-    """One image's context features, zero-padded or clipped to `max_num_context_features`
-    rows, and their count before (TF OD API `inputs.pad_input_data_to_static_shapes`).
+    """Context features zero-padded or clipped to `max_num_context_features` rows, and their
+    count before (TF OD API `inputs.pad_input_data_to_static_shapes`).
 
     Args:
-        context_features: float32 `[num_context_features, context_feature_length]`.
+        context_features: float32 `[..., num_context_features, context_feature_length]`
+            (one image's, or a batch's of one count).
         max_num_context_features: int.
 
     Returns:
-        `{"context_features": float32 [max_num_context_features, context_feature_length],
-        "valid_context_size": int32 scalar num_context_features}` (not clipped: a count
-        above `max_num_context_features` makes every row valid).
+        `{"context_features": float32 [..., max_num_context_features,
+        context_feature_length], "valid_context_size": int32 scalar num_context_features}`
+        (not clipped: a count above `max_num_context_features` makes every row valid).
     """
-    count = tf.shape(context_features)[0]
-    kept = context_features[:max_num_context_features]
-    padded = tf.pad(kept, [[0, max_num_context_features - tf.shape(kept)[0]], [0, 0]])
+    context_features = tf.convert_to_tensor(context_features, tf.float32)
+    leading = [[0, 0]] * (context_features.shape.rank - 2)
+    count = tf.shape(context_features)[-2]
+    kept = context_features[..., :max_num_context_features, :]
+    padded = tf.pad(kept, [*leading, [0, max_num_context_features - tf.shape(kept)[-2]], [0, 0]])
     return {
-        CONTEXT_FEATURES: tf.ensure_shape(padded, [max_num_context_features, None]),
+        CONTEXT_FEATURES: tf.ensure_shape(
+            padded, [None] * len(leading) + [max_num_context_features, None]
+        ),
         VALID_CONTEXT_SIZE: count,
     }
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from kdet.boxes.box_ops import is_padding
 from kdet.data.input_pipeline import CONTEXT_FEATURES
 from kdet.data.input_pipeline import VALID_CONTEXT_SIZE
+from kdet.data.input_pipeline import pad_context_features
 from kdet.layers.image_resizer import RESIZED_IMAGES
 from kdet.layers.image_resizer import TRUE_IMAGE_SHAPE
 from kdet.models.faster_rcnn.context_attention import ContextAttention
@@ -169,8 +170,8 @@ class ContextRCNN(FasterRCNN):
 
         Args:
             images: `[B, H, W, 3]` raw pixel values 0..255.
-            context_features: float `[B, M, context_feature_length]`, M <=
-                `max_num_context_features` (zero-padded to it here).
+            context_features: float `[B, M, context_feature_length]`, zero-padded (or
+                clipped, as records are read) to `max_num_context_features` rows here.
             valid_context_size: int `[B]`, the real rows of each image's features. Defaults
                 to all M.
 
@@ -179,15 +180,13 @@ class ContextRCNN(FasterRCNN):
             "valid_context_size"}` (the images resized by `image_resizer`).
         """
         resized, true_image_shape = self.image_resizer.resize(tf.convert_to_tensor(images))
-        context_features = tf.convert_to_tensor(context_features, tf.float32)
+        padded = pad_context_features(context_features, self.max_num_context_features)
         if valid_context_size is None:
-            valid_context_size = tf.fill([tf.shape(context_features)[0]],
-                                         tf.shape(context_features)[1])
-        padding = self.max_num_context_features - tf.shape(context_features)[1]
+            valid_context_size = tf.fill([tf.shape(resized)[0]], padded[VALID_CONTEXT_SIZE])
         return {
             RESIZED_IMAGES: resized,
             TRUE_IMAGE_SHAPE: true_image_shape,
-            CONTEXT_FEATURES: tf.pad(context_features, [[0, 0], [0, padding], [0, 0]]),
+            CONTEXT_FEATURES: padded[CONTEXT_FEATURES],
             VALID_CONTEXT_SIZE: tf.cast(valid_context_size, tf.int32),
         }
 

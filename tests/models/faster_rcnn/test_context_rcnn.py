@@ -208,6 +208,10 @@ def test_context_rcnn_trains_predicts_and_reads_its_context():
                                atol=1e-5)
     with pytest.raises(ValueError, match="ContextRCNN takes a dict with 'resized_images'"):
         model(images)
+    # More rows than max_num_context_features (6) are clipped, as records are read.
+    many = model.context_inputs(images, rng.normal(size=(2, 9, LENGTH)).astype("float32"))
+    assert many["context_features"].shape == (2, 6, LENGTH)
+    np.testing.assert_array_equal(many["valid_context_size"], [9, 9])
     config = model.get_config()
     assert ContextRCNN.from_config(config).get_config() == config
 
