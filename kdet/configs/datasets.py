@@ -51,14 +51,21 @@ def _with_keypoint_default(input_reader):
     return {"num_keypoints": 0, **input_reader}
 
 
-def _with_context_sizes(input_reader, model):
-    """`input_reader` with the model's context feature sizes when it loads context features
-    (TF OD API `config_util.get_max_num_context_features` / `get_context_feature_length`)."""
+def _with_context_sizes(input_reader, model, reader_name):
+    """`input_reader` (the config's `reader_name`) with the model's context feature sizes when
+    it loads context features (TF OD API `config_util.get_max_num_context_features` /
+    `get_context_feature_length`)."""
     if not input_reader.get("load_context_features"):
+        if hasattr(model, "max_num_context_features"):
+            raise ValueError(
+                f"{reader_name}: the model is a Context R-CNN (it has a context_config), so "
+                "its inputs need their context features: set load_context_features: true "
+                "(and the records must hold image/context_features)"
+            )
         return input_reader
     if not hasattr(model, "max_num_context_features"):
         raise ValueError(
-            "load_context_features is true in an input reader, but the model has no "
+            f"{reader_name}: load_context_features is true, but the model has no "
             "context_config (max_num_context_features, context_feature_length): only a "
             "Context R-CNN (faster_rcnn { context_config { ... } }) reads context features"
         )
@@ -97,7 +104,8 @@ def train_dataset(pipeline, seed=None):
         raise ValueError(f"{pipeline.source}: no {missing}; it is needed to train")
     check_config_paths(pipeline, "train_input_reader")
     return read_tfrecords(
-        **_with_context_sizes(_with_keypoint_default(pipeline.train_input), pipeline.model),
+        **_with_context_sizes(_with_keypoint_default(pipeline.train_input), pipeline.model,
+                              "train_input_reader"),
         **resized_input_arguments(pipeline.model),
         one_frame_per_sequence=True,  # the TF OD API trains on one random frame a sequence
         batch_size=pipeline.train.batch_size,
@@ -181,6 +189,7 @@ def eval_dataset(pipeline, index=0):
             {**_with_keypoint_default(pipeline.eval_inputs[index]), "shuffle": False,
              "num_epochs": 1},
             pipeline.model,
+            f"eval_input_reader[{index}]",
         ),
         **resized_input_arguments(pipeline.model),
         batch_size=pipeline.eval_config.batch_size,

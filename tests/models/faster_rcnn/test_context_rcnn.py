@@ -279,6 +279,10 @@ def test_sample_config_builds_and_reads_its_sequences(tmp_path):
     assert x["resized_images"].shape == (8, 64, 64, 3)
     assert set(np.asarray(x["valid_context_size"])) == {2, 3}
     assert set(np.asarray(y["labels"][:, 0])) == {1}
+    # An input reader of a Context R-CNN that does not load the context is named.
+    path.write_text(path.read_text().replace("load_context_features: true", ""))
+    with pytest.raises(ValueError, match="train_input_reader: the model is a Context R-CNN"):
+        train_dataset(load_pipeline(path))
 
 
 @pytest.mark.parametrize("field, message", [
