@@ -435,9 +435,7 @@ def _check_keypoint_count(parsed, key, expected, what):
     return tf.debugging.Assert(
         tf.equal(count, expected),
         [
-            "record (image/filename, image/source_id):",
-            parsed[IMAGE_FILENAME],
-            parsed[IMAGE_SOURCE_ID],
+            *_record_names(parsed),
             f"{key} has",
             count,
             f"values; expected {what}:",
@@ -497,9 +495,7 @@ def _check_mask_count(parsed, count, num_boxes):
     return tf.debugging.Assert(
         tf.equal(count, num_boxes),
         [
-            "record (image/filename, image/source_id):",
-            parsed[IMAGE_FILENAME],
-            parsed[IMAGE_SOURCE_ID],
+            *_record_names(parsed),
             f"has {MASK} of",
             count,
             "objects; expected one mask per box:",
@@ -537,9 +533,7 @@ def _decode_masks(parsed, mask_type, num_boxes, image_shape):
         tf.debugging.Assert(
             tf.reduce_all(tf.equal(mask_shape[1:], image_shape)),
             [
-                "record (image/filename, image/source_id):",
-                parsed[IMAGE_FILENAME],
-                parsed[IMAGE_SOURCE_ID],
+                *_record_names(parsed),
                 f"has {MASK} of height and width",
                 mask_shape[1:],
                 "; expected the decoded image's",
@@ -552,6 +546,7 @@ def _decode_masks(parsed, mask_type, num_boxes, image_shape):
 
 
 def _record_names(parsed):
+    """The start of an assertion message naming the record (its filename and source id)."""
     return ["record (image/filename, image/source_id):", parsed[IMAGE_FILENAME],
             parsed[IMAGE_SOURCE_ID]]
 
