@@ -217,13 +217,19 @@ def image_header_size(path):
 _ALPHA_MODES = {"RGBA": "RGB", "LA": "L"}
 
 
-def read_png_mask(path):
+def read_png_mask(path, image_path=None, image_size=None):
     """The pixels of a mask PNG as a 2-D integer array `[height, width]`: a palette PNG's
     indices (a Pascal VOC `SegmentationObject` PNG's object numbers), a grayscale PNG's
     values, and for colour PNGs 1 where any colour channel is nonzero (transparency left out).
 
+    Args:
+        path: the PNG file.
+        image_path, image_size: the image the mask belongs to and its `(height, width)`
+            (`image_header_size`): when given, the mask must have that size.
+
     Raises:
-        DataError: naming the file, when it is not a PNG Pillow can decode.
+        DataError: naming the file, when it is not a PNG Pillow can decode, or naming it and
+            its image when their sizes differ.
     """
     from PIL import Image
 
@@ -238,6 +244,12 @@ def read_png_mask(path):
         raise DataError(f"{path}: cannot be decoded as a PNG mask ({error})") from None
     if pixels.ndim == 3:
         pixels = pixels.any(axis=-1)
+    if image_size is not None and pixels.shape[:2] != tuple(image_size):
+        height, width = image_size
+        raise DataError(
+            f"{path} is {pixels.shape[1]}x{pixels.shape[0]} but its image {image_path} is "
+            f"{width}x{height} (width x height); expected a mask of the image's size"
+        )
     return pixels.astype(np.int64)
 
 

@@ -190,12 +190,7 @@ def _read_mask_folder(folder, stem, image_path, class_names, notes):
     boxes, names, box_sources, masks = [], [], [], []
     for file_name in files:
         path = os.path.join(folder, file_name)
-        mask = read_png_mask(path) != 0
-        if mask.shape != (height, width):
-            raise DataError(
-                f"{path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
-                f"{width}x{height} (width x height); expected a mask of the image's size"
-            )
+        mask = read_png_mask(path, image_path, (height, width)) != 0
         rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         if not len(rows):
             notes.append((path, f"{path}: empty mask (no nonzero pixel): no object, left out"))

@@ -166,14 +166,9 @@ def _segmentation_png(xml_path, segmentation_dir):
 def _object_masks(annotation, path, notes):
     """One `MaskFile` per object of `annotation` (XML order) in the `SegmentationObject` PNG
     `path`, checked against the image's size and the object count."""
-    pixels = read_png_mask(path)
-    height, width = image_header_size(annotation.image_path)
-    if pixels.shape != (height, width):
-        raise DataError(
-            f"{path} is {pixels.shape[1]}x{pixels.shape[0]} but its image "
-            f"{annotation.image_path} is {width}x{height} (width x height); expected a mask of "
-            "the image's size"
-        )
+    pixels = read_png_mask(
+        path, annotation.image_path, image_header_size(annotation.image_path)
+    )
     numbers = set(np.unique(pixels).tolist()) - {0, VOC_VOID}
     count = len(annotation.names)
     if numbers and max(numbers) > count:
