@@ -9,6 +9,7 @@ from kdet.losses.bootstrapped_sigmoid_classification_loss import (
 )
 from kdet.losses.penalty_reduced_logistic_focal_loss import PenaltyReducedLogisticFocalLoss
 from kdet.losses.sigmoid_focal_classification_loss import SigmoidFocalClassificationLoss
+from kdet.losses.weighted_dice_classification_loss import WeightedDiceClassificationLoss
 from kdet.losses.weighted_l1_localization_loss import WeightedL1LocalizationLoss
 from kdet.losses.weighted_l2_localization_loss import WeightedL2LocalizationLoss
 from kdet.losses.weighted_sigmoid_classification_loss import WeightedSigmoidClassificationLoss
@@ -19,6 +20,7 @@ __all__ = [
     "BootstrappedSigmoidClassificationLoss",
     "PenaltyReducedLogisticFocalLoss",
     "SigmoidFocalClassificationLoss",
+    "WeightedDiceClassificationLoss",
     "WeightedL1LocalizationLoss",
     "WeightedL2LocalizationLoss",
     "WeightedSigmoidClassificationLoss",

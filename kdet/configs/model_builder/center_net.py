@@ -46,11 +46,11 @@ from kdet.data.label_map import read_label_map_items
 from kdet.data.label_map import read_label_map_keypoints
 from kdet.feature_extractors import CenterNetFeatureExtractor
 from kdet.losses import PenaltyReducedLogisticFocalLoss
+from kdet.losses import WeightedDiceClassificationLoss
 from kdet.models.center_net import CenterNet
 from kdet.models.center_net import DeepMACMaskTask
 from kdet.models.center_net import KeypointEstimationTask
 from kdet.models.center_net.deepmac import MASK_NETWORK_TYPES
-from kdet.models.center_net.deepmac import WeightedDiceClassificationLoss
 
 _FEATURE_EXTRACTOR_SCHEMA = {
     "type": String(required=True),

@@ -17,9 +17,9 @@ from kdet.configs.model_builder import build_model_from_text
 from kdet.configs.model_builder.center_net import build_deepmac_mask_task
 from kdet.configs.text_format import ConfigError
 from kdet.configs.text_format import parse
+from kdet.losses import WeightedDiceClassificationLoss
 from kdet.models.center_net import DeepMACMaskNetwork
 from kdet.models.center_net import DeepMACMaskTask
-from kdet.models.center_net.deepmac import WeightedDiceClassificationLoss
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "data"
 _DEEPMAC_CONFIGS = DATA / "tfod_reference" / "deepmac_configs"
