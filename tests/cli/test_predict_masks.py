@@ -67,7 +67,7 @@ def test_loaded_saved_model_detects_the_masks_of_predict(exported):
         assert got["masks"].shape == (len(want["labels"]), *image.shape[:2])
         np.testing.assert_allclose(got["masks"], want["masks"], atol=PROBABILITY_TOLERANCE)
         _assert_same_masks(got["masks"], want["masks"])
-        # A score threshold leaves out the lower rows, masks too (a SavedModel pastes fewer).
+        # A score threshold leaves out the lower rows, masks too (both paste only those kept).
         threshold = np.median(want["confidences"])
         kept = want["confidences"] >= threshold
         assert 0 < kept.sum() < len(kept)
