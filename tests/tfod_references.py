@@ -13,6 +13,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from kdet.checkpoints import TFODCheckpoint
 from kdet.checkpoints import load_tfod_model
 
 REFERENCES = pathlib.Path(__file__).resolve().parent / "data" / "tfod_reference"
@@ -34,6 +35,20 @@ def loaded(name, checkpoint_type="full"):
     """`(model, TFODRestore)`: kdet's model of the reference's config with its checkpoint."""
     folder = REFERENCES / name
     return load_tfod_model(folder / "pipeline.config", folder / "checkpoint", checkpoint_type)
+
+
+def assert_restores_all_but(model, restore, checkpoint, dead_scope):
+    """Asserts a TF1 restore read every checkpoint variable into every model weight, one to
+    one, but those under `dead_scope` (e.g. the first stage's `block4`, which the TF OD API
+    builds and never runs), which it reports unused. Returns the dead keys."""
+    shapes = TFODCheckpoint.open(checkpoint).shapes
+    read = sorted(key for _, key in restore.restored)
+    dead = sorted(key for key in shapes if key.startswith(dead_scope))
+    assert sorted(read + dead) == sorted(shapes)
+    assert restore.unused == dead
+    assert not restore.not_restored
+    assert len(restore.restored) == len(model.weights) == len(set(read))
+    return dead
 
 
 def iou(a, b):

@@ -19,12 +19,12 @@ import pytest
 from tfod_references import RAW_TOLERANCE
 from tfod_references import REFERENCES
 from tfod_references import assert_faster_rcnn_outputs_match
+from tfod_references import assert_restores_all_but
 from tfod_references import assert_same_detections
 from tfod_references import iou
 from tfod_references import photo
 from tfod_references import reference
 
-from kdet.checkpoints import TFODCheckpoint
 from kdet.checkpoints import restore_tfod_checkpoint
 from kdet.configs import load_pipeline
 from kdet.models.faster_rcnn import MaskRCNN
@@ -61,12 +61,7 @@ def outputs(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_every_checkpoint_variable_is_restored_into_every_weight(name):
     model, restore = restored(name)
-    checkpoint = TFODCheckpoint.open(REFERENCES / name / CHECKPOINTS[name])
-    dead = sorted(key for key in checkpoint.shapes if key.startswith(TF1_DEAD_SCOPE))
-    assert sorted([key for _, key in restore.restored] + dead) == sorted(checkpoint.shapes)
-    assert restore.unused == dead
-    assert not restore.not_restored
-    assert len(restore.restored) == len(model.weights)
+    assert_restores_all_but(model, restore, REFERENCES / name / CHECKPOINTS[name], TF1_DEAD_SCOPE)
     mask_scope = "/_third_stage_heads/" if name == TF2 else "SecondStageBoxPredictor/Conv"
     mask_keys = sorted(key for _, key in restore.restored if mask_scope in key)
     # 4 convolutions (kernel, bias), the zoo configs' mask head without batch norms.
