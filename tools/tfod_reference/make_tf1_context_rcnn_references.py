@@ -21,77 +21,28 @@ not the box classifier features, 0.17 MB, whose pooled average the class and box
 are linear in).
 """
 
-import functools
-import re
 import sys
 
 import make_tf1_references  # first: it switches TensorFlow to graph mode
-import numpy as np
-import tensorflow as tf
-from make_mask_rcnn_references import keep_detection_outputs
+from context_rcnn_reference_inputs import REFERENCE
+from context_rcnn_reference_inputs import context_inputs
+from context_rcnn_reference_inputs import keep_context_outputs
+from context_rcnn_reference_inputs import tiny_context
+from context_rcnn_reference_inputs import with_context
 from reference_common import OUTPUT_DIR
-from reference_common import Reference
 
 NAME = "tf1_context_rcnn_resnet101"
-REFERENCE = Reference(
-    "context_rcnn_resnet101_snapshot_serengeti.config",
-    head_depth=16,
-    resnet_depth_multiplier=0.03125,
-    seed=24,
-)
-CONTEXT_FEATURES, CONTEXT_FEATURE_LENGTH, BOTTLENECK_DIMENSION = 4, 8, 8
-VALID_CONTEXT_SIZE = 3
-KEPT_OUTPUTS = re.compile(
-    r"true_image_shapes|context_features|valid_context_size"
-    r"|predict/(image_shape|anchors|rpn_.*|num_proposals|proposal_boxes_normalized"
-    r"|class_predictions_with_background|refined_box_encodings)"
-    r"|detections/(num_)?detection_(boxes|scores|classes)|detections/num_detections"
-)
-
-
-def tiny_context(pipeline):
-    """The reduced config's context `CONTEXT_FEATURES` x `CONTEXT_FEATURE_LENGTH`, its
-    attention `BOTTLENECK_DIMENSION` deep."""
-    context = pipeline.model.faster_rcnn.context_config
-    context.max_num_context_features = CONTEXT_FEATURES
-    context.context_feature_length = CONTEXT_FEATURE_LENGTH
-    context.attention_bottleneck_dimension = BOTTLENECK_DIMENSION
-
-
-def context_inputs(seed):
-    """The photo's seeded context: `(features [1, M, D] float32, valid size [1] int32)`."""
-    rng = np.random.default_rng(seed)
-    features = rng.standard_normal((1, CONTEXT_FEATURES, CONTEXT_FEATURE_LENGTH))
-    features[:, VALID_CONTEXT_SIZE:] = 0.0
-    return features.astype(np.float32), np.array([VALID_CONTEXT_SIZE], np.int32)
-
-
-def with_context(build, features, valid_size):
-    """`model_builder.build` whose models' `predict` gets the context as side inputs."""
-
-    def build_with_context(*args, **kwargs):
-        model = build(*args, **kwargs)
-        model.predict = functools.partial(
-            model.predict,
-            context_features=tf.constant(features),
-            valid_context_size=tf.constant(valid_size),
-        )
-        return model
-
-    return build_with_context
 
 
 def main():
     features, valid_size = context_inputs(REFERENCE.seed)
     builder = make_tf1_references.model_builder
     builder.build = with_context(builder.build, features, valid_size)
-    make_tf1_references.CONFIG_CHANGES[NAME] = tiny_context
+    make_tf1_references.CONFIG_CHANGES[NAME] = (
+        lambda pipeline: tiny_context(pipeline.model.faster_rcnn.context_config)
+    )
     make_tf1_references.make_reference(NAME, REFERENCE, OUTPUT_DIR)
-    path = OUTPUT_DIR / NAME / "outputs.npz"
-    outputs = dict(np.load(path))
-    outputs.update(context_features=features, valid_context_size=valid_size)
-    np.savez_compressed(path, **outputs)
-    keep_detection_outputs(path, KEPT_OUTPUTS)
+    keep_context_outputs(OUTPUT_DIR / NAME / "outputs.npz", features, valid_size)
 
 
 if __name__ == "__main__":

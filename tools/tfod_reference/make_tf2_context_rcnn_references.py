@@ -10,9 +10,8 @@ The `context_rcnn_resnet101_snapshot_serengeti` sample config with the TF2 Keras
 (`faster_rcnn_resnet101_keras`), reduced as `make_references.make_reference` reduces a Faster
 R-CNN (128 px, 3 classes, 16 proposals, `first_stage_box_predictor_depth` 16, ResNet-101
 0.03125 wide) and with the tiny context of `make_tf1_context_rcnn_references.py`
-(`CONTEXT_FEATURES` rows of `CONTEXT_FEATURE_LENGTH` values, attention
-`BOTTLENECK_DIMENSION` deep; that script cannot be imported here: it switches TensorFlow to
-graph mode). In TF2 `ContextRCNNMetaArch` computes its attention with
+(`context_rcnn_reference_inputs.py`: `CONTEXT_FEATURES` rows of `CONTEXT_FEATURE_LENGTH`
+values, attention `BOTTLENECK_DIMENSION` deep). In TF2 `ContextRCNNMetaArch` computes its attention with
 `context_rcnn_lib_tf2.AttentionBlock` (`_context_feature_extract_fn`: `_query_proj`,
 `_key_proj`, `_val_proj`, `_feature_proj`, each a Dense with bias and a batch norm). Every
 `predict` (the variable-creating one included) gets the photo's seeded context (N(0, 1), the
@@ -23,33 +22,18 @@ folders, without the export (`exporter_lib_v2`'s `image_tensor` signature has no
 input), outputs.npz keeping what the parity test reads (`KEPT_OUTPUTS`).
 """
 
-import functools
-import re
 import sys
 
 import make_references
-import numpy as np
-import tensorflow as tf
-from make_mask_rcnn_references import keep_detection_outputs
+from context_rcnn_reference_inputs import REFERENCE
+from context_rcnn_reference_inputs import context_inputs
+from context_rcnn_reference_inputs import keep_context_outputs
+from context_rcnn_reference_inputs import tiny_context
+from context_rcnn_reference_inputs import with_context
 from reference_common import OUTPUT_DIR
-from reference_common import Reference
 from reference_common import reduced_config
 
 NAME = "tf2_context_rcnn_resnet101"
-REFERENCE = Reference(
-    "context_rcnn_resnet101_snapshot_serengeti.config",
-    head_depth=16,
-    resnet_depth_multiplier=0.03125,
-    seed=24,
-)
-CONTEXT_FEATURES, CONTEXT_FEATURE_LENGTH, BOTTLENECK_DIMENSION = 4, 8, 8
-VALID_CONTEXT_SIZE = 3
-KEPT_OUTPUTS = re.compile(
-    r"true_image_shapes|context_features|valid_context_size"
-    r"|predict/(image_shape|anchors|rpn_.*|num_proposals|proposal_boxes_normalized"
-    r"|class_predictions_with_background|refined_box_encodings)"
-    r"|detections/(num_)?detection_(boxes|scores|classes)|detections/num_detections"
-)
 
 
 def keras_context_rcnn_config(reference):
@@ -61,34 +45,8 @@ def keras_context_rcnn_config(reference):
     # on a proposal reaching the feature map's right edge exactly (measured with the sample's
     # `use_matmul_crop_and_resize: true`: 7.2 on one of the 16 crops).
     faster_rcnn.use_matmul_crop_and_resize = False
-    context = faster_rcnn.context_config
-    context.max_num_context_features = CONTEXT_FEATURES
-    context.context_feature_length = CONTEXT_FEATURE_LENGTH
-    context.attention_bottleneck_dimension = BOTTLENECK_DIMENSION
+    tiny_context(faster_rcnn.context_config)
     return pipeline
-
-
-def context_inputs(seed):
-    """The photo's seeded context: `(features [1, M, D] float32, valid size [1] int32)`."""
-    rng = np.random.default_rng(seed)
-    features = rng.standard_normal((1, CONTEXT_FEATURES, CONTEXT_FEATURE_LENGTH))
-    features[:, VALID_CONTEXT_SIZE:] = 0.0
-    return features.astype(np.float32), np.array([VALID_CONTEXT_SIZE], np.int32)
-
-
-def with_context(build, features, valid_size):
-    """`model_builder.build` whose models' `predict` gets the context as side inputs."""
-
-    def build_with_context(*args, **kwargs):
-        model = build(*args, **kwargs)
-        model.predict = functools.partial(
-            model.predict,
-            context_features=tf.constant(features),
-            valid_context_size=tf.constant(valid_size),
-        )
-        return model
-
-    return build_with_context
 
 
 def main():
@@ -98,11 +56,7 @@ def main():
     make_references.reduced_config = keras_context_rcnn_config
     make_references.export_and_run = lambda *args: {}
     make_references.make_reference(NAME, REFERENCE, OUTPUT_DIR)
-    path = OUTPUT_DIR / NAME / "outputs.npz"
-    outputs = dict(np.load(path))
-    outputs.update(context_features=features, valid_context_size=valid_size)
-    np.savez_compressed(path, **outputs)
-    keep_detection_outputs(path, KEPT_OUTPUTS)
+    keep_context_outputs(OUTPUT_DIR / NAME / "outputs.npz", features, valid_size)
 
 
 if __name__ == "__main__":
