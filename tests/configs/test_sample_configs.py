@@ -2,8 +2,9 @@
 
 Every config in `tests/data/tfod_configs/` (copies of `samples/configs/*.config` and
 `configs/tf2/*.config` of tensorflow/models; source, commit and licence in its README) whose
-meta-architecture and feature extractor kdet has (`check_architecture` passes; 88 configs:
-every SSD and Faster R-CNN sample config, and CenterNet ResNet-50 FPN with keypoints) must:
+meta-architecture and feature extractor kdet has (`check_architecture` passes; 93 configs:
+every SSD and Faster R-CNN sample config, Mask R-CNN, R-FCN and Context R-CNN ones, and
+CenterNet ResNet-50 FPN with keypoints) must:
 - load (every config, here): `load_pipeline` builds its model, optimizer, learning rate
   schedule, augmentation and settings from the text as written;
 - read its inputs (one config per kind of input pipeline, here: augmentation steps and
@@ -15,7 +16,7 @@ every SSD and Faster R-CNN sample config, and CenterNet ResNet-50 FPN with keypo
   last step, then a prediction.
 
 What trains where:
-- In CI (here, `TRAINED`, 11 configs): each config's `code_path` (the classes its model and
+- In CI (here, `TRAINED`, 12 configs): each config's `code_path` (the classes its model and
   optimizer are made of, where each sits, its dtype policy, augmentation steps, quantization-
   aware training and variable selection) is checked to be covered by the code paths of the
   `TRAINED` configs, so a config that brings a new class, augmentation step, dtype policy or
@@ -69,7 +70,7 @@ from kdet.zoo import tf_zoo
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "data" / "tfod_configs"
 # The configs trained in CI: between them, every feature of every config's `code_path`
-# (the fewest configs that do: 11; `test_sample_config_loads` checks it).
+# (the fewest configs that do: 12; `test_sample_config_loads` checks it).
 TRAINED = {
     # ResNet-101, fixed-shape resizer, mixed_bfloat16, cosine schedule, colour / scale crops.
     "faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config",
@@ -351,7 +352,7 @@ def _pipeline(name, inputs, folder, edit=lambda text: text):
 @pytest.fixture(scope="module")
 def pipelines(inputs, tmp_path_factory):
     """Config name → its loaded pipeline (paths replaced). Those several tests read
-    (`TRAINED`, `INPUT_KINDS`) are loaded once; the others each time, so that the 88 models
+    (`TRAINED`, `INPUT_KINDS`) are loaded once; the others each time, so that the 93 models
     are not all held at once (EfficientDet-D7 or NASNet alone hold hundreds of MB)."""
     folder = tmp_path_factory.mktemp("sample_configs")
     kept = TRAINED | set(INPUT_KINDS.values())
@@ -420,8 +421,9 @@ def train_steps_and_predict(pipeline, steps=STEPS):
 
 
 def test_the_configs_kdet_has_are_here():
-    # 88 of the 115: every SSD and Faster R-CNN sample config, one CenterNet config.
-    assert len(SAMPLE_CONFIGS) >= 88
+    # 93 of the 115: every SSD and Faster R-CNN sample config, Mask R-CNN, R-FCN and Context
+    # R-CNN ones, one CenterNet config (the others, DeepMAC's included, build Hourglass-104).
+    assert len(SAMPLE_CONFIGS) >= 93
     assert TRAINED <= set(SAMPLE_CONFIGS)
 
 
