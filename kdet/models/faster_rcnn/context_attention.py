@@ -126,7 +126,9 @@ class ContextAttention(keras.layers.Layer):
         weights = tf.nn.softmax(logits / self.attention_temperature)
         attended = tf.matmul(weights, values)
         output = self._project(self.output_projection, attended, training, normalize=False)
-        return output + 2.0 * pooled if self.tf1_attention else output
+        if self.tf1_attention:  # its pooled features in the output's dtype (mixed precision)
+            output += 2.0 * tf.cast(pooled, output.dtype)
+        return output
 
     @staticmethod
     def _project(projection, features, training, normalize):
