@@ -184,7 +184,8 @@ class ObjectDetector(ComponentsConfig, keras.Model):
         `call` is traced once on a symbolic `[batch, height, width, 3]` input (Keras'
         `compute_output_spec`: a scratch graph, no tensor computed), so the weights are those a
         forward pass would create, without the memory and time of one: an eager forward pass
-        at the resizer's size peaked at 12.8 GB for the zoo's Mask R-CNN IRv2 1024.
+        at the resizer's size peaked at 12.8 GB for the zoo's Mask R-CNN IRv2 1024. A model
+        whose code needs values (numpy on its tensors) is built by a forward pass instead.
 
         Args:
             input_shape: `(batch, height, width, 3)` of the raw images, or a dict whose
@@ -196,7 +197,12 @@ class ObjectDetector(ComponentsConfig, keras.Model):
         batch = input_shape[0] or 1
         height = input_shape[1] or _BUILD_IMAGE_SIZE
         width = input_shape[2] or _BUILD_IMAGE_SIZE
-        self.compute_output_spec(keras.KerasTensor((batch, height, width, 3), "float32"))
+        try:
+            self.compute_output_spec(keras.KerasTensor((batch, height, width, 3), "float32"))
+        except (NotImplementedError, TypeError):
+            # Code that needs values cannot be traced symbolically (e.g. a user's extractor
+            # calling numpy on its inputs): a forward pass builds what is left.
+            self.call(tf.zeros([batch, height, width, 3]))
         if self.freeze_batchnorm:
             self._freeze_batch_norms()
         self.built = True
