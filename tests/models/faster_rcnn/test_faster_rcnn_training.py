@@ -1,12 +1,10 @@
 """kdet.FasterRCNN learns: trained from scratch on synthetic shapes, it finds unseen shapes.
 
 The recipe of `tests/models/ssd/test_ssd_training.py` (a compact extractor written with the
-public API, Adam 1e-3, fresh 128 px images) for the two-stage model, 3 epochs. It trains for
-about a minute and a half on this 2-core CPU (19-32 s per epoch at load average ~3). Measured
-with this recipe, held-out COCO mAP@0.5 (3 shape classes) after 3 epochs was 0.953, 0.949
-and 0.945 for seeds 0, 1 and 2 (0.53-0.70 after 1; 0.970 and 0.968 after 4 for seeds 0 and
-1); see `_MIN_MAP_50`.
-"""
+public API, Adam 1e-3, fresh 128 px images) for the two-stage model, 2 epochs (`EPOCHS`). It
+trains for about 50 s on this 2-core CPU (quiet machine). Measured with this recipe, held-out
+COCO mAP@0.5 (3 shape classes) after 2 epochs was 0.888, 0.889 and 0.875 for seeds 0, 1 and 2
+(0.953, 0.949 and 0.945 after 3; 0.53-0.70 after 1); see `_MIN_MAP_50`."""
 
 import keras
 import pytest
@@ -21,8 +19,10 @@ from kdet.layers import GridAnchorGenerator
 from kdet.layers.fixed_shape_resizer import FixedShapeResizer
 from kdet.models.faster_rcnn import FasterRCNN
 
-# Well below the lowest mAP@0.5 measured over seeds (see the module docstring).
+# Below the lowest mAP@0.5 measured over seeds after 2 epochs, above every seed's after 1 (see
+# the module docstring).
 _MIN_MAP_50 = 0.8
+EPOCHS = 2
 
 
 @register_feature_extractor("test_compact_faster_rcnn")
@@ -85,11 +85,13 @@ def _shapes_faster_rcnn():
 
 @pytest.mark.large
 def test_faster_rcnn_trained_from_scratch_detects_held_out_shapes():
-    losses, metrics = train_and_evaluate(_shapes_faster_rcnn, seed=0)
-    # Measured epoch 3 / epoch 1 ratios (seeds 0, 1, 2): 0.54-0.56 for the total, 0.73-0.79
-    # for the second-stage box loss (which grows in epoch 2 as the RPN finds more positive
-    # RoIs), 0.20-0.54 for the others.
-    assert losses["loss"][-1] < 0.65 * losses["loss"][0], losses["loss"]
-    for name in FasterRCNN.loss_names:
-        assert losses[name][-1] < 0.9 * losses[name][0], (name, losses[name])
+    losses, metrics = train_and_evaluate(_shapes_faster_rcnn, seed=0, epochs=EPOCHS)
+    # Measured epoch 2 / epoch 1 ratios (seeds 0, 1, 2): 0.76-0.79 for the total, 0.72-0.73
+    # for the second-stage class loss, 0.62-0.63 and 0.34-0.40 for the RPN's; the second-stage
+    # box loss stays (0.95-1.06: it grows as the RPN finds more positive RoIs, and falls in
+    # epoch 3).
+    assert losses["loss"][-1] < 0.85 * losses["loss"][0], losses["loss"]
+    for name in set(FasterRCNN.loss_names) - {"box_classifier_box_loss"}:
+        assert losses[name][-1] < 0.8 * losses[name][0], (name, losses[name])
+    assert losses["box_classifier_box_loss"][-1] < 1.2 * losses["box_classifier_box_loss"][0]
     assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] >= _MIN_MAP_50, metrics
