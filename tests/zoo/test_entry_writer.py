@@ -18,10 +18,11 @@ LABEL_MAP = {1: "a", 2: "b", 3: "c"}
 IMAGES = np.random.default_rng(1).uniform(0, 255, [2, TINY_SIZE, TINY_SIZE, 3]).astype("float32")
 
 
-@pytest.fixture
-def trained(tmp_path):
-    """The tiny zoo SSD with fixed weights, compiled and trained one step (optimizer state)."""
-    model = kdet.zoo.ZooEntry(_write_entry(tmp_path / "source", {})).build()
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The tiny zoo SSD with fixed weights, compiled and trained one step (optimizer state);
+    one for the module (a test that changes a weight puts it back)."""
+    model = kdet.zoo.ZooEntry(_write_entry(tmp_path_factory.mktemp("source"), {})).build()
     FakeConversion()(None, model)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     y = {"boxes": np.array([[[2, 2, 20, 20]], [[8, 4, 30, 28]]], "float32"),
@@ -85,12 +86,16 @@ def test_float32_weights_are_kept_exactly(trained, zoo_dir):
 
 def test_values_beyond_float16_stay_float32(trained, zoo_dir):
     kernel = trained.feature_extractor.weights[0]
+    original = kernel.numpy()
     kernel.assign(np.full(kernel.shape, 1e6, "float32"))
-    kdet.zoo.write_zoo_entry(trained, zoo_dir / "big", LABEL_MAP, {})
-    model = kdet.zoo.load("big")
-    np.testing.assert_array_equal(model.feature_extractor.weights[0], kernel)
-    bias, trained_bias = model.feature_extractor.weights[1], trained.feature_extractor.weights[1]
-    np.testing.assert_allclose(bias, trained_bias, rtol=1e-3)
+    try:
+        kdet.zoo.write_zoo_entry(trained, zoo_dir / "big", LABEL_MAP, {})
+        model = kdet.zoo.load("big")
+        np.testing.assert_array_equal(model.feature_extractor.weights[0], kernel)
+        bias = model.feature_extractor.weights[1]
+        np.testing.assert_allclose(bias, trained.feature_extractor.weights[1], rtol=1e-3)
+    finally:
+        kernel.assign(original)
 
 
 def test_damaged_or_missing_packaged_weights_are_clear_errors(trained, zoo_dir):
