@@ -130,6 +130,9 @@ def _faster_rcnn_pipeline(folder):
         ("first_stage_max_proposals: 100", "first_stage_max_proposals: 16"),
         ("second_stage_batch_size: 32", "second_stage_batch_size: 8"),
         ("batch_size: 4", "batch_size: 2"),
+        # Momentum SGD: Adam's update traces ~40 graph ops per variable (this test: 26 -> 21 s);
+        # what is checked is the checkpoint, not the optimizer.
+        ("adam_optimizer:", "momentum_optimizer:"),
     ]:
         assert old in text, old
         text = text.replace(old, new)
