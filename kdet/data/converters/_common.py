@@ -425,7 +425,6 @@ def write_annotations(
     annotations,
     output_path,
     label_map,
-    derived_label_map,
     num_shards,
     on_error,
     progress,
@@ -434,6 +433,7 @@ def write_annotations(
     input_path=None,
     image_hint="",
     keypoint_labels=None,
+    derived_label_map=None,
 ):
     """Checks each annotated image, writes the good ones atomically and completes `summary`.
 
@@ -445,7 +445,6 @@ def write_annotations(
         annotations: list of `AnnotatedImage`.
         output_path: the TFRecord output (prefix when sharded).
         label_map: the user's label map (path, dict) or None.
-        derived_label_map: dict `{id: name}` to use (and write) when `label_map` is None.
         num_shards, on_error, progress: as in the converters.
         summary: the `ConversionSummary` that already holds what parsing skipped or noted.
         class_map: optional dict, see `apply_class_map`; the derived label map is then
@@ -455,12 +454,16 @@ def write_annotations(
             elsewhere, added to the error when nothing is written.
         keypoint_labels: optional dict `{class name: keypoint labels}`, written as the
             `keypoints` of those classes in a derived label map.
+        derived_label_map: dict `{id: name}` to use (and write) when `label_map` is None
+            (e.g. a COCO file's categories). Defaults to the annotations' class names in
+            order of first appearance, ids from 1 (`label_map_from_names`).
 
     Returns:
         `summary`, filled in.
     """
     if class_map:
         annotations = apply_class_map(annotations, class_map)
+    if class_map or derived_label_map is None:
         derived_label_map = label_map_from_names(n for a in annotations for n in a.names)
     label_map, label_map_to_write, summary.label_map_path = resolve_label_map(
         label_map, derived_label_map, output_path

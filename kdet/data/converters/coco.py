@@ -127,7 +127,6 @@ def convert_coco(
         annotations,
         output_path,
         label_map,
-        categories,
         num_shards,
         on_error,
         progress,
@@ -136,6 +135,7 @@ def convert_coco(
         input_path=json_path,
         image_hint=image_folder_hint(image_folder, "the JSON file"),
         keypoint_labels={categories[i]: names for i, names in keypoint_names.items()},
+        derived_label_map=categories,
     )
 
 

@@ -14,7 +14,6 @@ from kdet.data.converters._common import image_folder_hint
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
-from kdet.data.label_map import label_map_from_names
 
 REQUIRED_COLUMNS = ("image_path", "xmin", "ymin", "xmax", "ymax", "label")
 _COORDINATES = ("xmin", "ymin", "xmax", "ymax")
@@ -83,12 +82,10 @@ def convert_csv(
             )
         except DataError as error:
             handle_error(on_error, source, error, summary)
-    derived_label_map = label_map_from_names(name for a in annotations for name in a.names)
     return write_annotations(
         annotations,
         output_path,
         label_map,
-        derived_label_map,
         num_shards,
         on_error,
         progress,

@@ -24,7 +24,6 @@ from kdet.data.converters._common import read_png_mask
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
-from kdet.data.label_map import label_map_from_names
 from kdet.data.label_map import read_label_map
 from kdet.data.label_map import validate_label_map
 
@@ -138,12 +137,10 @@ def convert_mask_folders(
         note = (f"{len(negatives)} image(s) have no mask folder in {mask_dir}: written without "
                 f"objects: {listed}")
         summary.notes.append((mask_dir, note))
-    derived_label_map = label_map_from_names(name for a in annotations for name in a.names)
     return write_annotations(
         annotations,
         output_path,
         label_map,
-        derived_label_map,
         num_shards,
         on_error,
         progress,

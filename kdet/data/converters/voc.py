@@ -15,7 +15,6 @@ from kdet.data.converters._common import read_png_mask
 from kdet.data.converters._common import write_annotations
 from kdet.data.converters.conversion_summary import ConversionSummary
 from kdet.data.errors import DataError
-from kdet.data.label_map import label_map_from_names
 
 _BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 # The value Pascal VOC's segmentation PNGs mark object borders and void pixels with.
@@ -128,12 +127,10 @@ def convert_voc(
             f"SegmentationObject PNG (not in the VOC segmentation subset), e.g. "
             f"{without_masks[0]}"
         )))
-    derived_label_map = label_map_from_names(name for a in annotations for name in a.names)
     return write_annotations(
         annotations,
         output_path,
         label_map,
-        derived_label_map,
         num_shards,
         on_error,
         progress,
