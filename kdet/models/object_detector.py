@@ -32,6 +32,8 @@ from kdet.layers.image_resizer import content_fraction
 from kdet.models.distribution import first_local_values
 from kdet.models.distribution import is_multi_worker
 from kdet.models.distribution import num_replicas
+from kdet.models.fast_prediction import PredictionFunctions
+from kdet.models.fast_prediction import is_in_memory_batch
 from kdet.models.groundtruth_checks import checked_before
 from kdet.models.groundtruth_checks import groundtruth_errors_as_value_errors
 from kdet.models.groundtruth_checks import with_nonfinite_loss_guard
@@ -44,6 +46,8 @@ from kdet.utils.components import ComponentsConfig
 
 # Any input size works; this one only creates the weights when a saved model is rebuilt.
 _BUILD_IMAGE_SIZE = 64
+# `keras.Model.predict`'s batch size when none is given.
+_KERAS_PREDICT_BATCH_SIZE = 32
 # Name of the sum of the layers' regularization losses among the reported losses.
 REGULARIZATION_LOSS = "regularization_loss"
 
@@ -347,8 +351,22 @@ class ObjectDetector(ComponentsConfig, keras.Model):
             one `Results` per image without padding, with names, `draw()` and `save()`, use
             `detect_images`.
         """
+        keras_predict = super().predict
+
+        def run(batch, **kwargs):
+            # Up to one batch of in-memory images: no dataset, iterator or progress bar.
+            if (
+                callbacks is None
+                and steps is None
+                and is_in_memory_batch(batch)
+                and len(batch) <= (batch_size or _KERAS_PREDICT_BATCH_SIZE)
+                and self._prediction_functions.usable()
+            ):
+                return self._prediction_functions(batch)
+            return keras_predict(batch, **kwargs)
+
         return predict_groups(
-            super().predict,
+            run,
             x,
             f"{type(self).__name__}.predict",
             batch_size=batch_size,
@@ -359,7 +377,24 @@ class ObjectDetector(ComponentsConfig, keras.Model):
 
     def predict_on_batch(self, x):
         """`keras.Model.predict_on_batch`, taking the images `predict` takes (see there)."""
-        return predict_groups(super().predict_on_batch, x, f"{type(self).__name__}.predict")
+        keras_predict_on_batch = super().predict_on_batch
+
+        def run(batch):
+            if is_in_memory_batch(batch) and self._prediction_functions.usable():
+                return self._prediction_functions(batch)
+            return keras_predict_on_batch(batch)
+
+        return predict_groups(run, x, f"{type(self).__name__}.predict")
+
+    @property
+    def _prediction_functions(self):
+        """`predict`'s fast path (`kdet.models.fast_prediction`), made on first use and kept
+        out of Keras's and SavedModel's tracking."""
+        functions = self.__dict__.get("_fast_prediction_functions")
+        if functions is None:
+            functions = PredictionFunctions(self)
+            object.__setattr__(self, "_fast_prediction_functions", functions)
+        return functions
 
     def detect_images(self, images, label_map=None, score_threshold=None, batch_size=None):
         """Detects objects in images of any sizes: one `kdet.models.Results` per image.
