@@ -18,6 +18,7 @@ from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
 from kdet.training.lr_sweep import lr_sweep
 from kdet.training.lr_sweep import plot_lr_sweep
+from kdet.training.optimizers import FusedAdam
 from kdet.training.pipeline_training import train_pipeline
 from kdet.training.quantization import QuantizationAwareTraining
 from kdet.training.trainer import CheckpointWriteError
@@ -32,9 +33,10 @@ __all__ = [
     "CheckpointWriteError",
     "CosineDecayWithWarmup",
     "ExponentialDecayWithBurnin",
+    "FusedAdam",
+    "ManualStepping",
     "NonFiniteLossError",
     "QuantizationAwareTraining",
-    "ManualStepping",
     "TrainingInputRanOutError",
     "config_copy_callback",
     "distribution_strategy",
