@@ -76,7 +76,7 @@ def _with_context_sizes(input_reader, model, reader_name):
     }
 
 
-def train_dataset(pipeline, seed=None):
+def train_dataset(pipeline, seed=None, data_service=None):
     """The training `tf.data` pipeline of `train_input_reader` and `train_config`.
 
     Batches of `train_config.batch_size` (the global batch; `fit` splits it across replicas),
@@ -88,6 +88,10 @@ def train_dataset(pipeline, seed=None):
     Args:
         pipeline: a `Pipeline` with `train_config` and `train_input_reader`.
         seed: optional int for a reproducible pipeline.
+        data_service: None, or a tf.data service to run the pipeline on: a dispatcher
+            address `"grpc://host:port"` or a `kdet.data.service.DataService` (see
+            `read_tfrecords`). Reading, decoding, augmentation, resizing and batching run on
+            its workers; the config is unchanged (the address is no config field).
 
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes", "labels"})` (with `"keypoints"` and
@@ -112,6 +116,7 @@ def train_dataset(pipeline, seed=None):
         augmentation=pipeline.train.augmentation or None,
         drop_remainder=True,
         seed=seed,
+        data_service=data_service,
     )
 
 

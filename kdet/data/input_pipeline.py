@@ -20,6 +20,8 @@ from kdet.data.errors import DataError
 from kdet.data.label_map import num_keypoints_of
 from kdet.data.label_map import read_label_map
 from kdet.data.label_map import read_label_map_keypoints
+from kdet.data.service import as_data_service
+from kdet.data.service import distribute
 from kdet.data.tf_example import BBOX_XMIN
 from kdet.data.tf_example import KEYPOINT_X
 from kdet.data.tf_example import MASK
@@ -480,6 +482,7 @@ def read_tfrecords(
     context_feature_length=None,
     input_type="tf_example",
     one_frame_per_sequence=False,
+    data_service=None,
 ):
     """Reads TF OD API TFRecords into `(images, {"boxes", "labels"})` for `fit`/`evaluate`.
 
@@ -586,6 +589,16 @@ def read_tfrecords(
             API's `train_input` reduces sequences (its `eval_input` keeps every frame):
             batches do not fill with runs of one camera's frames, and long sequences do not
             weigh more. `kdet.configs.train_dataset` sets it. Defaults to `False`.
+        data_service: None, a tf.data service dispatcher address (`"grpc://host:port"`) or a
+            `kdet.data.service.DataService` (address, `processing_mode`, `job_name`). The whole
+            pipeline above, batching included, then runs on the service's workers (TF's
+            `tf.data.experimental.service.distribute`); this process only receives the
+            batches and prefetches them. The dispatcher must answer (else a `DataError` naming
+            the address, after at most `kdet.data.service.CONNECT_TIMEOUT_SECONDS`), and the
+            workers must see `input_paths`. With the default `"parallel_epochs"` every worker
+            reads all the records, so each element comes once per worker and epoch, and a
+            `seed` is refused (every worker would give the same batches). See
+            `kdet.data.service`. Defaults to None: all in this process.
     Returns:
         A `tf.data.Dataset` of `(images, {"boxes": boxes, "labels": labels})`:
         - `images`: `[batch, height, width, 3]` float32 0..255 when `image_size` is given
@@ -620,6 +633,13 @@ def read_tfrecords(
     if image_resizer is not None and (image_size is not None or pad_to_aspect_ratio):
         raise ValueError(
             "read_tfrecords: pass image_resizer or image_size (with pad_to_aspect_ratio), not both"
+        )
+    data_service = as_data_service(data_service)
+    if seed is not None and data_service and data_service.processing_mode == "parallel_epochs":
+        raise ValueError(
+            f"read_tfrecords: seed={seed} with the parallel_epochs data service "
+            f"{data_service.address}: every worker would give the same batches; pass "
+            "seed=None, or processing_mode='distributed_epoch'"
         )
     _check_context_arguments(
         load_context_features, max_num_context_features, context_feature_length,
@@ -775,4 +795,7 @@ def read_tfrecords(
             num_parallel_calls=num_parallel_calls,
             deterministic=deterministic,
         )
+    if data_service is not None:
+        # The batches are made on the workers: one message per batch, nothing left to do here.
+        dataset = distribute(dataset, data_service)
     return dataset.prefetch(num_prefetch_batches)

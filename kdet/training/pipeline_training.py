@@ -10,7 +10,7 @@ summary["final_step"], summary["checkpoint"]
 
 
 def train_pipeline(config, model_dir, num_steps=None, checkpoint_every_n=1000, log_every_n=100,
-                   strategy=None, dtype_policy=None, verbose="auto", log=print):
+                   strategy=None, dtype_policy=None, verbose="auto", log=print, data_service=None):
     """Trains the model of a pipeline config into `model_dir`, resuming if it can.
 
     The steps of `kdet train`:
@@ -35,6 +35,12 @@ def train_pipeline(config, model_dir, num_steps=None, checkpoint_every_n=1000, l
         dtype_policy: optional Keras dtype policy name, e.g. `"mixed_bfloat16"`.
         verbose: `fit`'s `verbose`. Defaults to `"auto"`.
         log: callable taking one line, or None. Defaults to `print`.
+        data_service: None, or the tf.data service the training input runs on (`kdet train
+            --data_service`): a dispatcher address `"grpc://host:port"` or a
+            `kdet.data.service.DataService` (see `kdet.configs.train_dataset`). Under a
+            multi-worker strategy, a service without a `job_name` gets
+            `"kdet-train:<model_dir's name>:<first step>"`, the same on every worker, so the
+            trainers share one job, each batch going to one of them. Defaults to None.
 
     Returns:
         `kdet.training.train`'s dict (`"start_step"`, `"final_step"`, `"seconds"`,
@@ -65,12 +71,13 @@ def train_pipeline(config, model_dir, num_steps=None, checkpoint_every_n=1000, l
     log = log or (lambda line: None)
     strategy = strategy or tf.distribute.get_strategy()
     restored = None
+    resume = latest_checkpoint(model_dir)
     with strategy.scope():
         pipeline = compiled_pipeline(config, dtype_policy=dtype_policy)
         # Path typos are reported at their config line before any weights are restored.
         check_config_paths(pipeline, "train_input_reader")
         # A new run starts from the fine-tune checkpoint; a resumed one from its own.
-        if latest_checkpoint(model_dir) is None:
+        if resume is None:
             restored = restore_fine_tune_checkpoint(pipeline)
             if restored is not None:
                 log(str(restored))
@@ -80,7 +87,9 @@ def train_pipeline(config, model_dir, num_steps=None, checkpoint_every_n=1000, l
             f"{config}: train_config.num_steps is 0 (no limit); pass --num_train_steps "
             "(num_steps in Python)"
         )
-    dataset = train_dataset(pipeline)
+    dataset = train_dataset(
+        pipeline, data_service=_shared_job(data_service, strategy, model_dir, resume)
+    )
     check_train_dataset(pipeline, dataset)
     label_map = pipeline.train_input.get("label_map")
     try:
@@ -100,3 +109,21 @@ def train_pipeline(config, model_dir, num_steps=None, checkpoint_every_n=1000, l
             pipeline, error.summary["final_step"], num_steps, error.summary["checkpoint"]
         ) from None
     return {**summary, "replicas": strategy.num_replicas_in_sync, "fine_tune": restored}
+
+
+def _shared_job(data_service, strategy, model_dir, resume):
+    """`data_service` (see `train_pipeline`) with the job name the workers of a multi-worker
+    `strategy` share, unless it has one (`resume`: `latest_checkpoint(model_dir)`)."""
+    import dataclasses
+    import pathlib
+
+    from kdet.data.service import as_data_service
+
+    data_service = as_data_service(data_service)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if data_service is None or data_service.job_name or resolver is None or not resolver.task_type:
+        return data_service
+    step = resume[0] if resume else 0
+    return dataclasses.replace(
+        data_service, job_name=f"kdet-train:{pathlib.Path(model_dir).resolve().name}:{step}"
+    )
