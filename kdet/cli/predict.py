@@ -5,6 +5,8 @@ thin shell over `kdet.inference`)."""
 # so that `kdet --help` does not import it.
 _IMAGES = "JPEG, PNG, BMP, GIF, TIFF, WebP"
 _VIDEOS = "MP4, MOV, AVI, MKV, WebM, M4V, MPEG, WMV"
+# kdet.inference.RUNTIMES, named here for the same reason (a test checks they agree).
+RUNTIMES = ("keras", "frozen", "saved_model", "tflite")
 
 
 def add_predict_parser(subparsers):
@@ -34,7 +36,19 @@ def add_predict_parser(subparsers):
         default="ssd_mobilenet_v2_coco",
         help="a zoo model name (see 'kdet zoo'), a .keras file, a 'kdet train' model "
         "directory (its newest checkpoint) or one of its ckpt-<step>.weights.h5 files, a "
-        "'kdet export' output folder, or a SavedModel folder (default: ssd_mobilenet_v2_coco)",
+        "'kdet export' output folder, a SavedModel folder, or a .tflite file 'kdet export' "
+        "wrote (default: ssd_mobilenet_v2_coco)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="what serves the model: keras (the Keras model), frozen (one constant graph, "
+        "batch norms folded), saved_model (a SavedModel or 'kdet export' folder), tflite "
+        "(TFLite with XNNPACK: SSD and CenterNet without masks; a Keras model is converted "
+        "once and cached, an export folder uses its model.tflite). Default: tflite for a zoo "
+        "model it can serve, saved_model for a SavedModel, else keras (see docs/predict.md, "
+        "'Serving on CPU')",
     )
     parser.add_argument(
         "--pipeline_config_path",
@@ -107,7 +121,8 @@ def run_predict(args):
     # Every input is found and its header read before the model loads.
     found = collect_inputs(args.inputs)
     inputs = readable_inputs(found, strict=args.strict, allow_large_images=args.allow_large_images)
-    detector = load_detector(args.model, args.label_map, args.pipeline_config_path)
+    detector = load_detector(args.model, args.label_map, args.pipeline_config_path,
+                             runtime=args.runtime)
     result = predict_to_folder(
         detector,
         inputs,

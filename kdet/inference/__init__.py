@@ -1,7 +1,8 @@
 """Running detectors on files: what `kdet predict` does, as library calls.
 
 - `load_detector(source)`: a `LoadedDetector` from a zoo name, a `.keras` file, a `kdet train`
-  model directory or checkpoint, a `kdet export` folder or a SavedModel.
+  model directory or checkpoint, a `kdet export` folder, a SavedModel or a `.tflite` file,
+  served by one of `RUNTIMES` (`runtime="keras"`, `"frozen"`, `"saved_model"`, `"tflite"`).
 - `restored_model(config, checkpoint)`: a pipeline config's model with a `kdet train`
   checkpoint's weights.
 - `collect_inputs(arguments)`: image and video files from paths, folders and glob patterns,
@@ -23,9 +24,11 @@ from kdet.inference.loaded_detector import restored_model
 from kdet.inference.prediction_run import predict_to_folder
 from kdet.inference.prediction_run import readable_inputs
 from kdet.inference.run_folder import RunFolder
+from kdet.inference.runtimes import RUNTIMES
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "RUNTIMES",
     "VIDEO_EXTENSIONS",
     "InputFile",
     "LoadedDetector",

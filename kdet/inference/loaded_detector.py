@@ -1,5 +1,6 @@
 """A detector from whatever a user has: a zoo name, a `.keras` file, a `kdet train` model
-directory or checkpoint, a `kdet export` folder or a SavedModel.
+directory or checkpoint, a `kdet export` folder, a SavedModel or a `.tflite` file; served by
+the Keras model, a frozen graph, the SavedModel or TFLite (`kdet.inference.runtimes`).
 
 `load_detector` finds out which one a source is and returns a `LoadedDetector`, whose `detect`
 gives the same per-image result for all of them: boxes `yxyx` in pixels of the image, label-map
@@ -15,7 +16,8 @@ import numpy as np
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
 _SOURCES = (
     "a zoo model name (see 'kdet zoo'), a .keras file, a 'kdet train' model directory (or one "
-    "of its ckpt-<step>.weights.h5 files), a 'kdet export' folder or a SavedModel folder"
+    "of its ckpt-<step>.weights.h5 files), a 'kdet export' folder or a SavedModel folder, or "
+    "a .tflite file of 'kdet export'"
 )
 
 
@@ -60,8 +62,9 @@ class LoadedDetector:
             return self._detect_batch(image[np.newaxis], score_threshold)
         if self.keras_model is None:
             raise ValueError(
-                f"tiling (--tile_size) needs a Keras model; {self.description} is a SavedModel: "
-                "use the .keras file, 'kdet train' model directory or zoo name it came from"
+                f"tiling (--tile_size) needs a Keras model; {self.description} has none: use "
+                "the .keras file, 'kdet train' model directory or zoo name it came from, with "
+                "runtime 'keras' (--runtime keras)"
             )
         tiled = self.keras_model.predict_tiled(image, tile_size, stride=tile_stride)
         rows = _valid_rows(tiled, score_threshold)
@@ -72,8 +75,8 @@ class LoadedDetector:
         return self.label_map.get(int(label), str(int(label)))
 
 
-def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
-    """Loads a detector from a zoo name or a file or folder kdet wrote.
+def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None, runtime=None):
+    """Loads a detector from a zoo name or a file or folder kdet wrote, served by a runtime.
 
     | `source` | what is loaded | label map |
     | --- | --- | --- |
@@ -81,34 +84,63 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
     | `model.keras` | `keras.saving.load_model` | none |
     | `kdet train` model directory | its newest intact `ckpt-<step>.weights.h5`, in the model of its config | the config's |
     | `ckpt-<step>.weights.h5` | that checkpoint, in the model of its config | the config's |
-    | `kdet export` folder | its `saved_model/` | the config's |
+    | `kdet export` folder | its `saved_model/` (or `model.tflite`) | the config's |
     | a SavedModel folder (`saved_model.pb`) | `tf.saved_model.load`, `serving_default` | the config's next to it, if any |
+    | a `.tflite` file `kdet export` wrote | `tf.lite.Interpreter` | the config's beside it, if any |
 
     The config of a checkpoint or model directory is `pipeline_config`, or else a
     `pipeline.config` / `pipeline.yaml` in the folder (or, for a SavedModel, beside it);
     its label map is `train_input_reader.label_map_path` (or the first `eval_input_reader`'s).
+
+    Runtimes (`RUNTIMES`; their speeds: `benchmarks/README.md`, "Serving on CPU"):
+
+    | `runtime` | serves | sources |
+    | --- | --- | --- |
+    | `"keras"` | the Keras model (`predict_on_batch`) | Keras: zoo, `.keras`, checkpoint |
+    | `"frozen"` | one constant graph, batch norms folded | Keras |
+    | `"saved_model"` | the SavedModel's `serving_default` | SavedModel, export folder |
+    | `"tflite"` | TFLite float32, XNNPACK (see below) | SSD, CenterNet; `.tflite` |
+
+    `"tflite"` converts a Keras model once (`export_tflite`, any image size) and caches it in
+    `<kdet cache>/runtimes/`, keyed by the model's files (or zoo entry) and the TensorFlow,
+    Keras and kdet sources, written atomically; later loads build no Keras model. An export
+    folder serves its `model.tflite` as exported (int8 if it was quantized: its detections
+    then differ). TFLite has no Faster R-CNN or masks: those are refused, naming the runtimes
+    the model has.
+
+    Default (`None`): `"tflite"` for a zoo model TFLite can serve (its float32 detections are
+    the Keras model's: boxes within 1e-6 of the image size), else `"keras"`, for a model file
+    or checkpoint `"keras"` (converting takes longer than Keras takes for a few images: ask
+    for `"tflite"` to convert and cache it), `"saved_model"` for a SavedModel or export
+    folder, `"tflite"` for a `.tflite` file. Masks are served by `"keras"`, `"frozen"` and
+    `"saved_model"`.
 
     Args:
         source: str or path-like. Defaults to `"ssd_mobilenet_v2_coco"`.
         label_map: optional `{id: name}` or `.pbtxt` path, used instead of the source's own.
         pipeline_config: optional path of the pipeline.config / YAML config the model was
             trained with (needed for a model directory that holds none).
+        runtime: optional str, one of `RUNTIMES` (see above). Defaults to `None`.
 
     Returns:
         A `LoadedDetector`.
 
     Raises:
-        FileNotFoundError / ValueError: naming the source and what was expected.
+        FileNotFoundError / ValueError: naming the source and what was expected; for a
+            runtime the source cannot be served with, naming the source and its runtimes.
 
     Example:
     ```python
     detector = kdet.inference.load_detector("runs/my_ssd", pipeline_config="my/pipeline.config")
     found = detector.detect(image)   # {"boxes" yxyx pixels, "labels", "confidences"}
     # (+ "masks" [K, height, width] for a Mask R-CNN)
+    fast = kdet.inference.load_detector("ssd_mobilenet_v2_coco", runtime="tflite")
     ```
     """
     from kdet.data.label_map import read_label_map
+    from kdet.inference.runtimes import check_runtime
 
+    check_runtime(runtime)
     if label_map is not None and not isinstance(label_map, dict):
         label_map = read_label_map(label_map)  # before the (slower) model: its errors first
     path = pathlib.Path(source)
@@ -117,31 +149,124 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None):
         raise FileNotFoundError(f"pipeline config {config}: no such file")
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
-            detector = _load_saved_model(path, config or _config_beside(path.parent, path))
+            detector = _serve_saved_model(
+                path, config or _config_beside(path.parent, path), runtime, None
+            )
         elif (path / "saved_model" / "saved_model.pb").is_file():
-            detector = _load_saved_model(path / "saved_model", config or _config_beside(path))
+            detector = _serve_saved_model(
+                path / "saved_model", config or _config_beside(path), runtime,
+                path / "model.tflite",
+            )
         else:
-            detector = _load_model_directory(path, config)
+            detector = _serve_keras(_model_directory_source(path, config), runtime)
     elif path.is_file():
         if path.name.endswith(".weights.h5"):
             from kdet.training.model_dir import checkpoint_step
 
-            detector = _load_checkpoint(
-                path, checkpoint_step(path), _required_config(path.parent, config, path)
+            detector = _serve_keras(
+                _checkpoint_source(path, checkpoint_step(path),
+                                   _required_config(path.parent, config, path)),
+                runtime,
             )
         elif path.suffix == ".keras":
             _refuse_config(config, source)
-            detector = _load_keras_file(path)
+            detector = _serve_keras(_keras_file_source(path), runtime)
+        elif path.suffix == ".tflite":
+            detector = _serve_tflite_file(path, config or _config_beside(path.parent), runtime)
         else:
             raise ValueError(f"model {source}: not a model file; expected {_SOURCES}")
     elif _looks_like_a_path(str(source)):
         raise FileNotFoundError(f"model {source}: no such file or folder; expected {_SOURCES}")
     else:
         _refuse_config(config, source)
-        detector = _load_zoo_model(str(source))
+        detector = _serve_keras(_zoo_source(str(source)), runtime)
     if label_map is not None:
         detector.label_map = dict(label_map)
     return detector
+
+
+class _KerasSource:
+    """A Keras model not loaded yet: what describes it, its label map, and how to build it.
+
+    Args:
+        description: str, for messages.
+        files: list of str, what the model's detections depend on (paths or text), keying its
+            cached TFLite conversion (`kdet.inference.runtimes.cached_tflite_path`).
+        label_map: callable returning `{id: name}`.
+        build: callable returning the built Keras detector.
+        default_runtime: the runtime used when none is asked for.
+    """
+
+    def __init__(self, description, files, label_map, build, default_runtime="keras"):
+        self.description = description
+        self.files = files
+        self.label_map = label_map
+        self.build = build
+        self.default_runtime = default_runtime
+
+
+def _serve_keras(source, runtime):
+    """A `LoadedDetector` of a `_KerasSource` with `runtime` (None: its default; a default
+    `"tflite"` the model does not support falls back to `"keras"`)."""
+    from kdet.inference.runtimes import KERAS_RUNTIMES
+    from kdet.inference.runtimes import cached_tflite_path
+    from kdet.inference.runtimes import convert_to_tflite
+    from kdet.inference.runtimes import frozen_detect
+    from kdet.inference.runtimes import tflite_detect
+    from kdet.inference.runtimes import tflite_support_error
+    from kdet.inference.runtimes import unsupported_runtime
+    from kdet.utils.verified_files import is_verified
+
+    chosen = runtime or source.default_runtime
+    if chosen not in KERAS_RUNTIMES:
+        raise unsupported_runtime(chosen, source.description, KERAS_RUNTIMES,
+                                  "a Keras model; 'saved_model' serves 'kdet export' folders")
+    cached = cached_tflite_path(source.files) if chosen == "tflite" else None
+    if cached is not None and is_verified(cached):  # no Keras model to build
+        return LoadedDetector(tflite_detect(cached), source.label_map(),
+                              f"{source.description} (TFLite)")
+    model = source.build()
+    if chosen == "tflite":
+        reason = tflite_support_error(model)
+        if reason is not None and runtime is None:
+            chosen = "keras"
+        elif reason is not None:
+            raise unsupported_runtime("tflite", source.description, ("keras", "frozen"), reason)
+    if chosen == "keras":
+        return LoadedDetector(_keras_detect(model), source.label_map(), source.description, model)
+    if chosen == "frozen":
+        return LoadedDetector(frozen_detect(model), source.label_map(),
+                              f"{source.description} (frozen graph)", model)
+    model_file = convert_to_tflite(model, cached, source.description)
+    return LoadedDetector(tflite_detect(model_file), source.label_map(),
+                          f"{source.description} (TFLite)", model)
+
+
+def _serve_saved_model(path, config, runtime, tflite_file):
+    from kdet.inference.runtimes import SAVED_MODEL_RUNTIMES
+    from kdet.inference.runtimes import unsupported_runtime
+
+    if runtime in (None, "saved_model"):
+        return _load_saved_model(path, config)
+    if runtime == "tflite" and tflite_file is not None and tflite_file.is_file():
+        return _serve_tflite_file(tflite_file, config, runtime)
+    supported = SAVED_MODEL_RUNTIMES if tflite_file is not None and tflite_file.is_file() else (
+        "saved_model",)
+    reason = (
+        "a SavedModel; for 'keras' or 'frozen' load the .keras file, 'kdet train' model "
+        "directory or zoo name it came from" if runtime != "tflite" else
+        "no model.tflite beside it: export with 'kdet export --tflite' (SSD, CenterNet)"
+    )
+    raise unsupported_runtime(runtime, f"SavedModel {path}", supported, reason)
+
+
+def _serve_tflite_file(path, config, runtime):
+    from kdet.inference.runtimes import tflite_detect
+    from kdet.inference.runtimes import unsupported_runtime
+
+    if runtime not in (None, "tflite"):
+        raise unsupported_runtime(runtime, f"TFLite model {path}", ("tflite",))
+    return LoadedDetector(tflite_detect(path), _config_label_map(config), f"TFLite model {path}")
 
 
 def _refuse_config(config, source):
@@ -156,15 +281,23 @@ def _looks_like_a_path(text):
     return "/" in text or "\\" in text or text.endswith((".keras", ".h5", ".pb", ".config"))
 
 
-def _load_zoo_model(name):
+def _zoo_source(name):
     import kdet.zoo
 
     try:
         entry = kdet.zoo.get_entry(name)
     except ValueError as error:
         raise ValueError(f"{error} The model may also be {_SOURCES}.") from None
-    model = kdet.zoo.load(name)
-    return LoadedDetector(_keras_detect(model), entry.label_map, f"zoo model {name}", model)
+    if isinstance(entry, kdet.zoo.ZooEntry):  # its folder's files: config, metadata, weights
+        files = [f"zoo {name}", *sorted(str(p) for p in entry.directory.iterdir())]
+    else:
+        files = [f"zoo {name}", repr(entry)]
+    return _KerasSource(f"zoo model {name}", files, lambda: entry.label_map,
+                        lambda: kdet.zoo.load(name), default_runtime="tflite")
+
+
+def _keras_file_source(path):
+    return _KerasSource(str(path), [str(path)], dict, lambda: _load_keras_model(path))
 
 
 def check_keras_file(path):
@@ -205,7 +338,7 @@ def check_keras_file(path):
         )
 
 
-def _load_keras_file(path):
+def _load_keras_model(path):
     import zipfile
     import zlib
 
@@ -223,10 +356,10 @@ def _load_keras_file(path):
             "feature extractor of your own loads after importing the module that registers "
             "it: add --import MODULE"
         ) from None
-    return LoadedDetector(_keras_detect(model), {}, str(path), model)
+    return model
 
 
-def _load_model_directory(path, config):
+def _model_directory_source(path, config):
     from kdet.training import latest_checkpoint
     from kdet.training.trainer import list_checkpoints
 
@@ -239,7 +372,7 @@ def _load_model_directory(path, config):
             ".sha256, as 'kdet train' writes)"
         )
     step, checkpoint = latest
-    return _load_checkpoint(checkpoint, step, _required_config(path, config, path))
+    return _checkpoint_source(checkpoint, step, _required_config(path, config, path))
 
 
 def restored_model(config, checkpoint, step=None, progress=None):
@@ -266,14 +399,13 @@ def restored_model(config, checkpoint, step=None, progress=None):
     return restored_pipeline(config, checkpoint, step=step, progress=progress).model
 
 
-def _load_checkpoint(checkpoint, step, config):
-    model = restored_model(config, checkpoint, step)
+def _checkpoint_source(checkpoint, step, config):
     at_step = f" (step {step})" if step is not None else ""
-    return LoadedDetector(
-        _keras_detect(model),
-        _config_label_map(config),
+    return _KerasSource(
         f"{checkpoint}{at_step} with {config}",
-        model,
+        [str(checkpoint), str(config)],
+        lambda: _config_label_map(config),
+        lambda: restored_model(config, checkpoint, step),
     )
 
 
