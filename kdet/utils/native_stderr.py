@@ -2,6 +2,9 @@
 
 import contextlib
 import os
+import sys
+
+from kdet.utils.import_hooks import run_around_imports
 
 
 @contextlib.contextmanager
@@ -31,17 +34,28 @@ TF_CPP_MIN_LOG_LEVEL = "2"
 
 
 def quiet_tensorflow_start():
-    """Imports TensorFlow and discovers its devices with nothing printed by its C++ side.
+    """TensorFlow starts with nothing printed by its C++ side, whoever imports it.
 
     Sets `TF_CPP_MIN_LOG_LEVEL` (unless already set), which TensorFlow reads once, when it is
-    first imported; then imports TensorFlow and lists the devices with file descriptor 2
-    hidden: the import prints a banner (oneDNN, CPU features) and device discovery a CUDA probe
-    (`E0000 … failed call to cuInit`) on machines without a GPU, both before the log level
-    applies. Listing the devices does not initialize them, so logical devices and memory growth
-    can still be configured afterwards. `import kdet` and the `kdet` command call this first.
+    first imported. Then, when TensorFlow is imported (by anyone: kdet, Keras, the user), the
+    import runs and the devices are listed with file descriptor 2 hidden: the import prints a
+    banner (oneDNN, CPU features) and device discovery a CUDA probe (`E0000 … failed call to
+    cuInit`) on machines without a GPU, both before the log level applies; if TensorFlow is
+    already imported, only the listing is hidden. Listing the devices does not initialize
+    them, so logical devices and memory growth can still be configured afterwards. Imports
+    nothing itself: `import kdet` calls this.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_MIN_LOG_LEVEL)
-    with native_stderr_hidden():
-        import tensorflow as tf
+    if "tensorflow" in sys.modules:
+        with native_stderr_hidden():
+            sys.modules["tensorflow"].config.list_physical_devices()
+    else:
+        run_around_imports(lambda name: name == "tensorflow", _tensorflow_starting)
 
-        tf.config.list_physical_devices()
+
+@contextlib.contextmanager
+def _tensorflow_starting(tensorflow):
+    """Around TensorFlow's import: its start-up and device discovery with fd 2 hidden."""
+    with native_stderr_hidden():
+        yield
+        tensorflow.config.list_physical_devices()
