@@ -20,7 +20,8 @@ Every timed case runs once per round, cases in turn (`ssd_speed.time_interleaved
 load drift on a shared machine hits all of them alike; tables report the median over rounds.
 
 Usage:
-    python benchmarks/serving_speed.py [--part all|engines|cli] [--rounds 7] [--cli_rounds 5]
+    python benchmarks/serving_speed.py [--part all|engines|cli] [--rounds 7] [--cli_rounds 3]
+        [--runtimes keras,frozen,tflite]
 """
 
 import argparse
@@ -288,8 +289,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("all", "engines", "cli"), default="all")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--cli_rounds", type=int, default=5)
-    parser.add_argument("--runtimes", default="keras,frozen,saved_model,tflite",
+    parser.add_argument("--cli_rounds", type=int, default=3)
+    parser.add_argument("--runtimes", default="keras,frozen,tflite",
                         help="the --runtime values of the cli part, comma-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
