@@ -80,6 +80,14 @@ def add_train_parser(subparsers):
         help="train with Keras mixed precision: mixed_float16 on GPUs, mixed_bfloat16 otherwise "
         "(train_config.use_bfloat16 asks for mixed_bfloat16)",
     )
+    parser.add_argument(
+        "--data_service",
+        metavar="grpc://HOST:PORT",
+        help="run the input pipeline (reading, decoding, augmentation, resizing, batching) on the "
+        "workers of this tf.data service dispatcher (TF's tf.data.experimental.service; "
+        "docs/training.md shows how to start them); with --strategy multi_worker the training "
+        "workers share one job",
+    )
     parser.set_defaults(run=run_train)
 
 
@@ -168,6 +176,7 @@ def run_train(args):
         strategy=strategy,
         dtype_policy=policy,
         log=lambda line: print(line, flush=True),
+        data_service=args.data_service,
     )
     losses = ", ".join(f"{name} {value:.4f}" for name, value in summary["losses"].items())
     print(

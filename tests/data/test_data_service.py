@@ -151,3 +151,14 @@ def test_trainers_of_one_multi_worker_strategy_share_a_job(tmp_path):
     assert _shared_job(named, worker, tmp_path / "run", None) is named
     one_process = tf.distribute.get_strategy()
     assert _shared_job("localhost:5050", one_process, tmp_path, None).job_name is None
+
+
+def test_kdet_train_data_service_flag_reaches_the_input(tmp_path, capsys):
+    from kdet import cli
+
+    address = f"grpc://127.0.0.1:{closed_port()}"
+    config = tiny_pipeline.write_pipeline(tmp_path)
+    argv = ["train", "--pipeline_config_path", str(config), "--model_dir", str(tmp_path / "run"),
+            "--data_service", address]
+    assert cli.main(argv) != 0
+    assert f"no tf.data service dispatcher answers at {address}" in capsys.readouterr().err
