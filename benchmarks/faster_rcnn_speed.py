@@ -145,8 +145,9 @@ for line in sys.stdin:
 
 
 def _torch_case(worker, request):
-    """A timed case: one `request` (`"train"` or a batch size) answered with its seconds."""
-    return lambda: worker.request(request)
+    """A timed case: one `request` (`"train"` or a batch size) answered with its wall seconds,
+    as `(wall, None)` like `ssd_speed.timed`'s `(wall, cpu)` (the worker reports no CPU time)."""
+    return lambda: (worker.request(request), None)
 
 
 def build_kdet(name, training):
@@ -243,7 +244,7 @@ def benchmark(name, args):
             worker.close()
 
     def ms(case, per=1):
-        return 1000.0 * statistics.median(times[case]) / per
+        return 1000.0 * statistics.median(wall for wall, _ in times[case]) / per
 
     rows = []
     for label, per, case in [
