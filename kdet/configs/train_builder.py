@@ -27,6 +27,7 @@ from kdet.configs.preprocessor_builder import read_augmentation_step
 from kdet.training.learning_rate_schedules import CosineDecayWithWarmup
 from kdet.training.learning_rate_schedules import ExponentialDecayWithBurnin
 from kdet.training.learning_rate_schedules import ManualStepping
+from kdet.training.optimizers import FusedAdam
 from kdet.training.variable_selection import FINE_TUNE_CHECKPOINT_TYPES
 
 # `train.proto` fields and their TF OD API defaults.
@@ -236,7 +237,9 @@ def build_optimizer(node):
         return keras.optimizers.SGD(
             learning_rate, momentum=settings["momentum_optimizer_value"], **ema
         )
-    return keras.optimizers.Adam(learning_rate, epsilon=settings["epsilon"], **ema)
+    # The TF OD API's Adam (Keras 2's) ran this fused kernel; Keras 3's Adam traces ~41 ops per
+    # variable (first step 1.4-3.1x slower, benchmarks/README.md).
+    return FusedAdam(learning_rate, epsilon=settings["epsilon"], **ema)
 
 
 def build_learning_rate(node):

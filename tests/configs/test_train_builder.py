@@ -12,6 +12,7 @@ from kdet.configs.train_builder import build_input_reader_arguments
 from kdet.configs.train_builder import build_training
 from kdet.training import CosineDecayWithWarmup
 from kdet.training import ExponentialDecayWithBurnin
+from kdet.training import FusedAdam
 from kdet.training import ManualStepping
 
 SAMPLE_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfod_configs"
@@ -130,7 +131,7 @@ def test_adam_with_cosine_decay_and_constant_rate():
         learning_rate { cosine_decay_learning_rate { learning_rate_base: 0.04 total_steps: 1000
           warmup_learning_rate: 0.01 warmup_steps: 100 } }
         epsilon: 1e-6 } } }""")
-    assert isinstance(optimizer, keras.optimizers.Adam) and optimizer.epsilon == 1e-6
+    assert isinstance(optimizer, FusedAdam) and optimizer.epsilon == 1e-6
     schedule = optimizer._learning_rate
     assert isinstance(schedule, CosineDecayWithWarmup)
     assert (schedule.learning_rate_base, schedule.total_steps, schedule.warmup_steps) == (
