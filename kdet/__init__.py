@@ -17,10 +17,10 @@ its C++ log level is `TF_CPP_MIN_LOG_LEVEL=2` (errors only) unless set before; s
 TensorFlow (a kdet module's package `kdet` always runs first).
 """
 
-import contextlib
-import importlib
-import sys
-import threading
+import contextlib as _contextlib
+import importlib as _importlib
+import sys as _sys
+import threading as _threading
 
 from kdet.utils.import_hooks import run_around_imports as _run_around_imports
 from kdet.utils.native_stderr import quiet_tensorflow_start as _quiet_tensorflow_start
@@ -62,24 +62,24 @@ _CLASSES = {
 
 def __getattr__(name):
     if name in _SUBPACKAGES:
-        return importlib.import_module(f"kdet.{name}")
+        return _importlib.import_module(f"kdet.{name}")
     if name in _CLASSES:
-        return getattr(importlib.import_module(_CLASSES[name]), name)
+        return getattr(_importlib.import_module(_CLASSES[name]), name)
     raise AttributeError(f"module 'kdet' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBPACKAGES) + list(_CLASSES))
+    return sorted({*globals(), *_SUBPACKAGES, *_CLASSES})
 
 
 # Imports of TensorFlow, Keras and kdet modules running now (Keras is half-loaded, or a kdet
 # module half-run, until they end), and whether kdet's saved classes are registered.
 _running_imports = 0
 _saved_classes_registered = False
-_lock = threading.Lock()
+_lock = _threading.Lock()
 
 
-@contextlib.contextmanager
+@_contextlib.contextmanager
 def _counted_import(module):
     """Around each import of TensorFlow, Keras or a kdet module: when the last one running
     ends, registers kdet's saved classes if Keras is loaded."""
@@ -101,11 +101,11 @@ def _register_saved_classes():
     Keras is loaded."""
     global _saved_classes_registered
     with _lock:
-        register = "keras" in sys.modules and not _saved_classes_registered
+        register = "keras" in _sys.modules and not _saved_classes_registered
         _saved_classes_registered |= register
     if register:
-        importlib.import_module("kdet.models")
-        importlib.import_module("kdet.feature_extractors")
+        _importlib.import_module("kdet.models")
+        _importlib.import_module("kdet.feature_extractors")
 
 
 _quiet_tensorflow_start()  # whoever imports TensorFlow: no C++ banner, CUDA probe or info lines
