@@ -26,8 +26,9 @@ QUANTIZATIONS = (None, "dynamic_range", "int8")
 # keeps per box in fast NMS (the TF OD API's value).
 DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
 _MAX_CLASSES_PER_DETECTION = 1
-# Name scope of a CenterNet's post-processing in its TFLite graph (kept float in int8).
-_CENTER_NET_POSTPROCESSING = "center_net_postprocessing"
+# Name scope of the post-processing in a TFLite graph: a CenterNet's, and an SSD's ops after
+# its NMS op (kept float in int8).
+_POSTPROCESSING = "postprocessing"
 
 
 def export_tflite(model, path, quantization=None, input_size=None, use_regular_nms=True,
@@ -151,7 +152,7 @@ def export_tflite(model, path, quantization=None, input_size=None, use_regular_n
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     log("converting")
-    if isinstance(model, CenterNet) and converter.representative_dataset is not None:
+    if converter.representative_dataset is not None:
         path.write_bytes(_int8_with_float_postprocessing(converter, function))
     else:
         path.write_bytes(converter.convert())
@@ -185,30 +186,36 @@ def _ssd_detect(model, input_spec, int8, use_regular_nms, log):
         detection_boxes, classes, detection_scores, num_detections = non_max_suppression(
             _unit_anchor_codes(boxes), scores, unit_anchors
         )
-        valid = tf.range(model.max_detections)[tf.newaxis] < tf.cast(num_detections, tf.int32)
-        return {
-            # NMS ran on the boxes as decoded; the kept ones are clipped, as in `postprocess`.
-            "detection_boxes": tf.clip_by_value(detection_boxes, 0.0, 1.0),
-            "detection_scores": detection_scores,
-            # The op numbers classes from 0; label-map ids start at 1.
-            "detection_classes": tf.where(valid, classes + 1.0, 0.0),
-            "num_detections": num_detections,
-        }
+        with tf.name_scope(_POSTPROCESSING):
+            return _ssd_outputs(model, detection_boxes, classes, detection_scores, num_detections)
 
     return detect
+
+
+def _ssd_outputs(model, detection_boxes, classes, detection_scores, num_detections):
+    """The TFLite SSD's outputs from those of `TFLite_Detection_PostProcess`."""
+    valid = tf.range(model.max_detections)[tf.newaxis] < tf.cast(num_detections, tf.int32)
+    return {
+        # NMS ran on the boxes as decoded; the kept ones are clipped, as in `postprocess`.
+        "detection_boxes": tf.clip_by_value(detection_boxes, 0.0, 1.0),
+        "detection_scores": detection_scores,
+        # The op numbers classes from 0; label-map ids start at 1.
+        "detection_classes": tf.where(valid, classes + 1.0, 0.0),
+        "num_detections": num_detections,
+    }
 
 
 def _center_net_detect(model, input_spec, int8, include_keypoints, log):
     """The TFLite model's function for a CenterNet: the frozen network, then its `postprocess`
     (max-pool peaks, top-k, boxes, keypoints; every op a TFLite built-in one, in the name scope
-    `_CENTER_NET_POSTPROCESSING`) and the TF OD API exporter's outputs (`tf_od_api_outputs`).
+    `_POSTPROCESSING`) and the TF OD API exporter's outputs (`tf_od_api_outputs`).
     """
     frozen = _frozen_network(model, lambda images: model(images, training=False), input_spec,
                              int8, log)
 
     def detect(input_tensor):
         outputs = frozen.import_into_graph(input_tensor)
-        with tf.name_scope(_CENTER_NET_POSTPROCESSING):
+        with tf.name_scope(_POSTPROCESSING):
             detections = model.postprocess(outputs)
             if not include_keypoints:  # the converter then drops the keypoint heads too
                 detections = {key: value for key, value in detections.items()
@@ -219,16 +226,17 @@ def _center_net_detect(model, input_spec, int8, include_keypoints, log):
 
 
 def _int8_with_float_postprocessing(converter, function):
-    """The int8 conversion of a CenterNet's TFLite `function` with its post-processing left in
-    float32.
+    """The int8 conversion of a TFLite `function` with its post-processing left in float32.
 
-    Calibrated as a whole, the converter would quantize the post-processing too, and in int8
-    the peak test (a score equal to its neighbourhood's max-pool) and top-k lose the detections;
-    its ops (named `_CENTER_NET_POSTPROCESSING/…`, as a float conversion shows) are kept float
-    with TFLite's selective quantization (`QuantizationDebugOptions(denylisted_nodes=…)`).
+    Calibrated as a whole, the converter would quantize the post-processing too: in int8 a
+    CenterNet's peak test (a score equal to its neighbourhood's max-pool) and top-k lose the
+    detections, and an SSD's ops after its NMS op round the boxes to 1/255 and the class ids
+    (1.0039 for 1). Those ops (named `_POSTPROCESSING/…`, as a float conversion shows) are kept
+    float with TFLite's selective quantization (`QuantizationDebugOptions(denylisted_nodes=…)`).
     """
-    float_model = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
-    float_model = float_model.convert()
+    float_converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
+    float_converter.allow_custom_ops = converter.allow_custom_ops
+    float_model = float_converter.convert()
     with warnings.catch_warnings():
         # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert (when it is deleted).
         warnings.simplefilter("ignore", UserWarning)
@@ -236,7 +244,7 @@ def _int8_with_float_postprocessing(converter, function):
         # The outputs lose their names to the signature's ("PartitionedCall:0", …).
         postprocessing = [
             tensor["name"] for tensor in interpreter.get_tensor_details()
-            if tensor["name"].startswith(f"{_CENTER_NET_POSTPROCESSING}/")
+            if tensor["name"].startswith(f"{_POSTPROCESSING}/")
         ] + [tensor["name"] for tensor in interpreter.get_output_details()]
         del interpreter
     debugger = tf.lite.experimental.QuantizationDebugger(

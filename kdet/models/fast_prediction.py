@@ -13,7 +13,9 @@ batch, height and width unknown from the start, so no image size or batch size e
 again; the network inside still sees its static input shape. Other resizers feed the network
 a size that follows the image's, and are traced like Keras's `predict_on_batch`
 (`reduce_retracing`: exact shapes first, relaxed from the second shape on). The computation is
-`predict_step`'s, so the detections are those of Keras's `predict`.
+`predict_step`'s, so the detections are those of Keras's `predict`. The traces live as long
+as Keras's own `predict_function`: whatever makes Keras trace `predict` anew (`compile`, a
+quantization-aware rewrite, setting `model.predict_function = None`) makes them anew too.
 """
 
 import numpy as np
@@ -49,6 +51,7 @@ class PredictionFunctions:
         self._model = model
         self._functions = {}
         self._one_size = None
+        self._keras_predict_function = None
 
     def usable(self):
         """Whether the fast path gives what Keras's `predict` gives: not when the model runs
@@ -69,6 +72,12 @@ class PredictionFunctions:
         Returns:
             The predictions dict of `predict_step`, each value a numpy array.
         """
+        self._model.make_predict_function()  # Keras's, made if it was reset (not traced)
+        keras_predict_function = self._model.predict_function
+        if keras_predict_function is not self._keras_predict_function:
+            # Keras traces `predict` anew (see the module docstring): so do these.
+            self._functions.clear()
+            self._keras_predict_function = keras_predict_function
         images = tf.convert_to_tensor(images)
         key = (images.dtype, bool(self._model.jit_compile))
         function = self._functions.get(key)

@@ -5,6 +5,7 @@ the model resizes every image to one size."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tiny_ssd_extractor
 import tiny_two_stage_extractor  # noqa: F401 (registers config_test_tiny_two_stage)
 
@@ -125,3 +126,16 @@ def test_model_resizing_to_the_image_size_retraces_like_keras_and_equals_it():
 )
 def test_resizes_to_one_size(resizer, one_size):
     assert resizes_to_one_size(resizer) is one_size
+
+
+def test_traces_are_made_anew_when_keras_would_trace_predict_anew(ssd):
+    images = _images(np.random.default_rng(4), 1, 40, 40)
+    ssd.predict(images, verbose=0)
+    traced = dict(ssd._prediction_functions._functions)
+    ssd.predict(images, verbose=0)
+    assert ssd._prediction_functions._functions == traced  # kept while Keras keeps its own
+    ssd.predict_function = None  # what compile() and a quantization-aware rewrite do
+    ssd.predict(images, verbose=0)
+    functions = ssd._prediction_functions._functions
+    key = (tf.uint8, False)
+    assert list(functions) == [key] and functions[key] is not traced[key]

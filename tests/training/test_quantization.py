@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny_ssd_extractor
 
 import kdet
-import tiny_ssd_extractor
 from kdet.export import export_tflite
 from kdet.training import trainer
 from kdet.training.quantization import FakeQuantConv2D
@@ -213,6 +213,10 @@ def test_int8_export_of_a_float_model_calibrates_on_representative_images(tmp_pa
     assert {tuple(outputs) for _, _, outputs in _convolutions(interpreter)} == {(np.int8,)}
     result = interpreter.get_signature_runner()(input_tensor=_images(1, seed=6))
     assert result["detection_boxes"].shape == (1, model.max_detections, 4)
+    # The ops after the NMS op stay float: whole label ids, boxes not rounded to 1/255 steps.
+    classes = result["detection_classes"][0, : int(result["num_detections"][0])]
+    assert classes.size and np.array_equal(classes, np.round(classes))
+    assert not np.allclose(result["detection_boxes"] * 255, np.round(result["detection_boxes"] * 255))
 
 
 def test_serialization_of_the_settings():
