@@ -17,12 +17,13 @@ import io
 import math
 import pathlib
 
-import keras
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFont
 
 _DRAWN_KEYS = ("boxes", "labels", "classes", "confidences", "num_detections")
 _DRAWN_KEYS += ("keypoints", "keypoint_scores", "keypoint_visibilities", "masks")
@@ -355,8 +356,19 @@ def save_image(image, path):
     Image.fromarray(pixels).save(path)
 
 
+def _to_numpy(value):
+    """`value` (a numpy array, a tensor, a nested list) as a numpy array: a numpy array as it
+    is (TensorFlow and Keras are not imported for it), anything else through
+    `keras.ops.convert_to_numpy`."""
+    if isinstance(value, np.ndarray):
+        return value
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
 def _to_uint8_image(image):
-    pixels = np.asarray(keras.ops.convert_to_numpy(image))
+    pixels = _to_numpy(image)
     if pixels.ndim == 4 and pixels.shape[0] == 1:
         pixels = pixels[0]
     if pixels.ndim != 3 or pixels.shape[-1] != 3:
@@ -372,7 +384,7 @@ def _checked_batch(images, predictions, y_true, caller):
     """`images` as a numpy `[batch, height, width, 3]` array, once the arguments are checked."""
     if predictions is None and y_true is None:
         raise ValueError(f"{caller} needs `predictions`, `y_true` or both; got neither.")
-    images = np.asarray(keras.ops.convert_to_numpy(images))
+    images = _to_numpy(images)
     if images.ndim != 4:
         raise ValueError(
             f"`images` must be batched, shape [batch, height, width, 3]; got {images.shape}."
@@ -405,7 +417,7 @@ def _valid_boxes(
             f"got keys {sorted(detections)}."
         )
     arrays = {
-        key: np.asarray(keras.ops.convert_to_numpy(detections[key]))
+        key: _to_numpy(detections[key])
         for key in _DRAWN_KEYS
         if key in detections
     }
@@ -427,15 +439,14 @@ def _valid_boxes(
         confidences = np.ones(len(labels), np.float32)
     if "num_detections" in arrays:
         keep &= np.arange(len(labels)) < int(arrays["num_detections"])
-    boxes = keras.ops.convert_to_numpy(
-        keras.utils.bounding_boxes.convert_format(
-            boxes[keep].astype(np.float32),
-            bounding_box_format,
-            "xyxy",
-            height=height,
-            width=width,
-        )
-    )
+    boxes = boxes[keep].astype(np.float32)
+    if bounding_box_format == "yxyx":  # what convert_format does, without importing Keras
+        boxes = boxes[:, [1, 0, 3, 2]]
+    elif bounding_box_format != "xyxy":
+        import keras
+
+        boxes = keras.ops.convert_to_numpy(keras.utils.bounding_boxes.convert_format(
+            boxes, bounding_box_format, "xyxy", height=height, width=width))
     keypoints = None
     if "keypoints" in arrays:
         points, drawn = _drawn_keypoints(

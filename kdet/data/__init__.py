@@ -4,38 +4,56 @@ Everything on disk is what the TF Object Detection API reads and writes: TFRecor
 `tf.train.Example` with its keys (`kdet.data.tf_example`) and `.pbtxt` label maps.
 """
 
-from kdet.data import augmentation
-from kdet.data.converters import ConversionSummary
-from kdet.data.converters import convert_coco
-from kdet.data.converters import convert_csv
-from kdet.data.converters import convert_mask_folders
-from kdet.data.converters import convert_voc
-from kdet.data.converters import create_example_from_arrays
-from kdet.data.converters import write_tfrecord
-from kdet.data.errors import DataError
-from kdet.data.input_pipeline import list_input_files
-from kdet.data.input_pipeline import pad_context_features
-from kdet.data.input_pipeline import pad_groundtruth
-from kdet.data.input_pipeline import pad_keypoints
-from kdet.data.input_pipeline import pad_masks
-from kdet.data.input_pipeline import read_tfrecords
-from kdet.data.input_pipeline import resize_image_and_boxes
-from kdet.data.label_map import KeypointItem
-from kdet.data.label_map import LabelMapItem
-from kdet.data.label_map import create_categories
-from kdet.data.label_map import label_map_from_names
-from kdet.data.label_map import name_to_id
-from kdet.data.label_map import read_label_map
-from kdet.data.label_map import read_label_map_items
-from kdet.data.label_map import read_label_map_keypoints
-from kdet.data.label_map import validate_label_map
-from kdet.data.label_map import write_label_map
-from kdet.data.sharded_tfrecord_writer import ShardedTFRecordWriter
-from kdet.data.tf_example import create_tf_example
-from kdet.data.tf_example import create_tf_sequence_example
-from kdet.data.tf_example import decode_tf_example
-from kdet.data.tf_example import decode_tf_sequence_example
-from kdet.data.tf_example import encode_image
+import importlib as _importlib
+
+# Public names → the module defining them, imported on first use (most import TensorFlow;
+# `kdet predict` of a cached TFLite model reads a label map and runs without it).
+_NAMES = {
+    "ConversionSummary": "kdet.data.converters",
+    "convert_coco": "kdet.data.converters",
+    "convert_csv": "kdet.data.converters",
+    "convert_mask_folders": "kdet.data.converters",
+    "convert_voc": "kdet.data.converters",
+    "create_example_from_arrays": "kdet.data.converters",
+    "write_tfrecord": "kdet.data.converters",
+    "DataError": "kdet.data.errors",
+    "list_input_files": "kdet.data.input_pipeline",
+    "pad_context_features": "kdet.data.input_pipeline",
+    "pad_groundtruth": "kdet.data.input_pipeline",
+    "pad_keypoints": "kdet.data.input_pipeline",
+    "pad_masks": "kdet.data.input_pipeline",
+    "read_tfrecords": "kdet.data.input_pipeline",
+    "resize_image_and_boxes": "kdet.data.input_pipeline",
+    "KeypointItem": "kdet.data.label_map",
+    "LabelMapItem": "kdet.data.label_map",
+    "create_categories": "kdet.data.label_map",
+    "label_map_from_names": "kdet.data.label_map",
+    "name_to_id": "kdet.data.label_map",
+    "read_label_map": "kdet.data.label_map",
+    "read_label_map_items": "kdet.data.label_map",
+    "read_label_map_keypoints": "kdet.data.label_map",
+    "validate_label_map": "kdet.data.label_map",
+    "write_label_map": "kdet.data.label_map",
+    "ShardedTFRecordWriter": "kdet.data.sharded_tfrecord_writer",
+    "create_tf_example": "kdet.data.tf_example",
+    "create_tf_sequence_example": "kdet.data.tf_example",
+    "decode_tf_example": "kdet.data.tf_example",
+    "decode_tf_sequence_example": "kdet.data.tf_example",
+    "encode_image": "kdet.data.tf_example",
+}
+
+
+def __getattr__(name):
+    if name == "augmentation":
+        return _importlib.import_module("kdet.data.augmentation")
+    if name in _NAMES:
+        return getattr(_importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'kdet.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "ConversionSummary",

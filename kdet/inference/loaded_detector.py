@@ -86,7 +86,7 @@ def load_detector(source=DEFAULT_MODEL, label_map=None, pipeline_config=None, ru
     | `ckpt-<step>.weights.h5` | that checkpoint, in the model of its config | the config's |
     | `kdet export` folder | its `saved_model/` (or `model.tflite`) | the config's |
     | a SavedModel folder (`saved_model.pb`) | `tf.saved_model.load`, `serving_default` | the config's next to it, if any |
-    | a `.tflite` file `kdet export` wrote | `tf.lite.Interpreter` | the config's beside it, if any |
+    | a `.tflite` file `kdet export` wrote | LiteRT (`ai_edge_litert`, else `tf.lite`) | the config's beside it, if any |
 
     The config of a checkpoint or model directory is `pipeline_config`, or else a
     `pipeline.config` / `pipeline.yaml` in the folder (or, for a SavedModel, beside it);
@@ -496,7 +496,10 @@ def _box_mask_rows_in_pixels(detections, score_threshold, height, width):
     rows = {key: value[valid] for key, value in rows.items()}
     if "box_masks" in rows:
         rows["masks"] = _pasted_masks(rows.pop("box_masks"), rows["boxes"], height, width)
-    return _in_pixels(rows, "rel_yxyx", height, width)
+    # What convert_format(rows, "rel_yxyx", "yxyx") computes (float32 products, no padding
+    # rows left), in numpy: a TFLite model's detections need no TensorFlow.
+    rows["boxes"] = rows["boxes"] * np.array([height, width, height, width], np.float32)
+    return rows
 
 
 def _valid_rows(detections, score_threshold=None, extra_keys=()):
@@ -506,14 +509,10 @@ def _valid_rows(detections, score_threshold=None, extra_keys=()):
     not None): boxes as given, float32 `[K, 4]`,
     labels int32 `[K]`, confidences float32 `[K]`, and the `extra_keys` present (per-detection
     outputs such as masks) float32 `[K, ...]`."""
-    import keras
+    from kdet.visualization import _to_numpy
 
     keys = ("boxes", "labels", "confidences", "num_detections", *extra_keys)
-    arrays = {
-        key: np.asarray(keras.ops.convert_to_numpy(detections[key]))[0]
-        for key in keys
-        if key in detections
-    }
+    arrays = {key: _to_numpy(detections[key])[0] for key in keys if key in detections}
     labels = arrays["labels"].astype(np.int32)
     keep = (np.arange(len(labels)) < arrays.pop("num_detections")) & (labels >= 0)
     if score_threshold is not None:

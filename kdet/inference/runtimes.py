@@ -90,8 +90,10 @@ def frozen_detect(model):
 
 def tflite_detect(model, num_threads=None):
     """`detect_batch` of a `kdet export` TFLite model (`serving_default`: `input_tensor` uint8
-    `[1, H, W, 3]` → the TF OD API outputs), run by `tf.lite.Interpreter` with its default
-    XNNPACK delegate.
+    `[1, H, W, 3]` → the TF OD API outputs), run by LiteRT's interpreter with its default
+    XNNPACK delegate: `ai_edge_litert.interpreter.Interpreter` (the `ai-edge-litert` package,
+    in kdet's `zoo` extra: no TensorFlow to import) if installed, else `tf.lite.Interpreter`
+    (the same interpreter and API, deprecated in its favour). Both give the same detections.
 
     A model exported for any image size (`export_tflite(input_size=(None, None))`, what
     `load_detector` converts) takes each image as it is; one exported for one size takes
@@ -103,22 +105,16 @@ def tflite_detect(model, num_threads=None):
         num_threads: int, the interpreter's threads. Defaults to the cores this process may
             use.
     """
-    import warnings
-
-    import tensorflow as tf
-
     from kdet.inference.loaded_detector import _box_mask_rows_in_pixels
 
     if num_threads is None:
         num_threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                        else os.cpu_count() or 1)
-    with warnings.catch_warnings():
-        # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert (when it is deleted).
-        warnings.simplefilter("ignore", UserWarning)
-        if isinstance(model, bytes):
-            interpreter = tf.lite.Interpreter(model_content=model, num_threads=num_threads)
-        else:
-            interpreter = tf.lite.Interpreter(str(model), num_threads=num_threads)
+    interpreter_class = tflite_interpreter_class()
+    if isinstance(model, bytes):
+        interpreter = interpreter_class(model_content=model, num_threads=num_threads)
+    else:
+        interpreter = interpreter_class(str(model), num_threads=num_threads)
     signatures = interpreter.get_signature_list()
     inputs = signatures.get("serving_default", {}).get("inputs", [])
     if inputs != ["input_tensor"]:
@@ -144,6 +140,25 @@ def tflite_detect(model, num_threads=None):
     return detect_batch
 
 
+def tflite_interpreter_class():
+    """`ai_edge_litert.interpreter.Interpreter` if `ai-edge-litert` is installed, else
+    `tf.lite.Interpreter` (which warns that it is deprecated: the warning is silenced)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import warnings
+
+        import tensorflow as tf
+
+        def Interpreter(*args, **kwargs):  # stands for the class
+            with warnings.catch_warnings():
+                # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert.
+                warnings.simplefilter("ignore", UserWarning)
+                return tf.lite.Interpreter(*args, **kwargs)
+
+    return Interpreter
+
+
 def cached_tflite_path(source_files, cache_dir=None):
     """Where `load_detector` caches the float32 TFLite conversion of a Keras model.
 
@@ -161,14 +176,11 @@ def cached_tflite_path(source_files, cache_dir=None):
     Returns:
         `pathlib.Path`, not created.
     """
-    import keras
-    import tensorflow as tf
-
     import kdet
     from kdet.zoo.cache import resolve_cache_dir
 
-    digest = hashlib.sha256(
-        json.dumps([_CACHE_FORMAT, tf.__version__, keras.__version__]).encode())
+    digest = hashlib.sha256(json.dumps(
+        [_CACHE_FORMAT, _installed_version("tensorflow"), _installed_version("keras")]).encode())
     for item in source_files:
         path = pathlib.Path(item)
         if path.is_file():
@@ -182,6 +194,19 @@ def cached_tflite_path(source_files, cache_dir=None):
     stem = re.sub(r"\W+", "_", pathlib.Path(str(source_files[0])).name) or "model"
     name = f"{stem}-{digest.hexdigest()[:16]}.tflite"
     return resolve_cache_dir(cache_dir) / RUNTIME_CACHE / name
+
+
+def _installed_version(package):
+    """The version of an installed package, without importing it (importing TensorFlow takes
+    seconds; a cached model is served without it): its distribution's, else (installed
+    under another distribution name, e.g. `tensorflow-cpu`) its `__version__`."""
+    import importlib
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.import_module(package).__version__
 
 
 def convert_to_tflite(model, path, description):

@@ -23,13 +23,31 @@ names = [label_map[int(i)] for i in detections["labels"][0] if i > 0]
 ```
 """
 
-from kdet.zoo.entry_writer import write_zoo_entry
-from kdet.zoo.tf_detection_zoo import TFZooEntry
-from kdet.zoo.tf_zoo import TFZooArchive
-from kdet.zoo.zoo import get_entry
-from kdet.zoo.zoo import list_models as list  # noqa: A004 (the `kdet.zoo.list()` API)
-from kdet.zoo.zoo import load
-from kdet.zoo.zoo_entry import ZooEntry
+import importlib as _importlib
+
+# Public names → (module, name there), imported on first use: `kdet predict` of a cached
+# TFLite model looks up its entry and label map without importing TensorFlow or Keras.
+_NAMES = {
+    "write_zoo_entry": ("kdet.zoo.entry_writer", "write_zoo_entry"),
+    "TFZooEntry": ("kdet.zoo.tf_detection_zoo", "TFZooEntry"),
+    "TFZooArchive": ("kdet.zoo.tf_zoo", "TFZooArchive"),
+    "get_entry": ("kdet.zoo.zoo", "get_entry"),
+    "list": ("kdet.zoo.zoo", "list_models"),  # the `kdet.zoo.list()` API
+    "load": ("kdet.zoo.zoo", "load"),
+    "ZooEntry": ("kdet.zoo.zoo_entry", "ZooEntry"),
+}
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        module, attribute = _NAMES[name]
+        return getattr(_importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'kdet.zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_NAMES})
+
 
 # `list` stays out of `__all__`: a star import would shadow the builtin.
 __all__ = ["TFZooArchive", "TFZooEntry", "ZooEntry", "get_entry", "load", "write_zoo_entry"]

@@ -9,8 +9,6 @@ import os
 import pathlib
 import warnings
 
-import keras
-
 from kdet.utils.verified_files import write_verified
 
 CACHE_DIR_ENV = "KDET_CACHE_DIR"
@@ -41,6 +39,8 @@ def model_layout(model):
     Returns:
         str.
     """
+    import keras
+
     digest = hashlib.sha256(keras.__version__.encode())
     for layer in model._flatten_layers(include_self=False):
         shapes = [tuple(weight.shape) for weight in layer.weights]

@@ -18,12 +18,6 @@ import functools
 import json
 import pathlib
 
-from kdet.configs.model_builder import check_architecture
-from kdet.configs.model_builder.feature_extractor import KERAS_SUFFIX
-from kdet.configs.text_format import ConfigError
-from kdet.configs.text_format import parse
-from kdet.feature_extractors import available_feature_extractors
-
 CATALOG_FILE = pathlib.Path(__file__).with_name("tf_detection_zoo.json")
 SOURCES = ("tf1", "tf2")
 # The kdet zoo entry whose label map is the TF OD API's COCO one (90 ids, 80 used), which the
@@ -150,6 +144,12 @@ class TFZooEntry:
             None, or str: the reason, e.g. `"'model.center_net': CenterNet is not in kdet yet
             (issue 18); ..."`.
         """
+        from kdet.configs.model_builder import check_architecture
+        from kdet.configs.model_builder.feature_extractor import KERAS_SUFFIX
+        from kdet.configs.text_format import ConfigError
+        from kdet.configs.text_format import parse
+        from kdet.feature_extractors import available_feature_extractors
+
         try:
             check_architecture(parse(self.model_config_text(), source=self.name))
         except ConfigError as error:

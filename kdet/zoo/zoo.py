@@ -8,9 +8,6 @@ import difflib
 import logging
 import pathlib
 
-import keras
-
-from kdet.zoo import tf_od_api_converter
 from kdet.utils.progress import StageLog
 from kdet.utils.verified_files import file_sha256
 from kdet.utils.verified_files import is_verified
@@ -21,10 +18,8 @@ from kdet.zoo.tf_detection_zoo import SOURCES
 from kdet.zoo.tf_detection_zoo import TFZooEntry
 from kdet.zoo.tf_detection_zoo import get_tf_zoo_entry
 from kdet.zoo.tf_detection_zoo import tf_zoo_names
-from kdet.zoo.tf_zoo import load_tf_zoo_model
 from kdet.zoo.zoo_entry import METADATA_FILE
 from kdet.zoo.zoo_entry import ZooEntry
-from kdet.zoo.zoo_entry import build_model
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +158,11 @@ def load(name, num_classes=None, cache_dir=None, progress=True, archive=None):
     tf2 = kdet.zoo.load("ssd_mobilenet_v2_320x320_coco17_tpu-8")   # downloads on first use
     ```
     """
+    import keras
+
+    from kdet.zoo.tf_zoo import load_tf_zoo_model
+    from kdet.zoo.zoo_entry import build_model
+
     entry = get_entry(name)
     if isinstance(entry, TFZooEntry):
         model = load_tf_zoo_model(entry, resolve_cache_dir(cache_dir), archive, progress)
@@ -242,6 +242,8 @@ def cached_weights_path(entry, model, cache_dir):
 
 def _download(entry, cache_dir):
     """Downloads (once) the entry's `.weights.h5`, checked against its sha256."""
+    import keras
+
     sha256 = entry.weights["sha256"]
     # get_file falls back to /tmp/.keras when its cache_dir does not exist yet.
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -275,6 +277,8 @@ def _packaged_weights(entry):
 def _convert_tf_od_api_frozen_graph(entry, model, log):
     """Loads the SSD MobileNetV2 frozen graph of the `tf_od_api_converter` into `model`,
     reporting its stages to the `StageLog` `log`."""
+    from kdet.zoo import tf_od_api_converter
+
     sha256 = entry.weights["sha256"]
     if sha256 != tf_od_api_converter.SSD_MOBILENET_V2_COCO_SHA256:
         raise ValueError(

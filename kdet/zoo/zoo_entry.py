@@ -5,8 +5,6 @@ import importlib
 import json
 import pathlib
 
-import keras
-
 from kdet.data.label_map import read_label_map
 
 CONFIG_FILE = "config.json"
@@ -91,6 +89,8 @@ def build_model(config, num_classes=None):
     Returns:
         The built Keras model, randomly initialized.
     """
+    import keras
+
     if num_classes is not None:
         config = copy.deepcopy(config)
         for nested in nested_dicts(config):

@@ -4,12 +4,16 @@ a runtime a model cannot have is one clear error naming the model and its runtim
 
 import json
 import os
+import pathlib
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tiny_pipeline
+from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 import kdet
@@ -17,9 +21,16 @@ from kdet import cli
 from kdet.configs import load_pipeline
 from kdet.inference import RUNTIMES
 from kdet.inference import load_detector
+from kdet.inference.loaded_detector import _box_mask_rows_in_pixels
 from kdet.inference.loaded_detector import _KerasSource
 from kdet.inference.loaded_detector import _serve_keras
 from kdet.inference.runtimes import cached_tflite_path
+from kdet.inference.runtimes import tflite_detect
+from kdet.inference.runtimes import tflite_interpreter_class
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# Run in a new process, after `import sys`: the heavy modules imported so far.
+HEAVY_MODULES = "[m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]"
 
 # Not the model's 64x64: the TFLite model resizes inside, as the Keras model does.
 HEIGHT, WIDTH = 72, 100
@@ -155,3 +166,71 @@ def test_kdet_predict_runtime_flag(tiny, tmp_path, capsys):
     from kdet.cli import predict as predict_command
 
     assert predict_command.RUNTIMES == RUNTIMES
+
+
+def test_litert_and_tf_lite_interpreters_detect_the_same(tiny, monkeypatch):
+    path, _, image = tiny
+    load_detector(path, runtime="tflite")  # converts (and caches) once
+    cached = cached_tflite_path([str(path)])
+    assert tflite_interpreter_class().__module__ == "ai_edge_litert.interpreter"
+    litert = tflite_detect(cached)(image[np.newaxis], None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # not installed
+    assert tflite_interpreter_class() is not Interpreter
+    tf_lite = tflite_detect(cached)(image[np.newaxis], None)
+    assert litert["labels"].size > 0 and litert.keys() == tf_lite.keys()
+    np.testing.assert_array_equal(litert["labels"], tf_lite["labels"])
+    np.testing.assert_array_equal(litert["confidences"], tf_lite["confidences"])
+    # Their builds' float rounding differs in the box decoding: a unit or two in the last place.
+    np.testing.assert_allclose(litert["boxes"], tf_lite["boxes"], rtol=1e-6, atol=1e-6)
+    # The boxes in pixels, computed in numpy, are what kdet.boxes.convert_format makes.
+    relative = litert["boxes"] / np.array([HEIGHT, WIDTH, HEIGHT, WIDTH], np.float32)
+    rows = _box_mask_rows_in_pixels(
+        {"boxes": relative[np.newaxis], "labels": litert["labels"][np.newaxis],
+         "confidences": litert["confidences"][np.newaxis],
+         "num_detections": np.array([len(relative)])}, None, HEIGHT, WIDTH)
+    np.testing.assert_array_equal(
+        rows["boxes"], kdet.boxes.convert_format(relative, "rel_yxyx", "yxyx", HEIGHT, WIDTH))
+
+
+def test_kdet_predict_of_a_cached_tflite_model_imports_no_tensorflow(tiny, tmp_path):
+    """The path of `kdet predict photo.jpg` with a zoo model converted before (cache lookup,
+    LiteRT, drawing, JSON) imports neither TensorFlow nor Keras; shown on a tiny `.keras`
+    model's cached conversion (the same `_serve_keras` cache hit as a zoo model's) plus the
+    zoo entry lookup, cache key and label map of `ssd_mobilenet_v2_coco`."""
+    path, label_map, image = tiny
+    Image.fromarray(image).save(tmp_path / "shape.png")
+    load_detector(path, runtime="tflite")  # converts (and caches) once
+    argv = ["predict", str(tmp_path / "shape.png"), "--model", str(path), "--runtime", "tflite",
+            "--label_map", str(label_map), "--score_threshold", "0.0", "--output_dir"]
+    code = f"""
+import json, sys
+from kdet import cli
+from kdet.inference import load_detector, read_image
+from kdet.inference.loaded_detector import _zoo_source
+from kdet.inference.runtimes import cached_tflite_path
+assert cli.main(json.loads(sys.argv[1])) == 0
+found = load_detector(sys.argv[2], runtime="tflite").detect(read_image(sys.argv[3]))
+zoo = _zoo_source("ssd_mobilenet_v2_coco")
+print(json.dumps([{{key: value.tolist() for key, value in found.items()}},
+                  str(cached_tflite_path(zoo.files)), zoo.label_map()[17], {HEAVY_MODULES}]))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([*argv, str(tmp_path / "light")]), str(path),
+         str(tmp_path / "shape.png")],
+        check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found, zoo_cache, cat, heavy = json.loads(result.stdout.splitlines()[-1])
+    assert heavy == []
+    want = load_detector(path, runtime="tflite").detect(image)
+    assert want["labels"].size > 0 and found.keys() == want.keys()
+    for key, value in want.items():
+        np.testing.assert_array_equal(np.asarray(found[key], value.dtype), value, err_msg=key)
+    from kdet.inference.loaded_detector import _zoo_source
+
+    assert zoo_cache == str(cached_tflite_path(_zoo_source("ssd_mobilenet_v2_coco").files))
+    assert cat == "cat"
+    assert cli.main([*argv, str(tmp_path / "in_process")]) == 0
+    assert ((tmp_path / "light" / "detections.json").read_text()
+            == (tmp_path / "in_process" / "detections.json").read_text())
