@@ -156,6 +156,9 @@ def test_attention_matches_the_tf_od_api(mode):
 
 
 def test_attention_ignores_padding_context_rows():
+    # Seeded weights: with some draws every output of the first image is 0 after the ReLUs, and
+    # no change to its context could show (seen once in a full run).
+    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(3)
     boxes = rng.normal(size=(2, 3, 4)).astype("float32")
     context = rng.normal(size=(2, 6, LENGTH)).astype("float32")
