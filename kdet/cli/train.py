@@ -86,7 +86,7 @@ def add_train_parser(subparsers):
         help="run the input pipeline (reading, decoding, augmentation, resizing, batching) on the "
         "workers of this tf.data service dispatcher (TF's tf.data.experimental.service; "
         "docs/training.md shows how to start them); with --strategy multi_worker the training "
-        "workers share one job",
+        "workers share one job (default: none, the input runs in this process)",
     )
     parser.set_defaults(run=run_train)
 
