@@ -41,10 +41,13 @@ def pytest_collection_modifyitems(items):
     """Groups for pytest-xdist (`-n 2 --dist loadgroup`, as README and `.ci/run` run the
     suite): each test file is one group (its module fixtures are built once), except that
     every test using the session's `two_replica_strategy` runs in one group, in the order of
-    a serial run. A replica's error inside a mirrored step cancels the strategy's collective
-    group (a test checks that bad groundtruth raises there), and in a serial run the tests
-    after it have always run in this order. It runs first: xdist reads the groups in its own
-    hook, and without `tryfirst` it ran before this one and every test was its own unit."""
+    a serial run, but for the tests marked `cancels_mirrored_group`, moved last: a replica's
+    error inside a mirrored step cancels the strategy's collective group (a test checks that
+    bad groundtruth raises there), after which a raw `strategy.run` reduction fails. It runs
+    first: xdist reads the groups in its own hook, and without `tryfirst` it ran before this
+    one and every test was its own unit."""
     for item in items:
         group = "mirrored" if "two_replica_strategy" in item.fixturenames else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))
+    cancelling = [item for item in items if item.get_closest_marker("cancels_mirrored_group")]
+    items[:] = [item for item in items if item not in cancelling] + cancelling

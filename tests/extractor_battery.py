@@ -49,6 +49,7 @@ from kdet.layers import GridAnchorGenerator
 from kdet.layers import MultiscaleGridAnchorGenerator
 from kdet.layers import SSDAnchorGenerator
 from kdet.targets import HardExampleMiner
+from kdet.training import FusedAdam
 
 IMAGE_SIZE = 96
 NUM_CLASSES = 1
@@ -152,7 +153,7 @@ def fit_shapes(model, image_size=IMAGE_SIZE, steps=STEPS, learning_rate=1e-3, se
     returns `(the loss of each of 5 epochs, COCO metrics on those images)`."""
     keras.utils.set_random_seed(seed)
     images, y = _shapes(NUM_IMAGES, seed, image_size)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=10.0))
+    model.compile(optimizer=FusedAdam(learning_rate, global_clipnorm=10.0))
     dataset = tf.data.Dataset.from_tensor_slices((images, y)).repeat().batch(BATCH_SIZE)
     history = model.fit(dataset, steps_per_epoch=steps // EPOCHS, epochs=EPOCHS, verbose=0)
     recalibrate_batch_norms(model, images)

@@ -12,6 +12,7 @@ import keras
 
 import kdet.datasets
 from kdet.evaluation import compute_coco_metrics
+from kdet.training import FusedAdam
 
 IMAGE_SIZE = 128
 NUM_CLASSES = 3
@@ -59,7 +60,7 @@ def train_and_evaluate(build_model, seed, epochs=EPOCHS):
     keras.utils.set_random_seed(seed)
     images, y = _training_images(seed)
     model = build_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=10.0))
+    model.compile(optimizer=FusedAdam(1e-3, global_clipnorm=10.0))
     history = model.fit(images, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
     eval_images, eval_y = kdet.datasets.shapes(
         NUM_EVAL_IMAGES, IMAGE_SIZE, seed=EVAL_SEED, max_boxes=MAX_BOXES, num_classes=NUM_CLASSES

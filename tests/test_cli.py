@@ -96,8 +96,12 @@ def test_help_lists_convert_and_its_flags(capsys):
 )
 def test_predict_with_the_zoo_model_writes_annotated_images_and_json(data_dir, tmp_path, capsys):
     photos = [data_dir / "photos" / "coffee.jpg", data_dir / "quokka.jpg"]
+    # The Keras runtime: the default TFLite one converts the zoo model first (20+ s), which
+    # tests/export/test_tflite.py checks against the Keras model, and tests/inference the
+    # runtime's CLI path with a tiny model.
     code = cli.main(
-        ["predict", *map(str, photos), "--output_dir", str(tmp_path), "--score_threshold", "0.5"]
+        ["predict", *map(str, photos), "--output_dir", str(tmp_path), "--score_threshold", "0.5",
+         "--runtime", "keras"]
     )
     printed = capsys.readouterr().out
     assert code == 0

@@ -194,6 +194,7 @@ def test_faster_rcnn_is_checked_too(images):
         model.fit(images, _mistakes()["swapped_min_max"], batch_size=2, verbose=0)
 
 
+@pytest.mark.cancels_mirrored_group
 def test_bad_groundtruth_under_a_mirrored_strategy_raises_the_same_error(
     two_replica_strategy, images
 ):

@@ -5,7 +5,6 @@ filter, the DeepMAC fields of the four TF OD API DeepMAC sample configs and what
 import pathlib
 import re
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,6 +19,7 @@ from kdet.configs.text_format import parse
 from kdet.losses import WeightedDiceClassificationLoss
 from kdet.models.center_net import DeepMACMaskNetwork
 from kdet.models.center_net import DeepMACMaskTask
+from kdet.training import FusedAdam
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "data"
 _DEEPMAC_CONFIGS = DATA / "tfod_reference" / "deepmac_configs"
@@ -71,7 +71,7 @@ def trained():
     history of its losses."""
     images, y = ellipses(4)
     model = tiny_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=FusedAdam(1e-2))
     return model, model.fit(images, y, epochs=6, batch_size=4, verbose=0).history
 
 

@@ -25,6 +25,7 @@ from kdet.layers import FixedShapeResizer
 from kdet.models.faster_rcnn import ContextAttention
 from kdet.models.faster_rcnn import ContextRCNN
 from kdet.models.faster_rcnn import RoIHeads
+from kdet.training import FusedAdam
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 # The TF OD API's outputs (tools/tfod_reference/make_context_rcnn_references.py).
@@ -194,7 +195,7 @@ def test_context_rcnn_trains_predicts_and_reads_its_context():
     x = model.context_inputs(images, context, [4, 2])
     y = {"boxes": np.array([[[5, 5, 40, 40]], [[10, 20, 50, 60]]], "float32"),
          "labels": np.array([[1], [2]], "int32")}
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.compile(optimizer=FusedAdam(3e-3))
     losses = model.fit(x, y, epochs=6, verbose=0).history["loss"]
     assert losses[-1] < 0.8 * losses[0], losses
     detections = model.predict_on_batch(x)

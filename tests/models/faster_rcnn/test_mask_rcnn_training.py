@@ -12,6 +12,7 @@ from kdet.layers import FixedShapeResizer
 from kdet.layers import GridAnchorGenerator
 from kdet.models.faster_rcnn import MaskHead
 from kdet.models.faster_rcnn import MaskRCNN
+from kdet.training import FusedAdam
 
 IMAGE_SIZE = 64
 LABEL_MAP = {1: "ellipse", 2: "triangle"}
@@ -95,7 +96,7 @@ def trained():
         second_stage_batch_size=16,
         initial_crop_size=8,
     )
-    model.compile(optimizer=keras.optimizers.Adam(3e-3, global_clipnorm=10.0))
+    model.compile(optimizer=FusedAdam(3e-3, global_clipnorm=10.0))
     history = model.fit(images, y, batch_size=8, epochs=2, verbose=0).history
     eval_images, eval_y = shapes_with_masks(64, seed=1)
     return history, eval_y, model.predict(eval_images, batch_size=64, verbose=0)

@@ -22,6 +22,7 @@ from kdet.models.faster_rcnn import RFCN
 from kdet.models.faster_rcnn import RFCNBoxPredictor
 from kdet.models.faster_rcnn import RoIHeads
 from kdet.models.faster_rcnn import position_sensitive_crop_regions
+from kdet.training import FusedAdam
 
 IMAGE_SIZE = 64
 NUM_CLASSES = 2
@@ -238,7 +239,7 @@ def trained():
     keras.utils.set_random_seed(0)
     images, y = shapes(384, seed=0)
     model = tiny_rfcn()
-    model.compile(optimizer=keras.optimizers.Adam(3e-3, global_clipnorm=10.0))
+    model.compile(optimizer=FusedAdam(3e-3, global_clipnorm=10.0))
     history = model.fit(images, y, batch_size=8, epochs=3, verbose=0).history
     return model, history
 
