@@ -32,11 +32,13 @@ class TinyTwoMapSSDExtractor(kdet.feature_extractors.SSDFeatureExtractor):
         return [features, self.top(features)]
 
 
-def tiny_ssd(num_classes=2, image_size=64):
-    """An SSD of this extractor for `image_size` images (two anchor layers), not built."""
+def tiny_ssd(num_classes=2, image_size=64, **kwargs):
+    """An SSD of this extractor for `image_size` images (two anchor layers), not built;
+    `kwargs` go to `kdet.SSD`."""
     return kdet.SSD(
         num_classes=num_classes,
         feature_extractor=NAME,
         image_resizer=kdet.layers.FixedShapeResizer(image_size, image_size),
         anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
+        **kwargs,
     )

@@ -33,13 +33,8 @@ def _images(rng, batch, height, width, dtype="uint8"):
 
 @pytest.fixture(scope="module")
 def ssd():
-    model = kdet.SSD(
-        num_classes=2,
-        feature_extractor=tiny_ssd_extractor.NAME,
-        image_resizer=kdet.layers.FixedShapeResizer(IMAGE_SIZE, IMAGE_SIZE),
-        anchor_generator=kdet.layers.SSDAnchorGenerator(num_layers=2, min_scale=0.2, max_scale=0.6),
-        score_threshold=0.0,  # every anchor into the NMS: detections to compare
-    )
+    # score threshold 0: every anchor into the NMS, detections to compare
+    model = tiny_ssd_extractor.tiny_ssd(image_size=IMAGE_SIZE, score_threshold=0.0)
     model.build((None, IMAGE_SIZE, IMAGE_SIZE, 3))
     return model
 
