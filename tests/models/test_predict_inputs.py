@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import kdet
 import tiny_ssd_extractor
+
 from kdet.models import Results
 
 IMAGE_SIZE = 64
